@@ -1,0 +1,183 @@
+"""The three narrow backend protocols the loop talks to.
+
+* :class:`MLLM` — a multimodal language model that answers a list of messages (text and
+  images) with an instance of a pydantic schema.
+* :class:`TextToImage` — renders a batch of :class:`GenerationRequest` s.
+* :class:`Scorer` — compares candidates with a reference image.
+
+Each protocol carries a small *capabilities* record that the loop reads before any paid
+call (llm and torchmetrics style), instead of ``isinstance`` checks. Any object with the
+right attributes is a backend; nothing has to inherit from these classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+
+from PIL import Image
+from pydantic import BaseModel
+
+__all__ = [
+    "MLLM",
+    "GeneratedImage",
+    "GenerationRequest",
+    "MLLMCapabilities",
+    "MLLMMessage",
+    "MLLMReply",
+    "Scorer",
+    "T2ICapabilities",
+    "TextToImage",
+    "TokenUsage",
+]
+
+SchemaT = TypeVar("SchemaT", bound=BaseModel)
+
+
+# ----------------------------------------------------------------------------- MLLM
+
+
+@dataclass(frozen=True, kw_only=True)
+class MLLMMessage:
+    """One message to a multimodal model: text plus any number of images, in order."""
+
+    role: str = "user"
+    """``"system"`` or ``"user"``."""
+    text: str
+    """The text part of the message."""
+    images: tuple[Image.Image, ...] = ()
+    """Images sent after the text, in this order (e.g. reference first, candidate second)."""
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    """Token counts of one or more model calls, as the provider reported them."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output tokens."""
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens)
+
+
+@dataclass(frozen=True)
+class MLLMReply(Generic[SchemaT]):
+    """A validated answer and what it cost."""
+
+    value: SchemaT
+    """The answer, an instance of the requested schema."""
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    """Tokens of every request made for this answer, retries and re-asks included."""
+    requests: int = 1
+    """HTTP requests (or model invocations) this answer took."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class MLLMCapabilities:
+    """What a multimodal model can take; read by the loop before it starts."""
+
+    max_images_per_call: int = 8
+    """Most images one request may carry. The critique step needs 2 (reference and candidate)."""
+    accepts_images: bool = True
+    """False for a text-only model: it cannot describe or critique images."""
+
+
+@runtime_checkable
+class MLLM(Protocol):
+    """A multimodal language model answering with structured (pydantic) output.
+
+    ``imagerepainter.backends.ChatModelMLLM`` adapts any LangChain chat model to this
+    protocol; ``imagerepainter.testing`` and ``imagerepainter.sandbox`` have others.
+    Implementations must be safe to call from several threads at once: the loop issues
+    independent requests concurrently.
+    """
+
+    name: str
+    capabilities: MLLMCapabilities
+
+    def structured(self, messages: Sequence[MLLMMessage], schema: type[SchemaT]) -> MLLMReply[SchemaT]:
+        """Answer ``messages`` with an instance of ``schema``."""
+        ...
+
+
+# ----------------------------------------------------------------------------- T2I
+
+
+@dataclass(frozen=True, kw_only=True)
+class GenerationRequest:
+    """One image to render. Field names follow diffusers' pipeline arguments."""
+
+    prompt: str
+    negative_prompt: str | None = None
+    seed: int
+    """Seed of this image's random generator; recorded with the candidate."""
+    height: int | None = None
+    width: int | None = None
+    num_inference_steps: int | None = None
+    guidance_scale: float | None = None
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    """One rendered image, or the news that a safety checker blocked it."""
+
+    image: Image.Image
+    blocked: bool = False
+    """True when a safety checker replaced the image (for example with a black frame).
+    A blocked image is recorded but never scored as a result."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class T2ICapabilities:
+    """What a text-to-image backend supports."""
+
+    max_batch_size: int = 1
+    """Most requests :meth:`TextToImage.generate` renders in one call; the loop splits larger batches."""
+    supports_negative_prompt: bool = False
+    supports_seed: bool = True
+    """False when the service cannot be seeded (results are then not reproducible)."""
+
+
+@runtime_checkable
+class TextToImage(Protocol):
+    """A text-to-image backend that renders a batch of requests."""
+
+    name: str
+    capabilities: T2ICapabilities
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GeneratedImage]:
+        """Render every request, in order; ``len(result) == len(requests)``."""
+        ...
+
+
+# ----------------------------------------------------------------------------- scorers
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Image-to-image similarity, torchmetrics style.
+
+    ``prepare`` does the once-per-reference work (e.g. the reference embedding) and
+    ``score`` compares a batch of candidates with the prepared reference. The loop
+    prepares each reference once per run and scores each round's candidates in one call.
+    """
+
+    name: str
+    higher_is_better: bool
+    """Whether a larger score means more similar (read by selection and convergence)."""
+    bounds: tuple[float, float]
+    """The smallest and largest value the score can take (e.g. ``(-1, 1)`` for a cosine)."""
+
+    def prepare(self, reference: Image.Image) -> Any:
+        """Compute and return whatever ``score`` needs about ``reference``."""
+        ...
+
+    def score(self, prepared: Any, candidates: Sequence[Image.Image]) -> list[float]:
+        """Score every candidate against the prepared reference, in order."""
+        ...

@@ -1,0 +1,312 @@
+"""Any LangChain chat model as an :class:`~imagerepainter.backends.base.MLLM`.
+
+:class:`ChatModelMLLM` sends images as base64 ``image_url`` content parts (what ChatOpenAI,
+vLLM, Ollama's OpenAI endpoint and most LangChain chat models accept) and gets a pydantic
+object back. Servers differ in what structured output they support, so it tries, in
+order, and remembers the first that works:
+
+1. ``"json_schema"`` — OpenAI strict structured outputs (``response_format``);
+2. ``"function_calling"`` — one forced tool call whose arguments are the answer;
+3. ``"json_text"`` — plain text with the JSON schema in the instruction, JSON pulled out
+   of the reply (code fences and prose around it are tolerated).
+
+An answer that does not validate is sent back with the validation error, at most
+``max_reasks`` times. Transient failures (429 honouring retry-after, 5xx, timeouts, dropped
+connections, malformed bodies) are retried by :class:`~imagerepainter.backends.retry.RetryPolicy`.
+Token usage of every request is summed into the reply.
+
+Example:
+    >>> from langchain_openai import ChatOpenAI  # doctest: +SKIP
+    >>> mllm = ChatModelMLLM(ChatOpenAI(model="gpt-4o-mini", max_retries=0))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Sequence
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from .._secrets import redact, register_secret
+from ..errors import MLLMError, StructuredOutputError
+from ..images import to_data_url
+from .base import MLLMCapabilities, MLLMMessage, MLLMReply, TokenUsage
+from .retry import RetryPolicy, is_transient, status_code
+
+__all__ = ["ChatModelMLLM", "StructuredMethod", "extract_json"]
+
+SchemaT = TypeVar("SchemaT", bound=BaseModel)
+StructuredMethod = Literal["json_schema", "function_calling", "json_text"]
+_ALL_METHODS: tuple[StructuredMethod, ...] = ("json_schema", "function_calling", "json_text")
+
+_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
+
+
+class _Unsupported(Exception):
+    """The server or model does not support a structured-output method."""
+
+
+def extract_json(text: str) -> Any:
+    """Pull the first JSON object out of a reply that may wrap it in prose or code fences.
+
+    Example:
+        >>> extract_json('Sure!\\n```json\\n{"a": 1}\\n```')
+        {'a': 1}
+        >>> extract_json('answer: {"b": [1, 2]} done')
+        {'b': [1, 2]}
+    """
+    text = text.strip()
+    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
+    decoder = json.JSONDecoder()
+    for chunk in candidates:
+        chunk = chunk.strip()
+        for start in [i for i, ch in enumerate(chunk) if ch == "{"][:20]:
+            try:
+                value, _ = decoder.raw_decode(chunk[start:])
+            except json.JSONDecodeError:
+                continue
+            return value
+    raise ValueError("the reply contains no JSON object")
+
+
+def _message_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
+    return str(content or "")
+
+
+class ChatModelMLLM:
+    """Adapt a LangChain ``BaseChatModel`` to the :class:`~imagerepainter.backends.base.MLLM` protocol.
+
+    Args:
+        model: Any LangChain chat model, used as is (e.g. ``ChatOpenAI(base_url=..., model=...)``).
+        methods: Structured-output methods to try, in order. Restrict it when you know what
+            your server supports, to save a failed first request.
+        max_reasks: How often an answer that fails validation is sent back with the error.
+        retry: Retry policy for transient failures.
+        max_images_per_call: Most images the model accepts in one request.
+        name: Name recorded in results (default: ``"<provider>:<model name>"``).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        methods: Sequence[StructuredMethod] = _ALL_METHODS,
+        max_reasks: int = 2,
+        retry: RetryPolicy | None = None,
+        max_images_per_call: int = 8,
+        name: str | None = None,
+    ) -> None:
+        unknown = set(methods) - set(_ALL_METHODS)
+        if not methods or unknown:
+            raise ValueError(f"methods must be a non-empty subset of {_ALL_METHODS}, got {tuple(methods)!r}")
+        self.model = model
+        self.methods: tuple[StructuredMethod, ...] = tuple(methods)
+        self.max_reasks = max_reasks
+        self.retry = retry or RetryPolicy()
+        profile = getattr(model, "profile", None) or {}
+        accepts_images = bool(profile.get("image_inputs", True)) if isinstance(profile, dict) else True
+        self.capabilities = MLLMCapabilities(max_images_per_call=max_images_per_call, accepts_images=accepts_images)
+        self.name = name or self._default_name(model)
+        self._working: StructuredMethod | None = None
+        self._lock = threading.Lock()
+        key = getattr(model, "openai_api_key", None)
+        if key is not None and hasattr(key, "get_secret_value"):
+            register_secret(key.get_secret_value())
+
+    @staticmethod
+    def _default_name(model: Any) -> str:
+        provider = getattr(model, "_llm_type", "chat")
+        provider = "openai" if "openai" in str(provider) else str(provider)
+        model_name = getattr(model, "model_name", None) or getattr(model, "model", None) or type(model).__name__
+        return f"{provider}:{model_name}"
+
+    def __repr__(self) -> str:
+        return f"ChatModelMLLM(name={self.name!r}, methods={self.methods!r})"
+
+    @property
+    def method(self) -> StructuredMethod | None:
+        """The structured-output method that worked last, once one has."""
+        return self._working
+
+    # ------------------------------------------------------------------ protocol
+
+    def structured(self, messages: Sequence[MLLMMessage], schema: type[SchemaT]) -> MLLMReply[SchemaT]:
+        """Ask ``messages`` and return a validated ``schema`` instance (see the module docstring)."""
+        lc_messages = self._to_langchain(messages)
+        usage = TokenUsage()
+        requests = 0
+        last_error: BaseException | None = None
+        methods = list(self.methods)
+        if self._working:  # the method that worked before goes first; the others stay as fallbacks
+            methods = [self._working, *(m for m in methods if m != self._working)]
+        for method in methods:
+            conversation = list(lc_messages)
+            raw_text: str | None = None
+            for _ask in range(self.max_reasks + 1):
+                try:
+                    message, n = self._invoke(method, conversation, schema)
+                except _Unsupported as exc:
+                    last_error = exc.__cause__ or exc
+                    requests += 1
+                    break
+                requests += n
+                usage += self._usage(message)
+                raw_text, value, problem = self._parse(method, message, schema)
+                if value is not None:
+                    with self._lock:
+                        self._working = method
+                    return MLLMReply(value=value, usage=usage, requests=requests)
+                last_error = problem
+                conversation = [*conversation, message, self._reask(method, message, problem, schema)]
+            else:
+                raise StructuredOutputError(
+                    redact(
+                        f"{self.name} did not return a valid {schema.__name__} after {requests} requests: {last_error}"
+                    ),
+                    backend=self.name,
+                    schema=schema.__name__,
+                    attempts=requests,
+                    raw_output=redact(raw_text) if raw_text else None,
+                )
+        raise MLLMError(
+            redact(
+                f"{self.name} supports none of the structured-output methods {tuple(methods)} for "
+                f"{schema.__name__}; last error: {last_error}. If the server only returns plain text, "
+                "pass ChatModelMLLM(model, methods=['json_text'])."
+            ),
+            backend=self.name,
+        )
+
+    # ------------------------------------------------------------------ internals
+
+    def _to_langchain(self, messages: Sequence[MLLMMessage]) -> list[Any]:
+        from langchain_core.messages import HumanMessage, SystemMessage
+
+        out: list[Any] = []
+        for m in messages:
+            if m.role == "system":
+                out.append(SystemMessage(content=m.text))
+            elif m.images:
+                parts: list[str | dict[Any, Any]] = [{"type": "text", "text": m.text}]
+                parts += [{"type": "image_url", "image_url": {"url": to_data_url(img)}} for img in m.images]
+                out.append(HumanMessage(content=parts))
+            else:
+                out.append(HumanMessage(content=m.text))
+        return out
+
+    def _runnable(self, method: StructuredMethod, schema: type[BaseModel]) -> Any:
+        if method == "json_schema":
+            if hasattr(self.model, "root_client") or "openai" in str(getattr(self.model, "_llm_type", "")):
+                # A dict response_format keeps the raw reply (the client does not parse it), so a
+                # bad answer can be shown back to the model instead of being lost in an exception.
+                rf = {
+                    "type": "json_schema",
+                    "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema(), "strict": True},
+                }
+                return self.model.bind(response_format=rf)
+            try:
+                return self.model.with_structured_output(schema, method="json_schema", include_raw=True)
+            except (NotImplementedError, ValueError, TypeError) as exc:
+                raise _Unsupported(str(exc)) from exc
+        if method == "function_calling":
+            try:
+                return self.model.bind_tools([schema], tool_choice=schema.__name__)
+            except (NotImplementedError, ValueError, TypeError) as exc:
+                raise _Unsupported(str(exc)) from exc
+        return self.model
+
+    def _invoke(self, method: StructuredMethod, conversation: list[Any], schema: type[BaseModel]) -> tuple[Any, int]:
+        """Invoke once (plus transient retries); return the raw AI message and the requests made."""
+        runnable = self._runnable(method, schema)
+        if method == "json_text" and not any(getattr(m, "type", "") == "ai" for m in conversation):
+            conversation = self._with_json_instruction(conversation, schema)
+        attempts = 0
+
+        def once() -> Any:
+            nonlocal attempts
+            attempts += 1
+            return runnable.invoke(conversation)
+
+        try:
+            out = self.retry.call(once)
+        except Exception as exc:
+            if is_transient(exc):
+                raise MLLMError(
+                    redact(f"{self.name} kept failing after {attempts} attempts: {type(exc).__name__}: {exc}"),
+                    backend=self.name,
+                ) from exc
+            code = status_code(exc)
+            if code in (401, 403):
+                raise MLLMError(
+                    f"{self.name} refused the credentials (HTTP {code}). Check the API key "
+                    "(OPENAI_API_KEY) and the base URL.",
+                    backend=self.name,
+                ) from None
+            if code in (400, 404, 415, 422) or isinstance(exc, NotImplementedError) and self._working is None:
+                raise _Unsupported(redact(str(exc))) from exc
+            raise MLLMError(redact(f"{self.name} failed: {type(exc).__name__}: {exc}"), backend=self.name) from exc
+        if isinstance(out, dict) and "raw" in out:  # with_structured_output(include_raw=True)
+            return out, attempts
+        return out, attempts
+
+    def _with_json_instruction(self, conversation: list[Any], schema: type[BaseModel]) -> list[Any]:
+        from langchain_core.messages import HumanMessage
+
+        instruction = (
+            f"\n\nAnswer with only a JSON object ({schema.__name__}) that matches this JSON schema, "
+            f"no other text:\n{json.dumps(schema.model_json_schema())}"
+        )
+        last = conversation[-1]
+        content = last.content
+        if isinstance(content, str):
+            new_content: Any = content + instruction
+        else:
+            new_content = [*content, {"type": "text", "text": instruction}]
+        return [*conversation[:-1], HumanMessage(content=new_content)]
+
+    @staticmethod
+    def _usage(message: Any) -> TokenUsage:
+        if isinstance(message, dict):
+            message = message.get("raw")
+        meta = getattr(message, "usage_metadata", None) or {}
+        return TokenUsage(int(meta.get("input_tokens", 0) or 0), int(meta.get("output_tokens", 0) or 0))
+
+    def _parse(
+        self, method: StructuredMethod, message: Any, schema: type[SchemaT]
+    ) -> tuple[str | None, SchemaT | None, BaseException | None]:
+        """Return ``(raw text, value or None, problem)``."""
+        if isinstance(message, dict):  # include_raw output of a generic model
+            parsed, raw = message.get("parsed"), message.get("raw")
+            if isinstance(parsed, schema):
+                return None, parsed, None
+            message = raw
+        tool_calls = getattr(message, "tool_calls", None) or []
+        text = _message_text(getattr(message, "content", ""))
+        try:
+            if tool_calls:
+                args = tool_calls[0].get("args")
+                return json.dumps(args), schema.model_validate(args), None
+            if not text.strip():
+                return text, None, ValueError("the reply was empty")
+            return text, schema.model_validate(extract_json(text)), None
+        except (ValidationError, ValueError) as exc:
+            return text or None, None, exc
+
+    def _reask(self, method: StructuredMethod, message: Any, problem: BaseException | None, schema: type) -> Any:
+        from langchain_core.messages import HumanMessage, ToolMessage
+
+        note = (
+            f"That answer is not a valid {schema.__name__}: {str(problem)[:800]}\n"
+            "Answer again, correcting it, with only the requested structure."
+        )
+        tool_calls = getattr(message, "tool_calls", None) or []
+        if method == "function_calling" and tool_calls:
+            return ToolMessage(content=note, tool_call_id=tool_calls[0].get("id") or "call")
+        return HumanMessage(content=note)

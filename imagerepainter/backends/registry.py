@@ -1,0 +1,256 @@
+"""Backend specs: strings such as ``"openai:gpt-4o-mini"`` resolved to backend objects.
+
+A spec is ``provider[:model][?option=value&...]``. A passed-in object always wins and is
+used as is. Options after ``?`` become keyword arguments of the backend, so device and dtype
+stay explicit: ``"diffusers:stabilityai/sdxl-turbo?device=cuda&torch_dtype=float16"``.
+
+======================  ===========================================================
+kind                    specs
+======================  ===========================================================
+MLLM                    ``openai:<model>`` (ChatOpenAI; ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``
+                        are read by ChatOpenAI itself), ``sandbox``; or any LangChain chat model
+text-to-image           ``diffusers:<hub id or folder>``, ``openai:<gpt-image-1 | dall-e-3>``,
+                        ``sandbox``; or a pipeline, a TextToImage, or a plain callable
+scorer                  ``paper`` (0.5 CLIP + 0.5 DINOv2), ``clip[:<id or folder>]``,
+                        ``dinov2[:<id or folder>]``, ``ssim``, ``psnr``, ``sandbox``
+======================  ===========================================================
+
+Third-party packages add providers through the ``imagerepainter.backends`` entry-point
+group: an entry named ``<kind>.<provider>`` (kind ``mllm``, ``t2i`` or ``scorer``) pointing
+at a factory ``(model: str | None, **options) -> backend``. Entry points load lazily, only
+when a spec names a provider that is not built in.
+
+Example:
+    >>> parse_spec("diffusers:stabilityai/sdxl-turbo?device=cuda&torch_dtype=float16")
+    ('diffusers', 'stabilityai/sdxl-turbo', {'device': 'cuda', 'torch_dtype': 'float16'})
+    >>> resolve_scorer("clpi")
+    Traceback (most recent call last):
+    ...
+    imagerepainter.errors.UnknownBackendError: Unknown scorer 'clpi'. Did you mean 'clip'? Known: clip, dinov2, paper, psnr, sandbox, ssim.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable
+from importlib import metadata
+from typing import Any, Literal
+from urllib.parse import parse_qsl
+
+from ..errors import ConfigurationError, UnknownBackendError
+from .base import MLLM, Scorer, TextToImage
+
+__all__ = [
+    "BackendKind",
+    "available_backends",
+    "parse_spec",
+    "register_backend",
+    "resolve_mllm",
+    "resolve_scorer",
+    "resolve_t2i",
+]
+
+BackendKind = Literal["mllm", "t2i", "scorer"]
+Factory = Callable[..., Any]
+ENTRY_POINT_GROUP = "imagerepainter.backends"
+
+
+def parse_spec(spec: str) -> tuple[str, str | None, dict[str, str]]:
+    """Split ``provider:model?k=v`` into ``(provider, model or None, options)``."""
+    head, _, query = spec.strip().partition("?")
+    provider, _, model = head.partition(":")
+    return provider.lower(), (model or None), dict(parse_qsl(query, keep_blank_values=True))
+
+
+# ----------------------------------------------------------------------------- factories
+# Each factory imports its backend lazily, so listing providers costs nothing.
+
+
+def _openai_chat(model: str | None, **options: Any) -> MLLM:
+    from ..backends.langchain_mllm import ChatModelMLLM
+    from .._imports import require
+
+    lc_openai = require("langchain_openai", extra="openai", purpose="the 'openai:' MLLM backend")
+    options.setdefault("max_retries", 0)  # ChatModelMLLM retries; don't multiply attempts
+    if "temperature" in options:
+        options["temperature"] = float(options["temperature"])
+    if "timeout" in options:
+        options["timeout"] = float(options["timeout"])
+    chat = lc_openai.ChatOpenAI(model=model or "gpt-4o-mini", **options)
+    return ChatModelMLLM(chat, name=f"openai:{model or 'gpt-4o-mini'}")
+
+
+def _sandbox_mllm(model: str | None, **options: Any) -> MLLM:
+    from ..sandbox import SandboxMLLM
+
+    return SandboxMLLM(**options)
+
+
+def _diffusers(model: str | None, **options: Any) -> TextToImage:
+    from .diffusers_t2i import DiffusersT2I
+
+    if not model:
+        raise ConfigurationError("A diffusers spec needs a model: 'diffusers:<hub id or local folder>'.")
+    if "batch_size" in options:
+        options["batch_size"] = int(options["batch_size"])
+    return DiffusersT2I.from_pretrained(model, **options)
+
+
+def _openai_images(model: str | None, **options: Any) -> TextToImage:
+    from .openai_images import OpenAIImagesT2I
+
+    return OpenAIImagesT2I(model or "gpt-image-1", **options)
+
+
+def _sandbox_t2i(model: str | None, **options: Any) -> TextToImage:
+    from ..sandbox import SandboxT2I
+
+    return SandboxT2I(**options)
+
+
+def _clip(model: str | None, **options: Any) -> Scorer:
+    from ..scorers import CLIPScorer
+
+    return CLIPScorer(model or "openai/clip-vit-base-patch32", **options)
+
+
+def _dinov2(model: str | None, **options: Any) -> Scorer:
+    from ..scorers import DINOv2Scorer
+
+    return DINOv2Scorer(model or "facebook/dinov2-base", **options)
+
+
+def _paper(model: str | None, **options: Any) -> Scorer:
+    from ..scorers import paper_scorer
+
+    return paper_scorer(**options)
+
+
+def _ssim(model: str | None, **options: Any) -> Scorer:
+    from ..scorers import SSIMScorer
+
+    return SSIMScorer(**options)
+
+
+def _psnr(model: str | None, **options: Any) -> Scorer:
+    from ..scorers import PSNRScorer
+
+    return PSNRScorer(**options)
+
+
+def _sandbox_scorer(model: str | None, **options: Any) -> Scorer:
+    from ..sandbox import SandboxScorer
+
+    return SandboxScorer(**options)
+
+
+_REGISTRY: dict[str, dict[str, Factory]] = {
+    "mllm": {"openai": _openai_chat, "sandbox": _sandbox_mllm},
+    "t2i": {"diffusers": _diffusers, "openai": _openai_images, "sandbox": _sandbox_t2i},
+    "scorer": {
+        "paper": _paper,
+        "clip": _clip,
+        "dinov2": _dinov2,
+        "ssim": _ssim,
+        "psnr": _psnr,
+        "sandbox": _sandbox_scorer,
+    },
+}
+_KIND_NAMES = {"mllm": "MLLM", "t2i": "text-to-image backend", "scorer": "scorer"}
+_entry_points_loaded = False
+
+
+def register_backend(kind: BackendKind, provider: str, factory: Factory) -> None:
+    """Register ``factory`` for specs ``<provider>[:model]`` of ``kind`` (overrides a built-in)."""
+    if kind not in _REGISTRY:
+        raise ConfigurationError(f"kind must be one of {sorted(_REGISTRY)}, not {kind!r}.")
+    _REGISTRY[kind][provider.lower()] = factory
+
+
+def available_backends() -> dict[str, list[str]]:
+    """Return the registered providers of each kind (entry points included)."""
+    _load_entry_points()
+    return {kind: sorted(providers) for kind, providers in _REGISTRY.items()}
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        kind, _, provider = ep.name.partition(".")
+        if kind in _REGISTRY and provider and provider not in _REGISTRY[kind]:
+            _REGISTRY[kind][provider] = _LazyEntryPoint(ep)
+
+
+class _LazyEntryPoint:
+    def __init__(self, ep: metadata.EntryPoint) -> None:
+        self.ep = ep
+
+    def __call__(self, model: str | None, **options: Any) -> Any:
+        return self.ep.load()(model, **options)
+
+
+def _resolve(kind: BackendKind, spec: str) -> Any:
+    provider, model, options = parse_spec(spec)
+    table = _REGISTRY[kind]
+    if provider not in table:
+        _load_entry_points()
+    if provider not in table:
+        close = difflib.get_close_matches(provider, list(table), n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise UnknownBackendError(
+            f"Unknown {_KIND_NAMES[kind]} {spec!r}.{hint} Known: {', '.join(sorted(table))}.",
+            spec=spec,
+            suggestions=tuple(close),
+        )
+    return table[provider](model, **options)
+
+
+def resolve_mllm(spec: Any) -> MLLM:
+    """Return an :class:`MLLM` for ``spec``: a spec string, an MLLM, or a LangChain chat model."""
+    if isinstance(spec, str):
+        return _resolve("mllm", spec)
+    if isinstance(spec, MLLM):
+        return spec
+    if hasattr(spec, "invoke") and hasattr(spec, "bind"):  # a LangChain chat model
+        from .langchain_mllm import ChatModelMLLM
+
+        return ChatModelMLLM(spec)
+    raise ConfigurationError(
+        f"mllm must be a spec string such as 'openai:gpt-4o-mini', a LangChain chat model or an MLLM, "
+        f"not {type(spec).__name__}."
+    )
+
+
+def resolve_t2i(spec: Any) -> TextToImage:
+    """Return a :class:`TextToImage` for ``spec``: a string, a backend, a diffusers pipeline or a callable."""
+    if isinstance(spec, str):
+        return _resolve("t2i", spec)
+    if isinstance(spec, TextToImage):
+        return spec
+    if hasattr(spec, "components") and callable(spec):  # a diffusers pipeline
+        from .diffusers_t2i import DiffusersT2I
+
+        return DiffusersT2I(spec)
+    if callable(spec) and not inspect.isclass(spec):
+        from .function_t2i import FunctionT2I
+
+        return FunctionT2I(spec)
+    raise ConfigurationError(
+        f"t2i must be a spec string such as 'diffusers:stabilityai/sdxl-turbo', a diffusers pipeline, a "
+        f"TextToImage or a callable, not {type(spec).__name__}."
+    )
+
+
+def resolve_scorer(spec: Any) -> Scorer:
+    """Return a :class:`Scorer` for ``spec``: a spec string or a scorer object."""
+    if isinstance(spec, str):
+        return _resolve("scorer", spec)
+    if isinstance(spec, Scorer):
+        return spec
+    raise ConfigurationError(
+        f"scorer must be a spec string such as 'paper' or 'clip', or a Scorer, not {type(spec).__name__}."
+    )

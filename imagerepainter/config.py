@@ -1,0 +1,193 @@
+"""Every knob of the loop, in one validated, frozen pydantic model.
+
+Precedence, with nothing implicit: keyword overrides given to ``Repainter.run`` beat the
+:class:`RepainterConfig` given to ``Repainter``, which beats the preset's values. The
+library never reads environment variables here; only the command line does.
+
+Two presets:
+
+* ``"default"`` — our loop: stops on convergence, keeps the global best, shows the
+  critique the history of earlier rounds, and asks for critique, revised prompt and the
+  next round's variants in one call.
+* ``"paper"`` — the published ImageRepainter settings: 3 rounds x 3 paraphrases, no early
+  stop, critique without history, separate critique and revise calls.
+
+Example:
+    >>> cfg = RepainterConfig.from_preset("paper")
+    >>> cfg.max_rounds, cfg.variants, cfg.combined_critique
+    (3, 3, False)
+    >>> cfg.with_overrides(max_rounds=5).max_rounds
+    5
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ConfigurationError
+
+__all__ = ["GenerationConfig", "PresetName", "RepainterConfig", "PRESETS"]
+
+PresetName = Literal["default", "paper"]
+
+
+class GenerationConfig(BaseModel):
+    """Arguments passed to the text-to-image backend for every candidate (diffusers' names).
+
+    ``None`` leaves the choice to the backend (the pipeline's own default).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    height: int | None = Field(default=None, ge=8, le=4096)
+    """Image height in pixels."""
+    width: int | None = Field(default=None, ge=8, le=4096)
+    """Image width in pixels."""
+    num_inference_steps: int | None = Field(default=None, ge=1, le=1000)
+    """Denoising steps."""
+    guidance_scale: float | None = Field(default=None, ge=0.0, le=50.0)
+    """Classifier-free guidance scale."""
+    negative_prompt: str | None = None
+    """What the image should not contain (ignored by backends that do not support it)."""
+
+
+class RepainterConfig(BaseModel):
+    """Settings of one regeneration loop. Frozen: derive changed copies with :meth:`with_overrides`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    preset: PresetName = "default"
+    """Which preset these settings started from (recorded in results)."""
+
+    # -- rounds and candidates
+    max_rounds: int = Field(default=6, ge=1, le=100)
+    """Hard cap on rounds; the loop's own bound, enforced by routing."""
+    variants: int = Field(default=3, ge=1, le=16)
+    """Candidates rendered per round (K)."""
+    include_current_prompt: Literal["never", "first_round", "always"] = "always"
+    """Whether the current prompt itself is one of a round's K candidates. The authors' code
+    renders only paraphrases ("never"); rendering the prompt the critique just revised
+    ("always") wastes nothing and keeps its edits intact."""
+
+    # -- stopping
+    target_score: float | None = None
+    """Stop as soon as the best score reaches this value (in the scorer's direction)."""
+    min_delta: float = Field(default=0.005, ge=0.0)
+    """An improvement of the best score smaller than this counts as no improvement."""
+    patience: int | None = Field(default=2, ge=1)
+    """Stop after this many rounds without improvement; ``None`` never stops on a plateau."""
+    stop_on_match: bool = False
+    """Stop when the model judges the round's best image a match of the reference."""
+    max_images: int | None = Field(default=None, ge=1)
+    """Budget: most text-to-image images per run. A round that would exceed it is not started."""
+    max_mllm_calls: int | None = Field(default=None, ge=1)
+    """Budget: most requests to the multimodal model per run."""
+    max_seconds: float | None = Field(default=None, gt=0)
+    """Budget: wall-clock seconds per run, checked between rounds."""
+
+    # -- understanding and critique
+    max_objects: int = Field(default=5, ge=0, le=20)
+    """Most objects in the Image Understanding Tree (the paper uses 5)."""
+    prompt_style: Literal["sd", "natural"] = "sd"
+    """Prompt style the T2I model likes: comma-separated Stable Diffusion tags or natural sentences."""
+    critique_history: bool = True
+    """Show the critique the prompts, scores and critiques of earlier rounds."""
+    combined_critique: bool = True
+    """Ask for critique, revised prompt and next variants in one call (else separate calls)."""
+    mllm_image_max_side: int = Field(default=768, ge=64, le=4096)
+    """Images sent to the model are resized so their longest side is at most this."""
+    max_concurrency: int = Field(default=8, ge=1, le=64)
+    """Most model requests in flight at once (independent IUT calls run concurrently)."""
+
+    # -- generation and reproducibility
+    seed: int = Field(default=0, ge=0, lt=2**32)
+    """Base seed; candidate ``i`` of round ``r`` uses a seed derived from it, recorded with the candidate."""
+    vary_seed: bool = True
+    """Give every candidate its own seed. False uses ``seed`` for every image, so score
+    differences come from prompts alone."""
+    generation: GenerationConfig = GenerationConfig()
+    """Arguments for the text-to-image backend."""
+
+    # -- input guard
+    max_reference_pixels: int = Field(default=40_000_000, ge=1)
+    """References with more pixels are refused (decompression-bomb guard)."""
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> RepainterConfig:
+        if self.include_current_prompt != "never" and self.variants < 1:
+            raise ValueError("variants must be at least 1")
+        return self
+
+    # ------------------------------------------------------------------ constructors
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> RepainterConfig:
+        """Return the settings of preset ``name`` (``"default"`` or ``"paper"``) with ``overrides``."""
+        if name not in PRESETS:
+            raise ConfigurationError(f"Unknown preset {name!r}; choose one of {sorted(PRESETS)}.")
+        return PRESETS[name].with_overrides(**overrides)
+
+    def with_overrides(self, **overrides: Any) -> RepainterConfig:
+        """Return a copy with ``overrides`` applied and validated.
+
+        Nested generation settings may be given flat (``height=512``) or as
+        ``generation={...}``. Unknown names raise :class:`ConfigurationError` with a suggestion.
+        """
+        if not overrides:
+            return self
+        data = self.model_dump()
+        gen_fields = set(GenerationConfig.model_fields)
+        for key, value in overrides.items():
+            if key in type(self).model_fields:
+                if key == "generation" and isinstance(value, dict):
+                    data["generation"] = {**data["generation"], **value}
+                elif key == "generation" and isinstance(value, GenerationConfig):
+                    data["generation"] = value.model_dump()
+                else:
+                    data[key] = value
+            elif key in gen_fields:
+                data["generation"][key] = value
+            else:
+                known = sorted(set(type(self).model_fields) | gen_fields)
+                close = difflib.get_close_matches(key, known, n=3)
+                hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+                raise ConfigurationError(f"Unknown setting {key!r}.{hint} Known settings: {', '.join(known)}.")
+        return self.validated(data)
+
+    @classmethod
+    def validated(cls, data: dict[str, Any]) -> RepainterConfig:
+        """Validate ``data`` into a config, turning pydantic's error into a :class:`ConfigurationError`."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err.get('input')!r})"
+                for err in exc.errors()
+            )
+            raise ConfigurationError(f"Invalid settings: {problems}.") from None
+
+    def candidates_in_round(self, round_index: int) -> tuple[bool, int]:
+        """Return ``(current prompt included, number of new variants)`` for round ``round_index`` (1-based)."""
+        include = self.include_current_prompt == "always" or (
+            self.include_current_prompt == "first_round" and round_index == 1
+        )
+        return include, self.variants - 1 if include else self.variants
+
+
+PRESETS: dict[str, RepainterConfig] = {
+    "default": RepainterConfig(),
+    "paper": RepainterConfig(
+        preset="paper",
+        max_rounds=3,
+        variants=3,
+        include_current_prompt="never",
+        patience=None,
+        critique_history=False,
+        combined_critique=False,
+        max_objects=5,
+    ),
+}
+"""The named presets; ``RepainterConfig.from_preset(name)`` returns a copy with overrides."""

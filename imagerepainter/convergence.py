@@ -1,0 +1,89 @@
+"""When to stop: a pure function of the scores so far, the budgets and the config.
+
+Stopping is a result, never an error. The reason is one of :data:`StopReason`, checked in
+this order after every round:
+
+1. ``"target_reached"`` — the best score reached ``target_score``;
+2. ``"judged_match"`` — the model judged the round's best a match (``stop_on_match``);
+3. ``"plateau"`` — the best score improved by less than ``min_delta`` over the last
+   ``patience`` rounds;
+4. ``"max_rounds"`` — ``max_rounds`` rounds are done;
+5. ``"budget_images"``, ``"budget_mllm_calls"``, ``"budget_seconds"`` — another round
+   would exceed a budget.
+
+Example:
+    >>> from imagerepainter.config import RepainterConfig
+    >>> cfg = RepainterConfig(patience=2, min_delta=0.01)
+    >>> progress = Progress(best_scores=[0.50, 0.60, 0.605, 0.606])
+    >>> decide_stop(progress, cfg, higher_is_better=True)
+    'plateau'
+    >>> decide_stop(Progress(best_scores=[0.5, 0.6]), cfg, higher_is_better=True) is None
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .config import RepainterConfig
+
+__all__ = ["Progress", "StopReason", "decide_stop", "improvement"]
+
+StopReason = Literal[
+    "target_reached",
+    "judged_match",
+    "plateau",
+    "max_rounds",
+    "budget_images",
+    "budget_mllm_calls",
+    "budget_seconds",
+]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the policy looks at after a round."""
+
+    best_scores: Sequence[float | None]
+    """The best score over all rounds so far, after each round (``None`` while no candidate
+    was scorable, e.g. every image was blocked)."""
+    judged_match: bool = False
+    """The model said the last round's best matches the reference."""
+    images_used: int = 0
+    mllm_calls_used: int = 0
+    seconds_used: float = 0.0
+    images_per_round: int = field(default=0)
+    """Images the next round would render (for the image budget)."""
+
+
+def improvement(new: float, old: float, *, higher_is_better: bool) -> float:
+    """How much better ``new`` is than ``old``, positive when it is better."""
+    return new - old if higher_is_better else old - new
+
+
+def decide_stop(progress: Progress, config: RepainterConfig, *, higher_is_better: bool) -> StopReason | None:
+    """Return why the loop should stop now, or ``None`` to run another round."""
+    scores = list(progress.best_scores)
+    rounds_done = len(scores)
+    best = scores[-1] if scores else None
+
+    if best is not None and config.target_score is not None:
+        if improvement(best, config.target_score, higher_is_better=higher_is_better) >= 0:
+            return "target_reached"
+    if config.stop_on_match and progress.judged_match:
+        return "judged_match"
+    if config.patience is not None and rounds_done > config.patience and best is not None:
+        earlier = scores[-1 - config.patience]
+        if earlier is not None and improvement(best, earlier, higher_is_better=higher_is_better) < config.min_delta:
+            return "plateau"
+    if rounds_done >= config.max_rounds:
+        return "max_rounds"
+    if config.max_images is not None and progress.images_used + progress.images_per_round > config.max_images:
+        return "budget_images"
+    if config.max_mllm_calls is not None and progress.mllm_calls_used >= config.max_mllm_calls:
+        return "budget_mllm_calls"
+    if config.max_seconds is not None and progress.seconds_used >= config.max_seconds:
+        return "budget_seconds"
+    return None

@@ -1,0 +1,86 @@
+"""The graph factory: the ImageRepainter loop as a LangGraph ``StateGraph``.
+
+```mermaid
+graph TD
+  __start__ --> start
+  start -.->|no prompt given| describe
+  start -.->|prompt given| propose
+  describe --> propose
+  propose --> generate --> score --> select
+  select -.->|stop reason| finish
+  select -.->|go on| critique
+  critique -.->|combined| propose
+  critique -.->|separate calls| revise --> propose
+  critique -.->|judged match| finish
+  finish --> __end__
+```
+
+The loop's bound is enforced by routing (the convergence policy always applies
+``max_rounds``); the recursion limit that :func:`recursion_limit` computes is only a backstop.
+Images travel through the state as refs into the image store.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from langgraph.graph import END, START, StateGraph
+
+from .backends.base import MLLM, Scorer, TextToImage
+from .config import RepainterConfig
+from .images import ImageStore
+from .nodes import LoopNodes
+from .routing import route_after_critique, route_after_select, route_start
+from .state import RepaintInput, RepaintOutput, RepaintState
+
+__all__ = ["NODES_PER_ROUND", "build_graph", "recursion_limit"]
+
+NODES_PER_ROUND = 6
+"""propose, generate, score, select, critique and revise: the most steps one round takes."""
+
+
+def recursion_limit(config: RepainterConfig) -> int:
+    """A LangGraph ``recursion_limit`` that a run within ``config.max_rounds`` never reaches."""
+    return NODES_PER_ROUND * config.max_rounds + 8
+
+
+def build_graph(
+    *, mllm: MLLM, t2i: TextToImage, scorer: Scorer, store: ImageStore, config: RepainterConfig
+) -> tuple[StateGraph, LoopNodes]:
+    """Build the uncompiled loop graph and the nodes object it is closed over.
+
+    ``config`` is the base config; a run's ``overrides`` input refines it. Whether the
+    critique and revision are one call or two is a per-run setting, so both edges exist.
+
+    Returns:
+        The ``StateGraph`` (compile it with your checkpointer) and the :class:`LoopNodes`.
+    """
+    nodes = LoopNodes(mllm=mllm, t2i=t2i, scorer=scorer, store=store, config=config)
+    graph = StateGraph(RepaintState, input_schema=RepaintInput, output_schema=RepaintOutput)
+    graph.add_node("start", nodes.start)
+    graph.add_node("describe", nodes.describe)
+    graph.add_node("propose", nodes.propose)
+    graph.add_node("generate", nodes.generate)
+    graph.add_node("score", nodes.score)
+    graph.add_node("select", nodes.select)
+    graph.add_node("critique", nodes.critique)
+    graph.add_node("revise", nodes.revise)
+    graph.add_node("finish", nodes.finish)
+
+    graph.add_edge(START, "start")
+    graph.add_conditional_edges("start", route_start, ["describe", "propose"])
+    graph.add_edge("describe", "propose")
+    graph.add_edge("propose", "generate")
+    graph.add_edge("generate", "score")
+    graph.add_edge("score", "select")
+    graph.add_conditional_edges("select", route_after_select, ["critique", "finish"])
+    graph.add_conditional_edges("critique", partial(_after_critique, nodes), ["propose", "revise", "finish"])
+    graph.add_edge("revise", "propose")  # the cycle: a revised prompt starts the next round
+    graph.add_edge("finish", END)
+    return graph, nodes
+
+
+def _after_critique(nodes: LoopNodes, state: dict[str, Any]) -> str:
+    cfg = RepainterConfig.model_validate(state["config"]) if "config" in state else nodes.config
+    return route_after_critique(state, combined=cfg.combined_critique)

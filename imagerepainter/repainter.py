@@ -1,0 +1,284 @@
+"""``Repainter``: the front door.
+
+Example:
+    A complete run on the offline sandbox world (no key, no GPU, no download):
+
+    >>> from imagerepainter import Repainter
+    >>> from imagerepainter.sandbox import SandboxT2I, random_scene
+    >>> import random
+    >>> reference = SandboxT2I().render(random_scene(random.Random(3)))
+    >>> rp = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox", max_rounds=3)
+    >>> result = rp.run(reference)
+    >>> len(result.rounds) <= 3 and result.best.score == max(c.score for c in result.candidates)
+    True
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import __version__
+from .backends.base import MLLM, Scorer, TextToImage
+from .backends.registry import resolve_mllm, resolve_scorer, resolve_t2i
+from .config import RepainterConfig
+from .errors import BackendError, CapabilityError, ConfigurationError
+from .graph import build_graph, recursion_limit
+from .images import ImageInput, ImageStore, MemoryImageStore, load_image
+from .prompts import PROMPT_VERSION
+from .results import RepaintResult
+
+__all__ = ["RepaintEvent", "Repainter"]
+
+
+@dataclass(frozen=True)
+class RepaintEvent:
+    """One progress event of a streamed run.
+
+    ``kind`` is ``"node"`` (a node finished; ``data`` has ``node`` and ``seconds``),
+    ``"described"``, ``"generated"`` (``done`` of ``total`` images), ``"round"`` (a round
+    closed: ``scores``, ``best_score``, ``stop_reason``), ``"critique"``, ``"finished"``, or
+    ``"result"`` (the last event; ``result`` holds the :class:`RepaintResult`).
+    """
+
+    kind: str
+    round: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    result: RepaintResult | None = None
+
+
+def _describe_backend(backend: Any) -> dict[str, Any]:
+    info: dict[str, Any] = {"name": getattr(backend, "name", type(backend).__name__), "class": type(backend).__name__}
+    describe = getattr(backend, "describe", None)
+    if callable(describe):
+        try:
+            info.update(describe())
+        except Exception:  # describing must never break a run  # noqa: BLE001
+            pass
+    return info
+
+
+class Repainter:
+    """Regenerate a reference image: describe it, render, score, critique, revise, until converged.
+
+    Args:
+        mllm: The multimodal model: a spec such as ``"openai:gpt-4o-mini"``, any LangChain
+            chat model (e.g. ``ChatOpenAI(base_url=...)``), or an :class:`~imagerepainter.backends.MLLM`.
+        t2i: The text-to-image model: a spec such as ``"diffusers:stabilityai/sdxl-turbo"``, a
+            diffusers pipeline, a :class:`~imagerepainter.backends.TextToImage`, or a callable
+            ``fn(prompt, *, seed, ...) -> PIL.Image``.
+        scorer: Image-image similarity: ``"paper"`` (0.5 CLIP + 0.5 DINOv2), ``"clip"``,
+            ``"dinov2"``, ``"ssim"``, ``"psnr"``, ``"sandbox"`` or a scorer object.
+        preset: ``"default"`` or ``"paper"`` (see :mod:`imagerepainter.config`).
+        config: Settings; overrides the preset. Keyword ``**settings`` override both.
+        store: Where images are kept (default: in memory). Use a ``DirectoryImageStore`` for
+            runs that must be resumed in another process.
+        checkpointer: Any LangGraph checkpointer, passed through. Default: an in-memory one,
+            so a failed run can be resumed in this process without redoing finished work.
+        name: The compiled graph's name (the node name when used as a subgraph).
+
+    Passed-in objects are used as they are. Nothing is called until :meth:`run`.
+    """
+
+    def __init__(
+        self,
+        *,
+        mllm: Any,
+        t2i: Any,
+        scorer: Any = "paper",
+        preset: str = "default",
+        config: RepainterConfig | None = None,
+        store: ImageStore | None = None,
+        checkpointer: Any = None,
+        name: str = "imagerepainter",
+        **settings: Any,
+    ) -> None:
+        base = config if config is not None else RepainterConfig.from_preset(preset)
+        self.config = base.with_overrides(**settings)
+        self.mllm: MLLM = resolve_mllm(mllm)
+        self.t2i: TextToImage = resolve_t2i(t2i)
+        self.scorer: Scorer = resolve_scorer(scorer)
+        self._check_capabilities()
+        self.store: ImageStore = store if store is not None else MemoryImageStore()
+        if checkpointer is None:
+            from langgraph.checkpoint.memory import InMemorySaver
+
+            checkpointer = InMemorySaver()
+        self.checkpointer = checkpointer
+        self.name = name
+        self._builder, self._nodes = build_graph(
+            mllm=self.mllm, t2i=self.t2i, scorer=self.scorer, store=self.store, config=self.config
+        )
+        self._graph = self._builder.compile(checkpointer=checkpointer, name=name)
+
+    def _check_capabilities(self) -> None:
+        caps = self.mllm.capabilities
+        if not caps.accepts_images:
+            raise CapabilityError(
+                f"The MLLM {self.mllm.name!r} does not accept images, so it cannot describe or critique the "
+                "reference. Use a vision model (e.g. 'openai:gpt-4o-mini')."
+            )
+        if caps.max_images_per_call < 2:
+            raise CapabilityError(
+                f"The MLLM {self.mllm.name!r} takes {caps.max_images_per_call} image per request, but the critique "
+                "shows the reference and a candidate together. Use a model that accepts two images per request."
+            )
+        if not isinstance(self.scorer.higher_is_better, bool):
+            raise ConfigurationError(f"The scorer {self.scorer.name!r} must declare higher_is_better as a bool.")
+
+    # ------------------------------------------------------------------ graph access
+
+    def as_graph(self) -> Any:
+        """The compiled LangGraph graph (input ``RepaintInput``, output ``RepaintOutput``).
+
+        Add it to a parent graph as a node, or drive it yourself. Its state holds image refs
+        into :attr:`store`: put the reference there first (``rp.store.put(image)``).
+        """
+        return self._graph
+
+    @property
+    def backends(self) -> dict[str, Any]:
+        """Names and settings of the three backends, as recorded in results."""
+        return {
+            "mllm": _describe_backend(self.mllm),
+            "t2i": _describe_backend(self.t2i),
+            "scorer": _describe_backend(self.scorer)
+            | {"higher_is_better": self.scorer.higher_is_better, "bounds": list(self.scorer.bounds)},
+        }
+
+    # ------------------------------------------------------------------ running
+
+    def _prepare(
+        self, reference: ImageInput, prompt: str | None, thread_id: str | None, overrides: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any], RepainterConfig]:
+        """Validate everything before any paid call; return the graph input, run config and config."""
+        cfg = self.config.with_overrides(**overrides)
+        image = load_image(reference, max_pixels=cfg.max_reference_pixels)
+        if prompt is not None and not prompt.strip():
+            raise ConfigurationError("prompt must be a non-empty string, or None to describe the reference.")
+        ref = self.store.put(image)
+        graph_input = {"reference": ref, "prompt": prompt, "overrides": overrides}
+        run_config = {
+            "configurable": {"thread_id": thread_id or uuid.uuid4().hex},
+            "recursion_limit": recursion_limit(cfg),
+        }
+        return graph_input, run_config, cfg
+
+    def run(
+        self, reference: ImageInput, *, prompt: str | None = None, thread_id: str | None = None, **overrides: Any
+    ) -> RepaintResult:
+        """Regenerate ``reference`` and return the result.
+
+        Args:
+            reference: A path, image bytes, or a PIL image. Checked before any model call.
+            prompt: Start from this prompt instead of describing the reference.
+            thread_id: Checkpoint thread; reuse it with :meth:`resume` after a failure.
+            **overrides: Settings for this run only (e.g. ``max_rounds=5``).
+
+        Raises:
+            InvalidImageError: the reference is unusable (nothing was called).
+            ConfigurationError: an override is unknown or invalid (nothing was called).
+            BackendError: a backend failed; ``error.thread_id`` resumes the run and
+                ``error.partial_result`` holds the finished rounds.
+        """
+        graph_input, run_config, _ = self._prepare(reference, prompt, thread_id, overrides)
+        return self._invoke(graph_input, run_config)
+
+    def resume(self, thread_id: str) -> RepaintResult:
+        """Continue an interrupted run from its last checkpoint, without redoing finished steps."""
+        run_config = self._resume_config(thread_id)
+        return self._invoke(None, run_config)
+
+    def _resume_config(self, thread_id: str) -> dict[str, Any]:
+        snapshot = self._graph.get_state({"configurable": {"thread_id": thread_id}})
+        if not snapshot.values:
+            raise ConfigurationError(f"No checkpoint for thread {thread_id!r}; nothing to resume.")
+        cfg = RepainterConfig.model_validate(snapshot.values.get("config") or self.config.model_dump())
+        return {"configurable": {"thread_id": thread_id}, "recursion_limit": recursion_limit(cfg)}
+
+    def _invoke(self, graph_input: dict[str, Any] | None, run_config: dict[str, Any]) -> RepaintResult:
+        try:
+            self._graph.invoke(graph_input, run_config)
+        except BackendError as exc:
+            self._annotate(exc, run_config)
+            raise
+        return self._result(run_config)
+
+    async def arun(
+        self, reference: ImageInput, *, prompt: str | None = None, thread_id: str | None = None, **overrides: Any
+    ) -> RepaintResult:
+        """Async :meth:`run`; blocking backends run in worker threads, so the event loop stays free."""
+        graph_input, run_config, _ = self._prepare(reference, prompt, thread_id, overrides)
+        try:
+            await self._graph.ainvoke(graph_input, run_config)
+        except BackendError as exc:
+            self._annotate(exc, run_config)
+            raise
+        return self._result(run_config)
+
+    def stream(
+        self, reference: ImageInput, *, prompt: str | None = None, thread_id: str | None = None, **overrides: Any
+    ) -> Iterator[RepaintEvent]:
+        """Run and yield :class:`RepaintEvent` s as the loop goes; the last one carries the result."""
+        graph_input, run_config, _ = self._prepare(reference, prompt, thread_id, overrides)
+        try:
+            for chunk in self._graph.stream(graph_input, run_config, stream_mode="custom"):
+                yield self._event(chunk)
+        except BackendError as exc:
+            self._annotate(exc, run_config)
+            raise
+        yield RepaintEvent(kind="result", result=self._result(run_config))
+
+    async def astream(
+        self, reference: ImageInput, *, prompt: str | None = None, thread_id: str | None = None, **overrides: Any
+    ) -> AsyncIterator[RepaintEvent]:
+        """Async :meth:`stream`."""
+        graph_input, run_config, _ = self._prepare(reference, prompt, thread_id, overrides)
+        try:
+            async for chunk in self._graph.astream(graph_input, run_config, stream_mode="custom"):
+                yield self._event(chunk)
+        except BackendError as exc:
+            self._annotate(exc, run_config)
+            raise
+        yield RepaintEvent(kind="result", result=self._result(run_config))
+
+    # ------------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _event(chunk: dict[str, Any]) -> RepaintEvent:
+        data = dict(chunk)
+        kind = str(data.pop("event", "node"))
+        return RepaintEvent(kind=kind, round=data.get("round"), data=data)
+
+    def _state(self, run_config: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._graph.get_state(run_config).values)
+
+    def _result(self, run_config: dict[str, Any]) -> RepaintResult:
+        return RepaintResult.from_state(
+            self._state(run_config),
+            store=self.store,
+            backends=self.backends,
+            thread_id=run_config["configurable"]["thread_id"],
+            prompt_version=PROMPT_VERSION,
+            library_version=__version__,
+        )
+
+    def _annotate(self, exc: BackendError, run_config: dict[str, Any]) -> BackendError:
+        """Attach what was already paid for to a backend failure, so nothing is lost."""
+        thread_id = run_config["configurable"]["thread_id"]
+        exc.thread_id = thread_id  # type: ignore[attr-defined]
+        try:
+            state = self._state(run_config)
+            exc.partial_result = (  # type: ignore[attr-defined]
+                self._result(run_config) if state.get("reference") else None
+            )
+        except Exception:  # noqa: BLE001 - the original failure matters more
+            exc.partial_result = None  # type: ignore[attr-defined]
+        exc.add_note(f"Finished work is kept: Repainter.resume({thread_id!r}) continues this run.")
+        return exc
+
+    def close(self) -> None:
+        """Release worker threads (the backends stay loaded for other Repainters)."""
+        self._nodes.close()

@@ -1,0 +1,239 @@
+"""Typed results of a run: every round, every candidate, and how to save and re-read them.
+
+A :class:`RepaintResult` is built from the graph's final state. Images stay in the image
+store until asked for (``candidate.image``); :meth:`RepaintResult.save` writes them next to a
+``result.json`` from which :meth:`RepaintResult.load` rebuilds the same result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, PrivateAttr
+
+from .config import RepainterConfig
+from .convergence import StopReason
+from .images import DirectoryImageStore, ImageRef, ImageStore
+
+__all__ = ["Candidate", "CritiqueResult", "RepaintResult", "Round", "RESULT_FILE"]
+
+RESULT_FILE = "result.json"
+"""Name of the JSON record :meth:`RepaintResult.save` writes."""
+
+
+class _WithStore(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    _store: ImageStore | None = PrivateAttr(default=None)
+
+    def _bind(self, store: ImageStore | None) -> None:
+        self._store = store
+
+
+class Candidate(_WithStore):
+    """One rendered image: the prompt and seed that made it, and its score."""
+
+    round: int
+    """1-based round number."""
+    index: int
+    """Position within its round."""
+    prompt: str
+    seed: int
+    image_ref: ImageRef
+    blocked: bool = False
+    """A safety checker blocked the image; it is kept but never scored."""
+    score: float | None = None
+
+    @property
+    def image(self) -> Image.Image:
+        """The image (loaded from the image store)."""
+        if self._store is None:
+            raise RuntimeError("This candidate is not bound to an image store.")
+        return self._store.get(self.image_ref)
+
+
+class CritiqueResult(BaseModel):
+    """The model's critique of a round's best image and the prompt it led to."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    round: int
+    candidate: int
+    style: str = ""
+    composition: str = ""
+    content: str = ""
+    edits: list[str] = []
+    is_match: bool = False
+    revised_prompt: str | None = None
+
+
+class Round(_WithStore):
+    """One round: its prompt, every candidate, the critique that followed (if any)."""
+
+    index: int
+    prompt: str
+    candidates: list[Candidate]
+    best_index: int | None
+    best_score_so_far: float | None
+    critique: CritiqueResult | None = None
+
+    @property
+    def best(self) -> Candidate | None:
+        """The round's best candidate."""
+        return None if self.best_index is None else self.candidates[self.best_index]
+
+
+class RepaintResult(_WithStore):
+    """Everything a run produced.
+
+    Attributes of note: ``best`` (the best candidate over *all* rounds), ``rounds`` (each
+    with every candidate's prompt, seed and score), ``stop_reason``, ``config`` (the
+    effective settings), ``usage`` (images, model calls, requests, tokens) and ``timings``
+    (seconds per node).
+    """
+
+    reference: ImageRef
+    best: Candidate | None
+    rounds: list[Round]
+    stop_reason: StopReason | None
+    initial_prompt: str
+    understanding: dict[str, Any] | None
+    config: RepainterConfig
+    backends: dict[str, Any] = {}
+    """Names and settings of the MLLM, T2I backend and scorer (device, dtype, model ids)."""
+    usage: dict[str, int] = {}
+    timings: dict[str, float] = {}
+    thread_id: str | None = None
+    prompt_version: str = ""
+    library_version: str = ""
+
+    # ------------------------------------------------------------------ views
+
+    @property
+    def scores(self) -> list[float | None]:
+        """The best score over all rounds, after each round."""
+        return [r.best_score_so_far for r in self.rounds]
+
+    @property
+    def candidates(self) -> list[Candidate]:
+        """Every candidate of every round, in order."""
+        return [c for r in self.rounds for c in r.candidates]
+
+    @property
+    def reference_image(self) -> Image.Image:
+        """The (normalised) reference image."""
+        if self._store is None:
+            raise RuntimeError("This result is not bound to an image store.")
+        return self._store.get(self.reference)
+
+    def summary(self) -> str:
+        """A one-paragraph summary for people."""
+        best = self.best
+        score = "n/a" if best is None or best.score is None else f"{best.score:.4f}"
+        where = f" (round {best.round}, candidate {best.index})" if best else ""
+        return (
+            f"{len(self.rounds)} rounds, stopped: {self.stop_reason}. Best score {score}{where}.\n"
+            f"Best prompt: {best.prompt if best else '-'}"
+        )
+
+    def _repr_html_(self) -> str:  # notebooks
+        rows = "".join(
+            f"<tr><td>{r.index}</td><td>{', '.join('-' if c.score is None else f'{c.score:.3f}' for c in r.candidates)}"
+            f"</td><td>{r.prompt[:120]}</td></tr>"
+            for r in self.rounds
+        )
+        return (
+            f"<p><b>RepaintResult</b>: stop reason <code>{self.stop_reason}</code></p>"
+            f"<table><tr><th>round</th><th>scores</th><th>prompt</th></tr>{rows}</table>"
+        )
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_state(
+        cls, state: dict[str, Any], *, store: ImageStore | None, backends: dict[str, Any] | None = None,
+        thread_id: str | None = None, prompt_version: str = "", library_version: str = "",
+    ) -> RepaintResult:
+        """Build a result from the graph's (final or partial) state."""
+        critiques = {c["round"]: c for c in state.get("critiques") or []}
+        rounds = []
+        for r in state.get("rounds") or []:
+            crit = critiques.get(r["index"])
+            rounds.append(
+                Round(
+                    index=r["index"],
+                    prompt=r["prompt"],
+                    candidates=[_candidate(r["index"], c) for c in r["candidates"]],
+                    best_index=r["best_index"],
+                    best_score_so_far=r["best_score_so_far"],
+                    critique=None if crit is None else CritiqueResult(
+                        round=crit["round"], candidate=crit["candidate"], revised_prompt=crit["revised_prompt"],
+                        **crit["critique"],
+                    ),
+                )
+            )
+        best = state.get("best")
+        result = cls(
+            reference=state["reference"],
+            best=None if not best else _candidate(state.get("best_round") or 0, best),
+            rounds=rounds,
+            stop_reason=state.get("stop_reason"),
+            initial_prompt=state.get("initial_prompt") or "",
+            understanding=state.get("understanding"),
+            config=RepainterConfig.model_validate(state.get("config") or {}),
+            backends=backends or {},
+            usage=dict(state.get("usage") or {}),
+            timings=dict(state.get("timings") or {}),
+            thread_id=thread_id,
+            prompt_version=prompt_version,
+            library_version=library_version,
+        )
+        result.bind(store)
+        return result
+
+    def bind(self, store: ImageStore | None) -> RepaintResult:
+        """Attach the image store that holds this result's images (returns ``self``)."""
+        self._bind(store)
+        for r in self.rounds:
+            r._bind(store)
+            for c in r.candidates:
+                c._bind(store)
+        if self.best is not None:
+            self.best._bind(store)
+        return self
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, folder: str | os.PathLike[str]) -> Path:
+        """Write the reference, every candidate image and ``result.json`` into ``folder``.
+
+        Images are written as ``images/<sha256>.png``; the folder can be re-read with
+        :meth:`load`, in any process.
+        """
+        if self._store is None:
+            raise RuntimeError("This result is not bound to an image store; nothing to save.")
+        folder = Path(folder)
+        target = DirectoryImageStore(folder / "images")
+        for ref in [self.reference, *(c.image_ref for c in self.candidates)]:
+            target.put(self._store.get(ref))
+        tmp = folder / (RESULT_FILE + ".tmp")
+        tmp.write_text(json.dumps(self.model_dump(mode="json"), indent=2))
+        os.replace(tmp, folder / RESULT_FILE)
+        return folder / RESULT_FILE
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike[str]) -> RepaintResult:
+        """Re-read a result written by :meth:`save`."""
+        folder = Path(folder)
+        result = cls.model_validate_json((folder / RESULT_FILE).read_text())
+        return result.bind(DirectoryImageStore(folder / "images"))
+
+
+def _candidate(round_index: int, c: dict[str, Any]) -> Candidate:
+    return Candidate(
+        round=round_index, index=c["index"], prompt=c["prompt"], seed=c["seed"], image_ref=c["image"],
+        blocked=c["blocked"], score=c["score"],
+    )

@@ -1,0 +1,154 @@
+"""The structured answers the loop asks the multimodal model for.
+
+Each class is one kind of request. Its name is the schema name the model sees (the
+``json_schema`` name or the tool name on the wire), and its field descriptions are part of
+the instruction. Fields have no defaults so that OpenAI's strict JSON-schema mode accepts
+them.
+
+Image Understanding Tree (IUT) requests, each sent with the reference image:
+
+* :class:`GlobalDescription`, :class:`GlobalFeatures`, :class:`ObjectList`
+* one of :class:`PersonDetails`, :class:`AnimalDetails`, :class:`ThingDetails` per object
+* :class:`Relationships` when there is more than one object
+
+Text-only requests: :class:`PromptRewrite` (the IUT rewritten in the T2I model's style),
+:class:`PromptVariants`, :class:`RevisedPrompt`. Critique requests (reference and
+candidate images): :class:`Critique` (paper preset) and :class:`CritiqueAndRevision`
+(default preset, one round trip instead of two or three).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AnimalDetails",
+    "Critique",
+    "CritiqueAndRevision",
+    "DetectedObject",
+    "GlobalDescription",
+    "GlobalFeatures",
+    "ObjectList",
+    "PersonDetails",
+    "PromptRewrite",
+    "PromptVariants",
+    "Relationships",
+    "RevisedPrompt",
+    "ThingDetails",
+    "ObjectType",
+]
+
+ObjectType = Literal["person", "animal", "object"]
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class GlobalDescription(_Answer):
+    """One sentence describing the whole image."""
+
+    description: str = Field(
+        description="One sentence: main subject or scene first, then key elements (objects, colours, "
+        "lighting), then style, then mood."
+    )
+
+
+class GlobalFeatures(_Answer):
+    """Image-wide visual features."""
+
+    style: str = Field(description="Artistic or photographic style, e.g. 'photorealistic', 'flat vector art'.")
+    lighting: str = Field(description="Light sources, direction and quality.")
+    color_palette: str = Field(description="Dominant colours, including the background colour.")
+    composition: str = Field(description="Framing, viewpoint and where the main elements sit.")
+
+
+class DetectedObject(_Answer):
+    """One salient object in the image."""
+
+    name: str = Field(description="Short noun phrase naming the object, e.g. 'red umbrella'.")
+    type: ObjectType = Field(description="'person', 'animal' or 'object'.")
+
+
+class ObjectList(_Answer):
+    """The most salient objects, most important first."""
+
+    objects: list[DetectedObject] = Field(description="The most salient objects, most important first.")
+
+
+class _Details(_Answer):
+    color: str = Field(description="Colours of the object.")
+    material: str = Field(description="What it is made of, or its surface (skin, fur, metal, ...).")
+    position: str = Field(description="Where it is in the frame, e.g. 'top left', 'centre foreground'.")
+    texture: str = Field(description="Surface texture.")
+    size: str = Field(description="Its size relative to the frame, e.g. 'small', 'large', 'fills the frame'.")
+
+
+class PersonDetails(_Details):
+    """Attributes of a person in the image."""
+
+    posture: str = Field(description="Pose or action.")
+    expression: str = Field(description="Facial expression.")
+    clothing: str = Field(description="Clothing and accessories.")
+
+
+class AnimalDetails(_Details):
+    """Attributes of an animal in the image."""
+
+    species: str = Field(description="Species or breed.")
+    posture: str = Field(description="Pose or action.")
+    expression: str = Field(description="Expression or demeanour.")
+
+
+class ThingDetails(_Details):
+    """Attributes of an inanimate object in the image."""
+
+    function: str = Field(description="What the object is for.")
+    state: str = Field(description="Its state, e.g. 'open', 'worn', 'lit'.")
+
+
+class Relationships(_Answer):
+    """How the objects relate to each other."""
+
+    relationships: list[str] = Field(
+        description="Short statements such as 'the cat sits on the chair' or 'the lamp is left of the sofa'."
+    )
+
+
+class PromptRewrite(_Answer):
+    """A description rewritten as a text-to-image prompt."""
+
+    prompt: str = Field(description="The text-to-image prompt, and nothing else.")
+
+
+class PromptVariants(_Answer):
+    """Alternative phrasings of one prompt."""
+
+    prompts: list[str] = Field(description="The requested number of prompt variants, each a complete prompt.")
+
+
+class RevisedPrompt(_Answer):
+    """A prompt updated with suggested edits."""
+
+    prompt: str = Field(description="The revised text-to-image prompt, and nothing else.")
+
+
+class Critique(_Answer):
+    """Differences between the reference (first image) and a candidate (second image)."""
+
+    style: str = Field(description="Differences in artistic style, lighting and colour palette.")
+    composition: str = Field(description="Differences in object placement, sizes and framing.")
+    content: str = Field(description="Missing, extra or wrong objects, details and atmosphere.")
+    edits: list[str] = Field(description="Concrete, actionable edits to the prompt, most important first.")
+    is_match: bool = Field(description="True only if the two images are essentially the same picture.")
+
+
+class CritiqueAndRevision(Critique):
+    """A critique, the revised prompt and alternative phrasings of it, in one answer."""
+
+    revised_prompt: str = Field(description="The current prompt with the edits applied.")
+    variants: list[str] = Field(
+        description="The requested number of alternative phrasings of the revised prompt."
+    )

@@ -1,0 +1,34 @@
+"""Pure selection of the best candidate of a round and over all rounds.
+
+Blocked candidates (a safety checker blanked them) and unscored ones never win.
+
+Example:
+    >>> best_index([0.2, 0.9, 0.5], higher_is_better=True)
+    1
+    >>> best_index([0.2, None, 0.5], higher_is_better=False)
+    0
+    >>> best_index([None, None], higher_is_better=True) is None
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = ["best_index", "better"]
+
+
+def better(a: float, b: float, *, higher_is_better: bool) -> bool:
+    """Tell whether score ``a`` is strictly better than ``b``."""
+    return a > b if higher_is_better else a < b
+
+
+def best_index(scores: Sequence[float | None], *, higher_is_better: bool) -> int | None:
+    """Index of the best score (the first on ties), or ``None`` when nothing is scored."""
+    best: int | None = None
+    for i, score in enumerate(scores):
+        if score is None:
+            continue
+        if best is None or better(score, scores[best], higher_is_better=higher_is_better):  # type: ignore[arg-type]
+            best = i
+    return best

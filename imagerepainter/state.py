@@ -1,0 +1,164 @@
+"""The LangGraph state of the loop: plain, JSON-able data only.
+
+Images are held as :class:`~imagerepainter.images.ImageRef` s (a hash and a size), never as
+PIL objects or bytes, so any checkpointer can save the state and it stays small. Lists
+that grow over the run (rounds, critiques) and counters (usage, timings) merge through
+reducers, so each node returns only what it adds.
+
+``RepaintInput`` is what a caller (or a parent graph) passes in; ``RepaintOutput`` is what
+comes out; ``RepaintState`` is everything in between.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any
+
+from typing_extensions import NotRequired, TypedDict
+
+from .images import ImageRef
+
+__all__ = [
+    "CandidateRecord",
+    "CritiqueRecord",
+    "RepaintInput",
+    "RepaintOutput",
+    "RepaintState",
+    "RoundRecord",
+    "Usage",
+    "add_numbers",
+    "merge_by_round",
+]
+
+
+def merge_by_round(left: list[Any] | None, right: list[Any] | None) -> list[Any]:
+    """Reducer: append records, replacing an earlier record of the same ``round``.
+
+    Example:
+        >>> merge_by_round([{"round": 1, "x": "a"}], [{"round": 1, "x": "b"}, {"round": 2, "x": "c"}])
+        [{'round': 1, 'x': 'b'}, {'round': 2, 'x': 'c'}]
+    """
+    out = list(left or [])
+    for record in right or []:
+        same = [i for i, old in enumerate(out) if old.get("round") == record.get("round")]
+        if same:
+            out[same[0]] = record
+        else:
+            out.append(record)
+    return out
+
+
+def add_numbers(left: dict[str, float] | None, right: dict[str, float] | None) -> dict[str, float]:
+    """Reducer: add counters key by key.
+
+    Example:
+        >>> add_numbers({"images": 3, "mllm_calls": 1}, {"images": 3})
+        {'images': 6, 'mllm_calls': 1}
+    """
+    out = dict(left or {})
+    for key, value in (right or {}).items():
+        out[key] = out.get(key, 0) + value
+    return out
+
+
+class Usage(TypedDict, total=False):
+    """What a run has spent so far."""
+
+    images: int
+    """Images rendered by the text-to-image backend (blocked ones included)."""
+    blocked_images: int
+    """Images a safety checker blocked."""
+    mllm_calls: int
+    """Answers requested from the multimodal model."""
+    mllm_requests: int
+    """HTTP requests (or invocations) those answers took, retries and re-asks included."""
+    input_tokens: int
+    output_tokens: int
+
+
+class CandidateRecord(TypedDict):
+    """One rendered candidate."""
+
+    index: int
+    prompt: str
+    seed: int
+    image: ImageRef
+    blocked: bool
+    score: float | None
+
+
+class RoundRecord(TypedDict):
+    """One finished round."""
+
+    index: int
+    """1-based round number."""
+    prompt: str
+    """The round's current prompt (the candidates are it and/or its variants)."""
+    candidates: list[CandidateRecord]
+    best_index: int | None
+    """Index of the round's best candidate (None if none could be scored)."""
+    best_score_so_far: float | None
+    """The best score over all rounds up to and including this one."""
+
+
+class CritiqueRecord(TypedDict):
+    """The model's critique after a round, and the prompt it led to."""
+
+    round: int
+    """The round whose best image was critiqued."""
+    candidate: int
+    """Index of the critiqued candidate within that round."""
+    critique: dict[str, Any]
+    """The :class:`~imagerepainter.schemas.Critique` fields."""
+    revised_prompt: str | None
+
+
+class RepaintInput(TypedDict):
+    """What starts a run."""
+
+    reference: ImageRef
+    """The reference image, already in the Repainter's image store."""
+    prompt: NotRequired[str | None]
+    """Start from this prompt instead of describing the reference."""
+    overrides: NotRequired[dict[str, Any]]
+    """Per-run settings that beat the Repainter's config (validated by ``RepainterConfig``)."""
+
+
+class RepaintOutput(TypedDict, total=False):
+    """What a finished run returns (``Repainter`` turns it into a ``RepaintResult``)."""
+
+    reference: ImageRef
+    config: dict[str, Any]
+    understanding: dict[str, Any] | None
+    initial_prompt: str
+    rounds: list[RoundRecord]
+    critiques: list[CritiqueRecord]
+    best: CandidateRecord | None
+    best_round: int | None
+    stop_reason: str | None
+    usage: Usage
+    timings: dict[str, float]
+
+
+class RepaintState(RepaintInput, total=False):
+    """The full state between nodes."""
+
+    config: dict[str, Any]
+    """The effective ``RepainterConfig`` of this run, dumped (survives resume in a new process)."""
+    understanding: dict[str, Any] | None
+    """The Image Understanding Tree (``None`` when the run started from a given prompt)."""
+    initial_prompt: str
+    """The first prompt: the rewritten IUT prompt, or the given prompt."""
+    round_prompts: list[str]
+    """Prompts proposed for the next round (filled by a combined critique, or by ``propose``)."""
+    pending: list[CandidateRecord]
+    """Candidates of the round in progress, between ``generate`` and ``select``."""
+    rounds: Annotated[list[RoundRecord], operator.add]
+    critiques: Annotated[list[CritiqueRecord], merge_by_round]
+    judged_match: bool
+    best: CandidateRecord | None
+    best_round: int | None
+    stop_reason: str | None
+    usage: Annotated[Usage, add_numbers]
+    timings: Annotated[dict[str, float], add_numbers]
+    """Seconds spent in each node, summed over the run (the seconds budget reads their total)."""
