@@ -123,16 +123,17 @@ def load_image(source: ImageInput, *, max_pixels: int = 40_000_000) -> Image.Ima
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             image = Image.open(io.BytesIO(data))
-        except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
-            if isinstance(exc, Image.DecompressionBombError):
-                raise ImageTooLargeError(f"{what} is too large to decode safely ({exc}).") from None
+        except Image.DecompressionBombError as exc:
+            raise ImageTooLargeError(f"{what} is too large to decode safely ({exc}).") from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, AttributeError, EOFError):
+            # Pillow's parsers raise several types on garbage (even AttributeError); all mean the same.
             raise InvalidImageError(
                 f"{what} is not an image Pillow can read ({len(data)} bytes); pass a PNG, JPEG or WebP image."
             ) from None
         _check_size(image.size, max_pixels, what=what)
         try:
             image.load()
-        except (OSError, SyntaxError) as exc:
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise InvalidImageError(
                 f"{what} is truncated or corrupt ({exc}); re-export or re-download the image."
             ) from None

@@ -116,13 +116,14 @@ class FakeMLLM:
         with self._lock:
             self.calls.append(MLLMCall(schema.__name__, text, len(images)))
             entry = self.script.get(schema.__name__)
-            answer: Any
-            if callable(entry):
-                answer = entry(text, images)
-            elif entry:
-                answer = entry.pop(0)
-            else:
-                answer = fake_answer(schema, text)
+            scripted = entry.pop(0) if isinstance(entry, list) and entry else None
+        answer: Any
+        if callable(entry):  # called outside the lock: concurrent requests stay concurrent
+            answer = entry(text, images)
+        elif scripted is not None:
+            answer = scripted
+        else:
+            answer = fake_answer(schema, text)
         value = answer if isinstance(answer, schema) else schema.model_validate(answer)
         return MLLMReply(value=value, usage=TokenUsage(len(text.split()), 10), requests=1)
 

@@ -1,0 +1,92 @@
+"""Reading references: typed errors for bad input, normalisation of odd but valid images."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imagerepainter.errors import ImageTooLargeError, InvalidImageError
+from imagerepainter.images import DirectoryImageStore, MemoryImageStore, load_image
+
+
+def _png(image: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def test_missing_empty_and_non_image(tmp_path):
+    with pytest.raises(InvalidImageError, match="does not exist"):
+        load_image(tmp_path / "nope.png")
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(InvalidImageError, match="empty"):
+        load_image(tmp_path / "empty.png")
+    (tmp_path / "notes.txt").write_text("hello, not an image")
+    with pytest.raises(InvalidImageError, match="not an image"):
+        load_image(tmp_path / "notes.txt")
+    with pytest.raises(InvalidImageError, match="folder"):
+        load_image(tmp_path)
+    with pytest.raises(InvalidImageError, match="not int"):
+        load_image(42)  # type: ignore[arg-type]
+
+
+def test_truncated_file_is_rejected(evalref_dir):
+    data = (evalref_dir / "object_1.png").read_bytes()
+    with pytest.raises(InvalidImageError, match="truncated or corrupt"):
+        load_image(data[: len(data) // 2])
+
+
+def test_decompression_bomb_is_refused_from_the_header():
+    big = _png(Image.new("L", (3000, 3000)))  # compresses to a few kB
+    with pytest.raises(ImageTooLargeError, match="9,000,000 pixels"):
+        load_image(big, max_pixels=1_000_000)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Image.new("RGBA", (8, 6), (255, 0, 0, 0)),  # fully transparent -> white
+        lambda: Image.new("P", (8, 6), 3),
+        lambda: Image.new("L", (8, 6), 128),
+        lambda: Image.new("CMYK", (8, 6), (0, 255, 0, 0)),
+        lambda: Image.fromarray(np.full((6, 8), 40000, dtype=np.uint16)),
+        lambda: Image.new("1", (8, 6), 1),
+    ],
+)
+def test_odd_modes_are_normalised_to_rgb(make):
+    image = make()
+    out = load_image(_png(image) if image.mode != "CMYK" else _png(image, "JPEG"))
+    assert out.mode == "RGB" and out.size == (8, 6)
+
+
+def test_transparent_pixels_become_white():
+    out = load_image(Image.new("RGBA", (4, 4), (255, 0, 0, 0)))
+    assert out.getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_exif_rotation_is_applied():
+    image = Image.new("RGB", (8, 4), "red")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    out = load_image(_png(image, "JPEG", exif=exif))
+    assert out.size == (4, 8)
+
+
+def test_real_photo_loads(evalref_dir):
+    out = load_image(evalref_dir / "portrait_1.png")
+    assert out.mode == "RGB" and out.size == (512, 512)
+
+
+@pytest.mark.parametrize("store_kind", ["memory", "directory"])
+def test_stores_round_trip_and_are_content_addressed(tmp_path, store_kind):
+    store = MemoryImageStore() if store_kind == "memory" else DirectoryImageStore(tmp_path)
+    a = Image.new("RGB", (5, 5), "blue")
+    ref1, ref2 = store.put(a), store.put(a.copy())
+    assert ref1 == ref2
+    assert np.array_equal(np.asarray(store.get(ref1)), np.asarray(a))
+    if store_kind == "directory":
+        assert len(list(tmp_path.glob("*.png"))) == 1 and not list(tmp_path.glob("*.tmp"))
+        assert np.array_equal(np.asarray(DirectoryImageStore(tmp_path).get(ref1)), np.asarray(a))

@@ -1,0 +1,238 @@
+"""The loop end to end with in-process fakes: calls made, selection, stopping, streaming, resume."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+
+import pytest
+from langgraph.graph import END, START, StateGraph
+from PIL import Image
+from typing_extensions import TypedDict
+
+from imagerepainter import Repainter
+from imagerepainter.errors import CapabilityError, InvalidImageError, MLLMError, UnknownBackendError
+from imagerepainter.testing import FakeMLLM, FakeT2I, ScriptedScorer
+
+REF = Image.new("RGB", (32, 32), "white")
+
+
+def _calls(mllm: FakeMLLM) -> Counter:
+    return Counter(c.schema for c in mllm.calls)
+
+
+def test_paper_preset_makes_exactly_the_papers_calls():
+    mllm, t2i = FakeMLLM(), FakeT2I()
+    scorer = ScriptedScorer([0.1, 0.2, 0.3] * 3)
+    result = Repainter(mllm=mllm, t2i=t2i, scorer=scorer, preset="paper").run(REF)
+    # IUT: description, features, object list, one detail call per object (2), relationships (>1 object);
+    # one rewrite; then per round one variants call; critique + revise between rounds (not after the last).
+    assert _calls(mllm) == Counter(
+        GlobalDescription=1, GlobalFeatures=1, ObjectList=1, ThingDetails=1, PersonDetails=1, Relationships=1,
+        PromptRewrite=1, PromptVariants=3, Critique=2, RevisedPrompt=2,
+    )
+    assert len(t2i.requests) == 9 and t2i.batches == 3  # 3 rounds x 3 variants, one batch per round
+    assert result.stop_reason == "max_rounds" and len(result.rounds) == 3
+    assert scorer.prepared == 1 and scorer.batches == [3, 3, 3]
+    # the paper renders only paraphrases: the rewritten prompt itself is never a candidate
+    assert result.initial_prompt not in [c.prompt for c in result.rounds[0].candidates]
+    # critique without history; critique and revise are separate
+    assert all("History:" not in c.text for c in mllm.calls if c.schema == "Critique")
+    assert all(c.images == 2 for c in mllm.calls if c.schema == "Critique")
+    # the revised prompt starts the next round
+    assert result.rounds[1].prompt == result.rounds[0].critique.revised_prompt
+    assert result.usage["images"] == 9 and result.usage["mllm_calls"] == sum(_calls(mllm).values())
+
+
+def test_default_preset_combines_critique_revision_and_variants():
+    mllm, t2i = FakeMLLM(), FakeT2I()
+    result = Repainter(mllm=mllm, t2i=t2i, scorer=ScriptedScorer([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])).run(
+        REF, max_rounds=3
+    )
+    calls = _calls(mllm)
+    assert calls["PromptVariants"] == 1  # only round 1; later rounds get variants with the critique
+    assert calls["CritiqueAndRevision"] == 2 and calls["RevisedPrompt"] == 0 and calls["Critique"] == 0
+    first = result.rounds[0]
+    assert first.candidates[0].prompt == result.initial_prompt  # the prompt itself is a candidate
+    second = result.rounds[1]
+    assert second.candidates[0].prompt == first.critique.revised_prompt
+    later = [c.text for c in mllm.calls if c.schema == "CritiqueAndRevision"]
+    assert "History:" not in later[0] and "History:" in later[1] and "round 1" in later[1]
+
+
+def test_best_is_the_global_maximum_not_the_last_round():
+    scores = [0.2, 0.9, 0.1, 0.3, 0.4, 0.35, 0.5, 0.45, 0.3]
+    result = Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer(scores), preset="paper").run(REF)
+    assert result.best.score == 0.9 and result.best.round == 1 and result.best.index == 1
+    assert result.rounds[-1].best.score == 0.5
+    assert result.scores == [0.9, 0.9, 0.9]
+    assert result.best.seed == result.rounds[0].candidates[1].seed
+
+
+def test_lower_is_better_scorer():
+    scores = [5.0, 3.0, 4.0, 9.0, 9.0, 9.0]
+    result = Repainter(
+        mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer(scores, higher_is_better=False), max_rounds=2
+    ).run(REF)
+    assert result.best.score == 3.0
+
+
+def test_plateau_stops_early():
+    scores = [0.5, 0.4, 0.3] + [0.5, 0.49, 0.3] * 5
+    result = Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer(scores), patience=2).run(REF)
+    assert result.stop_reason == "plateau" and len(result.rounds) == 3
+
+
+def test_judged_match_stops_when_asked():
+    mllm = FakeMLLM(script={"CritiqueAndRevision": lambda text, images: {
+        "style": "", "composition": "", "content": "", "edits": [], "is_match": True,
+        "revised_prompt": "same", "variants": ["a", "b"]}})
+    result = Repainter(mllm=mllm, t2i=FakeT2I(), scorer=ScriptedScorer([0.5] * 30), stop_on_match=True).run(REF)
+    assert result.stop_reason == "judged_match" and len(result.rounds) == 1
+
+
+def test_blocked_images_are_recorded_but_never_scored():
+    t2i = FakeT2I(block=lambda r: r.seed % 3 == 0)
+    scorer = ScriptedScorer([0.7] * 30)
+    result = Repainter(mllm=FakeMLLM(), t2i=t2i, scorer=scorer, max_rounds=2).run(REF)
+    blocked = [c for c in result.candidates if c.blocked]
+    assert blocked and all(c.score is None for c in blocked)
+    assert not result.best.blocked
+    assert result.usage["blocked_images"] == len(blocked)
+    assert sum(scorer.batches) == len(result.candidates) - len(blocked)
+
+
+def test_start_from_a_prompt_skips_the_description():
+    mllm = FakeMLLM()
+    result = Repainter(mllm=mllm, t2i=FakeT2I(), scorer=ScriptedScorer([0.5] * 30), max_rounds=1).run(
+        REF, prompt="a white square"
+    )
+    assert "GlobalDescription" not in _calls(mllm)
+    assert result.initial_prompt == "a white square" and result.understanding is None
+    assert result.rounds[0].candidates[0].prompt == "a white square"
+
+
+def test_description_calls_run_concurrently():
+    barrier = threading.Barrier(3, timeout=5)  # broken (error) if the three calls were sequential
+
+    def wait_then(answer):
+        def respond(text, images):
+            barrier.wait()
+            return answer
+        return respond
+
+    mllm = FakeMLLM(script={
+        "GlobalDescription": wait_then({"description": "d"}),
+        "GlobalFeatures": wait_then({"style": "s", "lighting": "l", "color_palette": "c", "composition": "x"}),
+        "ObjectList": wait_then({"objects": []}),
+    })
+    result = Repainter(mllm=mllm, t2i=FakeT2I(), scorer=ScriptedScorer([0.5] * 10), max_rounds=1).run(REF)
+    assert result.understanding["global_description"] == "d"
+
+
+def test_stream_yields_round_events_and_the_result():
+    rp = Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer([0.1, 0.2, 0.3] * 4), max_rounds=2)
+    events = list(rp.stream(REF))
+    rounds = [e for e in events if e.kind == "round"]
+    assert [e.round for e in rounds] == [1, 2]
+    assert rounds[0].data["scores"] == [0.1, 0.2, 0.3] and rounds[0].data["best_score"] == 0.3
+    assert rounds[-1].data["stop_reason"] == "max_rounds"
+    assert {"describe", "generate", "score"} <= {e.data.get("node") for e in events if e.kind == "node"}
+    assert events[-1].kind == "result" and events[-1].result.stop_reason == "max_rounds"
+
+
+def test_arun_and_astream():
+    rp = Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer([0.4] * 30), max_rounds=2)
+    result = asyncio.run(rp.arun(REF))
+    assert len(result.rounds) == 2
+
+    async def collect():
+        return [e async for e in rp.astream(REF)]
+
+    assert asyncio.run(collect())[-1].result is not None
+
+
+def test_failure_keeps_finished_rounds_and_resume_does_not_redo_them():
+    failures = iter([True])
+
+    def flaky(text, images):
+        if next(failures, False):
+            raise MLLMError("the server is down", backend="fake")
+        return {"style": "", "composition": "", "content": "", "edits": ["x"], "is_match": False,
+                "revised_prompt": "p2", "variants": ["v1", "v2"]}
+
+    mllm, t2i = FakeMLLM(script={"CritiqueAndRevision": flaky}), FakeT2I()
+    rp = Repainter(mllm=mllm, t2i=t2i, scorer=ScriptedScorer([i / 100 for i in range(30)]), max_rounds=3)
+    with pytest.raises(MLLMError) as info:
+        rp.run(REF, thread_id="t-1")
+    err = info.value
+    assert err.thread_id == "t-1"
+    assert len(err.partial_result.rounds) == 1 and len(err.partial_result.rounds[0].candidates) == 3
+    rendered = len(t2i.requests)
+    result = rp.resume("t-1")
+    assert len(result.rounds) == 3 and result.stop_reason == "max_rounds"
+    assert len(t2i.requests) == rendered + 6  # round 1 was not rendered again
+    assert result.rounds[0].candidates[0].seed == err.partial_result.rounds[0].candidates[0].seed
+
+
+def test_bad_reference_fails_before_any_backend_call(tmp_path):
+    mllm, t2i = FakeMLLM(), FakeT2I()
+    rp = Repainter(mllm=mllm, t2i=t2i, scorer=ScriptedScorer([]))
+    (tmp_path / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    with pytest.raises(InvalidImageError):
+        rp.run(tmp_path / "x.png")
+    assert mllm.calls == [] and t2i.requests == []
+
+
+def test_a_model_that_takes_one_image_is_refused_at_construction():
+    with pytest.raises(CapabilityError, match="two images"):
+        Repainter(mllm=FakeMLLM(max_images_per_call=1), t2i=FakeT2I(), scorer=ScriptedScorer([]))
+    with pytest.raises(CapabilityError, match="does not accept images"):
+        Repainter(mllm=FakeMLLM(accepts_images=False), t2i=FakeT2I(), scorer=ScriptedScorer([]))
+
+
+def test_unknown_spec_suggests_the_closest_name():
+    with pytest.raises(UnknownBackendError, match="Did you mean 'openai'"):
+        Repainter(mllm="opneai:gpt-4o", t2i=FakeT2I(), scorer=ScriptedScorer([]))
+
+
+def test_state_holds_refs_not_pixels():
+    rp = Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer([0.3] * 30), max_rounds=2)
+    result = rp.run(REF, thread_id="small")
+    state = rp.as_graph().get_state({"configurable": {"thread_id": "small"}}).values
+
+    def walk(value):
+        if isinstance(value, dict):
+            for v in value.values():
+                yield from walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                yield from walk(v)
+        else:
+            yield value
+
+    assert all(isinstance(v, (str, int, float, bool, type(None))) for v in walk(state))
+    assert result.best.image.size == (32, 32)
+
+
+def test_embeds_as_a_subgraph():
+    rp = Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer([0.3] * 30), max_rounds=1)
+
+    class Parent(TypedDict, total=False):
+        reference: dict
+        best: dict
+        stop_reason: str
+        note: str
+
+    def note(state):
+        return {"note": f"best prompt: {state['best']['prompt']}"}
+
+    parent = StateGraph(Parent)
+    parent.add_node("repaint", rp.as_graph())
+    parent.add_node("note", note)
+    parent.add_edge(START, "repaint")
+    parent.add_edge("repaint", "note")
+    parent.add_edge("note", END)
+    out = parent.compile().invoke({"reference": rp.store.put(REF)})
+    assert out["stop_reason"] == "max_rounds" and out["note"].startswith("best prompt: ")

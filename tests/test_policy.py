@@ -1,0 +1,96 @@
+"""Pure decisions: convergence, selection, routing, seeds, config validation."""
+
+from __future__ import annotations
+
+import pytest
+
+from imagerepainter.config import RepainterConfig
+from imagerepainter.convergence import Progress, decide_stop
+from imagerepainter.errors import ConfigurationError
+from imagerepainter.routing import route_after_critique, route_after_select, route_start, seed_for
+from imagerepainter.selection import best_index
+
+CFG = RepainterConfig(max_rounds=5, patience=2, min_delta=0.01)
+
+
+@pytest.mark.parametrize(
+    ("scores", "overrides", "progress", "expected"),
+    [
+        ([0.5], {}, {}, None),
+        ([0.5, 0.6, 0.7], {}, {}, None),
+        ([0.5, 0.6, 0.605, 0.609], {}, {}, "plateau"),
+        ([0.5, 0.6, 0.6, 0.62], {}, {}, None),  # improved by 0.02 over the last 2 rounds
+        ([0.5, 0.6, 0.7, 0.8, 0.9], {}, {}, "max_rounds"),
+        ([0.5, 0.95], {"target_score": 0.9}, {}, "target_reached"),
+        ([0.5, 0.6], {"stop_on_match": True}, {"judged_match": True}, "judged_match"),
+        ([0.5, 0.6], {}, {"judged_match": True}, None),  # stop_on_match is off
+        ([0.5], {"max_images": 5}, {"images_used": 3, "images_per_round": 3}, "budget_images"),
+        ([0.5], {"max_images": 6}, {"images_used": 3, "images_per_round": 3}, None),
+        ([0.5], {"max_mllm_calls": 10}, {"mllm_calls_used": 10}, "budget_mllm_calls"),
+        ([0.5], {"max_seconds": 1.0}, {"seconds_used": 1.5}, "budget_seconds"),
+        ([None, None, None], {}, {}, None),  # nothing scorable yet: no plateau
+        ([0.5, 0.5, 0.5], {"patience": None}, {}, None),  # paper: never stops on a plateau
+    ],
+)
+def test_decide_stop(scores, overrides, progress, expected):
+    cfg = CFG.with_overrides(**overrides)
+    assert decide_stop(Progress(best_scores=scores, **progress), cfg, higher_is_better=True) == expected
+
+
+def test_decide_stop_lower_is_better():
+    cfg = CFG.with_overrides(target_score=0.1)
+    assert decide_stop(Progress(best_scores=[0.5, 0.09]), cfg, higher_is_better=False) == "target_reached"
+    assert decide_stop(Progress(best_scores=[0.5, 0.3, 0.2]), cfg, higher_is_better=False) is None
+    assert decide_stop(Progress(best_scores=[0.5, 0.3, 0.3, 0.295]), cfg, higher_is_better=False) == "plateau"
+
+
+def test_best_index_ignores_unscored_and_respects_direction():
+    assert best_index([0.3, None, 0.9, 0.9], higher_is_better=True) == 2
+    assert best_index([0.3, None, 0.1], higher_is_better=False) == 2
+    assert best_index([], higher_is_better=True) is None
+
+
+def test_routing():
+    assert route_start({}) == "describe"
+    assert route_start({"prompt": "x"}) == "propose"
+    assert route_after_select({"stop_reason": None}) == "critique"
+    assert route_after_select({"stop_reason": "max_rounds"}) == "finish"
+    assert route_after_critique({}, combined=True) == "propose"
+    assert route_after_critique({}, combined=False) == "revise"
+    assert route_after_critique({"stop_reason": "judged_match"}, combined=True) == "finish"
+
+
+def test_seeds_are_distinct_within_a_run_and_pure():
+    seeds = {seed_for(42, r, i) for r in range(1, 11) for i in range(8)}
+    assert len(seeds) == 80
+    assert seed_for(42, 3, 1) == seed_for(42, 3, 1)
+    assert {seed_for(42, r, i, vary=False) for r in (1, 2) for i in (0, 1)} == {42}
+
+
+def test_presets():
+    paper = RepainterConfig.from_preset("paper")
+    assert (paper.max_rounds, paper.variants, paper.patience) == (3, 3, None)
+    assert not paper.combined_critique and not paper.critique_history
+    assert paper.include_current_prompt == "never"
+    assert paper.candidates_in_round(1) == (False, 3)
+    default = RepainterConfig.from_preset("default")
+    assert default.combined_critique and default.critique_history
+    assert default.candidates_in_round(1) == (True, 2)
+    first = default.with_overrides(include_current_prompt="first_round")
+    assert first.candidates_in_round(1) == (True, 2) and first.candidates_in_round(2) == (False, 3)
+
+
+def test_overrides_are_validated_with_suggestions():
+    with pytest.raises(ConfigurationError, match="Did you mean 'max_rounds'"):
+        CFG.with_overrides(max_round=3)
+    with pytest.raises(ConfigurationError, match="max_rounds"):
+        CFG.with_overrides(max_rounds=0)
+    assert CFG.with_overrides(height=512).generation.height == 512
+    assert CFG.with_overrides(generation={"width": 64}).generation.width == 64
+    with pytest.raises(ConfigurationError, match="Unknown preset"):
+        RepainterConfig.from_preset("fast")
+
+
+def test_config_is_frozen():
+    with pytest.raises(Exception):  # noqa: B017 - pydantic's frozen-instance error
+        CFG.max_rounds = 3  # type: ignore[misc]
