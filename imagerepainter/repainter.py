@@ -191,6 +191,21 @@ class Repainter:
         run_config = self._resume_config(thread_id)
         return self._invoke(None, run_config)
 
+    def stream_resume(self, thread_id: str) -> Iterator[RepaintEvent]:
+        """Like :meth:`resume`, yielding :class:`RepaintEvent` s; the last one carries the result."""
+        run_config = self._resume_config(thread_id)
+        try:
+            for chunk in self._graph.stream(None, run_config, stream_mode="custom"):
+                yield self._event(chunk)
+        except BackendError as exc:
+            self._annotate(exc, run_config)
+            raise
+        yield RepaintEvent(kind="result", result=self._result(run_config))
+
+    def result_of(self, thread_id: str) -> RepaintResult:
+        """The result of thread ``thread_id`` as far as it got (its latest checkpoint)."""
+        return self._result(self._resume_config(thread_id))
+
     def _resume_config(self, thread_id: str) -> dict[str, Any]:
         snapshot = self._graph.get_state({"configurable": {"thread_id": thread_id}})
         if not snapshot.values:

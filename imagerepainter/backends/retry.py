@@ -19,11 +19,12 @@ Example:
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 __all__ = ["RetryPolicy", "is_transient", "retry_after_seconds", "status_code"]
 
@@ -98,8 +99,8 @@ class RetryPolicy:
         asked = retry_after_seconds(exc) if exc else None
         if asked is not None:
             return min(max(asked, 0.0), self.max_wait)
-        backoff = wait_exponential_jitter(initial=self.initial_wait, max=self.max_wait, jitter=self.initial_wait)
-        return float(backoff(state)) if self.initial_wait > 0 else 0.0
+        backoff = self.initial_wait * 2 ** (state.attempt_number - 1) + random.uniform(0, self.initial_wait)
+        return min(backoff, self.max_wait)
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call ``fn`` and retry it on transient failures; re-raise the last error when attempts run out."""
