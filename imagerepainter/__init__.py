@@ -48,7 +48,33 @@ _LAZY: dict[str, str] = {
     "GenerationError": "imagerepainter.errors",
 }
 
-__all__ = ["__version__", *sorted(_LAZY)]
+__all__ = [
+    "__version__",
+    "BackendError",
+    "Candidate",
+    "CapabilityError",
+    "ConfigurationError",
+    "CritiqueResult",
+    "DirectoryImageStore",
+    "GenerationConfig",
+    "GenerationError",
+    "ImageTooLargeError",
+    "InvalidImageError",
+    "MLLMError",
+    "MemoryImageStore",
+    "MissingDependencyError",
+    "RepaintEvent",
+    "RepaintResult",
+    "Repainter",
+    "RepainterConfig",
+    "RepainterError",
+    "Round",
+    "StructuredOutputError",
+    "UnknownBackendError",
+    "available_backends",
+    "build_graph",
+    "load_image",
+]
 
 if TYPE_CHECKING:
     from .backends.registry import available_backends
@@ -68,7 +94,7 @@ if TYPE_CHECKING:
     )
     from .graph import build_graph
     from .images import DirectoryImageStore, MemoryImageStore, load_image
-    from .repainter import RepaintEvent, Repainter
+    from .repainter import Repainter, RepaintEvent
     from .results import Candidate, CritiqueResult, RepaintResult, Round
 
 

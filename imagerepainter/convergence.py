@@ -69,9 +69,9 @@ def decide_stop(progress: Progress, config: RepainterConfig, *, higher_is_better
     rounds_done = len(scores)
     best = scores[-1] if scores else None
 
-    if best is not None and config.target_score is not None:
-        if improvement(best, config.target_score, higher_is_better=higher_is_better) >= 0:
-            return "target_reached"
+    target = config.target_score
+    if best is not None and target is not None and improvement(best, target, higher_is_better=higher_is_better) >= 0:
+        return "target_reached"
     if config.stop_on_match and progress.judged_match:
         return "judged_match"
     if config.patience is not None and rounds_done > config.patience and best is not None:

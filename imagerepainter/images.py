@@ -27,9 +27,8 @@ import warnings
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from typing_extensions import TypedDict
-
 from PIL import Image, ImageOps, UnidentifiedImageError
+from typing_extensions import TypedDict
 
 from .errors import ConfigurationError, ImageTooLargeError, InvalidImageError
 
@@ -157,7 +156,7 @@ def _normalise(image: Image.Image) -> Image.Image:
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16/32-bit grayscale: rescale to 8 bits instead of clipping.
         lo, hi = image.getextrema()  # type: ignore[misc]
-        scale = 255.0 / max(1, int(hi) - int(lo))
+        scale = 255.0 / max(1, int(hi) - int(lo))  # type: ignore[arg-type]
         image = image.point(lambda v: (v - lo) * scale).convert("L")  # type: ignore[operator]
     if image.mode == "P":
         image = image.convert("RGBA")

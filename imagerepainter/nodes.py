@@ -30,7 +30,7 @@ from .errors import GenerationError
 from .images import ImageStore
 from .routing import seed_for
 from .selection import best_index, better
-from .state import CandidateRecord, CritiqueRecord, RepaintState, RoundRecord, Usage
+from .state import CallRecord, CandidateRecord, CritiqueRecord, RepaintState, RoundRecord, Usage
 from .understanding import UnderstandingTree, assemble_prompt
 
 __all__ = ["LoopNodes"]
@@ -76,21 +76,40 @@ def _timed(name: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[...,
 class _Calls:
     """Runs MLLM requests (concurrently where independent) and tallies their usage."""
 
-    def __init__(self, mllm: MLLM, pool: ThreadPoolExecutor) -> None:
-        self.mllm, self.pool = mllm, pool
+    def __init__(self, mllm: MLLM, pool: ThreadPoolExecutor, node: str, round_index: int) -> None:
+        self.mllm, self.pool, self.node, self.round_index = mllm, pool, node, round_index
         self.usage: Usage = {}
+        self.log: list[CallRecord] = []
         self._lock = threading.Lock()
 
     def ask(self, schema: type[SchemaT], text: str, images: Sequence[Image.Image] = ()) -> SchemaT:
         messages = [MLLMMessage(role="system", text=prompts.SYSTEM), MLLMMessage(text=text, images=tuple(images))]
+        start = time.perf_counter()
         reply = self.mllm.structured(messages, schema)
+        seconds = time.perf_counter() - start
         with self._lock:
             u = self.usage
             u["mllm_calls"] = u.get("mllm_calls", 0) + 1
             u["mllm_requests"] = u.get("mllm_requests", 0) + reply.requests
             u["input_tokens"] = u.get("input_tokens", 0) + reply.usage.input_tokens
             u["output_tokens"] = u.get("output_tokens", 0) + reply.usage.output_tokens
+            self.log.append(
+                CallRecord(
+                    node=self.node,
+                    round=self.round_index,
+                    schema=schema.__name__,
+                    images=len(images),
+                    requests=reply.requests,
+                    input_tokens=reply.usage.input_tokens,
+                    output_tokens=reply.usage.output_tokens,
+                    seconds=round(seconds, 6),
+                )
+            )
         return reply.value
+
+    def update(self) -> dict[str, Any]:
+        """The usage and call log to merge into the state."""
+        return {"usage": self.usage, "calls": self.log}
 
     def ask_many(self, jobs: Sequence[tuple[type[BaseModel], str, Sequence[Image.Image]]]) -> list[Any]:
         """Ask independent questions concurrently; results in the order of ``jobs``."""
@@ -156,7 +175,7 @@ class LoopNodes:
     def describe(self, state: RepaintState) -> dict[str, Any]:
         """Build the Image Understanding Tree (independent calls concurrently), then the first prompt."""
         cfg = self._config(state)
-        calls = _Calls(self.mllm, self._pool)
+        calls = _Calls(self.mllm, self._pool, "describe", 0)
         ref = (self._image(state["reference"], cfg.mllm_image_max_side),)
         jobs: list[tuple[type[BaseModel], str, Sequence[Image.Image]]] = [
             (schemas.GlobalDescription, prompts.GLOBAL_DESCRIPTION, ref),
@@ -189,7 +208,7 @@ class LoopNodes:
         rewrite = prompts.REWRITE.format(description=assemble_prompt(tree), style=prompts.STYLE_HINTS[cfg.prompt_style])
         prompt = calls.ask(schemas.PromptRewrite, rewrite).prompt.strip()
         _emit({"event": "described", "prompt": prompt, "objects": [o.name for o in objects]})
-        return {"understanding": dict(tree), "prompt": prompt, "initial_prompt": prompt, "usage": calls.usage}
+        return {"understanding": dict(tree), "prompt": prompt, "initial_prompt": prompt, **calls.update()}
 
     @_timed("propose")
     def propose(self, state: RepaintState) -> dict[str, Any]:
@@ -199,7 +218,7 @@ class LoopNodes:
         include, wanted = cfg.candidates_in_round(round_index)
         prompt = state["prompt"] or ""
         variants = [v.strip() for v in state.get("round_prompts") or [] if v and v.strip()][:wanted]
-        calls = _Calls(self.mllm, self._pool)
+        calls = _Calls(self.mllm, self._pool, "propose", round_index)
         if len(variants) < wanted:
             missing = wanted - len(variants)
             text = prompts.VARIANTS.format(count=missing, prompt=prompt, style=prompts.STYLE_HINTS[cfg.prompt_style])
@@ -207,7 +226,7 @@ class LoopNodes:
             variants += [v.strip() for v in answer.prompts if v and v.strip()][:missing]
         while len(variants) < wanted:  # a model that returned too few: render the prompt again, new seed
             variants.append(prompt)
-        return {"round_prompts": ([prompt] if include else []) + variants, "usage": calls.usage}
+        return {"round_prompts": ([prompt] if include else []) + variants, **calls.update()}
 
     @_timed("generate")
     def generate(self, state: RepaintState) -> dict[str, Any]:
@@ -236,7 +255,9 @@ class LoopNodes:
             except GenerationError:
                 raise
             except Exception as exc:
-                raise GenerationError(f"{self.t2i.name} failed: {type(exc).__name__}: {exc}", backend=self.t2i.name) from exc
+                raise GenerationError(
+                    f"{self.t2i.name} failed: {type(exc).__name__}: {exc}", backend=self.t2i.name
+                ) from exc
             if len(images) != len(batch):
                 raise GenerationError(
                     f"{self.t2i.name} returned {len(images)} images for {len(batch)} requests.", backend=self.t2i.name
@@ -256,7 +277,7 @@ class LoopNodes:
     def score(self, state: RepaintState) -> dict[str, Any]:
         """Score the round's unblocked candidates in one batch against the prepared reference."""
         prepared = self.prepared_reference(state["reference"]).result()
-        pending = [dict(c) for c in state["pending"]]
+        pending = [CandidateRecord(**c) for c in state["pending"]]
         live = [c for c in pending if not c["blocked"]]
         if live:
             scores = self.scorer.score(prepared, [self.store.get(c["image"]) for c in live])
@@ -295,14 +316,16 @@ class LoopNodes:
             images_per_round=cfg.variants,
         )
         reason = decide_stop(progress, cfg, higher_is_better=hib)
-        _emit({
-            "event": "round",
-            "round": record["index"],
-            "scores": [c["score"] for c in pending],
-            "round_best": round_best,
-            "best_score": best_so_far,
-            "stop_reason": reason,
-        })
+        _emit(
+            {
+                "event": "round",
+                "round": record["index"],
+                "scores": [c["score"] for c in pending],
+                "round_best": round_best,
+                "best_score": best_so_far,
+                "stop_reason": reason,
+            }
+        )
         return {"rounds": [record], "pending": [], "round_prompts": [], "stop_reason": reason}
 
     def _critique_target(self, state: RepaintState, cfg: RepainterConfig) -> tuple[RoundRecord, CandidateRecord] | None:
@@ -336,11 +359,11 @@ class LoopNodes:
     def critique(self, state: RepaintState) -> dict[str, Any]:
         """Compare the reference with the best image; with ``combined_critique`` also revise and vary."""
         cfg = self._config(state)
-        calls = _Calls(self.mllm, self._pool)
-        target = self._critique_target(state, cfg)
         round_index = len(state["rounds"])
+        calls = _Calls(self.mllm, self._pool, "critique", round_index)
+        target = self._critique_target(state, cfg)
         if target is None:  # every candidate blocked: nothing to look at, rephrase and try again
-            return {"round_prompts": [], "usage": calls.usage}
+            return {"round_prompts": []}
         rnd, cand = target
         images = (
             self._image(state["reference"], cfg.mllm_image_max_side),
@@ -352,15 +375,15 @@ class LoopNodes:
         if cfg.combined_critique:
             _, wanted = cfg.candidates_in_round(round_index + 1)
             text = prompts.CRITIQUE_AND_REVISE.format(prompt=cand["prompt"], count=wanted, style=style, history=history)
-            answer = calls.ask(schemas.CritiqueAndRevision, text, images)
-            critique = schemas.Critique.model_validate(answer.model_dump()).model_dump()
-            revised = answer.revised_prompt.strip() or cand["prompt"]
-            update |= {"prompt": revised, "round_prompts": list(answer.variants)}
+            combined = calls.ask(schemas.CritiqueAndRevision, text, images)
+            critique = schemas.Critique.model_validate(combined.model_dump()).model_dump()
+            revised = combined.revised_prompt.strip() or cand["prompt"]
+            update |= {"prompt": revised, "round_prompts": list(combined.variants)}
         else:
-            answer = calls.ask(schemas.Critique, prompts.CRITIQUE.format(prompt=cand["prompt"], history=history), images)
-            critique, revised = answer.model_dump(), None
+            text = prompts.CRITIQUE.format(prompt=cand["prompt"], history=history)
+            critique, revised = calls.ask(schemas.Critique, text, images).model_dump(), None
         record = CritiqueRecord(round=rnd["index"], candidate=cand["index"], critique=critique, revised_prompt=revised)
-        update |= {"critiques": [record], "judged_match": bool(critique.get("is_match")), "usage": calls.usage}
+        update |= {"critiques": [record], "judged_match": bool(critique.get("is_match")), **calls.update()}
         if cfg.stop_on_match and critique.get("is_match"):
             update["stop_reason"] = "judged_match"
         _emit({"event": "critique", "round": rnd["index"], "edits": critique.get("edits", [])})
@@ -370,17 +393,18 @@ class LoopNodes:
     def revise(self, state: RepaintState) -> dict[str, Any]:
         """Apply the critique's edits to the prompt in a separate text-only call (paper preset)."""
         cfg = self._config(state)
-        calls = _Calls(self.mllm, self._pool)
+        calls = _Calls(self.mllm, self._pool, "revise", len(state["rounds"]))
         last = state["critiques"][-1] if state.get("critiques") else None
         if last is None or last["round"] != len(state["rounds"]):
-            return {"usage": calls.usage}
+            return {}
         crit = last["critique"]
         edits = "; ".join(crit.get("edits") or []) or "; ".join(
             str(crit.get(k, "")) for k in ("style", "composition", "content")
         )
         text = prompts.REVISE.format(prompt=state["prompt"], edits=edits, style=prompts.STYLE_HINTS[cfg.prompt_style])
         revised = calls.ask(schemas.RevisedPrompt, text).prompt.strip() or state["prompt"]
-        return {"prompt": revised, "usage": calls.usage, "critiques": [CritiqueRecord(**dict(last, revised_prompt=revised))]}
+        record = CritiqueRecord(round=last["round"], candidate=last["candidate"], critique=crit, revised_prompt=revised)
+        return {"prompt": revised, "critiques": [record], **calls.update()}
 
     @_timed("finish")
     def finish(self, state: RepaintState) -> dict[str, Any]:

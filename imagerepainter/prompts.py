@@ -54,7 +54,9 @@ GLOBAL_DESCRIPTION = (
     "(objects, colours, lighting), then the style, then the mood."
 )
 
-GLOBAL_FEATURES = "Describe the image's overall style, lighting, colour palette (include the background) and composition."
+GLOBAL_FEATURES = (
+    "Describe the image's overall style, lighting, colour palette (include the background) and composition."
+)
 
 OBJECT_LIST = (
     "List the most salient objects in the image, most important first, at most {max_objects} objects. "

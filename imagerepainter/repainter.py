@@ -15,10 +15,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .backends.base import MLLM, Scorer, TextToImage
@@ -29,6 +30,9 @@ from .graph import build_graph, recursion_limit
 from .images import ImageInput, ImageStore, MemoryImageStore, load_image
 from .prompts import PROMPT_VERSION
 from .results import RepaintResult
+
+if TYPE_CHECKING:
+    from langchain_core.runnables import RunnableConfig
 
 __all__ = ["RepaintEvent", "Repainter"]
 
@@ -53,10 +57,8 @@ def _describe_backend(backend: Any) -> dict[str, Any]:
     info: dict[str, Any] = {"name": getattr(backend, "name", type(backend).__name__), "class": type(backend).__name__}
     describe = getattr(backend, "describe", None)
     if callable(describe):
-        try:
+        with contextlib.suppress(Exception):  # describing must never break a run
             info.update(describe())
-        except Exception:  # describing must never break a run  # noqa: BLE001
-            pass
     return info
 
 
@@ -152,7 +154,7 @@ class Repainter:
 
     def _prepare(
         self, reference: ImageInput, prompt: str | None, thread_id: str | None, overrides: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any], RepainterConfig]:
+    ) -> tuple[dict[str, Any], RunnableConfig, RepainterConfig]:
         """Validate everything before any paid call; return the graph input, run config and config."""
         cfg = self.config.with_overrides(**overrides)
         image = load_image(reference, max_pixels=cfg.max_reference_pixels)
@@ -160,7 +162,7 @@ class Repainter:
             raise ConfigurationError("prompt must be a non-empty string, or None to describe the reference.")
         ref = self.store.put(image)
         graph_input = {"reference": ref, "prompt": prompt, "overrides": overrides}
-        run_config = {
+        run_config: RunnableConfig = {
             "configurable": {"thread_id": thread_id or uuid.uuid4().hex},
             "recursion_limit": recursion_limit(cfg),
         }
@@ -206,14 +208,14 @@ class Repainter:
         """The result of thread ``thread_id`` as far as it got (its latest checkpoint)."""
         return self._result(self._resume_config(thread_id))
 
-    def _resume_config(self, thread_id: str) -> dict[str, Any]:
+    def _resume_config(self, thread_id: str) -> RunnableConfig:
         snapshot = self._graph.get_state({"configurable": {"thread_id": thread_id}})
         if not snapshot.values:
             raise ConfigurationError(f"No checkpoint for thread {thread_id!r}; nothing to resume.")
         cfg = RepainterConfig.model_validate(snapshot.values.get("config") or self.config.model_dump())
         return {"configurable": {"thread_id": thread_id}, "recursion_limit": recursion_limit(cfg)}
 
-    def _invoke(self, graph_input: dict[str, Any] | None, run_config: dict[str, Any]) -> RepaintResult:
+    def _invoke(self, graph_input: dict[str, Any] | None, run_config: RunnableConfig) -> RepaintResult:
         try:
             self._graph.invoke(graph_input, run_config)
         except BackendError as exc:
@@ -267,10 +269,10 @@ class Repainter:
         kind = str(data.pop("event", "node"))
         return RepaintEvent(kind=kind, round=data.get("round"), data=data)
 
-    def _state(self, run_config: dict[str, Any]) -> dict[str, Any]:
+    def _state(self, run_config: RunnableConfig) -> dict[str, Any]:
         return dict(self._graph.get_state(run_config).values)
 
-    def _result(self, run_config: dict[str, Any]) -> RepaintResult:
+    def _result(self, run_config: RunnableConfig) -> RepaintResult:
         return RepaintResult.from_state(
             self._state(run_config),
             store=self.store,
@@ -280,7 +282,7 @@ class Repainter:
             library_version=__version__,
         )
 
-    def _annotate(self, exc: BackendError, run_config: dict[str, Any]) -> BackendError:
+    def _annotate(self, exc: BackendError, run_config: RunnableConfig) -> BackendError:
         """Attach what was already paid for to a backend failure, so nothing is lost."""
         thread_id = run_config["configurable"]["thread_id"]
         exc.thread_id = thread_id  # type: ignore[attr-defined]
@@ -289,7 +291,7 @@ class Repainter:
             exc.partial_result = (  # type: ignore[attr-defined]
                 self._result(run_config) if state.get("reference") else None
             )
-        except Exception:  # noqa: BLE001 - the original failure matters more
+        except Exception:
             exc.partial_result = None  # type: ignore[attr-defined]
         exc.add_note(f"Finished work is kept: Repainter.resume({thread_id!r}) continues this run.")
         return exc

@@ -105,6 +105,8 @@ class RepaintResult(_WithStore):
     backends: dict[str, Any] = {}
     """Names and settings of the MLLM, T2I backend and scorer (device, dtype, model ids)."""
     usage: dict[str, int] = {}
+    calls: list[dict[str, Any]] = []
+    """Every answer from the multimodal model: node, round, schema, requests, tokens, seconds."""
     timings: dict[str, float] = {}
     thread_id: str | None = None
     prompt_version: str = ""
@@ -154,8 +156,14 @@ class RepaintResult(_WithStore):
 
     @classmethod
     def from_state(
-        cls, state: dict[str, Any], *, store: ImageStore | None, backends: dict[str, Any] | None = None,
-        thread_id: str | None = None, prompt_version: str = "", library_version: str = "",
+        cls,
+        state: dict[str, Any],
+        *,
+        store: ImageStore | None,
+        backends: dict[str, Any] | None = None,
+        thread_id: str | None = None,
+        prompt_version: str = "",
+        library_version: str = "",
     ) -> RepaintResult:
         """Build a result from the graph's (final or partial) state."""
         critiques = {c["round"]: c for c in state.get("critiques") or []}
@@ -169,8 +177,12 @@ class RepaintResult(_WithStore):
                     candidates=[_candidate(r["index"], c) for c in r["candidates"]],
                     best_index=r["best_index"],
                     best_score_so_far=r["best_score_so_far"],
-                    critique=None if crit is None else CritiqueResult(
-                        round=crit["round"], candidate=crit["candidate"], revised_prompt=crit["revised_prompt"],
+                    critique=None
+                    if crit is None
+                    else CritiqueResult(
+                        round=crit["round"],
+                        candidate=crit["candidate"],
+                        revised_prompt=crit["revised_prompt"],
                         **crit["critique"],
                     ),
                 )
@@ -186,6 +198,7 @@ class RepaintResult(_WithStore):
             config=RepainterConfig.model_validate(state.get("config") or {}),
             backends=backends or {},
             usage=dict(state.get("usage") or {}),
+            calls=list(state.get("calls") or []),
             timings=dict(state.get("timings") or {}),
             thread_id=thread_id,
             prompt_version=prompt_version,
@@ -234,6 +247,11 @@ class RepaintResult(_WithStore):
 
 def _candidate(round_index: int, c: dict[str, Any]) -> Candidate:
     return Candidate(
-        round=round_index, index=c["index"], prompt=c["prompt"], seed=c["seed"], image_ref=c["image"],
-        blocked=c["blocked"], score=c["score"],
+        round=round_index,
+        index=c["index"],
+        prompt=c["prompt"],
+        seed=c["seed"],
+        image_ref=c["image"],
+        blocked=c["blocked"],
+        score=c["score"],
     )

@@ -149,6 +149,4 @@ class CritiqueAndRevision(Critique):
     """A critique, the revised prompt and alternative phrasings of it, in one answer."""
 
     revised_prompt: str = Field(description="The current prompt with the edits applied.")
-    variants: list[str] = Field(
-        description="The requested number of alternative phrasings of the revised prompt."
-    )
+    variants: list[str] = Field(description="The requested number of alternative phrasings of the revised prompt.")

@@ -12,13 +12,14 @@ comes out; ``RepaintState`` is everything in between.
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any
+from typing import Annotated, Any, NotRequired
 
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 from .images import ImageRef
 
 __all__ = [
+    "CallRecord",
     "CandidateRecord",
     "CritiqueRecord",
     "RepaintInput",
@@ -74,6 +75,20 @@ class Usage(TypedDict, total=False):
     """HTTP requests (or invocations) those answers took, retries and re-asks included."""
     input_tokens: int
     output_tokens: int
+
+
+class CallRecord(TypedDict):
+    """One answer from the multimodal model: where it was asked, what it cost, how long it took."""
+
+    node: str
+    round: int
+    """The round it belongs to (0 for the description)."""
+    schema: str
+    images: int
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    seconds: float
 
 
 class CandidateRecord(TypedDict):
@@ -137,6 +152,7 @@ class RepaintOutput(TypedDict, total=False):
     best_round: int | None
     stop_reason: str | None
     usage: Usage
+    calls: list[CallRecord]
     timings: dict[str, float]
 
 
@@ -160,5 +176,7 @@ class RepaintState(RepaintInput, total=False):
     best_round: int | None
     stop_reason: str | None
     usage: Annotated[Usage, add_numbers]
+    calls: Annotated[list[CallRecord], operator.add]
+    """Every answer from the multimodal model, in order, with its token usage and latency."""
     timings: Annotated[dict[str, float], add_numbers]
     """Seconds spent in each node, summed over the run (the seconds budget reads their total)."""

@@ -23,7 +23,9 @@ def _mllm(server: OpenAICompatibleServer, **kw) -> ChatModelMLLM:
 
 
 def _ask(mllm, schema, images=()):
-    return mllm.structured([MLLMMessage(role="system", text="be precise"), MLLMMessage(text="Look.", images=images)], schema)
+    return mllm.structured(
+        [MLLMMessage(role="system", text="be precise"), MLLMMessage(text="Look.", images=images)], schema
+    )
 
 
 def test_images_arrive_as_content_parts_and_json_schema_is_used():
@@ -79,9 +81,11 @@ def test_invalid_answer_is_sent_back_with_the_error():
 
 def test_never_valid_raises_structured_output_error_with_context():
     bad = ChatReply(text="no json here")
-    with OpenAICompatibleServer(ScriptedResponder({"Critique": [bad] * 3})) as server:
-        with pytest.raises(StructuredOutputError) as info:
-            _ask(_mllm(server, max_reasks=2), Critique)
+    with (
+        OpenAICompatibleServer(ScriptedResponder({"Critique": [bad] * 3})) as server,
+        pytest.raises(StructuredOutputError) as info,
+    ):
+        _ask(_mllm(server, max_reasks=2), Critique)
     err = info.value
     assert err.attempts == 3 and err.schema == "Critique" and err.raw_output == "no json here"
 
@@ -114,7 +118,7 @@ def test_persistent_failure_raises_mllm_error_without_the_key():
 
 
 def test_bad_key_is_reported_plainly():
-    with OpenAICompatibleServer(ScriptedResponder({}), api_key="sk-the-right-one-0000000") as server:
-        with pytest.raises(MLLMError, match="refused the credentials") as info:
-            _ask(_mllm(server), GlobalDescription)
+    server = OpenAICompatibleServer(ScriptedResponder({}), api_key="sk-the-right-one-0000000")
+    with server, pytest.raises(MLLMError, match="refused the credentials") as info:
+        _ask(_mllm(server), GlobalDescription)
     assert KEY not in str(info.value) and "sk-the-right" not in str(info.value)

@@ -29,8 +29,16 @@ def test_paper_preset_makes_exactly_the_papers_calls():
     # IUT: description, features, object list, one detail call per object (2), relationships (>1 object);
     # one rewrite; then per round one variants call; critique + revise between rounds (not after the last).
     assert _calls(mllm) == Counter(
-        GlobalDescription=1, GlobalFeatures=1, ObjectList=1, ThingDetails=1, PersonDetails=1, Relationships=1,
-        PromptRewrite=1, PromptVariants=3, Critique=2, RevisedPrompt=2,
+        GlobalDescription=1,
+        GlobalFeatures=1,
+        ObjectList=1,
+        ThingDetails=1,
+        PersonDetails=1,
+        Relationships=1,
+        PromptRewrite=1,
+        PromptVariants=3,
+        Critique=2,
+        RevisedPrompt=2,
     )
     assert len(t2i.requests) == 9 and t2i.batches == 3  # 3 rounds x 3 variants, one batch per round
     assert result.stop_reason == "max_rounds" and len(result.rounds) == 3
@@ -85,9 +93,19 @@ def test_plateau_stops_early():
 
 
 def test_judged_match_stops_when_asked():
-    mllm = FakeMLLM(script={"CritiqueAndRevision": lambda text, images: {
-        "style": "", "composition": "", "content": "", "edits": [], "is_match": True,
-        "revised_prompt": "same", "variants": ["a", "b"]}})
+    mllm = FakeMLLM(
+        script={
+            "CritiqueAndRevision": lambda text, images: {
+                "style": "",
+                "composition": "",
+                "content": "",
+                "edits": [],
+                "is_match": True,
+                "revised_prompt": "same",
+                "variants": ["a", "b"],
+            }
+        }
+    )
     result = Repainter(mllm=mllm, t2i=FakeT2I(), scorer=ScriptedScorer([0.5] * 30), stop_on_match=True).run(REF)
     assert result.stop_reason == "judged_match" and len(result.rounds) == 1
 
@@ -120,13 +138,16 @@ def test_description_calls_run_concurrently():
         def respond(text, images):
             barrier.wait()
             return answer
+
         return respond
 
-    mllm = FakeMLLM(script={
-        "GlobalDescription": wait_then({"description": "d"}),
-        "GlobalFeatures": wait_then({"style": "s", "lighting": "l", "color_palette": "c", "composition": "x"}),
-        "ObjectList": wait_then({"objects": []}),
-    })
+    mllm = FakeMLLM(
+        script={
+            "GlobalDescription": wait_then({"description": "d"}),
+            "GlobalFeatures": wait_then({"style": "s", "lighting": "l", "color_palette": "c", "composition": "x"}),
+            "ObjectList": wait_then({"objects": []}),
+        }
+    )
     result = Repainter(mllm=mllm, t2i=FakeT2I(), scorer=ScriptedScorer([0.5] * 10), max_rounds=1).run(REF)
     assert result.understanding["global_description"] == "d"
 
@@ -159,8 +180,15 @@ def test_failure_keeps_finished_rounds_and_resume_does_not_redo_them():
     def flaky(text, images):
         if next(failures, False):
             raise MLLMError("the server is down", backend="fake")
-        return {"style": "", "composition": "", "content": "", "edits": ["x"], "is_match": False,
-                "revised_prompt": "p2", "variants": ["v1", "v2"]}
+        return {
+            "style": "",
+            "composition": "",
+            "content": "",
+            "edits": ["x"],
+            "is_match": False,
+            "revised_prompt": "p2",
+            "variants": ["v1", "v2"],
+        }
 
     mllm, t2i = FakeMLLM(script={"CritiqueAndRevision": flaky}), FakeT2I()
     rp = Repainter(mllm=mllm, t2i=t2i, scorer=ScriptedScorer([i / 100 for i in range(30)]), max_rounds=3)

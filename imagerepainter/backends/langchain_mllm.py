@@ -249,7 +249,7 @@ class ChatModelMLLM:
                     "(OPENAI_API_KEY) and the base URL.",
                     backend=self.name,
                 ) from None
-            if code in (400, 404, 415, 422) or isinstance(exc, NotImplementedError) and self._working is None:
+            if code in (400, 404, 415, 422) or (isinstance(exc, NotImplementedError) and self._working is None):
                 raise _Unsupported(redact(str(exc))) from exc
             raise MLLMError(redact(f"{self.name} failed: {type(exc).__name__}: {exc}"), backend=self.name) from exc
         if isinstance(out, dict) and "raw" in out:  # with_structured_output(include_raw=True)

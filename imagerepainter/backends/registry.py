@@ -23,10 +23,11 @@ when a spec names a provider that is not built in.
 Example:
     >>> parse_spec("diffusers:stabilityai/sdxl-turbo?device=cuda&torch_dtype=float16")
     ('diffusers', 'stabilityai/sdxl-turbo', {'device': 'cuda', 'torch_dtype': 'float16'})
-    >>> resolve_scorer("clpi")
-    Traceback (most recent call last):
-    ...
-    imagerepainter.errors.UnknownBackendError: Unknown scorer 'clpi'. Did you mean 'clip'? Known: clip, dinov2, paper, psnr, sandbox, ssim.
+    >>> try:
+    ...     resolve_scorer("clpi")
+    ... except UnknownBackendError as exc:
+    ...     print(exc.suggestions)
+    ('clip',)
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ def parse_spec(spec: str) -> tuple[str, str | None, dict[str, str]]:
 
 
 def _openai_chat(model: str | None, **options: Any) -> MLLM:
-    from ..backends.langchain_mllm import ChatModelMLLM
     from .._imports import require
+    from ..backends.langchain_mllm import ChatModelMLLM
 
     lc_openai = require("langchain_openai", extra="openai", purpose="the 'openai:' MLLM backend")
     options.setdefault("max_retries", 0)  # ChatModelMLLM retries; don't multiply attempts
@@ -100,7 +101,7 @@ def _diffusers(model: str | None, **options: Any) -> TextToImage:
 def _openai_images(model: str | None, **options: Any) -> TextToImage:
     from .openai_images import OpenAIImagesT2I
 
-    return OpenAIImagesT2I(model or "gpt-image-1", **options)
+    return OpenAIImagesT2I(model or "gpt-image-2", **options)
 
 
 def _sandbox_t2i(model: str | None, **options: Any) -> TextToImage:

@@ -1,0 +1,194 @@
+"""OpenAIImagesT2I end to end against the OpenAI-compatible server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+
+import openai
+import pytest
+from PIL import Image
+
+from imagerepainter.backends.base import GenerationRequest, TextToImage
+from imagerepainter.backends.openai_images import OpenAIImagesT2I
+from imagerepainter.errors import ConfigurationError, GenerationError, MissingDependencyError
+from imagerepainter.testing.openai_server import Fault, ImageRequest, OpenAICompatibleServer
+
+KEY = "sk-secret-key-0123456789"
+
+
+def colour(prompt: str, index: int) -> tuple[int, int, int]:
+    digest = hashlib.sha256(f"{prompt}/{index}".encode()).digest()
+    return digest[0], digest[1], digest[2]
+
+
+def image_responder(request: ImageRequest) -> list[Image.Image] | Fault:
+    """Solid colours that encode (prompt, index); prompts with 'forbidden' are refused."""
+    if "forbidden" in request.prompt:
+        return Fault.status(
+            400,
+            error_code="moderation_blocked",
+            error_type="image_generation_user_error",
+            message="Your request was rejected by the safety system.",
+        )
+    return [
+        Image.new("RGBA", (request.width, request.height), (*colour(request.prompt, i), 255)) for i in range(request.n)
+    ]
+
+
+@pytest.fixture
+def srv():
+    with OpenAICompatibleServer(image_responder=image_responder) as server:
+        yield server
+
+
+def backend(srv: OpenAICompatibleServer, model: str = "gpt-image-1", **kwargs) -> OpenAIImagesT2I:
+    kwargs.setdefault("max_retries", 0)
+    kwargs.setdefault("timeout", 5)
+    return OpenAIImagesT2I(model, base_url=srv.base_url, api_key=KEY, **kwargs)
+
+
+def req(prompt: str, seed: int = 0, **kwargs) -> GenerationRequest:
+    return GenerationRequest(prompt=prompt, seed=seed, **kwargs)
+
+
+def test_protocol_name_and_capabilities(srv):
+    t2i = backend(srv)
+    assert isinstance(t2i, TextToImage)
+    assert t2i.name == "openai-images:gpt-image-1"
+    assert t2i.capabilities.max_batch_size == 10
+    assert not t2i.capabilities.supports_seed
+    assert not t2i.capabilities.supports_negative_prompt
+    assert backend(srv, "dall-e-3").capabilities.max_batch_size == 1
+
+
+def test_request_body_and_decoding(srv):
+    [out] = backend(srv, quality="low").generate([req("a red cat", seed=7, width=32, height=16)])
+
+    assert not out.blocked
+    assert out.image.mode == "RGB"
+    assert out.image.size == (32, 16)
+    assert out.image.getpixel((0, 0)) == colour("a red cat", 0)
+    [recorded] = srv.requests
+    assert recorded.path == "/v1/images/generations"
+    assert recorded.body == {"model": "gpt-image-1", "prompt": "a red cat", "n": 1, "size": "32x16", "quality": "low"}
+    assert recorded.headers["authorization"] == "Bearer ***"  # the key was sent
+
+
+def test_same_prompt_batches_use_n_and_keep_order(srv):
+    requests = [req("cat", 1, width=8, height=8), req("dog", 2, width=8, height=8), req("cat", 3, width=8, height=8)]
+    outputs = backend(srv).generate(requests)
+
+    assert [o.image.getpixel((0, 0)) for o in outputs] == [colour("cat", 0), colour("dog", 0), colour("cat", 1)]
+    bodies = sorted((r.body["prompt"], r.body["n"]) for r in srv.requests)
+    assert bodies == [("cat", 2), ("dog", 1)]
+
+
+def test_dall_e_3_asks_for_base64_one_image_per_call(srv):
+    outputs = backend(srv, "dall-e-3", size="16x16").generate([req("cat", 1), req("cat", 2)])
+
+    assert [o.image.size for o in outputs] == [(16, 16), (16, 16)]
+    assert [r.body["n"] for r in srv.requests] == [1, 1]
+    assert all(r.body["response_format"] == "b64_json" and r.body["size"] == "16x16" for r in srv.requests)
+
+
+def test_gpt_image_models_send_no_response_format_and_default_size(srv):
+    backend(srv).generate([req("cat")])
+    assert "response_format" not in srv.requests[0].body
+    assert "size" not in srv.requests[0].body  # the service chooses
+
+
+def test_blocked_prompt_is_marked_not_raised(srv, caplog):
+    with caplog.at_level(logging.WARNING):
+        outputs = backend(srv).generate(
+            [req("a forbidden thing", width=8, height=4), req("a cat", width=8, height=4), req("a forbidden thing")]
+        )
+
+    assert [o.blocked for o in outputs] == [True, False, True]
+    assert outputs[0].image.size == (8, 4)
+    assert outputs[0].image.getextrema() == ((0, 0), (0, 0), (0, 0))  # black
+    assert outputs[2].image.size == (1024, 1024)  # no size asked for
+    assert "moderation_blocked" in caplog.text
+
+
+def test_content_policy_violation_code_is_blocked_too(srv):
+    srv.inject(Fault.status(400, error_code="content_policy_violation", message="Rejected by our safety system."))
+    [out] = backend(srv, "dall-e-3").generate([req("x", width=8, height=8)])
+    assert out.blocked
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        (Fault.status(500), "HTTP 500"),
+        (Fault.status(429, retry_after=0.01), "rate limit"),
+        (Fault.status(401, message=f"Incorrect API key provided: {KEY}."), "Check the API key"),
+        (Fault.status(400, message="Invalid size."), "Invalid size"),
+        (Fault.malformed(), "unreadable"),
+        (Fault.disconnect(), "could not reach"),
+        (Fault.timeout(3), "timed out"),
+    ],
+)
+def test_errors_are_wrapped_without_the_key(srv, fault, expected):
+    t2i = backend(srv, timeout=0.3)
+    srv.inject(fault)
+    with pytest.raises(GenerationError, match=expected) as info:
+        t2i.generate([req("a cat", width=8, height=8)])
+
+    assert info.value.backend == "openai-images:gpt-image-1"
+    assert KEY not in str(info.value)
+    assert KEY not in repr(info.value)
+    assert info.value.__cause__ is not None  # the original openai error is kept
+
+
+def test_retries_are_the_clients(srv):
+    srv.inject(Fault.status(503), Fault.status(429, retry_after=0.01))
+    [out] = backend(srv, max_retries=2).generate([req("a cat", width=8, height=8)])
+    assert not out.blocked
+    assert len(srv.requests) == 3
+
+
+def test_key_is_not_in_repr(srv):
+    t2i = backend(srv)
+    assert KEY not in repr(t2i)
+    assert "gpt-image-1" in repr(t2i)
+    assert srv.base_url in repr(t2i)
+
+
+def test_a_given_client_is_used(srv):
+    client = openai.OpenAI(base_url=srv.base_url, api_key=KEY, max_retries=0)
+    [out] = OpenAIImagesT2I("my-local-model", client=client).generate([req("cat", width=4, height=4)])
+    assert out.image.size == (4, 4)
+    assert srv.requests[0].body["model"] == "my-local-model"
+    assert srv.requests[0].body["response_format"] == "b64_json"  # not a GPT image model
+
+
+def test_url_only_answer_is_an_error(srv):
+    class UrlOnly:
+        def __init__(self):
+            self.images = self
+
+        def generate(self, **params):
+            return openai.types.ImagesResponse(created=0, data=[{"url": "https://example.com/x.png"}])
+
+    with pytest.raises(GenerationError, match="only a URL"):
+        OpenAIImagesT2I("dall-e-2", client=UrlOnly()).generate([req("cat")])
+
+
+def test_argument_errors(srv, monkeypatch):
+    with pytest.raises(ConfigurationError, match="size"):
+        backend(srv, size="big")
+    with pytest.raises(ConfigurationError, match="both width and height"):
+        backend(srv).generate([req("cat", width=8)])
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ConfigurationError, match="OPENAI_API_KEY"):
+        OpenAIImagesT2I("gpt-image-1", base_url=srv.base_url)
+    assert backend(srv).generate([]) == []
+    assert srv.requests == []
+
+
+def test_missing_openai_package_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "openai", None)  # makes `import openai` raise ImportError
+    with pytest.raises(MissingDependencyError, match=r"imagerepainter\[openai\]"):
+        OpenAIImagesT2I("gpt-image-1", api_key=KEY)
