@@ -12,7 +12,7 @@ Example:
     >>> from PIL import Image
     >>> store = MemoryImageStore()
     >>> ref = store.put(Image.new("RGB", (4, 3), "red"))
-    >>> (ref.width, ref.height), store.get(ref).getpixel((0, 0))
+    >>> (ref["width"], ref["height"]), store.get(ref).getpixel((0, 0))
     ((4, 3), (255, 0, 0))
 """
 

@@ -21,3 +21,6 @@ def evalref_dir() -> Path:
     if not EVALREF.is_dir():
         pytest.skip(f"EvalRef-100 not found at {EVALREF}")
     return EVALREF
+
+
+pytest_plugins = ["tests.conftest_models"]

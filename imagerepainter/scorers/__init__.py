@@ -1,0 +1,37 @@
+"""Image-image similarity scorers that implement the :class:`~imagerepainter.backends.base.Scorer` protocol.
+
+* :class:`CLIPScorer` — cosine of CLIP image embeddings; bounds ``(-1, 1)``; needs CLIP weights.
+* :class:`DINOv2Scorer` — cosine of mean-pooled DINOv2 embeddings; ``(-1, 1)``; needs DINOv2 weights.
+* :class:`SSIMScorer` — structural similarity of the pixels; ``(-1, 1)``; no weights.
+* :class:`PSNRScorer` — peak signal-to-noise ratio, capped at ``max_db``; ``(0, max_db)``; no weights.
+* :class:`WeightedScorer` — a weighted sum of any scorers; bounds are the weighted sums of theirs.
+
+:func:`paper_scorer` builds the paper's ``0.5 * CLIP ViT-B/32 + 0.5 * DINOv2-base``.
+Every scorer here has ``higher_is_better = True``, a ``spec`` string and a JSON-able
+``describe()`` for run records. torch, transformers and torchmetrics are imported only
+when a scorer is first used (``pip install "imagerepainter[metrics]"``).
+
+Example:
+    >>> from imagerepainter.scorers import paper_scorer
+    >>> scorer = paper_scorer(device="cpu")          # cheap: nothing is loaded yet
+    >>> scorer.name, scorer.higher_is_better, scorer.bounds
+    ('0.5*clip+0.5*dinov2', True, (-1.0, 1.0))
+"""
+
+from __future__ import annotations
+
+from ._cache import cached_model_keys, clear_model_cache
+from .composite import WeightedScorer, paper_scorer
+from .embedding import CLIPScorer, DINOv2Scorer
+from .pixel import PSNRScorer, SSIMScorer
+
+__all__ = [
+    "CLIPScorer",
+    "DINOv2Scorer",
+    "PSNRScorer",
+    "SSIMScorer",
+    "WeightedScorer",
+    "cached_model_keys",
+    "clear_model_cache",
+    "paper_scorer",
+]
