@@ -4,9 +4,8 @@ Example:
     A complete run on the offline sandbox world (no key, no GPU, no download):
 
     >>> from imagerepainter import Repainter
-    >>> from imagerepainter.sandbox import SandboxT2I, random_scene
-    >>> import random
-    >>> reference = SandboxT2I().render(random_scene(random.Random(3)))
+    >>> from imagerepainter.sandbox import random_scene, render_scene
+    >>> reference = render_scene(random_scene(3))
     >>> rp = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox", max_rounds=3)
     >>> result = rp.run(reference)
     >>> len(result.rounds) <= 3 and result.best.score == max(c.score for c in result.candidates)

@@ -40,7 +40,7 @@ from PIL import Image
 
 from .._imports import require
 from ..errors import ConfigurationError, GenerationError
-from ..scorers._cache import dtype_name, library_versions, load_pretrained, optional_bool, positive_int, resolve_dtype
+from .._loading import dtype_name, library_versions, load_pretrained, optional_bool, positive_int, resolve_dtype
 from .base import GeneratedImage, GenerationRequest, T2ICapabilities
 
 __all__ = ["DiffusersT2I"]

@@ -20,7 +20,7 @@ Example:
 
 from __future__ import annotations
 
-from ._cache import cached_model_keys, clear_model_cache
+from .._loading import cached_model_keys, clear_model_cache
 from .composite import WeightedScorer, paper_scorer
 from .embedding import CLIPScorer, DINOv2Scorer
 from .pixel import PSNRScorer, SSIMScorer

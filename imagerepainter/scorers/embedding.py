@@ -42,7 +42,7 @@ from PIL import Image
 
 from .._imports import require
 from ..errors import ConfigurationError
-from . import _cache
+from .. import _loading as _cache
 
 __all__ = ["CLIPScorer", "DINOv2Scorer"]
 

@@ -1,4 +1,4 @@
-"""Process-wide model cache and Hugging Face loading helpers shared by the embedding scorers.
+"""Process-wide model cache and Hugging Face loading helpers (embedding scorers, diffusers backend).
 
 Loading CLIP or DINOv2 takes seconds and hundreds of megabytes, so a model is loaded once
 per process and shared by every scorer instance (and every run) that asks for the same
@@ -16,8 +16,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .._imports import require
-from ..errors import ConfigurationError
+from ._imports import require
+from .errors import ConfigurationError
 
 __all__ = [
     "cached_model_keys",

@@ -1,0 +1,247 @@
+"""Comparing what the reference and a candidate look like, and proposing prompt edits.
+
+:func:`review` matches the blobs of the reference with those of the candidate, and the
+candidate's blobs with the shapes of the prompt that drew it. Each difference becomes a
+:class:`Finding` — a note for the critique and one concrete edit of the prompt — weighted
+by how much of the image it affects. Only the :data:`MAX_EDITS` weightiest edits are
+proposed per round, so a scene with many faults takes several rounds to fix.
+
+Edits are relative to what the candidate shows: a shape drawn 5% too far left is moved
+5% right *from where the prompt put it*, so the renderer's own offsets cancel out.
+
+Example:
+    >>> from imagerepainter.sandbox.perception import perceive
+    >>> from imagerepainter.sandbox.renderer import render_scene
+    >>> from imagerepainter.sandbox.scene import parse_prompt
+    >>> reference = render_scene(parse_prompt("a large crimson circle at 30% 30%, a navy background"))
+    >>> prompt = parse_prompt("a large red circle at top left, a blue background")
+    >>> result = review(perceive(reference), perceive(render_scene(prompt)), prompt)
+    >>> for edit in result.edits:  # perception is accurate to about a pixel
+    ...     print(edit)
+    change the background to navy
+    move the red circle at top left to 29% 29%
+    change the color of the red circle at top left to crimson
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+import numpy as np
+
+from .colors import RGB, delta_e, format_color, rgb_to_lab
+from .describe import fine_color, fine_shape
+from .edits import (
+    add_edit,
+    background_edit,
+    move_edit,
+    recolor_edit,
+    rekind_edit,
+    remove_edit,
+    resize_edit,
+    shape_ref,
+)
+from .perception import Blob, Perception
+from .scene import Scene, Shape
+
+__all__ = ["MAX_EDITS", "Finding", "Review", "review"]
+
+MAX_EDITS = 3
+"""Edits proposed per critique, weightiest first."""
+
+Aspect = Literal["style", "composition", "content"]
+A = TypeVar("A")
+B = TypeVar("B")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One difference between reference and candidate."""
+
+    aspect: Aspect
+    """Which critique field it belongs to."""
+    note: str
+    """The difference in words."""
+    edit: str
+    """The prompt edit that fixes it."""
+    impact: float
+    """Rough fraction of the image it affects; findings are ranked by it."""
+
+
+@dataclass(frozen=True)
+class Review:
+    """The outcome of :func:`review`."""
+
+    findings: tuple[Finding, ...]
+    """Every difference found, weightiest first."""
+    edits: tuple[str, ...]
+    """The edits proposed this round (at most ``max_edits``)."""
+    is_match: bool
+    """True when no difference worth an edit is left."""
+
+    def notes(self, aspect: Aspect, *, limit: int = 6) -> str:
+        """The notes of one aspect as a paragraph."""
+        notes = [f.note for f in self.findings if f.aspect == aspect][:limit]
+        if notes:
+            return " ".join(notes)
+        return {
+            "style": "Background and colours match.",
+            "composition": "Placement and sizes match.",
+            "content": "No missing, extra or wrong shapes.",
+        }[aspect]
+
+
+def _greedy_match(
+    left: Sequence[A], right: Sequence[B], cost: Callable[[A, B], float], max_cost: float
+) -> dict[int, int]:
+    pairs = sorted((cost(a, b), i, j) for i, a in enumerate(left) for j, b in enumerate(right))
+    matched: dict[int, int] = {}
+    used: set[int] = set()
+    for c, i, j in pairs:
+        if c > max_cost:
+            break
+        if i not in matched and j not in used:
+            matched[i] = j
+            used.add(j)
+    return matched
+
+
+def _cost(
+    x1: float, y1: float, c1: RGB, s1: float, k1: str, x2: float, y2: float, c2: RGB, s2: float, k2: str
+) -> float:
+    return math.dist((x1, y1), (x2, y2)) + 0.004 * delta_e(c1, c2) + 0.5 * abs(s1 - s2) + (0.05 if k1 != k2 else 0.0)
+
+
+def _blob_cost(a: Blob, b: Blob) -> float:
+    return _cost(a.x, a.y, a.color, a.size, a.kind, b.x, b.y, b.color, b.size, b.kind)
+
+
+def _shape_cost(a: Blob, b: Shape) -> float:
+    return _cost(a.x, a.y, a.color, a.size, a.kind, b.x, b.y, b.color, b.size, b.kind)
+
+
+def _tone(want: RGB, have: RGB) -> str:
+    dl = float(rgb_to_lab(np.array(want))[0] - rgb_to_lab(np.array(have))[0])
+    if dl > 6:
+        return "too dark"
+    if dl < -6:
+        return "too light"
+    return "the wrong hue"
+
+
+def _direction(dx: float, dy: float) -> str:
+    parts = []
+    if abs(dx) > 0.01:
+        parts.append("further right" if dx > 0 else "further left")
+    if abs(dy) > 0.01:
+        parts.append("lower" if dy > 0 else "higher")
+    return " and ".join(parts) or "slightly elsewhere"
+
+
+def review(
+    reference: Perception,
+    candidate: Perception,
+    prompt: Scene,
+    *,
+    max_edits: int = MAX_EDITS,
+    min_impact: float = 0.002,
+) -> Review:
+    """Compare two perceptions and propose edits of the prompt that drew the candidate.
+
+    Args:
+        reference: What the reference looks like.
+        candidate: What the candidate looks like.
+        prompt: The scene of the candidate's prompt; edits name its shapes.
+        max_edits: Most edits to propose.
+        min_impact: Differences affecting less of the image than this are ignored.
+    """
+    findings: list[Finding] = []
+    # -- background
+    de = delta_e(reference.background, candidate.background)
+    if de > 4:
+        target = fine_color(reference.background, current=prompt.background)
+        findings.append(
+            Finding(
+                "style",
+                f"The background should be {format_color(target)}; "
+                f"the candidate's is {_tone(reference.background, candidate.background)}.",
+                background_edit(target),
+                reference.background_area * min(de, 60) / 60,
+            )
+        )
+    shapes = list(prompt.shapes)
+    ref_to_cand = _greedy_match(reference.blobs, candidate.blobs, _blob_cost, 0.45)
+    cand_to_prompt = _greedy_match(candidate.blobs, shapes, _shape_cost, 0.35)
+    # -- shapes seen in both
+    for ri, ci in ref_to_cand.items():
+        r, c = reference.blobs[ri], candidate.blobs[ci]
+        if ci not in cand_to_prompt:
+            continue
+        p = shapes[cand_to_prompt[ci]]
+        name = shape_ref(p)
+        de = delta_e(r.color, c.color)
+        if de > 5:
+            target = fine_color(r.color, current=p.color)
+            findings.append(
+                Finding(
+                    "style",
+                    f"The {name} should be {format_color(target)}; it is {_tone(r.color, c.color)}.",
+                    recolor_edit(p, target),
+                    r.area * min(de, 60) / 60,
+                )
+            )
+        if r.kind != c.kind and r.kind != "blob" and r.kind != p.kind:
+            findings.append(
+                Finding(
+                    "content", f"The {name} should be a {r.kind}.", rekind_edit(p, r.kind, r.rotation), r.area * 0.4
+                )
+            )
+        dx, dy = r.x - c.x, r.y - c.y
+        d = math.hypot(dx, dy)
+        if d > 0.012:
+            x = round(min(1.0, max(0.0, p.x + dx)), 2)
+            y = round(min(1.0, max(0.0, p.y + dy)), 2)
+            findings.append(
+                Finding(
+                    "composition",
+                    f"The {name} should sit {_direction(dx, dy)}.",
+                    move_edit(p, x, y),
+                    2 * r.area * min(1.0, d / max(r.size, 0.05)),
+                )
+            )
+        ratio = r.size / max(c.size, 1e-6)
+        if abs(ratio - 1) > 0.05:
+            findings.append(
+                Finding(
+                    "composition",
+                    f"The {name} is too {'small' if ratio > 1 else 'large'}.",
+                    resize_edit(p, min(1.0, round(p.size * ratio, 2))),
+                    r.area * min(1.0, abs(1 - ratio**2)),
+                )
+            )
+    # -- missing and extra shapes
+    matched_cand = set(ref_to_cand.values())
+    for ri, r in enumerate(reference.blobs):
+        if ri not in ref_to_cand:
+            shape = fine_shape(r)
+            if shape.kind == "blob":
+                shape = Shape("circle", shape.color, shape.size, shape.x, shape.y)
+            findings.append(
+                Finding("content", f"{add_edit(shape)[4:].capitalize()} is missing.", add_edit(shape), 1.5 * r.area)
+            )
+    for ci, c in enumerate(candidate.blobs):
+        if ci not in matched_cand and ci in cand_to_prompt:
+            p = shapes[cand_to_prompt[ci]]
+            findings.append(
+                Finding("content", f"The {shape_ref(p)} is not in the reference.", remove_edit(p), 1.5 * c.area)
+            )
+    findings = [f for f in findings if f.impact >= min_impact]
+    findings.sort(key=lambda f: -f.impact)
+    return Review(
+        findings=tuple(findings),
+        edits=tuple(f.edit for f in findings[:max_edits]),
+        is_match=not findings,
+    )

@@ -1,0 +1,374 @@
+"""A multimodal "model" that answers by looking at pixels: no weights, no network, deterministic.
+
+:class:`SandboxMLLM` implements the :class:`~imagerepainter.backends.base.MLLM` protocol.
+It never sees a hidden answer: it perceives the images it is sent
+(:mod:`~imagerepainter.sandbox.perception`), words its first description coarsely
+(:mod:`~imagerepainter.sandbox.describe`) and critiques finely
+(:mod:`~imagerepainter.sandbox.critic`), so the regeneration loop improves round by round.
+:func:`answer` is the same logic without the protocol, for serving it over HTTP.
+
+The schema class name says what is asked (see :mod:`imagerepainter.schemas`):
+
+============================  =========================  ===========================================
+schema                        images                     text markers read
+============================  =========================  ===========================================
+GlobalDescription             reference                  —
+GlobalFeatures                reference                  —
+ObjectList                    reference                  "at most N objects" anywhere (default 5)
+Person/Animal/ThingDetails    reference                  ``Object:`` — a name from ObjectList
+Relationships                 reference                  —
+PromptRewrite                 —                          ``Description:`` — the assembled tree
+PromptVariants                —                          ``Prompt:``, ``Count:`` (default 3)
+RevisedPrompt                 —                          ``Prompt:``, ``Edits:``
+Critique                      reference, candidate       ``Prompt:`` — the candidate's prompt
+CritiqueAndRevision           reference, candidate       ``Prompt:``, ``Count:`` (default 3)
+============================  =========================  ===========================================
+
+**Marker convention.** The text of all messages is joined with blank lines between them. A
+marker is a line that starts (after optional spaces) with ``Prompt:``, ``Count:``,
+``Object:``, ``Edits:`` or ``Description:`` (any case). Its value is the rest of that line
+plus the following lines, up to the first blank line or the next marker line; if a marker
+occurs more than once, the last one wins (so put the current prompt after any history).
+
+* ``Edits:`` — one edit per line (``-``, ``*``, ``•`` or ``1.`` bullets are stripped),
+  ``;``-separated edits, or a JSON list of strings.
+* ``Count:`` — the first integer in the value (default 3).
+* ``Object:`` — matched to the names the model gave in ObjectList: exactly (case and
+  punctuation ignored), else the name sharing the most words.
+* ``Prompt:`` for a critique — the prompt that drew the candidate; without it the model
+  critiques against what it sees in the candidate.
+* ObjectList's maximum comes from ``at most 5 objects`` (also ``up to``, ``no more than``,
+  ``maximum of``; up to three words may sit between the number and ``objects``), else
+  from ``5 objects``, else from a bare ``at most 5``; the default is 5.
+* PromptRewrite writes sentences when the text outside the description mentions "natural"
+  or "sentence(s)" and none of "comma", "tag(s)", "keyword(s)", "stable diffusion";
+  otherwise a comma-separated tag list. RevisedPrompt and the critique keep the style of
+  the prompt they edit (sentences when it ends with a full stop).
+
+Example:
+    >>> from imagerepainter.backends.base import MLLMMessage
+    >>> from imagerepainter.schemas import ObjectList, PromptRewrite
+    >>> from imagerepainter.sandbox.renderer import render_scene
+    >>> from imagerepainter.sandbox.scene import parse_prompt
+    >>> prompt = "a large navy circle at 30% 30%, a tiny red star at 80% 80%, white background"
+    >>> reference = render_scene(parse_prompt(prompt))
+    >>> mllm = SandboxMLLM()
+    >>> reply = mllm.structured([MLLMMessage(text="List at most 5 objects.", images=(reference,))], ObjectList)
+    >>> [o.name for o in reply.value.objects]  # coarse, and the tiny star is missed
+    ['large blue circle at top left']
+    >>> mllm.structured([MLLMMessage(text="Description:\\nA large blue circle at top left, white background.")],
+    ...                 PromptRewrite).value.prompt
+    'a large blue circle at top left, on a white background, flat vector art'
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from PIL import Image
+from pydantic import BaseModel
+
+from .. import schemas
+from ..backends.base import MLLMCapabilities, MLLMMessage, MLLMReply, TokenUsage
+from ..errors import MLLMError, StructuredOutputError
+from .colors import basic_name
+from .critic import MAX_EDITS, review
+from .describe import coarse_shape, fine_shape, is_photo, noticed, object_name, position_words
+from .edits import apply_edits, is_natural, prompt_variants, split_edits
+from .perception import Blob, Perception, perceive
+from .scene import SIZE_WORDS, Scene, format_size, parse_prompt
+
+__all__ = ["MARKERS", "SandboxMLLM", "answer", "read_marker"]
+
+SchemaT = TypeVar("SchemaT", bound=BaseModel)
+
+MARKERS: tuple[str, ...] = ("Prompt", "Count", "Object", "Edits", "Description")
+"""The marker names whose values the sandbox model reads from request text."""
+
+_MARKER_LINE = re.compile(r"^\s*(" + "|".join(MARKERS) + r")\s*:(.*)$", re.IGNORECASE)
+_N = r"(\d+|one|two|three|four|five|six|seven|eight|nine|ten)"
+_LIMIT = r"\b(?:at most|up to|no more than|(?:a )?maximum of|max\.?)\s+"
+_MAX_OBJECTS = (
+    re.compile(_LIMIT + _N + r"\s+(?:[\w-]+\s+){0,3}?(?:objects?|items?|things|elements|entries)\b", re.IGNORECASE),
+    re.compile(r"\b" + _N + r"\s+(?:[\w-]+\s+){0,2}?objects\b", re.IGNORECASE),
+    re.compile(_LIMIT + _N + r"\b", re.IGNORECASE),
+)
+_NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9}
+_NUMBER_WORDS |= {"ten": 10}
+_IMAGE_TOKENS = 85
+_STANDARD = "The sandbox model answers the schemas of imagerepainter.schemas"
+
+
+def read_marker(text: str, marker: str) -> str | None:
+    """The value of ``marker`` in ``text`` under the marker convention (module docstring), or ``None``.
+
+    Example:
+        >>> text = "Revise.\\nPrompt: a red circle\\nEdits:\\n- move it\\n- recolour it\\n\\nThanks."
+        >>> read_marker(text, "Prompt"), read_marker(text, "Edits"), read_marker(text, "Count")
+        ('a red circle', '- move it\\n- recolour it', None)
+    """
+    value: str | None = None
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        match = _MARKER_LINE.match(line)
+        if match is None or match[1].lower() != marker.lower():
+            continue
+        parts = [match[2].strip()] if match[2].strip() else []
+        for follow in lines[i + 1 :]:
+            if not follow.strip() or _MARKER_LINE.match(follow):
+                break
+            parts.append(follow.strip())
+        value = "\n".join(parts)
+    return value
+
+
+def _count(text: str, default: int = 3) -> int:
+    value = read_marker(text, "Count")
+    match = re.search(r"\d+", value or "")
+    return max(0, min(16, int(match[0]))) if match else default
+
+
+def _max_objects(text: str, default: int = 5) -> int:
+    for pattern in _MAX_OBJECTS:
+        match = pattern.search(text)
+        if match is not None:
+            break
+    else:
+        return default
+    word = match[1].lower()
+    return max(0, min(20, _NUMBER_WORDS[word] if word in _NUMBER_WORDS else int(word)))
+
+
+def _natural_requested(text: str) -> bool:
+    description = read_marker(text, "Description")
+    outside = (text.replace(description, " ") if description else text).lower()
+    if re.search(r"comma|\btags?\b|keywords?|stable diffusion", outside):
+        return False
+    return bool(re.search(r"\bnatural\b|\bsentences?\b", outside))
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+# ----------------------------------------------------------------------------- describing
+
+
+def _article(phrase: str) -> str:
+    return ("an " if phrase[:1] in "aeiou" else "a ") + phrase
+
+
+def _join(items: list[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _global_description(seen: Perception, max_objects: int) -> str:
+    names = [_article(object_name(b)) for b in noticed(seen, max_objects)]
+    bg = basic_name(seen.background)
+    kind = "A photograph" if is_photo(seen) else "A flat vector art picture"
+    if not names:
+        return f"{kind} of a plain {bg} background."
+    return f"{kind} of {_join(names)}, on a {bg} background."
+
+
+def _global_features(seen: Perception, max_objects: int) -> dict[str, str]:
+    blobs = noticed(seen, max_objects)
+    colors: list[str] = []
+    for b in blobs:
+        if basic_name(b.color) not in colors:
+            colors.append(basic_name(b.color))
+    photo = is_photo(seen)
+    return {
+        "style": "photograph" if photo else "flat vector art with simple geometric forms",
+        "lighting": "natural light" if photo else "flat, even lighting without shadows",
+        "color_palette": f"{basic_name(seen.background)} background" + (f"; {', '.join(colors)}" if colors else ""),
+        "composition": f"{len(blobs)} separate elements seen straight on, against a plain backdrop",
+    }
+
+
+def _find_object(seen: Perception, name: str | None, max_objects: int) -> Blob | None:
+    blobs = noticed(seen, max_objects) or list(seen.blobs)
+    if not blobs:
+        return None
+    if not name:
+        return blobs[0]
+    wanted = " ".join(re.findall(r"[a-z0-9%]+", name.lower()))
+    for b in blobs:
+        if object_name(b) == wanted:
+            return b
+    words = set(wanted.split())
+
+    def overlap(b: Blob) -> float:
+        have = set(object_name(b).split())
+        return len(words & have) / max(1, len(words | have))
+
+    return max(blobs, key=overlap)
+
+
+def _details(schema_name: str, blob: Blob | None, seen: Perception) -> dict[str, Any]:
+    if blob is None:
+        base: dict[str, Any] = {
+            "color": basic_name(seen.background),
+            "material": "unknown",
+            "position": "fills the frame",
+            "texture": "uniform",
+            "size": "fills the frame",
+        }
+    else:
+        shape = coarse_shape(blob)
+        base = {
+            "color": basic_name(blob.color),
+            "material": "photographed surface" if is_photo(seen) else "flat colour fill",
+            "position": position_words(blob),
+            "texture": "smooth and uniform",
+            "size": format_size(shape.size) if shape.size in SIZE_WORDS.values() else "medium",
+        }
+    if schema_name == "PersonDetails":
+        return base | {"posture": "not visible", "expression": "not visible", "clothing": "not visible"}
+    if schema_name == "AnimalDetails":
+        return base | {"species": "unknown", "posture": "still", "expression": "not visible"}
+    return base | {"function": "decorative element", "state": "static"}
+
+
+def _relationships(seen: Perception, max_objects: int) -> list[str]:
+    blobs = noticed(seen, max_objects)
+    out = []
+    for a, b in itertools.pairwise(blobs):
+        dx, dy = b.x - a.x, b.y - a.y
+        horizontal = "left of" if dx > 0 else "right of"
+        rel = horizontal if abs(dx) >= abs(dy) else "above" if dy > 0 else "below"
+        out.append(f"the {object_name(a)} is {rel} the {object_name(b)}")
+    return out[:4]
+
+
+# ----------------------------------------------------------------------------- answering
+
+
+def _styled(scene: Scene, natural: bool) -> str:
+    return scene.to_prompt("natural" if natural else "sd")
+
+
+def _critique(text: str, images: Sequence[Image.Image], *, combined: bool, max_edits: int) -> dict[str, Any]:
+    reference, candidate = perceive(images[0]), perceive(images[1])
+    prompt = read_marker(text, "Prompt")
+    if prompt:
+        scene = parse_prompt(prompt)
+    else:
+        scene = Scene(candidate.background, tuple(fine_shape(b) for b in candidate.blobs))
+    result = review(reference, candidate, scene, max_edits=max_edits)
+    out: dict[str, Any] = {
+        "style": result.notes("style"),
+        "composition": result.notes("composition"),
+        "content": result.notes("content"),
+        "edits": list(result.edits),
+        "is_match": result.is_match,
+    }
+    if combined:
+        revised = _styled(apply_edits(scene, result.edits), is_natural(prompt or ""))
+        out["revised_prompt"] = revised
+        out["variants"] = prompt_variants(revised, _count(text))
+    return out
+
+
+def answer(
+    schema_name: str,
+    text: str,
+    images: Sequence[Image.Image] = (),
+    json_schema: dict[str, Any] | None = None,
+    *,
+    max_edits: int = MAX_EDITS,
+) -> dict[str, Any]:
+    """Answer one request, transport-neutrally: the dict validates against ``schemas.<schema_name>``.
+
+    Args:
+        schema_name: Name of a schema class of :mod:`imagerepainter.schemas`.
+        text: The request text (all messages joined; see the marker convention).
+        images: The request's images in order (reference first, then the candidate).
+        json_schema: The JSON schema sent on the wire; unused (the name decides), accepted for servers.
+        max_edits: Most edits a critique proposes.
+
+    Raises:
+        StructuredOutputError: ``schema_name`` is not a schema the sandbox knows.
+        MLLMError: The request lacks the images its schema needs.
+    """
+    del json_schema
+    needs = {"Critique": 2, "CritiqueAndRevision": 2, "PromptRewrite": 0, "PromptVariants": 0, "RevisedPrompt": 0}
+    if schema_name not in schemas.__all__ or schema_name in ("DetectedObject", "ObjectType"):
+        raise StructuredOutputError(
+            f"{_STANDARD}; it cannot answer {schema_name!r}. Known: {', '.join(sorted(_known()))}.",
+            backend="sandbox",
+            schema=schema_name,
+            attempts=1,
+            raw_output=None,
+        )
+    wanted = needs.get(schema_name, 1)
+    if len(images) < wanted:
+        raise MLLMError(
+            f"The sandbox model needs {wanted} image(s) to answer {schema_name} (reference first, then the "
+            f"candidate); the request carried {len(images)}.",
+            backend="sandbox",
+        )
+    if schema_name == "PromptRewrite":
+        description = read_marker(text, "Description") or text
+        return {"prompt": _styled(parse_prompt(description), _natural_requested(text))}
+    if schema_name == "PromptVariants":
+        prompt = read_marker(text, "Prompt") or ""
+        return {"prompts": prompt_variants(prompt, _count(text))}
+    if schema_name == "RevisedPrompt":
+        prompt = read_marker(text, "Prompt") or ""
+        edits = split_edits(read_marker(text, "Edits") or "")
+        return {"prompt": _styled(apply_edits(parse_prompt(prompt), edits), is_natural(prompt))}
+    if schema_name in ("Critique", "CritiqueAndRevision"):
+        return _critique(text, images, combined=schema_name == "CritiqueAndRevision", max_edits=max_edits)
+    seen = perceive(images[0])
+    n = _max_objects(text)
+    if schema_name == "GlobalDescription":
+        return {"description": _global_description(seen, n)}
+    if schema_name == "GlobalFeatures":
+        return _global_features(seen, n)
+    if schema_name == "ObjectList":
+        return {"objects": [{"name": object_name(b), "type": "object"} for b in noticed(seen, n)]}
+    if schema_name == "Relationships":
+        return {"relationships": _relationships(seen, n)}
+    # PersonDetails, AnimalDetails, ThingDetails
+    blob = _find_object(seen, read_marker(text, "Object"), max(n, 20))
+    return _details(schema_name, blob, seen)
+
+
+def _known() -> list[str]:
+    return [n for n in schemas.__all__ if n not in ("DetectedObject", "ObjectType")]
+
+
+class SandboxMLLM:
+    """The sandbox multimodal model (:class:`~imagerepainter.backends.base.MLLM`); see the module docstring.
+
+    Args:
+        max_edits: Most edits one critique proposes (fewer edits make the loop need more rounds).
+    """
+
+    name = "sandbox"
+    capabilities = MLLMCapabilities(max_images_per_call=2, accepts_images=True)
+
+    def __init__(self, *, max_edits: int = MAX_EDITS) -> None:
+        self.max_edits = max_edits
+
+    def __repr__(self) -> str:
+        return f"SandboxMLLM(max_edits={self.max_edits})"
+
+    def structured(self, messages: Sequence[MLLMMessage], schema: type[SchemaT]) -> MLLMReply[SchemaT]:
+        """Answer ``messages`` with an instance of ``schema`` (chosen by the schema's class name)."""
+        text = "\n\n".join(m.text for m in messages)
+        images = [image for m in messages for image in m.images]
+        data = answer(schema.__name__, text, images, max_edits=self.max_edits)
+        value = schema.model_validate(data)
+        usage = TokenUsage(
+            input_tokens=_words(text) + _IMAGE_TOKENS * len(images),
+            output_tokens=_words(json.dumps(data)),
+        )
+        return MLLMReply(value=value, usage=usage, requests=1)
