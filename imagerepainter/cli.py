@@ -9,6 +9,7 @@ stderr and a non-zero exit code (2: bad input or configuration, 1: a backend fai
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -57,16 +58,22 @@ class Progress:
         print(line, file=self.stream, flush=True)
 
 
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.HelpFormatter(prog, width=100)  # fixed width: docs/cli.md embeds this help
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (its ``--help`` is the CLI reference in docs/cli.md)."""
     parser = argparse.ArgumentParser(
         prog="imagerepainter",
+        formatter_class=_formatter,
         description="Regenerate a reference image with a multimodal LLM and a text-to-image model.",
     )
     parser.add_argument("--version", action="version", version=f"imagerepainter {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add = functools.partial(sub.add_parser, formatter_class=_formatter)
 
-    run = sub.add_parser("run", help="regenerate a reference image", description="Regenerate a reference image.")
+    run = add("run", help="regenerate a reference image", description="Regenerate a reference image.")
     run.add_argument("reference", nargs="?", help="the reference image (PNG, JPEG, WebP)")
     run.add_argument("--mllm", default="openai:gpt-4o-mini", help="MLLM spec (default: %(default)s)")
     run.add_argument("--t2i", default="diffusers:stabilityai/sdxl-turbo", help="T2I spec (default: %(default)s)")
@@ -75,12 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR instead")
     _add_run_options(run)
 
-    resume = sub.add_parser("resume", help="continue an interrupted run", description="Continue an interrupted run.")
+    resume = add("resume", help="continue an interrupted run", description="Continue an interrupted run.")
     resume.add_argument("folder", help="the run folder")
     resume.add_argument("--json", action="store_true", help="print the result as JSON")
     resume.add_argument("--quiet", action="store_true", help="no progress lines")
 
-    demo = sub.add_parser(
+    demo = add(
         "demo",
         help="run the whole loop offline on the sandbox world",
         description="Draw a random hidden scene, render it as the reference, and regenerate it with the sandbox "
@@ -88,7 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_run_options(demo)
 
-    sub.add_parser("backends", help="list backends and what installs missing ones")
+    add("backends", help="list backends and what installs missing ones")
+
+    serve = add(
+        "serve-sandbox",
+        help="serve the sandbox MLLM as an OpenAI-compatible server on 127.0.0.1",
+        description="Serve the sandbox MLLM on 127.0.0.1 so the ChatOpenAI path can be tried with no model: "
+        "imagerepainter run REF --mllm openai:sandbox --base-url http://127.0.0.1:PORT/v1 --t2i sandbox "
+        "--scorer sandbox. Stop it with Ctrl-C.",
+    )
+    serve.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default: %(default)s)")
     return parser
 
 
@@ -197,11 +213,30 @@ def _cmd_backends(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_serve_sandbox(args: argparse.Namespace) -> int:
+    from .sandbox.server import sandbox_server
+
+    with sandbox_server(port=args.port) as server:
+        print(f"Sandbox MLLM serving at {server.base_url} (Ctrl-C stops it)", file=sys.stderr, flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+    return EXIT_OK
+
+
 class _UsageError(Exception):
     pass
 
 
-_COMMANDS = {"run": _cmd_run, "resume": _cmd_resume, "demo": _cmd_demo, "backends": _cmd_backends}
+_COMMANDS = {
+    "run": _cmd_run,
+    "resume": _cmd_resume,
+    "demo": _cmd_demo,
+    "backends": _cmd_backends,
+    "serve-sandbox": _cmd_serve_sandbox,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

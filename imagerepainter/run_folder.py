@@ -47,6 +47,7 @@ from .results import RepaintResult
 __all__ = ["BackendSpecs", "RUN_FILE", "RunFolder"]
 
 RUN_FILE = "run.json"
+REFERENCE_FILE = "reference.png"
 CHECKPOINT_FILE = "checkpoint.sqlite"
 REPORT_FILE = "report.html"
 _VERSIONED = (
@@ -148,14 +149,13 @@ class RunFolder:
         ``build`` replaces the ``Repainter`` constructor (it receives the same keyword
         arguments), e.g. to pass backend objects that specs cannot express.
         """
-        if self.path.exists() and any(self.path.iterdir()):
+        if self.path.exists() and any(p.suffix != ".tmp" for p in self.path.iterdir()):
             raise ConfigurationError(
                 f"The run folder {str(self.path)!r} is not empty. Choose a new --out, or resume it."
             )
         overrides = dict(overrides or {})
         image = load_image(reference)  # fail on a bad reference before creating anything
         self.path.mkdir(parents=True, exist_ok=True)
-        image.save(self.path / "reference.png")
         thread_id = uuid.uuid4().hex
         record = {
             "status": "running",
@@ -166,7 +166,12 @@ class RunFolder:
             "prompt": prompt,
             "versions": _versions(),
         }
+        # Order matters for a crash at any moment: the reference is complete on disk before the
+        # record that makes the folder resumable exists, and takes its final name after it.
+        tmp = self.path / (REFERENCE_FILE + ".tmp")
+        image.save(tmp, format="PNG")
         self._write_record(record)
+        os.replace(tmp, self.path / REFERENCE_FILE)
         with self._repainter(specs, build) as rp:
             events = rp.stream(image, prompt=prompt, thread_id=thread_id, **overrides)
             return self._drive(rp, events, record, on_event)
@@ -177,15 +182,31 @@ class RunFolder:
         """Continue the interrupted run in this folder from its last checkpoint."""
         record = self.read_record()
         specs = BackendSpecs(**record["specs"])
+        thread_id = record["thread_id"]
         with self._repainter(specs, build) as rp:
-            if not rp.as_graph().get_state({"configurable": {"thread_id": record["thread_id"]}}).next:
-                result = rp.result_of(record["thread_id"])
-                self._finish(record, result, "finished")
-                return result
+            snapshot = rp.as_graph().get_state({"configurable": {"thread_id": thread_id}})
             record["status"] = "running"
             record.setdefault("resumed", []).append(datetime.now(UTC).isoformat(timespec="seconds"))
+            if not snapshot.values:  # stopped before the first checkpoint: start it, same thread
+                leftover = self.path / (REFERENCE_FILE + ".tmp")
+                if leftover.exists() and not (self.path / REFERENCE_FILE).exists():
+                    os.replace(leftover, self.path / REFERENCE_FILE)
+                if not (self.path / REFERENCE_FILE).exists():
+                    raise ConfigurationError(
+                        f"The run in {str(self.path)!r} stopped before it started; start it again with a new --out."
+                    )
+                self._write_record(record)
+                events = rp.stream(
+                    self.path / REFERENCE_FILE, prompt=record.get("prompt"), thread_id=thread_id,
+                    **record.get("overrides", {}),
+                )
+                return self._drive(rp, events, record, on_event)
+            if not snapshot.next:  # already finished
+                result = rp.result_of(thread_id)
+                self._finish(record, result, "finished")
+                return result
             self._write_record(record)
-            return self._drive(rp, rp.stream_resume(record["thread_id"]), record, on_event)
+            return self._drive(rp, rp.stream_resume(thread_id), record, on_event)
 
     def _drive(
         self,

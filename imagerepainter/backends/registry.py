@@ -33,6 +33,7 @@ Example:
 from __future__ import annotations
 
 import difflib
+import os
 import inspect
 from collections.abc import Callable
 from importlib import metadata
@@ -74,6 +75,8 @@ def _openai_chat(model: str | None, **options: Any) -> MLLM:
 
     lc_openai = require("langchain_openai", extra="openai", purpose="the 'openai:' MLLM backend")
     options.setdefault("max_retries", 0)  # ChatModelMLLM retries; don't multiply attempts
+    if options.get("base_url") and not os.environ.get("OPENAI_API_KEY"):
+        options.setdefault("api_key", "EMPTY")  # local servers (vLLM, Ollama, sandbox) need no key
     if "temperature" in options:
         options["temperature"] = float(options["temperature"])
     if "timeout" in options:

@@ -546,7 +546,7 @@ class _HTTPServer(ThreadingHTTPServer):
         self.owner = owner
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", owner.requested_port), _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._connections_lock:
@@ -592,6 +592,7 @@ class OpenAICompatibleServer:
             image | Fault``. Defaults to solid colours derived from the prompt.
         models: Ids listed by ``GET /v1/models``.
         api_key: When set, requests without ``Authorization: Bearer <api_key>`` get 401.
+        port: Port to listen on (always on 127.0.0.1); 0 picks a free one.
 
     Attributes:
         base_url: ``http://127.0.0.1:<port>/v1``, for ``ChatOpenAI(base_url=...)``.
@@ -606,6 +607,7 @@ class OpenAICompatibleServer:
         image_responder: ImageResponder | None = None,
         models: Sequence[str] = ("gpt-4o-mini", "gpt-image-1"),
         api_key: str | None = None,
+        port: int = 0,
     ) -> None:
         if structured_output not in ("json_schema", "tools", "text"):
             raise ValueError(f"structured_output must be 'json_schema', 'tools' or 'text', not {structured_output!r}")
@@ -614,6 +616,7 @@ class OpenAICompatibleServer:
         self.ignore_unsupported = ignore_unsupported
         self.image_responder: ImageResponder = image_responder or _default_images
         self.models = tuple(models)
+        self.requested_port = port
         self._api_key = api_key
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
@@ -633,7 +636,7 @@ class OpenAICompatibleServer:
     # -- lifecycle
 
     def start(self) -> OpenAICompatibleServer:
-        """Bind an ephemeral port on 127.0.0.1 and serve from a daemon thread; returns self."""
+        """Bind the port (a free one by default) on 127.0.0.1 and serve from a daemon thread; returns self."""
         if self._closing.is_set():
             raise RuntimeError("This server was closed; create a new one.")
         if self._httpd is None:

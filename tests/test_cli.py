@@ -1,0 +1,163 @@
+"""The command line and run folders: demo, run, resume after SIGKILL, exit codes, sandbox over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from langchain_openai import ChatOpenAI
+
+from imagerepainter import Repainter
+from imagerepainter.cli import build_parser, main
+from imagerepainter.sandbox import random_scene, render_scene
+from imagerepainter.sandbox.server import sandbox_server
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "imagerepainter.cli", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
+
+
+def _complete(folder: Path) -> dict:
+    assert {p.name for p in folder.iterdir()} >= {"reference.png", "images", "run.json", "checkpoint.sqlite",
+                                                   "report.html"}
+    record = json.loads((folder / "run.json").read_text())
+    assert record["status"] == "finished"
+    result = record["result"]
+    for rnd in result["rounds"]:
+        for cand in rnd["candidates"]:
+            assert cand["prompt"] and isinstance(cand["seed"], int) and cand["score"] is not None
+            assert (folder / "images" / f"{cand['image_ref']['sha256']}.png").exists()
+    assert result["stop_reason"] and result["config"] and result["usage"]["images"] > 0 and result["timings"]
+    assert record["versions"]["imagerepainter"] and record["specs"]["mllm"] == "sandbox"
+    return record
+
+
+def test_demo_writes_a_complete_run_folder_quickly(tmp_path):
+    start = time.monotonic()
+    out = _cli("demo", "--out", str(tmp_path / "demo"), "--seed", "7")
+    elapsed = time.monotonic() - start
+    assert out.returncode == 0, out.stderr
+    assert elapsed < 30
+    record = _complete(tmp_path / "demo")
+    assert "round 1 scored" in out.stderr and "Report:" in out.stdout
+    scores = [r["best_score_so_far"] for r in record["result"]["rounds"]]
+    assert scores == sorted(scores) and scores[-1] > scores[0]
+
+
+def test_run_on_a_photograph_with_json_output(tmp_path, evalref_dir):
+    start = time.monotonic()
+    out = _cli("run", str(evalref_dir / "complex_4.png"), "--mllm", "sandbox", "--t2i", "sandbox", "--scorer",
+               "sandbox", "--out", str(tmp_path / "photo"), "--json", "--max-rounds", "3")
+    assert out.returncode == 0, out.stderr
+    assert time.monotonic() - start < 30
+    printed = json.loads(out.stdout)
+    assert printed["folder"] == str(tmp_path / "photo") and len(printed["rounds"]) <= 3
+    _complete(tmp_path / "photo")
+
+
+def test_score_rises_over_rounds_on_twenty_hidden_scenes():
+    improved = 0
+    for seed in range(20):
+        rp = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox")
+        result = rp.run(render_scene(random_scene(seed), seed=seed), seed=seed)
+        best = result.scores
+        assert all(b >= a for a, b in zip(best, best[1:], strict=False)), best  # the global best never falls
+        improved += result.rounds[-1].best.score > result.rounds[0].best.score
+    assert improved >= 16
+
+
+@pytest.mark.parametrize("support", ["json_schema", "text"])
+def test_chatopenai_against_the_sandbox_server_matches_in_process(support):
+    reference = render_scene(random_scene(11), seed=11)
+    local = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox", max_rounds=4).run(reference)
+    with sandbox_server(structured_output=support) as server:
+        chat = ChatOpenAI(model="sandbox", base_url=server.base_url, api_key="EMPTY", max_retries=0)
+        remote = Repainter(mllm=chat, t2i="sandbox", scorer="sandbox", max_rounds=4).run(reference)
+        assert len(server.chat_requests) >= remote.usage["mllm_calls"]
+
+    def sig(r):
+        return [(c.round, c.prompt, c.seed, c.score) for c in r.candidates], r.stop_reason
+
+    assert sig(remote) == sig(local)
+
+
+def _signature(record: dict) -> list:
+    return [(r["index"], c["prompt"], c["seed"], c["score"]) for r in record["result"]["rounds"] for c in r["candidates"]]
+
+
+def test_sigkill_at_a_random_moment_then_resume_gives_the_uninterrupted_result(tmp_path):
+    child = [sys.executable, str(ROOT / "tests" / "crash_child.py")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([*child, "run", str(tmp_path / "whole"), str(tmp_path / "whole.log"), "3"], check=True, env=env,
+                   timeout=120)
+    whole = json.loads((tmp_path / "whole" / "run.json").read_text())
+
+    rng = random.Random(1234)
+    for attempt in range(3):
+        folder, log = tmp_path / f"crash{attempt}", tmp_path / f"crash{attempt}.log"
+        proc = subprocess.Popen([*child, "run", str(folder), str(log), "3"], env=env)
+        deadline = time.monotonic() + 60
+        while not (folder / "run.json").exists() and time.monotonic() < deadline:  # the run has started
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 2.0))  # the run takes about 3 s from here
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        before = json.loads((folder / "run.json").read_text())
+        finished = {(r["index"]) for r in before.get("result", {}).get("rounds", [])}
+        subprocess.run([*child, "resume", str(folder), str(log), "3"], check=True, env=env, timeout=120)
+        after = json.loads((folder / "run.json").read_text())
+        assert after["status"] == "finished"
+        assert _signature(after) == _signature(whole)
+        assert after["result"]["stop_reason"] == whole["result"]["stop_reason"]
+        # the renderer was not asked again for rounds that had finished before the kill
+        rendered = [json.loads(line) for line in log.read_text().splitlines()]
+        first = {(e["prompt"], e["seed"]) for e in rendered if e["mode"] == "run"}
+        again = {(e["prompt"], e["seed"]) for e in rendered if e["mode"] == "resume"}
+        done = {(c["prompt"], c["seed"]) for r in before.get("result", {}).get("rounds", []) if r["index"] in finished
+                for c in r["candidates"]}
+        assert not (again & done)
+        assert len(again & first) <= 3  # at most the one round that was being rendered when killed
+
+
+def test_errors_are_one_line_with_an_exit_code(tmp_path, capsys):
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    assert main(["run", str(tmp_path / "bad.png"), "--mllm", "sandbox", "--t2i", "sandbox", "--scorer", "sandbox",
+                 "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    render_scene(random_scene(1)).save(tmp_path / "good.png")
+    assert main(["run", str(tmp_path / "good.png"), "--mllm", "sandbx", "--t2i", "sandbox", "--scorer", "sandbox"]) == 2
+    assert "Did you mean 'sandbox'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # nothing created for a bad reference
+
+
+def test_resume_of_a_finished_run_is_a_no_op(tmp_path):
+    assert main(["demo", "--out", str(tmp_path / "d"), "--quiet", "--max-rounds", "2"]) == 0
+    before = (tmp_path / "d" / "run.json").read_text()
+    assert main(["resume", str(tmp_path / "d"), "--quiet"]) == 0
+    assert json.loads((tmp_path / "d" / "run.json").read_text())["result"] == json.loads(before)["result"]
+
+
+def test_backends_lists_providers(capsys):
+    assert main(["backends"]) == 0
+    out = capsys.readouterr().out
+    assert "diffusers" in out and "sandbox" in out and "paper" in out
+
+
+def test_docs_cli_page_is_in_step_with_help():
+    doc = (ROOT / "docs" / "cli.md").read_text()
+    parser = build_parser()
+    assert parser.format_help().strip() in doc
+    for name, sub in parser._subparsers._group_actions[0].choices.items():  # type: ignore[union-attr]
+        assert sub.format_help().strip() in doc, f"docs/cli.md is out of step with `imagerepainter {name} --help`"
