@@ -1,0 +1,438 @@
+"""A self-contained HTML report of one run, to read in any browser, offline.
+
+:func:`render_report` turns a :class:`~imagerepainter.results.RepaintResult` into ONE HTML
+document: the run's facts, the reference beside the best image, an inline-SVG chart of the
+scores per round, every round (its prompt with the words that changed since the previous
+round marked, every candidate with its score and seed, the critique that followed) and the
+Image Understanding Tree. It loads nothing from the network: CSS is inline, there is no
+JavaScript, and a Content-Security-Policy forbids scripts and remote resources, so text a
+model wrote can never run even if it slipped past escaping (it does not: all text is escaped).
+
+Images are embedded as data URLs (JPEG for photos, PNG for flat images, downscaled to
+``max_side``) so the file can be mailed around; ``embed_images=False`` links them instead,
+by default to ``images/<sha256>.png`` -- the layout :meth:`RepaintResult.save` writes::
+
+    result.save("run")
+    write_report(result, "run/report.html", embed_images=False)
+
+Example:
+    >>> from imagerepainter import Repainter
+    >>> from imagerepainter.testing.fakes import FakeMLLM, FakeT2I, ScriptedScorer
+    >>> from PIL import Image
+    >>> result = Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer([0.2, 0.7, 0.1] * 2),
+    ...                    max_rounds=2).run(Image.new("RGB", (32, 32), "white"))
+    >>> page = render_report(result, title="demo")
+    >>> page.startswith("<!doctype html>"), 'id="score-chart"' in page, 'data-points="6"' in page
+    (True, True, True)
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import html
+import io
+import math
+import os
+import re
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeGuard
+
+from PIL import Image
+
+from .errors import RepainterError
+from .images import ImageRef
+from .results import Candidate, RepaintResult, Round
+
+__all__ = ["ImageHref", "diff_words", "render_report", "write_report"]
+
+ImageHref = Callable[[ImageRef], str]
+"""Maps an image ref to the (relative) URL the report links when images are not embedded."""
+
+# No scripts, no remote anything. ``file:`` lets linked images load from disk in browsers whose
+# file:// pages have an opaque origin that ``'self'`` does not match (Firefox).
+_CSP = "default-src 'none'; img-src data: file: 'self'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+
+_CSS = """
+:root{--bg:#f7f7f5;--card:#fff;--fg:#1d1d1f;--muted:#6b6b70;--line:#e2e2e0;--accent:#2563eb;--good:#16a34a;
+--warn:#b45309;--ins:#bbf7d0;--del:#fecaca;--dot:#94a3b8}
+@media (prefers-color-scheme:dark){:root{--bg:#111214;--card:#1b1c1f;--fg:#e8e8ea;--muted:#9a9aa2;--line:#2c2d31;
+--accent:#60a5fa;--good:#4ade80;--warn:#fbbf24;--ins:#14532d;--del:#7f1d1d;--dot:#64748b}}
+*{box-sizing:border-box}
+body{margin:0;background:var(--bg);color:var(--fg);font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,
+"DejaVu Sans",sans-serif}
+main{max-width:1180px;margin:0 auto;padding:24px 20px 48px}
+h1{font-size:1.7rem;margin:0 0 4px}h2{font-size:1.25rem;margin:0 0 12px}h3{font-size:1rem;margin:16px 0 6px}
+section,header{background:var(--card);border:1px solid var(--line);border-radius:12px;padding:18px 20px;margin:0 0 18px}
+.muted{color:var(--muted)}
+.facts{display:grid;grid-template-columns:repeat(auto-fill,minmax(170px,1fr));gap:10px;margin:14px 0 0;padding:0}
+.facts div{border:1px solid var(--line);border-radius:8px;padding:8px 10px;min-width:0}
+.facts dt{font-size:.75rem;text-transform:uppercase;letter-spacing:.04em;color:var(--muted)}
+.facts dd{margin:0;font-weight:600;overflow-wrap:anywhere}
+.pair{display:grid;grid-template-columns:repeat(auto-fit,minmax(240px,400px));gap:22px;justify-content:center}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(190px,1fr));gap:14px}
+figure{margin:0;min-width:0}
+.frame{position:relative;border-radius:8px;overflow:hidden;background:var(--line);border:3px solid transparent}
+.frame img{display:block;width:100%;height:auto}
+.is-round-best .frame{border-color:var(--accent)}.is-best .frame{border-color:var(--good)}
+.badge{position:absolute;top:6px;left:6px;background:var(--good);color:#fff;font-size:.72rem;font-weight:700;
+padding:2px 7px;border-radius:99px}
+.badge.round{background:var(--accent)}
+.blocked .frame img{opacity:.35}
+.blocked-label{position:absolute;inset:auto 0 0 0;background:var(--warn);
+color:#fff;font-size:.78rem;font-weight:600;text-align:center;padding:3px}
+.missing{aspect-ratio:1;display:grid;place-items:center;color:var(--muted);font-size:.85rem}
+figcaption{font-size:.85rem;margin-top:6px}
+.score{font-weight:700;font-variant-numeric:tabular-nums}
+.prompt{font-size:.8rem;color:var(--muted);overflow-wrap:anywhere;margin:2px 0 0}
+.big .prompt{font-size:.9rem;color:var(--fg)}
+.diff{background:var(--bg);border:1px solid var(--line);border-radius:8px;padding:10px 12px;overflow-wrap:anywhere}
+ins{background:var(--ins);text-decoration:none;border-radius:3px;padding:0 2px}
+del{background:var(--del);border-radius:3px;padding:0 2px;margin-right:3px}
+.critique dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 14px;margin:0}
+.critique dt{color:var(--muted)}.critique dd{margin:0;overflow-wrap:anywhere}
+.critique ul{margin:0;padding-left:18px}
+.chart svg{width:100%;height:auto;display:block}
+.axis{stroke:var(--muted);stroke-width:1}.gridline{stroke:var(--line);stroke-width:1}
+svg text{fill:var(--muted);font-size:12px;text-anchor:middle}svg .tick{text-anchor:end}
+@media (max-width:640px){svg text{font-size:19px}main{padding:12px 8px}section,header{padding:14px}}
+.pt-cand{fill:var(--dot)}.pt-round{fill:none;stroke:var(--accent);stroke-width:2}
+.pt-best{fill:var(--good)}.line-best{fill:none;stroke:var(--good);stroke-width:2.5}
+.legend{display:flex;flex-wrap:wrap;gap:16px;font-size:.85rem;color:var(--muted);margin-top:6px}
+.legend i{display:inline-block;width:11px;height:11px;border-radius:50%;margin-right:6px;vertical-align:-1px}
+details summary{cursor:pointer;font-weight:600}
+.tree dl{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:3px 14px;margin:6px 0 2px;padding-left:10px;
+border-left:2px solid var(--line)}
+.tree dt{color:var(--muted)}.tree dd{margin:0;overflow-wrap:anywhere}
+footer{font-size:.8rem;color:var(--muted);text-align:center}
+"""
+
+
+_TOKEN = re.compile(r"\w+|[^\w\s]+|\s+")
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _fmt(score: float | None) -> str:
+    return "—" if score is None else f"{score:.4f}"
+
+
+def diff_words(old: str, new: str) -> str:
+    """Return ``new`` as escaped HTML with the words changed since ``old`` marked ``<ins>`` / ``<del>``.
+
+    Words and punctuation are compared separately (so "cat," vs "cat" marks only the comma) and
+    ``new``'s own spacing is kept.
+
+    Example:
+        >>> diff_words("a red cat", "a ginger cat, <b>")
+        'a <del>red</del><ins>ginger</ins> cat<ins>, &lt;b&gt;</ins>'
+    """
+    a, b = _TOKEN.findall(old), _TOKEN.findall(new)
+    parts: list[str] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(str.isspace, a, b, autojunk=False).get_opcodes():
+        removed, added = "".join(a[i1:i2]), "".join(b[j1:j2])
+        if op == "equal":
+            parts.append(_e(added))
+            continue
+        if removed.strip():
+            parts.append(f"<del>{_e(removed.strip())}</del>")
+        if added.strip():
+            lead, trail = added[: len(added) - len(added.lstrip())], added[len(added.rstrip()) :]
+            parts.append(f"{lead}<ins>{_e(added.strip())}</ins>{trail}")
+        else:
+            parts.append(added)
+    return "".join(parts)
+
+
+class _Images:
+    """Turns refs into ``<img>`` tags: data URLs (cached per image) or hrefs."""
+
+    def __init__(self, embed: bool, href: ImageHref | None, max_side: int) -> None:
+        self.embed, self.max_side = embed, max_side
+        self.href: ImageHref = href or (lambda ref: f"images/{ref['sha256']}.png")
+        self._cache: dict[str, str | None] = {}
+
+    def tag(self, ref: ImageRef, load: Callable[[], Image.Image], alt: str) -> str:
+        scale = min(1.0, self.max_side / max(ref["width"], ref["height"], 1))
+        w, h = max(1, round(ref["width"] * scale)), max(1, round(ref["height"] * scale))
+        src = self._data_url(ref, load) if self.embed else self.href(ref)
+        if src is None:
+            return '<div class="missing">image unavailable</div>'
+        return f'<img src="{_e(src)}" alt="{_e(alt)}" width="{w}" height="{h}">'
+
+    def _data_url(self, ref: ImageRef, load: Callable[[], Image.Image]) -> str | None:
+        key = ref["sha256"]
+        if key not in self._cache:
+            try:
+                image = load()
+            except (RuntimeError, RepainterError, OSError):  # unbound result or image missing from the store
+                self._cache[key] = None
+            else:
+                self._cache[key] = _encode(image, self.max_side)
+        return self._cache[key]
+
+
+def _encode(image: Image.Image, max_side: int) -> str:
+    """Downscale to ``max_side`` and encode: JPEG for photo-like images (much smaller), else PNG."""
+    image = image.convert("RGB")
+    if max(image.size) > max_side:
+        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    if image.getcolors(256) is None:
+        image.save(buf, format="JPEG", quality=85, optimize=True)
+        mime = "image/jpeg"
+    else:
+        image.save(buf, format="PNG", optimize=True)
+        mime = "image/png"
+    return f"data:{mime};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
+
+
+# ----------------------------------------------------------------------------- chart
+
+
+def _ticks(lo: float, hi: float) -> list[float]:
+    raw = (hi - lo) / 5
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    first = math.ceil(lo / step) * step
+    return [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
+
+
+def _finite(v: float | None) -> TypeGuard[float]:
+    return v is not None and math.isfinite(v)
+
+
+def _chart(result: RepaintResult, higher_is_better: bool) -> str:
+    """The scores per round as inline SVG: every candidate (dots), each round's best (rings), best so far (line)."""
+    n = len(result.rounds)
+    cands = [
+        (r.index, c.index, len(r.candidates), c.score) for r in result.rounds for c in r.candidates if _finite(c.score)
+    ]
+    bests = [(r.index, r.best.score) for r in result.rounds if r.best is not None and _finite(r.best.score)]
+    so_far = [(r.index, r.best_score_so_far) for r in result.rounds if _finite(r.best_score_so_far)]
+    attrs = (
+        f'id="score-chart" role="img" aria-label="scores per round" data-rounds="{n}" data-points="{len(cands)}" '
+        f'data-round-best-points="{len(bests)}" data-best-so-far-points="{len(so_far)}"'
+    )
+    values = [p[3] for p in cands] + [s for _, s in bests + so_far]
+    width, height, left, right, top, bottom = 960, 340, 62, 16, 14, 46
+    if not values:
+        return f'<svg {attrs} viewBox="0 0 {width} 80"><text x="480" y="45">no scored images to plot</text></svg>'
+    lo, hi = min(values), max(values)
+    pad = (hi - lo) * 0.08 or max(abs(hi) * 0.1, 0.05)
+    lo, hi = lo - pad, hi + pad
+    pw, ph, base = width - left - right, height - top - bottom, height - bottom
+
+    def x(rnd: float) -> float:
+        return left + (rnd - 0.5) / n * pw
+
+    def y(v: float) -> float:
+        return top + (hi - v) / (hi - lo) * ph
+
+    def dot(cls: str, cx: float, v: float, r: float, title: str) -> str:
+        return f'<circle class="{cls}" cx="{cx:.1f}" cy="{y(v):.1f}" r="{r}"><title>{title}: {v:.4f}</title></circle>'
+
+    direction = "higher is better" if higher_is_better else "lower is better"
+    out = [f'<svg {attrs} viewBox="0 0 {width} {height}">']
+    for t in _ticks(lo, hi):
+        out.append(f'<line class="gridline" x1="{left}" x2="{width - right}" y1="{y(t):.1f}" y2="{y(t):.1f}"/>')
+        out.append(f'<text class="tick" x="{left - 8}" y="{y(t) + 4:.1f}">{t:.4g}</text>')
+    out += [f'<text x="{x(r):.1f}" y="{base + 18}">{r}</text>' for r in range(1, n + 1, max(1, math.ceil(n / 12)))]
+    out += [
+        f'<line class="axis" x1="{left}" x2="{left}" y1="{top}" y2="{base}"/>',
+        f'<line class="axis" x1="{left}" x2="{width - right}" y1="{base}" y2="{base}"/>',
+        f'<text x="{left + pw / 2}" y="{height - 6}">round</text>',
+        f'<text transform="translate(14 {top + ph / 2}) rotate(-90)">score ({direction})</text>',
+    ]
+    for rnd, i, k, s in cands:  # a round's candidates side by side around the round's x
+        dx = (i - (k - 1) / 2) * min(7.0, 0.5 * pw / n / max(k, 1))
+        out.append(dot("pt-cand", x(rnd) + dx, s, 3.5, f"round {rnd}, candidate {i}"))
+    out.append(f'<polyline class="line-best" points="{" ".join(f"{x(r):.1f},{y(s):.1f}" for r, s in so_far)}"/>')
+    out += [dot("pt-round", x(r), s, 6.5, f"round {r} best") for r, s in bests]
+    out += [dot("pt-best", x(r), s, 3.5, f"best after round {r}") for r, s in so_far]
+    return "".join(out) + "</svg>"
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+def _facts(result: RepaintResult) -> str:
+    cfg, usage, best = result.config, result.usage, result.best
+    items: list[tuple[str, object]] = [
+        ("stop reason", result.stop_reason or "not finished"),
+        ("rounds", len(result.rounds)),
+        ("best score", _fmt(best.score) if best else "—"),
+    ]
+    for role, info in result.backends.items():
+        items.append((role, info.get("name", "?") if isinstance(info, Mapping) else info))
+    seconds = sum(result.timings.values())
+    items += [
+        ("preset", cfg.preset),
+        ("variants × rounds", f"{cfg.variants} × {cfg.max_rounds} max"),
+        ("seed", cfg.seed),
+        ("images", f"{usage.get('images', 0)} ({usage.get('blocked_images', 0)} blocked)"),
+        ("MLLM calls", usage.get("mllm_calls", 0)),
+        ("tokens in / out", f"{usage.get('input_tokens', 0):,} / {usage.get('output_tokens', 0):,}"),
+        ("total time", f"{seconds:.2f} s" if seconds < 120 else f"{seconds / 60:.1f} min"),
+    ]
+    return '<dl class="facts">' + "".join(f"<div><dt>{_e(k)}</dt><dd>{_e(v)}</dd></div>" for k, v in items) + "</dl>"
+
+
+def _candidate(c: Candidate, images: _Images, *, round_best: bool, best: bool, big: bool = False) -> str:
+    classes = ["cand"] + ["is-round-best"] * round_best + ["is-best"] * best + ["blocked"] * c.blocked + ["big"] * big
+    badge = '<span class="badge">best overall</span>' if best else ""
+    badge = badge or ('<span class="badge round">round best</span>' if round_best else "")
+    if c.blocked:
+        badge += '<span class="blocked-label">blocked by safety checker</span>'
+    img = images.tag(c.image_ref, lambda: c.image, f"round {c.round}, candidate {c.index}")
+    where = f" · round {c.round}" if big else ""
+    return (
+        f'<figure class="{" ".join(classes)}"><div class="frame">{img}{badge}</div><figcaption>'
+        f'<span class="score">{_fmt(c.score)}</span> <span class="muted">· seed {c.seed}{where}</span>'
+        f'<p class="prompt">{_e(c.prompt)}</p></figcaption></figure>'
+    )
+
+
+def _critique(rnd: Round) -> str:
+    c = rnd.critique
+    if c is None:
+        return ""
+    rows = [(k, getattr(c, k)) for k in ("style", "composition", "content") if getattr(c, k)]
+    body = "".join(f"<dt>{k}</dt><dd>{_e(v)}</dd>" for k, v in rows)
+    if c.edits:
+        body += "<dt>edits</dt><dd><ul>" + "".join(f"<li>{_e(e)}</li>" for e in c.edits) + "</ul></dd>"
+    if c.revised_prompt:
+        body += f"<dt>revised prompt</dt><dd>{_e(c.revised_prompt)}</dd>"
+    body += f"<dt>judged a match</dt><dd>{'yes' if c.is_match else 'no'}</dd>"
+    seed = next((f" (seed {x.seed})" for x in rnd.candidates if x.index == c.candidate), "")
+    return f'<div class="critique"><h3>Critique of the image{seed}</h3><dl>{body}</dl></div>'
+
+
+def _round(rnd: Round, previous: Round | None, best: Candidate | None, images: _Images) -> str:
+    if previous is None:
+        prompt, label = _e(rnd.prompt), "Prompt"
+    elif previous.prompt == rnd.prompt:
+        prompt, label = _e(rnd.prompt), f"Prompt (unchanged since round {previous.index})"
+    else:
+        prompt, label = diff_words(previous.prompt, rnd.prompt), f"Prompt (changes since round {previous.index})"
+    cards = "".join(
+        _candidate(
+            c,
+            images,
+            round_best=i == rnd.best_index,
+            best=best is not None and (best.round, best.index) == (rnd.index, c.index),
+        )
+        for i, c in enumerate(rnd.candidates)
+    )
+    return (
+        f'<section class="round" id="round-{rnd.index}"><h2>Round {rnd.index} '
+        f'<span class="muted">· best so far {_fmt(rnd.best_score_so_far)}</span></h2>'
+        f'<h3>{label}</h3><div class="diff">{prompt}</div><h3>Candidates</h3><div class="grid">{cards}</div>'
+        f"{_critique(rnd)}</section>"
+    )
+
+
+def _tree(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "<dl>" + "".join(f"<dt>{_e(k)}</dt><dd>{_tree(v)}</dd>" for k, v in value.items()) + "</dl>"
+    if isinstance(value, list):
+        if not value:
+            return '<span class="muted">none</span>'
+        return "<dl>" + "".join(f"<dt>{i + 1}</dt><dd>{_tree(v)}</dd>" for i, v in enumerate(value)) + "</dl>"
+    return _e(value)
+
+
+def render_report(
+    result: RepaintResult,
+    *,
+    title: str | None = None,
+    embed_images: bool = True,
+    image_href: ImageHref | None = None,
+    max_side: int = 512,
+) -> str:
+    """Render ``result`` as one self-contained HTML document (no network, no JavaScript).
+
+    Args:
+        result: A finished (or partial) run, bound to the image store that holds its images.
+            Images the store cannot provide are shown as "image unavailable".
+        title: Page heading; defaults to "ImageRepainter report".
+        embed_images: Embed images as base64 data URLs (default), or link them via ``image_href``.
+        image_href: With ``embed_images=False``, maps an image ref to its URL relative to the
+            report; defaults to ``images/<sha256>.png`` (the layout of :meth:`RepaintResult.save`).
+        max_side: Embedded images are downscaled so their longest side is at most this.
+
+    Returns:
+        The HTML document as a string. Every piece of text is HTML-escaped.
+    """
+    if max_side < 1:
+        raise ValueError(f"max_side must be a positive number of pixels, got {max_side}.")
+    images = _Images(embed_images, image_href, max_side)
+    heading = title or "ImageRepainter report"
+    best = result.best
+    scorer = result.backends.get("scorer")
+    higher = bool(scorer.get("higher_is_better", True)) if isinstance(scorer, Mapping) else True
+    reference = images.tag(result.reference, lambda: result.reference_image, "reference image")
+    best_html = (
+        _candidate(best, images, round_best=False, best=True, big=True)
+        if best is not None
+        else '<figure><div class="frame"><div class="missing">no image was scored</div></div></figure>'
+    )
+    rounds = "".join(_round(r, result.rounds[i - 1] if i else None, best, images) for i, r in enumerate(result.rounds))
+    understanding = (
+        f'<section><details class="tree"><summary>Image Understanding Tree</summary>{_tree(result.understanding)}'
+        "</details></section>"
+        if result.understanding
+        else ""
+    )
+    footer = " · ".join(
+        _e(f"{k} {v}")
+        for k, v in (
+            ("imagerepainter", result.library_version),
+            ("prompts", result.prompt_version),
+            ("thread", result.thread_id),
+        )
+        if v
+    )
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
+        f"<title>{_e(heading)}</title><style>{_CSS}</style></head>\n<body><main>"
+        f'<header><h1>{_e(heading)}</h1><div class="muted">{_e(result.summary().splitlines()[0])}</div>'
+        f"{_facts(result)}</header>"
+        f'<section><h2>Reference and best image</h2><div class="pair"><figure class="big"><div class="frame">'
+        f'{reference}</div><figcaption><span class="score">reference</span></figcaption></figure>{best_html}</div>'
+        "</section>"
+        f'<section><h2>Score per round</h2><div class="chart">{_chart(result, higher)}</div><div class="legend">'
+        '<span><i style="background:var(--dot)"></i>every candidate</span>'
+        '<span><i style="border:2px solid var(--accent)"></i>round best</span>'
+        '<span><i style="background:var(--good)"></i>best so far</span></div></section>'
+        f"{rounds}{understanding}<footer>{footer}</footer></main></body></html>\n"
+    )
+
+
+def write_report(
+    result: RepaintResult,
+    path: str | os.PathLike[str],
+    *,
+    title: str | None = None,
+    embed_images: bool = True,
+    image_href: ImageHref | None = None,
+    max_side: int = 512,
+) -> Path:
+    """Render ``result`` (see :func:`render_report`) and write it to ``path`` atomically; return the path."""
+    page = render_report(result, title=title, embed_images=embed_images, image_href=image_href, max_side=max_side)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        tmp.write_text(page, encoding="utf-8")
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target

@@ -1,0 +1,134 @@
+"""Drive headless Chromium from tests, without selenium or playwright.
+
+Chromium runs once per call (``--dump-dom`` or ``--screenshot``) with a throw-away profile
+folder, no network services, and a hard timeout after which its whole process group is
+killed. To look inside a page, :func:`probe` writes a copy next to it with a small script
+that, on ``load``, records what it finds as ``data-*`` attributes of ``<body>``; the dumped
+DOM is then parsed. The page's own Content-Security-Policy is kept, with only the probe's
+hash added to it, so the test also proves the policy does not block the page's images.
+
+Install Chromium as CI does: ``apt-get install -y --no-install-recommends chromium``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+__all__ = ["PROBE_JS", "chromium_binary", "dump_dom", "probe", "screenshot"]
+
+_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+_FLAGS = (
+    "--headless",
+    "--no-sandbox",  # tests often run as root in containers
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--hide-scrollbars",
+    "--mute-audio",
+)
+
+PROBE_JS = """addEventListener("load", function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  var chart = document.getElementById("score-chart");
+  var d = document.body.dataset;
+  d.imagesLoaded = ok + "/" + imgs.length;
+  d.chartPoints = chart ? String(chart.querySelectorAll("circle.pt-cand").length) : "none";
+  d.chartWidth = chart ? String(Math.round(chart.getBoundingClientRect().width)) : "0";
+  d.overflowX = String(document.documentElement.scrollWidth > window.innerWidth);
+  d.probe = "done";
+});"""
+"""Runs on ``load`` and writes its findings into ``<body data-*>``."""
+
+
+def chromium_binary() -> str | None:
+    """The Chromium executable: ``$CHROMIUM`` if set, else the first known name on ``PATH``."""
+    explicit = os.environ.get("CHROMIUM")
+    if explicit:
+        return explicit if shutil.which(explicit) else None
+    return next((found for name in _NAMES if (found := shutil.which(name))), None)
+
+
+def _run(args: list[str], *, window: tuple[int, int], timeout: float) -> str:
+    binary = chromium_binary()
+    if binary is None:
+        raise RuntimeError("No Chromium binary found; install it with: apt-get install -y chromium")
+    with tempfile.TemporaryDirectory(prefix="chromium-profile-", ignore_cleanup_errors=True) as profile:
+        cmd = [binary, *_FLAGS, f"--user-data-dir={profile}", f"--window-size={window[0]},{window[1]}", *args]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        finally:
+            # The session we started (browser, zygote, renderers, crash handler): none may outlive the call.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"Chromium exited with {proc.returncode}: {err[-2000:]}")
+        return out
+
+
+def dump_dom(page: Path, *, window: tuple[int, int] = (1280, 2000), timeout: float = 60.0) -> str:
+    """Load ``page`` (a local file) and return its DOM after ``load`` as serialised HTML."""
+    return _run(["--virtual-time-budget=5000", "--dump-dom", page.resolve().as_uri()], window=window, timeout=timeout)
+
+
+def screenshot(page: Path, out: Path, *, window: tuple[int, int] = (1280, 2000), timeout: float = 60.0) -> Path:
+    """Render ``page`` into the PNG ``out`` (the top ``window``-sized part of the page)."""
+    _run(
+        ["--virtual-time-budget=5000", f"--screenshot={out.resolve()}", page.resolve().as_uri()],
+        window=window,
+        timeout=timeout,
+    )
+    return out
+
+
+class _BodyAttrs(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attrs: dict[str, str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "body" and self.attrs is None:
+            self.attrs = {k: v or "" for k, v in attrs}
+
+
+def probe(page: Path, *, window: tuple[int, int] = (1280, 2000), timeout: float = 60.0) -> dict[str, str]:
+    """Load a copy of ``page`` with :data:`PROBE_JS` and return ``<body>``'s attributes after ``load``.
+
+    The copy sits next to ``page`` (so relative image links resolve the same) and is removed
+    afterwards. Keys are as in the DOM, e.g. ``data-images-loaded``.
+    """
+    source = page.read_text(encoding="utf-8")
+    digest = base64.b64encode(hashlib.sha256(PROBE_JS.encode()).digest()).decode()
+    source, n = re.subn(
+        r'(http-equiv="Content-Security-Policy" content=")', rf"\1script-src 'sha256-{digest}'; ", source, count=1
+    )
+    if n != 1:
+        raise AssertionError("the page has no Content-Security-Policy meta tag")
+    source = source.replace("</body>", f"<script>{PROBE_JS}</script></body>", 1)
+    copy = page.with_name(f".probe-{page.name}")
+    copy.write_text(source, encoding="utf-8")
+    try:
+        parser = _BodyAttrs()
+        parser.feed(dump_dom(copy, window=window, timeout=timeout))
+    finally:
+        copy.unlink(missing_ok=True)
+    if parser.attrs is None:
+        raise AssertionError("no <body> in Chromium's DOM dump")
+    return parser.attrs
