@@ -41,8 +41,16 @@ def _bare_loop(rounds: int) -> float:
     mllm, t2i, scorer = FakeMLLM(), FakeT2I(), ScriptedScorer([0.1] * (3 * rounds))
     start = time.perf_counter()
     msg = [MLLMMessage(text="x", images=(REF,))]
-    for schema in (schemas.GlobalDescription, schemas.GlobalFeatures, schemas.ObjectList, schemas.ThingDetails,
-                   schemas.PersonDetails, schemas.Relationships, schemas.PromptRewrite, schemas.PromptVariants):
+    for schema in (
+        schemas.GlobalDescription,
+        schemas.GlobalFeatures,
+        schemas.ObjectList,
+        schemas.ThingDetails,
+        schemas.PersonDetails,
+        schemas.Relationships,
+        schemas.PromptRewrite,
+        schemas.PromptVariants,
+    ):
         mllm.structured(msg, schema)
     prepared = scorer.prepare(REF)
     for r in range(rounds):
@@ -54,8 +62,14 @@ def _bare_loop(rounds: int) -> float:
 
 
 def _graph_loop(rounds: int, checkpointer: object | None = None) -> float:
-    rp = Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer([0.1 + i / 100 for i in range(3 * rounds)]),
-                   max_rounds=rounds, patience=None, checkpointer=checkpointer)
+    rp = Repainter(
+        mllm=FakeMLLM(),
+        t2i=FakeT2I(),
+        scorer=ScriptedScorer([0.1 + i / 100 for i in range(3 * rounds)]),
+        max_rounds=rounds,
+        patience=None,
+        checkpointer=checkpointer,
+    )
     start = time.perf_counter()
     result = rp.run(REF)
     elapsed = time.perf_counter() - start
@@ -68,8 +82,12 @@ def overhead(rounds: int) -> dict[str, float]:
     _graph_loop(rounds), _bare_loop(rounds)  # warm imports and caches
     graph = min(_graph_loop(rounds) for _ in range(5))
     bare = min(_bare_loop(rounds) for _ in range(5))
-    return {"graph_s": graph, "bare_s": bare, "overhead_ms_per_round": (graph - bare) / rounds * 1000,
-            "ratio": graph / bare}
+    return {
+        "graph_s": graph,
+        "bare_s": bare,
+        "overhead_ms_per_round": (graph - bare) / rounds * 1000,
+        "ratio": graph / bare,
+    }
 
 
 def critical_path(latency: float) -> dict[str, float]:
@@ -77,26 +95,49 @@ def critical_path(latency: float) -> dict[str, float]:
         def respond(text, images):
             time.sleep(latency)
             return answer_fn(text, images)
+
         return respond
 
     from imagerepainter import schemas
     from imagerepainter.testing.fakes import fake_answer
 
-    script = {name: slow(lambda t, i, s=getattr(schemas, name): fake_answer(s, t))
-              for name in ("GlobalDescription", "GlobalFeatures", "ObjectList", "ThingDetails", "PersonDetails",
-                           "Relationships", "PromptRewrite")}
+    def answer_for(name: str):
+        schema = getattr(schemas, name)
+        return lambda text, images: fake_answer(schema, text)
+
+    script = {
+        name: slow(answer_for(name))
+        for name in (
+            "GlobalDescription",
+            "GlobalFeatures",
+            "ObjectList",
+            "ThingDetails",
+            "PersonDetails",
+            "Relationships",
+            "PromptRewrite",
+        )
+    }
     mllm = FakeMLLM(script=script)
     rp = Repainter(mllm=mllm, t2i=FakeT2I(), scorer=ScriptedScorer([0.5] * 3), max_rounds=1)
     result = rp.run(REF)
     describe_calls = [c for c in result.calls if c["node"] == "describe"]
     sequential = sum(c["seconds"] for c in describe_calls)
-    out = {"describe_wall_s": result.timings["describe"], "describe_sequential_s": sequential,
-           "describe_ratio": result.timings["describe"] / sequential}
+    out = {
+        "describe_wall_s": result.timings["describe"],
+        "describe_sequential_s": sequential,
+        "describe_ratio": result.timings["describe"] / sequential,
+    }
     for preset in ("paper", "default"):
         mllm = FakeMLLM()
         rounds = 4
-        res = Repainter(mllm=mllm, t2i=FakeT2I(), scorer=ScriptedScorer([0.1 + i / 50 for i in range(3 * rounds)]),
-                        preset=preset, max_rounds=rounds, patience=None).run(REF)
+        res = Repainter(
+            mllm=mllm,
+            t2i=FakeT2I(),
+            scorer=ScriptedScorer([0.1 + i / 50 for i in range(3 * rounds)]),
+            preset=preset,
+            max_rounds=rounds,
+            patience=None,
+        ).run(REF)
         later = [c for c in res.calls if c["round"] >= 2]
         out[f"{preset}_mllm_calls_per_later_round"] = len(later) / (rounds - 1)
     return out

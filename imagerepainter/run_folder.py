@@ -197,7 +197,9 @@ class RunFolder:
                     )
                 self._write_record(record)
                 events = rp.stream(
-                    self.path / REFERENCE_FILE, prompt=record.get("prompt"), thread_id=thread_id,
+                    self.path / REFERENCE_FILE,
+                    prompt=record.get("prompt"),
+                    thread_id=thread_id,
                     **record.get("overrides", {}),
                 )
                 return self._drive(rp, events, record, on_event)

@@ -1,6 +1,6 @@
 """Regenerate docs/cli.md from the parser's --help (tests/test_cli.py checks they agree).
 
-    python scripts/gen_cli_docs.py
+python scripts/gen_cli_docs.py
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ Examples:
 ```bash
 imagerepainter demo --out runs/demo                       # offline, the sandbox world
 imagerepainter run photo.png --mllm sandbox --t2i sandbox --scorer sandbox
-imagerepainter run photo.png --mllm openai:gpt-4o --t2i "diffusers:stabilityai/sdxl-turbo?device=cuda&torch_dtype=float16"
+imagerepainter run photo.png --mllm openai:gpt-4o \
+    --t2i "diffusers:stabilityai/sdxl-turbo?device=cuda&torch_dtype=float16"
 imagerepainter resume runs/photo-20261126-101500
 imagerepainter serve-sandbox --port 8765                  # then: --mllm openai:sandbox --base-url http://127.0.0.1:8765/v1
 ```

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -29,8 +30,13 @@ def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
 
 
 def _complete(folder: Path) -> dict:
-    assert {p.name for p in folder.iterdir()} >= {"reference.png", "images", "run.json", "checkpoint.sqlite",
-                                                   "report.html"}
+    assert {p.name for p in folder.iterdir()} >= {
+        "reference.png",
+        "images",
+        "run.json",
+        "checkpoint.sqlite",
+        "report.html",
+    }
     record = json.loads((folder / "run.json").read_text())
     assert record["status"] == "finished"
     result = record["result"]
@@ -57,8 +63,21 @@ def test_demo_writes_a_complete_run_folder_quickly(tmp_path):
 
 def test_run_on_a_photograph_with_json_output(tmp_path, evalref_dir):
     start = time.monotonic()
-    out = _cli("run", str(evalref_dir / "complex_4.png"), "--mllm", "sandbox", "--t2i", "sandbox", "--scorer",
-               "sandbox", "--out", str(tmp_path / "photo"), "--json", "--max-rounds", "3")
+    out = _cli(
+        "run",
+        str(evalref_dir / "complex_4.png"),
+        "--mllm",
+        "sandbox",
+        "--t2i",
+        "sandbox",
+        "--scorer",
+        "sandbox",
+        "--out",
+        str(tmp_path / "photo"),
+        "--json",
+        "--max-rounds",
+        "3",
+    )
     assert out.returncode == 0, out.stderr
     assert time.monotonic() - start < 30
     printed = json.loads(out.stdout)
@@ -72,7 +91,7 @@ def test_score_rises_over_rounds_on_twenty_hidden_scenes():
         rp = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox")
         result = rp.run(render_scene(random_scene(seed), seed=seed), seed=seed)
         best = result.scores
-        assert all(b >= a for a, b in zip(best, best[1:], strict=False)), best  # the global best never falls
+        assert all(b >= a for a, b in itertools.pairwise(best)), best  # the global best never falls
         improved += result.rounds[-1].best.score > result.rounds[0].best.score
     assert improved >= 16
 
@@ -93,14 +112,17 @@ def test_chatopenai_against_the_sandbox_server_matches_in_process(support):
 
 
 def _signature(record: dict) -> list:
-    return [(r["index"], c["prompt"], c["seed"], c["score"]) for r in record["result"]["rounds"] for c in r["candidates"]]
+    return [
+        (r["index"], c["prompt"], c["seed"], c["score"]) for r in record["result"]["rounds"] for c in r["candidates"]
+    ]
 
 
 def test_sigkill_at_a_random_moment_then_resume_gives_the_uninterrupted_result(tmp_path):
     child = [sys.executable, str(ROOT / "tests" / "crash_child.py")]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run([*child, "run", str(tmp_path / "whole"), str(tmp_path / "whole.log"), "3"], check=True, env=env,
-                   timeout=120)
+    subprocess.run(
+        [*child, "run", str(tmp_path / "whole"), str(tmp_path / "whole.log"), "3"], check=True, env=env, timeout=120
+    )
     whole = json.loads((tmp_path / "whole" / "run.json").read_text())
 
     rng = random.Random(1234)
@@ -124,16 +146,35 @@ def test_sigkill_at_a_random_moment_then_resume_gives_the_uninterrupted_result(t
         rendered = [json.loads(line) for line in log.read_text().splitlines()]
         first = {(e["prompt"], e["seed"]) for e in rendered if e["mode"] == "run"}
         again = {(e["prompt"], e["seed"]) for e in rendered if e["mode"] == "resume"}
-        done = {(c["prompt"], c["seed"]) for r in before.get("result", {}).get("rounds", []) if r["index"] in finished
-                for c in r["candidates"]}
+        done = {
+            (c["prompt"], c["seed"])
+            for r in before.get("result", {}).get("rounds", [])
+            if r["index"] in finished
+            for c in r["candidates"]
+        }
         assert not (again & done)
         assert len(again & first) <= 3  # at most the one round that was being rendered when killed
 
 
 def test_errors_are_one_line_with_an_exit_code(tmp_path, capsys):
     (tmp_path / "bad.png").write_bytes(b"not an image")
-    assert main(["run", str(tmp_path / "bad.png"), "--mllm", "sandbox", "--t2i", "sandbox", "--scorer", "sandbox",
-                 "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            [
+                "run",
+                str(tmp_path / "bad.png"),
+                "--mllm",
+                "sandbox",
+                "--t2i",
+                "sandbox",
+                "--scorer",
+                "sandbox",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err and len(err.strip().splitlines()) == 1
     render_scene(random_scene(1)).save(tmp_path / "good.png")

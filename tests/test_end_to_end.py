@@ -52,8 +52,9 @@ def test_regenerates_a_photograph_with_the_paper_preset(evalref_dir, t2i, scorer
     photo = evalref_dir / "scene_3.png"
     responder = SchemaResponder()
     with OpenAICompatibleServer(responder) as server:
-        rp = Repainter(mllm=_chat(server), t2i=t2i, scorer=scorer, preset="paper", height=64, width=64,
-                       num_inference_steps=2)
+        rp = Repainter(
+            mllm=_chat(server), t2i=t2i, scorer=scorer, preset="paper", height=64, width=64, num_inference_steps=2
+        )
         result = rp.run(photo)
         requests = server.chat_requests
 
@@ -71,8 +72,16 @@ def test_regenerates_a_photograph_with_the_paper_preset(evalref_dir, t2i, scorer
     assert result.stop_reason == "max_rounds"
     # exactly the calls the paper's settings imply (2 objects: details x2 and relationships)
     assert responder.counts == Counter(
-        GlobalDescription=1, GlobalFeatures=1, ObjectList=1, ThingDetails=1, PersonDetails=1, Relationships=1,
-        PromptRewrite=1, PromptVariants=3, Critique=2, RevisedPrompt=2,
+        GlobalDescription=1,
+        GlobalFeatures=1,
+        ObjectList=1,
+        ThingDetails=1,
+        PersonDetails=1,
+        Relationships=1,
+        PromptRewrite=1,
+        PromptVariants=3,
+        Critique=2,
+        RevisedPrompt=2,
     )
     assert len(requests) == sum(responder.counts.values())  # no wasted round trip
     critique_requests = [r for r in requests if r.schema_name == "Critique"]

@@ -39,8 +39,8 @@ import numpy as np
 from PIL import Image
 
 from .._imports import require
-from ..errors import ConfigurationError, GenerationError
 from .._loading import dtype_name, library_versions, load_pretrained, optional_bool, positive_int, resolve_dtype
+from ..errors import ConfigurationError, GenerationError
 from .base import GeneratedImage, GenerationRequest, T2ICapabilities
 
 __all__ = ["DiffusersT2I"]

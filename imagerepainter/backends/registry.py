@@ -33,8 +33,8 @@ Example:
 from __future__ import annotations
 
 import difflib
-import os
 import inspect
+import os
 from collections.abc import Callable
 from importlib import metadata
 from typing import Any, Literal

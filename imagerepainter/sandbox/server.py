@@ -37,7 +37,9 @@ def _answer(schema_name: str, text: str, images: Sequence[Image.Image]) -> dict[
     return answer(schema_name, text, list(images))
 
 
-def sandbox_server(*, port: int = 0, structured_output: StructuredOutputSupport = "json_schema") -> OpenAICompatibleServer:
+def sandbox_server(
+    *, port: int = 0, structured_output: StructuredOutputSupport = "json_schema"
+) -> OpenAICompatibleServer:
     """An (unstarted) OpenAI-compatible server on 127.0.0.1 whose model is the sandbox MLLM.
 
     Args:

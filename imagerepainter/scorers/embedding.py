@@ -40,9 +40,9 @@ from typing import Any, ClassVar, Literal
 
 from PIL import Image
 
+from .. import _loading as _cache
 from .._imports import require
 from ..errors import ConfigurationError
-from .. import _loading as _cache
 
 __all__ = ["CLIPScorer", "DINOv2Scorer"]
 

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from .. import _loading as _cache
 from .._imports import require
 from ..errors import ConfigurationError
-from .. import _loading as _cache
 
 __all__ = ["PSNRScorer", "SSIMScorer", "to_tensor"]
 

@@ -32,9 +32,7 @@ from .openai_server import ChatRequest
 
 __all__ = ["SCHEMA_NAMES", "SchemaResponder", "fake_schema_answer"]
 
-SCHEMA_NAMES: tuple[str, ...] = tuple(
-    name for name in schemas.__all__ if isinstance(getattr(schemas, name), type)
-)
+SCHEMA_NAMES: tuple[str, ...] = tuple(name for name in schemas.__all__ if isinstance(getattr(schemas, name), type))
 """Names of the loop's request schemas (:mod:`imagerepainter.schemas`)."""
 
 Answer = Callable[[str, str, Sequence[Image.Image]], dict[str, Any]]
