@@ -77,7 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("reference", nargs="?", help="the reference image (PNG, JPEG, WebP)")
     run.add_argument("--mllm", default="openai:gpt-4o-mini", help="MLLM spec (default: %(default)s)")
     run.add_argument("--t2i", default="diffusers:stabilityai/sdxl-turbo", help="T2I spec (default: %(default)s)")
-    run.add_argument("--scorer", default="paper", help="scorer spec (default: %(default)s)")
+    run.add_argument(
+        "--scorer", help="scorer spec (default: sandbox when MLLM and T2I are both sandbox, else paper)"
+    )
     run.add_argument("--base-url", help="OpenAI-compatible server for an openai: MLLM (else OPENAI_BASE_URL)")
     run.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR instead")
     _add_run_options(run)
@@ -149,7 +151,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     mllm = args.mllm
     if args.base_url and mllm.startswith("openai:"):
         mllm += ("&" if "?" in mllm else "?") + f"base_url={args.base_url}"
-    specs = BackendSpecs(mllm=mllm, t2i=args.t2i, scorer=args.scorer, preset=args.preset)
+    scorer = args.scorer or ("sandbox" if args.mllm == args.t2i == "sandbox" else "paper")
+    specs = BackendSpecs(mllm=mllm, t2i=args.t2i, scorer=scorer, preset=args.preset)
     folder = RunFolder(_out_dir(args, Path(args.reference).stem))
     progress = Progress(sys.stderr, quiet=args.quiet)
     result = folder.run(specs, args.reference, prompt=args.prompt, overrides=_overrides(args), on_event=progress)
