@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import random
 import sys
 import time
 from collections.abc import Sequence
@@ -114,7 +115,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", choices=["default", "paper"], default="default", help="settings preset")
     p.add_argument("--max-rounds", type=int, help="most rounds")
     p.add_argument("--variants", type=int, help="candidates per round")
-    p.add_argument("--seed", type=int, help="base seed (default 0)")
+    p.add_argument("--seed", type=int, help="base seed (run: default 0; demo: random, printed and recorded)")
     p.add_argument("--target-score", type=float, help="stop once the best score reaches this")
     p.add_argument("--prompt", help="start from this prompt instead of describing the reference")
     p.add_argument("--out", help="run folder (default: runs/<timestamp>)")
@@ -173,7 +174,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .run_folder import BackendSpecs, RunFolder
     from .sandbox import random_scene, render_scene
 
-    seed = args.seed if args.seed is not None else 0
+    seed = args.seed if args.seed is not None else random.randrange(1_000_000)  # printed and recorded
+    args.seed = seed
     scene = random_scene(seed)
     reference = render_scene(scene, seed=seed)
     folder = RunFolder(_out_dir(args, f"demo-{seed}"))

@@ -19,6 +19,7 @@ from imagerepainter.images import load_image
 from imagerepainter.scorers import CLIPScorer, DINOv2Scorer, WeightedScorer
 from imagerepainter.testing.openai_server import Fault, OpenAICompatibleServer
 from imagerepainter.testing.responders import SchemaResponder
+from tests.expected import PAPER_CALLS_TWO_OBJECTS
 
 pytestmark = pytest.mark.slow
 
@@ -71,18 +72,7 @@ def test_regenerates_a_photograph_with_the_paper_preset(evalref_dir, t2i, scorer
     assert result.best.score == max(c.score for c in result.candidates)
     assert result.stop_reason == "max_rounds"
     # exactly the calls the paper's settings imply (2 objects: details x2 and relationships)
-    assert responder.counts == Counter(
-        GlobalDescription=1,
-        GlobalFeatures=1,
-        ObjectList=1,
-        ThingDetails=1,
-        PersonDetails=1,
-        Relationships=1,
-        PromptRewrite=1,
-        PromptVariants=3,
-        Critique=2,
-        RevisedPrompt=2,
-    )
+    assert responder.counts == PAPER_CALLS_TWO_OBJECTS
     assert len(requests) == sum(responder.counts.values())  # no wasted round trip
     critique_requests = [r for r in requests if r.schema_name == "Critique"]
     assert all(len(r.images) == 2 for r in critique_requests)

@@ -29,7 +29,6 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -42,6 +41,7 @@ from .._imports import require
 from .._loading import dtype_name, library_versions, load_pretrained, optional_bool, positive_int, resolve_dtype
 from ..errors import ConfigurationError, GenerationError
 from .base import GeneratedImage, GenerationRequest, T2ICapabilities
+from .function_t2i import keyword_parameters
 
 __all__ = ["DiffusersT2I"]
 
@@ -85,7 +85,7 @@ class DiffusersT2I:
         self.device: str = str(device) if device is not None else _pipeline_device(pipeline)
         """Device of the random generators."""
         self.name: str = name or f"diffusers:{self.model_id or type(pipeline).__name__}"
-        self._parameters, self._accepts_any = _call_parameters(pipeline)
+        self._parameters, self._accepts_any = keyword_parameters(pipeline.__call__)
         self.capabilities = T2ICapabilities(
             max_batch_size=batch_size,
             supports_negative_prompt=self._accepts("negative_prompt"),
@@ -251,21 +251,6 @@ class DiffusersT2I:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _call_parameters(pipeline: Any) -> tuple[frozenset[str], bool]:
-    """Names ``pipeline.__call__`` accepts, and whether it takes ``**kwargs`` (then anything goes)."""
-    try:
-        signature = inspect.signature(pipeline.__call__)
-    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
-        return frozenset(), True
-    names = frozenset(
-        name
-        for name, p in signature.parameters.items()
-        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    )
-    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
-    return names, accepts_any
 
 
 def _dtype_argument() -> str:

@@ -70,7 +70,7 @@ class FunctionT2I:
         self.fn = fn
         self.batch = batch
         self.name: str = name or f"function:{getattr(fn, '__name__', type(fn).__name__)}"
-        self._parameters, self._accepts_any = _keyword_parameters(fn)
+        self._parameters, self._accepts_any = keyword_parameters(fn)
         self.capabilities = T2ICapabilities(
             max_batch_size=max_batch_size if batch else 1,
             supports_negative_prompt=batch or self._accepts("negative_prompt"),
@@ -144,7 +144,7 @@ class FunctionT2I:
         )
 
 
-def _keyword_parameters(fn: Callable[..., Any]) -> tuple[frozenset[str], bool]:
+def keyword_parameters(fn: Callable[..., Any]) -> tuple[frozenset[str], bool]:
     """Names ``fn`` accepts as keywords, and whether it takes ``**kwargs``."""
     try:
         signature = inspect.signature(fn)
