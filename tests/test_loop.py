@@ -27,7 +27,7 @@ def test_paper_preset_makes_exactly_the_papers_calls():
     mllm, t2i = FakeMLLM(), FakeT2I()
     scorer = ScriptedScorer([0.1, 0.2, 0.3] * 3)
     result = Repainter(mllm=mllm, t2i=t2i, scorer=scorer, preset="paper").run(REF)
-    # IUT: description, features, object list, one detail call per object (2), relationships (>1 object);
+    assert _calls(mllm) == PAPER_CALLS_TWO_OBJECTS
     assert len(t2i.requests) == 9 and t2i.batches == 3  # 3 rounds x 3 variants, one batch per round
     assert result.stop_reason == "max_rounds" and len(result.rounds) == 3
     assert scorer.prepared == 1 and scorer.batches == [3, 3, 3]
