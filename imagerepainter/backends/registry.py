@@ -197,8 +197,16 @@ class _LazyEntryPoint:
         return self.ep.load()(model, **options)
 
 
+_SECRET_OPTIONS = {"api_key", "openai_api_key", "token", "hf_token", "password"}
+
+
 def _resolve(kind: BackendKind, spec: str) -> Any:
     provider, model, options = parse_spec(spec)
+    if secret := _SECRET_OPTIONS & set(options):
+        raise ConfigurationError(
+            f"Do not put {', '.join(sorted(secret))} in a backend spec: specs are recorded in results and run "
+            "folders. Set the key in the environment (e.g. OPENAI_API_KEY) instead."
+        )
     table = _REGISTRY[kind]
     if provider not in table:
         _load_entry_points()

@@ -1,0 +1,59 @@
+"""API keys never reach run folders, checkpoints, reports, results or error messages."""
+
+from __future__ import annotations
+
+import pytest
+from langchain_openai import ChatOpenAI
+
+from imagerepainter import Repainter
+from imagerepainter.backends import RetryPolicy, resolve_mllm
+from imagerepainter.backends.langchain_mllm import ChatModelMLLM
+from imagerepainter.errors import ConfigurationError, MLLMError
+from imagerepainter.run_folder import BackendSpecs, RunFolder
+from imagerepainter.sandbox import random_scene, render_scene
+from imagerepainter.sandbox.server import sandbox_server
+from imagerepainter.testing.openai_server import Fault
+
+KEY = "sk-proj-SECRETsecret0123456789abcdef"
+
+
+def test_key_is_nowhere_in_the_run_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    with sandbox_server() as server:
+
+        def build(**kwargs):
+            chat = ChatOpenAI(model="sandbox", base_url=server.base_url, max_retries=0)  # key from the environment
+            return Repainter(**{**kwargs, "mllm": chat})
+
+        specs = BackendSpecs(mllm="openai:sandbox", t2i="sandbox", scorer="sandbox")
+        result = RunFolder(tmp_path / "run").run(
+            specs, render_scene(random_scene(2)), overrides={"max_rounds": 2}, build=build
+        )
+        assert server.requests[0].headers["authorization"] == "Bearer ***"  # it was sent, and only as a header
+    assert len(result.rounds) == 2
+    for path in (tmp_path / "run").rglob("*"):
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), path
+    assert KEY not in result.model_dump_json()
+
+
+def test_key_is_not_in_errors_even_when_the_server_echoes_it():
+    with sandbox_server() as server:
+        server.fail_every(1, Fault.status(500, message=f"upstream rejected key {KEY}"))
+        chat = ChatOpenAI(model="sandbox", base_url=server.base_url, api_key=KEY, max_retries=0)
+        rp = Repainter(
+            mllm=ChatModelMLLM(chat, retry=RetryPolicy(max_attempts=2, initial_wait=0.0)),
+            t2i="sandbox",
+            scorer="sandbox",
+            max_rounds=1,
+        )
+        with pytest.raises(MLLMError) as info:
+            rp.run(render_scene(random_scene(1)))
+    text = "".join([str(info.value), *getattr(info.value, "__notes__", [])])
+    assert KEY not in text and "***" in text
+    assert KEY not in repr(rp.mllm)
+
+
+def test_keys_in_specs_are_refused():
+    with pytest.raises(ConfigurationError, match="OPENAI_API_KEY"):
+        resolve_mllm(f"openai:gpt-4o?api_key={KEY}")
