@@ -190,3 +190,17 @@ def test_docs_cli_page_is_in_step_with_help():
     assert parser.format_help().strip() in doc
     for name, sub in parser._subparsers._group_actions[0].choices.items():  # type: ignore[union-attr]
         assert sub.format_help().strip() in doc, f"docs/cli.md is out of step with `imagerepainter {name} --help`"
+
+
+@pytest.mark.browser
+def test_the_demo_report_renders_in_chromium(tmp_path):
+    from tests import browser
+
+    if browser.chromium_binary() is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    assert main(["demo", "--out", str(tmp_path / "d"), "--seed", "9", "--quiet", "--max-rounds", "3"]) == 0
+    result = json.loads((tmp_path / "d" / "run.json").read_text())["result"]
+    images = 2 + sum(len(r["candidates"]) for r in result["rounds"])  # reference, best, every candidate
+    body = browser.probe(tmp_path / "d" / "report.html")
+    assert body["data-images-loaded"] == f"{images}/{images}"
+    assert body["data-chart-points"] == str(sum(len(r["candidates"]) for r in result["rounds"]))
