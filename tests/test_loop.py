@@ -252,3 +252,22 @@ def test_embeds_as_a_subgraph():
     parent.add_edge("note", END)
     out = parent.compile().invoke({"reference": rp.store.put(REF)})
     assert out["stop_reason"] == "max_rounds" and out["note"].startswith("best prompt: ")
+
+
+def test_concurrent_runs_on_one_repainter_match_sequential_runs():
+    from imagerepainter.sandbox import random_scene, render_scene
+
+    refs = [render_scene(random_scene(seed), seed=seed) for seed in range(4)]
+    rp = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox", max_rounds=3)
+    sequential = [rp.run(ref) for ref in refs]
+
+    async def together():
+        return await asyncio.gather(*(rp.arun(ref) for ref in refs))
+
+    concurrent = asyncio.run(together())
+
+    def sig(r):
+        return [(c.round, c.prompt, c.seed, c.score) for c in r.candidates]
+
+    assert [sig(r) for r in concurrent] == [sig(r) for r in sequential]
+    assert len({r.thread_id for r in concurrent}) == 4
