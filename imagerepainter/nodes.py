@@ -26,7 +26,7 @@ from . import prompts, schemas
 from .backends.base import MLLM, GenerationRequest, MLLMMessage, Scorer, TextToImage
 from .config import RepainterConfig
 from .convergence import Progress, decide_stop
-from .errors import GenerationError
+from .errors import BackendError, GenerationError, MLLMError, RepainterError
 from .images import ImageStore
 from .routing import seed_for
 from .selection import best_index, better
@@ -85,7 +85,12 @@ class _Calls:
     def ask(self, schema: type[SchemaT], text: str, images: Sequence[Image.Image] = ()) -> SchemaT:
         messages = [MLLMMessage(role="system", text=prompts.SYSTEM), MLLMMessage(text=text, images=tuple(images))]
         start = time.perf_counter()
-        reply = self.mllm.structured(messages, schema)
+        try:
+            reply = self.mllm.structured(messages, schema)
+        except RepainterError:
+            raise
+        except Exception as exc:  # a custom backend's own error: keep it as the cause
+            raise MLLMError(f"{self.mllm.name} failed: {type(exc).__name__}: {exc}", backend=self.mllm.name) from exc
         seconds = time.perf_counter() - start
         with self._lock:
             u = self.usage
@@ -276,11 +281,31 @@ class LoopNodes:
     @_timed("score")
     def score(self, state: RepaintState) -> dict[str, Any]:
         """Score the round's unblocked candidates in one batch against the prepared reference."""
-        prepared = self.prepared_reference(state["reference"]).result()
+        try:
+            prepared = self.prepared_reference(state["reference"]).result()
+        except RepainterError:
+            raise
+        except Exception as exc:
+            raise BackendError(
+                f"The scorer {self.scorer.name} could not prepare the reference: {type(exc).__name__}: {exc}",
+                backend=self.scorer.name,
+            ) from exc
         pending = [CandidateRecord(**c) for c in state["pending"]]
         live = [c for c in pending if not c["blocked"]]
         if live:
-            scores = self.scorer.score(prepared, [self.store.get(c["image"]) for c in live])
+            try:
+                scores = self.scorer.score(prepared, [self.store.get(c["image"]) for c in live])
+            except RepainterError:
+                raise
+            except Exception as exc:
+                raise BackendError(
+                    f"The scorer {self.scorer.name} failed: {type(exc).__name__}: {exc}", backend=self.scorer.name
+                ) from exc
+            if len(scores) != len(live):
+                raise BackendError(
+                    f"The scorer {self.scorer.name} returned {len(scores)} scores for {len(live)} images.",
+                    backend=self.scorer.name,
+                )
             for c, s in zip(live, scores, strict=True):
                 c["score"] = float(s)
         return {"pending": pending}

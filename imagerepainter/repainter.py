@@ -159,6 +159,11 @@ class Repainter:
         image = load_image(reference, max_pixels=cfg.max_reference_pixels)
         if prompt is not None and not prompt.strip():
             raise ConfigurationError("prompt must be a non-empty string, or None to describe the reference.")
+        if thread_id is not None and self._graph.get_state({"configurable": {"thread_id": thread_id}}).values:
+            raise ConfigurationError(
+                f"Thread {thread_id!r} already holds a run. Continue it with resume({thread_id!r}), or pass a new "
+                "thread_id."
+            )
         ref = self.store.put(image)
         graph_input = {"reference": ref, "prompt": prompt, "overrides": overrides}
         run_config: RunnableConfig = {

@@ -102,6 +102,9 @@ class RepaintResult(_WithStore):
     initial_prompt: str
     understanding: dict[str, Any] | None
     config: RepainterConfig
+    pending: list[Candidate] = []
+    """Candidates of a round that was interrupted after rendering (empty for a finished run):
+    images already paid for, kept even though the round did not close."""
     backends: dict[str, Any] = {}
     """Names and settings of the MLLM, T2I backend and scorer (device, dtype, model ids)."""
     usage: dict[str, int] = {}
@@ -192,6 +195,7 @@ class RepaintResult(_WithStore):
             reference=state["reference"],
             best=None if not best else _candidate(state.get("best_round") or 0, best),
             rounds=rounds,
+            pending=[_candidate(len(rounds) + 1, c) for c in state.get("pending") or []],
             stop_reason=state.get("stop_reason"),
             initial_prompt=state.get("initial_prompt") or "",
             understanding=state.get("understanding"),
@@ -214,6 +218,8 @@ class RepaintResult(_WithStore):
             r._bind(store)
             for c in r.candidates:
                 c._bind(store)
+        for c in self.pending:
+            c._bind(store)
         if self.best is not None:
             self.best._bind(store)
         return self
@@ -230,7 +236,7 @@ class RepaintResult(_WithStore):
             raise RuntimeError("This result is not bound to an image store; nothing to save.")
         folder = Path(folder)
         target = DirectoryImageStore(folder / "images")
-        for ref in [self.reference, *(c.image_ref for c in self.candidates)]:
+        for ref in [self.reference, *(c.image_ref for c in [*self.candidates, *self.pending])]:
             target.put(self._store.get(ref))
         tmp = folder / (RESULT_FILE + ".tmp")
         tmp.write_text(json.dumps(self.model_dump(mode="json"), indent=2))

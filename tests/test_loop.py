@@ -12,7 +12,14 @@ from PIL import Image
 from typing_extensions import TypedDict
 
 from imagerepainter import Repainter
-from imagerepainter.errors import CapabilityError, InvalidImageError, MLLMError, UnknownBackendError
+from imagerepainter.errors import (
+    BackendError,
+    CapabilityError,
+    ConfigurationError,
+    InvalidImageError,
+    MLLMError,
+    UnknownBackendError,
+)
 from imagerepainter.testing import FakeMLLM, FakeT2I, ScriptedScorer
 from tests.expected import PAPER_CALLS_TWO_OBJECTS
 
@@ -271,3 +278,25 @@ def test_concurrent_runs_on_one_repainter_match_sequential_runs():
 
     assert [sig(r) for r in concurrent] == [sig(r) for r in sequential]
     assert len({r.thread_id for r in concurrent}) == 4
+
+
+def test_a_thread_id_cannot_be_reused_for_a_new_run():
+    rp = Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer([0.3] * 30), max_rounds=1)
+    rp.run(REF, thread_id="once")
+    with pytest.raises(ConfigurationError, match="resume"):
+        rp.run(REF, thread_id="once")
+
+
+def test_a_failing_custom_scorer_is_a_backend_error_with_the_finished_work():
+    class Broken(ScriptedScorer):
+        def score(self, prepared, candidates):
+            raise ValueError("CUDA out of memory")
+
+    t2i = FakeT2I()
+    rp = Repainter(mllm=FakeMLLM(), t2i=t2i, scorer=Broken([]), max_rounds=2)
+    with pytest.raises(BackendError, match="CUDA out of memory") as info:
+        rp.run(REF, thread_id="broken")
+    partial = info.value.partial_result
+    assert len(t2i.requests) == 3 and [c.seed for c in partial.pending] == [r.seed for r in t2i.requests]
+    assert partial.pending[0].image.size == (32, 32)  # the rendered images are kept
+    assert isinstance(info.value.__cause__, ValueError)
