@@ -115,6 +115,11 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variants", type=int, help="candidates per round")
     p.add_argument("--seed", type=int, help="base seed (run: default 0; demo: random, printed and recorded)")
     p.add_argument("--target-score", type=float, help="stop once the best score reaches this")
+    p.add_argument("--num-inference-steps", type=int, help="T2I denoising steps (e.g. 1 for sdxl-turbo)")
+    p.add_argument("--guidance-scale", type=float, help="T2I guidance scale (e.g. 0 for sdxl-turbo)")
+    p.add_argument("--height", type=int, help="image height in pixels")
+    p.add_argument("--width", type=int, help="image width in pixels")
+    p.add_argument("--negative-prompt", help="what the images should not contain")
     p.add_argument("--prompt", help="start from this prompt instead of describing the reference")
     p.add_argument("--out", help="run folder (default: runs/<timestamp>)")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a summary")
@@ -122,8 +127,18 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    names = {"max_rounds": "max_rounds", "variants": "variants", "seed": "seed", "target_score": "target_score"}
-    return {key: getattr(args, attr) for key, attr in names.items() if getattr(args, attr, None) is not None}
+    names = (
+        "max_rounds",
+        "variants",
+        "seed",
+        "target_score",
+        "num_inference_steps",
+        "guidance_scale",
+        "height",
+        "width",
+        "negative_prompt",
+    )
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
 def _out_dir(args: argparse.Namespace, stem: str) -> Path:
