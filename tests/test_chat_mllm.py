@@ -9,8 +9,10 @@ from PIL import Image
 
 from imagerepainter.backends import ChatModelMLLM, MLLMMessage, RetryPolicy
 from imagerepainter.errors import MLLMError, StructuredOutputError
+from imagerepainter import schemas
 from imagerepainter.schemas import Critique, GlobalDescription
 from imagerepainter.testing.openai_server import ChatReply, Fault, OpenAICompatibleServer, ScriptedResponder
+from imagerepainter.testing.responders import SchemaResponder
 
 KEY = "sk-test-abcdefghijklmnopqrstuv"
 FAST = RetryPolicy(max_attempts=3, initial_wait=0.01, max_wait=0.05)
@@ -122,3 +124,30 @@ def test_bad_key_is_reported_plainly():
     with server, pytest.raises(MLLMError, match="refused the credentials") as info:
         _ask(_mllm(server), GlobalDescription)
     assert KEY not in str(info.value) and "sk-the-right" not in str(info.value)
+
+
+def _objects(node):
+    if isinstance(node, dict):
+        if node.get("type") == "object":
+            yield node
+        for value in node.values():
+            yield from _objects(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _objects(value)
+
+
+@pytest.mark.parametrize("name", [n for n in schemas.__all__ if isinstance(getattr(schemas, n), type)])
+def test_every_schema_is_sent_in_openai_strict_form(name):
+    """OpenAI's strict mode rejects a schema whose objects allow extra keys or leave a key optional."""
+    schema = getattr(schemas, name)
+    with OpenAICompatibleServer(SchemaResponder()) as server:
+        _ask(_mllm(server), schema)
+        (request,) = server.chat_requests
+    sent = request.body["response_format"]["json_schema"]
+    assert sent["strict"] is True and sent["name"] == name
+    objects = list(_objects(sent["schema"]))
+    assert objects
+    for obj in objects:
+        assert obj["additionalProperties"] is False
+        assert set(obj["required"]) == set(obj["properties"])

@@ -36,7 +36,7 @@ from ..images import to_data_url
 from .base import MLLMCapabilities, MLLMMessage, MLLMReply, TokenUsage
 from .retry import RetryPolicy, is_transient, status_code
 
-__all__ = ["ChatModelMLLM", "StructuredMethod", "extract_json"]
+__all__ = ["ChatModelMLLM", "StructuredMethod", "extract_json", "strict_response_format"]
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
 StructuredMethod = Literal["json_schema", "function_calling", "json_text"]
@@ -70,6 +70,32 @@ def extract_json(text: str) -> Any:
                 continue
             return value
     raise ValueError("the reply contains no JSON object")
+
+
+def strict_response_format(schema: type[BaseModel]) -> dict[str, Any]:
+    """OpenAI's ``response_format`` for ``schema`` in strict mode.
+
+    Strict structured outputs require every object to list all its properties as required
+    and to forbid additional properties; LangChain's converter applies those rules.
+
+    Example:
+        >>> from imagerepainter.schemas import ObjectList
+        >>> rf = strict_response_format(ObjectList)
+        >>> rf["json_schema"]["strict"], rf["json_schema"]["schema"]["additionalProperties"]
+        (True, False)
+    """
+    from langchain_core.utils.function_calling import convert_to_openai_function
+
+    function = convert_to_openai_function(schema, strict=True)
+    return {
+        "type": "json_schema",
+        "json_schema": {
+            "name": function["name"],
+            "description": function.get("description", ""),
+            "schema": function["parameters"],
+            "strict": True,
+        },
+    }
 
 
 def _message_text(content: Any) -> str:
@@ -206,11 +232,7 @@ class ChatModelMLLM:
             if hasattr(self.model, "root_client") or "openai" in str(getattr(self.model, "_llm_type", "")):
                 # A dict response_format keeps the raw reply (the client does not parse it), so a
                 # bad answer can be shown back to the model instead of being lost in an exception.
-                rf = {
-                    "type": "json_schema",
-                    "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema(), "strict": True},
-                }
-                return self.model.bind(response_format=rf)
+                return self.model.bind(response_format=strict_response_format(schema))
             try:
                 return self.model.with_structured_output(schema, method="json_schema", include_raw=True)
             except (NotImplementedError, ValueError, TypeError) as exc:
