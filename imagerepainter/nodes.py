@@ -172,7 +172,19 @@ class LoopNodes:
         update: dict[str, Any] = {"config": cfg.model_dump(mode="json"), "round_prompts": [], "pending": []}
         if state.get("prompt"):
             update |= {"initial_prompt": state["prompt"], "understanding": None}
-        # Embedding the reference overlaps with the description calls that follow.
+        # Load the scorer's models before any paid call, so a missing model fails first; embedding
+        # the reference then overlaps with the description calls that follow.
+        load = getattr(self.scorer, "load", None)
+        if callable(load):
+            try:
+                load()
+            except RepainterError:
+                raise
+            except Exception as exc:
+                raise BackendError(
+                    f"The scorer {self.scorer.name} could not load: {type(exc).__name__}: {exc}",
+                    backend=self.scorer.name,
+                ) from exc
         self.prepared_reference(state["reference"])
         return update
 

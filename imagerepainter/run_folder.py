@@ -29,6 +29,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
@@ -155,6 +156,7 @@ class RunFolder:
             )
         overrides = dict(overrides or {})
         image = load_image(reference)  # fail on a bad reference before creating anything
+        created = not self.path.exists()
         self.path.mkdir(parents=True, exist_ok=True)
         thread_id = uuid.uuid4().hex
         record = {
@@ -172,7 +174,14 @@ class RunFolder:
         image.save(tmp, format="PNG")
         self._write_record(record)
         os.replace(tmp, self.path / REFERENCE_FILE)
-        with self._repainter(specs, build) as rp:
+        with contextlib.ExitStack() as stack:
+            try:
+                rp = stack.enter_context(self._repainter(specs, build))
+            except BaseException:  # the backends could not be built: nothing ran, leave nothing behind
+                stack.close()
+                if created:
+                    shutil.rmtree(self.path, ignore_errors=True)
+                raise
             events = rp.stream(image, prompt=prompt, thread_id=thread_id, **overrides)
             return self._drive(rp, events, record, on_event)
 

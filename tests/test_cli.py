@@ -204,3 +204,26 @@ def test_the_demo_report_renders_in_chromium(tmp_path):
     body = browser.probe(tmp_path / "d" / "report.html")
     assert body["data-images-loaded"] == f"{images}/{images}"
     assert body["data-chart-points"] == str(sum(len(r["candidates"]) for r in result["rounds"]))
+
+
+def test_backends_that_cannot_be_built_fail_cleanly_and_leave_no_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    render_scene(random_scene(1)).save(tmp_path / "ref.png")
+    code = main(
+        [
+            "run",
+            str(tmp_path / "ref.png"),
+            "--mllm",
+            "openai:gpt-4o",
+            "--t2i",
+            "sandbox",
+            "--scorer",
+            "sandbox",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "OPENAI_API_KEY" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

@@ -40,6 +40,7 @@ from importlib import metadata
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
+from .._secrets import redact
 from ..errors import ConfigurationError, UnknownBackendError
 from .base import MLLM, Scorer, TextToImage
 
@@ -81,7 +82,15 @@ def _openai_chat(model: str | None, **options: Any) -> MLLM:
         options["temperature"] = float(options["temperature"])
     if "timeout" in options:
         options["timeout"] = float(options["timeout"])
-    chat = lc_openai.ChatOpenAI(model=model or "gpt-4o-mini", **options)
+    if not options.get("base_url") and not os.environ.get("OPENAI_API_KEY") and not os.environ.get("OPENAI_BASE_URL"):
+        raise ConfigurationError(
+            "The 'openai:' MLLM needs an API key: set OPENAI_API_KEY, or point it at an OpenAI-compatible server "
+            "with OPENAI_BASE_URL or base_url (e.g. --base-url http://127.0.0.1:8000/v1)."
+        )
+    try:
+        chat = lc_openai.ChatOpenAI(model=model or "gpt-4o-mini", **options)
+    except Exception as exc:  # the client validates its options when it is built
+        raise ConfigurationError(f"Could not create ChatOpenAI from {options!r}: {redact(str(exc))}") from None
     return ChatModelMLLM(chat, name=f"openai:{model or 'gpt-4o-mini'}")
 
 
