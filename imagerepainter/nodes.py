@@ -12,10 +12,11 @@ per round and per node, so ``Repainter.stream`` works the same way inside a pare
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -54,6 +55,21 @@ def _emit(event: dict[str, Any]) -> None:
         pass
 
 
+@contextlib.contextmanager
+def backend_errors(error: type[BackendError], what: str, backend: str) -> Iterator[None]:
+    """Turn a backend's own exception into ``error`` (kept as its cause); ours pass through unchanged.
+
+    So every failure reaches the caller as a :class:`BackendError`, which ``Repainter`` annotates
+    with the thread id and the work already done.
+    """
+    try:
+        yield
+    except RepainterError:
+        raise
+    except Exception as exc:
+        raise error(f"{what}: {type(exc).__name__}: {exc}", backend=backend) from exc
+
+
 def _timed(name: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[..., dict[str, Any]]]:
     """Add the node's wall time to ``timings`` and announce the node on the custom stream."""
 
@@ -85,12 +101,8 @@ class _Calls:
     def ask(self, schema: type[SchemaT], text: str, images: Sequence[Image.Image] = ()) -> SchemaT:
         messages = [MLLMMessage(role="system", text=prompts.SYSTEM), MLLMMessage(text=text, images=tuple(images))]
         start = time.perf_counter()
-        try:
+        with backend_errors(MLLMError, f"{self.mllm.name} failed", self.mllm.name):
             reply = self.mllm.structured(messages, schema)
-        except RepainterError:
-            raise
-        except Exception as exc:  # a custom backend's own error: keep it as the cause
-            raise MLLMError(f"{self.mllm.name} failed: {type(exc).__name__}: {exc}", backend=self.mllm.name) from exc
         seconds = time.perf_counter() - start
         with self._lock:
             u = self.usage
@@ -176,15 +188,8 @@ class LoopNodes:
         # the reference then overlaps with the description calls that follow.
         load = getattr(self.scorer, "load", None)
         if callable(load):
-            try:
+            with backend_errors(BackendError, f"The scorer {self.scorer.name} could not load", self.scorer.name):
                 load()
-            except RepainterError:
-                raise
-            except Exception as exc:
-                raise BackendError(
-                    f"The scorer {self.scorer.name} could not load: {type(exc).__name__}: {exc}",
-                    backend=self.scorer.name,
-                ) from exc
         self.prepared_reference(state["reference"])
         return update
 
@@ -267,14 +272,8 @@ class LoopNodes:
         outputs = []
         for start in range(0, len(requests), size):
             batch = requests[start : start + size]
-            try:
+            with backend_errors(GenerationError, f"{self.t2i.name} failed", self.t2i.name):
                 images = self.t2i.generate(batch)
-            except GenerationError:
-                raise
-            except Exception as exc:
-                raise GenerationError(
-                    f"{self.t2i.name} failed: {type(exc).__name__}: {exc}", backend=self.t2i.name
-                ) from exc
             if len(images) != len(batch):
                 raise GenerationError(
                     f"{self.t2i.name} returned {len(images)} images for {len(batch)} requests.", backend=self.t2i.name
@@ -293,26 +292,14 @@ class LoopNodes:
     @_timed("score")
     def score(self, state: RepaintState) -> dict[str, Any]:
         """Score the round's unblocked candidates in one batch against the prepared reference."""
-        try:
+        what = f"The scorer {self.scorer.name} could not prepare the reference"
+        with backend_errors(BackendError, what, self.scorer.name):
             prepared = self.prepared_reference(state["reference"]).result()
-        except RepainterError:
-            raise
-        except Exception as exc:
-            raise BackendError(
-                f"The scorer {self.scorer.name} could not prepare the reference: {type(exc).__name__}: {exc}",
-                backend=self.scorer.name,
-            ) from exc
         pending = [CandidateRecord(**c) for c in state["pending"]]
         live = [c for c in pending if not c["blocked"]]
         if live:
-            try:
+            with backend_errors(BackendError, f"The scorer {self.scorer.name} failed", self.scorer.name):
                 scores = self.scorer.score(prepared, [self.store.get(c["image"]) for c in live])
-            except RepainterError:
-                raise
-            except Exception as exc:
-                raise BackendError(
-                    f"The scorer {self.scorer.name} failed: {type(exc).__name__}: {exc}", backend=self.scorer.name
-                ) from exc
             if len(scores) != len(live):
                 raise BackendError(
                     f"The scorer {self.scorer.name} returned {len(scores)} scores for {len(live)} images.",
