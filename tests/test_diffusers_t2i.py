@@ -348,3 +348,15 @@ def test_function_t2i_errors() -> None:
         FunctionT2I(lambda reqs: [Image.new("RGB", (1, 1))] * 2, batch=True).generate([_req("x", 1)])
     with pytest.raises(ConfigurationError):
         FunctionT2I("not callable")  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_a_folder_given_to_the_constructor_is_loaded_on_the_cpu(tiny_sd_dir: Path, diffusers_mod: Any) -> None:
+    from imagerepainter.backends.diffusers_t2i import DiffusersT2I
+
+    from_folder = DiffusersT2I(tiny_sd_dir)
+    assert from_folder.describe()["device"] == "cpu" and from_folder.describe()["dtype"] == "float32"
+    request = GenerationRequest(prompt="a red cat", seed=3, height=64, width=64, num_inference_steps=2)
+    explicit = DiffusersT2I.from_pretrained(tiny_sd_dir, device="cpu")
+    a, b = from_folder.generate([request])[0].image, explicit.generate([request])[0].image
+    assert np.array_equal(np.asarray(a), np.asarray(b))

@@ -54,7 +54,9 @@ class DiffusersT2I:
 
     Args:
         pipeline: A diffusers text-to-image pipeline (anything whose ``__call__`` takes a
-            list of prompts and a list of generators and returns ``.images``), used as is.
+            list of prompts and a list of generators and returns ``.images``), used as is; or a
+            Hub id or folder, loaded like ``from_pretrained(pipeline, device=device or "cpu")``
+            (use :meth:`from_pretrained` for other dtypes and loading options).
         device: Device of the seeded ``torch.Generator`` s; defaults to the device the
             pipeline computes on. Seeds give different images on different devices.
         batch_size: Most images per pipeline call.
@@ -73,6 +75,8 @@ class DiffusersT2I:
     ) -> None:
         require("torch", extra="diffusers", purpose="seeding diffusers pipelines")
         batch_size = positive_int(batch_size, "batch_size")
+        if isinstance(pipeline, (str, os.PathLike)):  # a Hub id or folder: load it on the CPU in float32
+            pipeline = self.from_pretrained(pipeline, device=device or "cpu").pipeline
         if not callable(pipeline):
             raise ConfigurationError(
                 f"DiffusersT2I needs a callable diffusers pipeline, got {type(pipeline).__name__}."
