@@ -252,7 +252,7 @@ def resolve_t2i(spec: Any) -> TextToImage:
         return _resolve("t2i", spec)
     if isinstance(spec, TextToImage):
         return spec
-    if hasattr(spec, "components") and callable(spec):  # a diffusers pipeline
+    if isinstance(spec, os.PathLike) or (hasattr(spec, "components") and callable(spec)):  # a folder or a pipeline
         from .diffusers_t2i import DiffusersT2I
 
         return DiffusersT2I(spec)
