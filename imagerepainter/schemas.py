@@ -19,9 +19,9 @@ candidate images): :class:`Critique` (paper preset) and :class:`CritiqueAndRevis
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "AnimalDetails",
@@ -43,8 +43,28 @@ __all__ = [
 ObjectType = Literal["person", "animal", "object"]
 
 
+def _empty(annotation: Any) -> Any:
+    if annotation is bool:
+        return False
+    return [] if get_origin(annotation) is list else ""
+
+
 class _Answer(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
+
+    _optional: ClassVar[tuple[str, ...]] = ()
+    """Fields a model may leave out or set to null: they are filled with an empty value when
+    parsing, instead of failing the answer. The JSON schema on the wire still requires them
+    (OpenAI's strict mode allows no defaults)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_optional(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            missing = [n for n in cls._optional if data.get(n) is None]
+            if missing:
+                data = {**data, **{n: _empty(cls.model_fields[n].annotation) for n in missing}}
+        return data
 
 
 class GlobalDescription(_Answer):
@@ -58,6 +78,8 @@ class GlobalDescription(_Answer):
 
 class GlobalFeatures(_Answer):
     """Image-wide visual features."""
+
+    _optional = ("style", "lighting", "color_palette", "composition")
 
     style: str = Field(description="Artistic or photographic style, e.g. 'photorealistic', 'flat vector art'.")
     lighting: str = Field(description="Light sources, direction and quality.")
@@ -75,7 +97,12 @@ class DetectedObject(_Answer):
 class ObjectList(_Answer):
     """The most salient objects, most important first."""
 
+    _optional = ("objects",)
+
     objects: list[DetectedObject] = Field(description="The most salient objects, most important first.")
+
+
+_DETAIL_FIELDS = ("color", "material", "position", "texture", "size")
 
 
 class _Details(_Answer):
@@ -89,6 +116,8 @@ class _Details(_Answer):
 class PersonDetails(_Details):
     """Attributes of a person in the image."""
 
+    _optional = (*_DETAIL_FIELDS, "posture", "expression", "clothing")
+
     posture: str = Field(description="Pose or action.")
     expression: str = Field(description="Facial expression.")
     clothing: str = Field(description="Clothing and accessories.")
@@ -96,6 +125,8 @@ class PersonDetails(_Details):
 
 class AnimalDetails(_Details):
     """Attributes of an animal in the image."""
+
+    _optional = (*_DETAIL_FIELDS, "species", "posture", "expression")
 
     species: str = Field(description="Species or breed.")
     posture: str = Field(description="Pose or action.")
@@ -105,12 +136,16 @@ class AnimalDetails(_Details):
 class ThingDetails(_Details):
     """Attributes of an inanimate object in the image."""
 
+    _optional = (*_DETAIL_FIELDS, "function", "state")
+
     function: str = Field(description="What the object is for.")
     state: str = Field(description="Its state, e.g. 'open', 'worn', 'lit'.")
 
 
 class Relationships(_Answer):
     """How the objects relate to each other."""
+
+    _optional = ("relationships",)
 
     relationships: list[str] = Field(
         description="Short statements such as 'the cat sits on the chair' or 'the lamp is left of the sofa'."
@@ -138,6 +173,8 @@ class RevisedPrompt(_Answer):
 class Critique(_Answer):
     """Differences between the reference (first image) and a candidate (second image)."""
 
+    _optional = ("style", "composition", "content", "edits", "is_match")
+
     style: str = Field(description="Differences in artistic style, lighting and colour palette.")
     composition: str = Field(description="Differences in object placement, sizes and framing.")
     content: str = Field(description="Missing, extra or wrong objects, details and atmosphere.")
@@ -147,6 +184,8 @@ class Critique(_Answer):
 
 class CritiqueAndRevision(Critique):
     """A critique, the revised prompt and alternative phrasings of it, in one answer."""
+
+    _optional = (*Critique._optional, "variants")
 
     revised_prompt: str = Field(description="The current prompt with the edits applied.")
     variants: list[str] = Field(description="The requested number of alternative phrasings of the revised prompt.")

@@ -73,12 +73,12 @@ def test_server_that_ignores_response_format_and_fences_json():
 
 
 def test_invalid_answer_is_sent_back_with_the_error():
-    bad = ChatReply(text='{"style": "s"}')  # misses required fields
+    bad = ChatReply(text='{"style": "s", "edits": 7}')  # edits must be a list
     with OpenAICompatibleServer(ScriptedResponder({"Critique": [bad, CRITIQUE]})) as server:
         reply = _ask(_mllm(server), Critique)
         second = server.chat_requests[1]
     assert reply.value.content == "x" and reply.requests == 2
-    assert "not a valid Critique" in second.text and "composition" in second.text
+    assert "not a valid Critique" in second.text and "edits" in second.text
 
 
 def test_never_valid_raises_structured_output_error_with_context():
@@ -151,3 +151,20 @@ def test_every_schema_is_sent_in_openai_strict_form(name):
     for obj in objects:
         assert obj["additionalProperties"] is False
         assert set(obj["required"]) == set(obj["properties"])
+
+
+def test_fields_a_model_leaves_out_or_nulls_are_filled_not_fatal():
+    partial = {"revised_prompt": "a red square", "style": None, "variants": ["a red box"]}
+    with OpenAICompatibleServer(ScriptedResponder({"CritiqueAndRevision": [partial]})) as server:
+        reply = _ask(_mllm(server), schemas.CritiqueAndRevision)
+    assert reply.requests == 1 and reply.value.revised_prompt == "a red square"
+    assert reply.value.style == "" and reply.value.edits == [] and reply.value.is_match is False
+
+
+def test_a_wrong_base_url_or_model_is_reported_as_such():
+    with OpenAICompatibleServer(ScriptedResponder({})) as server:
+        chat = ChatOpenAI(base_url=server.base_url.removesuffix("/v1"), api_key=KEY, model="gpt-4o", max_retries=0)
+        with pytest.raises(MLLMError, match="404") as info:
+            _ask(ChatModelMLLM(chat, retry=FAST), GlobalDescription)
+        assert len(server.requests) == 1  # not retried, and no other method tried
+    assert "/v1" in str(info.value)

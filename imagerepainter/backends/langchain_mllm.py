@@ -271,11 +271,17 @@ class ChatModelMLLM:
                     "(OPENAI_API_KEY) and the base URL.",
                     backend=self.name,
                 ) from None
-            if code in (400, 404, 415, 422) or (isinstance(exc, NotImplementedError) and self._working is None):
+            if code == 404:
+                raise MLLMError(
+                    redact(
+                        f"{self.name}: the server answered 404 (no such model or endpoint): {exc}. Check the model "
+                        "name and that the base URL ends with /v1."
+                    ),
+                    backend=self.name,
+                ) from exc
+            if code in (400, 415, 422) or (isinstance(exc, NotImplementedError) and self._working is None):
                 raise _Unsupported(redact(str(exc))) from exc
             raise MLLMError(redact(f"{self.name} failed: {type(exc).__name__}: {exc}"), backend=self.name) from exc
-        if isinstance(out, dict) and "raw" in out:  # with_structured_output(include_raw=True)
-            return out, attempts
         return out, attempts
 
     def _with_json_instruction(self, conversation: list[Any], schema: type[BaseModel]) -> list[Any]:
