@@ -79,7 +79,7 @@ class GlobalDescription(_Answer):
 class GlobalFeatures(_Answer):
     """Image-wide visual features."""
 
-    _optional = ("style", "lighting", "color_palette", "composition")
+    _optional: ClassVar[tuple[str, ...]] = ("style", "lighting", "color_palette", "composition")
 
     style: str = Field(description="Artistic or photographic style, e.g. 'photorealistic', 'flat vector art'.")
     lighting: str = Field(description="Light sources, direction and quality.")
@@ -97,7 +97,7 @@ class DetectedObject(_Answer):
 class ObjectList(_Answer):
     """The most salient objects, most important first."""
 
-    _optional = ("objects",)
+    _optional: ClassVar[tuple[str, ...]] = ("objects",)
 
     objects: list[DetectedObject] = Field(description="The most salient objects, most important first.")
 
@@ -116,7 +116,7 @@ class _Details(_Answer):
 class PersonDetails(_Details):
     """Attributes of a person in the image."""
 
-    _optional = (*_DETAIL_FIELDS, "posture", "expression", "clothing")
+    _optional: ClassVar[tuple[str, ...]] = (*_DETAIL_FIELDS, "posture", "expression", "clothing")
 
     posture: str = Field(description="Pose or action.")
     expression: str = Field(description="Facial expression.")
@@ -126,7 +126,7 @@ class PersonDetails(_Details):
 class AnimalDetails(_Details):
     """Attributes of an animal in the image."""
 
-    _optional = (*_DETAIL_FIELDS, "species", "posture", "expression")
+    _optional: ClassVar[tuple[str, ...]] = (*_DETAIL_FIELDS, "species", "posture", "expression")
 
     species: str = Field(description="Species or breed.")
     posture: str = Field(description="Pose or action.")
@@ -136,7 +136,7 @@ class AnimalDetails(_Details):
 class ThingDetails(_Details):
     """Attributes of an inanimate object in the image."""
 
-    _optional = (*_DETAIL_FIELDS, "function", "state")
+    _optional: ClassVar[tuple[str, ...]] = (*_DETAIL_FIELDS, "function", "state")
 
     function: str = Field(description="What the object is for.")
     state: str = Field(description="Its state, e.g. 'open', 'worn', 'lit'.")
@@ -145,7 +145,7 @@ class ThingDetails(_Details):
 class Relationships(_Answer):
     """How the objects relate to each other."""
 
-    _optional = ("relationships",)
+    _optional: ClassVar[tuple[str, ...]] = ("relationships",)
 
     relationships: list[str] = Field(
         description="Short statements such as 'the cat sits on the chair' or 'the lamp is left of the sofa'."
@@ -173,7 +173,7 @@ class RevisedPrompt(_Answer):
 class Critique(_Answer):
     """Differences between the reference (first image) and a candidate (second image)."""
 
-    _optional = ("style", "composition", "content", "edits", "is_match")
+    _optional: ClassVar[tuple[str, ...]] = ("style", "composition", "content", "edits", "is_match")
 
     style: str = Field(description="Differences in artistic style, lighting and colour palette.")
     composition: str = Field(description="Differences in object placement, sizes and framing.")
@@ -185,7 +185,7 @@ class Critique(_Answer):
 class CritiqueAndRevision(Critique):
     """A critique, the revised prompt and alternative phrasings of it, in one answer."""
 
-    _optional = (*Critique._optional, "variants")
+    _optional: ClassVar[tuple[str, ...]] = (*Critique._optional, "variants")
 
     revised_prompt: str = Field(description="The current prompt with the edits applied.")
     variants: list[str] = Field(description="The requested number of alternative phrasings of the revised prompt.")

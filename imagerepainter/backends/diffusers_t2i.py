@@ -76,12 +76,12 @@ class DiffusersT2I:
         require("torch", extra="diffusers", purpose="seeding diffusers pipelines")
         batch_size = positive_int(batch_size, "batch_size")
         if isinstance(pipeline, (str, os.PathLike)):  # a Hub id or folder: load it on the CPU in float32
-            pipeline = self.from_pretrained(pipeline, device=device or "cpu").pipeline
+            pipeline = DiffusersT2I.from_pretrained(pipeline, device=device or "cpu").pipeline
         if not callable(pipeline):
             raise ConfigurationError(
                 f"DiffusersT2I needs a callable diffusers pipeline, got {type(pipeline).__name__}."
             )
-        self.pipeline = pipeline
+        self.pipeline: Any = pipeline
         """The wrapped pipeline."""
         self.batch_size = batch_size
         self.model_id: str | None = _model_id(pipeline)
