@@ -360,3 +360,12 @@ def test_a_folder_given_to_the_constructor_is_loaded_on_the_cpu(tiny_sd_dir: Pat
     explicit = DiffusersT2I.from_pretrained(tiny_sd_dir, device="cpu")
     a, b = from_folder.generate([request])[0].image, explicit.generate([request])[0].image
     assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.slow
+def test_a_spec_loads_its_pipeline_once_per_process(tiny_sd_dir: Path, diffusers_mod: Any) -> None:
+    from imagerepainter.backends import resolve_t2i
+
+    spec = f"diffusers:{tiny_sd_dir}?device=cpu"
+    assert resolve_t2i(spec) is resolve_t2i(spec)
+    assert resolve_t2i(spec).pipeline is not resolve_t2i(f"diffusers:{tiny_sd_dir}?device=cpu&batch_size=2").pipeline

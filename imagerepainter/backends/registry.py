@@ -101,13 +101,17 @@ def _sandbox_mllm(model: str | None, **options: Any) -> MLLM:
 
 
 def _diffusers(model: str | None, **options: Any) -> TextToImage:
+    from .._loading import get_or_load, model_key
     from .diffusers_t2i import DiffusersT2I
 
     if not model:
         raise ConfigurationError("A diffusers spec needs a model: 'diffusers:<hub id or local folder>'.")
     if "batch_size" in options:
         options["batch_size"] = int(options["batch_size"])
-    return DiffusersT2I.from_pretrained(model, **options)
+    # A spec loads its pipeline once per process: Repainters built from the same spec share it
+    # (DiffusersT2I serialises calls to its pipeline).
+    key = model_key("diffusers", model, str(options.get("device", "cpu")), str(options.get("torch_dtype", "float32")))
+    return get_or_load((*key, tuple(sorted(options.items()))), lambda: DiffusersT2I.from_pretrained(model, **options))
 
 
 def _openai_images(model: str | None, **options: Any) -> TextToImage:
