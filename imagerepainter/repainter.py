@@ -77,7 +77,8 @@ class Repainter:
         store: Where images are kept (default: in memory). Use a ``DirectoryImageStore`` for
             runs that must be resumed in another process.
         checkpointer: Any LangGraph checkpointer, passed through. Default: an in-memory one,
-            so a failed run can be resumed in this process without redoing finished work.
+            so a failed run can be resumed in this process without redoing finished work
+            (finished runs are dropped from it; pass your own to keep them).
         name: The compiled graph's name (the node name when used as a subgraph).
 
     Passed-in objects are used as they are. Nothing is called until :meth:`run`.
@@ -103,10 +104,12 @@ class Repainter:
         self.scorer: Scorer = resolve_scorer(scorer)
         self._check_capabilities()
         self.store: ImageStore = store if store is not None else MemoryImageStore()
+        self._owns_checkpointer = False
         if checkpointer is None:
             from langgraph.checkpoint.memory import InMemorySaver
 
             checkpointer = InMemorySaver()
+            self._owns_checkpointer = True
         self.checkpointer = checkpointer
         self.name = name
         self._builder, self._nodes = build_graph(
@@ -206,7 +209,7 @@ class Repainter:
         except BackendError as exc:
             self._annotate(exc, run_config)
             raise
-        yield RepaintEvent(kind="result", result=self._result(run_config))
+        yield RepaintEvent(kind="result", result=self._final_result(run_config))
 
     def result_of(self, thread_id: str) -> RepaintResult:
         """The result of thread ``thread_id`` as far as it got (its latest checkpoint)."""
@@ -225,7 +228,7 @@ class Repainter:
         except BackendError as exc:
             self._annotate(exc, run_config)
             raise
-        return self._result(run_config)
+        return self._final_result(run_config)
 
     async def arun(
         self, reference: ImageInput, *, prompt: str | None = None, thread_id: str | None = None, **overrides: Any
@@ -237,7 +240,7 @@ class Repainter:
         except BackendError as exc:
             self._annotate(exc, run_config)
             raise
-        return self._result(run_config)
+        return self._final_result(run_config)
 
     def stream(
         self, reference: ImageInput, *, prompt: str | None = None, thread_id: str | None = None, **overrides: Any
@@ -250,7 +253,7 @@ class Repainter:
         except BackendError as exc:
             self._annotate(exc, run_config)
             raise
-        yield RepaintEvent(kind="result", result=self._result(run_config))
+        yield RepaintEvent(kind="result", result=self._final_result(run_config))
 
     async def astream(
         self, reference: ImageInput, *, prompt: str | None = None, thread_id: str | None = None, **overrides: Any
@@ -263,7 +266,7 @@ class Repainter:
         except BackendError as exc:
             self._annotate(exc, run_config)
             raise
-        yield RepaintEvent(kind="result", result=self._result(run_config))
+        yield RepaintEvent(kind="result", result=self._final_result(run_config))
 
     # ------------------------------------------------------------------ helpers
 
@@ -275,6 +278,14 @@ class Repainter:
 
     def _state(self, run_config: RunnableConfig) -> dict[str, Any]:
         return dict(self._graph.get_state(run_config).values)
+
+    def _final_result(self, run_config: RunnableConfig) -> RepaintResult:
+        """The finished run's result. A finished thread is dropped from the default in-memory
+        checkpointer (it exists to resume failed runs; kept threads would grow without bound)."""
+        result = self._result(run_config)
+        if self._owns_checkpointer:
+            self.checkpointer.delete_thread(run_config["configurable"]["thread_id"])
+        return result
 
     def _result(self, run_config: RunnableConfig) -> RepaintResult:
         return RepaintResult.from_state(

@@ -221,7 +221,11 @@ def test_unknown_spec_suggests_the_closest_name():
 
 
 def test_state_holds_refs_not_pixels():
-    rp = Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer([0.3] * 30), max_rounds=2)
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    rp = Repainter(
+        mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer([0.3] * 30), max_rounds=2, checkpointer=InMemorySaver()
+    )
     result = rp.run(REF, thread_id="small")
     state = rp.as_graph().get_state({"configurable": {"thread_id": "small"}}).values
 
@@ -281,7 +285,10 @@ def test_concurrent_runs_on_one_repainter_match_sequential_runs():
 
 
 def test_a_thread_id_cannot_be_reused_for_a_new_run():
-    rp = Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer([0.3] * 30), max_rounds=1)
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    saver = InMemorySaver()
+    rp = Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer([0.3] * 30), max_rounds=1, checkpointer=saver)
     rp.run(REF, thread_id="once")
     with pytest.raises(ConfigurationError, match="resume"):
         rp.run(REF, thread_id="once")
@@ -300,3 +307,10 @@ def test_a_failing_custom_scorer_is_a_backend_error_with_the_finished_work():
     assert len(t2i.requests) == 3 and [c.seed for c in partial.pending] == [r.seed for r in t2i.requests]
     assert partial.pending[0].image.size == (32, 32)  # the rendered images are kept
     assert isinstance(info.value.__cause__, ValueError)
+
+
+def test_the_default_checkpointer_keeps_failed_runs_only():
+    rp = Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer([0.3] * 30), max_rounds=1)
+    rp.run(REF, thread_id="done")
+    assert not rp.as_graph().get_state({"configurable": {"thread_id": "done"}}).values
+    rp.run(REF, thread_id="done")  # the finished thread is free again
