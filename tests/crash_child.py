@@ -30,7 +30,7 @@ def main() -> None:
         with open(log, "a") as fh:
             for r in requests:
                 fh.write(json.dumps({"mode": mode, "prompt": r.prompt, "seed": r.seed}) + "\n")
-        time.sleep(0.15)
+        time.sleep(0.3)
         return renderer.generate(requests)
 
     def build(**kwargs: Any) -> Repainter:
