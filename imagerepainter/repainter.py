@@ -18,7 +18,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import __version__
 from .backends.base import MLLM, Scorer, TextToImage
@@ -29,11 +29,15 @@ from .graph import build_graph, recursion_limit
 from .images import ImageInput, ImageStore, MemoryImageStore, load_image
 from .prompts import PROMPT_VERSION
 from .results import RepaintResult
+from .state import run_finished
 
 if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig
 
-__all__ = ["RepaintEvent", "Repainter"]
+__all__ = ["RepaintEvent", "Repainter", "ThreadStatus"]
+
+ThreadStatus = Literal["not_started", "interrupted", "finished"]
+"""Where a run's thread stands; see :meth:`Repainter.status`."""
 
 
 @dataclass(frozen=True)
@@ -210,6 +214,18 @@ class Repainter:
             self._annotate(exc, run_config)
             raise
         yield RepaintEvent(kind="result", result=self._final_result(run_config))
+
+    def status(self, thread_id: str) -> ThreadStatus:
+        """Where thread ``thread_id`` stands in the checkpointer.
+
+        ``"not_started"``: no checkpoint (also a finished thread dropped from the default
+        in-memory checkpointer); ``"interrupted"``: :meth:`resume` continues it;
+        ``"finished"``: :meth:`result_of` holds its result.
+        """
+        values = self._graph.get_state({"configurable": {"thread_id": thread_id}}).values
+        if not values:
+            return "not_started"
+        return "finished" if run_finished(values) else "interrupted"
 
     def result_of(self, thread_id: str) -> RepaintResult:
         """The result of thread ``thread_id`` as far as it got (its latest checkpoint)."""

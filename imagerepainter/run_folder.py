@@ -193,10 +193,10 @@ class RunFolder:
         specs = BackendSpecs(**record["specs"])
         thread_id = record["thread_id"]
         with self._repainter(specs, build) as rp:
-            snapshot = rp.as_graph().get_state({"configurable": {"thread_id": thread_id}})
+            status = rp.status(thread_id)
             record["status"] = "running"
             record.setdefault("resumed", []).append(datetime.now(UTC).isoformat(timespec="seconds"))
-            if not snapshot.values:  # stopped before the first checkpoint: start it, same thread
+            if status == "not_started":  # stopped before the first checkpoint: start it, same thread
                 leftover = self.path / (REFERENCE_FILE + ".tmp")
                 if leftover.exists() and not (self.path / REFERENCE_FILE).exists():
                     os.replace(leftover, self.path / REFERENCE_FILE)
@@ -212,7 +212,7 @@ class RunFolder:
                     **record.get("overrides", {}),
                 )
                 return self._drive(rp, events, record, on_event)
-            if not snapshot.next:  # already finished
+            if status == "finished":  # killed after the last checkpoint, before run.json said so
                 result = rp.result_of(thread_id)
                 self._finish(record, result, "finished")
                 return result

@@ -12,6 +12,7 @@ comes out; ``RepaintState`` is everything in between.
 from __future__ import annotations
 
 import operator
+from collections.abc import Mapping
 from typing import Annotated, Any, NotRequired
 
 from typing_extensions import TypedDict
@@ -29,6 +30,7 @@ __all__ = [
     "Usage",
     "add_numbers",
     "merge_by_round",
+    "run_finished",
 ]
 
 
@@ -60,6 +62,23 @@ def add_numbers(left: dict[str, float] | None, right: dict[str, float] | None) -
     for key, value in (right or {}).items():
         out[key] = out.get(key, 0) + value
     return out
+
+
+def run_finished(values: Mapping[str, Any]) -> bool:
+    """Whether a run's state (a checkpoint's values) is that of a finished run.
+
+    The ``finish`` node always writes ``best`` (``None`` when nothing could be scored), and
+    no other node does. Do not infer this from LangGraph's ``StateSnapshot.next``: after a
+    crash between a node's saved writes and the next checkpoint, ``next`` is empty although
+    the run has more to do.
+
+    Example:
+        >>> run_finished({"rounds": [], "stop_reason": "max_rounds"})
+        False
+        >>> run_finished({"rounds": [], "stop_reason": "max_rounds", "best": None})
+        True
+    """
+    return "best" in values
 
 
 class Usage(TypedDict, total=False):

@@ -190,13 +190,14 @@ def test_failure_keeps_finished_rounds_and_resume_does_not_redo_them():
     with pytest.raises(MLLMError) as info:
         rp.run(REF, thread_id="t-1")
     err = info.value
-    assert err.thread_id == "t-1"
+    assert err.thread_id == "t-1" and rp.status("t-1") == "interrupted"
     assert len(err.partial_result.rounds) == 1 and len(err.partial_result.rounds[0].candidates) == 3
     rendered = len(t2i.requests)
     result = rp.resume("t-1")
     assert len(result.rounds) == 3 and result.stop_reason == "max_rounds"
     assert len(t2i.requests) == rendered + 6  # round 1 was not rendered again
     assert result.rounds[0].candidates[0].seed == err.partial_result.rounds[0].candidates[0].seed
+    assert rp.status("t-1") == "not_started"  # the default in-memory checkpointer drops finished runs
 
 
 def test_bad_reference_fails_before_any_backend_call(tmp_path):
@@ -289,7 +290,9 @@ def test_a_thread_id_cannot_be_reused_for_a_new_run():
 
     saver = InMemorySaver()
     rp = Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer([0.3] * 30), max_rounds=1, checkpointer=saver)
+    assert rp.status("once") == "not_started"
     rp.run(REF, thread_id="once")
+    assert rp.status("once") == "finished"
     with pytest.raises(ConfigurationError, match="resume"):
         rp.run(REF, thread_id="once")
 

@@ -1,0 +1,74 @@
+"""Resume from every point where a crash can leave a run folder.
+
+A process killed mid-run leaves its SQLite checkpoints at some checkpoint, with or without
+the saved writes of the tasks that ran after it (LangGraph saves a task's writes as soon as
+the task ends, and the next checkpoint once the whole step has ended). Cutting a finished
+run's database back to each of those points reproduces every such crash deterministically;
+resuming must then give exactly the uninterrupted result.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+
+import pytest
+
+from imagerepainter.run_folder import BackendSpecs, RunFolder
+from imagerepainter.sandbox import random_scene, render_scene
+
+SPECS = BackendSpecs(mllm="sandbox", t2i="sandbox", scorer="sandbox")
+SETTINGS = {"max_rounds": 3, "patience": None}
+
+
+def _signature(record: dict) -> tuple:
+    result = record["result"]
+    candidates = [(r["index"], c["prompt"], c["seed"], c["score"]) for r in result["rounds"] for c in r["candidates"]]
+    return candidates, result["stop_reason"], result["best"]["seed"]
+
+
+def _checkpoint_ids(db) -> list[str]:
+    with sqlite3.connect(db) as conn:
+        return [row[0] for row in conn.execute("SELECT checkpoint_id FROM checkpoints ORDER BY checkpoint_id")]
+
+
+def _cut(db, keep: int, *, keep_writes: bool) -> None:
+    """Leave the first ``keep`` checkpoints; the last kept one keeps its tasks' writes or not."""
+    ids = _checkpoint_ids(db)
+    dropped, last = ids[keep:], ids[keep - 1] if keep else None
+    with sqlite3.connect(db) as conn:
+        for cid in dropped:
+            conn.execute("DELETE FROM checkpoints WHERE checkpoint_id = ?", (cid,))
+            conn.execute("DELETE FROM writes WHERE checkpoint_id = ?", (cid,))
+        if last is not None and not keep_writes:
+            conn.execute("DELETE FROM writes WHERE checkpoint_id = ?", (last,))
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("whole") / "run"
+    RunFolder(folder).run(SPECS, render_scene(random_scene(5), seed=5), overrides=SETTINGS)
+    record = json.loads((folder / "run.json").read_text())
+    assert record["status"] == "finished" and len(record["result"]["rounds"]) == 3
+    return folder, record
+
+
+def test_resume_from_every_crash_point_gives_the_uninterrupted_result(finished_run, tmp_path):
+    folder, whole = finished_run
+    total = len(_checkpoint_ids(folder / "checkpoint.sqlite"))
+    assert total > 3 * 4  # several steps a round: the cut points below fall at every node boundary
+    points = [(keep, writes) for keep in range(total + 1) for writes in (True, False) if keep or writes]
+    for keep, keep_writes in points:
+        crashed = tmp_path / f"cut{keep}{'w' if keep_writes else ''}"
+        shutil.copytree(folder, crashed)
+        _cut(crashed / "checkpoint.sqlite", keep, keep_writes=keep_writes)
+        record = json.loads((crashed / "run.json").read_text())
+        record = {k: v for k, v in record.items() if k != "result"} | {"status": "running"}
+        (crashed / "run.json").write_text(json.dumps(record))
+
+        RunFolder(crashed).resume()
+        after = json.loads((crashed / "run.json").read_text())
+        assert after["status"] == "finished", (keep, keep_writes)
+        assert _signature(after) == _signature(whole), (keep, keep_writes)
+        shutil.rmtree(crashed)
