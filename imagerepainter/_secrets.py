@@ -6,6 +6,8 @@ exception message built from a backend's error passes through it.
 Example:
     >>> redact("bad key sk-proj-abcdefghijklmnop0123 given")
     'bad key sk-*** given'
+    >>> redact("groq key gsk_abcdefghijklmnop0123")
+    'groq key gsk-***'
     >>> register_secret("hunter2-secret-value"); redact("token=hunter2-secret-value")
     'token=***'
 """
@@ -21,7 +23,8 @@ __all__ = ["SECRET_ENV_VARS", "redact", "register_secret"]
 SECRET_ENV_VARS = ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "ANTHROPIC_API_KEY")
 """Environment variables whose values are always masked."""
 
-_KEY_PATTERN = re.compile(r"\b(sk|pk|rk|hf)[-_][A-Za-z0-9_\-]{8,}")
+_KEY_PATTERN = re.compile(r"\b(sk|pk|rk|hf|gsk|xai)[-_][A-Za-z0-9_\-]{8,}")
+"""Shapes of common provider keys: OpenAI ``sk-``, Hugging Face ``hf_``, Groq ``gsk_``, xAI ``xai-``."""
 _BEARER = re.compile(r"(Bearer\s+)[^\s\"']+", re.IGNORECASE)
 _known: set[str] = set()
 _lock = threading.Lock()

@@ -12,7 +12,7 @@ backend (a model server that keeps failing, a pipeline that crashes)::
     ├── InvalidImageError           also ValueError: the reference cannot be used as an image
     │   └── ImageTooLargeError      the image is absurdly large (decompression-bomb guard)
     ├── MissingDependencyError      also ImportError: an optional extra is not installed
-    └── BackendError                a backend failed at run time; ``__cause__`` keeps the original
+    └── BackendError                a backend failed at run time; ``__cause__`` keeps a local error (not an HTTP one)
         ├── MLLMError
         │   └── StructuredOutputError   the model never produced output matching the schema
         └── GenerationError         the text-to-image backend failed

@@ -168,3 +168,126 @@ def test_a_wrong_base_url_or_model_is_reported_as_such():
             _ask(ChatModelMLLM(chat, retry=FAST), GlobalDescription)
         assert len(server.requests) == 1  # not retried, and no other method tried
     assert "/v1" in str(info.value)
+
+
+# ----------------------------------------------------------------------------- one retry layer, never two
+
+
+def _always(server: OpenAICompatibleServer, fault: Fault) -> None:
+    server.fail_every(1, fault)
+
+
+@pytest.mark.parametrize(("max_retries", "client_retries"), [(None, 2), (1, 1)], ids=["default", "max_retries=1"])
+def test_a_chat_model_that_retries_itself_is_not_retried_again(max_retries, client_retries):
+    """ChatOpenAI's client retries 5xx itself; the policy must not multiply its attempts (12 requests before)."""
+    with OpenAICompatibleServer(ScriptedResponder({})) as server:
+        _always(server, Fault.status(503, retry_after=0.01))
+        chat = ChatOpenAI(base_url=server.base_url, api_key=KEY, model="m", timeout=2, max_retries=max_retries)
+        mllm = ChatModelMLLM(chat, retry=FAST)
+        with pytest.raises(MLLMError) as info:
+            _ask(mllm, GlobalDescription)
+        sent = len(server.requests)
+    assert sent == 1 + client_retries  # one invocation; the client's own retries only
+    message = str(info.value)
+    assert "after 1 attempt;" in message and f"retried up to {client_retries} time" in message
+    assert mllm.model_retries == client_retries
+    assert chat.max_retries == max_retries and chat.root_client.max_retries == client_retries  # used as is
+
+
+def test_what_the_client_does_not_retry_is_still_retried_once():
+    """A 200 with a body that is not JSON is not retried by the openai client, so the policy retries it."""
+    with OpenAICompatibleServer(ScriptedResponder({"GlobalDescription": [{"description": "ok"}]})) as server:
+        server.inject(Fault.malformed())
+        chat = ChatOpenAI(base_url=server.base_url, api_key=KEY, model="m", timeout=2)  # client retries 2
+        reply = _ask(ChatModelMLLM(chat, retry=FAST), GlobalDescription)
+        sent = len(server.requests)
+    assert reply.value.description == "ok" and reply.requests == 2 and sent == 2
+
+
+def test_a_model_without_its_own_retries_gets_all_the_policys_attempts():
+    with OpenAICompatibleServer(ScriptedResponder({})) as server:
+        _always(server, Fault.status(503, retry_after=0.01))
+        mllm = _mllm(server)  # max_retries=0
+        with pytest.raises(MLLMError, match=r"kept failing after 3 attempts: ") as info:
+            _ask(mllm, GlobalDescription)
+        sent = len(server.requests)
+    assert sent == 3 and mllm.model_retries == 0 and "chat model itself" not in str(info.value)
+
+
+def test_an_openai_spec_builds_a_model_without_retries_and_keeps_the_policy():
+    from imagerepainter.backends import resolve_mllm
+
+    with OpenAICompatibleServer(ScriptedResponder({})) as server:
+        _always(server, Fault.status(503, retry_after=0.01))
+        mllm = resolve_mllm(f"openai:m?base_url={server.base_url}")
+        assert isinstance(mllm, ChatModelMLLM)
+        assert mllm.model.max_retries == 0 and mllm.model_retries == 0
+        with pytest.raises(MLLMError, match=r"after 4 attempts: "):
+            _ask(mllm, GlobalDescription)
+        assert len(server.requests) == 4  # RetryPolicy's default 4 attempts, nothing multiplied
+
+
+def test_model_retries_can_be_stated_for_a_model_that_hides_them():
+    with OpenAICompatibleServer(ScriptedResponder({})) as server:
+        _always(server, Fault.status(500))
+        chat = ChatOpenAI(base_url=server.base_url, api_key=KEY, model="m", timeout=2, max_retries=0)
+        with pytest.raises(MLLMError, match="retried up to 5 times"):
+            _ask(ChatModelMLLM(chat, retry=FAST, model_retries=5), GlobalDescription)
+        assert len(server.requests) == 1  # the policy trusts the stated retries
+
+
+# ----------------------------------------------------------------------------- a 400 after discovery is an error
+
+
+class _OneImagePerRequest(SchemaResponder):
+    """vLLM started with --limit-mm-per-prompt image=1: requests with two images get HTTP 400."""
+
+    def __call__(self, request):
+        if len(request.images) > 1:
+            return Fault.status(400, message="At most 1 image(s) may be provided in one request.")
+        return super().__call__(request)
+
+
+def test_a_400_after_a_method_worked_is_an_error_not_a_fallback():
+    ref, cand = Image.new("RGB", (8, 8), "red"), Image.new("RGB", (8, 8), "blue")
+    with OpenAICompatibleServer(_OneImagePerRequest()) as server:
+        mllm = _mllm(server)
+        _ask(mllm, GlobalDescription, (ref,))  # json_schema works
+        with pytest.raises(MLLMError) as info:
+            _ask(mllm, Critique, (ref, cand))
+        modes = [r.mode for r in server.chat_requests]
+    assert modes == ["json_schema", "json_schema"]  # no tools / text fallback requests
+    message = str(info.value)
+    assert "HTTP 400" in message and "At most 1 image(s)" in message
+    assert "2 images" in message and "--limit-mm-per-prompt" in message
+    assert "json_text" not in message and not isinstance(info.value, StructuredOutputError)
+
+
+def test_a_400_with_one_image_after_discovery_has_no_image_hint():
+    bad = Fault.status(400, message="prompt too long")
+    with OpenAICompatibleServer(ScriptedResponder({"GlobalDescription": [{"description": "a"}, bad]})) as server:
+        mllm = _mllm(server)
+        _ask(mllm, GlobalDescription)
+        with pytest.raises(MLLMError, match="prompt too long") as info:
+            _ask(mllm, GlobalDescription, (Image.new("RGB", (8, 8)),))
+        assert len(server.chat_requests) == 2
+    assert "limit-mm-per-prompt" not in str(info.value)
+
+
+def test_a_400_on_a_method_that_never_worked_still_falls_back():
+    """Concurrent first calls discover methods together: one may learn json_text while another
+    still tries tools; the tools 400 then means "unsupported", not a refused request."""
+    import httpx
+    import openai
+
+    from imagerepainter.backends.langchain_mllm import _Unsupported
+
+    mllm = ChatModelMLLM(ChatOpenAI(model="m", base_url="http://127.0.0.1:9/v1", api_key="k", max_retries=0))
+    mllm._working, mllm._worked = "json_text", {"json_text"}  # another thread found json_text meanwhile
+    request = httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
+    refused = openai.BadRequestError(
+        "tools are not supported", response=httpx.Response(400, request=request), body=None
+    )
+    assert isinstance(mllm._failure(refused, "function_calling", 1, 1), _Unsupported)
+    error = mllm._failure(refused, "json_text", 1, 2)
+    assert isinstance(error, MLLMError) and "limit-mm-per-prompt" in str(error)

@@ -8,7 +8,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -369,3 +369,112 @@ def test_a_spec_loads_its_pipeline_once_per_process(tiny_sd_dir: Path, diffusers
     spec = f"diffusers:{tiny_sd_dir}?device=cpu"
     assert resolve_t2i(spec) is resolve_t2i(spec)
     assert resolve_t2i(spec).pipeline is not resolve_t2i(f"diffusers:{tiny_sd_dir}?device=cpu&batch_size=2").pipeline
+
+
+# ----------------------------------------------------------------------------- settings, devices, missing extras
+
+
+def _settings(**kwargs: Any) -> Any:
+    from imagerepainter.config import GenerationConfig
+
+    return GenerationConfig(**kwargs)
+
+
+@slow
+def test_sizes_the_pipeline_rejects_are_refused_before_any_call(t2i: Any) -> None:
+    from imagerepainter.backends.base import check_generation_settings
+
+    with pytest.raises(ConfigurationError, match=r"height=63 .*multiples of 8\. Use e\.g\. height=56 or 64"):
+        check_generation_settings(t2i, _settings(height=63, width=64))
+    with pytest.raises(ConfigurationError, match="width=12"):
+        t2i.check_settings(_settings(height=64, width=12))
+    t2i.check_settings(_settings(height=64, width=72))
+    t2i.check_settings(_settings())  # the pipeline's own default size
+
+
+class _FakeDiffusersPipeline:
+    """Just the attributes DiffusersT2I reads to know the sizes a pipeline accepts."""
+
+    components: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, vae_scale_factor: int, transformer: Any = None, patch_size: int | None = None) -> None:
+        self.vae_scale_factor = vae_scale_factor
+        self.transformer = transformer
+        if patch_size is not None:
+            self.patch_size = patch_size
+
+    def __call__(self, prompt: Any, height: int | None = None, width: int | None = None, generator: Any = None) -> Any:
+        raise AssertionError("check_settings must not render")
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "multiple"),
+    [
+        (_FakeDiffusersPipeline(8), 8),  # UNet (SD, SDXL): diffusers checks multiples of 8
+        (_FakeDiffusersPipeline(8, transformer=object(), patch_size=2), 16),  # SD3: vae_scale_factor * patch_size
+        (_FakeDiffusersPipeline(32, transformer=type("T", (), {"config": type("C", (), {"patch_size": 1})})()), 32),
+    ],
+    ids=["unet", "sd3", "sana"],
+)
+def test_the_size_multiple_follows_the_pipeline(pipeline: Any, multiple: int) -> None:
+    pytest.importorskip("torch")
+    from imagerepainter.backends.diffusers_t2i import DiffusersT2I
+
+    t2i = DiffusersT2I(pipeline)
+    assert t2i.size_multiple == multiple
+    t2i.check_settings(_settings(height=multiple * 20, width=multiple * 3))
+    with pytest.raises(ConfigurationError, match=f"multiples of {multiple}"):
+        t2i.check_settings(_settings(height=multiple * 20 + multiple // 2, width=multiple * 3))
+
+
+def test_cuda_without_cuda_is_a_configuration_error_before_loading(monkeypatch: pytest.MonkeyPatch) -> None:
+    torch = pytest.importorskip("torch")
+    from imagerepainter.backends.diffusers_t2i import DiffusersT2I, check_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigurationError, match=r"device='cuda' asks for CUDA.*device='cpu'"):
+        DiffusersT2I.from_pretrained("/no/such/folder", device="cuda")  # refused before the folder is looked at
+    with pytest.raises(ConfigurationError, match="not a torch device"):
+        check_device("gpu0")
+    assert check_device("cpu") == "cpu"
+
+
+@slow
+def test_a_missing_transformers_names_the_diffusers_extra(tiny_sd_dir: Path) -> None:
+    """diffusers imports transformers lazily and used to fail with its own ImportError."""
+    import subprocess
+
+    script = (
+        "import sys\n"
+        "sys.modules['transformers'] = None  # not installed\n"
+        "from imagerepainter.backends import resolve_t2i\n"
+        "from imagerepainter.backends.diffusers_t2i import DiffusersT2I\n"
+        "from imagerepainter.errors import MissingDependencyError\n"
+        f"folder = {str(tiny_sd_dir)!r}\n"
+        "for make in (lambda: resolve_t2i('diffusers:' + folder), lambda: DiffusersT2I(folder)):\n"
+        "    try:\n"
+        "        make()\n"
+        "        print('no error')\n"
+        "    except MissingDependencyError as exc:\n"
+        "        print('MissingDependencyError', exc)\n"
+        "    except BaseException as exc:\n"
+        "        print('other', type(exc).__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 2, out.stderr[-2000:]
+    for line in lines:
+        assert line.startswith("MissingDependencyError") and 'pip install "imagerepainter[diffusers]"' in line
+
+
+def test_an_import_error_while_loading_names_the_package(
+    monkeypatch: pytest.MonkeyPatch, diffusers_mod: Any, tmp_path: Path
+) -> None:
+    from imagerepainter.backends.diffusers_t2i import DiffusersT2I
+
+    def needs_sentencepiece(*args: Any, **kwargs: Any) -> Any:
+        raise ImportError("T5Tokenizer requires the sentencepiece library but it was not found in your environment.")
+
+    monkeypatch.setattr(diffusers_mod.AutoPipelineForText2Image, "from_pretrained", needs_sentencepiece)
+    with pytest.raises(MissingDependencyError, match="pip install sentencepiece"):
+        DiffusersT2I.from_pretrained(tmp_path)

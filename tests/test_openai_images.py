@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import sys
+import traceback
 
 import openai
 import pytest
@@ -139,7 +140,9 @@ def test_errors_are_wrapped_without_the_key(srv, fault, expected):
     assert info.value.backend == "openai-images:gpt-image-1"
     assert KEY not in str(info.value)
     assert KEY not in repr(info.value)
-    assert info.value.__cause__ is not None  # the original openai error is kept
+    # The openai error is not chained: its message and body may echo the key, and tracebacks print causes.
+    assert info.value.__cause__ is None and info.value.__context__ is None
+    assert KEY not in "".join(traceback.format_exception(info.value))
 
 
 def test_retries_are_the_clients(srv):
@@ -192,3 +195,42 @@ def test_missing_openai_package_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "openai", None)  # makes `import openai` raise ImportError
     with pytest.raises(MissingDependencyError, match=r"imagerepainter\[openai\]"):
         OpenAIImagesT2I("gpt-image-1", api_key=KEY)
+
+
+# ----------------------------------------------------------------------------- settings checked before paid calls
+
+
+def _settings(**kwargs):
+    from imagerepainter.config import GenerationConfig
+
+    return GenerationConfig(**kwargs)
+
+
+def test_official_api_sizes_are_checked_before_any_call(monkeypatch):
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    t2i = OpenAIImagesT2I("gpt-image-1", api_key=KEY)  # api.openai.com; nothing is sent
+    with pytest.raises(ConfigurationError, match=r"cannot render 64x64.*1024x1536, 1536x1024") as info:
+        t2i.check_settings(_settings(width=64, height=64))
+    assert KEY not in str(info.value)
+    t2i.check_settings(_settings(width=1024, height=1536))
+    t2i.check_settings(_settings())  # the service chooses
+    with pytest.raises(ConfigurationError, match="1792x1024"):
+        OpenAIImagesT2I("dall-e-3", api_key=KEY).check_settings(_settings(width=1024, height=1536))
+    OpenAIImagesT2I("some-future-model", api_key=KEY).check_settings(_settings(width=64, height=64))  # unknown
+
+
+def test_a_default_size_is_checked_too(monkeypatch):
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with pytest.raises(ConfigurationError, match="cannot render 512x512"):
+        OpenAIImagesT2I("gpt-image-1", api_key=KEY, size="512x512").check_settings(_settings())
+
+
+def test_compatible_servers_choose_their_own_sizes(srv):
+    backend(srv).check_settings(_settings(width=64, height=32))
+    assert srv.requests == []  # checking costs no request
+
+
+def test_height_without_width_is_refused_before_any_call(srv):
+    with pytest.raises(ConfigurationError, match="both width and height"):
+        backend(srv).check_settings(_settings(height=64))
+    assert srv.requests == []

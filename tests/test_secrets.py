@@ -6,12 +6,13 @@ import pytest
 from langchain_openai import ChatOpenAI
 
 from imagerepainter import Repainter
-from imagerepainter.backends import RetryPolicy, resolve_mllm
+from imagerepainter.backends import MLLMMessage, RetryPolicy, resolve_mllm
 from imagerepainter.backends.langchain_mllm import ChatModelMLLM
 from imagerepainter.errors import ConfigurationError, MLLMError
 from imagerepainter.run_folder import BackendSpecs, RunFolder
 from imagerepainter.sandbox import random_scene, render_scene
 from imagerepainter.sandbox.server import sandbox_server
+from imagerepainter.schemas import GlobalDescription
 from imagerepainter.testing.openai_server import Fault
 
 KEY = "sk-proj-SECRETsecret0123456789abcdef"
@@ -57,3 +58,50 @@ def test_key_is_not_in_errors_even_when_the_server_echoes_it():
 def test_keys_in_specs_are_refused():
     with pytest.raises(ConfigurationError, match="OPENAI_API_KEY"):
         resolve_mllm(f"openai:gpt-4o?api_key={KEY}")
+
+
+KEY_SHAPES = [
+    "sk-SECRET1234567890abcdefXYZ",  # OpenAI
+    "gsk_SECRETxyz0987654321abcd",  # Groq
+    "SECRETTOKEN-4242-abcdef-9999",  # any token passed as api_key
+]
+
+
+@pytest.mark.parametrize("key", KEY_SHAPES, ids=["sk", "gsk", "token"])
+@pytest.mark.parametrize("code", [500, 404])
+def test_tracebacks_of_mllm_errors_do_not_show_an_echoed_key(key, code):
+    """The message was redacted, but a chained openai exception put the key back into printed tracebacks."""
+    import traceback
+
+    from imagerepainter.testing.openai_server import OpenAICompatibleServer
+    from imagerepainter.testing.responders import SchemaResponder
+
+    with OpenAICompatibleServer(SchemaResponder()) as server:
+        server.fail_every(1, Fault.status(code, message=f"upstream rejected Authorization: Bearer {key} (key={key})"))
+        chat = ChatOpenAI(base_url=server.base_url, api_key=key, model="gpt-4o", max_retries=0)
+        mllm = ChatModelMLLM(chat, retry=RetryPolicy(max_attempts=2, initial_wait=0.0))
+        with pytest.raises(MLLMError) as info:
+            mllm.structured([MLLMMessage(text="describe")], GlobalDescription)
+    err = info.value
+    printed = "".join(traceback.format_exception(err))
+    assert key not in printed and key not in repr(err)
+    assert err.__cause__ is None and err.__context__ is None
+    assert str(code) in str(err) and "***" in str(err)  # the redacted description and status stay
+
+
+@pytest.mark.parametrize("key", KEY_SHAPES, ids=["sk", "gsk", "token"])
+@pytest.mark.parametrize("code", [500, 404])
+def test_tracebacks_of_image_errors_do_not_show_an_echoed_key(key, code):
+    import traceback
+
+    from imagerepainter.backends import GenerationRequest, OpenAIImagesT2I
+    from imagerepainter.errors import GenerationError
+    from imagerepainter.testing.openai_server import OpenAICompatibleServer
+
+    with OpenAICompatibleServer() as server:
+        server.fail_every(1, Fault.status(code, message=f"images upstream failed for {key}", path="/images/"))
+        t2i = OpenAIImagesT2I("gpt-image-1", base_url=server.base_url, api_key=key, max_retries=0)
+        with pytest.raises(GenerationError) as info:
+            t2i.generate([GenerationRequest(prompt="a cat", seed=1, width=8, height=8)])
+    printed = "".join(traceback.format_exception(info.value))
+    assert key not in printed and f"HTTP {code}" in str(info.value)

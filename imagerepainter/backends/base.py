@@ -14,10 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from PIL import Image
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from ..config import GenerationConfig
 
 __all__ = [
     "MLLM",
@@ -30,6 +33,7 @@ __all__ = [
     "T2ICapabilities",
     "TextToImage",
     "TokenUsage",
+    "check_generation_settings",
 ]
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
@@ -146,7 +150,18 @@ class T2ICapabilities:
 
 @runtime_checkable
 class TextToImage(Protocol):
-    """A text-to-image backend that renders a batch of requests."""
+    """A text-to-image backend that renders a batch of requests.
+
+    Optional method — ``check_settings(self, settings: GenerationConfig) -> None``:
+        Raise :class:`~imagerepainter.errors.ConfigurationError` when the backend would
+        refuse to render with ``settings`` (for example a height its pipeline rejects, or a
+        size the service does not offer); return None when they are fine. The loop calls it
+        (through :func:`check_generation_settings`) before any paid call, so a bad setting
+        costs nothing. It is *optional*: it is not a member of this protocol (a backend
+        without it still passes ``isinstance(obj, TextToImage)``), and backends without it
+        are simply not checked. It must be cheap and make no paid or network call.
+        ``DiffusersT2I`` and ``OpenAIImagesT2I`` implement it.
+    """
 
     name: str
     capabilities: T2ICapabilities
@@ -154,6 +169,29 @@ class TextToImage(Protocol):
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GeneratedImage]:
         """Render every request, in order; ``len(result) == len(requests)``."""
         ...
+
+
+def check_generation_settings(t2i: Any, settings: GenerationConfig) -> None:
+    """Call ``t2i.check_settings(settings)`` when the backend has it; do nothing otherwise.
+
+    Raises:
+        ConfigurationError: the backend says it would refuse ``settings``.
+
+    Example:
+        >>> from imagerepainter.config import GenerationConfig
+        >>> class Picky:
+        ...     def check_settings(self, settings):
+        ...         if settings.height and settings.height % 8:
+        ...             raise ValueError("height must be divisible by 8")
+        >>> check_generation_settings(object(), GenerationConfig(height=63))  # no check_settings: not checked
+        >>> check_generation_settings(Picky(), GenerationConfig(height=63))
+        Traceback (most recent call last):
+        ...
+        ValueError: height must be divisible by 8
+    """
+    check = getattr(t2i, "check_settings", None)
+    if callable(check):
+        check(settings)
 
 
 # ----------------------------------------------------------------------------- scorers

@@ -29,21 +29,26 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from PIL import Image
 
 from .._imports import require
 from .._loading import dtype_name, library_versions, load_pretrained, optional_bool, positive_int, resolve_dtype
-from ..errors import ConfigurationError, GenerationError
+from ..errors import ConfigurationError, GenerationError, MissingDependencyError
 from .base import GeneratedImage, GenerationRequest, T2ICapabilities
 from .function_t2i import keyword_parameters
 
-__all__ = ["DiffusersT2I"]
+if TYPE_CHECKING:
+    from ..config import GenerationConfig
+
+__all__ = ["DiffusersT2I", "check_device"]
 
 _SHARED_FIELDS = ("height", "width", "num_inference_steps", "guidance_scale")
 """Request fields that must be equal within one pipeline call (they are scalars there)."""
@@ -64,7 +69,7 @@ class DiffusersT2I:
 
     Raises:
         MissingDependencyError: torch is not installed (``pip install "imagerepainter[diffusers]"``).
-        ConfigurationError: ``batch_size`` is below 1.
+        ConfigurationError: ``batch_size`` is below 1, or ``device`` is not usable here.
 
     Calls are serialised with a lock: a diffusers pipeline keeps per-call state (the
     scheduler's timesteps), so it is not safe to call from two threads at once.
@@ -75,6 +80,8 @@ class DiffusersT2I:
     ) -> None:
         require("torch", extra="diffusers", purpose="seeding diffusers pipelines")
         batch_size = positive_int(batch_size, "batch_size")
+        if device is not None:
+            device = check_device(device)
         if isinstance(pipeline, (str, os.PathLike)):  # a Hub id or folder: load it on the CPU in float32
             pipeline = DiffusersT2I.from_pretrained(pipeline, device=device or "cpu").pipeline
         if not callable(pipeline):
@@ -123,19 +130,30 @@ class DiffusersT2I:
             **pipeline_kwargs: Passed to ``from_pretrained`` (e.g. ``safety_checker=None``).
 
         Raises:
-            MissingDependencyError: diffusers is not installed.
+            MissingDependencyError: diffusers, transformers (or a package a component of this
+                pipeline needs) is not installed; the message names the ``pip install``.
             ConfigurationError: The model is neither a local folder nor available (cached
-                or downloadable); the message says how to fix it.
+                or downloadable), or ``device`` is not usable here (CUDA asked for where torch
+                has none); the message says how to fix it.
         """
         diffusers = require("diffusers", extra="diffusers", purpose="DiffusersT2I")
+        # Text-to-image pipelines need transformers for their text encoders; without it diffusers
+        # fails late, with its own ImportError. It belongs to the same extra.
+        require("transformers", extra="diffusers", purpose="the text encoders of diffusers pipelines")
+        device = check_device(device)
         model_id = os.fspath(model)
         dtype = resolve_dtype(torch_dtype, extra="diffusers")
         dtype_kwarg = {_dtype_argument(): dtype}
 
         def load(local_only: bool) -> Any:
-            return diffusers.AutoPipelineForText2Image.from_pretrained(
-                model_id, variant=variant, local_files_only=local_only, **dtype_kwarg, **pipeline_kwargs
-            )
+            try:
+                return diffusers.AutoPipelineForText2Image.from_pretrained(
+                    model_id, variant=variant, local_files_only=local_only, **dtype_kwarg, **pipeline_kwargs
+                )
+            except MissingDependencyError:
+                raise
+            except ImportError as exc:  # a component needs a package that is not installed
+                raise _missing_dependency(exc, model_id) from None
 
         local_only = optional_bool(local_files_only, "local_files_only")
         pipeline = load_pretrained(load, model_id, what="text-to-image", local_files_only=local_only)
@@ -169,6 +187,52 @@ class DiffusersT2I:
 
     def __repr__(self) -> str:
         return f"DiffusersT2I({type(self.pipeline).__name__}, model={self.model_id!r}, device={self.device!r})"
+
+    # ------------------------------------------------------------------ settings
+
+    @property
+    def size_multiple(self) -> int:
+        """What ``height`` and ``width`` must be multiples of for this pipeline.
+
+        Diffusers' pipelines refuse sizes that are not multiples of 8 (Stable Diffusion, SDXL,
+        PixArt, ... check exactly that). A transformer pipeline also cuts the latent image, which
+        is ``vae_scale_factor`` times smaller, into patches of ``patch_size``, so it needs
+        multiples of ``vae_scale_factor * patch_size`` (16 for SD3, 32 for Sana). FLUX, which
+        asks for multiples of ``vae_scale_factor * 2``, only warns and resizes, so it is not
+        held to that.
+        """
+        multiple = 8
+        factor = getattr(self.pipeline, "vae_scale_factor", None)
+        transformer = getattr(self.pipeline, "transformer", None)
+        if isinstance(factor, int) and factor > 0 and transformer is not None:
+            patch = getattr(self.pipeline, "patch_size", None)
+            if not isinstance(patch, int):
+                patch = getattr(getattr(transformer, "config", None), "patch_size", None)
+            multiple = math.lcm(multiple, factor * (patch if isinstance(patch, int) and patch > 0 else 1))
+        return multiple
+
+    def check_settings(self, settings: GenerationConfig) -> None:
+        """Refuse ``height`` / ``width`` values the pipeline would reject, before any paid call.
+
+        Only sizes the pipeline takes are checked (see :attr:`size_multiple`); ``None`` leaves
+        the size to the pipeline.
+
+        Raises:
+            ConfigurationError: a size is not positive, or not a multiple of :attr:`size_multiple`;
+                the message suggests the nearest accepted values.
+        """
+        multiple = self.size_multiple if hasattr(self.pipeline, "components") else 1
+        for field in ("height", "width"):
+            value = getattr(settings, field, None)
+            if value is None or not self._accepts(field):
+                continue
+            if value < 1 or value % multiple:
+                lower = value - value % multiple
+                options = " or ".join(str(v) for v in (lower, lower + multiple) if v >= multiple)
+                raise ConfigurationError(
+                    f"{field}={value} cannot be rendered by {self.name}: {type(self.pipeline).__name__} needs "
+                    f"height and width to be positive multiples of {multiple}. Use e.g. {field}={options}."
+                )
 
     # ------------------------------------------------------------------ generation
 
@@ -255,6 +319,71 @@ class DiffusersT2I:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def check_device(device: Any, *, extra: str = "diffusers") -> str:
+    """Return ``device`` as a string after checking that this torch can use it.
+
+    Asking for CUDA (or Apple's MPS) where torch has none would otherwise surface as torch's
+    bare ``AssertionError("Torch not compiled with CUDA enabled")`` deep inside loading or the
+    first generation. Checking when the backend is built turns it into a
+    :class:`~imagerepainter.errors.ConfigurationError` before any paid call.
+
+    Raises:
+        ConfigurationError: ``device`` is not a torch device, or names a CUDA / MPS device
+            this machine does not have.
+        MissingDependencyError: torch is not installed.
+
+    Example:
+        >>> check_device("cpu")
+        'cpu'
+    """
+    torch = require("torch", extra=extra, purpose="placing models on a device")
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ConfigurationError(
+            f"device={device!r} is not a torch device ({exc}); use e.g. 'cpu', 'cuda', 'cuda:1' or 'mps'."
+        ) from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigurationError(
+                f"device={device!r} asks for CUDA, but torch {torch.__version__} sees no CUDA GPU here "
+                "(torch.cuda.is_available() is False). Use device='cpu', or install a CUDA build of torch on a "
+                "machine with an NVIDIA GPU."
+            )
+        if parsed.index is not None and parsed.index >= count:
+            raise ConfigurationError(
+                f"device={device!r} asks for CUDA GPU {parsed.index}, but torch sees only {count} "
+                f"(cuda:0 to cuda:{count - 1})."
+            )
+    if parsed.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ConfigurationError(
+                f"device={device!r} asks for Apple's MPS, which this torch {torch.__version__} cannot use here. "
+                "Use device='cpu'."
+            )
+    return str(device)
+
+
+_EXTRA_MODULES = {"torch", "diffusers", "transformers", "accelerate", "safetensors"}
+"""Modules the ``diffusers`` extra installs."""
+
+
+def _missing_dependency(exc: ImportError, model_id: str) -> MissingDependencyError:
+    """A MissingDependencyError naming the ``pip install`` for an ImportError raised while loading ``model_id``."""
+    found = re.search(r"requires the (\w[\w.-]*) library", str(exc))
+    module = exc.name or (found.group(1) if found else None)
+    root = (module or "").split(".")[0]
+    ours = root in _EXTRA_MODULES or not root
+    fix = 'pip install "imagerepainter[diffusers]"' if ours else f"pip install {root}"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return MissingDependencyError(
+        f"Loading the diffusers pipeline {model_id!r} needs {repr(root) if root else 'a package'} that is not "
+        f"installed ({first}). Install it with: {fix}"
+    )
 
 
 def _dtype_argument() -> str:

@@ -11,13 +11,36 @@ order, and remembers the first that works:
    of the reply (code fences and prose around it are tolerated).
 
 An answer that does not validate is sent back with the validation error, at most
-``max_reasks`` times. Transient failures (429 honouring retry-after, 5xx, timeouts, dropped
-connections, malformed bodies) are retried by :class:`~imagerepainter.backends.retry.RetryPolicy`.
-Token usage of every request is summed into the reply.
+``max_reasks`` times. Token usage of every request is summed into the reply.
+
+Falling back to the next method happens only while no method has worked yet. Once one has,
+an HTTP 400 is a real error about *that* request (for example a two-image critique sent to a
+vLLM server started with ``--limit-mm-per-prompt image=1``), raised as
+:class:`~imagerepainter.errors.MLLMError` with the server's message instead of being taken
+for missing structured-output support.
+
+Retries: one layer, never two
+-----------------------------
+Transient failures (429 honouring retry-after, 5xx, timeouts, dropped connections, malformed
+bodies) are retried by :class:`~imagerepainter.backends.retry.RetryPolicy` — unless the chat
+model retries them itself. ``ChatOpenAI`` does: its OpenAI client retries 408, 409, 429, 5xx,
+connection errors and timeouts ``max_retries`` times (2 when not set). A model passed in is
+used as is (never copied with other settings), so for such a model the policy leaves those
+errors to the client and retries only what the client does not (a 200 answer with a body that
+is not JSON, HTTP 425); an error message then says so ("after 1 attempt; the chat model itself
+retried up to 2 times"). Build the model with ``max_retries=0`` to let the policy handle
+everything, with its backoff and attempt count; ``openai:`` specs do that.
+
+``MLLMReply.requests`` (summed into ``usage["mllm_requests"]``) counts *invocations of the
+chat model*: every attempt, re-ask and structured-output fallback. Retries the model's own
+client makes inside one invocation are invisible to this adapter and not counted, so with
+``max_retries=0`` the count is exactly the number of HTTP requests.
 
 Example:
     >>> from langchain_openai import ChatOpenAI  # doctest: +SKIP
     >>> mllm = ChatModelMLLM(ChatOpenAI(model="gpt-4o-mini", max_retries=0))  # doctest: +SKIP
+    >>> mllm.model_retries  # doctest: +SKIP
+    0
 """
 
 from __future__ import annotations
@@ -34,9 +57,9 @@ from .._secrets import redact, register_secret
 from ..errors import MLLMError, StructuredOutputError
 from ..images import to_data_url
 from .base import MLLMCapabilities, MLLMMessage, MLLMReply, TokenUsage
-from .retry import RetryPolicy, is_transient, status_code
+from .retry import RetryPolicy, is_transient, retried_by_http_client, status_code
 
-__all__ = ["ChatModelMLLM", "StructuredMethod", "extract_json", "strict_response_format"]
+__all__ = ["ChatModelMLLM", "StructuredMethod", "chat_model_retries", "extract_json", "strict_response_format"]
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
 StructuredMethod = Literal["json_schema", "function_calling", "json_text"]
@@ -45,8 +68,46 @@ _ALL_METHODS: tuple[StructuredMethod, ...] = ("json_schema", "function_calling",
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 
 
+_KEY_ATTRIBUTES = ("openai_api_key", "api_key", "anthropic_api_key", "google_api_key", "groq_api_key")
+"""Attributes where LangChain chat models keep their API key (a ``SecretStr``)."""
+
+
 class _Unsupported(Exception):
-    """The server or model does not support a structured-output method."""
+    """The server or model does not support a structured-output method (message already redacted)."""
+
+
+def chat_model_retries(model: Any) -> int:
+    """How many times ``model`` retries a failed HTTP request by itself (0 when unknown).
+
+    Reads an int ``max_retries`` on the model, else on its ``root_client`` or ``client``:
+    ``ChatOpenAI(max_retries=None)`` (the default) leaves the choice to its OpenAI client,
+    whose ``max_retries`` is 2.
+
+    Example:
+        >>> class Model:
+        ...     max_retries = 3
+        >>> chat_model_retries(Model()), chat_model_retries(object())
+        (3, 0)
+    """
+    for owner in (model, getattr(model, "root_client", None), getattr(model, "client", None)):
+        value = getattr(owner, "max_retries", None) if owner is not None else None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return max(value, 0)
+    return 0
+
+
+def _count_images(conversation: Sequence[Any]) -> int:
+    """Image parts in a LangChain conversation."""
+    count = 0
+    for message in conversation:
+        content = getattr(message, "content", None)
+        if isinstance(content, list):
+            count += sum(1 for part in content if isinstance(part, dict) and part.get("type") == "image_url")
+    return count
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def extract_json(text: str) -> Any:
@@ -114,9 +175,17 @@ class ChatModelMLLM:
         methods: Structured-output methods to try, in order. Restrict it when you know what
             your server supports, to save a failed first request.
         max_reasks: How often an answer that fails validation is sent back with the error.
-        retry: Retry policy for transient failures.
+        retry: Retry policy for transient failures. When the model retries by itself, the
+            policy handles only the failures the model's client does not retry (see the module
+            docstring, "Retries: one layer, never two").
         max_images_per_call: Most images the model accepts in one request.
         name: Name recorded in results (default: ``"<provider>:<model name>"``).
+        model_retries: How many times the chat model retries a failed request by itself;
+            read from the model (:func:`chat_model_retries`) when None. Pass it for a wrapper
+            whose retries cannot be read.
+
+    ``MLLMReply.requests`` counts invocations of the chat model (attempts, re-asks and
+    fallbacks), not the retries the model's own client makes inside one invocation.
     """
 
     def __init__(
@@ -128,6 +197,7 @@ class ChatModelMLLM:
         retry: RetryPolicy | None = None,
         max_images_per_call: int = 8,
         name: str | None = None,
+        model_retries: int | None = None,
     ) -> None:
         unknown = set(methods) - set(_ALL_METHODS)
         if not methods or unknown:
@@ -136,15 +206,21 @@ class ChatModelMLLM:
         self.methods: tuple[StructuredMethod, ...] = tuple(methods)
         self.max_reasks = max_reasks
         self.retry = retry or RetryPolicy()
+        self.model_retries: int = chat_model_retries(model) if model_retries is None else max(model_retries, 0)
+        """Retries the chat model makes by itself; the policy leaves the failures it retries alone."""
         profile = getattr(model, "profile", None) or {}
         accepts_images = bool(profile.get("image_inputs", True)) if isinstance(profile, dict) else True
         self.capabilities = MLLMCapabilities(max_images_per_call=max_images_per_call, accepts_images=accepts_images)
         self.name = name or self._default_name(model)
         self._working: StructuredMethod | None = None
+        self._worked: set[StructuredMethod] = set()  # every method that has returned a valid answer
         self._lock = threading.Lock()
-        key = getattr(model, "openai_api_key", None)
-        if key is not None and hasattr(key, "get_secret_value"):
-            register_secret(key.get_secret_value())
+        for attribute in _KEY_ATTRIBUTES:  # masked in every message, whatever its shape
+            key = getattr(model, attribute, None)
+            if key is not None and hasattr(key, "get_secret_value"):
+                register_secret(key.get_secret_value())
+            elif isinstance(key, str):
+                register_secret(key)
 
     @staticmethod
     def _default_name(model: Any) -> str:
@@ -179,7 +255,7 @@ class ChatModelMLLM:
                 try:
                     message, n = self._invoke(method, conversation, schema)
                 except _Unsupported as exc:
-                    last_error = exc.__cause__ or exc
+                    last_error = exc
                     requests += 1
                     break
                 requests += n
@@ -188,6 +264,7 @@ class ChatModelMLLM:
                 if value is not None:
                     with self._lock:
                         self._working = method
+                        self._worked.add(method)
                     return MLLMReply(value=value, usage=usage, requests=requests)
                 last_error = problem
                 conversation = [*conversation, message, self._reask(method, message, problem, schema)]
@@ -201,11 +278,18 @@ class ChatModelMLLM:
                     attempts=requests,
                     raw_output=redact(raw_text) if raw_text else None,
                 )
+        images = _count_images(lc_messages)
+        limit = (
+            f" The request carried {images} images: if the error is about images, the server may limit images "
+            "per request (vLLM: --limit-mm-per-prompt)."
+            if images > 1
+            else ""
+        )
         raise MLLMError(
             redact(
                 f"{self.name} supports none of the structured-output methods {tuple(methods)} for "
                 f"{schema.__name__}; last error: {last_error}. If the server only returns plain text, "
-                "pass ChatModelMLLM(model, methods=['json_text'])."
+                f"pass ChatModelMLLM(model, methods=['json_text']).{limit}"
             ),
             backend=self.name,
         )
@@ -245,7 +329,12 @@ class ChatModelMLLM:
         return self.model
 
     def _invoke(self, method: StructuredMethod, conversation: list[Any], schema: type[BaseModel]) -> tuple[Any, int]:
-        """Invoke once (plus transient retries); return the raw AI message and the requests made."""
+        """Invoke once (plus transient retries); return the raw AI message and the requests made.
+
+        Errors are raised *outside* the ``except`` block and without ``from``: the client's
+        exception may carry the API key in its message or body (servers echo it), and a chained
+        ``__cause__`` or ``__context__`` would put it back into every printed traceback.
+        """
         runnable = self._runnable(method, schema)
         if method == "json_text" and not any(getattr(m, "type", "") == "ai" for m in conversation):
             conversation = self._with_json_instruction(conversation, schema)
@@ -257,32 +346,62 @@ class ChatModelMLLM:
             return runnable.invoke(conversation)
 
         try:
-            out = self.retry.call(once)
+            out = self.retry.call(once, retry_on=self._worth_retrying)
         except Exception as exc:
-            if is_transient(exc):
-                raise MLLMError(
-                    redact(f"{self.name} kept failing after {attempts} attempts: {type(exc).__name__}: {exc}"),
-                    backend=self.name,
-                ) from exc
-            code = status_code(exc)
-            if code in (401, 403):
-                raise MLLMError(
-                    f"{self.name} refused the credentials (HTTP {code}). Check the API key "
-                    "(OPENAI_API_KEY) and the base URL.",
-                    backend=self.name,
-                ) from None
-            if code == 404:
-                raise MLLMError(
-                    redact(
-                        f"{self.name}: the server answered 404 (no such model or endpoint): {exc}. Check the model "
-                        "name and that the base URL ends with /v1."
-                    ),
-                    backend=self.name,
-                ) from exc
-            if code in (400, 415, 422) or (isinstance(exc, NotImplementedError) and self._working is None):
-                raise _Unsupported(redact(str(exc))) from exc
-            raise MLLMError(redact(f"{self.name} failed: {type(exc).__name__}: {exc}"), backend=self.name) from exc
-        return out, attempts
+            failure = self._failure(exc, method, attempts, _count_images(conversation))
+        else:
+            return out, attempts
+        raise failure
+
+    def _worth_retrying(self, exc: BaseException) -> bool:
+        """Retry transient failures, except those the chat model's own client has already retried."""
+        return is_transient(exc) and not (self.model_retries and retried_by_http_client(exc))
+
+    def _failure(self, exc: BaseException, method: StructuredMethod, attempts: int, images: int) -> Exception:
+        """The redacted error (or ``_Unsupported``) to raise for ``exc``; it never references ``exc``."""
+        code = status_code(exc)
+        http = f"HTTP {code}: " if code is not None and str(code) not in str(exc) else ""
+        detail = f"{type(exc).__name__}: {http}{exc}"
+        if is_transient(exc):
+            tries = _plural(attempts, "attempt")
+            if self.model_retries and retried_by_http_client(exc):
+                tries += f"; the chat model itself retried up to {_plural(self.model_retries, 'time')} per attempt"
+            return MLLMError(redact(f"{self.name} kept failing after {tries}: {detail}"), backend=self.name)
+        if code in (401, 403):
+            return MLLMError(
+                f"{self.name} refused the credentials (HTTP {code}). Check the API key "
+                "(OPENAI_API_KEY) and the base URL.",
+                backend=self.name,
+            )
+        if code == 404:
+            return MLLMError(
+                redact(
+                    f"{self.name}: the server answered 404 (no such model or endpoint): {detail.rstrip('.')}. "
+                    "Check the model name and that the base URL ends with /v1."
+                ),
+                backend=self.name,
+            )
+        if code in (400, 415, 422) and method in self._worked:
+            # This method already worked, so this request itself was refused: falling back to
+            # other structured-output methods would only repeat the refusal. (A method that never
+            # worked may be unsupported, even after another one worked: concurrent first calls
+            # discover the methods at the same time.)
+            hint = (
+                f" The request carried {images} images: the server may limit images per request (vLLM: "
+                f"start it with --limit-mm-per-prompt allowing {images} images, e.g. '{{\"image\": {images}}}')."
+                if images > 1
+                else ""
+            )
+            return MLLMError(
+                redact(
+                    f"{self.name} rejected a {method} request with HTTP {code}, although {method!r} "
+                    f"structured output had worked before: {detail.rstrip('.')}.{hint}"
+                ),
+                backend=self.name,
+            )
+        if code in (400, 415, 422) or (isinstance(exc, NotImplementedError) and self._working is None):
+            return _Unsupported(redact(detail))
+        return MLLMError(redact(f"{self.name} failed: {detail}"), backend=self.name)
 
     def _with_json_instruction(self, conversation: list[Any], schema: type[BaseModel]) -> list[Any]:
         from langchain_core.messages import HumanMessage

@@ -19,7 +19,9 @@ Things to know before evaluating a model this way:
   loop records it, never scores it, and carries on with the other candidates.
 * **Errors.** Every other failure (network, timeout after the client's retries, HTTP
   errors, a malformed answer) raises :class:`~imagerepainter.errors.GenerationError`
-  whose message never contains the API key; ``__cause__`` keeps the ``openai`` exception.
+  whose message never contains the API key. The ``openai`` exception is deliberately *not*
+  chained as ``__cause__`` (its message and body may echo the key, and tracebacks print
+  causes); the error's message keeps its redacted description and HTTP status.
 
 Example:
     Against an OpenAI-compatible test server on 127.0.0.1:
@@ -42,13 +44,17 @@ import logging
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image, UnidentifiedImageError
 
 from .._imports import require
+from .._secrets import redact, register_secret
 from ..errors import ConfigurationError, GenerationError
 from .base import GeneratedImage, GenerationRequest, T2ICapabilities
+
+if TYPE_CHECKING:
+    from ..config import GenerationConfig
 
 __all__ = ["BLOCKED_ERROR_CODES", "OpenAIImagesT2I"]
 
@@ -64,8 +70,20 @@ _GPT_IMAGE_PREFIXES = ("gpt-image", "chatgpt-image")
 """GPT image models always answer base64 and reject ``response_format``."""
 
 
+_OPENAI_SIZES: tuple[tuple[str, frozenset[str]], ...] = (
+    ("dall-e-2", frozenset({"256x256", "512x512", "1024x1024"})),
+    ("dall-e-3", frozenset({"1024x1024", "1792x1024", "1024x1792"})),
+    ("gpt-image-1", frozenset({"1024x1024", "1536x1024", "1024x1536"})),  # also gpt-image-1-mini, gpt-image-1.5
+)
+"""Sizes OpenAI's own API accepts, by model-name prefix. Other models are not checked."""
+
+
 def _single_image_model(model: str) -> bool:
     return model.startswith("dall-e-3")
+
+
+def _openai_sizes(model: str) -> frozenset[str] | None:
+    return next((sizes for prefix, sizes in _OPENAI_SIZES if model.startswith(prefix)), None)
 
 
 class OpenAIImagesT2I:
@@ -133,11 +151,45 @@ class OpenAIImagesT2I:
         self._client = client
         self._openai = openai
         self._secret = str(getattr(client, "api_key", "") or "")
+        register_secret(self._secret)  # masked in every message, whatever its shape
         self._warned_negative = threading.Event()
 
     def __repr__(self) -> str:
         base_url = getattr(self._client, "base_url", None)
         return f"OpenAIImagesT2I(model={self.model!r}, base_url={str(base_url)!r})"
+
+    # ------------------------------------------------------------------ settings
+
+    def check_settings(self, settings: GenerationConfig) -> None:
+        """Refuse settings this backend would reject, before any paid call.
+
+        ``height`` and ``width`` become the API's ``size`` (``"WIDTHxHEIGHT"``), so they must
+        be given together (or neither, for the ``size`` given at construction). Against
+        OpenAI's own API (``api.openai.com``) the size must also be one the model offers:
+        ``dall-e-2`` 256, 512 or 1024 square; ``dall-e-3`` 1024x1024, 1792x1024, 1024x1792;
+        ``gpt-image-1*`` 1024x1024, 1536x1024, 1024x1536. Other models, and compatible
+        servers (any other ``base_url``), choose their own sizes and are not checked.
+
+        Raises:
+            ConfigurationError: only one of height and width is given, or the size is not one
+                the model offers.
+        """
+        if (settings.height is None) != (settings.width is None):
+            raise ConfigurationError(
+                f"{self.name} needs both width and height (or neither), got width={settings.width}, "
+                f"height={settings.height}."
+            )
+        size = f"{settings.width}x{settings.height}" if settings.width is not None else self.size
+        sizes = _openai_sizes(self.model) if self._official_api() else None
+        if size is not None and sizes is not None and size not in sizes:
+            raise ConfigurationError(
+                f"{self.name} cannot render {size} (width x height): the OpenAI API offers "
+                f"{', '.join(sorted(sizes))} for {self.model}. Set width and height to one of them."
+            )
+
+    def _official_api(self) -> bool:
+        host = getattr(getattr(self._client, "base_url", None), "host", None)
+        return isinstance(host, str) and host.lower() == "api.openai.com"
 
     # ------------------------------------------------------------------ generation
 
@@ -200,10 +252,22 @@ class OpenAIImagesT2I:
         if not self.model.startswith(_GPT_IMAGE_PREFIXES):
             params["response_format"] = "b64_json"  # DALL·E and most compatible servers default to URLs
 
-        openai = self._openai
         try:
             response = self._client.images.generate(**params)
-        except openai.APIStatusError as exc:
+        except Exception as exc:
+            outcome = self._failure(exc, size, n)
+        else:
+            return self._decode(response, n)
+        # Raised here, outside the except block and unchained: the openai exception's message and
+        # body may echo the API key, and a __cause__ or __context__ would print it in tracebacks.
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def _failure(self, exc: BaseException, size: str | None, n: int) -> list[GeneratedImage] | BaseException:
+        """Blocked images for a safety refusal, else the redacted error to raise for ``exc``."""
+        openai = self._openai
+        if isinstance(exc, openai.APIStatusError):
             code = _error_code(exc)
             if exc.status_code == 400 and code in BLOCKED_ERROR_CODES:
                 logger.warning("%s: the safety system refused a prompt (%s); marked blocked.", self.name, code)
@@ -214,20 +278,17 @@ class OpenAIImagesT2I:
                 404: " Check the model name and base_url.",
                 429: " The rate limit or quota is exhausted; retry later or lower the concurrency.",
             }.get(exc.status_code, "")
-            raise self._error(
+            return self._error(
                 f"{self.name}: the images API answered HTTP {exc.status_code}"
-                f"{f' ({code})' if code else ''}: {_error_message(exc)}.{hint}",
-                exc,
-            ) from exc
-        except openai.APITimeoutError as exc:
-            raise self._error(f"{self.name}: the images request timed out (after the client's retries).", exc) from exc
-        except openai.APIConnectionError as exc:
-            raise self._error(
-                f"{self.name}: could not reach the images API at {self._client.base_url} ({exc}).", exc
-            ) from exc
-        except (openai.OpenAIError, ValueError) as exc:  # ValueError: a body that is not JSON
-            raise self._error(f"{self.name}: the images API answered something unreadable ({exc}).", exc) from exc
-        return self._decode(response, n)
+                f"{f' ({code})' if code else ''}: {_error_message(exc)}.{hint}"
+            )
+        if isinstance(exc, openai.APITimeoutError):
+            return self._error(f"{self.name}: the images request timed out (after the client's retries).")
+        if isinstance(exc, openai.APIConnectionError):
+            return self._error(f"{self.name}: could not reach the images API at {self._client.base_url} ({exc}).")
+        if isinstance(exc, (openai.OpenAIError, ValueError)):  # ValueError: a body that is not JSON
+            return self._error(f"{self.name}: the images API answered something unreadable ({exc}).")
+        return exc  # not a failure of the API (a bug): re-raised as it is
 
     def _decode(self, response: Any, n: int) -> list[GeneratedImage]:
         data = list(getattr(response, "data", None) or [])
@@ -252,10 +313,10 @@ class OpenAIImagesT2I:
             images.append(GeneratedImage(image.convert("RGB")))
         return images
 
-    def _error(self, message: str, exc: BaseException) -> GenerationError:
+    def _error(self, message: str) -> GenerationError:
         if self._secret:
             message = message.replace(self._secret, "***")
-        return GenerationError(message, backend=self.name)
+        return GenerationError(redact(message), backend=self.name)
 
 
 def _parse_size(size: str) -> tuple[int, int] | None:

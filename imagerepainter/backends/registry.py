@@ -4,6 +4,16 @@ A spec is ``provider[:model][?option=value&...]``. A passed-in object always win
 used as is. Options after ``?`` become keyword arguments of the backend, so device and dtype
 stay explicit: ``"diffusers:stabilityai/sdxl-turbo?device=cuda&torch_dtype=float16"``.
 
+Options are checked when the spec is resolved (when ``Repainter`` is built), not when the
+backend is first used: an option the backend does not take is a
+:class:`~imagerepainter.errors.ConfigurationError` that names it, lists the accepted ones and
+suggests the closest (``temprature`` -> ``temperature``); values are converted to the type
+the backend declares (``batch_size=4`` is an int) with the same kind of error when they cannot
+be; and a ``device`` this torch cannot use (``cuda`` on a machine without CUDA) is refused
+before anything is loaded. The accepted options of a built-in backend are the keyword
+arguments of its class (``DiffusersT2I.from_pretrained``, ``CLIPScorer``, ...); for
+``openai:`` MLLM specs, the fields of ``ChatOpenAI`` and their aliases.
+
 ======================  ===========================================================
 kind                    specs
 ======================  ===========================================================
@@ -28,6 +38,11 @@ Example:
     ... except UnknownBackendError as exc:
     ...     print(exc.suggestions)
     ('clip',)
+    >>> try:
+    ...     resolve_scorer("ssim?kernel=7")
+    ... except ConfigurationError as exc:
+    ...     print(str(exc).split(" Accepted")[0])
+    Unknown option 'kernel' in the 'ssim' scorer spec. Did you mean 'kernel_size'?
 """
 
 from __future__ import annotations
@@ -66,6 +81,98 @@ def parse_spec(spec: str) -> tuple[str, str | None, dict[str, str]]:
     return provider.lower(), (model or None), dict(parse_qsl(query, keep_blank_values=True))
 
 
+# ----------------------------------------------------------------------------- options
+# Spec options arrive as strings; each built-in factory checks their names against what its
+# backend accepts and converts their values before building anything.
+
+Converter = Callable[[str, str], Any]
+"""``(value, option name) -> converted value``, raising ConfigurationError."""
+
+
+def _as_is(value: str, name: str) -> Any:
+    return value
+
+
+def _to_int(value: str, name: str) -> Any:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"Option {name!r} must be a whole number, got {value!r}.") from None
+
+
+def _to_float(value: str, name: str) -> Any:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"Option {name!r} must be a number, got {value!r}.") from None
+
+
+def _to_bool(value: str, name: str) -> Any:
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigurationError(f"Option {name!r} must be true or false, got {value!r}.")
+
+
+def _optional(convert: Converter) -> Converter:
+    def converter(value: str, name: str) -> Any:
+        return None if str(value).strip().lower() in {"none", "null"} else convert(value, name)
+
+    return converter
+
+
+_BY_ANNOTATION: dict[str, Converter] = {
+    "int": _to_int,
+    "float": _to_float,
+    "bool": _to_bool,
+    "int|None": _optional(_to_int),
+    "float|None": _optional(_to_float),
+    "bool|None": _optional(_to_bool),
+}
+
+
+def _converter(annotation: Any) -> Converter:
+    """The converter for a parameter annotation (a string under ``from __future__ import annotations``)."""
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    return _BY_ANNOTATION.get(text.replace(" ", ""), _as_is)
+
+
+def _keyword_options(target: Callable[..., Any], *, skip: tuple[str, ...] = ("model",)) -> dict[str, Converter]:
+    """The keyword arguments ``target`` takes by name (``**kwargs`` excluded), with their converters."""
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {
+        name: _converter(param.annotation)
+        for name, param in inspect.signature(target).parameters.items()
+        if param.kind in named and name not in skip and name != "self"
+    }
+
+
+def _check_options(label: str, options: dict[str, str], accepted: dict[str, Converter]) -> dict[str, Any]:
+    """Return ``options`` converted, or raise ConfigurationError for the first option ``accepted`` lacks.
+
+    Example:
+        >>> _check_options("'x'", {"size": "3"}, {"size": _to_int, "seed": _to_int})
+        {'size': 3}
+    """
+    for name in options:
+        if name not in accepted:
+            listed = sorted(set(accepted) - _SECRET_OPTIONS)  # secrets are refused in any spec
+            close = difflib.get_close_matches(name, listed, n=3, cutoff=0.6)
+            hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+            known = f"Accepted options: {', '.join(listed)}." if listed else "It takes no options."
+            raise ConfigurationError(f"Unknown option {name!r} in the {label} spec.{hint} {known}")
+    return {name: accepted[name](value, name) for name, value in options.items()}
+
+
+def _check_device(options: dict[str, Any], *, extra: str) -> None:
+    if "device" in options:
+        from .diffusers_t2i import check_device
+
+        options["device"] = check_device(options["device"], extra=extra)
+
+
 # ----------------------------------------------------------------------------- factories
 # Each factory imports its backend lazily, so listing providers costs nothing.
 
@@ -75,13 +182,10 @@ def _openai_chat(model: str | None, **options: Any) -> MLLM:
     from ..backends.langchain_mllm import ChatModelMLLM
 
     lc_openai = require("langchain_openai", extra="openai", purpose="the 'openai:' MLLM backend")
+    options = _check_options("'openai:' MLLM", options, _chat_openai_options(lc_openai.ChatOpenAI))
     options.setdefault("max_retries", 0)  # ChatModelMLLM retries; don't multiply attempts
     if options.get("base_url") and not os.environ.get("OPENAI_API_KEY"):
         options.setdefault("api_key", "EMPTY")  # local servers (vLLM, Ollama, sandbox) need no key
-    if "temperature" in options:
-        options["temperature"] = float(options["temperature"])
-    if "timeout" in options:
-        options["timeout"] = float(options["timeout"])
     if not options.get("base_url") and not os.environ.get("OPENAI_API_KEY") and not os.environ.get("OPENAI_BASE_URL"):
         raise ConfigurationError(
             "The 'openai:' MLLM needs an API key: set OPENAI_API_KEY, or point it at an OpenAI-compatible server "
@@ -90,14 +194,49 @@ def _openai_chat(model: str | None, **options: Any) -> MLLM:
     try:
         chat = lc_openai.ChatOpenAI(model=model or "gpt-4o-mini", **options)
     except Exception as exc:  # the client validates its options when it is built
-        raise ConfigurationError(f"Could not create ChatOpenAI from {options!r}: {redact(str(exc))}") from None
+        problems = _validation_problems(exc) or str(exc)
+        raise ConfigurationError(f"Invalid option in the 'openai:' MLLM spec: {redact(problems)}") from None
     return ChatModelMLLM(chat, name=f"openai:{model or 'gpt-4o-mini'}")
+
+
+_CHAT_OPENAI_NOT_OPTIONS = frozenset(
+    {"model", "model_name", "client", "async_client", "root_client", "root_async_client", "http_client"}
+    | {"http_async_client", "http_socket_options", "callbacks", "custom_get_token_ids", "rate_limiter", "cache"}
+)
+"""ChatOpenAI fields that a spec cannot set: the model (it precedes ``?``) and Python objects."""
+
+
+def _chat_openai_options(chat_openai: Any) -> dict[str, Converter]:
+    """ChatOpenAI's fields and their aliases (``base_url``, ``timeout``, ...), except the model (it precedes ``?``)."""
+    accepted: dict[str, Converter] = {}
+    for name, field in chat_openai.model_fields.items():
+        for key in (name, field.alias):
+            if key and key not in _CHAT_OPENAI_NOT_OPTIONS:
+                accepted[key] = _as_is  # pydantic converts "0.5" for a float field itself
+    for name in ("timeout", "request_timeout"):  # typed float | tuple | Any: a string would stay a string
+        if name in accepted:
+            accepted[name] = _to_float
+    return accepted
+
+
+def _validation_problems(exc: BaseException) -> str | None:
+    """``option 'x': message (got 'value')`` for each error of a pydantic ValidationError."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return None
+    try:
+        return "; ".join(
+            f"option {'.'.join(str(p) for p in err['loc'])!r}: {err['msg']} (got {err.get('input')!r})"
+            for err in errors()
+        )
+    except Exception:
+        return None
 
 
 def _sandbox_mllm(model: str | None, **options: Any) -> MLLM:
     from ..sandbox import SandboxMLLM
 
-    return SandboxMLLM(**options)
+    return SandboxMLLM(**_check_options("'sandbox' MLLM", options, _keyword_options(SandboxMLLM)))
 
 
 def _diffusers(model: str | None, **options: Any) -> TextToImage:
@@ -106,8 +245,9 @@ def _diffusers(model: str | None, **options: Any) -> TextToImage:
 
     if not model:
         raise ConfigurationError("A diffusers spec needs a model: 'diffusers:<hub id or local folder>'.")
-    if "batch_size" in options:
-        options["batch_size"] = int(options["batch_size"])
+    # Only the named arguments of from_pretrained: its **pipeline_kwargs would swallow typos.
+    options = _check_options("'diffusers:' text-to-image", options, _keyword_options(DiffusersT2I.from_pretrained))
+    _check_device(options, extra="diffusers")
     # A spec loads its pipeline once per process: Repainters built from the same spec share it
     # (DiffusersT2I serialises calls to its pipeline).
     key = model_key("diffusers", model, str(options.get("device", "cpu")), str(options.get("torch_dtype", "float32")))
@@ -117,49 +257,56 @@ def _diffusers(model: str | None, **options: Any) -> TextToImage:
 def _openai_images(model: str | None, **options: Any) -> TextToImage:
     from .openai_images import OpenAIImagesT2I
 
-    return OpenAIImagesT2I(model or "gpt-image-2", **options)
+    accepted = _keyword_options(OpenAIImagesT2I, skip=("model", "client"))
+    return OpenAIImagesT2I(model or "gpt-image-2", **_check_options("'openai:' text-to-image", options, accepted))
 
 
 def _sandbox_t2i(model: str | None, **options: Any) -> TextToImage:
     from ..sandbox import SandboxT2I
 
-    return SandboxT2I(**options)
+    return SandboxT2I(**_check_options("'sandbox' text-to-image", options, _keyword_options(SandboxT2I)))
 
 
 def _clip(model: str | None, **options: Any) -> Scorer:
     from ..scorers import CLIPScorer
 
+    options = _check_options("'clip' scorer", options, _keyword_options(CLIPScorer))
+    _check_device(options, extra="metrics")
     return CLIPScorer(model or "openai/clip-vit-base-patch32", **options)
 
 
 def _dinov2(model: str | None, **options: Any) -> Scorer:
     from ..scorers import DINOv2Scorer
 
+    options = _check_options("'dinov2' scorer", options, _keyword_options(DINOv2Scorer))
+    _check_device(options, extra="metrics")
     return DINOv2Scorer(model or "facebook/dinov2-base", **options)
 
 
 def _paper(model: str | None, **options: Any) -> Scorer:
     from ..scorers import paper_scorer
 
+    options = _check_options("'paper' scorer", options, _keyword_options(paper_scorer))
+    _check_device(options, extra="metrics")
     return paper_scorer(**options)
 
 
 def _ssim(model: str | None, **options: Any) -> Scorer:
     from ..scorers import SSIMScorer
 
-    return SSIMScorer(**options)
+    return SSIMScorer(**_check_options("'ssim' scorer", options, _keyword_options(SSIMScorer)))
 
 
 def _psnr(model: str | None, **options: Any) -> Scorer:
     from ..scorers import PSNRScorer
 
-    return PSNRScorer(**options)
+    return PSNRScorer(**_check_options("'psnr' scorer", options, _keyword_options(PSNRScorer)))
 
 
 def _sandbox_scorer(model: str | None, **options: Any) -> Scorer:
     from ..sandbox import SandboxScorer
 
-    return SandboxScorer(**options)
+    return SandboxScorer(**_check_options("'sandbox' scorer", options, _keyword_options(SandboxScorer)))
 
 
 _REGISTRY: dict[str, dict[str, Factory]] = {
@@ -219,6 +366,10 @@ def _resolve(kind: BackendKind, spec: str) -> Any:
         raise ConfigurationError(
             f"Do not put {', '.join(sorted(secret))} in a backend spec: specs are recorded in results and run "
             "folders. Set the key in the environment (e.g. OPENAI_API_KEY) instead."
+        )
+    if "model" in options:
+        raise ConfigurationError(
+            f"The model goes before '?' in a spec, not in its options: '{provider}:<model>' (got {redact(spec)!r})."
         )
     table = _REGISTRY[kind]
     if provider not in table:

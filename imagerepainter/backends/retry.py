@@ -4,6 +4,12 @@ Transient means: rate limits (429, honouring ``retry-after-ms`` / ``retry-after`
 errors (5xx), timeouts, dropped connections and malformed response bodies. Anything else
 (a 400, a bad key) fails at once, because asking again cannot help.
 
+Only one retry layer should act on a failure. HTTP clients built on OpenAI's SDK (ChatOpenAI,
+``openai.OpenAI``, Anthropic's SDK) already retry some of these failures themselves, ``max_retries``
+times (2 by default): :func:`retried_by_http_client` tells which. A caller that wraps such a
+client passes ``retry_on=`` to :meth:`RetryPolicy.call` so that the policy handles only the
+rest, instead of multiplying the client's attempts by its own.
+
 Example:
     >>> policy = RetryPolicy(max_attempts=3, initial_wait=0.0)
     >>> calls = []
@@ -26,7 +32,7 @@ from typing import Any, TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
-__all__ = ["RetryPolicy", "is_transient", "retry_after_seconds", "status_code"]
+__all__ = ["RetryPolicy", "is_transient", "retried_by_http_client", "retry_after_seconds", "status_code"]
 
 T = TypeVar("T")
 
@@ -46,6 +52,10 @@ _TRANSIENT_NAMES = {
     "ConnectError",
 }
 _TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+_CLIENT_RETRIED_NAMES = {"APIConnectionError", "APITimeoutError"}
+"""Errors the OpenAI SDK raises only after its own retries (APITimeoutError is an APIConnectionError)."""
+_CLIENT_RETRIED_STATUS = {408, 409, 429}
+"""Statuses the OpenAI SDK retries by itself, besides every 5xx (``_base_client._should_retry``)."""
 
 
 def status_code(exc: BaseException) -> int | None:
@@ -65,6 +75,24 @@ def is_transient(exc: BaseException) -> bool:
         return True
     code = status_code(exc)
     return code in _TRANSIENT_STATUS
+
+
+def retried_by_http_client(exc: BaseException) -> bool:
+    """Tell whether an OpenAI-SDK-style client already retried ``exc`` before raising it.
+
+    Mirrors ``openai._base_client.SyncAPIClient._should_retry`` and its request loop: the
+    client retries HTTP 408, 409, 429 and every 5xx, connection errors and timeouts. It does
+    *not* retry a 200 answer whose body is not JSON, nor HTTP 425, so those stay for
+    :class:`RetryPolicy`.
+
+    Example:
+        >>> retried_by_http_client(TimeoutError()), retried_by_http_client(ValueError("bad json"))
+        (False, False)
+    """
+    if any(cls.__name__ in _CLIENT_RETRIED_NAMES for cls in type(exc).__mro__):
+        return True
+    code = status_code(exc)
+    return code is not None and (code in _CLIENT_RETRIED_STATUS or code >= 500)
 
 
 def retry_after_seconds(exc: BaseException) -> float | None:
@@ -102,12 +130,25 @@ class RetryPolicy:
         backoff = self.initial_wait * 2 ** (state.attempt_number - 1) + random.uniform(0, self.initial_wait)
         return min(backoff, self.max_wait)
 
-    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Call ``fn`` and retry it on transient failures; re-raise the last error when attempts run out."""
+    def call(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        retry_on: Callable[[BaseException], bool] = is_transient,
+        **kwargs: Any,
+    ) -> T:
+        """Call ``fn`` and retry it on failures ``retry_on`` accepts; re-raise the last error when attempts run out.
+
+        Args:
+            fn: What to call, with ``*args`` and ``**kwargs``.
+            retry_on: Which errors are worth another attempt; :func:`is_transient` by default.
+                Narrow it (e.g. leave out what :func:`retried_by_http_client` says the client
+                already retried) so that retry layers do not multiply.
+        """
         retrying = Retrying(
             stop=stop_after_attempt(self.max_attempts),
             wait=self._wait,
-            retry=retry_if_exception(is_transient),
+            retry=retry_if_exception(retry_on),
             reraise=True,
         )
         return retrying(fn, *args, **kwargs)
