@@ -73,19 +73,22 @@ class RepainterConfig(BaseModel):
     ("always") wastes nothing and keeps its edits intact."""
 
     # -- stopping
-    target_score: float | None = None
-    """Stop as soon as the best score reaches this value (in the scorer's direction)."""
-    min_delta: float = Field(default=0.005, ge=0.0)
+    target_score: float | None = Field(default=None, allow_inf_nan=False)
+    """Stop as soon as the best score reaches this value (in the scorer's direction); a finite number."""
+    min_delta: float = Field(default=0.005, ge=0.0, allow_inf_nan=False)
     """An improvement of the best score smaller than this counts as no improvement."""
     patience: int | None = Field(default=2, ge=1)
     """Stop after this many rounds without improvement; ``None`` never stops on a plateau."""
     stop_on_match: bool = False
     """Stop when the model judges the round's best image a match of the reference."""
     max_images: int | None = Field(default=None, ge=1)
-    """Budget: most text-to-image images per run. A round that would exceed it is not started."""
+    """Budget: most text-to-image images per run. A round that would exceed it is not started;
+    a budget below one round is refused before the run starts."""
     max_mllm_calls: int | None = Field(default=None, ge=1)
-    """Budget: most requests to the multimodal model per run."""
-    max_seconds: float | None = Field(default=None, gt=0)
+    """Budget: most calls to the multimodal model per run. A round whose calls would exceed it
+    is not started; a budget below describing plus round 1 is refused before the run starts.
+    (Describing finds objects as it goes, so it may use more than its minimum.)"""
+    max_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     """Budget: wall-clock seconds per run, checked between rounds."""
 
     # -- understanding and critique

@@ -9,7 +9,11 @@ this order after every round:
    ``patience`` rounds;
 4. ``"max_rounds"`` — ``max_rounds`` rounds are done;
 5. ``"budget_images"``, ``"budget_mllm_calls"``, ``"budget_seconds"`` — another round
-   would exceed a budget.
+   would exceed a budget (its images, or the model calls it needs: :func:`mllm_calls_per_round`),
+   or the seconds are spent.
+
+The first round always runs: a budget it cannot fit is refused before the run starts
+(:func:`check_budgets`), so budgets are caps.
 
 Example:
     >>> from imagerepainter.config import RepainterConfig
@@ -28,8 +32,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .config import RepainterConfig
+from .errors import ConfigurationError
 
-__all__ = ["Progress", "StopReason", "decide_stop", "improvement"]
+__all__ = ["Progress", "StopReason", "check_budgets", "decide_stop", "improvement", "mllm_calls_per_round"]
 
 StopReason = Literal[
     "target_reached",
@@ -56,6 +61,8 @@ class Progress:
     seconds_used: float = 0.0
     images_per_round: int = field(default=0)
     """Images the next round would render (for the image budget)."""
+    mllm_calls_per_round: int = field(default=0)
+    """Model calls the next round would make (for the call budget)."""
 
 
 def improvement(new: float, old: float, *, higher_is_better: bool) -> float:
@@ -82,8 +89,57 @@ def decide_stop(progress: Progress, config: RepainterConfig, *, higher_is_better
         return "max_rounds"
     if config.max_images is not None and progress.images_used + progress.images_per_round > config.max_images:
         return "budget_images"
-    if config.max_mllm_calls is not None and progress.mllm_calls_used >= config.max_mllm_calls:
+    if (
+        config.max_mllm_calls is not None
+        and progress.mllm_calls_used + progress.mllm_calls_per_round > config.max_mllm_calls
+    ):
         return "budget_mllm_calls"
     if config.max_seconds is not None and progress.seconds_used >= config.max_seconds:
         return "budget_seconds"
     return None
+
+
+def mllm_calls_per_round(config: RepainterConfig) -> int:
+    """Model calls a round after the first makes: the critique, the revision and the variants
+    before it (one combined call with ``combined_critique``, else three).
+
+    Example:
+        >>> mllm_calls_per_round(RepainterConfig()), mllm_calls_per_round(RepainterConfig.from_preset("paper"))
+        (1, 3)
+    """
+    if config.combined_critique:
+        return 1
+    _, variants = config.candidates_in_round(2)
+    return 2 + (variants > 0)
+
+
+def check_budgets(config: RepainterConfig, *, describe: bool) -> None:
+    """Refuse budgets that cannot fit the first round, which always runs.
+
+    Args:
+        config: The run's settings.
+        describe: The run describes the reference first (no prompt was given). Describing
+            takes at least three calls (four with ``max_objects``), more with objects found.
+
+    Raises:
+        ConfigurationError: ``max_images`` or ``max_mllm_calls`` is below what round 1 needs.
+
+    Example:
+        >>> check_budgets(RepainterConfig(max_mllm_calls=3), describe=True)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        imagerepainter.errors.ConfigurationError: max_mllm_calls=3 cannot cover ...
+    """
+    _, variants = config.candidates_in_round(1)
+    images = config.variants
+    if config.max_images is not None and config.max_images < images:
+        raise ConfigurationError(
+            f"max_images={config.max_images} cannot cover the first round, which renders {images} images. "
+            f"Raise max_images to at least {images}, or lower variants."
+        )
+    calls = (3 + (config.max_objects > 0) if describe else 0) + (variants > 0)
+    if config.max_mllm_calls is not None and config.max_mllm_calls < calls:
+        raise ConfigurationError(
+            f"max_mllm_calls={config.max_mllm_calls} cannot cover {'describing the reference and ' * describe}"
+            f"the first round, which take at least {calls} calls. Raise it to at least {calls}."
+        )

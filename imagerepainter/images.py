@@ -101,14 +101,20 @@ def load_image(source: ImageInput, *, max_pixels: int = 40_000_000) -> Image.Ima
         return _normalise(image)
 
     if isinstance(source, (bytes, bytearray)):
-        data, what = bytes(source), "The image bytes"
+        data, what = bytes(source), "The image data"
     elif isinstance(source, (str, os.PathLike)):
+        if isinstance(source, str) and source.split("://", 1)[0].lower() in ("http", "https", "s3", "gs", "ftp"):
+            raise InvalidImageError(
+                f"{source!r} is a URL; references are not downloaded. Download it and pass the file path or bytes."
+            )
         path = Path(source)
         what = f"The file {str(path)!r}"
         if not path.exists():
             raise InvalidImageError(f"{what} does not exist. Check the path.")
         if path.is_dir():
             raise InvalidImageError(f"{what} is a folder; pass an image file.")
+        if not path.is_file():  # a device or a named pipe: reading it could block or never end
+            raise InvalidImageError(f"{what} is not a regular file (a device, pipe or socket); pass an image file.")
         data = path.read_bytes()
     else:
         raise InvalidImageError(
@@ -153,11 +159,8 @@ def _check_size(size: tuple[int, int], max_pixels: int, *, what: str) -> None:
 def _normalise(image: Image.Image) -> Image.Image:
     """Apply EXIF rotation and convert any mode to 8-bit RGB (alpha composited on white)."""
     image = ImageOps.exif_transpose(image) or image
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16/32-bit grayscale: rescale to 8 bits instead of clipping.
-        lo, hi = image.getextrema()  # type: ignore[misc]
-        scale = 255.0 / max(1, int(hi) - int(lo))  # type: ignore[arg-type]
-        image = image.point(lambda v: (v - lo) * scale).convert("L")  # type: ignore[operator]
+    if image.mode.startswith("I") or image.mode == "F":
+        image = _gray_to_8_bits(image)
     if image.mode == "P":
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA"):
@@ -165,6 +168,27 @@ def _normalise(image: Image.Image) -> Image.Image:
         background.alpha_composite(image.convert("RGBA"))
         image = background
     return image.convert("RGB")
+
+
+def _gray_to_8_bits(image: Image.Image) -> Image.Image:
+    """16-bit, 32-bit and float grayscale to 8 bits, keeping brightness (no contrast stretch).
+
+    16-bit values are read as 0-65535; 32-bit integers as 0-255 when they fit, else 0-65535;
+    floats as 0-1 (else 0-255). Only values beyond those ranges are scaled by their extremes.
+    """
+    import numpy as np
+
+    values = np.asarray(image, dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise InvalidImageError("The image has non-finite pixel values (NaN or infinity); export it as PNG or JPEG.")
+    lo, hi = float(values.min()), float(values.max())
+    if image.mode == "F" and lo >= 0 and hi <= 1:
+        values = values * 255
+    elif lo < 0 or hi > (255 if image.mode == "F" else 65535):
+        values = (values - lo) * (255 / max(hi - lo, 1e-12))
+    elif image.mode.startswith("I;16") or (image.mode == "I" and hi > 255):
+        values = values / 257
+    return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), mode="L")
 
 
 # ----------------------------------------------------------------------------- stores

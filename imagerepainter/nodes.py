@@ -13,6 +13,7 @@ per round and per node, so ``Repainter.stream`` works the same way inside a pare
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -26,11 +27,11 @@ from pydantic import BaseModel
 from . import prompts, schemas
 from .backends.base import MLLM, GenerationRequest, MLLMMessage, Scorer, TextToImage
 from .config import RepainterConfig
-from .convergence import Progress, decide_stop
+from .convergence import Progress, decide_stop, mllm_calls_per_round
 from .errors import BackendError, GenerationError, MLLMError, RepainterError
 from .images import ImageStore
 from .routing import seed_for
-from .selection import best_index, better
+from .selection import best_index, best_overall, better
 from .state import CallRecord, CandidateRecord, CritiqueRecord, RepaintState, RoundRecord, Usage
 from .understanding import UnderstandingTree, assemble_prompt
 
@@ -305,8 +306,15 @@ class LoopNodes:
                     f"The scorer {self.scorer.name} returned {len(scores)} scores for {len(live)} images.",
                     backend=self.scorer.name,
                 )
-            for c, s in zip(live, scores, strict=True):
-                c["score"] = float(s)
+            values = [float(s) for s in scores]
+            if not all(math.isfinite(v) for v in values):
+                raise BackendError(
+                    f"The scorer {self.scorer.name} returned a non-finite score ({values}); a NaN or infinite score "
+                    "cannot be ranked. Check the scorer (e.g. an all-black image gives a zero embedding).",
+                    backend=self.scorer.name,
+                )
+            for c, v in zip(live, values, strict=True):
+                c["score"] = v
         return {"pending": pending}
 
     @_timed("select")
@@ -338,6 +346,7 @@ class LoopNodes:
             mllm_calls_used=int(usage.get("mllm_calls", 0)),
             seconds_used=sum(state.get("timings", {}).values()),
             images_per_round=cfg.variants,
+            mllm_calls_per_round=mllm_calls_per_round(cfg),
         )
         reason = decide_stop(progress, cfg, higher_is_better=hib)
         _emit(
@@ -363,17 +372,21 @@ class LoopNodes:
         best = best_index([c["score"] for _, c in pool], higher_is_better=hib)
         return pool[best] if best is not None else None
 
-    def _history(self, state: RepaintState) -> str:
+    def _history(self, state: RepaintState, critiqued_round: int) -> str:
+        """Every round but the one whose image is critiqued now (its prompt is the request's)."""
         lines = []
         critiques = {c["round"]: c for c in state.get("critiques", [])}
-        for r in state["rounds"][:-1]:
+        for r in state["rounds"]:
+            if r["index"] == critiqued_round:
+                continue
             best = r["candidates"][r["best_index"]] if r["best_index"] is not None else None
             crit = critiques.get(r["index"])
             lines.append(
                 prompts.HISTORY_ROUND.format(
                     round=r["index"],
+                    prompt=r["prompt"],
                     score="n/a" if best is None or best["score"] is None else f"{best['score']:.4f}",
-                    prompt=best["prompt"] if best else r["prompt"],
+                    variant=f"; best variant: {best['prompt']}" if best and best["prompt"] != r["prompt"] else "",
                     critique="; ".join(crit["critique"].get("edits", [])) if crit else "none",
                 )
             )
@@ -393,7 +406,7 @@ class LoopNodes:
             self._image(state["reference"], cfg.mllm_image_max_side),
             self._image(cand["image"], cfg.mllm_image_max_side),
         )
-        history = self._history(state) if cfg.critique_history else ""
+        history = self._history(state, rnd["index"]) if cfg.critique_history else ""
         style = prompts.STYLE_HINTS[cfg.prompt_style]
         update: dict[str, Any] = {"prompt": cand["prompt"]}
         if cfg.combined_critique:
@@ -406,11 +419,17 @@ class LoopNodes:
         else:
             text = prompts.CRITIQUE.format(prompt=cand["prompt"], history=history)
             critique, revised = calls.ask(schemas.Critique, text, images).model_dump(), None
-        record = CritiqueRecord(round=rnd["index"], candidate=cand["index"], critique=critique, revised_prompt=revised)
+        record = CritiqueRecord(
+            round=round_index,
+            critiqued_round=rnd["index"],
+            candidate=cand["index"],
+            critique=critique,
+            revised_prompt=revised,
+        )
         update |= {"critiques": [record], "judged_match": bool(critique.get("is_match")), **calls.update()}
         if cfg.stop_on_match and critique.get("is_match"):
             update["stop_reason"] = "judged_match"
-        _emit({"event": "critique", "round": rnd["index"], "edits": critique.get("edits", [])})
+        _emit({"event": "critique", "round": round_index, "of_round": rnd["index"], "edits": critique.get("edits", [])})
         return update
 
     @_timed("revise")
@@ -427,19 +446,17 @@ class LoopNodes:
         )
         text = prompts.REVISE.format(prompt=state["prompt"], edits=edits, style=prompts.STYLE_HINTS[cfg.prompt_style])
         revised = calls.ask(schemas.RevisedPrompt, text).prompt.strip() or state["prompt"]
-        record = CritiqueRecord(round=last["round"], candidate=last["candidate"], critique=crit, revised_prompt=revised)
+        record = CritiqueRecord(**(last | {"revised_prompt": revised}))
         return {"prompt": revised, "critiques": [record], **calls.update()}
 
     @_timed("finish")
     def finish(self, state: RepaintState) -> dict[str, Any]:
         """Pick the best candidate over all rounds (the result), never just the last round's."""
-        hib = self.scorer.higher_is_better
-        flat = [(r["index"], c) for r in state.get("rounds", []) for c in r["candidates"]]
-        best = best_index([c["score"] for _, c in flat], higher_is_better=hib)
+        best = best_overall(state.get("rounds", []), higher_is_better=self.scorer.higher_is_better)
         _emit({"event": "finished", "stop_reason": state.get("stop_reason")})
         if best is None:
             return {"best": None, "best_round": None}
-        return {"best": flat[best][1], "best_round": flat[best][0]}
+        return {"best": best[1], "best_round": best[0]}
 
     def close(self) -> None:
         """Release the worker threads."""

@@ -31,7 +31,7 @@ __all__ = [
     "VARIANTS",
 ]
 
-PROMPT_VERSION = "2026.11-1"
+PROMPT_VERSION = "2026.11-2"
 
 SYSTEM = (
     "You help regenerate a reference image with a text-to-image model. You look closely at images, "
@@ -119,4 +119,4 @@ CRITIQUE_AND_REVISE = (
 HISTORY = "\nHistory: earlier rounds, oldest first (do not repeat edits that did not help):\n{rounds}"
 """Appended to a critique when ``critique_history`` is on."""
 
-HISTORY_ROUND = "- round {round}: score {score}; prompt: {prompt}; critique: {critique}"
+HISTORY_ROUND = "- round {round}: prompt: {prompt}; best score {score}{variant}; critique: {critique}"

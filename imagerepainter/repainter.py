@@ -14,16 +14,19 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import __version__
-from .backends.base import MLLM, Scorer, TextToImage
+from .backends.base import MLLM, Scorer, TextToImage, check_generation_settings
 from .backends.registry import resolve_mllm, resolve_scorer, resolve_t2i
 from .config import RepainterConfig
+from .convergence import check_budgets
 from .errors import BackendError, CapabilityError, ConfigurationError
 from .graph import build_graph, recursion_limit
 from .images import ImageInput, ImageStore, MemoryImageStore, load_image
@@ -46,8 +49,9 @@ class RepaintEvent:
 
     ``kind`` is ``"node"`` (a node finished; ``data`` has ``node`` and ``seconds``),
     ``"described"``, ``"generated"`` (``done`` of ``total`` images), ``"round"`` (a round
-    closed: ``scores``, ``best_score``, ``stop_reason``), ``"critique"``, ``"finished"``, or
-    ``"result"`` (the last event; ``result`` holds the :class:`RepaintResult`).
+    closed: ``scores``, ``best_score``, ``stop_reason``), ``"critique"`` (the critique after
+    ``round``: ``edits``, and ``of_round``, the round of the image it looked at),
+    ``"finished"``, or ``"result"`` (the last event; ``result`` holds the :class:`RepaintResult`).
     """
 
     kind: str
@@ -84,6 +88,10 @@ class Repainter:
             so a failed run can be resumed in this process without redoing finished work
             (finished runs are dropped from it; pass your own to keep them).
         name: The compiled graph's name (the node name when used as a subgraph).
+        durability: LangGraph's durability mode for checkpoints: ``"async"`` (LangGraph's
+            default: a step's checkpoint is saved while the next step runs), ``"sync"`` (saved
+            before the next step starts, so the checkpointer is current whenever a node runs;
+            run folders use it) or ``"exit"`` (only when the run ends or fails).
 
     Passed-in objects are used as they are. Nothing is called until :meth:`run`.
     """
@@ -99,6 +107,7 @@ class Repainter:
         store: ImageStore | None = None,
         checkpointer: Any = None,
         name: str = "imagerepainter",
+        durability: Literal["sync", "async", "exit"] | None = None,
         **settings: Any,
     ) -> None:
         base = config if config is not None else RepainterConfig.from_preset(preset)
@@ -116,6 +125,9 @@ class Repainter:
             self._owns_checkpointer = True
         self.checkpointer = checkpointer
         self.name = name
+        self.durability = durability
+        self._lock = threading.Lock()
+        self._active: set[str] = set()  # threads running now
         self._builder, self._nodes = build_graph(
             mllm=self.mllm, t2i=self.t2i, scorer=self.scorer, store=self.store, config=self.config
         )
@@ -158,15 +170,33 @@ class Repainter:
 
     # ------------------------------------------------------------------ running
 
+    @contextlib.contextmanager
+    def _claim(self, thread_id: str | None) -> Iterator[str]:
+        """Hold ``thread_id`` (a new one when ``None``) for one run: two runs never share a thread."""
+        thread_id = thread_id or uuid.uuid4().hex
+        with self._lock:
+            if thread_id in self._active:
+                raise ConfigurationError(
+                    f"Thread {thread_id!r} is running now in this Repainter; wait for it, or pass another thread_id."
+                )
+            self._active.add(thread_id)
+        try:
+            yield thread_id
+        finally:
+            with self._lock:
+                self._active.discard(thread_id)
+
     def _prepare(
-        self, reference: ImageInput, prompt: str | None, thread_id: str | None, overrides: dict[str, Any]
-    ) -> tuple[dict[str, Any], RunnableConfig, RepainterConfig]:
-        """Validate everything before any paid call; return the graph input, run config and config."""
+        self, reference: ImageInput, prompt: str | None, thread_id: str, overrides: dict[str, Any]
+    ) -> tuple[dict[str, Any], RunnableConfig]:
+        """Validate everything before any paid call; return the graph input and run config."""
         cfg = self.config.with_overrides(**overrides)
         image = load_image(reference, max_pixels=cfg.max_reference_pixels)
         if prompt is not None and not prompt.strip():
             raise ConfigurationError("prompt must be a non-empty string, or None to describe the reference.")
-        if thread_id is not None and self._graph.get_state({"configurable": {"thread_id": thread_id}}).values:
+        check_budgets(cfg, describe=prompt is None)
+        check_generation_settings(self.t2i, cfg.generation)
+        if self._graph.get_state({"configurable": {"thread_id": thread_id}}).values:
             raise ConfigurationError(
                 f"Thread {thread_id!r} already holds a run. Continue it with resume({thread_id!r}), or pass a new "
                 "thread_id."
@@ -174,10 +204,10 @@ class Repainter:
         ref = self.store.put(image)
         graph_input = {"reference": ref, "prompt": prompt, "overrides": overrides}
         run_config: RunnableConfig = {
-            "configurable": {"thread_id": thread_id or uuid.uuid4().hex},
+            "configurable": {"thread_id": thread_id},
             "recursion_limit": recursion_limit(cfg),
         }
-        return graph_input, run_config, cfg
+        return graph_input, run_config
 
     def run(
         self, reference: ImageInput, *, prompt: str | None = None, thread_id: str | None = None, **overrides: Any
@@ -192,28 +222,65 @@ class Repainter:
 
         Raises:
             InvalidImageError: the reference is unusable (nothing was called).
-            ConfigurationError: an override is unknown or invalid (nothing was called).
+            ConfigurationError: an override is unknown or invalid, or ``thread_id`` holds a
+                run already or is running now (nothing was called).
             BackendError: a backend failed; ``error.thread_id`` resumes the run and
                 ``error.partial_result`` holds the finished rounds.
         """
-        graph_input, run_config, _ = self._prepare(reference, prompt, thread_id, overrides)
-        return self._invoke(graph_input, run_config)
+        return _last(self.stream(reference, prompt=prompt, thread_id=thread_id, **overrides))
 
     def resume(self, thread_id: str) -> RepaintResult:
         """Continue an interrupted run from its last checkpoint, without redoing finished steps."""
-        run_config = self._resume_config(thread_id)
-        return self._invoke(None, run_config)
+        return _last(self.stream_resume(thread_id))
+
+    def stream(
+        self, reference: ImageInput, *, prompt: str | None = None, thread_id: str | None = None, **overrides: Any
+    ) -> Iterator[RepaintEvent]:
+        """Run and yield :class:`RepaintEvent` s as the loop goes; the last one carries the result."""
+        with self._claim(thread_id) as claimed:
+            graph_input, run_config = self._prepare(reference, prompt, claimed, overrides)
+            yield from self._events(graph_input, run_config)
 
     def stream_resume(self, thread_id: str) -> Iterator[RepaintEvent]:
         """Like :meth:`resume`, yielding :class:`RepaintEvent` s; the last one carries the result."""
-        run_config = self._resume_config(thread_id)
+        with self._claim(thread_id):
+            yield from self._events(None, self._resume_config(thread_id))
+
+    def _events(self, graph_input: dict[str, Any] | None, run_config: RunnableConfig) -> Iterator[RepaintEvent]:
         try:
-            for chunk in self._graph.stream(None, run_config, stream_mode="custom"):
+            for chunk in self._graph.stream(graph_input, run_config, stream_mode="custom", durability=self.durability):
                 yield self._event(chunk)
         except BackendError as exc:
             self._annotate(exc, run_config)
             raise
         yield RepaintEvent(kind="result", result=self._final_result(run_config))
+
+    async def arun(
+        self, reference: ImageInput, *, prompt: str | None = None, thread_id: str | None = None, **overrides: Any
+    ) -> RepaintResult:
+        """Async :meth:`run`. Reading the reference and blocking backends run in worker threads,
+        so the event loop stays free."""
+        result = None
+        async for event in self.astream(reference, prompt=prompt, thread_id=thread_id, **overrides):
+            result = event.result
+        assert result is not None  # the last event carries it
+        return result
+
+    async def astream(
+        self, reference: ImageInput, *, prompt: str | None = None, thread_id: str | None = None, **overrides: Any
+    ) -> AsyncIterator[RepaintEvent]:
+        """Async :meth:`stream`."""
+        with self._claim(thread_id) as claimed:
+            graph_input, run_config = await asyncio.to_thread(self._prepare, reference, prompt, claimed, overrides)
+            try:
+                async for chunk in self._graph.astream(
+                    graph_input, run_config, stream_mode="custom", durability=self.durability
+                ):
+                    yield self._event(chunk)
+            except BackendError as exc:
+                await asyncio.to_thread(self._annotate, exc, run_config)
+                raise
+            yield RepaintEvent(kind="result", result=await asyncio.to_thread(self._final_result, run_config))
 
     def status(self, thread_id: str) -> ThreadStatus:
         """Where thread ``thread_id`` stands in the checkpointer.
@@ -237,52 +304,6 @@ class Repainter:
             raise ConfigurationError(f"No checkpoint for thread {thread_id!r}; nothing to resume.")
         cfg = RepainterConfig.model_validate(snapshot.values.get("config") or self.config.model_dump())
         return {"configurable": {"thread_id": thread_id}, "recursion_limit": recursion_limit(cfg)}
-
-    def _invoke(self, graph_input: dict[str, Any] | None, run_config: RunnableConfig) -> RepaintResult:
-        try:
-            self._graph.invoke(graph_input, run_config)
-        except BackendError as exc:
-            self._annotate(exc, run_config)
-            raise
-        return self._final_result(run_config)
-
-    async def arun(
-        self, reference: ImageInput, *, prompt: str | None = None, thread_id: str | None = None, **overrides: Any
-    ) -> RepaintResult:
-        """Async :meth:`run`; blocking backends run in worker threads, so the event loop stays free."""
-        graph_input, run_config, _ = self._prepare(reference, prompt, thread_id, overrides)
-        try:
-            await self._graph.ainvoke(graph_input, run_config)
-        except BackendError as exc:
-            self._annotate(exc, run_config)
-            raise
-        return self._final_result(run_config)
-
-    def stream(
-        self, reference: ImageInput, *, prompt: str | None = None, thread_id: str | None = None, **overrides: Any
-    ) -> Iterator[RepaintEvent]:
-        """Run and yield :class:`RepaintEvent` s as the loop goes; the last one carries the result."""
-        graph_input, run_config, _ = self._prepare(reference, prompt, thread_id, overrides)
-        try:
-            for chunk in self._graph.stream(graph_input, run_config, stream_mode="custom"):
-                yield self._event(chunk)
-        except BackendError as exc:
-            self._annotate(exc, run_config)
-            raise
-        yield RepaintEvent(kind="result", result=self._final_result(run_config))
-
-    async def astream(
-        self, reference: ImageInput, *, prompt: str | None = None, thread_id: str | None = None, **overrides: Any
-    ) -> AsyncIterator[RepaintEvent]:
-        """Async :meth:`stream`."""
-        graph_input, run_config, _ = self._prepare(reference, prompt, thread_id, overrides)
-        try:
-            async for chunk in self._graph.astream(graph_input, run_config, stream_mode="custom"):
-                yield self._event(chunk)
-        except BackendError as exc:
-            self._annotate(exc, run_config)
-            raise
-        yield RepaintEvent(kind="result", result=self._final_result(run_config))
 
     # ------------------------------------------------------------------ helpers
 
@@ -330,3 +351,12 @@ class Repainter:
     def close(self) -> None:
         """Release worker threads (the backends stay loaded for other Repainters)."""
         self._nodes.close()
+
+
+def _last(events: Iterator[RepaintEvent]) -> RepaintResult:
+    """Drive ``events`` to the end and return the result the last one carries."""
+    result = None
+    for event in events:
+        result = event.result
+    assert result is not None  # the last event carries it
+    return result

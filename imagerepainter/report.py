@@ -67,6 +67,7 @@ main{max-width:1180px;margin:0 auto;padding:24px 20px 48px}
 h1{font-size:1.7rem;margin:0 0 4px}h2{font-size:1.25rem;margin:0 0 12px}h3{font-size:1rem;margin:16px 0 6px}
 section,header{background:var(--card);border:1px solid var(--line);border-radius:12px;padding:18px 20px;margin:0 0 18px}
 .muted{color:var(--muted)}
+.notice{border-left:4px solid var(--warn);background:var(--card);padding:8px 12px;margin:8px 0}
 .facts{display:grid;grid-template-columns:repeat(auto-fill,minmax(170px,1fr));gap:10px;margin:14px 0 0;padding:0}
 .facts div{border:1px solid var(--line);border-radius:8px;padding:8px 10px;min-width:0}
 .facts dt{font-size:.75rem;text-transform:uppercase;letter-spacing:.04em;color:var(--muted)}
@@ -260,10 +261,16 @@ def _chart(result: RepaintResult, higher_is_better: bool) -> str:
 # ----------------------------------------------------------------------------- sections
 
 
+def _notice(result: RepaintResult, notice: str | None) -> str:
+    if notice is None and not result.finished:
+        notice = "This run has not finished: the best image is the best so far."
+    return f'<p class="notice" role="status">{_e(notice)}</p>' if notice else ""
+
+
 def _facts(result: RepaintResult) -> str:
     cfg, usage, best = result.config, result.usage, result.best
     items: list[tuple[str, object]] = [
-        ("stop reason", result.stop_reason or "not finished"),
+        ("stop reason", result.stop_reason if result.finished else "not finished"),
         ("rounds", len(result.rounds)),
         ("best score", _fmt(best.score) if best else "—"),
     ]
@@ -297,7 +304,7 @@ def _candidate(c: Candidate, images: _Images, *, round_best: bool, best: bool, b
     )
 
 
-def _critique(rnd: Round) -> str:
+def _critique(rnd: Round, rounds: list[Round]) -> str:
     c = rnd.critique
     if c is None:
         return ""
@@ -308,11 +315,18 @@ def _critique(rnd: Round) -> str:
     if c.revised_prompt:
         body += f"<dt>revised prompt</dt><dd>{_e(c.revised_prompt)}</dd>"
     body += f"<dt>judged a match</dt><dd>{'yes' if c.is_match else 'no'}</dd>"
-    seed = next((f" (seed {x.seed})" for x in rnd.candidates if x.index == c.candidate), "")
-    return f'<div class="critique"><h3>Critique of the image{seed}</h3><dl>{body}</dl></div>'
+    seen = next((r for r in rounds if r.index == c.round), rnd)
+    seed = next((f" (seed {x.seed})" for x in seen.candidates if x.index == c.candidate), "")
+    heading = (
+        f"Critique of the image{seed}"
+        if seen.index == rnd.index
+        else f"Critique of round {seen.index}'s best image{seed}: round {rnd.index} did no better"
+    )
+    return f'<div class="critique"><h3>{_e(heading)}</h3><dl>{body}</dl></div>'
 
 
-def _round(rnd: Round, previous: Round | None, best: Candidate | None, images: _Images) -> str:
+def _round(rnd: Round, rounds: list[Round], best: Candidate | None, images: _Images) -> str:
+    previous = next((r for r in reversed(rounds) if r.index < rnd.index), None)
     if previous is None:
         prompt, label = _e(rnd.prompt), "Prompt"
     elif previous.prompt == rnd.prompt:
@@ -332,7 +346,7 @@ def _round(rnd: Round, previous: Round | None, best: Candidate | None, images: _
         f'<section class="round" id="round-{rnd.index}"><h2>Round {rnd.index} '
         f'<span class="muted">· best so far {_fmt(rnd.best_score_so_far)}</span></h2>'
         f'<h3>{label}</h3><div class="diff">{prompt}</div><h3>Candidates</h3><div class="grid">{cards}</div>'
-        f"{_critique(rnd)}</section>"
+        f"{_critique(rnd, rounds)}</section>"
     )
 
 
@@ -353,6 +367,7 @@ def render_report(
     embed_images: bool = True,
     image_href: ImageHref | None = None,
     max_side: int = 512,
+    notice: str | None = None,
 ) -> str:
     """Render ``result`` as one self-contained HTML document (no network, no JavaScript).
 
@@ -364,6 +379,8 @@ def render_report(
         image_href: With ``embed_images=False``, maps an image ref to its URL relative to the
             report; defaults to ``images/<sha256>.png`` (the layout of :meth:`RepaintResult.save`).
         max_side: Embedded images are downscaled so their longest side is at most this.
+        notice: A line shown under the heading, e.g. that the run was interrupted and how to
+            resume it. An unfinished result without one says it is not finished.
 
     Returns:
         The HTML document as a string. Every piece of text is HTML-escaped.
@@ -381,7 +398,7 @@ def render_report(
         if best is not None
         else '<figure><div class="frame"><div class="missing">no image was scored</div></div></figure>'
     )
-    rounds = "".join(_round(r, result.rounds[i - 1] if i else None, best, images) for i, r in enumerate(result.rounds))
+    rounds = "".join(_round(r, result.rounds, best, images) for r in result.rounds)
     understanding = (
         f'<section><details class="tree"><summary>Image Understanding Tree</summary>{_tree(result.understanding)}'
         "</details></section>"
@@ -403,7 +420,7 @@ def render_report(
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
         f"<title>{_e(heading)}</title><style>{_CSS}</style></head>\n<body><main>"
         f'<header><h1>{_e(heading)}</h1><div class="muted">{_e(result.summary().splitlines()[0])}</div>'
-        f"{_facts(result)}</header>"
+        f"{_notice(result, notice)}{_facts(result)}</header>"
         f'<section><h2>Reference and best image</h2><div class="pair"><figure class="big"><div class="frame">'
         f'{reference}</div><figcaption><span class="score">reference</span></figcaption></figure>{best_html}</div>'
         "</section>"
@@ -423,9 +440,12 @@ def write_report(
     embed_images: bool = True,
     image_href: ImageHref | None = None,
     max_side: int = 512,
+    notice: str | None = None,
 ) -> Path:
     """Render ``result`` (see :func:`render_report`) and write it to ``path`` atomically; return the path."""
-    page = render_report(result, title=title, embed_images=embed_images, image_href=image_href, max_side=max_side)
+    page = render_report(
+        result, title=title, embed_images=embed_images, image_href=image_href, max_side=max_side, notice=notice
+    )
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")

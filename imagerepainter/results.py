@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr
 from .config import RepainterConfig
 from .convergence import StopReason
 from .images import DirectoryImageStore, ImageRef, ImageStore
+from .selection import best_overall
+from .state import run_finished
 
 __all__ = ["Candidate", "CritiqueResult", "RepaintResult", "Round", "RESULT_FILE"]
 
@@ -56,12 +58,19 @@ class Candidate(_WithStore):
 
 
 class CritiqueResult(BaseModel):
-    """The model's critique of a round's best image and the prompt it led to."""
+    """The model's critique of a best image and the prompt it led to.
+
+    It belongs to the round after which it was made (:attr:`Round.critique`); the image it
+    looked at is ``rounds[round - 1].candidates[candidate]``, which is an earlier round's
+    when the last round did no better than the best so far.
+    """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     round: int
+    """The round of the critiqued image."""
     candidate: int
+    """The critiqued image's index within that round."""
     style: str = ""
     composition: str = ""
     content: str = ""
@@ -114,6 +123,9 @@ class RepaintResult(_WithStore):
     thread_id: str | None = None
     prompt_version: str = ""
     library_version: str = ""
+    finished: bool = False
+    """The run ended (``stop_reason`` says why). A partial result (a failed or interrupted
+    run, or one read while it runs) has ``finished`` false and ``best`` the best so far."""
 
     # ------------------------------------------------------------------ views
 
@@ -139,8 +151,9 @@ class RepaintResult(_WithStore):
         best = self.best
         score = "n/a" if best is None or best.score is None else f"{best.score:.4f}"
         where = f" (round {best.round}, candidate {best.index})" if best else ""
+        ended = f"stopped: {self.stop_reason}" if self.finished else "not finished"
         return (
-            f"{len(self.rounds)} rounds, stopped: {self.stop_reason}. Best score {score}{where}.\n"
+            f"{len(self.rounds)} rounds, {ended}. Best score {score}{where}.\n"
             f"Best prompt: {best.prompt if best else '-'}"
         )
 
@@ -183,17 +196,24 @@ class RepaintResult(_WithStore):
                     critique=None
                     if crit is None
                     else CritiqueResult(
-                        round=crit["round"],
+                        round=crit.get("critiqued_round", crit["round"]),
                         candidate=crit["candidate"],
                         revised_prompt=crit["revised_prompt"],
                         **crit["critique"],
                     ),
                 )
             )
-        best = state.get("best")
+        finished = run_finished(state)
+        if finished:
+            best = (state.get("best_round") or 0, state["best"]) if state.get("best") else None
+        else:  # a partial result: the best so far, as the finish node would pick it
+            scorer = (backends or {}).get("scorer")
+            hib = bool(scorer.get("higher_is_better", True)) if isinstance(scorer, dict) else True
+            best = best_overall(state.get("rounds") or [], higher_is_better=hib)
         result = cls(
             reference=state["reference"],
-            best=None if not best else _candidate(state.get("best_round") or 0, best),
+            best=None if best is None else _candidate(best[0], dict(best[1])),
+            finished=finished,
             rounds=rounds,
             pending=[_candidate(len(rounds) + 1, c) for c in state.get("pending") or []],
             stop_reason=state.get("stop_reason"),

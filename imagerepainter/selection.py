@@ -13,9 +13,10 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-__all__ = ["best_index", "better"]
+__all__ = ["best_index", "best_overall", "better"]
 
 
 def better(a: float, b: float, *, higher_is_better: bool) -> bool:
@@ -32,3 +33,23 @@ def best_index(scores: Sequence[float | None], *, higher_is_better: bool) -> int
         if best is None or better(score, scores[best], higher_is_better=higher_is_better):  # type: ignore[arg-type]
             best = i
     return best
+
+
+def best_overall(
+    rounds: Sequence[Mapping[str, Any]], *, higher_is_better: bool
+) -> tuple[int, Mapping[str, Any]] | None:
+    """The best candidate over all rounds as ``(round index, candidate)``: the first on ties.
+
+    ``rounds`` are round records (``{"index": ..., "candidates": [{"score": ...}, ...]}``).
+
+    Example:
+        >>> rounds = [{"index": 1, "candidates": [{"score": 0.4}]},
+        ...           {"index": 2, "candidates": [{"score": 0.7}, {"score": 0.7}]}]
+        >>> best_overall(rounds, higher_is_better=True)
+        (2, {'score': 0.7})
+        >>> best_overall([{"index": 1, "candidates": [{"score": None}]}], higher_is_better=True) is None
+        True
+    """
+    flat = [(r["index"], c) for r in rounds for c in r["candidates"]]
+    best = best_index([c["score"] for _, c in flat], higher_is_better=higher_is_better)
+    return None if best is None else flat[best]

@@ -139,9 +139,12 @@ class CritiqueRecord(TypedDict):
     """The model's critique after a round, and the prompt it led to."""
 
     round: int
-    """The round whose best image was critiqued."""
+    """The round after which the critique was made (one record per round)."""
+    critiqued_round: int
+    """The round whose image was critiqued: ``round`` itself, or an earlier one when the
+    best image so far is critiqued (``critique_history``) and the last round did no better."""
     candidate: int
-    """Index of the critiqued candidate within that round."""
+    """Index of the critiqued candidate within ``critiqued_round``."""
     critique: dict[str, Any]
     """The :class:`~imagerepainter.schemas.Critique` fields."""
     revised_prompt: str | None

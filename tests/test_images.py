@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,6 +64,27 @@ def test_odd_modes_are_normalised_to_rgb(make):
     assert out.mode == "RGB" and out.size == (8, 6)
 
 
+@pytest.mark.parametrize(
+    ("make", "encode", "gray"),
+    [
+        (lambda: Image.fromarray(np.full((6, 8), 0.5, dtype=np.float32), mode="F"), "TIFF", 128),  # 0-1 floats
+        (lambda: Image.fromarray(np.full((6, 8), 200.0, dtype=np.float32), mode="F"), "TIFF", 200),  # 0-255 floats
+        (lambda: Image.fromarray(np.full((6, 8), 32896, dtype=np.uint16)), "PNG", 128),  # 16-bit: v / 257
+        (lambda: Image.fromarray(np.full((6, 8), 1000, dtype=np.uint16)), "PNG", 4),  # dark stays dark
+    ],
+)
+def test_high_depth_grayscale_keeps_its_brightness(make, encode, gray):
+    image = make()
+    image.putpixel((0, 0), type(image.getpixel((1, 1)))(image.getpixel((1, 1)) // 2))  # not flat: no stretching
+    out = np.asarray(load_image(_png(image, encode)))
+    assert out.shape == (6, 8, 3) and (out[1:, 1:] == gray).all()
+
+
+def test_a_url_is_refused_with_the_fix():
+    with pytest.raises(InvalidImageError, match="is a URL; references are not downloaded"):
+        load_image("https://example.com/x.png")
+
+
 def test_transparent_pixels_become_white():
     out = load_image(Image.new("RGBA", (4, 4), (255, 0, 0, 0)))
     assert out.getpixel((0, 0)) == (255, 255, 255)
@@ -90,3 +113,12 @@ def test_stores_round_trip_and_are_content_addressed(tmp_path, store_kind):
     if store_kind == "directory":
         assert len(list(tmp_path.glob("*.png"))) == 1 and not list(tmp_path.glob("*.tmp"))
         assert np.array_equal(np.asarray(DirectoryImageStore(tmp_path).get(ref1)), np.asarray(a))
+
+
+def test_devices_and_named_pipes_are_refused_without_reading(tmp_path):
+    # Reading /dev/zero never ends and opening a FIFO blocks until a writer appears.
+    fifo = tmp_path / "fifo.png"
+    os.mkfifo(fifo)
+    for source in (fifo, Path("/dev/zero")):
+        with pytest.raises(InvalidImageError, match="not a regular file"):
+            load_image(source)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from langgraph.graph import END, START, StateGraph
@@ -62,6 +63,60 @@ def test_default_preset_combines_critique_revision_and_variants():
     assert second.candidates[0].prompt == first.critique.revised_prompt
     later = [c.text for c in mllm.calls if c.schema == "CritiqueAndRevision"]
     assert "History:" not in later[0] and "History:" in later[1] and "round 1" in later[1]
+
+
+def test_after_a_worse_round_the_best_so_far_is_critiqued_and_each_round_keeps_its_critique():
+    mllm = FakeMLLM()
+    scores = [0.5, 0.6, 0.4, 0.1, 0.2, 0.3, 0.7, 0.2, 0.2]  # round 2 (0.1-0.3) does worse than round 1
+    result = Repainter(mllm=mllm, t2i=FakeT2I(), scorer=ScriptedScorer(scores)).run(REF, max_rounds=3, patience=None)
+    first, second = result.rounds[0], result.rounds[1]
+    assert first.critique.round == 1 and second.critique.round == 1  # after round 2: round 1's image again
+    assert second.critique.candidate == first.best_index
+    assert first.critique is not second.critique  # round 1's own critique was not replaced
+    asks = [c.text for c in mllm.calls if c.schema == "CritiqueAndRevision"]
+    # the critique after round 2 shows round 1's prompt as the current one and round 2 as a tried attempt
+    assert "- round 2: prompt: " in asks[1] and "- round 1:" not in asks[1]
+    assert second.candidates[0].prompt in asks[1]
+
+
+@pytest.mark.parametrize(
+    ("preset", "budget", "used", "stop"),
+    [
+        ("paper", {"max_mllm_calls": 12}, ("mllm_calls", 11), "budget_mllm_calls"),  # 8 + 3; another round needs 3
+        ("default", {"max_mllm_calls": 9}, ("mllm_calls", 9), "budget_mllm_calls"),  # 8 + 1 per later round
+        ("default", {"max_images": 8}, ("images", 6), "budget_images"),
+    ],
+)
+def test_budgets_are_caps(preset, budget, used, stop):
+    mllm = FakeMLLM()
+    result = Repainter(
+        mllm=mllm, t2i=FakeT2I(), scorer=ScriptedScorer([i / 100 for i in range(30)]), preset=preset
+    ).run(REF, max_rounds=10, **budget)
+    key, expected = used
+    assert result.stop_reason == stop and result.usage[key] == expected
+    assert len(mllm.calls) <= budget.get("max_mllm_calls", 99)
+
+
+def test_a_budget_that_cannot_fit_one_round_is_refused_before_any_call():
+    mllm = FakeMLLM()
+    rp = Repainter(mllm=mllm, t2i=FakeT2I(), scorer=ScriptedScorer([]))
+    with pytest.raises(ConfigurationError, match="max_mllm_calls=3"):
+        rp.run(REF, max_mllm_calls=3)
+    assert mllm.calls == []
+
+
+def test_settings_the_t2i_backend_would_refuse_are_refused_before_any_call():
+    class Multiple8(FakeT2I):
+        def check_settings(self, settings):
+            if settings.height is not None and settings.height % 8:
+                raise ConfigurationError(f"height={settings.height} is not a multiple of 8")
+
+    mllm = FakeMLLM()
+    rp = Repainter(mllm=mllm, t2i=Multiple8(), scorer=ScriptedScorer([0.3] * 9), max_rounds=1)
+    with pytest.raises(ConfigurationError, match="height=63"):
+        rp.run(REF, height=63)
+    assert mllm.calls == []
+    assert rp.run(REF, height=64).stop_reason == "max_rounds"
 
 
 def test_best_is_the_global_maximum_not_the_last_round():
@@ -192,6 +247,9 @@ def test_failure_keeps_finished_rounds_and_resume_does_not_redo_them():
     err = info.value
     assert err.thread_id == "t-1" and rp.status("t-1") == "interrupted"
     assert len(err.partial_result.rounds) == 1 and len(err.partial_result.rounds[0].candidates) == 3
+    partial = err.partial_result
+    assert not partial.finished and partial.best.score == max(c.score for c in partial.rounds[0].candidates)
+    assert "not finished" in partial.summary()
     rendered = len(t2i.requests)
     result = rp.resume("t-1")
     assert len(result.rounds) == 3 and result.stop_reason == "max_rounds"
@@ -285,6 +343,46 @@ def test_concurrent_runs_on_one_repainter_match_sequential_runs():
     assert len({r.thread_id for r in concurrent}) == 4
 
 
+def test_two_runs_cannot_share_a_thread_at_the_same_time():
+    started, release = threading.Event(), threading.Event()
+
+    class SlowT2I(FakeT2I):
+        def generate(self, requests):
+            started.set()
+            release.wait(10)
+            return super().generate(requests)
+
+    mllm = FakeMLLM()
+    rp = Repainter(mllm=mllm, t2i=SlowT2I(), scorer=ScriptedScorer([0.3] * 30), max_rounds=1)
+    first = ThreadPoolExecutor(1).submit(rp.run, REF, thread_id="same")
+    assert started.wait(10)
+    calls = len(mllm.calls)
+    with pytest.raises(ConfigurationError, match="running now"):
+        rp.run(REF, thread_id="same")
+    with pytest.raises(ConfigurationError, match="running now"):
+        rp.resume("same")
+    assert len(mllm.calls) == calls  # refused before any backend call
+    release.set()
+    assert first.result(10).stop_reason == "max_rounds"
+    assert rp.run(REF, thread_id="same").stop_reason == "max_rounds"  # free again (the finished run was dropped)
+
+
+def test_arun_reads_the_reference_off_the_event_loop(monkeypatch):
+    import imagerepainter.repainter as module
+
+    loop_threads = []
+    real = module.load_image
+
+    def watched(*args, **kwargs):
+        loop_threads.append(threading.current_thread() is threading.main_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "load_image", watched)
+    rp = Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer([0.3] * 30), max_rounds=1)
+    assert asyncio.run(rp.arun(REF)).stop_reason == "max_rounds"
+    assert loop_threads == [False]
+
+
 def test_a_thread_id_cannot_be_reused_for_a_new_run():
     from langgraph.checkpoint.memory import InMemorySaver
 
@@ -310,6 +408,13 @@ def test_a_failing_custom_scorer_is_a_backend_error_with_the_finished_work():
     assert len(t2i.requests) == 3 and [c.seed for c in partial.pending] == [r.seed for r in t2i.requests]
     assert partial.pending[0].image.size == (32, 32)  # the rendered images are kept
     assert isinstance(info.value.__cause__, ValueError)
+
+
+def test_a_nan_score_is_a_backend_error_not_a_ranking():
+    rp = Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer([0.2, float("nan"), 0.3]), max_rounds=1)
+    with pytest.raises(BackendError, match="non-finite score") as info:
+        rp.run(REF)
+    assert len(info.value.partial_result.pending) == 3  # the rendered images are kept for a resume
 
 
 def test_the_default_checkpointer_keeps_failed_runs_only():

@@ -26,7 +26,8 @@ CFG = RepainterConfig(max_rounds=5, patience=2, min_delta=0.01)
         ([0.5, 0.6], {}, {"judged_match": True}, None),  # stop_on_match is off
         ([0.5], {"max_images": 5}, {"images_used": 3, "images_per_round": 3}, "budget_images"),
         ([0.5], {"max_images": 6}, {"images_used": 3, "images_per_round": 3}, None),
-        ([0.5], {"max_mllm_calls": 10}, {"mllm_calls_used": 10}, "budget_mllm_calls"),
+        ([0.5], {"max_mllm_calls": 10}, {"mllm_calls_used": 8, "mllm_calls_per_round": 3}, "budget_mllm_calls"),
+        ([0.5], {"max_mllm_calls": 11}, {"mllm_calls_used": 8, "mllm_calls_per_round": 3}, None),  # fits exactly
         ([0.5], {"max_seconds": 1.0}, {"seconds_used": 1.5}, "budget_seconds"),
         ([None, None, None], {}, {}, None),  # nothing scorable yet: no plateau
         ([0.5, 0.5, 0.5], {"patience": None}, {}, None),  # paper: never stops on a plateau
@@ -94,3 +95,34 @@ def test_overrides_are_validated_with_suggestions():
 def test_config_is_frozen():
     with pytest.raises(Exception):  # noqa: B017 - pydantic's frozen-instance error
         CFG.max_rounds = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("name", ["target_score", "min_delta", "max_seconds"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_float_settings_must_be_finite(name, value):
+    # NaN compares false with everything (a NaN target would never stop a run) and neither NaN
+    # nor infinity is valid JSON, so they could not be written to run.json either.
+    with pytest.raises(ConfigurationError, match=f"{name}: Input should be a finite number"):
+        CFG.with_overrides(**{name: value})
+    assert CFG.with_overrides(target_score=0.9).target_score == 0.9
+
+
+@pytest.mark.parametrize(
+    ("preset", "overrides", "describe", "message"),
+    [
+        ("default", {"max_images": 2, "variants": 3}, True, "max_images=2 cannot cover the first round"),
+        ("default", {"max_mllm_calls": 4}, True, "at least 5 calls"),  # 4 to describe + 1 for variants
+        ("default", {"max_mllm_calls": 4, "max_objects": 0}, True, None),
+        ("default", {"max_mllm_calls": 1}, False, None),  # a given prompt: only the variants call
+        ("paper", {"max_mllm_calls": 5}, True, None),
+    ],
+)
+def test_budgets_that_cannot_fit_the_first_round_are_refused(preset, overrides, describe, message):
+    from imagerepainter.convergence import check_budgets
+
+    cfg = RepainterConfig.from_preset(preset).with_overrides(**overrides)
+    if message is None:
+        check_budgets(cfg, describe=describe)
+    else:
+        with pytest.raises(ConfigurationError, match=message):
+            check_budgets(cfg, describe=describe)

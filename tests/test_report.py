@@ -203,6 +203,32 @@ def test_a_run_without_any_score_still_renders() -> None:
     assert len(srcs(page)) == n_images(res)
 
 
+def test_an_unfinished_run_shows_its_best_so_far_and_a_notice() -> None:
+    from imagerepainter.errors import MLLMError
+
+    failures = iter([False, True])
+
+    def critique(text: str, images: object) -> dict[str, Any]:
+        if next(failures, True):
+            raise MLLMError("the server is down", backend="fake")
+        return {"edits": ["x"], "revised_prompt": "p2", "variants": ["v1", "v2"]}
+
+    with pytest.raises(MLLMError) as info:
+        run(SCORES, mllm=FakeMLLM(script={"CritiqueAndRevision": critique}))
+    partial = info.value.partial_result
+    assert not partial.finished and len(partial.rounds) == 2 and partial.best.score == 0.5
+    page = render_report(partial)
+    assert "not finished" in page and "best so far" in page and "no image was scored" not in page
+    page = render_report(partial, notice="Interrupted <now>; resume it")
+    assert '<p class="notice" role="status">Interrupted &lt;now&gt;; resume it</p>' in page
+
+
+def test_a_critique_of_an_earlier_round_says_so() -> None:
+    res = run([0.5, 0.6, 0.4, 0.1, 0.2, 0.3, 0.7, 0.2, 0.2])  # round 2 does worse than round 1
+    page = render_report(res)
+    assert "Critique of round 1&#x27;s best image" in page and "round 2 did no better" in page
+
+
 def test_images_missing_from_the_store_are_shown_as_unavailable(tmp_path: Path) -> None:
     res = run(SCORES)
     res.save(tmp_path)

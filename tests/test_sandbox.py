@@ -426,3 +426,18 @@ def test_selfcheck_paper_flow_and_determinism() -> None:
     a = sandbox_selfcheck(21, rounds=4, combined=False)
     assert a == sandbox_selfcheck(21, rounds=4, combined=False)
     assert a[-1] > a[0]
+
+
+@pytest.mark.parametrize("photo", ["scene_23.png", "portrait_3.png", "object_5.png"])
+def test_on_photographs_no_round_repeats_a_prompt_or_a_shape(photo: str, evalref_dir: Path) -> None:
+    from imagerepainter import Repainter
+
+    rp = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox", max_rounds=6, patience=None)
+    result = rp.run(evalref_dir / photo)
+    prompts = [r.prompt for r in result.rounds]
+    assert len(set(prompts)) == len(prompts), prompts  # a worse round's revision is not tried again
+    assert all(r.critique is not None for r in result.rounds[:-1])  # one critique after each round
+    for prompt in prompts:
+        shapes = [p.strip() for p in prompt.split(",") if " at " in p]
+        assert len(set(shapes)) == len(shapes), prompt
+        assert " a indigo" not in prompt and " a orange" not in prompt

@@ -224,8 +224,11 @@ def review(
             )
     # -- missing and extra shapes
     matched_cand = set(ref_to_cand.values())
+    unseen = [p for i, p in enumerate(shapes) if i not in cand_to_prompt.values()]  # asked for, not seen
     for ri, r in enumerate(reference.blobs):
         if ri not in ref_to_cand:
+            if any(_shape_cost(r, p) < 0.35 for p in unseen):
+                continue  # the prompt already asks for it (it is hidden in the candidate): adding it twice won't help
             shape = fine_shape(r)
             if shape.kind == "blob":
                 shape = Shape("circle", shape.color, shape.size, shape.x, shape.y)

@@ -35,7 +35,16 @@ from dataclasses import replace
 import numpy as np
 
 from .colors import RGB, delta_e, format_color, mix, parse_color
-from .scene import SIZE_WORDS, Scene, Shape, format_position, format_shape, parse_prompt, parse_reference
+from .scene import (
+    SIZE_WORDS,
+    Scene,
+    Shape,
+    format_position,
+    format_shape,
+    parse_prompt,
+    parse_reference,
+    with_article,
+)
 
 __all__ = [
     "add_edit",
@@ -294,11 +303,10 @@ def _phrase(scene: Scene, rng: np.random.Generator, *, natural: bool) -> str:
         parts.append(format_shape(s, noun=noun))
     bg = format_color(scene.background)
     if natural:
-        return " ".join(
-            [f"A flat vector art picture on a {bg} background."] + [p[:1].upper() + p[1:] + "." for p in parts]
-        )
+        sentences = [p[:1].upper() + p[1:] + "." for p in parts]
+        return " ".join([f"A flat vector art picture on {with_article(bg)} background.", *sentences])
     if rng.random() < 0.5:
-        return ", ".join([*parts, f"on a {bg} background", "flat vector art"])
+        return ", ".join([*parts, f"on {with_article(bg)} background", "flat vector art"])
     return ", ".join(["flat vector art", f"{bg} background", *parts])
 
 

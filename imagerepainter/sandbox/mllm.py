@@ -80,7 +80,7 @@ from .critic import MAX_EDITS, review
 from .describe import coarse_shape, fine_shape, is_photo, noticed, object_name, position_words
 from .edits import apply_edits, is_natural, prompt_variants, split_edits
 from .perception import Blob, Perception, perceive
-from .scene import SIZE_WORDS, Scene, format_size, parse_prompt
+from .scene import SIZE_WORDS, Scene, format_size, parse_prompt, with_article
 
 __all__ = ["MARKERS", "SandboxMLLM", "answer", "read_marker"]
 
@@ -158,10 +158,6 @@ def _words(text: str) -> int:
 # ----------------------------------------------------------------------------- describing
 
 
-def _article(phrase: str) -> str:
-    return ("an " if phrase[:1] in "aeiou" else "a ") + phrase
-
-
 def _join(items: list[str]) -> str:
     if len(items) <= 1:
         return "".join(items)
@@ -169,7 +165,7 @@ def _join(items: list[str]) -> str:
 
 
 def _global_description(seen: Perception, max_objects: int) -> str:
-    names = [_article(object_name(b)) for b in noticed(seen, max_objects)]
+    names = [with_article(object_name(b)) for b in noticed(seen, max_objects)]
     bg = basic_name(seen.background)
     kind = "A photograph" if is_photo(seen) else "A flat vector art picture"
     if not names:
@@ -270,10 +266,34 @@ def _critique(text: str, images: Sequence[Image.Image], *, combined: bool, max_e
         "is_match": result.is_match,
     }
     if combined:
-        revised = _styled(apply_edits(scene, result.edits), is_natural(prompt or ""))
+        tried = {p for m in _TRIED.finditer(text) for p in m.groups() if p} | {prompt or ""}
+        edits, revised = _untried_revision(scene, [f.edit for f in result.findings], max_edits, tried, prompt or "")
+        out["edits"] = edits
         out["revised_prompt"] = revised
         out["variants"] = prompt_variants(revised, _count(text))
     return out
+
+
+_TRIED = re.compile(r"^- round \d+: prompt: (.*?); best score [^;]*?(?:; best variant: (.*?))?; critique: ", re.M)
+"""A round in the request's history (see ``prompts.HISTORY_ROUND``): its prompt and best variant."""
+
+
+def _untried_revision(
+    scene: Scene, edits: list[str], max_edits: int, tried: set[str], prompt: str
+) -> tuple[list[str], str]:
+    """The weightiest edits whose revised prompt was not tried before (per the history).
+
+    The same image and prompt give the same critique; when the history shows that its revision
+    was already tried (and did no better), leave out one edit, then try single edits.
+    """
+    natural = is_natural(prompt)
+    top = edits[:max_edits]
+    options = [top, *(edits[:i] + edits[i + 1 : max_edits + 1] for i in range(len(top))), *([e] for e in edits)]
+    for option in options:
+        revised = _styled(apply_edits(scene, option), natural)
+        if revised not in tried:
+            return option, revised
+    return top, _styled(apply_edits(scene, top), natural)
 
 
 def answer(

@@ -51,6 +51,7 @@ __all__ = [
     "SIZE_WORDS",
     "Scene",
     "Shape",
+    "with_article",
     "format_position",
     "format_shape",
     "format_size",
@@ -197,11 +198,23 @@ class Scene:
         """
         bg = format_color(self.background)
         if style == "natural":
-            sentences = [f"A {suffix} picture on a {bg} background." if suffix else f"A {bg} background."]
+            sentences = [
+                f"A {suffix} picture on {with_article(bg)} background." if suffix else f"{with_article(bg)} background."
+            ]
             sentences += [_capitalise(format_shape(s)) + "." for s in self.shapes]
-            return " ".join(sentences)
-        parts = [format_shape(s) for s in self.shapes] + [f"on a {bg} background"]
+            return " ".join(_capitalise(x) for x in sentences)
+        parts = [format_shape(s) for s in self.shapes] + [f"on {with_article(bg)} background"]
         return ", ".join(parts + ([suffix] if suffix else []))
+
+
+def with_article(phrase: str) -> str:
+    """``phrase`` after "a" or "an".
+
+    Example:
+        >>> with_article("indigo background"), with_article("red circle")
+        ('an indigo background', 'a red circle')
+    """
+    return ("an " if phrase[:1].lower() in "aeiou" else "a ") + phrase
 
 
 def _capitalise(text: str) -> str:
@@ -245,7 +258,7 @@ def format_shape(shape: Shape, *, noun: str | None = None, with_size: bool = Tru
     if shape.kind == "rectangle" and shape.rotation % 180 == 90:
         words.insert(-1, "vertical")
     text = " ".join(words)
-    text = ("an " if text[0] in "aeiou" else "a ") + text
+    text = with_article(text)
     if with_size and size.startswith("size"):
         text += f" of {size}"
     text += f" at {format_position(shape.x, shape.y)}"
