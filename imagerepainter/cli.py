@@ -1,31 +1,40 @@
 """The ``imagerepainter`` command line: parse arguments, print progress, nothing more.
 
-Commands: ``run``, ``resume``, ``demo``, ``backends``. A library error becomes one line on
-stderr and a non-zero exit code (2: bad input or configuration, 1: a backend failed,
-130: interrupted). Environment variables are read here and only here (``OPENAI_API_KEY``,
-``OPENAI_BASE_URL`` are passed through by ChatOpenAI itself).
+Commands: ``run``, ``resume``, ``demo``, ``backends``, ``serve-sandbox``. A library error
+becomes one line on stderr and a non-zero exit code (2: bad input or configuration, 1: a
+backend failed, 130: interrupted with Ctrl-C, 143: stopped with SIGTERM; an interrupted or
+stopped run is marked so in its folder and the line names the ``resume`` command).
+Environment variables are read here and only here (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``
+are passed through by ChatOpenAI itself).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import json
+import math
 import random
+import shlex
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any, TextIO
+from urllib.parse import quote, urlsplit
 
 from . import __version__
 from ._secrets import redact
-from .errors import BackendError, RepainterError
+from .errors import BackendError, ConfigurationError, RepainterError
 
 __all__ = ["build_parser", "main"]
 
-EXIT_OK, EXIT_BACKEND, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_BACKEND, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 
 class Progress:
@@ -53,7 +62,11 @@ class Progress:
                 self._print(f"[{elapsed}] stopping: {data['stop_reason']}")
         elif event.kind == "critique":
             edits = "; ".join(data.get("edits", [])[:3])
-            self._print(f"[{elapsed}] critique of round {event.round}: {edits[:120]}")
+            of = data.get("of_round", event.round)
+            what = f"round {event.round}"
+            if of != event.round:
+                what = f"round {of}'s best (round {event.round} did no better)"
+            self._print(f"[{elapsed}] critique of {what}: {edits[:120]}")
 
     def _print(self, line: str) -> None:
         print(line, file=self.stream, flush=True)
@@ -61,6 +74,32 @@ class Progress:
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.HelpFormatter(prog, width=100)  # fixed width: docs/cli.md embeds this help
+
+
+def _int_in(low: int, high: int) -> Any:
+    """An argparse ``type``: an integer in ``[low, high]``, else a usage error naming the range."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range; use {low} to {high}")
+        return value
+
+    return parse
+
+
+def _finite_float(text: str) -> float:
+    """An argparse ``type``: a finite float (``nan`` and ``inf`` parse as floats but mean nothing here)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,8 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--t2i", default="diffusers:stabilityai/sdxl-turbo", help="T2I spec (default: %(default)s)")
     run.add_argument("--scorer", help="scorer spec (default: sandbox when MLLM and T2I are both sandbox, else paper)")
     run.add_argument("--base-url", help="OpenAI-compatible server for an openai: MLLM (else OPENAI_BASE_URL)")
-    run.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR instead")
-    _add_run_options(run)
+    run.add_argument(
+        "--resume", metavar="DIR", help="continue the interrupted run in DIR instead (takes only --json, --quiet)"
+    )
+    _add_run_options(run, "runs/<reference stem>-<YYYYmmdd-HHMMSS>")
+    run.add_argument(
+        "--max-reference-pixels", type=_int_in(1, 2**62), help="refuse larger references (default: 40,000,000)"
+    )
 
     resume = add("resume", help="continue an interrupted run", description="Continue an interrupted run.")
     resume.add_argument("folder", help="the run folder")
@@ -94,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Draw a random hidden scene, render it as the reference, and regenerate it with the sandbox "
         "MLLM and renderer (offline, no key, no GPU).",
     )
-    _add_run_options(demo)
+    _add_run_options(demo, "runs/demo-<seed>-<YYYYmmdd-HHMMSS>")
 
     add("backends", help="list backends and what installs missing ones")
 
@@ -105,23 +149,26 @@ def build_parser() -> argparse.ArgumentParser:
         "imagerepainter run REF --mllm openai:sandbox --base-url http://127.0.0.1:PORT/v1 --t2i sandbox "
         "--scorer sandbox. Stop it with Ctrl-C.",
     )
-    serve.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default: %(default)s)")
+    port_help = "port on 127.0.0.1, 0 for a free one (default: %(default)s)"
+    serve.add_argument("--port", type=_int_in(0, 65535), default=8765, help=port_help)
     return parser
 
 
-def _add_run_options(p: argparse.ArgumentParser) -> None:
+def _add_run_options(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--preset", choices=["default", "paper"], default="default", help="settings preset")
     p.add_argument("--max-rounds", type=int, help="most rounds")
     p.add_argument("--variants", type=int, help="candidates per round")
-    p.add_argument("--seed", type=int, help="base seed (run: default 0; demo: random, printed and recorded)")
-    p.add_argument("--target-score", type=float, help="stop once the best score reaches this")
+    p.add_argument(
+        "--seed", type=_int_in(0, 2**32 - 1), help="base seed (run: default 0; demo: random, printed and recorded)"
+    )
+    p.add_argument("--target-score", type=_finite_float, help="stop once the best score reaches this")
     p.add_argument("--num-inference-steps", type=int, help="T2I denoising steps (e.g. 1 for sdxl-turbo)")
     p.add_argument("--guidance-scale", type=float, help="T2I guidance scale (e.g. 0 for sdxl-turbo)")
     p.add_argument("--height", type=int, help="image height in pixels")
     p.add_argument("--width", type=int, help="image width in pixels")
     p.add_argument("--negative-prompt", help="what the images should not contain")
     p.add_argument("--prompt", help="start from this prompt instead of describing the reference")
-    p.add_argument("--out", help="run folder (default: runs/<timestamp>)")
+    p.add_argument("--out", help=f"run folder, new or empty (default: {default_out}, or -2, -3, ... if taken)")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a summary")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 
@@ -137,14 +184,47 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "height",
         "width",
         "negative_prompt",
+        "max_reference_pixels",
     )
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
-def _out_dir(args: argparse.Namespace, stem: str) -> Path:
-    if args.out:
-        return Path(args.out)
-    return Path("runs") / f"{stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+def _out_dir(args: argparse.Namespace, stem: str) -> tuple[Path, bool]:
+    """The run folder and whether its name is only a suggestion (the default: a free name is picked)."""
+    if args.out is not None:
+        if not args.out.strip():
+            raise _UsageError("--out needs a folder name, not an empty string.")
+        return Path(args.out), False
+    return Path("runs") / f"{stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}", True
+
+
+def _mllm_spec(args: argparse.Namespace) -> str:
+    """The --mllm spec with --base-url added as its percent-encoded ``base_url`` option.
+
+    Encoding keeps a URL's own ``?``, ``&`` and ``=`` from being read as spec options; the
+    spec parser decodes it again. Credentials in the URL are refused by the run folder.
+    """
+    mllm = str(args.mllm)
+    if args.base_url is None:
+        return mllm
+    url = urlsplit(args.base_url)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise _UsageError("--base-url needs an http(s) URL such as http://127.0.0.1:8000/v1.")  # not echoed: secrets
+    if not mllm.startswith("openai:"):
+        raise _UsageError(f"--base-url applies to an openai: MLLM only, not to --mllm {mllm!r}.")
+    return mllm + ("&" if "?" in mllm else "?") + "base_url=" + quote(args.base_url, safe=":/")
+
+
+def _refuse_resume_with_run_options(args: argparse.Namespace) -> None:
+    """``run --resume DIR`` continues with the saved settings; other flags would be silently ignored."""
+    defaults = vars(build_parser().parse_args(["run"]))
+    allowed = {"command", "resume", "json", "quiet"}
+    given = [name for name, value in vars(args).items() if name not in allowed and value != defaults.get(name)]
+    if given:
+        shown = ", ".join("REFERENCE" if n == "reference" else "--" + n.replace("_", "-") for n in given)
+        raise _UsageError(
+            f"--resume DIR continues a run with its saved settings and takes only --json and --quiet, not {shown}."
+        )
 
 
 def _finish(args: argparse.Namespace, folder: Any, result: Any) -> None:
@@ -158,18 +238,20 @@ def _finish(args: argparse.Namespace, folder: Any, result: Any) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     from .run_folder import BackendSpecs, RunFolder
 
-    if args.resume:
-        return _cmd_resume(argparse.Namespace(folder=args.resume, json=args.json, quiet=args.quiet))
+    if args.resume is not None:
+        _refuse_resume_with_run_options(args)
+        args.folder = args.resume
+        return _cmd_resume(args)
     if not args.reference:
         raise _UsageError("run needs a REFERENCE image (or --resume DIR).")
-    mllm = args.mllm
-    if args.base_url and mllm.startswith("openai:"):
-        mllm += ("&" if "?" in mllm else "?") + f"base_url={args.base_url}"
     scorer = args.scorer or ("sandbox" if args.mllm == args.t2i == "sandbox" else "paper")
-    specs = BackendSpecs(mllm=mllm, t2i=args.t2i, scorer=scorer, preset=args.preset)
-    folder = RunFolder(_out_dir(args, Path(args.reference).stem))
+    specs = BackendSpecs(mllm=_mllm_spec(args), t2i=args.t2i, scorer=scorer, preset=args.preset)
+    path, unique = _out_dir(args, Path(args.reference).stem)
+    folder = args.run_folder = RunFolder(path)  # main() names it in the resume hint
     progress = Progress(sys.stderr, quiet=args.quiet)
-    result = folder.run(specs, args.reference, prompt=args.prompt, overrides=_overrides(args), on_event=progress)
+    result = folder.run(
+        specs, args.reference, prompt=args.prompt, overrides=_overrides(args), on_event=progress, unique=unique
+    )
     _finish(args, folder, result)
     return EXIT_OK
 
@@ -177,7 +259,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_resume(args: argparse.Namespace) -> int:
     from .run_folder import RunFolder
 
-    folder = RunFolder(args.folder)
+    folder = args.run_folder = RunFolder(args.folder)
     result = folder.resume(on_event=Progress(sys.stderr, quiet=args.quiet))
     _finish(args, folder, result)
     return EXIT_OK
@@ -191,16 +273,26 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     args.seed = seed
     scene = random_scene(seed)
     reference = render_scene(scene, seed=seed)
-    folder = RunFolder(_out_dir(args, f"demo-{seed}"))
+    path, unique = _out_dir(args, f"demo-{seed}")
+    folder = args.run_folder = RunFolder(path)
     specs = BackendSpecs(mllm="sandbox", t2i="sandbox", scorer="sandbox", preset=args.preset)
-    if not args.quiet and not args.json:
-        print(f"Hidden scene (seed {seed}): {scene.to_prompt()}", file=sys.stderr)
+    progress, untold = Progress(sys.stderr, quiet=args.quiet), not (args.quiet or args.json)
+
+    def on_event(event: Any) -> None:  # tell the hidden scene once the run has started, not before an error
+        nonlocal untold
+        if untold:
+            print(f"Hidden scene (seed {seed}): {scene.to_prompt()}", file=sys.stderr)
+            untold = False
+        progress(event)
+
     result = folder.run(
         specs,
         reference,
         prompt=args.prompt,
         overrides=_overrides(args),
-        on_event=Progress(sys.stderr, quiet=args.quiet),
+        on_event=on_event,
+        extra={"demo": {"seed": seed, "scene": scene.to_prompt()}},  # the hidden scene, kept with the run
+        unique=unique,
     )
     _finish(args, folder, result)
     return EXIT_OK
@@ -234,18 +326,51 @@ def _cmd_backends(args: argparse.Namespace) -> int:
 def _cmd_serve_sandbox(args: argparse.Namespace) -> int:
     from .sandbox.server import sandbox_server
 
-    with sandbox_server(port=args.port) as server:
+    server = sandbox_server(port=args.port)
+    try:
+        server.start()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigurationError(
+                f"Port {args.port} on 127.0.0.1 is already in use; choose another --port (0 picks a free one)."
+            ) from None
+        raise ConfigurationError(f"Cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}.") from None
+    try:
         print(f"Sandbox MLLM serving at {server.base_url} (Ctrl-C stops it)", file=sys.stderr, flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: a normal way to stop a server
+        pass
+    finally:
+        server.close()
     return EXIT_OK
 
 
 class _UsageError(Exception):
-    pass
+    """Bad command-line usage: reported with the subcommand's usage line, exit code 2."""
+
+
+class _Terminated(KeyboardInterrupt):
+    """Raised by the SIGTERM handler, so a run stops exactly as on Ctrl-C (marked interrupted)."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated()
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[name]  # type: ignore[no-any-return]
+    return parser  # pragma: no cover
+
+
+def _resume_hint(args: argparse.Namespace) -> str | None:
+    """``imagerepainter resume <folder>`` when this command left a resumable run folder."""
+    folder = getattr(args, "run_folder", None)
+    if folder is None or not folder.record_path.is_file():
+        return None
+    return f"imagerepainter resume {shlex.quote(str(folder.path))}"
 
 
 _COMMANDS = {
@@ -261,22 +386,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``imagerepainter`` command; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return _COMMANDS[args.command](args)
     except _UsageError as exc:
-        parser.error(str(exc))
+        _subparser(parser, args.command).error(str(exc))
     except BackendError as exc:
         print(f"error: {redact(str(exc))}", file=sys.stderr)
-        thread = getattr(exc, "thread_id", None)
-        if thread:
-            print("The finished rounds are saved; continue with: imagerepainter resume <run folder>", file=sys.stderr)
+        if hint := _resume_hint(args):
+            print(f"The finished rounds are saved; continue with: {hint}", file=sys.stderr)
         return EXIT_BACKEND
     except RepainterError as exc:
         print(f"error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted; continue with: imagerepainter resume <run folder>", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, _Terminated)
+        what = "stopped by SIGTERM" if terminated else "interrupted"
+        hint = _resume_hint(args)
+        print(f"{what}; continue with: {hint}" if hint else what, file=sys.stderr)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return EXIT_USAGE  # pragma: no cover - parser.error exits
 
 

@@ -26,22 +26,27 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import platform
+import re
 import shutil
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from ._secrets import redact
+from .backends.registry import parse_spec
+from .config import RepainterConfig
 from .errors import ConfigurationError, RepainterError
-from .images import DirectoryImageStore, ImageInput, load_image
+from .images import DirectoryImageStore, ImageInput, image_sha256, load_image
 from .repainter import Repainter, RepaintEvent
 from .results import RepaintResult
 
@@ -88,6 +93,53 @@ def _versions() -> dict[str, str]:
     return out
 
 
+_SPEC_FIELDS = frozenset(f.name for f in fields(BackendSpecs))
+_SECRET_NAME = re.compile(
+    r"(^|[_-])(key|apikey|token|secret|password|passwd|pwd|auth|authorization|credentials?|sig|signature)$", re.I
+)
+"""Names of spec options and URL query parameters that carry credentials (``api_key``, ``token``...)."""
+
+
+def _refuse_credentials(specs: BackendSpecs) -> None:
+    """Refuse specs that carry a credential: ``run.json`` records them, so it would be saved.
+
+    A credential is an option named like one (``api_key``, ``token``), something shaped like a
+    key (``sk-...``) or an environment secret's value, or a URL option (``base_url``) holding a
+    user name or password (``http://user:pw@host``) or a key-like query parameter (``?key=...``).
+    The message never repeats the value.
+    """
+    for kind, spec in (("MLLM", specs.mllm), ("text-to-image", specs.t2i), ("scorer", specs.scorer)):
+        _, _, options = parse_spec(spec)
+        problem = None
+        if redact(spec) != spec:
+            problem = "something shaped like an API key"
+        for name, value in options.items():
+            if problem:
+                break
+            url = urlsplit(value)
+            params = [k for k, _ in parse_qsl(url.query, keep_blank_values=True) if _SECRET_NAME.search(k)]
+            if _SECRET_NAME.search(name):
+                problem = f"the option {name!r}"
+            elif url.scheme and url.netloc and (url.username is not None or url.password is not None):
+                problem = f"a user name or password in its {name} (user:password@host)"
+            elif url.scheme and url.netloc and params:
+                problem = f"the query parameter {params[0]!r} in its {name}"
+        if problem:
+            raise ConfigurationError(
+                f"The {kind} spec holds {problem}. Run folders record the specs in {RUN_FILE}, so they must hold no "
+                "credentials: pass the URL without it (e.g. --base-url http://host:port/v1) and put the key in "
+                "OPENAI_API_KEY, which is sent in a request header and never saved."
+            )
+
+
+def _record_text(record: dict[str, Any]) -> str:
+    """``record`` as JSON, or a ConfigurationError: NaN, infinity and objects are not valid JSON."""
+    try:
+        return json.dumps(record, indent=2, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"The run's settings cannot be saved in {RUN_FILE}: {exc}.") from None
+
+
 class RunFolder:
     """One run's folder: creates it, runs into it, and resumes from it."""
 
@@ -103,10 +155,36 @@ class RunFolder:
         return self.path / REPORT_FILE
 
     def read_record(self) -> dict[str, Any]:
-        """The current ``run.json``."""
-        if not self.record_path.exists():
-            raise ConfigurationError(f"{str(self.path)!r} is not a run folder (no {RUN_FILE}).")
-        return json.loads(self.record_path.read_text())
+        """The current ``run.json``, checked to be the record of a run.
+
+        Raises:
+            ConfigurationError: the folder holds no ``run.json`` (the message says whether a run
+                stopped there before it started), or one that is empty, corrupt or not a run's.
+        """
+        where = str(self.path)
+        if not self.record_path.is_file():
+            if self.path.is_dir() and any(p.suffix == ".tmp" for p in self.path.iterdir()):
+                raise ConfigurationError(
+                    f"The run in {where!r} stopped before it started (it never wrote {RUN_FILE}), so there is "
+                    f"nothing to resume: start it again with `imagerepainter run REFERENCE --out {where}`."
+                )
+            raise ConfigurationError(f"{where!r} is not a run folder (no {RUN_FILE}).")
+        try:
+            record = json.loads(self.record_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ConfigurationError(
+                f"{where!r} is not a readable run folder: its {RUN_FILE} is empty or corrupt ({exc})."
+            ) from None
+        specs = record.get("specs") if isinstance(record, dict) else None
+        if (
+            not isinstance(specs, dict)
+            or not all(isinstance(specs.get(k), str) for k in ("mllm", "t2i", "scorer"))
+            or not isinstance(record.get("thread_id"), str)
+        ):
+            raise ConfigurationError(
+                f"{where!r} is not a readable run folder: its {RUN_FILE} lacks the backend specs or thread id."
+            )
+        return record
 
     @contextlib.contextmanager
     def _repainter(self, specs: BackendSpecs, build: Callable[..., Repainter] | None) -> Iterator[Repainter]:
@@ -125,6 +203,7 @@ class RunFolder:
                 preset=specs.preset,
                 store=store,
                 checkpointer=saver,
+                durability="sync",
             )
             try:
                 yield rp
@@ -144,20 +223,44 @@ class RunFolder:
         overrides: dict[str, Any] | None = None,
         on_event: Callable[[RepaintEvent], None] | None = None,
         build: Callable[..., Repainter] | None = None,
+        extra: dict[str, Any] | None = None,
+        unique: bool = False,
     ) -> RepaintResult:
         """Run into this folder (which must be new or empty) and return the result.
 
-        ``build`` replaces the ``Repainter`` constructor (it receives the same keyword
-        arguments), e.g. to pass backend objects that specs cannot express.
+        Everything that can be checked is checked before anything is created: the settings
+        (``overrides`` against the preset's config), the prompt, the reference, and the specs,
+        which must hold no credentials because ``run.json`` records them. Then the run claims
+        the folder atomically: ``run.json`` comes into being with one hard link, which fails if
+        another run got there first, so two processes can never share a folder. A run that
+        fails before anything was paid for (no model call made, no image rendered, e.g. the
+        scorer's model cannot be loaded) removes what it created, so the same folder can be
+        used again; a folder holding paid-for work is never removed.
+
+        Args:
+            specs: The backends, saved so :meth:`resume` can rebuild them.
+            reference: The reference image (path, bytes or PIL image).
+            prompt: Start from this prompt instead of describing the reference.
+            overrides: Settings for this run (e.g. ``{"max_rounds": 3}``).
+            on_event: Called with every :class:`RepaintEvent`.
+            build: Replaces the ``Repainter`` constructor (it receives the same keyword
+                arguments), e.g. to pass backend objects that specs cannot express.
+            extra: More keys for ``run.json``, such as the demo's hidden scene (JSON values).
+            unique: Take the path as a suggestion: use the first of ``path``, ``path-2``,
+                ``path-3``, ... that this call creates itself (``self.path`` becomes it). Runs
+                started at the same moment with the same suggestion get different folders.
+
+        Raises:
+            ConfigurationError: a setting, the prompt or a spec is invalid, or the folder is not
+                new or empty, cannot be created, or was claimed by another run.
+            InvalidImageError: the reference cannot be used.
         """
-        if self.path.exists() and any(p.suffix != ".tmp" for p in self.path.iterdir()):
-            raise ConfigurationError(
-                f"The run folder {str(self.path)!r} is not empty. Choose a new --out, or resume it."
-            )
         overrides = dict(overrides or {})
-        image = load_image(reference)  # fail on a bad reference before creating anything
-        created = not self.path.exists()
-        self.path.mkdir(parents=True, exist_ok=True)
+        cfg = RepainterConfig.from_preset(specs.preset).with_overrides(**overrides)
+        if prompt is not None and not prompt.strip():
+            raise ConfigurationError("prompt must be a non-empty string, or None to describe the reference.")
+        image = load_image(reference, max_pixels=cfg.max_reference_pixels)
+        _refuse_credentials(specs)
         thread_id = uuid.uuid4().hex
         record = {
             "status": "running",
@@ -168,45 +271,159 @@ class RunFolder:
             "prompt": prompt,
             "versions": _versions(),
         }
-        # Order matters for a crash at any moment: the reference is complete on disk before the
-        # record that makes the folder resumable exists, and takes its final name after it.
-        tmp = self.path / (REFERENCE_FILE + ".tmp")
-        image.save(tmp, format="PNG")
-        self._write_record(record)
-        os.replace(tmp, self.path / REFERENCE_FILE)
+        if clash := set(extra or {}) & set(record):
+            raise ConfigurationError(f"extra must not replace the keys {sorted(clash)} of {RUN_FILE}.")
+        record.update(extra or {})
+        text = _record_text(record)
+        created = self._make_folder(unique)
+        before = {p.name for p in self.path.iterdir()}  # leftovers (*.tmp) of a run that never started
+        self._claim(text, image, thread_id, created)
+        seen_event = False
+
+        def watch(event: RepaintEvent) -> None:
+            nonlocal seen_event
+            seen_event = True
+            if on_event is not None:
+                on_event(event)
+
         with contextlib.ExitStack() as stack:
             try:
                 rp = stack.enter_context(self._repainter(specs, build))
             except BaseException:  # the backends could not be built: nothing ran, leave nothing behind
                 stack.close()
-                if created:
-                    shutil.rmtree(self.path, ignore_errors=True)
+                self._remove_created(created, before)
                 raise
             events = rp.stream(image, prompt=prompt, thread_id=thread_id, **overrides)
-            return self._drive(rp, events, record, on_event)
+            try:
+                return self._drive(rp, events, record, watch)
+            except Exception:
+                if not seen_event and self._nothing_paid_for(rp, thread_id, image_sha256(image)):
+                    stack.close()
+                    self._remove_created(created, before)
+                raise
+
+    def _make_folder(self, unique: bool) -> bool:
+        """Create the run folder; True when this call created it, False when it existed (empty)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if unique:
+                base = self.path
+                for n in itertools.count(1):
+                    self.path = base if n == 1 else base.with_name(f"{base.name}-{n}")
+                    with contextlib.suppress(FileExistsError):
+                        self.path.mkdir()  # atomic: exactly one caller creates a given name
+                        return True
+            self._check_usable()
+            try:
+                self.path.mkdir()
+                return True
+            except FileExistsError:  # created since the check: usable if it is still an empty folder
+                self._check_usable()
+                return False
+        except OSError as exc:
+            blocked = isinstance(exc, (FileExistsError, NotADirectoryError))
+            reason = "a file is in the way" if blocked else (exc.strerror or str(exc))
+            raise ConfigurationError(
+                f"Cannot create the run folder {str(self.path)!r}: {reason}. Choose another --out."
+            ) from None
+        raise AssertionError("unreachable")  # pragma: no cover - itertools.count never ends
+
+    def _check_usable(self) -> None:
+        """Refuse a path that is a file, or a folder holding anything but ``*.tmp`` leftovers."""
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigurationError(f"{str(self.path)!r} exists and is not a folder. Choose another --out.")
+        if self.path.is_dir() and any(p.suffix != ".tmp" for p in self.path.iterdir()):
+            raise ConfigurationError(
+                f"The run folder {str(self.path)!r} is not empty. Choose a new --out, or resume it."
+            )
+
+    def _claim(self, text: str, image: Any, thread_id: str, created: bool) -> None:
+        """Write the reference and ``run.json``, claiming the folder for this run only.
+
+        Order matters for a crash at any moment: the reference is complete on disk (under a
+        temporary name) before the record that makes the folder resumable exists, and takes its
+        final name after it. Temporary names carry the thread id, so runs never share one.
+        """
+        reference_tmp = self._reference_tmp(thread_id)
+        record_tmp = self.path / f"{RUN_FILE}.{thread_id}.tmp"
+        try:
+            try:
+                image.save(reference_tmp, format="PNG")
+                record_tmp.write_text(text, encoding="utf-8")
+                try:
+                    os.link(record_tmp, self.record_path)  # atomic, and fails if run.json exists
+                except FileExistsError:
+                    raise
+                except OSError:  # a filesystem without hard links: an exclusive create instead
+                    with open(self.record_path, "x", encoding="utf-8") as fh:
+                        fh.write(text)
+            finally:
+                record_tmp.unlink(missing_ok=True)
+        except OSError as exc:
+            reference_tmp.unlink(missing_ok=True)
+            if created:
+                with contextlib.suppress(OSError):
+                    self.path.rmdir()  # only if empty: never what another run put there
+            if isinstance(exc, FileExistsError):
+                raise ConfigurationError(
+                    f"Another run claimed the run folder {str(self.path)!r} first. Choose another --out."
+                ) from None
+            raise ConfigurationError(f"Cannot write to the run folder {str(self.path)!r}: {exc}.") from None
+        os.replace(reference_tmp, self.path / REFERENCE_FILE)
+
+    def _reference_tmp(self, thread_id: str) -> Path:
+        return self.path / f"{REFERENCE_FILE}.{thread_id}.tmp"
+
+    def _nothing_paid_for(self, rp: Repainter, thread_id: str, reference_sha: str) -> bool:
+        """True when the run failed before any model call or rendered image.
+
+        The first node ("start") calls nothing paid for; if the thread never got past it and
+        the image store holds only the reference, removing the folder loses nothing.
+        """
+        with contextlib.suppress(Exception):
+            snapshot = rp.as_graph().get_state({"configurable": {"thread_id": thread_id}})
+            if snapshot.values and not set(snapshot.next) <= {"start"}:
+                return False
+            images = self.path / "images"
+            return {p.stem for p in images.glob("*.png")} <= {reference_sha}
+        return False
+
+    def _remove_created(self, created: bool, before: set[str]) -> None:
+        """Remove what this run created: the folder itself, or the entries it added to an empty one."""
+        if created:
+            shutil.rmtree(self.path, ignore_errors=True)
+            return
+        for entry in self.path.iterdir():
+            if entry.name not in before:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
 
     def resume(
         self, *, on_event: Callable[[RepaintEvent], None] | None = None, build: Callable[..., Repainter] | None = None
     ) -> RepaintResult:
         """Continue the interrupted run in this folder from its last checkpoint."""
         record = self.read_record()
-        specs = BackendSpecs(**record["specs"])
+        specs = BackendSpecs(**{k: v for k, v in record["specs"].items() if k in _SPEC_FIELDS})
         thread_id = record["thread_id"]
         with self._repainter(specs, build) as rp:
             status = rp.status(thread_id)
             record["status"] = "running"
             record.setdefault("resumed", []).append(datetime.now(UTC).isoformat(timespec="seconds"))
             if status == "not_started":  # stopped before the first checkpoint: start it, same thread
-                leftover = self.path / (REFERENCE_FILE + ".tmp")
-                if leftover.exists() and not (self.path / REFERENCE_FILE).exists():
-                    os.replace(leftover, self.path / REFERENCE_FILE)
-                if not (self.path / REFERENCE_FILE).exists():
+                reference = self.path / REFERENCE_FILE
+                for leftover in (self._reference_tmp(thread_id), self.path / (REFERENCE_FILE + ".tmp")):
+                    if leftover.exists() and not reference.exists():
+                        os.replace(leftover, reference)
+                if not reference.exists():
                     raise ConfigurationError(
-                        f"The run in {str(self.path)!r} stopped before it started; start it again with a new --out."
+                        f"The run in {str(self.path)!r} stopped before it started and its reference is missing; "
+                        "start it again with a new --out."
                     )
                 self._write_record(record)
                 events = rp.stream(
-                    self.path / REFERENCE_FILE,
+                    reference,
                     prompt=record.get("prompt"),
                     thread_id=thread_id,
                     **record.get("overrides", {}),
@@ -227,12 +444,18 @@ class RunFolder:
         on_event: Callable[[RepaintEvent], None] | None,
     ) -> RepaintResult:
         thread_id = record["thread_id"]
+        round_closed = False
         try:
             for event in events:
+                if round_closed:  # keep run.json and the report current as rounds finish
+                    self._snapshot(record, rp.result_of(thread_id), "running")
+                    round_closed = False
+                # The select node closes a round; its events come before its checkpoint. With
+                # durability="sync" that checkpoint is saved before any later node runs, so the
+                # next event (from a later node) finds the round in the checkpointer.
+                round_closed = event.kind == "node" and event.data.get("node") == "select"
                 if on_event is not None:
                     on_event(event)
-                if event.kind == "round":  # keep run.json and the report current as rounds finish
-                    self._snapshot(record, rp.result_of(thread_id), "running")
                 if event.result is not None:
                     self._finish(record, event.result, "finished")
                     return event.result
@@ -253,7 +476,13 @@ class RunFolder:
         if error:
             record["error"] = error
         self._write_record(record)
-        self._write_report(result)
+        resume = f"continue it with: imagerepainter resume {self.path}"
+        notice = {
+            "running": "This run is in progress; this report is rewritten after every round.",
+            "interrupted": f"This run was interrupted; {resume}",
+            "failed": f"This run failed: {error}. The finished rounds are kept; {resume}",
+        }.get(status)
+        self._write_report(result, notice)
 
     def _finish(self, record: dict[str, Any], result: RepaintResult, status: str) -> None:
         record.pop("error", None)
@@ -261,13 +490,13 @@ class RunFolder:
 
     def _write_record(self, record: dict[str, Any]) -> None:
         tmp = self.record_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(record, indent=2))
+        tmp.write_text(_record_text(record))
         os.replace(tmp, self.record_path)
 
-    def _write_report(self, result: RepaintResult) -> None:
+    def _write_report(self, result: RepaintResult, notice: str | None) -> None:
         from .report import write_report
 
-        write_report(result, self.report_path)
+        write_report(result, self.report_path, notice=notice)
 
     def result(self) -> RepaintResult:
         """The result recorded in ``run.json``, bound to this folder's images."""

@@ -1,28 +1,46 @@
-"""Regenerate docs/cli.md from the parser's --help (tests/test_cli.py checks they agree).
+"""Regenerate docs/cli.md from the parser's --help (tests/test_cli_errors.py runs ``--check``).
 
-python scripts/gen_cli_docs.py
+python scripts/gen_cli_docs.py            # rewrite docs/cli.md
+python scripts/gen_cli_docs.py --check    # exit 1 if docs/cli.md is out of date; writes nothing
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
 from pathlib import Path
 
 from imagerepainter.cli import build_parser
+
+DEFAULT_TARGET = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
 
 INTRO = """# Command line
 
 `imagerepainter` runs the loop from a shell and writes a [run folder](run-folder.md). A library
 error becomes one line on stderr and an exit code: 2 for bad input or configuration (nothing was
-called), 1 when a backend failed (finished rounds are saved: `imagerepainter resume DIR`), 130 when
-interrupted. `OPENAI_API_KEY` and `OPENAI_BASE_URL` are read by ChatOpenAI for `openai:` models;
-keys never reach the run folder.
+called, and nothing is created: settings, prompt, reference and folder are checked first), 1 when
+a backend failed (finished rounds are saved: `imagerepainter resume DIR`), 130 when interrupted
+with Ctrl-C and 143 when stopped with SIGTERM (the run is marked `interrupted` and the message
+names the `resume` command for its folder).
+
+Each run claims its folder atomically, so runs started at the same moment never share one: the
+default folder is `runs/<reference stem>-<YYYYmmdd-HHMMSS>` (`runs/demo-<seed>-...` for the demo),
+with `-2`, `-3`, ... added when that name is taken; an `--out` folder must be new or empty, and
+one that another run claimed first is refused. A run that fails before anything was paid for (no
+model call, no image; e.g. the scorer's model cannot be loaded) removes what it created, so the
+same `--out` can be used again.
+
+`OPENAI_API_KEY` and `OPENAI_BASE_URL` are read by ChatOpenAI for `openai:` models; keys never
+reach the run folder. `--base-url` is saved in the run folder's backend specs, so a URL holding
+credentials (`http://user:password@host/v1`, or a query parameter such as `?key=...` or
+`?token=...`) is refused: pass the URL without them and put the key in `OPENAI_API_KEY`.
 
 Examples:
 
 ```bash
 imagerepainter demo --out runs/demo                       # offline, the sandbox world
 imagerepainter run photo.png --mllm sandbox --t2i sandbox --scorer sandbox
-imagerepainter run photo.png --mllm openai:gpt-4o \
+imagerepainter run photo.png --mllm openai:gpt-4o \\
     --t2i "diffusers:stabilityai/sdxl-turbo?device=cuda&torch_dtype=float16"
 imagerepainter resume runs/photo-20261126-101500
 imagerepainter serve-sandbox --port 8765                  # then: --mllm openai:sandbox --base-url http://127.0.0.1:8765/v1
@@ -33,6 +51,7 @@ This page is generated from `--help` by `scripts/gen_cli_docs.py`.
 
 
 def render() -> str:
+    """The text of docs/cli.md: the introduction, then every command's ``--help``."""
     parser = build_parser()
     parts = [INTRO, "## imagerepainter\n\n```text\n" + parser.format_help().strip() + "\n```\n"]
     subparsers = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
@@ -41,7 +60,23 @@ def render() -> str:
     return "\n".join(parts)
 
 
+def main(argv: list[str] | None = None) -> int:
+    cli = argparse.ArgumentParser(description="Regenerate docs/cli.md from `imagerepainter --help`.")
+    cli.add_argument("--check", action="store_true", help="exit 1 if the page is out of date; write nothing")
+    cli.add_argument("--target", type=Path, default=DEFAULT_TARGET, help="the page (default: docs/cli.md)")
+    args = cli.parse_args(argv)
+    text = render()
+    if args.check:
+        current = args.target.read_text() if args.target.is_file() else None
+        if current != text:
+            print(f"{args.target} is out of date: run python scripts/gen_cli_docs.py", file=sys.stderr)
+            return 1
+        print(f"{args.target} is up to date")
+        return 0
+    args.target.write_text(text)
+    print(f"wrote {args.target}")
+    return 0
+
+
 if __name__ == "__main__":
-    target = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
-    target.write_text(render())
-    print(f"wrote {target}")
+    sys.exit(main())

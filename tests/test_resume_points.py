@@ -72,3 +72,18 @@ def test_resume_from_every_crash_point_gives_the_uninterrupted_result(finished_r
         assert after["status"] == "finished", (keep, keep_writes)
         assert _signature(after) == _signature(whole), (keep, keep_writes)
         shutil.rmtree(crashed)
+
+
+def test_run_json_and_report_hold_each_round_once_it_is_checkpointed(tmp_path):
+    folder = tmp_path / "live"
+    seen = []
+
+    def watch(event):
+        if event.kind == "critique":  # the request after round N went out and came back
+            record = json.loads((folder / "run.json").read_text())
+            seen.append((event.round, len(record["result"]["rounds"]), record["result"]["finished"]))
+
+    result = RunFolder(folder).run(SPECS, render_scene(random_scene(8), seed=8), overrides=SETTINGS, on_event=watch)
+    assert seen == [(n, n, False) for n in range(1, len(result.rounds))]
+    report = (folder / "report.html").read_text()
+    assert result.finished and "not finished" not in report and "in progress" not in report
