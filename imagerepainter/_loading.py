@@ -244,3 +244,50 @@ def optional_bool(value: Any, name: str) -> bool | None:
     if text in {"0", "false", "no", "off"}:
         return False
     raise ConfigurationError(f"{name} must be true or false, got {value!r}.")
+
+
+def check_device(device: Any, *, extra: str) -> str:
+    """Return ``device`` as a string after checking that this torch can use it.
+
+    Asking for CUDA (or Apple's MPS) where torch has none would otherwise surface as torch's
+    bare ``AssertionError("Torch not compiled with CUDA enabled")`` deep inside loading or the
+    first generation. Checking when the backend is built turns it into a
+    :class:`~imagerepainter.errors.ConfigurationError` before any paid call.
+
+    Raises:
+        ConfigurationError: ``device`` is not a torch device, or names a CUDA / MPS device
+            this machine does not have.
+        MissingDependencyError: torch is not installed.
+
+    Example:
+        >>> check_device("cpu", extra="metrics")
+        'cpu'
+    """
+    torch = require("torch", extra=extra, purpose="placing models on a device")
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ConfigurationError(
+            f"device={device!r} is not a torch device ({exc}); use e.g. 'cpu', 'cuda', 'cuda:1' or 'mps'."
+        ) from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigurationError(
+                f"device={device!r} asks for CUDA, but torch {torch.__version__} sees no CUDA GPU here "
+                "(torch.cuda.is_available() is False). Use device='cpu', or install a CUDA build of torch on a "
+                "machine with an NVIDIA GPU."
+            )
+        if parsed.index is not None and parsed.index >= count:
+            raise ConfigurationError(
+                f"device={device!r} asks for CUDA GPU {parsed.index}, but torch sees only {count} "
+                f"(cuda:0 to cuda:{count - 1})."
+            )
+    if parsed.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ConfigurationError(
+                f"device={device!r} asks for Apple's MPS, which this torch {torch.__version__} cannot use here. "
+                "Use device='cpu'."
+            )
+    return str(device)

@@ -429,14 +429,18 @@ def test_the_size_multiple_follows_the_pipeline(pipeline: Any, multiple: int) ->
 
 def test_cuda_without_cuda_is_a_configuration_error_before_loading(monkeypatch: pytest.MonkeyPatch) -> None:
     torch = pytest.importorskip("torch")
-    from imagerepainter.backends.diffusers_t2i import DiffusersT2I, check_device
+    from imagerepainter._loading import check_device
+    from imagerepainter.backends.diffusers_t2i import DiffusersT2I
+    from imagerepainter.scorers import CLIPScorer
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ConfigurationError, match=r"device='cuda' asks for CUDA.*device='cpu'"):
         DiffusersT2I.from_pretrained("/no/such/folder", device="cuda")  # refused before the folder is looked at
+    with pytest.raises(ConfigurationError, match=r"device='cuda:0' asks for CUDA"):
+        CLIPScorer("/no/such/folder", device="cuda:0").load()  # a scorer built directly: refused at load
     with pytest.raises(ConfigurationError, match="not a torch device"):
-        check_device("gpu0")
-    assert check_device("cpu") == "cpu"
+        check_device("gpu0", extra="diffusers")
+    assert check_device("cpu", extra="diffusers") == "cpu"
 
 
 @slow

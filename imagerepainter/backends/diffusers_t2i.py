@@ -40,7 +40,15 @@ import numpy as np
 from PIL import Image
 
 from .._imports import require
-from .._loading import dtype_name, library_versions, load_pretrained, optional_bool, positive_int, resolve_dtype
+from .._loading import (
+    check_device,
+    dtype_name,
+    library_versions,
+    load_pretrained,
+    optional_bool,
+    positive_int,
+    resolve_dtype,
+)
 from ..errors import ConfigurationError, GenerationError, MissingDependencyError
 from .base import GeneratedImage, GenerationRequest, T2ICapabilities
 from .function_t2i import keyword_parameters
@@ -48,7 +56,7 @@ from .function_t2i import keyword_parameters
 if TYPE_CHECKING:
     from ..config import GenerationConfig
 
-__all__ = ["DiffusersT2I", "check_device"]
+__all__ = ["DiffusersT2I"]
 
 _SHARED_FIELDS = ("height", "width", "num_inference_steps", "guidance_scale")
 """Request fields that must be equal within one pipeline call (they are scalars there)."""
@@ -81,7 +89,7 @@ class DiffusersT2I:
         require("torch", extra="diffusers", purpose="seeding diffusers pipelines")
         batch_size = positive_int(batch_size, "batch_size")
         if device is not None:
-            device = check_device(device)
+            device = check_device(device, extra="diffusers")
         if isinstance(pipeline, (str, os.PathLike)):  # a Hub id or folder: load it on the CPU in float32
             pipeline = DiffusersT2I.from_pretrained(pipeline, device=device or "cpu").pipeline
         if not callable(pipeline):
@@ -140,7 +148,7 @@ class DiffusersT2I:
         # Text-to-image pipelines need transformers for their text encoders; without it diffusers
         # fails late, with its own ImportError. It belongs to the same extra.
         require("transformers", extra="diffusers", purpose="the text encoders of diffusers pipelines")
-        device = check_device(device)
+        device = check_device(device, extra="diffusers")
         model_id = os.fspath(model)
         dtype = resolve_dtype(torch_dtype, extra="diffusers")
         dtype_kwarg = {_dtype_argument(): dtype}
@@ -319,53 +327,6 @@ class DiffusersT2I:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def check_device(device: Any, *, extra: str = "diffusers") -> str:
-    """Return ``device`` as a string after checking that this torch can use it.
-
-    Asking for CUDA (or Apple's MPS) where torch has none would otherwise surface as torch's
-    bare ``AssertionError("Torch not compiled with CUDA enabled")`` deep inside loading or the
-    first generation. Checking when the backend is built turns it into a
-    :class:`~imagerepainter.errors.ConfigurationError` before any paid call.
-
-    Raises:
-        ConfigurationError: ``device`` is not a torch device, or names a CUDA / MPS device
-            this machine does not have.
-        MissingDependencyError: torch is not installed.
-
-    Example:
-        >>> check_device("cpu")
-        'cpu'
-    """
-    torch = require("torch", extra=extra, purpose="placing models on a device")
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, TypeError, ValueError) as exc:
-        raise ConfigurationError(
-            f"device={device!r} is not a torch device ({exc}); use e.g. 'cpu', 'cuda', 'cuda:1' or 'mps'."
-        ) from None
-    if parsed.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise ConfigurationError(
-                f"device={device!r} asks for CUDA, but torch {torch.__version__} sees no CUDA GPU here "
-                "(torch.cuda.is_available() is False). Use device='cpu', or install a CUDA build of torch on a "
-                "machine with an NVIDIA GPU."
-            )
-        if parsed.index is not None and parsed.index >= count:
-            raise ConfigurationError(
-                f"device={device!r} asks for CUDA GPU {parsed.index}, but torch sees only {count} "
-                f"(cuda:0 to cuda:{count - 1})."
-            )
-    if parsed.type == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise ConfigurationError(
-                f"device={device!r} asks for Apple's MPS, which this torch {torch.__version__} cannot use here. "
-                "Use device='cpu'."
-            )
-    return str(device)
 
 
 _EXTRA_MODULES = {"torch", "diffusers", "transformers", "accelerate", "safetensors"}

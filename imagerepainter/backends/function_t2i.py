@@ -26,6 +26,7 @@ from typing import Any
 
 from PIL import Image
 
+from .._secrets import redact
 from ..errors import ConfigurationError, GenerationError
 from .base import GeneratedImage, GenerationRequest, T2ICapabilities
 
@@ -131,7 +132,8 @@ class FunctionT2I:
         try:
             return self.fn(*args, **kwargs)
         except Exception as exc:
-            raise GenerationError(f"{self.name} failed: {type(exc).__name__}: {exc}", backend=self.name) from exc
+            message = redact(f"{self.name} failed: {type(exc).__name__}: {exc}")
+            raise GenerationError(message, backend=self.name) from exc
 
     def _to_generated(self, output: Any) -> GeneratedImage:
         if isinstance(output, GeneratedImage):

@@ -168,7 +168,7 @@ def _check_options(label: str, options: dict[str, str], accepted: dict[str, Conv
 
 def _check_device(options: dict[str, Any], *, extra: str) -> None:
     if "device" in options:
-        from .diffusers_t2i import check_device
+        from .._loading import check_device
 
         options["device"] = check_device(options["device"], extra=extra)
 
