@@ -86,8 +86,8 @@ class RepainterConfig(BaseModel):
     a budget below one round is refused before the run starts."""
     max_mllm_calls: int | None = Field(default=None, ge=1)
     """Budget: most calls to the multimodal model per run. A round whose calls would exceed it
-    is not started; a budget below describing plus round 1 is refused before the run starts.
-    (Describing finds objects as it goes, so it may use more than its minimum.)"""
+    is not started; a budget below what describing (up to ``5 + max_objects`` calls) and
+    round 1 may take is refused before the run starts."""
     max_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     """Budget: wall-clock seconds per run, checked between rounds."""
 

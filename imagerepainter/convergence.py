@@ -119,7 +119,8 @@ def check_budgets(config: RepainterConfig, *, describe: bool) -> None:
     Args:
         config: The run's settings.
         describe: The run describes the reference first (no prompt was given). Describing
-            takes at least three calls (four with ``max_objects``), more with objects found.
+            takes up to ``5 + max_objects`` calls (description, features, object list, one
+            detail call per object, relationships, rewrite), so that is what is reserved.
 
     Raises:
         ConfigurationError: ``max_images`` or ``max_mllm_calls`` is below what round 1 needs.
@@ -137,9 +138,12 @@ def check_budgets(config: RepainterConfig, *, describe: bool) -> None:
             f"max_images={config.max_images} cannot cover the first round, which renders {images} images. "
             f"Raise max_images to at least {images}, or lower variants."
         )
-    calls = (3 + (config.max_objects > 0) if describe else 0) + (variants > 0)
+    objects = config.max_objects
+    describing = 3 + (objects > 0) + objects + (objects > 1) if describe else 0
+    calls = describing + (variants > 0)
     if config.max_mllm_calls is not None and config.max_mllm_calls < calls:
+        fix = f" or lower max_objects (now {objects})" if describe and objects else ""
         raise ConfigurationError(
             f"max_mllm_calls={config.max_mllm_calls} cannot cover {'describing the reference and ' * describe}"
-            f"the first round, which take at least {calls} calls. Raise it to at least {calls}."
+            f"the first round, which take up to {calls} calls. Raise it to at least {calls}{fix}."
         )

@@ -12,6 +12,7 @@ backend (a model server that keeps failing, a pipeline that crashes)::
     ├── InvalidImageError           also ValueError: the reference cannot be used as an image
     │   └── ImageTooLargeError      the image is absurdly large (decompression-bomb guard)
     ├── MissingDependencyError      also ImportError: an optional extra is not installed
+    ├── IncompleteRunError          the graph stopped before the run finished; resume the thread
     └── BackendError                a backend failed at run time; ``__cause__`` keeps a local error (not an HTTP one)
         ├── MLLMError
         │   └── StructuredOutputError   the model never produced output matching the schema
@@ -30,6 +31,7 @@ __all__ = [
     "ConfigurationError",
     "GenerationError",
     "ImageTooLargeError",
+    "IncompleteRunError",
     "InvalidImageError",
     "MLLMError",
     "MissingDependencyError",
@@ -75,6 +77,19 @@ class ImageTooLargeError(InvalidImageError):
 
 class MissingDependencyError(RepainterError, ImportError):
     """An optional dependency is missing; the message names the ``pip install`` that fixes it."""
+
+
+class IncompleteRunError(RepainterError):
+    """The graph stopped without finishing the run, and without a backend error.
+
+    It happens when a step was cancelled (e.g. an abandoned ``astream``) or the graph was
+    interrupted. Nothing is lost: ``Repainter.resume(error.thread_id)`` continues the run.
+    """
+
+    def __init__(self, message: str, *, thread_id: str) -> None:
+        super().__init__(message)
+        self.thread_id = thread_id
+        """The checkpoint thread to resume."""
 
 
 class BackendError(RepainterError):

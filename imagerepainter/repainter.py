@@ -27,7 +27,7 @@ from .backends.base import MLLM, Scorer, TextToImage, check_generation_settings
 from .backends.registry import resolve_mllm, resolve_scorer, resolve_t2i
 from .config import RepainterConfig
 from .convergence import check_budgets
-from .errors import BackendError, CapabilityError, ConfigurationError
+from .errors import BackendError, CapabilityError, ConfigurationError, IncompleteRunError
 from .graph import build_graph, recursion_limit
 from .images import ImageInput, ImageStore, MemoryImageStore, load_image
 from .prompts import PROMPT_VERSION
@@ -236,7 +236,11 @@ class Repainter:
     def stream(
         self, reference: ImageInput, *, prompt: str | None = None, thread_id: str | None = None, **overrides: Any
     ) -> Iterator[RepaintEvent]:
-        """Run and yield :class:`RepaintEvent` s as the loop goes; the last one carries the result."""
+        """Run and yield :class:`RepaintEvent` s as the loop goes; the last one carries the result.
+
+        The stream holds its thread until it ends or is closed. To stop early and resume later,
+        close it (``events.close()``) before calling :meth:`resume` with the same thread.
+        """
         with self._claim(thread_id) as claimed:
             graph_input, run_config = self._prepare(reference, prompt, claimed, overrides)
             yield from self._events(graph_input, run_config)
@@ -244,7 +248,9 @@ class Repainter:
     def stream_resume(self, thread_id: str) -> Iterator[RepaintEvent]:
         """Like :meth:`resume`, yielding :class:`RepaintEvent` s; the last one carries the result."""
         with self._claim(thread_id):
-            yield from self._events(None, self._resume_config(thread_id))
+            run_config = self._resume_config(thread_id)
+            self._recover_cancelled_step(run_config)
+            yield from self._events(None, run_config)
 
     def _events(self, graph_input: dict[str, Any] | None, run_config: RunnableConfig) -> Iterator[RepaintEvent]:
         try:
@@ -254,6 +260,28 @@ class Repainter:
             self._annotate(exc, run_config)
             raise
         yield RepaintEvent(kind="result", result=self._final_result(run_config))
+
+    def _recover_cancelled_step(self, run_config: RunnableConfig) -> None:
+        """Re-route a run whose last step was cancelled around its end, so resume continues it.
+
+        Closing an ``astream`` half-way cancels the running step. When the step had already
+        saved its writes, LangGraph records it as failed *with* those writes, but without the
+        routing to the next node; a resume then ends with nothing scheduled although the run
+        is not finished. Applying the step's writes as that node (``update_state(...,
+        as_node=...)``), or only re-running its routing once they are applied, continues the
+        run exactly where it was.
+        """
+        snapshot = self._graph.get_state(run_config)
+        if snapshot.next or not snapshot.values or run_finished(snapshot.values):
+            return
+        for task in snapshot.tasks:  # cancelled with its writes saved, not yet applied
+            if task.error is not None and isinstance(task.result, dict) and task.result:
+                self._graph.update_state(run_config, task.result, as_node=task.name)
+                return
+        if not snapshot.tasks and snapshot.parent_config:  # writes applied, routing lost
+            ran = [t.name for t in self._graph.get_state(snapshot.parent_config).tasks]
+            if len(ran) == 1:
+                self._graph.update_state(run_config, None, as_node=ran[0])
 
     async def arun(
         self, reference: ImageInput, *, prompt: str | None = None, thread_id: str | None = None, **overrides: Any
@@ -269,7 +297,8 @@ class Repainter:
     async def astream(
         self, reference: ImageInput, *, prompt: str | None = None, thread_id: str | None = None, **overrides: Any
     ) -> AsyncIterator[RepaintEvent]:
-        """Async :meth:`stream`."""
+        """Async :meth:`stream`. To stop early, close it before resuming its thread, e.g. iterate
+        inside ``async with contextlib.aclosing(rp.astream(...)) as events:``."""
         with self._claim(thread_id) as claimed:
             graph_input, run_config = await asyncio.to_thread(self._prepare, reference, prompt, claimed, overrides)
             try:
@@ -320,6 +349,13 @@ class Repainter:
         """The finished run's result. A finished thread is dropped from the default in-memory
         checkpointer (it exists to resume failed runs; kept threads would grow without bound)."""
         result = self._result(run_config)
+        if not result.finished:  # the graph stopped early without a backend error: keep the thread
+            thread_id = run_config["configurable"]["thread_id"]
+            raise IncompleteRunError(
+                f"The run in thread {thread_id!r} stopped before it finished ({len(result.rounds)} rounds done; "
+                f"a step was cancelled or interrupted). Repainter.resume({thread_id!r}) continues it.",
+                thread_id=thread_id,
+            )
         if self._owns_checkpointer:
             self.checkpointer.delete_thread(run_config["configurable"]["thread_id"])
         return result

@@ -405,10 +405,18 @@ class RunFolder:
     ) -> RepaintResult:
         """Continue the interrupted run in this folder from its last checkpoint."""
         record = self.read_record()
+        if record.get("status") == "finished" and "result" in record:
+            return self.result()  # nothing to continue: no backend is built, nothing is called
         specs = BackendSpecs(**{k: v for k, v in record["specs"].items() if k in _SPEC_FIELDS})
         thread_id = record["thread_id"]
         with self._repainter(specs, build) as rp:
             status = rp.status(thread_id)
+            if status == "not_started" and record.get("result", {}).get("rounds"):
+                raise ConfigurationError(
+                    f"The run in {str(self.path)!r} has recorded rounds but its checkpoints ({CHECKPOINT_FILE}) are "
+                    f"missing, so it cannot be continued without paying again. Its rounds stay in {RUN_FILE}; "
+                    "start a new run to go on."
+                )
             record["status"] = "running"
             record.setdefault("resumed", []).append(datetime.now(UTC).isoformat(timespec="seconds"))
             if status == "not_started":  # stopped before the first checkpoint: start it, same thread
@@ -460,14 +468,21 @@ class RunFolder:
                     self._finish(record, event.result, "finished")
                     return event.result
         except RepainterError as exc:
-            with contextlib.suppress(Exception):
-                self._snapshot(record, rp.result_of(thread_id), "failed", error=redact(str(exc)))
+            self._mark(rp, record, "failed", error=redact(str(exc)))
             raise
-        except BaseException:  # KeyboardInterrupt: keep what is done, mark it resumable
-            with contextlib.suppress(Exception):
-                self._snapshot(record, rp.result_of(thread_id), "interrupted")
+        except BaseException:  # KeyboardInterrupt, SIGTERM: keep what is done, mark it resumable
+            self._mark(rp, record, "interrupted")
             raise
         raise RuntimeError("the run ended without a result")  # pragma: no cover
+
+    def _mark(self, rp: Repainter, record: dict[str, Any], status: str, error: str | None = None) -> None:
+        """Record how a run ended early: with its result so far, or (before its first checkpoint)
+        with the status alone. Never raises: the original error is what the caller must see."""
+        try:
+            self._snapshot(record, rp.result_of(record["thread_id"]), status, error=error)
+        except Exception:
+            with contextlib.suppress(Exception):
+                self._write_record({**record, "status": status, **({"error": error} if error else {})})
 
     # ------------------------------------------------------------------ writing
 

@@ -25,6 +25,7 @@ from imagerepainter.testing import FakeMLLM, FakeT2I, ScriptedScorer
 from tests.expected import PAPER_CALLS_TWO_OBJECTS
 
 REF = Image.new("RGB", (32, 32), "white")
+SCORES_9 = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 
 
 def _calls(mllm: FakeMLLM) -> Counter:
@@ -83,7 +84,7 @@ def test_after_a_worse_round_the_best_so_far_is_critiqued_and_each_round_keeps_i
     ("preset", "budget", "used", "stop"),
     [
         ("paper", {"max_mllm_calls": 12}, ("mllm_calls", 11), "budget_mllm_calls"),  # 8 + 3; another round needs 3
-        ("default", {"max_mllm_calls": 9}, ("mllm_calls", 9), "budget_mllm_calls"),  # 8 + 1 per later round
+        ("default", {"max_mllm_calls": 9, "max_objects": 2}, ("mllm_calls", 9), "budget_mllm_calls"),  # 8 + 1
         ("default", {"max_images": 8}, ("images", 6), "budget_images"),
     ],
 )
@@ -422,3 +423,29 @@ def test_the_default_checkpointer_keeps_failed_runs_only():
     rp.run(REF, thread_id="done")
     assert not rp.as_graph().get_state({"configurable": {"thread_id": "done"}}).values
     rp.run(REF, thread_id="done")  # the finished thread is free again
+
+
+def test_an_abandoned_astream_resumes_to_the_uninterrupted_result():
+    import contextlib
+
+    from imagerepainter.errors import IncompleteRunError
+
+    reference = Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer(SCORES_9)).run(REF, max_rounds=3)
+    rp = Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer(SCORES_9))
+
+    async def stop_at_first_round():
+        async with contextlib.aclosing(rp.astream(REF, thread_id="t", max_rounds=3)) as events:
+            async for event in events:
+                if event.kind == "round":
+                    break
+
+    asyncio.run(stop_at_first_round())
+    assert rp.status("t") == "interrupted"
+    recover = rp._recover_cancelled_step
+    rp._recover_cancelled_step = lambda run_config: None  # without the recovery the graph ends unfinished...
+    with pytest.raises(IncompleteRunError, match="resume"):
+        rp.resume("t")
+    assert rp.status("t") == "interrupted"  # ...which is an error, and the thread is kept
+    rp._recover_cancelled_step = recover
+    result = rp.resume("t")
+    assert result.finished and [c.score for c in result.candidates] == [c.score for c in reference.candidates]

@@ -111,10 +111,11 @@ def test_float_settings_must_be_finite(name, value):
     ("preset", "overrides", "describe", "message"),
     [
         ("default", {"max_images": 2, "variants": 3}, True, "max_images=2 cannot cover the first round"),
-        ("default", {"max_mllm_calls": 4}, True, "at least 5 calls"),  # 4 to describe + 1 for variants
-        ("default", {"max_mllm_calls": 4, "max_objects": 0}, True, None),
+        ("default", {"max_mllm_calls": 10}, True, "up to 11 calls"),  # 5 + 5 objects to describe, 1 variants
+        ("default", {"max_mllm_calls": 11}, True, None),
+        ("default", {"max_mllm_calls": 4, "max_objects": 0}, True, None),  # 3 to describe, 1 variants
         ("default", {"max_mllm_calls": 1}, False, None),  # a given prompt: only the variants call
-        ("paper", {"max_mllm_calls": 5}, True, None),
+        ("paper", {"max_mllm_calls": 7, "max_objects": 1}, True, None),  # 3 + 1 object detail + rewrite, 1 variants
     ],
 )
 def test_budgets_that_cannot_fit_the_first_round_are_refused(preset, overrides, describe, message):

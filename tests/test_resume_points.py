@@ -87,3 +87,43 @@ def test_run_json_and_report_hold_each_round_once_it_is_checkpointed(tmp_path):
     assert seen == [(n, n, False) for n in range(1, len(result.rounds))]
     report = (folder / "report.html").read_text()
     assert result.finished and "not finished" not in report and "in progress" not in report
+
+
+def test_resume_of_a_finished_folder_builds_nothing_and_a_lost_checkpoint_is_refused(finished_run, tmp_path):
+    from imagerepainter.errors import ConfigurationError
+
+    folder, whole = finished_run
+    done = tmp_path / "done"
+    shutil.copytree(folder, done)
+    (done / "checkpoint.sqlite").unlink()
+
+    def no_backends(**kwargs):
+        raise AssertionError("a finished run must not build backends")
+
+    assert _signature(json.loads((done / "run.json").read_text())) == _signature(whole)
+    result = RunFolder(done).resume(build=no_backends)
+    assert result.finished and len(result.rounds) == 3
+    # a run whose rounds are recorded but whose checkpoints are gone would be paid for again: refused
+    record = json.loads((done / "run.json").read_text()) | {"status": "running"}
+    (done / "run.json").write_text(json.dumps(record))
+    with pytest.raises(ConfigurationError, match=r"checkpoints .* are missing"):
+        RunFolder(done).resume()
+
+
+def test_an_interrupt_before_the_first_checkpoint_still_marks_the_folder(tmp_path, monkeypatch):
+    from imagerepainter import Repainter
+    from imagerepainter.errors import ConfigurationError
+
+    def no_checkpoint_yet(self, thread_id):
+        raise ConfigurationError("No checkpoint")
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+        yield  # a generator, like the real stream
+
+    monkeypatch.setattr(Repainter, "result_of", no_checkpoint_yet)
+    monkeypatch.setattr(Repainter, "stream", interrupted)
+    folder = tmp_path / "early"
+    with pytest.raises(KeyboardInterrupt):
+        RunFolder(folder).run(SPECS, render_scene(random_scene(5), seed=5), overrides=SETTINGS)
+    assert json.loads((folder / "run.json").read_text())["status"] == "interrupted"

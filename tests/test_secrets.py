@@ -105,3 +105,15 @@ def test_tracebacks_of_image_errors_do_not_show_an_echoed_key(key, code):
             t2i.generate([GenerationRequest(prompt="a cat", seed=1, width=8, height=8)])
     printed = "".join(traceback.format_exception(info.value))
     assert key not in printed and f"HTTP {code}" in str(info.value)
+
+
+@pytest.mark.parametrize("base_url", ["http://bob:hunter2pw@127.0.0.1:9/v1", "http://127.0.0.1:9/v1%3Fkey%3Dhunter2pw"])
+def test_credentials_in_a_spec_never_reach_an_option_error(base_url):
+    import traceback
+
+    from imagerepainter.backends.registry import resolve_mllm
+    from imagerepainter.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="max_retries") as info:
+        resolve_mllm(f"openai:gpt-4o-mini?base_url={base_url}&max_retries=-1")  # another option is invalid
+    assert "hunter2pw" not in "".join(traceback.format_exception(info.value))

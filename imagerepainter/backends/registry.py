@@ -225,12 +225,25 @@ def _validation_problems(exc: BaseException) -> str | None:
     if not callable(errors):
         return None
     try:
-        return "; ".join(
-            f"option {'.'.join(str(p) for p in err['loc'])!r}: {err['msg']} (got {err.get('input')!r})"
-            for err in errors()
-        )
+        return "; ".join(_problem(err) for err in errors())
     except Exception:
         return None
+
+
+_SENSITIVE_OPTIONS = frozenset(
+    {"api_key", "openai_api_key", "base_url", "openai_api_base", "default_headers", "default_query", "organization"}
+)
+"""Options whose values may hold credentials (keys, tokens in URLs or headers): never echoed in errors."""
+
+
+def _problem(err: Any) -> str:
+    """One validation error as text; the offending value only for a named, non-sensitive option."""
+    name = ".".join(str(p) for p in err["loc"])
+    if not name:  # a check across options: its input is every option, credentials included
+        return str(err["msg"])
+    if name in _SENSITIVE_OPTIONS:
+        return f"option {name!r}: {err['msg']}"
+    return f"option {name!r}: {err['msg']} (got {err.get('input')!r})"
 
 
 def _sandbox_mllm(model: str | None, **options: Any) -> MLLM:
