@@ -108,12 +108,9 @@ def _to_float(value: str, name: str) -> Any:
 
 
 def _to_bool(value: str, name: str) -> Any:
-    text = str(value).strip().lower()
-    if text in {"1", "true", "yes", "on"}:
-        return True
-    if text in {"0", "false", "no", "off"}:
-        return False
-    raise ConfigurationError(f"Option {name!r} must be true or false, got {value!r}.")
+    from .._loading import optional_bool
+
+    return optional_bool(value, f"Option {name!r}")
 
 
 def _optional(convert: Converter) -> Converter:
