@@ -14,7 +14,8 @@ Image Understanding Tree (IUT) requests, each sent with the reference image:
 Text-only requests: :class:`PromptRewrite` (the IUT rewritten in the T2I model's style),
 :class:`PromptVariants`, :class:`RevisedPrompt`. Critique requests (reference and
 candidate images): :class:`Critique` (paper preset) and :class:`CritiqueAndRevision`
-(default preset, one round trip instead of two or three).
+(default preset, one round trip instead of two or three). The benchmark's judge metric asks
+for a :class:`SimilarityRating` of a reference and a regeneration.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = [
     "PromptVariants",
     "Relationships",
     "RevisedPrompt",
+    "SimilarityRating",
     "ThingDetails",
     "ObjectType",
 ]
@@ -189,3 +191,23 @@ class CritiqueAndRevision(Critique):
 
     revised_prompt: str = Field(description="The current prompt with the edits applied.")
     variants: list[str] = Field(description="The requested number of alternative phrasings of the revised prompt.")
+
+
+class SimilarityRating(_Answer):
+    """A judge's 1-5 ratings of how closely the second image (a regeneration) matches the first (the reference)."""
+
+    aesthetic: int = Field(
+        ge=1,
+        le=5,
+        description="Aesthetic similarity, 1-5: style, colour palette, lighting and rendering. "
+        "5 = indistinguishable, 4 = same look with small differences, 3 = clearly related look, "
+        "2 = a few shared traits, 1 = unrelated.",
+    )
+    semantic: int = Field(
+        ge=1,
+        le=5,
+        description="Semantic similarity, 1-5: the same objects, attributes, counts, positions and relations. "
+        "5 = the same scene, 4 = one minor difference, 3 = main subject right but several differences, "
+        "2 = only some elements shared, 1 = different content.",
+    )
+    rationale: str = Field(description="One or two sentences naming the largest differences.")
