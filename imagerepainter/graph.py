@@ -48,7 +48,7 @@ def recursion_limit(config: RepainterConfig) -> int:
 
 def build_graph(
     *, mllm: MLLM, t2i: TextToImage, scorer: Scorer, store: ImageStore, config: RepainterConfig
-) -> tuple[StateGraph, LoopNodes]:
+) -> tuple[StateGraph[Any, Any, Any, Any], LoopNodes]:
     """Build the uncompiled loop graph and the nodes object it is closed over.
 
     ``config`` is the base config. A run's settings travel as LangGraph runtime context

@@ -337,8 +337,8 @@ class LoopNodes:
             outputs.extend(images)
             _emit({"event": "generated", "round": round_index, "done": len(outputs), "total": len(requests)})
         put_many = getattr(self.store, "put_many", None)
-        images = [out.image for out in outputs]
-        refs = put_many(images) if callable(put_many) else [self.store.put(image) for image in images]
+        rendered = [out.image for out in outputs]
+        refs = put_many(rendered) if callable(put_many) else [self.store.put(image) for image in rendered]
         pending: list[CandidateRecord] = [
             CandidateRecord(
                 index=i, prompt=r.prompt, seed=r.seed, image=ref, blocked=out.blocked, score=None, scores={}

@@ -147,7 +147,7 @@ class Repainter:
         self._builder, self._nodes = build_graph(
             mllm=self.mllm, t2i=self.t2i, scorer=self.scorer, store=self.store, config=self.config
         )
-        self._graph = self._builder.compile(checkpointer=checkpointer, name=name)
+        self._graph: Any = self._builder.compile(checkpointer=checkpointer, name=name)
 
     def _check_capabilities(self) -> None:
         caps = self.mllm.capabilities
