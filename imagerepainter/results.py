@@ -236,7 +236,7 @@ class RepaintResult(_WithStore):
             pending=[Candidate.model_validate(c) for c in state.get("pending") or []],
             stop_reason=state.get("stop_reason"),
             initial_prompt=state.get("initial_prompt") or "",
-            understanding=state.get("understanding"),
+            understanding=history.understanding,
             config=config if config is not None else _recorded_config(state),
             backends=backends or {},
             usage=dict(state.get("usage") or {}),

@@ -46,6 +46,7 @@ from ._secrets import redact
 from .backends.registry import parse_spec
 from .config import RepainterConfig
 from .errors import ConfigurationError, RepainterError
+from .graph import ROUND_CLOSING_NODE
 from .images import DirectoryImageStore, ImageInput, image_sha256, load_image
 from .repainter import Repainter, RepaintEvent
 from .results import RepaintResult
@@ -465,10 +466,10 @@ class RunFolder:
                 if round_closed:  # keep run.json and the report current as rounds finish
                     self._snapshot(record, rp.result_of(thread_id), "running")
                     round_closed = False
-                # The select node closes a round; its events come before its checkpoint. With
+                # The score node closes a round; its events come before its checkpoint. With
                 # durability="sync" that checkpoint is saved before any later node runs, so the
                 # next event (from a later node) finds the round in the checkpointer.
-                round_closed = event.kind == "node" and event.data.get("node") == "select"
+                round_closed = event.kind == "node" and event.data.get("node") == ROUND_CLOSING_NODE
                 if on_event is not None:
                     on_event(event)
                 if event.result is not None:

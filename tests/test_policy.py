@@ -7,7 +7,7 @@ import pytest
 from imagerepainter.config import RepainterConfig
 from imagerepainter.convergence import Progress, decide_stop
 from imagerepainter.errors import ConfigurationError
-from imagerepainter.routing import route_after_critique, route_after_select, route_start, seed_for
+from imagerepainter.routing import route_after_critique, route_after_score, route_start, seed_for
 from imagerepainter.selection import best_index
 
 CFG = RepainterConfig(max_rounds=5, patience=2, min_delta=0.01)
@@ -54,8 +54,8 @@ def test_best_index_ignores_unscored_and_respects_direction():
 def test_routing():
     assert route_start({}) == "describe"
     assert route_start({"prompt": "x"}) == "propose"
-    assert route_after_select({"stop_reason": None}) == "critique"
-    assert route_after_select({"stop_reason": "max_rounds"}) == "finish"
+    assert route_after_score({"stop_reason": None}) == "critique"
+    assert route_after_score({"stop_reason": "max_rounds"}) == "finish"
     assert route_after_critique({}, combined=True) == "propose"
     assert route_after_critique({}, combined=False) == "revise"
     assert route_after_critique({"stop_reason": "judged_match"}, combined=True) == "finish"
