@@ -34,7 +34,7 @@ from pydantic import BaseModel
 from . import prompts, schemas
 from .backends.base import MLLM, GenerationRequest, MLLMMessage, Scorer, TextToImage
 from .config import RepainterConfig
-from .convergence import Progress, decide_stop, mllm_calls_per_round
+from .convergence import Progress, decide_stop, mllm_calls_per_round, stop_after_critique
 from .errors import BackendError, GenerationError, MLLMError, RepainterError
 from .history import RunHistory
 from .images import ImageRef, ImageStore, shrink
@@ -548,8 +548,9 @@ class LoopNodes:
         )
         step.history.put_critique(record)
         update |= calls.record(step.history)
-        if cfg.stop_on_match and critique.is_match:
-            update["stop_reason"] = "judged_match"
+        stop = stop_after_critique(critique.is_match, cfg)
+        if stop is not None:
+            update["stop_reason"] = stop
         _emit({"event": "critique", "round": round_index, "of_round": cand["round"], "edits": list(critique.edits)})
         return update
 
