@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from imagerepainter.cli import build_parser
+from imagerepainter.cli import build_parser, subcommand_parsers
 
 DEFAULT_TARGET = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
 
@@ -54,8 +54,7 @@ def render() -> str:
     """The text of docs/cli.md: the introduction, then every command's ``--help``."""
     parser = build_parser()
     parts = [INTRO, "## imagerepainter\n\n```text\n" + parser.format_help().strip() + "\n```\n"]
-    subparsers = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    for name, sub in subparsers.items():
+    for name, sub in subcommand_parsers(parser).items():
         parts.append(f"## imagerepainter {name}\n\n```text\n{sub.format_help().strip()}\n```\n")
     return "\n".join(parts)
 
