@@ -167,3 +167,42 @@ def test_secret_options_and_secret_values_are_never_echoed(plugin: Path) -> None
     with pytest.raises(ConfigurationError, match="Option 'shade' must be a number, got a value of 24") as info:
         resolve_t2i(f"mine?shade={token}")  # a key pasted into the wrong option
     assert token not in str(info.value)
+
+
+# ----------------------------------------------------------------------------- the docs' example
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "backends.md"
+
+
+def _fenced(text: str, language: str) -> list[str]:
+    return [block.split("```", 1)[0] for block in text.split(f"```{language}\n")[1:]]
+
+
+@pytest.fixture
+def docs_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Install the backends of docs/backends.md's "Registering a backend from your package"."""
+    section = DOC.read_text().split("### Registering a backend from your package", 1)[1]
+    (toml,) = _fenced(section, "toml")
+    python = _fenced(section, "python")
+    assert len(python) == 2 and all(len(block.strip().splitlines()) < 20 for block in python)  # the docs promise
+    site = tmp_path / "site"
+    info = site / "my_backends-0.1.dist-info"
+    info.mkdir(parents=True)
+    (site / "my_backends.py").write_text("\n\n".join(python))
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-backends\nVersion: 0.1\n")
+    lines = [line.replace('"', "") for line in toml.splitlines() if line.startswith('"')]
+    (info / "entry_points.txt").write_text("[imagerepainter.backends]\n" + "\n".join(lines) + "\n")
+    monkeypatch.syspath_prepend(str(site))
+    yield site
+    sys.modules.pop("my_backends", None)
+
+
+def test_the_docs_example_backends_work_and_are_checked(docs_plugin: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"Did you mean 'shade'\?"):
+        resolve_t2i("flat?shde=0.2")
+    with pytest.raises(ConfigurationError, match=r"Unknown option 'sise' in the 'mean' scorer spec\. Did you mean"):
+        resolve_scorer("mean?sise=32")
+    rp = Repainter(mllm="sandbox", t2i="flat:dark?shade=0.2&batch_size=2", scorer="mean?size=32", max_rounds=1)
+    result = rp.run(Image.new("RGB", (32, 32), (51, 51, 51)))
+    assert rp.t2i.name == "flat:dark" and rp.t2i.batch_size == 2
+    assert result.best is not None and result.best.score == pytest.approx(1.0)  # the flat grey is the reference
