@@ -406,12 +406,9 @@ def _convert(value: str, name: str, kind: str) -> Any:
     if base == "str":
         return value
     if base == "bool":
-        text = str(value).strip().lower()
-        if text in {"1", "true", "yes", "on"}:
-            return True
-        if text in {"0", "false", "no", "off"}:
-            return False
-        raise ConfigurationError(f"Option {name!r} must be true or false, got {_quote(name, value)}.")
+        from .._loading import optional_bool
+
+        return optional_bool(value, f"Option {name!r}")  # quotes a bad value only if it cannot be a secret
     try:
         return int(value) if base == "int" else float(value)
     except (TypeError, ValueError):
