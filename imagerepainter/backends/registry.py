@@ -381,11 +381,17 @@ _NONE_WORDS = {"none", "null"}
 
 
 def _type_name(annotation: Any) -> str:
-    """``"int"``, ``"float"``, ``"bool"`` (with ``"|None"`` when optional) or ``"str"`` (kept as given)."""
+    """``"int"``, ``"float"``, ``"bool"`` (with ``"|None"`` when optional) or ``"str"`` (kept as given).
+
+    Example:
+        >>> [_type_name(a) for a in (int, float | None, "Optional[bool]", "int | None", "str", "Any")]
+        ['int', 'float|None', 'bool|None', 'int|None', 'str', 'str']
+    """
     if isinstance(annotation, str):  # unresolved: read the text
-        text = annotation.replace(" ", "").replace("Optional[", "").rstrip("]")
-        parts = [p for p in text.split("|") if p]
-        optional = "None" in parts
+        text = annotation.replace(" ", "")
+        optional = text.startswith("Optional[")
+        parts = [p for p in text.removeprefix("Optional[").removesuffix("]" if optional else "").split("|") if p]
+        optional = optional or "None" in parts
         rest = [p for p in parts if p != "None"]
         base = rest[0] if len(rest) == 1 and rest[0] in ("int", "float", "bool") else "str"
         return f"{base}|None" if optional and base != "str" else base
