@@ -32,8 +32,9 @@ same `--out` can be used again.
 
 `OPENAI_API_KEY` and `OPENAI_BASE_URL` are read by ChatOpenAI for `openai:` models; keys never
 reach the run folder. `--base-url` is saved in the run folder's backend specs, so a URL holding
-credentials (`http://user:password@host/v1`, or a query parameter such as `?key=...` or
-`?token=...`) is refused: pass the URL without them and put the key in `OPENAI_API_KEY`.
+credentials (`http://user:password@host/v1`, a query parameter such as `?key=...` or
+`?token=...`, or a path segment shaped like a key) is refused: pass the URL without them and put
+the key in `OPENAI_API_KEY`.
 
 Examples:
 
