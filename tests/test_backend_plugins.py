@@ -36,9 +36,9 @@ class MineT2I:
     capabilities = T2ICapabilities(max_batch_size=4)
 
     def __init__(self, model: str | None = None, *, batch_size: int = 1, shade: float = 0.5,
-                 dither: bool = False) -> None:
+                 dither: bool = False, device: str = "cpu") -> None:
         self.name = f"mine:{model or 'flat'}"
-        self.batch_size, self.shade, self.dither = batch_size, shade, dither
+        self.batch_size, self.shade, self.dither, self.device = batch_size, shade, dither, device
 
     def generate(self, requests):
         grey = int(255 * self.shade)
@@ -101,7 +101,11 @@ def test_entry_point_backends_are_listed_and_built(plugin: Path) -> None:
     ("resolve", "spec", "expected"),
     [
         (resolve_t2i, "mine?bach=2", r"Unknown option 'bach' in the 'mine' text-to-image spec\. Did you mean"),
-        (resolve_t2i, "mine?batch_sise=2", r"Did you mean 'batch_size'\? Accepted options: batch_size, dither, shade"),
+        (
+            resolve_t2i,
+            "mine?batch_sise=2",
+            r"Did you mean 'batch_size'\? Accepted options: batch_size, device, dither, shade",
+        ),
         (resolve_scorer, "mean?scael=2", r"Unknown option 'scael' in the 'mean' scorer spec\. Did you mean 'scale'\?"),
         (resolve_scorer, "mean?windw=3", r"Did you mean 'window'\? Accepted options: scale, window\."),
     ],
@@ -122,6 +126,14 @@ def test_a_misspelt_option_of_a_plugin_is_refused_with_a_suggestion(plugin, reso
 def test_a_plugin_option_value_is_converted_or_refused(plugin, resolve, spec, expected) -> None:
     with pytest.raises(ConfigurationError, match=expected):
         resolve(spec)
+
+
+def test_a_plugin_device_this_torch_cannot_use_is_refused(plugin: Path, monkeypatch) -> None:
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigurationError, match=r"asks for CUDA, but torch .* sees no CUDA GPU"):
+        resolve_t2i("mine?device=cuda:0")
+    assert resolve_t2i("mine?device=tpu-pod-3").device == "tpu-pod-3"  # not a torch device: the plugin's business
 
 
 def test_a_plugin_typo_fails_when_the_repainter_is_built(plugin: Path) -> None:

@@ -132,7 +132,8 @@ class BackendEntry:
     requires: tuple[str, ...] = ()
     """Optional modules the backend needs; a missing one is an error naming the extra to install."""
     device_extra: str | None = None
-    """Check a ``device`` option against this machine's torch; the extra named if torch is missing."""
+    """Check a ``device`` option against this machine's torch; the extra named if torch is missing.
+    Without it, a ``device`` naming CUDA or MPS is still checked when torch is installed."""
     shared: bool = False
     """One backend per process for the same spec (models that take seconds and gigabytes to load)."""
     hidden: frozenset[str] = frozenset()
@@ -437,11 +438,20 @@ def _check_options(entry: BackendEntry, options: dict[str, str]) -> dict[str, An
             known = f"Accepted options: {', '.join(listed)}." if listed else "It takes no options."
             raise ConfigurationError(f"Unknown option {name!r} in the {entry.label} spec.{hint} {known}")
     converted = {name: _convert(value, name, accepted[name]) for name, value in options.items()}
-    if "device" in converted and converted["device"] is not None and entry.device_extra:
+    device = converted.get("device")
+    if isinstance(device, str) and (entry.device_extra or _asks_for_an_accelerator(device)):
         from .._loading import check_device
 
-        converted["device"] = check_device(converted["device"], extra=entry.device_extra)
+        converted["device"] = check_device(device, extra=entry.device_extra or "all")
     return converted
+
+
+def _asks_for_an_accelerator(device: str) -> bool:
+    """A ``device`` of a backend that declares no torch extra (a plugin's) is checked when it names
+    CUDA or MPS and torch is installed; other values may mean something else to that backend."""
+    from .._imports import is_available
+
+    return device.split(":")[0].strip().lower() in ("cuda", "mps") and is_available("torch")
 
 
 def _suggest(name: str, names: list[str]) -> list[str]:
