@@ -32,7 +32,7 @@ from PIL import Image
 from pydantic import BaseModel
 
 from . import prompts, schemas
-from .backends.base import MLLM, GenerationRequest, MLLMMessage, Scorer, TextToImage
+from .backends.base import MLLM, GeneratedImage, GenerationRequest, MLLMMessage, Scorer, TextToImage, batches
 from .config import RepainterConfig
 from .convergence import Progress, decide_stop, mllm_calls_per_round, stop_after_critique
 from .errors import BackendError, GenerationError, MLLMError, RepainterError
@@ -347,23 +347,13 @@ class LoopNodes:
         """Render every candidate, batched as far as the backend allows, each with a recorded seed."""
         cfg = step.config
         round_index = state.get("round", 0) + 1
-        gen = cfg.generation
+        settings = cfg.generation
         requests = [
-            GenerationRequest(
-                prompt=p,
-                negative_prompt=gen.negative_prompt,
-                seed=seed_for(cfg.seed, round_index, i, vary=cfg.vary_seed),
-                height=gen.height,
-                width=gen.width,
-                num_inference_steps=gen.num_inference_steps,
-                guidance_scale=gen.guidance_scale,
-            )
-            for i, p in enumerate(state["round_prompts"])
+            GenerationRequest.of(prompt, seed=seed_for(cfg.seed, round_index, i, vary=cfg.vary_seed), settings=settings)
+            for i, prompt in enumerate(state["round_prompts"])
         ]
-        size = max(1, self.t2i.capabilities.max_batch_size)
-        outputs = []
-        for start in range(0, len(requests), size):
-            batch = requests[start : start + size]
+        outputs: list[GeneratedImage] = []
+        for batch in batches(requests, self.t2i.capabilities.max_batch_size):  # the loop owns batching
             with backend_errors(GenerationError, f"{self.t2i.name} failed", self.t2i.name):
                 images = self.t2i.generate(batch)
             if len(images) != len(batch):
