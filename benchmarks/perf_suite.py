@@ -371,17 +371,22 @@ def cli_run(size: int, rounds: int) -> dict[str, Any]:
             max_rounds=rounds,
         )
 
+        probe = {"wall": 0.0, "cpu": 0.0}  # the cost of reading the database, left out like a backend's
+
         def mark(event: Any) -> None:
             if event.kind == "round":
+                wall, cpu = time.perf_counter(), time.process_time()
                 marks.append(
                     {
-                        "wall": time.perf_counter(),
-                        "cpu": time.process_time(),
-                        "backend_wall": sum(b.wall for b in backends),
-                        "backend_cpu": sum(b.cpu for b in backends),
+                        "wall": wall,
+                        "cpu": cpu,
+                        "backend_wall": sum(b.wall for b in backends) + probe["wall"],
+                        "backend_cpu": sum(b.cpu for b in backends) + probe["cpu"],
                         "bytes": stored_bytes(db),
                     }
                 )
+                probe["wall"] += time.perf_counter() - wall
+                probe["cpu"] += time.process_time() - cpu
 
         start = {"wall": time.perf_counter(), "cpu": time.process_time(), "bytes": 0}
         try:
@@ -617,93 +622,100 @@ def table(figures: dict[str, Any], s: Settings) -> list[dict[str, str]]:
             }
         )
 
-    f1 = figures["wall_over_critical_path"]
-    for size in s.sizes:
-        for preset in ("default", "paper"):
-            x = f1.get(f"{preset}@{size}") or {}
-            limit = 1.05 if size <= 64 else 1.10
+    if "wall_over_critical_path" in figures:
+        f1 = figures["wall_over_critical_path"]
+        for size in s.sizes:
+            for preset in ("default", "paper"):
+                x = f1.get(f"{preset}@{size}") or {}
+                limit = 1.05 if size <= 64 else 1.10
+                row(
+                    f"wall / critical path, {preset}, {size} px",
+                    _fmt(x.get("ratio")),
+                    f"wall {_fmt(x.get('wall_s'))} s, critical {_fmt(x.get('critical_path_s'))} s "
+                    f"({x.get('mllm_calls')} MLLM calls in {x.get('sequential_mllm_calls')} sequential steps, "
+                    f"{x.get('images')} images, {x.get('rounds')} rounds)",
+                    f"<= {limit}",
+                    None if x.get("ratio") is None else x["ratio"] <= limit,
+                )
+    if "describe_in_delays" in figures:
+        f2 = figures["describe_in_delays"]
+        row(
+            f"describe stage, in MLLM delays, {f2['size']} px",
+            _fmt(f2["median"], 1),
+            f"{_fmt(f2['describe_s'])} s to the first prompt ({f2['levels']} levels; the node's own timing "
+            f"{_fmt(f2['describe_node_s'])} s)",
+            "<= 3.1",
+            None if f2["median"] is None else f2["median"] <= 3.1,
+        )
+    if "generate_efficiency" in figures:
+        f3 = figures["generate_efficiency"]
+        for size in s.generate_sizes:
+            x = f3[str(size)]
             row(
-                f"wall / critical path, {preset}, {size} px",
-                _fmt(x.get("ratio")),
-                f"wall {_fmt(x.get('wall_s'))} s, critical {_fmt(x.get('critical_path_s'))} s "
-                f"({x.get('mllm_calls')} MLLM calls in {x.get('sequential_mllm_calls')} sequential steps, "
-                f"{x.get('images')} images, {x.get('rounds')} rounds)",
-                f"<= {limit}",
-                None if x.get("ratio") is None else x["ratio"] <= limit,
+                f"direct diffusers call / generate node, {size} px",
+                _fmt(x["median"]),
+                f"node {_fmt(x['node_s_per_round'])} s, direct {_fmt(x['direct_s_per_round'])} s per round",
+                ">= 0.97",
+                None if x["median"] is None else x["median"] >= 0.97,
             )
-    f2 = figures["describe_in_delays"]
-    row(
-        f"describe stage, in MLLM delays, {f2['size']} px",
-        _fmt(f2["median"], 1),
-        f"{_fmt(f2['describe_s'])} s to the first prompt ({f2['levels']} levels; the node's own timing "
-        f"{_fmt(f2['describe_node_s'])} s)",
-        "<= 3.1",
-        None if f2["median"] is None else f2["median"] <= 3.1,
-    )
-    f3 = figures["generate_efficiency"]
-    for size in s.generate_sizes:
-        x = f3[str(size)]
+    if "graph_cpu_per_round" in figures:
+        f4 = figures["graph_cpu_per_round"]
+        for size in s.cli_sizes:
+            x = f4[str(size)]
+            rounds = x["per_round_cpu_ms"]
+            row(
+                f"graph CPU per round beyond backends, {size} px (SQLite, sync)",
+                f"{_fmt(x['median'], 1)} ms",
+                f"wall beyond backends {_fmt(x['wall_ms'], 1)} ms; round {min(rounds)} "
+                f"{_fmt(rounds[min(rounds)], 1)} ms, round {max(rounds)} {_fmt(rounds[max(rounds)], 1)} ms"
+                if rounds
+                else "",
+                "< 10 ms" if size == s.cpu_size else "(context)",
+                (x["median"] < 10) if size == s.cpu_size and x["median"] is not None else None,
+            )
+    if "checkpoint_bytes_per_round" in figures:
+        f5 = figures["checkpoint_bytes_per_round"]
+        for size in s.cli_sizes:
+            x = f5[str(size)]
+            headline = size in s.checkpoint_sizes
+            ok = None
+            if headline and x["median"] is not None and x["growth_last_over_first"] is not None:
+                ok = x["median"] < 16_000 and x["growth_last_over_first"] <= 1.05
+            row(
+                f"checkpoint bytes per round, {size} px (SQLite)",
+                f"{_fmt(x['median'] / 1000, 1)} KB",
+                f"round 2 {_fmt(x['first'] / 1000, 1)} KB -> round {s.cli_rounds} {_fmt(x['last'] / 1000, 1)} KB "
+                f"(growth x{_fmt(x['growth_last_over_first'])}); round 1 with describing "
+                f"{_fmt(x['round_1_bytes'] / 1000, 1)} KB; database file {_fmt(x['file_bytes'] / 1000, 0)} KB",
+                "< 16 KB and flat" if headline else "(context)",
+                ok,
+            )
+    if "sandbox_images_to_paper_best" in figures:
+        f6 = figures["sandbox_images_to_paper_best"]
         row(
-            f"direct diffusers call / generate node, {size} px",
-            _fmt(x["median"]),
-            f"node {_fmt(x['node_s_per_round'])} s, direct {_fmt(x['direct_s_per_round'])} s per round",
-            ">= 0.97",
-            None if x["median"] is None else x["median"] >= 0.97,
+            f"images default needs to reach paper's best (sandbox, {f6['count']} scenes)",
+            f"{_fmt(f6['median'])} (<= 0.5 in {f6['at_most_half']}/{f6['count']})",
+            f"never reached in {f6['never_reached']}; final best mean default {_fmt(f6['default_final_mean'], 3)} "
+            f"vs paper {_fmt(f6['paper_final_mean'], 3)}; images per run {_fmt(f6['default_images_mean'], 1)} vs "
+            f"{_fmt(f6['paper_images_mean'], 1)}",
+            "<= 0.5 in >= 75% of scenes, same final quality",
+            f6["at_most_half"] >= 0.75 * f6["count"] and f6["default_final_mean"] >= f6["paper_final_mean"] - 0.005,
         )
-    f4 = figures["graph_cpu_per_round"]
-    for size in s.cli_sizes:
-        x = f4[str(size)]
-        rounds = x["per_round_cpu_ms"]
-        row(
-            f"graph CPU per round beyond backends, {size} px (SQLite, sync)",
-            f"{_fmt(x['median'], 1)} ms",
-            f"wall beyond backends {_fmt(x['wall_ms'], 1)} ms; round {min(rounds)} "
-            f"{_fmt(rounds[min(rounds)], 1)} ms, round {max(rounds)} {_fmt(rounds[max(rounds)], 1)} ms"
-            if rounds
-            else "",
-            "< 10 ms" if size == s.cpu_size else "(context)",
-            (x["median"] < 10) if size == s.cpu_size and x["median"] is not None else None,
-        )
-    f5 = figures["checkpoint_bytes_per_round"]
-    for size in s.cli_sizes:
-        x = f5[str(size)]
-        headline = size in s.checkpoint_sizes
-        ok = None
-        if headline and x["median"] is not None and x["growth_last_over_first"] is not None:
-            ok = x["median"] < 16_000 and x["growth_last_over_first"] <= 1.05
-        row(
-            f"checkpoint bytes per round, {size} px (SQLite)",
-            f"{_fmt(x['median'] / 1000, 1)} KB",
-            f"round 2 {_fmt(x['first'] / 1000, 1)} KB -> round {s.cli_rounds} {_fmt(x['last'] / 1000, 1)} KB "
-            f"(growth x{_fmt(x['growth_last_over_first'])}); round 1 with describing "
-            f"{_fmt(x['round_1_bytes'] / 1000, 1)} KB; database file {_fmt(x['file_bytes'] / 1000, 0)} KB",
-            "< 16 KB and flat" if headline else "(context)",
-            ok,
-        )
-    f6 = figures["sandbox_images_to_paper_best"]
-    row(
-        f"images default needs to reach paper's best (sandbox, {f6['count']} scenes)",
-        f"{_fmt(f6['median'])} (<= 0.5 in {f6['at_most_half']}/{f6['count']})",
-        f"never reached in {f6['never_reached']}; final best mean default {_fmt(f6['default_final_mean'], 3)} "
-        f"vs paper {_fmt(f6['paper_final_mean'], 3)}; images per run {_fmt(f6['default_images_mean'], 1)} vs "
-        f"{_fmt(f6['paper_images_mean'], 1)}",
-        "<= 0.5 in >= 75% of scenes, same final quality",
-        f6["at_most_half"] >= 0.75 * f6["count"] and f6["default_final_mean"] >= f6["paper_final_mean"] - 0.005,
-    )
-    f7 = figures["import_cost"]
-    for key in IMPORTS:
-        x = f7[key]
-        top = ", ".join(f"{t['package']} {t['self_s']:.2f}" for t in x["top_third_party"][:4])
-        ours = ", ".join(f"{t['module']} {t['cumulative_s']:.2f}" for t in x["top_ours_cumulative"][:3])
-        row(
-            f"`{x['statement']}`",
-            f"+{_fmt(x['median_s'])} s",
-            f"+{x['modules']} modules; self time ours {_fmt(x['ours_self_s'])} s, third-party "
-            f"{_fmt(x['third_party_self_s'])} s ({top}), stdlib {_fmt(x['stdlib_self_s'])} s; "
-            f"ours cumulative: {ours}",
-            "report; trim ours",
-            None,
-        )
+    if "import_cost" in figures:
+        f7 = figures["import_cost"]
+        for key in IMPORTS:
+            x = f7[key]
+            top = ", ".join(f"{t['package']} {t['self_s']:.2f}" for t in x["top_third_party"][:4])
+            ours = ", ".join(f"{t['module']} {t['cumulative_s']:.2f}" for t in x["top_ours_cumulative"][:3])
+            row(
+                f"`{x['statement']}`",
+                f"+{_fmt(x['median_s'])} s",
+                f"+{x['modules']} modules; self time ours {_fmt(x['ours_self_s'])} s, third-party "
+                f"{_fmt(x['third_party_self_s'])} s ({top}), stdlib {_fmt(x['stdlib_self_s'])} s; "
+                f"ours cumulative: {ours}",
+                "report; trim ours",
+                None,
+            )
     return rows
 
 
@@ -713,8 +725,9 @@ def markdown(rows: list[dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def run_suite(s: Settings, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Measure every figure; returns the JSON document (machine, settings, figures, table)."""
+def run_suite(s: Settings, log: Callable[[str], None] = print, only: set[str] | None = None) -> dict[str, Any]:
+    """Measure every figure (or those in ``only`` and the ones measured with them); returns the JSON
+    document (machine, settings, figures, table)."""
     info = machine()
     figures: dict[str, Any] = {}
     started = time.perf_counter()
@@ -726,6 +739,8 @@ def run_suite(s: Settings, log: Callable[[str], None] = print) -> dict[str, Any]
         (("import_cost",), measure_imports),
     ]
     for names, measure in steps:
+        if only is not None and not only & set(names):
+            continue
         t = time.perf_counter()
         out = measure(s)
         out = out if isinstance(out, tuple) else (out,)
@@ -747,14 +762,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=None, help="repetitions per figure (N; default 3, short 1)")
     parser.add_argument("--json", type=Path, help="write every figure, the settings and the machine here")
     parser.add_argument("--short", action="store_true", help="a reduced run for CI (well under a minute)")
-    parser.add_argument("--scenes", type=int, help="sandbox scenes (default 20, short 3)")
+    parser.add_argument("--scenes", type=int, help="sandbox scenes (default 20, short 2)")
+    parser.add_argument(
+        "--only", nargs="+", choices=FIGURES, metavar="FIGURE", help=f"measure only these: {', '.join(FIGURES)}"
+    )
     args = parser.parse_args(argv)
     if args.repeat is not None and args.repeat < 1:
         parser.error("--repeat must be at least 1")
     s = Settings.short_mode(args.repeat) if args.short else Settings(repeat=args.repeat or 3)
     if args.scenes is not None:
         s = Settings(**{**s.__dict__, "scenes": args.scenes})
-    report = run_suite(s, log=lambda line: print(line, file=sys.stderr))
+    only = set(args.only) if args.only else None
+    report = run_suite(s, log=lambda line: print(line, file=sys.stderr), only=only)
     m = report["machine"]
     print(
         f"{m['cpu_model']}, {m['usable_cores']} cores, load {m['load_average']}; Python {m['python']}, "
