@@ -343,86 +343,138 @@ def measure_generate(s: Settings) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- 4 and 5: CLI settings
 
 
+class RoundMeter:
+    """Instant, timed backends for one run, and the process's CPU, wall and database bytes at each round's end."""
+
+    def __init__(self, size: int, db: Path) -> None:
+        from imagerepainter.testing import FakeMLLM
+
+        self.db = db
+        self.backends: dict[str, Any] = {
+            "mllm": Timed(FakeMLLM(), ["structured"]),
+            "t2i": Timed(SleepingT2I(size), ["generate"]),
+            "scorer": Timed(RisingScorer(), ["prepare", "score"]),
+        }
+        self.marks: list[dict[str, float]] = []
+        self._probe = {"wall": 0.0, "cpu": 0.0}  # the cost of reading the database, left out like a backend's
+
+    def __call__(self, event: Any) -> None:
+        if event.kind != "round":
+            return
+        wall, cpu = time.perf_counter(), time.process_time()
+        self.marks.append(
+            {
+                "wall": wall,
+                "cpu": cpu,
+                "backend_wall": sum(b.wall for b in self.backends.values()) + self._probe["wall"],
+                "backend_cpu": sum(b.cpu for b in self.backends.values()) + self._probe["cpu"],
+                "bytes": stored_bytes(self.db) if self.db.exists() else 0,
+            }
+        )
+        self._probe["wall"] += time.perf_counter() - wall
+        self._probe["cpu"] += time.process_time() - cpu
+
+    def summary(self) -> dict[str, Any]:
+        """Per round from the second on: CPU and wall beyond the backends (ms), and bytes gained."""
+        per_round = [
+            {
+                "round": i + 2,
+                "cpu_ms": 1000 * ((b["cpu"] - a["cpu"]) - (b["backend_cpu"] - a["backend_cpu"])),
+                "wall_ms": 1000 * ((b["wall"] - a["wall"]) - (b["backend_wall"] - a["backend_wall"])),
+                "bytes": b["bytes"] - a["bytes"],
+            }
+            for i, (a, b) in enumerate(itertools.pairwise(self.marks))
+        ]
+        return {
+            "per_round": per_round,
+            "round_1_bytes": self.marks[0]["bytes"] if self.marks else None,
+            "total_bytes": stored_bytes(self.db),
+            "file_bytes": self.db.stat().st_size,
+        }
+
+
+CLI_BACKENDS = ("mllm", "t2i", "scorer")
+
+
+def folder_run(size: int, rounds: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One run through the CLI's own ``RunFolder`` (run.json and report.html rewritten each round).
+
+    Returns the meter's summary and the settings ``RunFolder`` gave the ``Repainter`` (besides
+    the backends, which are replaced by instant, timed ones).
+    """
+    from imagerepainter.run_folder import CHECKPOINT_FILE, BackendSpecs, RunFolder
+
+    reference, _ = photo(size)
+    settings: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = RunFolder(Path(tmp) / "run")
+        meter = RoundMeter(size, folder.path / CHECKPOINT_FILE)
+
+        def build(**kwargs: Any) -> Repainter:
+            settings.update(
+                {k: v if isinstance(v, str | int | float | None) else type(v).__name__ for k, v in kwargs.items()}
+            )
+            return Repainter(**{**kwargs, **meter.backends})
+
+        specs = BackendSpecs(mllm="sandbox", t2i="sandbox", scorer="sandbox", preset="default")
+        folder.run(specs, reference, overrides={"max_rounds": rounds}, on_event=meter, build=build)
+        summary = meter.summary()
+    for key in CLI_BACKENDS:
+        settings.pop(key, None)
+    return summary, settings
+
+
 def cli_run(size: int, rounds: int) -> dict[str, Any]:
-    """One run as the CLI's run folders make it (SQLite, directory store, sync durability), instant backends."""
+    """One run configured as the CLI's run folders configure it (SQLite, directory store, sync), instant backends.
+
+    The graph alone: ``Repainter.stream`` driven directly, without run.json and the report.
+    """
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     from imagerepainter.images import DirectoryImageStore
-    from imagerepainter.testing import FakeMLLM
 
     reference, _ = photo(size)
-    backends = [
-        Timed(FakeMLLM(), ["structured"]),
-        Timed(SleepingT2I(size), ["generate"]),
-        Timed(RisingScorer(), ["prepare", "score"]),
-    ]
-    marks: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "checkpoint.sqlite"
-        conn = sqlite3.connect(db, check_same_thread=False)
+        meter = RoundMeter(size, Path(tmp) / "checkpoint.sqlite")
+        conn = sqlite3.connect(meter.db, check_same_thread=False)
         rp = Repainter(
-            mllm=backends[0],
-            t2i=backends[1],
-            scorer=backends[2],
+            **meter.backends,
             preset="default",
             store=DirectoryImageStore(Path(tmp) / "images"),
             checkpointer=SqliteSaver(conn),
             durability="sync",
             max_rounds=rounds,
         )
-
-        probe = {"wall": 0.0, "cpu": 0.0}  # the cost of reading the database, left out like a backend's
-
-        def mark(event: Any) -> None:
-            if event.kind == "round":
-                wall, cpu = time.perf_counter(), time.process_time()
-                marks.append(
-                    {
-                        "wall": wall,
-                        "cpu": cpu,
-                        "backend_wall": sum(b.wall for b in backends) + probe["wall"],
-                        "backend_cpu": sum(b.cpu for b in backends) + probe["cpu"],
-                        "bytes": stored_bytes(db),
-                    }
-                )
-                probe["wall"] += time.perf_counter() - wall
-                probe["cpu"] += time.process_time() - cpu
-
-        start = {"wall": time.perf_counter(), "cpu": time.process_time(), "bytes": 0}
         try:
-            trace = traced(rp, reference, on_event=mark)
+            trace = traced(rp, reference, on_event=meter)
         finally:
             rp.close()
             conn.close()
-        file_bytes = db.stat().st_size
-        total_bytes = stored_bytes(db)
-    per_round = [
-        {
-            "round": i + 2,
-            "cpu_ms": 1000 * ((b["cpu"] - a["cpu"]) - (b["backend_cpu"] - a["backend_cpu"])),
-            "wall_ms": 1000 * ((b["wall"] - a["wall"]) - (b["backend_wall"] - a["backend_wall"])),
-            "bytes": b["bytes"] - a["bytes"],
-        }
-        for i, (a, b) in enumerate(itertools.pairwise(marks))
-    ]
-    return {
-        "rounds": len(trace.result.rounds),
-        "per_round": per_round,
-        "round_1_bytes": marks[0]["bytes"] - start["bytes"] if marks else None,
-        "total_bytes": total_bytes,
-        "file_bytes": file_bytes,
-        "wall_s": trace.wall,
-    }
+        return {**meter.summary(), "rounds": len(trace.result.rounds), "wall_s": trace.wall}
+
+
+REPLICA = {"preset": "default", "store": "DirectoryImageStore", "checkpointer": "SqliteSaver", "durability": "sync"}
+"""What :func:`cli_run` sets up; checked against what ``RunFolder`` really passes."""
 
 
 def measure_cli(s: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
-    cli_run(64, 2)  # warm up
+    _, settings = folder_run(64, 2)  # warms up, and shows how the CLI builds its Repainter
     runs = {size: [cli_run(size, s.cli_rounds) for _ in range(s.repeat)] for size in s.cli_sizes}
+    folder_rows = [r for _ in range(s.repeat) for r in folder_run(s.cpu_size, s.cli_rounds)[0]["per_round"]]
     cpu: dict[str, Any] = {
         "unit": "ms per round",
         "headline_size": s.cpu_size,
         "rounds": s.cli_rounds,
         "measured": "rounds 2 and later",
+        "cli_settings": settings,
+        "replica_matches_cli": all(settings.get(k) == v for k, v in REPLICA.items())
+        and set(settings) <= set(REPLICA) | {"name"},
+        "run_folder": {
+            "size": s.cpu_size,
+            "median": median([r["cpu_ms"] for r in folder_rows]),
+            "wall_ms": median([r["wall_ms"] for r in folder_rows]),
+            "n": s.repeat,
+        },
     }
     size_bytes: dict[str, Any] = {
         "unit": "bytes per round",
@@ -673,6 +725,15 @@ def table(figures: dict[str, Any], s: Settings) -> list[dict[str, str]]:
                 "< 10 ms" if size == s.cpu_size else "(context)",
                 (x["median"] < 10) if size == s.cpu_size and x["median"] is not None else None,
             )
+        x = f4["run_folder"]
+        row(
+            f"CPU per round beyond backends, {x['size']} px, through the CLI's RunFolder",
+            f"{_fmt(x['median'], 1)} ms",
+            f"wall beyond backends {_fmt(x['wall_ms'], 1)} ms; the graph plus run.json and report.html each round"
+            + ("" if f4["replica_matches_cli"] else f"; NOTE the CLI now builds Repainter with {f4['cli_settings']}"),
+            "(context)",
+            None,
+        )
     if "checkpoint_bytes_per_round" in figures:
         f5 = figures["checkpoint_bytes_per_round"]
         for size in s.cli_sizes:
