@@ -43,6 +43,18 @@ def test_the_critical_path_counts_describe_levels_once_and_every_later_call():
     )
 
 
+def test_inputs_are_photo_like_and_every_candidate_is_distinct():
+    perf_suite = _suite_module()
+    kit = sys.modules["perf_kit"]
+    image, source = kit.photo(64, "no-such-photo.png")  # what CI gets without ../shared
+    assert image.size == (64, 64) and image.mode == "RGB" and "generated" in source
+    assert len(image.getcolors(maxcolors=1 << 24) or []) > 1000  # textured, not a solid colour
+    canvas = kit.Canvas(32, "no-such-photo.png")
+    first, second = canvas.next(), canvas.next()
+    assert first.size == (32, 32) and first.tobytes() != second.tobytes()
+    assert perf_suite.FIGURES
+
+
 def test_the_loopback_server_delay_applies_to_each_request_side_by_side():
     body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
     with OpenAICompatibleServer(delay=0.3) as server:
@@ -98,8 +110,13 @@ def test_the_short_mode_runs_and_reports_every_figure(tmp_path):
     assert figures["describe_in_delays"]["median"] > 0
     for size in settings["generate_sizes"]:
         assert figures["generate_efficiency"][str(size)]["median"] > 0
+    cpu = figures["graph_cpu_per_round"]
+    assert cpu["replica_matches_cli"], (
+        f"RunFolder now builds its Repainter with {cpu['cli_settings']}: make perf_suite.cli_run do the same"
+    )
+    assert cpu["run_folder"]["median"] is not None
     for size in settings["cli_sizes"]:
-        assert figures["graph_cpu_per_round"][str(size)]["median"] is not None
+        assert cpu[str(size)]["median"] is not None
         per_round = figures["checkpoint_bytes_per_round"][str(size)]
         assert per_round["first"] > 0 and per_round["last"] > 0
     sandbox = figures["sandbox_images_to_paper_best"]
