@@ -319,6 +319,11 @@ def measure_generate(s: Settings) -> dict[str, Any]:
                 finally:
                     rp.close()
                 node = sum(trace.node_seconds("generate")) or trace.result.timings.get("generate", 0.0)
+                if not node:
+                    raise RuntimeError(
+                        "The run reported no time for the generate node (neither 'node' events nor "
+                        "result.timings['generate']); perf_suite.measure_generate needs one of them."
+                    )
                 calls, direct = list(pipe.calls), 0.0
                 for kwargs in calls:  # the same calls, made directly
                     start = time.perf_counter()
