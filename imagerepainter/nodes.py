@@ -34,7 +34,7 @@ from pydantic import BaseModel
 from . import prompts, schemas
 from .backends.base import MLLM, GeneratedImage, GenerationRequest, MLLMMessage, Scorer, TextToImage, batches
 from .config import RepainterConfig
-from .convergence import Progress, decide_stop, mllm_calls_per_round, stop_after_critique
+from .convergence import Progress, decide_stop, mllm_calls_per_round, round_size, stop_after_critique
 from .errors import BackendError, GenerationError, MLLMError, RepainterError
 from .history import RunHistory
 from .images import ImageRef, ImageStore, shrink
@@ -329,7 +329,8 @@ class LoopNodes:
         """Choose the round's K candidate prompts: the current prompt and/or its variants."""
         cfg = step.config
         round_index = state.get("round", 0) + 1
-        include, wanted = cfg.candidates_in_round(round_index)
+        size = round_size(cfg, state.get("best_scores", []), higher_is_better=self.scorer.higher_is_better)
+        include, wanted = cfg.candidates_in_round(round_index, size)
         prompt = state["prompt"] or ""
         variants = [v.strip() for v in state.get("round_prompts") or [] if v and v.strip()][:wanted]
         calls = _Calls(self.mllm, self._pool, "propose", round_index)
@@ -447,7 +448,7 @@ class LoopNodes:
             images_used=int(usage.get("images", 0)),
             mllm_calls_used=int(usage.get("mllm_calls", 0)),
             seconds_used=sum(state.get("timings", {}).values()),
-            images_per_round=cfg.variants,
+            images_per_round=round_size(cfg, best_scores, higher_is_better=hib),
             mllm_calls_per_round=mllm_calls_per_round(cfg),
         )
         reason = decide_stop(progress, cfg, higher_is_better=hib)
@@ -516,7 +517,8 @@ class LoopNodes:
         style = prompts.STYLE_HINTS[cfg.prompt_style]
         update: dict[str, Any] = {"prompt": cand["prompt"]}
         if cfg.combined_critique:
-            _, wanted = cfg.candidates_in_round(round_index + 1)
+            size = round_size(cfg, state.get("best_scores", []), higher_is_better=self.scorer.higher_is_better)
+            _, wanted = cfg.candidates_in_round(round_index + 1, size)
             text = prompts.CRITIQUE_AND_REVISE.format(prompt=cand["prompt"], count=wanted, style=style, history=history)
             combined = calls.ask(schemas.CritiqueAndRevision, text, images)
             critique = schemas.Critique.model_validate(combined.model_dump())

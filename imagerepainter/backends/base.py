@@ -151,7 +151,8 @@ def batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     """Consecutive chunks of at most ``size`` items: the one rule for splitting work into batches.
 
     Example:
-        >>> [list(b) for b in batches([1, 2, 3, 4, 5], 2)]
+        >>> chunks = [list(b) for b in batches([1, 2, 3, 4, 5], 2)]
+        >>> chunks
         [[1, 2], [3, 4], [5]]
     """
     size = max(1, size)
