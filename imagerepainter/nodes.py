@@ -363,9 +363,7 @@ class LoopNodes:
                 )
             outputs.extend(images)
             _emit({"event": "generated", "round": round_index, "done": len(outputs), "total": len(requests)})
-        put_many = getattr(self.store, "put_many", None)
-        rendered = [out.image for out in outputs]
-        refs = put_many(rendered) if callable(put_many) else [self.store.put(image) for image in rendered]
+        refs = [self.store.put(out.image) for out in outputs]
         pending: list[CandidateRecord] = [
             CandidateRecord(
                 round=round_index,
