@@ -188,42 +188,71 @@ def critical_path(schemas: list[str | None], t2i_seconds: float, delay: float) -
     }
 
 
+_SERVER = """
+import sys
+from imagerepainter.testing.openai_server import OpenAICompatibleServer
+from imagerepainter.testing.responders import SchemaResponder
+with OpenAICompatibleServer(SchemaResponder(), delay=float(sys.argv[1])) as server:
+    print(server.base_url, flush=True)
+    sys.stdin.read()  # serve until the suite closes our stdin
+"""
+
+
 @contextlib.contextmanager
-def loopback_mllm(delay: float) -> Iterator[tuple[Any, Any, Any]]:
-    """``(server, responder, ChatOpenAI)``: a real HTTP MLLM on 127.0.0.1 answering after ``delay`` s."""
+def loopback_mllm(delay: float) -> Iterator[Any]:
+    """``ChatOpenAI`` against a real HTTP MLLM on 127.0.0.1 answering after ``delay`` s.
+
+    The server runs in its own process, as a model server would: its work (parsing requests,
+    decoding their images) is the model's time, not the library's, and must not compete with
+    the run for this process's interpreter lock.
+    """
     from langchain_openai import ChatOpenAI
     from pydantic import SecretStr
 
-    from imagerepainter.testing.openai_server import OpenAICompatibleServer
-    from imagerepainter.testing.responders import SchemaResponder
-
-    responder = SchemaResponder()
-    with OpenAICompatibleServer(responder, delay=delay) as server:
-        chat = ChatOpenAI(
-            base_url=server.base_url,
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SERVER, str(delay)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        base_url = proc.stdout.readline().strip()
+        if not base_url.startswith("http://127.0.0.1:"):
+            raise RuntimeError(f"the loopback MLLM server did not start (said {base_url!r})")
+        yield ChatOpenAI(
+            base_url=base_url,
             api_key=SecretStr("sk-perf-suite-local"),
             model="gpt-4o-mini",
             max_retries=0,
             timeout=60,
         )
-        yield server, responder, chat
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def measure_critical_path(s: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
     runs: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    with loopback_mllm(s.mllm_delay) as (server, responder, chat):
+    with loopback_mllm(s.mllm_delay) as chat:
 
         def one(size: int, preset: str) -> dict[str, Any]:
             reference, source = photo(size)
             t2i = SleepingT2I(size, s.image_delay)
             rounds: dict[str, Any] = {} if s.max_rounds is None else {"max_rounds": s.max_rounds}
             rp = Repainter(mllm=chat, t2i=t2i, scorer=RisingScorer(), preset=preset, **rounds)
-            server.reset()
             try:
                 trace = traced(rp, reference)
             finally:
                 rp.close()
-            path = critical_path([responder.schema_name(r) for r in server.chat_requests], t2i.seconds, s.mllm_delay)
+            # the run's own call log: one request per call here (no retries, no faults)
+            calls = trace.result.calls
+            assert all(c["requests"] == 1 for c in calls), "a call was retried: the critical path would be wrong"
+            path = critical_path([c["schema"] for c in calls], t2i.seconds, s.mllm_delay)
             described = trace.first("described")
             return {
                 "size": size,

@@ -110,14 +110,15 @@ def encode_png(image: Image.Image, *, compress_level: int = 6) -> bytes:
 
 _DATA_URLS: dict[int, tuple[weakref.ref[Image.Image], str]] = {}
 _DATA_URLS_LOCK = threading.Lock()
+_ENCODING: dict[int, threading.Lock] = {}  # one lock per image being encoded: concurrent requests wait for it
 
 
 def to_data_url(image: Image.Image, *, max_side: int | None = None) -> str:
     """Return ``image`` as a ``data:image/png;base64,...`` URL, shrunk so its longest side is ``max_side``.
 
     The encoding is computed once per image object and reused while the object lives, so a
-    reference sent with six requests is encoded once. Images are treated as immutable: do not
-    draw on an image after sending it.
+    reference sent with six concurrent requests is encoded once. Images are treated as
+    immutable: do not draw on an image after sending it.
 
     Example:
         >>> image = Image.new("RGB", (4, 4), "red")
@@ -128,18 +129,25 @@ def to_data_url(image: Image.Image, *, max_side: int | None = None) -> str:
     key = id(image)
     with _DATA_URLS_LOCK:
         cached = _DATA_URLS.get(key)
-    if cached is not None and cached[0]() is image:
-        return cached[1]
-    url = "data:image/png;base64," + base64.b64encode(encode_png(image, compress_level=1)).decode("ascii")
-
-    def forget(_: object, key: int = key) -> None:
+        if cached is not None and cached[0]() is image:
+            return cached[1]
+        lock = _ENCODING.setdefault(key, threading.Lock())
+    with lock:
         with _DATA_URLS_LOCK:
-            entry = _DATA_URLS.get(key)
-            if entry is not None and entry[0]() is None:
-                del _DATA_URLS[key]
+            cached = _DATA_URLS.get(key)
+        if cached is not None and cached[0]() is image:  # another request encoded it meanwhile
+            return cached[1]
+        url = "data:image/png;base64," + base64.b64encode(encode_png(image, compress_level=1)).decode("ascii")
 
-    with _DATA_URLS_LOCK:
-        _DATA_URLS[key] = (weakref.ref(image, forget), url)
+        def forget(_: object, key: int = key) -> None:
+            with _DATA_URLS_LOCK:
+                entry = _DATA_URLS.get(key)
+                if entry is not None and entry[0]() is None:
+                    del _DATA_URLS[key]
+
+        with _DATA_URLS_LOCK:
+            _DATA_URLS[key] = (weakref.ref(image, forget), url)
+            _ENCODING.pop(key, None)
     return url
 
 
