@@ -317,10 +317,10 @@ def build_leaderboard(
     # One value per reference and metric: the mean over its seeds.
     reference_means: dict[tuple[str, str, str], dict[str, dict[tuple[str, str], float]]] = defaultdict(dict)
     for key, refs in per_reference.items():
-        for ref, by_metric in refs.items():
-            for name, vals in by_metric.items():
+        for ref, values_by_metric in refs.items():
+            for name, vals in values_by_metric.items():
                 reference_means[key].setdefault(name, {})[ref] = float(np.mean(vals))
-    means = {key: by_metric.get(primary, {}) for key, by_metric in reference_means.items()}
+    means = {key: per_metric.get(primary, {}) for key, per_metric in reference_means.items()}
 
     rows: list[LeaderboardRow] = []
     for key in sorted(keys, key=lambda k: (_mode_order(k[1]), _group_order(k[2]), k[0])):
