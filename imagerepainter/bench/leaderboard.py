@@ -495,12 +495,12 @@ def write_csv(board: Leaderboard) -> str:
     return buffer.getvalue()
 
 
-_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]|"})
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_|"})
 
 
 def _md(value: object) -> str:
-    """A Markdown table cell: HTML escaped, Markdown's markup characters and pipes backslashed, one line."""
-    text = html.escape(str(value), quote=False).translate(_MD_SPECIAL)
+    """A Markdown table cell: HTML escaped, emphasis, code and pipes backslashed, no link syntax, one line."""
+    text = html.escape(str(value), quote=False).translate(_MD_SPECIAL).replace("](", "]\\(")
     return " ".join(text.split())
 
 
@@ -552,7 +552,7 @@ def render_markdown(board: Leaderboard) -> str:
         lines += [
             "## Gain of `repaint` over `single`",
             "",
-            "Paired on the same references; positive win rate above 0.5 means the loop helped more often than not.",
+            "Paired on the same references; a win rate above 0.5 means the loop helped more often than not.",
             "",
         ]
         lines += _md_table(
