@@ -340,6 +340,8 @@ def test_lpips_without_its_backbone_weights_says_what_is_missing(monkeypatch: py
     with pytest.raises(MetricUnavailableError, match=r"pretrained weights \(URLError") as info:
         resolve_metrics(["lpips?net=vgg"])
     assert info.value.missing == ("torchvision ImageNet vgg weights",) and "TORCH_HOME" in str(info.value)
+    with pytest.raises(ConfigurationError, match="device"):  # checked before any weight is loaded
+        resolve_metrics(["lpips?device=cuda:7"])
 
 
 @pytest.mark.slow

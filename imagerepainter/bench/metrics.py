@@ -66,6 +66,7 @@ from typing import Any
 from PIL import Image
 
 from .._imports import is_available
+from .._loading import check_device
 from ..backends.base import MLLM, MLLMMessage, TokenUsage
 from ..errors import CapabilityError, ConfigurationError, MissingDependencyError, UnknownBackendError
 from .records import Metric
@@ -478,8 +479,8 @@ class _LPIPSPass(_Pass):
         super().__init__(name, spec)
         if net not in ("alex", "vgg", "squeeze"):
             raise ConfigurationError(f"lpips net must be 'alex', 'vgg' or 'squeeze', got {net!r}.")
-        self.net, self.device = net, device
         module = _import_perceptual(name, "lpips", ("torch", "torchvision", "lpips"))
+        self.net, self.device = net, check_device(device, extra="perceptual")
         try:
             self.model = module.LPIPS(net=net, verbose=False).eval().to(device)
         except Exception as exc:
@@ -517,8 +518,8 @@ class _DreamSimPass(_Pass):
 
     def __init__(self, name: str, spec: str, *, dreamsim_type: str = "ensemble", device: str = "cpu") -> None:
         super().__init__(name, spec)
-        self.dreamsim_type, self.device = dreamsim_type, device
         module = _import_perceptual(name, "dreamsim", ("torch", "torchvision", "dreamsim"))
+        self.dreamsim_type, self.device = dreamsim_type, check_device(device, extra="perceptual")
         try:
             self.model, self.preprocess = module.dreamsim(pretrained=True, device=device, dreamsim_type=dreamsim_type)
         except Exception as exc:
