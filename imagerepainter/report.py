@@ -35,14 +35,14 @@ import io
 import math
 import os
 import re
-import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeGuard
 
 from PIL import Image
 
-from .errors import RepainterError
+from ._files import atomic_write
+from .errors import ConfigurationError, RepainterError
 from .images import ImageRef
 from .results import Candidate, RepaintResult, Round
 
@@ -386,7 +386,7 @@ def render_report(
         The HTML document as a string. Every piece of text is HTML-escaped.
     """
     if max_side < 1:
-        raise ValueError(f"max_side must be a positive number of pixels, got {max_side}.")
+        raise ConfigurationError(f"max_side must be a positive number of pixels, got {max_side}.")
     images = _Images(embed_images, image_href, max_side)
     heading = title or "ImageRepainter report"
     best = result.best
@@ -448,11 +448,4 @@ def write_report(
     )
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        tmp.write_text(page, encoding="utf-8")
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return target
+    return atomic_write(target, page)
