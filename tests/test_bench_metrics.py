@@ -71,8 +71,8 @@ def plugin() -> Iterator[dict[str, CountingScorer]]:
     """Registers the scorer provider 'mad' for the test; the built scorers are kept by spec."""
     built: dict[str, CountingScorer] = {}
 
-    def factory(model: str | None, **options: Any) -> CountingScorer:
-        scorer = CountingScorer(**{k: float(v) if k == "delay" else int(v) for k, v in options.items()})
+    def factory(model: str | None = None, *, delay: float = 0.0, fail_first: int = 0) -> CountingScorer:
+        scorer = CountingScorer(delay=delay, fail_first=fail_first)
         built[model or ""] = scorer
         return scorer
 
@@ -127,6 +127,8 @@ def test_names_options_and_labels() -> None:
         (["judge"], ConfigurationError, "needs an MLLM"),
         (["paper.nope"], ConfigurationError, "no part 'nope'"),
         (["judge?repeats=0"], ConfigurationError, "repeats"),
+        (["judge?repets=2"], ConfigurationError, "Did you mean 'repeats'"),
+        (["judge?repeats=two"], ConfigurationError, "whole number"),
     ],
 )
 def test_bad_names_fail_clearly_before_anything_runs(names: Any, error: type[Exception], match: str) -> None:

@@ -47,8 +47,6 @@ import csv
 import html
 import io
 import math
-import os
-import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -57,6 +55,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from .._files import atomic_write
 from ..errors import ConfigurationError
 from . import stats
 from .records import CaseResult
@@ -649,18 +648,6 @@ def render_html(
     )
 
 
-def _write_atomic(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_reports(
     cases: Sequence[CaseResult],
     out_dir: Path | str,
@@ -675,10 +662,11 @@ def write_reports(
     a file, and the reports can be rebuilt at any time from the same records.
     """
     folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
     board = build_leaderboard(cases, primary_metric=primary_metric)
     return {
-        "csv": _write_atomic(folder / REPORT_FILES["csv"], write_csv(board)),
-        "md": _write_atomic(folder / REPORT_FILES["md"], render_markdown(board)),
-        "html": _write_atomic(folder / REPORT_FILES["html"], render_html(board, cases, folder, title=title)),
-        "json": _write_atomic(folder / REPORT_FILES["json"], board.model_dump_json(indent=2) + "\n"),
+        "csv": atomic_write(folder / REPORT_FILES["csv"], write_csv(board)),
+        "md": atomic_write(folder / REPORT_FILES["md"], render_markdown(board)),
+        "html": atomic_write(folder / REPORT_FILES["html"], render_html(board, cases, folder, title=title)),
+        "json": atomic_write(folder / REPORT_FILES["json"], board.model_dump_json(indent=2) + "\n"),
     }
