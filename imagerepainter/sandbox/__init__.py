@@ -9,8 +9,9 @@ Three backends that need only numpy and Pillow and answer in milliseconds:
 * :class:`SandboxMLLM` — a multimodal "model" that answers every schema of
   :mod:`imagerepainter.schemas` by *perceiving* the pixels it is sent: a coarse first
   description (basic colours, 3x3 grid, small shapes missed), then fine critiques with
-  concrete edits, so the score rises over rounds. :func:`answer` is the same logic for an
-  HTTP server; the text-marker convention is documented in :mod:`.mllm`;
+  concrete edits, so the score rises over rounds; as a judge it rates a regeneration
+  against its reference (``SimilarityRating``, :mod:`.judge`) by comparing what it sees in
+  both. :func:`answer` is the same logic for an HTTP server (:mod:`.mllm`);
 * :class:`SandboxScorer` — a perceptual similarity in pure numpy (1.0 for identical images).
 
 :func:`random_scene` draws hidden references; :func:`sandbox_selfcheck` runs the whole loop

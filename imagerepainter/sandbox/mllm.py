@@ -22,6 +22,7 @@ PromptVariants                —                          ``Prompt:``, ``Count:
 RevisedPrompt                 —                          ``Prompt:``, ``Edits:``
 Critique                      reference, candidate       ``Prompt:`` — the candidate's prompt
 CritiqueAndRevision           reference, candidate       ``Prompt:``, ``Count:`` (default 3)
+SimilarityRating              reference, regeneration    — (a judge: :mod:`~imagerepainter.sandbox.judge`)
 ============================  =========================  ===========================================
 
 **Marker convention.** The text of all messages is joined with blank lines between them. A
@@ -79,6 +80,7 @@ from .colors import basic_name
 from .critic import MAX_EDITS, review
 from .describe import coarse_shape, fine_shape, is_photo, noticed, object_name, position_words
 from .edits import apply_edits, is_natural, prompt_variants, split_edits
+from .judge import rate
 from .perception import Blob, Perception, perceive
 from .scene import SIZE_WORDS, Scene, format_size, parse_prompt, with_article
 
@@ -318,7 +320,8 @@ def answer(
         MLLMError: The request lacks the images its schema needs.
     """
     del json_schema
-    needs = {"Critique": 2, "CritiqueAndRevision": 2, "PromptRewrite": 0, "PromptVariants": 0, "RevisedPrompt": 0}
+    needs = {"Critique": 2, "CritiqueAndRevision": 2, "SimilarityRating": 2}
+    needs |= {"PromptRewrite": 0, "PromptVariants": 0, "RevisedPrompt": 0}
     if schema_name not in schemas.__all__ or schema_name in ("DetectedObject", "ObjectType"):
         raise StructuredOutputError(
             f"{_STANDARD}; it cannot answer {schema_name!r}. Known: {', '.join(sorted(_known()))}.",
@@ -344,6 +347,8 @@ def answer(
         prompt = read_marker(text, "Prompt") or ""
         edits = split_edits(read_marker(text, "Edits") or "")
         return {"prompt": _styled(apply_edits(parse_prompt(prompt), edits), is_natural(prompt))}
+    if schema_name == "SimilarityRating":
+        return rate(perceive(images[0]), perceive(images[1]))
     if schema_name in ("Critique", "CritiqueAndRevision"):
         return _critique(text, images, combined=schema_name == "CritiqueAndRevision", max_edits=max_edits)
     seen = perceive(images[0])
