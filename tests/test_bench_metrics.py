@@ -363,3 +363,30 @@ def test_lpips_is_a_distance_on_images_scaled_to_minus_one_one(monkeypatch: pyte
     assert metric.higher_is_better is False
     values = metric.compute(flat((255, 255, 255), 16), [flat((255, 255, 255), 16), flat((0, 0, 0), 32)])
     assert values == pytest.approx([0.0, 2.0])  # white vs black spans [-1, 1]; the 32 px image is resized
+
+
+# ----------------------------------------------------------------------------- the sandbox as a judge
+
+
+def test_the_sandbox_mllm_judges_through_the_metric_in_process_and_over_http() -> None:
+    from langchain_openai import ChatOpenAI
+
+    from imagerepainter.backends import ChatModelMLLM
+    from imagerepainter.sandbox import random_scene, render_scene
+    from imagerepainter.sandbox.server import sandbox_server
+
+    scene = random_scene(4)
+    reference = render_scene(scene, seed=1)
+    images = [render_scene(scene, seed=2), render_scene(random_scene(99), seed=2)]  # the same scene; another one
+
+    local = compute_metrics(resolve_metrics(["judge?repeats=2"], mllm="sandbox"), reference, images)
+    assert local["judge"][0] == 5.0 and local["judge"][1] <= 2.0
+    assert local["judge.agreement"] == [1.0, 1.0] and local["judge.spread"] == [0.0, 0.0]  # deterministic
+
+    with sandbox_server() as server:
+        chat = ChatOpenAI(base_url=server.base_url, api_key="sk-test", model="sandbox", max_retries=0, timeout=10)
+        remote = compute_metrics(resolve_metrics(["judge"], mllm=ChatModelMLLM(chat)), reference, images)
+        requests = server.chat_requests
+    assert remote["judge"] == local["judge"]  # the same ratings through ChatOpenAI and the wire protocol
+    assert [r.schema_name for r in requests] == ["SimilarityRating"] * 2
+    assert all(r.body.get("temperature") == 0.0 for r in requests)
