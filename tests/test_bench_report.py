@@ -343,3 +343,10 @@ def test_html_report_in_headless_chromium(tmp_path: Path) -> None:
     assert found["data-chart-means"] == "4" and found["data-chart-whiskers"] == "4"
     assert int(found["data-chart-width"]) > 300
     assert "data-pwned" not in found  # model-written text never ran
+
+
+def test_markdown_reports_tiny_p_values_readably(board: Leaderboard) -> None:
+    from imagerepainter.bench.leaderboard import render_markdown
+
+    markdown = render_markdown(board)
+    assert "| <1e-4 |" in markdown and "&lt;1e-4" not in markdown

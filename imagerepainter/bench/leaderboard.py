@@ -47,6 +47,7 @@ import csv
 import html
 import io
 import math
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -500,6 +501,7 @@ _MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_|"})
 def _md(value: object) -> str:
     """A Markdown table cell: HTML escaped, emphasis, code and pipes backslashed, no link syntax, one line."""
     text = html.escape(str(value), quote=False).translate(_MD_SPECIAL).replace("](", "]\\(")
+    text = re.sub(r"&lt;(?=[\d\s.])", "<", text)  # "<1e-4" starts no tag: keep it readable
     return " ".join(text.split())
 
 
