@@ -229,9 +229,14 @@ def report_cases(tmp_path: Path, *, evil: bool = False) -> list[CaseResult]:
                         if failed and evil
                         else ("MLLMError: refused" if failed else None),
                         best_image=None if failed else best,
-                        extra={"reference_path": str(reference)},
                         category=f"cat {EVIL}" if evil and ref == 0 else CATEGORIES[ref % 2],
                         best_prompt=f"a prompt {EVIL}" if evil else "a prompt",
+                        extra={
+                            "reference_path": str(reference),
+                            "metric_details": {
+                                "judge": {"ratings": [{"aesthetic": 4, "semantic": 3, "rationale": f"close {EVIL}"}]}
+                            },
+                        },
                     )
                 )
     return cases
@@ -272,6 +277,7 @@ def test_write_reports_writes_csv_markdown_html_and_json(tmp_path: Path) -> None
         with Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))) as thumb:
             assert max(thumb.size) <= 160
     assert page.count("image unavailable") == 1 and "failed: MLLMError: refused" in page
+    assert page.count('title="judge: aesthetic 4, semantic 3 — close') == 15  # the judge's word, as a tooltip
     assert page.count('class="pt-mean"') == 4 and 'data-rows="4"' in page
     assert "http://" not in page and "https://" not in page  # nothing to fetch
 

@@ -283,8 +283,10 @@ def _grid(board: Leaderboard, cases: Sequence[CaseResult], out_dir: Path, thumbs
             else:
                 image = (out_dir / found.best_image) if found.best_image else None
                 value = found.metrics.get(board.primary_metric)
+                judged = _ratings(found)
+                title = f' title="{_e(judged)}"' if judged else ""
                 cells.append(
-                    f"<td><figure>{thumbs.tag(image, f'{model} ({mode}) best for {reference_id}')}"
+                    f"<td><figure{title}>{thumbs.tag(image, f'{model} ({mode}) best for {reference_id}')}"
                     f"<figcaption>{_e(board.primary_metric)} {_num(value)}</figcaption></figure></td>"
                 )
         body.append("<tr>" + "".join(cells) + "</tr>")
@@ -299,6 +301,21 @@ def _grid(board: Leaderboard, cases: Sequence[CaseResult], out_dir: Path, thumbs
         f'<div class="scroll"><table class="grid" style="--thumb:{thumbs.side}px"><thead>{head}</thead>'
         f"<tbody>{''.join(body)}</tbody></table></div></section>"
     )
+
+
+def _ratings(case: CaseResult) -> str:
+    """A judge's first rating and rationale of a case (from ``extra["metric_details"]``), for a tooltip."""
+    details = case.extra.get("metric_details")
+    lines = []
+    for name, record in details.items() if isinstance(details, dict) else ():
+        ratings = record.get("ratings") if isinstance(record, dict) else None
+        if isinstance(ratings, list) and ratings and isinstance(ratings[0], dict):
+            first = ratings[0]
+            lines.append(
+                f"{name}: aesthetic {first.get('aesthetic')}, semantic {first.get('semantic')} — "
+                f"{first.get('rationale', '')}"
+            )
+    return "\n".join(lines)
 
 
 def _failed(board: Leaderboard) -> str:
