@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import os
@@ -35,6 +36,7 @@ from typing import Protocol, runtime_checkable
 from PIL import Image, ImageOps, UnidentifiedImageError
 from typing_extensions import TypedDict
 
+from ._files import atomic_write
 from .errors import ImageNotFoundError, ImageTooLargeError, InvalidImageError
 
 __all__ = [
@@ -309,24 +311,34 @@ class MemoryImageStore:
 class DirectoryImageStore:
     """Keeps each image as ``<folder>/<sha256>.png``; survives crashes and process restarts.
 
-    Files are written atomically (temporary file, then rename), so a crash never leaves a
-    half-written image behind, and are complete when :meth:`put` returns. They are PNG at a
-    fast compression level; since an image's identity is its pixels, a file may be
-    re-encoded later without changing any ref. Recently used images are also kept decoded
-    in memory (``cache_size`` of them), so the loop does not re-read what it just wrote.
+    :meth:`put` returns once the image is safely on disk, without making the loop wait for a
+    PNG encoder: it writes the raw pixels (``<sha256>.bmp``, atomically: a temporary file,
+    then a rename) and a background thread re-encodes them as PNG (atomically too) and removes
+    the raw file. Since an image's identity is its pixels, either file serves the same ref, so
+    a crash at any moment loses nothing. :meth:`compact` waits until every image is a PNG
+    (run folders call it when a run stops). Recently used images are also kept decoded in
+    memory (``cache_size`` of them), so the loop does not re-read what it just wrote.
     """
 
-    def __init__(self, folder: str | os.PathLike[str], *, cache_size: int = 64, compress_level: int = 1) -> None:
+    RAW_SUFFIX = ".bmp"
+    """Raw pixel files waiting for their PNG (lossless, written at memory speed)."""
+
+    def __init__(self, folder: str | os.PathLike[str], *, cache_size: int = 64, compress_level: int = 6) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.compress_level = compress_level
         self._cache: OrderedDict[str, Image.Image] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._encoder: ThreadPoolExecutor | None = None
+        self._encoding: dict[str, Future[None]] = {}
 
     def path(self, ref: ImageRef) -> Path:
-        """The file holding ``ref``."""
+        """The PNG file of ``ref`` (present once :meth:`compact` has run, or its background encoding ended)."""
         return self.folder / f"{ref['sha256']}.png"
+
+    def _raw_path(self, sha: str) -> Path:
+        return self.folder / f"{sha}{self.RAW_SUFFIX}"
 
     def _remember(self, sha: str, image: Image.Image) -> None:
         with self._lock:
@@ -337,31 +349,55 @@ class DirectoryImageStore:
 
     def put(self, image: Image.Image) -> ImageRef:
         ref = _ref(image)
-        target = self.path(ref)
-        if not target.exists():
-            tmp = target.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_bytes(encode_png(image, compress_level=self.compress_level))
-            os.replace(tmp, target)
-        self._remember(ref["sha256"], image.copy())
+        sha = ref["sha256"]
+        if not self.path(ref).exists() and not self._raw_path(sha).exists():
+            if image.mode in ("RGB", "L"):  # BMP holds these losslessly
+                buf = io.BytesIO()
+                image.save(buf, format="BMP")
+                atomic_write(self._raw_path(sha), buf.getvalue())
+                self._encode_later(sha, image.copy())
+            else:
+                atomic_write(self.path(ref), encode_png(image, compress_level=self.compress_level))
+        self._remember(sha, image.copy())
         return ref
 
-    def put_many(self, images: list[Image.Image]) -> list[ImageRef]:
-        """:meth:`put` each image, encoding them in parallel (one round's candidates)."""
-        if len(images) < 2:
-            return [self.put(image) for image in images]
-        with ThreadPoolExecutor(max_workers=min(len(images), os.cpu_count() or 1)) as pool:
-            futures: list[Future[ImageRef]] = [pool.submit(self.put, image) for image in images]
-            return [f.result() for f in futures]
+    def _encode_later(self, sha: str, image: Image.Image) -> None:
+        with self._lock:
+            if self._encoder is None:
+                self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imagerepainter-png")
+            self._encoding = {k: f for k, f in self._encoding.items() if not f.done()}
+            self._encoding[sha] = self._encoder.submit(self._to_png, sha, image)
+
+    def _to_png(self, sha: str, image: Image.Image | None = None) -> None:
+        raw = self._raw_path(sha)
+        if image is None:
+            image = Image.open(raw)
+            image.load()
+        atomic_write(self.folder / f"{sha}.png", encode_png(image, compress_level=self.compress_level))
+        with contextlib.suppress(FileNotFoundError):
+            raw.unlink()
+
+    def compact(self) -> None:
+        """Wait for the background PNG encodings, and encode any raw file a stopped process left."""
+        with self._lock:
+            pending = list(self._encoding.values())
+            self._encoding.clear()
+        for future in pending:
+            future.result()
+        for raw in sorted(self.folder.glob(f"*{self.RAW_SUFFIX}")):
+            with contextlib.suppress(FileNotFoundError):  # encoded meanwhile by a put's background job
+                self._to_png(raw.stem)
 
     def get(self, ref: ImageRef) -> Image.Image:
+        sha = ref["sha256"]
         with self._lock:
-            cached = self._cache.get(ref["sha256"])
+            cached = self._cache.get(sha)
         if cached is not None:
             return cached.copy()
-        target = self.path(ref)
-        if not target.exists():
-            raise ImageNotFoundError(f"Image {ref['sha256'][:12]} is missing from {str(self.folder)!r}.")
-        image = Image.open(target)
-        image.load()
-        self._remember(ref["sha256"], image)
-        return image.copy()
+        for target in (self.path(ref), self._raw_path(sha)):
+            with contextlib.suppress(FileNotFoundError):  # the raw file may be replaced by its PNG meanwhile
+                image = Image.open(target)
+                image.load()
+                self._remember(sha, image)
+                return image.copy()
+        raise ImageNotFoundError(f"Image {sha[:12]} is missing from {str(self.folder)!r}.")

@@ -43,7 +43,7 @@ from PIL import Image
 
 from ._files import atomic_write
 from .errors import ConfigurationError, RepainterError
-from .images import ImageRef
+from .images import ImageRef, shrink
 from .results import Candidate, RepaintResult, Round
 
 __all__ = ["ImageHref", "diff_words", "render_report", "write_report"]
@@ -179,9 +179,7 @@ class _Images:
 
 def _encode(image: Image.Image, max_side: int) -> str:
     """Downscale to ``max_side`` and encode: JPEG for photo-like images (much smaller), else PNG."""
-    image = image.convert("RGB")
-    if max(image.size) > max_side:
-        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    image = shrink(image.convert("RGB"), max_side)
     buf = io.BytesIO()
     if image.getcolors(256) is None:
         image.save(buf, format="JPEG", quality=85, optimize=True)
@@ -390,8 +388,7 @@ def render_report(
     images = _Images(embed_images, image_href, max_side)
     heading = title or "ImageRepainter report"
     best = result.best
-    scorer = result.backends.get("scorer")
-    higher = bool(scorer.get("higher_is_better", True)) if isinstance(scorer, Mapping) else True
+    higher = result.higher_is_better
     reference = images.tag(result.reference, lambda: result.reference_image, "reference image")
     best_html = (
         _candidate(best, images, round_best=False, best=True, big=True)

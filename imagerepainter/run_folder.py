@@ -7,10 +7,12 @@ Layout of a run folder::
     run.json               config, backend specs and versions, every prompt, seed, score,
                            critique, stop reason, usage, timings; rewritten after each round
     checkpoint.sqlite      the LangGraph checkpoints that ``resume`` continues from
+    history.sqlite         each round, critique and model call, written once (a LangGraph store)
     report.html            the self-contained report (written after each round too)
 
 A crash loses nothing already done: images are written before the state that refers to
-them is checkpointed, and ``run.json`` is replaced atomically.
+them is checkpointed, each round's record before the checkpoint that counts it, and
+``run.json`` is replaced atomically.
 
 Example:
     >>> import tempfile
@@ -20,7 +22,7 @@ Example:
     >>> reference = render_scene(random_scene(1))
     >>> result = folder.run(specs, reference, overrides={"max_rounds": 2})
     >>> sorted(p.name for p in folder.path.iterdir())
-    ['checkpoint.sqlite', 'images', 'reference.png', 'report.html', 'run.json']
+    ['checkpoint.sqlite', 'history.sqlite', 'images', 'reference.png', 'report.html', 'run.json']
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ __all__ = ["BackendSpecs", "RUN_FILE", "RunFolder"]
 RUN_FILE = "run.json"
 REFERENCE_FILE = "reference.png"
 CHECKPOINT_FILE = "checkpoint.sqlite"
+HISTORY_FILE = "history.sqlite"
 REPORT_FILE = "report.html"
 _VERSIONED = (
     "imagerepainter",
@@ -133,6 +136,22 @@ def _record_text(record: dict[str, Any]) -> str:
         raise ConfigurationError(f"The run's settings cannot be saved in {RUN_FILE}: {exc}.") from None
 
 
+def _create_history(store_mod: Any, path: Path) -> None:
+    """Create the history database in a temporary file, then rename it into place.
+
+    The store's migrations are separate statements, so a process killed during them would
+    leave a half-migrated database that the next setup cannot finish; a renamed file is
+    either absent or complete.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    conn = sqlite3.connect(tmp, isolation_level=None)
+    try:
+        store_mod.SqliteStore(conn).setup()
+    finally:
+        conn.close()
+    os.replace(tmp, path)
+
+
 class RunFolder:
     """One run's folder: creates it, runs into it, and resumes from it."""
 
@@ -185,13 +204,15 @@ class RunFolder:
 
         sqlite_mod = require("langgraph.checkpoint.sqlite", extra="cli", purpose="resumable run folders")
         store_mod = require("langgraph.store.sqlite", extra="cli", purpose="resumable run folders")
-        # One database file: the checkpoints and, beside them, each round's record (the run's history).
+        history_path = self.path / HISTORY_FILE
+        if not history_path.exists():
+            _create_history(store_mod, history_path)
         conn = sqlite3.connect(self.path / CHECKPOINT_FILE, check_same_thread=False)
-        history_conn = sqlite3.connect(self.path / CHECKPOINT_FILE, check_same_thread=False, isolation_level=None)
+        history_conn = sqlite3.connect(history_path, check_same_thread=False, isolation_level=None)
         try:
             saver = sqlite_mod.SqliteSaver(conn)
             history = store_mod.SqliteStore(history_conn)
-            history.setup()
+            history.setup()  # already migrated: a no-op
             store = DirectoryImageStore(self.path / "images")
             factory = build or Repainter
             rp = factory(
@@ -208,6 +229,7 @@ class RunFolder:
                 yield rp
             finally:
                 rp.close()
+                store.compact()  # every image a PNG once the run stops, however it stopped
         finally:
             history_conn.close()
             conn.close()
@@ -385,7 +407,7 @@ class RunFolder:
             if snapshot.values and not set(snapshot.next) <= {"start"}:
                 return False
             images = self.path / "images"
-            return {p.stem for p in images.glob("*.png")} <= {reference_sha}
+            return {p.stem for p in images.iterdir() if not p.name.startswith(".")} <= {reference_sha}
         return False
 
     def _remove_created(self, created: bool, before: set[str]) -> None:

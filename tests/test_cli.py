@@ -35,6 +35,7 @@ def _complete(folder: Path) -> dict:
         "images",
         "run.json",
         "checkpoint.sqlite",
+        "history.sqlite",
         "report.html",
     }
     record = json.loads((folder / "run.json").read_text())

@@ -119,7 +119,9 @@ def test_stores_round_trip_and_are_content_addressed(tmp_path, store_kind):
     assert ref1 == ref2
     assert np.array_equal(np.asarray(store.get(ref1)), np.asarray(a))
     if store_kind == "directory":
-        assert len(list(tmp_path.glob("*.png"))) == 1 and not list(tmp_path.glob("*.tmp"))
+        assert np.array_equal(np.asarray(DirectoryImageStore(tmp_path).get(ref1)), np.asarray(a))  # raw or PNG
+        store.compact()
+        assert [p.name for p in tmp_path.iterdir()] == [f"{ref1['sha256']}.png"]  # no raw file, no temporary
         assert np.array_equal(np.asarray(DirectoryImageStore(tmp_path).get(ref1)), np.asarray(a))
 
 
@@ -144,6 +146,7 @@ def test_identity_is_the_pixels_not_an_encoding(tmp_path):
     ref = store.put(load_image(fast.getvalue()))
     assert store.put(load_image(small.getvalue())) == ref
     assert ref["sha256"] == image_sha256(photo) != image_sha256(photo.convert("L"))
+    store.compact()
     store.path(ref).write_bytes(small.getvalue())  # re-encoded on disk: the ref still reads the same pixels
     assert np.array_equal(np.asarray(DirectoryImageStore(tmp_path).get(ref)), np.asarray(photo))
 
@@ -174,3 +177,17 @@ def test_a_request_image_is_encoded_once_per_image_and_size():
     small = shrink(image, 300)
     assert to_data_url(small) is to_data_url(small)  # the same object: cached, not re-encoded
     assert shrink(small, 300) is small
+
+
+def test_a_raw_file_left_by_a_killed_process_serves_its_ref_and_is_compacted(tmp_path):
+    """put() returns once raw pixels are on disk; a process killed before the PNG exists loses nothing."""
+    image = Image.new("RGB", (30, 20))
+    image.putdata([(x * 8, y * 12, 99) for y in range(20) for x in range(30)])
+    ref = image_sha256(image)
+    image.save(tmp_path / f"{ref}.bmp")  # what put() writes first
+    later = DirectoryImageStore(tmp_path)
+    ref = {"sha256": ref, "width": 30, "height": 20}
+    assert np.array_equal(np.asarray(later.get(ref)), np.asarray(image))
+    later.compact()
+    assert [p.name for p in tmp_path.iterdir()] == [f"{ref['sha256']}.png"]
+    assert np.array_equal(np.asarray(DirectoryImageStore(tmp_path).get(ref)), np.asarray(image))
