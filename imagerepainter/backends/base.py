@@ -12,7 +12,7 @@ right attributes is a backend; nothing has to inherit from these classes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
@@ -54,6 +54,24 @@ class MLLMMessage:
     """The text part of the message."""
     images: tuple[Image.Image, ...] = ()
     """Images sent after the text, in this order (e.g. reference first, candidate second)."""
+    task: Mapping[str, Any] | None = None
+    """The structured facts of the request, beside its prose: what a rule-based model reads
+    instead of parsing the text, so the wording of the instructions stays free to change.
+    Models that follow prompts ignore it (``ChatModelMLLM`` does not send it). The loop fills
+    it on the message that carries the instruction, with these keys where they apply:
+
+    * ``kind`` — the request: ``"global_description"``, ``"global_features"``, ``"object_list"``,
+      ``"object_details"``, ``"relationships"``, ``"rewrite"``, ``"variants"``, ``"revise"``,
+      ``"critique"`` or ``"critique_and_revise"``;
+    * ``prompt`` — the current prompt (the one to vary, revise, or that drew the candidate);
+    * ``count`` — how many variants are wanted; ``max_objects`` — most objects to list;
+    * ``object`` — ``{"name", "type"}`` of the object to detail; ``objects`` — names to relate;
+    * ``description`` — the assembled Image Understanding Tree to rewrite;
+    * ``edits`` — the edits to apply (a list of strings);
+    * ``style`` — ``"sd"`` or ``"natural"``, how prompts are to be written;
+    * ``history`` — earlier rounds, oldest first: ``{"round", "prompt", "score", "best_prompt",
+      "edits"}`` each.
+    """
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ from .edits import (
 from .perception import Blob, Perception
 from .scene import Scene, Shape
 
-__all__ = ["MAX_EDITS", "Finding", "Review", "review"]
+__all__ = ["MAX_EDITS", "Finding", "Review", "match_blobs", "review"]
 
 MAX_EDITS = 3
 """Edits proposed per critique, weightiest first."""
@@ -119,6 +119,15 @@ def _blob_cost(a: Blob, b: Blob) -> float:
     return _cost(a.x, a.y, a.color, a.size, a.kind, b.x, b.y, b.color, b.size, b.kind)
 
 
+def match_blobs(reference: Sequence[Blob], candidate: Sequence[Blob], *, max_cost: float = 0.45) -> dict[int, int]:
+    """Pair each reference blob with the candidate blob most like it (position, colour, size, kind), greedily.
+
+    Returns ``{reference index: candidate index}``; a blob with no partner closer than
+    ``max_cost`` stays unpaired (missing from, or extra in, the candidate).
+    """
+    return _greedy_match(reference, candidate, _blob_cost, max_cost)
+
+
 def _shape_cost(a: Blob, b: Shape) -> float:
     return _cost(a.x, a.y, a.color, a.size, a.kind, b.x, b.y, b.color, b.size, b.kind)
 
@@ -173,7 +182,7 @@ def review(
             )
         )
     shapes = list(prompt.shapes)
-    ref_to_cand = _greedy_match(reference.blobs, candidate.blobs, _blob_cost, 0.45)
+    ref_to_cand = match_blobs(reference.blobs, candidate.blobs)
     cand_to_prompt = _greedy_match(candidate.blobs, shapes, _shape_cost, 0.35)
     # -- shapes seen in both
     for ri, ci in ref_to_cand.items():

@@ -7,24 +7,35 @@ It never sees a hidden answer: it perceives the images it is sent
 (:mod:`~imagerepainter.sandbox.critic`), so the regeneration loop improves round by round.
 :func:`answer` is the same logic without the protocol, for serving it over HTTP.
 
-The schema class name says what is asked (see :mod:`imagerepainter.schemas`):
+The schema class name says what is asked (see :mod:`imagerepainter.schemas`). The facts of
+the request come from the task data of the messages (:attr:`MLLMMessage.task
+<imagerepainter.backends.base.MLLMMessage.task>`, the last message that has one), which the
+loop fills: the wording of its instructions is free to change. Text that travels without
+task data (over HTTP the OpenAI protocol has no place for it) is read by the marker
+convention below instead; the loop's instructions still carry those labelled lines, so the
+sandbox server answers the loop as the in-process model does.
 
-============================  =========================  ===========================================
-schema                        images                     text markers read
-============================  =========================  ===========================================
-GlobalDescription             reference                  —
-GlobalFeatures                reference                  —
-ObjectList                    reference                  "at most N objects" anywhere (default 5)
-Person/Animal/ThingDetails    reference                  ``Object:`` — a name from ObjectList
-Relationships                 reference                  —
-PromptRewrite                 —                          ``Description:`` — the assembled tree
-PromptVariants                —                          ``Prompt:``, ``Count:`` (default 3)
-RevisedPrompt                 —                          ``Prompt:``, ``Edits:``
-Critique                      reference, candidate       ``Prompt:`` — the candidate's prompt
-CritiqueAndRevision           reference, candidate       ``Prompt:``, ``Count:`` (default 3)
-============================  =========================  ===========================================
+==========================  =======================  ==================================  =======================
+schema                      images                   task keys read                      text markers (fallback)
+==========================  =======================  ==================================  =======================
+GlobalDescription           reference                —                                   —
+GlobalFeatures              reference                —                                   —
+ObjectList                  reference                ``max_objects`` (default 5)         "at most N objects"
+Person/Animal/ThingDetails  reference                ``object`` (its ``name``)           ``Object:``
+Relationships               reference                —                                   —
+PromptRewrite               —                        ``description``, ``style``          ``Description:``
+PromptVariants              —                        ``prompt``, ``count`` (default 3)   ``Prompt:``, ``Count:``
+RevisedPrompt               —                        ``prompt``, ``edits``               ``Prompt:``, ``Edits:``
+Critique                    reference, candidate     ``prompt``                          ``Prompt:``
+CritiqueAndRevision         reference, candidate     ``prompt``, ``count``, ``history``  ``Prompt:``, ``Count:``
+SimilarityRating            reference, regeneration  — (a judge: :mod:`.judge`)          —
+==========================  =======================  ==================================  =======================
 
-**Marker convention.** The text of all messages is joined with blank lines between them. A
+``prompt`` of a critique is the prompt that drew the candidate; without it the model
+critiques against what it sees in the candidate. ``history`` lists the earlier rounds: a
+revision already tried (a round's prompt or best variant) is not proposed again.
+
+**Marker convention** (text without task data). The text of all messages is joined with blank lines between them. A
 marker is a line that starts (after optional spaces) with ``Prompt:``, ``Count:``,
 ``Object:``, ``Edits:`` or ``Description:`` (any case). Its value is the rest of that line
 plus the following lines, up to the first blank line or the next marker line; if a marker
@@ -66,7 +77,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from PIL import Image
@@ -79,6 +90,7 @@ from .colors import basic_name
 from .critic import MAX_EDITS, review
 from .describe import coarse_shape, fine_shape, is_photo, noticed, object_name, position_words
 from .edits import apply_edits, is_natural, prompt_variants, split_edits
+from .judge import rate
 from .perception import Blob, Perception, perceive
 from .scene import SIZE_WORDS, Scene, format_size, parse_prompt, with_article
 
@@ -126,10 +138,61 @@ def read_marker(text: str, marker: str) -> str | None:
     return value
 
 
-def _count(text: str, default: int = 3) -> int:
-    value = read_marker(text, "Count")
-    match = re.search(r"\d+", value or "")
-    return max(0, min(16, int(match[0]))) if match else default
+class _Request:
+    """The facts of one request: from its task data (``MLLMMessage.task``) when it has them, else its text.
+
+    In process, the loop hands the sandbox every fact as task data, so the wording of the
+    loop's instructions is free to change. Over HTTP only text travels; then the facts are
+    read from the labelled lines of the marker convention (module docstring).
+    """
+
+    def __init__(self, text: str, task: Mapping[str, Any] | None) -> None:
+        self.text = text
+        self.task: Mapping[str, Any] = task or {}
+
+    def prompt(self) -> str | None:
+        if "prompt" in self.task:
+            return str(self.task["prompt"] or "")
+        return read_marker(self.text, "Prompt")
+
+    def count(self, default: int = 3) -> int:
+        if "count" in self.task:
+            return max(0, min(16, int(self.task["count"])))
+        match = re.search(r"\d+", read_marker(self.text, "Count") or "")
+        return max(0, min(16, int(match[0]))) if match else default
+
+    def max_objects(self, default: int = 5) -> int:
+        if "max_objects" in self.task:
+            return max(0, min(20, int(self.task["max_objects"])))
+        return _max_objects(self.text, default)
+
+    def object_name(self) -> str | None:
+        obj = self.task.get("object")
+        if isinstance(obj, Mapping) and obj.get("name"):
+            return str(obj["name"])
+        return read_marker(self.text, "Object")
+
+    def edits(self) -> list[str]:
+        if "edits" in self.task:
+            return [str(e) for e in self.task["edits"] or [] if str(e).strip()]
+        return split_edits(read_marker(self.text, "Edits") or "")
+
+    def description(self) -> str:
+        if "description" in self.task:
+            return str(self.task["description"])
+        return read_marker(self.text, "Description") or self.text
+
+    def natural_requested(self) -> bool:
+        if "style" in self.task:
+            return self.task["style"] == "natural"
+        return _natural_requested(self.text)
+
+    def tried(self) -> set[str]:
+        """Prompts of earlier rounds (each round's prompt and best variant), per the history."""
+        if "history" in self.task:
+            rounds = self.task["history"] or []
+            return {str(p) for h in rounds for p in (h.get("prompt"), h.get("best_prompt")) if p}
+        return {p for m in _TRIED.finditer(self.text) for p in m.groups() if p}
 
 
 def _max_objects(text: str, default: int = 5) -> int:
@@ -250,9 +313,9 @@ def _styled(scene: Scene, natural: bool) -> str:
     return scene.to_prompt("natural" if natural else "sd")
 
 
-def _critique(text: str, images: Sequence[Image.Image], *, combined: bool, max_edits: int) -> dict[str, Any]:
+def _critique(request: _Request, images: Sequence[Image.Image], *, combined: bool, max_edits: int) -> dict[str, Any]:
     reference, candidate = perceive(images[0]), perceive(images[1])
-    prompt = read_marker(text, "Prompt")
+    prompt = request.prompt()
     if prompt:
         scene = parse_prompt(prompt)
     else:
@@ -266,11 +329,11 @@ def _critique(text: str, images: Sequence[Image.Image], *, combined: bool, max_e
         "is_match": result.is_match,
     }
     if combined:
-        tried = {p for m in _TRIED.finditer(text) for p in m.groups() if p} | {prompt or ""}
+        tried = request.tried() | {prompt or ""}
         edits, revised = _untried_revision(scene, [f.edit for f in result.findings], max_edits, tried, prompt or "")
         out["edits"] = edits
         out["revised_prompt"] = revised
-        out["variants"] = prompt_variants(revised, _count(text))
+        out["variants"] = prompt_variants(revised, request.count())
     return out
 
 
@@ -302,6 +365,7 @@ def answer(
     images: Sequence[Image.Image] = (),
     json_schema: dict[str, Any] | None = None,
     *,
+    task: Mapping[str, Any] | None = None,
     max_edits: int = MAX_EDITS,
 ) -> dict[str, Any]:
     """Answer one request, transport-neutrally: the dict validates against ``schemas.<schema_name>``.
@@ -311,6 +375,7 @@ def answer(
         text: The request text (all messages joined; see the marker convention).
         images: The request's images in order (reference first, then the candidate).
         json_schema: The JSON schema sent on the wire; unused (the name decides), accepted for servers.
+        task: The request's facts (``MLLMMessage.task``); what it holds is read from it, not from ``text``.
         max_edits: Most edits a critique proposes.
 
     Raises:
@@ -318,7 +383,8 @@ def answer(
         MLLMError: The request lacks the images its schema needs.
     """
     del json_schema
-    needs = {"Critique": 2, "CritiqueAndRevision": 2, "PromptRewrite": 0, "PromptVariants": 0, "RevisedPrompt": 0}
+    needs = {"Critique": 2, "CritiqueAndRevision": 2, "SimilarityRating": 2}
+    needs |= {"PromptRewrite": 0, "PromptVariants": 0, "RevisedPrompt": 0}
     if schema_name not in schemas.__all__ or schema_name in ("DetectedObject", "ObjectType"):
         raise StructuredOutputError(
             f"{_STANDARD}; it cannot answer {schema_name!r}. Known: {', '.join(sorted(_known()))}.",
@@ -334,20 +400,20 @@ def answer(
             f"candidate); the request carried {len(images)}.",
             backend="sandbox",
         )
+    request = _Request(text, task)
     if schema_name == "PromptRewrite":
-        description = read_marker(text, "Description") or text
-        return {"prompt": _styled(parse_prompt(description), _natural_requested(text))}
+        return {"prompt": _styled(parse_prompt(request.description()), request.natural_requested())}
     if schema_name == "PromptVariants":
-        prompt = read_marker(text, "Prompt") or ""
-        return {"prompts": prompt_variants(prompt, _count(text))}
+        return {"prompts": prompt_variants(request.prompt() or "", request.count())}
     if schema_name == "RevisedPrompt":
-        prompt = read_marker(text, "Prompt") or ""
-        edits = split_edits(read_marker(text, "Edits") or "")
-        return {"prompt": _styled(apply_edits(parse_prompt(prompt), edits), is_natural(prompt))}
+        prompt = request.prompt() or ""
+        return {"prompt": _styled(apply_edits(parse_prompt(prompt), request.edits()), is_natural(prompt))}
+    if schema_name == "SimilarityRating":
+        return rate(perceive(images[0]), perceive(images[1]))
     if schema_name in ("Critique", "CritiqueAndRevision"):
-        return _critique(text, images, combined=schema_name == "CritiqueAndRevision", max_edits=max_edits)
+        return _critique(request, images, combined=schema_name == "CritiqueAndRevision", max_edits=max_edits)
     seen = perceive(images[0])
-    n = _max_objects(text)
+    n = request.max_objects()
     if schema_name == "GlobalDescription":
         return {"description": _global_description(seen, n)}
     if schema_name == "GlobalFeatures":
@@ -357,7 +423,7 @@ def answer(
     if schema_name == "Relationships":
         return {"relationships": _relationships(seen, n)}
     # PersonDetails, AnimalDetails, ThingDetails
-    blob = _find_object(seen, read_marker(text, "Object"), max(n, 20))
+    blob = _find_object(seen, request.object_name(), max(n, 20))
     return _details(schema_name, blob, seen)
 
 
@@ -385,7 +451,8 @@ class SandboxMLLM:
         """Answer ``messages`` with an instance of ``schema`` (chosen by the schema's class name)."""
         text = "\n\n".join(m.text for m in messages)
         images = [image for m in messages for image in m.images]
-        data = answer(schema.__name__, text, images, max_edits=self.max_edits)
+        task = next((m.task for m in reversed(messages) if m.task is not None), None)
+        data = answer(schema.__name__, text, images, task=task, max_edits=self.max_edits)
         value = schema.model_validate(data)
         usage = TokenUsage(
             input_tokens=_words(text) + _IMAGE_TOKENS * len(images),
