@@ -339,26 +339,32 @@ class LocalExecutor:
                 return prepared
             return bench.run_case(job, *prepared)
 
-        pool = ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="imagerepainter-bench")
-        queue = iter(jobs)
-        running: set[Future[CaseOutcome]] = set()
         try:
-            for job in queue:  # keep at most max_concurrency in flight: a stop leaves nothing queued
-                running.add(pool.submit(task, job))
-                if len(running) >= self.max_concurrency:
-                    finished, running = _wait_some(running)
-                    yield from (f.result() for f in finished)
-            while running:
-                finished, running = _wait_some(running)
-                yield from (f.result() for f in finished)
+            yield from bounded_map(task, jobs, max_concurrency=self.max_concurrency)
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)
             bench.close()
 
 
-def _wait_some(running: set[Future[CaseOutcome]]) -> tuple[set[Future[CaseOutcome]], set[Future[CaseOutcome]]]:
-    done, pending = wait(running, return_when=FIRST_COMPLETED)
-    return done, pending
+def bounded_map(
+    task: Callable[[CaseJob], CaseOutcome], jobs: Sequence[CaseJob], *, max_concurrency: int
+) -> Iterator[CaseOutcome]:
+    """Run ``task`` on each job on threads, at most ``max_concurrency`` at once; yield outcomes as they finish.
+
+    Jobs are submitted only as slots free up, so stopping (Ctrl-C, an error) leaves nothing queued.
+    """
+    pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="imagerepainter-bench")
+    running: set[Future[CaseOutcome]] = set()
+    try:
+        for job in jobs:
+            running.add(pool.submit(task, job))
+            if len(running) >= max_concurrency:
+                done, running = wait(running, return_when=FIRST_COMPLETED)  # type: ignore[assignment]
+                yield from (f.result() for f in done)
+        while running:
+            done, running = wait(running, return_when=FIRST_COMPLETED)  # type: ignore[assignment]
+            yield from (f.result() for f in done)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _save(store: ResultsStore, outcome: CaseOutcome) -> CaseResult:
