@@ -52,14 +52,18 @@ def test_eval_on_evalref_then_resume_then_add_a_model(evalref_dir, tmp_path, cap
     ],
 )
 def test_eval_errors_are_one_line_and_exit_2(evalref_dir, tmp_path, capsys, args, message):
-    code = main(["eval", str(evalref_dir), "--mllm", "sandbox", *FAST, "--limit", "1", "--out", str(tmp_path / "o"), *args])
+    code = main(
+        ["eval", str(evalref_dir), "--mllm", "sandbox", *FAST, "--limit", "1", "--out", str(tmp_path / "o"), *args]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert err[-1].startswith("error: ") and message in err[-1]
 
 
 def test_eval_of_a_missing_dataset_and_leaderboard_of_an_empty_folder(tmp_path, capsys):
-    assert main(["eval", str(tmp_path / "nope"), "--mllm", "sandbox", "--t2i", "a=sandbox", "--out", str(tmp_path)]) == 2
+    assert (
+        main(["eval", str(tmp_path / "nope"), "--mllm", "sandbox", "--t2i", "a=sandbox", "--out", str(tmp_path)]) == 2
+    )
     assert "is not a folder, a JSONL manifest or a named set" in capsys.readouterr().err
     assert main(["leaderboard", str(tmp_path)]) == 2
     assert "holds no results.sqlite" in capsys.readouterr().err

@@ -43,7 +43,8 @@ def test_manifest_keeps_fields_and_reports_each_bad_line_per_case(tmp_path):
     changed = _png(tmp_path / "set" / "changed.png", "blue")
     _png(tmp_path / "outside.png")
     lines = [
-        {"path": "good.png", "id": "g", "category": "c1", "style": "flat", "prompt": "a red square", "sha256": file_sha256(good), "author": "x"},
+        {"path": "good.png", "id": "g", "category": "c1", "style": "flat", "prompt": "red", "sha256": file_sha256(good),
+         "author": "x"},
         {"path": "../outside.png"},
         {"path": str(tmp_path / "outside.png")},
         {"path": "changed.png", "sha256": "0" * 64},
@@ -55,7 +56,7 @@ def test_manifest_keeps_fields_and_reports_each_bad_line_per_case(tmp_path):
     by_id = {r.id: r for r in data}
     assert len(data) == 5
     g = by_id["g"]
-    assert (g.category, g.style, g.prompt, g.metadata, g.problem) == ("c1", "flat", "a red square", {"author": "x"}, None)
+    assert (g.category, g.style, g.prompt, g.metadata, g.problem) == ("c1", "flat", "red", {"author": "x"}, None)
     assert "leaves the manifest's folder" in by_id["../outside.png"].problem
     assert "leaves the manifest's folder" in by_id[str(tmp_path / "outside.png")].problem
     assert "the manifest says 000000000000" in by_id["changed.png"].problem

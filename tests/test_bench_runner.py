@@ -219,3 +219,14 @@ def test_store_refuses_a_file_that_is_not_a_results_database(tmp_path):
     (tmp_path / "results.sqlite").write_text("not a database")
     with pytest.raises(ConfigurationError, match="not a results database"):
         ResultsStore(tmp_path)
+
+
+def test_each_model_is_resolved_once_and_shared_by_its_cases(scenes, tmp_path, monkeypatch):
+    from imagerepainter.backends import registry
+
+    resolved = []
+    real = registry.resolve_t2i
+    monkeypatch.setattr(registry, "resolve_t2i", lambda spec: resolved.append(spec) or real(spec))
+    report = _run(scenes, tmp_path / "out", CountingMLLM(), {"m1": "sandbox", "m2": "sandbox?noise=3"})
+    specs = sorted(s for s in resolved if isinstance(s, str))  # (Repainter also sees the resolved objects)
+    assert report.computed == 12 and specs == ["sandbox", "sandbox?noise=3"]
