@@ -70,6 +70,8 @@ def fake_answer(schema: type[BaseModel], text: str = "") -> BaseModel:
             values[name] = [{"name": "thing", "type": "object"}, {"name": "person", "type": "person"}]
         elif ann is bool:
             values[name] = False
+        elif ann is int:  # e.g. a 1-5 rating: the middle of the scale
+            values[name] = 3
         elif get_origin(ann) is list:
             values[name] = [f"fake {name} {i + 1}" for i in range(2)]
         elif get_origin(ann) is Literal:
