@@ -30,6 +30,7 @@ from ..errors import ConfigurationError
 from ..images import ImageRef, encode_png
 from .datasets import Reference
 from .describer import Description
+from .metrics import compute_metrics, metric_details
 from .records import CaseResult, Metric, Mode
 
 __all__ = ["MODE_SETTINGS", "CaseJob", "CaseOutcome", "ModelEngine", "WorkerSpec", "Workbench", "failed_case"]
@@ -201,7 +202,7 @@ class Workbench:
 
     def __init__(self, spec: WorkerSpec) -> None:
         from ..backends.registry import resolve_mllm, resolve_scorer
-        from ._scorer_metrics import resolve_metric_list
+        from .metrics import resolve_metrics
 
         self.spec = spec
         self.config = RepainterConfig.validated(dict(spec.config))
@@ -213,9 +214,12 @@ class Workbench:
         self.metrics: list[Metric] = (
             list(spec.metric_objects)
             if spec.metric_objects is not None
-            else resolve_metric_list(spec.metrics, mllm=self.mllm)
+            else resolve_metrics(list(spec.metrics), mllm=self.mllm)
         )
-        self._metric_locks = {id(m): threading.Lock() for m in self.metrics}
+        for metric in self.metrics:  # load weights now: a missing one fails before any case
+            load_metric = getattr(metric, "load", None)
+            if callable(load_metric):
+                load_metric()
         self._engines: dict[str, ModelEngine] = {}
         self._lock = threading.Lock()
 
@@ -265,15 +269,13 @@ class Workbench:
                 )
             )
         best_image = best.image
-        metrics: dict[str, float] = {}
-        higher: dict[str, bool] = {}
         try:
-            for metric in self.metrics:
-                with self._metric_locks[id(metric)]:
-                    metrics[metric.name] = float(metric.compute(image, [best_image])[0])
-                higher[metric.name] = bool(metric.higher_is_better)
+            values = compute_metrics(self.metrics, image, [best_image])
+            details = metric_details(self.metrics, image, [best_image])[0]
         except Exception as exc:
             return CaseOutcome(failed_case(job, exc, seconds=time.perf_counter() - start))
+        metrics = {name: v[0] for name, v in values.items()}
+        higher = {m.name: bool(m.higher_is_better) for m in self.metrics}
         usage = result.usage
         case = _base(
             job,
@@ -295,7 +297,8 @@ class Workbench:
                 "best_seed": best.seed,
                 "scores_per_round": result.scores,
                 "initial_prompt": result.initial_prompt,
-            },
+            }
+            | ({"metric_details": details} if details else {}),
         )
         return CaseOutcome(case, engine.store.png(best.image_ref))
 

@@ -177,7 +177,7 @@ def evaluate(
         device_slots=device_slots,
     )
     store = ResultsStore(out)
-    store.set_meta("primary_metric", plan.metrics[0])
+    store.set_meta("primary_metric", primary_metric(plan.metrics))
     status = store.case_status(job.case_id for job in plan.jobs)
     todo = [j for j in plan.jobs if status.get(j.case_id) is None or (retry_failed and status[j.case_id] == "failed")]
     skipped, failed, done = len(plan.jobs) - len(todo), 0, 0
@@ -203,7 +203,7 @@ def evaluate(
         models=list(plan.worker.models),
         modes=list(plan.modes),
         metrics=list(plan.metrics),
-        primary_metric=plan.metrics[0],
+        primary_metric=primary_metric(plan.metrics),
         cases=store.cases(job.case_id for job in plan.jobs),
         computed=done,
         skipped=skipped,
@@ -256,7 +256,7 @@ def _plan(dataset: Any, *, mllm: Any, models: Mapping[str, Any], modes: Sequence
         raise ConfigurationError("Give the seed as evaluate(seed=...), not in settings.")
     config = RepainterConfig.from_preset(preset).with_overrides(**dict(settings or {}))
     if scorer is None:
-        scorer = metrics[0] if metrics[0] not in ("judge",) else "paper"
+        scorer = _default_scorer(metrics[0])
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
     data = data.select(categories=categories, limit=limit)
     mllm_key = spec_text(mllm)
@@ -286,9 +286,29 @@ def _plan(dataset: Any, *, mllm: Any, models: Mapping[str, Any], modes: Sequence
                     seed=seed,
                     config_hash=config_hash,
                 )
-                jobs.append(CaseJob(key, data.name, ref, name, spec_text(spec), mode, seed, metrics[0]))
+                jobs.append(CaseJob(key, data.name, ref, name, spec_text(spec), mode, seed, primary_metric(metrics)))
     jobs.sort(key=lambda j: (list(models).index(j.model), j.reference.id, modes.index(j.mode)))
     return _Plan(data, modes, metrics, mllm, mllm_key, config, worker, jobs)
+
+
+def primary_metric(metrics: Sequence[str]) -> str:
+    """The name of the first metric: its ``NAME=`` label, else its spec without ``?options``.
+
+    Example:
+        >>> primary_metric(["paper?device=cuda", "ssim"]), primary_metric(["mine=ssim?kernel_size=7"])
+        ('paper', 'mine')
+    """
+    head = metrics[0].split("?", 1)[0]
+    return head.split("=", 1)[0].strip() if "=" in head else head.strip()
+
+
+def _default_scorer(metric: str) -> str:
+    """The loop's scorer when none is given: the first metric when it is a scorer spec, else ``paper``."""
+    from ..backends.registry import available_backends, parse_spec
+
+    spec = metric.split("=", 1)[1] if "=" in metric.split("?", 1)[0] else metric
+    provider = parse_spec(spec)[0]
+    return spec if "." not in provider and provider in available_backends()["scorer"] else "paper"
 
 
 # ----------------------------------------------------------------------------- executing
