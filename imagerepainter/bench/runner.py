@@ -242,6 +242,7 @@ def _plan(dataset: Any, *, mllm: Any, models: Mapping[str, Any], modes: Sequence
             raise ConfigurationError(
                 f"Model name {name!r} is not usable; use letters, digits and . _ + - (up to 64, e.g. 'sdxl-turbo')."
             )
+    _check_providers(models)
     modes = tuple(dict.fromkeys(modes))
     if not modes or any(m not in MODE_SETTINGS for m in modes):
         raise ConfigurationError(f"modes must be among {sorted(MODE_SETTINGS)}, got {list(modes)!r}.")
@@ -289,6 +290,25 @@ def _plan(dataset: Any, *, mllm: Any, models: Mapping[str, Any], modes: Sequence
                 jobs.append(CaseJob(key, data.name, ref, name, spec_text(spec), mode, seed, primary_metric(metrics)))
     jobs.sort(key=lambda j: (list(models).index(j.model), j.reference.id, modes.index(j.mode)))
     return _Plan(data, modes, metrics, mllm, mllm_key, config, worker, jobs)
+
+
+def _check_providers(models: Mapping[str, Any]) -> None:
+    """Refuse a model spec whose provider no backend answers to, without loading anything."""
+    import difflib
+
+    from ..backends.registry import available_backends, parse_spec
+    from ..errors import UnknownBackendError
+
+    known = available_backends()["t2i"]
+    for name, spec in models.items():
+        if isinstance(spec, str) and parse_spec(spec)[0] not in known:
+            close = tuple(difflib.get_close_matches(parse_spec(spec)[0], known, n=3, cutoff=0.5))
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise UnknownBackendError(
+                f"Unknown text-to-image backend {spec!r} for model {name!r}.{hint} Known: {', '.join(known)}.",
+                spec=spec,
+                suggestions=close,
+            )
 
 
 def primary_metric(metrics: Sequence[str]) -> str:
