@@ -230,3 +230,24 @@ def test_each_model_is_resolved_once_and_shared_by_its_cases(scenes, tmp_path, m
     report = _run(scenes, tmp_path / "out", CountingMLLM(), {"m1": "sandbox", "m2": "sandbox?noise=3"})
     specs = sorted(s for s in resolved if isinstance(s, str))  # (Repainter also sees the resolved objects)
     assert report.computed == 12 and specs == ["sandbox", "sandbox?noise=3"]
+
+
+def test_a_model_keeps_no_image_once_its_cases_are_done(scenes, tmp_path):
+    from imagerepainter.bench.describer import Describer
+    from imagerepainter.bench.engine import CaseJob, Workbench, WorkerSpec
+    from imagerepainter.bench.runner import prepare_case
+    from imagerepainter.config import RepainterConfig
+
+    config = RepainterConfig().with_overrides(**SETTINGS)
+    spec = WorkerSpec(mllm="sandbox", models={"m": "sandbox"}, scorer="sandbox", metrics=["sandbox"],
+                      config=config.model_dump(mode="json"))  # fmt: skip
+    bench = Workbench(spec)
+    describer = Describer(mllm=bench.mllm, mllm_key="sandbox", config=config, store=ResultsStore(tmp_path))
+    data = __import__("imagerepainter.bench.datasets", fromlist=["load_dataset"]).load_dataset(scenes)
+    outcomes = []
+    for ref in data:
+        for mode in ("single", "repaint"):
+            job = CaseJob(f"{ref.id}-{mode}", "d", ref, "m", "sandbox", mode, 0, "sandbox")
+            outcomes.append(bench.run_case(job, *prepare_case(job, describer)))
+    assert all(o.case.status == "ok" and o.best_png for o in outcomes)
+    assert len(bench.engine("m").store) == 0 and len(describer._describing_repainter().store) == 0

@@ -20,6 +20,7 @@ from PIL import Image
 from pydantic import BaseModel, Field
 
 from ..config import RepainterConfig
+from ..images import image_sha256
 from ..prompts import PROMPT_VERSION
 from .store import ResultsStore, stable_hash
 
@@ -117,7 +118,11 @@ class Describer:
                     self.reused += 1
             else:
                 start = time.perf_counter()
-                description = describe_with(self._describing_repainter(), image)
+                rp = self._describing_repainter()
+                try:
+                    description = describe_with(rp, image)
+                finally:  # the reference is not needed once described: keep memory flat
+                    rp.store.release([{"sha256": image_sha256(image)}])
                 self.store.put_description(
                     key,
                     reference_sha256=reference_sha256,
@@ -141,9 +146,10 @@ class Describer:
             if self._repainter is None:
                 from ..repainter import Repainter
                 from ..sandbox import SandboxScorer, SandboxT2I
+                from .engine import CaseImages
 
                 self._repainter = Repainter(
-                    mllm=self.mllm, t2i=SandboxT2I(), scorer=SandboxScorer(), config=self.config
+                    mllm=self.mllm, t2i=SandboxT2I(), scorer=SandboxScorer(), config=self.config, store=CaseImages()
                 )
             return self._repainter
 

@@ -33,7 +33,16 @@ from .describer import Description
 from .metrics import compute_metrics, metric_details
 from .records import CaseResult, Metric, Mode
 
-__all__ = ["MODE_SETTINGS", "CaseJob", "CaseOutcome", "ModelEngine", "WorkerSpec", "Workbench", "failed_case"]
+__all__ = [
+    "MODE_SETTINGS",
+    "CaseImages",
+    "CaseJob",
+    "CaseOutcome",
+    "ModelEngine",
+    "WorkerSpec",
+    "Workbench",
+    "failed_case",
+]
 
 MODE_SETTINGS: dict[str, dict[str, Any]] = {
     "single": {"max_rounds": 1, "variants": 1, "include_current_prompt": "always"},
@@ -125,7 +134,7 @@ class _DeviceGuard:
         return dict(describe()) if callable(describe) else {}
 
 
-class _CaseImages:
+class CaseImages:
     """An in-memory image store that forgets a case's images once the case is recorded.
 
     The Repainter of a model serves many cases; its store counts each ``put`` and
@@ -158,7 +167,8 @@ class _CaseImages:
         with self._lock:
             return self._data[ref["sha256"]][0]
 
-    def release(self, refs: Sequence[ImageRef]) -> None:
+    def release(self, refs: Sequence[Mapping[str, Any]]) -> None:
+        """Forget one ``put`` of each of ``refs`` (anything with a ``sha256``)."""
         with self._lock:
             for ref in refs:
                 entry = self._data.get(ref["sha256"])
@@ -184,7 +194,7 @@ class ModelEngine:
 
         self.name = name
         self.t2i = resolve_t2i(t2i)
-        self.store = _CaseImages()
+        self.store = CaseImages()
         self.repainter = Repainter(
             mllm=mllm, t2i=_DeviceGuard(self.t2i, device_slots), scorer=scorer, config=config, store=self.store
         )
