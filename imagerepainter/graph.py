@@ -26,11 +26,12 @@ from functools import partial
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
 
 from .backends.base import MLLM, Scorer, TextToImage
 from .config import RepainterConfig
 from .images import ImageStore
-from .nodes import LoopNodes
+from .nodes import LoopNodes, RunContext
 from .routing import route_after_critique, route_after_select, route_start
 from .state import RepaintInput, RepaintOutput, RepaintState
 
@@ -47,17 +48,19 @@ def recursion_limit(config: RepainterConfig) -> int:
 
 def build_graph(
     *, mllm: MLLM, t2i: TextToImage, scorer: Scorer, store: ImageStore, config: RepainterConfig
-) -> tuple[StateGraph, LoopNodes]:
+) -> tuple[StateGraph[Any, Any, Any, Any], LoopNodes]:
     """Build the uncompiled loop graph and the nodes object it is closed over.
 
-    ``config`` is the base config; a run's ``overrides`` input refines it. Whether the
+    ``config`` is the base config. A run's settings travel as LangGraph runtime context
+    (:class:`~imagerepainter.nodes.RunContext`, validated once by ``Repainter``); a parent graph
+    that passes no context gets ``config`` refined by the input's ``overrides``. Whether the
     critique and revision are one call or two is a per-run setting, so both edges exist.
 
     Returns:
         The ``StateGraph`` (compile it with your checkpointer) and the :class:`LoopNodes`.
     """
     nodes = LoopNodes(mllm=mllm, t2i=t2i, scorer=scorer, store=store, config=config)
-    graph = StateGraph(RepaintState, input_schema=RepaintInput, output_schema=RepaintOutput)
+    graph = StateGraph(RepaintState, context_schema=RunContext, input_schema=RepaintInput, output_schema=RepaintOutput)
     graph.add_node("start", nodes.start)
     graph.add_node("describe", nodes.describe)
     graph.add_node("propose", nodes.propose)
@@ -81,6 +84,6 @@ def build_graph(
     return graph, nodes
 
 
-def _after_critique(nodes: LoopNodes, state: dict[str, Any]) -> str:
-    cfg = RepainterConfig.model_validate(state["config"]) if "config" in state else nodes.config
+def _after_critique(nodes: LoopNodes, state: dict[str, Any], runtime: Runtime[RunContext]) -> str:
+    cfg = nodes._config(state, runtime)  # type: ignore[arg-type]
     return route_after_critique(state, combined=cfg.combined_critique)

@@ -13,14 +13,18 @@ per round and per node, so ``Repainter.stream`` works the same way inside a pare
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import math
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from langgraph.runtime import Runtime
 from PIL import Image
 from pydantic import BaseModel
 
@@ -29,13 +33,13 @@ from .backends.base import MLLM, GenerationRequest, MLLMMessage, Scorer, TextToI
 from .config import RepainterConfig
 from .convergence import Progress, decide_stop, mllm_calls_per_round
 from .errors import BackendError, GenerationError, MLLMError, RepainterError
-from .images import ImageStore
+from .images import ImageRef, ImageStore, shrink
 from .routing import seed_for
 from .selection import best_index, best_overall, better
 from .state import CallRecord, CandidateRecord, CritiqueRecord, RepaintState, RoundRecord, Usage
 from .understanding import UnderstandingTree, assemble_prompt
 
-__all__ = ["LoopNodes"]
+__all__ = ["LoopNodes", "RunContext"]
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
 
@@ -44,6 +48,19 @@ _DETAILS: dict[str, type[BaseModel]] = {
     "animal": schemas.AnimalDetails,
     "object": schemas.ThingDetails,
 }
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a run's nodes share besides the state (LangGraph runtime context).
+
+    ``Repainter`` validates the run's settings once, where the run is prepared, and passes
+    them here; the dumped copy in the state (``state["config"]``) exists only so a resume in a
+    new process can rebuild this context.
+    """
+
+    config: RepainterConfig
+    """The run's effective settings."""
 
 
 def _emit(event: dict[str, Any]) -> None:
@@ -75,9 +92,9 @@ def _timed(name: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[...,
     """Add the node's wall time to ``timings`` and announce the node on the custom stream."""
 
     def wrap(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
-        def node(self: LoopNodes, state: RepaintState) -> dict[str, Any]:
+        def node(self: LoopNodes, state: RepaintState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             start = time.perf_counter()
-            update = fn(self, state)
+            update = fn(self, state, self._config(state, runtime))
             seconds = time.perf_counter() - start
             update["timings"] = {name: seconds}
             _emit({"event": "node", "node": name, "round": len(state.get("rounds", [])) + 1, "seconds": seconds})
@@ -88,6 +105,20 @@ def _timed(name: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[...,
         return node
 
     return wrap
+
+
+def _dump(cfg: RepainterConfig) -> dict[str, Any]:
+    return cfg.model_dump(mode="json")
+
+
+@functools.lru_cache(maxsize=64)
+def _config_from_json(text: str) -> RepainterConfig:
+    return RepainterConfig.model_validate_json(text)
+
+
+def config_from_state(dumped: dict[str, Any]) -> RepainterConfig:
+    """The settings a state recorded (``state["config"]``), parsed once per distinct value in a process."""
+    return _config_from_json(json.dumps(dumped, sort_keys=True))
 
 
 class _Calls:
@@ -151,18 +182,37 @@ class LoopNodes:
         self._pool = ThreadPoolExecutor(max_workers=config.max_concurrency, thread_name_prefix="imagerepainter")
         self._prepared: OrderedDict[str, Future[Any]] = OrderedDict()
         self._prepared_lock = threading.Lock()
+        self._views: OrderedDict[tuple[str, int], Image.Image] = OrderedDict()
+        self._views_lock = threading.Lock()
 
     # ------------------------------------------------------------------ helpers
 
-    def _config(self, state: RepaintState) -> RepainterConfig:
-        return RepainterConfig.model_validate(state["config"]) if "config" in state else self.config
+    def _config(self, state: RepaintState, runtime: Runtime[RunContext] | None) -> RepainterConfig:
+        """The run's settings: from the runtime context (``Repainter`` validated them once). In a
+        parent graph that passes no context: the recorded ``state["config"]``, or before it is
+        recorded, the base settings refined by the input's ``overrides``."""
+        context = getattr(runtime, "context", None)
+        if isinstance(context, RunContext):
+            return context.config
+        if "config" in state:
+            return config_from_state(state["config"])
+        return self.config.with_overrides(**(state.get("overrides") or {}))
 
-    def _image(self, ref: Any, max_side: int | None = None) -> Image.Image:
-        image = self.store.get(ref)
-        if max_side is not None and max(image.size) > max_side:
-            image = image.copy()
-            image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-        return image
+    def _mllm_view(self, ref: ImageRef, max_side: int) -> Image.Image:
+        """The image as sent to the model, the same object for the same (image, size): its
+        encoding for a request is then computed once (:func:`~imagerepainter.images.to_data_url`)."""
+        key = (ref["sha256"], max_side)
+        with self._views_lock:
+            view = self._views.get(key)
+            if view is not None:
+                self._views.move_to_end(key)
+                return view
+        view = shrink(self.store.get(ref), max_side)
+        with self._views_lock:
+            view = self._views.setdefault(key, view)
+            while len(self._views) > 16:
+                self._views.popitem(last=False)
+        return view
 
     def prepared_reference(self, ref: Any) -> Future[Any]:
         """The scorer's prepared reference, computed once per reference (in the background)."""
@@ -179,12 +229,11 @@ class LoopNodes:
     # ------------------------------------------------------------------ nodes
 
     @_timed("start")
-    def start(self, state: RepaintState) -> dict[str, Any]:
-        """Fix this run's effective config; start from a given prompt when there is one."""
-        cfg = self.config.with_overrides(**(state.get("overrides") or {}))
-        update: dict[str, Any] = {"config": cfg.model_dump(mode="json"), "round_prompts": [], "pending": []}
+    def start(self, state: RepaintState, cfg: RepainterConfig) -> dict[str, Any]:
+        """Record this run's settings (for a resume in a new process); start from a given prompt."""
+        update: dict[str, Any] = {"config": _dump(cfg), "round_prompts": [], "pending": []}
         if state.get("prompt"):
-            update |= {"initial_prompt": state["prompt"], "understanding": None}
+            update |= {"initial_prompt": state["prompt"], "understanding": state.get("understanding")}
         # Load the scorer's models before any paid call, so a missing model fails first; embedding
         # the reference then overlaps with the description calls that follow.
         load = getattr(self.scorer, "load", None)
@@ -195,11 +244,19 @@ class LoopNodes:
         return update
 
     @_timed("describe")
-    def describe(self, state: RepaintState) -> dict[str, Any]:
+    def describe(self, state: RepaintState, cfg: RepainterConfig) -> dict[str, Any]:
         """Build the Image Understanding Tree (independent calls concurrently), then the first prompt."""
-        cfg = self._config(state)
         calls = _Calls(self.mllm, self._pool, "describe", 0)
-        ref = (self._image(state["reference"], cfg.mllm_image_max_side),)
+        tree, prompt = self.understand(self._mllm_view(state["reference"], cfg.mllm_image_max_side), cfg, calls)
+        return {"understanding": dict(tree), "prompt": prompt, "initial_prompt": prompt, **calls.update()}
+
+    def understand(self, reference: Image.Image, cfg: RepainterConfig, calls: _Calls) -> tuple[UnderstandingTree, str]:
+        """The Image Understanding stage: the tree of ``reference`` and the prompt rewritten from it.
+
+        Level 1 (global description, global features, object list) and level 2 (one detail call
+        per object, and the relations) each run concurrently; the rewrite is the third level.
+        """
+        ref = (shrink(reference, cfg.mllm_image_max_side),)  # one object: encoded once for every request
         jobs: list[tuple[type[BaseModel], str, Sequence[Image.Image]]] = [
             (schemas.GlobalDescription, prompts.GLOBAL_DESCRIPTION, ref),
             (schemas.GlobalFeatures, prompts.GLOBAL_FEATURES, ref),
@@ -231,12 +288,11 @@ class LoopNodes:
         rewrite = prompts.REWRITE.format(description=assemble_prompt(tree), style=prompts.STYLE_HINTS[cfg.prompt_style])
         prompt = calls.ask(schemas.PromptRewrite, rewrite).prompt.strip()
         _emit({"event": "described", "prompt": prompt, "objects": [o.name for o in objects]})
-        return {"understanding": dict(tree), "prompt": prompt, "initial_prompt": prompt, **calls.update()}
+        return tree, prompt
 
     @_timed("propose")
-    def propose(self, state: RepaintState) -> dict[str, Any]:
+    def propose(self, state: RepaintState, cfg: RepainterConfig) -> dict[str, Any]:
         """Choose the round's K candidate prompts: the current prompt and/or its variants."""
-        cfg = self._config(state)
         round_index = len(state.get("rounds", [])) + 1
         include, wanted = cfg.candidates_in_round(round_index)
         prompt = state["prompt"] or ""
@@ -252,9 +308,8 @@ class LoopNodes:
         return {"round_prompts": ([prompt] if include else []) + variants, **calls.update()}
 
     @_timed("generate")
-    def generate(self, state: RepaintState) -> dict[str, Any]:
+    def generate(self, state: RepaintState, cfg: RepainterConfig) -> dict[str, Any]:
         """Render every candidate, batched as far as the backend allows, each with a recorded seed."""
-        cfg = self._config(state)
         round_index = len(state.get("rounds", [])) + 1
         gen = cfg.generation
         requests = [
@@ -281,17 +336,20 @@ class LoopNodes:
                 )
             outputs.extend(images)
             _emit({"event": "generated", "round": round_index, "done": len(outputs), "total": len(requests)})
+        put_many = getattr(self.store, "put_many", None)
+        rendered = [out.image for out in outputs]
+        refs = put_many(rendered) if callable(put_many) else [self.store.put(image) for image in rendered]
         pending: list[CandidateRecord] = [
             CandidateRecord(
-                index=i, prompt=r.prompt, seed=r.seed, image=self.store.put(out.image), blocked=out.blocked, score=None
+                index=i, prompt=r.prompt, seed=r.seed, image=ref, blocked=out.blocked, score=None, scores={}
             )
-            for i, (r, out) in enumerate(zip(requests, outputs, strict=True))
+            for i, (r, out, ref) in enumerate(zip(requests, outputs, refs, strict=True))
         ]
         blocked = sum(c["blocked"] for c in pending)
         return {"pending": pending, "usage": {"images": len(pending), "blocked_images": blocked}}
 
     @_timed("score")
-    def score(self, state: RepaintState) -> dict[str, Any]:
+    def score(self, state: RepaintState, cfg: RepainterConfig) -> dict[str, Any]:
         """Score the round's unblocked candidates in one batch against the prepared reference."""
         what = f"The scorer {self.scorer.name} could not prepare the reference"
         with backend_errors(BackendError, what, self.scorer.name):
@@ -299,8 +357,16 @@ class LoopNodes:
         pending = [CandidateRecord(**c) for c in state["pending"]]
         live = [c for c in pending if not c["blocked"]]
         if live:
+            components: dict[str, list[float]] = {}
             with backend_errors(BackendError, f"The scorer {self.scorer.name} failed", self.scorer.name):
-                scores = self.scorer.score(prepared, [self.store.get(c["image"]) for c in live])
+                images = [self.store.get(c["image"]) for c in live]
+                score_components = getattr(self.scorer, "score_components", None)
+                combine = getattr(self.scorer, "combine", None)
+                if callable(score_components) and callable(combine):  # a composite: keep its parts too
+                    components = dict(score_components(prepared, images))
+                    scores = combine(components)
+                else:
+                    scores = self.scorer.score(prepared, images)
             if len(scores) != len(live):
                 raise BackendError(
                     f"The scorer {self.scorer.name} returned {len(scores)} scores for {len(live)} images.",
@@ -313,14 +379,14 @@ class LoopNodes:
                     "cannot be ranked. Check the scorer (e.g. an all-black image gives a zero embedding).",
                     backend=self.scorer.name,
                 )
-            for c, v in zip(live, values, strict=True):
+            for i, (c, v) in enumerate(zip(live, values, strict=True)):
                 c["score"] = v
+                c["scores"] = {name: float(part[i]) for name, part in components.items()}
         return {"pending": pending}
 
     @_timed("select")
-    def select(self, state: RepaintState) -> dict[str, Any]:
+    def select(self, state: RepaintState, cfg: RepainterConfig) -> dict[str, Any]:
         """Close the round: its best, the best so far, and whether to stop (pure policy)."""
-        cfg = self._config(state)
         hib = self.scorer.higher_is_better
         rounds = state.get("rounds", [])
         pending = state["pending"]
@@ -393,9 +459,8 @@ class LoopNodes:
         return prompts.HISTORY.format(rounds="\n".join(lines)) if lines else ""
 
     @_timed("critique")
-    def critique(self, state: RepaintState) -> dict[str, Any]:
+    def critique(self, state: RepaintState, cfg: RepainterConfig) -> dict[str, Any]:
         """Compare the reference with the best image; with ``combined_critique`` also revise and vary."""
-        cfg = self._config(state)
         round_index = len(state["rounds"])
         calls = _Calls(self.mllm, self._pool, "critique", round_index)
         target = self._critique_target(state, cfg)
@@ -403,8 +468,8 @@ class LoopNodes:
             return {"round_prompts": []}
         rnd, cand = target
         images = (
-            self._image(state["reference"], cfg.mllm_image_max_side),
-            self._image(cand["image"], cfg.mllm_image_max_side),
+            self._mllm_view(state["reference"], cfg.mllm_image_max_side),
+            self._mllm_view(cand["image"], cfg.mllm_image_max_side),
         )
         history = self._history(state, rnd["index"]) if cfg.critique_history else ""
         style = prompts.STYLE_HINTS[cfg.prompt_style]
@@ -433,9 +498,8 @@ class LoopNodes:
         return update
 
     @_timed("revise")
-    def revise(self, state: RepaintState) -> dict[str, Any]:
+    def revise(self, state: RepaintState, cfg: RepainterConfig) -> dict[str, Any]:
         """Apply the critique's edits to the prompt in a separate text-only call (paper preset)."""
-        cfg = self._config(state)
         calls = _Calls(self.mllm, self._pool, "revise", len(state["rounds"]))
         last = state["critiques"][-1] if state.get("critiques") else None
         if last is None or last["round"] != len(state["rounds"]):
@@ -450,7 +514,7 @@ class LoopNodes:
         return {"prompt": revised, "critiques": [record], **calls.update()}
 
     @_timed("finish")
-    def finish(self, state: RepaintState) -> dict[str, Any]:
+    def finish(self, state: RepaintState, cfg: RepainterConfig) -> dict[str, Any]:
         """Pick the best candidate over all rounds (the result), never just the last round's."""
         best = best_overall(state.get("rounds", []), higher_is_better=self.scorer.higher_is_better)
         _emit({"event": "finished", "stop_reason": state.get("stop_reason")})

@@ -17,11 +17,12 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from .config import RepainterConfig
 from .convergence import StopReason
+from .errors import ImageNotFoundError
 from .images import DirectoryImageStore, ImageRef, ImageStore
 from .selection import best_overall
 from .state import run_finished
 
-__all__ = ["Candidate", "CritiqueResult", "RepaintResult", "Round", "RESULT_FILE"]
+__all__ = ["Candidate", "CritiqueResult", "Description", "RepaintResult", "Round", "RESULT_FILE"]
 
 RESULT_FILE = "result.json"
 """Name of the JSON record :meth:`RepaintResult.save` writes."""
@@ -33,6 +34,37 @@ class _WithStore(BaseModel):
 
     def _bind(self, store: ImageStore | None) -> None:
         self._store = store
+
+    def _bound_store(self) -> ImageStore:
+        if self._store is None:
+            raise ImageNotFoundError(
+                f"This {type(self).__name__} is not bound to an image store; bind(store) it, or load it with "
+                "RepaintResult.load(folder)."
+            )
+        return self._store
+
+
+class Description(BaseModel):
+    """The Image Understanding stage's output for one reference (``Repainter.describe``).
+
+    Pass it to ``Repainter.run(reference, description=...)`` to start the loop from it: the
+    benchmark describes each reference once and shares the description between models.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    prompt: str
+    """The first prompt, rewritten from the tree in the text-to-image model's style."""
+    understanding: dict[str, Any] | None
+    """The Image Understanding Tree (global description, features, objects, relations)."""
+    usage: dict[str, int] = {}
+    """What describing cost: ``mllm_calls``, ``mllm_requests``, ``input_tokens``, ``output_tokens``."""
+    calls: list[dict[str, Any]] = []
+    """Every answer of the stage: schema, requests, tokens, seconds."""
+    prompt_version: str = ""
+    """The version of the instructions that produced it (a new version means describe again)."""
+    mllm: dict[str, Any] = {}
+    """Name and settings of the model that described it."""
 
 
 class Candidate(_WithStore):
@@ -48,13 +80,13 @@ class Candidate(_WithStore):
     blocked: bool = False
     """A safety checker blocked the image; it is kept but never scored."""
     score: float | None = None
+    scores: dict[str, float] = {}
+    """The parts of a composite score by name (e.g. ``clip`` and ``dinov2`` of the paper scorer)."""
 
     @property
     def image(self) -> Image.Image:
-        """The image (loaded from the image store)."""
-        if self._store is None:
-            raise RuntimeError("This candidate is not bound to an image store.")
-        return self._store.get(self.image_ref)
+        """The image (loaded from the image store; a copy you may modify)."""
+        return self._bound_store().get(self.image_ref)
 
 
 class CritiqueResult(BaseModel):
@@ -142,9 +174,7 @@ class RepaintResult(_WithStore):
     @property
     def reference_image(self) -> Image.Image:
         """The (normalised) reference image."""
-        if self._store is None:
-            raise RuntimeError("This result is not bound to an image store.")
-        return self._store.get(self.reference)
+        return self._bound_store().get(self.reference)
 
     def summary(self) -> str:
         """A one-paragraph summary for people."""
@@ -176,12 +206,16 @@ class RepaintResult(_WithStore):
         state: dict[str, Any],
         *,
         store: ImageStore | None,
+        config: RepainterConfig | None = None,
         backends: dict[str, Any] | None = None,
         thread_id: str | None = None,
         prompt_version: str = "",
         library_version: str = "",
     ) -> RepaintResult:
-        """Build a result from the graph's (final or partial) state."""
+        """Build a result from the graph's (final or partial) state.
+
+        ``config`` is the run's validated settings; without it they are read from the state.
+        """
         critiques = {c["round"]: c for c in state.get("critiques") or []}
         rounds = []
         for r in state.get("rounds") or []:
@@ -219,7 +253,7 @@ class RepaintResult(_WithStore):
             stop_reason=state.get("stop_reason"),
             initial_prompt=state.get("initial_prompt") or "",
             understanding=state.get("understanding"),
-            config=RepainterConfig.model_validate(state.get("config") or {}),
+            config=config if config is not None else _recorded_config(state),
             backends=backends or {},
             usage=dict(state.get("usage") or {}),
             calls=list(state.get("calls") or []),
@@ -252,12 +286,11 @@ class RepaintResult(_WithStore):
         Images are written as ``images/<sha256>.png``; the folder can be re-read with
         :meth:`load`, in any process.
         """
-        if self._store is None:
-            raise RuntimeError("This result is not bound to an image store; nothing to save.")
+        store = self._bound_store()
         folder = Path(folder)
         target = DirectoryImageStore(folder / "images")
         for ref in [self.reference, *(c.image_ref for c in [*self.candidates, *self.pending])]:
-            target.put(self._store.get(ref))
+            target.put(store.get(ref))
         tmp = folder / (RESULT_FILE + ".tmp")
         tmp.write_text(json.dumps(self.model_dump(mode="json"), indent=2))
         os.replace(tmp, folder / RESULT_FILE)
@@ -271,6 +304,12 @@ class RepaintResult(_WithStore):
         return result.bind(DirectoryImageStore(folder / "images"))
 
 
+def _recorded_config(state: dict[str, Any]) -> RepainterConfig:
+    from .nodes import config_from_state
+
+    return config_from_state(state["config"]) if state.get("config") else RepainterConfig()
+
+
 def _candidate(round_index: int, c: dict[str, Any]) -> Candidate:
     return Candidate(
         round=round_index,
@@ -280,4 +319,5 @@ def _candidate(round_index: int, c: dict[str, Any]) -> Candidate:
         image_ref=c["image"],
         blocked=c["blocked"],
         score=c["score"],
+        scores=c.get("scores") or {},
     )

@@ -119,6 +119,8 @@ class CandidateRecord(TypedDict):
     image: ImageRef
     blocked: bool
     score: float | None
+    scores: NotRequired[dict[str, float]]
+    """A composite scorer's parts (e.g. ``clip`` and ``dinov2`` of the paper scorer), by name."""
 
 
 class RoundRecord(TypedDict):
@@ -157,8 +159,14 @@ class RepaintInput(TypedDict):
     """The reference image, already in the Repainter's image store."""
     prompt: NotRequired[str | None]
     """Start from this prompt instead of describing the reference."""
+    understanding: NotRequired[dict[str, Any] | None]
+    """The Image Understanding Tree the given ``prompt`` came from (``Repainter.describe``), recorded as is."""
     overrides: NotRequired[dict[str, Any]]
-    """Per-run settings that beat the Repainter's config (validated by ``RepainterConfig``)."""
+    """Per-run settings that beat the Repainter's config, for a parent graph that runs this one as a
+    subgraph (``Repainter`` itself passes the validated settings as runtime context)."""
+    config: NotRequired[dict[str, Any]]
+    """The run's validated settings, dumped (``Repainter`` records them so a resume in a new process
+    rebuilds them; the nodes read the runtime context)."""
 
 
 class RepaintOutput(TypedDict, total=False):
@@ -181,8 +189,6 @@ class RepaintOutput(TypedDict, total=False):
 class RepaintState(RepaintInput, total=False):
     """The full state between nodes."""
 
-    config: dict[str, Any]
-    """The effective ``RepainterConfig`` of this run, dumped (survives resume in a new process)."""
     understanding: dict[str, Any] | None
     """The Image Understanding Tree (``None`` when the run started from a given prompt)."""
     initial_prompt: str

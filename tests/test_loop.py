@@ -19,6 +19,7 @@ from imagerepainter.errors import (
     ConfigurationError,
     InvalidImageError,
     MLLMError,
+    ThreadInUseError,
     UnknownBackendError,
 )
 from imagerepainter.testing import FakeMLLM, FakeT2I, ScriptedScorer
@@ -358,9 +359,9 @@ def test_two_runs_cannot_share_a_thread_at_the_same_time():
     first = ThreadPoolExecutor(1).submit(rp.run, REF, thread_id="same")
     assert started.wait(10)
     calls = len(mllm.calls)
-    with pytest.raises(ConfigurationError, match="running now"):
+    with pytest.raises(ThreadInUseError, match="running now"):
         rp.run(REF, thread_id="same")
-    with pytest.raises(ConfigurationError, match="running now"):
+    with pytest.raises(ThreadInUseError, match="running now"):
         rp.resume("same")
     assert len(mllm.calls) == calls  # refused before any backend call
     release.set()
@@ -392,7 +393,7 @@ def test_a_thread_id_cannot_be_reused_for_a_new_run():
     assert rp.status("once") == "not_started"
     rp.run(REF, thread_id="once")
     assert rp.status("once") == "finished"
-    with pytest.raises(ConfigurationError, match="resume"):
+    with pytest.raises(ThreadInUseError, match="resume"):
         rp.run(REF, thread_id="once")
 
 
@@ -449,3 +450,48 @@ def test_an_abandoned_astream_resumes_to_the_uninterrupted_result():
     rp._recover_cancelled_step = recover
     result = rp.resume("t")
     assert result.finished and [c.score for c in result.candidates] == [c.score for c in reference.candidates]
+
+
+def test_a_description_is_made_once_and_runs_start_from_it():
+    mllm = FakeMLLM()
+    rp = Repainter(mllm=mllm, t2i=FakeT2I(), scorer=ScriptedScorer([0.5] * 30), max_rounds=2)
+    description = rp.describe(REF)
+    described = len(mllm.calls)
+    assert described == description.usage["mllm_calls"] and "GlobalDescription" in _calls(mllm)
+    first, second = rp.run(REF, description=description), rp.run(REF, description=description, seed=7)
+    assert "GlobalDescription" not in {c.schema for c in mllm.calls[described:]}  # never described again
+    for result in (first, second):
+        assert result.initial_prompt == description.prompt and result.understanding == description.understanding
+        assert result.rounds[0].prompt == description.prompt
+        assert "describe" not in {c["node"] for c in result.calls}
+    with pytest.raises(ConfigurationError, match="either prompt or description"):
+        rp.run(REF, prompt="a cat", description=description)
+
+
+def test_a_runs_settings_are_validated_once(monkeypatch):
+    from imagerepainter.config import RepainterConfig
+
+    rp = Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer([0.1, 0.2, 0.3] * 10), max_rounds=3)
+    seen = []
+    original = RepainterConfig.validated.__func__
+
+    def counting(cls, data):
+        seen.append(data)
+        return original(cls, data)
+
+    monkeypatch.setattr(RepainterConfig, "validated", classmethod(counting))
+    result = rp.run(REF, patience=None, seed=3)
+    assert len(result.rounds) == 3 and result.config.seed == 3
+    assert len(seen) == 1  # where the run is prepared; the nodes read it from the runtime context
+
+
+@pytest.mark.parametrize("bad", [123, "  ", b"a cat"])
+def test_a_prompt_that_is_not_text_is_refused(bad):
+    with pytest.raises(ConfigurationError, match="non-empty string"):
+        Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer([0.5])).run(REF, prompt=bad)
+
+
+def test_a_preset_is_chosen_when_the_repainter_is_built_not_per_run():
+    rp = Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer([0.5] * 30))
+    with pytest.raises(ConfigurationError, match=r"Repainter\(preset=\.\.\.\)"):
+        rp.run(REF, preset="paper")
