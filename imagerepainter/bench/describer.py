@@ -17,27 +17,16 @@ from concurrent.futures import Future
 from typing import Any
 
 from PIL import Image
-from pydantic import BaseModel, Field
 
 from ..config import RepainterConfig
-from ..images import image_sha256
 from ..prompts import PROMPT_VERSION
+from ..results import Description
 from .store import ResultsStore, stable_hash
 
-__all__ = ["DESCRIPTION_SETTINGS", "Description", "Describer", "describe_with", "description_key"]
+__all__ = ["DESCRIPTION_SETTINGS", "Describer", "description_key"]
 
 DESCRIPTION_SETTINGS = ("preset", "max_objects", "prompt_style", "mllm_image_max_side")
 """The settings that change what the MLLM is asked when it describes a reference."""
-
-
-class Description(BaseModel):
-    """What the Image Understanding stage produced for one reference."""
-
-    prompt: str
-    understanding: dict[str, Any] | None = None
-    usage: dict[str, int] = Field(default_factory=dict)
-    calls: list[dict[str, Any]] = Field(default_factory=list)
-    prompt_version: str = PROMPT_VERSION
 
 
 def description_key(reference_sha256: str, mllm: str, config: RepainterConfig) -> str:
@@ -53,22 +42,6 @@ def description_key(reference_sha256: str, mllm: str, config: RepainterConfig) -
     """
     settings = {name: getattr(config, name) for name in DESCRIPTION_SETTINGS}
     return stable_hash({"reference": reference_sha256, "mllm": mllm, "prompt_version": PROMPT_VERSION, **settings})[:32]
-
-
-def describe_with(rp: Any, image: Image.Image) -> Description:
-    """Run only the Image Understanding stage of ``rp`` (a ``Repainter``) on ``image``.
-
-    The one place that knows how a Repainter describes without rendering.
-    """
-    ref = rp.store.put(image)
-    update = rp._nodes.describe({"reference": ref, "config": rp.config.model_dump(mode="json")})
-    return Description(
-        prompt=update["prompt"],
-        understanding=update.get("understanding"),
-        usage=dict(update.get("usage") or {}),
-        calls=[dict(c) for c in update.get("calls") or []],
-        prompt_version=PROMPT_VERSION,
-    )
 
 
 class Describer:
@@ -118,11 +91,7 @@ class Describer:
                     self.reused += 1
             else:
                 start = time.perf_counter()
-                rp = self._describing_repainter()
-                try:
-                    description = describe_with(rp, image)
-                finally:  # the reference is not needed once described: keep memory flat
-                    rp.store.release([{"sha256": image_sha256(image)}])
+                description = self._describing_repainter().describe(image)
                 self.store.put_description(
                     key,
                     reference_sha256=reference_sha256,
@@ -146,10 +115,9 @@ class Describer:
             if self._repainter is None:
                 from ..repainter import Repainter
                 from ..sandbox import SandboxScorer, SandboxT2I
-                from .engine import CaseImages
 
                 self._repainter = Repainter(
-                    mllm=self.mllm, t2i=SandboxT2I(), scorer=SandboxScorer(), config=self.config, store=CaseImages()
+                    mllm=self.mllm, t2i=SandboxT2I(), scorer=SandboxScorer(), config=self.config
                 )
             return self._repainter
 

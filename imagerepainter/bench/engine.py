@@ -14,7 +14,6 @@ The modes differ only in per-run settings of the same Repainter:
 
 from __future__ import annotations
 
-import io
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -26,10 +25,10 @@ from PIL import Image
 from .._secrets import redact
 from ..backends.base import GeneratedImage, GenerationRequest, check_generation_settings
 from ..config import RepainterConfig
-from ..errors import ConfigurationError
-from ..images import ImageRef, encode_png
+from ..errors import ConfigurationError, ImageNotFoundError
+from ..images import ImageRef, encode_png, image_sha256
+from ..results import Description
 from .datasets import Reference
-from .describer import Description
 from .metrics import compute_metrics, metric_details
 from .records import CaseResult, Metric, Mode
 
@@ -137,35 +136,29 @@ class _DeviceGuard:
 class CaseImages:
     """An in-memory image store that forgets a case's images once the case is recorded.
 
-    The Repainter of a model serves many cases; its store counts each ``put`` and
-    :meth:`release` drops an image when every case that put it has released it, so memory
-    stays bounded by the cases in flight.
+    Like :class:`~imagerepainter.images.MemoryImageStore` (decoded images keyed by their
+    pixels), but the Repainter of a model serves many cases: the store counts each ``put``
+    and :meth:`release` drops an image once every case that put it has released it, so
+    memory stays bounded by the cases in flight.
     """
 
     def __init__(self) -> None:
-        self._data: dict[str, tuple[bytes, int]] = {}
+        self._data: dict[str, tuple[Image.Image, int]] = {}
         self._lock = threading.Lock()
 
     def put(self, image: Image.Image) -> ImageRef:
-        import hashlib
-
-        png = encode_png(image)
-        sha = hashlib.sha256(png).hexdigest()
+        ref = ImageRef(sha256=image_sha256(image), width=image.width, height=image.height)
         with self._lock:
-            old = self._data.get(sha)
-            self._data[sha] = (png, 1 if old is None else old[1] + 1)
-        return ImageRef(sha256=sha, width=image.width, height=image.height)
+            old = self._data.get(ref["sha256"])
+            self._data[ref["sha256"]] = (image.copy(), 1) if old is None else (old[0], old[1] + 1)
+        return ref
 
     def get(self, ref: ImageRef) -> Image.Image:
         with self._lock:
-            png = self._data[ref["sha256"]][0]
-        image = Image.open(io.BytesIO(png))
-        image.load()
-        return image
-
-    def png(self, ref: ImageRef) -> bytes:
-        with self._lock:
-            return self._data[ref["sha256"]][0]
+            entry = self._data.get(ref["sha256"])
+        if entry is None:
+            raise ImageNotFoundError(f"Image {ref['sha256'][:12]} is not in this case store (already released).")
+        return entry[0].copy()
 
     def release(self, refs: Sequence[Mapping[str, Any]]) -> None:
         """Forget one ``put`` of each of ``refs`` (anything with a ``sha256``)."""
@@ -201,7 +194,7 @@ class ModelEngine:
 
     def regenerate(self, image: Image.Image, description: Description, mode: Mode, seed: int) -> Any:
         """Run ``mode`` on ``image`` from ``description``; the one place that starts the loop."""
-        return self.repainter.run(image, prompt=description.prompt, seed=seed, **MODE_SETTINGS[mode])
+        return self.repainter.run(image, description=description, seed=seed, **MODE_SETTINGS[mode])
 
     def close(self) -> None:
         self.repainter.close()
@@ -310,7 +303,7 @@ class Workbench:
             }
             | ({"metric_details": details} if details else {}),
         )
-        return CaseOutcome(case, engine.store.png(best.image_ref))
+        return CaseOutcome(case, encode_png(best_image))
 
     def close(self) -> None:
         for engine in self._engines.values():

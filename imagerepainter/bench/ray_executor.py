@@ -28,7 +28,8 @@ from typing import Any
 
 from .._imports import require
 from ..images import encode_png
-from .describer import Describer, Description
+from ..results import Description
+from .describer import Describer
 from .engine import CaseJob, CaseOutcome, Workbench, WorkerSpec, failed_case
 
 __all__ = ["RayExecutor"]
