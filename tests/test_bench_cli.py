@@ -37,7 +37,14 @@ def test_eval_on_evalref_then_resume_then_add_a_model(evalref_dir, tmp_path, cap
     err = capsys.readouterr().err
     assert "2 cases computed (0 failed), 4 already done; 0 descriptions computed, 2 reused" in err
 
-    assert main(["leaderboard", str(out)]) == 0
+    reports = {name: out / f"leaderboard.{name}" for name in ("csv", "md", "html")}
+    assert all(path.is_file() for path in reports.values())
+    reports["csv"].unlink()
+    assert main(["leaderboard", str(out)]) == 0  # rebuilt from results.sqlite alone
+    rows = reports["csv"].read_text().splitlines()
+    assert rows[0].startswith("model,mode,group,n,mean,std,ci_low,ci_high")
+    groups = {tuple(r.split(",")[:3]) for r in rows[1:]}
+    assert {("c", "single", "all"), ("a", "repaint", "category:portrait")} <= groups
 
 
 @pytest.mark.parametrize(

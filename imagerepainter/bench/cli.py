@@ -159,13 +159,8 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def _write_reports(folder: Path) -> dict[str, Path]:
+    from .leaderboard import write_reports
     from .store import ResultsStore
-
-    try:
-        from .leaderboard import write_reports  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:  # the report writer is not part of this build yet
-        print("leaderboard: not written (imagerepainter.bench.leaderboard is missing)", file=sys.stderr)
-        return {}
 
     store = ResultsStore(folder)
     cases = store.cases()
