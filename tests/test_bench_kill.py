@@ -26,11 +26,15 @@ CHILD = textwrap.dedent(
         name = "slow"
 
         def generate(self, requests):
-            time.sleep(0.15)
+            time.sleep(float(sys.argv[3]))
             return super().generate(requests)
 
-    report = evaluate(sys.argv[1], mllm="sandbox", models={"slow": SlowT2I()}, out=sys.argv[2], metrics=["sandbox"],
-                      settings={"max_rounds": 2, "variants": 2, "height": 64, "width": 64}, max_concurrency=2)
+    try:
+        report = evaluate(sys.argv[1], mllm="sandbox", models={"slow": SlowT2I()}, out=sys.argv[2],
+                          metrics=["sandbox"], settings={"max_rounds": 2, "variants": 2, "height": 64, "width": 64},
+                          max_concurrency=2)
+    except KeyboardInterrupt:
+        sys.exit(130)
     print(json.dumps({"computed": report.computed, "skipped": report.skipped, "failed": report.failed,
                       "described": report.descriptions_computed, "reused": report.descriptions_reused}))
     """
@@ -47,32 +51,56 @@ def _rows(db_path: Path) -> dict[str, tuple]:
         return {}
 
 
-def test_sigkill_half_way_then_restart_finishes_without_recomputing(tmp_path):
+def _setup(tmp_path: Path) -> tuple[Path, Path, Path, dict[str, str]]:
     data = tmp_path / "scenes"
     data.mkdir()
     for i in range(6):
         render_scene(random_scene(i), 96, 96).save(data / f"scene_{i}.png")
     script = tmp_path / "child.py"
     script.write_text(CHILD)
-    out = tmp_path / "out"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    child = subprocess.Popen([sys.executable, str(script), str(data), str(out)], env=env, stdout=subprocess.PIPE)
+    return data, script, tmp_path / "out", {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def _stop_after(
+    rows: int, sig: int, data: Path, script: Path, out: Path, env: dict[str, str], delay: float
+) -> tuple[int, float]:
+    """Start the evaluation, send ``sig`` once ``rows`` cases are stored; its exit code and seconds to exit."""
+    argv = [sys.executable, str(script), str(data), str(out), str(delay)]
+    child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
-        while len(_rows(out / "results.sqlite")) < 3:
-            assert child.poll() is None, "the evaluation ended before it could be killed"
+        while len(_rows(out / "results.sqlite")) < rows:
+            assert child.poll() is None, "the evaluation ended before it could be stopped"
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        child.send_signal(signal.SIGKILL)
+        child.send_signal(sig)
+        sent = time.monotonic()
+        code = child.wait(30)
+        return code, time.monotonic() - sent
     finally:
-        child.wait(30)
+        if child.poll() is None:
+            child.kill()
+            child.wait(30)
+
+
+def test_ctrl_c_stops_at_once_and_keeps_finished_cases(tmp_path):
+    data, script, out, env = _setup(tmp_path)
+    code, seconds = _stop_after(2, signal.SIGINT, data, script, out, env, delay=1.0)
+    kept = _rows(out / "results.sqlite")
+    assert code == 130 and seconds < 2.5  # no new case or round starts; at most the 1 s render in flight ends
+    assert 2 <= len(kept) < 12
+
+
+def test_sigkill_half_way_then_restart_finishes_without_recomputing(tmp_path):
+    data, script, out, env = _setup(tmp_path)
+    _stop_after(3, signal.SIGKILL, data, script, out, env, delay=0.15)
     before = _rows(out / "results.sqlite")
     assert 3 <= len(before) < 12  # killed half-way
     with sqlite3.connect(out / "results.sqlite") as db:
         described_before = db.execute("SELECT COUNT(*) FROM descriptions").fetchone()[0]
 
     done = subprocess.run(
-        [sys.executable, str(script), str(data), str(out)], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, str(script), str(data), str(out), "0.15"], env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
@@ -84,7 +112,7 @@ def test_sigkill_half_way_then_restart_finishes_without_recomputing(tmp_path):
     assert {k: after[k] for k in before} == before  # finished rows untouched (same record, same write time)
 
     again = subprocess.run(
-        [sys.executable, str(script), str(data), str(out)], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, str(script), str(data), str(out), "0.15"], env=env, capture_output=True, text=True, timeout=300
     )
     assert json.loads(again.stdout.strip().splitlines()[-1])["computed"] == 0
     assert _rows(out / "results.sqlite") == after

@@ -30,10 +30,11 @@ Example:
 from __future__ import annotations
 
 import os
+import queue
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -388,23 +389,37 @@ class LocalExecutor:
 def bounded_map(
     task: Callable[[CaseJob], CaseOutcome], jobs: Sequence[CaseJob], *, max_concurrency: int
 ) -> Iterator[CaseOutcome]:
-    """Run ``task`` on each job on threads, at most ``max_concurrency`` at once; yield outcomes as they finish.
+    """Run ``task`` on each job on ``max_concurrency`` threads; yield outcomes as they finish.
 
-    Jobs are submitted only as slots free up, so stopping (Ctrl-C, an error) leaves nothing queued.
+    The threads take jobs one at a time and are daemons: when the caller stops (Ctrl-C, an
+    error), no new job starts and the process can exit at once; a case in flight is simply
+    not recorded, and the next run computes it.
     """
-    pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="imagerepainter-bench")
-    running: set[Future[CaseOutcome]] = set()
+    outcomes: queue.Queue[tuple[bool, Any]] = queue.Queue()
+    remaining = iter(jobs)
+    lock, stop = threading.Lock(), threading.Event()
+
+    def worker() -> None:
+        while not stop.is_set():
+            with lock:
+                job = next(remaining, None)
+            if job is None:
+                return
+            try:
+                outcomes.put((True, task(job)))
+            except BaseException as exc:  # a bug, not a case failure (those are outcomes): the caller raises it
+                outcomes.put((False, exc))
+
+    for i in range(min(max_concurrency, len(jobs))):
+        threading.Thread(target=worker, name=f"imagerepainter-bench-{i}", daemon=True).start()
     try:
-        for job in jobs:
-            running.add(pool.submit(task, job))
-            if len(running) >= max_concurrency:
-                done, running = wait(running, return_when=FIRST_COMPLETED)  # type: ignore[assignment]
-                yield from (f.result() for f in done)
-        while running:
-            done, running = wait(running, return_when=FIRST_COMPLETED)  # type: ignore[assignment]
-            yield from (f.result() for f in done)
+        for _ in range(len(jobs)):
+            ok, value = outcomes.get()
+            if not ok:
+                raise value
+            yield value
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        stop.set()
 
 
 def _save(store: ResultsStore, outcome: CaseOutcome) -> CaseResult:
