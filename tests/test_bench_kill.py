@@ -85,9 +85,11 @@ def _stop_after(
 
 def test_ctrl_c_stops_at_once_and_keeps_finished_cases(tmp_path):
     data, script, out, env = _setup(tmp_path)
-    code, seconds = _stop_after(2, signal.SIGINT, data, script, out, env, delay=1.0)
+    code, seconds = _stop_after(2, signal.SIGINT, data, script, out, env, delay=0.5)
     kept = _rows(out / "results.sqlite")
-    assert code == 130 and seconds < 2.5  # no new case or round starts; at most the 1 s render in flight ends
+    # No new case starts; only the renders already in flight or queued on the device (<= 2 x 0.5 s) end.
+    # Finishing the evaluation would take over 5 s more.
+    assert code == 130 and seconds < 3.0
     assert 2 <= len(kept) < 12
 
 
