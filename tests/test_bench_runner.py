@@ -251,3 +251,17 @@ def test_a_model_keeps_no_image_once_its_cases_are_done(scenes, tmp_path):
             outcomes.append(bench.run_case(job, *prepare_case(job, describer)))
     assert all(o.case.status == "ok" and o.best_png for o in outcomes)
     assert len(bench.engine("m").store) == 0 and len(describer._describing_repainter().store) == 0
+
+
+def test_specs_holding_credentials_are_refused_and_never_stored(scenes, tmp_path):
+    bad = [
+        {"mllm": "openai:gpt-4o?base_url=http://user:hunter22@host/v1"},
+        {"mllm": "openai:gpt-4o?base_url=http://host/v1?key=abc"},
+        {"models": {"m": "openai:gpt-image-1?base_url=http://u:p@host"}},
+    ]
+    for kwargs in bad:
+        kw = {"mllm": "sandbox", "models": {"m": "sandbox"}} | kwargs
+        with pytest.raises(ConfigurationError, match="results.sqlite") as info:
+            evaluate(scenes, out=tmp_path / "out", metrics=["sandbox"], **kw)
+        assert "hunter22" not in str(info.value) and "abc" not in str(info.value)
+    assert not (tmp_path / "out").exists()

@@ -244,6 +244,7 @@ def _plan(dataset: Any, *, mllm: Any, models: Mapping[str, Any], modes: Sequence
                 f"Model name {name!r} is not usable; use letters, digits and . _ + - (up to 64, e.g. 'sdxl-turbo')."
             )
     _check_providers(models)
+    _refuse_credentials(mllm, models, scorer)
     modes = tuple(dict.fromkeys(modes))
     if not modes or any(m not in MODE_SETTINGS for m in modes):
         raise ConfigurationError(f"modes must be among {sorted(MODE_SETTINGS)}, got {list(modes)!r}.")
@@ -310,6 +311,23 @@ def _check_providers(models: Mapping[str, Any]) -> None:
                 spec=spec,
                 suggestions=close,
             )
+
+
+def _refuse_credentials(mllm: Any, models: Mapping[str, Any], scorer: Any) -> None:
+    """Refuse specs holding a credential: results.sqlite records them (the run folder's check)."""
+    from ..run_folder import BackendSpecs
+    from ..run_folder import _refuse_credentials as refuse
+
+    texts = [spec if isinstance(spec, str) else "sandbox" for spec in (mllm, scorer or "paper")]
+    for spec in models.values():
+        try:
+            refuse(BackendSpecs(mllm=texts[0], t2i=spec if isinstance(spec, str) else "sandbox", scorer=texts[1]))
+        except ConfigurationError as exc:
+            reason = str(exc).split(" Run folders record")[0]
+            raise ConfigurationError(
+                f"{reason} The benchmark records specs in results.sqlite, so they must hold no credentials: put the "
+                "key in the environment (e.g. OPENAI_API_KEY), which is sent in a request header and never saved."
+            ) from None
 
 
 def primary_metric(metrics: Sequence[str]) -> str:
