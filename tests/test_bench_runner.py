@@ -261,7 +261,7 @@ def test_specs_holding_credentials_are_refused_and_never_stored(scenes, tmp_path
     ]
     for kwargs in bad:
         kw = {"mllm": "sandbox", "models": {"m": "sandbox"}} | kwargs
-        with pytest.raises(ConfigurationError, match="results.sqlite") as info:
+        with pytest.raises(ConfigurationError, match=r"results\.sqlite") as info:
             evaluate(scenes, out=tmp_path / "out", metrics=["sandbox"], **kw)
         assert "hunter22" not in str(info.value) and "abc" not in str(info.value)
     assert not (tmp_path / "out").exists()
