@@ -27,6 +27,7 @@ from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
+from langgraph.store.base import BaseStore
 
 from .backends.base import MLLM, Scorer, TextToImage
 from .config import RepainterConfig
@@ -47,7 +48,13 @@ def recursion_limit(config: RepainterConfig) -> int:
 
 
 def build_graph(
-    *, mllm: MLLM, t2i: TextToImage, scorer: Scorer, store: ImageStore, config: RepainterConfig
+    *,
+    mllm: MLLM,
+    t2i: TextToImage,
+    scorer: Scorer,
+    store: ImageStore,
+    config: RepainterConfig,
+    history: BaseStore | None = None,
 ) -> tuple[StateGraph[Any, Any, Any, Any], LoopNodes]:
     """Build the uncompiled loop graph and the nodes object it is closed over.
 
@@ -56,10 +63,13 @@ def build_graph(
     that passes no context gets ``config`` refined by the input's ``overrides``. Whether the
     critique and revision are one call or two is a per-run setting, so both edges exist.
 
+    Each run's rounds, critiques and call log go to the LangGraph store the graph is compiled
+    with (``compile(store=...)``), or to ``history`` when it runs without one.
+
     Returns:
-        The ``StateGraph`` (compile it with your checkpointer) and the :class:`LoopNodes`.
+        The ``StateGraph`` (compile it with your checkpointer and store) and the :class:`LoopNodes`.
     """
-    nodes = LoopNodes(mllm=mllm, t2i=t2i, scorer=scorer, store=store, config=config)
+    nodes = LoopNodes(mllm=mllm, t2i=t2i, scorer=scorer, store=store, config=config, history=history)
     graph = StateGraph(RepaintState, context_schema=RunContext, input_schema=RepaintInput, output_schema=RepaintOutput)
     graph.add_node("start", nodes.start)
     graph.add_node("describe", nodes.describe)

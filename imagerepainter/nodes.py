@@ -18,6 +18,7 @@ import json
 import math
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,6 +26,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from langgraph.runtime import Runtime
+from langgraph.store.base import BaseStore
+from langgraph.store.memory import InMemoryStore
 from PIL import Image
 from pydantic import BaseModel
 
@@ -33,9 +36,10 @@ from .backends.base import MLLM, GenerationRequest, MLLMMessage, Scorer, TextToI
 from .config import RepainterConfig
 from .convergence import Progress, decide_stop, mllm_calls_per_round
 from .errors import BackendError, GenerationError, MLLMError, RepainterError
+from .history import RunHistory
 from .images import ImageRef, ImageStore, shrink
 from .routing import seed_for
-from .selection import best_index, best_overall, better
+from .selection import best_index, better
 from .state import CallRecord, CandidateRecord, CritiqueRecord, RepaintState, RoundRecord, Usage
 from .understanding import UnderstandingTree, assemble_prompt
 
@@ -88,16 +92,26 @@ def backend_errors(error: type[BackendError], what: str, backend: str) -> Iterat
         raise error(f"{what}: {type(exc).__name__}: {exc}", backend=backend) from exc
 
 
+@dataclass(frozen=True)
+class _Step:
+    """What a node needs besides the state: the run's settings and its history."""
+
+    config: RepainterConfig
+    history: RunHistory
+
+
 def _timed(name: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[..., dict[str, Any]]]:
-    """Add the node's wall time to ``timings`` and announce the node on the custom stream."""
+    """Give the node its settings and history; add its wall time to ``timings``; announce it."""
 
     def wrap(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
         def node(self: LoopNodes, state: RepaintState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             start = time.perf_counter()
-            update = fn(self, state, self._config(state, runtime))
+            run_id = state.get("run_id") or uuid.uuid4().hex  # fixed by start, the first node
+            step = _Step(self._config(state, runtime), RunHistory(self._history_store(runtime), run_id))
+            update = fn(self, state, step)
             seconds = time.perf_counter() - start
             update["timings"] = {name: seconds}
-            _emit({"event": "node", "node": name, "round": len(state.get("rounds", [])) + 1, "seconds": seconds})
+            _emit({"event": "node", "node": name, "round": state.get("round", 0) + 1, "seconds": seconds})
             return update
 
         node.__name__ = node.__qualname__ = name
@@ -156,9 +170,10 @@ class _Calls:
             )
         return reply.value
 
-    def update(self) -> dict[str, Any]:
-        """The usage and call log to merge into the state."""
-        return {"usage": self.usage, "calls": self.log}
+    def record(self, history: RunHistory) -> dict[str, Any]:
+        """Write the call log to the run's history; return the usage to merge into the state."""
+        history.put_calls(self.node, self.round_index, self.log)
+        return {"usage": self.usage}
 
     def ask_many(self, jobs: Sequence[tuple[type[BaseModel], str, Sequence[Image.Image]]]) -> list[Any]:
         """Ask independent questions concurrently; results in the order of ``jobs``."""
@@ -177,8 +192,11 @@ class LoopNodes:
         scorer: Scorer,
         store: ImageStore,
         config: RepainterConfig,
+        history: BaseStore | None = None,
     ) -> None:
         self.mllm, self.t2i, self.scorer, self.store, self.config = mllm, t2i, scorer, store, config
+        self.history = history if history is not None else InMemoryStore()
+        """Where run histories go when the graph runs without a LangGraph store of its own."""
         self._pool = ThreadPoolExecutor(max_workers=config.max_concurrency, thread_name_prefix="imagerepainter")
         self._prepared: OrderedDict[str, Future[Any]] = OrderedDict()
         self._prepared_lock = threading.Lock()
@@ -197,6 +215,10 @@ class LoopNodes:
         if "config" in state:
             return config_from_state(state["config"])
         return self.config.with_overrides(**(state.get("overrides") or {}))
+
+    def _history_store(self, runtime: Runtime[RunContext] | None) -> BaseStore:
+        store = getattr(runtime, "store", None)
+        return store if isinstance(store, BaseStore) else self.history
 
     def _mllm_view(self, ref: ImageRef, max_side: int) -> Image.Image:
         """The image as sent to the model, the same object for the same (image, size): its
@@ -229,9 +251,19 @@ class LoopNodes:
     # ------------------------------------------------------------------ nodes
 
     @_timed("start")
-    def start(self, state: RepaintState, cfg: RepainterConfig) -> dict[str, Any]:
-        """Record this run's settings (for a resume in a new process); start from a given prompt."""
-        update: dict[str, Any] = {"config": _dump(cfg), "round_prompts": [], "pending": []}
+    def start(self, state: RepaintState, step: _Step) -> dict[str, Any]:
+        """Fix the run's id and record its settings (for a resume in a new process); start from a given prompt."""
+        update: dict[str, Any] = {
+            "run_id": step.history.run_id,
+            "config": _dump(step.config),
+            "round": 0,
+            "round_prompts": [],
+            "pending": [],
+            "best": None,
+            "round_best": None,
+            "best_scores": [],
+            "critique": None,
+        }
         if state.get("prompt"):
             update |= {"initial_prompt": state["prompt"], "understanding": state.get("understanding")}
         # Load the scorer's models before any paid call, so a missing model fails first; embedding
@@ -244,11 +276,12 @@ class LoopNodes:
         return update
 
     @_timed("describe")
-    def describe(self, state: RepaintState, cfg: RepainterConfig) -> dict[str, Any]:
+    def describe(self, state: RepaintState, step: _Step) -> dict[str, Any]:
         """Build the Image Understanding Tree (independent calls concurrently), then the first prompt."""
+        cfg = step.config
         calls = _Calls(self.mllm, self._pool, "describe", 0)
         tree, prompt = self.understand(self._mllm_view(state["reference"], cfg.mllm_image_max_side), cfg, calls)
-        return {"understanding": dict(tree), "prompt": prompt, "initial_prompt": prompt, **calls.update()}
+        return {"understanding": dict(tree), "prompt": prompt, "initial_prompt": prompt, **calls.record(step.history)}
 
     def understand(self, reference: Image.Image, cfg: RepainterConfig, calls: _Calls) -> tuple[UnderstandingTree, str]:
         """The Image Understanding stage: the tree of ``reference`` and the prompt rewritten from it.
@@ -291,9 +324,10 @@ class LoopNodes:
         return tree, prompt
 
     @_timed("propose")
-    def propose(self, state: RepaintState, cfg: RepainterConfig) -> dict[str, Any]:
+    def propose(self, state: RepaintState, step: _Step) -> dict[str, Any]:
         """Choose the round's K candidate prompts: the current prompt and/or its variants."""
-        round_index = len(state.get("rounds", [])) + 1
+        cfg = step.config
+        round_index = state.get("round", 0) + 1
         include, wanted = cfg.candidates_in_round(round_index)
         prompt = state["prompt"] or ""
         variants = [v.strip() for v in state.get("round_prompts") or [] if v and v.strip()][:wanted]
@@ -305,12 +339,13 @@ class LoopNodes:
             variants += [v.strip() for v in answer.prompts if v and v.strip()][:missing]
         while len(variants) < wanted:  # a model that returned too few: render the prompt again, new seed
             variants.append(prompt)
-        return {"round_prompts": ([prompt] if include else []) + variants, **calls.update()}
+        return {"round_prompts": ([prompt] if include else []) + variants, **calls.record(step.history)}
 
     @_timed("generate")
-    def generate(self, state: RepaintState, cfg: RepainterConfig) -> dict[str, Any]:
+    def generate(self, state: RepaintState, step: _Step) -> dict[str, Any]:
         """Render every candidate, batched as far as the backend allows, each with a recorded seed."""
-        round_index = len(state.get("rounds", [])) + 1
+        cfg = step.config
+        round_index = state.get("round", 0) + 1
         gen = cfg.generation
         requests = [
             GenerationRequest(
@@ -341,7 +376,14 @@ class LoopNodes:
         refs = put_many(rendered) if callable(put_many) else [self.store.put(image) for image in rendered]
         pending: list[CandidateRecord] = [
             CandidateRecord(
-                index=i, prompt=r.prompt, seed=r.seed, image=ref, blocked=out.blocked, score=None, scores={}
+                round=round_index,
+                index=i,
+                prompt=r.prompt,
+                seed=r.seed,
+                image=ref,
+                blocked=out.blocked,
+                score=None,
+                scores={},
             )
             for i, (r, out, ref) in enumerate(zip(requests, outputs, refs, strict=True))
         ]
@@ -349,7 +391,7 @@ class LoopNodes:
         return {"pending": pending, "usage": {"images": len(pending), "blocked_images": blocked}}
 
     @_timed("score")
-    def score(self, state: RepaintState, cfg: RepainterConfig) -> dict[str, Any]:
+    def score(self, state: RepaintState, step: _Step) -> dict[str, Any]:
         """Score the round's unblocked candidates in one batch against the prepared reference."""
         what = f"The scorer {self.scorer.name} could not prepare the reference"
         with backend_errors(BackendError, what, self.scorer.name):
@@ -385,29 +427,33 @@ class LoopNodes:
         return {"pending": pending}
 
     @_timed("select")
-    def select(self, state: RepaintState, cfg: RepainterConfig) -> dict[str, Any]:
-        """Close the round: its best, the best so far, and whether to stop (pure policy)."""
+    def select(self, state: RepaintState, step: _Step) -> dict[str, Any]:
+        """Close the round: record it, its best, the best so far, and whether to stop (pure policy)."""
+        cfg = step.config
         hib = self.scorer.higher_is_better
-        rounds = state.get("rounds", [])
         pending = state["pending"]
+        index = state.get("round", 0) + 1
         round_best = best_index([c["score"] for c in pending], higher_is_better=hib)
-        previous = rounds[-1]["best_score_so_far"] if rounds else None
-        best_so_far = previous
+        best = state.get("best")
         if round_best is not None:
             s = pending[round_best]["score"]
             assert s is not None
-            if previous is None or better(s, previous, higher_is_better=hib):
-                best_so_far = s
-        record = RoundRecord(
-            index=len(rounds) + 1,
-            prompt=state["prompt"] or "",
-            candidates=list(pending),  # type: ignore[arg-type]
-            best_index=round_best,
-            best_score_so_far=best_so_far,
+            if best is None or best["score"] is None or better(s, best["score"], higher_is_better=hib):
+                best = pending[round_best]
+        best_so_far = None if best is None else best["score"]
+        step.history.put_round(
+            RoundRecord(
+                index=index,
+                prompt=state["prompt"] or "",
+                candidates=list(pending),
+                best_index=round_best,
+                best_score_so_far=best_so_far,
+            )
         )
+        best_scores = [*state.get("best_scores", []), best_so_far]
         usage = state.get("usage", {})
         progress = Progress(
-            best_scores=[r["best_score_so_far"] for r in rounds] + [best_so_far],
+            best_scores=best_scores,
             images_used=int(usage.get("images", 0)),
             mllm_calls_used=int(usage.get("mllm_calls", 0)),
             seconds_used=sum(state.get("timings", {}).values()),
@@ -418,32 +464,30 @@ class LoopNodes:
         _emit(
             {
                 "event": "round",
-                "round": record["index"],
+                "round": index,
                 "scores": [c["score"] for c in pending],
                 "round_best": round_best,
                 "best_score": best_so_far,
                 "stop_reason": reason,
             }
         )
-        return {"rounds": [record], "pending": [], "round_prompts": [], "stop_reason": reason}
+        return {
+            "round": index,
+            "best": best,
+            "round_best": None if round_best is None else pending[round_best],
+            "best_scores": best_scores,
+            "pending": [],
+            "round_prompts": [],
+            "stop_reason": reason,
+        }
 
-    def _critique_target(self, state: RepaintState, cfg: RepainterConfig) -> tuple[RoundRecord, CandidateRecord] | None:
-        rounds = state["rounds"]
-        hib = self.scorer.higher_is_better
-        if cfg.critique_history:  # critique the best image so far: a worse round is not built upon
-            pool = [(r, r["candidates"][r["best_index"]]) for r in rounds if r["best_index"] is not None]
-        else:  # the paper: the last round's best
-            last = rounds[-1]
-            pool = [(last, last["candidates"][last["best_index"]])] if last["best_index"] is not None else []
-        best = best_index([c["score"] for _, c in pool], higher_is_better=hib)
-        return pool[best] if best is not None else None
-
-    def _history(self, state: RepaintState, critiqued_round: int) -> str:
-        """Every round but the one whose image is critiqued now (its prompt is the request's)."""
+    def _history_text(self, state: RepaintState, history: RunHistory, critiqued: CandidateRecord) -> str:
+        """Every closed round but the one whose image is critiqued now (its prompt is the request's)."""
+        past = history.read(rounds=state.get("round", 0))
+        critiques = {c["round"]: c for c in past.critiques}
         lines = []
-        critiques = {c["round"]: c for c in state.get("critiques", [])}
-        for r in state["rounds"]:
-            if r["index"] == critiqued_round:
+        for r in past.rounds:
+            if r["index"] == critiqued["round"]:
                 continue
             best = r["candidates"][r["best_index"]] if r["best_index"] is not None else None
             crit = critiques.get(r["index"])
@@ -453,74 +497,77 @@ class LoopNodes:
                     prompt=r["prompt"],
                     score="n/a" if best is None or best["score"] is None else f"{best['score']:.4f}",
                     variant=f"; best variant: {best['prompt']}" if best and best["prompt"] != r["prompt"] else "",
-                    critique="; ".join(crit["critique"].get("edits", [])) if crit else "none",
+                    critique="; ".join(crit["edits"]) if crit else "none",
                 )
             )
         return prompts.HISTORY.format(rounds="\n".join(lines)) if lines else ""
 
     @_timed("critique")
-    def critique(self, state: RepaintState, cfg: RepainterConfig) -> dict[str, Any]:
+    def critique(self, state: RepaintState, step: _Step) -> dict[str, Any]:
         """Compare the reference with the best image; with ``combined_critique`` also revise and vary."""
-        round_index = len(state["rounds"])
+        cfg = step.config
+        round_index = state.get("round", 0)
         calls = _Calls(self.mllm, self._pool, "critique", round_index)
-        target = self._critique_target(state, cfg)
-        if target is None:  # every candidate blocked: nothing to look at, rephrase and try again
+        # with history, the best image so far (a worse round is not built upon); else the paper's last round's best
+        cand = state.get("best") if cfg.critique_history else state.get("round_best")
+        if cand is None:  # every candidate blocked: nothing to look at, rephrase and try again
             return {"round_prompts": []}
-        rnd, cand = target
         images = (
             self._mllm_view(state["reference"], cfg.mllm_image_max_side),
             self._mllm_view(cand["image"], cfg.mllm_image_max_side),
         )
-        history = self._history(state, rnd["index"]) if cfg.critique_history else ""
+        history = self._history_text(state, step.history, cand) if cfg.critique_history else ""
         style = prompts.STYLE_HINTS[cfg.prompt_style]
         update: dict[str, Any] = {"prompt": cand["prompt"]}
         if cfg.combined_critique:
             _, wanted = cfg.candidates_in_round(round_index + 1)
             text = prompts.CRITIQUE_AND_REVISE.format(prompt=cand["prompt"], count=wanted, style=style, history=history)
             combined = calls.ask(schemas.CritiqueAndRevision, text, images)
-            critique = schemas.Critique.model_validate(combined.model_dump()).model_dump()
-            revised = combined.revised_prompt.strip() or cand["prompt"]
+            critique = schemas.Critique.model_validate(combined.model_dump())
+            revised: str | None = combined.revised_prompt.strip() or cand["prompt"]
             update |= {"prompt": revised, "round_prompts": list(combined.variants)}
         else:
             text = prompts.CRITIQUE.format(prompt=cand["prompt"], history=history)
-            critique, revised = calls.ask(schemas.Critique, text, images).model_dump(), None
+            critique, revised = calls.ask(schemas.Critique, text, images), None
         record = CritiqueRecord(
             round=round_index,
-            critiqued_round=rnd["index"],
+            critiqued_round=cand["round"],
             candidate=cand["index"],
-            critique=critique,
+            style=critique.style,
+            composition=critique.composition,
+            content=critique.content,
+            edits=list(critique.edits),
+            is_match=critique.is_match,
             revised_prompt=revised,
         )
-        update |= {"critiques": [record], "judged_match": bool(critique.get("is_match")), **calls.update()}
-        if cfg.stop_on_match and critique.get("is_match"):
+        step.history.put_critique(record)
+        update |= {"critique": record, **calls.record(step.history)}
+        if cfg.stop_on_match and critique.is_match:
             update["stop_reason"] = "judged_match"
-        _emit({"event": "critique", "round": round_index, "of_round": rnd["index"], "edits": critique.get("edits", [])})
+        _emit({"event": "critique", "round": round_index, "of_round": cand["round"], "edits": list(critique.edits)})
         return update
 
     @_timed("revise")
-    def revise(self, state: RepaintState, cfg: RepainterConfig) -> dict[str, Any]:
+    def revise(self, state: RepaintState, step: _Step) -> dict[str, Any]:
         """Apply the critique's edits to the prompt in a separate text-only call (paper preset)."""
-        calls = _Calls(self.mllm, self._pool, "revise", len(state["rounds"]))
-        last = state["critiques"][-1] if state.get("critiques") else None
-        if last is None or last["round"] != len(state["rounds"]):
+        cfg = step.config
+        calls = _Calls(self.mllm, self._pool, "revise", state.get("round", 0))
+        last = state.get("critique")
+        if last is None or last["round"] != state.get("round", 0):
             return {}
-        crit = last["critique"]
-        edits = "; ".join(crit.get("edits") or []) or "; ".join(
-            str(crit.get(k, "")) for k in ("style", "composition", "content")
-        )
+        edits = "; ".join(last["edits"]) or "; ".join(last[k] for k in ("style", "composition", "content"))
         text = prompts.REVISE.format(prompt=state["prompt"], edits=edits, style=prompts.STYLE_HINTS[cfg.prompt_style])
         revised = calls.ask(schemas.RevisedPrompt, text).prompt.strip() or state["prompt"]
         record = CritiqueRecord(**(last | {"revised_prompt": revised}))
-        return {"prompt": revised, "critiques": [record], **calls.update()}
+        step.history.put_critique(record)
+        return {"prompt": revised, "critique": record, **calls.record(step.history)}
 
     @_timed("finish")
-    def finish(self, state: RepaintState, cfg: RepainterConfig) -> dict[str, Any]:
-        """Pick the best candidate over all rounds (the result), never just the last round's."""
-        best = best_overall(state.get("rounds", []), higher_is_better=self.scorer.higher_is_better)
+    def finish(self, state: RepaintState, step: _Step) -> dict[str, Any]:
+        """End the run. Its result is the best candidate over all rounds (kept by ``select``), never
+        just the last round's."""
         _emit({"event": "finished", "stop_reason": state.get("stop_reason")})
-        if best is None:
-            return {"best": None, "best_round": None}
-        return {"best": best[1], "best_round": best[0]}
+        return {"finished": True}
 
     def close(self) -> None:
         """Release the worker threads."""

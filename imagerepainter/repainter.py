@@ -29,6 +29,7 @@ from .config import RepainterConfig
 from .convergence import check_budgets
 from .errors import BackendError, CapabilityError, ConfigurationError, IncompleteRunError, ThreadInUseError
 from .graph import build_graph, recursion_limit
+from .history import History, RunHistory
 from .images import ImageInput, ImageStore, MemoryImageStore, load_image
 from .nodes import RunContext, backend_errors, config_from_state
 from .prompts import PROMPT_VERSION
@@ -103,6 +104,10 @@ class Repainter:
         checkpointer: Any LangGraph checkpointer, passed through. Default: an in-memory one,
             so a failed run can be resumed in this process without redoing finished work
             (finished runs are dropped from it; pass your own to keep them).
+        history: A LangGraph store (``BaseStore``) for each run's rounds, critiques and call
+            log, written once per record outside the checkpoints (:mod:`imagerepainter.history`).
+            Default: an in-memory one; pass a persistent one (e.g. ``SqliteStore``) with a
+            persistent checkpointer to resume or read runs in another process.
         name: The compiled graph's name (the node name when used as a subgraph).
         durability: LangGraph's durability mode for checkpoints: ``"async"`` (LangGraph's
             default: a step's checkpoint is saved while the next step runs), ``"sync"`` (saved
@@ -122,6 +127,7 @@ class Repainter:
         config: RepainterConfig | None = None,
         store: ImageStore | None = None,
         checkpointer: Any = None,
+        history: Any = None,
         name: str = "imagerepainter",
         durability: Literal["sync", "async", "exit"] | None = None,
         **settings: Any,
@@ -144,10 +150,16 @@ class Repainter:
         self.durability = durability
         self._lock = threading.Lock()
         self._active: set[str] = set()  # threads running now
+        self._owns_history = history is None
+        if history is None:
+            from langgraph.store.memory import InMemoryStore
+
+            history = InMemoryStore()
+        self.history = history
         self._builder, self._nodes = build_graph(
-            mllm=self.mllm, t2i=self.t2i, scorer=self.scorer, store=self.store, config=self.config
+            mllm=self.mllm, t2i=self.t2i, scorer=self.scorer, store=self.store, config=self.config, history=history
         )
-        self._graph: Any = self._builder.compile(checkpointer=checkpointer, name=name)
+        self._graph: Any = self._builder.compile(checkpointer=checkpointer, store=history, name=name)
 
     def _check_capabilities(self) -> None:
         caps = self.mllm.capabilities
@@ -482,11 +494,41 @@ class Repainter:
             )
         if self._owns_checkpointer:
             self.checkpointer.delete_thread(run_config["configurable"]["thread_id"])
+            if self._owns_history and result.run_id:
+                RunHistory(self.history, result.run_id).delete()
         return result
 
-    def _result(self, run: _Prepared) -> RepaintResult:
+    def result_from(self, values: dict[str, Any]) -> RepaintResult:
+        """The result a run's state holds, e.g. what a parent graph received from this graph as a node.
+
+        Example:
+            >>> from imagerepainter.sandbox import random_scene, render_scene
+            >>> rp = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox", max_rounds=2)
+            >>> reference = rp.store.put(render_scene(random_scene(2)))
+            >>> output = rp.as_graph().invoke({"reference": reference}, {"configurable": {"thread_id": "t1"}})
+            >>> result = rp.result_from(output)
+            >>> best = output.get("best")
+            >>> result.finished, len(result.rounds) == output.get("round"), result.best.prompt == best.get("prompt")
+            (True, True, True)
+        """
         return RepaintResult.from_state(
-            self._state(run.run_config),
+            values,
+            history=self._history_of(values),
+            store=self.store,
+            backends=self.backends,
+            prompt_version=PROMPT_VERSION,
+            library_version=__version__,
+        )
+
+    def _history_of(self, values: dict[str, Any]) -> History:
+        run_id = values.get("run_id")
+        return RunHistory(self.history, run_id).read(rounds=values.get("round", 0)) if run_id else History()
+
+    def _result(self, run: _Prepared) -> RepaintResult:
+        values = self._state(run.run_config)
+        return RepaintResult.from_state(
+            values,
+            history=self._history_of(values),
             config=run.context.config if run.context is not None else None,
             store=self.store,
             backends=self.backends,

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, PrivateAttr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr
 
 from .config import RepainterConfig
 from .convergence import StopReason
 from .errors import ImageNotFoundError
+from .history import History
 from .images import DirectoryImageStore, ImageRef, ImageStore
-from .selection import best_overall
 from .state import run_finished
 
 __all__ = ["Candidate", "CritiqueResult", "Description", "RepaintResult", "Round", "RESULT_FILE"]
@@ -76,7 +76,8 @@ class Candidate(_WithStore):
     """Position within its round."""
     prompt: str
     seed: int
-    image_ref: ImageRef
+    image_ref: ImageRef = Field(validation_alias=AliasChoices("image_ref", "image"))
+    """The image in the store (``image`` in the state's record)."""
     blocked: bool = False
     """A safety checker blocked the image; it is kept but never scored."""
     score: float | None = None
@@ -99,8 +100,8 @@ class CritiqueResult(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    round: int
-    """The round of the critiqued image."""
+    round: int = Field(validation_alias=AliasChoices("critiqued_round", "round"))
+    """The round of the critiqued image (``critiqued_round`` in the state's record)."""
     candidate: int
     """The critiqued image's index within that round."""
     style: str = ""
@@ -153,6 +154,10 @@ class RepaintResult(_WithStore):
     """Every answer from the multimodal model: node, round, schema, requests, tokens, seconds."""
     timings: dict[str, float] = {}
     thread_id: str | None = None
+    run_id: str | None = None
+    """Key of the run's history in the Repainter's history store."""
+    higher_is_better: bool = True
+    """The scorer's direction: which way ``score`` is better."""
     prompt_version: str = ""
     library_version: str = ""
     finished: bool = False
@@ -205,6 +210,7 @@ class RepaintResult(_WithStore):
         cls,
         state: dict[str, Any],
         *,
+        history: History | None = None,
         store: ImageStore | None,
         config: RepainterConfig | None = None,
         backends: dict[str, Any] | None = None,
@@ -212,53 +218,33 @@ class RepaintResult(_WithStore):
         prompt_version: str = "",
         library_version: str = "",
     ) -> RepaintResult:
-        """Build a result from the graph's (final or partial) state.
+        """Build a result from the graph's (final or partial) state and the run's history.
 
-        ``config`` is the run's validated settings; without it they are read from the state.
+        The state's and history's records validate into the result's models as they are;
+        ``config`` is the run's validated settings (without it, they are read from the state).
         """
-        critiques = {c["round"]: c for c in state.get("critiques") or []}
-        rounds = []
-        for r in state.get("rounds") or []:
-            crit = critiques.get(r["index"])
-            rounds.append(
-                Round(
-                    index=r["index"],
-                    prompt=r["prompt"],
-                    candidates=[_candidate(r["index"], c) for c in r["candidates"]],
-                    best_index=r["best_index"],
-                    best_score_so_far=r["best_score_so_far"],
-                    critique=None
-                    if crit is None
-                    else CritiqueResult(
-                        round=crit.get("critiqued_round", crit["round"]),
-                        candidate=crit["candidate"],
-                        revised_prompt=crit["revised_prompt"],
-                        **crit["critique"],
-                    ),
-                )
-            )
-        finished = run_finished(state)
-        if finished:
-            best = (state.get("best_round") or 0, state["best"]) if state.get("best") else None
-        else:  # a partial result: the best so far, as the finish node would pick it
-            scorer = (backends or {}).get("scorer")
-            hib = bool(scorer.get("higher_is_better", True)) if isinstance(scorer, dict) else True
-            best = best_overall(state.get("rounds") or [], higher_is_better=hib)
+        history = history or History()
+        critiques = {c["round"]: c for c in history.critiques}
+        rounds = [Round.model_validate(r | {"critique": critiques.get(r["index"])}) for r in history.rounds]
+        best = state.get("best")  # the best so far: kept by each round's select, final once finished
+        scorer = (backends or {}).get("scorer")
         result = cls(
             reference=state["reference"],
-            best=None if best is None else _candidate(best[0], dict(best[1])),
-            finished=finished,
+            best=None if best is None else Candidate.model_validate(best),
+            finished=run_finished(state),
             rounds=rounds,
-            pending=[_candidate(len(rounds) + 1, c) for c in state.get("pending") or []],
+            pending=[Candidate.model_validate(c) for c in state.get("pending") or []],
             stop_reason=state.get("stop_reason"),
             initial_prompt=state.get("initial_prompt") or "",
             understanding=state.get("understanding"),
             config=config if config is not None else _recorded_config(state),
             backends=backends or {},
             usage=dict(state.get("usage") or {}),
-            calls=list(state.get("calls") or []),
+            calls=[dict(c) for c in history.calls],
             timings=dict(state.get("timings") or {}),
             thread_id=thread_id,
+            run_id=state.get("run_id"),
+            higher_is_better=bool(scorer.get("higher_is_better", True)) if isinstance(scorer, dict) else True,
             prompt_version=prompt_version,
             library_version=library_version,
         )
@@ -308,16 +294,3 @@ def _recorded_config(state: dict[str, Any]) -> RepainterConfig:
     from .nodes import config_from_state
 
     return config_from_state(state["config"]) if state.get("config") else RepainterConfig()
-
-
-def _candidate(round_index: int, c: dict[str, Any]) -> Candidate:
-    return Candidate(
-        round=round_index,
-        index=c["index"],
-        prompt=c["prompt"],
-        seed=c["seed"],
-        image_ref=c["image"],
-        blocked=c["blocked"],
-        score=c["score"],
-        scores=c.get("scores") or {},
-    )

@@ -191,9 +191,14 @@ class RunFolder:
         from ._imports import require
 
         sqlite_mod = require("langgraph.checkpoint.sqlite", extra="cli", purpose="resumable run folders")
+        store_mod = require("langgraph.store.sqlite", extra="cli", purpose="resumable run folders")
+        # One database file: the checkpoints and, beside them, each round's record (the run's history).
         conn = sqlite3.connect(self.path / CHECKPOINT_FILE, check_same_thread=False)
+        history_conn = sqlite3.connect(self.path / CHECKPOINT_FILE, check_same_thread=False, isolation_level=None)
         try:
             saver = sqlite_mod.SqliteSaver(conn)
+            history = store_mod.SqliteStore(history_conn)
+            history.setup()
             store = DirectoryImageStore(self.path / "images")
             factory = build or Repainter
             rp = factory(
@@ -203,6 +208,7 @@ class RunFolder:
                 preset=specs.preset,
                 store=store,
                 checkpointer=saver,
+                history=history,
                 durability="sync",
             )
             try:
@@ -210,6 +216,7 @@ class RunFolder:
             finally:
                 rp.close()
         finally:
+            history_conn.close()
             conn.close()
 
     # ------------------------------------------------------------------ running
