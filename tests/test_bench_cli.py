@@ -86,3 +86,12 @@ def test_counter_line_without_tqdm_shows_counts_and_eta(capsys):
     text = stream.getvalue().splitlines()
     assert text[0].startswith("cases 0/4 (2 already done, 0 failed)") and text[0].endswith("ETA ?")
     assert text[1].startswith("cases 1/4 (2 already done, 1 failed)") and "ETA " in text[1] and "ETA ?" not in text[1]
+
+
+def test_per_category_gives_a_leaderboard_row_per_category(evalref_dir, tmp_path, capsys):
+    out = tmp_path / "eval"
+    args = ["eval", str(evalref_dir), "--mllm", "sandbox", "--t2i", "a=sandbox", "--mode", "single", *FAST]
+    assert main([*args, "--per-category", "1", "--out", str(out), "--quiet"]) == 0
+    assert "4 cases computed (0 failed)" in capsys.readouterr().err
+    groups = {line.split(",")[2] for line in (out / "leaderboard.csv").read_text().splitlines()[1:]}
+    assert {f"category:{c}" for c in ("complex", "object", "portrait", "scene")} <= groups

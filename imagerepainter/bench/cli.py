@@ -52,6 +52,7 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
     ev.add_argument("--preset", choices=["default", "paper"], default="default", help="loop settings preset")
     ev.add_argument("--limit", type=int, help="only the first N references")
     ev.add_argument("--category", action="append", metavar="C", help="only this category (repeatable)")
+    ev.add_argument("--per-category", type=int, metavar="N", help="only the first N references of each category")
     ev.add_argument("--seed", type=int, default=0, help="base seed, the same for every model (default: 0)")
     ev.add_argument("--max-rounds", type=int, help="most rounds in repaint mode")
     ev.add_argument("--variants", type=int, help="candidates per round in repaint mode")
@@ -128,6 +129,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             seed=args.seed,
             limit=args.limit,
             categories=args.category,
+            per_category=args.per_category,
             executor=executor,
             max_concurrency=args.max_concurrency,
             retry_failed=args.retry_failed,

@@ -98,12 +98,20 @@ class Dataset(BaseModel):
         """The distinct categories, sorted."""
         return sorted({r.category for r in self.references if r.category})
 
-    def select(self, *, categories: Sequence[str] | None = None, limit: int | None = None) -> Dataset:
-        """Keep the references of ``categories`` (all when ``None``), then the first ``limit``.
+    def select(
+        self, *, categories: Sequence[str] | None = None, per_category: int | None = None, limit: int | None = None
+    ) -> Dataset:
+        """Keep the references of ``categories`` (all when ``None``), the first ``per_category`` of
+        each category, then the first ``limit``; the order is kept.
 
         Raises:
             ConfigurationError: a category that no reference has (with those that exist), or a
-                ``limit`` below 1.
+                ``limit`` or ``per_category`` below 1.
+
+        Example:
+            >>> refs = [Reference(id=f"{c}{i}", path=Path("x"), sha256="0", category=c) for c in "ab" for i in range(3)]
+            >>> [r.id for r in Dataset(name="d", references=refs).select(per_category=2)]
+            ['a0', 'a1', 'b0', 'b1']
         """
         refs = list(self.references)
         if categories:
@@ -114,6 +122,16 @@ class Dataset(BaseModel):
                     f"its categories are: {', '.join(self.categories) or 'none'}."
                 )
             refs = [r for r in refs if r.category in set(categories)]
+        if per_category is not None:
+            if per_category < 1:
+                raise ConfigurationError(f"per_category must be at least 1, got {per_category}.")
+            seen: dict[str | None, int] = {}
+            kept = []
+            for ref in refs:
+                seen[ref.category] = seen.get(ref.category, 0) + 1
+                if seen[ref.category] <= per_category:
+                    kept.append(ref)
+            refs = kept
         if limit is not None:
             if limit < 1:
                 raise ConfigurationError(f"limit must be at least 1, got {limit}.")

@@ -127,6 +127,7 @@ def evaluate(
     seed: int = 0,
     limit: int | None = None,
     categories: Sequence[str] | None = None,
+    per_category: int | None = None,
     executor: Literal["local", "ray"] | Any = "local",
     max_concurrency: int = 4,
     device_slots: int = 1,
@@ -151,6 +152,7 @@ def evaluate(
         seed: The base seed; every model and mode of a reference uses the same seeds.
         limit: Evaluate only the first ``limit`` references (after ``categories``).
         categories: Evaluate only the references of these categories.
+        per_category: Evaluate at most this many references of each category (the first ones).
         executor: ``"local"`` (threads in this process), ``"ray"``, or an executor object
             such as :class:`~imagerepainter.bench.ray_executor.RayExecutor`.
         max_concurrency: Cases in flight at once (their MLLM calls overlap).
@@ -174,6 +176,7 @@ def evaluate(
         seed=seed,
         limit=limit,
         categories=categories,
+        per_category=per_category,
         max_concurrency=max_concurrency,
         device_slots=device_slots,
     )
@@ -232,7 +235,8 @@ class _Plan:
 
 def _plan(dataset: Any, *, mllm: Any, models: Mapping[str, Any], modes: Sequence[Mode], metrics: Sequence[str],
           scorer: Any, preset: str, settings: Mapping[str, Any] | None, seed: int, limit: int | None,
-          categories: Sequence[str] | None, max_concurrency: int, device_slots: int) -> _Plan:  # fmt: skip
+          categories: Sequence[str] | None, per_category: int | None, max_concurrency: int,
+          device_slots: int) -> _Plan:  # fmt: skip
     """Check every argument and list the cases, before any model is loaded or called."""
     if not models:
         raise ConfigurationError(
@@ -261,7 +265,7 @@ def _plan(dataset: Any, *, mllm: Any, models: Mapping[str, Any], modes: Sequence
     if scorer is None:
         scorer = _default_scorer(metrics[0])
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
-    data = data.select(categories=categories, limit=limit)
+    data = data.select(categories=categories, per_category=per_category, limit=limit)
     mllm_key = spec_text(mllm)
     worker = WorkerSpec(
         mllm=mllm,
