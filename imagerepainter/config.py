@@ -25,7 +25,7 @@ from __future__ import annotations
 import difflib
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ConfigurationError
 
@@ -117,12 +117,6 @@ class RepainterConfig(BaseModel):
     # -- input guard
     max_reference_pixels: int = Field(default=40_000_000, ge=1)
     """References with more pixels are refused (decompression-bomb guard)."""
-
-    @model_validator(mode="after")
-    def _check_consistency(self) -> RepainterConfig:
-        if self.include_current_prompt != "never" and self.variants < 1:
-            raise ValueError("variants must be at least 1")
-        return self
 
     # ------------------------------------------------------------------ constructors
 

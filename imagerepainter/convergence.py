@@ -54,8 +54,6 @@ class Progress:
     best_scores: Sequence[float | None]
     """The best score over all rounds so far, after each round (``None`` while no candidate
     was scorable, e.g. every image was blocked)."""
-    judged_match: bool = False
-    """The model said the last round's best matches the reference."""
     images_used: int = 0
     mllm_calls_used: int = 0
     seconds_used: float = 0.0
@@ -63,6 +61,16 @@ class Progress:
     """Images the next round would render (for the image budget)."""
     mllm_calls_per_round: int = field(default=0)
     """Model calls the next round would make (for the call budget)."""
+
+
+def stop_after_critique(is_match: bool, config: RepainterConfig) -> StopReason | None:
+    """Stop after a critique that judged the image a match, when ``stop_on_match`` asks for it.
+
+    Example:
+        >>> stop_after_critique(True, RepainterConfig(stop_on_match=True)), stop_after_critique(True, RepainterConfig())
+        ('judged_match', None)
+    """
+    return "judged_match" if config.stop_on_match and is_match else None
 
 
 def improvement(new: float, old: float, *, higher_is_better: bool) -> float:
@@ -79,8 +87,6 @@ def decide_stop(progress: Progress, config: RepainterConfig, *, higher_is_better
     target = config.target_score
     if best is not None and target is not None and improvement(best, target, higher_is_better=higher_is_better) >= 0:
         return "target_reached"
-    if config.stop_on_match and progress.judged_match:
-        return "judged_match"
     if config.patience is not None and rounds_done > config.patience and best is not None:
         earlier = scores[-1 - config.patience]
         if earlier is not None and improvement(best, earlier, higher_is_better=higher_is_better) < config.min_delta:

@@ -6,9 +6,9 @@ graph TD
   start -.->|no prompt given| describe
   start -.->|prompt given| propose
   describe --> propose
-  propose --> generate --> score --> select
-  select -.->|stop reason| finish
-  select -.->|go on| critique
+  propose --> generate --> score
+  score -.->|stop reason| finish
+  score -.->|go on| critique
   critique -.->|combined| propose
   critique -.->|separate calls| revise --> propose
   critique -.->|judged match| finish
@@ -33,13 +33,16 @@ from .backends.base import MLLM, Scorer, TextToImage
 from .config import RepainterConfig
 from .images import ImageStore
 from .nodes import LoopNodes, RunContext
-from .routing import route_after_critique, route_after_select, route_start
+from .routing import route_after_critique, route_after_score, route_start
 from .state import RepaintInput, RepaintOutput, RepaintState
 
-__all__ = ["NODES_PER_ROUND", "build_graph", "recursion_limit"]
+__all__ = ["NODES_PER_ROUND", "ROUND_CLOSING_NODE", "build_graph", "recursion_limit"]
 
-NODES_PER_ROUND = 6
-"""propose, generate, score, select, critique and revise: the most steps one round takes."""
+NODES_PER_ROUND = 5
+"""propose, generate, score, critique and revise: the most steps one round takes."""
+
+ROUND_CLOSING_NODE = "score"
+"""The node that closes a round: once its step is checkpointed, the round is in the results."""
 
 
 def recursion_limit(config: RepainterConfig) -> int:
@@ -76,7 +79,6 @@ def build_graph(
     graph.add_node("propose", nodes.propose)
     graph.add_node("generate", nodes.generate)
     graph.add_node("score", nodes.score)
-    graph.add_node("select", nodes.select)
     graph.add_node("critique", nodes.critique)
     graph.add_node("revise", nodes.revise)
     graph.add_node("finish", nodes.finish)
@@ -86,8 +88,7 @@ def build_graph(
     graph.add_edge("describe", "propose")
     graph.add_edge("propose", "generate")
     graph.add_edge("generate", "score")
-    graph.add_edge("score", "select")
-    graph.add_conditional_edges("select", route_after_select, ["critique", "finish"])
+    graph.add_conditional_edges("score", route_after_score, ["critique", "finish"])
     graph.add_conditional_edges("critique", partial(_after_critique, nodes), ["propose", "revise", "finish"])
     graph.add_edge("revise", "propose")  # the cycle: a revised prompt starts the next round
     graph.add_edge("finish", END)

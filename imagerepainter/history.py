@@ -45,6 +45,8 @@ class History:
     rounds: list[RoundRecord] = field(default_factory=list)
     critiques: list[CritiqueRecord] = field(default_factory=list)
     calls: list[CallRecord] = field(default_factory=list)
+    understanding: dict[str, Any] | None = None
+    """The Image Understanding Tree (``None`` when the run started from a prompt without one)."""
 
 
 class RunHistory:
@@ -62,6 +64,21 @@ class RunHistory:
         """Record the critique made after a round (key ``critique:NNNN``; a revision replaces it)."""
         self.store.put(self.namespace, f"critique:{record['round']:04d}", dict(record))
 
+    def put_understanding(self, tree: dict[str, Any] | None) -> None:
+        """Record the Image Understanding Tree the run started from."""
+        if tree is not None:
+            self.store.put(self.namespace, "understanding", {"tree": tree})
+
+    def get_round(self, index: int) -> RoundRecord | None:
+        """The record of round ``index``."""
+        item = self.store.get(self.namespace, f"round:{index:04d}")
+        return None if item is None else item.value  # type: ignore[return-value]
+
+    def get_critique(self, round_index: int) -> CritiqueRecord | None:
+        """The critique made after round ``round_index``."""
+        item = self.store.get(self.namespace, f"critique:{round_index:04d}")
+        return None if item is None else item.value  # type: ignore[return-value]
+
     def put_calls(self, node: str, round_index: int, calls: list[CallRecord]) -> None:
         """Record the model calls one node made for a round."""
         if calls:
@@ -75,6 +92,7 @@ class RunHistory:
         round_records: list[Any] = []
         critiques: list[Any] = []
         calls: list[Any] = []
+        understanding = found.pop("understanding", {}).get("tree")
         for key in sorted(found):
             kind, number, *_ = key.split(":")
             index = int(number)
@@ -85,7 +103,7 @@ class RunHistory:
             elif kind == "calls" and index <= rounds + 1:
                 calls.extend(found[key]["calls"])
         calls.sort(key=lambda c: (c["round"], _NODE_ORDER.get(c["node"], 99)))
-        return History(rounds=round_records, critiques=critiques, calls=calls)
+        return History(rounds=round_records, critiques=critiques, calls=calls, understanding=understanding)
 
     def delete(self) -> None:
         """Forget every record of this run."""

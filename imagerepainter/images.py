@@ -35,6 +35,7 @@ from typing import Protocol, runtime_checkable
 from PIL import Image, ImageOps, UnidentifiedImageError
 from typing_extensions import TypedDict
 
+from ._files import atomic_write
 from .errors import ImageNotFoundError, ImageTooLargeError, InvalidImageError
 
 __all__ = [
@@ -339,9 +340,7 @@ class DirectoryImageStore:
         ref = _ref(image)
         target = self.path(ref)
         if not target.exists():
-            tmp = target.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_bytes(encode_png(image, compress_level=self.compress_level))
-            os.replace(tmp, target)
+            atomic_write(target, encode_png(image, compress_level=self.compress_level))
         self._remember(ref["sha256"], image.copy())
         return ref
 

@@ -34,7 +34,7 @@ from pydantic import BaseModel
 from . import prompts, schemas
 from .backends.base import MLLM, GenerationRequest, MLLMMessage, Scorer, TextToImage
 from .config import RepainterConfig
-from .convergence import Progress, decide_stop, mllm_calls_per_round
+from .convergence import Progress, decide_stop, mllm_calls_per_round, stop_after_critique
 from .errors import BackendError, GenerationError, MLLMError, RepainterError
 from .history import RunHistory
 from .images import ImageRef, ImageStore, shrink
@@ -262,10 +262,10 @@ class LoopNodes:
             "best": None,
             "round_best": None,
             "best_scores": [],
-            "critique": None,
         }
-        if state.get("prompt"):
-            update |= {"initial_prompt": state["prompt"], "understanding": state.get("understanding")}
+        if state.get("prompt"):  # a given prompt, perhaps with the tree it came from (Repainter.describe)
+            step.history.put_understanding(state.get("understanding"))
+            update |= {"initial_prompt": state["prompt"], "understanding": None}
         # Load the scorer's models before any paid call, so a missing model fails first; embedding
         # the reference then overlaps with the description calls that follow.
         load = getattr(self.scorer, "load", None)
@@ -281,7 +281,8 @@ class LoopNodes:
         cfg = step.config
         calls = _Calls(self.mllm, self._pool, "describe", 0)
         tree, prompt = self.understand(self._mllm_view(state["reference"], cfg.mllm_image_max_side), cfg, calls)
-        return {"understanding": dict(tree), "prompt": prompt, "initial_prompt": prompt, **calls.record(step.history)}
+        step.history.put_understanding(dict(tree))
+        return {"prompt": prompt, "initial_prompt": prompt, **calls.record(step.history)}
 
     def understand(self, reference: Image.Image, cfg: RepainterConfig, calls: _Calls) -> tuple[UnderstandingTree, str]:
         """The Image Understanding stage: the tree of ``reference`` and the prompt rewritten from it.
@@ -392,7 +393,8 @@ class LoopNodes:
 
     @_timed("score")
     def score(self, state: RepaintState, step: _Step) -> dict[str, Any]:
-        """Score the round's unblocked candidates in one batch against the prepared reference."""
+        """Score the round's unblocked candidates in one batch against the prepared reference, then
+        close the round: its best, the best so far, and whether to stop (pure policy)."""
         what = f"The scorer {self.scorer.name} could not prepare the reference"
         with backend_errors(BackendError, what, self.scorer.name):
             prepared = self.prepared_reference(state["reference"]).result()
@@ -424,14 +426,12 @@ class LoopNodes:
             for i, (c, v) in enumerate(zip(live, values, strict=True)):
                 c["score"] = v
                 c["scores"] = {name: float(part[i]) for name, part in components.items()}
-        return {"pending": pending}
+        return self._close_round(state, step, pending)
 
-    @_timed("select")
-    def select(self, state: RepaintState, step: _Step) -> dict[str, Any]:
-        """Close the round: record it, its best, the best so far, and whether to stop (pure policy)."""
+    def _close_round(self, state: RepaintState, step: _Step, pending: list[CandidateRecord]) -> dict[str, Any]:
+        """Record the scored round in the history; keep its best and the best so far; decide whether to stop."""
         cfg = step.config
         hib = self.scorer.higher_is_better
-        pending = state["pending"]
         index = state.get("round", 0) + 1
         round_best = best_index([c["score"] for c in pending], higher_is_better=hib)
         best = state.get("best")
@@ -474,7 +474,7 @@ class LoopNodes:
         return {
             "round": index,
             "best": best,
-            "round_best": None if round_best is None else pending[round_best],
+            "round_best": None if round_best is None else {"round": index, "index": round_best},
             "best_scores": best_scores,
             "pending": [],
             "round_prompts": [],
@@ -502,6 +502,12 @@ class LoopNodes:
             )
         return prompts.HISTORY.format(rounds="\n".join(lines)) if lines else ""
 
+    def _round_best(self, state: RepaintState, step: _Step) -> CandidateRecord | None:
+        """The best candidate of the last closed round (its record is in the history)."""
+        pointer = state.get("round_best")
+        record = step.history.get_round(pointer["round"]) if pointer else None
+        return None if pointer is None or record is None else record["candidates"][pointer["index"]]
+
     @_timed("critique")
     def critique(self, state: RepaintState, step: _Step) -> dict[str, Any]:
         """Compare the reference with the best image; with ``combined_critique`` also revise and vary."""
@@ -509,7 +515,7 @@ class LoopNodes:
         round_index = state.get("round", 0)
         calls = _Calls(self.mllm, self._pool, "critique", round_index)
         # with history, the best image so far (a worse round is not built upon); else the paper's last round's best
-        cand = state.get("best") if cfg.critique_history else state.get("round_best")
+        cand = state.get("best") if cfg.critique_history else self._round_best(state, step)
         if cand is None:  # every candidate blocked: nothing to look at, rephrase and try again
             return {"round_prompts": []}
         images = (
@@ -541,9 +547,10 @@ class LoopNodes:
             revised_prompt=revised,
         )
         step.history.put_critique(record)
-        update |= {"critique": record, **calls.record(step.history)}
-        if cfg.stop_on_match and critique.is_match:
-            update["stop_reason"] = "judged_match"
+        update |= calls.record(step.history)
+        stop = stop_after_critique(critique.is_match, cfg)
+        if stop is not None:
+            update["stop_reason"] = stop
         _emit({"event": "critique", "round": round_index, "of_round": cand["round"], "edits": list(critique.edits)})
         return update
 
@@ -552,15 +559,15 @@ class LoopNodes:
         """Apply the critique's edits to the prompt in a separate text-only call (paper preset)."""
         cfg = step.config
         calls = _Calls(self.mllm, self._pool, "revise", state.get("round", 0))
-        last = state.get("critique")
-        if last is None or last["round"] != state.get("round", 0):
+        last = step.history.get_critique(state.get("round", 0))
+        if last is None:
             return {}
         edits = "; ".join(last["edits"]) or "; ".join(last[k] for k in ("style", "composition", "content"))
         text = prompts.REVISE.format(prompt=state["prompt"], edits=edits, style=prompts.STYLE_HINTS[cfg.prompt_style])
         revised = calls.ask(schemas.RevisedPrompt, text).prompt.strip() or state["prompt"]
         record = CritiqueRecord(**(last | {"revised_prompt": revised}))
         step.history.put_critique(record)
-        return {"prompt": revised, "critique": record, **calls.record(step.history)}
+        return {"prompt": revised, **calls.record(step.history)}
 
     @_timed("finish")
     def finish(self, state: RepaintState, step: _Step) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 from PIL import Image
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr
 
+from ._files import atomic_write
 from .config import RepainterConfig
 from .convergence import StopReason
 from .errors import ImageNotFoundError
@@ -236,7 +237,7 @@ class RepaintResult(_WithStore):
             pending=[Candidate.model_validate(c) for c in state.get("pending") or []],
             stop_reason=state.get("stop_reason"),
             initial_prompt=state.get("initial_prompt") or "",
-            understanding=state.get("understanding"),
+            understanding=history.understanding,
             config=config if config is not None else _recorded_config(state),
             backends=backends or {},
             usage=dict(state.get("usage") or {}),
@@ -277,10 +278,7 @@ class RepaintResult(_WithStore):
         target = DirectoryImageStore(folder / "images")
         for ref in [self.reference, *(c.image_ref for c in [*self.candidates, *self.pending])]:
             target.put(store.get(ref))
-        tmp = folder / (RESULT_FILE + ".tmp")
-        tmp.write_text(json.dumps(self.model_dump(mode="json"), indent=2))
-        os.replace(tmp, folder / RESULT_FILE)
-        return folder / RESULT_FILE
+        return atomic_write(folder / RESULT_FILE, json.dumps(self.model_dump(mode="json"), indent=2))
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str]) -> RepaintResult:

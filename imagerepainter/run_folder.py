@@ -30,7 +30,6 @@ import itertools
 import json
 import os
 import platform
-import re
 import shutil
 import sqlite3
 import uuid
@@ -40,12 +39,13 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
-from ._secrets import redact
+from ._files import atomic_write
+from ._secrets import is_secret_name, redact, url_credentials
 from .backends.registry import parse_spec
 from .config import RepainterConfig
 from .errors import ConfigurationError, RepainterError
+from .graph import ROUND_CLOSING_NODE
 from .images import DirectoryImageStore, ImageInput, image_sha256, load_image
 from .repainter import Repainter, RepaintEvent
 from .results import RepaintResult
@@ -94,10 +94,6 @@ def _versions() -> dict[str, str]:
 
 
 _SPEC_FIELDS = frozenset(f.name for f in fields(BackendSpecs))
-_SECRET_NAME = re.compile(
-    r"(^|[_-])(key|apikey|token|secret|password|passwd|pwd|auth|authorization|credentials?|sig|signature)$", re.I
-)
-"""Names of spec options and URL query parameters that carry credentials (``api_key``, ``token``...)."""
 
 
 def _refuse_credentials(specs: BackendSpecs) -> None:
@@ -105,7 +101,8 @@ def _refuse_credentials(specs: BackendSpecs) -> None:
 
     A credential is an option named like one (``api_key``, ``token``), something shaped like a
     key (``sk-...``) or an environment secret's value, or a URL option (``base_url``) holding a
-    user name or password (``http://user:pw@host``) or a key-like query parameter (``?key=...``).
+    user name or password (``http://user:pw@host``), a key-like query parameter (``?key=...``)
+    or a path segment shaped like a token. :mod:`imagerepainter._secrets` decides what is one.
     The message never repeats the value.
     """
     for kind, spec in (("MLLM", specs.mllm), ("text-to-image", specs.t2i), ("scorer", specs.scorer)):
@@ -116,14 +113,10 @@ def _refuse_credentials(specs: BackendSpecs) -> None:
         for name, value in options.items():
             if problem:
                 break
-            url = urlsplit(value)
-            params = [k for k, _ in parse_qsl(url.query, keep_blank_values=True) if _SECRET_NAME.search(k)]
-            if _SECRET_NAME.search(name):
+            if is_secret_name(name):
                 problem = f"the option {name!r}"
-            elif url.scheme and url.netloc and (url.username is not None or url.password is not None):
-                problem = f"a user name or password in its {name} (user:password@host)"
-            elif url.scheme and url.netloc and params:
-                problem = f"the query parameter {params[0]!r} in its {name}"
+            elif found := url_credentials(value):
+                problem = f"{found} in its {name}"
         if problem:
             raise ConfigurationError(
                 f"The {kind} spec holds {problem}. Run folders record the specs in {RUN_FILE}, so they must hold no "
@@ -465,10 +458,10 @@ class RunFolder:
                 if round_closed:  # keep run.json and the report current as rounds finish
                     self._snapshot(record, rp.result_of(thread_id), "running")
                     round_closed = False
-                # The select node closes a round; its events come before its checkpoint. With
+                # The score node closes a round; its events come before its checkpoint. With
                 # durability="sync" that checkpoint is saved before any later node runs, so the
                 # next event (from a later node) finds the round in the checkpointer.
-                round_closed = event.kind == "node" and event.data.get("node") == "select"
+                round_closed = event.kind == "node" and event.data.get("node") == ROUND_CLOSING_NODE
                 if on_event is not None:
                     on_event(event)
                 if event.result is not None:
@@ -511,9 +504,7 @@ class RunFolder:
         self._snapshot(record, result, status)
 
     def _write_record(self, record: dict[str, Any]) -> None:
-        tmp = self.record_path.with_suffix(".json.tmp")
-        tmp.write_text(_record_text(record))
-        os.replace(tmp, self.record_path)
+        atomic_write(self.record_path, _record_text(record))
 
     def _write_report(self, result: RepaintResult, notice: str | None) -> None:
         from .report import write_report

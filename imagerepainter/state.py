@@ -167,7 +167,6 @@ class RepaintOutput(TypedDict, total=False):
     run_id: str
     reference: ImageRef
     config: dict[str, Any]
-    understanding: dict[str, Any] | None
     initial_prompt: str
     round: int
     best: CandidateRecord | None
@@ -182,10 +181,8 @@ class RepaintState(RepaintInput, total=False):
 
     run_id: str
     """Key of the run's history (:class:`~imagerepainter.history.RunHistory`), fixed by ``start``."""
-    understanding: dict[str, Any] | None
-    """The Image Understanding Tree (``None`` when the run started from a given prompt)."""
     initial_prompt: str
-    """The first prompt: the rewritten IUT prompt, or the given prompt."""
+    """The first prompt: the rewritten IUT prompt, or the given prompt (the tree is in the history)."""
     round: int
     """Rounds closed so far."""
     round_prompts: list[str]
@@ -194,12 +191,10 @@ class RepaintState(RepaintInput, total=False):
     """Candidates of the round in progress, between ``generate`` and ``select``."""
     best: CandidateRecord | None
     """The best candidate over the rounds closed so far."""
-    round_best: CandidateRecord | None
-    """The best candidate of the last closed round."""
+    round_best: dict[str, int] | None
+    """Where the last closed round's best candidate is: ``{"round": r, "index": i}``."""
     best_scores: list[float | None]
     """The best score so far after each round (what the convergence policy reads)."""
-    critique: CritiqueRecord | None
-    """The critique after the last closed round (the revision reads it)."""
     stop_reason: str | None
     finished: bool
     """Written by ``finish`` alone: the run is over."""

@@ -16,11 +16,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..cli_settings import GENERATION_SETTINGS, add_setting_flags, setting_overrides
 from ..errors import ConfigurationError
 
 __all__ = ["CounterLine", "add_commands"]
 
 Handler = Callable[[argparse.Namespace], int]
+
+_SETTINGS = ("max_rounds", "variants", *GENERATION_SETTINGS)
+"""Loop settings ``eval`` takes as flags (the base seed is ``--seed``, shared by every model)."""
 
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
@@ -54,12 +58,7 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
     ev.add_argument("--category", action="append", metavar="C", help="only this category (repeatable)")
     ev.add_argument("--per-category", type=int, metavar="N", help="only the first N references of each category")
     ev.add_argument("--seed", type=int, default=0, help="base seed, the same for every model (default: 0)")
-    ev.add_argument("--max-rounds", type=int, help="most rounds in repaint mode")
-    ev.add_argument("--variants", type=int, help="candidates per round in repaint mode")
-    ev.add_argument("--height", type=int, help="image height in pixels, for every model")
-    ev.add_argument("--width", type=int, help="image width in pixels, for every model")
-    ev.add_argument("--num-inference-steps", type=int, help="T2I denoising steps, for every model")
-    ev.add_argument("--guidance-scale", type=float, help="T2I guidance scale, for every model")
+    add_setting_flags(ev, _SETTINGS)  # the loop's settings, the same for every model
     ev.add_argument("--executor", choices=["local", "ray"], default="local", help="where cases run")
     ev.add_argument("--ray-address", help="Ray cluster to join (e.g. ray://head:10001; default: a local one)")
     ev.add_argument("--max-concurrency", type=int, default=4, help="cases in flight at once (default: 4)")
@@ -92,8 +91,7 @@ def _models(items: list[str]) -> dict[str, str]:
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
-    names = ("max_rounds", "variants", "height", "width", "num_inference_steps", "guidance_scale")
-    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    return setting_overrides(args, _SETTINGS)
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
