@@ -71,8 +71,8 @@ def plugin() -> Iterator[dict[str, CountingScorer]]:
     """Registers the scorer provider 'mad' for the test; the built scorers are kept by spec."""
     built: dict[str, CountingScorer] = {}
 
-    def factory(model: str | None, **options: Any) -> CountingScorer:
-        scorer = CountingScorer(**{k: float(v) if k == "delay" else int(v) for k, v in options.items()})
+    def factory(model: str | None = None, *, delay: float = 0.0, fail_first: int = 0) -> CountingScorer:
+        scorer = CountingScorer(delay=delay, fail_first=fail_first)
         built[model or ""] = scorer
         return scorer
 
@@ -127,6 +127,8 @@ def test_names_options_and_labels() -> None:
         (["judge"], ConfigurationError, "needs an MLLM"),
         (["paper.nope"], ConfigurationError, "no part 'nope'"),
         (["judge?repeats=0"], ConfigurationError, "repeats"),
+        (["judge?repets=2"], ConfigurationError, "Did you mean 'repeats'"),
+        (["judge?repeats=two"], ConfigurationError, "whole number"),
     ],
 )
 def test_bad_names_fail_clearly_before_anything_runs(names: Any, error: type[Exception], match: str) -> None:
@@ -340,6 +342,8 @@ def test_lpips_without_its_backbone_weights_says_what_is_missing(monkeypatch: py
     with pytest.raises(MetricUnavailableError, match=r"pretrained weights \(URLError") as info:
         resolve_metrics(["lpips?net=vgg"])
     assert info.value.missing == ("torchvision ImageNet vgg weights",) and "TORCH_HOME" in str(info.value)
+    with pytest.raises(ConfigurationError, match="device"):  # checked before any weight is loaded
+        resolve_metrics(["lpips?device=cuda:7"])
 
 
 @pytest.mark.slow

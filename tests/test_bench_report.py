@@ -291,11 +291,14 @@ def test_every_text_in_the_reports_is_escaped(tmp_path: Path) -> None:
     assert len({len(r) for r in rows}) == 1
 
 
-def test_csv_cells_are_not_spreadsheet_formulas(tmp_path: Path) -> None:
+def test_csv_and_markdown_cells_stay_inert(tmp_path: Path) -> None:
     cases = [make_case("=HYPERLINK(1)", "single", r, 0.5) for r in range(2)]
+    cases += [make_case("[click](javascript:alert(1)) *bold*", "single", r, 0.4) for r in range(2)]
     paths = write_reports(cases, tmp_path)
     rows = list(csv.DictReader(io.StringIO(paths["csv"].read_text(encoding="utf-8"))))
-    assert rows[0]["model"] == "'=HYPERLINK(1)"
+    assert rows[0]["model"] == "'=HYPERLINK(1)"  # not a formula in a spreadsheet
+    markdown = paths["md"].read_text(encoding="utf-8")
+    assert "](javascript" not in markdown and "[click]\\(javascript" in markdown and "\\*bold\\*" in markdown
 
 
 _PROBE = """addEventListener("load", function () {

@@ -311,6 +311,14 @@ def test_ssim_without_scipy_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> 
         ssim.load()
     psnr = PSNRScorer()  # plain numpy: still works
     assert psnr.score(psnr.prepare(Image.new("RGB", (8, 8))), [Image.new("RGB", (8, 8))]) == [100.0]
+    # The specs say the same, and neither asks for torchmetrics any more.
+    from imagerepainter.backends.registry import resolve_scorer
+
+    monkeypatch.setitem(sys.modules, "scipy", None)
+    monkeypatch.setitem(sys.modules, "torchmetrics", None)
+    with pytest.raises(MissingDependencyError, match=r"imagerepainter\[bench\]"):
+        resolve_scorer("ssim")
+    assert isinstance(resolve_scorer("psnr"), PSNRScorer)
 
 
 def test_psnr_matches_its_definition() -> None:

@@ -232,8 +232,8 @@ _BUILT_IN: tuple[BackendEntry, ...] = (
     ),
     BackendEntry("scorer", "clip", "imagerepainter.scorers:CLIPScorer", requires=_METRICS, device_extra="metrics"),
     BackendEntry("scorer", "dinov2", "imagerepainter.scorers:DINOv2Scorer", requires=_METRICS, device_extra="metrics"),
-    BackendEntry("scorer", "ssim", "imagerepainter.scorers:SSIMScorer", model="none", requires=("torchmetrics",)),
-    BackendEntry("scorer", "psnr", "imagerepainter.scorers:PSNRScorer", model="none", requires=("torchmetrics",)),
+    BackendEntry("scorer", "ssim", "imagerepainter.scorers:SSIMScorer", model="none", requires=("scipy",)),
+    BackendEntry("scorer", "psnr", "imagerepainter.scorers:PSNRScorer", model="none"),  # plain numpy
     BackendEntry("scorer", "sandbox", "imagerepainter.sandbox:SandboxScorer", model="none"),
 )
 

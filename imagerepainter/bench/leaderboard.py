@@ -47,8 +47,6 @@ import csv
 import html
 import io
 import math
-import os
-import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -57,6 +55,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from .._files import atomic_write
 from ..errors import ConfigurationError
 from . import stats
 from .records import CaseResult
@@ -495,12 +494,12 @@ def write_csv(board: Leaderboard) -> str:
     return buffer.getvalue()
 
 
-_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]|"})
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_|"})
 
 
 def _md(value: object) -> str:
-    """A Markdown table cell: HTML escaped, Markdown's markup characters and pipes backslashed, one line."""
-    text = html.escape(str(value), quote=False).translate(_MD_SPECIAL)
+    """A Markdown table cell: HTML escaped, emphasis, code and pipes backslashed, no link syntax, one line."""
+    text = html.escape(str(value), quote=False).translate(_MD_SPECIAL).replace("](", "]\\(")
     return " ".join(text.split())
 
 
@@ -552,7 +551,7 @@ def render_markdown(board: Leaderboard) -> str:
         lines += [
             "## Gain of `repaint` over `single`",
             "",
-            "Paired on the same references; positive win rate above 0.5 means the loop helped more often than not.",
+            "Paired on the same references; a win rate above 0.5 means the loop helped more often than not.",
             "",
         ]
         lines += _md_table(
@@ -649,18 +648,6 @@ def render_html(
     )
 
 
-def _write_atomic(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_reports(
     cases: Sequence[CaseResult],
     out_dir: Path | str,
@@ -675,10 +662,11 @@ def write_reports(
     a file, and the reports can be rebuilt at any time from the same records.
     """
     folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
     board = build_leaderboard(cases, primary_metric=primary_metric)
     return {
-        "csv": _write_atomic(folder / REPORT_FILES["csv"], write_csv(board)),
-        "md": _write_atomic(folder / REPORT_FILES["md"], render_markdown(board)),
-        "html": _write_atomic(folder / REPORT_FILES["html"], render_html(board, cases, folder, title=title)),
-        "json": _write_atomic(folder / REPORT_FILES["json"], board.model_dump_json(indent=2) + "\n"),
+        "csv": atomic_write(folder / REPORT_FILES["csv"], write_csv(board)),
+        "md": atomic_write(folder / REPORT_FILES["md"], render_markdown(board)),
+        "html": atomic_write(folder / REPORT_FILES["html"], render_html(board, cases, folder, title=title)),
+        "json": atomic_write(folder / REPORT_FILES["json"], board.model_dump_json(indent=2) + "\n"),
     }

@@ -478,8 +478,8 @@ class _LPIPSPass(_Pass):
         super().__init__(name, spec)
         if net not in ("alex", "vgg", "squeeze"):
             raise ConfigurationError(f"lpips net must be 'alex', 'vgg' or 'squeeze', got {net!r}.")
-        self.net, self.device = net, device
         module = _import_perceptual(name, "lpips", ("torch", "torchvision", "lpips"))
+        self.net, self.device = net, device  # the device was checked with the options
         try:
             self.model = module.LPIPS(net=net, verbose=False).eval().to(device)
         except Exception as exc:
@@ -517,8 +517,8 @@ class _DreamSimPass(_Pass):
 
     def __init__(self, name: str, spec: str, *, dreamsim_type: str = "ensemble", device: str = "cpu") -> None:
         super().__init__(name, spec)
-        self.dreamsim_type, self.device = dreamsim_type, device
         module = _import_perceptual(name, "dreamsim", ("torch", "torchvision", "dreamsim"))
+        self.dreamsim_type, self.device = dreamsim_type, device  # checked with the options
         try:
             self.model, self.preprocess = module.dreamsim(pretrained=True, device=device, dreamsim_type=dreamsim_type)
         except Exception as exc:
@@ -572,10 +572,26 @@ def _import_perceptual(metric: str, module: str, needs: tuple[str, ...]) -> Any:
 # ----------------------------------------------------------------------------- resolution
 
 
-def _options(label: str, options: dict[str, str], target: Callable[..., Any], skip: tuple[str, ...]) -> dict[str, Any]:
-    from ..backends.registry import _check_options, _keyword_options
+def _judge_options(*, repeats: int = 1, max_side: int = 768) -> None:
+    """The options of ``judge?...``: repeated ratings per image, and the longest side of the images sent."""
 
-    return _check_options(label, options, _keyword_options(target, skip=skip))
+
+def _lpips_options(*, net: str = "alex", device: str = "cpu") -> None:
+    """The options of ``lpips?...``: the backbone (``alex``, ``vgg``, ``squeeze``) and the torch device."""
+
+
+def _dreamsim_options(*, dreamsim_type: str = "ensemble", device: str = "cpu") -> None:
+    """The options of ``dreamsim?...``: the model type and the torch device."""
+
+
+def _options(
+    provider: str, options: dict[str, str], declared: Callable[..., None], device_extra: str | None = None
+) -> dict[str, Any]:
+    """``options`` checked and converted by the registry's one option checker, as declared by ``declared``."""
+    from ..backends.registry import BackendEntry, _check_options
+
+    entry = BackendEntry("scorer", provider, declared, options=declared, model="none", device_extra=device_extra)
+    return _check_options(entry, options)
 
 
 def _judge_pass(name: str, spec: str, options: dict[str, str], mllm: Any) -> _Pass:
@@ -586,8 +602,7 @@ def _judge_pass(name: str, spec: str, options: dict[str, str], mllm: Any) -> _Pa
         )
     from ..backends.registry import resolve_mllm
 
-    kwargs = _options("'judge' metric", options, _JudgePass.__init__, ("self", "name", "spec", "mllm"))
-    return _JudgePass(name, spec, resolve_mllm(mllm), **kwargs)
+    return _JudgePass(name, spec, resolve_mllm(mllm), **_options("judge", options, _judge_options))
 
 
 def _base_pass(name: str, spec: str, mllm: Any) -> _Pass:
@@ -597,11 +612,9 @@ def _base_pass(name: str, spec: str, mllm: Any) -> _Pass:
     if provider == "judge" and model is None:
         return _judge_pass(name, spec, options, mllm)
     if provider == "lpips" and model is None:
-        kwargs = _options("'lpips' metric", options, _LPIPSPass.__init__, ("self", "name", "spec"))
-        return _LPIPSPass(name, spec, **kwargs)
+        return _LPIPSPass(name, spec, **_options("lpips", options, _lpips_options, "perceptual"))
     if provider == "dreamsim" and model is None:
-        kwargs = _options("'dreamsim' metric", options, _DreamSimPass.__init__, ("self", "name", "spec"))
-        return _DreamSimPass(name, spec, **kwargs)
+        return _DreamSimPass(name, spec, **_options("dreamsim", options, _dreamsim_options, "perceptual"))
     try:
         scorer = resolve_scorer(spec)
     except UnknownBackendError:
