@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .._files import atomic_write
 from ..errors import ConfigurationError
 from .datasets import Dataset, file_sha256, read_manifest, reference_from_row
 
@@ -152,10 +152,7 @@ def fetch_named(info: NamedSet, root: Path, *, base_url: str | None = None) -> t
             failures[row["path"]] = f"refused the download of {row['path']!r}: its sha256 differs from the shipped one"
             logger.warning(failures[row["path"]])
             continue
-        fd, tmp = tempfile.mkstemp(dir=root, prefix=".part-")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, target)
+        atomic_write(target, data)
     return url, failures
 
 

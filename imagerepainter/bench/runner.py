@@ -41,6 +41,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from .._files import atomic_write
 from ..config import RepainterConfig
 from ..errors import ConfigurationError
 from ..images import load_image
@@ -451,9 +452,7 @@ def _save(store: ResultsStore, outcome: CaseOutcome) -> CaseResult:
         rel = Path("images") / _safe(case.model) / case.mode / f"{_safe(case.reference_id)}-{case.case_id[:10]}.png"
         target = store.out / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_bytes(outcome.best_png)
-        os.replace(tmp, target)
+        atomic_write(target, outcome.best_png)
         case = case.model_copy(update={"best_image": rel.as_posix()})
     store.put_case(case)
     return case
