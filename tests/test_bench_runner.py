@@ -265,3 +265,24 @@ def test_specs_holding_credentials_are_refused_and_never_stored(scenes, tmp_path
             evaluate(scenes, out=tmp_path / "out", metrics=["sandbox"], **kw)
         assert "hunter22" not in str(info.value) and "abc" not in str(info.value)
     assert not (tmp_path / "out").exists()
+
+
+class FailsInRoundTwo(SandboxT2I):
+    """Renders round 1 (seeds below 1000), then fails: round 2's seeds start at 1000."""
+
+    name = "round-two"
+
+    def generate(self, requests):
+        if any(r.seed >= 1000 for r in requests):
+            raise RuntimeError("out of memory in round 2")
+        return super().generate(requests)
+
+
+def test_a_case_failing_mid_loop_records_what_it_spent(scenes, tmp_path):
+    report = _run(scenes, tmp_path / "out", CountingMLLM(), {"m": FailsInRoundTwo()}, limit=1)
+    by_mode = {c.mode: c for c in report.cases}
+    assert by_mode["single"].status == "ok"
+    failed = by_mode["repaint"]
+    assert failed.status == "failed" and "out of memory in round 2" in failed.error
+    assert (failed.rounds, failed.images) == (1, SETTINGS["variants"]) and failed.mllm_calls >= 1
+    assert failed.input_tokens > 0 and failed.metrics == {}

@@ -86,12 +86,24 @@ class WorkerSpec:
     """Metrics already resolved (used as they are instead of resolving ``metrics``)."""
 
 
-def failed_case(job: CaseJob, error: BaseException | str, *, seconds: float = 0.0) -> CaseResult:
-    """The record of a case that failed: the error on one line, without secrets."""
+def failed_case(job: CaseJob, error: BaseException | str, *, seconds: float = 0.0, spent: Any = None) -> CaseResult:
+    """The record of a case that failed: the error on one line, without secrets, and what the
+    run had spent before it failed (``spent``: a partial result), so costs add up."""
     if isinstance(error, BaseException):
         text = str(error).strip().splitlines()[0] if str(error).strip() else ""
         error = f"{type(error).__name__}: {text}" if text else type(error).__name__
-    return _base(job, status="failed", error=redact(str(error))[:2000], seconds=seconds)
+    usage = dict(getattr(spent, "usage", None) or {})
+    return _base(
+        job,
+        status="failed",
+        error=redact(str(error))[:2000],
+        seconds=seconds,
+        rounds=len(getattr(spent, "rounds", None) or []),
+        images=int(usage.get("images", 0)),
+        mllm_calls=int(usage.get("mllm_calls", 0)),
+        input_tokens=int(usage.get("input_tokens", 0)),
+        output_tokens=int(usage.get("output_tokens", 0)),
+    )
 
 
 def _base(job: CaseJob, **fields: Any) -> CaseResult:
@@ -257,7 +269,7 @@ class Workbench:
             partial = getattr(exc, "partial_result", None)
             if partial is not None and job.model in self._engines:
                 self._engines[job.model].store.release(_refs_of(partial))
-            return CaseOutcome(failed_case(job, exc, seconds=time.perf_counter() - start))
+            return CaseOutcome(failed_case(job, exc, seconds=time.perf_counter() - start, spent=partial))
         try:
             return self._record(job, engine, image, result, start)
         finally:
