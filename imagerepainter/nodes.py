@@ -32,9 +32,9 @@ from PIL import Image
 from pydantic import BaseModel
 
 from . import prompts, schemas
-from .backends.base import MLLM, GenerationRequest, MLLMMessage, Scorer, TextToImage
+from .backends.base import MLLM, GeneratedImage, GenerationRequest, MLLMMessage, Scorer, TextToImage, batches
 from .config import RepainterConfig
-from .convergence import Progress, decide_stop, mllm_calls_per_round, stop_after_critique
+from .convergence import Progress, decide_stop, mllm_calls_per_round, round_size, stop_after_critique
 from .errors import BackendError, GenerationError, MLLMError, RepainterError
 from .history import RunHistory
 from .images import ImageRef, ImageStore, shrink
@@ -329,7 +329,8 @@ class LoopNodes:
         """Choose the round's K candidate prompts: the current prompt and/or its variants."""
         cfg = step.config
         round_index = state.get("round", 0) + 1
-        include, wanted = cfg.candidates_in_round(round_index)
+        size = round_size(cfg, state.get("best_scores", []), higher_is_better=self.scorer.higher_is_better)
+        include, wanted = cfg.candidates_in_round(round_index, size)
         prompt = state["prompt"] or ""
         variants = [v.strip() for v in state.get("round_prompts") or [] if v and v.strip()][:wanted]
         calls = _Calls(self.mllm, self._pool, "propose", round_index)
@@ -347,23 +348,13 @@ class LoopNodes:
         """Render every candidate, batched as far as the backend allows, each with a recorded seed."""
         cfg = step.config
         round_index = state.get("round", 0) + 1
-        gen = cfg.generation
+        settings = cfg.generation
         requests = [
-            GenerationRequest(
-                prompt=p,
-                negative_prompt=gen.negative_prompt,
-                seed=seed_for(cfg.seed, round_index, i, vary=cfg.vary_seed),
-                height=gen.height,
-                width=gen.width,
-                num_inference_steps=gen.num_inference_steps,
-                guidance_scale=gen.guidance_scale,
-            )
-            for i, p in enumerate(state["round_prompts"])
+            GenerationRequest.of(prompt, seed=seed_for(cfg.seed, round_index, i, vary=cfg.vary_seed), settings=settings)
+            for i, prompt in enumerate(state["round_prompts"])
         ]
-        size = max(1, self.t2i.capabilities.max_batch_size)
-        outputs = []
-        for start in range(0, len(requests), size):
-            batch = requests[start : start + size]
+        outputs: list[GeneratedImage] = []
+        for batch in batches(requests, self.t2i.capabilities.max_batch_size):  # the loop owns batching
             with backend_errors(GenerationError, f"{self.t2i.name} failed", self.t2i.name):
                 images = self.t2i.generate(batch)
             if len(images) != len(batch):
@@ -457,7 +448,7 @@ class LoopNodes:
             images_used=int(usage.get("images", 0)),
             mllm_calls_used=int(usage.get("mllm_calls", 0)),
             seconds_used=sum(state.get("timings", {}).values()),
-            images_per_round=cfg.variants,
+            images_per_round=round_size(cfg, best_scores, higher_is_better=hib),
             mllm_calls_per_round=mllm_calls_per_round(cfg),
         )
         reason = decide_stop(progress, cfg, higher_is_better=hib)
@@ -526,7 +517,8 @@ class LoopNodes:
         style = prompts.STYLE_HINTS[cfg.prompt_style]
         update: dict[str, Any] = {"prompt": cand["prompt"]}
         if cfg.combined_critique:
-            _, wanted = cfg.candidates_in_round(round_index + 1)
+            size = round_size(cfg, state.get("best_scores", []), higher_is_better=self.scorer.higher_is_better)
+            _, wanted = cfg.candidates_in_round(round_index + 1, size)
             text = prompts.CRITIQUE_AND_REVISE.format(prompt=cand["prompt"], count=wanted, style=style, history=history)
             combined = calls.ask(schemas.CritiqueAndRevision, text, images)
             critique = schemas.Critique.model_validate(combined.model_dump())

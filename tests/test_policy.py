@@ -119,9 +119,11 @@ def test_float_settings_must_be_finite(name, value):
 @pytest.mark.parametrize(
     ("preset", "overrides", "describe", "message"),
     [
-        ("default", {"max_images": 2, "variants": 3}, True, "max_images=2 cannot cover the first round"),
-        ("default", {"max_mllm_calls": 10}, True, "up to 11 calls"),  # 5 + 5 objects to describe, 1 variants
-        ("default", {"max_mllm_calls": 11}, True, None),
+        ("default", {"max_images": 2, "variants": 3, "adaptive_variants": False}, True, "max_images=2 cannot cover"),
+        ("default", {"max_images": 1, "variants": 3}, True, None),  # adaptive: round 1 renders one image
+        ("default", {"max_mllm_calls": 10, "adaptive_variants": False}, True, "up to 11 calls"),  # 5 + 5, 1 variants
+        ("default", {"max_mllm_calls": 11, "adaptive_variants": False}, True, None),
+        ("default", {"max_mllm_calls": 10}, True, None),  # adaptive: round 1 renders the prompt alone
         ("default", {"max_mllm_calls": 4, "max_objects": 0}, True, None),  # 3 to describe, 1 variants
         ("default", {"max_mllm_calls": 1}, False, None),  # a given prompt: only the variants call
         ("paper", {"max_mllm_calls": 7, "max_objects": 1}, True, None),  # 3 + 1 object detail + rewrite, 1 variants
