@@ -3,7 +3,9 @@
 Three backends that need only numpy and Pillow and answer in milliseconds:
 
 * :class:`SandboxT2I` — a text-to-image "model" that parses the prompt into a
-  :class:`Scene` of shapes and draws it (seeds add a pixel of jitter);
+  :class:`Scene` of shapes and draws it (seeds add a pixel of jitter); with ``fidelity``
+  below 1 (spec ``sandbox?fidelity=0.6``) it follows the prompt less faithfully by degree
+  (:func:`misread`): models of known, graded strength for checking a benchmark;
 * :class:`SandboxMLLM` — a multimodal "model" that answers every schema of
   :mod:`imagerepainter.schemas` by *perceiving* the pixels it is sent: a coarse first
   description (basic colours, 3x3 grid, small shapes missed), then fine critiques with
@@ -30,6 +32,7 @@ from __future__ import annotations
 from .colors import PALETTE, format_color, parse_color
 from .critic import Review, review
 from .edits import apply_edits, prompt_variants
+from .fidelity import misread
 from .mllm import MARKERS, SandboxMLLM, answer, read_marker
 from .perception import Blob, Perception, perceive
 from .renderer import SandboxT2I, render_scene
@@ -59,6 +62,7 @@ __all__ = [
     "prompt_variants",
     "random_scene",
     "read_marker",
+    "misread",
     "render_scene",
     "review",
     "sandbox_selfcheck",

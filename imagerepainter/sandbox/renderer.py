@@ -5,6 +5,10 @@ anti-aliased. A seed nudges each shape by a pixel or two and adds faint noise, s
 matter a little while the prompt decides the picture: a more accurate prompt gives a
 closer image.
 
+``SandboxT2I(fidelity=...)`` (spec ``sandbox?fidelity=0.6``) is a weaker model of known
+strength: it follows positions, sizes and colours less faithfully by degree and sometimes
+drops an object (:mod:`imagerepainter.sandbox.fidelity`), deterministically per (prompt, seed).
+
 Example:
     >>> from imagerepainter.backends.base import GenerationRequest
     >>> t2i = SandboxT2I(noise=0)
@@ -18,12 +22,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from ..backends.base import GeneratedImage, GenerationRequest, T2ICapabilities
 from ..errors import ConfigurationError
+from .fidelity import check_fidelity, misread
 from .scene import Scene, Shape, parse_prompt
 
 __all__ = ["SandboxT2I", "render_scene", "shape_polygon"]
@@ -147,18 +153,45 @@ class SandboxT2I:
         default_size: Width and height when a request leaves them unset.
         jitter: Seeded displacement of shapes, as a fraction of the frame (see :func:`render_scene`).
         noise: Seeded pixel noise in 0-255 levels.
+        fidelity: How faithfully the prompt is followed, from 1 (exactly; the default) down to 0:
+            below 1, positions, sizes and colours drift by degree and objects are sometimes
+            dropped, deterministically per (prompt, seed) (see :mod:`imagerepainter.sandbox.fidelity`).
+            Models of graded fidelity are models of known, graded strength, for checking a benchmark.
+
+    Raises:
+        ConfigurationError: ``fidelity`` is outside [0, 1].
+
+    Example:
+        >>> from imagerepainter.backends.registry import resolve_t2i
+        >>> resolve_t2i("sandbox?fidelity=0.6").describe()
+        {'default_size': 256, 'jitter': 0.004, 'noise': 1.0, 'fidelity': 0.6}
     """
 
     name = "sandbox"
     capabilities = T2ICapabilities(max_batch_size=16, supports_negative_prompt=False, supports_seed=True)
 
-    def __init__(self, *, default_size: int = 256, jitter: float = 0.004, noise: float = 1.0) -> None:
+    def __init__(
+        self, *, default_size: int = 256, jitter: float = 0.004, noise: float = 1.0, fidelity: float = 1.0
+    ) -> None:
         self.default_size = default_size
         self.jitter = jitter
         self.noise = noise
+        self.fidelity = check_fidelity(fidelity)
 
     def __repr__(self) -> str:
-        return f"SandboxT2I(default_size={self.default_size}, jitter={self.jitter}, noise={self.noise})"
+        return (
+            f"SandboxT2I(default_size={self.default_size}, jitter={self.jitter}, noise={self.noise}, "
+            f"fidelity={self.fidelity})"
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """The settings that decide the pictures, for run and benchmark records."""
+        return {
+            "default_size": self.default_size,
+            "jitter": self.jitter,
+            "noise": self.noise,
+            "fidelity": self.fidelity,
+        }
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GeneratedImage]:
         """Render every request, in order."""
@@ -166,8 +199,11 @@ class SandboxT2I:
 
     def render(self, request: GenerationRequest) -> Image.Image:
         """Render one request."""
+        scene = parse_prompt(request.prompt)
+        if self.fidelity < 1.0:
+            scene = misread(scene, self.fidelity, prompt=request.prompt, seed=request.seed)
         return render_scene(
-            parse_prompt(request.prompt),
+            scene,
             request.width or self.default_size,
             request.height or self.default_size,
             seed=request.seed,
