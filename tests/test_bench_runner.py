@@ -284,5 +284,5 @@ def test_a_case_failing_mid_loop_records_what_it_spent(scenes, tmp_path):
     assert by_mode["single"].status == "ok"
     failed = by_mode["repaint"]
     assert failed.status == "failed" and "out of memory in round 2" in failed.error
-    assert (failed.rounds, failed.images) == (1, SETTINGS["variants"]) and failed.mllm_calls >= 1
+    assert failed.rounds == 1 and failed.images >= 1 and failed.mllm_calls >= 1
     assert failed.input_tokens > 0 and failed.metrics == {}
