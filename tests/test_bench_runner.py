@@ -286,3 +286,33 @@ def test_a_case_failing_mid_loop_records_what_it_spent(scenes, tmp_path):
     assert failed.status == "failed" and "out of memory in round 2" in failed.error
     assert failed.rounds == 1 and failed.images >= 1 and failed.mllm_calls >= 1
     assert failed.input_tokens > 0 and failed.metrics == {}
+
+
+class SlowCritic(SandboxMLLM):
+    """The sandbox MLLM, slowed down, counting the critiques in flight at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.active = self.most_active = 0
+        self._lock = threading.Lock()
+
+    def structured(self, messages, schema):
+        critique = schema.__name__.startswith("Critique")
+        if critique:
+            with self._lock:
+                self.active += 1
+                self.most_active = max(self.most_active, self.active)
+        try:
+            if critique:
+                time.sleep(0.05)
+            return super().structured(messages, schema)
+        finally:
+            if critique:
+                with self._lock:
+                    self.active -= 1
+
+
+def test_mllm_calls_of_different_cases_overlap(scenes, tmp_path):
+    mllm = SlowCritic()  # a case critiques one image at a time: overlap comes from other cases
+    report = _run(scenes, tmp_path / "out", mllm, {"m": "sandbox"}, modes=["repaint"], max_concurrency=3)
+    assert report.failed == 0 and mllm.most_active > 1
