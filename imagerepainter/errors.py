@@ -13,6 +13,7 @@ backend (a model server that keeps failing, a pipeline that crashes)::
     │   └── ImageTooLargeError      the image is absurdly large (decompression-bomb guard)
     ├── ImageNotFoundError          also LookupError: an image ref is not in the image store at hand
     ├── MissingDependencyError      also ImportError: an optional extra is not installed
+    │   └── MetricUnavailableError  a benchmark metric's package or pretrained weights cannot be loaded
     ├── ThreadInUseError            a thread id is running now, or already holds a run
     ├── IncompleteRunError          the graph stopped before the run finished; resume the thread
     └── BackendError                a backend failed at run time; ``__cause__`` keeps a local error (not an HTTP one)
@@ -42,6 +43,7 @@ __all__ = [
     "IncompleteRunError",
     "InvalidImageError",
     "MLLMError",
+    "MetricUnavailableError",
     "MissingDependencyError",
     "RepainterError",
     "StructuredOutputError",
@@ -99,6 +101,20 @@ class ThreadInUseError(RepainterError):
 
 class MissingDependencyError(RepainterError, ImportError):
     """An optional dependency is missing; the message names the ``pip install`` that fixes it."""
+
+
+class MetricUnavailableError(MissingDependencyError):
+    """A metric cannot run here: a package or its pretrained weights cannot be loaded.
+
+    ``missing`` names what is missing (packages, or a description of the weights).
+    """
+
+    def __init__(self, message: str, *, metric: str, missing: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.metric = metric
+        """The metric that cannot run."""
+        self.missing = missing
+        """What is missing: package names, or the weights that could not be loaded."""
 
 
 class IncompleteRunError(RepainterError):

@@ -18,7 +18,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr
 from ._files import atomic_write
 from .config import RepainterConfig
 from .convergence import StopReason
-from .errors import ImageNotFoundError
+from .errors import ConfigurationError, ImageNotFoundError
 from .history import History
 from .images import DirectoryImageStore, ImageRef, ImageStore
 from .state import run_finished
@@ -283,9 +283,23 @@ class RepaintResult(_WithStore):
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str]) -> RepaintResult:
-        """Re-read a result written by :meth:`save`."""
+        """Re-read a result written by :meth:`save`, or the result in a run folder's ``run.json``.
+
+        Both hold the same JSON (this model's dump): a run folder's record adds the run's status,
+        specs and versions around it.
+        """
         folder = Path(folder)
-        result = cls.model_validate_json((folder / RESULT_FILE).read_text())
+        if (folder / RESULT_FILE).is_file():
+            result = cls.model_validate_json((folder / RESULT_FILE).read_text())
+        elif (folder / "run.json").is_file():
+            record = json.loads((folder / "run.json").read_text())
+            if "result" not in record:
+                raise ConfigurationError(f"The run in {str(folder)!r} has not finished a round yet; no result to load.")
+            result = cls.model_validate(record["result"])
+        else:
+            raise ConfigurationError(
+                f"No {RESULT_FILE} or run.json in {str(folder)!r}: pass a folder from RepaintResult.save or a run."
+            )
         return result.bind(DirectoryImageStore(folder / "images"))
 
 

@@ -535,7 +535,6 @@ class RunFolder:
 
     def result(self) -> RepaintResult:
         """The result recorded in ``run.json``, bound to this folder's images."""
-        record = self.read_record()
-        if "result" not in record:
+        if "result" not in self.read_record():
             raise ConfigurationError(f"The run in {str(self.path)!r} has not finished a round yet.")
-        return RepaintResult.model_validate(record["result"]).bind(DirectoryImageStore(self.path / "images"))
+        return RepaintResult.load(self.path)

@@ -127,3 +127,17 @@ def test_an_interrupt_before_the_first_checkpoint_still_marks_the_folder(tmp_pat
     with pytest.raises(KeyboardInterrupt):
         RunFolder(folder).run(SPECS, render_scene(random_scene(5), seed=5), overrides=SETTINGS)
     assert json.loads((folder / "run.json").read_text())["status"] == "interrupted"
+
+
+def test_a_run_folder_and_a_saved_result_load_the_same_way(finished_run, tmp_path):
+    from imagerepainter import RepaintResult
+    from imagerepainter.errors import ConfigurationError
+
+    folder, whole = finished_run
+    from_folder = RepaintResult.load(folder)  # run.json holds the same JSON a saved result does
+    assert from_folder.model_dump(mode="json") == whole["result"]
+    from_folder.save(tmp_path / "saved")
+    again = RepaintResult.load(tmp_path / "saved")
+    assert again.model_dump() == from_folder.model_dump() and again.best.image.size == from_folder.best.image.size
+    with pytest.raises(ConfigurationError, match=r"No result\.json or run\.json"):
+        RepaintResult.load(tmp_path)

@@ -67,7 +67,7 @@ from PIL import Image
 
 from .._imports import is_available
 from ..backends.base import MLLM, MLLMMessage, TokenUsage
-from ..errors import CapabilityError, ConfigurationError, MissingDependencyError, UnknownBackendError
+from ..errors import CapabilityError, ConfigurationError, MetricUnavailableError, UnknownBackendError
 from .records import Metric
 
 __all__ = [
@@ -102,20 +102,6 @@ _PART_NAME = re.compile(r"([a-z][a-z0-9_]*)\.([a-z0-9_#]+)")
 _LABEL = re.compile(r"([A-Za-z_][\w.-]*)=(.+)", re.DOTALL)
 _CACHE_SIZE = 16
 _PREPARED_SIZE = 4
-
-
-class MetricUnavailableError(MissingDependencyError):
-    """A metric cannot run here: a package or its pretrained weights cannot be loaded.
-
-    ``missing`` names what is missing (packages, or a description of the weights).
-    """
-
-    def __init__(self, message: str, *, metric: str, missing: tuple[str, ...]) -> None:
-        super().__init__(message)
-        self.metric = metric
-        """The metric that cannot run."""
-        self.missing = missing
-        """What is missing: package names, or the weights that could not be loaded."""
 
 
 # ----------------------------------------------------------------------------- passes
