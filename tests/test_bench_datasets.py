@@ -149,3 +149,16 @@ def test_evalref_download_verifies_every_file_and_fetches_once(tmp_path, evalref
         assert len(asked_again) == 97 and not any(name in path for path in asked_again for name in good)
     finally:
         server.close()
+
+
+def test_generated_sandbox_scenes_are_a_named_set_with_their_truth(tmp_path):
+    from imagerepainter.bench.datasets import load_dataset
+    from imagerepainter.sandbox import random_scene
+
+    data = load_dataset("sandbox-scenes:4", cache_dir=tmp_path)
+    again = load_dataset("sandbox-scenes:4", cache_dir=tmp_path)  # written once, read back
+    assert [r.sha256 for r in data.references] == [r.sha256 for r in again.references]
+    assert [r.prompt for r in data.references] == [random_scene(1000 + i).to_prompt() for i in range(4)]
+    assert all(r.problem is None and r.category.endswith("shapes") for r in data.references)
+    with pytest.raises(ConfigurationError, match="sandbox-scenes:N"):
+        load_dataset("sandbox-scenes:many", cache_dir=tmp_path)

@@ -160,10 +160,11 @@ def load_dataset(
     local_dir: str | os.PathLike[str] | None = None,
     base_url: str | None = None,
 ) -> Dataset:
-    """Load a dataset from a folder, a JSONL manifest, or a name (``"evalref-100"``).
+    """Load a dataset from a folder, a JSONL manifest, or a name (``"evalref-100"``, or
+    ``"sandbox-scenes[:N]"``: N generated sandbox scenes whose truth is known, see :func:`sandbox_scenes`).
 
     Args:
-        source: A folder of images, a ``.jsonl`` manifest, or the name of a published set.
+        source: A folder of images, a ``.jsonl`` manifest, or the name of a set.
         cache_dir: For a named set: where downloaded images are kept (default
             ``~/.cache/imagerepainter/datasets``).
         local_dir: For a named set: read it from this local copy instead of downloading.
@@ -177,6 +178,8 @@ def load_dataset(
 
     text = os.fspath(source)
     path = Path(text).expanduser()
+    if not path.exists() and text.lower().split(":")[0] == SANDBOX_SCENES:
+        return sandbox_scenes(_scene_count(text), cache_dir=cache_dir)
     if not path.exists() and text.lower() in NAMED_SETS:
         return load_named(text.lower(), cache_dir=cache_dir, local_dir=local_dir, base_url=base_url)
     if path.is_dir() and path.name.lower() in NAMED_SETS:  # a local copy of a named set: verified against it
@@ -194,6 +197,61 @@ def load_dataset(
     if not dataset.references:
         raise ConfigurationError(f"Dataset {text!r} holds no image ({', '.join(IMAGE_SUFFIXES)}).")
     return dataset
+
+
+SANDBOX_SCENES = "sandbox-scenes"
+"""Name of the generated set: ``sandbox-scenes`` (12 scenes) or ``sandbox-scenes:N``."""
+
+
+def _scene_count(text: str) -> int:
+    _, _, count = text.partition(":")
+    if not count:
+        return 12
+    if not count.isdigit() or not 1 <= int(count) <= 1000:
+        raise ConfigurationError(f"{text!r}: write sandbox-scenes:N with N from 1 to 1000 scenes.")
+    return int(count)
+
+
+def sandbox_scenes(count: int = 12, *, size: int = 256, cache_dir: str | os.PathLike[str] | None = None) -> Dataset:
+    """``count`` generated sandbox scenes, written once into the cache with a manifest, as a dataset.
+
+    The sandbox world's scenes have a known truth (the prompt that draws them exactly, kept as
+    each reference's ``prompt``), so graded sandbox models (``sandbox?fidelity=f``) can be
+    ranked against it offline. Categories say how many shapes a scene has. Scene ``i`` is
+    ``random_scene(1000 + i)``, so the set is the same on every machine.
+
+    Example:
+        >>> import tempfile
+        >>> data = sandbox_scenes(3, size=64, cache_dir=tempfile.mkdtemp())
+        >>> [r.id for r in data.references], all(r.problem is None and r.prompt for r in data.references)
+        (['scene_000', 'scene_001', 'scene_002'], True)
+    """
+    from .._files import atomic_write
+    from ..sandbox import random_scene, render_scene
+    from .evalref import default_cache_dir
+
+    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    folder = root / f"{SANDBOX_SCENES}-{count}-{size}px"
+    manifest = folder / MANIFEST_NAME
+    if not manifest.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = []
+        for i in range(count):
+            scene = random_scene(1000 + i)
+            name = f"scene_{i:03d}.png"
+            render_scene(scene, size, size).save(folder / name)
+            shapes = len(scene.shapes)
+            lines.append(
+                {
+                    "path": name,
+                    "id": f"scene_{i:03d}",
+                    "category": f"{'few' if shapes <= 2 else 'some' if shapes <= 4 else 'many'} shapes",
+                    "prompt": scene.to_prompt(),
+                    "sha256": file_sha256(folder / name),
+                }
+            )
+        atomic_write(manifest, "".join(json.dumps(line) + "\n" for line in lines))
+    return _from_manifest(manifest, name=f"{SANDBOX_SCENES}:{count}")
 
 
 def _from_folder(root: Path) -> Dataset:
