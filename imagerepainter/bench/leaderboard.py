@@ -633,21 +633,15 @@ def render_markdown(board: Leaderboard) -> str:
 # ----------------------------------------------------------------------------- html
 
 
-def render_html(
-    board: Leaderboard,
-    cases: Sequence[CaseResult],
-    out_dir: Path,
-    *,
-    title: str = "Image Regeneration leaderboard",
-    thumb_side: int = 160,
-    max_grid_references: int = 100,
-) -> str:
-    """The leaderboard as one self-contained HTML page (see :mod:`imagerepainter.bench.leaderboard_html`)."""
+def render_html(board: Leaderboard, cases: Sequence[CaseResult], out_dir: Path, **options: Any) -> str:
+    """The leaderboard as one self-contained HTML page.
+
+    See :func:`~imagerepainter.bench.leaderboard_html.render_leaderboard_html` for the options; it is
+    imported on use, since that module builds on this one.
+    """
     from .leaderboard_html import render_leaderboard_html
 
-    return render_leaderboard_html(
-        board, cases, out_dir, title=title, thumb_side=thumb_side, max_grid_references=max_grid_references
-    )
+    return render_leaderboard_html(board, cases, out_dir, **options)
 
 
 def write_reports(
