@@ -259,6 +259,12 @@ class LoopNodes:
                 self._views.popitem(last=False)
         return view
 
+    def _prepare_for_critique(self, refs: Sequence[ImageRef], max_side: int) -> None:
+        """Let the MLLM prepare a round's candidates (e.g. encode them) in the background, while they are scored."""
+        prepare = getattr(self.mllm, "prepare_images", None)
+        if callable(prepare):
+            self._pool.submit(lambda: prepare([self._mllm_view(ref, max_side) for ref in refs]))
+
     def prepared_reference(self, ref: Any) -> Future[Any]:
         """The scorer's prepared reference, computed once per reference (in the background)."""
         key = f"{ref['sha256']}"
@@ -387,6 +393,7 @@ class LoopNodes:
             outputs.extend(images)
             _emit({"event": "generated", "round": round_index, "done": len(outputs), "total": len(requests)})
         refs = [self.store.put(out.image) for out in outputs]
+        self._prepare_for_critique(refs, cfg.mllm_image_max_side)
         pending: list[CandidateRecord] = [
             CandidateRecord(
                 round=round_index,

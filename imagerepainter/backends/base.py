@@ -120,6 +120,11 @@ class MLLM(Protocol):
     protocol; ``imagerepainter.testing`` and ``imagerepainter.sandbox`` have others.
     Implementations must be safe to call from several threads at once: the loop issues
     independent requests concurrently.
+
+    Optional method — ``prepare_images(self, images: Sequence[PIL.Image.Image]) -> None``:
+        Do now the per-image work a later request will need (e.g. encode them as data URLs),
+        so it overlaps other work. The loop calls it in the background with a round's
+        candidates as it will send them (same objects); backends without it are not called.
     """
 
     name: str

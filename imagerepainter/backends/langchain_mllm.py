@@ -52,6 +52,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Literal, TypeVar
 
+from PIL import Image
 from pydantic import BaseModel, ValidationError
 
 from .._secrets import redact, register_model_keys
@@ -262,6 +263,12 @@ class ChatModelMLLM:
         return self._working
 
     # ------------------------------------------------------------------ protocol
+
+    def prepare_images(self, images: Sequence[Image.Image]) -> None:
+        """Encode ``images`` for a later request now (the loop calls this in the background for a
+        round's candidates, so the critique does not wait for an encoder)."""
+        for image in images:
+            to_data_url(image)
 
     def structured(self, messages: Sequence[MLLMMessage], schema: type[SchemaT]) -> MLLMReply[SchemaT]:
         """Ask ``messages`` and return a validated ``schema`` instance (see the module docstring)."""
