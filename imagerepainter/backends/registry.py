@@ -48,6 +48,7 @@ Example:
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
 import os
 from collections.abc import Callable
@@ -243,9 +244,17 @@ def _problem(err: Any) -> str:
     return f"option {name!r}: {err['msg']} (got {err.get('input')!r})"
 
 
-def _sandbox_mllm(model: str | None, **options: Any) -> MLLM:
-    from ..sandbox import SandboxMLLM
+def _load(path: str) -> Any:
+    """The object at ``"package.module:Name"``, imported when a spec needs it.
 
+    Backends that sit above this module (the sandbox) are named by path, never imported by it.
+    """
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _sandbox_mllm(model: str | None, **options: Any) -> MLLM:
+    SandboxMLLM = _load("imagerepainter.sandbox.mllm:SandboxMLLM")
     return SandboxMLLM(**_check_options("'sandbox' MLLM", options, _keyword_options(SandboxMLLM)))
 
 
@@ -272,8 +281,7 @@ def _openai_images(model: str | None, **options: Any) -> TextToImage:
 
 
 def _sandbox_t2i(model: str | None, **options: Any) -> TextToImage:
-    from ..sandbox import SandboxT2I
-
+    SandboxT2I = _load("imagerepainter.sandbox.renderer:SandboxT2I")
     return SandboxT2I(**_check_options("'sandbox' text-to-image", options, _keyword_options(SandboxT2I)))
 
 
@@ -314,8 +322,7 @@ def _psnr(model: str | None, **options: Any) -> Scorer:
 
 
 def _sandbox_scorer(model: str | None, **options: Any) -> Scorer:
-    from ..sandbox import SandboxScorer
-
+    SandboxScorer = _load("imagerepainter.sandbox.scorer:SandboxScorer")
     return SandboxScorer(**_check_options("'sandbox' scorer", options, _keyword_options(SandboxScorer)))
 
 
