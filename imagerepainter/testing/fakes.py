@@ -48,12 +48,16 @@ _PROMPT = re.compile(r"^Prompt:\s*(.+)$", re.MULTILINE)
 
 
 def fake_answer(schema: type[BaseModel], text: str = "") -> BaseModel:
-    """Build a schema-valid answer procedurally: strings name their field, lists honour ``Count:``.
+    """Build a schema-valid answer procedurally: strings name their field, lists honour ``Count:``, numbers
+    are their minimum.
 
     Example:
         >>> from imagerepainter.schemas import PromptVariants
         >>> fake_answer(PromptVariants, "Prompt: a cat\\nCount: 2").prompts
         ['a cat, variant 1', 'a cat, variant 2']
+        >>> from imagerepainter.schemas import SimilarityRating
+        >>> fake_answer(SimilarityRating).aesthetic
+        1
     """
     count_match = _COUNT.search(text)
     count = int(count_match.group(1)) if count_match else 2
@@ -70,6 +74,8 @@ def fake_answer(schema: type[BaseModel], text: str = "") -> BaseModel:
             values[name] = [{"name": "thing", "type": "object"}, {"name": "person", "type": "person"}]
         elif ann is bool:
             values[name] = False
+        elif ann in (int, float):  # the smallest value the field allows ("ge" bound), else 0
+            values[name] = ann(next((m.ge for m in info.metadata if getattr(m, "ge", None) is not None), 0))
         elif get_origin(ann) is list:
             values[name] = [f"fake {name} {i + 1}" for i in range(2)]
         elif get_origin(ann) is Literal:
