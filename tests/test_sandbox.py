@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -49,7 +50,7 @@ def _photo(folder: Path, name: str) -> Image.Image:
 
 
 @pytest.mark.parametrize("style", ["sd", "natural"])
-def test_prompt_round_trips_for_random_scenes(style: str) -> None:
+def test_prompt_round_trips_for_random_scenes(style: Literal["sd", "natural"]) -> None:
     for seed in range(40):
         scene = random_scene(seed)
         assert parse_prompt(scene.to_prompt(style)) == scene, scene.to_prompt(style)
