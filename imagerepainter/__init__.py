@@ -41,6 +41,9 @@ _LAZY: dict[str, str] = {
     "CapabilityError": "imagerepainter.errors",
     "InvalidImageError": "imagerepainter.errors",
     "ImageTooLargeError": "imagerepainter.errors",
+    "ImageNotFoundError": "imagerepainter.errors",
+    "ThreadInUseError": "imagerepainter.errors",
+    "Description": "imagerepainter.results",
     "IncompleteRunError": "imagerepainter.errors",
     "MissingDependencyError": "imagerepainter.errors",
     "BackendError": "imagerepainter.errors",
@@ -56,9 +59,11 @@ __all__ = [
     "CapabilityError",
     "ConfigurationError",
     "CritiqueResult",
+    "Description",
     "DirectoryImageStore",
     "GenerationConfig",
     "GenerationError",
+    "ImageNotFoundError",
     "ImageTooLargeError",
     "IncompleteRunError",
     "InvalidImageError",
@@ -72,6 +77,7 @@ __all__ = [
     "RepainterError",
     "Round",
     "StructuredOutputError",
+    "ThreadInUseError",
     "UnknownBackendError",
     "available_backends",
     "build_graph",
@@ -86,6 +92,7 @@ if TYPE_CHECKING:
         CapabilityError,
         ConfigurationError,
         GenerationError,
+        ImageNotFoundError,
         ImageTooLargeError,
         IncompleteRunError,
         InvalidImageError,
@@ -93,12 +100,13 @@ if TYPE_CHECKING:
         MLLMError,
         RepainterError,
         StructuredOutputError,
+        ThreadInUseError,
         UnknownBackendError,
     )
     from .graph import build_graph
     from .images import DirectoryImageStore, MemoryImageStore, load_image
     from .repainter import Repainter, RepaintEvent
-    from .results import Candidate, CritiqueResult, RepaintResult, Round
+    from .results import Candidate, CritiqueResult, Description, RepaintResult, Round
 
 
 def __getattr__(name: str) -> Any:

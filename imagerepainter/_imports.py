@@ -20,6 +20,7 @@ EXTRAS: dict[str, str] = {
     "diffusers": "diffusers",
     "transformers": "metrics",
     "torchmetrics": "metrics",
+    "scipy": "bench",
     "langchain_openai": "openai",
     "openai": "openai",
     "langgraph.checkpoint.sqlite": "cli",

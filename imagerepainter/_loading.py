@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ._imports import require
+from ._secrets import shown
 from .errors import ConfigurationError
 
 __all__ = [
@@ -243,7 +244,7 @@ def optional_bool(value: Any, name: str) -> bool | None:
         return True
     if text in {"0", "false", "no", "off"}:
         return False
-    raise ConfigurationError(f"{name} must be true or false, got {value!r}.")
+    raise ConfigurationError(f"{name} must be true or false, got {shown(value)}.")
 
 
 def check_device(device: Any, *, extra: str) -> str:

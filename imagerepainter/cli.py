@@ -14,7 +14,6 @@ import argparse
 import errno
 import functools
 import json
-import math
 import random
 import shlex
 import signal
@@ -30,9 +29,12 @@ from urllib.parse import quote, urlsplit
 
 from . import __version__
 from ._secrets import redact
+from .bench.cli import add_commands as add_bench_commands
+from .cli_settings import GENERATION_SETTINGS, LOOP_SETTINGS, add_setting_flags, int_in, setting_overrides
+from .config import PRESETS
 from .errors import BackendError, ConfigurationError, RepainterError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "subcommand_parsers"]
 
 EXIT_OK, EXIT_BACKEND, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
@@ -76,32 +78,6 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.HelpFormatter(prog, width=100)  # fixed width: docs/cli.md embeds this help
 
 
-def _int_in(low: int, high: int) -> Any:
-    """An argparse ``type``: an integer in ``[low, high]``, else a usage error naming the range."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value} is out of range; use {low} to {high}")
-        return value
-
-    return parse
-
-
-def _finite_float(text: str) -> float:
-    """An argparse ``type``: a finite float (``nan`` and ``inf`` parse as floats but mean nothing here)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (its ``--help`` is the CLI reference in docs/cli.md)."""
     parser = argparse.ArgumentParser(
@@ -123,9 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", metavar="DIR", help="continue the interrupted run in DIR instead (takes only --json, --quiet)"
     )
     _add_run_options(run, "runs/<reference stem>-<YYYYmmdd-HHMMSS>")
-    run.add_argument(
-        "--max-reference-pixels", type=_int_in(1, 2**62), help="refuse larger references (default: 40,000,000)"
-    )
+    add_setting_flags(run, ("max_reference_pixels",))
 
     resume = add("resume", help="continue an interrupted run", description="Continue an interrupted run.")
     resume.add_argument("folder", help="the run folder")
@@ -138,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Draw a random hidden scene, render it as the reference, and regenerate it with the sandbox "
         "MLLM and renderer (offline, no key, no GPU).",
     )
-    _add_run_options(demo, "runs/demo-<seed>-<YYYYmmdd-HHMMSS>")
+    _add_run_options(demo, "runs/demo-<seed>-<YYYYmmdd-HHMMSS>", seed="default: random, printed and recorded")
 
     add("backends", help="list backends and what installs missing ones")
 
@@ -150,23 +124,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--scorer sandbox. Stop it with Ctrl-C.",
     )
     port_help = "port on 127.0.0.1, 0 for a free one (default: %(default)s)"
-    serve.add_argument("--port", type=_int_in(0, 65535), default=8765, help=port_help)
+    serve.add_argument("--port", type=int_in(0, 65535), default=8765, help=port_help)
+    _COMMANDS.update(add_bench_commands(sub))  # eval, leaderboard (imagerepainter.bench.cli)
     return parser
 
 
-def _add_run_options(p: argparse.ArgumentParser, default_out: str) -> None:
-    p.add_argument("--preset", choices=["default", "paper"], default="default", help="settings preset")
-    p.add_argument("--max-rounds", type=int, help="most rounds")
-    p.add_argument("--variants", type=int, help="candidates per round")
-    p.add_argument(
-        "--seed", type=_int_in(0, 2**32 - 1), help="base seed (run: default 0; demo: random, printed and recorded)"
-    )
-    p.add_argument("--target-score", type=_finite_float, help="stop once the best score reaches this")
-    p.add_argument("--num-inference-steps", type=int, help="T2I denoising steps (e.g. 1 for sdxl-turbo)")
-    p.add_argument("--guidance-scale", type=float, help="T2I guidance scale (e.g. 0 for sdxl-turbo)")
-    p.add_argument("--height", type=int, help="image height in pixels")
-    p.add_argument("--width", type=int, help="image width in pixels")
-    p.add_argument("--negative-prompt", help="what the images should not contain")
+_RUN_SETTINGS = (*LOOP_SETTINGS, *GENERATION_SETTINGS)
+"""Settings that ``run`` and ``demo`` take as flags (``run`` also takes ``--max-reference-pixels``)."""
+
+
+def _add_run_options(p: argparse.ArgumentParser, default_out: str, *, seed: str | None = None) -> None:
+    p.add_argument("--preset", choices=sorted(PRESETS), default="default", help="settings preset")
+    add_setting_flags(p, _RUN_SETTINGS, defaults={"seed": seed} if seed else None)
     p.add_argument("--prompt", help="start from this prompt instead of describing the reference")
     p.add_argument("--out", help=f"run folder, new or empty (default: {default_out}, or -2, -3, ... if taken)")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a summary")
@@ -174,19 +143,7 @@ def _add_run_options(p: argparse.ArgumentParser, default_out: str) -> None:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    names = (
-        "max_rounds",
-        "variants",
-        "seed",
-        "target_score",
-        "num_inference_steps",
-        "guidance_scale",
-        "height",
-        "width",
-        "negative_prompt",
-        "max_reference_pixels",
-    )
-    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    return setting_overrides(args, (*_RUN_SETTINGS, "max_reference_pixels"))
 
 
 def _out_dir(args: argparse.Namespace, stem: str) -> tuple[Path, bool]:
@@ -299,27 +256,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_backends(args: argparse.Namespace) -> int:
-    from ._imports import is_available
-    from .backends.registry import available_backends
+    from ._imports import EXTRAS, is_available
+    from .backends.registry import backend_entries
 
-    needs = {
-        ("mllm", "openai"): ("langchain_openai", "openai"),
-        ("t2i", "diffusers"): ("diffusers", "diffusers"),
-        ("t2i", "openai"): ("openai", "openai"),
-        ("scorer", "paper"): ("transformers", "metrics"),
-        ("scorer", "clip"): ("transformers", "metrics"),
-        ("scorer", "dinov2"): ("transformers", "metrics"),
-        ("scorer", "ssim"): ("torchmetrics", "metrics"),
-        ("scorer", "psnr"): ("torchmetrics", "metrics"),
-    }
     titles = {"mllm": "MLLMs (--mllm)", "t2i": "Text-to-image (--t2i)", "scorer": "Scorers (--scorer)"}
-    for kind, providers in available_backends().items():
-        print(titles[kind])
-        for provider in providers:
-            module, extra = needs.get((kind, provider), (None, None))
-            ok = module is None or (is_available(module) and (module != "diffusers" or is_available("torch")))
-            status = "available" if ok else f'missing: pip install "imagerepainter[{extra}]"'
-            print(f"  {provider:<10} {status}")
+    kind = None
+    for entry in backend_entries():
+        if entry.kind != kind:
+            kind = entry.kind
+            print(titles[kind])
+        missing = [module for module in entry.requires if not is_available(module)]
+        extra = EXTRAS.get(missing[0], "all") if missing else None
+        status = f'missing: pip install "imagerepainter[{extra}]"' if extra else "available"
+        print(f"  {entry.provider:<10} {status}")
     return EXIT_OK
 
 
@@ -358,11 +307,16 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise _Terminated()
 
 
-def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+def subcommand_parsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The parser of each command of :func:`build_parser`'s parser, by name (docs/cli.md shows their help)."""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
-            return action.choices[name]  # type: ignore[no-any-return]
-    return parser  # pragma: no cover
+            return dict(action.choices)
+    return {}  # pragma: no cover
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    return subcommand_parsers(parser).get(name, parser)
 
 
 def _resume_hint(args: argparse.Namespace) -> str | None:

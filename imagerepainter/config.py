@@ -25,7 +25,7 @@ from __future__ import annotations
 import difflib
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ConfigurationError
 
@@ -66,7 +66,13 @@ class RepainterConfig(BaseModel):
     max_rounds: int = Field(default=6, ge=1, le=100)
     """Hard cap on rounds; the loop's own bound, enforced by routing."""
     variants: int = Field(default=3, ge=1, le=16)
-    """Candidates rendered per round (K)."""
+    """Candidates rendered per round (K); with ``adaptive_variants``, the most per round."""
+    adaptive_variants: bool = True
+    """Render one candidate per round while the critique keeps improving the score, and
+    ``variants`` candidates in a round that follows a round without improvement (see
+    :func:`~imagerepainter.convergence.round_size`). Measured in the sandbox world, scores
+    improve with critique rounds far more than with extra candidates of the same prompt, so
+    this reaches a given score with fewer images. Off: every round renders ``variants``."""
     include_current_prompt: Literal["never", "first_round", "always"] = "always"
     """Whether the current prompt itself is one of a round's K candidates. The authors' code
     renders only paraphrases ("never"); rendering the prompt the critique just revised
@@ -118,12 +124,6 @@ class RepainterConfig(BaseModel):
     max_reference_pixels: int = Field(default=40_000_000, ge=1)
     """References with more pixels are refused (decompression-bomb guard)."""
 
-    @model_validator(mode="after")
-    def _check_consistency(self) -> RepainterConfig:
-        if self.include_current_prompt != "never" and self.variants < 1:
-            raise ValueError("variants must be at least 1")
-        return self
-
     # ------------------------------------------------------------------ constructors
 
     @classmethod
@@ -172,12 +172,14 @@ class RepainterConfig(BaseModel):
             )
             raise ConfigurationError(f"Invalid settings: {problems}.") from None
 
-    def candidates_in_round(self, round_index: int) -> tuple[bool, int]:
-        """Return ``(current prompt included, number of new variants)`` for round ``round_index`` (1-based)."""
+    def candidates_in_round(self, round_index: int, size: int | None = None) -> tuple[bool, int]:
+        """Return ``(current prompt included, number of new variants)`` for round ``round_index``
+        (1-based) rendering ``size`` candidates (default ``variants``)."""
+        size = self.variants if size is None else size
         include = self.include_current_prompt == "always" or (
             self.include_current_prompt == "first_round" and round_index == 1
         )
-        return include, self.variants - 1 if include else self.variants
+        return include, size - 1 if include else size
 
 
 PRESETS: dict[str, RepainterConfig] = {
@@ -187,6 +189,7 @@ PRESETS: dict[str, RepainterConfig] = {
         max_rounds=3,
         variants=3,
         include_current_prompt="never",
+        adaptive_variants=False,
         patience=None,
         critique_history=False,
         combined_critique=False,

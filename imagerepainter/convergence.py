@@ -54,8 +54,6 @@ class Progress:
     best_scores: Sequence[float | None]
     """The best score over all rounds so far, after each round (``None`` while no candidate
     was scorable, e.g. every image was blocked)."""
-    judged_match: bool = False
-    """The model said the last round's best matches the reference."""
     images_used: int = 0
     mllm_calls_used: int = 0
     seconds_used: float = 0.0
@@ -63,6 +61,44 @@ class Progress:
     """Images the next round would render (for the image budget)."""
     mllm_calls_per_round: int = field(default=0)
     """Model calls the next round would make (for the call budget)."""
+
+
+def round_size(config: RepainterConfig, best_scores: Sequence[float | None], *, higher_is_better: bool) -> int:
+    """How many candidates the next round renders, given the best score after each round so far.
+
+    Without ``adaptive_variants``: always ``variants``. With it: one candidate (the revised
+    prompt) to start and while the last round improved the best score by ``min_delta`` or
+    more; ``variants`` after a round without improvement, to look wider before the plateau
+    rule stops the run.
+
+    Example:
+        >>> cfg = RepainterConfig(variants=3, min_delta=0.01)
+        >>> sizes = [round_size(cfg, s, higher_is_better=True) for s in ([], [0.5], [0.5, 0.6], [0.5, 0.6, 0.605])]
+        >>> sizes
+        [1, 1, 1, 3]
+        >>> round_size(cfg.with_overrides(adaptive_variants=False), [], higher_is_better=True)
+        3
+    """
+    if not config.adaptive_variants:
+        return config.variants
+    if len(best_scores) < 2:
+        return 1
+    new, old = best_scores[-1], best_scores[-2]
+    if new is None:
+        return config.variants
+    if old is None or improvement(new, old, higher_is_better=higher_is_better) >= config.min_delta:
+        return 1
+    return config.variants
+
+
+def stop_after_critique(is_match: bool, config: RepainterConfig) -> StopReason | None:
+    """Stop after a critique that judged the image a match, when ``stop_on_match`` asks for it.
+
+    Example:
+        >>> stop_after_critique(True, RepainterConfig(stop_on_match=True)), stop_after_critique(True, RepainterConfig())
+        ('judged_match', None)
+    """
+    return "judged_match" if config.stop_on_match and is_match else None
 
 
 def improvement(new: float, old: float, *, higher_is_better: bool) -> float:
@@ -79,8 +115,6 @@ def decide_stop(progress: Progress, config: RepainterConfig, *, higher_is_better
     target = config.target_score
     if best is not None and target is not None and improvement(best, target, higher_is_better=higher_is_better) >= 0:
         return "target_reached"
-    if config.stop_on_match and progress.judged_match:
-        return "judged_match"
     if config.patience is not None and rounds_done > config.patience and best is not None:
         earlier = scores[-1 - config.patience]
         if earlier is not None and improvement(best, earlier, higher_is_better=higher_is_better) < config.min_delta:
@@ -131,8 +165,8 @@ def check_budgets(config: RepainterConfig, *, describe: bool) -> None:
         ...
         imagerepainter.errors.ConfigurationError: max_mllm_calls=3 cannot cover ...
     """
-    _, variants = config.candidates_in_round(1)
-    images = config.variants
+    images = round_size(config, [], higher_is_better=True)
+    _, variants = config.candidates_in_round(1, images)
     if config.max_images is not None and config.max_images < images:
         raise ConfigurationError(
             f"max_images={config.max_images} cannot cover the first round, which renders {images} images. "

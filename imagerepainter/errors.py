@@ -11,7 +11,9 @@ backend (a model server that keeps failing, a pipeline that crashes)::
     │   └── CapabilityError         a backend cannot do what the loop needs (e.g. two images at once)
     ├── InvalidImageError           also ValueError: the reference cannot be used as an image
     │   └── ImageTooLargeError      the image is absurdly large (decompression-bomb guard)
+    ├── ImageNotFoundError          also LookupError: an image ref is not in the image store at hand
     ├── MissingDependencyError      also ImportError: an optional extra is not installed
+    ├── ThreadInUseError            a thread id is running now, or already holds a run
     ├── IncompleteRunError          the graph stopped before the run finished; resume the thread
     └── BackendError                a backend failed at run time; ``__cause__`` keeps a local error (not an HTTP one)
         ├── MLLMError
@@ -25,11 +27,17 @@ secrets such as API keys.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .results import RepaintResult
+
 __all__ = [
     "BackendError",
     "CapabilityError",
     "ConfigurationError",
     "GenerationError",
+    "ImageNotFoundError",
     "ImageTooLargeError",
     "IncompleteRunError",
     "InvalidImageError",
@@ -37,6 +45,7 @@ __all__ = [
     "MissingDependencyError",
     "RepainterError",
     "StructuredOutputError",
+    "ThreadInUseError",
     "UnknownBackendError",
 ]
 
@@ -75,6 +84,19 @@ class ImageTooLargeError(InvalidImageError):
     """The image has more pixels than the configured limit (a decompression-bomb guard)."""
 
 
+class ImageNotFoundError(RepainterError, LookupError):
+    """An image ref points to no image in the store at hand (e.g. an in-memory store of another process)."""
+
+
+class ThreadInUseError(RepainterError):
+    """A checkpoint thread is running now, or already holds a run; use another ``thread_id`` or resume it."""
+
+    def __init__(self, message: str, *, thread_id: str) -> None:
+        super().__init__(message)
+        self.thread_id = thread_id
+        """The thread that is in use."""
+
+
 class MissingDependencyError(RepainterError, ImportError):
     """An optional dependency is missing; the message names the ``pip install`` that fixes it."""
 
@@ -98,6 +120,11 @@ class BackendError(RepainterError):
     Work already paid for (finished rounds, generated images) stays in the checkpoint and
     the image store; resume the run with the same ``thread_id`` once the cause is fixed.
     """
+
+    thread_id: str | None = None
+    """The checkpoint thread of the failed run: ``Repainter.resume(thread_id)`` continues it."""
+    partial_result: RepaintResult | None = None
+    """What the run had finished (rounds, and images of a round not closed) when it failed."""
 
     def __init__(self, message: str, *, backend: str | None = None) -> None:
         super().__init__(message)

@@ -6,9 +6,9 @@ graph TD
   start -.->|no prompt given| describe
   start -.->|prompt given| propose
   describe --> propose
-  propose --> generate --> score --> select
-  select -.->|stop reason| finish
-  select -.->|go on| critique
+  propose --> generate --> score
+  score -.->|stop reason| finish
+  score -.->|go on| critique
   critique -.->|combined| propose
   critique -.->|separate calls| revise --> propose
   critique -.->|judged match| finish
@@ -26,18 +26,23 @@ from functools import partial
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+from langgraph.store.base import BaseStore
 
 from .backends.base import MLLM, Scorer, TextToImage
 from .config import RepainterConfig
 from .images import ImageStore
-from .nodes import LoopNodes
-from .routing import route_after_critique, route_after_select, route_start
+from .nodes import LoopNodes, RunContext
+from .routing import route_after_critique, route_after_score, route_start
 from .state import RepaintInput, RepaintOutput, RepaintState
 
-__all__ = ["NODES_PER_ROUND", "build_graph", "recursion_limit"]
+__all__ = ["NODES_PER_ROUND", "ROUND_CLOSING_NODE", "build_graph", "recursion_limit"]
 
-NODES_PER_ROUND = 6
-"""propose, generate, score, select, critique and revise: the most steps one round takes."""
+NODES_PER_ROUND = 5
+"""propose, generate, score, critique and revise: the most steps one round takes."""
+
+ROUND_CLOSING_NODE = "score"
+"""The node that closes a round: once its step is checkpointed, the round is in the results."""
 
 
 def recursion_limit(config: RepainterConfig) -> int:
@@ -46,24 +51,34 @@ def recursion_limit(config: RepainterConfig) -> int:
 
 
 def build_graph(
-    *, mllm: MLLM, t2i: TextToImage, scorer: Scorer, store: ImageStore, config: RepainterConfig
-) -> tuple[StateGraph, LoopNodes]:
+    *,
+    mllm: MLLM,
+    t2i: TextToImage,
+    scorer: Scorer,
+    store: ImageStore,
+    config: RepainterConfig,
+    history: BaseStore | None = None,
+) -> tuple[StateGraph[Any, Any, Any, Any], LoopNodes]:
     """Build the uncompiled loop graph and the nodes object it is closed over.
 
-    ``config`` is the base config; a run's ``overrides`` input refines it. Whether the
+    ``config`` is the base config. A run's settings travel as LangGraph runtime context
+    (:class:`~imagerepainter.nodes.RunContext`, validated once by ``Repainter``); a parent graph
+    that passes no context gets ``config`` refined by the input's ``overrides``. Whether the
     critique and revision are one call or two is a per-run setting, so both edges exist.
 
+    Each run's rounds, critiques and call log go to the LangGraph store the graph is compiled
+    with (``compile(store=...)``), or to ``history`` when it runs without one.
+
     Returns:
-        The ``StateGraph`` (compile it with your checkpointer) and the :class:`LoopNodes`.
+        The ``StateGraph`` (compile it with your checkpointer and store) and the :class:`LoopNodes`.
     """
-    nodes = LoopNodes(mllm=mllm, t2i=t2i, scorer=scorer, store=store, config=config)
-    graph = StateGraph(RepaintState, input_schema=RepaintInput, output_schema=RepaintOutput)
+    nodes = LoopNodes(mllm=mllm, t2i=t2i, scorer=scorer, store=store, config=config, history=history)
+    graph = StateGraph(RepaintState, context_schema=RunContext, input_schema=RepaintInput, output_schema=RepaintOutput)
     graph.add_node("start", nodes.start)
     graph.add_node("describe", nodes.describe)
     graph.add_node("propose", nodes.propose)
     graph.add_node("generate", nodes.generate)
     graph.add_node("score", nodes.score)
-    graph.add_node("select", nodes.select)
     graph.add_node("critique", nodes.critique)
     graph.add_node("revise", nodes.revise)
     graph.add_node("finish", nodes.finish)
@@ -73,14 +88,13 @@ def build_graph(
     graph.add_edge("describe", "propose")
     graph.add_edge("propose", "generate")
     graph.add_edge("generate", "score")
-    graph.add_edge("score", "select")
-    graph.add_conditional_edges("select", route_after_select, ["critique", "finish"])
+    graph.add_conditional_edges("score", route_after_score, ["critique", "finish"])
     graph.add_conditional_edges("critique", partial(_after_critique, nodes), ["propose", "revise", "finish"])
     graph.add_edge("revise", "propose")  # the cycle: a revised prompt starts the next round
     graph.add_edge("finish", END)
     return graph, nodes
 
 
-def _after_critique(nodes: LoopNodes, state: dict[str, Any]) -> str:
-    cfg = RepainterConfig.model_validate(state["config"]) if "config" in state else nodes.config
+def _after_critique(nodes: LoopNodes, state: dict[str, Any], runtime: Runtime[RunContext]) -> str:
+    cfg = nodes._config(state, runtime)  # type: ignore[arg-type]
     return route_after_critique(state, combined=cfg.combined_critique)

@@ -3,10 +3,12 @@
 * :func:`load_image` turns a path, PIL image or bytes into a normalised RGB image, or raises
   a typed :class:`~imagerepainter.errors.InvalidImageError` that says what is wrong. Odd but
   valid images (RGBA, palette, 16-bit, grayscale, CMYK, EXIF-rotated) are normalised.
-* :class:`ImageRef` is what the state holds: a content hash and a size, small enough for
-  any LangGraph checkpointer.
+* :class:`ImageRef` is what the state holds: a hash of the decoded pixels and a size, small
+  enough for any LangGraph checkpointer, and the same whatever Pillow or zlib encoded them.
 * An :class:`ImageStore` maps refs to pixels: :class:`MemoryImageStore` for notebooks,
-  :class:`DirectoryImageStore` for runs that must survive a crash.
+  :class:`DirectoryImageStore` for runs that must survive a crash. Both keep decoded images
+  in memory, so the loop never decodes what it just rendered.
+* :func:`to_data_url` encodes an image for a model request once, however many requests carry it.
 
 Example:
     >>> from PIL import Image
@@ -19,18 +21,23 @@ Example:
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import os
 import threading
 import warnings
+import weakref
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 from typing_extensions import TypedDict
 
-from .errors import ConfigurationError, ImageTooLargeError, InvalidImageError
+from ._files import atomic_write
+from .errors import ImageNotFoundError, ImageTooLargeError, InvalidImageError
 
 __all__ = [
     "DirectoryImageStore",
@@ -41,6 +48,7 @@ __all__ = [
     "encode_png",
     "image_sha256",
     "load_image",
+    "shrink",
     "to_data_url",
 ]
 
@@ -52,29 +60,95 @@ class ImageRef(TypedDict):
     """A reference to an image in an :class:`ImageStore`; plain data, safe in checkpoints."""
 
     sha256: str
-    """SHA-256 of the image's PNG encoding; the key in the store."""
+    """SHA-256 of the decoded pixels with their mode and size (:func:`image_sha256`); the key in the store."""
     width: int
     height: int
 
 
-def encode_png(image: Image.Image) -> bytes:
-    """Encode ``image`` as PNG bytes (deterministic for the same pixels)."""
+def image_sha256(image: Image.Image) -> str:
+    """The identity of ``image``: SHA-256 of its mode, size and raw pixels.
+
+    It depends on the pixels only, not on how a file encoded them, so the same picture has
+    the same identity under any Pillow or zlib build, and a file may be re-encoded freely.
+
+    Example:
+        >>> a, b = Image.new("RGB", (2, 2), "red"), Image.new("RGB", (2, 2), (255, 0, 0))
+        >>> image_sha256(a) == image_sha256(b) != image_sha256(a.convert("RGBA"))
+        True
+    """
+    digest = hashlib.sha256(f"{image.mode} {image.width}x{image.height}\n".encode("ascii"))
+    digest.update(image.tobytes())
+    return digest.hexdigest()
+
+
+def _ref(image: Image.Image) -> ImageRef:
+    return ImageRef(sha256=image_sha256(image), width=image.width, height=image.height)
+
+
+def shrink(image: Image.Image, max_side: int | None) -> Image.Image:
+    """``image`` itself if its longest side is at most ``max_side``, else a LANCZOS-shrunk copy.
+
+    The one downscaling rule of the package (images sent to models, thumbnails in reports).
+
+    Example:
+        >>> shrink(Image.new("RGB", (800, 400)), 200).size
+        (200, 100)
+    """
+    if max_side is None or max(image.size) <= max_side:
+        return image
+    small = image.copy()
+    small.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return small
+
+
+def encode_png(image: Image.Image, *, compress_level: int = 6) -> bytes:
+    """Encode ``image`` as PNG bytes (lossless at every level; 1 is about 4x faster than 6)."""
     buf = io.BytesIO()
-    image.save(buf, format="PNG", optimize=False)
+    image.save(buf, format="PNG", compress_level=compress_level)
     return buf.getvalue()
 
 
-def image_sha256(image: Image.Image) -> str:
-    """SHA-256 hex digest of the PNG encoding of ``image``."""
-    return hashlib.sha256(encode_png(image)).hexdigest()
+_DATA_URLS: dict[int, tuple[weakref.ref[Image.Image], str]] = {}
+_DATA_URLS_LOCK = threading.Lock()
+_ENCODING: dict[int, threading.Lock] = {}  # one lock per image being encoded: concurrent requests wait for it
 
 
 def to_data_url(image: Image.Image, *, max_side: int | None = None) -> str:
-    """Return ``image`` as a ``data:image/png;base64,...`` URL, shrunk so its longest side is ``max_side``."""
-    if max_side is not None and max(image.size) > max_side:
-        image = image.copy()
-        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-    return "data:image/png;base64," + base64.b64encode(encode_png(image)).decode("ascii")
+    """Return ``image`` as a ``data:image/png;base64,...`` URL, shrunk so its longest side is ``max_side``.
+
+    The encoding is computed once per image object and reused while the object lives, so a
+    reference sent with six concurrent requests is encoded once. Images are treated as
+    immutable: do not draw on an image after sending it.
+
+    Example:
+        >>> image = Image.new("RGB", (4, 4), "red")
+        >>> to_data_url(image) is to_data_url(image)
+        True
+    """
+    image = shrink(image, max_side)
+    key = id(image)
+    with _DATA_URLS_LOCK:
+        cached = _DATA_URLS.get(key)
+        if cached is not None and cached[0]() is image:
+            return cached[1]
+        lock = _ENCODING.setdefault(key, threading.Lock())
+    with lock:
+        with _DATA_URLS_LOCK:
+            cached = _DATA_URLS.get(key)
+        if cached is not None and cached[0]() is image:  # another request encoded it meanwhile
+            return cached[1]
+        url = "data:image/png;base64," + base64.b64encode(encode_png(image, compress_level=1)).decode("ascii")
+
+        def forget(_: object, key: int = key) -> None:
+            with _DATA_URLS_LOCK:
+                entry = _DATA_URLS.get(key)
+                if entry is not None and entry[0]() is None:
+                    del _DATA_URLS[key]
+
+        with _DATA_URLS_LOCK:
+            _DATA_URLS[key] = (weakref.ref(image, forget), url)
+            _ENCODING.pop(key, None)
+    return url
 
 
 def load_image(source: ImageInput, *, max_pixels: int = 40_000_000) -> Image.Image:
@@ -196,7 +270,11 @@ def _gray_to_8_bits(image: Image.Image) -> Image.Image:
 
 @runtime_checkable
 class ImageStore(Protocol):
-    """Where the loop keeps pixels; the state only holds :class:`ImageRef` s."""
+    """Where the loop keeps pixels; the state only holds :class:`ImageRef` s.
+
+    ``get`` returns an image the caller may modify (a copy), so a result's images cannot
+    corrupt the store.
+    """
 
     def put(self, image: Image.Image) -> ImageRef:
         """Store ``image`` (idempotent for the same pixels) and return its ref."""
@@ -208,64 +286,126 @@ class ImageStore(Protocol):
 
 
 class MemoryImageStore:
-    """Keeps PNG bytes in memory; the default for notebooks and tests. Thread-safe."""
+    """Keeps decoded images in memory; the default for notebooks and tests. Thread-safe.
+
+    Nothing is encoded: putting an image costs a copy and a hash of its pixels.
+    """
 
     def __init__(self) -> None:
-        self._data: dict[str, bytes] = {}
+        self._images: dict[str, Image.Image] = {}
         self._lock = threading.Lock()
 
     def put(self, image: Image.Image) -> ImageRef:
-        png = encode_png(image)
-        sha = hashlib.sha256(png).hexdigest()
+        ref = _ref(image)
         with self._lock:
-            self._data.setdefault(sha, png)
-        return ImageRef(sha256=sha, width=image.width, height=image.height)
+            if ref["sha256"] not in self._images:
+                self._images[ref["sha256"]] = image.copy()
+        return ref
 
     def get(self, ref: ImageRef) -> Image.Image:
-        try:
-            png = self._data[ref["sha256"]]
-        except KeyError:
-            raise ConfigurationError(
+        with self._lock:
+            image = self._images.get(ref["sha256"])
+        if image is None:
+            raise ImageNotFoundError(
                 f"Image {ref['sha256'][:12]} is not in this in-memory store. A run resumed in another "
                 "process needs a DirectoryImageStore (or a run folder) to find its images."
-            ) from None
-        image = Image.open(io.BytesIO(png))
-        image.load()
-        return image
+            )
+        return image.copy()
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self._images)
 
 
 class DirectoryImageStore:
     """Keeps each image as ``<folder>/<sha256>.png``; survives crashes and process restarts.
 
-    Files are written atomically (temporary file, then rename), so a crash never leaves
-    a half-written image behind.
+    :meth:`put` returns once the image is safely on disk, without making the loop wait for a
+    PNG encoder: it writes the raw pixels (``<sha256>.bmp``, atomically: a temporary file,
+    then a rename) and a background thread re-encodes them as PNG (atomically too) and removes
+    the raw file. Since an image's identity is its pixels, either file serves the same ref, so
+    a crash at any moment loses nothing. :meth:`compact` waits until every image is a PNG
+    (run folders call it when a run stops). Recently used images are also kept decoded in
+    memory (``cache_size`` of them), so the loop does not re-read what it just wrote.
     """
 
-    def __init__(self, folder: str | os.PathLike[str]) -> None:
+    RAW_SUFFIX = ".bmp"
+    """Raw pixel files waiting for their PNG (lossless, written at memory speed)."""
+
+    def __init__(self, folder: str | os.PathLike[str], *, cache_size: int = 64, compress_level: int = 6) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.compress_level = compress_level
+        self._cache: OrderedDict[str, Image.Image] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+        self._encoder: ThreadPoolExecutor | None = None
+        self._encoding: dict[str, Future[None]] = {}
 
     def path(self, ref: ImageRef) -> Path:
-        """The file holding ``ref``."""
+        """The PNG file of ``ref`` (present once :meth:`compact` has run, or its background encoding ended)."""
         return self.folder / f"{ref['sha256']}.png"
 
+    def _raw_path(self, sha: str) -> Path:
+        return self.folder / f"{sha}{self.RAW_SUFFIX}"
+
+    def _remember(self, sha: str, image: Image.Image) -> None:
+        with self._lock:
+            self._cache[sha] = image
+            self._cache.move_to_end(sha)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+
     def put(self, image: Image.Image) -> ImageRef:
-        png = encode_png(image)
-        ref = ImageRef(sha256=hashlib.sha256(png).hexdigest(), width=image.width, height=image.height)
-        target = self.path(ref)
-        if not target.exists():
-            tmp = target.with_suffix(f".{threading.get_ident()}.tmp")
-            tmp.write_bytes(png)
-            os.replace(tmp, target)
+        ref = _ref(image)
+        sha = ref["sha256"]
+        if not self.path(ref).exists() and not self._raw_path(sha).exists():
+            if image.mode in ("RGB", "L"):  # BMP holds these losslessly
+                buf = io.BytesIO()
+                image.save(buf, format="BMP")
+                atomic_write(self._raw_path(sha), buf.getvalue())
+                self._encode_later(sha, image.copy())
+            else:
+                atomic_write(self.path(ref), encode_png(image, compress_level=self.compress_level))
+        self._remember(sha, image.copy())
         return ref
 
+    def _encode_later(self, sha: str, image: Image.Image) -> None:
+        with self._lock:
+            if self._encoder is None:
+                self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imagerepainter-png")
+            self._encoding = {k: f for k, f in self._encoding.items() if not f.done()}
+            self._encoding[sha] = self._encoder.submit(self._to_png, sha, image)
+
+    def _to_png(self, sha: str, image: Image.Image | None = None) -> None:
+        raw = self._raw_path(sha)
+        if image is None:
+            image = Image.open(raw)
+            image.load()
+        atomic_write(self.folder / f"{sha}.png", encode_png(image, compress_level=self.compress_level))
+        with contextlib.suppress(FileNotFoundError):
+            raw.unlink()
+
+    def compact(self) -> None:
+        """Wait for the background PNG encodings, and encode any raw file a stopped process left."""
+        with self._lock:
+            pending = list(self._encoding.values())
+            self._encoding.clear()
+        for future in pending:
+            future.result()
+        for raw in sorted(self.folder.glob(f"*{self.RAW_SUFFIX}")):
+            with contextlib.suppress(FileNotFoundError):  # encoded meanwhile by a put's background job
+                self._to_png(raw.stem)
+
     def get(self, ref: ImageRef) -> Image.Image:
-        target = self.path(ref)
-        if not target.exists():
-            raise ConfigurationError(f"Image {ref['sha256'][:12]} is missing from {str(self.folder)!r}.")
-        image = Image.open(target)
-        image.load()
-        return image
+        sha = ref["sha256"]
+        with self._lock:
+            cached = self._cache.get(sha)
+        if cached is not None:
+            return cached.copy()
+        for target in (self.path(ref), self._raw_path(sha)):
+            with contextlib.suppress(FileNotFoundError):  # the raw file may be replaced by its PNG meanwhile
+                image = Image.open(target)
+                image.load()
+                self._remember(sha, image)
+                return image.copy()
+        raise ImageNotFoundError(f"Image {sha[:12]} is missing from {str(self.folder)!r}.")

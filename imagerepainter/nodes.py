@@ -13,29 +13,37 @@ per round and per node, so ``Repainter.stream`` works the same way inside a pare
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import math
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from langgraph.runtime import Runtime
+from langgraph.store.base import BaseStore
+from langgraph.store.memory import InMemoryStore
 from PIL import Image
 from pydantic import BaseModel
 
 from . import prompts, schemas
-from .backends.base import MLLM, GenerationRequest, MLLMMessage, Scorer, TextToImage
+from .backends.base import MLLM, GeneratedImage, GenerationRequest, MLLMMessage, Scorer, TextToImage, batches
 from .config import RepainterConfig
-from .convergence import Progress, decide_stop, mllm_calls_per_round
+from .convergence import Progress, decide_stop, mllm_calls_per_round, round_size, stop_after_critique
 from .errors import BackendError, GenerationError, MLLMError, RepainterError
-from .images import ImageStore
+from .history import RunHistory
+from .images import ImageRef, ImageStore, shrink
 from .routing import seed_for
-from .selection import best_index, best_overall, better
+from .selection import best_index, better
 from .state import CallRecord, CandidateRecord, CritiqueRecord, RepaintState, RoundRecord, Usage
 from .understanding import UnderstandingTree, assemble_prompt
 
-__all__ = ["LoopNodes"]
+__all__ = ["LoopNodes", "RunContext"]
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
 
@@ -44,6 +52,19 @@ _DETAILS: dict[str, type[BaseModel]] = {
     "animal": schemas.AnimalDetails,
     "object": schemas.ThingDetails,
 }
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a run's nodes share besides the state (LangGraph runtime context).
+
+    ``Repainter`` validates the run's settings once, where the run is prepared, and passes
+    them here; the dumped copy in the state (``state["config"]``) exists only so a resume in a
+    new process can rebuild this context.
+    """
+
+    config: RepainterConfig
+    """The run's effective settings."""
 
 
 def _emit(event: dict[str, Any]) -> None:
@@ -71,16 +92,26 @@ def backend_errors(error: type[BackendError], what: str, backend: str) -> Iterat
         raise error(f"{what}: {type(exc).__name__}: {exc}", backend=backend) from exc
 
 
+@dataclass(frozen=True)
+class _Step:
+    """What a node needs besides the state: the run's settings and its history."""
+
+    config: RepainterConfig
+    history: RunHistory
+
+
 def _timed(name: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[..., dict[str, Any]]]:
-    """Add the node's wall time to ``timings`` and announce the node on the custom stream."""
+    """Give the node its settings and history; add its wall time to ``timings``; announce it."""
 
     def wrap(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
-        def node(self: LoopNodes, state: RepaintState) -> dict[str, Any]:
+        def node(self: LoopNodes, state: RepaintState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             start = time.perf_counter()
-            update = fn(self, state)
+            run_id = state.get("run_id") or uuid.uuid4().hex  # fixed by start, the first node
+            step = _Step(self._config(state, runtime), RunHistory(self._history_store(runtime), run_id))
+            update = fn(self, state, step)
             seconds = time.perf_counter() - start
             update["timings"] = {name: seconds}
-            _emit({"event": "node", "node": name, "round": len(state.get("rounds", [])) + 1, "seconds": seconds})
+            _emit({"event": "node", "node": name, "round": state.get("round", 0) + 1, "seconds": seconds})
             return update
 
         node.__name__ = node.__qualname__ = name
@@ -88,6 +119,20 @@ def _timed(name: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[...,
         return node
 
     return wrap
+
+
+def _dump(cfg: RepainterConfig) -> dict[str, Any]:
+    return cfg.model_dump(mode="json")
+
+
+@functools.lru_cache(maxsize=64)
+def _config_from_json(text: str) -> RepainterConfig:
+    return RepainterConfig.model_validate_json(text)
+
+
+def config_from_state(dumped: dict[str, Any]) -> RepainterConfig:
+    """The settings a state recorded (``state["config"]``), parsed once per distinct value in a process."""
+    return _config_from_json(json.dumps(dumped, sort_keys=True))
 
 
 _Job = tuple[type[BaseModel], str, Sequence[Image.Image], dict[str, Any]]
@@ -134,9 +179,10 @@ class _Calls:
             )
         return reply.value
 
-    def update(self) -> dict[str, Any]:
-        """The usage and call log to merge into the state."""
-        return {"usage": self.usage, "calls": self.log}
+    def record(self, history: RunHistory) -> dict[str, Any]:
+        """Write the call log to the run's history; return the usage to merge into the state."""
+        history.put_calls(self.node, self.round_index, self.log)
+        return {"usage": self.usage}
 
     def ask_many(self, jobs: Sequence[_Job]) -> list[Any]:
         """Ask independent questions concurrently; results in the order of ``jobs``."""
@@ -155,23 +201,49 @@ class LoopNodes:
         scorer: Scorer,
         store: ImageStore,
         config: RepainterConfig,
+        history: BaseStore | None = None,
     ) -> None:
         self.mllm, self.t2i, self.scorer, self.store, self.config = mllm, t2i, scorer, store, config
+        self.history = history if history is not None else InMemoryStore()
+        """Where run histories go when the graph runs without a LangGraph store of its own."""
         self._pool = ThreadPoolExecutor(max_workers=config.max_concurrency, thread_name_prefix="imagerepainter")
         self._prepared: OrderedDict[str, Future[Any]] = OrderedDict()
         self._prepared_lock = threading.Lock()
+        self._views: OrderedDict[tuple[str, int], Image.Image] = OrderedDict()
+        self._views_lock = threading.Lock()
 
     # ------------------------------------------------------------------ helpers
 
-    def _config(self, state: RepaintState) -> RepainterConfig:
-        return RepainterConfig.model_validate(state["config"]) if "config" in state else self.config
+    def _config(self, state: RepaintState, runtime: Runtime[RunContext] | None) -> RepainterConfig:
+        """The run's settings: from the runtime context (``Repainter`` validated them once). In a
+        parent graph that passes no context: the recorded ``state["config"]``, or before it is
+        recorded, the base settings refined by the input's ``overrides``."""
+        context = getattr(runtime, "context", None)
+        if isinstance(context, RunContext):
+            return context.config
+        if "config" in state:
+            return config_from_state(state["config"])
+        return self.config.with_overrides(**(state.get("overrides") or {}))
 
-    def _image(self, ref: Any, max_side: int | None = None) -> Image.Image:
-        image = self.store.get(ref)
-        if max_side is not None and max(image.size) > max_side:
-            image = image.copy()
-            image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-        return image
+    def _history_store(self, runtime: Runtime[RunContext] | None) -> BaseStore:
+        store = getattr(runtime, "store", None)
+        return store if isinstance(store, BaseStore) else self.history
+
+    def _mllm_view(self, ref: ImageRef, max_side: int) -> Image.Image:
+        """The image as sent to the model, the same object for the same (image, size): its
+        encoding for a request is then computed once (:func:`~imagerepainter.images.to_data_url`)."""
+        key = (ref["sha256"], max_side)
+        with self._views_lock:
+            view = self._views.get(key)
+            if view is not None:
+                self._views.move_to_end(key)
+                return view
+        view = shrink(self.store.get(ref), max_side)
+        with self._views_lock:
+            view = self._views.setdefault(key, view)
+            while len(self._views) > 16:
+                self._views.popitem(last=False)
+        return view
 
     def prepared_reference(self, ref: Any) -> Future[Any]:
         """The scorer's prepared reference, computed once per reference (in the background)."""
@@ -188,11 +260,20 @@ class LoopNodes:
     # ------------------------------------------------------------------ nodes
 
     @_timed("start")
-    def start(self, state: RepaintState) -> dict[str, Any]:
-        """Fix this run's effective config; start from a given prompt when there is one."""
-        cfg = self.config.with_overrides(**(state.get("overrides") or {}))
-        update: dict[str, Any] = {"config": cfg.model_dump(mode="json"), "round_prompts": [], "pending": []}
-        if state.get("prompt"):
+    def start(self, state: RepaintState, step: _Step) -> dict[str, Any]:
+        """Fix the run's id and record its settings (for a resume in a new process); start from a given prompt."""
+        update: dict[str, Any] = {
+            "run_id": step.history.run_id,
+            "config": _dump(step.config),
+            "round": 0,
+            "round_prompts": [],
+            "pending": [],
+            "best": None,
+            "round_best": None,
+            "best_scores": [],
+        }
+        if state.get("prompt"):  # a given prompt, perhaps with the tree it came from (Repainter.describe)
+            step.history.put_understanding(state.get("understanding"))
             update |= {"initial_prompt": state["prompt"], "understanding": None}
         # Load the scorer's models before any paid call, so a missing model fails first; embedding
         # the reference then overlaps with the description calls that follow.
@@ -204,11 +285,21 @@ class LoopNodes:
         return update
 
     @_timed("describe")
-    def describe(self, state: RepaintState) -> dict[str, Any]:
+    def describe(self, state: RepaintState, step: _Step) -> dict[str, Any]:
         """Build the Image Understanding Tree (independent calls concurrently), then the first prompt."""
-        cfg = self._config(state)
+        cfg = step.config
         calls = _Calls(self.mllm, self._pool, "describe", 0)
-        ref = (self._image(state["reference"], cfg.mllm_image_max_side),)
+        tree, prompt = self.understand(self._mllm_view(state["reference"], cfg.mllm_image_max_side), cfg, calls)
+        step.history.put_understanding(dict(tree))
+        return {"prompt": prompt, "initial_prompt": prompt, **calls.record(step.history)}
+
+    def understand(self, reference: Image.Image, cfg: RepainterConfig, calls: _Calls) -> tuple[UnderstandingTree, str]:
+        """The Image Understanding stage: the tree of ``reference`` and the prompt rewritten from it.
+
+        Level 1 (global description, global features, object list) and level 2 (one detail call
+        per object, and the relations) each run concurrently; the rewrite is the third level.
+        """
+        ref = (shrink(reference, cfg.mllm_image_max_side),)  # one object: encoded once for every request
         jobs: list[_Job] = [
             (schemas.GlobalDescription, prompts.GLOBAL_DESCRIPTION, ref, {"kind": "global_description"}),
             (schemas.GlobalFeatures, prompts.GLOBAL_FEATURES, ref, {"kind": "global_features"}),
@@ -250,14 +341,15 @@ class LoopNodes:
         task = {"kind": "rewrite", "description": assembled, "style": cfg.prompt_style}
         prompt = calls.ask(schemas.PromptRewrite, rewrite, (), task).prompt.strip()
         _emit({"event": "described", "prompt": prompt, "objects": [o.name for o in objects]})
-        return {"understanding": dict(tree), "prompt": prompt, "initial_prompt": prompt, **calls.update()}
+        return tree, prompt
 
     @_timed("propose")
-    def propose(self, state: RepaintState) -> dict[str, Any]:
+    def propose(self, state: RepaintState, step: _Step) -> dict[str, Any]:
         """Choose the round's K candidate prompts: the current prompt and/or its variants."""
-        cfg = self._config(state)
-        round_index = len(state.get("rounds", [])) + 1
-        include, wanted = cfg.candidates_in_round(round_index)
+        cfg = step.config
+        round_index = state.get("round", 0) + 1
+        size = round_size(cfg, state.get("best_scores", []), higher_is_better=self.scorer.higher_is_better)
+        include, wanted = cfg.candidates_in_round(round_index, size)
         prompt = state["prompt"] or ""
         variants = [v.strip() for v in state.get("round_prompts") or [] if v and v.strip()][:wanted]
         calls = _Calls(self.mllm, self._pool, "propose", round_index)
@@ -269,30 +361,20 @@ class LoopNodes:
             variants += [v.strip() for v in answer.prompts if v and v.strip()][:missing]
         while len(variants) < wanted:  # a model that returned too few: render the prompt again, new seed
             variants.append(prompt)
-        return {"round_prompts": ([prompt] if include else []) + variants, **calls.update()}
+        return {"round_prompts": ([prompt] if include else []) + variants, **calls.record(step.history)}
 
     @_timed("generate")
-    def generate(self, state: RepaintState) -> dict[str, Any]:
+    def generate(self, state: RepaintState, step: _Step) -> dict[str, Any]:
         """Render every candidate, batched as far as the backend allows, each with a recorded seed."""
-        cfg = self._config(state)
-        round_index = len(state.get("rounds", [])) + 1
-        gen = cfg.generation
+        cfg = step.config
+        round_index = state.get("round", 0) + 1
+        settings = cfg.generation
         requests = [
-            GenerationRequest(
-                prompt=p,
-                negative_prompt=gen.negative_prompt,
-                seed=seed_for(cfg.seed, round_index, i, vary=cfg.vary_seed),
-                height=gen.height,
-                width=gen.width,
-                num_inference_steps=gen.num_inference_steps,
-                guidance_scale=gen.guidance_scale,
-            )
-            for i, p in enumerate(state["round_prompts"])
+            GenerationRequest.of(prompt, seed=seed_for(cfg.seed, round_index, i, vary=cfg.vary_seed), settings=settings)
+            for i, prompt in enumerate(state["round_prompts"])
         ]
-        size = max(1, self.t2i.capabilities.max_batch_size)
-        outputs = []
-        for start in range(0, len(requests), size):
-            batch = requests[start : start + size]
+        outputs: list[GeneratedImage] = []
+        for batch in batches(requests, self.t2i.capabilities.max_batch_size):  # the loop owns batching
             with backend_errors(GenerationError, f"{self.t2i.name} failed", self.t2i.name):
                 images = self.t2i.generate(batch)
             if len(images) != len(batch):
@@ -301,26 +383,43 @@ class LoopNodes:
                 )
             outputs.extend(images)
             _emit({"event": "generated", "round": round_index, "done": len(outputs), "total": len(requests)})
+        refs = [self.store.put(out.image) for out in outputs]
         pending: list[CandidateRecord] = [
             CandidateRecord(
-                index=i, prompt=r.prompt, seed=r.seed, image=self.store.put(out.image), blocked=out.blocked, score=None
+                round=round_index,
+                index=i,
+                prompt=r.prompt,
+                seed=r.seed,
+                image=ref,
+                blocked=out.blocked,
+                score=None,
+                scores={},
             )
-            for i, (r, out) in enumerate(zip(requests, outputs, strict=True))
+            for i, (r, out, ref) in enumerate(zip(requests, outputs, refs, strict=True))
         ]
         blocked = sum(c["blocked"] for c in pending)
         return {"pending": pending, "usage": {"images": len(pending), "blocked_images": blocked}}
 
     @_timed("score")
-    def score(self, state: RepaintState) -> dict[str, Any]:
-        """Score the round's unblocked candidates in one batch against the prepared reference."""
+    def score(self, state: RepaintState, step: _Step) -> dict[str, Any]:
+        """Score the round's unblocked candidates in one batch against the prepared reference, then
+        close the round: its best, the best so far, and whether to stop (pure policy)."""
         what = f"The scorer {self.scorer.name} could not prepare the reference"
         with backend_errors(BackendError, what, self.scorer.name):
             prepared = self.prepared_reference(state["reference"]).result()
         pending = [CandidateRecord(**c) for c in state["pending"]]
         live = [c for c in pending if not c["blocked"]]
         if live:
+            components: dict[str, list[float]] = {}
             with backend_errors(BackendError, f"The scorer {self.scorer.name} failed", self.scorer.name):
-                scores = self.scorer.score(prepared, [self.store.get(c["image"]) for c in live])
+                images = [self.store.get(c["image"]) for c in live]
+                score_components = getattr(self.scorer, "score_components", None)
+                combine = getattr(self.scorer, "combine", None)
+                if callable(score_components) and callable(combine):  # a composite: keep its parts too
+                    components = dict(score_components(prepared, images))
+                    scores = combine(components)
+                else:
+                    scores = self.scorer.score(prepared, images)
             if len(scores) != len(live):
                 raise BackendError(
                     f"The scorer {self.scorer.name} returned {len(scores)} scores for {len(live)} images.",
@@ -333,71 +432,71 @@ class LoopNodes:
                     "cannot be ranked. Check the scorer (e.g. an all-black image gives a zero embedding).",
                     backend=self.scorer.name,
                 )
-            for c, v in zip(live, values, strict=True):
+            for i, (c, v) in enumerate(zip(live, values, strict=True)):
                 c["score"] = v
-        return {"pending": pending}
+                c["scores"] = {name: float(part[i]) for name, part in components.items()}
+        return self._close_round(state, step, pending)
 
-    @_timed("select")
-    def select(self, state: RepaintState) -> dict[str, Any]:
-        """Close the round: its best, the best so far, and whether to stop (pure policy)."""
-        cfg = self._config(state)
+    def _close_round(self, state: RepaintState, step: _Step, pending: list[CandidateRecord]) -> dict[str, Any]:
+        """Record the scored round in the history; keep its best and the best so far; decide whether to stop."""
+        cfg = step.config
         hib = self.scorer.higher_is_better
-        rounds = state.get("rounds", [])
-        pending = state["pending"]
+        index = state.get("round", 0) + 1
         round_best = best_index([c["score"] for c in pending], higher_is_better=hib)
-        previous = rounds[-1]["best_score_so_far"] if rounds else None
-        best_so_far = previous
+        best = state.get("best")
         if round_best is not None:
             s = pending[round_best]["score"]
             assert s is not None
-            if previous is None or better(s, previous, higher_is_better=hib):
-                best_so_far = s
-        record = RoundRecord(
-            index=len(rounds) + 1,
-            prompt=state["prompt"] or "",
-            candidates=list(pending),  # type: ignore[arg-type]
-            best_index=round_best,
-            best_score_so_far=best_so_far,
+            if best is None or best["score"] is None or better(s, best["score"], higher_is_better=hib):
+                best = pending[round_best]
+        best_so_far = None if best is None else best["score"]
+        step.history.put_round(
+            RoundRecord(
+                index=index,
+                prompt=state["prompt"] or "",
+                candidates=list(pending),
+                best_index=round_best,
+                best_score_so_far=best_so_far,
+            )
         )
+        best_scores = [*state.get("best_scores", []), best_so_far]
         usage = state.get("usage", {})
         progress = Progress(
-            best_scores=[r["best_score_so_far"] for r in rounds] + [best_so_far],
+            best_scores=best_scores,
             images_used=int(usage.get("images", 0)),
             mllm_calls_used=int(usage.get("mllm_calls", 0)),
             seconds_used=sum(state.get("timings", {}).values()),
-            images_per_round=cfg.variants,
+            images_per_round=round_size(cfg, best_scores, higher_is_better=hib),
             mllm_calls_per_round=mllm_calls_per_round(cfg),
         )
         reason = decide_stop(progress, cfg, higher_is_better=hib)
         _emit(
             {
                 "event": "round",
-                "round": record["index"],
+                "round": index,
                 "scores": [c["score"] for c in pending],
                 "round_best": round_best,
                 "best_score": best_so_far,
                 "stop_reason": reason,
             }
         )
-        return {"rounds": [record], "pending": [], "round_prompts": [], "stop_reason": reason}
+        return {
+            "round": index,
+            "best": best,
+            "round_best": None if round_best is None else {"round": index, "index": round_best},
+            "best_scores": best_scores,
+            "pending": [],
+            "round_prompts": [],
+            "stop_reason": reason,
+        }
 
-    def _critique_target(self, state: RepaintState, cfg: RepainterConfig) -> tuple[RoundRecord, CandidateRecord] | None:
-        rounds = state["rounds"]
-        hib = self.scorer.higher_is_better
-        if cfg.critique_history:  # critique the best image so far: a worse round is not built upon
-            pool = [(r, r["candidates"][r["best_index"]]) for r in rounds if r["best_index"] is not None]
-        else:  # the paper: the last round's best
-            last = rounds[-1]
-            pool = [(last, last["candidates"][last["best_index"]])] if last["best_index"] is not None else []
-        best = best_index([c["score"] for _, c in pool], higher_is_better=hib)
-        return pool[best] if best is not None else None
-
-    def _history(self, state: RepaintState, critiqued_round: int) -> list[dict[str, Any]]:
-        """Every round but the one whose image is critiqued now (its prompt is the request's), as task data."""
+    def _history(self, state: RepaintState, history: RunHistory, critiqued: CandidateRecord) -> list[dict[str, Any]]:
+        """Every closed round but the one whose image is critiqued now (its prompt is the request's), as task data."""
+        past = history.read(rounds=state.get("round", 0))
+        critiques = {c["round"]: c for c in past.critiques}
         rounds = []
-        critiques = {c["round"]: c for c in state.get("critiques", [])}
-        for r in state["rounds"]:
-            if r["index"] == critiqued_round:
+        for r in past.rounds:
+            if r["index"] == critiqued["round"]:
                 continue
             best = r["candidates"][r["best_index"]] if r["best_index"] is not None else None
             crit = critiques.get(r["index"])
@@ -407,7 +506,7 @@ class LoopNodes:
                     "prompt": r["prompt"],
                     "score": None if best is None else best["score"],
                     "best_prompt": None if best is None else best["prompt"],
-                    "edits": list(crit["critique"].get("edits", [])) if crit else None,
+                    "edits": list(crit["edits"]) if crit else None,
                 }
             )
         return rounds
@@ -426,77 +525,86 @@ class LoopNodes:
         ]
         return prompts.HISTORY.format(rounds="\n".join(lines)) if lines else ""
 
+    def _round_best(self, state: RepaintState, step: _Step) -> CandidateRecord | None:
+        """The best candidate of the last closed round (its record is in the history)."""
+        pointer = state.get("round_best")
+        record = step.history.get_round(pointer["round"]) if pointer else None
+        return None if pointer is None or record is None else record["candidates"][pointer["index"]]
+
     @_timed("critique")
-    def critique(self, state: RepaintState) -> dict[str, Any]:
+    def critique(self, state: RepaintState, step: _Step) -> dict[str, Any]:
         """Compare the reference with the best image; with ``combined_critique`` also revise and vary."""
-        cfg = self._config(state)
-        round_index = len(state["rounds"])
+        cfg = step.config
+        round_index = state.get("round", 0)
         calls = _Calls(self.mllm, self._pool, "critique", round_index)
-        target = self._critique_target(state, cfg)
-        if target is None:  # every candidate blocked: nothing to look at, rephrase and try again
+        # with history, the best image so far (a worse round is not built upon); else the paper's last round's best
+        cand = state.get("best") if cfg.critique_history else self._round_best(state, step)
+        if cand is None:  # every candidate blocked: nothing to look at, rephrase and try again
             return {"round_prompts": []}
-        rnd, cand = target
         images = (
-            self._image(state["reference"], cfg.mllm_image_max_side),
-            self._image(cand["image"], cfg.mllm_image_max_side),
+            self._mllm_view(state["reference"], cfg.mllm_image_max_side),
+            self._mllm_view(cand["image"], cfg.mllm_image_max_side),
         )
-        past = self._history(state, rnd["index"]) if cfg.critique_history else []
+        past = self._history(state, step.history, cand) if cfg.critique_history else []
         history = self._history_text(past)
         style = prompts.STYLE_HINTS[cfg.prompt_style]
         task: dict[str, Any] = {"prompt": cand["prompt"], "style": cfg.prompt_style, "history": past}
         update: dict[str, Any] = {"prompt": cand["prompt"]}
         if cfg.combined_critique:
-            _, wanted = cfg.candidates_in_round(round_index + 1)
+            size = round_size(cfg, state.get("best_scores", []), higher_is_better=self.scorer.higher_is_better)
+            _, wanted = cfg.candidates_in_round(round_index + 1, size)
             text = prompts.CRITIQUE_AND_REVISE.format(prompt=cand["prompt"], count=wanted, style=style, history=history)
             task |= {"kind": "critique_and_revise", "count": wanted}
             combined = calls.ask(schemas.CritiqueAndRevision, text, images, task)
-            critique = schemas.Critique.model_validate(combined.model_dump()).model_dump()
-            revised = combined.revised_prompt.strip() or cand["prompt"]
+            critique = schemas.Critique.model_validate(combined.model_dump())
+            revised: str | None = combined.revised_prompt.strip() or cand["prompt"]
             update |= {"prompt": revised, "round_prompts": list(combined.variants)}
         else:
             text = prompts.CRITIQUE.format(prompt=cand["prompt"], history=history)
             task |= {"kind": "critique"}
-            critique, revised = calls.ask(schemas.Critique, text, images, task).model_dump(), None
+            critique, revised = calls.ask(schemas.Critique, text, images, task), None
         record = CritiqueRecord(
             round=round_index,
-            critiqued_round=rnd["index"],
+            critiqued_round=cand["round"],
             candidate=cand["index"],
-            critique=critique,
+            style=critique.style,
+            composition=critique.composition,
+            content=critique.content,
+            edits=list(critique.edits),
+            is_match=critique.is_match,
             revised_prompt=revised,
         )
-        update |= {"critiques": [record], "judged_match": bool(critique.get("is_match")), **calls.update()}
-        if cfg.stop_on_match and critique.get("is_match"):
-            update["stop_reason"] = "judged_match"
-        _emit({"event": "critique", "round": round_index, "of_round": rnd["index"], "edits": critique.get("edits", [])})
+        step.history.put_critique(record)
+        update |= calls.record(step.history)
+        stop = stop_after_critique(critique.is_match, cfg)
+        if stop is not None:
+            update["stop_reason"] = stop
+        _emit({"event": "critique", "round": round_index, "of_round": cand["round"], "edits": list(critique.edits)})
         return update
 
     @_timed("revise")
-    def revise(self, state: RepaintState) -> dict[str, Any]:
+    def revise(self, state: RepaintState, step: _Step) -> dict[str, Any]:
         """Apply the critique's edits to the prompt in a separate text-only call (paper preset)."""
-        cfg = self._config(state)
-        calls = _Calls(self.mllm, self._pool, "revise", len(state["rounds"]))
-        last = state["critiques"][-1] if state.get("critiques") else None
-        if last is None or last["round"] != len(state["rounds"]):
+        cfg = step.config
+        calls = _Calls(self.mllm, self._pool, "revise", state.get("round", 0))
+        last = step.history.get_critique(state.get("round", 0))
+        if last is None:
             return {}
-        crit = last["critique"]
-        edits = "; ".join(crit.get("edits") or []) or "; ".join(
-            str(crit.get(k, "")) for k in ("style", "composition", "content")
-        )
-        edit_list = list(crit.get("edits") or []) or [str(crit.get(k, "")) for k in ("style", "composition", "content")]
+        edits = "; ".join(last["edits"]) or "; ".join(last[k] for k in ("style", "composition", "content"))
+        edit_list = list(last["edits"]) or [last[k] for k in ("style", "composition", "content")]
         text = prompts.REVISE.format(prompt=state["prompt"], edits=edits, style=prompts.STYLE_HINTS[cfg.prompt_style])
         task = {"kind": "revise", "prompt": state["prompt"], "edits": edit_list, "style": cfg.prompt_style}
         revised = calls.ask(schemas.RevisedPrompt, text, (), task).prompt.strip() or state["prompt"]
         record = CritiqueRecord(**(last | {"revised_prompt": revised}))
-        return {"prompt": revised, "critiques": [record], **calls.update()}
+        step.history.put_critique(record)
+        return {"prompt": revised, **calls.record(step.history)}
 
     @_timed("finish")
-    def finish(self, state: RepaintState) -> dict[str, Any]:
-        """Pick the best candidate over all rounds (the result), never just the last round's."""
-        best = best_overall(state.get("rounds", []), higher_is_better=self.scorer.higher_is_better)
+    def finish(self, state: RepaintState, step: _Step) -> dict[str, Any]:
+        """End the run. Its result is the best candidate over all rounds (kept by ``select``), never
+        just the last round's."""
         _emit({"event": "finished", "stop_reason": state.get("stop_reason")})
-        if best is None:
-            return {"best": None, "best_round": None}
-        return {"best": best[1], "best_round": best[0]}
+        return {"finished": True}
 
     def close(self) -> None:
         """Release the worker threads."""

@@ -27,17 +27,23 @@ from .backends.base import MLLM, Scorer, TextToImage, check_generation_settings
 from .backends.registry import resolve_mllm, resolve_scorer, resolve_t2i
 from .config import RepainterConfig
 from .convergence import check_budgets
-from .errors import BackendError, CapabilityError, ConfigurationError, IncompleteRunError
+from .errors import BackendError, CapabilityError, ConfigurationError, IncompleteRunError, ThreadInUseError
 from .graph import build_graph, recursion_limit
+from .history import History, RunHistory
 from .images import ImageInput, ImageStore, MemoryImageStore, load_image
+from .nodes import RunContext, backend_errors, config_from_state
 from .prompts import PROMPT_VERSION
-from .results import RepaintResult
+from .results import Description, RepaintResult
 from .state import run_finished
 
 if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig
 
 __all__ = ["RepaintEvent", "Repainter", "ThreadStatus"]
+
+_PER_REPAINTER = ("preset",)
+_MAX_ROUNDS = RepainterConfig.model_fields["max_rounds"].metadata[-1].le
+"""Settings chosen when a Repainter is built, not per run."""
 
 ThreadStatus = Literal["not_started", "interrupted", "finished"]
 """Where a run's thread stands; see :meth:`Repainter.status`."""
@@ -58,6 +64,17 @@ class RepaintEvent:
     round: int | None = None
     data: dict[str, Any] = field(default_factory=dict)
     result: RepaintResult | None = None
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A run ready to stream: the graph input (``None`` to resume), LangGraph's run config, the context."""
+
+    graph_input: dict[str, Any] | None
+    run_config: RunnableConfig
+    context: RunContext | None
+    """``None`` when resuming a run whose settings are still only in its pending input: the nodes
+    then read them from the state once the input is applied."""
 
 
 def _describe_backend(backend: Any) -> dict[str, Any]:
@@ -87,6 +104,10 @@ class Repainter:
         checkpointer: Any LangGraph checkpointer, passed through. Default: an in-memory one,
             so a failed run can be resumed in this process without redoing finished work
             (finished runs are dropped from it; pass your own to keep them).
+        history: A LangGraph store (``BaseStore``) for each run's rounds, critiques and call
+            log, written once per record outside the checkpoints (:mod:`imagerepainter.history`).
+            Default: an in-memory one; pass a persistent one (e.g. ``SqliteStore``) with a
+            persistent checkpointer to resume or read runs in another process.
         name: The compiled graph's name (the node name when used as a subgraph).
         durability: LangGraph's durability mode for checkpoints: ``"async"`` (LangGraph's
             default: a step's checkpoint is saved while the next step runs), ``"sync"`` (saved
@@ -106,6 +127,7 @@ class Repainter:
         config: RepainterConfig | None = None,
         store: ImageStore | None = None,
         checkpointer: Any = None,
+        history: Any = None,
         name: str = "imagerepainter",
         durability: Literal["sync", "async", "exit"] | None = None,
         **settings: Any,
@@ -128,10 +150,16 @@ class Repainter:
         self.durability = durability
         self._lock = threading.Lock()
         self._active: set[str] = set()  # threads running now
+        self._owns_history = history is None
+        if history is None:
+            from langgraph.store.memory import InMemoryStore
+
+            history = InMemoryStore()
+        self.history = history
         self._builder, self._nodes = build_graph(
-            mllm=self.mllm, t2i=self.t2i, scorer=self.scorer, store=self.store, config=self.config
+            mllm=self.mllm, t2i=self.t2i, scorer=self.scorer, store=self.store, config=self.config, history=history
         )
-        self._graph = self._builder.compile(checkpointer=checkpointer, name=name)
+        self._graph: Any = self._builder.compile(checkpointer=checkpointer, store=history, name=name)
 
     def _check_capabilities(self) -> None:
         caps = self.mllm.capabilities
@@ -176,8 +204,9 @@ class Repainter:
         thread_id = thread_id or uuid.uuid4().hex
         with self._lock:
             if thread_id in self._active:
-                raise ConfigurationError(
-                    f"Thread {thread_id!r} is running now in this Repainter; wait for it, or pass another thread_id."
+                raise ThreadInUseError(
+                    f"Thread {thread_id!r} is running now in this Repainter; wait for it, or pass another thread_id.",
+                    thread_id=thread_id,
                 )
             self._active.add(thread_id)
         try:
@@ -186,37 +215,112 @@ class Repainter:
             with self._lock:
                 self._active.discard(thread_id)
 
+    def config_for(self, **overrides: Any) -> RepainterConfig:
+        """The settings a run with ``overrides`` uses: this Repainter's, refined and validated once.
+
+        Raises:
+            ConfigurationError: an override is unknown or invalid, or names a setting chosen
+                when the Repainter is built (``preset``: build ``Repainter(preset=...)``).
+        """
+        fixed = [k for k in overrides if k in _PER_REPAINTER]
+        if fixed:
+            raise ConfigurationError(
+                f"{fixed[0]!r} is chosen when the Repainter is built, not per run: use Repainter({fixed[0]}=...) "
+                "(or RepainterConfig.from_preset(...)), or override the individual settings."
+            )
+        return self.config.with_overrides(**overrides)
+
     def _prepare(
-        self, reference: ImageInput, prompt: str | None, thread_id: str, overrides: dict[str, Any]
-    ) -> tuple[dict[str, Any], RunnableConfig]:
-        """Validate everything before any paid call; return the graph input and run config."""
-        cfg = self.config.with_overrides(**overrides)
-        image = load_image(reference, max_pixels=cfg.max_reference_pixels)
-        if prompt is not None and not prompt.strip():
+        self,
+        reference: ImageInput,
+        prompt: str | None,
+        thread_id: str,
+        overrides: dict[str, Any],
+        description: Description | None = None,
+    ) -> _Prepared:
+        """Validate everything before any paid call; return the graph input, run config and context."""
+        cfg = self.config_for(**overrides)
+        if description is not None:
+            if prompt is not None:
+                raise ConfigurationError("Pass either prompt or description, not both.")
+            if not isinstance(description, Description):
+                raise ConfigurationError(
+                    f"description must be a Description (from Repainter.describe), not {type(description).__name__}."
+                )
+            prompt = description.prompt
+        if prompt is not None and (not isinstance(prompt, str) or not prompt.strip()):
             raise ConfigurationError("prompt must be a non-empty string, or None to describe the reference.")
+        image = load_image(reference, max_pixels=cfg.max_reference_pixels)
         check_budgets(cfg, describe=prompt is None)
         check_generation_settings(self.t2i, cfg.generation)
         if self._graph.get_state({"configurable": {"thread_id": thread_id}}).values:
-            raise ConfigurationError(
+            raise ThreadInUseError(
                 f"Thread {thread_id!r} already holds a run. Continue it with resume({thread_id!r}), or pass a new "
-                "thread_id."
+                "thread_id.",
+                thread_id=thread_id,
             )
         ref = self.store.put(image)
-        graph_input = {"reference": ref, "prompt": prompt, "overrides": overrides}
+        # The settings go into the first checkpoint too: a resume in a new process rebuilds the context from them.
+        graph_input: dict[str, Any] = {"reference": ref, "prompt": prompt, "config": cfg.model_dump(mode="json")}
+        if description is not None:
+            graph_input["understanding"] = description.understanding
         run_config: RunnableConfig = {
             "configurable": {"thread_id": thread_id},
             "recursion_limit": recursion_limit(cfg),
         }
-        return graph_input, run_config
+        return _Prepared(graph_input, run_config, RunContext(config=cfg))
+
+    def describe(self, reference: ImageInput, **overrides: Any) -> Description:
+        """Run only the Image Understanding stage: the tree of ``reference`` and the prompt from it.
+
+        Pass the result to :meth:`run` (``description=``) to start the loop from it without
+        describing again: a benchmark describes each reference once and shares the description
+        between text-to-image models.
+
+        Example:
+            >>> from imagerepainter.sandbox import random_scene, render_scene
+            >>> rp = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox", max_rounds=2)
+            >>> reference = render_scene(random_scene(1))
+            >>> description = rp.describe(reference)
+            >>> result = rp.run(reference, description=description)
+            >>> result.initial_prompt == description.prompt, {c["node"] for c in result.calls} & {"describe"}
+            (True, set())
+
+        Raises:
+            InvalidImageError: the reference is unusable (nothing was called).
+            MLLMError: the model failed.
+        """
+        from .nodes import _Calls
+
+        cfg = self.config_for(**overrides)
+        image = load_image(reference, max_pixels=cfg.max_reference_pixels)
+        calls = _Calls(self.mllm, self._nodes._pool, "describe", 0)
+        with backend_errors(BackendError, f"{self.mllm.name} failed", self.mllm.name):
+            tree, prompt = self._nodes.understand(image, cfg, calls)
+        return Description(
+            prompt=prompt,
+            understanding=dict(tree),
+            usage=dict(calls.usage),  # type: ignore[arg-type]
+            calls=[dict(c) for c in calls.log],
+            prompt_version=PROMPT_VERSION,
+            mllm=self.backends["mllm"],
+        )
 
     def run(
-        self, reference: ImageInput, *, prompt: str | None = None, thread_id: str | None = None, **overrides: Any
+        self,
+        reference: ImageInput,
+        *,
+        prompt: str | None = None,
+        description: Description | None = None,
+        thread_id: str | None = None,
+        **overrides: Any,
     ) -> RepaintResult:
         """Regenerate ``reference`` and return the result.
 
         Args:
             reference: A path, image bytes, or a PIL image. Checked before any model call.
             prompt: Start from this prompt instead of describing the reference.
+            description: Start from this description (:meth:`describe`) instead of describing again.
             thread_id: Checkpoint thread; reuse it with :meth:`resume` after a failure.
             **overrides: Settings for this run only (e.g. ``max_rounds=5``).
 
@@ -227,14 +331,20 @@ class Repainter:
             BackendError: a backend failed; ``error.thread_id`` resumes the run and
                 ``error.partial_result`` holds the finished rounds.
         """
-        return _last(self.stream(reference, prompt=prompt, thread_id=thread_id, **overrides))
+        return _last(self.stream(reference, prompt=prompt, description=description, thread_id=thread_id, **overrides))
 
     def resume(self, thread_id: str) -> RepaintResult:
         """Continue an interrupted run from its last checkpoint, without redoing finished steps."""
         return _last(self.stream_resume(thread_id))
 
     def stream(
-        self, reference: ImageInput, *, prompt: str | None = None, thread_id: str | None = None, **overrides: Any
+        self,
+        reference: ImageInput,
+        *,
+        prompt: str | None = None,
+        description: Description | None = None,
+        thread_id: str | None = None,
+        **overrides: Any,
     ) -> Iterator[RepaintEvent]:
         """Run and yield :class:`RepaintEvent` s as the loop goes; the last one carries the result.
 
@@ -242,24 +352,25 @@ class Repainter:
         close it (``events.close()``) before calling :meth:`resume` with the same thread.
         """
         with self._claim(thread_id) as claimed:
-            graph_input, run_config = self._prepare(reference, prompt, claimed, overrides)
-            yield from self._events(graph_input, run_config)
+            yield from self._events(self._prepare(reference, prompt, claimed, overrides, description))
 
     def stream_resume(self, thread_id: str) -> Iterator[RepaintEvent]:
         """Like :meth:`resume`, yielding :class:`RepaintEvent` s; the last one carries the result."""
         with self._claim(thread_id):
-            run_config = self._resume_config(thread_id)
-            self._recover_cancelled_step(run_config)
-            yield from self._events(None, run_config)
+            prepared = self._resume_config(thread_id)
+            self._recover_cancelled_step(prepared.run_config)
+            yield from self._events(prepared)
 
-    def _events(self, graph_input: dict[str, Any] | None, run_config: RunnableConfig) -> Iterator[RepaintEvent]:
+    def _events(self, run: _Prepared) -> Iterator[RepaintEvent]:
         try:
-            for chunk in self._graph.stream(graph_input, run_config, stream_mode="custom", durability=self.durability):
+            for chunk in self._graph.stream(
+                run.graph_input, run.run_config, stream_mode="custom", durability=self.durability, context=run.context
+            ):
                 yield self._event(chunk)
         except BackendError as exc:
-            self._annotate(exc, run_config)
+            self._annotate(exc, run)
             raise
-        yield RepaintEvent(kind="result", result=self._final_result(run_config))
+        yield RepaintEvent(kind="result", result=self._final_result(run))
 
     def _recover_cancelled_step(self, run_config: RunnableConfig) -> None:
         """Re-route a run whose last step was cancelled around its end, so resume continues it.
@@ -284,32 +395,50 @@ class Repainter:
                 self._graph.update_state(run_config, None, as_node=ran[0])
 
     async def arun(
-        self, reference: ImageInput, *, prompt: str | None = None, thread_id: str | None = None, **overrides: Any
+        self,
+        reference: ImageInput,
+        *,
+        prompt: str | None = None,
+        description: Description | None = None,
+        thread_id: str | None = None,
+        **overrides: Any,
     ) -> RepaintResult:
         """Async :meth:`run`. Reading the reference and blocking backends run in worker threads,
         so the event loop stays free."""
         result = None
-        async for event in self.astream(reference, prompt=prompt, thread_id=thread_id, **overrides):
+        async for event in self.astream(
+            reference, prompt=prompt, description=description, thread_id=thread_id, **overrides
+        ):
             result = event.result
         assert result is not None  # the last event carries it
         return result
 
     async def astream(
-        self, reference: ImageInput, *, prompt: str | None = None, thread_id: str | None = None, **overrides: Any
+        self,
+        reference: ImageInput,
+        *,
+        prompt: str | None = None,
+        description: Description | None = None,
+        thread_id: str | None = None,
+        **overrides: Any,
     ) -> AsyncIterator[RepaintEvent]:
         """Async :meth:`stream`. To stop early, close it before resuming its thread, e.g. iterate
         inside ``async with contextlib.aclosing(rp.astream(...)) as events:``."""
         with self._claim(thread_id) as claimed:
-            graph_input, run_config = await asyncio.to_thread(self._prepare, reference, prompt, claimed, overrides)
+            run = await asyncio.to_thread(self._prepare, reference, prompt, claimed, overrides, description)
             try:
                 async for chunk in self._graph.astream(
-                    graph_input, run_config, stream_mode="custom", durability=self.durability
+                    run.graph_input,
+                    run.run_config,
+                    stream_mode="custom",
+                    durability=self.durability,
+                    context=run.context,
                 ):
                     yield self._event(chunk)
             except BackendError as exc:
-                await asyncio.to_thread(self._annotate, exc, run_config)
+                await asyncio.to_thread(self._annotate, exc, run)
                 raise
-            yield RepaintEvent(kind="result", result=await asyncio.to_thread(self._final_result, run_config))
+            yield RepaintEvent(kind="result", result=await asyncio.to_thread(self._final_result, run))
 
     def status(self, thread_id: str) -> ThreadStatus:
         """Where thread ``thread_id`` stands in the checkpointer.
@@ -327,12 +456,18 @@ class Repainter:
         """The result of thread ``thread_id`` as far as it got (its latest checkpoint)."""
         return self._result(self._resume_config(thread_id))
 
-    def _resume_config(self, thread_id: str) -> RunnableConfig:
+    def _resume_config(self, thread_id: str) -> _Prepared:
+        """Rebuild a run's context from its checkpoint (the settings it recorded, not today's)."""
         snapshot = self._graph.get_state({"configurable": {"thread_id": thread_id}})
         if not snapshot.values:
             raise ConfigurationError(f"No checkpoint for thread {thread_id!r}; nothing to resume.")
-        cfg = RepainterConfig.model_validate(snapshot.values.get("config") or self.config.model_dump())
-        return {"configurable": {"thread_id": thread_id}, "recursion_limit": recursion_limit(cfg)}
+        recorded = snapshot.values.get("config")
+        if not recorded:  # crashed right after the input: its settings are in the input the resume applies
+            limit = recursion_limit(self.config.with_overrides(max_rounds=_MAX_ROUNDS))
+            return _Prepared(None, {"configurable": {"thread_id": thread_id}, "recursion_limit": limit}, None)
+        cfg = config_from_state(recorded)
+        run_config: RunnableConfig = {"configurable": {"thread_id": thread_id}, "recursion_limit": recursion_limit(cfg)}
+        return _Prepared(None, run_config, RunContext(config=cfg))
 
     # ------------------------------------------------------------------ helpers
 
@@ -345,10 +480,11 @@ class Repainter:
     def _state(self, run_config: RunnableConfig) -> dict[str, Any]:
         return dict(self._graph.get_state(run_config).values)
 
-    def _final_result(self, run_config: RunnableConfig) -> RepaintResult:
+    def _final_result(self, run: _Prepared) -> RepaintResult:
         """The finished run's result. A finished thread is dropped from the default in-memory
         checkpointer (it exists to resume failed runs; kept threads would grow without bound)."""
-        result = self._result(run_config)
+        run_config = run.run_config
+        result = self._result(run)
         if not result.finished:  # the graph stopped early without a backend error: keep the thread
             thread_id = run_config["configurable"]["thread_id"]
             raise IncompleteRunError(
@@ -358,29 +494,58 @@ class Repainter:
             )
         if self._owns_checkpointer:
             self.checkpointer.delete_thread(run_config["configurable"]["thread_id"])
+            if self._owns_history and result.run_id:
+                RunHistory(self.history, result.run_id).delete()
         return result
 
-    def _result(self, run_config: RunnableConfig) -> RepaintResult:
+    def result_from(self, values: dict[str, Any]) -> RepaintResult:
+        """The result a run's state holds, e.g. what a parent graph received from this graph as a node.
+
+        Example:
+            >>> from imagerepainter.sandbox import random_scene, render_scene
+            >>> rp = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox", max_rounds=2)
+            >>> reference = rp.store.put(render_scene(random_scene(2)))
+            >>> output = rp.as_graph().invoke({"reference": reference}, {"configurable": {"thread_id": "t1"}})
+            >>> result = rp.result_from(output)
+            >>> best = output.get("best")
+            >>> result.finished, len(result.rounds) == output.get("round"), result.best.prompt == best.get("prompt")
+            (True, True, True)
+        """
         return RepaintResult.from_state(
-            self._state(run_config),
+            values,
+            history=self._history_of(values),
             store=self.store,
             backends=self.backends,
-            thread_id=run_config["configurable"]["thread_id"],
             prompt_version=PROMPT_VERSION,
             library_version=__version__,
         )
 
-    def _annotate(self, exc: BackendError, run_config: RunnableConfig) -> BackendError:
+    def _history_of(self, values: dict[str, Any]) -> History:
+        run_id = values.get("run_id")
+        return RunHistory(self.history, run_id).read(rounds=values.get("round", 0)) if run_id else History()
+
+    def _result(self, run: _Prepared) -> RepaintResult:
+        values = self._state(run.run_config)
+        return RepaintResult.from_state(
+            values,
+            history=self._history_of(values),
+            config=run.context.config if run.context is not None else None,
+            store=self.store,
+            backends=self.backends,
+            thread_id=run.run_config["configurable"]["thread_id"],
+            prompt_version=PROMPT_VERSION,
+            library_version=__version__,
+        )
+
+    def _annotate(self, exc: BackendError, run: _Prepared) -> BackendError:
         """Attach what was already paid for to a backend failure, so nothing is lost."""
-        thread_id = run_config["configurable"]["thread_id"]
-        exc.thread_id = thread_id  # type: ignore[attr-defined]
+        thread_id = run.run_config["configurable"]["thread_id"]
+        exc.thread_id = thread_id
         try:
-            state = self._state(run_config)
-            exc.partial_result = (  # type: ignore[attr-defined]
-                self._result(run_config) if state.get("reference") else None
-            )
+            state = self._state(run.run_config)
+            exc.partial_result = self._result(run) if state.get("reference") else None
         except Exception:
-            exc.partial_result = None  # type: ignore[attr-defined]
+            exc.partial_result = None
         exc.add_note(f"Finished work is kept: Repainter.resume({thread_id!r}) continues this run.")
         return exc
 

@@ -35,15 +35,15 @@ import io
 import math
 import os
 import re
-import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeGuard
 
 from PIL import Image
 
-from .errors import RepainterError
-from .images import ImageRef
+from ._files import atomic_write
+from .errors import ConfigurationError, RepainterError
+from .images import ImageRef, shrink
 from .results import Candidate, RepaintResult, Round
 
 __all__ = ["ImageHref", "diff_words", "render_report", "write_report"]
@@ -179,9 +179,7 @@ class _Images:
 
 def _encode(image: Image.Image, max_side: int) -> str:
     """Downscale to ``max_side`` and encode: JPEG for photo-like images (much smaller), else PNG."""
-    image = image.convert("RGB")
-    if max(image.size) > max_side:
-        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    image = shrink(image.convert("RGB"), max_side)
     buf = io.BytesIO()
     if image.getcolors(256) is None:
         image.save(buf, format="JPEG", quality=85, optimize=True)
@@ -386,12 +384,11 @@ def render_report(
         The HTML document as a string. Every piece of text is HTML-escaped.
     """
     if max_side < 1:
-        raise ValueError(f"max_side must be a positive number of pixels, got {max_side}.")
+        raise ConfigurationError(f"max_side must be a positive number of pixels, got {max_side}.")
     images = _Images(embed_images, image_href, max_side)
     heading = title or "ImageRepainter report"
     best = result.best
-    scorer = result.backends.get("scorer")
-    higher = bool(scorer.get("higher_is_better", True)) if isinstance(scorer, Mapping) else True
+    higher = result.higher_is_better
     reference = images.tag(result.reference, lambda: result.reference_image, "reference image")
     best_html = (
         _candidate(best, images, round_best=False, best=True, big=True)
@@ -448,11 +445,4 @@ def write_report(
     )
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        tmp.write_text(page, encoding="utf-8")
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return target
+    return atomic_write(target, page)

@@ -13,15 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, PrivateAttr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr
 
+from ._files import atomic_write
 from .config import RepainterConfig
 from .convergence import StopReason
+from .errors import ImageNotFoundError
+from .history import History
 from .images import DirectoryImageStore, ImageRef, ImageStore
-from .selection import best_overall
 from .state import run_finished
 
-__all__ = ["Candidate", "CritiqueResult", "RepaintResult", "Round", "RESULT_FILE"]
+__all__ = ["Candidate", "CritiqueResult", "Description", "RepaintResult", "Round", "RESULT_FILE"]
 
 RESULT_FILE = "result.json"
 """Name of the JSON record :meth:`RepaintResult.save` writes."""
@@ -34,6 +36,37 @@ class _WithStore(BaseModel):
     def _bind(self, store: ImageStore | None) -> None:
         self._store = store
 
+    def _bound_store(self) -> ImageStore:
+        if self._store is None:
+            raise ImageNotFoundError(
+                f"This {type(self).__name__} is not bound to an image store; bind(store) it, or load it with "
+                "RepaintResult.load(folder)."
+            )
+        return self._store
+
+
+class Description(BaseModel):
+    """The Image Understanding stage's output for one reference (``Repainter.describe``).
+
+    Pass it to ``Repainter.run(reference, description=...)`` to start the loop from it: the
+    benchmark describes each reference once and shares the description between models.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    prompt: str
+    """The first prompt, rewritten from the tree in the text-to-image model's style."""
+    understanding: dict[str, Any] | None
+    """The Image Understanding Tree (global description, features, objects, relations)."""
+    usage: dict[str, int] = {}
+    """What describing cost: ``mllm_calls``, ``mllm_requests``, ``input_tokens``, ``output_tokens``."""
+    calls: list[dict[str, Any]] = []
+    """Every answer of the stage: schema, requests, tokens, seconds."""
+    prompt_version: str = ""
+    """The version of the instructions that produced it (a new version means describe again)."""
+    mllm: dict[str, Any] = {}
+    """Name and settings of the model that described it."""
+
 
 class Candidate(_WithStore):
     """One rendered image: the prompt and seed that made it, and its score."""
@@ -44,17 +77,18 @@ class Candidate(_WithStore):
     """Position within its round."""
     prompt: str
     seed: int
-    image_ref: ImageRef
+    image_ref: ImageRef = Field(validation_alias=AliasChoices("image_ref", "image"))
+    """The image in the store (``image`` in the state's record)."""
     blocked: bool = False
     """A safety checker blocked the image; it is kept but never scored."""
     score: float | None = None
+    scores: dict[str, float] = {}
+    """The parts of a composite score by name (e.g. ``clip`` and ``dinov2`` of the paper scorer)."""
 
     @property
     def image(self) -> Image.Image:
-        """The image (loaded from the image store)."""
-        if self._store is None:
-            raise RuntimeError("This candidate is not bound to an image store.")
-        return self._store.get(self.image_ref)
+        """The image (loaded from the image store; a copy you may modify)."""
+        return self._bound_store().get(self.image_ref)
 
 
 class CritiqueResult(BaseModel):
@@ -67,8 +101,8 @@ class CritiqueResult(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    round: int
-    """The round of the critiqued image."""
+    round: int = Field(validation_alias=AliasChoices("critiqued_round", "round"))
+    """The round of the critiqued image (``critiqued_round`` in the state's record)."""
     candidate: int
     """The critiqued image's index within that round."""
     style: str = ""
@@ -121,6 +155,10 @@ class RepaintResult(_WithStore):
     """Every answer from the multimodal model: node, round, schema, requests, tokens, seconds."""
     timings: dict[str, float] = {}
     thread_id: str | None = None
+    run_id: str | None = None
+    """Key of the run's history in the Repainter's history store."""
+    higher_is_better: bool = True
+    """The scorer's direction: which way ``score`` is better."""
     prompt_version: str = ""
     library_version: str = ""
     finished: bool = False
@@ -142,9 +180,7 @@ class RepaintResult(_WithStore):
     @property
     def reference_image(self) -> Image.Image:
         """The (normalised) reference image."""
-        if self._store is None:
-            raise RuntimeError("This result is not bound to an image store.")
-        return self._store.get(self.reference)
+        return self._bound_store().get(self.reference)
 
     def summary(self) -> str:
         """A one-paragraph summary for people."""
@@ -175,56 +211,41 @@ class RepaintResult(_WithStore):
         cls,
         state: dict[str, Any],
         *,
+        history: History | None = None,
         store: ImageStore | None,
+        config: RepainterConfig | None = None,
         backends: dict[str, Any] | None = None,
         thread_id: str | None = None,
         prompt_version: str = "",
         library_version: str = "",
     ) -> RepaintResult:
-        """Build a result from the graph's (final or partial) state."""
-        critiques = {c["round"]: c for c in state.get("critiques") or []}
-        rounds = []
-        for r in state.get("rounds") or []:
-            crit = critiques.get(r["index"])
-            rounds.append(
-                Round(
-                    index=r["index"],
-                    prompt=r["prompt"],
-                    candidates=[_candidate(r["index"], c) for c in r["candidates"]],
-                    best_index=r["best_index"],
-                    best_score_so_far=r["best_score_so_far"],
-                    critique=None
-                    if crit is None
-                    else CritiqueResult(
-                        round=crit.get("critiqued_round", crit["round"]),
-                        candidate=crit["candidate"],
-                        revised_prompt=crit["revised_prompt"],
-                        **crit["critique"],
-                    ),
-                )
-            )
-        finished = run_finished(state)
-        if finished:
-            best = (state.get("best_round") or 0, state["best"]) if state.get("best") else None
-        else:  # a partial result: the best so far, as the finish node would pick it
-            scorer = (backends or {}).get("scorer")
-            hib = bool(scorer.get("higher_is_better", True)) if isinstance(scorer, dict) else True
-            best = best_overall(state.get("rounds") or [], higher_is_better=hib)
+        """Build a result from the graph's (final or partial) state and the run's history.
+
+        The state's and history's records validate into the result's models as they are;
+        ``config`` is the run's validated settings (without it, they are read from the state).
+        """
+        history = history or History()
+        critiques = {c["round"]: c for c in history.critiques}
+        rounds = [Round.model_validate(r | {"critique": critiques.get(r["index"])}) for r in history.rounds]
+        best = state.get("best")  # the best so far: kept by each round's select, final once finished
+        scorer = (backends or {}).get("scorer")
         result = cls(
             reference=state["reference"],
-            best=None if best is None else _candidate(best[0], dict(best[1])),
-            finished=finished,
+            best=None if best is None else Candidate.model_validate(best),
+            finished=run_finished(state),
             rounds=rounds,
-            pending=[_candidate(len(rounds) + 1, c) for c in state.get("pending") or []],
+            pending=[Candidate.model_validate(c) for c in state.get("pending") or []],
             stop_reason=state.get("stop_reason"),
             initial_prompt=state.get("initial_prompt") or "",
-            understanding=state.get("understanding"),
-            config=RepainterConfig.model_validate(state.get("config") or {}),
+            understanding=history.understanding,
+            config=config if config is not None else _recorded_config(state),
             backends=backends or {},
             usage=dict(state.get("usage") or {}),
-            calls=list(state.get("calls") or []),
+            calls=[dict(c) for c in history.calls],
             timings=dict(state.get("timings") or {}),
             thread_id=thread_id,
+            run_id=state.get("run_id"),
+            higher_is_better=bool(scorer.get("higher_is_better", True)) if isinstance(scorer, dict) else True,
             prompt_version=prompt_version,
             library_version=library_version,
         )
@@ -252,16 +273,12 @@ class RepaintResult(_WithStore):
         Images are written as ``images/<sha256>.png``; the folder can be re-read with
         :meth:`load`, in any process.
         """
-        if self._store is None:
-            raise RuntimeError("This result is not bound to an image store; nothing to save.")
+        store = self._bound_store()
         folder = Path(folder)
         target = DirectoryImageStore(folder / "images")
         for ref in [self.reference, *(c.image_ref for c in [*self.candidates, *self.pending])]:
-            target.put(self._store.get(ref))
-        tmp = folder / (RESULT_FILE + ".tmp")
-        tmp.write_text(json.dumps(self.model_dump(mode="json"), indent=2))
-        os.replace(tmp, folder / RESULT_FILE)
-        return folder / RESULT_FILE
+            target.put(store.get(ref))
+        return atomic_write(folder / RESULT_FILE, json.dumps(self.model_dump(mode="json"), indent=2))
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str]) -> RepaintResult:
@@ -271,13 +288,7 @@ class RepaintResult(_WithStore):
         return result.bind(DirectoryImageStore(folder / "images"))
 
 
-def _candidate(round_index: int, c: dict[str, Any]) -> Candidate:
-    return Candidate(
-        round=round_index,
-        index=c["index"],
-        prompt=c["prompt"],
-        seed=c["seed"],
-        image_ref=c["image"],
-        blocked=c["blocked"],
-        score=c["score"],
-    )
+def _recorded_config(state: dict[str, Any]) -> RepainterConfig:
+    from .nodes import config_from_state
+
+    return config_from_state(state["config"]) if state.get("config") else RepainterConfig()

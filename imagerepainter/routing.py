@@ -8,7 +8,7 @@ Example:
     'describe'
     >>> route_start({"prompt": "a red cube"})
     'propose'
-    >>> route_after_select({"stop_reason": "plateau"})
+    >>> route_after_score({"stop_reason": "plateau"})
     'finish'
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-__all__ = ["route_after_critique", "route_after_select", "route_start", "seed_for"]
+__all__ = ["route_after_critique", "route_after_score", "route_start", "seed_for"]
 
 
 def route_start(state: dict[str, Any]) -> Literal["describe", "propose"]:
@@ -24,8 +24,8 @@ def route_start(state: dict[str, Any]) -> Literal["describe", "propose"]:
     return "propose" if state.get("prompt") else "describe"
 
 
-def route_after_select(state: dict[str, Any]) -> Literal["finish", "critique"]:
-    """Finish once the convergence policy gave a stop reason, else critique the best image."""
+def route_after_score(state: dict[str, Any]) -> Literal["finish", "critique"]:
+    """After a round closed: finish once the convergence policy gave a stop reason, else critique."""
     return "finish" if state.get("stop_reason") else "critique"
 
 

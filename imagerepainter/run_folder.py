@@ -7,10 +7,12 @@ Layout of a run folder::
     run.json               config, backend specs and versions, every prompt, seed, score,
                            critique, stop reason, usage, timings; rewritten after each round
     checkpoint.sqlite      the LangGraph checkpoints that ``resume`` continues from
+    history.sqlite         each round, critique and model call, written once (a LangGraph store)
     report.html            the self-contained report (written after each round too)
 
 A crash loses nothing already done: images are written before the state that refers to
-them is checkpointed, and ``run.json`` is replaced atomically.
+them is checkpointed, each round's record before the checkpoint that counts it, and
+``run.json`` is replaced atomically.
 
 Example:
     >>> import tempfile
@@ -20,7 +22,7 @@ Example:
     >>> reference = render_scene(random_scene(1))
     >>> result = folder.run(specs, reference, overrides={"max_rounds": 2})
     >>> sorted(p.name for p in folder.path.iterdir())
-    ['checkpoint.sqlite', 'images', 'reference.png', 'report.html', 'run.json']
+    ['checkpoint.sqlite', 'history.sqlite', 'images', 'reference.png', 'report.html', 'run.json']
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ import itertools
 import json
 import os
 import platform
-import re
 import shutil
 import sqlite3
 import uuid
@@ -40,12 +41,13 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
-from ._secrets import redact
+from ._files import atomic_write
+from ._secrets import is_secret_name, redact, url_credentials
 from .backends.registry import parse_spec
 from .config import RepainterConfig
 from .errors import ConfigurationError, RepainterError
+from .graph import ROUND_CLOSING_NODE
 from .images import DirectoryImageStore, ImageInput, image_sha256, load_image
 from .repainter import Repainter, RepaintEvent
 from .results import RepaintResult
@@ -55,6 +57,7 @@ __all__ = ["BackendSpecs", "RUN_FILE", "RunFolder"]
 RUN_FILE = "run.json"
 REFERENCE_FILE = "reference.png"
 CHECKPOINT_FILE = "checkpoint.sqlite"
+HISTORY_FILE = "history.sqlite"
 REPORT_FILE = "report.html"
 _VERSIONED = (
     "imagerepainter",
@@ -94,10 +97,6 @@ def _versions() -> dict[str, str]:
 
 
 _SPEC_FIELDS = frozenset(f.name for f in fields(BackendSpecs))
-_SECRET_NAME = re.compile(
-    r"(^|[_-])(key|apikey|token|secret|password|passwd|pwd|auth|authorization|credentials?|sig|signature)$", re.I
-)
-"""Names of spec options and URL query parameters that carry credentials (``api_key``, ``token``...)."""
 
 
 def _refuse_credentials(specs: BackendSpecs) -> None:
@@ -105,7 +104,8 @@ def _refuse_credentials(specs: BackendSpecs) -> None:
 
     A credential is an option named like one (``api_key``, ``token``), something shaped like a
     key (``sk-...``) or an environment secret's value, or a URL option (``base_url``) holding a
-    user name or password (``http://user:pw@host``) or a key-like query parameter (``?key=...``).
+    user name or password (``http://user:pw@host``), a key-like query parameter (``?key=...``)
+    or a path segment shaped like a token. :mod:`imagerepainter._secrets` decides what is one.
     The message never repeats the value.
     """
     for kind, spec in (("MLLM", specs.mllm), ("text-to-image", specs.t2i), ("scorer", specs.scorer)):
@@ -116,14 +116,10 @@ def _refuse_credentials(specs: BackendSpecs) -> None:
         for name, value in options.items():
             if problem:
                 break
-            url = urlsplit(value)
-            params = [k for k, _ in parse_qsl(url.query, keep_blank_values=True) if _SECRET_NAME.search(k)]
-            if _SECRET_NAME.search(name):
+            if is_secret_name(name):
                 problem = f"the option {name!r}"
-            elif url.scheme and url.netloc and (url.username is not None or url.password is not None):
-                problem = f"a user name or password in its {name} (user:password@host)"
-            elif url.scheme and url.netloc and params:
-                problem = f"the query parameter {params[0]!r} in its {name}"
+            elif found := url_credentials(value):
+                problem = f"{found} in its {name}"
         if problem:
             raise ConfigurationError(
                 f"The {kind} spec holds {problem}. Run folders record the specs in {RUN_FILE}, so they must hold no "
@@ -138,6 +134,22 @@ def _record_text(record: dict[str, Any]) -> str:
         return json.dumps(record, indent=2, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(f"The run's settings cannot be saved in {RUN_FILE}: {exc}.") from None
+
+
+def _create_history(store_mod: Any, path: Path) -> None:
+    """Create the history database in a temporary file, then rename it into place.
+
+    The store's migrations are separate statements, so a process killed during them would
+    leave a half-migrated database that the next setup cannot finish; a renamed file is
+    either absent or complete.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    conn = sqlite3.connect(tmp, isolation_level=None)
+    try:
+        store_mod.SqliteStore(conn).setup()
+    finally:
+        conn.close()
+    os.replace(tmp, path)
 
 
 class RunFolder:
@@ -191,9 +203,16 @@ class RunFolder:
         from ._imports import require
 
         sqlite_mod = require("langgraph.checkpoint.sqlite", extra="cli", purpose="resumable run folders")
+        store_mod = require("langgraph.store.sqlite", extra="cli", purpose="resumable run folders")
+        history_path = self.path / HISTORY_FILE
+        if not history_path.exists():
+            _create_history(store_mod, history_path)
         conn = sqlite3.connect(self.path / CHECKPOINT_FILE, check_same_thread=False)
+        history_conn = sqlite3.connect(history_path, check_same_thread=False, isolation_level=None)
         try:
             saver = sqlite_mod.SqliteSaver(conn)
+            history = store_mod.SqliteStore(history_conn)
+            history.setup()  # already migrated: a no-op
             store = DirectoryImageStore(self.path / "images")
             factory = build or Repainter
             rp = factory(
@@ -203,13 +222,16 @@ class RunFolder:
                 preset=specs.preset,
                 store=store,
                 checkpointer=saver,
+                history=history,
                 durability="sync",
             )
             try:
                 yield rp
             finally:
                 rp.close()
+                store.compact()  # every image a PNG once the run stops, however it stopped
         finally:
+            history_conn.close()
             conn.close()
 
     # ------------------------------------------------------------------ running
@@ -385,7 +407,7 @@ class RunFolder:
             if snapshot.values and not set(snapshot.next) <= {"start"}:
                 return False
             images = self.path / "images"
-            return {p.stem for p in images.glob("*.png")} <= {reference_sha}
+            return {p.stem for p in images.iterdir() if not p.name.startswith(".")} <= {reference_sha}
         return False
 
     def _remove_created(self, created: bool, before: set[str]) -> None:
@@ -458,10 +480,10 @@ class RunFolder:
                 if round_closed:  # keep run.json and the report current as rounds finish
                     self._snapshot(record, rp.result_of(thread_id), "running")
                     round_closed = False
-                # The select node closes a round; its events come before its checkpoint. With
+                # The score node closes a round; its events come before its checkpoint. With
                 # durability="sync" that checkpoint is saved before any later node runs, so the
                 # next event (from a later node) finds the round in the checkpointer.
-                round_closed = event.kind == "node" and event.data.get("node") == "select"
+                round_closed = event.kind == "node" and event.data.get("node") == ROUND_CLOSING_NODE
                 if on_event is not None:
                     on_event(event)
                 if event.result is not None:
@@ -504,9 +526,7 @@ class RunFolder:
         self._snapshot(record, result, status)
 
     def _write_record(self, record: dict[str, Any]) -> None:
-        tmp = self.record_path.with_suffix(".json.tmp")
-        tmp.write_text(_record_text(record))
-        os.replace(tmp, self.record_path)
+        atomic_write(self.record_path, _record_text(record))
 
     def _write_report(self, result: RepaintResult, notice: str | None) -> None:
         from .report import write_report

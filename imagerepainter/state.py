@@ -1,9 +1,15 @@
-"""The LangGraph state of the loop: plain, JSON-able data only.
+"""The LangGraph state of the loop: plain, JSON-able data only, the same size every round.
 
 Images are held as :class:`~imagerepainter.images.ImageRef` s (a hash and a size), never as
-PIL objects or bytes, so any checkpointer can save the state and it stays small. Lists
-that grow over the run (rounds, critiques) and counters (usage, timings) merge through
-reducers, so each node returns only what it adds.
+PIL objects or bytes, so any checkpointer can save the state and it stays small. What grows
+with the run (each round's candidates, each critique, the log of model calls) is not in the
+state: it is written once per record to the run's history (:mod:`imagerepainter.history`),
+and the state keeps the round in progress, pointers (the best candidate so far, the last
+critique) and counters (usage, timings), which merge through reducers.
+
+The records here are the same data the results expose: a :class:`~imagerepainter.results.Candidate`
+validates from a :class:`CandidateRecord`, a ``Round`` from a :class:`RoundRecord`, a
+``CritiqueResult`` from a :class:`CritiqueRecord`.
 
 ``RepaintInput`` is what a caller (or a parent graph) passes in; ``RepaintOutput`` is what
 comes out; ``RepaintState`` is everything in between.
@@ -11,7 +17,6 @@ comes out; ``RepaintState`` is everything in between.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Mapping
 from typing import Annotated, Any, NotRequired
 
@@ -29,26 +34,8 @@ __all__ = [
     "RoundRecord",
     "Usage",
     "add_numbers",
-    "merge_by_round",
     "run_finished",
 ]
-
-
-def merge_by_round(left: list[Any] | None, right: list[Any] | None) -> list[Any]:
-    """Reducer: append records, replacing an earlier record of the same ``round``.
-
-    Example:
-        >>> merge_by_round([{"round": 1, "x": "a"}], [{"round": 1, "x": "b"}, {"round": 2, "x": "c"}])
-        [{'round': 1, 'x': 'b'}, {'round': 2, 'x': 'c'}]
-    """
-    out = list(left or [])
-    for record in right or []:
-        same = [i for i, old in enumerate(out) if old.get("round") == record.get("round")]
-        if same:
-            out[same[0]] = record
-        else:
-            out.append(record)
-    return out
 
 
 def add_numbers(left: dict[str, float] | None, right: dict[str, float] | None) -> dict[str, float]:
@@ -67,18 +54,17 @@ def add_numbers(left: dict[str, float] | None, right: dict[str, float] | None) -
 def run_finished(values: Mapping[str, Any]) -> bool:
     """Whether a run's state (a checkpoint's values) is that of a finished run.
 
-    The ``finish`` node always writes ``best`` (``None`` when nothing could be scored), and
-    no other node does. Do not infer this from LangGraph's ``StateSnapshot.next``: after a
-    crash between a node's saved writes and the next checkpoint, ``next`` is empty although
-    the run has more to do.
+    Only the ``finish`` node writes ``finished``. Do not infer this from LangGraph's
+    ``StateSnapshot.next``: after a crash between a node's saved writes and the next
+    checkpoint, ``next`` is empty although the run has more to do.
 
     Example:
-        >>> run_finished({"rounds": [], "stop_reason": "max_rounds"})
+        >>> run_finished({"round": 3, "stop_reason": "max_rounds"})
         False
-        >>> run_finished({"rounds": [], "stop_reason": "max_rounds", "best": None})
+        >>> run_finished({"round": 3, "stop_reason": "max_rounds", "finished": True})
         True
     """
-    return "best" in values
+    return values.get("finished") is True
 
 
 class Usage(TypedDict, total=False):
@@ -113,12 +99,16 @@ class CallRecord(TypedDict):
 class CandidateRecord(TypedDict):
     """One rendered candidate."""
 
+    round: int
+    """1-based round number."""
     index: int
     prompt: str
     seed: int
     image: ImageRef
     blocked: bool
     score: float | None
+    scores: NotRequired[dict[str, float]]
+    """A composite scorer's parts (e.g. ``clip`` and ``dinov2`` of the paper scorer), by name."""
 
 
 class RoundRecord(TypedDict):
@@ -136,7 +126,8 @@ class RoundRecord(TypedDict):
 
 
 class CritiqueRecord(TypedDict):
-    """The model's critique after a round, and the prompt it led to."""
+    """The model's critique after a round (the :class:`~imagerepainter.schemas.Critique` fields),
+    and the prompt it led to."""
 
     round: int
     """The round after which the critique was made (one record per round)."""
@@ -145,8 +136,11 @@ class CritiqueRecord(TypedDict):
     best image so far is critiqued (``critique_history``) and the last round did no better."""
     candidate: int
     """Index of the critiqued candidate within ``critiqued_round``."""
-    critique: dict[str, Any]
-    """The :class:`~imagerepainter.schemas.Critique` fields."""
+    style: str
+    composition: str
+    content: str
+    edits: list[str]
+    is_match: bool
     revised_prompt: str | None
 
 
@@ -157,48 +151,53 @@ class RepaintInput(TypedDict):
     """The reference image, already in the Repainter's image store."""
     prompt: NotRequired[str | None]
     """Start from this prompt instead of describing the reference."""
+    understanding: NotRequired[dict[str, Any] | None]
+    """The Image Understanding Tree the given ``prompt`` came from (``Repainter.describe``), recorded as is."""
     overrides: NotRequired[dict[str, Any]]
-    """Per-run settings that beat the Repainter's config (validated by ``RepainterConfig``)."""
+    """Per-run settings that beat the Repainter's config, for a parent graph that runs this one as a
+    subgraph (``Repainter`` itself passes the validated settings as runtime context)."""
+    config: NotRequired[dict[str, Any]]
+    """The run's validated settings, dumped (``Repainter`` records them so a resume in a new process
+    rebuilds them; the nodes read the runtime context)."""
 
 
 class RepaintOutput(TypedDict, total=False):
-    """What a finished run returns (``Repainter`` turns it into a ``RepaintResult``)."""
+    """What a run returns to a parent graph; ``Repainter.result_from(output)`` makes it a ``RepaintResult``."""
 
+    run_id: str
     reference: ImageRef
     config: dict[str, Any]
-    understanding: dict[str, Any] | None
     initial_prompt: str
-    rounds: list[RoundRecord]
-    critiques: list[CritiqueRecord]
+    round: int
     best: CandidateRecord | None
-    best_round: int | None
     stop_reason: str | None
+    finished: bool
     usage: Usage
-    calls: list[CallRecord]
     timings: dict[str, float]
 
 
 class RepaintState(RepaintInput, total=False):
-    """The full state between nodes."""
+    """The full state between nodes: the round in progress and pointers, never the history."""
 
-    config: dict[str, Any]
-    """The effective ``RepainterConfig`` of this run, dumped (survives resume in a new process)."""
-    understanding: dict[str, Any] | None
-    """The Image Understanding Tree (``None`` when the run started from a given prompt)."""
+    run_id: str
+    """Key of the run's history (:class:`~imagerepainter.history.RunHistory`), fixed by ``start``."""
     initial_prompt: str
-    """The first prompt: the rewritten IUT prompt, or the given prompt."""
+    """The first prompt: the rewritten IUT prompt, or the given prompt (the tree is in the history)."""
+    round: int
+    """Rounds closed so far."""
     round_prompts: list[str]
     """Prompts proposed for the next round (filled by a combined critique, or by ``propose``)."""
     pending: list[CandidateRecord]
     """Candidates of the round in progress, between ``generate`` and ``select``."""
-    rounds: Annotated[list[RoundRecord], operator.add]
-    critiques: Annotated[list[CritiqueRecord], merge_by_round]
-    judged_match: bool
     best: CandidateRecord | None
-    best_round: int | None
+    """The best candidate over the rounds closed so far."""
+    round_best: dict[str, int] | None
+    """Where the last closed round's best candidate is: ``{"round": r, "index": i}``."""
+    best_scores: list[float | None]
+    """The best score so far after each round (what the convergence policy reads)."""
     stop_reason: str | None
+    finished: bool
+    """Written by ``finish`` alone: the run is over."""
     usage: Annotated[Usage, add_numbers]
-    calls: Annotated[list[CallRecord], operator.add]
-    """Every answer from the multimodal model, in order, with its token usage and latency."""
     timings: Annotated[dict[str, float], add_numbers]
     """Seconds spent in each node, summed over the run (the seconds budget reads their total)."""

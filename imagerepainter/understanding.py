@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from typing_extensions import TypedDict
@@ -53,17 +54,39 @@ def _clean(value: object) -> str:
 
 
 def describe_object(obj: dict[str, Any]) -> str:
-    """Render one object of the tree as a prompt phrase, skipping empty attributes."""
+    """Render one object of the tree as a prompt phrase, skipping empty attributes.
+
+    A person's colour belongs to what they wear, never to the person: it goes with the
+    clothing ("wearing a dress in red"), or follows the name ("woman in red") when no clothing
+    was described, and is left out when the clothing already names it.
+
+    Example:
+        >>> woman = {"name": "woman", "type": "person", "attributes": {"size": "large", "color": "red"}}
+        >>> describe_object(woman)
+        'large woman in red'
+        >>> woman["attributes"].update(posture="standing", clothing="a summer dress")
+        >>> describe_object(woman)
+        'large woman standing wearing a summer dress in red'
+        >>> woman["attributes"]["clothing"] = "a red dress"
+        >>> describe_object(woman)
+        'large woman standing wearing a red dress'
+        >>> describe_object({"name": "mug", "type": "object", "attributes": {"color": "red", "size": "small"}})
+        'small red mug'
+    """
     a = {k: _clean(v) for k, v in (obj.get("attributes") or {}).items()}
     name = _clean(obj.get("name")) or "object"
     kind = obj.get("type", "object")
     if kind == "person":
-        words = [a.get("size"), a.get("color"), name, a.get("posture")]
+        color, clothing = a.get("color"), a.get("clothing")
+        dressed_in = f"in {color}" if color and not clothing else ""
+        words = [a.get("size"), name, dressed_in, a.get("posture")]
         phrase = " ".join(w for w in words if w)
         if a.get("expression"):
             phrase += f" with {a['expression']} expression"
-        if a.get("clothing"):
-            phrase += f" wearing {a['clothing']}"
+        if clothing:
+            phrase += f" wearing {clothing}"
+            if color and not _mentions(clothing, color):
+                phrase += f" in {color}"
     elif kind == "animal":
         phrase = " ".join(w for w in (a.get("size"), a.get("color"), name) if w)
         if a.get("species") and a["species"].lower() not in name.lower():
@@ -82,6 +105,12 @@ def describe_object(obj: dict[str, Any]) -> str:
     if a.get("position"):
         phrase += f", at {a['position']}"
     return phrase
+
+
+def _mentions(text: str, words: str) -> bool:
+    """Whether every word of ``words`` (ignoring "and" and punctuation) already appears in ``text``."""
+    present = set(re.findall(r"[a-z]+", text.lower()))
+    return all(w in present for w in re.findall(r"[a-z]+", words.lower()) if w != "and")
 
 
 def assemble_prompt(tree: UnderstandingTree) -> str:

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from imagerepainter.cli import build_parser
+from imagerepainter.cli import build_parser, subcommand_parsers
 
 DEFAULT_TARGET = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
 
@@ -32,8 +32,9 @@ same `--out` can be used again.
 
 `OPENAI_API_KEY` and `OPENAI_BASE_URL` are read by ChatOpenAI for `openai:` models; keys never
 reach the run folder. `--base-url` is saved in the run folder's backend specs, so a URL holding
-credentials (`http://user:password@host/v1`, or a query parameter such as `?key=...` or
-`?token=...`) is refused: pass the URL without them and put the key in `OPENAI_API_KEY`.
+credentials (`http://user:password@host/v1`, a query parameter such as `?key=...` or
+`?token=...`, or a path segment shaped like a key) is refused: pass the URL without them and put
+the key in `OPENAI_API_KEY`.
 
 Examples:
 
@@ -54,8 +55,7 @@ def render() -> str:
     """The text of docs/cli.md: the introduction, then every command's ``--help``."""
     parser = build_parser()
     parts = [INTRO, "## imagerepainter\n\n```text\n" + parser.format_help().strip() + "\n```\n"]
-    subparsers = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    for name, sub in subparsers.items():
+    for name, sub in subcommand_parsers(parser).items():
         parts.append(f"## imagerepainter {name}\n\n```text\n{sub.format_help().strip()}\n```\n")
     return "\n".join(parts)
 

@@ -274,20 +274,57 @@ def test_a_400_with_one_image_after_discovery_has_no_image_hint():
     assert "limit-mm-per-prompt" not in str(info.value)
 
 
+class _DiscoveredConcurrently:
+    """A text-only server on which two first calls discover the structured-output method together.
+
+    Both first calls are held until both have sent their json_schema request; the second tools
+    request is refused only once the other call has found that json_text works (``method``).
+    Text requests with two images are refused, as vLLM does with --limit-mm-per-prompt image=1.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self.mllm: ChatModelMLLM | None = None
+        self.both_started = threading.Barrier(2, timeout=10)
+        self.tools_requests = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, request):
+        import json
+        import time
+
+        if request.mode == "json_schema":
+            self.both_started.wait()
+            return Fault.status(400, message="response_format is not supported")
+        if request.mode == "tools":
+            with self.lock:
+                self.tools_requests += 1
+                second = self.tools_requests == 2
+            deadline = time.monotonic() + 10
+            while second and self.mllm.method != "json_text" and time.monotonic() < deadline:
+                time.sleep(0.01)
+            return Fault.status(400, message="tools are not supported")
+        if len(request.images) > 1:
+            return Fault.status(400, message="At most 1 image(s) may be provided in one request.")
+        return json.dumps({"description": f"answer {len(request.images)}"})
+
+
 def test_a_400_on_a_method_that_never_worked_still_falls_back():
     """Concurrent first calls discover methods together: one may learn json_text while another
     still tries tools; the tools 400 then means "unsupported", not a refused request."""
-    import httpx
-    import openai
+    from concurrent.futures import ThreadPoolExecutor
 
-    from imagerepainter.backends.langchain_mllm import _Unsupported
-
-    mllm = ChatModelMLLM(ChatOpenAI(model="m", base_url="http://127.0.0.1:9/v1", api_key="k", max_retries=0))
-    mllm._working, mllm._worked = "json_text", {"json_text"}  # another thread found json_text meanwhile
-    request = httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
-    refused = openai.BadRequestError(
-        "tools are not supported", response=httpx.Response(400, request=request), body=None
-    )
-    assert isinstance(mllm._failure(refused, "function_calling", 1, 1), _Unsupported)
-    error = mllm._failure(refused, "json_text", 1, 2)
-    assert isinstance(error, MLLMError) and "limit-mm-per-prompt" in str(error)
+    responder = _DiscoveredConcurrently()
+    with OpenAICompatibleServer(responder) as server:
+        mllm = responder.mllm = _mllm(server)
+        with ThreadPoolExecutor(2) as pool:
+            replies = list(pool.map(lambda _: _ask(mllm, GlobalDescription), range(2)))
+        assert [r.value.description for r in replies] == ["answer 0", "answer 0"]
+        assert sorted(r.requests for r in replies) == [3, 3] and mllm.method == "json_text"
+        assert sorted(r.mode for r in server.chat_requests) == ["json_schema"] * 2 + ["text"] * 2 + ["tools"] * 2
+        # json_text has worked now: a 400 to it is a refused request, with the image hint
+        with pytest.raises(MLLMError, match="limit-mm-per-prompt") as info:
+            _ask(mllm, GlobalDescription, (Image.new("RGB", (8, 8)), Image.new("RGB", (8, 8))))
+        assert not isinstance(info.value, StructuredOutputError) and server.chat_requests[-1].mode == "text"
+        assert len(server.chat_requests) == 7  # no fallback to the methods that never worked

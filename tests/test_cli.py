@@ -16,7 +16,7 @@ import pytest
 from langchain_openai import ChatOpenAI
 
 from imagerepainter import Repainter
-from imagerepainter.cli import build_parser, main
+from imagerepainter.cli import build_parser, main, subcommand_parsers
 from imagerepainter.sandbox import random_scene, render_scene
 from imagerepainter.sandbox.server import sandbox_server
 
@@ -35,6 +35,7 @@ def _complete(folder: Path) -> dict:
         "images",
         "run.json",
         "checkpoint.sqlite",
+        "history.sqlite",
         "report.html",
     }
     record = json.loads((folder / "run.json").read_text())
@@ -188,12 +189,15 @@ def test_backends_lists_providers(capsys):
     assert "diffusers" in out and "sandbox" in out and "paper" in out
 
 
-def test_docs_cli_page_is_in_step_with_help():
+def test_docs_cli_page_is_in_step_with_help(capsys):
     doc = (ROOT / "docs" / "cli.md").read_text()
-    parser = build_parser()
-    assert parser.format_help().strip() in doc
-    for name, sub in parser._subparsers._group_actions[0].choices.items():  # type: ignore[union-attr]
-        assert sub.format_help().strip() in doc, f"docs/cli.md is out of step with `imagerepainter {name} --help`"
+    for name in ["", *subcommand_parsers(build_parser())]:
+        with pytest.raises(SystemExit) as exc:
+            main([name, "--help"] if name else ["--help"])
+        assert exc.value.code == 0
+        printed = capsys.readouterr().out.strip()
+        assert printed.startswith(f"usage: imagerepainter {name}".rstrip())
+        assert printed in doc, f"docs/cli.md is out of step with `imagerepainter {name} --help`"
 
 
 @pytest.mark.browser

@@ -349,19 +349,29 @@ def test_serve_sandbox_on_a_port_in_use_says_so(capsys):
 # ----------------------------------------------------------------------------- base URL, demo record
 
 
-def test_base_url_reaches_the_backend_intact_and_is_recorded(tmp_path, monkeypatch):
+@pytest.fixture
+def fake_openai_mllm() -> Any:
+    """Replace the 'openai' MLLM provider by one that records its options and answers as the sandbox."""
     received: dict[str, Any] = {}
 
-    def fake_openai(model: str | None, **options: Any) -> SandboxMLLM:
-        received.update(options)
+    def fake_openai(model: str | None, *, base_url: str | None = None) -> SandboxMLLM:
+        received.update(base_url=base_url)
         return SandboxMLLM()
 
-    monkeypatch.setitem(registry._REGISTRY["mllm"], "openai", fake_openai)
+    previous = registry.register_entry(registry.BackendEntry("mllm", "openai", fake_openai))
+    try:
+        yield received
+    finally:
+        assert previous is not None
+        registry.register_entry(previous)
+
+
+def test_base_url_reaches_the_backend_intact_and_is_recorded(tmp_path, fake_openai_mllm):
     render_scene(random_scene(1)).save(tmp_path / "ref.png")
     url = "http://127.0.0.1:8765/v1?x=1&y=a+b%20c"
     argv = ["run", str(tmp_path / "ref.png"), "--mllm", "openai:sandbox", "--base-url", url, "--t2i", "sandbox"]
     assert main([*argv, "--scorer", "sandbox", "--out", str(tmp_path / "o"), "--quiet", "--max-rounds", "1"]) == 0
-    assert received == {"base_url": url}  # not cut at "&", no stray option "y"
+    assert fake_openai_mllm == {"base_url": url}  # not cut at "&", no stray option "y"
     spec = json.loads((tmp_path / "o" / "run.json").read_text())["specs"]["mllm"]
     assert registry.parse_spec(spec)[2] == {"base_url": url}  # resume rebuilds the same backend
 

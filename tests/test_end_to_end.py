@@ -71,6 +71,10 @@ def test_regenerates_a_photograph_with_the_paper_preset(evalref_dir, t2i, scorer
     # best is the maximum over all rounds, and the policy's reason is recorded
     assert result.best.score == max(c.score for c in result.candidates)
     assert result.stop_reason == "max_rounds"
+    # the composite's parts are recorded with every candidate, and they make up its score
+    for c in result.candidates:
+        assert set(c.scores) == set(scorer.component_names) and len(c.scores) == 2
+        assert c.score == pytest.approx(0.5 * sum(c.scores.values()), abs=1e-9)
     # exactly the calls the paper's settings imply (2 objects: details x2 and relationships)
     assert responder.counts == PAPER_CALLS_TWO_OBJECTS
     assert len(requests) == sum(responder.counts.values())  # no wasted round trip

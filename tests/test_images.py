@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 from pathlib import Path
@@ -11,7 +12,14 @@ import pytest
 from PIL import Image
 
 from imagerepainter.errors import ImageTooLargeError, InvalidImageError
-from imagerepainter.images import DirectoryImageStore, MemoryImageStore, load_image
+from imagerepainter.images import (
+    DirectoryImageStore,
+    MemoryImageStore,
+    image_sha256,
+    load_image,
+    shrink,
+    to_data_url,
+)
 
 
 def _png(image: Image.Image, fmt: str = "PNG", **kw) -> bytes:
@@ -111,7 +119,9 @@ def test_stores_round_trip_and_are_content_addressed(tmp_path, store_kind):
     assert ref1 == ref2
     assert np.array_equal(np.asarray(store.get(ref1)), np.asarray(a))
     if store_kind == "directory":
-        assert len(list(tmp_path.glob("*.png"))) == 1 and not list(tmp_path.glob("*.tmp"))
+        assert np.array_equal(np.asarray(DirectoryImageStore(tmp_path).get(ref1)), np.asarray(a))  # raw or PNG
+        store.compact()
+        assert [p.name for p in tmp_path.iterdir()] == [f"{ref1['sha256']}.png"]  # no raw file, no temporary
         assert np.array_equal(np.asarray(DirectoryImageStore(tmp_path).get(ref1)), np.asarray(a))
 
 
@@ -122,3 +132,62 @@ def test_devices_and_named_pipes_are_refused_without_reading(tmp_path):
     for source in (fifo, Path("/dev/zero")):
         with pytest.raises(InvalidImageError, match="not a regular file"):
             load_image(source)
+
+
+def test_identity_is_the_pixels_not_an_encoding(tmp_path):
+    """The same picture has one ref however it was encoded; a file can be re-encoded without breaking refs."""
+    photo = Image.new("RGB", (64, 48))
+    photo.putdata([(x * 4 % 256, y * 5 % 256, (x * y) % 256) for y in range(48) for x in range(64)])
+    fast, small = io.BytesIO(), io.BytesIO()
+    photo.save(fast, format="PNG", compress_level=0)
+    photo.save(small, format="PNG", compress_level=9)
+    assert fast.getvalue() != small.getvalue()
+    store = DirectoryImageStore(tmp_path)
+    ref = store.put(load_image(fast.getvalue()))
+    assert store.put(load_image(small.getvalue())) == ref
+    assert ref["sha256"] == image_sha256(photo) != image_sha256(photo.convert("L"))
+    store.compact()
+    store.path(ref).write_bytes(small.getvalue())  # re-encoded on disk: the ref still reads the same pixels
+    assert np.array_equal(np.asarray(DirectoryImageStore(tmp_path).get(ref)), np.asarray(photo))
+
+
+@pytest.mark.parametrize("store_kind", ["memory", "directory"])
+def test_images_from_a_store_can_be_modified_without_corrupting_it(tmp_path, store_kind):
+    store = MemoryImageStore() if store_kind == "memory" else DirectoryImageStore(tmp_path)
+    ref = store.put(Image.new("RGB", (40, 20), "green"))
+    mine = store.get(ref)
+    mine.thumbnail((4, 4))  # in place, as notebooks do
+    assert store.get(ref).size == (40, 20) and store.get(ref).getpixel((0, 0)) == (0, 128, 0)
+
+
+def test_a_missing_image_is_a_typed_error(tmp_path):
+    from imagerepainter.errors import ImageNotFoundError
+
+    ref = MemoryImageStore().put(Image.new("RGB", (2, 2)))
+    for store in (MemoryImageStore(), DirectoryImageStore(tmp_path)):
+        with pytest.raises(ImageNotFoundError, match=ref["sha256"][:12]):
+            store.get(ref)
+
+
+def test_a_request_image_is_encoded_once_per_image_and_size():
+    image = Image.new("RGB", (900, 300), "red")
+    url = to_data_url(image, max_side=300)
+    assert to_data_url(image, max_side=300) == url
+    assert load_image(base64.b64decode(url.split(",", 1)[1])).size == (300, 100)
+    small = shrink(image, 300)
+    assert to_data_url(small) is to_data_url(small)  # the same object: cached, not re-encoded
+    assert shrink(small, 300) is small
+
+
+def test_a_raw_file_left_by_a_killed_process_serves_its_ref_and_is_compacted(tmp_path):
+    """put() returns once raw pixels are on disk; a process killed before the PNG exists loses nothing."""
+    image = Image.new("RGB", (30, 20))
+    image.putdata([(x * 8, y * 12, 99) for y in range(20) for x in range(30)])
+    ref = image_sha256(image)
+    image.save(tmp_path / f"{ref}.bmp")  # what put() writes first
+    later = DirectoryImageStore(tmp_path)
+    ref = {"sha256": ref, "width": 30, "height": 20}
+    assert np.array_equal(np.asarray(later.get(ref)), np.asarray(image))
+    later.compact()
+    assert [p.name for p in tmp_path.iterdir()] == [f"{ref['sha256']}.png"]
+    assert np.array_equal(np.asarray(DirectoryImageStore(tmp_path).get(ref)), np.asarray(image))

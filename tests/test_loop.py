@@ -19,6 +19,7 @@ from imagerepainter.errors import (
     ConfigurationError,
     InvalidImageError,
     MLLMError,
+    ThreadInUseError,
     UnknownBackendError,
 )
 from imagerepainter.testing import FakeMLLM, FakeT2I, ScriptedScorer
@@ -52,9 +53,12 @@ def test_paper_preset_makes_exactly_the_papers_calls():
 
 def test_default_preset_combines_critique_revision_and_variants():
     mllm, t2i = FakeMLLM(), FakeT2I()
-    result = Repainter(mllm=mllm, t2i=t2i, scorer=ScriptedScorer([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])).run(
-        REF, max_rounds=3
-    )
+    result = Repainter(
+        adaptive_variants=False,
+        mllm=mllm,
+        t2i=t2i,
+        scorer=ScriptedScorer([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]),
+    ).run(REF, max_rounds=3)
     calls = _calls(mllm)
     assert calls["PromptVariants"] == 1  # only round 1; later rounds get variants with the critique
     assert calls["CritiqueAndRevision"] == 2 and calls["RevisedPrompt"] == 0 and calls["Critique"] == 0
@@ -69,7 +73,9 @@ def test_default_preset_combines_critique_revision_and_variants():
 def test_after_a_worse_round_the_best_so_far_is_critiqued_and_each_round_keeps_its_critique():
     mllm = FakeMLLM()
     scores = [0.5, 0.6, 0.4, 0.1, 0.2, 0.3, 0.7, 0.2, 0.2]  # round 2 (0.1-0.3) does worse than round 1
-    result = Repainter(mllm=mllm, t2i=FakeT2I(), scorer=ScriptedScorer(scores)).run(REF, max_rounds=3, patience=None)
+    result = Repainter(adaptive_variants=False, mllm=mllm, t2i=FakeT2I(), scorer=ScriptedScorer(scores)).run(
+        REF, max_rounds=3, patience=None
+    )
     first, second = result.rounds[0], result.rounds[1]
     assert first.critique.round == 1 and second.critique.round == 1  # after round 2: round 1's image again
     assert second.critique.candidate == first.best_index
@@ -91,7 +97,11 @@ def test_after_a_worse_round_the_best_so_far_is_critiqued_and_each_round_keeps_i
 def test_budgets_are_caps(preset, budget, used, stop):
     mllm = FakeMLLM()
     result = Repainter(
-        mllm=mllm, t2i=FakeT2I(), scorer=ScriptedScorer([i / 100 for i in range(30)]), preset=preset
+        adaptive_variants=False,
+        mllm=mllm,
+        t2i=FakeT2I(),
+        scorer=ScriptedScorer([i / 100 for i in range(30)]),
+        preset=preset,
     ).run(REF, max_rounds=10, **budget)
     key, expected = used
     assert result.stop_reason == stop and result.usage[key] == expected
@@ -204,7 +214,13 @@ def test_description_calls_run_concurrently():
 
 
 def test_stream_yields_round_events_and_the_result():
-    rp = Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer([0.1, 0.2, 0.3] * 4), max_rounds=2)
+    rp = Repainter(
+        adaptive_variants=False,
+        mllm=FakeMLLM(),
+        t2i=FakeT2I(),
+        scorer=ScriptedScorer([0.1, 0.2, 0.3] * 4),
+        max_rounds=2,
+    )
     events = list(rp.stream(REF))
     rounds = [e for e in events if e.kind == "round"]
     assert [e.round for e in rounds] == [1, 2]
@@ -242,7 +258,9 @@ def test_failure_keeps_finished_rounds_and_resume_does_not_redo_them():
         }
 
     mllm, t2i = FakeMLLM(script={"CritiqueAndRevision": flaky}), FakeT2I()
-    rp = Repainter(mllm=mllm, t2i=t2i, scorer=ScriptedScorer([i / 100 for i in range(30)]), max_rounds=3)
+    rp = Repainter(
+        adaptive_variants=False, mllm=mllm, t2i=t2i, scorer=ScriptedScorer([i / 100 for i in range(30)]), max_rounds=3
+    )
     with pytest.raises(MLLMError) as info:
         rp.run(REF, thread_id="t-1")
     err = info.value
@@ -358,9 +376,9 @@ def test_two_runs_cannot_share_a_thread_at_the_same_time():
     first = ThreadPoolExecutor(1).submit(rp.run, REF, thread_id="same")
     assert started.wait(10)
     calls = len(mllm.calls)
-    with pytest.raises(ConfigurationError, match="running now"):
+    with pytest.raises(ThreadInUseError, match="running now"):
         rp.run(REF, thread_id="same")
-    with pytest.raises(ConfigurationError, match="running now"):
+    with pytest.raises(ThreadInUseError, match="running now"):
         rp.resume("same")
     assert len(mllm.calls) == calls  # refused before any backend call
     release.set()
@@ -392,7 +410,7 @@ def test_a_thread_id_cannot_be_reused_for_a_new_run():
     assert rp.status("once") == "not_started"
     rp.run(REF, thread_id="once")
     assert rp.status("once") == "finished"
-    with pytest.raises(ConfigurationError, match="resume"):
+    with pytest.raises(ThreadInUseError, match="resume"):
         rp.run(REF, thread_id="once")
 
 
@@ -402,7 +420,7 @@ def test_a_failing_custom_scorer_is_a_backend_error_with_the_finished_work():
             raise ValueError("CUDA out of memory")
 
     t2i = FakeT2I()
-    rp = Repainter(mllm=FakeMLLM(), t2i=t2i, scorer=Broken([]), max_rounds=2)
+    rp = Repainter(adaptive_variants=False, mllm=FakeMLLM(), t2i=t2i, scorer=Broken([]), max_rounds=2)
     with pytest.raises(BackendError, match="CUDA out of memory") as info:
         rp.run(REF, thread_id="broken")
     partial = info.value.partial_result
@@ -412,7 +430,13 @@ def test_a_failing_custom_scorer_is_a_backend_error_with_the_finished_work():
 
 
 def test_a_nan_score_is_a_backend_error_not_a_ranking():
-    rp = Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer([0.2, float("nan"), 0.3]), max_rounds=1)
+    rp = Repainter(
+        adaptive_variants=False,
+        mllm=FakeMLLM(),
+        t2i=FakeT2I(),
+        scorer=ScriptedScorer([0.2, float("nan"), 0.3]),
+        max_rounds=1,
+    )
     with pytest.raises(BackendError, match="non-finite score") as info:
         rp.run(REF)
     assert len(info.value.partial_result.pending) == 3  # the rendered images are kept for a resume
@@ -449,3 +473,48 @@ def test_an_abandoned_astream_resumes_to_the_uninterrupted_result():
     rp._recover_cancelled_step = recover
     result = rp.resume("t")
     assert result.finished and [c.score for c in result.candidates] == [c.score for c in reference.candidates]
+
+
+def test_a_description_is_made_once_and_runs_start_from_it():
+    mllm = FakeMLLM()
+    rp = Repainter(mllm=mllm, t2i=FakeT2I(), scorer=ScriptedScorer([0.5] * 30), max_rounds=2)
+    description = rp.describe(REF)
+    described = len(mllm.calls)
+    assert described == description.usage["mllm_calls"] and "GlobalDescription" in _calls(mllm)
+    first, second = rp.run(REF, description=description), rp.run(REF, description=description, seed=7)
+    assert "GlobalDescription" not in {c.schema for c in mllm.calls[described:]}  # never described again
+    for result in (first, second):
+        assert result.initial_prompt == description.prompt and result.understanding == description.understanding
+        assert result.rounds[0].prompt == description.prompt
+        assert "describe" not in {c["node"] for c in result.calls}
+    with pytest.raises(ConfigurationError, match="either prompt or description"):
+        rp.run(REF, prompt="a cat", description=description)
+
+
+def test_a_runs_settings_are_validated_once(monkeypatch):
+    from imagerepainter.config import RepainterConfig
+
+    rp = Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer([0.1, 0.2, 0.3] * 10), max_rounds=3)
+    seen = []
+    original = RepainterConfig.validated.__func__
+
+    def counting(cls, data):
+        seen.append(data)
+        return original(cls, data)
+
+    monkeypatch.setattr(RepainterConfig, "validated", classmethod(counting))
+    result = rp.run(REF, patience=None, seed=3)
+    assert len(result.rounds) == 3 and result.config.seed == 3
+    assert len(seen) == 1  # where the run is prepared; the nodes read it from the runtime context
+
+
+@pytest.mark.parametrize("bad", [123, "  ", b"a cat"])
+def test_a_prompt_that_is_not_text_is_refused(bad):
+    with pytest.raises(ConfigurationError, match="non-empty string"):
+        Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer([0.5])).run(REF, prompt=bad)
+
+
+def test_a_preset_is_chosen_when_the_repainter_is_built_not_per_run():
+    rp = Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer([0.5] * 30))
+    with pytest.raises(ConfigurationError, match=r"Repainter\(preset=\.\.\.\)"):
+        rp.run(REF, preset="paper")

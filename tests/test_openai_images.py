@@ -103,11 +103,11 @@ def test_gpt_image_models_send_no_response_format_and_default_size(srv):
 def test_blocked_prompt_is_marked_not_raised(srv, caplog):
     with caplog.at_level(logging.WARNING):
         outputs = backend(srv).generate(
-            [req("a forbidden thing", width=8, height=4), req("a cat", width=8, height=4), req("a forbidden thing")]
+            [req("a forbidden thing", width=16, height=8), req("a cat", width=16, height=8), req("a forbidden thing")]
         )
 
     assert [o.blocked for o in outputs] == [True, False, True]
-    assert outputs[0].image.size == (8, 4)
+    assert outputs[0].image.size == (16, 8)
     assert outputs[0].image.getextrema() == ((0, 0), (0, 0), (0, 0))  # black
     assert outputs[2].image.size == (1024, 1024)  # no size asked for
     assert "moderation_blocked" in caplog.text
@@ -161,8 +161,8 @@ def test_key_is_not_in_repr(srv):
 
 def test_a_given_client_is_used(srv):
     client = openai.OpenAI(base_url=srv.base_url, api_key=KEY, max_retries=0)
-    [out] = OpenAIImagesT2I("my-local-model", client=client).generate([req("cat", width=4, height=4)])
-    assert out.image.size == (4, 4)
+    [out] = OpenAIImagesT2I("my-local-model", client=client).generate([req("cat", width=8, height=8)])
+    assert out.image.size == (8, 8)
     assert srv.requests[0].body["model"] == "my-local-model"
     assert srv.requests[0].body["response_format"] == "b64_json"  # not a GPT image model
 

@@ -44,7 +44,11 @@ def run(
     mllm: FakeMLLM | None = None,
 ) -> RepaintResult:
     repainter = Repainter(
-        mllm=mllm or FakeMLLM(), t2i=FakeT2I(size=64, block=block), scorer=ScriptedScorer(scores), max_rounds=max_rounds
+        mllm=mllm or FakeMLLM(),
+        t2i=FakeT2I(size=64, block=block),
+        scorer=ScriptedScorer(scores),
+        max_rounds=max_rounds,
+        adaptive_variants=False,  # three candidates a round, as the scripted scores assume
     )
     return repainter.run(photo())
 

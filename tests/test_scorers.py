@@ -15,7 +15,6 @@ from PIL import Image
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
-pytest.importorskip("torchmetrics")
 
 import torch
 
@@ -240,11 +239,86 @@ def test_ssim_and_psnr_on_a_real_photo(photo: Photo) -> None:
     candidates = [ref.copy(), _noisy(ref, 8), _noisy(ref, 30), photo("scene_9")]
     s = ssim.score(ssim.prepare(ref), candidates)
     p = psnr.score(psnr.prepare(ref), candidates)
-    assert s[0] == pytest.approx(1.0, abs=1e-6)
+    assert abs(1.0 - s[0]) < 1e-12  # float64: an image against itself is 1 - O(1e-15), not 0.99994
     assert s[0] > s[1] > s[2] and s[1] > s[3]
     assert p[0] == psnr.max_db == 100.0
     assert 100.0 > p[1] > p[2] > 0.0
     assert psnr.bounds == (0.0, 100.0) and ssim.bounds == (-1.0, 1.0)
+
+
+def _shifted(image: Image.Image, dx: int) -> Image.Image:
+    return Image.fromarray(np.roll(np.asarray(image), dx, axis=1))
+
+
+def test_ssim_is_scikit_images_gaussian_variant(photo: Photo) -> None:
+    """The pinned variant equals scikit-image's (gaussian window 1.5, population covariance, interior mean)."""
+    skimage_metrics = pytest.importorskip("skimage.metrics")
+    ref = photo("portrait_2")
+    candidates = [_noisy(ref, 12), _shifted(ref, 3), photo("portrait_3"), ref.convert("L").convert("RGB")]
+    ssim = SSIMScorer()
+    ours = ssim.score(ssim.prepare(ref), candidates)
+    a = np.asarray(ref, dtype=np.float64) / 255
+    for candidate, value in zip(candidates, ours, strict=True):
+        b = np.asarray(candidate, dtype=np.float64) / 255
+        expected = skimage_metrics.structural_similarity(
+            a, b, channel_axis=-1, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0
+        )
+        assert value == pytest.approx(float(expected), abs=1e-12)
+    # A 3-pixel shift costs more than visible noise: pixel metrics punish small misalignments.
+    assert ours[1] < ours[0]
+
+
+def test_ssim_of_flat_images_matches_the_formula_by_hand() -> None:
+    """Two flat images: the variances vanish, so SSIM = (2ab + C1) / (a^2 + b^2 + C1) with C1 = 0.01^2."""
+    a, b = 200 / 255, 120 / 255
+    expected = (2 * a * b + 1e-4) / (a * a + b * b + 1e-4)  # 0.8826...
+    ssim = SSIMScorer()
+    ref = Image.new("RGB", (24, 20), (200, 200, 200))
+    assert ssim.score(ssim.prepare(ref), [Image.new("RGB", (24, 20), (120, 120, 120))]) == [
+        pytest.approx(expected, abs=1e-12)
+    ]
+    # One channel different: the mean over R, G and B.
+    other = Image.new("RGB", (24, 20), (200, 120, 200))
+    assert ssim.score(ssim.prepare(ref), [other])[0] == pytest.approx((2 + expected) / 3, abs=1e-12)
+
+
+def test_pixel_scores_need_neither_torch_nor_torchmetrics() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from PIL import Image\n"
+        "from imagerepainter.scorers.pixel import PSNRScorer, SSIMScorer\n"
+        "img = Image.radial_gradient('L').convert('RGB')\n"
+        "for scorer in (SSIMScorer(), PSNRScorer()):\n"
+        "    print(scorer.score(scorer.prepare(img), [img.rotate(5)])[0])\n"
+        "print(sorted(m for m in ('torch', 'torchmetrics') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert 0.0 < float(out[0]) < 1.0 and 0.0 < float(out[1]) < 100.0
+    assert out[2] == "[]"
+
+
+def test_ssim_without_scipy_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from imagerepainter.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "scipy.ndimage", None)  # import scipy.ndimage -> ImportError
+    ssim = SSIMScorer()
+    with pytest.raises(MissingDependencyError, match=r"imagerepainter\[bench\]"):
+        ssim.load()
+    psnr = PSNRScorer()  # plain numpy: still works
+    assert psnr.score(psnr.prepare(Image.new("RGB", (8, 8))), [Image.new("RGB", (8, 8))]) == [100.0]
+    # The specs say the same, and neither asks for torchmetrics any more.
+    from imagerepainter.backends.registry import resolve_scorer
+
+    monkeypatch.setitem(sys.modules, "scipy", None)
+    monkeypatch.setitem(sys.modules, "torchmetrics", None)
+    with pytest.raises(MissingDependencyError, match=r"imagerepainter\[bench\]"):
+        resolve_scorer("ssim")
+    assert isinstance(resolve_scorer("psnr"), PSNRScorer)
 
 
 def test_psnr_matches_its_definition() -> None:
@@ -253,7 +327,7 @@ def test_psnr_matches_its_definition() -> None:
     b = np.asarray(cand, dtype=np.float64) / 255
     expected = 10 * math.log10(1.0 / np.mean((a - b) ** 2))
     scorer = PSNRScorer()
-    assert scorer.score(scorer.prepare(ref), [cand])[0] == pytest.approx(expected, rel=1e-4)
+    assert scorer.score(scorer.prepare(ref), [cand])[0] == pytest.approx(expected, abs=1e-12)
     black, white = Image.new("RGB", (16, 16), "black"), Image.new("RGB", (16, 16), "white")
     assert scorer.score(scorer.prepare(white), [black]) == [0.0]
 
@@ -270,7 +344,7 @@ def test_pixel_scorers_resize_candidates_to_the_reference(photo: Photo) -> None:
         ssim.prepare(Image.new("RGB", (8, 8)))
     assert SSIMScorer(kernel_size=7).score(
         SSIMScorer(kernel_size=7).prepare(Image.new("RGB", (8, 8))), [Image.new("RGB", (8, 8))]
-    ) == [pytest.approx(1.0)]
+    ) == [pytest.approx(1.0, abs=1e-12)]
 
 
 # ----------------------------------------------------------------------------- composite

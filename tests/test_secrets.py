@@ -117,3 +117,64 @@ def test_credentials_in_a_spec_never_reach_an_option_error(base_url):
     with pytest.raises(ConfigurationError, match="max_retries") as info:
         resolve_mllm(f"openai:gpt-4o-mini?base_url={base_url}&max_retries=-1")  # another option is invalid
     assert "hunter2pw" not in "".join(traceback.format_exception(info.value))
+
+
+# ----------------------------------------------------------------------------- one secrets module
+
+TOKEN = "Zq7RkP2mXw9vLs4TgB8nYc3H"  # a token that is not shaped like sk-...
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        f"openai:gpt-4o?timeout={TOKEN}&base_url=http://127.0.0.1:9/v1",  # a key pasted into the wrong option
+        f"openai:gpt-4o?max_tokens={TOKEN}&base_url=http://127.0.0.1:9/v1",  # refused by ChatOpenAI's validation
+        f"openai:gpt-4o?base_url=http://127.0.0.1:9/v1/{TOKEN}&max_retries=-1",
+    ],
+)
+def test_a_secret_in_an_option_value_is_never_echoed_in_its_error(spec):
+    import traceback
+
+    with pytest.raises(ConfigurationError) as info:
+        resolve_mllm(spec)
+    assert TOKEN not in "".join(traceback.format_exception(info.value))
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        f"http://127.0.0.1:8765/v1/{TOKEN}",  # a key in the path, not shaped like sk-...
+        f"http://127.0.0.1:8765/{TOKEN}/v1",
+        f"http://127.0.0.1:8765/v1?session={TOKEN}",  # a key-like query value under an innocent name
+        "http://127.0.0.1:8765/v1%3Fkey%3Dhunter2pw",  # an encoded query in the path
+    ],
+)
+def test_a_token_in_a_base_url_is_never_saved(tmp_path, base_url):
+    specs = BackendSpecs(mllm=f"openai:sandbox?base_url={base_url}", t2i="sandbox", scorer="sandbox")
+    with pytest.raises(ConfigurationError, match="OPENAI_API_KEY") as info:
+        RunFolder(tmp_path / "run").run(specs, render_scene(random_scene(1)), overrides={"max_rounds": 1})
+    assert TOKEN not in str(info.value) and "hunter2pw" not in str(info.value)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "http://127.0.0.1:8765/v1",
+        "https://my-resource.openai.azure.com/openai/deployments/gpt-4o-mini-2024-07-18",
+        "http://127.0.0.1:8000/models/Meta-Llama-3.1-8B-Instruct/v1?api-version=2024-06-01",
+    ],
+)
+def test_ordinary_base_urls_are_not_taken_for_credentials(base_url):
+    from imagerepainter._secrets import redact, url_credentials
+
+    assert url_credentials(base_url) is None
+    assert redact(f"cannot reach {base_url}") == f"cannot reach {base_url}"
+
+
+def test_urls_in_messages_lose_their_credentials():
+    from imagerepainter._secrets import redact
+
+    text = redact(f"GET http://bob:pw4242@host:8000/v1/{TOKEN}/chat?api_key=abc&session={TOKEN}&n=2 failed")
+    assert TOKEN not in text and "pw4242" not in text and "abc" not in text
+    assert text == "GET http://***@host:8000/v1/***/chat?api_key=***&session=***&n=2 failed"

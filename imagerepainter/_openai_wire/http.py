@@ -45,6 +45,7 @@ class Owner(Protocol):
     ignore_unsupported: bool
     models: tuple[str, ...]
     requested_port: int
+    delay: float
 
     def _record(self, recorded: RecordedRequest) -> int: ...
 
@@ -142,6 +143,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         headers = {k.lower(): v for k, v in self.headers.items()}
         raw = self._read_body()
+        answer_at = time.monotonic() + owner.delay
         body: Any = None
         bad_json = False
         if raw:
@@ -188,6 +190,8 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _HTTPError(400, "The request body must be a JSON object.")
             if parse_error is not None:
                 raise _HTTPError(400, parse_error)
+            if owner.delay > 0:  # the model's latency, counted from the request's arrival
+                owner._sleep(answer_at - time.monotonic())
             if chat is not None:
                 self._chat(chat, number)
             elif image is not None:

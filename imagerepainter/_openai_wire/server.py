@@ -48,6 +48,8 @@ class OpenAICompatibleServer:
         models: Ids listed by ``GET /v1/models``.
         api_key: When set, requests without ``Authorization: Bearer <api_key>`` get 401.
         port: Port to listen on (always on 127.0.0.1); 0 picks a free one.
+        delay: Seconds each chat or image answer takes, counted from when its request was
+            read (a model's latency; concurrent requests wait side by side). Default 0.
 
     Attributes:
         base_url: ``http://127.0.0.1:<port>/v1``, for ``ChatOpenAI(base_url=...)``.
@@ -63,6 +65,7 @@ class OpenAICompatibleServer:
         models: Sequence[str] = ("gpt-4o-mini", "gpt-image-1"),
         api_key: str | None = None,
         port: int = 0,
+        delay: float = 0.0,
     ) -> None:
         if structured_output not in ("json_schema", "tools", "text"):
             raise ValueError(f"structured_output must be 'json_schema', 'tools' or 'text', not {structured_output!r}")
@@ -71,7 +74,10 @@ class OpenAICompatibleServer:
         self.ignore_unsupported = ignore_unsupported
         self.image_responder: ImageResponder = image_responder or _default_images
         self.models = tuple(models)
+        if not delay >= 0:
+            raise ValueError(f"delay must be a number of seconds >= 0, not {delay!r}")
         self.requested_port = port
+        self.delay = float(delay)
         self._api_key = api_key
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []

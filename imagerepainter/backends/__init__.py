@@ -1,8 +1,9 @@
 """Backend protocols, adapters and the spec registry.
 
 Protocols (:mod:`~imagerepainter.backends.base`): :class:`MLLM`, :class:`TextToImage`,
-:class:`Scorer`. Adapters load lazily: ``ChatModelMLLM`` (any LangChain chat model),
-``DiffusersT2I``, ``OpenAIImagesT2I``, ``FunctionT2I``.
+:class:`Scorer`. Specs (:mod:`~imagerepainter.backends.registry`): one table of providers,
+:class:`BackendEntry` rows, options checked in one place. Adapters load lazily:
+``ChatModelMLLM`` (any LangChain chat model), ``DiffusersT2I``, ``OpenAIImagesT2I``, ``FunctionT2I``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,18 @@ from .base import (
     TextToImage,
     TokenUsage,
 )
-from .registry import available_backends, parse_spec, register_backend, resolve_mllm, resolve_scorer, resolve_t2i
+from .registry import (
+    BackendEntry,
+    accepted_options,
+    available_backends,
+    backend_entries,
+    parse_spec,
+    register_backend,
+    register_entry,
+    resolve_mllm,
+    resolve_scorer,
+    resolve_t2i,
+)
 
 _LAZY = {
     "ChatModelMLLM": ".langchain_mllm",
@@ -34,6 +46,7 @@ _LAZY = {
 
 __all__ = [
     "MLLM",
+    "BackendEntry",
     "GeneratedImage",
     "GenerationRequest",
     "MLLMCapabilities",
@@ -43,9 +56,12 @@ __all__ = [
     "T2ICapabilities",
     "TextToImage",
     "TokenUsage",
+    "accepted_options",
     "available_backends",
+    "backend_entries",
     "parse_spec",
     "register_backend",
+    "register_entry",
     "resolve_mllm",
     "resolve_scorer",
     "resolve_t2i",

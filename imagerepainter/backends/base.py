@@ -12,15 +12,14 @@ right attributes is a backend; nothing has to inherit from these classes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from PIL import Image
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-if TYPE_CHECKING:
-    from ..config import GenerationConfig
+from ..config import GenerationConfig
 
 __all__ = [
     "MLLM",
@@ -33,10 +32,13 @@ __all__ = [
     "T2ICapabilities",
     "TextToImage",
     "TokenUsage",
+    "GENERATION_FIELDS",
+    "batches",
     "check_generation_settings",
 ]
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
+T = TypeVar("T")
 
 
 # ----------------------------------------------------------------------------- MLLM
@@ -131,18 +133,49 @@ class MLLM(Protocol):
 # ----------------------------------------------------------------------------- T2I
 
 
-@dataclass(frozen=True, kw_only=True)
-class GenerationRequest:
-    """One image to render. Field names follow diffusers' pipeline arguments."""
+class GenerationRequest(GenerationConfig):
+    """One image to render: a prompt, its seed, and the run's generation settings as a whole.
+
+    The settings are :class:`~imagerepainter.config.GenerationConfig` itself (this class extends
+    it), so their names are diffusers' pipeline arguments and they are declared in one place.
+
+    Example:
+        >>> from imagerepainter.config import GenerationConfig
+        >>> request = GenerationRequest.of("a red cat", seed=3, settings=GenerationConfig(height=64, width=96))
+        >>> request.prompt, request.seed, request.height, request.settings == GenerationConfig(height=64, width=96)
+        ('a red cat', 3, 64, True)
+    """
 
     prompt: str
-    negative_prompt: str | None = None
-    seed: int
+    seed: int = Field(ge=0, lt=2**32)
     """Seed of this image's random generator; recorded with the candidate."""
-    height: int | None = None
-    width: int | None = None
-    num_inference_steps: int | None = None
-    guidance_scale: float | None = None
+
+    @classmethod
+    def of(cls, prompt: str, *, seed: int, settings: GenerationConfig) -> GenerationRequest:
+        """The request for ``prompt`` with ``seed`` under ``settings``."""
+        return cls(prompt=prompt, seed=seed, **settings.model_dump())
+
+    @property
+    def settings(self) -> GenerationConfig:
+        """The generation settings this request carries."""
+        return GenerationConfig(**{name: getattr(self, name) for name in GENERATION_FIELDS})
+
+
+GENERATION_FIELDS: tuple[str, ...] = tuple(GenerationConfig.model_fields)
+"""Names of the generation settings (diffusers' argument names), in declaration order."""
+
+
+def batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """Consecutive chunks of at most ``size`` items: the one rule for splitting work into batches.
+
+    Example:
+        >>> chunks = [list(b) for b in batches([1, 2, 3, 4, 5], 2)]
+        >>> chunks
+        [[1, 2], [3, 4], [5]]
+    """
+    size = max(1, size)
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 @dataclass(frozen=True)

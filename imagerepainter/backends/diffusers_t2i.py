@@ -50,7 +50,7 @@ from .._loading import (
     resolve_dtype,
 )
 from ..errors import ConfigurationError, GenerationError, MissingDependencyError
-from .base import GeneratedImage, GenerationRequest, T2ICapabilities
+from .base import GENERATION_FIELDS, GeneratedImage, GenerationRequest, T2ICapabilities, batches
 from .function_t2i import keyword_parameters
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DiffusersT2I"]
 
-_SHARED_FIELDS = ("height", "width", "num_inference_steps", "guidance_scale")
+_SHARED_FIELDS = tuple(f for f in GENERATION_FIELDS if f != "negative_prompt")
 """Request fields that must be equal within one pipeline call (they are scalars there)."""
 
 
@@ -269,8 +269,7 @@ class DiffusersT2I:
             key = (*shared, self._negative_prompt(request) is not None)
             groups.setdefault(key, []).append(index)
         for indices in groups.values():
-            for start in range(0, len(indices), self.batch_size):
-                yield indices[start : start + self.batch_size]
+            yield from (list(chunk) for chunk in batches(indices, self.batch_size))
 
     def _render(self, batch: Sequence[GenerationRequest]) -> list[GeneratedImage]:
         kwargs = self._call_kwargs(batch)

@@ -8,12 +8,12 @@ minimal ``fn(prompt, *, seed)`` works as well as one that also takes ``negative_
 Example:
     >>> from PIL import Image
     >>> from imagerepainter.backends.base import GenerationRequest
-    >>> def solid(prompt, *, seed, width=8, height=8):
+    >>> def solid(prompt, *, seed, width=64, height=64):
     ...     return Image.new("RGB", (width, height), (seed % 256, len(prompt), 0))
     >>> t2i = FunctionT2I(solid)
-    >>> out = t2i.generate([GenerationRequest(prompt="a cat", seed=7, width=4, height=4)])
+    >>> out = t2i.generate([GenerationRequest(prompt="a cat", seed=7, width=16, height=8)])
     >>> out[0].image.size, out[0].image.getpixel((0, 0)), t2i.name
-    ((4, 4), (7, 5, 0), 'function:solid')
+    ((16, 8), (7, 5, 0), 'function:solid')
     >>> t2i.capabilities.supports_negative_prompt
     False
 """
@@ -28,11 +28,11 @@ from PIL import Image
 
 from .._secrets import redact
 from ..errors import ConfigurationError, GenerationError
-from .base import GeneratedImage, GenerationRequest, T2ICapabilities
+from .base import GENERATION_FIELDS, GeneratedImage, GenerationRequest, T2ICapabilities
 
 __all__ = ["FunctionT2I"]
 
-_OPTIONAL_FIELDS = ("negative_prompt", "height", "width", "num_inference_steps", "guidance_scale")
+_OPTIONAL_FIELDS = GENERATION_FIELDS
 
 
 class FunctionT2I:

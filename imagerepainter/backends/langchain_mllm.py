@@ -46,6 +46,7 @@ Example:
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 from collections.abc import Sequence
@@ -53,23 +54,26 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from .._secrets import redact, register_secret
-from ..errors import MLLMError, StructuredOutputError
+from .._secrets import redact, register_model_keys
+from ..errors import ConfigurationError, MLLMError, StructuredOutputError
 from ..images import to_data_url
 from .base import MLLMCapabilities, MLLMMessage, MLLMReply, TokenUsage
 from .retry import RetryPolicy, is_transient, retried_by_http_client, status_code
 
-__all__ = ["ChatModelMLLM", "StructuredMethod", "chat_model_retries", "extract_json", "strict_response_format"]
+__all__ = [
+    "ChatModelMLLM",
+    "StructuredMethod",
+    "chat_model_retries",
+    "extract_json",
+    "openai_chat_mllm",
+    "strict_response_format",
+]
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
 StructuredMethod = Literal["json_schema", "function_calling", "json_text"]
 _ALL_METHODS: tuple[StructuredMethod, ...] = ("json_schema", "function_calling", "json_text")
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
-
-
-_KEY_ATTRIBUTES = ("openai_api_key", "api_key", "anthropic_api_key", "google_api_key", "groq_api_key")
-"""Attributes where LangChain chat models keep their API key (a ``SecretStr``)."""
 
 
 class _Unsupported(Exception):
@@ -167,6 +171,31 @@ def _message_text(content: Any) -> str:
     return str(content or "")
 
 
+def openai_chat_mllm(model: str | None = None, **options: Any) -> ChatModelMLLM:
+    """The ``openai:<model>?...`` spec: ``ChatOpenAI(model=model, **options)`` adapted, retried by one layer.
+
+    The chat model is built with ``max_retries=0`` unless the spec sets it, so the adapter's
+    :class:`~imagerepainter.backends.retry.RetryPolicy` is the one layer that retries. A server
+    given as ``base_url`` needs no key (vLLM, Ollama and the sandbox server accept any).
+
+    Raises:
+        ConfigurationError: there is neither a key (``OPENAI_API_KEY``) nor a server to talk to.
+    """
+    from .._imports import require
+
+    lc_openai = require("langchain_openai", extra="openai", purpose="the 'openai:' MLLM backend")
+    model = model or "gpt-4o-mini"
+    options.setdefault("max_retries", 0)  # ChatModelMLLM retries; don't multiply attempts
+    if options.get("base_url") and not os.environ.get("OPENAI_API_KEY"):
+        options.setdefault("api_key", "EMPTY")  # local servers (vLLM, Ollama, sandbox) need no key
+    if not options.get("base_url") and not os.environ.get("OPENAI_API_KEY") and not os.environ.get("OPENAI_BASE_URL"):
+        raise ConfigurationError(
+            "The 'openai:' MLLM needs an API key: set OPENAI_API_KEY, or point it at an OpenAI-compatible server "
+            "with OPENAI_BASE_URL or base_url (e.g. --base-url http://127.0.0.1:8000/v1)."
+        )
+    return ChatModelMLLM(lc_openai.ChatOpenAI(model=model, **options), name=f"openai:{model}")
+
+
 class ChatModelMLLM:
     """Adapt a LangChain ``BaseChatModel`` to the :class:`~imagerepainter.backends.base.MLLM` protocol.
 
@@ -201,7 +230,7 @@ class ChatModelMLLM:
     ) -> None:
         unknown = set(methods) - set(_ALL_METHODS)
         if not methods or unknown:
-            raise ValueError(f"methods must be a non-empty subset of {_ALL_METHODS}, got {tuple(methods)!r}")
+            raise ConfigurationError(f"methods must be a non-empty subset of {_ALL_METHODS}, got {tuple(methods)!r}.")
         self.model = model
         self.methods: tuple[StructuredMethod, ...] = tuple(methods)
         self.max_reasks = max_reasks
@@ -215,12 +244,7 @@ class ChatModelMLLM:
         self._working: StructuredMethod | None = None
         self._worked: set[StructuredMethod] = set()  # every method that has returned a valid answer
         self._lock = threading.Lock()
-        for attribute in _KEY_ATTRIBUTES:  # masked in every message, whatever its shape
-            key = getattr(model, attribute, None)
-            if key is not None and hasattr(key, "get_secret_value"):
-                register_secret(key.get_secret_value())
-            elif isinstance(key, str):
-                register_secret(key)
+        register_model_keys(model)  # masked in every message, whatever its shape
 
     @staticmethod
     def _default_name(model: Any) -> str:

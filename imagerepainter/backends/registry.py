@@ -4,15 +4,19 @@ A spec is ``provider[:model][?option=value&...]``. A passed-in object always win
 used as is. Options after ``?`` become keyword arguments of the backend, so device and dtype
 stay explicit: ``"diffusers:stabilityai/sdxl-turbo?device=cuda&torch_dtype=float16"``.
 
-Options are checked when the spec is resolved (when ``Repainter`` is built), not when the
-backend is first used: an option the backend does not take is a
-:class:`~imagerepainter.errors.ConfigurationError` that names it, lists the accepted ones and
-suggests the closest (``temprature`` -> ``temperature``); values are converted to the type
-the backend declares (``batch_size=4`` is an int) with the same kind of error when they cannot
-be; and a ``device`` this torch cannot use (``cuda`` on a machine without CUDA) is refused
-before anything is loaded. The accepted options of a built-in backend are the keyword
-arguments of its class (``DiffusersT2I.from_pretrained``, ``CLIPScorer``, ...); for
-``openai:`` MLLM specs, the fields of ``ChatOpenAI`` and their aliases.
+The registry is a table: each row (:class:`BackendEntry`) names the backend's factory by import
+path (imported only when a spec uses it) and where its options are declared. Options are
+checked in one place, for built-in and third-party backends alike, when the spec is resolved
+(when ``Repainter`` is built), not when the backend is first used: an option the backend does
+not take is a :class:`~imagerepainter.errors.ConfigurationError` that names it, lists the
+accepted ones and suggests the closest (``temprature`` -> ``temperature``); values are
+converted to the type the backend declares (``batch_size=4`` is an int) with the same kind of
+error when they cannot be (a value that may be a secret is never quoted back); and a
+``device`` this torch cannot use (``cuda`` on a machine without CUDA) is refused before
+anything is loaded. The accepted options are the named keyword arguments of the factory (its
+``**kwargs`` are not options: they would swallow typos), of the callable given as ``options``,
+or the fields (and aliases) of a pydantic model given as ``options``. Credentials
+(``api_key``, ``token``...) are refused in any spec: specs are recorded in results.
 
 ======================  ===========================================================
 kind                    specs
@@ -27,8 +31,10 @@ scorer                  ``paper`` (0.5 CLIP + 0.5 DINOv2), ``clip[:<id or folder
 
 Third-party packages add providers through the ``imagerepainter.backends`` entry-point
 group: an entry named ``<kind>.<provider>`` (kind ``mllm``, ``t2i`` or ``scorer``) pointing
-at a factory ``(model: str | None, **options) -> backend``. Entry points load lazily, only
-when a spec names a provider that is not built in.
+at a factory or class called as ``factory(model, **options)`` (``model`` is None when the
+spec names none). Its typed keyword arguments are its options, checked like a built-in's.
+Entry points are read only when a spec names a provider that is not built in, and the
+factory is imported only when a spec uses it.
 
 Example:
     >>> parse_spec("diffusers:stabilityai/sdxl-turbo?device=cuda&torch_dtype=float16")
@@ -43,6 +49,8 @@ Example:
     ... except ConfigurationError as exc:
     ...     print(str(exc).split(" Accepted")[0])
     Unknown option 'kernel' in the 'ssim' scorer spec. Did you mean 'kernel_size'?
+    >>> accepted_options("t2i", "sandbox")["default_size"]
+    'int'
 """
 
 from __future__ import annotations
@@ -51,20 +59,31 @@ import difflib
 import importlib
 import inspect
 import os
-from collections.abc import Callable
+import sys
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Literal
+from typing import Any, Literal, Union
 from urllib.parse import parse_qsl
 
-from .._secrets import redact
-from ..errors import ConfigurationError, UnknownBackendError
+from pydantic import BaseModel, ValidationError
+
+from .._imports import require
+from .._secrets import is_secret_name, may_hold_secret, redact, shown
+from ..errors import ConfigurationError, MissingDependencyError, UnknownBackendError
 from .base import MLLM, Scorer, TextToImage
 
 __all__ = [
+    "BackendEntry",
     "BackendKind",
+    "accepted_options",
     "available_backends",
+    "backend_entries",
     "parse_spec",
     "register_backend",
+    "register_entry",
     "resolve_mllm",
     "resolve_scorer",
     "resolve_t2i",
@@ -73,6 +92,8 @@ __all__ = [
 BackendKind = Literal["mllm", "t2i", "scorer"]
 Factory = Callable[..., Any]
 ENTRY_POINT_GROUP = "imagerepainter.backends"
+_KIND_NAMES = {"mllm": "MLLM", "t2i": "text-to-image backend", "scorer": "scorer"}
+_KIND_LABELS = {"mllm": "MLLM", "t2i": "text-to-image", "scorer": "scorer"}
 
 
 def parse_spec(spec: str) -> tuple[str, str | None, dict[str, str]]:
@@ -82,330 +103,429 @@ def parse_spec(spec: str) -> tuple[str, str | None, dict[str, str]]:
     return provider.lower(), (model or None), dict(parse_qsl(query, keep_blank_values=True))
 
 
-# ----------------------------------------------------------------------------- options
-# Spec options arrive as strings; each built-in factory checks their names against what its
-# backend accepts and converts their values before building anything.
-
-Converter = Callable[[str, str], Any]
-"""``(value, option name) -> converted value``, raising ConfigurationError."""
+# ----------------------------------------------------------------------------- the table
 
 
-def _as_is(value: str, name: str) -> Any:
+@dataclass(frozen=True)
+class BackendEntry:
+    """One row of the registry: how specs ``<provider>[:model]?...`` of ``kind`` build a backend.
+
+    Example:
+        >>> entry = BackendEntry("scorer", "ssim", "imagerepainter.scorers:SSIMScorer", model="none")
+        >>> entry.label, entry.load_factory().__name__
+        ("'ssim' scorer", 'SSIMScorer')
+    """
+
+    kind: BackendKind
+    provider: str
+    factory: str | Factory
+    """What builds the backend: ``"module:attribute"`` (imported when a spec uses it) or a callable."""
+    options: str | Factory | type[BaseModel] | None = None
+    """Where the accepted options are declared: None for the factory's own keyword arguments,
+    else a callable (its keyword arguments) or a pydantic model (its fields and aliases), either
+    as an object or as ``"module:attribute"``."""
+    model: Literal["optional", "required", "none"] = "optional"
+    """Whether the spec names a model: passed first as ``factory(model, **options)`` unless
+    ``"none"`` (``factory(**options)``; a spec naming a model is then refused)."""
+    default_model: str | None = None
+    """The model when the spec names none."""
+    requires: tuple[str, ...] = ()
+    """Optional modules the backend needs; a missing one is an error naming the extra to install."""
+    device_extra: str | None = None
+    """Check a ``device`` option against this machine's torch; the extra named if torch is missing.
+    Without it, a ``device`` naming CUDA or MPS is still checked when torch is installed."""
+    shared: bool = False
+    """One backend per process for the same spec (models that take seconds and gigabytes to load)."""
+    hidden: frozenset[str] = frozenset()
+    """Declared options that a spec cannot set (Python objects such as a client)."""
+    convert: Mapping[str, str] = field(default_factory=dict)
+    """Types (``"int"``, ``"float"``, ``"bool"``) for options of an ``options`` model whose own type
+    would keep a string (``timeout``); other fields are converted by the model when it is built."""
+
+    @property
+    def label(self) -> str:
+        """How messages name the backend: ``"'ssim' scorer"``."""
+        return f"'{self.provider}' {_KIND_LABELS[self.kind]}"
+
+    def load_factory(self) -> Factory:
+        """The factory, imported now if the row names it by path."""
+        for module in self.requires:
+            require(module, purpose=f"the {self.label} backend")
+        return _load(self.factory, self)
+
+    def accepted(self) -> dict[str, str]:
+        """The options a spec may set, each with its type (``"int"``, ``"float"``, ``"bool"``, ``"str"``)."""
+        source = self.load_factory() if self.options is None else _load(self.options, self)
+        if isinstance(source, type) and issubclass(source, BaseModel):
+            accepted: dict[str, str] = {}
+            for name, info in source.model_fields.items():
+                for key in (name, info.alias):
+                    if key and key not in self.hidden and name not in self.hidden:
+                        accepted[key] = self.convert.get(key) or self.convert.get(name) or "str"
+            return accepted
+        options = _keyword_options(source, skip_first=self.model != "none")
+        return {name: kind for name, kind in options.items() if name not in self.hidden}
+
+
+def _load(target: Any, entry: BackendEntry) -> Any:
+    """Import ``"package.module:attribute.attribute"``; any other value is returned as is."""
+    if not isinstance(target, str):
+        return target
+    module_name, _, attributes = target.partition(":")
+    try:
+        value: Any = importlib.import_module(module_name)
+        for attribute in filter(None, attributes.split(".")):
+            value = getattr(value, attribute)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"The {entry.label} backend ({target}) cannot be imported: {exc}. Install the package that provides it."
+        ) from None
+    except AttributeError:
+        raise ConfigurationError(f"The {entry.label} backend points at {target!r}, which does not exist.") from None
     return value
 
 
-def _to_int(value: str, name: str) -> Any:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"Option {name!r} must be a whole number, got {value!r}.") from None
-
-
-def _to_float(value: str, name: str) -> Any:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"Option {name!r} must be a number, got {value!r}.") from None
-
-
-def _to_bool(value: str, name: str) -> Any:
-    from .._loading import optional_bool
-
-    return optional_bool(value, f"Option {name!r}")
-
-
-def _optional(convert: Converter) -> Converter:
-    def converter(value: str, name: str) -> Any:
-        return None if str(value).strip().lower() in {"none", "null"} else convert(value, name)
-
-    return converter
-
-
-_BY_ANNOTATION: dict[str, Converter] = {
-    "int": _to_int,
-    "float": _to_float,
-    "bool": _to_bool,
-    "int|None": _optional(_to_int),
-    "float|None": _optional(_to_float),
-    "bool|None": _optional(_to_bool),
-}
-
-
-def _converter(annotation: Any) -> Converter:
-    """The converter for a parameter annotation (a string under ``from __future__ import annotations``)."""
-    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
-    return _BY_ANNOTATION.get(text.replace(" ", ""), _as_is)
-
-
-def _keyword_options(target: Callable[..., Any], *, skip: tuple[str, ...] = ("model",)) -> dict[str, Converter]:
-    """The keyword arguments ``target`` takes by name (``**kwargs`` excluded), with their converters."""
-    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return {
-        name: _converter(param.annotation)
-        for name, param in inspect.signature(target).parameters.items()
-        if param.kind in named and name not in skip and name != "self"
-    }
-
-
-def _check_options(label: str, options: dict[str, str], accepted: dict[str, Converter]) -> dict[str, Any]:
-    """Return ``options`` converted, or raise ConfigurationError for the first option ``accepted`` lacks.
-
-    Example:
-        >>> _check_options("'x'", {"size": "3"}, {"size": _to_int, "seed": _to_int})
-        {'size': 3}
-    """
-    for name in options:
-        if name not in accepted:
-            listed = sorted(set(accepted) - _SECRET_OPTIONS)  # secrets are refused in any spec
-            close = difflib.get_close_matches(name, listed, n=3, cutoff=0.6)
-            hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
-            known = f"Accepted options: {', '.join(listed)}." if listed else "It takes no options."
-            raise ConfigurationError(f"Unknown option {name!r} in the {label} spec.{hint} {known}")
-    return {name: accepted[name](value, name) for name, value in options.items()}
-
-
-def _check_device(options: dict[str, Any], *, extra: str) -> None:
-    if "device" in options:
-        from .._loading import check_device
-
-        options["device"] = check_device(options["device"], extra=extra)
-
-
-# ----------------------------------------------------------------------------- factories
-# Each factory imports its backend lazily, so listing providers costs nothing.
-
-
-def _openai_chat(model: str | None, **options: Any) -> MLLM:
-    from .._imports import require
-    from ..backends.langchain_mllm import ChatModelMLLM
-
-    lc_openai = require("langchain_openai", extra="openai", purpose="the 'openai:' MLLM backend")
-    options = _check_options("'openai:' MLLM", options, _chat_openai_options(lc_openai.ChatOpenAI))
-    options.setdefault("max_retries", 0)  # ChatModelMLLM retries; don't multiply attempts
-    if options.get("base_url") and not os.environ.get("OPENAI_API_KEY"):
-        options.setdefault("api_key", "EMPTY")  # local servers (vLLM, Ollama, sandbox) need no key
-    if not options.get("base_url") and not os.environ.get("OPENAI_API_KEY") and not os.environ.get("OPENAI_BASE_URL"):
-        raise ConfigurationError(
-            "The 'openai:' MLLM needs an API key: set OPENAI_API_KEY, or point it at an OpenAI-compatible server "
-            "with OPENAI_BASE_URL or base_url (e.g. --base-url http://127.0.0.1:8000/v1)."
-        )
-    try:
-        chat = lc_openai.ChatOpenAI(model=model or "gpt-4o-mini", **options)
-    except Exception as exc:  # the client validates its options when it is built
-        problems = _validation_problems(exc) or str(exc)
-        raise ConfigurationError(f"Invalid option in the 'openai:' MLLM spec: {redact(problems)}") from None
-    return ChatModelMLLM(chat, name=f"openai:{model or 'gpt-4o-mini'}")
-
-
-_CHAT_OPENAI_NOT_OPTIONS = frozenset(
+_CHAT_OPENAI_HIDDEN = frozenset(
     {"model", "model_name", "client", "async_client", "root_client", "root_async_client", "http_client"}
     | {"http_async_client", "http_socket_options", "callbacks", "custom_get_token_ids", "rate_limiter", "cache"}
 )
 """ChatOpenAI fields that a spec cannot set: the model (it precedes ``?``) and Python objects."""
 
-
-def _chat_openai_options(chat_openai: Any) -> dict[str, Converter]:
-    """ChatOpenAI's fields and their aliases (``base_url``, ``timeout``, ...), except the model (it precedes ``?``)."""
-    accepted: dict[str, Converter] = {}
-    for name, field in chat_openai.model_fields.items():
-        for key in (name, field.alias):
-            if key and key not in _CHAT_OPENAI_NOT_OPTIONS:
-                accepted[key] = _as_is  # pydantic converts "0.5" for a float field itself
-    for name in ("timeout", "request_timeout"):  # typed float | tuple | Any: a string would stay a string
-        if name in accepted:
-            accepted[name] = _to_float
-    return accepted
-
-
-def _validation_problems(exc: BaseException) -> str | None:
-    """``option 'x': message (got 'value')`` for each error of a pydantic ValidationError."""
-    errors = getattr(exc, "errors", None)
-    if not callable(errors):
-        return None
-    try:
-        return "; ".join(_problem(err) for err in errors())
-    except Exception:
-        return None
-
-
-_SENSITIVE_OPTIONS = frozenset(
-    {"api_key", "openai_api_key", "base_url", "openai_api_base", "default_headers", "default_query", "organization"}
+_METRICS = ("transformers",)
+_BUILT_IN: tuple[BackendEntry, ...] = (
+    BackendEntry(
+        "mllm",
+        "openai",
+        "imagerepainter.backends.langchain_mllm:openai_chat_mllm",
+        options="langchain_openai:ChatOpenAI",
+        hidden=_CHAT_OPENAI_HIDDEN,
+        convert={"timeout": "float", "request_timeout": "float"},  # typed float | tuple | Any: would stay a string
+        requires=("langchain_openai",),
+        default_model="gpt-4o-mini",
+    ),
+    BackendEntry("mllm", "sandbox", "imagerepainter.sandbox:SandboxMLLM", model="none"),
+    BackendEntry(
+        "t2i",
+        "diffusers",
+        "imagerepainter.backends.diffusers_t2i:DiffusersT2I.from_pretrained",
+        model="required",
+        requires=("torch", "diffusers"),
+        device_extra="diffusers",
+        shared=True,  # Repainters built from the same spec share the pipeline (calls to it are serialised)
+    ),
+    BackendEntry(
+        "t2i",
+        "openai",
+        "imagerepainter.backends.openai_images:OpenAIImagesT2I",
+        requires=("openai",),
+        default_model="gpt-image-2",
+        hidden=frozenset({"client"}),
+    ),
+    BackendEntry("t2i", "sandbox", "imagerepainter.sandbox:SandboxT2I", model="none"),
+    BackendEntry(
+        "scorer",
+        "paper",
+        "imagerepainter.scorers:paper_scorer",
+        model="none",
+        requires=_METRICS,
+        device_extra="metrics",
+    ),
+    BackendEntry("scorer", "clip", "imagerepainter.scorers:CLIPScorer", requires=_METRICS, device_extra="metrics"),
+    BackendEntry("scorer", "dinov2", "imagerepainter.scorers:DINOv2Scorer", requires=_METRICS, device_extra="metrics"),
+    BackendEntry("scorer", "ssim", "imagerepainter.scorers:SSIMScorer", model="none", requires=("scipy",)),
+    BackendEntry("scorer", "psnr", "imagerepainter.scorers:PSNRScorer", model="none"),  # plain numpy
+    BackendEntry("scorer", "sandbox", "imagerepainter.sandbox:SandboxScorer", model="none"),
 )
-"""Options whose values may hold credentials (keys, tokens in URLs or headers): never echoed in errors."""
+
+_REGISTRY: dict[str, dict[str, BackendEntry]] = {"mllm": {}, "t2i": {}, "scorer": {}}
+"""Built-in rows and those added in code (:func:`register_backend`); they win over entry points."""
+for _row in _BUILT_IN:
+    _REGISTRY[_row.kind][_row.provider] = _row
+_PLUGINS: dict[str, dict[str, BackendEntry]] = {"mllm": {}, "t2i": {}, "scorer": {}}
+"""Rows read from the ``imagerepainter.backends`` entry points of the packages on ``sys.path``."""
+_plugins_path: tuple[str, ...] | None = None
 
 
-def _problem(err: Any) -> str:
-    """One validation error as text; the offending value only for a named, non-sensitive option."""
-    name = ".".join(str(p) for p in err["loc"])
-    if not name:  # a check across options: its input is every option, credentials included
-        return str(err["msg"])
-    if name in _SENSITIVE_OPTIONS:
-        return f"option {name!r}: {err['msg']}"
-    return f"option {name!r}: {err['msg']} (got {err.get('input')!r})"
+def register_backend(
+    kind: BackendKind,
+    provider: str,
+    factory: str | Factory,
+    *,
+    options: str | Factory | type[BaseModel] | None = None,
+    model: Literal["optional", "required", "none"] = "optional",
+) -> None:
+    """Register ``factory`` for specs ``<provider>[:model]`` of ``kind`` (overrides a built-in).
 
+    ``factory`` (a callable or ``"module:attribute"``) is called as ``factory(model, **options)``
+    (``factory(**options)`` with ``model="none"``). Its named keyword arguments are the options a
+    spec may set, converted to their annotated types, unless ``options`` declares them (see
+    :class:`BackendEntry`).
 
-def _load(path: str) -> Any:
-    """The object at ``"package.module:Name"``, imported when a spec needs it.
-
-    Backends that sit above this module (the sandbox) are named by path, never imported by it.
+    Example:
+        >>> def make(model, *, batch_size: int = 1):
+        ...     from imagerepainter.sandbox import SandboxT2I
+        ...     return SandboxT2I()
+        >>> register_backend("t2i", "doc-example", make)
+        >>> try:
+        ...     resolve_t2i("doc-example?bach_size=2")
+        ... except ConfigurationError as exc:
+        ...     print(str(exc))
+        Unknown option 'bach_size' in the 'doc-example' text-to-image spec. Did you mean 'batch_size'? \
+Accepted options: batch_size.
     """
-    module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def _sandbox_mllm(model: str | None, **options: Any) -> MLLM:
-    SandboxMLLM = _load("imagerepainter.sandbox.mllm:SandboxMLLM")
-    return SandboxMLLM(**_check_options("'sandbox' MLLM", options, _keyword_options(SandboxMLLM)))
-
-
-def _diffusers(model: str | None, **options: Any) -> TextToImage:
-    from .._loading import get_or_load, model_key
-    from .diffusers_t2i import DiffusersT2I
-
-    if not model:
-        raise ConfigurationError("A diffusers spec needs a model: 'diffusers:<hub id or local folder>'.")
-    # Only the named arguments of from_pretrained: its **pipeline_kwargs would swallow typos.
-    options = _check_options("'diffusers:' text-to-image", options, _keyword_options(DiffusersT2I.from_pretrained))
-    _check_device(options, extra="diffusers")
-    # A spec loads its pipeline once per process: Repainters built from the same spec share it
-    # (DiffusersT2I serialises calls to its pipeline).
-    key = model_key("diffusers", model, str(options.get("device", "cpu")), str(options.get("torch_dtype", "float32")))
-    return get_or_load((*key, tuple(sorted(options.items()))), lambda: DiffusersT2I.from_pretrained(model, **options))
-
-
-def _openai_images(model: str | None, **options: Any) -> TextToImage:
-    from .openai_images import OpenAIImagesT2I
-
-    accepted = _keyword_options(OpenAIImagesT2I, skip=("model", "client"))
-    return OpenAIImagesT2I(model or "gpt-image-2", **_check_options("'openai:' text-to-image", options, accepted))
-
-
-def _sandbox_t2i(model: str | None, **options: Any) -> TextToImage:
-    SandboxT2I = _load("imagerepainter.sandbox.renderer:SandboxT2I")
-    return SandboxT2I(**_check_options("'sandbox' text-to-image", options, _keyword_options(SandboxT2I)))
-
-
-def _clip(model: str | None, **options: Any) -> Scorer:
-    from ..scorers import CLIPScorer
-
-    options = _check_options("'clip' scorer", options, _keyword_options(CLIPScorer))
-    _check_device(options, extra="metrics")
-    return CLIPScorer(model or "openai/clip-vit-base-patch32", **options)
-
-
-def _dinov2(model: str | None, **options: Any) -> Scorer:
-    from ..scorers import DINOv2Scorer
-
-    options = _check_options("'dinov2' scorer", options, _keyword_options(DINOv2Scorer))
-    _check_device(options, extra="metrics")
-    return DINOv2Scorer(model or "facebook/dinov2-base", **options)
-
-
-def _paper(model: str | None, **options: Any) -> Scorer:
-    from ..scorers import paper_scorer
-
-    options = _check_options("'paper' scorer", options, _keyword_options(paper_scorer))
-    _check_device(options, extra="metrics")
-    return paper_scorer(**options)
-
-
-def _ssim(model: str | None, **options: Any) -> Scorer:
-    from ..scorers import SSIMScorer
-
-    return SSIMScorer(**_check_options("'ssim' scorer", options, _keyword_options(SSIMScorer)))
-
-
-def _psnr(model: str | None, **options: Any) -> Scorer:
-    from ..scorers import PSNRScorer
-
-    return PSNRScorer(**_check_options("'psnr' scorer", options, _keyword_options(PSNRScorer)))
-
-
-def _sandbox_scorer(model: str | None, **options: Any) -> Scorer:
-    SandboxScorer = _load("imagerepainter.sandbox.scorer:SandboxScorer")
-    return SandboxScorer(**_check_options("'sandbox' scorer", options, _keyword_options(SandboxScorer)))
-
-
-_REGISTRY: dict[str, dict[str, Factory]] = {
-    "mllm": {"openai": _openai_chat, "sandbox": _sandbox_mllm},
-    "t2i": {"diffusers": _diffusers, "openai": _openai_images, "sandbox": _sandbox_t2i},
-    "scorer": {
-        "paper": _paper,
-        "clip": _clip,
-        "dinov2": _dinov2,
-        "ssim": _ssim,
-        "psnr": _psnr,
-        "sandbox": _sandbox_scorer,
-    },
-}
-_KIND_NAMES = {"mllm": "MLLM", "t2i": "text-to-image backend", "scorer": "scorer"}
-_entry_points_loaded = False
-
-
-def register_backend(kind: BackendKind, provider: str, factory: Factory) -> None:
-    """Register ``factory`` for specs ``<provider>[:model]`` of ``kind`` (overrides a built-in)."""
     if kind not in _REGISTRY:
         raise ConfigurationError(f"kind must be one of {sorted(_REGISTRY)}, not {kind!r}.")
-    _REGISTRY[kind][provider.lower()] = factory
+    register_entry(BackendEntry(kind, provider.lower(), factory, options=options, model=model))
+
+
+def register_entry(entry: BackendEntry) -> BackendEntry | None:
+    """Add ``entry`` to the table (replacing a row for the same kind and provider); return the row it replaced.
+
+    Example:
+        >>> from imagerepainter.sandbox import SandboxScorer
+        >>> previous = register_entry(BackendEntry("scorer", "sandbox", SandboxScorer, model="none"))
+        >>> previous.factory, register_entry(previous).factory is SandboxScorer
+        ('imagerepainter.sandbox:SandboxScorer', True)
+    """
+    if entry.kind not in _REGISTRY:
+        raise ConfigurationError(f"kind must be one of {sorted(_REGISTRY)}, not {entry.kind!r}.")
+    previous = _REGISTRY[entry.kind].get(entry.provider)
+    _REGISTRY[entry.kind][entry.provider] = entry
+    return previous
 
 
 def available_backends() -> dict[str, list[str]]:
     """Return the registered providers of each kind (entry points included)."""
     _load_entry_points()
-    return {kind: sorted(providers) for kind, providers in _REGISTRY.items()}
+    return {kind: sorted({*_REGISTRY[kind], *_PLUGINS[kind]}) for kind in _REGISTRY}
+
+
+def backend_entries() -> list[BackendEntry]:
+    """Every row of the registry (entry points included), by kind then provider."""
+    _load_entry_points()
+    rows = []
+    for kind, table in _REGISTRY.items():
+        merged = {**_PLUGINS[kind], **table}
+        rows += [merged[name] for name in sorted(merged)]
+    return rows
+
+
+def accepted_options(kind: BackendKind, provider: str) -> dict[str, str]:
+    """The options specs of ``provider`` accept, with their types (imports the backend's module)."""
+    return _entry(kind, provider.lower(), provider).accepted()
 
 
 def _load_entry_points() -> None:
-    global _entry_points_loaded
-    if _entry_points_loaded:
+    """Read the entry points again whenever ``sys.path`` has changed (installed packages are found on it)."""
+    global _plugins_path
+    if _plugins_path == tuple(sys.path):
         return
-    _entry_points_loaded = True
+    _plugins_path = tuple(sys.path)
+    for table in _PLUGINS.values():
+        table.clear()
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         kind, _, provider = ep.name.partition(".")
-        if kind in _REGISTRY and provider and provider not in _REGISTRY[kind]:
-            _REGISTRY[kind][provider] = _LazyEntryPoint(ep)
+        provider = provider.lower()
+        if kind in _PLUGINS and provider and provider not in _PLUGINS[kind]:
+            _PLUGINS[kind][provider] = BackendEntry(kind, provider, ep.value)  # type: ignore[arg-type]
 
 
-class _LazyEntryPoint:
-    def __init__(self, ep: metadata.EntryPoint) -> None:
-        self.ep = ep
+def _entry(kind: BackendKind, provider: str, spec: str) -> BackendEntry:
+    if provider in _REGISTRY[kind]:
+        return _REGISTRY[kind][provider]
+    _load_entry_points()
+    table = {**_PLUGINS[kind], **_REGISTRY[kind]}
+    if provider not in table:
+        close = difflib.get_close_matches(provider, list(table), n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise UnknownBackendError(
+            f"Unknown {_KIND_NAMES[kind]} {redact(spec)!r}.{hint} Known: {', '.join(sorted(table))}.",
+            spec=spec,
+            suggestions=tuple(close),
+        )
+    return table[provider]
 
-    def __call__(self, model: str | None, **options: Any) -> Any:
-        return self.ep.load()(model, **options)
+
+# ----------------------------------------------------------------------------- options
+# Spec options arrive as strings. Their names are checked against what the backend declares,
+# their values converted to the declared types, here and nowhere else.
 
 
-_SECRET_OPTIONS = {"api_key", "openai_api_key", "token", "hf_token", "password"}
+def _keyword_options(target: Callable[..., Any], *, skip_first: bool) -> dict[str, str]:
+    """The keyword arguments ``target`` takes by name (``**kwargs`` excluded), with their types.
+
+    ``skip_first`` drops the first positional parameter: the model, which precedes ``?``.
+    """
+    params = list(inspect.signature(target).parameters.values())
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    if skip_first and params and params[0].kind != inspect.Parameter.KEYWORD_ONLY:
+        params = params[1:]
+    hints = _type_hints(target)
+    return {
+        p.name: _type_name(hints.get(p.name, p.annotation))
+        for p in params
+        if p.kind in named and p.name not in ("self", "model")
+    }
 
 
-def _resolve(kind: BackendKind, spec: str) -> Any:
+def _type_hints(target: Callable[..., Any]) -> dict[str, Any]:
+    """Resolved annotations of ``target`` (its ``__init__`` for a class), or {} when they cannot be resolved."""
+    function = target.__init__ if isinstance(target, type) else target  # type: ignore[misc]
+    try:
+        return typing.get_type_hints(function)
+    except Exception:  # a forward reference that does not resolve: fall back to the text of the annotation
+        return {}
+
+
+_SCALARS: dict[Any, str] = {int: "int", float: "float", bool: "bool"}
+_NONE_WORDS = {"none", "null"}
+
+
+def _type_name(annotation: Any) -> str:
+    """``"int"``, ``"float"``, ``"bool"`` (with ``"|None"`` when optional) or ``"str"`` (kept as given).
+
+    Example:
+        >>> [_type_name(a) for a in (int, float | None, "Optional[bool]", "int | None", "str", "Any")]
+        ['int', 'float|None', 'bool|None', 'int|None', 'str', 'str']
+    """
+    if isinstance(annotation, str):  # unresolved: read the text
+        text = annotation.replace(" ", "")
+        optional = text.startswith("Optional[")
+        parts = [p for p in text.removeprefix("Optional[").removesuffix("]" if optional else "").split("|") if p]
+        optional = optional or "None" in parts
+        rest = [p for p in parts if p != "None"]
+        base = rest[0] if len(rest) == 1 and rest[0] in ("int", "float", "bool") else "str"
+        return f"{base}|None" if optional and base != "str" else base
+    args = typing.get_args(annotation) if typing.get_origin(annotation) in (Union, types.UnionType) else ()
+    if args:
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1 and rest[0] in _SCALARS:
+            return _SCALARS[rest[0]] + ("|None" if len(rest) < len(args) else "")
+        return "str"
+    return _SCALARS.get(annotation, "str")
+
+
+def _convert(value: str, name: str, kind: str) -> Any:
+    """``value`` as type ``kind``, or a ConfigurationError that quotes the value only if it cannot be a secret."""
+    base, optional = kind.removesuffix("|None"), kind.endswith("|None")
+    if optional and str(value).strip().lower() in _NONE_WORDS:
+        return None
+    if base == "str":
+        return value
+    if base == "bool":
+        from .._loading import optional_bool
+
+        return optional_bool(value, f"Option {name!r}")  # quotes a bad value only if it cannot be a secret
+    try:
+        return int(value) if base == "int" else float(value)
+    except (TypeError, ValueError):
+        what = "a whole number" if base == "int" else "a number"
+        raise ConfigurationError(f"Option {name!r} must be {what}, got {_quote(name, value)}.") from None
+
+
+def _quote(name: str, value: Any) -> str:
+    return "a value that is not shown (the option may hold a credential)" if may_hold_secret(name) else shown(value)
+
+
+def _check_options(entry: BackendEntry, options: dict[str, str]) -> dict[str, Any]:
+    """Return ``options`` converted, or raise ConfigurationError for the first option ``entry`` does not take."""
+    accepted = entry.accepted()
+    for name in options:
+        if name not in accepted:
+            listed = sorted(n for n in accepted if not is_secret_name(n))  # secrets are refused in any spec
+            close = _suggest(name, listed)
+            hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+            known = f"Accepted options: {', '.join(listed)}." if listed else "It takes no options."
+            raise ConfigurationError(f"Unknown option {name!r} in the {entry.label} spec.{hint} {known}")
+    converted = {name: _convert(value, name, accepted[name]) for name, value in options.items()}
+    device = converted.get("device")
+    if isinstance(device, str) and (entry.device_extra or _asks_for_an_accelerator(device)):
+        from .._loading import check_device
+
+        converted["device"] = check_device(device, extra=entry.device_extra or "all")
+    return converted
+
+
+def _asks_for_an_accelerator(device: str) -> bool:
+    """A ``device`` of a backend that declares no torch extra (a plugin's) is checked when it names
+    CUDA or MPS and torch is installed; other values may mean something else to that backend."""
+    from .._imports import is_available
+
+    return device.split(":")[0].strip().lower() in ("cuda", "mps") and is_available("torch")
+
+
+def _suggest(name: str, names: list[str]) -> list[str]:
+    """The names closest to ``name``; failing those, the names one of whose words is close (``bach`` -> ``batch_size``).
+
+    Example:
+        >>> _suggest("temprature", ["temperature", "top_p"]), _suggest("bach", ["batch_size", "device"])
+        (['temperature'], ['batch_size'])
+    """
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    if close:
+        return close
+    words = {word: full for full in names for word in full.split("_") if len(word) >= 3}
+    return list(dict.fromkeys(words[w] for w in difflib.get_close_matches(name, list(words), n=3, cutoff=0.75)))
+
+
+def _validation_problems(exc: ValidationError) -> str:
+    """``option 'x': message (got 'value')`` for each error of a pydantic ValidationError."""
+    return "; ".join(_problem(err) for err in exc.errors())
+
+
+def _problem(err: Any) -> str:
+    """One validation error as text; the offending value only for a named option that cannot hold a secret."""
+    name = ".".join(str(p) for p in err["loc"])
+    if not name:  # a check across options: its input is every option, credentials included
+        return str(err["msg"])
+    if may_hold_secret(name):
+        return f"option {name!r}: {err['msg']}"
+    return f"option {name!r}: {err['msg']} (got {shown(err.get('input'))})"
+
+
+# ----------------------------------------------------------------------------- resolving
+
+
+def _build(kind: BackendKind, spec: str) -> Any:
     provider, model, options = parse_spec(spec)
-    if secret := _SECRET_OPTIONS & set(options):
+    if secret := sorted(name for name in options if is_secret_name(name)):
         raise ConfigurationError(
-            f"Do not put {', '.join(sorted(secret))} in a backend spec: specs are recorded in results and run "
+            f"Do not put {', '.join(secret)} in a backend spec: specs are recorded in results and run "
             "folders. Set the key in the environment (e.g. OPENAI_API_KEY) instead."
         )
     if "model" in options:
         raise ConfigurationError(
             f"The model goes before '?' in a spec, not in its options: '{provider}:<model>' (got {redact(spec)!r})."
         )
-    table = _REGISTRY[kind]
-    if provider not in table:
-        _load_entry_points()
-    if provider not in table:
-        close = difflib.get_close_matches(provider, list(table), n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise UnknownBackendError(
-            f"Unknown {_KIND_NAMES[kind]} {spec!r}.{hint} Known: {', '.join(sorted(table))}.",
-            spec=spec,
-            suggestions=tuple(close),
-        )
-    return table[provider](model, **options)
+    entry = _entry(kind, provider, spec)
+    if entry.model == "none" and model:
+        raise ConfigurationError(f"The {entry.label} takes no model: use {provider!r}, not {redact(spec)!r}.")
+    model = model or entry.default_model
+    if entry.model == "required" and not model:
+        raise ConfigurationError(f"A {provider} spec needs a model: '{provider}:<hub id, name or local folder>'.")
+    factory = entry.load_factory()
+    checked = _check_options(entry, options)
+
+    def build() -> Any:
+        try:
+            return factory(**checked) if entry.model == "none" else factory(model, **checked)
+        except ValidationError as exc:  # a backend that validates its options with pydantic
+            raise ConfigurationError(
+                f"Invalid option in the {entry.label} spec: {redact(_validation_problems(exc))}"
+            ) from None
+
+    if not entry.shared:
+        return build()
+    from .._loading import get_or_load, model_key
+
+    key = model_key(provider, str(model), str(checked.get("device", "cpu")), str(checked.get("torch_dtype", "float32")))
+    return get_or_load((*key, tuple(sorted(checked.items()))), build)
 
 
 def resolve_mllm(spec: Any) -> MLLM:
     """Return an :class:`MLLM` for ``spec``: a spec string, an MLLM, or a LangChain chat model."""
     if isinstance(spec, str):
-        return _resolve("mllm", spec)
+        return _build("mllm", spec)  # type: ignore[no-any-return]
     if isinstance(spec, MLLM):
         return spec
     if hasattr(spec, "invoke") and hasattr(spec, "bind"):  # a LangChain chat model
@@ -421,7 +541,7 @@ def resolve_mllm(spec: Any) -> MLLM:
 def resolve_t2i(spec: Any) -> TextToImage:
     """Return a :class:`TextToImage` for ``spec``: a string, a backend, a diffusers pipeline or a callable."""
     if isinstance(spec, str):
-        return _resolve("t2i", spec)
+        return _build("t2i", spec)  # type: ignore[no-any-return]
     if isinstance(spec, TextToImage):
         return spec
     if isinstance(spec, os.PathLike) or (hasattr(spec, "components") and callable(spec)):  # a folder or a pipeline
@@ -441,7 +561,7 @@ def resolve_t2i(spec: Any) -> TextToImage:
 def resolve_scorer(spec: Any) -> Scorer:
     """Return a :class:`Scorer` for ``spec``: a spec string or a scorer object."""
     if isinstance(spec, str):
-        return _resolve("scorer", spec)
+        return _build("scorer", spec)  # type: ignore[no-any-return]
     if isinstance(spec, Scorer):
         return spec
     raise ConfigurationError(

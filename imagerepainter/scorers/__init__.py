@@ -2,14 +2,15 @@
 
 * :class:`CLIPScorer` — cosine of CLIP image embeddings; bounds ``(-1, 1)``; needs CLIP weights.
 * :class:`DINOv2Scorer` — cosine of mean-pooled DINOv2 embeddings; ``(-1, 1)``; needs DINOv2 weights.
-* :class:`SSIMScorer` — structural similarity of the pixels; ``(-1, 1)``; no weights.
+* :class:`SSIMScorer` — structural similarity of the pixels (scikit-image's Gaussian variant); ``(-1, 1)``; no weights.
 * :class:`PSNRScorer` — peak signal-to-noise ratio, capped at ``max_db``; ``(0, max_db)``; no weights.
 * :class:`WeightedScorer` — a weighted sum of any scorers; bounds are the weighted sums of theirs.
 
 :func:`paper_scorer` builds the paper's ``0.5 * CLIP ViT-B/32 + 0.5 * DINOv2-base``.
 Every scorer here has ``higher_is_better = True``, a ``spec`` string and a JSON-able
-``describe()`` for run records. torch, transformers and torchmetrics are imported only
-when a scorer is first used (``pip install "imagerepainter[metrics]"``).
+``describe()`` for run records. torch and transformers are imported only when an
+embedding scorer is first used (``pip install "imagerepainter[metrics]"``); SSIM and PSNR are
+computed in float64 with numpy (SSIM's window filter needs SciPy: ``imagerepainter[bench]``).
 
 Example:
     >>> from imagerepainter.scorers import paper_scorer

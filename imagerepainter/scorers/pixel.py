@@ -1,21 +1,34 @@
-"""Pixel-level similarity: SSIM and PSNR from torchmetrics' functional API.
+"""Pixel-level similarity: SSIM and PSNR, computed in float64 with numpy (and SciPy for SSIM's filter).
 
 Both compare RGB pixels in ``[0, 1]``. A candidate whose size differs from the
 reference's is first **resized to the reference's size** (bicubic, aspect ratio not
 kept), so a 1024x1024 render can be compared with a 512x512 reference; crop beforehand
-if the aspect ratios differ and distortion matters. Neither needs model weights, so both
-work offline out of the box; they are cheap sanity metrics next to the embedding scores.
+if the aspect ratios differ and distortion matters. Neither needs model weights or torch,
+so both work offline out of the box; they are cheap sanity metrics next to the embedding
+scores. Both punish small shifts: a copy moved by a few pixels scores far below a blurred one.
+
+**The SSIM variant is pinned** (it is computed here, not by whichever torchmetrics is
+installed, whose versions disagree by up to ~7e-3): Wang et al. (2004) with a Gaussian window
+of ``sigma = 1.5`` truncated at radius ``kernel_size // 2`` (5 for the default 11), population
+(co)variances, ``K1 = 0.01``, ``K2 = 0.03``, data range 1, the filter reflecting at the borders
+(``scipy.ndimage`` mode ``"reflect"``), and the SSIM map averaged over its **interior** only
+(``radius`` pixels cropped on every side), per channel, then over R, G and B. That is
+scikit-image's ``structural_similarity(a, b, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+use_sample_covariance=False, data_range=1.0)``. In float64 an image against itself scores
+``1 - O(1e-15)``.
 
 Example:
     >>> from PIL import Image
     >>> ssim = SSIMScorer()
     >>> ref = ssim.prepare(Image.radial_gradient("L").convert("RGB"))
-    >>> [round(s, 3) for s in ssim.score(ref, [Image.radial_gradient("L").convert("RGB")])]
-    [1.0]
+    >>> score = ssim.score(ref, [Image.radial_gradient("L").convert("RGB")])[0]
+    >>> abs(1.0 - score) < 1e-12
+    True
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,30 +40,36 @@ from .. import _loading as _cache
 from .._imports import require
 from ..errors import ConfigurationError
 
-__all__ = ["PSNRScorer", "SSIMScorer", "to_tensor"]
+__all__ = ["PSNRScorer", "SSIMScorer", "to_array"]
+
+_K1, _K2 = 0.01, 0.03
 
 
-def to_tensor(image: Image.Image, size: tuple[int, int] | None = None) -> Any:
-    """Return ``image`` as a float32 ``(3, H, W)`` tensor in ``[0, 1]``.
+def to_array(image: Image.Image, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Return ``image`` as a float64 ``(H, W, 3)`` array in ``[0, 1]``.
 
     When ``size`` = (W, H) is given and differs, the image is first resized to it (bicubic).
+
+    Example:
+        >>> to_array(Image.new("RGB", (4, 2), "white")).shape, float(to_array(Image.new("L", (2, 2))).max())
+        ((2, 4, 3), 0.0)
     """
-    torch = require("torch", extra="metrics")
     if not isinstance(image, Image.Image):
         raise ConfigurationError(f"Scorers take PIL images, got {type(image).__name__}.")
     rgb = image if image.mode == "RGB" else image.convert("RGB")
     if size is not None and rgb.size != size:
         rgb = rgb.resize(size, Image.Resampling.BICUBIC)
-    array = np.asarray(rgb, dtype=np.float32) / 255.0
-    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+    return np.asarray(rgb, dtype=np.float64) / 255.0
 
 
 @dataclass(frozen=True)
 class PreparedPixels:
-    """A reference as a ``(1, 3, H, W)`` tensor in ``[0, 1]``, and its size (W, H)."""
+    """A reference as a float64 ``(H, W, 3)`` array in ``[0, 1]``, its size (W, H), and per-scorer statistics."""
 
-    tensor: Any
+    array: np.ndarray
     size: tuple[int, int]
+    stats: tuple[np.ndarray, ...] = ()
+    """What the scorer computes once per reference (SSIM: the local mean and mean square)."""
 
 
 class _PixelScorer:
@@ -60,7 +79,7 @@ class _PixelScorer:
 
     def __init__(self, *, batch_size: int = 16) -> None:
         self.batch_size = _cache.positive_int(batch_size, "batch_size")
-        """Most candidates compared in one tensor operation."""
+        """Kept for compatibility with the other scorers' options; pixel scores are computed one image at a time."""
 
     @property
     def spec(self) -> str:
@@ -75,54 +94,61 @@ class _PixelScorer:
             "higher_is_better": self.higher_is_better,
             "bounds": list(self.bounds),
             "resize": "candidates resized (bicubic) to the reference size",
+            "precision": "float64",
             **self._settings(),
-            "versions": _cache.library_versions("torch", "torchmetrics"),
+            "versions": _cache.library_versions("numpy", *self._libraries()),
         }
 
     def _settings(self) -> dict[str, Any]:
         return {}
 
+    def _libraries(self) -> tuple[str, ...]:
+        return ()
+
     def load(self) -> _PixelScorer:
-        """Import torchmetrics now (nothing else to load); return ``self``."""
-        require("torchmetrics", extra="metrics", purpose=f"{self.name.upper()} scores")
+        """Import what the scorer needs now (nothing to load); return ``self``."""
         return self
 
     def prepare(self, reference: Image.Image) -> PreparedPixels:
-        """Convert ``reference`` to a tensor once, for :meth:`score`."""
+        """Convert ``reference`` to an array once (and anything else per reference), for :meth:`score`."""
         self._check_reference(reference)
-        return PreparedPixels(tensor=to_tensor(reference)[None], size=reference.size)
+        array = to_array(reference)
+        return PreparedPixels(array=array, size=reference.size, stats=self._reference_stats(array))
 
     def _check_reference(self, reference: Image.Image) -> None:
         pass
 
+    def _reference_stats(self, array: np.ndarray) -> tuple[np.ndarray, ...]:
+        return ()
+
     def score(self, prepared: Any, candidates: Sequence[Image.Image]) -> list[float]:
         """Score each candidate (resized to the reference's size) against the prepared reference, in order."""
-        torch = require("torch", extra="metrics")
         if not isinstance(prepared, PreparedPixels):
             raise ConfigurationError(
                 f"{type(self).__name__}.score expects the value returned by its prepare(), "
                 f"got {type(prepared).__name__}."
             )
-        scores: list[float] = []
-        with torch.inference_mode():
-            for start in range(0, len(candidates), self.batch_size):
-                batch = torch.stack([to_tensor(c, prepared.size) for c in candidates[start : start + self.batch_size]])
-                target = prepared.tensor.expand(batch.shape[0], -1, -1, -1)
-                scores.extend(float(v) for v in self._compare(batch, target))
-        return scores
+        return [self._compare(prepared, to_array(c, prepared.size)) for c in candidates]
 
-    def _compare(self, preds: Any, target: Any) -> Any:
-        """One value per image of the ``(N, 3, H, W)`` batch."""
+    def _compare(self, prepared: PreparedPixels, candidate: np.ndarray) -> float:
         raise NotImplementedError
 
 
 class SSIMScorer(_PixelScorer):
     """Structural similarity (SSIM) over RGB, in ``[-1, 1]``; 1 means identical.
 
+    The variant is pinned (see the module docstring): scikit-image's Gaussian-window SSIM
+    with population statistics, the interior of the map averaged, in float64.
+
     Args:
-        kernel_size: Side of the Gaussian window (odd); the reference must be at least this large.
+        kernel_size: Side of the Gaussian window (odd): the window's radius is ``kernel_size // 2``
+            and the map loses that many pixels on each side before it is averaged. The reference
+            must be larger than the window.
         sigma: Standard deviation of the Gaussian window.
-        batch_size: Most candidates compared at once.
+        batch_size: Accepted for symmetry with the other scorers; unused.
+
+    Raises:
+        MissingDependencyError: SciPy is not installed (``pip install "imagerepainter[bench]"``).
     """
 
     name: str = "ssim"
@@ -136,37 +162,77 @@ class SSIMScorer(_PixelScorer):
         self.sigma = _cache.positive_float(sigma, "sigma")
         self.bounds = (-1.0, 1.0)
 
+    @property
+    def radius(self) -> int:
+        """Pixels of the window on each side of its centre (and cropped from each border of the map)."""
+        return self.kernel_size // 2
+
     def _settings(self) -> dict[str, Any]:
-        return {"kernel_size": self.kernel_size, "sigma": self.sigma}
+        return {
+            "kernel_size": self.kernel_size,
+            "sigma": self.sigma,
+            "variant": "gaussian window, population covariance, K1=0.01, K2=0.03, reflect padding, "
+            "interior of the map averaged per channel (scikit-image's gaussian_weights=True convention)",
+        }
+
+    def _libraries(self) -> tuple[str, ...]:
+        return ("scipy",)
+
+    def load(self) -> SSIMScorer:
+        """Import SciPy now (nothing else to load); return ``self``."""
+        self._gaussian()
+        return self
 
     def _check_reference(self, reference: Image.Image) -> None:
-        if min(reference.size) < self.kernel_size:
+        if min(reference.size) <= 2 * self.radius:
             raise ConfigurationError(
-                f"The reference is {reference.size[0]}x{reference.size[1]}, smaller than the SSIM window "
+                f"The reference is {reference.size[0]}x{reference.size[1]}, not larger than the SSIM window "
                 f"({self.kernel_size}); pass a smaller odd kernel_size."
             )
 
-    def _compare(self, preds: Any, target: Any) -> Any:
-        functional = require("torchmetrics.functional.image", extra="metrics", purpose="SSIM scores")
-        values = functional.structural_similarity_index_measure(
-            preds, target, data_range=1.0, kernel_size=self.kernel_size, sigma=self.sigma, reduction="none"
+    @staticmethod
+    def _gaussian() -> Any:
+        ndimage = require("scipy.ndimage", extra="bench", purpose="SSIM scores")
+        return ndimage.gaussian_filter
+
+    def _filter(self, values: np.ndarray) -> np.ndarray:
+        """The local (Gaussian-weighted) mean of each channel of an ``(H, W, 3)`` array."""
+        return np.asarray(
+            self._gaussian()(
+                values, sigma=(self.sigma, self.sigma, 0.0), radius=(self.radius, self.radius, 0), mode="reflect"
+            )
         )
-        return values.clamp(-1.0, 1.0)
+
+    def _reference_stats(self, array: np.ndarray) -> tuple[np.ndarray, ...]:
+        return (self._filter(array), self._filter(array * array))
+
+    def _compare(self, prepared: PreparedPixels, candidate: np.ndarray) -> float:
+        x = prepared.array
+        ux, uxx = prepared.stats
+        uy, uyy, uxy = self._filter(candidate), self._filter(candidate * candidate), self._filter(x * candidate)
+        vx, vy, vxy = uxx - ux * ux, uyy - uy * uy, uxy - ux * uy
+        c1, c2 = _K1**2, _K2**2  # data range 1
+        ssim_map = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+        r = self.radius
+        interior = ssim_map[r:-r, r:-r, :]
+        value = float(interior.mean(axis=(0, 1)).mean())
+        return min(1.0, max(-1.0, value))
 
     def __repr__(self) -> str:
         return f"SSIMScorer(kernel_size={self.kernel_size}, sigma={self.sigma})"
 
 
 class PSNRScorer(_PixelScorer):
-    """Peak signal-to-noise ratio in decibels (RGB in ``[0, 1]``); higher is more similar.
+    """Peak signal-to-noise ratio in decibels (RGB in ``[0, 1]``, float64); higher is more similar.
 
-    Identical images have an infinite PSNR; it is capped at ``max_db`` so scores stay
-    finite and comparable, which makes :attr:`bounds` ``(0, max_db)`` (8-bit images
-    cannot differ by more than the full range, so the value is never negative).
+    ``10 * log10(1 / MSE)`` with the mean squared error over every pixel and channel. Identical
+    images have an infinite PSNR; it is capped at ``max_db`` so scores stay finite and
+    comparable, which makes :attr:`bounds` ``(0, max_db)`` (8-bit images cannot differ by more
+    than the full range, so the value is never negative).
 
     Args:
         max_db: The cap, reached by identical images (default 100 dB).
-        batch_size: Most candidates compared at once.
+        batch_size: Accepted for symmetry with the other scorers; unused.
 
     Example:
         >>> from PIL import Image
@@ -186,10 +252,11 @@ class PSNRScorer(_PixelScorer):
     def _settings(self) -> dict[str, Any]:
         return {"max_db": self.max_db}
 
-    def _compare(self, preds: Any, target: Any) -> Any:
-        functional = require("torchmetrics.functional.image", extra="metrics", purpose="PSNR scores")
-        values = functional.peak_signal_noise_ratio(preds, target, data_range=1.0, reduction="none", dim=(1, 2, 3))
-        return values.nan_to_num(posinf=self.max_db).clamp(0.0, self.max_db)
+    def _compare(self, prepared: PreparedPixels, candidate: np.ndarray) -> float:
+        mse = float(np.mean((prepared.array - candidate) ** 2))
+        if mse == 0.0:
+            return self.max_db
+        return min(self.max_db, max(0.0, -10.0 * math.log10(mse)))
 
     def __repr__(self) -> str:
         return f"PSNRScorer(max_db={self.max_db})"

@@ -49,8 +49,8 @@ _PROMPT = re.compile(r"^Prompt:\s*(.+)$", re.MULTILINE)
 
 def fake_answer(schema: type[BaseModel], text: str = "", task: Mapping[str, Any] | None = None) -> BaseModel:
     """Build a schema-valid answer procedurally: strings name their field, lists honour the count asked for,
-    numbers are their minimum. The prompt and count come from ``task`` (``MLLMMessage.task``), else from
-    ``Prompt:`` and ``Count:`` lines of ``text``.
+    integers are 3 (the middle of a 1-5 scale). The prompt and count come from ``task``
+    (``MLLMMessage.task``), else from ``Prompt:`` and ``Count:`` lines of ``text``.
 
     Example:
         >>> from imagerepainter.schemas import PromptVariants
@@ -60,7 +60,7 @@ def fake_answer(schema: type[BaseModel], text: str = "", task: Mapping[str, Any]
         ['a dog, variant 1']
         >>> from imagerepainter.schemas import SimilarityRating
         >>> fake_answer(SimilarityRating).aesthetic
-        1
+        3
     """
     task = task or {}
     count_match = _COUNT.search(text)
@@ -79,8 +79,8 @@ def fake_answer(schema: type[BaseModel], text: str = "", task: Mapping[str, Any]
             values[name] = [{"name": "thing", "type": "object"}, {"name": "person", "type": "person"}]
         elif ann is bool:
             values[name] = False
-        elif ann in (int, float):  # the smallest value the field allows ("ge" bound), else 0
-            values[name] = ann(next((m.ge for m in info.metadata if getattr(m, "ge", None) is not None), 0))
+        elif ann is int:  # e.g. a 1-5 rating: the middle of the scale
+            values[name] = 3
         elif get_origin(ann) is list:
             values[name] = [f"fake {name} {i + 1}" for i in range(2)]
         elif get_origin(ann) is Literal:

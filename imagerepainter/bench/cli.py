@@ -1,0 +1,218 @@
+"""The benchmark's commands: ``imagerepainter eval`` and ``imagerepainter leaderboard``.
+
+:func:`add_commands` adds both to the main parser and returns their handlers; errors
+follow the other commands (one line on stderr; exit 2 for bad input or configuration).
+The environment variable ``IMAGEREPAINTER_CACHE_DIR`` (default
+``~/.cache/imagerepainter``) says where named datasets are downloaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..cli_settings import GENERATION_SETTINGS, add_setting_flags, setting_overrides
+from ..errors import ConfigurationError
+
+__all__ = ["CounterLine", "add_commands"]
+
+Handler = Callable[[argparse.Namespace], int]
+
+_SETTINGS = ("max_rounds", "variants", *GENERATION_SETTINGS)
+"""Loop settings ``eval`` takes as flags (the base seed is ``--seed``, shared by every model)."""
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.HelpFormatter(prog, width=100)
+
+
+def add_commands(subparsers: Any) -> dict[str, Handler]:
+    """Add ``eval`` and ``leaderboard`` to ``subparsers``; return ``{command: handler}``."""
+    ev = subparsers.add_parser(
+        "eval",
+        formatter_class=_formatter,
+        help="rank text-to-image models by how closely they regenerate a dataset",
+        description="Regenerate every reference of DATASET with every --t2i model (the MLLM describes each "
+        "reference once, for all), score the results, and write results.sqlite and the leaderboard into --out. "
+        "Run the same command again to resume; finished cases are never recomputed.",
+    )
+    ev.add_argument("dataset", help="a folder of images, a JSONL manifest, or a named set (evalref-100)")
+    ev.add_argument("--mllm", required=True, help="MLLM spec that describes and critiques (e.g. openai:gpt-4o)")
+    ev.add_argument(
+        "--t2i",
+        action="append",
+        required=True,
+        metavar="NAME=SPEC",
+        help="a model to evaluate, named (repeat for several), e.g. sdxl=diffusers:stabilityai/sdxl-turbo",
+    )
+    ev.add_argument("--mode", default="single,repaint", help="single, repaint or both (default: %(default)s)")
+    ev.add_argument("--metrics", default="paper", help="comma-separated metrics; the first ranks (default: paper)")
+    ev.add_argument("--scorer", help="the loop's scorer (default: the first metric)")
+    ev.add_argument("--preset", choices=["default", "paper"], default="default", help="loop settings preset")
+    ev.add_argument("--limit", type=int, help="only the first N references")
+    ev.add_argument("--category", action="append", metavar="C", help="only this category (repeatable)")
+    ev.add_argument("--per-category", type=int, metavar="N", help="only the first N references of each category")
+    ev.add_argument("--seed", type=int, default=0, help="base seed, the same for every model (default: 0)")
+    add_setting_flags(ev, _SETTINGS)  # the loop's settings, the same for every model
+    ev.add_argument("--executor", choices=["local", "ray"], default="local", help="where cases run")
+    ev.add_argument("--ray-address", help="Ray cluster to join (e.g. ray://head:10001; default: a local one)")
+    ev.add_argument("--max-concurrency", type=int, default=4, help="cases in flight at once (default: 4)")
+    ev.add_argument("--retry-failed", action="store_true", help="compute the failed cases again")
+    ev.add_argument("--out", required=True, help="output folder (reuse it to resume or to add a model)")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    lb = subparsers.add_parser(
+        "leaderboard",
+        formatter_class=_formatter,
+        help="rebuild the leaderboard files from an evaluation's results.sqlite",
+        description="Rebuild leaderboard.csv, leaderboard.md and leaderboard.html from DIR/results.sqlite.",
+    )
+    lb.add_argument("folder", metavar="DIR", help="the evaluation's --out folder")
+    return {"eval": _cmd_eval, "leaderboard": _cmd_leaderboard}
+
+
+def _models(items: list[str]) -> dict[str, str]:
+    models: dict[str, str] = {}
+    for item in items:
+        name, sep, spec = item.partition("=")
+        if not sep or not name.strip() or not spec.strip():
+            raise ConfigurationError(
+                f"--t2i takes NAME=SPEC (e.g. sdxl=diffusers:stabilityai/sdxl-turbo), not {item!r}."
+            )
+        if name.strip() in models:
+            raise ConfigurationError(f"--t2i name {name.strip()!r} is given twice; give each model its own name.")
+        models[name.strip()] = spec.strip()
+    return models
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    return setting_overrides(args, _SETTINGS)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .datasets import load_dataset
+    from .runner import evaluate
+
+    models = _models(args.t2i)
+    modes = [m.strip() for m in args.mode.split(",") if m.strip()]
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    if args.ray_address and args.executor != "ray":
+        raise ConfigurationError("--ray-address needs --executor ray.")
+    cache = os.environ.get("IMAGEREPAINTER_CACHE_DIR")
+    dataset = load_dataset(args.dataset, cache_dir=Path(cache) / "datasets" if cache else None)
+    if dataset.licence:
+        print(f"Dataset {dataset.name}: licence {dataset.licence}.", file=sys.stderr)
+    executor: Any = args.executor
+    if args.executor == "ray":
+        from .ray_executor import RayExecutor
+
+        executor = RayExecutor(address=args.ray_address, max_concurrency=args.max_concurrency)
+    progress = None if args.quiet else _progress_bar(sys.stderr)
+    try:
+        report = evaluate(
+            dataset,
+            mllm=args.mllm,
+            models=models,
+            out=args.out,
+            modes=modes,  # type: ignore[arg-type]
+            metrics=metrics,
+            scorer=args.scorer,
+            preset=args.preset,
+            settings=_settings(args),
+            seed=args.seed,
+            limit=args.limit,
+            categories=args.category,
+            per_category=args.per_category,
+            executor=executor,
+            max_concurrency=args.max_concurrency,
+            retry_failed=args.retry_failed,
+            on_progress=progress,
+        )
+    finally:
+        if progress is not None:
+            progress.close()
+    print(
+        f"{report.computed} cases computed ({report.failed} failed), {report.skipped} already done; "
+        f"{report.descriptions_computed} descriptions computed, {report.descriptions_reused} reused.",
+        file=sys.stderr,
+    )
+    for kind, path in _write_reports(report.out).items():
+        print(f"{kind}: {path}")
+    print(f"results: {report.database}")
+    return 0
+
+
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    from .store import DATABASE_NAME
+
+    folder = Path(args.folder)
+    if not (folder / DATABASE_NAME).is_file():
+        raise ConfigurationError(f"{str(folder)!r} holds no {DATABASE_NAME}; give the --out folder of an evaluation.")
+    for kind, path in _write_reports(folder).items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+def _write_reports(folder: Path) -> dict[str, Path]:
+    from .leaderboard import write_reports
+    from .store import ResultsStore
+
+    store = ResultsStore(folder)
+    cases = store.cases()
+    if not cases:
+        raise ConfigurationError(f"{str(store.path)!r} holds no case yet; nothing to report.")
+    primary = store.get_meta("primary_metric", default=cases[0].primary_metric)
+    return dict(write_reports(cases, folder, primary_metric=primary))
+
+
+class CounterLine:
+    """A progress line without tqdm: ``done/total, failed, ETA``, rewritten in place on a terminal."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream, self.start = stream, time.monotonic()
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+
+    def __call__(self, event: Any) -> None:
+        elapsed = time.monotonic() - self.start
+        eta = "?" if not event.done else f"{elapsed / event.done * (event.total - event.done):.0f}s"
+        line = (
+            f"cases {event.done}/{event.total} ({event.skipped} already done, {event.failed} failed) "
+            f"elapsed {elapsed:.0f}s ETA {eta}"
+        )
+        self.stream.write(("\r" + line) if self.tty else line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+
+
+class _Tqdm:
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.bar: Any = None
+
+    def __call__(self, event: Any) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=event.total, file=self.stream, unit="case", desc="eval", dynamic_ncols=True)
+        self.bar.n = event.done
+        self.bar.set_postfix(failed=event.failed, skipped=event.skipped, refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _progress_bar(stream: TextIO) -> Any:
+    """A tqdm bar when tqdm is installed (the ``bench`` extra), else a plain counter line."""
+    from .._imports import is_available
+
+    return _Tqdm(stream) if is_available("tqdm") else CounterLine(stream)

@@ -1,0 +1,327 @@
+"""Running one case: a reference, a model, a mode, from the shared description, to a scored record.
+
+A :class:`Workbench` holds what the cases of an evaluation share in one process (or one Ray
+actor): the MLLM, the loop's scorer, the metrics, and per model one :class:`ModelEngine` —
+the model's backend, resolved and loaded once, inside one ``Repainter`` that all its cases
+use. A device guard lets at most ``device_slots`` renders of a model run at once (one by
+default: a GPU runs one pipeline call at a time), while the MLLM calls of other cases go on.
+
+The modes differ only in per-run settings of the same Repainter:
+
+* ``single``: one round of one candidate, the description's prompt itself (no MLLM call);
+* ``repaint``: the full loop from the same description.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from .._secrets import redact
+from ..backends.base import GeneratedImage, GenerationRequest, check_generation_settings
+from ..config import RepainterConfig
+from ..errors import ConfigurationError, ImageNotFoundError
+from ..images import ImageRef, encode_png, image_sha256
+from ..results import Description
+from .datasets import Reference
+from .metrics import compute_metrics, metric_details
+from .records import CaseResult, Metric, Mode
+
+__all__ = [
+    "MODE_SETTINGS",
+    "CaseImages",
+    "CaseJob",
+    "CaseOutcome",
+    "ModelEngine",
+    "WorkerSpec",
+    "Workbench",
+    "failed_case",
+]
+
+MODE_SETTINGS: dict[str, dict[str, Any]] = {
+    "single": {"max_rounds": 1, "variants": 1, "include_current_prompt": "always"},
+    "repaint": {},
+}
+"""Per-run settings of each mode, on top of the evaluation's settings."""
+
+
+@dataclass(frozen=True)
+class CaseJob:
+    """One case to compute (plain data: it travels to Ray actors)."""
+
+    case_id: str
+    dataset: str
+    reference: Reference
+    model: str
+    model_spec: str
+    mode: Mode
+    seed: int
+    primary_metric: str
+
+
+@dataclass(frozen=True)
+class CaseOutcome:
+    """A computed case and the PNG bytes of its best image (``None`` when it has none)."""
+
+    case: CaseResult
+    best_png: bytes | None = None
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a worker needs to build its :class:`Workbench` (picklable when specs are strings)."""
+
+    mllm: Any
+    models: Mapping[str, Any]
+    scorer: Any
+    metrics: Sequence[str]
+    config: dict[str, Any]
+    device_slots: int = 1
+    metric_objects: Sequence[Metric] | None = field(default=None, compare=False)
+    """Metrics already resolved (used as they are instead of resolving ``metrics``)."""
+
+
+def failed_case(job: CaseJob, error: BaseException | str, *, seconds: float = 0.0, spent: Any = None) -> CaseResult:
+    """The record of a case that failed: the error on one line, without secrets, and what the
+    run had spent before it failed (``spent``: a partial result), so costs add up."""
+    if isinstance(error, BaseException):
+        text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        error = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    usage = dict(getattr(spent, "usage", None) or {})
+    return _base(
+        job,
+        status="failed",
+        error=redact(str(error))[:2000],
+        seconds=seconds,
+        rounds=len(getattr(spent, "rounds", None) or []),
+        images=int(usage.get("images", 0)),
+        mllm_calls=int(usage.get("mllm_calls", 0)),
+        input_tokens=int(usage.get("input_tokens", 0)),
+        output_tokens=int(usage.get("output_tokens", 0)),
+    )
+
+
+def _base(job: CaseJob, **fields: Any) -> CaseResult:
+    ref = job.reference
+    return CaseResult(
+        case_id=job.case_id,
+        dataset=job.dataset,
+        reference_id=ref.id,
+        reference_sha256=ref.sha256,
+        category=ref.category,
+        style=ref.style,
+        model=job.model,
+        model_spec=job.model_spec,
+        mode=job.mode,
+        seed=job.seed,
+        primary_metric=job.primary_metric,
+        **fields,
+    )
+
+
+class _DeviceGuard:
+    """A text-to-image backend that lets at most ``slots`` renders run at once."""
+
+    def __init__(self, t2i: Any, slots: int) -> None:
+        self._t2i = t2i
+        self.name = t2i.name
+        self.capabilities = t2i.capabilities
+        self._slots = threading.BoundedSemaphore(slots)
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GeneratedImage]:
+        with self._slots:
+            return list(self._t2i.generate(requests))
+
+    def check_settings(self, settings: Any) -> None:
+        check_generation_settings(self._t2i, settings)
+
+    def describe(self) -> dict[str, Any]:
+        describe = getattr(self._t2i, "describe", None)
+        return dict(describe()) if callable(describe) else {}
+
+
+class CaseImages:
+    """An in-memory image store that forgets a case's images once the case is recorded.
+
+    Like :class:`~imagerepainter.images.MemoryImageStore` (decoded images keyed by their
+    pixels), but the Repainter of a model serves many cases: the store counts each ``put``
+    and :meth:`release` drops an image once every case that put it has released it, so
+    memory stays bounded by the cases in flight.
+    """
+
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[Image.Image, int]] = {}
+        self._lock = threading.Lock()
+
+    def put(self, image: Image.Image) -> ImageRef:
+        ref = ImageRef(sha256=image_sha256(image), width=image.width, height=image.height)
+        with self._lock:
+            old = self._data.get(ref["sha256"])
+            self._data[ref["sha256"]] = (image.copy(), 1) if old is None else (old[0], old[1] + 1)
+        return ref
+
+    def get(self, ref: ImageRef) -> Image.Image:
+        with self._lock:
+            entry = self._data.get(ref["sha256"])
+        if entry is None:
+            raise ImageNotFoundError(f"Image {ref['sha256'][:12]} is not in this case store (already released).")
+        return entry[0].copy()
+
+    def release(self, refs: Sequence[Mapping[str, Any]]) -> None:
+        """Forget one ``put`` of each of ``refs`` (anything with a ``sha256``)."""
+        with self._lock:
+            for ref in refs:
+                entry = self._data.get(ref["sha256"])
+                if entry is None:
+                    continue
+                if entry[1] <= 1:
+                    del self._data[ref["sha256"]]
+                else:
+                    self._data[ref["sha256"]] = (entry[0], entry[1] - 1)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class ModelEngine:
+    """One model's backend, loaded once, and the Repainter all of its cases share."""
+
+    def __init__(
+        self, name: str, t2i: Any, *, mllm: Any, scorer: Any, config: RepainterConfig, device_slots: int = 1
+    ) -> None:
+        from ..backends.registry import resolve_t2i
+        from ..repainter import Repainter
+
+        self.name = name
+        self.t2i = resolve_t2i(t2i)
+        self.store = CaseImages()
+        self.repainter = Repainter(
+            mllm=mllm, t2i=_DeviceGuard(self.t2i, device_slots), scorer=scorer, config=config, store=self.store
+        )
+
+    def regenerate(self, image: Image.Image, description: Description, mode: Mode, seed: int) -> Any:
+        """Run ``mode`` on ``image`` from ``description``; the one place that starts the loop."""
+        return self.repainter.run(image, description=description, seed=seed, **MODE_SETTINGS[mode])
+
+    def close(self) -> None:
+        self.repainter.close()
+
+
+class Workbench:
+    """The shared backends of one process (or Ray actor) and the code that runs a case."""
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        from ..backends.registry import resolve_mllm, resolve_scorer
+        from .metrics import resolve_metrics
+
+        self.spec = spec
+        self.config = RepainterConfig.validated(dict(spec.config))
+        self.mllm = resolve_mllm(spec.mllm)
+        self.scorer = resolve_scorer(spec.scorer)
+        load = getattr(self.scorer, "load", None)
+        if callable(load):  # load once, before cases run in parallel
+            load()
+        self.metrics: list[Metric] = (
+            list(spec.metric_objects)
+            if spec.metric_objects is not None
+            else resolve_metrics(list(spec.metrics), mllm=self.mllm)
+        )
+        for metric in self.metrics:  # load weights now: a missing one fails before any case
+            load_metric = getattr(metric, "load", None)
+            if callable(load_metric):
+                load_metric()
+        self._engines: dict[str, ModelEngine] = {}
+        self._lock = threading.Lock()
+
+    def engine(self, model: str) -> ModelEngine:
+        """The engine of ``model``, built (its backend loaded) on first use, once."""
+        with self._lock:
+            engine = self._engines.get(model)
+            if engine is None:
+                if model not in self.spec.models:
+                    raise ConfigurationError(f"Unknown model {model!r}; this worker has {sorted(self.spec.models)}.")
+                engine = ModelEngine(
+                    model,
+                    self.spec.models[model],
+                    mllm=self.mllm,
+                    scorer=self.scorer,
+                    config=self.config,
+                    device_slots=self.spec.device_slots,
+                )
+                self._engines[model] = engine
+            return engine
+
+    def run_case(self, job: CaseJob, image: Image.Image, description: Description) -> CaseOutcome:
+        """Regenerate ``image`` with the job's model and mode, and score the best image with every metric.
+
+        Never raises for a failure of the case itself: it is returned as a failed record.
+        """
+        start = time.perf_counter()
+        try:
+            engine = self.engine(job.model)
+            result = engine.regenerate(image, description, job.mode, job.seed)
+        except Exception as exc:
+            partial = getattr(exc, "partial_result", None)
+            if partial is not None and job.model in self._engines:
+                self._engines[job.model].store.release(_refs_of(partial))
+            return CaseOutcome(failed_case(job, exc, seconds=time.perf_counter() - start, spent=partial))
+        try:
+            return self._record(job, engine, image, result, start)
+        finally:
+            engine.store.release(_refs_of(result))
+
+    def _record(self, job: CaseJob, engine: ModelEngine, image: Image.Image, result: Any, start: float) -> CaseOutcome:
+        best = result.best
+        if best is None:
+            return CaseOutcome(
+                failed_case(
+                    job, "no image could be scored (every candidate was blocked)", seconds=time.perf_counter() - start
+                )
+            )
+        best_image = best.image
+        try:
+            values = compute_metrics(self.metrics, image, [best_image])
+            details = metric_details(self.metrics, image, [best_image])[0]
+        except Exception as exc:
+            return CaseOutcome(failed_case(job, exc, seconds=time.perf_counter() - start))
+        metrics = {name: v[0] for name, v in values.items()}
+        higher = {m.name: bool(m.higher_is_better) for m in self.metrics}
+        usage = result.usage
+        case = _base(
+            job,
+            status="ok",
+            metrics=metrics,
+            higher_is_better=higher,
+            best_prompt=best.prompt,
+            rounds=len(result.rounds),
+            images=int(usage.get("images", 0)),
+            mllm_calls=int(usage.get("mllm_calls", 0)),
+            input_tokens=int(usage.get("input_tokens", 0)),
+            output_tokens=int(usage.get("output_tokens", 0)),
+            seconds=time.perf_counter() - start,
+            stop_reason=result.stop_reason,
+            extra={
+                "loop_scorer": self.scorer.name,
+                "loop_score": best.score,
+                "best_round": best.round,
+                "best_seed": best.seed,
+                "scores_per_round": result.scores,
+                "initial_prompt": result.initial_prompt,
+            }
+            | ({"metric_details": details} if details else {}),
+        )
+        return CaseOutcome(case, encode_png(best_image))
+
+    def close(self) -> None:
+        for engine in self._engines.values():
+            engine.close()
+
+
+def _refs_of(result: Any) -> list[ImageRef]:
+    """Every image a case put into its model's store: the reference and each candidate."""
+    return [result.reference, *(c.image_ref for c in [*result.candidates, *result.pending])]

@@ -1,0 +1,382 @@
+"""The leaderboard as one self-contained HTML page: tables, a chart with intervals, an image grid.
+
+Like the run report (:mod:`imagerepainter.report`) the page loads nothing: CSS is inline, the
+chart is inline SVG, images are small base64 thumbnails, there is no JavaScript, and a
+Content-Security-Policy forbids scripts and remote resources. Every text (model names,
+categories, errors, anything a model or a manifest wrote) is HTML-escaped.
+
+Example:
+    >>> from imagerepainter.bench.leaderboard import build_leaderboard
+    >>> page = render_leaderboard_html(build_leaderboard([]), [], Path("."))
+    >>> page.startswith("<!doctype html>"), 'id="leaderboard-chart"' in page
+    (True, True)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import RepainterError
+from ..images import load_image
+from ..report import _CSP, _e, _encode, _ticks
+from .leaderboard import GROUP_ALL, Leaderboard, LeaderboardRow
+from .records import CaseResult
+
+__all__ = ["render_leaderboard_html"]
+
+_CSS = """
+:root{--bg:#f7f7f5;--card:#fff;--fg:#1d1d1f;--muted:#6b6b70;--line:#e2e2e0;--accent:#2563eb;--good:#16a34a;
+--warn:#b45309;--bad:#b91c1c}
+@media (prefers-color-scheme:dark){:root{--bg:#111214;--card:#1b1c1f;--fg:#e8e8ea;--muted:#9a9aa2;--line:#2c2d31;
+--accent:#60a5fa;--good:#4ade80;--warn:#fbbf24;--bad:#f87171}}
+*{box-sizing:border-box}
+body{margin:0;background:var(--bg);color:var(--fg);font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,
+"DejaVu Sans",sans-serif}
+main{max-width:1280px;margin:0 auto;padding:24px 20px 48px}
+h1{font-size:1.7rem;margin:0 0 4px}h2{font-size:1.25rem;margin:0 0 12px}h3{font-size:1rem;margin:14px 0 6px}
+section,header{background:var(--card);border:1px solid var(--line);border-radius:12px;padding:18px 20px;margin:0 0 18px}
+.muted{color:var(--muted)}
+.facts{display:grid;grid-template-columns:repeat(auto-fill,minmax(170px,1fr));gap:10px;margin:14px 0 0;padding:0}
+.facts div{border:1px solid var(--line);border-radius:8px;padding:8px 10px;min-width:0}
+.facts dt{font-size:.75rem;text-transform:uppercase;letter-spacing:.04em;color:var(--muted)}
+.facts dd{margin:0;font-weight:600;overflow-wrap:anywhere}
+.scroll{overflow-x:auto}
+table{border-collapse:collapse;font-size:.88rem;font-variant-numeric:tabular-nums}
+th,td{padding:4px 9px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
+th{color:var(--muted);font-weight:600}
+td.t,th.t{text-align:left;white-space:normal;overflow-wrap:anywhere;max-width:280px}
+tr.group th{text-align:left;color:var(--fg);background:var(--bg)}
+.sig{color:var(--good);font-weight:700}.err{color:var(--bad);white-space:normal;overflow-wrap:anywhere}
+.chart svg{width:100%;height:auto;display:block}
+.axis{stroke:var(--muted);stroke-width:1}.gridline{stroke:var(--line);stroke-width:1}
+svg text{fill:var(--muted);font-size:12px}svg .tick{text-anchor:middle}svg .label{text-anchor:end;fill:var(--fg)}
+svg .mode{fill:var(--fg);font-weight:700}
+.ci{stroke:var(--accent);stroke-width:2.5}.ci-cap{stroke:var(--accent);stroke-width:2}.pt-mean{fill:var(--accent)}
+.grid td,.grid th{vertical-align:top;text-align:center;white-space:normal}
+.grid figure{margin:0;width:var(--thumb)}.grid img{display:block;width:100%;height:auto;border-radius:6px}
+.grid figcaption{font-size:.78rem;color:var(--muted);overflow-wrap:anywhere}
+.missing{width:var(--thumb);aspect-ratio:1;display:grid;place-items:center;color:var(--muted);font-size:.8rem;
+background:var(--line);border-radius:6px;padding:4px;overflow-wrap:anywhere}
+.failed{color:var(--bad)}
+footer{font-size:.8rem;color:var(--muted)}
+"""
+
+
+def _num(value: float | None, digits: int = 4) -> str:
+    return "—" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "—"
+    text = "&lt;1e-4" if value < 1e-4 else f"{value:.4f}"
+    return f'<span class="sig">{text}</span>' if value < 0.05 else text
+
+
+def _interval(low: float | None, high: float | None) -> str:
+    return "—" if low is None or high is None else f"[{_num(low)}, {_num(high)}]"
+
+
+class _Thumbs:
+    """Small embedded thumbnails, encoded once per file."""
+
+    def __init__(self, side: int) -> None:
+        self.side = side
+        self._cache: dict[Path, tuple[str, int, int] | None] = {}
+
+    def tag(self, path: Path | None, alt: str) -> str:
+        found = self._load(path) if path is not None else None
+        if found is None:
+            return f'<div class="missing">{_e("image unavailable")}</div>'
+        src, w, h = found
+        return f'<img src="{_e(src)}" alt="{_e(alt)}" width="{w}" height="{h}">'
+
+    def _load(self, path: Path) -> tuple[str, int, int] | None:
+        if path not in self._cache:
+            try:
+                image = load_image(path)
+            except (RepainterError, OSError):
+                self._cache[path] = None
+            else:
+                scale = min(1.0, self.side / max(image.size))
+                size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+                self._cache[path] = (_encode(image, self.side), *size)
+        return self._cache[path]
+
+
+def _facts(board: Leaderboard) -> str:
+    items: list[tuple[str, object]] = [
+        ("primary metric", board.primary_metric),
+        ("direction", "higher is better" if board.higher_is_better else "lower is better"),
+        ("cases", f"{board.ok} finished / {board.cases}"),
+        ("failed", len(board.failed)),
+        ("models", len(board.models)),
+        ("modes", ", ".join(board.modes) or "—"),
+        ("intervals", f"bootstrap {round(board.confidence * 100)}% (BCa)"),
+    ]
+    return '<dl class="facts">' + "".join(f"<div><dt>{_e(k)}</dt><dd>{_e(v)}</dd></div>" for k, v in items) + "</dl>"
+
+
+def _chart(board: Leaderboard) -> str:
+    """Each model's mean (dot) and interval (whisker) over all references, one block per mode, as inline SVG."""
+    rows = [r for r in board.rows if r.group == GROUP_ALL and r.mean is not None]
+    attrs = f'id="leaderboard-chart" role="img" aria-label="mean and interval per model" data-rows="{len(rows)}"'
+    if not rows:
+        return f'<svg {attrs} viewBox="0 0 960 60"><text x="480" y="35">no finished cases to plot</text></svg>'
+    values = [v for r in rows for v in (r.mean, r.ci_low, r.ci_high) if v is not None and math.isfinite(v)]
+    lo, hi = min(values), max(values)
+    pad = (hi - lo) * 0.08 or max(abs(hi) * 0.1, 0.05)
+    lo, hi = lo - pad, hi + pad
+    width, left, right, row_h, head_h, axis_h = 960, 230, 20, 26, 28, 40
+    modes = [m for m in board.modes if any(r.mode == m for r in rows)]
+    height = len(modes) * head_h + len(rows) * row_h + axis_h + 8
+
+    def x(v: float) -> float:
+        return left + (v - lo) / (hi - lo) * (width - left - right)
+
+    out = [f'<svg {attrs} viewBox="0 0 {width} {height}">']
+    base = height - axis_h
+    for t in _ticks(lo, hi):
+        out.append(f'<line class="gridline" x1="{x(t):.1f}" x2="{x(t):.1f}" y1="4" y2="{base}"/>')
+        out.append(f'<text class="tick" x="{x(t):.1f}" y="{base + 16}">{t:.4g}</text>')
+    direction = "higher is better" if board.higher_is_better else "lower is better"
+    out.append(f'<line class="axis" x1="{left}" x2="{width - right}" y1="{base}" y2="{base}"/>')
+    out.append(
+        f'<text class="tick" x="{left + (width - left - right) / 2:.1f}" y="{height - 6}">'
+        f"{_e(board.primary_metric)} ({direction}), mean and {round(board.confidence * 100)}% interval</text>"
+    )
+    y = 4.0
+    for mode in modes:
+        y += head_h
+        out.append(f'<text class="mode" x="8" y="{y - 8:.1f}">{_e(mode)}</text>')
+        for row in (r for r in rows if r.mode == mode):
+            cy = y + row_h / 2
+            name = row.model if len(row.model) <= 30 else row.model[:29] + "…"
+            out.append(f'<text class="label" x="{left - 10}" y="{cy + 4:.1f}">{_e(name)}</text>')
+            if row.ci_low is not None and row.ci_high is not None:
+                x1, x2 = x(row.ci_low), x(row.ci_high)
+                out.append(f'<line class="ci" x1="{x1:.1f}" x2="{x2:.1f}" y1="{cy:.1f}" y2="{cy:.1f}"/>')
+                out += [
+                    f'<line class="ci-cap" x1="{xc:.1f}" x2="{xc:.1f}" y1="{cy - 6:.1f}" y2="{cy + 6:.1f}"/>'
+                    for xc in (x1, x2)
+                ]
+            assert row.mean is not None
+            out.append(
+                f'<circle class="pt-mean" cx="{x(row.mean):.1f}" cy="{cy:.1f}" r="5"><title>{_e(row.model)} '
+                f"({_e(mode)}): {_num(row.mean)} {_e(_interval(row.ci_low, row.ci_high))}, n={row.n}</title></circle>"
+            )
+            y += row_h
+    return "".join(out) + "</svg>"
+
+
+def _board_table(board: Leaderboard, mode: str) -> str:
+    pct = round(board.confidence * 100)
+    metrics = [m for m in board.metrics if m != board.primary_metric]  # the primary is the mean column
+    head = (
+        '<tr><th>rank</th><th class="t">model</th><th>n</th><th>mean</th>'
+        f"<th>{pct}% interval</th><th>std</th><th>failed</th>"
+        + "".join(f"<th>{_e(m)} {'↑' if board.directions.get(m, True) else '↓'}</th>" for m in metrics)
+        + "</tr>"
+    )
+    body: list[str] = []
+    group = None
+    for row in (r for r in board.rows if r.mode == mode):
+        if row.group != group:
+            group = row.group
+            body.append(f'<tr class="group"><th colspan="{7 + len(metrics)}">{_e(group)}</th></tr>')
+        body.append(_board_row(row, metrics))
+    return f'<div class="scroll"><table class="board"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table></div>'
+
+
+def _board_row(row: LeaderboardRow, metrics: Sequence[str]) -> str:
+    failed = f'<span class="failed">{row.failed}</span>' if row.failed else "0"
+    return (
+        f'<tr><td>{row.rank or "—"}</td><td class="t">{_e(row.model)}</td><td>{row.n}</td>'
+        f"<td><b>{_num(row.mean)}</b></td><td>{_interval(row.ci_low, row.ci_high)}</td><td>{_num(row.std)}</td>"
+        f"<td>{failed}</td>" + "".join(f"<td>{_num(row.metrics.get(m))}</td>" for m in metrics) + "</tr>"
+    )
+
+
+def _gains(board: Leaderboard) -> str:
+    if not board.gains:
+        return ""
+    pct = round(board.confidence * 100)
+    head = (
+        '<tr><th class="t">model</th><th class="t">group</th><th>n</th><th>single</th><th>repaint</th><th>gain</th>'
+        f"<th>{pct}% interval</th><th>wins / losses / ties</th><th>win rate</th><th>p</th><th>effect</th></tr>"
+    )
+    body = "".join(
+        f'<tr><td class="t">{_e(g.model)}</td><td class="t">{_e(g.group)}</td><td>{g.n}</td><td>{_num(g.single)}</td>'
+        f"<td>{_num(g.repaint)}</td><td><b>{_num(g.gain)}</b></td><td>{_interval(g.ci_low, g.ci_high)}</td>"
+        f"<td>{g.wins} / {g.losses} / {g.ties}</td><td>{_num(g.win_rate, 3)}</td><td>{_p(g.p_value)}</td>"
+        f"<td>{_num(g.effect_size, 3)}</td></tr>"
+        for g in board.gains
+    )
+    return (
+        '<section><h2>Gain of repaint over single</h2><p class="muted">Per model, paired on the same references: '
+        "the loop's mean improvement of the primary metric, how often it helped (win rate, ties counted half), a "
+        "two-sided Wilcoxon signed-rank p-value and the rank-biserial effect size.</p>"
+        f'<div class="scroll"><table><thead>{head}</thead><tbody>{body}</tbody></table></div></section>'
+    )
+
+
+def _comparisons(board: Leaderboard) -> str:
+    if not board.comparisons:
+        return ""
+    pct = round(board.confidence * 100)
+    head = (
+        '<tr><th class="t">mode</th><th class="t">A</th><th class="t">B</th><th>n</th><th>A − B</th>'
+        f"<th>{pct}% interval</th><th>A wins / B wins / ties</th><th>win rate</th><th>p</th><th>p (BH)</th>"
+        "<th>effect</th></tr>"
+    )
+    body = "".join(
+        f'<tr><td class="t">{_e(c.mode)}</td><td class="t">{_e(c.model_a)}</td><td class="t">{_e(c.model_b)}</td>'
+        f"<td>{c.n}</td><td><b>{_num(c.mean_diff)}</b></td><td>{_interval(c.ci_low, c.ci_high)}</td>"
+        f"<td>{c.wins} / {c.losses} / {c.ties}</td><td>{_num(c.win_rate, 3)}</td><td>{_p(c.p_value)}</td>"
+        f"<td>{_p(c.p_adjusted)}</td><td>{_num(c.effect_size, 3)}</td></tr>"
+        for c in board.comparisons
+    )
+    return (
+        '<section><h2>Pairwise comparisons</h2><p class="muted">Every pair of models in each mode, on the '
+        "references both finished; A is the better-ranked. p: two-sided Wilcoxon signed-rank test; p (BH): "
+        "Benjamini-Hochberg adjusted over the mode's comparisons (read this one when scanning the whole table); "
+        "effect: matched-pairs rank-biserial correlation, +1 when A is better on every reference. Values below "
+        "0.05 are in green.</p>"
+        f'<div class="scroll"><table><thead>{head}</thead><tbody>{body}</tbody></table></div></section>'
+    )
+
+
+def _grid(board: Leaderboard, cases: Sequence[CaseResult], out_dir: Path, thumbs: _Thumbs, max_references: int) -> str:
+    """Reference | every (mode, model)'s best image, one row per reference."""
+    columns = [(mode, model) for mode in board.modes for model in board.ranking(mode) if model]
+    by_ref: dict[tuple[str, str], dict[tuple[str, str], CaseResult]] = {}
+    reference_paths: dict[tuple[str, str], Path | None] = {}
+    for case in cases:
+        key = (case.reference_id, case.reference_sha256)
+        by_ref.setdefault(key, {})[(case.mode, case.model)] = case
+        path = case.extra.get("reference_path")
+        if isinstance(path, str) and path and reference_paths.get(key) is None:
+            reference_paths[key] = Path(path)
+        reference_paths.setdefault(key, None)
+    if not by_ref:
+        return ""
+    refs = sorted(by_ref)
+    shown = refs[:max_references]
+    head = '<tr><th class="t">reference</th>' + "".join(
+        f'<th>{_e(model)}<br><span class="muted">{_e(mode)}</span></th>' for mode, model in columns
+    )
+    body: list[str] = []
+    for key in shown:
+        reference_id = key[0]
+        cells = [
+            f"<td><figure>{thumbs.tag(reference_paths.get(key), f'reference {reference_id}')}"
+            f"<figcaption>{_e(reference_id)}</figcaption></figure></td>"
+        ]
+        for mode, model in columns:
+            found = by_ref[key].get((mode, model))
+            if found is None:
+                cells.append('<td><div class="missing">not run</div></td>')
+            elif found.status != "ok":
+                cells.append(f'<td><div class="missing err">failed: {_e(found.error or "unknown error")}</div></td>')
+            else:
+                image = (out_dir / found.best_image) if found.best_image else None
+                value = found.metrics.get(board.primary_metric)
+                judged = _ratings(found)
+                title = f' title="{_e(judged)}"' if judged else ""
+                cells.append(
+                    f"<td><figure{title}>{thumbs.tag(image, f'{model} ({mode}) best for {reference_id}')}"
+                    f"<figcaption>{_e(board.primary_metric)} {_num(value)}</figcaption></figure></td>"
+                )
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    note = (
+        f'<p class="muted">Showing the first {len(shown)} of {len(refs)} references.</p>'
+        if len(shown) < len(refs)
+        else ""
+    )
+    return (
+        '<section><h2>Images</h2><p class="muted">Each reference beside every model\'s best image (small '
+        f"thumbnails; the full images are in the output folder).</p>{note}"
+        f'<div class="scroll"><table class="grid" style="--thumb:{thumbs.side}px"><thead>{head}</thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div></section>"
+    )
+
+
+def _ratings(case: CaseResult) -> str:
+    """A judge's first rating and rationale of a case (from ``extra["metric_details"]``), for a tooltip."""
+    details = case.extra.get("metric_details")
+    lines = []
+    for name, record in details.items() if isinstance(details, dict) else ():
+        ratings = record.get("ratings") if isinstance(record, dict) else None
+        if isinstance(ratings, list) and ratings and isinstance(ratings[0], dict):
+            first = ratings[0]
+            lines.append(
+                f"{name}: aesthetic {first.get('aesthetic')}, semantic {first.get('semantic')} — "
+                f"{first.get('rationale', '')}"
+            )
+    return "\n".join(lines)
+
+
+def _failed(board: Leaderboard) -> str:
+    if not board.failed:
+        return ""
+    body = "".join(
+        f'<tr><td class="t">{_e(f.model)}</td><td class="t">{_e(f.mode)}</td><td class="t">{_e(f.reference_id)}</td>'
+        f'<td class="t">{_e(f.category or "")}</td><td class="t err">{_e(f.error or "")}</td></tr>'
+        for f in board.failed
+    )
+    return (
+        f'<section><h2>Failed cases ({len(board.failed)})</h2><p class="muted">Counted in the tables\' '
+        "<i>failed</i> column, never averaged. Retry them with <code>--retry-failed</code>.</p>"
+        '<div class="scroll"><table><thead><tr><th class="t">model</th><th class="t">mode</th>'
+        '<th class="t">reference</th><th class="t">category</th><th class="t">error</th></tr></thead>'
+        f"<tbody>{body}</tbody></table></div></section>"
+    )
+
+
+def render_leaderboard_html(
+    board: Leaderboard,
+    cases: Sequence[CaseResult],
+    out_dir: Path,
+    *,
+    title: str = "Image Regeneration leaderboard",
+    thumb_side: int = 160,
+    max_grid_references: int = 100,
+) -> str:
+    """Render ``board`` (built from ``cases``) as one self-contained HTML document.
+
+    Args:
+        board: The leaderboard.
+        cases: Its case records, for the image grid: a case's best image is ``out_dir /
+            case.best_image``, its reference ``case.extra["reference_path"]``. Images that cannot
+            be read are shown as "image unavailable".
+        out_dir: The evaluation's output folder.
+        title: The page heading.
+        thumb_side: Longest side of the embedded thumbnails, in pixels.
+        max_grid_references: Most references in the image grid (the first, by id).
+    """
+    if thumb_side < 16:
+        raise ValueError(f"thumb_side must be at least 16 pixels, got {thumb_side}.")
+    thumbs = _Thumbs(thumb_side)
+    tables = (
+        "".join(f"<h3>Mode {_e(mode)}</h3>{_board_table(board, mode)}" for mode in board.modes)
+        or '<p class="muted">No cases yet.</p>'
+    )
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head>\n<body><main>"
+        f"<header><h1>{_e(title)}</h1>{_facts(board)}</header>"
+        f'<section><h2>Means and intervals (all references)</h2><div class="chart">{_chart(board)}</div></section>'
+        '<section><h2>Leaderboard</h2><p class="muted">Per mode and group (all references, each category, each '
+        "style): n finished cases, the mean of the primary metric with its bootstrap interval and standard "
+        "deviation, failed cases, and the mean of every metric (↑ higher is better, ↓ lower is better).</p>"
+        f"{tables}</section>"
+        f"{_gains(board)}{_comparisons(board)}{_grid(board, cases, out_dir, thumbs, max_grid_references)}"
+        f"{_failed(board)}"
+        "<footer>Automatic similarity only partly agrees with people; see the metrics guide for each metric's "
+        "caveats. Intervals and tests use a fixed random seed: the same records give the same report.</footer>"
+        "</main></body></html>\n"
+    )

@@ -1,0 +1,749 @@
+"""The benchmark's image-to-image metrics, resolved from names: :func:`resolve_metrics`.
+
+A metric compares regenerated images with their reference and says which way is better
+(:class:`~imagerepainter.bench.records.Metric`). Names, as on the command line
+(``--metrics paper,ssim,judge``):
+
+=====================  =========  =========================================================
+name                   direction  what it is
+=====================  =========  =========================================================
+``paper``              higher     the paper's ``0.5 * CLIP + 0.5 * DINOv2`` cosine; also
+                                  gives ``paper.clip`` and ``paper.dinov2`` from the same pass
+``clip``, ``dinov2``   higher     one embedding cosine alone (``clip:<hub id or folder>``)
+``ssim``               higher     structural similarity, scikit-image's variant, float64
+``psnr``               higher     peak signal-to-noise ratio in dB, capped at 100
+``judge``              higher     an MLLM's 1-5 rating (mean of aesthetic and semantic);
+                                  also ``judge.aesthetic`` and ``judge.semantic``, and with
+                                  ``judge?repeats=N`` (N >= 2) ``judge.agreement`` and
+                                  ``judge.spread``; needs ``mllm``
+``lpips``, ``dreamsim``  lower    learned perceptual distances, when their packages and
+                                  weights can be loaded (else :class:`MetricUnavailableError`)
+any scorer spec        scorer's   whatever :func:`~imagerepainter.backends.registry.resolve_scorer`
+                                  resolves (``sandbox``, ``clip:/models/clip``, a plug-in ...)
+=====================  =========  =========================================================
+
+A metric's name is its spec without the ``?options`` (``paper?device=cuda`` is ``paper``);
+name one yourself with ``NAME=SPEC`` (``dino_cls=dinov2?pooling=cls``). Each part of a
+composite is a metric of its own (``paper.clip`` may be named alone), computed **in the same
+pass** as the whole: the metrics of one pass share a small cache keyed by the pixels of the
+reference and the images, so asking ``paper``, then ``paper.clip``, then ``paper.dinov2``
+embeds each image once. A pass also keeps the prepared reference (its embedding) for the
+next calls with the same reference, so M models compared on one reference embed it once.
+
+Nothing heavy happens when metrics are resolved, except for ``lpips`` and ``dreamsim``,
+which load their weights at once so that a missing backbone fails before the benchmark
+spends anything. Call :meth:`BenchMetric.load` to load the others up front.
+
+The judge's details (each rating, its rationale, what the calls cost) come from
+:func:`metric_details`; the runner keeps them in ``CaseResult.extra["metric_details"]``.
+
+Example:
+    >>> from PIL import Image
+    >>> metrics = resolve_metrics(["ssim", "psnr"])
+    >>> [(m.name, m.higher_is_better) for m in metrics]
+    [('ssim', True), ('psnr', True)]
+    >>> ref = Image.new("RGB", (32, 32), "white")
+    >>> compute_metrics(metrics, ref, [ref, Image.new("RGB", (32, 32), "black")])["psnr"]
+    [100.0, 0.0]
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib
+import math
+import re
+import statistics
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Any
+
+from PIL import Image
+
+from .._imports import is_available
+from ..backends.base import MLLM, MLLMMessage, TokenUsage
+from ..errors import CapabilityError, ConfigurationError, MissingDependencyError, UnknownBackendError
+from .records import Metric
+
+__all__ = [
+    "JUDGE_INSTRUCTION",
+    "BenchMetric",
+    "MetricUnavailableError",
+    "compute_metrics",
+    "describe_metrics",
+    "judge_mllm",
+    "metric_details",
+    "resolve_metrics",
+]
+
+BUILTIN_METRICS = ("paper", "clip", "dinov2", "ssim", "psnr", "judge", "lpips", "dreamsim")
+"""Names :func:`resolve_metrics` knows besides any scorer spec."""
+
+JUDGE_INSTRUCTION = (
+    "You are grading an image-regeneration benchmark. The FIRST image is the reference; the SECOND is an "
+    "attempt to regenerate it from a text description. Rate how closely the second matches the first, "
+    "on two separate 1-5 scales, judging only what is visible:\n"
+    "- aesthetic: style, medium, colour palette, lighting and rendering. 5 = indistinguishable; 4 = the same "
+    "look with small differences; 3 = a clearly related look; 2 = a few shared traits; 1 = unrelated.\n"
+    "- semantic: the same objects, attributes, counts, positions and relations. 5 = the same scene; 4 = one "
+    "minor difference; 3 = the main subject right but several differences; 2 = only some elements shared; "
+    "1 = different content.\n"
+    "Do not reward image quality for its own sake: a beautiful image that differs from the reference scores "
+    "low. Give whole numbers, and a rationale of one or two sentences naming the largest differences."
+)
+"""The judge's rubric (sent with the reference first and the regeneration second)."""
+
+_PART_NAME = re.compile(r"([a-z][a-z0-9_]*)\.([a-z0-9_#]+)")
+_LABEL = re.compile(r"([A-Za-z_][\w.-]*)=(.+)", re.DOTALL)
+_CACHE_SIZE = 16
+_PREPARED_SIZE = 4
+
+
+class MetricUnavailableError(MissingDependencyError):
+    """A metric cannot run here: a package or its pretrained weights cannot be loaded.
+
+    ``missing`` names what is missing (packages, or a description of the weights).
+    """
+
+    def __init__(self, message: str, *, metric: str, missing: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.metric = metric
+        """The metric that cannot run."""
+        self.missing = missing
+        """What is missing: package names, or the weights that could not be loaded."""
+
+
+# ----------------------------------------------------------------------------- passes
+
+
+@dataclass(frozen=True)
+class _PassResult:
+    values: dict[str, list[float]]
+    """Values by part ("" is the whole)."""
+    details: list[dict[str, Any]] = field(default_factory=list)
+    """Per image, anything worth keeping besides the values (empty dicts when nothing)."""
+
+
+def _fingerprint(image: Image.Image) -> str:
+    if not isinstance(image, Image.Image):
+        raise ConfigurationError(f"Metrics take PIL images, got {type(image).__name__}.")
+    digest = hashlib.sha256(f"{image.mode}|{image.size}|".encode())
+    digest.update(image.tobytes())
+    return digest.hexdigest()
+
+
+class _Pass:
+    """One computation shared by the metrics it yields, cached per (reference, images) pixels."""
+
+    name: str
+    """The base metric's name (the parts are ``<name>.<part>``)."""
+    spec: str
+
+    def __init__(self, name: str, spec: str) -> None:
+        self.name, self.spec = name, spec
+        self._lock = threading.Lock()
+        self._results: OrderedDict[tuple[str, tuple[str, ...]], Future[_PassResult]] = OrderedDict()
+        self._metrics: dict[str, BenchMetric] = {}
+
+    # What the subclasses define.
+    def parts(self) -> dict[str, bool]:
+        """``{part: higher_is_better}``; the part ``""`` is the whole."""
+        raise NotImplementedError
+
+    def _compute(self, reference: Image.Image, images: Sequence[Image.Image]) -> _PassResult:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def load(self) -> None:
+        """Load whatever the pass needs (models) now."""
+
+    def metric(self, part: str = "", name: str | None = None) -> BenchMetric:
+        """The metric of ``part`` (one object per part)."""
+        if part not in self.parts():
+            known = ", ".join(sorted(p for p in self.parts() if p)) or "none"
+            raise ConfigurationError(f"The {self.name!r} metric has no part {part!r}; its parts: {known}.")
+        if part not in self._metrics:
+            label = name or (f"{self.name}.{part}" if part else self.name)
+            self._metrics[part] = BenchMetric(label, self.parts()[part], self, part)
+        return self._metrics[part]
+
+    def run(self, reference: Image.Image, images: Sequence[Image.Image]) -> _PassResult:
+        images = list(images)
+        key = (_fingerprint(reference), tuple(_fingerprint(i) for i in images))
+        with self._lock:
+            future = self._results.get(key)
+            owner = future is None
+            if future is None:
+                future = self._results[key] = Future()
+                while len(self._results) > _CACHE_SIZE:
+                    self._results.popitem(last=False)
+            else:
+                self._results.move_to_end(key)
+        if owner:
+            try:
+                result = self._compute(reference, images)
+                for part, values in result.values.items():
+                    if len(values) != len(images):
+                        raise ConfigurationError(
+                            f"Metric {self.name!r} ({part or 'whole'}) returned {len(values)} values for "
+                            f"{len(images)} images."
+                        )
+            except BaseException as exc:
+                with self._lock:
+                    self._results.pop(key, None)  # a failure is not cached: the next call tries again
+                future.set_exception(exc)
+                raise
+            future.set_result(result)
+        return future.result()
+
+
+class BenchMetric:
+    """A metric of the benchmark (implements :class:`~imagerepainter.bench.records.Metric`).
+
+    Built by :func:`resolve_metrics`. Metrics built from the same spec (``paper``,
+    ``paper.clip``, ``paper.dinov2``) share one computation.
+    """
+
+    def __init__(self, name: str, higher_is_better: bool, pass_: _Pass, part: str = "") -> None:
+        self.name = name
+        self.higher_is_better = higher_is_better
+        self.part = part
+        """Which part of its pass this metric is (``""``: the whole)."""
+        self._pass = pass_
+
+    @property
+    def spec(self) -> str:
+        """The spec its pass was resolved from, with options (e.g. ``"paper?device=cuda"``)."""
+        return self._pass.spec
+
+    def compute(self, reference: Image.Image, images: Sequence[Image.Image]) -> list[float]:
+        """One value per image, in order (every image compared with ``reference``, in one batch)."""
+        return list(self._pass.run(reference, images).values[self.part])
+
+    def details(self, reference: Image.Image, images: Sequence[Image.Image]) -> list[dict[str, Any]]:
+        """Per image, what the pass recorded besides values (e.g. the judge's ratings); from the same cache."""
+        return self._pass.run(reference, images).details
+
+    def load(self) -> BenchMetric:
+        """Load models now (they otherwise load on first use), so a missing model fails early; return ``self``."""
+        self._pass.load()
+        return self
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able record of what computes this metric."""
+        return {
+            "name": self.name,
+            "part": self.part or None,
+            "higher_is_better": self.higher_is_better,
+            "spec": self.spec,
+            **{k: v for k, v in self._pass.describe().items() if k not in ("name", "higher_is_better", "spec")},
+        }
+
+    def __repr__(self) -> str:
+        return f"BenchMetric({self.name!r}, higher_is_better={self.higher_is_better}, spec={self.spec!r})"
+
+
+class _ScorerPass(_Pass):
+    """A :class:`~imagerepainter.backends.base.Scorer` as a metric; a weighted scorer's children are its parts."""
+
+    def __init__(self, name: str, spec: str, scorer: Any) -> None:
+        super().__init__(name, spec)
+        self.scorer = scorer
+        self._prepared: OrderedDict[str, Any] = OrderedDict()
+        self._prepared_lock = threading.Lock()
+        self._composite = callable(getattr(scorer, "score_components", None)) and hasattr(scorer, "component_names")
+
+    def parts(self) -> dict[str, bool]:
+        parts = {"": bool(self.scorer.higher_is_better)}
+        if self._composite:
+            for key, child in zip(self.scorer.component_names, self.scorer.scorers, strict=True):
+                parts[key] = bool(child.higher_is_better)
+        return parts
+
+    def load(self) -> None:
+        load = getattr(self.scorer, "load", None)
+        if callable(load):
+            load()
+
+    def _prepare(self, reference: Image.Image) -> Any:
+        key = _fingerprint(reference)
+        with self._prepared_lock:
+            if key in self._prepared:
+                self._prepared.move_to_end(key)
+                return self._prepared[key]
+        prepared = self.scorer.prepare(reference)
+        with self._prepared_lock:
+            self._prepared[key] = prepared
+            while len(self._prepared) > _PREPARED_SIZE:
+                self._prepared.popitem(last=False)
+        return prepared
+
+    def _compute(self, reference: Image.Image, images: Sequence[Image.Image]) -> _PassResult:
+        if not images:
+            return _PassResult({part: [] for part in self.parts()}, [])
+        prepared = self._prepare(reference)
+        if self._composite:
+            components = self.scorer.score_components(prepared, images)
+            values = {"": [float(v) for v in self.scorer.combine(components)]}
+            values.update({key: [float(v) for v in vals] for key, vals in components.items()})
+        else:
+            values = {"": [float(v) for v in self.scorer.score(prepared, images)]}
+        return _PassResult(values, [{} for _ in images])
+
+    def describe(self) -> dict[str, Any]:
+        describe = getattr(self.scorer, "describe", None)
+        record = describe() if callable(describe) else {"scorer": getattr(self.scorer, "name", type(self.scorer))}
+        return {"scorer": record}
+
+
+# ----------------------------------------------------------------------------- judge
+
+
+def judge_mllm(mllm: MLLM) -> tuple[MLLM, float | None]:
+    """``mllm`` set to answer at temperature 0 where its backend allows; and the temperature it will use.
+
+    A :class:`~imagerepainter.backends.langchain_mllm.ChatModelMLLM` whose chat model has a
+    ``temperature`` field gets a *copy* of that model with ``temperature=0`` (the model passed in
+    is never changed; a copy of a ``ChatOpenAI`` shares its HTTP client), wrapped with the same
+    settings. Models that take no other temperature than their default are left alone, as the
+    model class itself decides (``ChatOpenAI`` drops it for ``gpt-5``), and so are reasoning
+    models (``o1``, ``o3``, ``o4`` ..., or a model with a reasoning effort set). Any other MLLM
+    is used as is; the temperature is then reported as ``None`` (the backend's default). The
+    sandbox MLLM is deterministic anyway.
+
+    Example:
+        >>> from imagerepainter.testing import FakeMLLM
+        >>> fake = FakeMLLM()
+        >>> judge_mllm(fake) == (fake, None)
+        True
+    """
+    from ..backends.langchain_mllm import ChatModelMLLM
+
+    if not isinstance(mllm, ChatModelMLLM):
+        return mllm, None
+    model = mllm.model
+    if getattr(model, "temperature", None) == 0:
+        return mllm, 0.0
+    if not _takes_temperature_zero(model):
+        return mllm, None
+    copy = model.model_copy(update={"temperature": 0.0})
+    wrapped = ChatModelMLLM(
+        copy,
+        methods=mllm.methods,
+        max_reasks=mllm.max_reasks,
+        retry=mllm.retry,
+        max_images_per_call=mllm.capabilities.max_images_per_call,
+        name=mllm.name,
+        model_retries=mllm.model_retries,
+    )
+    return wrapped, 0.0
+
+
+def _takes_temperature_zero(model: Any) -> bool:
+    fields = getattr(type(model), "model_fields", None)
+    if not isinstance(fields, dict) or "temperature" not in fields or not callable(getattr(model, "model_copy", None)):
+        return False
+    name = str(getattr(model, "model_name", None) or getattr(model, "model", None) or "")
+    if re.match(r"o\d", name.lower()) or getattr(model, "reasoning_effort", None) or getattr(model, "reasoning", None):
+        return False
+    validate = getattr(type(model), "validate_temperature", None)  # ChatOpenAI's own per-model rules
+    if callable(validate):
+        try:
+            checked = validate({"model": name, "temperature": 0.0})
+        except Exception:
+            return False
+        return isinstance(checked, dict) and checked.get("temperature") == 0.0
+    return True
+
+
+class _JudgePass(_Pass):
+    """Asks an MLLM for a :class:`~imagerepainter.schemas.SimilarityRating` of each image, ``repeats`` times."""
+
+    def __init__(self, name: str, spec: str, mllm: MLLM, *, repeats: int = 1, max_side: int = 768) -> None:
+        super().__init__(name, spec)
+        if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= 20:
+            raise ConfigurationError(f"The judge's repeats must be a whole number from 1 to 20, got {repeats!r}.")
+        if isinstance(max_side, bool) or not isinstance(max_side, int) or not 64 <= max_side <= 4096:
+            raise ConfigurationError(f"The judge's max_side must be a whole number from 64 to 4096, got {max_side!r}.")
+        caps = mllm.capabilities
+        if not caps.accepts_images or caps.max_images_per_call < 2:
+            raise CapabilityError(
+                f"The judge metric sends two images per request (reference and regeneration), but {mllm.name} takes "
+                f"{'no images' if not caps.accepts_images else f'at most {caps.max_images_per_call}'}. "
+                "Use a multimodal model that accepts two images, or drop 'judge' from the metrics."
+            )
+        self.repeats = repeats
+        self.max_side = max_side
+        self.source_mllm = mllm
+        self.mllm, self.temperature = judge_mllm(mllm)
+
+    def parts(self) -> dict[str, bool]:
+        parts = {"": True, "aesthetic": True, "semantic": True}
+        if self.repeats >= 2:
+            parts.update({"agreement": True, "spread": False})
+        return parts
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "judge": {
+                "mllm": self.mllm.name,
+                "repeats": self.repeats,
+                "temperature": self.temperature,
+                "max_side": self.max_side,
+                "scale": "1-5 (mean of aesthetic and semantic, averaged over repeats)",
+                "instruction_sha256": hashlib.sha256(JUDGE_INSTRUCTION.encode()).hexdigest()[:16],
+            }
+        }
+
+    def _shrink(self, image: Image.Image) -> Image.Image:
+        image = image if image.mode == "RGB" else image.convert("RGB")
+        if max(image.size) > self.max_side:
+            image = image.copy()
+            image.thumbnail((self.max_side, self.max_side), Image.Resampling.LANCZOS)
+        return image
+
+    def _compute(self, reference: Image.Image, images: Sequence[Image.Image]) -> _PassResult:
+        from ..schemas import SimilarityRating
+
+        ref = self._shrink(reference)
+        values: dict[str, list[float]] = {part: [] for part in self.parts()}
+        details: list[dict[str, Any]] = []
+        for image in images:
+            message = MLLMMessage(text=JUDGE_INSTRUCTION, images=(ref, self._shrink(image)))
+            ratings, usage, requests = [], TokenUsage(), 0
+            for _ in range(self.repeats):
+                reply = self.mllm.structured([message], SimilarityRating)
+                ratings.append(reply.value)
+                usage, requests = usage + reply.usage, requests + reply.requests
+            aesthetic = [float(r.aesthetic) for r in ratings]
+            semantic = [float(r.semantic) for r in ratings]
+            values[""].append(statistics.fmean((a + s) / 2 for a, s in zip(aesthetic, semantic, strict=True)))
+            values["aesthetic"].append(statistics.fmean(aesthetic))
+            values["semantic"].append(statistics.fmean(semantic))
+            if self.repeats >= 2:
+                agreement, spread = repeat_agreement([aesthetic, semantic])
+                values["agreement"].append(agreement)
+                values["spread"].append(spread)
+            details.append(
+                {
+                    self.name: {
+                        "ratings": [
+                            {"aesthetic": r.aesthetic, "semantic": r.semantic, "rationale": r.rationale}
+                            for r in ratings
+                        ],
+                        "requests": requests,
+                        "input_tokens": usage.input_tokens,
+                        "output_tokens": usage.output_tokens,
+                        "temperature": self.temperature,
+                    }
+                }
+            )
+        return _PassResult(values, details)
+
+
+def repeat_agreement(dimensions: Sequence[Sequence[float]]) -> tuple[float, float]:
+    """How well repeated ratings agree: (exact-agreement rate, mean absolute difference).
+
+    Over every pair of repeats, in every dimension: the share of pairs that gave the same
+    rating (1.0 = always the same), and their mean absolute difference in rating points
+    (0.0 = always the same). With fewer than two repeats there is nothing to compare: (1.0, 0.0).
+
+    Example:
+        >>> repeat_agreement([[4, 4], [5, 3]])   # aesthetic agreed, semantic differed by 2
+        (0.5, 1.0)
+    """
+    pairs = [(a, b) for ratings in dimensions for a, b in combinations(ratings, 2)]
+    if not pairs:
+        return 1.0, 0.0
+    return (
+        sum(a == b for a, b in pairs) / len(pairs),
+        math.fsum(abs(a - b) for a, b in pairs) / len(pairs),
+    )
+
+
+# ----------------------------------------------------------------------------- learned perceptual distances
+
+
+class _LPIPSPass(_Pass):
+    """LPIPS distance (Zhang et al. 2018) from the ``lpips`` package; lower is more similar."""
+
+    def __init__(self, name: str, spec: str, *, net: str = "alex", device: str = "cpu") -> None:
+        super().__init__(name, spec)
+        if net not in ("alex", "vgg", "squeeze"):
+            raise ConfigurationError(f"lpips net must be 'alex', 'vgg' or 'squeeze', got {net!r}.")
+        module = _import_perceptual(name, "lpips", ("torch", "torchvision", "lpips"))
+        self.net, self.device = net, device  # the device was checked with the options
+        try:
+            self.model = module.LPIPS(net=net, verbose=False).eval().to(device)
+        except Exception as exc:
+            raise MetricUnavailableError(
+                f"The {name!r} metric cannot load its pretrained weights ({type(exc).__name__}: {exc}). LPIPS needs "
+                f"the ImageNet {net} backbone from torchvision's model zoo: offline, put the file torchvision would "
+                "download into $TORCH_HOME/hub/checkpoints, or drop the metric.",
+                metric=name,
+                missing=(f"torchvision ImageNet {net} weights",),
+            ) from None
+
+    def parts(self) -> dict[str, bool]:
+        return {"": False}
+
+    def describe(self) -> dict[str, Any]:
+        return {"lpips": {"net": self.net, "device": self.device}}
+
+    def _compute(self, reference: Image.Image, images: Sequence[Image.Image]) -> _PassResult:
+        torch = importlib.import_module("torch")
+
+        def tensor(image: Image.Image) -> Any:
+            from ..scorers.pixel import to_array
+
+            array = to_array(image, reference.size) * 2.0 - 1.0  # LPIPS takes [-1, 1]
+            return torch.from_numpy(array).permute(2, 0, 1).float()[None].to(self.device)
+
+        ref = tensor(reference)
+        with torch.inference_mode():
+            values = [float(self.model(ref, tensor(image)).flatten()[0]) for image in images]
+        return _PassResult({"": values}, [{} for _ in images])
+
+
+class _DreamSimPass(_Pass):
+    """DreamSim distance (Fu et al. 2023) from the ``dreamsim`` package; lower is more similar."""
+
+    def __init__(self, name: str, spec: str, *, dreamsim_type: str = "ensemble", device: str = "cpu") -> None:
+        super().__init__(name, spec)
+        module = _import_perceptual(name, "dreamsim", ("torch", "torchvision", "dreamsim"))
+        self.dreamsim_type, self.device = dreamsim_type, device  # checked with the options
+        try:
+            self.model, self.preprocess = module.dreamsim(pretrained=True, device=device, dreamsim_type=dreamsim_type)
+        except Exception as exc:
+            raise MetricUnavailableError(
+                f"The {name!r} metric cannot load its pretrained weights ({type(exc).__name__}: {exc}). DreamSim "
+                "downloads its checkpoint (GitHub releases) and backbones (torch hub) on first use: run it once "
+                "online to fill the cache, or drop the metric.",
+                metric=name,
+                missing=(f"DreamSim {dreamsim_type} checkpoint",),
+            ) from None
+
+    def parts(self) -> dict[str, bool]:
+        return {"": False}
+
+    def describe(self) -> dict[str, Any]:
+        return {"dreamsim": {"type": self.dreamsim_type, "device": self.device}}
+
+    def _compute(self, reference: Image.Image, images: Sequence[Image.Image]) -> _PassResult:
+        torch = importlib.import_module("torch")
+        ref = self.preprocess(reference.convert("RGB")).to(self.device)
+        with torch.inference_mode():
+            values = [
+                float(self.model(ref, self.preprocess(image.convert("RGB")).to(self.device)).flatten()[0])
+                for image in images
+            ]
+        return _PassResult({"": values}, [{} for _ in images])
+
+
+def _import_perceptual(metric: str, module: str, needs: tuple[str, ...]) -> Any:
+    missing = tuple(name for name in needs if not is_available(name))
+    install = (
+        f'pip install "imagerepainter[perceptual]" (installs {", ".join(needs[1:])}; torchvision must match your torch)'
+    )
+    if missing:
+        raise MetricUnavailableError(
+            f"The {metric!r} metric needs the packages {', '.join(missing)}, which are not installed: {install}.",
+            metric=metric,
+            missing=missing,
+        )
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # installed but broken, e.g. a torchvision built for another torch
+        broken = exc.name or module
+        raise MetricUnavailableError(
+            f"The {metric!r} metric cannot import {module!r}: {type(exc).__name__}: {exc}. {install}.",
+            metric=metric,
+            missing=(broken,),
+        ) from None
+
+
+# ----------------------------------------------------------------------------- resolution
+
+
+def _judge_options(*, repeats: int = 1, max_side: int = 768) -> None:
+    """The options of ``judge?...``: repeated ratings per image, and the longest side of the images sent."""
+
+
+def _lpips_options(*, net: str = "alex", device: str = "cpu") -> None:
+    """The options of ``lpips?...``: the backbone (``alex``, ``vgg``, ``squeeze``) and the torch device."""
+
+
+def _dreamsim_options(*, dreamsim_type: str = "ensemble", device: str = "cpu") -> None:
+    """The options of ``dreamsim?...``: the model type and the torch device."""
+
+
+def _options(
+    provider: str, options: dict[str, str], declared: Callable[..., None], device_extra: str | None = None
+) -> dict[str, Any]:
+    """``options`` checked and converted by the registry's one option checker, as declared by ``declared``."""
+    from ..backends.registry import BackendEntry, _check_options
+
+    entry = BackendEntry("scorer", provider, declared, options=declared, model="none", device_extra=device_extra)
+    return _check_options(entry, options)
+
+
+def _judge_pass(name: str, spec: str, options: dict[str, str], mllm: Any) -> _Pass:
+    if mllm is None:
+        raise ConfigurationError(
+            "The 'judge' metric needs an MLLM to ask: pass mllm= (a spec such as 'openai:gpt-4o', a LangChain chat "
+            "model or an MLLM), or drop 'judge' from the metrics."
+        )
+    from ..backends.registry import resolve_mllm
+
+    return _JudgePass(name, spec, resolve_mllm(mllm), **_options("judge", options, _judge_options))
+
+
+def _base_pass(name: str, spec: str, mllm: Any) -> _Pass:
+    from ..backends.registry import parse_spec, resolve_scorer
+
+    provider, model, options = parse_spec(spec)
+    if provider == "judge" and model is None:
+        return _judge_pass(name, spec, options, mllm)
+    if provider == "lpips" and model is None:
+        return _LPIPSPass(name, spec, **_options("lpips", options, _lpips_options, "perceptual"))
+    if provider == "dreamsim" and model is None:
+        return _DreamSimPass(name, spec, **_options("dreamsim", options, _dreamsim_options, "perceptual"))
+    try:
+        scorer = resolve_scorer(spec)
+    except UnknownBackendError:
+        from ..backends.registry import available_backends
+
+        known = sorted(set(BUILTIN_METRICS) | set(available_backends()["scorer"]))
+        close = tuple(difflib.get_close_matches(provider, known, n=3, cutoff=0.5))
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise UnknownBackendError(
+            f"Unknown metric {spec!r}.{hint} Known: {', '.join(known)}, their parts (paper.clip, paper.dinov2, "
+            "judge.semantic, ...), or any scorer spec (e.g. 'clip:/models/clip').",
+            spec=spec,
+            suggestions=close,
+        ) from None
+    return _ScorerPass(name, spec, scorer)
+
+
+def resolve_metrics(names: Sequence[str] | str, *, mllm: Any = None) -> list[Metric]:
+    """Build the metrics ``names`` asks for, in order (see the module docstring for the names).
+
+    Args:
+        names: Metric names or specs, e.g. ``["paper", "ssim", "judge?repeats=2"]``, or one
+            comma-separated string. ``NAME=SPEC`` names a metric yourself.
+        mllm: The judge's MLLM (a spec string, a LangChain chat model or an MLLM); needed
+            only when ``judge`` is asked for.
+
+    Returns:
+        One metric per name, plus the parts a composite brings along (``paper`` is followed by
+        ``paper.clip`` and ``paper.dinov2``; ``judge`` by its parts). A metric asked for twice
+        appears once.
+
+    Raises:
+        UnknownBackendError: A name no metric or scorer answers to (with suggestions).
+        ConfigurationError: A bad option, two different metrics under one name, no names,
+            ``judge`` without ``mllm``.
+        CapabilityError: The judge's MLLM cannot take two images.
+        MetricUnavailableError: ``lpips`` or ``dreamsim`` cannot load a package or its weights.
+
+    Example:
+        >>> [m.name for m in resolve_metrics("paper.clip, psnr, mine=ssim?kernel_size=7")]
+        ['paper.clip', 'psnr', 'mine']
+        >>> resolve_metrics(["ssim?kernel_size=7", "ssim"])  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        imagerepainter.errors.ConfigurationError: Two different metrics are named 'ssim' ... e.g. 'ssim_2=ssim'.
+    """
+    items = [n.strip() for n in (names.split(",") if isinstance(names, str) else names)]
+    items = [n for n in items if n]
+    if not items:
+        raise ConfigurationError("No metrics asked for: name at least one, e.g. 'paper' or 'ssim'.")
+    passes: dict[str, _Pass] = {}
+    chosen: dict[str, BenchMetric] = {}
+    for item in items:
+        label_match = _LABEL.fullmatch(item)
+        label, spec = (label_match.group(1), label_match.group(2).strip()) if label_match else (None, item)
+        head, sep, query = spec.partition("?")
+        part_match = _PART_NAME.fullmatch(head.strip().lower())
+        part = ""
+        if part_match and part_match.group(1) in BUILTIN_METRICS:
+            base_name, part = part_match.groups()
+            base_spec = base_name + sep + query
+        else:
+            base_name, base_spec = head.strip(), spec
+        pass_key = f"{label or ''}={base_spec}"
+        pass_ = passes.get(pass_key)
+        if pass_ is None:
+            pass_ = passes[pass_key] = _base_pass(label or base_name, base_spec, mllm)
+        wanted = [pass_.metric(part, name=label)] if part else [pass_.metric(p) for p in pass_.parts()]
+        for metric in wanted:
+            prior = chosen.get(metric.name)
+            if prior is None:
+                chosen[metric.name] = metric
+            elif prior is not metric:
+                raise ConfigurationError(
+                    f"Two different metrics are named {metric.name!r} ({prior.spec!r} and {metric.spec!r}): name one "
+                    f"yourself, e.g. '{metric.name.split('.')[0]}_2={metric.spec}'."
+                )
+    return list(chosen.values())
+
+
+# ----------------------------------------------------------------------------- helpers for the runner
+
+
+def compute_metrics(
+    metrics: Sequence[Metric], reference: Image.Image, images: Sequence[Image.Image]
+) -> dict[str, list[float]]:
+    """Every metric of every image, by metric name: ``{name: [value per image]}``.
+
+    Metrics that share a pass (``paper`` and its parts) compute it once.
+
+    Raises:
+        ConfigurationError: A metric returned the wrong number of values.
+    """
+    out: dict[str, list[float]] = {}
+    for metric in metrics:
+        values = [float(v) for v in metric.compute(reference, images)]
+        if len(values) != len(images):
+            raise ConfigurationError(f"Metric {metric.name!r} returned {len(values)} values for {len(images)} images.")
+        out[metric.name] = values
+    return out
+
+
+def metric_details(
+    metrics: Sequence[Metric], reference: Image.Image, images: Sequence[Image.Image]
+) -> list[dict[str, Any]]:
+    """Per image, what the metrics recorded besides their values, merged (e.g. ``{"judge": {"ratings": ...}}``).
+
+    Served from the cache of :func:`compute_metrics` when it already ran on the same images:
+    the judge is not asked again.
+    """
+    merged: list[dict[str, Any]] = [{} for _ in images]
+    seen: set[int] = set()
+    for metric in metrics:
+        details = getattr(metric, "details", None)
+        pass_ = getattr(metric, "_pass", None)
+        if not callable(details) or id(pass_) in seen:
+            continue
+        seen.add(id(pass_))
+        for target, extra in zip(merged, details(reference, images), strict=True):
+            target.update(extra)
+    return merged
+
+
+def describe_metrics(metrics: Sequence[Metric]) -> list[dict[str, Any]]:
+    """A JSON-able record of every metric (name, direction, spec, what computes it), for results and config hashes."""
+    records = []
+    for metric in metrics:
+        describe = getattr(metric, "describe", None)
+        records.append(
+            describe() if callable(describe) else {"name": metric.name, "higher_is_better": metric.higher_is_better}
+        )
+    return records

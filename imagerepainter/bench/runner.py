@@ -1,0 +1,463 @@
+"""``evaluate``: regenerate every reference of a dataset with every model, in every mode, and record it.
+
+For each reference the MLLM's description is computed once (see
+:mod:`~imagerepainter.bench.describer`); then each (model, mode) case starts from it with the
+same seed, is scored with every metric, and is written to ``results.sqlite`` in ``out``
+(its best image under ``out/images``). Cases are keyed by what decides their result (see
+:func:`~imagerepainter.bench.store.case_key`), so an evaluation
+
+* resumes where it stopped after a crash or ``SIGKILL`` (finished cases are never recomputed);
+* does nothing when run again;
+* computes only the new model's cases when a model is added;
+* records a failed case with its error and goes on; ``retry_failed=True`` retries those.
+
+Example:
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from imagerepainter.sandbox import random_scene, render_scene
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> for i in range(2):
+    ...     render_scene(random_scene(i), 96, 96).save(folder / f"scene_{i}.png")
+    >>> report = evaluate(folder, mllm="sandbox", models={"sandbox": "sandbox"}, metrics=["sandbox"],
+    ...                   out=Path(tempfile.mkdtemp()), settings={"max_rounds": 2})
+    >>> report.computed, report.failed, report.descriptions_computed
+    (4, 0, 2)
+    >>> evaluate(folder, mllm="sandbox", models={"sandbox": "sandbox"}, metrics=["sandbox"],
+    ...          out=report.out, settings={"max_rounds": 2}).computed
+    0
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from .._files import atomic_write
+from ..config import RepainterConfig
+from ..errors import ConfigurationError
+from ..images import load_image
+from ..prompts import PROMPT_VERSION
+from .datasets import Dataset, load_dataset
+from .describer import Describer
+from .engine import MODE_SETTINGS, CaseJob, CaseOutcome, Workbench, WorkerSpec, failed_case
+from .records import CaseResult, Mode
+from .store import ResultsStore, case_key, stable_hash
+
+__all__ = ["EvaluationReport", "ProgressEvent", "evaluate", "spec_text"]
+
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """Where an evaluation stands; passed to ``on_progress`` after each case (and once at the start)."""
+
+    done: int
+    """Cases finished in this call (computed or failed)."""
+    total: int
+    """Cases to compute in this call (finished ones skipped)."""
+    skipped: int
+    """Cases already in the database."""
+    failed: int
+    """Cases of this call that failed."""
+    case: CaseResult | None = None
+    """The case that just finished (``None`` for the first event)."""
+
+
+class EvaluationReport(BaseModel):
+    """What :func:`evaluate` did, and every case of the evaluation (finished before or now)."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    out: Path
+    database: Path
+    dataset: str
+    models: list[str]
+    modes: list[Mode]
+    metrics: list[str]
+    primary_metric: str
+    cases: list[CaseResult]
+    """Every case of this evaluation's plan that has a row, in database order."""
+    computed: int
+    """Cases computed by this call (ok or failed)."""
+    skipped: int
+    """Cases found finished in the database and not recomputed."""
+    failed: int
+    """Cases of this call that failed (see each case's ``error``)."""
+    descriptions_computed: int
+    descriptions_reused: int
+    seconds: float
+
+    def write_reports(self) -> dict[str, Path]:
+        """Write the leaderboard files into :attr:`out` (see :mod:`imagerepainter.bench.leaderboard`)."""
+        from .leaderboard import write_reports
+
+        return write_reports(self.cases, self.out, primary_metric=self.primary_metric)
+
+
+def spec_text(spec: Any) -> str:
+    """How a backend given as ``spec`` is named in keys and records: the spec string, or the
+    object's class and name (an object's settings are not visible: rename it when they change)."""
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, os.PathLike):
+        return os.fspath(spec)
+    return f"object:{type(spec).__module__}.{type(spec).__qualname__}:{getattr(spec, 'name', '')}"
+
+
+def evaluate(
+    dataset: Dataset | str | os.PathLike[str],
+    *,
+    mllm: Any,
+    models: Mapping[str, Any],
+    out: str | os.PathLike[str],
+    modes: Sequence[Mode] = ("single", "repaint"),
+    metrics: Sequence[str] = ("paper",),
+    scorer: Any = None,
+    preset: str = "default",
+    settings: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    limit: int | None = None,
+    categories: Sequence[str] | None = None,
+    per_category: int | None = None,
+    executor: Literal["local", "ray"] | Any = "local",
+    max_concurrency: int = 4,
+    device_slots: int = 1,
+    retry_failed: bool = False,
+    on_progress: Callable[[ProgressEvent], None] | None = None,
+) -> EvaluationReport:
+    """Evaluate ``models`` on ``dataset`` and record every case in ``out/results.sqlite``.
+
+    Args:
+        dataset: A :class:`Dataset`, or what :func:`~imagerepainter.bench.datasets.load_dataset`
+            takes (a folder, a JSONL manifest, ``"evalref-100"``).
+        mllm: The MLLM that describes (once per reference) and critiques: a spec or an object.
+        models: The text-to-image models by name (``{"sdxl": "diffusers:stabilityai/sdxl-turbo"}``):
+            specs, or objects (used as they are).
+        out: The output folder (created; reused to resume).
+        modes: ``"single"`` (describe once, generate once) and/or ``"repaint"`` (the full loop).
+        metrics: Metric names; the first is the primary one (the leaderboard's ranking).
+        scorer: The loop's own scorer (which picks each case's best image); default: the first
+            metric when it names a scorer, else ``"paper"``.
+        preset: The loop preset (``"default"`` or ``"paper"``).
+        settings: Loop settings for every case (e.g. ``{"max_rounds": 3, "height": 512}``).
+        seed: The base seed; every model and mode of a reference uses the same seeds.
+        limit: Evaluate only the first ``limit`` references (after ``categories``).
+        categories: Evaluate only the references of these categories.
+        per_category: Evaluate at most this many references of each category (the first ones).
+        executor: ``"local"`` (threads in this process), ``"ray"``, or an executor object
+            such as :class:`~imagerepainter.bench.ray_executor.RayExecutor`.
+        max_concurrency: Cases in flight at once (their MLLM calls overlap).
+        device_slots: Renders of one model that may run at once (1 protects a GPU).
+        retry_failed: Compute again the cases recorded as failed.
+        on_progress: Called with a :class:`ProgressEvent` at the start and after each case.
+
+    Raises:
+        ConfigurationError: a bad argument, found before any model is loaded or called.
+    """
+    start = time.perf_counter()
+    plan = _plan(
+        dataset,
+        mllm=mllm,
+        models=models,
+        modes=modes,
+        metrics=metrics,
+        scorer=scorer,
+        preset=preset,
+        settings=settings,
+        seed=seed,
+        limit=limit,
+        categories=categories,
+        per_category=per_category,
+        max_concurrency=max_concurrency,
+        device_slots=device_slots,
+    )
+    store = ResultsStore(out)
+    store.set_meta("primary_metric", primary_metric(plan.metrics))
+    status = store.case_status(job.case_id for job in plan.jobs)
+    todo = [j for j in plan.jobs if status.get(j.case_id) is None or (retry_failed and status[j.case_id] == "failed")]
+    skipped, failed, done = len(plan.jobs) - len(todo), 0, 0
+    if on_progress is not None:
+        on_progress(ProgressEvent(done=0, total=len(todo), skipped=skipped, failed=0))
+    describer = None
+    if todo:
+        run = _executor(executor, max_concurrency)
+        describer = Describer(mllm=plan.mllm, mllm_key=plan.mllm_key, config=plan.config, store=store)
+        try:
+            for outcome in run(todo, plan.worker, describer):
+                case = _save(store, outcome)
+                done += 1
+                failed += case.status == "failed"
+                if on_progress is not None:
+                    on_progress(ProgressEvent(done=done, total=len(todo), skipped=skipped, failed=failed, case=case))
+        finally:
+            describer.close()
+    return EvaluationReport(
+        out=store.out,
+        database=store.path,
+        dataset=plan.dataset.name,
+        models=list(plan.worker.models),
+        modes=list(plan.modes),
+        metrics=list(plan.metrics),
+        primary_metric=primary_metric(plan.metrics),
+        cases=store.cases(job.case_id for job in plan.jobs),
+        computed=done,
+        skipped=skipped,
+        failed=failed,
+        descriptions_computed=describer.computed if describer else 0,
+        descriptions_reused=describer.reused if describer else 0,
+        seconds=time.perf_counter() - start,
+    )
+
+
+# ----------------------------------------------------------------------------- planning
+
+
+@dataclass(frozen=True)
+class _Plan:
+    dataset: Dataset
+    modes: tuple[Mode, ...]
+    metrics: tuple[str, ...]
+    mllm: Any
+    mllm_key: str
+    config: RepainterConfig
+    worker: WorkerSpec
+    jobs: list[CaseJob]
+
+
+def _plan(dataset: Any, *, mllm: Any, models: Mapping[str, Any], modes: Sequence[Mode], metrics: Sequence[str],
+          scorer: Any, preset: str, settings: Mapping[str, Any] | None, seed: int, limit: int | None,
+          categories: Sequence[str] | None, per_category: int | None, max_concurrency: int,
+          device_slots: int) -> _Plan:  # fmt: skip
+    """Check every argument and list the cases, before any model is loaded or called."""
+    if not models:
+        raise ConfigurationError(
+            "models is empty; give at least one text-to-image model, e.g. {'sd': 'diffusers:...'}."
+        )
+    for name in models:
+        if not _MODEL_NAME.match(str(name)):
+            raise ConfigurationError(
+                f"Model name {name!r} is not usable; use letters, digits and . _ + - (up to 64, e.g. 'sdxl-turbo')."
+            )
+    _check_providers(models)
+    _refuse_credentials(mllm, models, scorer)
+    modes = tuple(dict.fromkeys(modes))
+    if not modes or any(m not in MODE_SETTINGS for m in modes):
+        raise ConfigurationError(f"modes must be among {sorted(MODE_SETTINGS)}, got {list(modes)!r}.")
+    metrics = tuple(dict.fromkeys(str(m) for m in metrics))
+    if not metrics:
+        raise ConfigurationError("metrics is empty; give at least one, e.g. ['paper'].")
+    if max_concurrency < 1 or device_slots < 1:
+        raise ConfigurationError("max_concurrency and device_slots must be at least 1.")
+    if not 0 <= seed < 2**32:
+        raise ConfigurationError(f"seed must be in [0, 2**32), got {seed}.")
+    if "seed" in (settings or {}):
+        raise ConfigurationError("Give the seed as evaluate(seed=...), not in settings.")
+    config = RepainterConfig.from_preset(preset).with_overrides(**dict(settings or {}))
+    if scorer is None:
+        scorer = _default_scorer(metrics[0])
+    data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+    data = data.select(categories=categories, per_category=per_category, limit=limit)
+    mllm_key = spec_text(mllm)
+    worker = WorkerSpec(
+        mllm=mllm,
+        models=dict(models),
+        scorer=scorer,
+        metrics=metrics,
+        config=config.model_dump(mode="json"),
+        device_slots=device_slots,
+    )
+    jobs = []
+    for mode in modes:
+        mode_config = config.with_overrides(**MODE_SETTINGS[mode])
+        config_hash = stable_hash(
+            {"config": mode_config.model_dump(mode="json"), "mllm": mllm_key, "scorer": spec_text(scorer),
+             "prompt_version": PROMPT_VERSION}
+        )  # fmt: skip
+        for name, spec in models.items():
+            for ref in data:
+                key = case_key(
+                    reference_sha256=ref.sha256,
+                    model=name,
+                    model_spec=spec_text(spec),
+                    mode=mode,
+                    metrics=metrics,
+                    seed=seed,
+                    config_hash=config_hash,
+                )
+                jobs.append(CaseJob(key, data.name, ref, name, spec_text(spec), mode, seed, primary_metric(metrics)))
+    jobs.sort(key=lambda j: (list(models).index(j.model), j.reference.id, modes.index(j.mode)))
+    return _Plan(data, modes, metrics, mllm, mllm_key, config, worker, jobs)
+
+
+def _check_providers(models: Mapping[str, Any]) -> None:
+    """Refuse a model spec whose provider no backend answers to, without loading anything."""
+    import difflib
+
+    from ..backends.registry import available_backends, parse_spec
+    from ..errors import UnknownBackendError
+
+    known = available_backends()["t2i"]
+    for name, spec in models.items():
+        if isinstance(spec, str) and parse_spec(spec)[0] not in known:
+            close = tuple(difflib.get_close_matches(parse_spec(spec)[0], known, n=3, cutoff=0.5))
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise UnknownBackendError(
+                f"Unknown text-to-image backend {spec!r} for model {name!r}.{hint} Known: {', '.join(known)}.",
+                spec=spec,
+                suggestions=close,
+            )
+
+
+def _refuse_credentials(mllm: Any, models: Mapping[str, Any], scorer: Any) -> None:
+    """Refuse specs holding a credential: results.sqlite records them (the run folder's check)."""
+    from ..run_folder import BackendSpecs
+    from ..run_folder import _refuse_credentials as refuse
+
+    texts = [spec if isinstance(spec, str) else "sandbox" for spec in (mllm, scorer or "paper")]
+    for spec in models.values():
+        try:
+            refuse(BackendSpecs(mllm=texts[0], t2i=spec if isinstance(spec, str) else "sandbox", scorer=texts[1]))
+        except ConfigurationError as exc:
+            reason = str(exc).split(" Run folders record")[0]
+            raise ConfigurationError(
+                f"{reason} The benchmark records specs in results.sqlite, so they must hold no credentials: put the "
+                "key in the environment (e.g. OPENAI_API_KEY), which is sent in a request header and never saved."
+            ) from None
+
+
+def primary_metric(metrics: Sequence[str]) -> str:
+    """The name of the first metric: its ``NAME=`` label, else its spec without ``?options``.
+
+    Example:
+        >>> primary_metric(["paper?device=cuda", "ssim"]), primary_metric(["mine=ssim?kernel_size=7"])
+        ('paper', 'mine')
+    """
+    head = metrics[0].split("?", 1)[0]
+    return head.split("=", 1)[0].strip() if "=" in head else head.strip()
+
+
+def _default_scorer(metric: str) -> str:
+    """The loop's scorer when none is given: the first metric when it is a scorer spec, else ``paper``."""
+    from ..backends.registry import available_backends, parse_spec
+
+    spec = metric.split("=", 1)[1] if "=" in metric.split("?", 1)[0] else metric
+    provider = parse_spec(spec)[0]
+    return spec if "." not in provider and provider in available_backends()["scorer"] else "paper"
+
+
+# ----------------------------------------------------------------------------- executing
+
+Executor = Callable[[Sequence[CaseJob], WorkerSpec, Describer], Iterator[CaseOutcome]]
+"""Runs jobs and yields their outcomes in any order (in the calling thread)."""
+
+
+def _executor(executor: Any, max_concurrency: int) -> Executor:
+    if executor == "local":
+        return LocalExecutor(max_concurrency=max_concurrency)
+    if executor == "ray":
+        from .ray_executor import RayExecutor
+
+        return RayExecutor(max_concurrency=max_concurrency)
+    if callable(executor):
+        return executor  # type: ignore[no-any-return]
+    raise ConfigurationError(f"executor must be 'local', 'ray' or an executor object, not {executor!r}.")
+
+
+def prepare_case(job: CaseJob, describer: Describer) -> tuple[Any, Any] | CaseOutcome:
+    """Read the job's reference and get its shared description, or the failed outcome saying why."""
+    ref = job.reference
+    if ref.problem:
+        return CaseOutcome(failed_case(job, ref.problem))
+    try:
+        image = load_image(ref.path)
+        return image, describer.get(ref.sha256, image)
+    except Exception as exc:
+        return CaseOutcome(failed_case(job, exc))
+
+
+class LocalExecutor:
+    """Runs cases on threads of this process: ``max_concurrency`` cases at once, one
+    :class:`~imagerepainter.bench.engine.Workbench` (one loaded backend per model) for all."""
+
+    def __init__(self, *, max_concurrency: int = 4) -> None:
+        self.max_concurrency = max_concurrency
+
+    def __call__(self, jobs: Sequence[CaseJob], worker: WorkerSpec, describer: Describer) -> Iterator[CaseOutcome]:
+        bench = Workbench(worker)
+        for model in dict.fromkeys(j.model for j in jobs):  # load every model first: a bad spec fails up front
+            bench.engine(model)
+
+        def task(job: CaseJob) -> CaseOutcome:
+            prepared = prepare_case(job, describer)
+            if isinstance(prepared, CaseOutcome):
+                return prepared
+            return bench.run_case(job, *prepared)
+
+        try:
+            yield from bounded_map(task, jobs, max_concurrency=self.max_concurrency)
+        finally:
+            bench.close()
+
+
+def bounded_map(
+    task: Callable[[CaseJob], CaseOutcome], jobs: Sequence[CaseJob], *, max_concurrency: int
+) -> Iterator[CaseOutcome]:
+    """Run ``task`` on each job on ``max_concurrency`` threads; yield outcomes as they finish.
+
+    The threads take jobs one at a time and are daemons: when the caller stops (Ctrl-C, an
+    error), no new job starts and the process can exit at once; a case in flight is simply
+    not recorded, and the next run computes it.
+    """
+    outcomes: queue.Queue[tuple[bool, Any]] = queue.Queue()
+    remaining = iter(jobs)
+    lock, stop = threading.Lock(), threading.Event()
+
+    def worker() -> None:
+        while not stop.is_set():
+            with lock:
+                job = next(remaining, None)
+            if job is None:
+                return
+            try:
+                outcomes.put((True, task(job)))
+            except BaseException as exc:  # a bug, not a case failure (those are outcomes): the caller raises it
+                outcomes.put((False, exc))
+
+    for i in range(min(max_concurrency, len(jobs))):
+        threading.Thread(target=worker, name=f"imagerepainter-bench-{i}", daemon=True).start()
+    try:
+        for _ in range(len(jobs)):
+            ok, value = outcomes.get()
+            if not ok:
+                raise value
+            yield value
+    finally:
+        stop.set()
+
+
+def _save(store: ResultsStore, outcome: CaseOutcome) -> CaseResult:
+    """Write the best image (atomically), then the case's row: a row never names a missing image."""
+    case = outcome.case
+    if outcome.best_png is not None:
+        rel = Path("images") / _safe(case.model) / case.mode / f"{_safe(case.reference_id)}-{case.case_id[:10]}.png"
+        target = store.out / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(target, outcome.best_png)
+        case = case.model_copy(update={"best_image": rel.as_posix()})
+    store.put_case(case)
+    return case
+
+
+def _safe(text: str) -> str:
+    """A file-name-safe version of ``text``."""
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text).strip("._")[:80] or "x"

@@ -1,0 +1,155 @@
+"""Command-line flags generated from the settings (:class:`~imagerepainter.config.RepainterConfig`).
+
+A flag such as ``--num-inference-steps`` is the field ``num_inference_steps`` of
+:class:`~imagerepainter.config.GenerationConfig` (or of ``RepainterConfig``): its type comes
+from the field's annotation, its help from the field's docstring, and the help shows the
+preset defaults. Adding a field to the config and its name to a command's list adds the flag;
+nothing else lists the settings.
+
+Example:
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser(prog="x")
+    >>> add_setting_flags(parser, ("max_rounds", "height"))
+    >>> args = parser.parse_args(["--max-rounds", "2"])
+    >>> setting_overrides(args, ("max_rounds", "height"))
+    {'max_rounds': 2}
+    >>> "hard cap on rounds" in parser.format_help() and "(default: 6; paper preset: 3)" in parser.format_help()
+    True
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from pydantic.fields import FieldInfo
+
+from .config import PRESETS, GenerationConfig, RepainterConfig
+
+__all__ = ["GENERATION_SETTINGS", "LOOP_SETTINGS", "add_setting_flags", "int_in", "setting_overrides"]
+
+LOOP_SETTINGS = ("max_rounds", "variants", "seed", "target_score")
+"""Loop settings that ``run`` and ``demo`` take as flags."""
+GENERATION_SETTINGS = tuple(GenerationConfig.model_fields)
+"""Every generation setting is a flag of ``run`` and ``demo``."""
+
+PARSER_CHECKED = frozenset({"seed", "max_reference_pixels"})
+"""Settings whose range the parser checks (a usage error naming the flag); the config checks the others'."""
+
+
+def int_in(low: int, high: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer in ``[low, high]``, else a usage error naming the range."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range; use {low} to {high}")
+        return value
+
+    return parse
+
+
+def finite_float(text: str) -> float:
+    """An argparse ``type``: a finite float (``nan`` and ``inf`` parse as floats but mean nothing here)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def _field(name: str) -> FieldInfo:
+    fields = RepainterConfig.model_fields
+    return fields[name] if name in fields else GenerationConfig.model_fields[name]
+
+
+def _base_type(annotation: Any) -> Any:
+    """``int | None`` -> ``int``."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        rest = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return rest[0] if len(rest) == 1 else str
+    return annotation
+
+
+def _parser_type(name: str, info: FieldInfo) -> Callable[[str], Any]:
+    base = _base_type(info.annotation)
+    if base is int and name in PARSER_CHECKED:
+        low, high = 0, 2**62
+        for rule in info.metadata:  # annotated_types' Ge / Gt / Le / Lt
+            if (ge := getattr(rule, "ge", None)) is not None:
+                low = int(ge)
+            elif (gt := getattr(rule, "gt", None)) is not None:
+                low = int(gt) + 1
+            elif (le := getattr(rule, "le", None)) is not None:
+                high = int(le)
+            elif (lt := getattr(rule, "lt", None)) is not None:
+                high = int(lt) - 1
+        return int_in(low, high)
+    if base is float and any(getattr(rule, "allow_inf_nan", True) is False for rule in info.metadata):
+        return finite_float
+    return base if base in (int, float) else str  # type: ignore[no-any-return]
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10_000:
+        return f"{value:,}"
+    return str(value)
+
+
+def _default_text(name: str) -> str:
+    """``default: 6; paper preset: 3``, from the presets."""
+    generation = name in GenerationConfig.model_fields
+    values = {preset: getattr(config.generation if generation else config, name) for preset, config in PRESETS.items()}
+    if len(set(map(repr, values.values()))) == 1:
+        value = next(iter(values.values()))
+        if value is None:
+            return "default: the backend's own" if generation else "default: none"
+        return f"default: {_shown(value)}"
+    return "; ".join(
+        f"default: {_shown(v)}" if preset == "default" else f"{preset} preset: {_shown(v)}"
+        for preset, v in values.items()
+    )
+
+
+def _help(name: str, info: FieldInfo, default: str | None) -> str:
+    """The first sentence of the field's docstring, as a flag's help, with the default."""
+    text = " ".join((info.description or name.replace("_", " ")).split()).replace("``", "")
+    sentence = re.split(r"(?<=[a-z)\]])\. ", text, maxsplit=1)[0].rstrip(".")
+    sentence = sentence[:1].lower() + sentence[1:]
+    return f"{sentence} ({default or _default_text(name)})".replace("%", "%%")
+
+
+def add_setting_flags(
+    parser: argparse.ArgumentParser, names: Sequence[str], *, defaults: Mapping[str, str] | None = None
+) -> None:
+    """Add a flag for each setting in ``names`` (``--max-rounds`` for ``max_rounds``).
+
+    Args:
+        parser: The (sub)command's parser.
+        names: Fields of ``RepainterConfig`` or ``GenerationConfig``.
+        defaults: Replaces the default shown in a flag's help, e.g. ``{"seed": "demo: random"}``.
+
+    A flag left out is not an override: the preset's value applies.
+    """
+    for name in names:
+        info = _field(name)
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            type=_parser_type(name, info),
+            help=_help(name, info, (defaults or {}).get(name)),
+        )
+
+
+def setting_overrides(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
+    """The settings among ``names`` given on the command line, as ``with_overrides`` keywords."""
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}

@@ -1,0 +1,358 @@
+"""Leaderboards from case records: aggregation, pairing, failures, and the CSV / Markdown / HTML reports."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imagerepainter.bench.leaderboard import Leaderboard, build_leaderboard, write_reports
+from imagerepainter.bench.records import CaseResult
+from imagerepainter.errors import ConfigurationError
+from tests import browser
+
+pytest.importorskip("scipy.stats")
+
+EVIL = '<script>document.body.dataset.pwned="1"</script><img src=x onerror="document.body.dataset.pwned=\'2\'">'
+TRUE_MEANS = {"strong": 0.80, "medium": 0.70, "weak": 0.55}  # single mode; repaint adds 0.05
+CATEGORIES = ("animal", "scene")
+STYLES = ("photo", "painting")
+
+needs_chromium = pytest.mark.skipif(
+    browser.chromium_binary() is None,
+    reason="headless Chromium not found (install: apt-get install -y --no-install-recommends chromium)",
+)
+
+
+def make_case(
+    model: str,
+    mode: str,
+    ref: int,
+    value: float | None,
+    *,
+    status: str = "ok",
+    error: str | None = None,
+    extra_metrics: dict[str, float] | None = None,
+    primary: str = "paper",
+    higher: bool = True,
+    seed: int = 0,
+    **fields: Any,
+) -> CaseResult:
+    metrics = {} if value is None else {primary: value}
+    metrics.update(extra_metrics or {})
+    return CaseResult(
+        case_id=f"{model}|{mode}|{ref}|{seed}",
+        dataset="demo",
+        reference_id=f"ref-{ref:02d}",
+        reference_sha256=hashlib.sha256(str(ref).encode()).hexdigest(),
+        category=fields.pop("category", CATEGORIES[ref % 2]),
+        style=fields.pop("style", STYLES[(ref // 2) % 2]),
+        model=model,
+        model_spec=f"sandbox?{model}",
+        mode=mode,  # type: ignore[arg-type]
+        seed=seed,
+        status=status,  # type: ignore[arg-type]
+        error=error,
+        metrics=metrics,
+        higher_is_better={name: higher for name in metrics},
+        primary_metric=primary,
+        **fields,
+    )
+
+
+def graded_cases(n_refs: int = 24, seed: int = 0) -> list[CaseResult]:
+    """Three models of known strength on the same references; per-reference difficulty shared by all."""
+    rng = np.random.default_rng(seed)
+    difficulty = rng.normal(0, 0.05, n_refs)
+    cases = []
+    for model, mean in TRUE_MEANS.items():
+        for mode, lift in (("single", 0.0), ("repaint", 0.05)):
+            for ref in range(n_refs):
+                value = float(mean + lift + difficulty[ref] + rng.normal(0, 0.01))
+                cases.append(make_case(model, mode, ref, value, extra_metrics={"ssim": value / 2}))
+    return cases
+
+
+@pytest.fixture(scope="module")
+def board() -> Leaderboard:
+    return build_leaderboard(graded_cases())
+
+
+# ----------------------------------------------------------------------------- aggregation
+
+
+def test_rows_per_model_mode_and_group_with_summaries(board: Leaderboard) -> None:
+    groups = {r.group for r in board.rows}
+    assert groups == {"all", "category:animal", "category:scene", "style:photo", "style:painting"}
+    assert board.modes == ["single", "repaint"] and board.models == sorted(TRUE_MEANS)
+    assert len(board.rows) == 3 * 2 * 5
+    cases = graded_cases()
+    for row in board.rows:
+        values = [
+            c.metrics["paper"]
+            for c in cases
+            if c.model == row.model
+            and c.mode == row.mode
+            and (row.group == "all" or row.group in (f"category:{c.category}", f"style:{c.style}"))
+        ]
+        assert row.n == len(values) == (24 if row.group == "all" else 12)
+        assert row.mean == pytest.approx(float(np.mean(values)))
+        assert row.std == pytest.approx(float(np.std(values, ddof=1)))
+        assert row.ci_low is not None and row.ci_high is not None and row.ci_low < row.mean < row.ci_high
+        assert row.metrics["ssim"] == pytest.approx(row.mean / 2)
+    assert board.metrics == ["paper", "ssim"] and board.directions == {"paper": True, "ssim": True}
+
+
+def test_models_rank_in_their_true_order_with_significant_paired_tests(board: Leaderboard) -> None:
+    for mode in ("single", "repaint"):
+        assert board.ranking(mode) == ["strong", "medium", "weak"]
+        assert [board.row(m, mode).rank for m in ("strong", "medium", "weak")] == [1, 2, 3]  # type: ignore[union-attr]
+        pairs = [c for c in board.comparisons if c.mode == mode]
+        assert [(c.model_a, c.model_b) for c in pairs] == [
+            ("strong", "medium"),
+            ("strong", "weak"),
+            ("medium", "weak"),
+        ]
+        for c in pairs:
+            assert c.n == 24 and c.wins == 24 and c.win_rate == 1.0 and c.effect_size == 1.0
+            assert c.p_value is not None and c.p_value < 1e-4
+            assert c.p_adjusted is not None and c.p_adjusted >= c.p_value
+            assert c.mean_diff is not None and c.mean_diff > 0
+
+
+def test_gain_of_repaint_over_single_is_paired_per_model(board: Leaderboard) -> None:
+    gains = {(g.model, g.group): g for g in board.gains}
+    assert set(gains) == {(m, g) for m in TRUE_MEANS for g in {r.group for r in board.rows}}
+    for model in TRUE_MEANS:
+        g = gains[(model, "all")]
+        assert g.n == 24 and g.gain == pytest.approx(0.05, abs=0.01)
+        assert g.single == pytest.approx(board.row(model, "single").mean)  # type: ignore[union-attr]
+        assert g.ci_low is not None and g.ci_low > 0 and g.p_value is not None and g.p_value < 1e-4
+
+
+def test_pairs_use_only_shared_references_and_average_seeds() -> None:
+    cases = [make_case("a", "single", r, 0.6 + r / 10) for r in range(4)]
+    cases += [make_case("b", "single", r, 0.4 + r / 10) for r in range(1, 4)]  # b misses ref 0
+    cases += [make_case("b", "single", 1, 1.0, seed=1)]  # a second seed of ref 1 for b: mean 0.75
+    cases += [make_case("a", "repaint", r, 0.7 + r / 10) for r in range(2)]  # repaint only on refs 0, 1
+    board = build_leaderboard(cases)
+    (pair,) = board.comparisons
+    assert (pair.model_a, pair.model_b, pair.n) == ("a", "b", 3)
+    # ref 1: a 0.7 vs b mean(0.5, 1.0) = 0.75 -> b wins there; refs 2, 3: a wins.
+    assert (pair.wins, pair.losses) == (2, 1)
+    b = board.row("b", "single")
+    assert b is not None and b.n == 3 and b.mean == pytest.approx((0.75 + 0.6 + 0.7) / 3)
+    (gain,) = [g for g in board.gains if g.group == "all"]
+    assert (gain.model, gain.n, gain.gain) == ("a", 2, pytest.approx(0.1))
+    assert gain.single == pytest.approx(0.65)  # the single-mode mean on the two paired references only
+
+
+def test_failed_cases_are_counted_and_listed_never_averaged() -> None:
+    cases = [make_case("a", "single", r, 0.5) for r in range(3)]
+    cases.append(make_case("a", "single", 3, 0.99, status="failed", error="GenerationError: out of memory"))
+    cases.append(make_case("a", "single", 4, None))  # finished, but without the primary metric
+    cases.append(make_case("a", "single", 5, float("nan")))  # not a number: not averaged either
+    board = build_leaderboard(cases)
+    row = board.row("a", "single")
+    assert row is not None and (row.n, row.mean, row.failed) == (3, 0.5, 1)
+    assert board.row("a", "single", "category:scene").failed == 1  # type: ignore[union-attr]
+    assert [(f.reference_id, f.error) for f in board.failed] == [("ref-03", "GenerationError: out of memory")]
+    assert (board.cases, board.ok) == (6, 5)
+
+
+def test_lower_is_better_metrics_rank_ascending() -> None:
+    cases = [
+        make_case(m, "single", r, d + r / 100, primary="lpips", higher=False)
+        for r in range(8)
+        for m, d in (("far", 0.6), ("near", 0.2))
+    ]
+    board = build_leaderboard(cases)
+    assert board.higher_is_better is False and board.ranking("single") == ["near", "far"]
+    (pair,) = board.comparisons
+    assert pair.model_a == "near" and pair.wins == 8 and pair.mean_diff == pytest.approx(-0.4)
+
+
+def test_duplicates_conflicts_and_an_empty_board() -> None:
+    case = make_case("a", "single", 0, 0.5)
+    assert build_leaderboard([case, case]).cases == 1
+    mixed = [case, make_case("b", "single", 0, 0.5, primary="ssim")]
+    with pytest.raises(ConfigurationError, match="primary_metric="):
+        build_leaderboard(mixed)
+    assert build_leaderboard(mixed, primary_metric="ssim").row("b", "single").mean == 0.5  # type: ignore[union-attr]
+    flipped = [case, make_case("b", "single", 0, 0.5, higher=False)]
+    with pytest.raises(ConfigurationError, match="disagree"):
+        build_leaderboard(flipped)
+    empty = build_leaderboard([])
+    assert (empty.rows, empty.comparisons, empty.gains, empty.cases) == ([], [], [], 0)
+
+
+# ----------------------------------------------------------------------------- reports
+
+
+def _png(path: Path, color: tuple[int, int, int], size: int = 96) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(sum(color))
+    array = np.clip(np.array(color) + rng.normal(0, 25, (size, size, 3)), 0, 255).astype(np.uint8)
+    Image.fromarray(array).save(path)
+    return path
+
+
+def report_cases(tmp_path: Path, *, evil: bool = False) -> list[CaseResult]:
+    """Two models, two modes, four references with images on disk; one failure and one missing image."""
+    out = tmp_path / "out"
+    name = f"model {EVIL}" if evil else "model-b"
+    cases = []
+    for ref in range(4):
+        reference = _png(tmp_path / "refs" / f"{ref}.png", (40 * ref, 90, 160))
+        for index, (model, base) in enumerate((("model-a", 0.8), (name, 0.6))):
+            for mode in ("single", "repaint"):
+                best = f"cases/{index}-{mode}-{ref}.png"
+                if not (ref == 3 and model == "model-a" and mode == "repaint"):  # that image is missing on disk
+                    _png(out / best, (40 * ref + 20, 80, 150))
+                failed = ref == 2 and model == name and mode == "single"
+                cases.append(
+                    make_case(
+                        model,
+                        mode,
+                        ref,
+                        None if failed else base + ref / 100 + (0.05 if mode == "repaint" else 0),
+                        status="failed" if failed else "ok",
+                        error=f"MLLMError: refused {EVIL}"
+                        if failed and evil
+                        else ("MLLMError: refused" if failed else None),
+                        best_image=None if failed else best,
+                        category=f"cat {EVIL}" if evil and ref == 0 else CATEGORIES[ref % 2],
+                        best_prompt=f"a prompt {EVIL}" if evil else "a prompt",
+                        extra={
+                            "reference_path": str(reference),
+                            "metric_details": {
+                                "judge": {"ratings": [{"aesthetic": 4, "semantic": 3, "rationale": f"close {EVIL}"}]}
+                            },
+                        },
+                    )
+                )
+    return cases
+
+
+def test_write_reports_writes_csv_markdown_html_and_json(tmp_path: Path) -> None:
+    cases = report_cases(tmp_path)
+    paths = write_reports(cases, tmp_path / "out")
+    assert {k: p.name for k, p in paths.items()} == {
+        "csv": "leaderboard.csv",
+        "md": "leaderboard.md",
+        "html": "leaderboard.html",
+        "json": "leaderboard.json",
+    }
+    board = build_leaderboard(cases)
+    rows = list(csv.DictReader(io.StringIO(paths["csv"].read_text(encoding="utf-8"))))
+    assert list(rows[0])[:8] == ["model", "mode", "group", "n", "mean", "std", "ci_low", "ci_high"]
+    assert "mean_paper" in rows[0]
+    assert len(rows) == len(board.rows)
+    for row, expected in zip(rows, board.rows, strict=True):
+        assert (row["model"], row["mode"], row["group"], int(row["n"])) == (
+            expected.model,
+            expected.mode,
+            expected.group,
+            expected.n,
+        )
+        assert float(row["mean"]) == expected.mean and int(row["failed"]) == expected.failed
+        assert (row["ci_low"] == "") == (expected.ci_low is None)
+    assert Leaderboard.model_validate_json(paths["json"].read_text(encoding="utf-8")) == board
+    markdown = paths["md"].read_text(encoding="utf-8")
+    assert "| rank | model | group |" in markdown and "## Gain of `repaint` over `single`" in markdown
+    assert "## Failed cases (1)" in markdown and "MLLMError: refused" in markdown
+    page = paths["html"].read_text(encoding="utf-8")
+    srcs = re.findall(r'<img src="([^"]*)"', page)
+    # 4 references + 15 finished cases, minus the best image missing on disk.
+    assert len(srcs) == 4 + 15 - 1 and all(s.startswith("data:image/") for s in srcs)
+    for src in srcs:
+        with Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))) as thumb:
+            assert max(thumb.size) <= 160
+    assert page.count("image unavailable") == 1 and "failed: MLLMError: refused" in page
+    assert page.count('title="judge: aesthetic 4, semantic 3 — close') == 15  # the judge's word, as a tooltip
+    assert page.count('class="pt-mean"') == 4 and 'data-rows="4"' in page
+    assert "http://" not in page and "https://" not in page  # nothing to fetch
+
+
+def test_every_text_in_the_reports_is_escaped(tmp_path: Path) -> None:
+    paths = write_reports(report_cases(tmp_path, evil=True), tmp_path / "out")
+    page = paths["html"].read_text(encoding="utf-8")
+    assert "<script" not in page and "<img src=x" not in page
+    assert page.count("&lt;script&gt;") >= 4  # model name (table, chart, grid), category, error
+    markdown = paths["md"].read_text(encoding="utf-8")
+    assert "<script" not in markdown and "&lt;script&gt;" in markdown
+    tables = [block.splitlines() for block in markdown.split("\n\n") if block.startswith("| ")]
+    assert len(tables) >= 4
+    for table in tables:  # no cell broke out of its table: every line has its header's number of columns
+        assert len({len(re.findall(r"(?<!\\)\|", line)) for line in table}) == 1
+    rows = list(csv.reader(io.StringIO(paths["csv"].read_text(encoding="utf-8"))))
+    assert len({len(r) for r in rows}) == 1
+
+
+def test_csv_and_markdown_cells_stay_inert(tmp_path: Path) -> None:
+    cases = [make_case("=HYPERLINK(1)", "single", r, 0.5) for r in range(2)]
+    cases += [make_case("[click](javascript:alert(1)) *bold*", "single", r, 0.4) for r in range(2)]
+    paths = write_reports(cases, tmp_path)
+    rows = list(csv.DictReader(io.StringIO(paths["csv"].read_text(encoding="utf-8"))))
+    assert rows[0]["model"] == "'=HYPERLINK(1)"  # not a formula in a spreadsheet
+    markdown = paths["md"].read_text(encoding="utf-8")
+    assert "](javascript" not in markdown and "[click]\\(javascript" in markdown and "\\*bold\\*" in markdown
+
+
+_PROBE = """addEventListener("load", function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  var chart = document.getElementById("leaderboard-chart");
+  var d = document.body.dataset;
+  d.imagesLoaded = ok + "/" + imgs.length;
+  d.chartMeans = chart ? String(chart.querySelectorAll("circle.pt-mean").length) : "none";
+  d.chartWhiskers = chart ? String(chart.querySelectorAll("line.ci").length) : "none";
+  d.chartWidth = chart ? String(Math.round(chart.getBoundingClientRect().width)) : "0";
+  d.probe = "done";
+});"""
+
+
+def _probe(page: Path) -> dict[str, str]:
+    """Like tests.browser.probe, with a script that looks at the leaderboard's chart."""
+    source = page.read_text(encoding="utf-8")
+    digest = base64.b64encode(hashlib.sha256(_PROBE.encode()).digest()).decode()
+    source, n = re.subn(
+        r'(http-equiv="Content-Security-Policy" content=")', rf"\1script-src 'sha256-{digest}'; ", source, count=1
+    )
+    assert n == 1, "the page has no Content-Security-Policy meta tag"
+    copy = page.with_name(f".probe-{page.name}")
+    copy.write_text(source.replace("</body>", f"<script>{_PROBE}</script></body>", 1), encoding="utf-8")
+    try:
+        dom = browser.dump_dom(copy)
+    finally:
+        copy.unlink(missing_ok=True)
+    body = re.search(r"<body([^>]*)>", dom)
+    assert body is not None
+    return dict(re.findall(r'(data-[\w-]+)="([^"]*)"', body.group(1)))
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_html_report_in_headless_chromium(tmp_path: Path) -> None:
+    paths = write_reports(report_cases(tmp_path, evil=True), tmp_path / "out")
+    found = _probe(paths["html"])
+    assert found.get("data-probe") == "done"
+    assert found["data-images-loaded"] == "18/18"  # every embedded thumbnail decoded
+    assert found["data-chart-means"] == "4" and found["data-chart-whiskers"] == "4"
+    assert int(found["data-chart-width"]) > 300
+    assert "data-pwned" not in found  # model-written text never ran
+
+
+def test_markdown_reports_tiny_p_values_readably(board: Leaderboard) -> None:
+    from imagerepainter.bench.leaderboard import render_markdown
+
+    markdown = render_markdown(board)
+    assert "| <1e-4 |" in markdown and "&lt;1e-4" not in markdown
