@@ -380,10 +380,10 @@ def measure_generate(s: Settings) -> dict[str, Any]:
 class RoundMeter:
     """Instant, timed backends for one run, and the process's CPU, wall and database bytes at each round's end."""
 
-    def __init__(self, size: int, db: Path) -> None:
+    def __init__(self, size: int, db: Path, history_db: Path | None = None) -> None:
         from imagerepainter.testing import FakeMLLM
 
-        self.db = db
+        self.db, self.history_db = db, history_db
         self.backends: dict[str, Any] = {
             "mllm": Timed(FakeMLLM(), ["structured"]),
             "t2i": Timed(SleepingT2I(size), ["generate"]),
@@ -403,6 +403,9 @@ class RoundMeter:
                 "backend_wall": sum(b.wall for b in self.backends.values()) + self._probe["wall"],
                 "backend_cpu": sum(b.cpu for b in self.backends.values()) + self._probe["cpu"],
                 "bytes": stored_bytes(self.db) if self.db.exists() else 0,
+                "history_bytes": stored_bytes(self.history_db)
+                if self.history_db is not None and self.history_db.exists()
+                else 0,
             }
         )
         self._probe["wall"] += time.perf_counter() - wall
@@ -416,6 +419,7 @@ class RoundMeter:
                 "cpu_ms": 1000 * ((b["cpu"] - a["cpu"]) - (b["backend_cpu"] - a["backend_cpu"])),
                 "wall_ms": 1000 * ((b["wall"] - a["wall"]) - (b["backend_wall"] - a["backend_wall"])),
                 "bytes": b["bytes"] - a["bytes"],
+                "history_bytes": b["history_bytes"] - a["history_bytes"],
             }
             for i, (a, b) in enumerate(itertools.pairwise(self.marks))
         ]
@@ -464,18 +468,24 @@ def cli_run(size: int, rounds: int) -> dict[str, Any]:
     The graph alone: ``Repainter.stream`` driven directly, without run.json and the report.
     """
     from langgraph.checkpoint.sqlite import SqliteSaver
+    from langgraph.store.sqlite import SqliteStore
 
     from imagerepainter.images import DirectoryImageStore
 
     reference, _ = photo(size)
     with tempfile.TemporaryDirectory() as tmp:
-        meter = RoundMeter(size, Path(tmp) / "checkpoint.sqlite")
+        meter = RoundMeter(size, Path(tmp) / "checkpoint.sqlite", Path(tmp) / "history.sqlite")
         conn = sqlite3.connect(meter.db, check_same_thread=False)
+        history_conn = sqlite3.connect(str(meter.history_db), check_same_thread=False, isolation_level=None)
+        history = SqliteStore(history_conn)
+        history.setup()
+        store = DirectoryImageStore(Path(tmp) / "images")
         rp = Repainter(
             **meter.backends,
             preset="default",
-            store=DirectoryImageStore(Path(tmp) / "images"),
+            store=store,
             checkpointer=SqliteSaver(conn),
+            history=history,
             durability="sync",
             max_rounds=rounds,
         )
@@ -483,11 +493,19 @@ def cli_run(size: int, rounds: int) -> dict[str, Any]:
             trace = traced(rp, reference, on_event=meter)
         finally:
             rp.close()
+            store.compact()
             conn.close()
+            history_conn.close()
         return {**meter.summary(), "rounds": len(trace.result.rounds), "wall_s": trace.wall}
 
 
-REPLICA = {"preset": "default", "store": "DirectoryImageStore", "checkpointer": "SqliteSaver", "durability": "sync"}
+REPLICA = {
+    "preset": "default",
+    "store": "DirectoryImageStore",
+    "checkpointer": "SqliteSaver",
+    "history": "SqliteStore",
+    "durability": "sync",
+}
 """What :func:`cli_run` sets up; checked against what ``RunFolder`` really passes."""
 
 
@@ -534,6 +552,7 @@ def measure_cli(s: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
             "last": last,
             "growth_last_over_first": (last / first) if first and last else None,
             "per_round": growth,
+            "history_bytes_per_round": median([r["history_bytes"] for r in rows]),
             "round_1_bytes": median([run["round_1_bytes"] for run in items if run["round_1_bytes"] is not None]),
             "total_bytes": median([run["total_bytes"] for run in items]),
             "file_bytes": median([run["file_bytes"] for run in items]),
@@ -781,7 +800,9 @@ def table(figures: dict[str, Any], s: Settings) -> list[dict[str, str]]:
                 f"{_fmt(x['median'] / 1000, 1)} KB",
                 f"round 2 {_fmt(x['first'] / 1000, 1)} KB -> round {s.cli_rounds} {_fmt(x['last'] / 1000, 1)} KB "
                 f"(growth x{_fmt(x['growth_last_over_first'])}); round 1 with describing "
-                f"{_fmt(x['round_1_bytes'] / 1000, 1)} KB; database file {_fmt(x['file_bytes'] / 1000, 0)} KB",
+                f"{_fmt(x['round_1_bytes'] / 1000, 1)} KB; database file {_fmt(x['file_bytes'] / 1000, 0)} KB; "
+                f"plus the round's records in the history store, written once: "
+                f"{_fmt(x['history_bytes_per_round'] / 1000, 1)} KB",
                 "< 16 KB and flat" if headline else "(context)",
                 ok,
             )

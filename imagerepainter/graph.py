@@ -26,7 +26,6 @@ from functools import partial
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
-from langgraph.runtime import Runtime
 from langgraph.store.base import BaseStore
 
 from .backends.base import MLLM, Scorer, TextToImage
@@ -95,6 +94,7 @@ def build_graph(
     return graph, nodes
 
 
-def _after_critique(nodes: LoopNodes, state: dict[str, Any], runtime: Runtime[RunContext]) -> str:
-    cfg = nodes._config(state, runtime)  # type: ignore[arg-type]
+def _after_critique(nodes: LoopNodes, state: dict[str, Any]) -> str:
+    # Reads the recorded settings (no runtime: LangGraph also routes here in update_state, without context).
+    cfg = nodes._config(state, None)  # type: ignore[arg-type]
     return route_after_critique(state, combined=cfg.combined_critique)

@@ -331,7 +331,7 @@ class DirectoryImageStore:
     RAW_SUFFIX = ".bmp"
     """Raw pixel files waiting for their PNG (lossless, written at memory speed)."""
 
-    def __init__(self, folder: str | os.PathLike[str], *, cache_size: int = 64, compress_level: int = 6) -> None:
+    def __init__(self, folder: str | os.PathLike[str], *, cache_size: int = 64, compress_level: int = 1) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.compress_level = compress_level

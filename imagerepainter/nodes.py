@@ -13,7 +13,6 @@ per round and per node, so ``Repainter.stream`` works the same way inside a pare
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import math
 import threading
@@ -125,14 +124,38 @@ def _dump(cfg: RepainterConfig) -> dict[str, Any]:
     return cfg.model_dump(mode="json")
 
 
-@functools.lru_cache(maxsize=64)
-def _config_from_json(text: str) -> RepainterConfig:
-    return RepainterConfig.model_validate_json(text)
+_KNOWN_CONFIGS: OrderedDict[str, RepainterConfig] = OrderedDict()
+_KNOWN_LOCK = threading.Lock()
+
+
+def _config_key(dumped: dict[str, Any]) -> str:
+    return json.dumps(dumped, sort_keys=True)
+
+
+def remember_config(cfg: RepainterConfig) -> dict[str, Any]:
+    """Record an already validated config so :func:`config_from_state` returns it as is; return its dump."""
+    dumped = _dump(cfg)
+    with _KNOWN_LOCK:
+        _KNOWN_CONFIGS[_config_key(dumped)] = cfg
+        while len(_KNOWN_CONFIGS) > 64:
+            _KNOWN_CONFIGS.popitem(last=False)
+    return dumped
 
 
 def config_from_state(dumped: dict[str, Any]) -> RepainterConfig:
-    """The settings a state recorded (``state["config"]``), parsed once per distinct value in a process."""
-    return _config_from_json(json.dumps(dumped, sort_keys=True))
+    """The settings a state recorded (``state["config"]``): validated at most once per distinct value
+    in a process, and not at all when this process prepared the run."""
+    key = _config_key(dumped)
+    with _KNOWN_LOCK:
+        known = _KNOWN_CONFIGS.get(key)
+    if known is not None:
+        return known
+    cfg = RepainterConfig.model_validate_json(key)
+    with _KNOWN_LOCK:
+        _KNOWN_CONFIGS[key] = cfg
+        while len(_KNOWN_CONFIGS) > 64:
+            _KNOWN_CONFIGS.popitem(last=False)
+    return cfg
 
 
 _Job = tuple[type[BaseModel], str, Sequence[Image.Image], dict[str, Any]]

@@ -31,7 +31,7 @@ from .errors import BackendError, CapabilityError, ConfigurationError, Incomplet
 from .graph import build_graph, recursion_limit
 from .history import History, RunHistory
 from .images import ImageInput, ImageStore, MemoryImageStore, load_image
-from .nodes import RunContext, backend_errors, config_from_state
+from .nodes import RunContext, backend_errors, config_from_state, remember_config
 from .prompts import PROMPT_VERSION
 from .results import Description, RepaintResult
 from .state import run_finished
@@ -261,7 +261,7 @@ class Repainter:
             )
         ref = self.store.put(image)
         # The settings go into the first checkpoint too: a resume in a new process rebuilds the context from them.
-        graph_input: dict[str, Any] = {"reference": ref, "prompt": prompt, "config": cfg.model_dump(mode="json")}
+        graph_input: dict[str, Any] = {"reference": ref, "prompt": prompt, "config": remember_config(cfg)}
         if description is not None:
             graph_input["understanding"] = description.understanding
         run_config: RunnableConfig = {

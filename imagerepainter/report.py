@@ -20,7 +20,7 @@ Example:
     >>> from imagerepainter.testing.fakes import FakeMLLM, FakeT2I, ScriptedScorer
     >>> from PIL import Image
     >>> result = Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer([0.2, 0.7, 0.1] * 2),
-    ...                    max_rounds=2).run(Image.new("RGB", (32, 32), "white"))
+    ...                    max_rounds=2, adaptive_variants=False).run(Image.new("RGB", (32, 32), "white"))
     >>> page = render_report(result, title="demo")
     >>> page.startswith("<!doctype html>"), 'id="score-chart"' in page, 'data-points="6"' in page
     (True, True, True)

@@ -278,6 +278,7 @@ class RepaintResult(_WithStore):
         target = DirectoryImageStore(folder / "images")
         for ref in [self.reference, *(c.image_ref for c in [*self.candidates, *self.pending])]:
             target.put(store.get(ref))
+        target.compact()  # every image a PNG before the result that names them
         return atomic_write(folder / RESULT_FILE, json.dumps(self.model_dump(mode="json"), indent=2))
 
     @classmethod
