@@ -65,6 +65,16 @@ def test_parser_ignores_unknown_words_and_reads_sentences() -> None:
     assert sentences == tags
 
 
+def test_a_colour_named_again_with_an_unknown_noun_is_the_blob_already_placed() -> None:
+    # the loop's assembled description names each object again in its details ("green photographed surface")
+    placed = parse_prompt("a large green blob at bottom left, large green photographed surface, red sky")
+    assert [(s.kind, s.color, s.x, s.y) for s in placed.shapes] == [
+        ("blob", PALETTE["green"], 0.2, 0.8),
+        ("blob", PALETTE["red"], 0.5, 0.5),
+    ]
+    assert len(parse_prompt("green grass, a green circle at top left").shapes) == 2  # another kind: a new shape
+
+
 def test_parser_reads_counts_coordinates_shades_and_rotations() -> None:
     scene = parse_prompt(
         "three small gold stars at bottom center, a #102030 square of size 12% at (0.3, 0.4) rotated 30 degrees, "
@@ -388,7 +398,7 @@ def test_describing_a_real_photo_works(evalref_dir: Path) -> None:
     assert "A photograph" in description
     prompt = _ask(schemas.PromptRewrite, f"Description:\n{description}").prompt  # type: ignore[attr-defined]
     scene = parse_prompt(prompt)
-    assert scene.shapes  # the loop's assembled tree repeats objects (details, palette): the prompt has them all
+    assert 1 <= len(scene.shapes) <= 5  # each object once, though the assembled tree names it three times
     candidate = SandboxT2I().generate([GenerationRequest(prompt=prompt, seed=0, width=512, height=512)])[0].image
     critique = _ask(schemas.CritiqueAndRevision, f"Prompt: {prompt}\nCount: 2", photo, candidate)
     assert critique.edits and len(critique.variants) == 2  # type: ignore[attr-defined]
