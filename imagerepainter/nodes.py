@@ -158,6 +158,10 @@ def config_from_state(dumped: dict[str, Any]) -> RepainterConfig:
     return cfg
 
 
+_Job = tuple[type[BaseModel], str, Sequence[Image.Image], dict[str, Any]]
+"""One request of ``ask_many``: schema, instruction, images and the task data (``MLLMMessage.task``)."""
+
+
 class _Calls:
     """Runs MLLM requests (concurrently where independent) and tallies their usage."""
 
@@ -167,8 +171,13 @@ class _Calls:
         self.log: list[CallRecord] = []
         self._lock = threading.Lock()
 
-    def ask(self, schema: type[SchemaT], text: str, images: Sequence[Image.Image] = ()) -> SchemaT:
-        messages = [MLLMMessage(role="system", text=prompts.SYSTEM), MLLMMessage(text=text, images=tuple(images))]
+    def ask(
+        self, schema: type[SchemaT], text: str, images: Sequence[Image.Image] = (), task: dict[str, Any] | None = None
+    ) -> SchemaT:
+        messages = [
+            MLLMMessage(role="system", text=prompts.SYSTEM),
+            MLLMMessage(text=text, images=tuple(images), task=task),
+        ]
         start = time.perf_counter()
         with backend_errors(MLLMError, f"{self.mllm.name} failed", self.mllm.name):
             reply = self.mllm.structured(messages, schema)
@@ -198,9 +207,9 @@ class _Calls:
         history.put_calls(self.node, self.round_index, self.log)
         return {"usage": self.usage}
 
-    def ask_many(self, jobs: Sequence[tuple[type[BaseModel], str, Sequence[Image.Image]]]) -> list[Any]:
+    def ask_many(self, jobs: Sequence[_Job]) -> list[Any]:
         """Ask independent questions concurrently; results in the order of ``jobs``."""
-        futures = [self.pool.submit(self.ask, schema, text, images) for schema, text, images in jobs]
+        futures = [self.pool.submit(self.ask, schema, text, images, task) for schema, text, images, task in jobs]
         return [f.result() for f in futures]
 
 
@@ -320,22 +329,30 @@ class LoopNodes:
         per object, and the relations) each run concurrently; the rewrite is the third level.
         """
         ref = (shrink(reference, cfg.mllm_image_max_side),)  # one object: encoded once for every request
-        jobs: list[tuple[type[BaseModel], str, Sequence[Image.Image]]] = [
-            (schemas.GlobalDescription, prompts.GLOBAL_DESCRIPTION, ref),
-            (schemas.GlobalFeatures, prompts.GLOBAL_FEATURES, ref),
+        jobs: list[_Job] = [
+            (schemas.GlobalDescription, prompts.GLOBAL_DESCRIPTION, ref, {"kind": "global_description"}),
+            (schemas.GlobalFeatures, prompts.GLOBAL_FEATURES, ref, {"kind": "global_features"}),
         ]
         if cfg.max_objects > 0:
-            jobs.append((schemas.ObjectList, prompts.OBJECT_LIST.format(max_objects=cfg.max_objects), ref))
+            text = prompts.OBJECT_LIST.format(max_objects=cfg.max_objects)
+            jobs.append((schemas.ObjectList, text, ref, {"kind": "object_list", "max_objects": cfg.max_objects}))
         answers = calls.ask_many(jobs)
         description, features = answers[0], answers[1]
         objects = list(answers[2].objects[: cfg.max_objects]) if cfg.max_objects > 0 else []
 
-        detail_jobs: list[tuple[type[BaseModel], str, Sequence[Image.Image]]] = [
-            (_DETAILS[o.type], prompts.OBJECT_DETAILS.format(name=o.name, type=o.type), ref) for o in objects
+        detail_jobs: list[_Job] = [
+            (
+                _DETAILS[o.type],
+                prompts.OBJECT_DETAILS.format(name=o.name, type=o.type),
+                ref,
+                {"kind": "object_details", "object": {"name": o.name, "type": o.type}},
+            )
+            for o in objects
         ]
         if len(objects) > 1:
             names = "; ".join(o.name for o in objects)
-            detail_jobs.append((schemas.Relationships, prompts.RELATIONSHIPS.format(names=names), ref))
+            task = {"kind": "relationships", "objects": [o.name for o in objects]}
+            detail_jobs.append((schemas.Relationships, prompts.RELATIONSHIPS.format(names=names), ref, task))
         detail_answers = calls.ask_many(detail_jobs)
         relationships = detail_answers.pop().relationships if len(objects) > 1 else []
 
@@ -348,8 +365,10 @@ class LoopNodes:
             ],
             relationships=list(relationships),
         )
-        rewrite = prompts.REWRITE.format(description=assemble_prompt(tree), style=prompts.STYLE_HINTS[cfg.prompt_style])
-        prompt = calls.ask(schemas.PromptRewrite, rewrite).prompt.strip()
+        assembled = assemble_prompt(tree)
+        rewrite = prompts.REWRITE.format(description=assembled, style=prompts.STYLE_HINTS[cfg.prompt_style])
+        task = {"kind": "rewrite", "description": assembled, "style": cfg.prompt_style}
+        prompt = calls.ask(schemas.PromptRewrite, rewrite, (), task).prompt.strip()
         _emit({"event": "described", "prompt": prompt, "objects": [o.name for o in objects]})
         return tree, prompt
 
@@ -366,7 +385,8 @@ class LoopNodes:
         if len(variants) < wanted:
             missing = wanted - len(variants)
             text = prompts.VARIANTS.format(count=missing, prompt=prompt, style=prompts.STYLE_HINTS[cfg.prompt_style])
-            answer = calls.ask(schemas.PromptVariants, text)
+            task = {"kind": "variants", "prompt": prompt, "count": missing, "style": cfg.prompt_style}
+            answer = calls.ask(schemas.PromptVariants, text, (), task)
             variants += [v.strip() for v in answer.prompts if v and v.strip()][:missing]
         while len(variants) < wanted:  # a model that returned too few: render the prompt again, new seed
             variants.append(prompt)
@@ -500,25 +520,39 @@ class LoopNodes:
             "stop_reason": reason,
         }
 
-    def _history_text(self, state: RepaintState, history: RunHistory, critiqued: CandidateRecord) -> str:
-        """Every closed round but the one whose image is critiqued now (its prompt is the request's)."""
+    def _history(self, state: RepaintState, history: RunHistory, critiqued: CandidateRecord) -> list[dict[str, Any]]:
+        """Every closed round but the one whose image is critiqued now (its prompt is the request's), as task data."""
         past = history.read(rounds=state.get("round", 0))
         critiques = {c["round"]: c for c in past.critiques}
-        lines = []
+        rounds = []
         for r in past.rounds:
             if r["index"] == critiqued["round"]:
                 continue
             best = r["candidates"][r["best_index"]] if r["best_index"] is not None else None
             crit = critiques.get(r["index"])
-            lines.append(
-                prompts.HISTORY_ROUND.format(
-                    round=r["index"],
-                    prompt=r["prompt"],
-                    score="n/a" if best is None or best["score"] is None else f"{best['score']:.4f}",
-                    variant=f"; best variant: {best['prompt']}" if best and best["prompt"] != r["prompt"] else "",
-                    critique="; ".join(crit["edits"]) if crit else "none",
-                )
+            rounds.append(
+                {
+                    "round": r["index"],
+                    "prompt": r["prompt"],
+                    "score": None if best is None else best["score"],
+                    "best_prompt": None if best is None else best["prompt"],
+                    "edits": list(crit["edits"]) if crit else None,
+                }
             )
+        return rounds
+
+    @staticmethod
+    def _history_text(rounds: list[dict[str, Any]]) -> str:
+        lines = [
+            prompts.HISTORY_ROUND.format(
+                round=h["round"],
+                prompt=h["prompt"],
+                score="n/a" if h["score"] is None else f"{h['score']:.4f}",
+                variant=f"; best variant: {h['best_prompt']}" if h["best_prompt"] not in (None, h["prompt"]) else "",
+                critique="; ".join(h["edits"]) if h["edits"] is not None else "none",
+            )
+            for h in rounds
+        ]
         return prompts.HISTORY.format(rounds="\n".join(lines)) if lines else ""
 
     def _round_best(self, state: RepaintState, step: _Step) -> CandidateRecord | None:
@@ -541,20 +575,24 @@ class LoopNodes:
             self._mllm_view(state["reference"], cfg.mllm_image_max_side),
             self._mllm_view(cand["image"], cfg.mllm_image_max_side),
         )
-        history = self._history_text(state, step.history, cand) if cfg.critique_history else ""
+        past = self._history(state, step.history, cand) if cfg.critique_history else []
+        history = self._history_text(past)
         style = prompts.STYLE_HINTS[cfg.prompt_style]
+        task: dict[str, Any] = {"prompt": cand["prompt"], "style": cfg.prompt_style, "history": past}
         update: dict[str, Any] = {"prompt": cand["prompt"]}
         if cfg.combined_critique:
             size = round_size(cfg, state.get("best_scores", []), higher_is_better=self.scorer.higher_is_better)
             _, wanted = cfg.candidates_in_round(round_index + 1, size)
             text = prompts.CRITIQUE_AND_REVISE.format(prompt=cand["prompt"], count=wanted, style=style, history=history)
-            combined = calls.ask(schemas.CritiqueAndRevision, text, images)
+            task |= {"kind": "critique_and_revise", "count": wanted}
+            combined = calls.ask(schemas.CritiqueAndRevision, text, images, task)
             critique = schemas.Critique.model_validate(combined.model_dump())
             revised: str | None = combined.revised_prompt.strip() or cand["prompt"]
             update |= {"prompt": revised, "round_prompts": list(combined.variants)}
         else:
             text = prompts.CRITIQUE.format(prompt=cand["prompt"], history=history)
-            critique, revised = calls.ask(schemas.Critique, text, images), None
+            task |= {"kind": "critique"}
+            critique, revised = calls.ask(schemas.Critique, text, images, task), None
         record = CritiqueRecord(
             round=round_index,
             critiqued_round=cand["round"],
@@ -583,8 +621,10 @@ class LoopNodes:
         if last is None:
             return {}
         edits = "; ".join(last["edits"]) or "; ".join(last[k] for k in ("style", "composition", "content"))
+        edit_list = list(last["edits"]) or [last[k] for k in ("style", "composition", "content")]
         text = prompts.REVISE.format(prompt=state["prompt"], edits=edits, style=prompts.STYLE_HINTS[cfg.prompt_style])
-        revised = calls.ask(schemas.RevisedPrompt, text).prompt.strip() or state["prompt"]
+        task = {"kind": "revise", "prompt": state["prompt"], "edits": edit_list, "style": cfg.prompt_style}
+        revised = calls.ask(schemas.RevisedPrompt, text, (), task).prompt.strip() or state["prompt"]
         record = CritiqueRecord(**(last | {"revised_prompt": revised}))
         step.history.put_critique(record)
         return {"prompt": revised, **calls.record(step.history)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -49,7 +50,7 @@ def _photo(folder: Path, name: str) -> Image.Image:
 
 
 @pytest.mark.parametrize("style", ["sd", "natural"])
-def test_prompt_round_trips_for_random_scenes(style: str) -> None:
+def test_prompt_round_trips_for_random_scenes(style: Literal["sd", "natural"]) -> None:
     for seed in range(40):
         scene = random_scene(seed)
         assert parse_prompt(scene.to_prompt(style)) == scene, scene.to_prompt(style)
@@ -62,6 +63,16 @@ def test_parser_ignores_unknown_words_and_reads_sentences() -> None:
     assert tags == Scene(PALETTE["navy"], (Shape("circle", PALETTE["red"], 0.38, 0.2, 0.2),))
     sentences = parse_prompt("The background is navy. A large red disc sits in the top-left corner of the image.")
     assert sentences == tags
+
+
+def test_a_colour_named_again_with_an_unknown_noun_is_the_blob_already_placed() -> None:
+    # the loop's assembled description names each object again in its details ("green photographed surface")
+    placed = parse_prompt("a large green blob at bottom left, large green photographed surface, red sky")
+    assert [(s.kind, s.color, s.x, s.y) for s in placed.shapes] == [
+        ("blob", PALETTE["green"], 0.2, 0.8),
+        ("blob", PALETTE["red"], 0.5, 0.5),
+    ]
+    assert len(parse_prompt("green grass, a green circle at top left").shapes) == 2  # another kind: a new shape
 
 
 def test_parser_reads_counts_coordinates_shades_and_rotations() -> None:
@@ -384,10 +395,10 @@ def test_describing_a_real_photo_works(evalref_dir: Path) -> None:
     photo = _photo(evalref_dir, "object_1.png")
     mllm = SandboxMLLM()
     description = describe_reference(mllm, photo)
-    assert description.startswith("Global: A photograph")
+    assert "A photograph" in description
     prompt = _ask(schemas.PromptRewrite, f"Description:\n{description}").prompt  # type: ignore[attr-defined]
     scene = parse_prompt(prompt)
-    assert 1 <= len(scene.shapes) <= 5
+    assert 1 <= len(scene.shapes) <= 5  # each object once, though the assembled tree names it three times
     candidate = SandboxT2I().generate([GenerationRequest(prompt=prompt, seed=0, width=512, height=512)])[0].image
     critique = _ask(schemas.CritiqueAndRevision, f"Prompt: {prompt}\nCount: 2", photo, candidate)
     assert critique.edits and len(critique.variants) == 2  # type: ignore[attr-defined]
@@ -416,9 +427,9 @@ def test_scorer_is_one_for_identical_images_and_falls_with_distance(evalref_dir:
 
 
 def test_selfcheck_scores_rise_over_rounds() -> None:
-    runs = [sandbox_selfcheck(seed, rounds=6) for seed in range(20)]
+    runs = [sandbox_selfcheck(seed, rounds=4) for seed in range(8)]
     improved = sum(r[3] > r[0] for r in runs)
-    assert improved >= 18, runs
+    assert improved >= 7, runs
     assert np.mean([r[-1] for r in runs]) > np.mean([r[1] for r in runs]) > np.mean([r[0] for r in runs])
 
 

@@ -20,8 +20,8 @@ Prompts use this vocabulary:
 :func:`parse_prompt` is tolerant: it ignores words it does not know (``"masterpiece,
 highly detailed"``), reads comma-separated tag lists and sentences alike, treats a bare
 re-mention (``"the red circle is left of the blue star"``) as a reference rather than a new
-shape, and turns ``"<colour> <unknown noun>"`` (``"green grass"``) into a blob, so prompts
-written for photographs still draw something.
+shape, and turns ``"<colour> <unknown noun>"`` (``"green grass"``) into a blob (the blob
+already placed when one of that colour is), so prompts written for photographs still draw something.
 
 Example:
     >>> scene = parse_prompt("masterpiece, a large red circle at top left, a tiny navy star at 70% 60%, white bg")
@@ -379,7 +379,7 @@ def parse_prompt(text: str, *, default_background: RGB = DEFAULT_BACKGROUND) -> 
         size are medium; shapes without a colour are gray.
     """
     background, mentions, blobs, loose_colors = _read(text)
-    shapes = _build_shapes(_deduplicate(mentions) + _deduplicate(blobs))
+    shapes = _build_shapes(_deduplicate(mentions + blobs))  # "green grass" after "a green blob at ..." is that blob
     if background is None:  # the first colour named apart from any shape ("dominant colours: teal, ...")
         used = {s.color for s in shapes}
         background = next((c for c in loose_colors if c not in used), default_background)

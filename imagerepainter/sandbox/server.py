@@ -26,8 +26,9 @@ from typing import Any
 
 from PIL import Image
 
-from ..testing.openai_server import OpenAICompatibleServer, StructuredOutputSupport
-from ..testing.responders import SchemaResponder
+from .._openai_wire.protocol import StructuredOutputSupport
+from .._openai_wire.schema_responder import SchemaResponder
+from .._openai_wire.server import OpenAICompatibleServer
 from .mllm import answer
 
 __all__ = ["sandbox_server"]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_origin
 
@@ -47,18 +47,27 @@ _COUNT = re.compile(r"^Count:\s*(\d+)", re.MULTILINE)
 _PROMPT = re.compile(r"^Prompt:\s*(.+)$", re.MULTILINE)
 
 
-def fake_answer(schema: type[BaseModel], text: str = "") -> BaseModel:
-    """Build a schema-valid answer procedurally: strings name their field, lists honour ``Count:``.
+def fake_answer(schema: type[BaseModel], text: str = "", task: Mapping[str, Any] | None = None) -> BaseModel:
+    """Build a schema-valid answer procedurally: strings name their field, lists honour the count asked for,
+    integers are 3 (the middle of a 1-5 scale). The prompt and count come from ``task``
+    (``MLLMMessage.task``), else from ``Prompt:`` and ``Count:`` lines of ``text``.
 
     Example:
         >>> from imagerepainter.schemas import PromptVariants
         >>> fake_answer(PromptVariants, "Prompt: a cat\\nCount: 2").prompts
         ['a cat, variant 1', 'a cat, variant 2']
+        >>> fake_answer(PromptVariants, "no labels", task={"prompt": "a dog", "count": 1}).prompts  # task data wins
+        ['a dog, variant 1']
+        >>> from imagerepainter.schemas import SimilarityRating
+        >>> fake_answer(SimilarityRating).aesthetic
+        3
     """
+    task = task or {}
     count_match = _COUNT.search(text)
-    count = int(count_match.group(1)) if count_match else 2
+    count = int(task["count"]) if "count" in task else int(count_match.group(1)) if count_match else 2
     prompt_match = _PROMPT.search(text)
-    prompt = prompt_match.group(1).strip() if prompt_match else "a fake prompt"
+    prompt = str(task["prompt"]) if task.get("prompt") else prompt_match.group(1).strip() if prompt_match else None
+    prompt = prompt or "a fake prompt"
     values: dict[str, Any] = {}
     for name, info in schema.model_fields.items():
         ann = info.annotation
@@ -125,7 +134,8 @@ class FakeMLLM:
         elif scripted is not None:
             answer = scripted
         else:
-            answer = fake_answer(schema, text)
+            task = next((m.task for m in reversed(messages) if m.task is not None), None)
+            answer = fake_answer(schema, text, task)
         value = answer if isinstance(answer, schema) else schema.model_validate(answer)
         return MLLMReply(value=value, usage=TokenUsage(len(text.split()), 10), requests=1)
 

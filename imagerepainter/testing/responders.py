@@ -1,41 +1,31 @@
 """Serve any in-process answering logic over the OpenAI-compatible test server.
 
 :class:`SchemaResponder` turns a function ``answer(schema_name, text, images) -> dict`` into a
-responder for :class:`~imagerepainter.testing.openai_server.OpenAICompatibleServer`. It finds the
-requested schema from the wire (``response_format`` name or the forced tool), or, for servers
-that only see plain text, from the schema name the client wrote into the instruction.
+responder for :class:`~imagerepainter.testing.openai_server.OpenAICompatibleServer` (it finds
+the requested schema from the wire, or from the instruction's text for text-only servers); by
+default it answers every loop schema procedurally with :func:`fake_schema_answer`.
 
 Example:
-    >>> from imagerepainter.testing.fakes import fake_answer
-    >>> from imagerepainter import schemas
-    >>> responder = SchemaResponder(lambda name, text, images: fake_answer(getattr(schemas, name), text).model_dump())
     >>> from imagerepainter.testing.openai_server import ChatRequest
     >>> req = ChatRequest.from_body({"messages": [{"role": "user", "content": "Prompt: a cat\\nCount: 1"}],
     ...     "response_format": {"type": "json_schema", "json_schema": {"name": "PromptVariants", "schema": {}}}})
-    >>> responder(req)
+    >>> SchemaResponder()(req)
     {'prompts': ['a cat, variant 1']}
 """
 
 from __future__ import annotations
 
-import re
-import threading
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from PIL import Image
 from pydantic import BaseModel
 
 from .. import schemas
-from .openai_server import ChatRequest
+from .._openai_wire.schema_responder import SCHEMA_NAMES, Answer
+from .._openai_wire.schema_responder import SchemaResponder as _SchemaResponder
 
 __all__ = ["SCHEMA_NAMES", "SchemaResponder", "fake_schema_answer"]
-
-SCHEMA_NAMES: tuple[str, ...] = tuple(name for name in schemas.__all__ if isinstance(getattr(schemas, name), type))
-"""Names of the loop's request schemas (:mod:`imagerepainter.schemas`)."""
-
-Answer = Callable[[str, str, Sequence[Image.Image]], dict[str, Any]]
 
 
 def fake_schema_answer(schema_name: str, text: str, images: Sequence[Image.Image]) -> dict[str, Any]:
@@ -46,32 +36,14 @@ def fake_schema_answer(schema_name: str, text: str, images: Sequence[Image.Image
     return fake_answer(schema, text).model_dump()
 
 
-class SchemaResponder:
+class SchemaResponder(_SchemaResponder):
     """A responder answering the loop's schemas with ``answer``; counts requests per schema.
 
     Args:
-        answer: ``(schema_name, text, images) -> dict`` valid for that schema.
+        answer: ``(schema_name, text, images) -> dict`` valid for that schema (default:
+            :func:`fake_schema_answer`).
         text: Answer to a request that names no schema (plain chat).
     """
 
     def __init__(self, answer: Answer = fake_schema_answer, *, text: str = "OK") -> None:
-        self.answer = answer
-        self.text = text
-        self.counts: Counter[str] = Counter()
-        self._lock = threading.Lock()
-
-    def schema_name(self, request: ChatRequest) -> str | None:
-        """The loop schema a request asks for, from the wire or, failing that, from its text."""
-        if request.schema_name in SCHEMA_NAMES:
-            return request.schema_name
-        haystack = f"{request.system}\n{request.text}"
-        found = [n for n in SCHEMA_NAMES if re.search(rf"\b{n}\b", haystack)]
-        return found[0] if len(found) == 1 else None
-
-    def __call__(self, request: ChatRequest) -> Any:
-        name = self.schema_name(request)
-        if name is None:
-            return self.text
-        with self._lock:
-            self.counts[name] += 1
-        return self.answer(name, request.text, request.images)
+        super().__init__(answer, text=text)

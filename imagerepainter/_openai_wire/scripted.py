@@ -1,6 +1,6 @@
-"""Scripted answers for the test server: per-schema queues of payloads, popped in order.
+"""Scripted answers for the local server: per-schema queues of payloads, popped in order.
 
-Import :class:`ScriptedResponder` from :mod:`imagerepainter.testing.openai_server`, which
+Users import :class:`ScriptedResponder` from :mod:`imagerepainter.testing.openai_server`, which
 re-exports it; it is the server's default responder.
 """
 
@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .openai_protocol import ChatRequest
+from .protocol import ChatRequest
 
 __all__ = ["ScriptExhaustedError", "ScriptedResponder"]
 
@@ -47,7 +47,7 @@ class ScriptedResponder:
         >>> responder(req)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        imagerepainter.testing.openai_scripted.ScriptExhaustedError: The script for 'Caption' ran out after 2 answers...
+        imagerepainter._openai_wire.scripted.ScriptExhaustedError: The script for 'Caption' ran out after 2 answers...
     """
 
     def __init__(

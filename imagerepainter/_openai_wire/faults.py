@@ -1,8 +1,8 @@
-"""Faults the test server injects: error statuses, slow answers, malformed bodies, dropped connections.
+"""Faults the local OpenAI server injects: error statuses, slow answers, malformed bodies, dropped connections.
 
-Queue them with :meth:`~imagerepainter.testing.openai_server.OpenAICompatibleServer.inject` or
-:meth:`~imagerepainter.testing.openai_server.OpenAICompatibleServer.fail_every`, or return one
-from a responder. Import :class:`Fault` from :mod:`imagerepainter.testing.openai_server`.
+Queue them with :meth:`~imagerepainter._openai_wire.server.OpenAICompatibleServer.inject` or
+:meth:`~imagerepainter._openai_wire.server.OpenAICompatibleServer.fail_every`, or return one
+from a responder. Users import :class:`Fault` from :mod:`imagerepainter.testing.openai_server`.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""The HTTP layer of the test server (internal): the threading socket server and the request handler.
+"""The HTTP layer of the local OpenAI-compatible server: the threading socket server and the request handler.
 
 :class:`_Handler` parses and records each request, applies injected faults, checks the API key,
 and answers ``/v1/chat/completions`` (plain or server-sent events), ``/v1/images/generations``
-and ``/v1/models``. The public face is
-:class:`~imagerepainter.testing.openai_server.OpenAICompatibleServer`.
+and ``/v1/models``. It serves any :class:`Owner`; the one in use is
+:class:`~imagerepainter._openai_wire.server.OpenAICompatibleServer`.
 """
 
 from __future__ import annotations
@@ -17,25 +17,45 @@ import threading
 import time
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from PIL import Image
 
-from .openai_faults import Fault
-from .openai_protocol import (
+from .faults import Fault
+from .protocol import (
     _ERROR_MESSAGES,
     _PNG_OUTPUT_TOKENS,
     ChatRequest,
     ImageRequest,
     RecordedRequest,
+    StructuredOutputSupport,
     _error_body,
     _HTTPError,
     estimate_tokens,
 )
-from .openai_replies import _chat_message, _default_images, _effective_mode, _png_b64
+from .replies import ImageResponder, Responder, _chat_message, _default_images, _effective_mode, _png_b64
 
-if TYPE_CHECKING:
-    from .openai_server import OpenAICompatibleServer
+
+class Owner(Protocol):
+    """What the handler needs of the server it serves (so this module does not import the server)."""
+
+    responder: Responder
+    image_responder: ImageResponder
+    structured_output: StructuredOutputSupport
+    ignore_unsupported: bool
+    models: tuple[str, ...]
+    requested_port: int
+    delay: float
+
+    def _record(self, recorded: RecordedRequest) -> int: ...
+
+    def _take_fault(self, path: str) -> Fault | None: ...
+
+    def _check_auth(self, headers: Mapping[str, str]) -> None: ...
+
+    def _sleep(self, seconds: float) -> None: ...
+
+    def _note_error(self, exc: BaseException) -> None: ...
 
 
 class _Sent(Exception):
@@ -50,7 +70,7 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = False  # server_close() joins the handler threads
     block_on_close = True
 
-    def __init__(self, owner: OpenAICompatibleServer) -> None:
+    def __init__(self, owner: Owner) -> None:
         self.owner = owner
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
@@ -234,7 +254,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _chat(self, request: ChatRequest, number: int) -> None:
         owner = self.server.owner
-        mode = _effective_mode(owner, request)  # before the responder: a rejected request uses no script
+        # before the responder: a rejected request uses no script
+        mode = _effective_mode(request, owner.structured_output, ignore_unsupported=owner.ignore_unsupported)
         result = owner.responder(request)
         if isinstance(result, Fault):
             self._apply_fault(result)  # returns only for a timeout fault: then answer empty text

@@ -1,10 +1,10 @@
-"""What a responder answers, and how the test server encodes it on the wire.
+"""What a responder answers, and how the local server encodes it on the wire.
 
 A chat responder returns a ``dict`` (or pydantic model), a ``str``, a :class:`ChatReply` or a
-:class:`~imagerepainter.testing.openai_faults.Fault`; the server encodes the answer the way the
+:class:`~imagerepainter._openai_wire.faults.Fault`; the server encodes the answer the way the
 request and its own structured-output support call for (JSON ``content``, a ``tool_calls``
 entry, or JSON inside prose). An image responder returns PIL images; the default one paints
-solid colours derived from the prompt. Import these from
+solid colours derived from the prompt. Users import these from
 :mod:`imagerepainter.testing.openai_server`, which re-exports them.
 """
 
@@ -16,14 +16,19 @@ import io
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, TypeAlias
 
 from PIL import Image
 
-from .openai_protocol import IMAGE_TOKENS, ChatMode, ChatRequest, ImageRequest, _HTTPError, estimate_tokens
-
-if TYPE_CHECKING:
-    from .openai_server import OpenAICompatibleServer
+from .protocol import (
+    IMAGE_TOKENS,
+    ChatMode,
+    ChatRequest,
+    ImageRequest,
+    StructuredOutputSupport,
+    _HTTPError,
+    estimate_tokens,
+)
 
 __all__ = ["ChatReply", "ImageResponder", "Responder"]
 
@@ -68,9 +73,8 @@ def _prose(payload: Mapping[str, Any]) -> str:
     return "Here you go:\n```json\n" + json.dumps(payload, indent=2) + "\n```"
 
 
-def _effective_mode(server: OpenAICompatibleServer, request: ChatRequest) -> ChatMode:
+def _effective_mode(request: ChatRequest, support: StructuredOutputSupport, *, ignore_unsupported: bool) -> ChatMode:
     """The mode the answer is encoded in; raises _HTTPError (400) for what the server does not support."""
-    support = server.structured_output
     unsupported: str | None = None
     if request.mode == "json_schema" and support != "json_schema":
         unsupported = "response_format 'json_schema' is not supported"
@@ -80,7 +84,7 @@ def _effective_mode(server: OpenAICompatibleServer, request: ChatRequest) -> Cha
         unsupported = "response_format 'json_object' is not supported"
     if unsupported is None:
         return request.mode
-    if not server.ignore_unsupported:
+    if not ignore_unsupported:
         raise _HTTPError(400, unsupported)
     return "text"
 

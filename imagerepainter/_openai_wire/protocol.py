@@ -1,10 +1,10 @@
-"""The OpenAI wire protocol as the test server reads it: parsed requests, token counts, error bodies.
+"""The OpenAI wire protocol as the local server reads it: parsed requests, token counts, error bodies.
 
 :class:`ChatRequest` and :class:`ImageRequest` turn request bodies into what a responder needs
 (``data:`` URL images decoded, the structured-output mode detected); :class:`RecordedRequest`
-is what :class:`~imagerepainter.testing.openai_server.OpenAICompatibleServer` keeps of each
+is what :class:`~imagerepainter._openai_wire.server.OpenAICompatibleServer` keeps of each
 request. The server bills tokens with :func:`estimate_tokens` and answers errors with OpenAI's
-error body. Import these from :mod:`imagerepainter.testing.openai_server`, which re-exports them.
+error body. Users import these from :mod:`imagerepainter.testing.openai_server`, which re-exports them.
 
 Example:
     >>> req = ChatRequest.from_body({"messages": [{"role": "user", "content": "a red cat"}]})
