@@ -2,9 +2,12 @@
 
 Every template is a :class:`str.format` string. Values the model must read back exactly
 are put on their own labelled lines (``Prompt:``, ``Count:``, ``Object:``, ``Edits:``,
-``Description:``, ``History:``), each label once, so that any model, including the
-rule-based sandbox model, finds them. ``PROMPT_VERSION`` is recorded with every result:
-change it when a template changes, because results depend on the wording.
+``Description:``, ``History:``), each label once, so that a model finds them. The same facts
+travel as data on each request (``MLLMMessage.task``), which is what in-process rule-based
+models (the sandbox, the fakes) read, so the wording here can change freely; only the sandbox
+served over HTTP, where a request carries text alone, still reads the labelled lines.
+``PROMPT_VERSION`` is recorded with every result: change it when a template changes, because
+results depend on the wording.
 
 Example:
     >>> print(VARIANTS.format(count=2, prompt="a red cat", style=STYLE_HINTS["sd"]).splitlines()[-1])
