@@ -102,6 +102,14 @@ class RepainterConfig(BaseModel):
     """Most objects in the Image Understanding Tree (the paper uses 5)."""
     prompt_style: Literal["sd", "natural"] = "sd"
     """Prompt style the T2I model likes: comma-separated Stable Diffusion tags or natural sentences."""
+    prompt_words: int | None = Field(default=70, ge=5, le=500)
+    """Ask for prompts of at most about this many words (CLIP's text encoder reads 77 tokens);
+    ``None`` sets no limit (the authors' code sets none)."""
+    system_prompt: bool = True
+    """Send the library's short system message with every request (the authors' code sends none)."""
+    critique_sees_prompt: bool = True
+    """Show the critique the prompt that drew the image it looks at (the authors' code shows it
+    only the two images)."""
     critique_history: bool = True
     """Show the critique the prompts, scores and critiques of earlier rounds."""
     combined_critique: bool = True
@@ -190,6 +198,10 @@ PRESETS: dict[str, RepainterConfig] = {
         variants=3,
         include_current_prompt="never",
         adaptive_variants=False,
+        prompt_words=None,
+        system_prompt=False,
+        critique_sees_prompt=False,
+        mllm_image_max_side=4096,
         patience=None,
         critique_history=False,
         combined_critique=False,

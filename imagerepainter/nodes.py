@@ -165,8 +165,9 @@ _Job = tuple[type[BaseModel], str, Sequence[Image.Image], dict[str, Any]]
 class _Calls:
     """Runs MLLM requests (concurrently where independent) and tallies their usage."""
 
-    def __init__(self, mllm: MLLM, pool: ThreadPoolExecutor, node: str, round_index: int) -> None:
+    def __init__(self, mllm: MLLM, pool: ThreadPoolExecutor, node: str, round_index: int, cfg: RepainterConfig) -> None:
         self.mllm, self.pool, self.node, self.round_index = mllm, pool, node, round_index
+        self.system_prompt = cfg.system_prompt
         self.usage: Usage = {}
         self.log: list[CallRecord] = []
         self._lock = threading.Lock()
@@ -174,10 +175,9 @@ class _Calls:
     def ask(
         self, schema: type[SchemaT], text: str, images: Sequence[Image.Image] = (), task: dict[str, Any] | None = None
     ) -> SchemaT:
-        messages = [
-            MLLMMessage(role="system", text=prompts.SYSTEM),
-            MLLMMessage(text=text, images=tuple(images), task=task),
-        ]
+        messages = [MLLMMessage(text=text, images=tuple(images), task=task)]
+        if self.system_prompt:
+            messages.insert(0, MLLMMessage(role="system", text=prompts.SYSTEM))
         start = time.perf_counter()
         with backend_errors(MLLMError, f"{self.mllm.name} failed", self.mllm.name):
             reply = self.mllm.structured(messages, schema)
@@ -317,7 +317,7 @@ class LoopNodes:
     def describe(self, state: RepaintState, step: _Step) -> dict[str, Any]:
         """Build the Image Understanding Tree (independent calls concurrently), then the first prompt."""
         cfg = step.config
-        calls = _Calls(self.mllm, self._pool, "describe", 0)
+        calls = _Calls(self.mllm, self._pool, "describe", 0, cfg)
         tree, prompt = self.understand(self._mllm_view(state["reference"], cfg.mllm_image_max_side), cfg, calls)
         step.history.put_understanding(dict(tree))
         return {"prompt": prompt, "initial_prompt": prompt, **calls.record(step.history)}
@@ -366,7 +366,9 @@ class LoopNodes:
             relationships=list(relationships),
         )
         assembled = assemble_prompt(tree)
-        rewrite = prompts.REWRITE.format(description=assembled, style=prompts.STYLE_HINTS[cfg.prompt_style])
+        rewrite = prompts.REWRITE.format(
+            description=assembled, style=prompts.style_hint(cfg.prompt_style, cfg.prompt_words)
+        )
         task = {"kind": "rewrite", "description": assembled, "style": cfg.prompt_style}
         prompt = calls.ask(schemas.PromptRewrite, rewrite, (), task).prompt.strip()
         _emit({"event": "described", "prompt": prompt, "objects": [o.name for o in objects]})
@@ -381,10 +383,11 @@ class LoopNodes:
         include, wanted = cfg.candidates_in_round(round_index, size)
         prompt = state["prompt"] or ""
         variants = [v.strip() for v in state.get("round_prompts") or [] if v and v.strip()][:wanted]
-        calls = _Calls(self.mllm, self._pool, "propose", round_index)
+        calls = _Calls(self.mllm, self._pool, "propose", round_index, cfg)
         if len(variants) < wanted:
             missing = wanted - len(variants)
-            text = prompts.VARIANTS.format(count=missing, prompt=prompt, style=prompts.STYLE_HINTS[cfg.prompt_style])
+            style = prompts.style_hint(cfg.prompt_style, cfg.prompt_words)
+            text = prompts.VARIANTS.format(count=missing, prompt=prompt, style=style)
             task = {"kind": "variants", "prompt": prompt, "count": missing, "style": cfg.prompt_style}
             answer = calls.ask(schemas.PromptVariants, text, (), task)
             variants += [v.strip() for v in answer.prompts if v and v.strip()][:missing]
@@ -566,7 +569,7 @@ class LoopNodes:
         """Compare the reference with the best image; with ``combined_critique`` also revise and vary."""
         cfg = step.config
         round_index = state.get("round", 0)
-        calls = _Calls(self.mllm, self._pool, "critique", round_index)
+        calls = _Calls(self.mllm, self._pool, "critique", round_index, cfg)
         # with history, the best image so far (a worse round is not built upon); else the paper's last round's best
         cand = state.get("best") if cfg.critique_history else self._round_best(state, step)
         if cand is None:  # every candidate blocked: nothing to look at, rephrase and try again
@@ -577,8 +580,10 @@ class LoopNodes:
         )
         past = self._history(state, step.history, cand) if cfg.critique_history else []
         history = self._history_text(past)
-        style = prompts.STYLE_HINTS[cfg.prompt_style]
-        task: dict[str, Any] = {"prompt": cand["prompt"], "style": cfg.prompt_style, "history": past}
+        style = prompts.style_hint(cfg.prompt_style, cfg.prompt_words)
+        task: dict[str, Any] = {"style": cfg.prompt_style, "history": past}
+        if cfg.critique_sees_prompt or cfg.combined_critique:  # a combined critique rewrites the prompt: it needs it
+            task["prompt"] = cand["prompt"]
         update: dict[str, Any] = {"prompt": cand["prompt"]}
         if cfg.combined_critique:
             size = round_size(cfg, state.get("best_scores", []), higher_is_better=self.scorer.higher_is_better)
@@ -590,7 +595,8 @@ class LoopNodes:
             revised: str | None = combined.revised_prompt.strip() or cand["prompt"]
             update |= {"prompt": revised, "round_prompts": list(combined.variants)}
         else:
-            text = prompts.CRITIQUE.format(prompt=cand["prompt"], history=history)
+            line = prompts.PROMPT_LINE.format(prompt=cand["prompt"]) if cfg.critique_sees_prompt else ""
+            text = prompts.CRITIQUE.format(history=history, prompt_line=line)
             task |= {"kind": "critique"}
             critique, revised = calls.ask(schemas.Critique, text, images, task), None
         record = CritiqueRecord(
@@ -616,13 +622,18 @@ class LoopNodes:
     def revise(self, state: RepaintState, step: _Step) -> dict[str, Any]:
         """Apply the critique's edits to the prompt in a separate text-only call (paper preset)."""
         cfg = step.config
-        calls = _Calls(self.mllm, self._pool, "revise", state.get("round", 0))
+        calls = _Calls(self.mllm, self._pool, "revise", state.get("round", 0), cfg)
         last = step.history.get_critique(state.get("round", 0))
         if last is None:
             return {}
-        edits = "; ".join(last["edits"]) or "; ".join(last[k] for k in ("style", "composition", "content"))
         edit_list = list(last["edits"]) or [last[k] for k in ("style", "composition", "content")]
-        text = prompts.REVISE.format(prompt=state["prompt"], edits=edits, style=prompts.STYLE_HINTS[cfg.prompt_style])
+        suggestions = "; ".join(f"{k}: {last[k]}" for k in ("style", "composition", "content") if last[k])
+        text = prompts.REVISE.format(  # the whole critique, as the authors' revision step receives it
+            prompt=state["prompt"],
+            suggestions=suggestions or "none",
+            edits="; ".join(edit_list),
+            style=prompts.style_hint(cfg.prompt_style, cfg.prompt_words),
+        )
         task = {"kind": "revise", "prompt": state["prompt"], "edits": edit_list, "style": cfg.prompt_style}
         revised = calls.ask(schemas.RevisedPrompt, text, (), task).prompt.strip() or state["prompt"]
         record = CritiqueRecord(**(last | {"revised_prompt": revised}))

@@ -34,7 +34,7 @@ __all__ = [
     "VARIANTS",
 ]
 
-PROMPT_VERSION = "2026.11-2"
+PROMPT_VERSION = "2026.11-3"
 
 SYSTEM = (
     "You help regenerate a reference image with a text-to-image model. You look closely at images, "
@@ -45,10 +45,24 @@ SYSTEM = (
 STYLE_HINTS = {
     "sd": (
         "Write it as a Stable Diffusion prompt: comma-separated descriptors, the most important first, "
-        "with subject, style, colours, composition and context, under about 70 words."
+        "with subject, style, colours, composition and context{limit}."
     ),
-    "natural": "Write it as one or two plain, precise sentences, the most important first, under about 70 words.",
+    "natural": "Write it as one or two plain, precise sentences, the most important first{limit}.",
 }
+"""How prompts should be written, per ``prompt_style``; ``{limit}`` is :data:`WORD_LIMIT` or empty."""
+
+WORD_LIMIT = ", under about {words} words"
+
+
+def style_hint(style: str, words: int | None) -> str:
+    """The style instruction for ``style``, asking for at most about ``words`` words (``None``: no limit).
+
+    Example:
+        >>> style_hint("natural", 60)
+        'Write it as one or two plain, precise sentences, the most important first, under about 60 words.'
+    """
+    return STYLE_HINTS[style].format(limit="" if words is None else WORD_LIMIT.format(words=words))
+
 
 # -- Image Understanding Tree (each sent with the reference image)
 
@@ -95,7 +109,8 @@ VARIANTS = (
 )
 
 REVISE = (
-    "Update this text-to-image prompt by applying the suggested edits, keeping everything else. {style}\n"
+    "Update this text-to-image prompt by applying the suggested modifications, keeping everything else. {style}\n"
+    "Suggestions: {suggestions}\n"
     "Prompt: {prompt}\n"
     "Edits: {edits}"
 )
@@ -103,12 +118,14 @@ REVISE = (
 # -- critique (sent with the reference first and the candidate second)
 
 CRITIQUE = (
-    "The first image is the reference. The second was generated from the prompt below. Compare them and "
+    "The first image is the reference. The second was generated from a text-to-image prompt. Compare them and "
     "say what to change in the prompt so the second image becomes more like the first: 1) style (artistic "
     "style, lighting, colour palette), 2) composition (placement, sizes, framing), 3) content (missing, extra "
-    "or wrong objects and details). Give concrete, actionable edits.{history}\n"
-    "Prompt: {prompt}"
+    "or wrong objects and details). Give concrete, actionable edits.{history}{prompt_line}"
 )
+
+PROMPT_LINE = "\nPrompt: {prompt}"
+"""The critique's last line when ``critique_sees_prompt`` is on: the prompt that drew the second image."""
 
 CRITIQUE_AND_REVISE = (
     "The first image is the reference. The second was generated from the prompt below. Compare them: "

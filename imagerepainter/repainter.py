@@ -294,7 +294,7 @@ class Repainter:
 
         cfg = self.config_for(**overrides)
         image = load_image(reference, max_pixels=cfg.max_reference_pixels)
-        calls = _Calls(self.mllm, self._nodes._pool, "describe", 0)
+        calls = _Calls(self.mllm, self._nodes._pool, "describe", 0, cfg)
         with backend_errors(BackendError, f"{self.mllm.name} failed", self.mllm.name):
             tree, prompt = self._nodes.understand(image, cfg, calls)
         return Description(

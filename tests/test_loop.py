@@ -450,19 +450,28 @@ def test_the_default_checkpointer_keeps_failed_runs_only():
 
 
 def test_an_abandoned_astream_resumes_to_the_uninterrupted_result():
-    """Closing an astream cancels the step in flight, wherever it is; resume always finishes the run exactly."""
+    """Closing an astream cancels the step in flight, wherever it is; resume always finishes the run exactly.
+
+    The backends answer from content (the sandbox world), so a step that is cancelled and run
+    again gives what it gave the first time.
+    """
     import contextlib
 
-    reference = Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer(SCORES_9)).run(REF, max_rounds=3)
+    from imagerepainter.sandbox import random_scene, render_scene
+
+    photo = render_scene(random_scene(4), seed=4)
+
+    def repainter():
+        return Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox", max_rounds=3, patience=None)
+
+    reference = repainter().run(photo)
     expected = [(c.round, c.prompt, c.seed, c.score) for c in reference.candidates]
-    events = sum(
-        1 for _ in Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer(SCORES_9)).stream(REF, max_rounds=3)
-    )
+    events = sum(1 for _ in repainter().stream(photo))
     for stop_after in range(1, events - 1):  # every event before the result
-        rp = Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer(SCORES_9))
+        rp = repainter()
 
         async def abandon(rp=rp, stop_after=stop_after):
-            async with contextlib.aclosing(rp.astream(REF, thread_id="t", max_rounds=3)) as stream:
+            async with contextlib.aclosing(rp.astream(photo, thread_id="t")) as stream:
                 seen = 0
                 async for _ in stream:
                     seen += 1

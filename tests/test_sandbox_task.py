@@ -19,8 +19,9 @@ REWORDED = {  # the same format fields, none of the labelled lines the sandbox u
     "RELATIONSHIPS": "How do {names} relate?",
     "REWRITE": "Turn this into an image prompt ({style}): {description}",
     "VARIANTS": "Give {count} rewordings of '{prompt}'. {style}",
-    "REVISE": "Rewrite '{prompt}' with these changes: {edits}. {style}",
-    "CRITIQUE": "Compare the pictures; '{prompt}' drew the second.{history}",
+    "REVISE": "Rewrite '{prompt}' with these changes: {edits} ({suggestions}). {style}",
+    "CRITIQUE": "Compare the pictures.{history}{prompt_line}",
+    "PROMPT_LINE": " '{prompt}' drew the second.",
     "CRITIQUE_AND_REVISE": "Compare the pictures; '{prompt}' drew the second. Then revise it and give {count} "
     "rewordings. {style}{history}",
     "HISTORY": " Before: {rounds}",
