@@ -28,21 +28,43 @@ def _signature(record: dict) -> tuple:
     return candidates, result["stop_reason"], result["best"]["seed"]
 
 
-def _checkpoint_ids(db) -> list[str]:
-    with sqlite3.connect(db) as conn:
-        return [row[0] for row in conn.execute("SELECT checkpoint_id FROM checkpoints ORDER BY checkpoint_id")]
+def _checkpoints(db) -> list:
+    """Every checkpoint of the database, oldest first, read through the checkpointer's own API."""
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    conn = sqlite3.connect(db, check_same_thread=False)
+    try:
+        return list(reversed(list(SqliteSaver(conn).list(None))))
+    finally:
+        conn.close()
 
 
 def _cut(db, keep: int, *, keep_writes: bool) -> None:
-    """Leave the first ``keep`` checkpoints; the last kept one keeps its tasks' writes or not."""
-    ids = _checkpoint_ids(db)
-    dropped, last = ids[keep:], ids[keep - 1] if keep else None
-    with sqlite3.connect(db) as conn:
-        for cid in dropped:
-            conn.execute("DELETE FROM checkpoints WHERE checkpoint_id = ?", (cid,))
-            conn.execute("DELETE FROM writes WHERE checkpoint_id = ?", (cid,))
-        if last is not None and not keep_writes:
-            conn.execute("DELETE FROM writes WHERE checkpoint_id = ?", (last,))
+    """Leave the first ``keep`` checkpoints; the last kept one keeps its tasks' writes or not.
+
+    The kept checkpoints and writes are saved again into a new database through the
+    checkpointer's API (``put``, ``put_writes``), as a process killed at that point left them.
+    """
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    kept = _checkpoints(db)[:keep]
+    fresh = db.with_name("cut.sqlite")
+    conn = sqlite3.connect(fresh, check_same_thread=False)
+    try:
+        saver = SqliteSaver(conn)
+        for i, saved in enumerate(kept):
+            thread = {k: saved.config["configurable"][k] for k in ("thread_id", "checkpoint_ns")}
+            parent = saved.parent_config or {"configurable": thread}
+            config = saver.put(parent, saved.checkpoint, saved.metadata, saved.checkpoint["channel_versions"])
+            if i < len(kept) - 1 or keep_writes:
+                by_task: dict[str, list] = {}
+                for task_id, channel, value in saved.pending_writes or []:
+                    by_task.setdefault(task_id, []).append((channel, value))
+                for task_id, writes in by_task.items():
+                    saver.put_writes(config, writes, task_id)
+    finally:
+        conn.close()
+    fresh.replace(db)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +78,7 @@ def finished_run(tmp_path_factory):
 
 def test_resume_from_every_crash_point_gives_the_uninterrupted_result(finished_run, tmp_path):
     folder, whole = finished_run
-    total = len(_checkpoint_ids(folder / "checkpoint.sqlite"))
+    total = len(_checkpoints(folder / "checkpoint.sqlite"))
     assert total > 3 * 4  # several steps a round: the cut points below fall at every node boundary
     points = [(keep, writes) for keep in range(total + 1) for writes in (True, False) if keep or writes]
     for keep, keep_writes in points:
