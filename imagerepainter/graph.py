@@ -4,13 +4,16 @@
 graph TD
   __start__ --> start
   start -.->|no prompt given| describe
-  start -.->|prompt given| propose
-  describe --> propose
+  start -.->|prompt given| generate
+  describe -.->|variants needed| propose
+  describe -.-> generate
   propose --> generate --> score
   score -.->|stop reason| finish
   score -.->|go on| critique
-  critique -.->|combined| propose
-  critique -.->|separate calls| revise --> propose
+  critique -.->|combined| generate
+  critique -.->|variants missing| propose
+  critique -.->|separate calls| revise
+  revise -.->|variants needed| propose
   critique -.->|judged match| finish
   finish --> __end__
 ```
@@ -32,7 +35,7 @@ from .backends.base import MLLM, Scorer, TextToImage
 from .config import RepainterConfig
 from .images import ImageStore
 from .nodes import LoopNodes, RunContext
-from .routing import route_after_critique, route_after_score, route_start
+from .routing import route_after_critique, route_after_score, route_start, route_to_round
 from .state import RepaintInput, RepaintOutput, RepaintState
 
 __all__ = ["NODES_PER_ROUND", "ROUND_CLOSING_NODE", "build_graph", "recursion_limit"]
@@ -83,18 +86,36 @@ def build_graph(
     graph.add_node("finish", nodes.finish)
 
     graph.add_edge(START, "start")
-    graph.add_conditional_edges("start", route_start, ["describe", "propose"])
-    graph.add_edge("describe", "propose")
+    graph.add_conditional_edges("start", partial(_after_start, nodes), ["describe", "propose", "generate"])
+    graph.add_conditional_edges("describe", partial(_to_round, nodes), ["propose", "generate"])
     graph.add_edge("propose", "generate")
     graph.add_edge("generate", "score")
     graph.add_conditional_edges("score", route_after_score, ["critique", "finish"])
-    graph.add_conditional_edges("critique", partial(_after_critique, nodes), ["propose", "revise", "finish"])
-    graph.add_edge("revise", "propose")  # the cycle: a revised prompt starts the next round
+    graph.add_conditional_edges(
+        "critique", partial(_after_critique, nodes), ["propose", "generate", "revise", "finish"]
+    )
+    # the cycle: a revised prompt starts the next round
+    graph.add_conditional_edges("revise", partial(_to_round, nodes), ["propose", "generate"])
     graph.add_edge("finish", END)
     return graph, nodes
 
 
+def _to_round(nodes: LoopNodes, state: dict[str, Any]) -> str:
+    """Start a round: through ``propose`` when it needs variants nobody proposed, else straight to ``generate``.
+
+    Routing reads the recorded settings (no runtime: LangGraph also routes in ``update_state``,
+    without context).
+    """
+    _, wanted = nodes.round_plan(state, nodes._config(state, None))  # type: ignore[arg-type]
+    return route_to_round(state.get("round_prompts"), wanted)
+
+
+def _after_start(nodes: LoopNodes, state: dict[str, Any]) -> str:
+    after = route_start(state)
+    return _to_round(nodes, state) if after == "round" else after
+
+
 def _after_critique(nodes: LoopNodes, state: dict[str, Any]) -> str:
-    # Reads the recorded settings (no runtime: LangGraph also routes here in update_state, without context).
     cfg = nodes._config(state, None)  # type: ignore[arg-type]
-    return route_after_critique(state, combined=cfg.combined_critique)
+    after = route_after_critique(state, combined=cfg.combined_critique)
+    return _to_round(nodes, state) if after == "round" else after

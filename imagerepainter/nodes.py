@@ -37,7 +37,7 @@ from .convergence import Progress, decide_stop, mllm_calls_per_round, round_size
 from .errors import BackendError, GenerationError, MLLMError, RepainterError
 from .history import RunHistory
 from .images import ImageRef, ImageStore, shrink
-from .routing import seed_for
+from .routing import clean_variants, round_prompts, seed_for
 from .selection import best_index, better
 from .state import CallRecord, CandidateRecord, CritiqueRecord, RepaintState, RoundRecord, Usage
 from .understanding import UnderstandingTree, assemble_prompt
@@ -374,36 +374,42 @@ class LoopNodes:
         _emit({"event": "described", "prompt": prompt, "objects": [o.name for o in objects]})
         return tree, prompt
 
+    def round_plan(self, state: RepaintState, cfg: RepainterConfig) -> tuple[bool, int]:
+        """``(current prompt included, variants wanted)`` for the next round (pure: settings and scores)."""
+        size = round_size(cfg, state.get("best_scores", []), higher_is_better=self.scorer.higher_is_better)
+        return cfg.candidates_in_round(state.get("round", 0) + 1, size)
+
     @_timed("propose")
     def propose(self, state: RepaintState, step: _Step) -> dict[str, Any]:
-        """Choose the round's K candidate prompts: the current prompt and/or its variants."""
+        """Ask for the variants the next round needs and nobody proposed yet (the graph comes here only then)."""
         cfg = step.config
-        round_index = state.get("round", 0) + 1
-        size = round_size(cfg, state.get("best_scores", []), higher_is_better=self.scorer.higher_is_better)
-        include, wanted = cfg.candidates_in_round(round_index, size)
+        _, wanted = self.round_plan(state, cfg)
         prompt = state["prompt"] or ""
-        variants = [v.strip() for v in state.get("round_prompts") or [] if v and v.strip()][:wanted]
-        calls = _Calls(self.mllm, self._pool, "propose", round_index, cfg)
-        if len(variants) < wanted:
-            missing = wanted - len(variants)
+        variants = clean_variants(state.get("round_prompts"))[:wanted]
+        calls = _Calls(self.mllm, self._pool, "propose", state.get("round", 0) + 1, cfg)
+        missing = wanted - len(variants)
+        if missing > 0:
             style = prompts.style_hint(cfg.prompt_style, cfg.prompt_words)
             text = prompts.VARIANTS.format(count=missing, prompt=prompt, style=style)
             task = {"kind": "variants", "prompt": prompt, "count": missing, "style": cfg.prompt_style}
             answer = calls.ask(schemas.PromptVariants, text, (), task)
-            variants += [v.strip() for v in answer.prompts if v and v.strip()][:missing]
-        while len(variants) < wanted:  # a model that returned too few: render the prompt again, new seed
-            variants.append(prompt)
-        return {"round_prompts": ([prompt] if include else []) + variants, **calls.record(step.history)}
+            variants += clean_variants(list(answer.prompts))[:missing]
+        return {"round_prompts": variants, **calls.record(step.history)}
 
     @_timed("generate")
     def generate(self, state: RepaintState, step: _Step) -> dict[str, Any]:
-        """Render every candidate, batched as far as the backend allows, each with a recorded seed."""
+        """Render the round's candidates (the current prompt and/or its variants), batched as far as the
+        backend allows, each with a recorded seed."""
         cfg = step.config
         round_index = state.get("round", 0) + 1
+        include, wanted = self.round_plan(state, cfg)
+        candidates = round_prompts(
+            state["prompt"] or "", state.get("round_prompts") or [], include=include, wanted=wanted
+        )
         settings = cfg.generation
         requests = [
             GenerationRequest.of(prompt, seed=seed_for(cfg.seed, round_index, i, vary=cfg.vary_seed), settings=settings)
-            for i, prompt in enumerate(state["round_prompts"])
+            for i, prompt in enumerate(candidates)
         ]
         outputs: list[GeneratedImage] = []
         for batch in batches(requests, self.t2i.capabilities.max_batch_size):  # the loop owns batching

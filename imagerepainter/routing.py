@@ -7,7 +7,7 @@ Example:
     >>> route_start({"prompt": None})
     'describe'
     >>> route_start({"prompt": "a red cube"})
-    'propose'
+    'round'
     >>> route_after_score({"stop_reason": "plateau"})
     'finish'
 """
@@ -16,12 +16,52 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-__all__ = ["route_after_critique", "route_after_score", "route_start", "seed_for"]
+__all__ = [
+    "clean_variants",
+    "round_prompts",
+    "route_after_critique",
+    "route_after_score",
+    "route_start",
+    "route_to_round",
+    "seed_for",
+]
 
 
-def route_start(state: dict[str, Any]) -> Literal["describe", "propose"]:
-    """Describe the reference, unless the caller already gave a starting prompt."""
-    return "propose" if state.get("prompt") else "describe"
+def route_start(state: dict[str, Any]) -> Literal["describe", "round"]:
+    """Describe the reference, unless the caller already gave a starting prompt (then start a round)."""
+    return "round" if state.get("prompt") else "describe"
+
+
+def clean_variants(variants: list[str] | None) -> list[str]:
+    """The non-empty proposed variants, stripped.
+
+    Example:
+        >>> clean_variants([" a cat ", "", "a dog"])
+        ['a cat', 'a dog']
+    """
+    return [v.strip() for v in variants or [] if v and v.strip()]
+
+
+def round_prompts(prompt: str, variants: list[str], *, include: bool, wanted: int) -> list[str]:
+    """The prompts a round renders: the current prompt (when included) and ``wanted`` variants,
+    rendering the current prompt again (with a new seed) for each variant a model failed to give.
+
+    Example:
+        >>> round_prompts("a cat", ["a kitten"], include=True, wanted=2)
+        ['a cat', 'a kitten', 'a cat']
+    """
+    chosen = clean_variants(variants)[:wanted]
+    return ([prompt] if include else []) + chosen + [prompt] * (wanted - len(chosen))
+
+
+def route_to_round(variants: list[str] | None, wanted: int) -> Literal["propose", "generate"]:
+    """Ask for variants first when the round needs more than were proposed, else render at once.
+
+    Example:
+        >>> route_to_round(["a kitten"], 1), route_to_round([], 2), route_to_round(None, 0)
+        ('generate', 'propose', 'generate')
+    """
+    return "propose" if len(clean_variants(variants)) < wanted else "generate"
 
 
 def route_after_score(state: dict[str, Any]) -> Literal["finish", "critique"]:
@@ -29,11 +69,11 @@ def route_after_score(state: dict[str, Any]) -> Literal["finish", "critique"]:
     return "finish" if state.get("stop_reason") else "critique"
 
 
-def route_after_critique(state: dict[str, Any], *, combined: bool) -> Literal["finish", "revise", "propose"]:
-    """After a critique: stop on a judged match, revise in a separate call, or go straight on."""
+def route_after_critique(state: dict[str, Any], *, combined: bool) -> Literal["finish", "revise", "round"]:
+    """After a critique: stop on a judged match, revise in a separate call, or start the next round."""
     if state.get("stop_reason"):
         return "finish"
-    return "propose" if combined else "revise"
+    return "round" if combined else "revise"
 
 
 def seed_for(base: int, round_index: int, candidate: int, *, vary: bool = True) -> int:

@@ -51,10 +51,10 @@ def test_best_index_ignores_unscored_and_respects_direction():
 
 def test_routing():
     assert route_start({}) == "describe"
-    assert route_start({"prompt": "x"}) == "propose"
+    assert route_start({"prompt": "x"}) == "round"
     assert route_after_score({"stop_reason": None}) == "critique"
     assert route_after_score({"stop_reason": "max_rounds"}) == "finish"
-    assert route_after_critique({}, combined=True) == "propose"
+    assert route_after_critique({}, combined=True) == "round"
     assert route_after_critique({}, combined=False) == "revise"
     assert route_after_critique({"stop_reason": "judged_match"}, combined=True) == "finish"
 
