@@ -39,6 +39,8 @@ def test_eval_on_evalref_then_resume_then_add_a_model(evalref_dir, tmp_path, cap
 
     reports = {name: out / f"leaderboard.{name}" for name in ("csv", "md", "html")}
     assert all(path.is_file() for path in reports.values())
+    page = reports["html"].read_text()  # the image grid shows each reference beside the models' best
+    assert "image unavailable" not in page and page.count("data:image/") >= 2 * 3
     reports["csv"].unlink()
     assert main(["leaderboard", str(out)]) == 0  # rebuilt from results.sqlite alone
     rows = reports["csv"].read_text().splitlines()

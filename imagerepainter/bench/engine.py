@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -108,6 +109,8 @@ def failed_case(job: CaseJob, error: BaseException | str, *, seconds: float = 0.
 
 def _base(job: CaseJob, **fields: Any) -> CaseResult:
     ref = job.reference
+    # where the reports find the reference image (the leaderboard's image grid)
+    fields["extra"] = {"reference_path": str(Path(ref.path).resolve())} | fields.get("extra", {})
     return CaseResult(
         case_id=job.case_id,
         dataset=job.dataset,
