@@ -316,3 +316,20 @@ def test_mllm_calls_of_different_cases_overlap(scenes, tmp_path):
     mllm = SlowCritic()  # a case critiques one image at a time: overlap comes from other cases
     report = _run(scenes, tmp_path / "out", mllm, {"m": "sandbox"}, modes=["repaint"], max_concurrency=3)
     assert report.failed == 0 and mllm.most_active > 1
+
+
+def test_a_judge_metrics_calls_count_in_the_case(scenes, tmp_path):
+    report = evaluate(
+        scenes,
+        mllm="sandbox",
+        models={"m": "sandbox"},
+        modes=["single"],
+        metrics=["sandbox", "judge?repeats=2"],
+        out=tmp_path / "out",
+        settings={"height": 64, "width": 64},
+    )
+    assert report.failed == 0
+    for case in report.cases:  # single mode makes no loop call of its own: the two ratings are the calls
+        judge = case.extra["metric_details"]["judge"]
+        assert case.mllm_calls == len(judge["ratings"]) == 2
+        assert case.input_tokens == judge["input_tokens"]

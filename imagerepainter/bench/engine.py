@@ -293,6 +293,7 @@ class Workbench:
         except Exception as exc:
             return CaseOutcome(failed_case(job, exc, seconds=time.perf_counter() - start))
         metrics = {name: v[0] for name, v in values.items()}
+        judged = [d for d in details.values() if isinstance(d, dict) and "ratings" in d]
         higher = {m.name: bool(m.higher_is_better) for m in self.metrics}
         usage = result.usage
         case = _base(
@@ -303,9 +304,10 @@ class Workbench:
             best_prompt=best.prompt,
             rounds=len(result.rounds),
             images=int(usage.get("images", 0)),
-            mllm_calls=int(usage.get("mllm_calls", 0)),
-            input_tokens=int(usage.get("input_tokens", 0)),
-            output_tokens=int(usage.get("output_tokens", 0)),
+            # the loop's calls plus a judge metric's (its ratings are model calls of this case too)
+            mllm_calls=int(usage.get("mllm_calls", 0)) + sum(len(d["ratings"]) for d in judged),
+            input_tokens=int(usage.get("input_tokens", 0)) + sum(int(d["input_tokens"]) for d in judged),
+            output_tokens=int(usage.get("output_tokens", 0)) + sum(int(d["output_tokens"]) for d in judged),
             seconds=time.perf_counter() - start,
             stop_reason=result.stop_reason,
             extra={
