@@ -69,7 +69,7 @@ from perf_kit import (
     stored_bytes,
 )
 
-from imagerepainter import Repainter
+from imagerepainter import Repainter, RepainterConfig
 
 FIGURES = (
     "wall_over_critical_path",
@@ -483,11 +483,11 @@ def cli_run(size: int, rounds: int) -> dict[str, Any]:
         rp = Repainter(
             **meter.backends,
             preset="default",
+            config=RepainterConfig.from_preset("default", max_rounds=rounds),
             store=store,
             checkpointer=SqliteSaver(conn),
             history=history,
             durability="sync",
-            max_rounds=rounds,
         )
         try:
             trace = traced(rp, reference, on_event=meter)
@@ -501,6 +501,7 @@ def cli_run(size: int, rounds: int) -> dict[str, Any]:
 
 REPLICA = {
     "preset": "default",
+    "config": "RepainterConfig",
     "store": "DirectoryImageStore",
     "checkpointer": "SqliteSaver",
     "history": "SqliteStore",

@@ -22,6 +22,8 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from PIL import Image
+
 from . import __version__
 from .backends.base import MLLM, Scorer, TextToImage, check_generation_settings
 from .backends.registry import resolve_mllm, resolve_scorer, resolve_t2i
@@ -75,6 +77,19 @@ class _Prepared:
     context: RunContext | None
     """``None`` when resuming a run whose settings are still only in its pending input: the nodes
     then read them from the state once the input is applied."""
+
+
+def check_run_inputs(config: RepainterConfig, reference: ImageInput, prompt: str | None) -> Image.Image:
+    """The checks every run makes before anything is called or created: the prompt, the reference
+    (read and normalised), and budgets that must fit the first round. Returns the reference image.
+
+    ``Repainter`` runs them when it prepares a run; run folders run them before creating a folder.
+    """
+    if prompt is not None and (not isinstance(prompt, str) or not prompt.strip()):
+        raise ConfigurationError("prompt must be a non-empty string, or None to describe the reference.")
+    image = load_image(reference, max_pixels=config.max_reference_pixels)
+    check_budgets(config, describe=prompt is None)
+    return image
 
 
 def _describe_backend(backend: Any) -> dict[str, Any]:
@@ -248,10 +263,7 @@ class Repainter:
                     f"description must be a Description (from Repainter.describe), not {type(description).__name__}."
                 )
             prompt = description.prompt
-        if prompt is not None and (not isinstance(prompt, str) or not prompt.strip()):
-            raise ConfigurationError("prompt must be a non-empty string, or None to describe the reference.")
-        image = load_image(reference, max_pixels=cfg.max_reference_pixels)
-        check_budgets(cfg, describe=prompt is None)
+        image = check_run_inputs(cfg, reference, prompt)
         check_generation_settings(self.t2i, cfg.generation)
         if self._graph.get_state({"configurable": {"thread_id": thread_id}}).values:
             raise ThreadInUseError(

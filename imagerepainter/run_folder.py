@@ -48,8 +48,8 @@ from .backends.registry import parse_spec
 from .config import RepainterConfig
 from .errors import ConfigurationError, RepainterError
 from .graph import ROUND_CLOSING_NODE
-from .images import DirectoryImageStore, ImageInput, image_sha256, load_image
-from .repainter import Repainter, RepaintEvent
+from .images import DirectoryImageStore, ImageInput, image_sha256
+from .repainter import Repainter, RepaintEvent, check_run_inputs
 from .results import RepaintResult
 
 __all__ = ["BackendSpecs", "RUN_FILE", "RunFolder"]
@@ -199,7 +199,9 @@ class RunFolder:
         return record
 
     @contextlib.contextmanager
-    def _repainter(self, specs: BackendSpecs, build: Callable[..., Repainter] | None) -> Iterator[Repainter]:
+    def _repainter(
+        self, specs: BackendSpecs, build: Callable[..., Repainter] | None, config: RepainterConfig | None = None
+    ) -> Iterator[Repainter]:
         from ._imports import require
 
         sqlite_mod = require("langgraph.checkpoint.sqlite", extra="cli", purpose="resumable run folders")
@@ -215,11 +217,13 @@ class RunFolder:
             history.setup()  # already migrated: a no-op
             store = DirectoryImageStore(self.path / "images")
             factory = build or Repainter
+            settings: dict[str, Any] = {} if config is None else {"config": config}  # a run's, validated once
             rp = factory(
                 mllm=specs.mllm,
                 t2i=specs.t2i,
                 scorer=specs.scorer,
                 preset=specs.preset,
+                **settings,
                 store=store,
                 checkpointer=saver,
                 history=history,
@@ -278,10 +282,8 @@ class RunFolder:
             InvalidImageError: the reference cannot be used.
         """
         overrides = dict(overrides or {})
-        cfg = RepainterConfig.from_preset(specs.preset).with_overrides(**overrides)
-        if prompt is not None and not prompt.strip():
-            raise ConfigurationError("prompt must be a non-empty string, or None to describe the reference.")
-        image = load_image(reference, max_pixels=cfg.max_reference_pixels)
+        cfg = RepainterConfig.from_preset(specs.preset).with_overrides(**overrides)  # validated here, once
+        image = check_run_inputs(cfg, reference, prompt)
         _refuse_credentials(specs)
         thread_id = uuid.uuid4().hex
         record = {
@@ -310,12 +312,12 @@ class RunFolder:
 
         with contextlib.ExitStack() as stack:
             try:
-                rp = stack.enter_context(self._repainter(specs, build))
+                rp = stack.enter_context(self._repainter(specs, build, cfg))
             except BaseException:  # the backends could not be built: nothing ran, leave nothing behind
                 stack.close()
                 self._remove_created(created, before)
                 raise
-            events = rp.stream(image, prompt=prompt, thread_id=thread_id, **overrides)
+            events = rp.stream(image, prompt=prompt, thread_id=thread_id)  # the Repainter holds the settings
             try:
                 return self._drive(rp, events, record, watch)
             except Exception:

@@ -163,3 +163,17 @@ def test_a_run_folder_and_a_saved_result_load_the_same_way(finished_run, tmp_pat
     assert again.model_dump() == from_folder.model_dump() and again.best.image.size == from_folder.best.image.size
     with pytest.raises(ConfigurationError, match=r"No result\.json or run\.json"):
         RepaintResult.load(tmp_path)
+
+
+def test_a_run_folders_settings_are_validated_once(tmp_path, monkeypatch):
+    from imagerepainter.config import RepainterConfig
+
+    seen = []
+    validated, parse = RepainterConfig.validated.__func__, RepainterConfig.model_validate_json.__func__
+    monkeypatch.setattr(RepainterConfig, "validated", classmethod(lambda cls, d: seen.append(d) or validated(cls, d)))
+    monkeypatch.setattr(
+        RepainterConfig, "model_validate_json", classmethod(lambda cls, d, **k: seen.append(d) or parse(cls, d, **k))
+    )
+    result = RunFolder(tmp_path / "run").run(SPECS, render_scene(random_scene(2), seed=2), overrides=SETTINGS)
+    assert result.finished and result.config.max_rounds == 3
+    assert len(seen) == 1  # where the folder checks its input; the Repainter and its nodes take it as it is
