@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import io
 import re
 from collections.abc import Callable
@@ -300,3 +301,13 @@ def test_report_screenshot_is_not_blank(result: RepaintResult, tmp_path: Path) -
     assert image.size == (1280, 2000)
     assert max(ImageStat.Stat(image).stddev) > 20  # a blank page has ~0
     assert len(image.getcolors(1 << 20) or []) > 1000  # text, the photo-like reference, candidates
+
+
+def test_a_notebook_shows_model_written_prompts_as_text() -> None:
+    prompt = "a red circle <lora:detail:0.8> & <b>bold</b><script>alert(1)</script>"
+    res = Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer([0.5] * 9), max_rounds=1).run(
+        photo(), prompt=prompt
+    )
+    page = res._repr_html_()
+    assert "<script>" not in page and "<b>bold" not in page and "<lora" not in page
+    assert html.escape(prompt) in page  # the whole prompt, as text
