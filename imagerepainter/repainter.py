@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from PIL import Image
 
 from . import __version__
-from .backends.base import MLLM, Scorer, TextToImage, check_generation_settings
+from .backends.base import MLLM, Scorer, TextToImage, check_generation_settings, fit_size
 from .backends.registry import resolve_mllm, resolve_scorer, resolve_t2i
 from .config import RepainterConfig
 from .convergence import check_budgets
@@ -90,6 +90,22 @@ def check_run_inputs(config: RepainterConfig, reference: ImageInput, prompt: str
     image = load_image(reference, max_pixels=config.max_reference_pixels)
     check_budgets(config, describe=prompt is None)
     return image
+
+
+def _fit_to_reference(config: RepainterConfig, reference: Image.Image, t2i: TextToImage) -> RepainterConfig:
+    """Render at the reference's aspect ratio, at the model's native pixel count, when the run sets
+    no size and the backend declares one; an explicit ``width`` or ``height`` wins. The size is then
+    part of the run's recorded settings."""
+    gen = config.generation
+    native = getattr(t2i.capabilities, "native_pixels", None)
+    if gen.width is not None or gen.height is not None or not native:
+        return config
+    width, height = fit_size(
+        reference.width, reference.height, native_pixels=native, multiple=getattr(t2i.capabilities, "size_multiple", 8)
+    )
+    width, height = max(8, width), max(8, height)  # the settings' floor
+    # the values are computed within their bounds: a copy, not a second validation
+    return config.model_copy(update={"generation": gen.model_copy(update={"width": width, "height": height})})
 
 
 def _describe_backend(backend: Any) -> dict[str, Any]:
@@ -264,6 +280,7 @@ class Repainter:
                 )
             prompt = description.prompt
         image = check_run_inputs(cfg, reference, prompt)
+        cfg = _fit_to_reference(cfg, image, self.t2i)
         check_generation_settings(self.t2i, cfg.generation)
         if self._graph.get_state({"configurable": {"thread_id": thread_id}}).values:
             raise ThreadInUseError(

@@ -235,3 +235,28 @@ def test_backends_that_cannot_be_built_fail_cleanly_and_leave_no_folder(tmp_path
     err = capsys.readouterr().err
     assert code == 2 and "OPENAI_API_KEY" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_run_keeps_the_references_shape_unless_a_size_is_given(tmp_path, evalref_dir, capsys):
+    from PIL import Image
+
+    photo = tmp_path / "wide.png"
+    Image.open(evalref_dir / "scene_2.png").convert("RGB").resize((451, 300)).save(photo)
+    base = ["run", str(photo), "--mllm", "sandbox", "--t2i", "sandbox", "--max-rounds", "2", "--quiet"]
+    assert main([*base, "--out", str(tmp_path / "shaped")]) == 0
+    record = json.loads((tmp_path / "shaped" / "run.json").read_text())
+    generation = record["result"]["config"]["generation"]
+    width, height = generation["width"], generation["height"]
+    assert abs(width / height - 451 / 300) <= 1 / height  # 3:2 within one rounding step
+    assert abs(width * height - 256 * 256) < 0.02 * 256 * 256  # at the sandbox's native pixel count
+    sizes = {
+        tuple(c["image_ref"][k] for k in ("width", "height"))
+        for r in record["result"]["rounds"]
+        for c in r["candidates"]
+    }
+    assert sizes == {(width, height)}
+    assert main([*base, "--width", "128", "--height", "96", "--out", str(tmp_path / "given")]) == 0  # explicit wins
+    given = json.loads((tmp_path / "given" / "run.json").read_text())
+    assert {
+        (c["image_ref"]["width"], c["image_ref"]["height"]) for c in given["result"]["rounds"][0]["candidates"]
+    } == {(128, 96)}

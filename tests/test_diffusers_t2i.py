@@ -103,6 +103,9 @@ def test_from_pretrained_records_its_setup(t2i: Any, tiny_sd_dir: Path) -> None:
     assert t2i.name == f"diffusers:{tiny_sd_dir}"
     assert t2i.capabilities.max_batch_size == 4
     assert t2i.capabilities.supports_negative_prompt and t2i.capabilities.supports_seed
+    # its native size (UNet sample size x VAE scale factor), which a run without width/height follows
+    unet, factor = t2i.pipeline.unet.config.sample_size, t2i.pipeline.vae_scale_factor
+    assert t2i.capabilities.native_pixels == (unet * factor) ** 2 and t2i.capabilities.size_multiple == 8
     record = t2i.describe()
     assert json.loads(json.dumps(record)) == record
     assert record["model"] == str(tiny_sd_dir)

@@ -35,6 +35,7 @@ __all__ = [
     "GENERATION_FIELDS",
     "batches",
     "check_generation_settings",
+    "fit_size",
 ]
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
@@ -202,6 +203,29 @@ class T2ICapabilities:
     supports_negative_prompt: bool = False
     supports_seed: bool = True
     """False when the service cannot be seeded (results are then not reproducible)."""
+    native_pixels: int | None = None
+    """The pixel count the model renders best (e.g. ``1024 * 1024`` for SDXL). When a run sets no
+    ``width`` / ``height``, the loop renders at the reference's aspect ratio at about this many
+    pixels (:func:`fit_size`); ``None`` leaves the size to the backend."""
+    size_multiple: int = 8
+    """What ``width`` and ``height`` must be multiples of."""
+
+
+def fit_size(width: int, height: int, *, native_pixels: int, multiple: int = 8) -> tuple[int, int]:
+    """``(width, height)`` with the aspect ratio of ``width`` x ``height`` at about ``native_pixels``
+    pixels, each a multiple of ``multiple`` (at least one multiple).
+
+    Example:
+        >>> fit_size(451, 300, native_pixels=1024 * 1024, multiple=8)
+        (1256, 832)
+        >>> fit_size(300, 451, native_pixels=256 * 256, multiple=1)
+        (209, 314)
+    """
+    scale = (native_pixels / (width * height)) ** 0.5
+    return (
+        max(multiple, round(width * scale / multiple) * multiple),
+        max(multiple, round(height * scale / multiple) * multiple),
+    )
 
 
 @runtime_checkable

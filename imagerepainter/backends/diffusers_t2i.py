@@ -109,6 +109,8 @@ class DiffusersT2I:
             max_batch_size=batch_size,
             supports_negative_prompt=self._accepts("negative_prompt"),
             supports_seed=self._accepts("generator"),
+            native_pixels=_native_pixels(pipeline),
+            size_multiple=self.size_multiple,
         )
         self._lock = threading.Lock()
 
@@ -403,3 +405,16 @@ def _is_black(image: Image.Image) -> bool:
     """True when every pixel is pure black (what safety checkers put in place of a blocked image)."""
     bands = cast(tuple[tuple[int, int], ...], image.convert("RGB").getextrema())
     return all(high == 0 for _, high in bands)
+
+
+def _native_pixels(pipeline: Any) -> int | None:
+    """The pixel count a pipeline renders by default: its default sample size (SDXL, FLUX, SD3) or its
+    UNet's sample size, times the VAE's scale factor, squared; ``None`` when it cannot tell."""
+    factor = getattr(pipeline, "vae_scale_factor", None)
+    sample = getattr(pipeline, "default_sample_size", None)
+    if not isinstance(sample, int):
+        unet = getattr(pipeline, "unet", None) or getattr(pipeline, "transformer", None)
+        sample = getattr(getattr(unet, "config", None), "sample_size", None)
+    if isinstance(sample, int) and isinstance(factor, int) and sample > 0 and factor > 0:
+        return (sample * factor) ** 2
+    return None

@@ -169,11 +169,19 @@ class SandboxT2I:
 
     name = "sandbox"
     capabilities = T2ICapabilities(max_batch_size=16, supports_negative_prompt=False, supports_seed=True)
+    """Renders any size; its native size is ``default_size`` squared (set per instance)."""
 
     def __init__(
         self, *, default_size: int = 256, jitter: float = 0.004, noise: float = 1.0, fidelity: float = 1.0
     ) -> None:
         self.default_size = default_size
+        self.capabilities = T2ICapabilities(
+            max_batch_size=16,
+            supports_negative_prompt=False,
+            supports_seed=True,
+            native_pixels=default_size * default_size,
+            size_multiple=1,
+        )
         self.jitter = jitter
         self.noise = noise
         self.fidelity = check_fidelity(fidelity)
