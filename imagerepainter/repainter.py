@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -216,6 +217,33 @@ class Repainter:
         into :attr:`store`: put the reference there first (``rp.store.put(image)``).
         """
         return self._graph
+
+    def as_tool(
+        self,
+        *,
+        name: str = "repaint_image",
+        description: str | None = None,
+        allowed_dirs: list[str | os.PathLike[str]] | None = None,
+        save_dir: str | os.PathLike[str] | None = None,
+    ) -> Any:
+        """This loop as a LangChain tool an agent can call (see :mod:`imagerepainter.tool`).
+
+        Args:
+            name: The tool's name, as the model sees it.
+            description: What the model is told the tool does.
+            allowed_dirs: Folders the model may point the tool at (default: any path).
+            save_dir: Save each result (images and ``result.json``) in a folder below this one.
+
+        The model gives the reference as a path or a ``data:`` URL and may cap the rounds; it reads
+        back the best prompt, score and stop reason, and the tool message carries the whole
+        :class:`RepaintResult` as its ``artifact``. A bad path or a failing backend comes back to
+        the model as an error message, so the agent goes on.
+        """
+        from .tool import DESCRIPTION, make_tool
+
+        return make_tool(
+            self, name=name, description=description or DESCRIPTION, allowed_dirs=allowed_dirs, save_dir=save_dir
+        )
 
     @property
     def backends(self) -> dict[str, Any]:
