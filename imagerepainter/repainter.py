@@ -19,7 +19,7 @@ import contextlib
 import os
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -450,6 +450,43 @@ class Repainter:
             ran = [t.name for t in self._graph.get_state(snapshot.parent_config).tasks]
             if len(ran) == 1:
                 self._graph.update_state(run_config, None, as_node=ran[0])
+
+    async def abatch(
+        self, references: Sequence[ImageInput], *, max_concurrency: int = 4, **overrides: Any
+    ) -> list[RepaintResult]:
+        """Regenerate several references, at most ``max_concurrency`` at a time; results in order.
+
+        The runs share this Repainter's loaded models (each is loaded once) and give the same
+        results as running them one by one, since every run's seeds come from its own settings.
+        A run that fails raises its error after the others have finished.
+
+        Example:
+            >>> import asyncio
+            >>> from imagerepainter.sandbox import random_scene, render_scene
+            >>> rp = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox", max_rounds=2)
+            >>> results = asyncio.run(rp.abatch([render_scene(random_scene(i)) for i in range(3)]))
+            >>> [r.finished for r in results]
+            [True, True, True]
+        """
+        if max_concurrency < 1:
+            raise ConfigurationError(f"max_concurrency must be at least 1, got {max_concurrency!r}.")
+        gate = asyncio.Semaphore(max_concurrency)
+
+        async def one(reference: ImageInput) -> RepaintResult:
+            async with gate:
+                return await self.arun(reference, **overrides)
+
+        outcomes = await asyncio.gather(*(one(r) for r in references), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return [o for o in outcomes if isinstance(o, RepaintResult)]
+
+    def batch(
+        self, references: Sequence[ImageInput], *, max_concurrency: int = 4, **overrides: Any
+    ) -> list[RepaintResult]:
+        """Blocking :meth:`abatch` (from code that is not already inside an event loop)."""
+        return asyncio.run(self.abatch(references, max_concurrency=max_concurrency, **overrides))
 
     async def arun(
         self,

@@ -535,3 +535,17 @@ def test_a_preset_is_chosen_when_the_repainter_is_built_not_per_run():
     rp = Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer([0.5] * 30))
     with pytest.raises(ConfigurationError, match=r"Repainter\(preset=\.\.\.\)"):
         rp.run(REF, preset="paper")
+
+
+def test_a_batch_equals_the_runs_one_by_one():
+    from imagerepainter.sandbox import random_scene, render_scene
+
+    references = [render_scene(random_scene(40 + i), seed=i) for i in range(8)]
+    alone = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox", max_rounds=3)
+    expected = [[(c.prompt, c.seed, c.score) for c in alone.run(r).candidates] for r in references]
+    rp = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox", max_rounds=3)  # one set of backends for all
+    results = rp.batch(references, max_concurrency=4)
+    assert [[(c.prompt, c.seed, c.score) for c in r.candidates] for r in results] == expected
+    assert all(r.finished for r in results) and len({r.thread_id for r in results}) == 8
+    with pytest.raises(ConfigurationError, match="max_concurrency"):
+        rp.batch(references, max_concurrency=0)
