@@ -465,8 +465,8 @@ class Repainter:
             >>> from imagerepainter.sandbox import random_scene, render_scene
             >>> rp = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox", max_rounds=2)
             >>> results = asyncio.run(rp.abatch([render_scene(random_scene(i)) for i in range(3)]))
-            >>> [r.finished for r in results]
-            [True, True, True]
+            >>> len(results), all(r.finished for r in results)
+            (3, True)
         """
         if max_concurrency < 1:
             raise ConfigurationError(f"max_concurrency must be at least 1, got {max_concurrency!r}.")
