@@ -90,6 +90,9 @@ class _Refused(ValueError):
     """The model refused to answer (OpenAI's ``refusal`` field or block, or a content filter)."""
 
 
+_CONTENT_FILTER = "(the server's content filter stopped the answer)"
+
+
 def _refusal(message: Any) -> str | None:
     """The refusal in a reply (its text, or a description when it has none), else None."""
     extra = getattr(message, "additional_kwargs", None) or {}
@@ -101,7 +104,7 @@ def _refusal(message: Any) -> str | None:
             return str(block.get("refusal") or "").strip() or "(a refusal with no text)"
     finish = (getattr(message, "response_metadata", None) or {}).get("finish_reason")
     if finish == "content_filter" and not _message_text(content).strip() and not getattr(message, "tool_calls", None):
-        return "(the server's content filter stopped the answer)"
+        return _CONTENT_FILTER
     return None
 
 
@@ -464,6 +467,8 @@ class ChatModelMLLM:
                 "check the server or gateway at the base URL.",
                 backend=self.name,
             )
+        if type(exc).__name__ == "ContentFilterFinishReasonError":  # the openai client's, parsing a json_schema reply
+            return MLLMError(f"{self.name} refused to answer: {_CONTENT_FILTER}", backend=self.name)
         http = f"HTTP {code}: " if code is not None and str(code) not in str(exc) else ""
         detail = f"{type(exc).__name__}: {http}{exc}"
         if is_transient(exc):
