@@ -28,7 +28,7 @@ secrets such as API keys.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .results import RepaintResult
@@ -53,7 +53,27 @@ __all__ = [
 
 
 class RepainterError(Exception):
-    """Base class of every error raised by imagerepainter."""
+    """Base class of every error raised by imagerepainter.
+
+    Errors pickle with their attributes (for multiprocessing and caches), whatever their
+    ``__init__`` takes::
+
+        >>> import pickle
+        >>> error = pickle.loads(pickle.dumps(ThreadInUseError("busy", thread_id="t1")))
+        >>> str(error), error.thread_id
+        ('busy', 't1')
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _restore, (type(self), self.args, dict(self.__dict__))
+
+
+def _restore(cls: type[RepainterError], args: tuple[Any, ...], state: dict[str, Any]) -> RepainterError:
+    """Rebuild a pickled error without calling its ``__init__`` (whose keywords are in ``state``)."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class ConfigurationError(RepainterError, ValueError):
