@@ -21,12 +21,13 @@ from PIL import Image
 
 from imagerepainter import Repainter
 from imagerepainter._sqlite import check_database
-from imagerepainter.backends import ChatModelMLLM, RetryPolicy
+from imagerepainter.backends import ChatModelMLLM, MLLMMessage, RetryPolicy
 from imagerepainter.cli import main
 from imagerepainter.config import GenerationConfig, RepainterConfig
 from imagerepainter.errors import ConfigurationError, GenerationError, MLLMError
 from imagerepainter.images import DirectoryImageStore
 from imagerepainter.sandbox import SandboxT2I, random_scene, render_scene
+from imagerepainter.schemas import Critique
 from imagerepainter.testing.openai_server import ChatReply, ChatRequest, Fault, OpenAICompatibleServer
 from imagerepainter.testing.responders import SchemaResponder
 
@@ -230,3 +231,39 @@ def test_resume_of_a_folder_with_a_damaged_checkpoint_is_a_one_line_error(tmp_pa
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "checkpoint" in lines[0], err
+
+
+def test_a_backend_error_with_its_partial_result_pickles(reference):
+    """multiprocessing sends a worker's error back pickled: where it failed and what was paid for survive."""
+    responder = _answering_except("Critique", ChatReply(refusal=REFUSAL))
+    with OpenAICompatibleServer(responder) as server, pytest.raises(MLLMError) as caught:
+        _repainter(server).run(reference, max_rounds=2)
+    error = caught.value
+    restored = pickle.loads(pickle.dumps(error))
+    assert type(restored) is MLLMError and str(restored) == str(error)
+    assert (restored.node, restored.round, restored.call, restored.thread_id) == (
+        error.node,
+        error.round,
+        error.call,
+        error.thread_id,
+    )
+    assert error.partial_result is not None and restored.partial_result is not None
+    assert restored.partial_result.model_dump() == error.partial_result.model_dump()
+
+
+@pytest.mark.parametrize(
+    ("reply", "said"),
+    [
+        (ChatReply(refusal=REFUSAL), REFUSAL),
+        (ChatReply(text="", finish_reason="content_filter"), "content filter"),
+    ],
+)
+@pytest.mark.parametrize("methods", [None, ["function_calling"], ["json_text"]])
+def test_a_refusal_is_one_request_and_says_so_whatever_the_method(reply, said, methods):
+    with OpenAICompatibleServer(lambda request: reply) as server:
+        chat = ChatOpenAI(base_url=server.base_url, api_key=KEY, model="m", max_retries=0, timeout=5)
+        mllm = ChatModelMLLM(chat, retry=FAST, **({"methods": methods} if methods else {}))
+        with pytest.raises(MLLMError, match="refused to answer") as caught:
+            mllm.structured([MLLMMessage(text="Compare.")], Critique)
+        assert len(server.chat_requests) == 1
+    assert said in str(caught.value) and "empty" not in str(caught.value)
