@@ -25,13 +25,21 @@ from __future__ import annotations
 import difflib
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigurationError
 
 __all__ = ["GenerationConfig", "PresetName", "RepainterConfig", "PRESETS"]
 
 PresetName = Literal["default", "paper"]
+
+
+def _not_a_bool(value: Any) -> Any:
+    """Refuse ``True``/``False`` for an integer setting: Python counts them as 1 and 0, so
+    ``max_rounds=True`` would quietly mean one round."""
+    if isinstance(value, bool):
+        raise ValueError("a whole number is needed, not a bool")  # the message adds the value
+    return value
 
 
 class GenerationConfig(BaseModel):
@@ -52,6 +60,8 @@ class GenerationConfig(BaseModel):
     """Classifier-free guidance scale."""
     negative_prompt: str | None = None
     """What the image should not contain (ignored by backends that do not support it)."""
+
+    _ints = field_validator("height", "width", "num_inference_steps", mode="before")(_not_a_bool)
 
 
 class RepainterConfig(BaseModel):
@@ -131,6 +141,21 @@ class RepainterConfig(BaseModel):
     # -- input guard
     max_reference_pixels: int = Field(default=40_000_000, ge=1)
     """References with more pixels are refused (decompression-bomb guard)."""
+
+    _ints = field_validator(
+        "max_rounds",
+        "variants",
+        "patience",
+        "max_images",
+        "max_mllm_calls",
+        "max_objects",
+        "prompt_words",
+        "mllm_image_max_side",
+        "max_concurrency",
+        "seed",
+        "max_reference_pixels",
+        mode="before",
+    )(_not_a_bool)
 
     # ------------------------------------------------------------------ constructors
 

@@ -28,7 +28,7 @@ secrets such as API keys.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .results import RepaintResult
@@ -53,7 +53,27 @@ __all__ = [
 
 
 class RepainterError(Exception):
-    """Base class of every error raised by imagerepainter."""
+    """Base class of every error raised by imagerepainter.
+
+    Errors pickle with their attributes (for multiprocessing and caches), whatever their
+    ``__init__`` takes::
+
+        >>> import pickle
+        >>> error = pickle.loads(pickle.dumps(ThreadInUseError("busy", thread_id="t1")))
+        >>> str(error), error.thread_id
+        ('busy', 't1')
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _restore, (type(self), self.args, dict(self.__dict__))
+
+
+def _restore(cls: type[RepainterError], args: tuple[Any, ...], state: dict[str, Any]) -> RepainterError:
+    """Rebuild a pickled error without calling its ``__init__`` (whose keywords are in ``state``)."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class ConfigurationError(RepainterError, ValueError):
@@ -130,12 +150,48 @@ class IncompleteRunError(RepainterError):
         """The checkpoint thread to resume."""
 
 
+def call_site(node: str, round: int) -> str:
+    """How an error message names a step of the loop: its node and round.
+
+    ``round`` is the round the step belongs to: the round a ``propose``, ``generate`` or
+    ``score`` builds, the closed round a ``critique`` or ``revise`` follows (``describe`` comes
+    before any round).
+
+    Example:
+        >>> call_site("critique", 2), call_site("generate", 1), call_site("describe", 0)
+        ('the critique after round 2', 'the generate step of round 1', 'the describe step')
+    """
+    if node in ("critique", "revise"):
+        return f"the {node} after round {round}"
+    if round <= 0:
+        return f"the {node} step"
+    return f"the {node} step of round {round}"
+
+
 class BackendError(RepainterError):
     """A backend failed while the loop was running.
 
     Work already paid for (finished rounds, generated images) stays in the checkpoint and
     the image store; resume the run with the same ``thread_id`` once the cause is fixed.
+
+    When the loop knows where the failure happened, ``node``, ``round`` and ``call`` say it
+    and the message starts with them::
+
+        >>> error = MLLMError("openai:gpt-4o refused to answer", backend="openai:gpt-4o")
+        >>> str(error.at("critique", 2, "Critique"))
+        'The critique after round 2 (Critique) failed: openai:gpt-4o refused to answer'
+        >>> error.node, error.round, error.call
+        ('critique', 2, 'Critique')
     """
+
+    node: str | None = None
+    """The loop's node that failed (``"describe"``, ``"propose"``, ``"generate"``, ``"score"``,
+    ``"critique"``, ``"revise"``, ...), when known."""
+    round: int | None = None
+    """The round of that node (see :func:`call_site`; 0 for ``describe``), when known."""
+    call: str | None = None
+    """The request that failed: the schema asked of the MLLM (e.g. ``"Critique"``,
+    ``"GlobalDescription"``), or the kind of request (``"generate"``, ``"score"``), when known."""
 
     thread_id: str | None = None
     """The checkpoint thread of the failed run: ``Repainter.resume(thread_id)`` continues it."""
@@ -146,6 +202,18 @@ class BackendError(RepainterError):
         super().__init__(message)
         self.backend = backend
         """The name of the backend that failed, when known."""
+
+    def at(self, node: str, round: int, call: str) -> BackendError:
+        """Record where the error happened and say it in the message; returns ``self``.
+
+        An error that already knows its place keeps it (the innermost step is the one that failed).
+        """
+        if self.node is None:
+            self.node, self.round, self.call = node, round, call
+            where = call_site(node, round)
+            message = str(self.args[0]) if self.args else ""
+            self.args = (f"{where[0].upper()}{where[1:]} ({call}) failed: {message}", *self.args[1:])
+        return self
 
 
 class MLLMError(BackendError):

@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 from langgraph.runtime import Runtime
 from langgraph.store.base import BaseStore
@@ -76,19 +76,41 @@ def _emit(event: dict[str, Any]) -> None:
         pass
 
 
+class _Where(TypedDict):
+    """Where in the loop a backend call happens (the keywords of :func:`backend_errors`)."""
+
+    node: str
+    round: int
+    call: str
+
+
 @contextlib.contextmanager
-def backend_errors(error: type[BackendError], what: str, backend: str) -> Iterator[None]:
-    """Turn a backend's own exception into ``error`` (kept as its cause); ours pass through unchanged.
+def backend_errors(
+    error: type[BackendError],
+    what: str,
+    backend: str,
+    *,
+    node: str | None = None,
+    round: int = 0,
+    call: str = "",
+) -> Iterator[None]:
+    """Turn a backend's own exception into ``error`` (kept as its cause); ours pass through.
 
     So every failure reaches the caller as a :class:`BackendError`, which ``Repainter`` annotates
-    with the thread id and the work already done.
+    with the thread id and the work already done. Given a ``node``, every backend error leaving
+    the block says where it happened: ``node``, ``round`` and ``call`` (see :meth:`BackendError.at`).
     """
     try:
         yield
+    except BackendError as exc:
+        if node is not None:
+            exc.at(node, round, call)
+        raise
     except RepainterError:
         raise
     except Exception as exc:
-        raise error(f"{what}: {type(exc).__name__}: {exc}", backend=backend) from exc
+        wrapped = error(f"{what}: {type(exc).__name__}: {exc}", backend=backend)
+        raise (wrapped if node is None else wrapped.at(node, round, call)) from exc
 
 
 @dataclass(frozen=True)
@@ -179,7 +201,8 @@ class _Calls:
         if self.system_prompt:
             messages.insert(0, MLLMMessage(role="system", text=prompts.SYSTEM))
         start = time.perf_counter()
-        with backend_errors(MLLMError, f"{self.mllm.name} failed", self.mllm.name):
+        where: _Where = {"node": self.node, "round": self.round_index, "call": schema.__name__}
+        with backend_errors(MLLMError, f"{self.mllm.name} failed", self.mllm.name, **where):
             reply = self.mllm.structured(messages, schema)
         seconds = time.perf_counter() - start
         with self._lock:
@@ -308,7 +331,8 @@ class LoopNodes:
         # the reference then overlaps with the description calls that follow.
         load = getattr(self.scorer, "load", None)
         if callable(load):
-            with backend_errors(BackendError, f"The scorer {self.scorer.name} could not load", self.scorer.name):
+            what = f"The scorer {self.scorer.name} could not load"
+            with backend_errors(BackendError, what, self.scorer.name, node="start", round=0, call="load scorer"):
                 load()
         self.prepared_reference(state["reference"])
         return update
@@ -413,12 +437,13 @@ class LoopNodes:
         ]
         outputs: list[GeneratedImage] = []
         for batch in batches(requests, self.t2i.capabilities.max_batch_size):  # the loop owns batching
-            with backend_errors(GenerationError, f"{self.t2i.name} failed", self.t2i.name):
+            where: _Where = {"node": "generate", "round": round_index, "call": "generate"}
+            with backend_errors(GenerationError, f"{self.t2i.name} failed", self.t2i.name, **where):
                 images = self.t2i.generate(batch)
             if len(images) != len(batch):
                 raise GenerationError(
                     f"{self.t2i.name} returned {len(images)} images for {len(batch)} requests.", backend=self.t2i.name
-                )
+                ).at(**where)
             outputs.extend(images)
             _emit({"event": "generated", "round": round_index, "done": len(outputs), "total": len(requests)})
         refs = [self.store.put(out.image) for out in outputs]
@@ -444,13 +469,17 @@ class LoopNodes:
         """Score the round's unblocked candidates in one batch against the prepared reference, then
         close the round: its best, the best so far, and whether to stop (pure policy)."""
         what = f"The scorer {self.scorer.name} could not prepare the reference"
-        with backend_errors(BackendError, what, self.scorer.name):
+        round_index = state.get("round", 0) + 1
+        with backend_errors(
+            BackendError, what, self.scorer.name, node="score", round=round_index, call="prepare reference"
+        ):
             prepared = self.prepared_reference(state["reference"]).result()
         pending = [CandidateRecord(**c) for c in state["pending"]]
         live = [c for c in pending if not c["blocked"]]
         if live:
             components: dict[str, list[float]] = {}
-            with backend_errors(BackendError, f"The scorer {self.scorer.name} failed", self.scorer.name):
+            where: _Where = {"node": "score", "round": round_index, "call": "score"}
+            with backend_errors(BackendError, f"The scorer {self.scorer.name} failed", self.scorer.name, **where):
                 images = [self.store.get(c["image"]) for c in live]
                 score_components = getattr(self.scorer, "score_components", None)
                 combine = getattr(self.scorer, "combine", None)
@@ -463,14 +492,14 @@ class LoopNodes:
                 raise BackendError(
                     f"The scorer {self.scorer.name} returned {len(scores)} scores for {len(live)} images.",
                     backend=self.scorer.name,
-                )
+                ).at(**where)
             values = [float(s) for s in scores]
             if not all(math.isfinite(v) for v in values):
                 raise BackendError(
                     f"The scorer {self.scorer.name} returned a non-finite score ({values}); a NaN or infinite score "
                     "cannot be ranked. Check the scorer (e.g. an all-black image gives a zero embedding).",
                     backend=self.scorer.name,
-                )
+                ).at(**where)
             for i, (c, v) in enumerate(zip(live, values, strict=True)):
                 c["score"] = v
                 c["scores"] = {name: float(part[i]) for name, part in components.items()}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,49 @@ RESULT_FILE = "result.json"
 """Name of the JSON record :meth:`RepaintResult.save` writes."""
 
 
+@dataclass(frozen=True)
+class _DirectoryStoreAt:
+    """A pickled record's directory image store: reopened by its folder when unpickled."""
+
+    folder: str
+    compress_level: int
+
+    def open(self) -> DirectoryImageStore:
+        return DirectoryImageStore(self.folder, compress_level=self.compress_level)
+
+
 class _WithStore(BaseModel):
+    """A record whose images live in a bound image store.
+
+    Copies and pickles work: ``copy.deepcopy`` shares the store (a store is where the images
+    live, not part of the value); a pickle keeps a :class:`~imagerepainter.images.DirectoryImageStore`
+    (by its folder, valid in any process) and drops any other store, whose images are in this
+    process's memory only: ``bind(store)`` the unpickled record to read its images.
+    """
+
     model_config = ConfigDict(frozen=True, extra="ignore")
     _store: ImageStore | None = PrivateAttr(default=None)
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Any:
+        memo = {} if memo is None else memo
+        memo[id(self._store)] = self._store  # shared, not copied (it holds a lock and every run's images)
+        return super().__deepcopy__(memo)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        private = dict(state.get("__pydantic_private__") or {})
+        store = private.get("_store")
+        if isinstance(store, DirectoryImageStore):
+            private["_store"] = _DirectoryStoreAt(str(store.folder), store.compress_level)
+        else:
+            private["_store"] = None
+        return {**state, "__pydantic_private__": private}
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        private = dict(state.get("__pydantic_private__") or {})
+        if isinstance(private.get("_store"), _DirectoryStoreAt):
+            private["_store"] = private["_store"].open()
+        super().__setstate__({**state, "__pydantic_private__": private})
 
     def _bind(self, store: ImageStore | None) -> None:
         self._store = store

@@ -274,7 +274,9 @@ class _Handler(BaseHTTPRequestHandler):
                 "object": "chat.completion",
                 "created": created,
                 "model": model,
-                "choices": [
+                "choices": []
+                if built["no_choices"]
+                else [
                     {"index": 0, "message": built["message"], "finish_reason": built["finish_reason"], "logprobs": None}
                 ],
                 "usage": built["usage"],

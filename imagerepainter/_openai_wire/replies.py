@@ -39,7 +39,7 @@ class ChatReply:
 
     Give ``payload`` (a structured answer, encoded per request mode) or ``text`` (assistant
     content sent verbatim, even to a ``json_schema`` request: useful to send broken JSON),
-    or ``refusal``.
+    or ``refusal``; or ``no_choices`` for a body with an empty ``choices`` list.
     """
 
     payload: Mapping[str, Any] | None = None
@@ -52,6 +52,8 @@ class ChatReply:
     """Name of the tool to call with ``payload`` (default: the forced tool, else the first tool)."""
     usage: Mapping[str, int] | None = None
     """Overrides the estimated ``usage``."""
+    no_choices: bool = False
+    """Answer 200 with ``"choices": []`` (a broken proxy or gateway); non-streaming requests only."""
 
 
 Responder: TypeAlias = Callable[[ChatRequest], Any]
@@ -138,7 +140,7 @@ def _chat_message(request: ChatRequest, mode: ChatMode, result: Any, number: int
         }
     )
     usage.setdefault("total_tokens", usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0))
-    return {"message": message, "finish_reason": finish_reason, "usage": usage}
+    return {"message": message, "finish_reason": finish_reason, "usage": usage, "no_choices": reply.no_choices}
 
 
 def _all_message_text(messages: Sequence[Any]) -> list[str]:

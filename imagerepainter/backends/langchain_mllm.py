@@ -80,6 +80,46 @@ _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 class _Unsupported(Exception):
     """The server or model does not support a structured-output method (message already redacted)."""
 
+    def __init__(self, message: str, *, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        """The HTTP status the server answered, when there was one."""
+
+
+class _Refused(ValueError):
+    """The model refused to answer (OpenAI's ``refusal`` field or block, or a content filter)."""
+
+
+_CONTENT_FILTER = "(the server's content filter stopped the answer)"
+
+
+def _refusal(message: Any) -> str | None:
+    """The refusal in a reply (its text, or a description when it has none), else None."""
+    extra = getattr(message, "additional_kwargs", None) or {}
+    if isinstance(extra.get("refusal"), str) and extra["refusal"].strip():
+        return str(extra["refusal"]).strip()
+    content = getattr(message, "content", None)
+    for block in content if isinstance(content, list) else ():
+        if isinstance(block, dict) and block.get("type") == "refusal":
+            return str(block.get("refusal") or "").strip() or "(a refusal with no text)"
+    finish = (getattr(message, "response_metadata", None) or {}).get("finish_reason")
+    if finish == "content_filter" and not _message_text(content).strip() and not getattr(message, "tool_calls", None):
+        return _CONTENT_FILTER
+    return None
+
+
+def _no_choices(exc: BaseException) -> bool:
+    """Whether ``exc`` is the chat client failing on a reply without choices (``"choices": []`` or null)."""
+    if "'choices'" in str(exc):  # langchain_openai's own messages for a missing or null list
+        return True
+    if not isinstance(exc, IndexError):
+        return False
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    module = tb.tb_frame.f_globals.get("__name__", "") if tb is not None else ""
+    return str(module).startswith(("langchain_openai", "langchain_core"))
+
 
 def chat_model_retries(model: Any) -> int:
     """How many times ``model`` retries a failed HTTP request by itself (0 when unknown).
@@ -279,6 +319,7 @@ class ChatModelMLLM:
         methods = list(self.methods)
         if self._working:  # the method that worked before goes first; the others stay as fallbacks
             methods = [self._working, *(m for m in methods if m != self._working)]
+        refused: dict[StructuredMethod, _Unsupported] = {}
         for method in methods:
             conversation = list(lc_messages)
             raw_text: str | None = None
@@ -286,7 +327,7 @@ class ChatModelMLLM:
                 try:
                     message, n = self._invoke(method, conversation, schema)
                 except _Unsupported as exc:
-                    last_error = exc
+                    last_error = refused[method] = exc
                     requests += 1
                     break
                 requests += n
@@ -297,6 +338,11 @@ class ChatModelMLLM:
                         self._working = method
                         self._worked.add(method)
                     return MLLMReply(value=value, usage=usage, requests=requests)
+                if isinstance(problem, _Refused):  # asking again, or another way, would repeat it (and be paid)
+                    raise MLLMError(
+                        redact(f"{self.name} refused to answer the {schema.__name__} request: {problem}"),
+                        backend=self.name,
+                    )
                 last_error = problem
                 conversation = [*conversation, message, self._reask(method, message, problem, schema)]
             else:
@@ -316,6 +362,15 @@ class ChatModelMLLM:
             if images > 1
             else ""
         )
+        if (rejected := self._rejected(refused)) is not None:
+            raise MLLMError(
+                redact(
+                    f"{self.name} rejected the {schema.__name__} request with HTTP {rejected.code}: "
+                    f"{str(rejected).rstrip('.')}. The request itself was refused, not a structured-output "
+                    f"method.{limit}"
+                ),
+                backend=self.name,
+            )
         raise MLLMError(
             redact(
                 f"{self.name} supports none of the structured-output methods {tuple(methods)} for "
@@ -326,6 +381,21 @@ class ChatModelMLLM:
         )
 
     # ------------------------------------------------------------------ internals
+
+    @staticmethod
+    def _rejected(refused: dict[StructuredMethod, _Unsupported]) -> _Unsupported | None:
+        """The server's own refusal of the request, when the failed methods show it was not about them.
+
+        A plain ``json_text`` request carries no structured-output parameter, so an HTTP error to it
+        is about the request; so is the same HTTP error to every method tried.
+        """
+        plain = refused.get("json_text")
+        if plain is not None and plain.code is not None:
+            return plain
+        answers = {(e.code, str(e)) for e in refused.values()}
+        if len(refused) > 1 and len(answers) == 1 and next(iter(answers))[0] is not None:
+            return next(iter(refused.values()))
+        return None
 
     def _to_langchain(self, messages: Sequence[MLLMMessage]) -> list[Any]:
         from langchain_core.messages import HumanMessage, SystemMessage
@@ -391,6 +461,14 @@ class ChatModelMLLM:
     def _failure(self, exc: BaseException, method: StructuredMethod, attempts: int, images: int) -> Exception:
         """The redacted error (or ``_Unsupported``) to raise for ``exc``; it never references ``exc``."""
         code = status_code(exc)
+        if code is None and _no_choices(exc):
+            return MLLMError(
+                f"{self.name}: the server returned no choices (an answer with an empty or null 'choices' list); "
+                "check the server or gateway at the base URL.",
+                backend=self.name,
+            )
+        if type(exc).__name__ == "ContentFilterFinishReasonError":  # the openai client's, parsing a json_schema reply
+            return MLLMError(f"{self.name} refused to answer: {_CONTENT_FILTER}", backend=self.name)
         http = f"HTTP {code}: " if code is not None and str(code) not in str(exc) else ""
         detail = f"{type(exc).__name__}: {http}{exc}"
         if is_transient(exc):
@@ -431,7 +509,7 @@ class ChatModelMLLM:
                 backend=self.name,
             )
         if code in (400, 415, 422) or (isinstance(exc, NotImplementedError) and self._working is None):
-            return _Unsupported(redact(detail))
+            return _Unsupported(redact(detail), code=code)
         return MLLMError(redact(f"{self.name} failed: {detail}"), backend=self.name)
 
     def _with_json_instruction(self, conversation: list[Any], schema: type[BaseModel]) -> list[Any]:
@@ -465,6 +543,8 @@ class ChatModelMLLM:
             if isinstance(parsed, schema):
                 return None, parsed, None
             message = raw
+        if (refusal := _refusal(message)) is not None:
+            return refusal, None, _Refused(refusal)
         tool_calls = getattr(message, "tool_calls", None) or []
         text = _message_text(getattr(message, "content", ""))
         try:

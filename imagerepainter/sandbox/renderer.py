@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..backends.base import GeneratedImage, GenerationRequest, T2ICapabilities
+from ..config import GenerationConfig
 from ..errors import ConfigurationError
 from .fidelity import check_fidelity, misread
 from .scene import Scene, Shape, parse_prompt
@@ -35,6 +36,8 @@ from .scene import Scene, Shape, parse_prompt
 __all__ = ["SandboxT2I", "render_scene", "shape_polygon"]
 
 _SUPERSAMPLE = 3
+MIN_SIZE = 8
+"""The smallest width and height the sandbox renders; it renders any size from there (no multiple needed)."""
 
 
 def _normalised(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -117,8 +120,10 @@ def render_scene(
         jitter: Largest seeded displacement, as a fraction of the frame.
         noise: Standard deviation of the seeded pixel noise, in 0-255 levels.
     """
-    if width < 8 or height < 8:
-        raise ConfigurationError(f"The sandbox renders images of at least 8x8 pixels; got {width}x{height}.")
+    if width < MIN_SIZE or height < MIN_SIZE:
+        raise ConfigurationError(
+            f"The sandbox renders images of at least {MIN_SIZE}x{MIN_SIZE} pixels; got {width}x{height}."
+        )
     shapes = list(scene.shapes)
     rng = np.random.default_rng([seed, 0x5A4D]) if seed is not None else None
     if rng is not None and jitter > 0:
@@ -200,6 +205,30 @@ class SandboxT2I:
             "noise": self.noise,
             "fidelity": self.fidelity,
         }
+
+    def check_settings(self, settings: GenerationConfig) -> None:
+        """Refuse sizes the sandbox cannot render, before any paid call.
+
+        Shapes are drawn in fractions of the frame, so any width and height from
+        :data:`MIN_SIZE` up renders exactly at that size: ``height=63`` is a 63-pixel-high image.
+
+        Example:
+            >>> from imagerepainter.config import GenerationConfig
+            >>> SandboxT2I().check_settings(GenerationConfig(height=63, width=100))  # any size from 8 renders
+            >>> SandboxT2I().check_settings(GenerationConfig.model_construct(height=4))  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            imagerepainter.errors.ConfigurationError: height=4 cannot be rendered by the sandbox: ...
+
+        Raises:
+            ConfigurationError: a size is below :data:`MIN_SIZE`.
+        """
+        for field in ("height", "width"):
+            value = getattr(settings, field, None)
+            if value is not None and value < MIN_SIZE:
+                raise ConfigurationError(
+                    f"{field}={value} cannot be rendered by the sandbox: it renders sizes from {MIN_SIZE} pixels up."
+                )
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GeneratedImage]:
         """Render every request, in order."""
