@@ -6,7 +6,7 @@ import pytest
 
 from imagerepainter import Repainter
 from imagerepainter.backends import resolve_mllm, resolve_scorer, resolve_t2i
-from imagerepainter.errors import ConfigurationError
+from imagerepainter.errors import ConfigurationError, UnknownBackendError
 
 LOCAL = "base_url=http://127.0.0.1:9/v1"  # nothing listens there: resolving a spec sends nothing
 
@@ -75,3 +75,17 @@ def test_cuda_on_a_machine_without_cuda_is_refused_when_resolved(resolve, spec, 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ConfigurationError, match=r"asks for CUDA, but torch .* sees no CUDA GPU"):
         resolve(spec)
+
+
+def test_any_langchain_provider_is_an_mllm_spec_and_a_missing_package_is_named(monkeypatch):
+    from imagerepainter.backends import ChatModelMLLM
+    from imagerepainter.errors import MissingDependencyError
+
+    pytest.importorskip("langchain.chat_models")
+    with pytest.raises(MissingDependencyError, match="pip install langchain-anthropic"):
+        resolve_mllm("anthropic:claude-sonnet-4-5")  # not installed here
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "sk-test-azure")
+    mllm = resolve_mllm("azure_openai:gpt-4o?azure_endpoint=http://127.0.0.1:9&api_version=2024-02-01")
+    assert isinstance(mllm, ChatModelMLLM) and type(mllm.model).__name__ == "AzureChatOpenAI"
+    with pytest.raises(UnknownBackendError, match="Did you mean 'openai'"):
+        resolve_mllm("opneai:gpt-4o")  # neither ours nor LangChain's: the suggestion stays

@@ -523,9 +523,23 @@ def _build(kind: BackendKind, spec: str) -> Any:
 
 
 def resolve_mllm(spec: Any) -> MLLM:
-    """Return an :class:`MLLM` for ``spec``: a spec string, an MLLM, or a LangChain chat model."""
+    """Return an :class:`MLLM` for ``spec``: a spec string, an MLLM, or a LangChain chat model.
+
+    A spec whose provider is not registered here but is one LangChain's ``init_chat_model`` knows
+    (``anthropic:claude-sonnet-4-5``, ``google_genai:gemini-2.5-flash``, ``ollama:qwen2.5vl``, ...)
+    builds that chat model, its options passed as keyword arguments; the provider's package is
+    yours to install, and a missing one is named.
+    """
     if isinstance(spec, str):
-        return _build("mllm", spec)  # type: ignore[no-any-return]
+        try:
+            return _build("mllm", spec)  # type: ignore[no-any-return]
+        except UnknownBackendError:
+            chat = _init_chat_model(spec)
+            if chat is None:
+                raise
+            from .langchain_mllm import ChatModelMLLM
+
+            return ChatModelMLLM(chat)
     if isinstance(spec, MLLM):
         return spec
     if hasattr(spec, "invoke") and hasattr(spec, "bind"):  # a LangChain chat model
@@ -536,6 +550,28 @@ def resolve_mllm(spec: Any) -> MLLM:
         f"mllm must be a spec string such as 'openai:gpt-4o-mini', a LangChain chat model or an MLLM, "
         f"not {type(spec).__name__}."
     )
+
+
+def _init_chat_model(spec: str) -> Any:
+    """The chat model LangChain's ``init_chat_model`` builds for ``provider:model?options``, or ``None``
+    when LangChain is not installed or does not know the provider."""
+    provider, model, options = parse_spec(spec)
+    try:
+        from langchain.chat_models import init_chat_model
+        from langchain.chat_models.base import _BUILTIN_PROVIDERS
+    except ImportError:
+        return None
+    if provider not in _BUILTIN_PROVIDERS or not model:
+        return None
+    try:
+        return init_chat_model(model, model_provider=provider, **options)  # type: ignore[call-overload]
+    except ImportError as exc:
+        package = _BUILTIN_PROVIDERS[provider][0].replace("_", "-")
+        raise MissingDependencyError(
+            f"The {provider!r} chat models need the {package!r} package: pip install {package}"
+        ) from exc
+    except (ValueError, TypeError, ValidationError) as exc:
+        raise ConfigurationError(f"Invalid {provider} chat model spec {redact(spec)!r}: {redact(str(exc))}") from None
 
 
 def resolve_t2i(spec: Any) -> TextToImage:
