@@ -566,10 +566,33 @@ class Repainter:
     # ------------------------------------------------------------------ helpers
 
     @staticmethod
-    def _event(chunk: dict[str, Any]) -> RepaintEvent:
+    def event_from(chunk: Any) -> RepaintEvent | None:
+        """The :class:`RepaintEvent` in a chunk of a graph's ``stream_mode="custom"`` stream, or ``None``.
+
+        A parent graph that runs this one as a subgraph and streams with ``stream_mode="custom",
+        subgraphs=True`` receives ``(namespace, chunk)`` pairs: pass either the pair or the chunk.
+
+        Example:
+            >>> Repainter.event_from((("repaint:1",), {"event": "round", "round": 2, "best_score": 0.8})).data
+            {'round': 2, 'best_score': 0.8}
+            >>> Repainter.event_from({"something": "else"}) is None
+            True
+        """
+        if isinstance(chunk, tuple) and len(chunk) == 3:  # (namespace, mode, chunk): several stream modes
+            chunk = chunk[2] if chunk[1] == "custom" else None
+        elif isinstance(chunk, tuple) and len(chunk) == 2:  # (namespace, chunk)
+            chunk = chunk[1]
+        if not isinstance(chunk, dict) or "event" not in chunk:
+            return None
         data = dict(chunk)
-        kind = str(data.pop("event", "node"))
+        kind = str(data.pop("event"))
         return RepaintEvent(kind=kind, round=data.get("round"), data=data)
+
+    @classmethod
+    def _event(cls, chunk: dict[str, Any]) -> RepaintEvent:
+        event = cls.event_from(chunk)
+        assert event is not None  # every custom chunk of this graph is one of its events
+        return event
 
     def _state(self, run_config: RunnableConfig) -> dict[str, Any]:
         return dict(self._graph.get_state(run_config).values)
@@ -615,8 +638,11 @@ class Repainter:
         )
 
     def _history_of(self, values: dict[str, Any]) -> History:
+        """The run's history up to the state's round (every round when the state does not say, as in a
+        parent graph that declares ``run_id`` alone)."""
         run_id = values.get("run_id")
-        return RunHistory(self.history, run_id).read(rounds=values.get("round", 0)) if run_id else History()
+        rounds = values.get("round", _MAX_ROUNDS)
+        return RunHistory(self.history, run_id).read(rounds=rounds) if run_id else History()
 
     def _result(self, run: _Prepared) -> RepaintResult:
         values = self._state(run.run_config)
