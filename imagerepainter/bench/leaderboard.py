@@ -113,6 +113,21 @@ class LeaderboardRow(_Record):
     """The mean of every metric over the group's references (finished cases only)."""
 
 
+def _paired_fields(c: stats.PairedComparison) -> dict[str, Any]:
+    """The fields a gain and a comparison share, from one paired comparison."""
+    return {
+        "n": c.n,
+        "ci_low": c.diff_ci_low,
+        "ci_high": c.diff_ci_high,
+        "wins": c.wins,
+        "losses": c.losses,
+        "ties": c.ties,
+        "win_rate": c.win_rate,
+        "p_value": c.p_value,
+        "effect_size": c.effect_size,
+    }
+
+
 class Gain(_Record):
     """``repaint`` minus ``single`` for one model over one group, paired on the same references."""
 
@@ -361,18 +376,10 @@ def build_leaderboard(
                     Gain(
                         model=model,
                         group=group,
-                        n=c.n,
                         single=c.mean_b,
                         repaint=c.mean_a,
                         gain=c.mean_diff,
-                        ci_low=c.diff_ci_low,
-                        ci_high=c.diff_ci_high,
-                        wins=c.wins,
-                        losses=c.losses,
-                        ties=c.ties,
-                        win_rate=c.win_rate,
-                        p_value=c.p_value,
-                        effect_size=c.effect_size,
+                        **_paired_fields(c),
                     )
                 )
 
@@ -394,20 +401,12 @@ def build_leaderboard(
                     group=GROUP_ALL,
                     model_a=model_a,
                     model_b=model_b,
-                    n=c.n,
                     mean_a=c.mean_a,
                     mean_b=c.mean_b,
                     mean_diff=c.mean_diff,
-                    ci_low=c.diff_ci_low,
-                    ci_high=c.diff_ci_high,
-                    wins=c.wins,
-                    losses=c.losses,
-                    ties=c.ties,
-                    win_rate=c.win_rate,
                     statistic=c.statistic,
-                    p_value=c.p_value,
                     p_adjusted=q,
-                    effect_size=c.effect_size,
+                    **_paired_fields(c),
                 )
             )
 
