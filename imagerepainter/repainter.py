@@ -218,6 +218,14 @@ class Repainter:
         """
         return self._graph
 
+    def __repr__(self) -> str:
+        cfg = self.config
+        names = {kind: info.get("name", "?") for kind, info in self.backends.items()}
+        return (
+            f"Repainter(mllm={names['mllm']!r}, t2i={names['t2i']!r}, scorer={names['scorer']!r}, "
+            f"preset={cfg.preset!r}, max_rounds={cfg.max_rounds}, variants={cfg.variants})"
+        )
+
     def as_tool(
         self,
         *,

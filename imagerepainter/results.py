@@ -132,6 +132,13 @@ class Candidate(_WithStore):
         """The image (loaded from the image store; a copy you may modify)."""
         return self._bound_store().get(self.image_ref)
 
+    def __repr__(self) -> str:
+        state = " blocked" if self.blocked else ""
+        return (
+            f"Candidate(round {self.round}, #{self.index}, score {_score(self.score)}, seed {self.seed}{state}, "
+            f"prompt={shorten(self.prompt)!r})"
+        )
+
 
 class CritiqueResult(BaseModel):
     """The model's critique of a best image and the prompt it led to.
@@ -169,6 +176,13 @@ class Round(_WithStore):
     def best(self) -> Candidate | None:
         """The round's best candidate."""
         return None if self.best_index is None else self.candidates[self.best_index]
+
+    def __repr__(self) -> str:
+        best, n = self.best, len(self.candidates)
+        return (
+            f"Round({self.index}, {n} candidate{'' if n == 1 else 's'}, best {_score(best.score if best else None)}, "
+            f"prompt={shorten(self.prompt)!r})"
+        )
 
 
 class RepaintResult(_WithStore):
@@ -223,6 +237,12 @@ class RepaintResult(_WithStore):
     def reference_image(self) -> Image.Image:
         """The (normalised) reference image."""
         return self._bound_store().get(self.reference)
+
+    def __repr__(self) -> str:
+        ended = f"stopped: {self.stop_reason}" if self.finished else "not finished"
+        best = self.best
+        where = f" (round {best.round}, #{best.index})" if best else ""
+        return f"RepaintResult({len(self.rounds)} rounds, {ended}, best {_score(best.score if best else None)}{where})"
 
     def summary(self) -> str:
         """A one-paragraph summary for people."""
@@ -351,3 +371,21 @@ def _recorded_config(state: dict[str, Any]) -> RepainterConfig:
     from .nodes import config_from_state
 
     return config_from_state(state["config"]) if state.get("config") else RepainterConfig()
+
+
+def _score(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def shorten(text: str, width: int = 60) -> str:
+    """``text`` on one line, cut at a word boundary with an ellipsis when longer than ``width``.
+
+    Example:
+        >>> shorten("a red cat on a blue sofa, soft light, flat vector art", 30)
+        'a red cat on a blue sofa,…'
+    """
+    text = " ".join(text.split())
+    if len(text) <= width:
+        return text
+    cut = text[: width - 1].rsplit(" ", 1)[0] if " " in text[: width - 1] else text[: width - 1]
+    return cut + "…"

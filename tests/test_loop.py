@@ -549,3 +549,19 @@ def test_a_batch_equals_the_runs_one_by_one():
     assert all(r.finished for r in results) and len({r.thread_id for r in results}) == 8
     with pytest.raises(ConfigurationError, match="max_concurrency"):
         rp.batch(references, max_concurrency=0)
+
+
+def test_reprs_are_short_and_say_what_a_person_needs():
+    from imagerepainter.sandbox import random_scene, render_scene
+
+    rp = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox", max_rounds=2)
+    assert repr(rp) == (
+        "Repainter(mllm='sandbox', t2i='sandbox', scorer='sandbox', preset='default', max_rounds=2, variants=3)"
+    )
+    result = rp.run(render_scene(random_scene(1)))
+    for text in (repr(result), repr(result.rounds[0]), repr(result.best)):
+        assert len(text) < 160 and "image_ref" not in text and "\n" not in text
+    assert repr(result).startswith(f"RepaintResult({len(result.rounds)} rounds, stopped: {result.stop_reason}")
+    shown = repr(result.best).split("prompt='")[1].rstrip("')")
+    assert result.best.prompt.startswith(shown.rstrip("…")) and (shown.endswith("…") or shown == result.best.prompt)
+    assert f"score {result.best.score:.4f}" in repr(result.best) and f"seed {result.best.seed}" in repr(result.best)
