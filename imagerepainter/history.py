@@ -17,7 +17,8 @@ Example:
     ...                    "best_score_so_far": None})
     >>> history.put_round({"index": 2, "prompt": "a red cat", "candidates": [], "best_index": None,
     ...                    "best_score_so_far": None})
-    >>> [r["prompt"] for r in history.read(rounds=1).rounds]
+    >>> prompts = [r["prompt"] for r in history.read(rounds=1).rounds]
+    >>> prompts
     ['a cat']
 """
 
