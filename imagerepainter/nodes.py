@@ -425,6 +425,7 @@ class LoopNodes:
         """Render the round's candidates (the current prompt and/or its variants), batched as far as the
         backend allows, each with a recorded seed."""
         cfg = step.config
+        started = time.time()
         round_index = state.get("round", 0) + 1
         include, wanted = self.round_plan(state, cfg)
         candidates = round_prompts(
@@ -462,7 +463,11 @@ class LoopNodes:
             for i, (r, out, ref) in enumerate(zip(requests, outputs, refs, strict=True))
         ]
         blocked = sum(c["blocked"] for c in pending)
-        return {"pending": pending, "usage": {"images": len(pending), "blocked_images": blocked}}
+        return {
+            "pending": pending,
+            "round_started": started,
+            "usage": {"images": len(pending), "blocked_images": blocked},
+        }
 
     @_timed("score")
     def score(self, state: RepaintState, step: _Step) -> dict[str, Any]:
@@ -525,6 +530,7 @@ class LoopNodes:
                 candidates=list(pending),
                 best_index=round_best,
                 best_score_so_far=best_so_far,
+                seconds=round(time.time() - state.get("round_started", time.time()), 6),
             )
         )
         best_scores = [*state.get("best_scores", []), best_so_far]

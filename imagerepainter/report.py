@@ -76,7 +76,13 @@ section,header{background:var(--card);border:1px solid var(--line);border-radius
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(190px,1fr));gap:14px}
 figure{margin:0;min-width:0}
 .frame{position:relative;border-radius:8px;overflow:hidden;background:var(--line);border:3px solid transparent}
-.frame img{display:block;width:100%;height:auto}
+.frame img{display:block;width:100%;height:auto;cursor:zoom-in}
+.frame:focus{outline:none}
+.frame:focus img{position:fixed;inset:0;margin:auto;width:96vw;height:96vh;object-fit:contain;z-index:20;
+cursor:zoom-out;background:rgba(0,0,0,.85)}
+nav.toc{overflow-x:auto}nav.toc table{border-collapse:collapse;font-size:.9em}
+nav.toc td,nav.toc th{padding:2px 10px;text-align:right}
+nav.toc td:first-child,nav.toc th:first-child{text-align:left}
 .is-round-best .frame{border-color:var(--accent)}.is-best .frame{border-color:var(--good)}
 .badge{position:absolute;top:6px;left:6px;background:var(--good);color:#fff;font-size:.72rem;font-weight:700;
 padding:2px 7px;border-radius:99px}
@@ -296,8 +302,10 @@ def _candidate(c: Candidate, images: _Images, *, round_best: bool, best: bool, b
     img = images.tag(c.image_ref, lambda: c.image, f"round {c.round}, candidate {c.index}")
     where = f" · round {c.round}" if big else ""
     return (
-        f'<figure class="{" ".join(classes)}"><div class="frame">{img}{badge}</div><figcaption>'
-        f'<span class="score">{_fmt(c.score)}</span> <span class="muted">· seed {c.seed}{where}</span>'
+        f'<figure class="{" ".join(classes)}">'
+        f'<div class="frame" tabindex="0" title="click to enlarge">{img}{badge}</div>'
+        f'<figcaption><span class="score">{_fmt(c.score)}</span> '
+        f'<span class="muted">· candidate {c.index} · seed {c.seed}{where}</span>'
         f'<p class="prompt">{_e(c.prompt)}</p></figcaption></figure>'
     )
 
@@ -313,14 +321,47 @@ def _critique(rnd: Round, rounds: list[Round]) -> str:
     if c.revised_prompt:
         body += f"<dt>revised prompt</dt><dd>{_e(c.revised_prompt)}</dd>"
     body += f"<dt>judged a match</dt><dd>{'yes' if c.is_match else 'no'}</dd>"
-    seen = next((r for r in rounds if r.index == c.round), rnd)
-    seed = next((f" (seed {x.seed})" for x in seen.candidates if x.index == c.candidate), "")
     heading = (
-        f"Critique of the image{seed}"
-        if seen.index == rnd.index
-        else f"Critique of round {seen.index}'s best image{seed}: round {rnd.index} did no better"
+        f"Critique of round {c.round}, candidate {c.candidate}"
+        if c.round == rnd.index
+        else f"Critique of round {c.round}, candidate {c.candidate} (the best so far): round {rnd.index} did no better"
     )
     return f'<div class="critique"><h3>{_e(heading)}</h3><dl>{body}</dl></div>'
+
+
+def _round_costs(result: RepaintResult) -> dict[int, dict[str, float]]:
+    """Per round: images rendered, model calls, their tokens and seconds (the critique after a round
+    and the variants for it count with it), and the seconds rendering and scoring took."""
+    costs: dict[int, dict[str, float]] = {
+        r.index: {"images": len(r.candidates), "calls": 0, "tokens": 0, "call_seconds": 0.0, "seconds": r.seconds or 0}
+        for r in result.rounds
+    }
+    for call in result.calls:
+        cost = costs.get(int(call.get("round", 0)))
+        if cost is not None:
+            cost["calls"] += 1
+            cost["tokens"] += int(call.get("input_tokens", 0)) + int(call.get("output_tokens", 0))
+            cost["call_seconds"] += float(call.get("seconds", 0.0))
+    return costs
+
+
+def _contents(result: RepaintResult) -> str:
+    """A table of contents: a row per round, linked, with its best score so far, time and cost."""
+    if not result.rounds:
+        return ""
+    costs = _round_costs(result)
+    rows = "".join(
+        f'<tr><td><a href="#round-{r.index}">Round {r.index}</a></td><td>{_fmt(r.best_score_so_far)}</td>'
+        f"<td>{int(costs[r.index]['images'])}</td><td>{costs[r.index]['seconds']:.1f} s</td>"
+        f"<td>{int(costs[r.index]['calls'])}</td><td>{costs[r.index]['call_seconds']:.1f} s</td>"
+        f"<td>{int(costs[r.index]['tokens']):,}</td></tr>"
+        for r in result.rounds
+    )
+    return (
+        '<nav class="toc"><h2>Rounds</h2><table><tr><th>round</th><th>best so far</th><th>images</th>'
+        "<th>rendering and scoring</th><th>model calls</th><th>model time</th><th>tokens</th></tr>"
+        f"{rows}</table></nav>"
+    )
 
 
 def _round(rnd: Round, rounds: list[Round], best: Candidate | None, images: _Images) -> str:
@@ -417,7 +458,7 @@ def render_report(
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
         f"<title>{_e(heading)}</title><style>{_CSS}</style></head>\n<body><main>"
         f'<header><h1>{_e(heading)}</h1><div class="muted">{_e(result.summary().splitlines()[0])}</div>'
-        f"{_notice(result, notice)}{_facts(result)}</header>"
+        f"{_notice(result, notice)}{_facts(result)}</header>{_contents(result)}"
         f'<section><h2>Reference and best image</h2><div class="pair"><figure class="big"><div class="frame">'
         f'{reference}</div><figcaption><span class="score">reference</span></figcaption></figure>{best_html}</div>'
         "</section>"

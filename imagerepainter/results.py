@@ -170,6 +170,8 @@ class Round(_WithStore):
     candidates: list[Candidate]
     best_index: int | None
     best_score_so_far: float | None
+    seconds: float | None = None
+    """Wall time from the start of rendering the round to its close (rendering and scoring)."""
     critique: CritiqueResult | None = None
 
     @property

@@ -123,6 +123,8 @@ class RoundRecord(TypedDict):
     """Index of the round's best candidate (None if none could be scored)."""
     best_score_so_far: float | None
     """The best score over all rounds up to and including this one."""
+    seconds: NotRequired[float]
+    """Wall time from the start of rendering the round to its close."""
 
 
 class CritiqueRecord(TypedDict):
@@ -188,7 +190,9 @@ class RepaintState(RepaintInput, total=False):
     round_prompts: list[str]
     """Prompts proposed for the next round (filled by a combined critique, or by ``propose``)."""
     pending: list[CandidateRecord]
-    """Candidates of the round in progress, between ``generate`` and ``select``."""
+    """Candidates of the round in progress, between ``generate`` and ``score``."""
+    round_started: float
+    """When rendering the round in progress began (seconds since the epoch)."""
     best: CandidateRecord | None
     """The best candidate over the rounds closed so far."""
     round_best: dict[str, int] | None

@@ -51,6 +51,16 @@ PROBE_JS = """addEventListener("load", function () {
   d.chartPoints = chart ? String(chart.querySelectorAll("circle.pt-cand").length) : "none";
   d.chartWidth = chart ? String(Math.round(chart.getBoundingClientRect().width)) : "0";
   d.overflowX = String(document.documentElement.scrollWidth > window.innerWidth);
+  var frame = document.querySelector(".cand .frame[tabindex]");  // a click focuses it: the image shows large
+  if (frame) {
+    var img = frame.querySelector("img");
+    var before = img ? img.getBoundingClientRect().width : 0;
+    frame.focus();
+    var after = img ? img.getBoundingClientRect().width : 0;
+    d.zoom = Math.round(before) + "->" + Math.round(after);
+    frame.blur();
+  }
+  d.tocLinks = String(document.querySelectorAll("nav.toc a[href^='#round-']").length);
   d.probe = "done";
 });"""
 """Runs on ``load`` and writes its findings into ``<body data-*>``."""

@@ -105,7 +105,7 @@ def test_report_shows_the_run(result: RepaintResult) -> None:
             assert f"seed {cand.seed}" in page
     for rnd in result.rounds[:-1]:  # the last round's best is never critiqued: the loop stopped
         assert rnd.critique is not None and rnd.best is not None
-        assert f"<h3>Critique of the image (seed {rnd.best.seed})</h3>" in page
+        assert f"<h3>Critique of round {rnd.index}, candidate {rnd.best.index}</h3>" in page
     assert page.count("<h3>Critique of") == 2
     assert page.count('class="badge">best overall') == 2  # in its round and beside the reference
     assert page.count('class="badge round">round best</span>') == 2  # rounds 1 and 2; round 3's best is the global best
@@ -231,7 +231,7 @@ def test_an_unfinished_run_shows_its_best_so_far_and_a_notice() -> None:
 def test_a_critique_of_an_earlier_round_says_so() -> None:
     res = run([0.5, 0.6, 0.4, 0.1, 0.2, 0.3, 0.7, 0.2, 0.2])  # round 2 does worse than round 1
     page = render_report(res)
-    assert "Critique of round 1&#x27;s best image" in page and "round 2 did no better" in page
+    assert "Critique of round 1, candidate " in page and "(the best so far): round 2 did no better" in page
 
 
 def test_images_missing_from_the_store_are_shown_as_unavailable(tmp_path: Path) -> None:
@@ -271,6 +271,9 @@ def test_report_loads_in_chromium(result: RepaintResult, tmp_path: Path, window:
     assert body["data-chart-points"] == "9"
     assert int(body["data-chart-width"]) > 300
     assert body["data-overflow-x"] == "false"  # nothing wider than the window, even when narrow
+    assert body["data-toc-links"] == str(len(result.rounds))  # each round linked from the contents
+    before, after = (int(w) for w in body["data-zoom"].split("->"))
+    assert after > before  # a clicked thumbnail shows larger
 
 
 @pytest.mark.browser
@@ -311,3 +314,17 @@ def test_a_notebook_shows_model_written_prompts_as_text() -> None:
     page = res._repr_html_()
     assert "<script>" not in page and "<b>bold" not in page and "<lora" not in page
     assert html.escape(prompt) in page  # the whole prompt, as text
+
+
+def test_the_contents_link_each_round_with_its_time_and_cost() -> None:
+    res = run(SCORES)
+    page = render_report(res)
+    toc = page.split('<nav class="toc">', 1)[1].split("</nav>", 1)[0]
+    rows = re.findall(r"<tr><td><a href=\"#round-(\d+)\">.*?</tr>", toc)
+    assert rows == [str(r.index) for r in res.rounds]
+    for r in res.rounds:
+        calls = [c for c in res.calls if c["round"] == r.index]
+        row = re.search(rf'<a href="#round-{r.index}">.*?</tr>', toc).group(0)
+        cells = re.findall(r"<td>(.*?)</td>", row)
+        assert cells[2] == str(len(r.candidates)) and cells[4] == str(len(calls))
+        assert r.seconds is not None and cells[3] == f"{r.seconds:.1f} s"
