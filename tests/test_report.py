@@ -326,5 +326,6 @@ def test_the_contents_link_each_round_with_its_time_and_cost() -> None:
         calls = [c for c in res.calls if c["round"] == r.index]
         row = re.search(rf'<a href="#round-{r.index}">.*?</tr>', toc).group(0)
         cells = re.findall(r"<td>(.*?)</td>", row)
-        assert cells[2] == str(len(r.candidates)) and cells[4] == str(len(calls))
-        assert r.seconds is not None and cells[3] == f"{r.seconds:.1f} s"
+        # after the round's link: best so far, images, rendering and scoring, model calls, model time, tokens
+        assert cells[1] == str(len(r.candidates)) and cells[3] == str(len(calls))
+        assert r.seconds is not None and cells[2] == f"{r.seconds:.1f} s"
