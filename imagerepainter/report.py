@@ -200,11 +200,23 @@ def _encode(image: Image.Image, max_side: int) -> str:
 
 
 def _ticks(lo: float, hi: float) -> list[float]:
+    """Evenly spaced round values between ``lo`` and ``hi`` (steps of 1, 2 or 5 times a power of ten).
+
+    Example:
+        >>> _ticks(0.1781, 0.9205), _ticks(0.2, 0.21)[:3]
+        ([0.2, 0.4, 0.6, 0.8], [0.2, 0.202, 0.204])
+    """
     raw = (hi - lo) / 5
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
     first = math.ceil(lo / step) * step
-    return [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
+    digits = _tick_digits(step)
+    return [round(first + i * step, digits) for i in range(int((hi - first) / step + 1e-9) + 1)]
+
+
+def _tick_digits(step: float) -> int:
+    """Decimals that show every tick of this step, and no more."""
+    return max(0, -math.floor(math.log10(step) + 1e-9))
 
 
 def _finite(v: float | None) -> TypeGuard[float]:
@@ -243,9 +255,11 @@ def _chart(result: RepaintResult, higher_is_better: bool) -> str:
 
     direction = "higher is better" if higher_is_better else "lower is better"
     out = [f'<svg {attrs} viewBox="0 0 {width} {height}">']
-    for t in _ticks(lo, hi):
+    ticks = _ticks(lo, hi)
+    digits = _tick_digits(ticks[1] - ticks[0]) if len(ticks) > 1 else 2  # every label with the same decimals
+    for t in ticks:
         out.append(f'<line class="gridline" x1="{left}" x2="{width - right}" y1="{y(t):.1f}" y2="{y(t):.1f}"/>')
-        out.append(f'<text class="tick" x="{left - 8}" y="{y(t) + 4:.1f}">{t:.4g}</text>')
+        out.append(f'<text class="tick" x="{left - 8}" y="{y(t) + 4:.1f}">{t:.{digits}f}</text>')
     out += [f'<text x="{x(r):.1f}" y="{base + 18}">{r}</text>' for r in range(1, n + 1, max(1, math.ceil(n / 12)))]
     out += [
         f'<line class="axis" x1="{left}" x2="{left}" y1="{top}" y2="{base}"/>',
