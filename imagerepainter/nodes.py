@@ -13,6 +13,7 @@ per round and per node, so ``Repainter.stream`` works the same way inside a pare
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import math
 import threading
@@ -223,6 +224,15 @@ class _Calls:
                     seconds=round(seconds, 6),
                 )
             )
+        _emit(
+            {
+                "event": "call",
+                "node": self.node,
+                "round": self.round_index,
+                "call": schema.__name__,
+                "seconds": round(seconds, 3),
+            }
+        )
         return reply.value
 
     def record(self, history: RunHistory) -> dict[str, Any]:
@@ -232,7 +242,11 @@ class _Calls:
 
     def ask_many(self, jobs: Sequence[_Job]) -> list[Any]:
         """Ask independent questions concurrently; results in the order of ``jobs``."""
-        futures = [self.pool.submit(self.ask, schema, text, images, task) for schema, text, images, task in jobs]
+        # each worker runs in a copy of this context, so its progress events reach the graph's stream
+        futures = [
+            self.pool.submit(contextvars.copy_context().run, self.ask, schema, text, images, task)
+            for schema, text, images, task in jobs
+        ]
         return [f.result() for f in futures]
 
 

@@ -565,3 +565,14 @@ def test_reprs_are_short_and_say_what_a_person_needs():
     shown = repr(result.best).split("prompt='")[1].rstrip("')")
     assert result.best.prompt.startswith(shown.rstrip("…")) and (shown.endswith("…") or shown == result.best.prompt)
     assert f"score {result.best.score:.4f}" in repr(result.best) and f"seed {result.best.seed}" in repr(result.best)
+
+
+def test_each_model_call_is_announced_as_it_finishes_even_during_the_description():
+    mllm = FakeMLLM()
+    events = list(Repainter(mllm=mllm, t2i=FakeT2I(), scorer=ScriptedScorer([0.5] * 9), max_rounds=1).stream(REF))
+    kinds = [e.kind for e in events]
+    calls = [e for e in events if e.kind == "call"]
+    assert len(calls) == len(mllm.calls)  # one event per answer, from the concurrent describe calls too
+    before = {e.data["call"] for e in events[: kinds.index("described")] if e.kind == "call"}
+    assert before >= {"GlobalDescription", "GlobalFeatures", "ObjectList", "PromptRewrite"}  # before the prompt
+    assert all(e.data["node"] == "describe" and e.data["seconds"] >= 0 for e in calls[:5])
