@@ -33,6 +33,7 @@ from .bench.cli import add_commands as add_bench_commands
 from .cli_settings import GENERATION_SETTINGS, LOOP_SETTINGS, add_setting_flags, int_in, setting_overrides
 from .config import PRESETS
 from .errors import BackendError, ConfigurationError, RepainterError
+from .results import shorten
 
 __all__ = ["build_parser", "main", "subcommand_parsers"]
 
@@ -51,8 +52,10 @@ class Progress:
             return
         elapsed = f"{time.monotonic() - self.start:6.1f}s"
         data = event.data
-        if event.kind == "described":
-            self._print(f"[{elapsed}] described the reference: {data.get('prompt', '')[:100]}")
+        if event.kind == "call" and data.get("node") == "describe":  # the slowest stage, shown call by call
+            self._print(f"[{elapsed}] describing: {data.get('call')} answered in {data.get('seconds', 0):.1f}s")
+        elif event.kind == "described":
+            self._print(f"[{elapsed}] described the reference: {shorten(data.get('prompt', ''), 100)}")
         elif event.kind == "generated":
             self._print(f"[{elapsed}] round {event.round}: {data['done']}/{data['total']} candidates rendered")
         elif event.kind == "round":
@@ -63,12 +66,16 @@ class Progress:
             if data.get("stop_reason"):
                 self._print(f"[{elapsed}] stopping: {data['stop_reason']}")
         elif event.kind == "critique":
-            edits = "; ".join(data.get("edits", [])[:3])
             of = data.get("of_round", event.round)
             what = f"round {event.round}"
             if of != event.round:
                 what = f"round {of}'s best (round {event.round} did no better)"
-            self._print(f"[{elapsed}] critique of {what}: {edits[:120]}")
+            if data.get("is_match"):
+                then = "stopping" if data.get("stop") else "going on for a better score (stop_on_match is off)"
+                self._print(f"[{elapsed}] critique of {what}: judged a match; {then}")
+            else:
+                edits = "; ".join(data.get("edits", [])[:3])
+                self._print(f"[{elapsed}] critique of {what}: {shorten(edits, 120) or 'no edits proposed'}")
 
     def _print(self, line: str) -> None:
         print(line, file=self.stream, flush=True)

@@ -670,7 +670,16 @@ class LoopNodes:
         stop = stop_after_critique(critique.is_match, cfg)
         if stop is not None:
             update["stop_reason"] = stop
-        _emit({"event": "critique", "round": round_index, "of_round": cand["round"], "edits": list(critique.edits)})
+        _emit(
+            {
+                "event": "critique",
+                "round": round_index,
+                "of_round": cand["round"],
+                "edits": list(critique.edits),
+                "is_match": critique.is_match,
+                "stop": stop is not None,
+            }
+        )
         return update
 
     @_timed("revise")

@@ -56,11 +56,12 @@ ThreadStatus = Literal["not_started", "interrupted", "finished"]
 class RepaintEvent:
     """One progress event of a streamed run.
 
-    ``kind`` is ``"node"`` (a node finished; ``data`` has ``node`` and ``seconds``), ``"call"`` (a
-    model call answered: ``node``, ``call`` (its schema), ``seconds``; the describe stage's calls
-    arrive one by one as they finish), ``"described"``, ``"generated"`` (``done`` of ``total`` images), ``"round"`` (a round
-    closed: ``scores``, ``best_score``, ``stop_reason``), ``"critique"`` (the critique after
-    ``round``: ``edits``, and ``of_round``, the round of the image it looked at),
+    ``kind`` is ``"node"`` (a node finished; ``data`` has ``node`` and ``seconds``), ``"call"``
+    (a model call answered: ``node``, ``call`` (its schema), ``seconds``; the describe stage's
+    calls arrive one by one as they finish), ``"described"``, ``"generated"`` (``done`` of
+    ``total`` images), ``"round"`` (a round closed: ``scores``, ``best_score``, ``stop_reason``),
+    ``"critique"`` (the critique after ``round``: ``edits``, ``is_match``, ``stop`` (it ends the
+    run), and ``of_round``, the round of the image it looked at),
     ``"finished"``, or ``"result"`` (the last event; ``result`` holds the :class:`RepaintResult`).
     """
 

@@ -260,3 +260,24 @@ def test_a_run_keeps_the_references_shape_unless_a_size_is_given(tmp_path, evalr
     assert {
         (c["image_ref"]["width"], c["image_ref"]["height"]) for c in given["result"]["rounds"][0]["candidates"]
     } == {(128, 96)}
+
+
+def test_progress_shows_describe_calls_says_a_judged_match_in_words_and_cuts_at_word_boundaries():
+    import io
+
+    from imagerepainter.cli import Progress
+    from imagerepainter.repainter import RepaintEvent
+
+    out = io.StringIO()
+    show = Progress(out)
+    show(RepaintEvent("call", 0, {"node": "describe", "call": "ObjectList", "seconds": 0.42}))
+    long_edit = "move the small crimson hexagon to the upper left corner " * 4
+    show(RepaintEvent("critique", 2, {"of_round": 2, "edits": [long_edit], "is_match": False}))
+    show(RepaintEvent("critique", 4, {"of_round": 4, "edits": [], "is_match": True, "stop": False}))
+    show(RepaintEvent("critique", 5, {"of_round": 5, "edits": [], "is_match": True, "stop": True}))
+    lines = out.getvalue().splitlines()
+    assert "describing: ObjectList answered in 0.4s" in lines[0]
+    shown = lines[1].split(": ", 1)[1]
+    assert shown.endswith("…") and long_edit.startswith(shown[:-1]) and long_edit[len(shown) - 1] == " "
+    assert lines[2].endswith("judged a match; going on for a better score (stop_on_match is off)")
+    assert lines[3].endswith("judged a match; stopping")
