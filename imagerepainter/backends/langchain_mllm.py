@@ -59,7 +59,7 @@ from .._secrets import redact, register_model_keys
 from ..errors import ConfigurationError, MLLMError, StructuredOutputError
 from ..images import to_data_url
 from .base import MLLMCapabilities, MLLMMessage, MLLMReply, TokenUsage
-from .retry import RetryPolicy, is_transient, retried_by_http_client, status_code
+from .retry import DEFAULT_REQUEST_TIMEOUT, RetryPolicy, is_timeout, is_transient, retried_by_http_client, status_code
 
 __all__ = [
     "ChatModelMLLM",
@@ -99,6 +99,15 @@ def chat_model_retries(model: Any) -> int:
         if isinstance(value, int) and not isinstance(value, bool):
             return max(value, 0)
     return 0
+
+
+def _model_timeout(model: Any) -> float | None:
+    """The per-request timeout in seconds a chat model was built with, when it is a plain number."""
+    for name in ("request_timeout", "timeout"):
+        value = getattr(model, name, None)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    return None
 
 
 def _count_images(conversation: Sequence[Any]) -> int:
@@ -176,8 +185,12 @@ def openai_chat_mllm(model: str | None = None, **options: Any) -> ChatModelMLLM:
     """The ``openai:<model>?...`` spec: ``ChatOpenAI(model=model, **options)`` adapted, retried by one layer.
 
     The chat model is built with ``max_retries=0`` unless the spec sets it, so the adapter's
-    :class:`~imagerepainter.backends.retry.RetryPolicy` is the one layer that retries. A server
-    given as ``base_url`` needs no key (vLLM, Ollama and the sandbox server accept any).
+    :class:`~imagerepainter.backends.retry.RetryPolicy` is the one layer that retries, and with
+    ``timeout=DEFAULT_REQUEST_TIMEOUT`` (120 s per HTTP request) unless the spec sets it
+    (``openai:gpt-4o?timeout=30``): a request that runs out of time is retried like any
+    transient failure, so a stalled server ends in an :class:`~imagerepainter.errors.MLLMError`
+    instead of a hang. A server given as ``base_url`` needs no key (vLLM, Ollama and the
+    sandbox server accept any).
 
     Raises:
         ConfigurationError: there is neither a key (``OPENAI_API_KEY``) nor a server to talk to.
@@ -187,6 +200,9 @@ def openai_chat_mllm(model: str | None = None, **options: Any) -> ChatModelMLLM:
     lc_openai = require("langchain_openai", extra="openai", purpose="the 'openai:' MLLM backend")
     model = model or "gpt-4o-mini"
     options.setdefault("max_retries", 0)  # ChatModelMLLM retries; don't multiply attempts
+    if options.get("timeout") is None and options.get("request_timeout") is None:  # ChatOpenAI's default: none
+        options.pop("request_timeout", None)
+        options["timeout"] = DEFAULT_REQUEST_TIMEOUT
     if options.get("base_url") and not os.environ.get("OPENAI_API_KEY"):
         options.setdefault("api_key", "EMPTY")  # local servers (vLLM, Ollama, sandbox) need no key
     if not options.get("base_url") and not os.environ.get("OPENAI_API_KEY") and not os.environ.get("OPENAI_BASE_URL"):
@@ -397,6 +413,17 @@ class ChatModelMLLM:
             tries = _plural(attempts, "attempt")
             if self.model_retries and retried_by_http_client(exc):
                 tries += f"; the chat model itself retried up to {_plural(self.model_retries, 'time')} per attempt"
+            if is_timeout(exc):
+                timeout = _model_timeout(self.model)
+                each = f" of {timeout:g} s" if timeout is not None else ""
+                return MLLMError(
+                    redact(
+                        f"{self.name} timed out: every one of {tries} ran past its timeout{each} ({detail}). "
+                        "Check that the server is up and answering, or allow more time (an 'openai:' spec: "
+                        "?timeout=SECONDS; ChatOpenAI(timeout=...))."
+                    ),
+                    backend=self.name,
+                )
             return MLLMError(redact(f"{self.name} kept failing after {tries}: {detail}"), backend=self.name)
         if code in (401, 403):
             return MLLMError(
