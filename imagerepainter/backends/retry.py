@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 from tenacity import RetryCallState, Retrying, retry_if_exception
 
 __all__ = [
+    "DEFAULT_IMAGE_REQUEST_TIMEOUT",
     "DEFAULT_REQUEST_TIMEOUT",
     "RetryPolicy",
     "is_timeout",
@@ -61,6 +62,8 @@ _TRANSIENT_NAMES = {
 }
 DEFAULT_REQUEST_TIMEOUT = 120.0
 """Seconds one HTTP request of an ``openai:`` MLLM spec may take before it counts as a (transient) timeout."""
+DEFAULT_IMAGE_REQUEST_TIMEOUT = 180.0
+"""The same for one request of the OpenAI images backend (a large image can take a minute or more)."""
 
 _TIMEOUT_NAMES = {"APITimeoutError", "ReadTimeout", "ConnectTimeout", "WriteTimeout", "PoolTimeout", "TimeoutException"}
 _TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
