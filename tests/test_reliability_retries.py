@@ -189,3 +189,20 @@ def test_retry_policy_rejects_settings_that_cannot_retry() -> None:
         RetryPolicy(max_attempts=0)
     with pytest.raises(ValueError, match=">= 0"):
         RetryPolicy(max_wait=-1)
+
+
+def test_requests_a_retrying_client_makes_by_itself_are_counted_and_not_multiplied() -> None:
+    from imagerepainter.backends.base import MLLMMessage
+
+    faults = ContentFaults(SchemaResponder(), rate=0.4, seed=4, faults=[Fault.status(503, retry_after=0.01)])
+    with OpenAICompatibleServer(faults) as server:
+        chat = ChatOpenAI(model="m", base_url=server.base_url, api_key=SecretStr("EMPTY"), max_retries=5, timeout=5)
+        mllm = ChatModelMLLM(chat, retry=FAST)
+        assert mllm.model_retries == 5
+        total = 0
+        for n in range(6):
+            reply = mllm.structured([MLLMMessage(role="user", text=f"list the objects {n}")], ObjectList)
+            total += reply.requests
+        sent = len(server.requests)
+    assert faults.injected_total > 0  # the client's own retries were needed
+    assert total == sent == 6 + faults.injected_total
