@@ -13,7 +13,7 @@ from PIL import Image
 
 from imagerepainter.backends.base import GenerationRequest, TextToImage
 from imagerepainter.backends.openai_images import OpenAIImagesT2I
-from imagerepainter.backends.retry import DEFAULT_IMAGE_REQUEST_TIMEOUT, RetryPolicy
+from imagerepainter.backends.retry import DEFAULT_REQUEST_TIMEOUT, RetryPolicy
 from imagerepainter.errors import ConfigurationError, GenerationError, MissingDependencyError
 from imagerepainter.testing.openai_server import Fault, ImageRequest, OpenAICompatibleServer
 
@@ -172,7 +172,7 @@ def test_the_default_timeout_is_bounded_and_a_spec_can_change_it(monkeypatch):
     from imagerepainter.backends import resolve_t2i
 
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    assert OpenAIImagesT2I("gpt-image-1", api_key=KEY)._client.timeout == DEFAULT_IMAGE_REQUEST_TIMEOUT
+    assert OpenAIImagesT2I("gpt-image-1", api_key=KEY)._client.timeout == DEFAULT_REQUEST_TIMEOUT
     t2i = resolve_t2i("openai:gpt-image-1?timeout=30")
     assert isinstance(t2i, OpenAIImagesT2I)
     assert t2i._client.timeout == 30.0 and t2i._client.max_retries == 0

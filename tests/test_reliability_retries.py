@@ -31,7 +31,7 @@ from imagerepainter.testing.openai_faults import ContentFaults
 from imagerepainter.testing.openai_server import Fault, OpenAICompatibleServer
 from imagerepainter.testing.responders import SchemaResponder
 
-FAST = RetryPolicy(max_attempts=8, initial_wait=0.001, max_wait=0.01)
+FAST = RetryPolicy(max_attempts=10, initial_wait=0.001, max_wait=0.01)
 """The default attempt count with waits too short to slow the suite."""
 
 

@@ -17,10 +17,10 @@ Things to know before evaluating a model this way:
   code ``content_policy_violation`` or ``moderation_blocked``), the request is *not* an
   error: it comes back as a black :class:`GeneratedImage` with ``blocked=True``, so the
   loop records it, never scores it, and carries on with the other candidates.
-* **Retries and timeouts.** Each HTTP request may take ``timeout`` seconds (180 by
+* **Retries and timeouts.** Each HTTP request may take ``timeout`` seconds (120 by
   default; ``openai:gpt-image-1?timeout=300`` in a spec). Transient failures (429 honouring
   ``retry-after``, 5xx, timeouts, dropped connections, bodies that are not JSON) are retried
-  by one layer: :class:`~imagerepainter.backends.retry.RetryPolicy` (8 attempts within 90 s
+  by one layer: :class:`~imagerepainter.backends.retry.RetryPolicy` (10 attempts within 180 s
   by default) when the client is built here (``max_retries=0``); with a client that retries
   by itself (``max_retries`` > 0, or a ``client`` passed in), the policy leaves to it what it
   retries and handles only the rest, so attempts never multiply.
@@ -59,7 +59,7 @@ from .._imports import require
 from .._secrets import redact, register_secret
 from ..errors import ConfigurationError, GenerationError
 from .base import GeneratedImage, GenerationRequest, T2ICapabilities
-from .retry import DEFAULT_IMAGE_REQUEST_TIMEOUT, RetryPolicy, is_transient, retried_by_http_client
+from .retry import DEFAULT_REQUEST_TIMEOUT, RetryPolicy, is_transient, retried_by_http_client
 
 if TYPE_CHECKING:
     from ..config import GenerationConfig
@@ -129,7 +129,7 @@ class OpenAIImagesT2I:
         base_url: str | None = None,
         size: str | None = None,
         quality: str | None = None,
-        timeout: float = DEFAULT_IMAGE_REQUEST_TIMEOUT,
+        timeout: float = DEFAULT_REQUEST_TIMEOUT,
         max_retries: int = 0,
         max_concurrency: int = 4,
         retry: RetryPolicy | None = None,

@@ -33,7 +33,6 @@ from typing import Any, TypeVar
 from tenacity import RetryCallState, Retrying, retry_if_exception
 
 __all__ = [
-    "DEFAULT_IMAGE_REQUEST_TIMEOUT",
     "DEFAULT_REQUEST_TIMEOUT",
     "RetryPolicy",
     "is_timeout",
@@ -61,9 +60,9 @@ _TRANSIENT_NAMES = {
     "ConnectError",
 }
 DEFAULT_REQUEST_TIMEOUT = 120.0
-"""Seconds one HTTP request of an ``openai:`` MLLM spec may take before it counts as a (transient) timeout."""
-DEFAULT_IMAGE_REQUEST_TIMEOUT = 180.0
-"""The same for one request of the OpenAI images backend (a large image can take a minute or more)."""
+"""Seconds one HTTP request of an ``openai:`` MLLM spec or of the OpenAI images backend may take before it
+counts as a (transient) timeout. With :class:`RetryPolicy`'s defaults a server that never answers is
+given up on after two attempts, about four minutes."""
 
 _TIMEOUT_NAMES = {"APITimeoutError", "ReadTimeout", "ConnectTimeout", "WriteTimeout", "PoolTimeout", "TimeoutException"}
 _TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -146,8 +145,8 @@ def retry_after_seconds(exc: BaseException) -> float | None:
 class RetryPolicy:
     """How often and how patiently to retry a transient failure.
 
-    The defaults absorb long bursts of faults (at 30% of requests failing, 8 attempts leave
-    one call in 15,000 failing) and still end: after ``max_attempts`` attempts, or when the
+    The defaults absorb long bursts of faults (at 30% of requests failing, 10 attempts leave
+    one call in 170,000 failing) and still end: after ``max_attempts`` attempts, or when the
     next wait would end more than ``max_elapsed`` seconds after the first attempt began,
     the last error is raised. Waits double from ``initial_wait`` (plus up to
     ``initial_wait`` of jitter) up to ``max_wait``; a server's ``retry-after-ms`` /
@@ -156,16 +155,16 @@ class RetryPolicy:
     Example:
         >>> p = RetryPolicy()
         >>> p.max_attempts, p.max_elapsed, p.backoff(1, jitter=False), p.backoff(10, jitter=False)
-        (8, 90.0, 0.5, 15.0)
+        (10, 180.0, 0.5, 15.0)
     """
 
-    max_attempts: int = 8
+    max_attempts: int = 10
     """Total attempts, the first included."""
     initial_wait: float = 0.5
     """First backoff in seconds (doubled each time, with jitter)."""
     max_wait: float = 15.0
     """Longest single wait in seconds, also the cap on a server's retry-after."""
-    max_elapsed: float = 90.0
+    max_elapsed: float = 180.0
     """No retry starts later than this many seconds after the first attempt began."""
 
     def __post_init__(self) -> None:
