@@ -206,3 +206,20 @@ def test_requests_a_retrying_client_makes_by_itself_are_counted_and_not_multipli
         sent = len(server.requests)
     assert faults.injected_total > 0  # the client's own retries were needed
     assert total == sent == 6 + faults.injected_total
+
+
+def test_the_images_backend_absorbs_the_same_transient_faults() -> None:
+    from imagerepainter.backends.base import GenerationRequest
+    from imagerepainter.backends.openai_images import OpenAIImagesT2I
+
+    requests = [GenerationRequest(prompt=f"a red cat {n}", seed=n, width=8, height=8) for n in range(20)]
+    faults = ContentFaults(SchemaResponder(), rate=0.3, seed=9)
+    outputs = []
+    for image_responder in (None, faults.images):
+        with OpenAICompatibleServer(image_responder=image_responder) as server:
+            t2i = OpenAIImagesT2I("gpt-image-1", base_url=server.base_url, api_key="sk-test", timeout=5, retry=FAST)
+            outputs.append([out.image.tobytes() for out in t2i.generate(requests)])
+            sent = len(server.requests)
+    assert faults.injected_total > 0
+    assert sent == len(requests) + faults.injected_total  # each fault cost one request, nothing more
+    assert outputs[0] == outputs[1]
