@@ -222,9 +222,9 @@ def test_an_openai_spec_builds_a_model_without_retries_and_keeps_the_policy():
         mllm = resolve_mllm(f"openai:m?base_url={server.base_url}")
         assert isinstance(mllm, ChatModelMLLM)
         assert mllm.model.max_retries == 0 and mllm.model_retries == 0
-        with pytest.raises(MLLMError, match=r"after 4 attempts: "):
+        with pytest.raises(MLLMError, match=r"after 10 attempts: "):
             _ask(mllm, GlobalDescription)
-        assert len(server.requests) == 4  # RetryPolicy's default 4 attempts, nothing multiplied
+        assert len(server.requests) == 10  # RetryPolicy's default 10 attempts, nothing multiplied
 
 
 def test_model_retries_can_be_stated_for_a_model_that_hides_them():

@@ -13,6 +13,7 @@ from PIL import Image
 
 from imagerepainter.backends.base import GenerationRequest, TextToImage
 from imagerepainter.backends.openai_images import OpenAIImagesT2I
+from imagerepainter.backends.retry import DEFAULT_REQUEST_TIMEOUT, RetryPolicy
 from imagerepainter.errors import ConfigurationError, GenerationError, MissingDependencyError
 from imagerepainter.testing.openai_server import Fault, ImageRequest, OpenAICompatibleServer
 
@@ -132,7 +133,7 @@ def test_content_policy_violation_code_is_blocked_too(srv):
     ],
 )
 def test_errors_are_wrapped_without_the_key(srv, fault, expected):
-    t2i = backend(srv, timeout=0.3)
+    t2i = backend(srv, timeout=0.3, retry=RetryPolicy(max_attempts=1))
     srv.inject(fault)
     with pytest.raises(GenerationError, match=expected) as info:
         t2i.generate([req("a cat", width=8, height=8)])
@@ -145,11 +146,36 @@ def test_errors_are_wrapped_without_the_key(srv, fault, expected):
     assert KEY not in "".join(traceback.format_exception(info.value))
 
 
-def test_retries_are_the_clients(srv):
+def test_retries_are_the_clients_when_it_retries_and_never_multiplied(srv):
     srv.inject(Fault.status(503), Fault.status(429, retry_after=0.01))
     [out] = backend(srv, max_retries=2).generate([req("a cat", width=8, height=8)])
     assert not out.blocked
     assert len(srv.requests) == 3
+
+    srv.reset()
+    srv.fail_every(1, Fault.status(503, retry_after=0.01))
+    with pytest.raises(GenerationError, match="HTTP 503"):
+        backend(srv, max_retries=2).generate([req("a cat", width=8, height=8)])
+    assert len(srv.requests) == 3  # the client's 1 + 2 attempts, not multiplied by the policy's
+
+
+def test_the_policy_retries_every_transient_fault_with_a_client_built_here(srv):
+    fast = RetryPolicy(max_attempts=8, initial_wait=0.001, max_wait=0.01)
+    faults = [Fault.status(429, retry_after=0.01), Fault.status(500), Fault.disconnect(), Fault.malformed()]
+    srv.inject(*faults, Fault.timeout(2))
+    [out] = backend(srv, timeout=0.3, retry=fast).generate([req("a cat", width=8, height=8)])
+    assert not out.blocked and out.image.size == (8, 8)
+    assert len(srv.requests) == len(faults) + 2  # every fault and the timeout, then the answer
+
+
+def test_the_default_timeout_is_bounded_and_a_spec_can_change_it(monkeypatch):
+    from imagerepainter.backends import resolve_t2i
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    assert OpenAIImagesT2I("gpt-image-1", api_key=KEY)._client.timeout == DEFAULT_REQUEST_TIMEOUT
+    t2i = resolve_t2i("openai:gpt-image-1?timeout=30")
+    assert isinstance(t2i, OpenAIImagesT2I)
+    assert t2i._client.timeout == 30.0 and t2i._client.max_retries == 0
 
 
 def test_key_is_not_in_repr(srv):

@@ -31,10 +31,12 @@ is not JSON, HTTP 425); an error message then says so ("after 1 attempt; the cha
 retried up to 2 times"). Build the model with ``max_retries=0`` to let the policy handle
 everything, with its backoff and attempt count; ``openai:`` specs do that.
 
-``MLLMReply.requests`` (summed into ``usage["mllm_requests"]``) counts *invocations of the
-chat model*: every attempt, re-ask and structured-output fallback. Retries the model's own
-client makes inside one invocation are invisible to this adapter and not counted, so with
-``max_retries=0`` the count is exactly the number of HTTP requests.
+``MLLMReply.requests`` (summed into ``usage["mllm_requests"]``) counts HTTP requests: every
+attempt, re-ask and structured-output fallback, failed ones included. With a model whose own
+client retries (``max_retries`` > 0), the retries it makes inside one invocation are counted
+too when the model exposes its ``httpx`` client (``ChatOpenAI`` does: a counting hook is
+added to ``root_client``'s event hooks); for a model that hides its client, invocations are
+counted, so build it with ``max_retries=0`` for an exact count.
 
 Example:
     >>> from langchain_openai import ChatOpenAI  # doctest: +SKIP
@@ -45,6 +47,7 @@ Example:
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import re
@@ -59,7 +62,7 @@ from .._secrets import redact, register_model_keys
 from ..errors import ConfigurationError, MLLMError, StructuredOutputError
 from ..images import to_data_url
 from .base import MLLMCapabilities, MLLMMessage, MLLMReply, TokenUsage
-from .retry import RetryPolicy, is_transient, retried_by_http_client, status_code
+from .retry import DEFAULT_REQUEST_TIMEOUT, RetryPolicy, is_timeout, is_transient, retried_by_http_client, status_code
 
 __all__ = [
     "ChatModelMLLM",
@@ -79,6 +82,9 @@ _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 
 class _Unsupported(Exception):
     """The server or model does not support a structured-output method (message already redacted)."""
+
+    requests: int = 1
+    """HTTP requests the refused method cost."""
 
     def __init__(self, message: str, *, code: int | None = None) -> None:
         super().__init__(message)
@@ -139,6 +145,44 @@ def chat_model_retries(model: Any) -> int:
         if isinstance(value, int) and not isinstance(value, bool):
             return max(value, 0)
     return 0
+
+
+_REQUESTS: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("imagerepainter_requests", default=None)
+"""The HTTP request counter of the invocation running in this thread (see :func:`_count_request`)."""
+
+
+def _count_request(request: Any) -> None:
+    """An ``httpx`` request hook: count one HTTP request for the invocation running in this thread."""
+    counter = _REQUESTS.get()
+    if counter is not None:
+        counter[0] += 1
+
+
+def _hook_request_counter(model: Any) -> bool:
+    """Add :func:`_count_request` to the request hooks of ``model``'s ``httpx`` client, once; tell if it is there."""
+    http = getattr(getattr(model, "root_client", None), "_client", None)
+    hooks = getattr(http, "event_hooks", None)
+    if not isinstance(hooks, dict) or not isinstance(hooks.get("request"), list):
+        return False
+    if _count_request not in hooks["request"]:
+        hooks["request"].append(_count_request)
+    return True
+
+
+def _unsupported_before_sending(exc: BaseException) -> _Unsupported:
+    """A method the model refuses before any request is sent (it costs none)."""
+    unsupported = _Unsupported(str(exc))
+    unsupported.requests = 0
+    return unsupported
+
+
+def _model_timeout(model: Any) -> float | None:
+    """The per-request timeout in seconds a chat model was built with, when it is a plain number."""
+    for name in ("request_timeout", "timeout"):
+        value = getattr(model, name, None)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    return None
 
 
 def _count_images(conversation: Sequence[Any]) -> int:
@@ -216,8 +260,12 @@ def openai_chat_mllm(model: str | None = None, **options: Any) -> ChatModelMLLM:
     """The ``openai:<model>?...`` spec: ``ChatOpenAI(model=model, **options)`` adapted, retried by one layer.
 
     The chat model is built with ``max_retries=0`` unless the spec sets it, so the adapter's
-    :class:`~imagerepainter.backends.retry.RetryPolicy` is the one layer that retries. A server
-    given as ``base_url`` needs no key (vLLM, Ollama and the sandbox server accept any).
+    :class:`~imagerepainter.backends.retry.RetryPolicy` is the one layer that retries, and with
+    ``timeout=DEFAULT_REQUEST_TIMEOUT`` (120 s per HTTP request) unless the spec sets it
+    (``openai:gpt-4o?timeout=30``): a request that runs out of time is retried like any
+    transient failure, so a stalled server ends in an :class:`~imagerepainter.errors.MLLMError`
+    instead of a hang. A server given as ``base_url`` needs no key (vLLM, Ollama and the
+    sandbox server accept any).
 
     Raises:
         ConfigurationError: there is neither a key (``OPENAI_API_KEY``) nor a server to talk to.
@@ -227,6 +275,9 @@ def openai_chat_mllm(model: str | None = None, **options: Any) -> ChatModelMLLM:
     lc_openai = require("langchain_openai", extra="openai", purpose="the 'openai:' MLLM backend")
     model = model or "gpt-4o-mini"
     options.setdefault("max_retries", 0)  # ChatModelMLLM retries; don't multiply attempts
+    if options.get("timeout") is None and options.get("request_timeout") is None:  # ChatOpenAI's default: none
+        options.pop("request_timeout", None)
+        options["timeout"] = DEFAULT_REQUEST_TIMEOUT
     if options.get("base_url") and not os.environ.get("OPENAI_API_KEY"):
         options.setdefault("api_key", "EMPTY")  # local servers (vLLM, Ollama, sandbox) need no key
     if not options.get("base_url") and not os.environ.get("OPENAI_API_KEY") and not os.environ.get("OPENAI_BASE_URL"):
@@ -285,6 +336,8 @@ class ChatModelMLLM:
         self._working: StructuredMethod | None = None
         self._worked: set[StructuredMethod] = set()  # every method that has returned a valid answer
         self._lock = threading.Lock()
+        # Only a model that retries by itself sends requests this adapter cannot count from outside.
+        self._counts_http = bool(self.model_retries) and _hook_request_counter(model)
         register_model_keys(model)  # masked in every message, whatever its shape
 
     @staticmethod
@@ -328,7 +381,7 @@ class ChatModelMLLM:
                     message, n = self._invoke(method, conversation, schema)
                 except _Unsupported as exc:
                     last_error = refused[method] = exc
-                    requests += 1
+                    requests += exc.requests
                     break
                 requests += n
                 usage += self._usage(message)
@@ -421,12 +474,12 @@ class ChatModelMLLM:
             try:
                 return self.model.with_structured_output(schema, method="json_schema", include_raw=True)
             except (NotImplementedError, ValueError, TypeError) as exc:
-                raise _Unsupported(str(exc)) from exc
+                raise _unsupported_before_sending(exc) from exc
         if method == "function_calling":
             try:
                 return self.model.bind_tools([schema], tool_choice=schema.__name__)
             except (NotImplementedError, ValueError, TypeError) as exc:
-                raise _Unsupported(str(exc)) from exc
+                raise _unsupported_before_sending(exc) from exc
         return self.model
 
     def _invoke(self, method: StructuredMethod, conversation: list[Any], schema: type[BaseModel]) -> tuple[Any, int]:
@@ -440,18 +493,24 @@ class ChatModelMLLM:
         if method == "json_text" and not any(getattr(m, "type", "") == "ai" for m in conversation):
             conversation = self._with_json_instruction(conversation, schema)
         attempts = 0
+        sent = [0]  # HTTP requests seen by the hook, when the model's client has one
 
         def once() -> Any:
             nonlocal attempts
             attempts += 1
             return runnable.invoke(conversation)
 
+        token = _REQUESTS.set(sent)
         try:
             out = self.retry.call(once, retry_on=self._worth_retrying)
         except Exception as exc:
             failure = self._failure(exc, method, attempts, _count_images(conversation))
+            if isinstance(failure, _Unsupported):
+                failure.requests = max(attempts, sent[0]) if self._counts_http else attempts
         else:
-            return out, attempts
+            return out, max(attempts, sent[0]) if self._counts_http else attempts
+        finally:
+            _REQUESTS.reset(token)
         raise failure
 
     def _worth_retrying(self, exc: BaseException) -> bool:
@@ -475,6 +534,17 @@ class ChatModelMLLM:
             tries = _plural(attempts, "attempt")
             if self.model_retries and retried_by_http_client(exc):
                 tries += f"; the chat model itself retried up to {_plural(self.model_retries, 'time')} per attempt"
+            if is_timeout(exc):
+                timeout = _model_timeout(self.model)
+                each = f" of {timeout:g} s" if timeout is not None else ""
+                return MLLMError(
+                    redact(
+                        f"{self.name} timed out: every one of {tries} ran past its timeout{each} ({detail}). "
+                        "Check that the server is up and answering, or allow more time (an 'openai:' spec: "
+                        "?timeout=SECONDS; ChatOpenAI(timeout=...))."
+                    ),
+                    backend=self.name,
+                )
             return MLLMError(redact(f"{self.name} kept failing after {tries}: {detail}"), backend=self.name)
         if code in (401, 403):
             return MLLMError(

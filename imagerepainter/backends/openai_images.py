@@ -17,7 +17,14 @@ Things to know before evaluating a model this way:
   code ``content_policy_violation`` or ``moderation_blocked``), the request is *not* an
   error: it comes back as a black :class:`GeneratedImage` with ``blocked=True``, so the
   loop records it, never scores it, and carries on with the other candidates.
-* **Errors.** Every other failure (network, timeout after the client's retries, HTTP
+* **Retries and timeouts.** Each HTTP request may take ``timeout`` seconds (120 by
+  default; ``openai:gpt-image-1?timeout=300`` in a spec). Transient failures (429 honouring
+  ``retry-after``, 5xx, timeouts, dropped connections, bodies that are not JSON) are retried
+  by one layer: :class:`~imagerepainter.backends.retry.RetryPolicy` (10 attempts within 180 s
+  by default) when the client is built here (``max_retries=0``); with a client that retries
+  by itself (``max_retries`` > 0, or a ``client`` passed in), the policy leaves to it what it
+  retries and handles only the rest, so attempts never multiply.
+* **Errors.** Every other failure (network, timeout after the retries, HTTP
   errors, a malformed answer) raises :class:`~imagerepainter.errors.GenerationError`
   whose message never contains the API key. The ``openai`` exception is deliberately *not*
   chained as ``__cause__`` (its message and body may echo the key, and tracebacks print
@@ -52,6 +59,7 @@ from .._imports import require
 from .._secrets import redact, register_secret
 from ..errors import ConfigurationError, GenerationError
 from .base import GeneratedImage, GenerationRequest, T2ICapabilities
+from .retry import DEFAULT_REQUEST_TIMEOUT, RetryPolicy, is_transient, retried_by_http_client
 
 if TYPE_CHECKING:
     from ..config import GenerationConfig
@@ -99,9 +107,11 @@ class OpenAIImagesT2I:
         size: Default ``"WIDTHxHEIGHT"`` when a request has no width and height; None lets
             the service choose.
         quality: Passed through as ``quality`` (e.g. ``"low"``, ``"high"``, ``"hd"``).
-        timeout: Seconds before one HTTP attempt times out.
-        max_retries: Retries of the ``openai`` client on 429, 5xx, timeouts and connection
-            errors (it honours ``retry-after``).
+        timeout: Seconds before one HTTP attempt times out (a transient failure, retried).
+        max_retries: Retries the ``openai`` client makes by itself on 429, 5xx, timeouts and
+            connection errors. 0 (the default) leaves retrying to ``retry``.
+        retry: The retry policy for transient failures (default: :class:`RetryPolicy`'s
+            defaults); it never retries what the client already retried.
         max_concurrency: Most API calls in flight at once for a batch of different prompts.
 
     Raises:
@@ -119,9 +129,10 @@ class OpenAIImagesT2I:
         base_url: str | None = None,
         size: str | None = None,
         quality: str | None = None,
-        timeout: float = 60,
-        max_retries: int = 2,
+        timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        max_retries: int = 0,
         max_concurrency: int = 4,
+        retry: RetryPolicy | None = None,
     ) -> None:
         if not model:
             raise ConfigurationError("model must be a non-empty image model name, e.g. 'gpt-image-1'.")
@@ -150,6 +161,10 @@ class OpenAIImagesT2I:
         )
         self._client = client
         self._openai = openai
+        self.retry = retry or RetryPolicy()
+        client_retries = getattr(client, "max_retries", 0)
+        self.client_retries = client_retries if isinstance(client_retries, int) and client_retries > 0 else 0
+        """Retries the client makes by itself; the policy leaves the failures it retries alone."""
         self._secret = str(getattr(client, "api_key", "") or "")
         register_secret(self._secret)  # masked in every message, whatever its shape
         self._warned_negative = threading.Event()
@@ -253,7 +268,7 @@ class OpenAIImagesT2I:
             params["response_format"] = "b64_json"  # DALL·E and most compatible servers default to URLs
 
         try:
-            response = self._client.images.generate(**params)
+            response = self.retry.call(self._client.images.generate, retry_on=self._worth_retrying, **params)
         except Exception as exc:
             outcome = self._failure(exc, size, n)
         else:
@@ -263,6 +278,10 @@ class OpenAIImagesT2I:
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
+
+    def _worth_retrying(self, exc: BaseException) -> bool:
+        """Retry transient failures, except those the client has already retried itself."""
+        return is_transient(exc) and not (self.client_retries and retried_by_http_client(exc))
 
     def _failure(self, exc: BaseException, size: str | None, n: int) -> list[GeneratedImage] | BaseException:
         """Blocked images for a safety refusal, else the redacted error to raise for ``exc``."""
@@ -283,7 +302,10 @@ class OpenAIImagesT2I:
                 f"{f' ({code})' if code else ''}: {_error_message(exc)}.{hint}"
             )
         if isinstance(exc, openai.APITimeoutError):
-            return self._error(f"{self.name}: the images request timed out (after the client's retries).")
+            return self._error(
+                f"{self.name}: the images request timed out (after the retries). Check that the server answers, "
+                "or allow more time (timeout=SECONDS; in a spec ?timeout=SECONDS)."
+            )
         if isinstance(exc, openai.APIConnectionError):
             return self._error(f"{self.name}: could not reach the images API at {self._client.base_url} ({exc}).")
         if isinstance(exc, (openai.OpenAIError, ValueError)):  # ValueError: a body that is not JSON
