@@ -95,12 +95,15 @@ def test_tracebacks_of_image_errors_do_not_show_an_echoed_key(key, code):
     import traceback
 
     from imagerepainter.backends import GenerationRequest, OpenAIImagesT2I
+    from imagerepainter.backends.retry import RetryPolicy
     from imagerepainter.errors import GenerationError
     from imagerepainter.testing.openai_server import OpenAICompatibleServer
 
     with OpenAICompatibleServer() as server:
         server.fail_every(1, Fault.status(code, message=f"images upstream failed for {key}", path="/images/"))
-        t2i = OpenAIImagesT2I("gpt-image-1", base_url=server.base_url, api_key=key, max_retries=0)
+        t2i = OpenAIImagesT2I(  # a short retry budget: the 500s are retried, then reported
+            "gpt-image-1", base_url=server.base_url, api_key=key, retry=RetryPolicy(max_attempts=2, initial_wait=0.01)
+        )
         with pytest.raises(GenerationError) as info:
             t2i.generate([GenerationRequest(prompt="a cat", seed=1, width=8, height=8)])
     printed = "".join(traceback.format_exception(info.value))
