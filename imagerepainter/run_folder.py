@@ -349,7 +349,15 @@ class RunFolder:
         created = self._make_folder(unique)
         before = {p.name for p in self.path.iterdir()}  # leftovers (*.tmp) of a run that never started
         with self._lock(thread_id):
-            self._claim(text, image, thread_id, created)
+            try:
+                self._claim(text, image, thread_id, created)
+            except ConfigurationError:  # another run's folder: leave no lock file of ours in it
+                if LOCK_FILE not in before:
+                    (self.path / LOCK_FILE).unlink(missing_ok=True)
+                    if created:
+                        with contextlib.suppress(OSError):
+                            self.path.rmdir()  # only if empty
+                raise
             return self._run_claimed(specs, image, prompt, cfg, record, on_event, build, created, before)
 
     def _run_claimed(
