@@ -581,7 +581,9 @@ class RunFolder:
                     handled.acquire()
                     if stop.is_set():
                         break
-                events.close()  # ends the stream cleanly (frees its thread) when stopped early
+                close = getattr(events, "close", None)  # a generator: ends the stream cleanly when stopped early
+                if close is not None:
+                    close()
                 produced.put(("end", None))
             except BaseException as exc:  # handed to the waiting thread, which raises it
                 produced.put(("error", exc))
