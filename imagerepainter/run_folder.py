@@ -268,7 +268,12 @@ class RunFolder:
         except ImportError:  # pragma: no cover - not POSIX: no lock
             yield
             return
-        fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"Cannot write to the run folder {str(self.path)!r} ({exc.strerror or exc}); a run needs to lock it."
+            ) from None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
