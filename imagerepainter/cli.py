@@ -14,6 +14,7 @@ import argparse
 import errno
 import functools
 import json
+import os
 import random
 import shlex
 import signal
@@ -314,6 +315,18 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise _Terminated()
 
 
+def _exit_now(code: int) -> None:
+    """Exit without waiting for a backend call that may never return (a hung request, its retries).
+
+    The run folder is already marked interrupted and closed as far as it can be; a normal exit
+    would wait for the worker threads blocked in that call. SQLite keeps every committed
+    checkpoint whatever the process does, and its connections are released by the OS.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def subcommand_parsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
     """The parser of each command of :func:`build_parser`'s parser, by name (docs/cli.md shows their help)."""
     for action in parser._actions:
@@ -367,7 +380,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         what = "stopped by SIGTERM" if terminated else "interrupted"
         hint = _resume_hint(args)
         print(f"{what}; continue with: {hint}" if hint else what, file=sys.stderr)
-        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+        code = EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+        if getattr(getattr(args, "run_folder", None), "left_running", False):
+            _exit_now(code)
+        return code
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -9,6 +9,12 @@ Layout of a run folder::
     checkpoint.sqlite      the LangGraph checkpoints that ``resume`` continues from
     history.sqlite         each round, critique and model call, written once (a LangGraph store)
     report.html            the self-contained report (written after each round too)
+    run.lock               held (an OS lock) by the one process working in the folder
+
+One process at a time works in a folder: ``run`` and ``resume`` hold an OS lock on
+``run.lock`` for the run's life (released by the OS however the process ends), and a second
+process is refused with the holder's pid. Ctrl-C or SIGTERM stop a run promptly even while a
+model request hangs: the run executes in a worker thread and the calling thread only waits.
 
 A crash loses nothing already done: images are written before the state that refers to
 them is checkpointed, each round's record before the checkpoint that counts it, and
@@ -22,7 +28,7 @@ Example:
     >>> reference = render_scene(random_scene(1))
     >>> result = folder.run(specs, reference, overrides={"max_rounds": 2})
     >>> sorted(p.name for p in folder.path.iterdir())
-    ['checkpoint.sqlite', 'history.sqlite', 'images', 'reference.png', 'report.html', 'run.json']
+    ['checkpoint.sqlite', 'history.sqlite', 'images', 'reference.png', 'report.html', 'run.json', 'run.lock']
 """
 
 from __future__ import annotations
@@ -32,8 +38,11 @@ import itertools
 import json
 import os
 import platform
+import queue
 import shutil
+import socket
 import sqlite3
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
@@ -46,7 +55,7 @@ from ._files import atomic_write
 from ._secrets import is_secret_name, redact, url_credentials
 from .backends.registry import parse_spec
 from .config import RepainterConfig
-from .errors import ConfigurationError, RepainterError
+from .errors import ConfigurationError, RepainterError, ThreadInUseError
 from .graph import ROUND_CLOSING_NODE
 from .images import DirectoryImageStore, ImageInput, image_sha256
 from .repainter import Repainter, RepaintEvent, check_run_inputs
@@ -59,6 +68,9 @@ REFERENCE_FILE = "reference.png"
 CHECKPOINT_FILE = "checkpoint.sqlite"
 HISTORY_FILE = "history.sqlite"
 REPORT_FILE = "report.html"
+LOCK_FILE = "run.lock"
+_STOP_GRACE_S = 2.0
+"""How long an interrupted run waits for its worker to stop before leaving it behind."""
 _VERSIONED = (
     "imagerepainter",
     "langgraph",
@@ -157,6 +169,10 @@ class RunFolder:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self.left_running = False
+        """True when a stopped run left a worker blocked in a backend call (e.g. a request that never
+        returns); the folder is already marked, and the process should exit (the command line
+        does, with ``os._exit``) instead of waiting for that call."""
 
     @property
     def record_path(self) -> Path:
@@ -235,8 +251,44 @@ class RunFolder:
                 rp.close()
                 store.compact()  # every image a PNG once the run stops, however it stopped
         finally:
-            history_conn.close()
-            conn.close()
+            if not self.left_running:  # a worker left behind may still use them; exiting closes them safely
+                history_conn.close()
+                conn.close()
+
+    @contextlib.contextmanager
+    def _lock(self, thread_id: str) -> Iterator[None]:
+        """Hold ``run.lock`` for the run's life, or refuse: one process at a time works in a folder.
+
+        The lock is ``flock``'s: the OS releases it however the process ends (even SIGKILL), so
+        the claim of a process that died is taken over with nothing to clean up. The holder
+        writes its pid and host into the file for the refusal's message.
+        """
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no lock
+            yield
+            return
+        try:
+            fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"Cannot write to the run folder {str(self.path)!r} ({exc.strerror or exc}); a run needs to lock it."
+            ) from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").split()
+                pid, host = [*holder, "unknown", "unknown"][:2]
+                raise ThreadInUseError(
+                    f"The run in {str(self.path)!r} is in progress (pid {pid}, host {host}); wait for it or stop it.",
+                    thread_id=thread_id,
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # releases the lock (the file stays: removing it could let two processes lock)
 
     # ------------------------------------------------------------------ running
 
@@ -301,7 +353,31 @@ class RunFolder:
         text = _record_text(record)
         created = self._make_folder(unique)
         before = {p.name for p in self.path.iterdir()}  # leftovers (*.tmp) of a run that never started
-        self._claim(text, image, thread_id, created)
+        with self._lock(thread_id):
+            try:
+                self._claim(text, image, thread_id, created)
+            except ConfigurationError:  # another run's folder: leave no lock file of ours in it
+                if LOCK_FILE not in before:
+                    (self.path / LOCK_FILE).unlink(missing_ok=True)
+                    if created:
+                        with contextlib.suppress(OSError):
+                            self.path.rmdir()  # only if empty
+                raise
+            return self._run_claimed(specs, image, prompt, cfg, record, on_event, build, created, before)
+
+    def _run_claimed(
+        self,
+        specs: BackendSpecs,
+        image: Any,
+        prompt: str | None,
+        cfg: RepainterConfig,
+        record: dict[str, Any],
+        on_event: Callable[[RepaintEvent], None] | None,
+        build: Callable[..., Repainter] | None,
+        created: bool,
+        before: set[str],
+    ) -> RepaintResult:
+        thread_id = record["thread_id"]
         seen_event = False
 
         def watch(event: RepaintEvent) -> None:
@@ -427,10 +503,23 @@ class RunFolder:
     def resume(
         self, *, on_event: Callable[[RepaintEvent], None] | None = None, build: Callable[..., Repainter] | None = None
     ) -> RepaintResult:
-        """Continue the interrupted run in this folder from its last checkpoint."""
+        """Continue the interrupted run in this folder from its last checkpoint.
+
+        Raises:
+            ThreadInUseError: another process is working in this folder now (its pid is named).
+        """
         record = self.read_record()
         if record.get("status") == "finished" and "result" in record:
             return self.result()  # nothing to continue: no backend is built, nothing is called
+        with self._lock(record["thread_id"]):
+            return self._resume_locked(on_event, build)
+
+    def _resume_locked(
+        self, on_event: Callable[[RepaintEvent], None] | None, build: Callable[..., Repainter] | None
+    ) -> RepaintResult:
+        record = self.read_record()  # again: the process that held the lock may have changed it
+        if record.get("status") == "finished" and "result" in record:
+            return self.result()
         specs = BackendSpecs(**{k: v for k, v in record["specs"].items() if k in _SPEC_FIELDS})
         thread_id = record["thread_id"]
         with self._repainter(specs, build) as rp:
@@ -475,29 +564,84 @@ class RunFolder:
         record: dict[str, Any],
         on_event: Callable[[RepaintEvent], None] | None,
     ) -> RepaintResult:
+        """Run ``events`` to the end, keeping ``run.json`` and the report current, and mark how it ended.
+
+        The events are produced in a worker thread, one at a time: the worker waits until this
+        thread has handled an event before producing the next, so the run is paused exactly as
+        when iterating in place. This thread only waits (with a timeout, so Ctrl-C and SIGTERM
+        reach it at once, even while a model request hangs). On an interrupt the worker is told
+        to close the stream; if it is stuck in a backend call it is left behind (a daemon) after
+        ``_STOP_GRACE_S``, and :attr:`left_running` says so. The folder is marked either way:
+        every checkpoint is written atomically, so the last one is always whole.
+        """
         thread_id = record["thread_id"]
         round_closed = False
+        produced: queue.Queue[tuple[str, Any]] = queue.Queue()
+        handled, stop = threading.Semaphore(0), threading.Event()
+
+        def produce() -> None:
+            try:
+                for event in events:
+                    produced.put(("event", event))
+                    handled.acquire()
+                    if stop.is_set():
+                        break
+                close = getattr(events, "close", None)  # a generator: ends the stream cleanly when stopped early
+                if close is not None:
+                    close()
+                produced.put(("end", None))
+            except BaseException as exc:  # handed to the waiting thread, which raises it
+                produced.put(("error", exc))
+
+        worker = threading.Thread(target=produce, name=f"imagerepainter-run-{thread_id[:8]}", daemon=True)
+        worker.start()
         try:
-            for event in events:
-                if round_closed:  # keep run.json and the report current as rounds finish
-                    self._snapshot(record, rp.result_of(thread_id), "running")
-                    round_closed = False
-                # The score node closes a round; its events come before its checkpoint. With
-                # durability="sync" that checkpoint is saved before any later node runs, so the
-                # next event (from a later node) finds the round in the checkpointer.
-                round_closed = event.kind == "node" and event.data.get("node") == ROUND_CLOSING_NODE
-                if on_event is not None:
-                    on_event(event)
-                if event.result is not None:
-                    self._finish(record, event.result, "finished")
-                    return event.result
+            while True:
+                try:
+                    kind, item = produced.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                if kind == "error":
+                    raise item
+                if kind == "end":
+                    raise RuntimeError("the run ended without a result")  # pragma: no cover
+                event = item
+                try:
+                    if round_closed:  # keep run.json and the report current as rounds finish
+                        self._snapshot(record, rp.result_of(thread_id), "running")
+                        round_closed = False
+                    # The score node closes a round; its events come before its checkpoint. With
+                    # durability="sync" that checkpoint is saved before any later node runs, so the
+                    # next event (from a later node) finds the round in the checkpointer.
+                    round_closed = event.kind == "node" and event.data.get("node") == ROUND_CLOSING_NODE
+                    if on_event is not None:
+                        on_event(event)
+                    if event.result is not None:
+                        self._finish(record, event.result, "finished")
+                        result: RepaintResult = event.result
+                        break
+                finally:
+                    handled.release()
+            worker.join()  # the stream ends right after its result: let it finish before the folder closes
+            return result
         except RepainterError as exc:
+            self._stop(worker, stop, handled)
             self._mark(rp, record, "failed", error=redact(str(exc)))
             raise
         except BaseException:  # KeyboardInterrupt, SIGTERM: keep what is done, mark it resumable
+            self._stop(worker, stop, handled)
             self._mark(rp, record, "interrupted")
             raise
-        raise RuntimeError("the run ended without a result")  # pragma: no cover
+        finally:
+            stop.set()
+
+    def _stop(self, worker: threading.Thread, stop: threading.Event, handled: threading.Semaphore) -> None:
+        """Ask the worker to close the stream and wait a little; note it when it is stuck in a call."""
+        stop.set()
+        handled.release()  # in case it waits for the event this thread did not finish handling
+        with contextlib.suppress(BaseException):  # a second Ctrl-C while waiting: stop waiting
+            worker.join(_STOP_GRACE_S)
+        self.left_running = worker.is_alive()
 
     def _mark(self, rp: Repainter, record: dict[str, Any], status: str, error: str | None = None) -> None:
         """Record how a run ended early: with its result so far, or (before its first checkpoint)

@@ -21,7 +21,15 @@ error becomes one line on stderr and an exit code: 2 for bad input or configurat
 called, and nothing is created: settings, prompt, reference and folder are checked first), 1 when
 a backend failed (finished rounds are saved: `imagerepainter resume DIR`), 130 when interrupted
 with Ctrl-C and 143 when stopped with SIGTERM (the run is marked `interrupted` and the message
-names the `resume` command for its folder).
+names the `resume` command for its folder). Ctrl-C and SIGTERM act within about 2 seconds even
+while a model request hangs: the command does not wait for that request (or its retries), and the
+folder resumes from its last checkpoint to the same result as a run that was never stopped.
+
+One process at a time works in a run folder: `run` and `resume` hold an OS lock on its `run.lock`
+for the run's life, and a second `resume DIR` (or `run --resume DIR`) on a folder whose run is
+alive is refused with exit code 2 and `The run in 'DIR' is in progress (pid N, host H); wait for it
+or stop it.` The OS releases the lock however the process ends, so a run killed (even with
+SIGKILL) is simply resumed.
 
 Each run claims its folder atomically, so runs started at the same moment never share one: the
 default folder is `runs/<reference stem>-<YYYYmmdd-HHMMSS>` (`runs/demo-<seed>-...` for the demo),
