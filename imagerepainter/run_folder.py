@@ -53,6 +53,7 @@ from typing import Any
 
 from ._files import atomic_write
 from ._secrets import is_secret_name, redact, url_credentials
+from ._sqlite import check_database
 from .backends.registry import parse_spec
 from .config import RepainterConfig
 from .errors import ConfigurationError, RepainterError, ThreadInUseError
@@ -223,6 +224,8 @@ class RunFolder:
         sqlite_mod = require("langgraph.checkpoint.sqlite", extra="cli", purpose="resumable run folders")
         store_mod = require("langgraph.store.sqlite", extra="cli", purpose="resumable run folders")
         history_path = self.path / HISTORY_FILE
+        check_database(self.path / CHECKPOINT_FILE, "the run's checkpoints")  # damaged: a one-line error
+        check_database(history_path, "the run's history")
         if not history_path.exists():
             _create_history(store_mod, history_path)
         conn = sqlite3.connect(self.path / CHECKPOINT_FILE, check_same_thread=False)

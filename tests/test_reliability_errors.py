@@ -215,9 +215,6 @@ def test_a_damaged_sqlite_file_is_a_configuration_error(tmp_path):
     assert bad.read_bytes() == bytes(range(256)) * 8  # nothing written
 
 
-@pytest.mark.xfail(
-    strict=False, reason="run_folder.py must call _sqlite.check_database before opening checkpoint.sqlite"
-)
 def test_resume_of_a_folder_with_a_damaged_checkpoint_is_a_one_line_error(tmp_path, capsys, reference):
     reference.save(tmp_path / "ref.png")
     folder = tmp_path / "run"
