@@ -83,7 +83,40 @@ class Progress:
 
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
-    return argparse.HelpFormatter(prog, width=100)  # fixed width: docs/cli.md embeds this help
+    return _Formatter(prog, width=100)  # fixed width: docs/cli.md embeds this help
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Wraps descriptions and help as usual, but keeps an epilog's lines (the examples) as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("examples:"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+RUN_EXAMPLES = """examples:
+  offline, no key, no GPU (the sandbox world):
+    imagerepainter run photo.png --mllm sandbox --t2i sandbox
+  OpenAI model, SDXL-turbo on a GPU:
+    export OPENAI_API_KEY=...
+    imagerepainter run photo.png --mllm openai:gpt-4o --scorer "paper?device=cuda" \\
+        --t2i "diffusers:stabilityai/sdxl-turbo?device=cuda&torch_dtype=float16" \\
+        --num-inference-steps 1 --guidance-scale 0
+  a local OpenAI-compatible server (vLLM, Ollama, ...):
+    imagerepainter run photo.png --mllm openai:qwen2.5-vl --base-url http://localhost:8000/v1 \\
+        --t2i "diffusers:black-forest-labs/FLUX.1-schnell?device=cuda&torch_dtype=bfloat16"
+  the published settings, then continue an interrupted run:
+    imagerepainter run photo.png --preset paper --mllm openai:gpt-4o --out runs/paper
+    imagerepainter resume runs/paper"""
+
+BACKENDS_EXAMPLES = """examples:
+  imagerepainter backends                      what is installed, and what installs the rest
+  --mllm openai:gpt-4o?temperature=0           an OpenAI model (OPENAI_API_KEY / OPENAI_BASE_URL)
+  --mllm anthropic:claude-sonnet-4-5           any LangChain init_chat_model provider
+  --t2i "diffusers:stabilityai/sdxl-turbo?device=cuda&torch_dtype=float16"
+  --t2i "sandbox?fidelity=0.6"                 a sandbox renderer that follows prompts less faithfully
+  --scorer "paper?device=cuda"                 0.5 CLIP + 0.5 DINOv2, as the paper selects"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,7 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add = functools.partial(sub.add_parser, formatter_class=_formatter)
 
-    run = add("run", help="regenerate a reference image", description="Regenerate a reference image.")
+    run = add(
+        "run",
+        help="regenerate a reference image",
+        description="Regenerate a reference image: describe it, render, score, critique and revise until the score "
+        "stops improving. Everything goes into a run folder (images, run.json, report.html) that survives a crash.",
+        epilog=RUN_EXAMPLES,
+    )
     run.add_argument("reference", nargs="?", help="the reference image (PNG, JPEG, WebP)")
     run.add_argument("--mllm", default="openai:gpt-4o-mini", help="MLLM spec (default: %(default)s)")
     run.add_argument("--t2i", default="diffusers:stabilityai/sdxl-turbo", help="T2I spec (default: %(default)s)")
@@ -122,7 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_run_options(demo, "runs/demo-<seed>-<YYYYmmdd-HHMMSS>", seed="default: random, printed and recorded")
 
-    add("backends", help="list backends and what installs missing ones")
+    add(
+        "backends",
+        help="list backends and what installs missing ones",
+        description="List the providers of each kind of backend, whether each can run here, and the extra that "
+        "installs it. A spec is provider[:model][?option=value&...]; options are checked before anything runs.",
+        epilog=BACKENDS_EXAMPLES,
+    )
 
     serve = add(
         "serve-sandbox",
@@ -142,7 +187,12 @@ _RUN_SETTINGS = (*LOOP_SETTINGS, *GENERATION_SETTINGS)
 
 
 def _add_run_options(p: argparse.ArgumentParser, default_out: str, *, seed: str | None = None) -> None:
-    p.add_argument("--preset", choices=sorted(PRESETS), default="default", help="settings preset")
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="default",
+        help="settings preset (default: %(default)s; paper: the published 3 rounds x 3 variants)",
+    )
     add_setting_flags(p, _RUN_SETTINGS, defaults={"seed": seed} if seed else None)
     p.add_argument("--prompt", help="start from this prompt instead of describing the reference")
     p.add_argument("--out", help=f"run folder, new or empty (default: {default_out}, or -2, -3, ... if taken)")
@@ -268,6 +318,7 @@ def _cmd_backends(args: argparse.Namespace) -> int:
     from .backends.registry import backend_entries
 
     titles = {"mllm": "MLLMs (--mllm)", "t2i": "Text-to-image (--t2i)", "scorer": "Scorers (--scorer)"}
+    print("A spec is provider[:model][?option=value&...], e.g. diffusers:stabilityai/sdxl-turbo?device=cuda")
     kind = None
     for entry in backend_entries():
         if entry.kind != kind:
@@ -277,6 +328,8 @@ def _cmd_backends(args: argparse.Namespace) -> int:
         extra = EXTRAS.get(missing[0], "all") if missing else None
         status = f'missing: pip install "imagerepainter[{extra}]"' if extra else "available"
         print(f"  {entry.provider:<10} {status}")
+        if entry.kind == "mllm" and entry.provider == "sandbox":
+            print("  (any LangChain init_chat_model provider too: anthropic:, google_genai:, ollama:, ...)")
     return EXIT_OK
 
 

@@ -113,6 +113,8 @@ def _default_text(name: str) -> str:
     if len(set(map(repr, values.values()))) == 1:
         value = next(iter(values.values()))
         if value is None:
+            if name in ("height", "width"):
+                return "default: the reference's shape at the model's native size, else the backend's own"
             return "default: the backend's own" if generation else "default: none"
         return f"default: {_shown(value)}"
     return "; ".join(

@@ -281,3 +281,22 @@ def test_progress_shows_describe_calls_says_a_judged_match_in_words_and_cuts_at_
     assert shown.endswith("…") and long_edit.startswith(shown[:-1]) and long_edit[len(shown) - 1] == " "
     assert lines[2].endswith("judged a match; going on for a better score (stop_on_match is off)")
     assert lines[3].endswith("judged a match; stopping")
+
+
+@pytest.mark.parametrize("command", ["run", "eval", "backends"])
+def test_help_teaches_with_examples_and_defaults(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    examples = text.split("\nexamples:\n", 1)[1]  # kept as written, one example per line
+    assert "--mllm" in examples
+    flat = " ".join(text.split())
+    if command == "run":
+        assert "(default: default; paper:" in flat and "(default: 6; paper preset: 3)" in flat
+        assert "    imagerepainter run photo.png --mllm sandbox --t2i sandbox\n" in examples  # offline, verbatim
+
+
+def test_backends_shows_the_spec_syntax(capsys):
+    assert main(["backends"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("A spec is provider[:model][?option=value&...]") and "init_chat_model" in out

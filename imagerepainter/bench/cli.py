@@ -28,7 +28,23 @@ _SETTINGS = ("max_rounds", "variants", *GENERATION_SETTINGS)
 
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
-    return argparse.HelpFormatter(prog, width=100)
+    from ..cli import _Formatter  # one help layout for every command: examples kept as written
+
+    return _Formatter(prog, width=100)
+
+
+EVAL_EXAMPLES = """examples:
+  offline, on generated scenes whose truth is known (no key, no GPU, no download):
+    imagerepainter eval sandbox-scenes --mllm sandbox --t2i exact=sandbox \\
+        --t2i loose="sandbox?fidelity=0.6" --metrics sandbox,ssim --out eval-demo
+  the paper's content-diverse set with real models (fetched once, hashes checked):
+    imagerepainter eval evalref-100 --mllm openai:gpt-4o --metrics paper,ssim,psnr,judge \\
+        --t2i sdxl-turbo="diffusers:stabilityai/sdxl-turbo?device=cuda&torch_dtype=float16" \\
+        --t2i flux="diffusers:black-forest-labs/FLUX.1-schnell?device=cuda&torch_dtype=bfloat16" --out eval-out
+  add a model later (only its cases run), then rebuild the reports:
+    imagerepainter eval evalref-100 --mllm openai:gpt-4o \\
+        --t2i sd15=diffusers:stable-diffusion-v1-5/stable-diffusion-v1-5 --out eval-out
+    imagerepainter leaderboard eval-out"""
 
 
 def add_commands(subparsers: Any) -> dict[str, Handler]:
@@ -40,6 +56,7 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
         description="Regenerate every reference of DATASET with every --t2i model (the MLLM describes each "
         "reference once, for all), score the results, and write results.sqlite and the leaderboard into --out. "
         "Run the same command again to resume; finished cases are never recomputed.",
+        epilog=EVAL_EXAMPLES,
     )
     ev.add_argument("dataset", help="a folder of images, a JSONL manifest, or a named set (evalref-100)")
     ev.add_argument("--mllm", required=True, help="MLLM spec that describes and critiques (e.g. openai:gpt-4o)")
