@@ -126,6 +126,10 @@ class RepainterConfig(BaseModel):
     """Ask for critique, revised prompt and next variants in one call (else separate calls)."""
     mllm_image_max_side: int = Field(default=768, ge=64, le=4096)
     """Images sent to the model are resized so their longest side is at most this."""
+    mllm_image_format: Literal["jpeg", "png"] = "jpeg"
+    """How images are encoded for the model. ``"jpeg"`` (quality 95, full-resolution colour) is
+    visually lossless, 4 to 5 times smaller on the wire and about 15 times faster to encode
+    than PNG; ``"png"`` is lossless, as the authors' code sends its files (the ``paper`` preset)."""
     max_concurrency: int = Field(default=8, ge=1, le=64)
     """Most model requests in flight at once (independent IUT calls run concurrently)."""
 
@@ -227,6 +231,7 @@ PRESETS: dict[str, RepainterConfig] = {
         system_prompt=False,
         critique_sees_prompt=False,
         mllm_image_max_side=4096,
+        mllm_image_format="png",
         patience=None,
         critique_history=False,
         combined_critique=False,

@@ -191,6 +191,7 @@ class _Calls:
     def __init__(self, mllm: MLLM, pool: ThreadPoolExecutor, node: str, round_index: int, cfg: RepainterConfig) -> None:
         self.mllm, self.pool, self.node, self.round_index = mllm, pool, node, round_index
         self.system_prompt = cfg.system_prompt
+        self.image_format = cfg.mllm_image_format
         self.usage: Usage = {}
         self.log: list[CallRecord] = []
         self._lock = threading.Lock()
@@ -198,7 +199,7 @@ class _Calls:
     def ask(
         self, schema: type[SchemaT], text: str, images: Sequence[Image.Image] = (), task: dict[str, Any] | None = None
     ) -> SchemaT:
-        messages = [MLLMMessage(text=text, images=tuple(images), task=task)]
+        messages = [MLLMMessage(text=text, images=tuple(images), task=task, image_format=self.image_format)]
         if self.system_prompt:
             messages.insert(0, MLLMMessage(role="system", text=prompts.SYSTEM))
         start = time.perf_counter()
@@ -269,7 +270,7 @@ class LoopNodes:
         self._pool = ThreadPoolExecutor(max_workers=config.max_concurrency, thread_name_prefix="imagerepainter")
         self._prepared: OrderedDict[str, Future[Any]] = OrderedDict()
         self._prepared_lock = threading.Lock()
-        self._views: OrderedDict[tuple[str, int], Image.Image] = OrderedDict()
+        self._views: OrderedDict[tuple[str, int], Future[Image.Image]] = OrderedDict()
         self._views_lock = threading.Lock()
 
     # ------------------------------------------------------------------ helpers
@@ -295,21 +296,32 @@ class LoopNodes:
         key = (ref["sha256"], max_side)
         with self._views_lock:
             view = self._views.get(key)
-            if view is not None:
+            compute = view is None or (view.done() and view.exception() is not None)
+            if compute:  # computed once, by whoever asks first (usually the background preparation)
+                view = self._views[key] = Future()
+                while len(self._views) > 16:
+                    self._views.popitem(last=False)
+            else:
                 self._views.move_to_end(key)
-                return view
-        view = shrink(self.store.get(ref), max_side)
-        with self._views_lock:
-            view = self._views.setdefault(key, view)
-            while len(self._views) > 16:
-                self._views.popitem(last=False)
-        return view
+        assert view is not None
+        if compute:
+            try:
+                view.set_result(shrink(self.store.get(ref), max_side))
+            except BaseException as exc:
+                view.set_exception(exc)
+        return view.result()
 
-    def _prepare_for_critique(self, refs: Sequence[ImageRef], max_side: int) -> None:
-        """Let the MLLM prepare a round's candidates (e.g. encode them) in the background, while they are scored."""
+    def _prepare_for_critique(self, refs: Sequence[ImageRef], cfg: RepainterConfig) -> None:
+        """Let the MLLM prepare a round's candidates (e.g. encode them) in the background, while
+        they are scored: one task per candidate, so the one the critique needs never waits behind the others."""
         prepare = getattr(self.mllm, "prepare_images", None)
         if callable(prepare):
-            self._pool.submit(lambda: prepare([self._mllm_view(ref, max_side) for ref in refs]))
+
+            def one(ref: ImageRef) -> None:
+                prepare([self._mllm_view(ref, cfg.mllm_image_max_side)], image_format=cfg.mllm_image_format)
+
+            for ref in refs:
+                self._pool.submit(one, ref)
 
     def prepared_reference(self, ref: Any) -> Future[Any]:
         """The scorer's prepared reference, computed once per reference (in the background)."""
@@ -462,7 +474,7 @@ class LoopNodes:
             outputs.extend(images)
             _emit({"event": "generated", "round": round_index, "done": len(outputs), "total": len(requests)})
         refs = [self.store.put(out.image) for out in outputs]
-        self._prepare_for_critique(refs, cfg.mllm_image_max_side)
+        self._prepare_for_critique(refs, cfg)
         pending: list[CandidateRecord] = [
             CandidateRecord(
                 round=round_index,
