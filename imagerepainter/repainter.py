@@ -625,8 +625,12 @@ class Repainter:
                 RunHistory(self.history, result.run_id).delete()
         return result
 
-    def result_from(self, values: dict[str, Any]) -> RepaintResult:
+    def result_from(self, values: dict[str, Any], *, history: Any = None) -> RepaintResult:
         """The result a run's state holds, e.g. what a parent graph received from this graph as a node.
+
+        ``history`` is the LangGraph store the run's history went to when it is not this Repainter's
+        :attr:`history`: the store a parent graph was compiled with, or the one a LangGraph server
+        provides (in a node: ``langgraph.config.get_store()``).
 
         Example:
             >>> from imagerepainter.sandbox import random_scene, render_scene
@@ -640,19 +644,20 @@ class Repainter:
         """
         return RepaintResult.from_state(
             values,
-            history=self._history_of(values),
+            history=self._history_of(values, history),
             store=self.store,
             backends=self.backends,
             prompt_version=PROMPT_VERSION,
             library_version=__version__,
         )
 
-    def _history_of(self, values: dict[str, Any]) -> History:
+    def _history_of(self, values: dict[str, Any], history: Any = None) -> History:
         """The run's history up to the state's round (every round when the state does not say, as in a
-        parent graph that declares ``run_id`` alone)."""
+        parent graph that declares ``run_id`` alone), from ``history`` (default: :attr:`history`)."""
         run_id = values.get("run_id")
         rounds = values.get("round", _MAX_ROUNDS)
-        return RunHistory(self.history, run_id).read(rounds=rounds) if run_id else History()
+        store = self.history if history is None else history
+        return RunHistory(store, run_id).read(rounds=rounds) if run_id else History()
 
     def _result(self, run: _Prepared) -> RepaintResult:
         values = self._state(run.run_config)
