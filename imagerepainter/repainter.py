@@ -111,6 +111,18 @@ def _fit_to_reference(config: RepainterConfig, reference: Image.Image, t2i: Text
     return config.model_copy(update={"generation": gen.model_copy(update={"width": width, "height": height})})
 
 
+def settings_for_reference(config: RepainterConfig, reference: Image.Image, t2i: TextToImage) -> RepainterConfig:
+    """A run's settings once its reference is read: sized to the reference (when the run sets no
+    size) and checked against what the text-to-image backend accepts.
+
+    Raises:
+        ConfigurationError: the backend cannot render with these generation settings.
+    """
+    config = _fit_to_reference(config, reference, t2i)
+    check_generation_settings(t2i, config.generation)
+    return config
+
+
 def _describe_backend(backend: Any) -> dict[str, Any]:
     info: dict[str, Any] = {"name": getattr(backend, "name", type(backend).__name__), "class": type(backend).__name__}
     describe = getattr(backend, "describe", None)
@@ -318,8 +330,7 @@ class Repainter:
                 )
             prompt = description.prompt
         image = check_run_inputs(cfg, reference, prompt)
-        cfg = _fit_to_reference(cfg, image, self.t2i)
-        check_generation_settings(self.t2i, cfg.generation)
+        cfg = settings_for_reference(cfg, image, self.t2i)
         if self._graph.get_state({"configurable": {"thread_id": thread_id}}).values:
             raise ThreadInUseError(
                 f"Thread {thread_id!r} already holds a run. Continue it with resume({thread_id!r}), or pass a new "

@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any
 
 from typing_extensions import NotRequired, TypedDict
 
+from .backends.registry import default_scorer
 from .errors import ConfigurationError
 from .image_sources import ImageSourcePolicy, read_source
 from .images import ImageRef, to_data_url
@@ -159,7 +160,7 @@ class ServeSettings:
         return cls(
             mllm=mllm,
             t2i=t2i,
-            scorer=get("SCORER") or ("sandbox" if mllm == t2i == "sandbox" else "paper"),
+            scorer=get("SCORER") or default_scorer(mllm, t2i),
             preset=get("PRESET") or "default",
             image_roots=roots,
             allow_urls=allow in _TRUE,
@@ -208,7 +209,7 @@ def build_served_graph(repainter: Repainter, policy: ImageSourcePolicy, *, name:
     from langgraph.graph import END, START, StateGraph
 
     from .nodes import remember_config
-    from .repainter import check_run_inputs
+    from .repainter import check_run_inputs, settings_for_reference
 
     def load(state: _ServeState) -> dict[str, Any]:
         """Check everything the client sent and put the reference in the image store; nothing is called yet."""
@@ -225,6 +226,7 @@ def build_served_graph(repainter: Repainter, policy: ImageSourcePolicy, *, name:
         cfg = repainter.config_for(**overrides)
         prompt = state.get("prompt")
         image = check_run_inputs(cfg, read_source(state["image"], policy), prompt)
+        cfg = settings_for_reference(cfg, image, repainter.t2i)
         return {"reference": repainter.store.put(image), "config": remember_config(cfg)}
 
     def export(state: _ServeState) -> dict[str, Any]:
