@@ -127,7 +127,7 @@ def test_server_paths_are_read_only_inside_the_allowed_folders(tmp_path):
 class _ImageHandler(BaseHTTPRequestHandler):
     body = b""
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         if self.path.startswith("/ref.png"):
             self.send_response(200)
             self.send_header("Content-Type", "image/png")

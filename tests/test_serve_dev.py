@@ -33,6 +33,7 @@ pytestmark = pytest.mark.serve
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAPH = "imagerepainter"  # the graph id in langgraph.json
+LANGGRAPH_DEV = [sys.executable, "-m", "langgraph_cli", "dev", "--no-browser", "--no-reload"]
 
 
 def _free_port() -> int:
@@ -72,8 +73,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     log = home / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "langgraph_cli", "dev", "--config", str(ROOT / "langgraph.json")]
-            + ["--host", "127.0.0.1", "--port", str(port), "--no-browser", "--no-reload"],
+            [*LANGGRAPH_DEV, "--config", str(ROOT / "langgraph.json"), "--host", "127.0.0.1", "--port", str(port)],
             cwd=home,
             env=env,
             stdout=out,
