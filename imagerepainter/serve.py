@@ -44,7 +44,7 @@ Example:
 
     >>> from imagerepainter.images import to_data_url
     >>> from imagerepainter.sandbox import random_scene, render_scene
-    >>> graph = make_graph()
+    >>> graph = served_graph()
     >>> out = graph.invoke({"image": to_data_url(render_scene(random_scene(4))), "overrides": {"max_rounds": 2}})
     >>> out["best_image"].startswith("data:image/png;base64,"), len(out["rounds"]) <= 2, out["finished"]
     (True, True, True)
@@ -52,6 +52,7 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from dataclasses import dataclass
@@ -71,7 +72,15 @@ if TYPE_CHECKING:
 
     from .repainter import Repainter
 
-__all__ = ["ServeInput", "ServeOutput", "ServeSettings", "make_graph"]
+__all__ = [
+    "RoundSummary",
+    "ServeInput",
+    "ServeOutput",
+    "ServeSettings",
+    "build_served_graph",
+    "make_graph",
+    "served_graph",
+]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
@@ -176,14 +185,22 @@ _built: dict[ServeSettings, Any] = {}
 _built_lock = threading.Lock()
 
 
-def make_graph(config: RunnableConfig | None = None) -> Any:
-    """The served graph for the settings in the environment; built once per process and settings.
+async def make_graph(config: RunnableConfig | None = None) -> Any:
+    """The served graph for the settings in the environment (see :func:`served_graph`).
 
     ``langgraph.json`` names it (``"imagerepainter.serve:make_graph"``); the server calls it for each
     request and attaches its own checkpointer and store, so the graph is compiled without either.
-    ``config`` is the request's config (unused: per-run settings travel in the input's ``overrides``).
+    It is a coroutine so that building the graph the first time (reading backends, creating the
+    image folder) runs in a worker thread, off the server's event loop. ``config`` is the
+    request's config (unused: per-run settings travel in the input's ``overrides``).
     """
-    settings = ServeSettings.from_env()
+    return await asyncio.to_thread(served_graph)
+
+
+def served_graph(settings: ServeSettings | None = None) -> Any:
+    """The served graph for ``settings`` (default: read from the environment), built once per process
+    and settings; invoke it in your own process, or let :func:`make_graph` hand it to a server."""
+    settings = ServeSettings.from_env() if settings is None else settings
     with _built_lock:
         graph = _built.get(settings)
         if graph is None:

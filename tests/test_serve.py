@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import os
@@ -18,7 +19,7 @@ from imagerepainter.errors import ConfigurationError, InvalidImageError, Unknown
 from imagerepainter.image_sources import ImageSourcePolicy, read_source
 from imagerepainter.images import encode_png, to_data_url
 from imagerepainter.sandbox import random_scene, render_scene
-from imagerepainter.serve import ServeSettings, build_served_graph, make_graph
+from imagerepainter.serve import ServeSettings, build_served_graph, make_graph, served_graph
 
 
 @pytest.fixture
@@ -166,21 +167,21 @@ def test_urls_are_downloaded_only_when_allowed_and_within_the_size_limit(image_s
 
 
 def test_make_graph_reads_its_backends_and_policy_from_the_environment(sandbox_env, monkeypatch, tmp_path):
-    graph = make_graph()
-    assert make_graph({"configurable": {}}) is graph  # built once per process and settings
+    graph = asyncio.run(make_graph({"configurable": {}}))  # as a server calls it
+    assert served_graph() is graph  # built once per process and settings
     assert graph.checkpointer is None and graph.store is None  # the server brings its own
     monkeypatch.setenv("IMAGEREPAINTER_IMAGE_ROOTS", str(tmp_path))
     _reference().save(tmp_path / "ref.png")
-    out = make_graph().invoke({"image": str(tmp_path / "ref.png"), "overrides": {"max_rounds": 1}})
+    out = served_graph().invoke({"image": str(tmp_path / "ref.png"), "overrides": {"max_rounds": 1}})
     assert out["finished"] and out["best_image"].startswith("data:image/png;base64,")
 
     monkeypatch.setenv("IMAGEREPAINTER_ALLOW_URLS", "perhaps")
     with pytest.raises(ConfigurationError, match="IMAGEREPAINTER_ALLOW_URLS"):
-        make_graph()
+        served_graph()
     monkeypatch.setenv("IMAGEREPAINTER_ALLOW_URLS", "1")
     monkeypatch.setenv("IMAGEREPAINTER_MLLM", "sandbx")
     with pytest.raises(UnknownBackendError, match="sandbox"):
-        make_graph()
+        served_graph()
 
 
 def test_settings_default_to_the_sandbox_world_and_follow_the_cli_scorer_rule(tmp_path):

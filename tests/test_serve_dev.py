@@ -69,6 +69,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         "LANGCHAIN_TRACING_V2": "false",
         "LANGGRAPH_CLI_NO_ANALYTICS": "1",
         "IMAGEREPAINTER_IMAGE_ROOTS": str(refs),
+        "IMAGEREPAINTER_IMAGE_DIR": str(home / "images"),
     }
     log = home / "server.log"
     with log.open("wb") as out:
@@ -134,6 +135,7 @@ def test_a_client_sends_an_image_streams_rounds_and_reads_the_best_image_back(se
     assert abs(best.width / best.height - 1.5) < 0.05  # rendered at the reference's aspect ratio
     assert output["best_score"] == max(s for r in output["rounds"] for s in r["scores"])
     assert output["finished"] and output["stop_reason"] and output["best_prompt"]
+    assert any((server["home"] / "images").iterdir())  # IMAGEREPAINTER_IMAGE_DIR holds the run's images
 
 
 def test_a_server_path_inside_the_allowed_folder_works_and_one_outside_is_refused(server):
