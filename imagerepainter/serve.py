@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING, Any, NotRequired
 
 from typing_extensions import TypedDict
 
+from ._secrets import shown
 from .backends.registry import default_scorer
 from .errors import ConfigurationError
 from .image_sources import ImageSourcePolicy, read_source
@@ -164,7 +165,7 @@ class ServeSettings:
         mllm, t2i = get("MLLM") or "sandbox", get("T2I") or "sandbox"
         allow = get("ALLOW_URLS").lower()
         if allow not in _TRUE | _FALSE:
-            raise ConfigurationError(f"IMAGEREPAINTER_ALLOW_URLS must be 1 or 0, got {allow!r}.")
+            raise ConfigurationError(f"IMAGEREPAINTER_ALLOW_URLS must be 1 or 0, got {shown(allow)}.")
         roots = tuple(r for r in get("IMAGE_ROOTS").split(os.pathsep) if r)
         return cls(
             mllm=mllm,

@@ -182,6 +182,11 @@ def test_make_graph_reads_its_backends_and_policy_from_the_environment(sandbox_e
     monkeypatch.setenv("IMAGEREPAINTER_MLLM", "sandbx")
     with pytest.raises(UnknownBackendError, match="sandbox"):
         served_graph()
+    key = "sk-proj-" + "x7" * 20
+    monkeypatch.setenv("IMAGEREPAINTER_MLLM", f"openai:gpt-4o-mini?api_key={key}")
+    with pytest.raises(ConfigurationError) as caught:  # keys belong in OPENAI_API_KEY, never in a spec
+        served_graph()
+    assert key not in str(caught.value)
 
 
 def test_settings_default_to_the_sandbox_world_and_follow_the_cli_scorer_rule(tmp_path):
