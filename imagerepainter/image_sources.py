@@ -58,6 +58,20 @@ class ImageSourcePolicy:
     timeout: float = 30.0
     owner: str = "tool"
 
+    def accepted(self) -> str:
+        """What a caller may send, in words.
+
+        Example:
+            >>> ImageSourcePolicy(roots=[], allow_urls=True).accepted()
+            'a data URL (data:image/png;base64,...) or an http(s) URL'
+        """
+        kinds = [f"a data URL ({_DATA_URL_HINT})"]
+        if self.roots is None or self.roots:
+            kinds.append("a file path" + (" inside the allowed folders" if self.roots else ""))
+        if self.allow_urls:
+            kinds.append("an http(s) URL")
+        return " or ".join(kinds)
+
     @classmethod
     def of(
         cls, roots: list[str | os.PathLike[str]] | None, *, allow_urls: bool = False, owner: str = "tool"
@@ -98,12 +112,7 @@ def read_source(text: str, policy: ImageSourcePolicy) -> bytes | Path:
 
 
 def _what_is_accepted(policy: ImageSourcePolicy) -> str:
-    kinds = [f"a data URL ({_DATA_URL_HINT})"]
-    if policy.roots is None or policy.roots:
-        kinds.append("a file path" + (" inside the allowed folders" if policy.roots else ""))
-    if policy.allow_urls:
-        kinds.append("an http(s) URL")
-    return "send " + " or ".join(kinds)
+    return "send " + policy.accepted()
 
 
 def _data_url_bytes(url: str) -> bytes:

@@ -232,12 +232,7 @@ def build_served_graph(repainter: Repainter, policy: ImageSourcePolicy, *, name:
     def load(state: _ServeState) -> dict[str, Any]:
         """Check everything the client sent and put the reference in the image store; nothing is called yet."""
         if "image" not in state:
-            raise ConfigurationError(
-                "The input needs 'image': a data URL (data:image/png;base64,...)"
-                + (", a path on the server" if policy.roots else "")
-                + (" or an http(s) URL" if policy.allow_urls else "")
-                + "."
-            )
+            raise ConfigurationError(f"The input needs 'image': {policy.accepted()}.")
         overrides = state.get("overrides") or {}
         if not isinstance(overrides, dict):
             raise ConfigurationError(f"'overrides' must be an object of settings, not {type(overrides).__name__}.")
@@ -249,7 +244,8 @@ def build_served_graph(repainter: Repainter, policy: ImageSourcePolicy, *, name:
 
     def export(state: _ServeState) -> dict[str, Any]:
         """The finished run for the client: JSON, with the best image as a PNG data URL."""
-        result = repainter.result_from(dict(state), history=_store_or_none(get_store))
+        # the history is in the store the graph runs with (a server's), else in the Repainter's own
+        result = repainter.result_from(dict(state), history=get_store())
         best = result.best
         return {
             "best_image": to_data_url(best.image) if best is not None else None,
@@ -281,11 +277,3 @@ def build_served_graph(repainter: Repainter, policy: ImageSourcePolicy, *, name:
     graph.add_edge("repaint", "export")
     graph.add_edge("export", END)
     return graph.compile(name=name)
-
-
-def _store_or_none(get_store: Any) -> Any:
-    """The store the graph runs with (a server's), or ``None`` to read the Repainter's own."""
-    try:
-        return get_store()
-    except RuntimeError:  # called outside a runnable context
-        return None

@@ -76,12 +76,13 @@ def test_rounds_stream_to_the_client_as_custom_events():
     assert all(isinstance(e.data["best_score"], float) for e in rounds)
 
 
-def _events_before_error(graph: Any, graph_input: dict[str, Any], error: type[Exception]) -> list[Any]:
+def _events_before_error(graph: Any, graph_input: dict[str, Any], error: type[Exception]) -> tuple[list[Any], str]:
+    """What the graph streamed before it raised ``error``, and the error's message."""
     seen: list[Any] = []
     with pytest.raises(error) as caught:
         for chunk in graph.stream(graph_input, stream_mode=["custom", "updates"], subgraphs=True):
             seen.append(chunk)
-    return [seen, str(caught.value)]
+    return seen, str(caught.value)
 
 
 @pytest.mark.parametrize(
