@@ -246,6 +246,7 @@ class Repainter:
         name: str = "repaint_image",
         description: str | None = None,
         allowed_dirs: list[str | os.PathLike[str]] | None = None,
+        allow_urls: bool = False,
         save_dir: str | os.PathLike[str] | None = None,
     ) -> Any:
         """This loop as a LangChain tool an agent can call (see :mod:`imagerepainter.tool`).
@@ -254,9 +255,11 @@ class Repainter:
             name: The tool's name, as the model sees it.
             description: What the model is told the tool does.
             allowed_dirs: Folders the model may point the tool at (default: any path).
+            allow_urls: Let the model give an ``http(s)`` URL, which the tool downloads (default: off).
             save_dir: Save each result (images and ``result.json``) in a folder below this one.
 
-        The model gives the reference as a path or a ``data:`` URL and may cap the rounds; it reads
+        The model gives the reference as a path, a ``data:`` URL (or an ``http(s)`` URL when
+        ``allow_urls``) and may cap the rounds; it reads
         back the best prompt, score and stop reason, and the tool message carries the whole
         :class:`RepaintResult` as its ``artifact``. A bad path or a failing backend comes back to
         the model as an error message, so the agent goes on.
@@ -264,7 +267,12 @@ class Repainter:
         from .tool import DESCRIPTION, make_tool
 
         return make_tool(
-            self, name=name, description=description or DESCRIPTION, allowed_dirs=allowed_dirs, save_dir=save_dir
+            self,
+            name=name,
+            description=description or DESCRIPTION,
+            allowed_dirs=allowed_dirs,
+            allow_urls=allow_urls,
+            save_dir=save_dir,
         )
 
     @property

@@ -1,10 +1,10 @@
 """The loop as a LangChain tool an agent can call: ``Repainter.as_tool()``.
 
-A model fills the arguments (the reference as a file path on this machine or a ``data:`` URL,
-and optionally a round budget); the tool answers with a short text for the model (best prompt,
-score, stop reason, where the images were saved) and keeps the whole
-:class:`~imagerepainter.results.RepaintResult` as the tool message's artifact
-(``response_format="content_and_artifact"``). Bad input or a failing backend comes back to the
+A model fills the arguments (the reference as a file path on this machine or a ``data:`` URL, or
+an ``http(s)`` URL when the host allows downloads, and optionally a round budget); the tool
+answers with a short text for the model (best prompt, score, stop reason, where the images were
+saved) and keeps the whole :class:`~imagerepainter.results.RepaintResult` as the tool message's
+artifact (``response_format="content_and_artifact"``). Bad input or a failing backend comes back to the
 model as an error message (a ``ToolException``), never as an exception that ends the agent.
 
 Example:
@@ -51,7 +51,8 @@ class RepaintToolInput(BaseModel):
     """The arguments a model fills to call the tool."""
 
     image: str = Field(
-        description="The reference image: a file path on this machine, or a data URL (data:image/png;base64,...)."
+        description="The reference image: a file path on this machine, a data URL (data:image/png;base64,...), "
+        "or an http(s) URL if this tool downloads images."
     )
     max_rounds: int | None = Field(default=None, ge=1, le=20, description="Most rounds of critique and revision.")
 
@@ -62,12 +63,13 @@ def make_tool(
     name: str = "repaint_image",
     description: str = DESCRIPTION,
     allowed_dirs: list[str | os.PathLike[str]] | None = None,
+    allow_urls: bool = False,
     save_dir: str | os.PathLike[str] | None = None,
 ) -> BaseTool:
     """Build the tool (see :meth:`Repainter.as_tool`)."""
     from langchain_core.tools import StructuredTool, ToolException
 
-    policy = ImageSourcePolicy.of(allowed_dirs, owner="tool")
+    policy = ImageSourcePolicy.of(allowed_dirs, allow_urls=allow_urls, owner="tool")
 
     def repaint(image: str, max_rounds: int | None = None) -> tuple[str, Any]:  # (summary, RepaintResult)
         try:

@@ -6,8 +6,6 @@ import asyncio
 import base64
 import io
 import os
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,7 @@ from PIL import Image
 from imagerepainter import Repainter
 from imagerepainter.errors import ConfigurationError, InvalidImageError, UnknownBackendError
 from imagerepainter.image_sources import ImageSourcePolicy, read_source
-from imagerepainter.images import encode_png, to_data_url
+from imagerepainter.images import to_data_url
 from imagerepainter.sandbox import random_scene, render_scene
 from imagerepainter.serve import ServeSettings, build_served_graph, make_graph, served_graph
 
@@ -126,36 +124,9 @@ def test_server_paths_are_read_only_inside_the_allowed_folders(tmp_path):
         assert "outside the folders this server may read" in message and seen == []
 
 
-class _ImageHandler(BaseHTTPRequestHandler):
-    body = b""
-
-    def do_GET(self) -> None:
-        if self.path.startswith("/ref.png"):
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.send_header("Content-Length", str(len(self.body)))
-            self.end_headers()
-            self.wfile.write(self.body)
-        else:
-            self.send_error(404)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def image_server():
-    handler = type("Handler", (_ImageHandler,), {"body": encode_png(_reference())})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
 def test_urls_are_downloaded_only_when_allowed_and_within_the_size_limit(image_server):
     url = f"{image_server}/ref.png"
-    assert Image.open(io.BytesIO(read_source(url, ImageSourcePolicy(allow_urls=True)))).size == (192, 128)
+    assert Image.open(io.BytesIO(read_source(url, ImageSourcePolicy(allow_urls=True)))).size == (256, 256)
     with pytest.raises(InvalidImageError, match="does not download"):
         read_source(url, ImageSourcePolicy())
     with pytest.raises(InvalidImageError, match="larger than 100 bytes"):
