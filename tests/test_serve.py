@@ -174,3 +174,36 @@ def test_settings_default_to_the_sandbox_world_and_follow_the_cli_scorer_rule(tm
     assert (settings.mllm, settings.t2i, settings.scorer) == ("openai:gpt-4o-mini", "sandbox", "paper")
     assert settings.policy().roots == [Path(f"{tmp_path}/a").resolve(), Path(f"{tmp_path}/b").resolve()]
     assert settings.policy().allow_urls and settings.image_dir == str(tmp_path / "images")
+
+
+def test_a_failed_run_continues_on_its_thread_without_redoing_finished_work():
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from imagerepainter.errors import GenerationError
+    from imagerepainter.sandbox import SandboxT2I
+
+    class FailsOnce(SandboxT2I):
+        """Fails on its second batch (round 2), once."""
+
+        calls = 0
+
+        def generate(self, requests: Any) -> Any:
+            FailsOnce.calls += 1
+            if FailsOnce.calls == 2:
+                raise RuntimeError("the GPU fell over")
+            return super().generate(requests)
+
+    graph_input = {"image": to_data_url(_reference(9)), "overrides": {"max_rounds": 3, "patience": None}}
+    policy = ImageSourcePolicy(roots=[], owner="server")
+    clean = build_served_graph(Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox"), policy).invoke(graph_input)
+
+    rp = Repainter(mllm="sandbox", t2i=FailsOnce(), scorer="sandbox")
+    graph = build_served_graph(rp, policy).copy(update={"checkpointer": InMemorySaver()})
+    thread = {"configurable": {"thread_id": "flaky"}}
+    with pytest.raises(GenerationError, match="the GPU fell over"):
+        graph.invoke(graph_input, thread)
+    out = graph.invoke(None, thread)  # what a client does: run the thread again with no input
+
+    assert FailsOnce.calls == 3 + 1  # three rounds rendered once each, plus the failed try
+    assert out["usage"] == clean["usage"]  # no model call repeated
+    assert out["rounds"] == clean["rounds"] and out["best_image"] == clean["best_image"]
