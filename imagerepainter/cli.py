@@ -251,6 +251,7 @@ def _finish(args: argparse.Namespace, folder: Any, result: Any) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from .backends.registry import default_scorer
     from .run_folder import BackendSpecs, RunFolder
 
     if args.resume is not None:
@@ -259,7 +260,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return _cmd_resume(args)
     if not args.reference:
         raise _UsageError("run needs a REFERENCE image (or --resume DIR).")
-    scorer = args.scorer or ("sandbox" if args.mllm == args.t2i == "sandbox" else "paper")
+    scorer = args.scorer or default_scorer(args.mllm, args.t2i)
     specs = BackendSpecs(mllm=_mllm_spec(args), t2i=args.t2i, scorer=scorer, preset=args.preset)
     path, unique = _out_dir(args, Path(args.reference).stem)
     folder = args.run_folder = RunFolder(path)  # main() names it in the resume hint

@@ -111,6 +111,18 @@ def _fit_to_reference(config: RepainterConfig, reference: Image.Image, t2i: Text
     return config.model_copy(update={"generation": gen.model_copy(update={"width": width, "height": height})})
 
 
+def settings_for_reference(config: RepainterConfig, reference: Image.Image, t2i: TextToImage) -> RepainterConfig:
+    """A run's settings once its reference is read: sized to the reference (when the run sets no
+    size) and checked against what the text-to-image backend accepts.
+
+    Raises:
+        ConfigurationError: the backend cannot render with these generation settings.
+    """
+    config = _fit_to_reference(config, reference, t2i)
+    check_generation_settings(t2i, config.generation)
+    return config
+
+
 def _describe_backend(backend: Any) -> dict[str, Any]:
     info: dict[str, Any] = {"name": getattr(backend, "name", type(backend).__name__), "class": type(backend).__name__}
     describe = getattr(backend, "describe", None)
@@ -234,6 +246,7 @@ class Repainter:
         name: str = "repaint_image",
         description: str | None = None,
         allowed_dirs: list[str | os.PathLike[str]] | None = None,
+        allow_urls: bool = False,
         save_dir: str | os.PathLike[str] | None = None,
     ) -> Any:
         """This loop as a LangChain tool an agent can call (see :mod:`imagerepainter.tool`).
@@ -242,9 +255,11 @@ class Repainter:
             name: The tool's name, as the model sees it.
             description: What the model is told the tool does.
             allowed_dirs: Folders the model may point the tool at (default: any path).
+            allow_urls: Let the model give an ``http(s)`` URL, which the tool downloads (default: off).
             save_dir: Save each result (images and ``result.json``) in a folder below this one.
 
-        The model gives the reference as a path or a ``data:`` URL and may cap the rounds; it reads
+        The model gives the reference as a path, a ``data:`` URL (or an ``http(s)`` URL when
+        ``allow_urls``) and may cap the rounds; it reads
         back the best prompt, score and stop reason, and the tool message carries the whole
         :class:`RepaintResult` as its ``artifact``. A bad path or a failing backend comes back to
         the model as an error message, so the agent goes on.
@@ -252,7 +267,12 @@ class Repainter:
         from .tool import DESCRIPTION, make_tool
 
         return make_tool(
-            self, name=name, description=description or DESCRIPTION, allowed_dirs=allowed_dirs, save_dir=save_dir
+            self,
+            name=name,
+            description=description or DESCRIPTION,
+            allowed_dirs=allowed_dirs,
+            allow_urls=allow_urls,
+            save_dir=save_dir,
         )
 
     @property
@@ -318,8 +338,7 @@ class Repainter:
                 )
             prompt = description.prompt
         image = check_run_inputs(cfg, reference, prompt)
-        cfg = _fit_to_reference(cfg, image, self.t2i)
-        check_generation_settings(self.t2i, cfg.generation)
+        cfg = settings_for_reference(cfg, image, self.t2i)
         if self._graph.get_state({"configurable": {"thread_id": thread_id}}).values:
             raise ThreadInUseError(
                 f"Thread {thread_id!r} already holds a run. Continue it with resume({thread_id!r}), or pass a new "
@@ -625,8 +644,12 @@ class Repainter:
                 RunHistory(self.history, result.run_id).delete()
         return result
 
-    def result_from(self, values: dict[str, Any]) -> RepaintResult:
+    def result_from(self, values: dict[str, Any], *, history: Any = None) -> RepaintResult:
         """The result a run's state holds, e.g. what a parent graph received from this graph as a node.
+
+        ``history`` is the LangGraph store the run's history went to when it is not this Repainter's
+        :attr:`history`: the store a parent graph was compiled with, or the one a LangGraph server
+        provides (in a node: ``langgraph.config.get_store()``).
 
         Example:
             >>> from imagerepainter.sandbox import random_scene, render_scene
@@ -640,19 +663,20 @@ class Repainter:
         """
         return RepaintResult.from_state(
             values,
-            history=self._history_of(values),
+            history=self._history_of(values, history),
             store=self.store,
             backends=self.backends,
             prompt_version=PROMPT_VERSION,
             library_version=__version__,
         )
 
-    def _history_of(self, values: dict[str, Any]) -> History:
+    def _history_of(self, values: dict[str, Any], history: Any = None) -> History:
         """The run's history up to the state's round (every round when the state does not say, as in a
-        parent graph that declares ``run_id`` alone)."""
+        parent graph that declares ``run_id`` alone), from ``history`` (default: :attr:`history`)."""
         run_id = values.get("run_id")
         rounds = values.get("round", _MAX_ROUNDS)
-        return RunHistory(self.history, run_id).read(rounds=rounds) if run_id else History()
+        store = self.history if history is None else history
+        return RunHistory(store, run_id).read(rounds=rounds) if run_id else History()
 
     def _result(self, run: _Prepared) -> RepaintResult:
         values = self._state(run.run_config)
