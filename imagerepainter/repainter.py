@@ -19,7 +19,7 @@ import contextlib
 import os
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -35,6 +35,7 @@ from .graph import build_graph, recursion_limit
 from .history import History, RunHistory
 from .images import ImageInput, ImageStore, MemoryImageStore, load_image
 from .nodes import RunContext, backend_errors, config_from_state, remember_config
+from .progress import progress_display
 from .prompts import PROMPT_VERSION
 from .results import Description, RepaintResult
 from .state import run_finished
@@ -59,7 +60,8 @@ class RepaintEvent:
     ``kind`` is ``"node"`` (a node finished; ``data`` has ``node`` and ``seconds``), ``"call"``
     (a model call answered: ``node``, ``call`` (its schema), ``seconds``; the describe stage's
     calls arrive one by one as they finish), ``"described"``, ``"generated"`` (``done`` of
-    ``total`` images), ``"round"`` (a round closed: ``scores``, ``best_score``, ``stop_reason``),
+    ``total`` images, after each rendering call: per image for a model that renders one per call;
+    ``seconds``, the call's time), ``"round"`` (a round closed: ``scores``, ``best_score``, ``stop_reason``),
     ``"critique"`` (the critique after ``round``: ``edits``, ``is_match``, ``stop`` (it ends the
     run), and ``of_round``, the round of the image it looked at),
     ``"finished"``, or ``"result"`` (the last event; ``result`` holds the :class:`RepaintResult`).
@@ -380,6 +382,7 @@ class Repainter:
         prompt: str | None = None,
         description: Description | None = None,
         thread_id: str | None = None,
+        progress: bool | None = None,
         **overrides: Any,
     ) -> RepaintResult:
         """Regenerate ``reference`` and return the result.
@@ -389,6 +392,9 @@ class Repainter:
             prompt: Start from this prompt instead of describing the reference.
             description: Start from this description (:meth:`describe`) instead of describing again.
             thread_id: Checkpoint thread; reuse it with :meth:`resume` after a failure.
+            progress: Show a progress bar (each describe call, image and round as it finishes; see
+                :mod:`imagerepainter.progress`). Default: in a Jupyter kernel and when stderr is a
+                terminal; ``False`` turns it off.
             **overrides: Settings for this run only (e.g. ``max_rounds=5``).
 
         Raises:
@@ -398,11 +404,22 @@ class Repainter:
             BackendError: a backend failed; ``error.thread_id`` resumes the run and
                 ``error.partial_result`` holds the finished rounds.
         """
-        return _last(self.stream(reference, prompt=prompt, description=description, thread_id=thread_id, **overrides))
+        events = self.stream(reference, prompt=prompt, description=description, thread_id=thread_id, **overrides)
+        with progress_display(progress, rounds=lambda: self.config_for(**overrides).max_rounds) as show:
+            return _last(events, show)
 
-    def resume(self, thread_id: str) -> RepaintResult:
-        """Continue an interrupted run from its last checkpoint, without redoing finished steps."""
-        return _last(self.stream_resume(thread_id))
+    def resume(self, thread_id: str, *, progress: bool | None = None) -> RepaintResult:
+        """Continue an interrupted run from its last checkpoint, without redoing finished steps.
+
+        ``progress`` as in :meth:`run`.
+        """
+        with progress_display(progress, rounds=lambda: self._recorded_rounds(thread_id)) as show:
+            return _last(self.stream_resume(thread_id), show)
+
+    def _recorded_rounds(self, thread_id: str) -> int | None:
+        """The most rounds of the run in ``thread_id``, as it recorded them (``None`` before it did)."""
+        context = self._resume_config(thread_id).context
+        return None if context is None else context.config.max_rounds
 
     def stream(
         self,
@@ -468,7 +485,7 @@ class Repainter:
 
         The runs share this Repainter's loaded models (each is loaded once) and give the same
         results as running them one by one, since every run's seeds come from its own settings.
-        A run that fails raises its error after the others have finished.
+        A run that fails raises its error after the others have finished. The runs show no progress bar.
 
         Example:
             >>> import asyncio
@@ -484,7 +501,7 @@ class Repainter:
 
         async def one(reference: ImageInput) -> RepaintResult:
             async with gate:
-                return await self.arun(reference, **overrides)
+                return await self.arun(reference, progress=False, **overrides)
 
         outcomes = await asyncio.gather(*(one(r) for r in references), return_exceptions=True)
         for outcome in outcomes:
@@ -505,15 +522,19 @@ class Repainter:
         prompt: str | None = None,
         description: Description | None = None,
         thread_id: str | None = None,
+        progress: bool | None = None,
         **overrides: Any,
     ) -> RepaintResult:
-        """Async :meth:`run`. Reading the reference and blocking backends run in worker threads,
-        so the event loop stays free."""
+        """Async :meth:`run` (in a notebook: ``result = await rp.arun(reference)``). Reading the
+        reference and blocking backends run in worker threads, so the event loop stays free."""
         result = None
-        async for event in self.astream(
-            reference, prompt=prompt, description=description, thread_id=thread_id, **overrides
-        ):
-            result = event.result
+        with progress_display(progress, rounds=lambda: self.config_for(**overrides).max_rounds) as show:
+            async for event in self.astream(
+                reference, prompt=prompt, description=description, thread_id=thread_id, **overrides
+            ):
+                if show is not None:
+                    show(event)
+                result = event.result
         assert result is not None  # the last event carries it
         return result
 
@@ -684,10 +705,12 @@ class Repainter:
         self._nodes.close()
 
 
-def _last(events: Iterator[RepaintEvent]) -> RepaintResult:
-    """Drive ``events`` to the end and return the result the last one carries."""
+def _last(events: Iterator[RepaintEvent], on_event: Callable[[RepaintEvent], None] | None = None) -> RepaintResult:
+    """Drive ``events`` to the end (showing each to ``on_event``) and return the result the last one carries."""
     result = None
     for event in events:
+        if on_event is not None:
+            on_event(event)
         result = event.result
     assert result is not None  # the last event carries it
     return result
