@@ -47,8 +47,9 @@ OnEvent = Callable[["RepaintEvent"], None]
 
 
 def event_lines(event: RepaintEvent, *, width: int = 120) -> list[str]:
-    """The words for ``event``: zero, one or two lines, each at most ``width`` characters
-    (model-written text is cut at a word boundary with an ellipsis, never inside a word).
+    """The words for ``event``: zero, one or two lines of at most ``width`` characters. Model-written
+    text is cut to fit beside the line's own words (keeping at least 10 characters of it), at a word
+    boundary with an ellipsis, never inside a word.
 
     Example:
         >>> from imagerepainter.repainter import RepaintEvent
@@ -131,17 +132,13 @@ class ProgressBar:
     """
 
     def __init__(self, rounds: int | Callable[[], int | None] | None = None, *, file: TextIO | None = None) -> None:
-        from tqdm.auto import tqdm  # noqa: F401  fails here, before a run, when tqdm is missing
-
+        self._tqdm = _tqdm()  # fails here, before a run, when tqdm is missing
         self._rounds, self._file = rounds, file
         self._bar: Any = None
 
     def _open(self) -> Any:
-        with warnings.catch_warnings():  # tqdm.auto warns once when a notebook has no ipywidgets
-            warnings.simplefilter("ignore")
-            from tqdm.auto import tqdm
         total = self._rounds() if callable(self._rounds) else self._rounds
-        return tqdm(total=total, unit="round", desc="imagerepainter", file=self._file or sys.stderr, leave=True)
+        return self._tqdm(total=total, unit="round", desc="imagerepainter", file=self._file or sys.stderr, leave=True)
 
     def __call__(self, event: RepaintEvent) -> None:
         if event.kind in ("node", "result"):
@@ -172,6 +169,15 @@ class ProgressBar:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def _tqdm() -> Any:
+    """``tqdm.auto.tqdm``: a widget in a notebook with ``ipywidgets``, else a text bar (without the
+    warning ``tqdm.auto`` gives a notebook that lacks ``ipywidgets``: the text bar works there)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from tqdm.auto import tqdm
+    return tqdm
 
 
 def wants_progress(progress: bool | None, stream: TextIO | None = None) -> bool:

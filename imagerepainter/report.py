@@ -521,6 +521,10 @@ class _Budget:
         return tag
 
 
+def _loader(candidate: Candidate) -> Callable[[], Image.Image]:
+    return lambda: candidate.image
+
+
 def _summary_html(
     result: RepaintResult, image: Callable[[ImageRef, Callable[[], Image.Image], str, bool], str], note: str = ""
 ) -> str:
@@ -535,13 +539,13 @@ def _summary_html(
     ]
     if best is not None:
         pair.append(
-            f'<figure style="{_CELL}">{image(best.image_ref, lambda: best.image, "best image", False)}'
+            f'<figure style="{_CELL}">{image(best.image_ref, _loader(best), "best image", False)}'
             f"<figcaption>best{_e(where)}: <b>{_fmt(best.score)}</b></figcaption></figure>"
         )
     strip = []
     for r in result.rounds:
         rb = r.best
-        thumb = image(rb.image_ref, lambda rb=rb: rb.image, f"round {r.index} best", True) if rb else "no image scored"
+        thumb = image(rb.image_ref, _loader(rb), f"round {r.index} best", True) if rb else "no image scored"
         strip.append(
             f'<figure style="{_CELL};min-width:72px">{thumb}<figcaption>round {r.index}<br>'
             f"{_fmt(rb.score if rb else None)}<br><small>best so far {_fmt(r.best_score_so_far)}</small>"
