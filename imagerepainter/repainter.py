@@ -512,8 +512,20 @@ class Repainter:
     def batch(
         self, references: Sequence[ImageInput], *, max_concurrency: int = 4, **overrides: Any
     ) -> list[RepaintResult]:
-        """Blocking :meth:`abatch` (from code that is not already inside an event loop)."""
-        return asyncio.run(self.abatch(references, max_concurrency=max_concurrency, **overrides))
+        """Blocking :meth:`abatch` (from code that is not already inside an event loop).
+
+        Raises:
+            ConfigurationError: called inside a running event loop (a notebook, an async app):
+                ``await rp.abatch(...)`` there.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop running: the usual case
+            return asyncio.run(self.abatch(references, max_concurrency=max_concurrency, **overrides))
+        raise ConfigurationError(
+            "Repainter.batch() blocks, so it cannot run inside a running event loop (a notebook, an async app): "
+            "use `await rp.abatch(references)` there."
+        )
 
     async def arun(
         self,

@@ -3,6 +3,7 @@ the example notebook executed top to bottom in a real Jupyter kernel."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import io
 import os
@@ -89,6 +90,18 @@ def test_resume_shows_the_bar_from_the_round_it_resumes(capsys):
     states = [s for s in capsys.readouterr().err.replace("\n", "\r").split("\r") if "%|" in s]
     assert len(result.rounds) == 4 and not any("1/4" in s for s in states)  # rounds 1-2 were done before
     assert "4/4" in states[-1]
+
+
+def test_batch_inside_a_running_loop_says_to_await_abatch():
+    from imagerepainter.errors import ConfigurationError
+
+    rp = sandbox(max_rounds=1)
+
+    async def in_a_notebook_cell() -> None:
+        with pytest.raises(ConfigurationError, match=r"await rp\.abatch"):
+            rp.batch([render_scene(random_scene(1))])
+
+    asyncio.run(in_a_notebook_cell())
 
 
 # ----------------------------------------------------------------------------- per image, per line
