@@ -405,7 +405,10 @@ class Repainter:
                 ``error.partial_result`` holds the finished rounds.
         """
         events = self.stream(reference, prompt=prompt, description=description, thread_id=thread_id, **overrides)
-        with progress_display(progress, rounds=lambda: self.config_for(**overrides).max_rounds) as show:
+        with (  # the bar's length is asked at the first event; a stream left early is closed (frees the thread)
+            progress_display(progress, rounds=lambda: self.config_for(**overrides).max_rounds) as show,
+            contextlib.closing(events),
+        ):
             return _last(events, show)
 
     def resume(self, thread_id: str, *, progress: bool | None = None) -> RepaintResult:
@@ -413,8 +416,12 @@ class Repainter:
 
         ``progress`` as in :meth:`run`.
         """
-        with progress_display(progress, rounds=lambda: self._recorded_rounds(thread_id)) as show:
-            return _last(self.stream_resume(thread_id), show)
+        events = self.stream_resume(thread_id)
+        with (
+            progress_display(progress, rounds=lambda: self._recorded_rounds(thread_id)) as show,
+            contextlib.closing(events),
+        ):
+            return _last(events, show)
 
     def _recorded_rounds(self, thread_id: str) -> int | None:
         """The most rounds of the run in ``thread_id``, as it recorded them (``None`` before it did)."""

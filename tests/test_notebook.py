@@ -9,6 +9,7 @@ import io
 import os
 import re
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -104,7 +105,41 @@ def test_batch_inside_a_running_loop_says_to_await_abatch():
     asyncio.run(in_a_notebook_cell())
 
 
+def test_ctrl_c_while_the_bar_draws_leaves_a_run_that_resumes(monkeypatch):
+    def interrupted(self, event):
+        if event.kind == "round":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(progress_module.ProgressBar, "__call__", interrupted)
+    rp = sandbox(max_rounds=3, patience=None)
+    reference = render_scene(random_scene(6))
+    with pytest.raises(KeyboardInterrupt) as caught:  # kept, as a notebook keeps the last traceback
+        rp.run(reference, thread_id="t", progress=True)
+    assert rp.status("t") == "interrupted"  # and the thread is free again: resume does not say "in use"
+    assert len(rp.resume("t", progress=False).rounds) == 3
+    assert caught.traceback
+
+
 # ----------------------------------------------------------------------------- per image, per line
+
+
+def test_each_describe_call_is_shown_while_the_description_is_still_running():
+    seen = threading.Event()
+
+    def rewrite(text, images):  # the describe stage's last call waits until a line said the first ones
+        assert seen.wait(20), "no progress line while the description was still running"
+        return {"prompt": "a red square on white"}
+
+    rp = Repainter(mllm=FakeMLLM(script={"PromptRewrite": rewrite}), t2i=FakeT2I(), scorer=ScriptedScorer([0.5] * 9))
+    out = io.StringIO()
+    show = ProgressLines(out)
+    for event in rp.stream(Image.new("RGB", (32, 32), "white"), max_rounds=1):
+        show(event)
+        if "describing: ObjectList answered" in out.getvalue():
+            seen.set()
+    lines = out.getvalue().splitlines()
+    described = next(i for i, line in enumerate(lines) if "described the reference: a red square" in line)
+    assert sum("describing: " in line for line in lines[:described]) == described >= 3
 
 
 def test_a_one_image_model_reports_after_each_image():
