@@ -19,7 +19,7 @@ import contextlib
 import os
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -436,7 +436,7 @@ class Repainter:
         description: Description | None = None,
         thread_id: str | None = None,
         **overrides: Any,
-    ) -> Iterator[RepaintEvent]:
+    ) -> Generator[RepaintEvent, None, None]:
         """Run and yield :class:`RepaintEvent` s as the loop goes; the last one carries the result.
 
         The stream holds its thread until it ends or is closed. To stop early and resume later,
@@ -445,7 +445,7 @@ class Repainter:
         with self._claim(thread_id) as claimed:
             yield from self._events(self._prepare(reference, prompt, claimed, overrides, description))
 
-    def stream_resume(self, thread_id: str) -> Iterator[RepaintEvent]:
+    def stream_resume(self, thread_id: str) -> Generator[RepaintEvent, None, None]:
         """Like :meth:`resume`, yielding :class:`RepaintEvent` s; the last one carries the result."""
         with self._claim(thread_id):
             prepared = self._resume_config(thread_id)
@@ -545,15 +545,16 @@ class Repainter:
         **overrides: Any,
     ) -> RepaintResult:
         """Async :meth:`run` (in a notebook: ``result = await rp.arun(reference)``). Reading the
-        reference and blocking backends run in worker threads, so the event loop stays free."""
+        reference and blocking backends run in worker threads, so the event loop stays free. ``progress``
+        as in :meth:`run`."""
         result = None
+        events = self.astream(reference, prompt=prompt, description=description, thread_id=thread_id, **overrides)
         with progress_display(progress, rounds=lambda: self.config_for(**overrides).max_rounds) as show:
-            async for event in self.astream(
-                reference, prompt=prompt, description=description, thread_id=thread_id, **overrides
-            ):
-                if show is not None:
-                    show(event)
-                result = event.result
+            async with contextlib.aclosing(events):  # a stream left early is closed (frees the thread)
+                async for event in events:
+                    if show is not None:
+                        show(event)
+                    result = event.result
         assert result is not None  # the last event carries it
         return result
 
@@ -565,7 +566,7 @@ class Repainter:
         description: Description | None = None,
         thread_id: str | None = None,
         **overrides: Any,
-    ) -> AsyncIterator[RepaintEvent]:
+    ) -> AsyncGenerator[RepaintEvent, None]:
         """Async :meth:`stream`. To stop early, close it before resuming its thread, e.g. iterate
         inside ``async with contextlib.aclosing(rp.astream(...)) as events:``."""
         with self._claim(thread_id) as claimed:
