@@ -465,6 +465,7 @@ class LoopNodes:
         outputs: list[GeneratedImage] = []
         for batch in batches(requests, self.t2i.capabilities.max_batch_size):  # the loop owns batching
             where: _Where = {"node": "generate", "round": round_index, "call": "generate"}
+            call_started = time.perf_counter()
             with backend_errors(GenerationError, f"{self.t2i.name} failed", self.t2i.name, **where):
                 images = self.t2i.generate(batch)
             if len(images) != len(batch):
@@ -472,7 +473,16 @@ class LoopNodes:
                     f"{self.t2i.name} returned {len(images)} images for {len(batch)} requests.", backend=self.t2i.name
                 ).at(**where)
             outputs.extend(images)
-            _emit({"event": "generated", "round": round_index, "done": len(outputs), "total": len(requests)})
+            seconds = round(time.perf_counter() - call_started, 3)  # after each call: per image for a one-image model
+            _emit(
+                {
+                    "event": "generated",
+                    "round": round_index,
+                    "done": len(outputs),
+                    "total": len(requests),
+                    "seconds": seconds,
+                }
+            )
         refs = [self.store.put(out.image) for out in outputs]
         self._prepare_for_critique(refs, cfg)
         pending: list[CandidateRecord] = [

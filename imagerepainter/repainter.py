@@ -19,7 +19,7 @@ import contextlib
 import os
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -35,6 +35,7 @@ from .graph import build_graph, recursion_limit
 from .history import History, RunHistory
 from .images import ImageInput, ImageStore, MemoryImageStore, load_image
 from .nodes import RunContext, backend_errors, config_from_state, remember_config
+from .progress import progress_display
 from .prompts import PROMPT_VERSION
 from .results import Description, RepaintResult
 from .state import run_finished
@@ -59,7 +60,8 @@ class RepaintEvent:
     ``kind`` is ``"node"`` (a node finished; ``data`` has ``node`` and ``seconds``), ``"call"``
     (a model call answered: ``node``, ``call`` (its schema), ``seconds``; the describe stage's
     calls arrive one by one as they finish), ``"described"``, ``"generated"`` (``done`` of
-    ``total`` images), ``"round"`` (a round closed: ``scores``, ``best_score``, ``stop_reason``),
+    ``total`` images, after each rendering call: per image for a model that renders one per call;
+    ``seconds``, the call's time), ``"round"`` (a round closed: ``scores``, ``best_score``, ``stop_reason``),
     ``"critique"`` (the critique after ``round``: ``edits``, ``is_match``, ``stop`` (it ends the
     run), and ``of_round``, the round of the image it looked at),
     ``"finished"``, or ``"result"`` (the last event; ``result`` holds the :class:`RepaintResult`).
@@ -399,6 +401,7 @@ class Repainter:
         prompt: str | None = None,
         description: Description | None = None,
         thread_id: str | None = None,
+        progress: bool | None = None,
         **overrides: Any,
     ) -> RepaintResult:
         """Regenerate ``reference`` and return the result.
@@ -408,6 +411,9 @@ class Repainter:
             prompt: Start from this prompt instead of describing the reference.
             description: Start from this description (:meth:`describe`) instead of describing again.
             thread_id: Checkpoint thread; reuse it with :meth:`resume` after a failure.
+            progress: Show a progress bar (each describe call, image and round as it finishes; see
+                :mod:`imagerepainter.progress`). Default: in a Jupyter kernel and when stderr is a
+                terminal; ``False`` turns it off.
             **overrides: Settings for this run only (e.g. ``max_rounds=5``).
 
         Raises:
@@ -417,11 +423,29 @@ class Repainter:
             BackendError: a backend failed; ``error.thread_id`` resumes the run and
                 ``error.partial_result`` holds the finished rounds.
         """
-        return _last(self.stream(reference, prompt=prompt, description=description, thread_id=thread_id, **overrides))
+        events = self.stream(reference, prompt=prompt, description=description, thread_id=thread_id, **overrides)
+        with (  # the bar's length is asked at the first event; a stream left early is closed (frees the thread)
+            progress_display(progress, rounds=lambda: self.config_for(**overrides).max_rounds) as show,
+            contextlib.closing(events),
+        ):
+            return _last(events, show)
 
-    def resume(self, thread_id: str) -> RepaintResult:
-        """Continue an interrupted run from its last checkpoint, without redoing finished steps."""
-        return _last(self.stream_resume(thread_id))
+    def resume(self, thread_id: str, *, progress: bool | None = None) -> RepaintResult:
+        """Continue an interrupted run from its last checkpoint, without redoing finished steps.
+
+        ``progress`` as in :meth:`run`.
+        """
+        events = self.stream_resume(thread_id)
+        with (
+            progress_display(progress, rounds=lambda: self._recorded_rounds(thread_id)) as show,
+            contextlib.closing(events),
+        ):
+            return _last(events, show)
+
+    def _recorded_rounds(self, thread_id: str) -> int | None:
+        """The most rounds of the run in ``thread_id``, as it recorded them (``None`` before it did)."""
+        context = self._resume_config(thread_id).context
+        return None if context is None else context.config.max_rounds
 
     def stream(
         self,
@@ -431,7 +455,7 @@ class Repainter:
         description: Description | None = None,
         thread_id: str | None = None,
         **overrides: Any,
-    ) -> Iterator[RepaintEvent]:
+    ) -> Generator[RepaintEvent, None, None]:
         """Run and yield :class:`RepaintEvent` s as the loop goes; the last one carries the result.
 
         The stream holds its thread until it ends or is closed. To stop early and resume later,
@@ -440,7 +464,7 @@ class Repainter:
         with self._claim(thread_id) as claimed:
             yield from self._events(self._prepare(reference, prompt, claimed, overrides, description))
 
-    def stream_resume(self, thread_id: str) -> Iterator[RepaintEvent]:
+    def stream_resume(self, thread_id: str) -> Generator[RepaintEvent, None, None]:
         """Like :meth:`resume`, yielding :class:`RepaintEvent` s; the last one carries the result."""
         with self._claim(thread_id):
             prepared = self._resume_config(thread_id)
@@ -487,7 +511,7 @@ class Repainter:
 
         The runs share this Repainter's loaded models (each is loaded once) and give the same
         results as running them one by one, since every run's seeds come from its own settings.
-        A run that fails raises its error after the others have finished.
+        A run that fails raises its error after the others have finished. The runs show no progress bar.
 
         Example:
             >>> import asyncio
@@ -503,7 +527,7 @@ class Repainter:
 
         async def one(reference: ImageInput) -> RepaintResult:
             async with gate:
-                return await self.arun(reference, **overrides)
+                return await self.arun(reference, progress=False, **overrides)
 
         outcomes = await asyncio.gather(*(one(r) for r in references), return_exceptions=True)
         for outcome in outcomes:
@@ -514,8 +538,20 @@ class Repainter:
     def batch(
         self, references: Sequence[ImageInput], *, max_concurrency: int = 4, **overrides: Any
     ) -> list[RepaintResult]:
-        """Blocking :meth:`abatch` (from code that is not already inside an event loop)."""
-        return asyncio.run(self.abatch(references, max_concurrency=max_concurrency, **overrides))
+        """Blocking :meth:`abatch` (from code that is not already inside an event loop).
+
+        Raises:
+            ConfigurationError: called inside a running event loop (a notebook, an async app):
+                ``await rp.abatch(...)`` there.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop running: the usual case
+            return asyncio.run(self.abatch(references, max_concurrency=max_concurrency, **overrides))
+        raise ConfigurationError(
+            "Repainter.batch() blocks, so it cannot run inside a running event loop (a notebook, an async app): "
+            "use `await rp.abatch(references)` there."
+        )
 
     async def arun(
         self,
@@ -524,15 +560,20 @@ class Repainter:
         prompt: str | None = None,
         description: Description | None = None,
         thread_id: str | None = None,
+        progress: bool | None = None,
         **overrides: Any,
     ) -> RepaintResult:
-        """Async :meth:`run`. Reading the reference and blocking backends run in worker threads,
-        so the event loop stays free."""
+        """Async :meth:`run` (in a notebook: ``result = await rp.arun(reference)``). Reading the
+        reference and blocking backends run in worker threads, so the event loop stays free. ``progress``
+        as in :meth:`run`."""
         result = None
-        async for event in self.astream(
-            reference, prompt=prompt, description=description, thread_id=thread_id, **overrides
-        ):
-            result = event.result
+        events = self.astream(reference, prompt=prompt, description=description, thread_id=thread_id, **overrides)
+        with progress_display(progress, rounds=lambda: self.config_for(**overrides).max_rounds) as show:
+            async with contextlib.aclosing(events):  # a stream left early is closed (frees the thread)
+                async for event in events:
+                    if show is not None:
+                        show(event)
+                    result = event.result
         assert result is not None  # the last event carries it
         return result
 
@@ -544,7 +585,7 @@ class Repainter:
         description: Description | None = None,
         thread_id: str | None = None,
         **overrides: Any,
-    ) -> AsyncIterator[RepaintEvent]:
+    ) -> AsyncGenerator[RepaintEvent, None]:
         """Async :meth:`stream`. To stop early, close it before resuming its thread, e.g. iterate
         inside ``async with contextlib.aclosing(rp.astream(...)) as events:``."""
         with self._claim(thread_id) as claimed:
@@ -708,10 +749,12 @@ class Repainter:
         self._nodes.close()
 
 
-def _last(events: Iterator[RepaintEvent]) -> RepaintResult:
-    """Drive ``events`` to the end and return the result the last one carries."""
+def _last(events: Iterator[RepaintEvent], on_event: Callable[[RepaintEvent], None] | None = None) -> RepaintResult:
+    """Drive ``events`` to the end (showing each to ``on_event``) and return the result the last one carries."""
     result = None
     for event in events:
+        if on_event is not None:
+            on_event(event)
         result = event.result
     assert result is not None  # the last event carries it
     return result

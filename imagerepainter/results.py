@@ -7,7 +7,6 @@ store until asked for (``candidate.image``); :meth:`RepaintResult.save` writes t
 
 from __future__ import annotations
 
-import html
 import json
 import os
 from dataclasses import dataclass
@@ -258,17 +257,12 @@ class RepaintResult(_WithStore):
         )
 
     def _repr_html_(self) -> str:  # notebooks
-        """A small table for notebooks; every text is escaped (prompts are model-written, and a
-        reference image can steer what a model writes)."""
-        rows = "".join(
-            f"<tr><td>{r.index}</td><td>{', '.join('-' if c.score is None else f'{c.score:.3f}' for c in r.candidates)}"
-            f"</td><td>{html.escape(r.prompt)}</td></tr>"
-            for r in self.rounds
-        )
-        return (
-            f"<p><b>RepaintResult</b>: stop reason <code>{html.escape(str(self.stop_reason))}</code></p>"
-            f"<table><tr><th>round</th><th>scores</th><th>prompt</th></tr>{rows}</table>"
-        )
+        """The reference, the best image and a strip of rounds with their scores, as small self-contained
+        HTML (:func:`imagerepainter.report.render_summary`); every text is escaped (prompts are
+        model-written, and a reference image can steer what a model writes)."""
+        from .report import render_summary
+
+        return render_summary(self)
 
     # ------------------------------------------------------------------ construction
 

@@ -75,7 +75,7 @@ def make_tool(
         try:
             reference = read_source(image, policy)
             overrides: dict[str, Any] = {} if max_rounds is None else {"max_rounds": max_rounds}
-            result = repainter.run(reference, **overrides)
+            result = repainter.run(reference, progress=False, **overrides)
         except RepainterError as exc:  # the model reads why, and can try again; the agent goes on
             raise ToolException(f"Cannot repaint: {exc}") from None
         saved = ""
