@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from langgraph.types import Command
 from PIL import Image
 
 from . import __version__
@@ -37,6 +38,7 @@ from .images import ImageInput, ImageStore, MemoryImageStore, load_image
 from .nodes import RunContext, backend_errors, config_from_state, remember_config
 from .prompts import PROMPT_VERSION
 from .results import Description, RepaintResult
+from .review import ReviewAnswer, ReviewError, ReviewRequest, describe_request, parse_answer
 from .state import run_finished
 
 if TYPE_CHECKING:
@@ -48,7 +50,7 @@ _PER_REPAINTER = ("preset",)
 _MAX_ROUNDS = RepainterConfig.model_fields["max_rounds"].metadata[-1].le
 """Settings chosen when a Repainter is built, not per run."""
 
-ThreadStatus = Literal["not_started", "interrupted", "finished"]
+ThreadStatus = Literal["not_started", "interrupted", "paused", "finished"]
 """Where a run's thread stands; see :meth:`Repainter.status`."""
 
 
@@ -63,6 +65,11 @@ class RepaintEvent:
     ``"critique"`` (the critique after ``round``: ``edits``, ``is_match``, ``stop`` (it ends the
     run), and ``of_round``, the round of the image it looked at),
     ``"finished"``, or ``"result"`` (the last event; ``result`` holds the :class:`RepaintResult`).
+
+    A run under review (the ``review`` setting) that pauses for a person ends its stream with a
+    ``"review"`` event instead: ``data`` is the :class:`~imagerepainter.review.ReviewRequest` (what
+    to show the reviewer) and ``result`` the run so far (``result.review`` holds the same request).
+    Answer it with :meth:`Repainter.resume` or :meth:`Repainter.stream_resume` (``review=``).
     """
 
     kind: str
@@ -75,7 +82,7 @@ class RepaintEvent:
 class _Prepared:
     """A run ready to stream: the graph input (``None`` to resume), LangGraph's run config, the context."""
 
-    graph_input: dict[str, Any] | None
+    graph_input: dict[str, Any] | Command[Any] | None
     run_config: RunnableConfig
     context: RunContext | None
     """``None`` when resuming a run whose settings are still only in its pending input: the nodes
@@ -397,12 +404,40 @@ class Repainter:
                 run already or is running now (nothing was called).
             BackendError: a backend failed; ``error.thread_id`` resumes the run and
                 ``error.partial_result`` holds the finished rounds.
+
+        A run under review (``review=("prompt", "critique")`` or either) returns when it pauses for a
+        person: the result is then not ``finished`` and ``result.review`` says what to review; answer
+        with ``resume(result.thread_id, review=...)``, which returns at the next pause or at the end.
         """
         return _last(self.stream(reference, prompt=prompt, description=description, thread_id=thread_id, **overrides))
 
-    def resume(self, thread_id: str) -> RepaintResult:
-        """Continue an interrupted run from its last checkpoint, without redoing finished steps."""
-        return _last(self.stream_resume(thread_id))
+    def resume(self, thread_id: str, *, review: ReviewAnswer | dict[str, Any] | str | None = None) -> RepaintResult:
+        """Continue an interrupted run from its last checkpoint, without redoing finished steps.
+
+        Args:
+            thread_id: The run's checkpoint thread.
+            review: The answer to the review the run is paused for (:meth:`pending_review`): a
+                :class:`~imagerepainter.review.ReviewAnswer`, a dict of its fields (``{"action": "edit",
+                "prompt": "...", "by": "ana"}``) or an action alone (``"approve"``, ``"stop"``).
+
+        Raises:
+            ReviewError: the run is paused for a review and ``review`` is missing or invalid, or
+                ``review`` is given for a run that is not paused (nothing was called).
+
+        Example:
+            >>> from imagerepainter.sandbox import random_scene, render_scene
+            >>> rp = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox", max_rounds=2)
+            >>> paused = rp.run(render_scene(random_scene(4)), review=("prompt",))
+            >>> paused.finished, paused.review["kind"], paused.review["round"]
+            (False, 'prompt', 1)
+            >>> answer = {"action": "edit", "prompt": "a red circle on white", "by": "ana"}
+            >>> paused = rp.resume(paused.thread_id, review=answer)  # renders round 1, pauses before round 2
+            >>> paused.rounds[0].prompt, paused.reviews[0]["by"]
+            ('a red circle on white', 'ana')
+            >>> rp.resume(paused.thread_id, review="stop").stop_reason
+            'reviewer_stopped'
+        """
+        return _last(self.stream_resume(thread_id, review=review))
 
     def stream(
         self,
@@ -416,16 +451,24 @@ class Repainter:
         """Run and yield :class:`RepaintEvent` s as the loop goes; the last one carries the result.
 
         The stream holds its thread until it ends or is closed. To stop early and resume later,
-        close it (``events.close()``) before calling :meth:`resume` with the same thread.
+        close it (``events.close()``) before calling :meth:`resume` with the same thread. A run
+        under review ends its stream with a ``"review"`` event when it pauses for a person.
         """
         with self._claim(thread_id) as claimed:
             yield from self._events(self._prepare(reference, prompt, claimed, overrides, description))
 
-    def stream_resume(self, thread_id: str) -> Iterator[RepaintEvent]:
-        """Like :meth:`resume`, yielding :class:`RepaintEvent` s; the last one carries the result."""
+    def stream_resume(
+        self, thread_id: str, *, review: ReviewAnswer | dict[str, Any] | str | None = None
+    ) -> Iterator[RepaintEvent]:
+        """Like :meth:`resume`, yielding :class:`RepaintEvent` s; the last one carries the result (or,
+        at the next pause for review, is a ``"review"`` event)."""
         with self._claim(thread_id):
             prepared = self._resume_config(thread_id)
-            self._recover_cancelled_step(prepared.run_config)
+            answer = self._review_answer(thread_id, prepared, review)
+            if answer is None:
+                self._recover_cancelled_step(prepared.run_config)
+            else:
+                prepared = _Prepared(answer, prepared.run_config, prepared.context)
             yield from self._events(prepared)
 
     def _events(self, run: _Prepared) -> Iterator[RepaintEvent]:
@@ -437,7 +480,53 @@ class Repainter:
         except BackendError as exc:
             self._annotate(exc, run)
             raise
-        yield RepaintEvent(kind="result", result=self._final_result(run))
+        yield self._pause_event(run) or RepaintEvent(kind="result", result=self._final_result(run))
+
+    # ------------------------------------------------------------------ human review
+
+    def pending_review(self, thread_id: str) -> ReviewRequest | None:
+        """What the run in ``thread_id`` waits for a person to review, or ``None`` when it is not paused.
+
+        Works in any process that opens the run's checkpointer, history and image store: the
+        request is in the checkpoint (LangGraph keeps an ``interrupt``'s value there).
+        """
+        return self._pending({"configurable": {"thread_id": thread_id}})
+
+    def _pending(self, run_config: RunnableConfig) -> ReviewRequest | None:
+        for pending in self._graph.get_state(run_config).interrupts:
+            if _is_review(pending.value):
+                return pending.value  # type: ignore[no-any-return]
+        return None
+
+    def _pause_event(self, run: _Prepared) -> RepaintEvent | None:
+        """The ``"review"`` event of a run that paused for a person, else ``None``. A run whose settings
+        ask for no review never pauses: nothing is read for it."""
+        if run.context is not None and not run.context.config.review:
+            return None
+        request = self._pending(run.run_config)
+        if request is None:
+            return None
+        result = self._result(run, review=request)
+        return RepaintEvent(kind="review", round=request["round"], data=dict(request), result=result)
+
+    def _review_answer(self, thread_id: str, run: _Prepared, review: Any) -> Command[Any] | None:
+        """The ``Command(resume=...)`` that answers the thread's pending review (validated here, before
+        anything runs), or ``None`` for a thread that waits for no review."""
+        request = self._pending(run.run_config)
+        if request is None:
+            if review is not None:
+                raise ReviewError(
+                    f"Thread {thread_id!r} is not paused for a review ({self.status(thread_id)}); resume it "
+                    "without review=."
+                )
+            return None
+        if review is None:
+            raise ReviewError(
+                f"Thread {thread_id!r} is paused for a review of {describe_request(request)}: answer it with "
+                f"resume({thread_id!r}, review={{'action': 'approve'}}), or 'edit' with a prompt, or 'stop' "
+                f"(pending_review({thread_id!r}) shows what to review)."
+            )
+        return Command(resume=parse_answer(review, request).model_dump(exclude_none=True))
 
     def _recover_cancelled_step(self, run_config: RunnableConfig) -> None:
         """Re-route a run whose last step was cancelled around its end, so resume continues it.
@@ -542,23 +631,29 @@ class Repainter:
             except BackendError as exc:
                 await asyncio.to_thread(self._annotate, exc, run)
                 raise
-            yield RepaintEvent(kind="result", result=await asyncio.to_thread(self._final_result, run))
+            paused = await asyncio.to_thread(self._pause_event, run)
+            yield paused or RepaintEvent(kind="result", result=await asyncio.to_thread(self._final_result, run))
 
     def status(self, thread_id: str) -> ThreadStatus:
         """Where thread ``thread_id`` stands in the checkpointer.
 
         ``"not_started"``: no checkpoint (also a finished thread dropped from the default
-        in-memory checkpointer); ``"interrupted"``: :meth:`resume` continues it;
-        ``"finished"``: :meth:`result_of` holds its result.
+        in-memory checkpointer); ``"interrupted"``: :meth:`resume` continues it; ``"paused"``:
+        it waits for a person's review (:meth:`pending_review`), ``resume(thread_id, review=...)``
+        continues it; ``"finished"``: :meth:`result_of` holds its result.
         """
-        values = self._graph.get_state({"configurable": {"thread_id": thread_id}}).values
-        if not values:
+        snapshot = self._graph.get_state({"configurable": {"thread_id": thread_id}})
+        if not snapshot.values:
             return "not_started"
-        return "finished" if run_finished(values) else "interrupted"
+        if run_finished(snapshot.values):
+            return "finished"
+        return "paused" if any(_is_review(i.value) for i in snapshot.interrupts) else "interrupted"
 
     def result_of(self, thread_id: str) -> RepaintResult:
-        """The result of thread ``thread_id`` as far as it got (its latest checkpoint)."""
-        return self._result(self._resume_config(thread_id))
+        """The result of thread ``thread_id`` as far as it got (its latest checkpoint); a paused run's
+        ``review`` says what it waits for."""
+        run = self._resume_config(thread_id)
+        return self._result(run, review=self._pending(run.run_config))
 
     def _resume_config(self, thread_id: str) -> _Prepared:
         """Rebuild a run's context from its checkpoint (the settings it recorded, not today's)."""
@@ -654,11 +749,12 @@ class Repainter:
         rounds = values.get("round", _MAX_ROUNDS)
         return RunHistory(self.history, run_id).read(rounds=rounds) if run_id else History()
 
-    def _result(self, run: _Prepared) -> RepaintResult:
+    def _result(self, run: _Prepared, *, review: ReviewRequest | None = None) -> RepaintResult:
         values = self._state(run.run_config)
         return RepaintResult.from_state(
             values,
             history=self._history_of(values),
+            review=review,
             config=run.context.config if run.context is not None else None,
             store=self.store,
             backends=self.backends,
@@ -682,6 +778,10 @@ class Repainter:
     def close(self) -> None:
         """Release worker threads (the backends stay loaded for other Repainters)."""
         self._nodes.close()
+
+
+def _is_review(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("kind") in ("prompt", "critique")
 
 
 def _last(events: Iterator[RepaintEvent]) -> RepaintResult:
