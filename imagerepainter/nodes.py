@@ -38,7 +38,15 @@ from .config import RepainterConfig
 from .convergence import Progress, decide_stop, mllm_calls_per_round, round_size, stop_after_critique
 from .errors import BackendError, GenerationError, MLLMError, RepainterError
 from .history import RunHistory
-from .review import ReviewAnswer, ReviewCandidate, ReviewRecord, ReviewRequest, parse_answer
+from .review import (
+    ANSWER_SCHEMA,
+    ReviewAnswer,
+    ReviewCandidate,
+    ReviewError,
+    ReviewRecord,
+    ReviewRequest,
+    parse_answer,
+)
 from .images import ImageRef, ImageStore, shrink
 from .routing import clean_variants, round_prompts, seed_for
 from .selection import best_index, better
@@ -725,9 +733,16 @@ class LoopNodes:
         """Pause the run with ``request`` (LangGraph ``interrupt``); the reviewer's validated answer once resumed.
 
         The node calling this pays for nothing before it: on resume LangGraph runs the node again
-        from its first line, and ``interrupt`` then returns the answer instead of pausing.
+        from its first line, and ``interrupt`` then returns the answer instead of pausing. An invalid
+        answer asks again, saying why (each answer is kept by LangGraph, so a re-run replays them).
         """
-        return parse_answer(interrupt(request, response_schema=ReviewAnswer.model_json_schema()), request)
+        asked = request
+        while True:
+            value = interrupt(asked, response_schema=ANSWER_SCHEMA)
+            try:
+                return parse_answer(value, request)
+            except ReviewError as exc:
+                asked = ReviewRequest(**request, error=str(exc))
 
     @staticmethod
     def _record_review(

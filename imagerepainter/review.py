@@ -15,6 +15,10 @@ send with ``Command(resume=...)``). A bad answer is refused with a :class:`Revie
 says what to send. Each answer is recorded as a :class:`ReviewRecord` (who changed what),
 in ``RepaintResult.reviews`` and in the round it belongs to.
 
+A value sent with ``Command(resume=...)`` straight to the graph that is not a valid answer does
+not fail the run: the run pauses again with the same request, its ``error`` saying what was
+wrong (LangGraph's validation idiom), so the reviewer can answer again.
+
 The pause happens in a node of its own that pays for nothing (it reads the state and the
 run's history), so resuming it, in this process or in another one from a persistent
 checkpointer, repeats no model call and renders no image twice.
@@ -44,6 +48,7 @@ from .errors import ConfigurationError
 from .images import ImageRef
 
 __all__ = [
+    "ANSWER_SCHEMA",
     "REVIEW_POINTS",
     "ReviewAction",
     "ReviewAnswer",
@@ -101,6 +106,9 @@ class ReviewRequest(TypedDict):
     """The best candidate so far (``None`` before the first round)."""
     best_scores: list[float | None]
     """The best score after each round so far."""
+    error: NotRequired[str]
+    """Why the last answer was refused: the run asks again (an invalid ``Command(resume=...)`` sent to
+    the graph directly; ``Repainter.resume`` refuses one before sending it)."""
 
 
 class ReviewAnswer(BaseModel):
@@ -149,6 +157,13 @@ class ReviewAnswer(BaseModel):
         if not value or any(not v.strip() for v in value):
             raise ValueError("must be a non-empty list of non-blank strings")
         return [v.strip() for v in value]
+
+
+ANSWER_SCHEMA: dict[str, Any] = {
+    k: v for k, v in ReviewAnswer.model_json_schema().items() if k != "description"
+}
+"""The JSON Schema of a :class:`ReviewAnswer`, sent with each pause (``Interrupt.response_schema``) so a
+client can render a form for it."""
 
 
 class ReviewRecord(TypedDict):
