@@ -38,16 +38,17 @@ from .config import RepainterConfig
 from .convergence import Progress, decide_stop, mllm_calls_per_round, round_size, stop_after_critique
 from .errors import BackendError, GenerationError, MLLMError, RepainterError
 from .history import RunHistory
+from .images import ImageRef, ImageStore, shrink
 from .review import (
     ANSWER_SCHEMA,
     ReviewAnswer,
     ReviewCandidate,
     ReviewError,
+    ReviewKind,
     ReviewRecord,
     ReviewRequest,
     parse_answer,
 )
-from .images import ImageRef, ImageStore, shrink
 from .routing import clean_variants, round_prompts, seed_for
 from .selection import best_index, better
 from .state import CallRecord, CandidateRecord, CritiqueRecord, RepaintState, RoundRecord, Usage
@@ -719,14 +720,33 @@ class LoopNodes:
     # ------------------------------------------------------------------ human review
 
     @staticmethod
-    def _review_request(state: RepaintState, **fields: Any) -> ReviewRequest:
+    def _review_request(
+        state: RepaintState,
+        kind: ReviewKind,
+        round_index: int,
+        prompt: str,
+        prompts: list[str],
+        critique: dict[str, Any] | None = None,
+    ) -> ReviewRequest:
         best = state.get("best")
         shown: ReviewCandidate | None = None
         if best is not None:
             shown = ReviewCandidate(
-                round=best["round"], index=best["index"], prompt=best["prompt"], score=best["score"], image=best["image"]
+                round=best["round"],
+                index=best["index"],
+                prompt=best["prompt"],
+                score=best["score"],
+                image=best["image"],
             )
-        return ReviewRequest(best=shown, best_scores=list(state.get("best_scores", [])), **fields)
+        return ReviewRequest(
+            kind=kind,
+            round=round_index,
+            prompt=prompt,
+            prompts=prompts,
+            critique=critique,
+            best=shown,
+            best_scores=list(state.get("best_scores", [])),
+        )
 
     @staticmethod
     def _ask_reviewer(request: ReviewRequest) -> ReviewAnswer:
@@ -768,9 +788,7 @@ class LoopNodes:
         include, wanted = self.round_plan(state, step.config)
         prompt, variants = state["prompt"] or "", state.get("round_prompts") or []
         shown = round_prompts(prompt, variants, include=include, wanted=wanted)
-        request = self._review_request(
-            state, kind="prompt", round=state.get("round", 0) + 1, prompt=prompt, prompts=shown, critique=None
-        )
+        request = self._review_request(state, "prompt", state.get("round", 0) + 1, prompt, shown)
         answer = self._ask_reviewer(request)
         self._record_review(step.history, request, answer, {"prompt": prompt, "prompts": shown})
         if answer.action == "stop":
@@ -793,9 +811,7 @@ class LoopNodes:
         if record is None:  # nothing was critiqued (every candidate blocked): nothing to review
             return {"needs_revision": not combined}
         prompt, variants = state["prompt"] or "", list(state.get("round_prompts") or [])
-        request = self._review_request(
-            state, kind="critique", round=round_index, prompt=prompt, prompts=variants, critique=dict(record)
-        )
+        request = self._review_request(state, "critique", round_index, prompt, variants, dict(record))
         answer = self._ask_reviewer(request)
         before = {"prompt": prompt, "prompts": variants, "edits": list(record["edits"])}
         self._record_review(step.history, request, answer, before)

@@ -30,19 +30,19 @@ Example:
     'a red cube on grass'
     >>> parse_answer("approve", request).action
     'approve'
-    >>> parse_answer({"action": "edit", "edits": ["add grass"]}, request)
+    >>> parse_answer({"action": "edit"}, request)
     Traceback (most recent call last):
     ...
-    imagerepainter.review.ReviewError: A review of the prompts before round 1 takes prompt or prompts, not edits (edits answer a critique review).
+    imagerepainter.review.ReviewError: An edit of the prompts before round 1 changes something: give prompt or prompts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict  # pydantic reads typing_extensions' TypedDict on Python < 3.12
 
 from .errors import ConfigurationError
 from .images import ImageRef
@@ -159,9 +159,7 @@ class ReviewAnswer(BaseModel):
         return [v.strip() for v in value]
 
 
-ANSWER_SCHEMA: dict[str, Any] = {
-    k: v for k, v in ReviewAnswer.model_json_schema().items() if k != "description"
-}
+ANSWER_SCHEMA: dict[str, Any] = {k: v for k, v in ReviewAnswer.model_json_schema().items() if k != "description"}
 """The JSON Schema of a :class:`ReviewAnswer`, sent with each pause (``Interrupt.response_schema``) so a
 client can render a form for it."""
 
@@ -221,8 +219,7 @@ def parse_answer(value: Any, request: ReviewRequest) -> ReviewAnswer:
     changes = [k for k in ("prompt", "prompts", "edits") if getattr(answer, k) is not None]
     if answer.action != "edit" and changes:
         raise ReviewError(
-            f"{answer.action!r} takes no {', '.join(changes)}: to change the review of {where}, send "
-            "action 'edit'."
+            f"{answer.action!r} takes no {', '.join(changes)}: to change the review of {where}, send action 'edit'."
         )
     if answer.action == "edit":
         takes = "prompt or prompts" if request["kind"] == "prompt" else "prompt or edits"

@@ -23,6 +23,7 @@ from PIL import Image
 from typing_extensions import TypedDict
 
 from imagerepainter import Repainter
+from imagerepainter.errors import MLLMError
 from imagerepainter.review import ReviewError
 from imagerepainter.testing import FakeMLLM, FakeT2I, ScriptedScorer
 from imagerepainter.testing.openai_server import ImageRequest, OpenAICompatibleServer
@@ -243,7 +244,7 @@ def test_resume_says_when_an_answer_is_missing_or_not_awaited():
     rp.resume("t", review="approve")
     failing = FakeMLLM(script={"CritiqueAndRevision": lambda text, images: 1 / 0})
     other = _repainter(failing, max_rounds=2)
-    with pytest.raises(Exception):
+    with pytest.raises(MLLMError):
         other.run(REF, thread_id="f")
     assert other.status("f") == "interrupted" and other.pending_review("f") is None
     with pytest.raises(ReviewError, match="not paused for a review"):
