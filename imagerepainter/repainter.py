@@ -509,10 +509,24 @@ class Repainter:
         result = self._result(run, review=request)
         return RepaintEvent(kind="review", round=request["round"], data=dict(request), result=result)
 
+    def check_review_answer(self, thread_id: str, review: Any) -> ReviewAnswer | None:
+        """Check ``review`` against what thread ``thread_id`` waits for, before resuming it: the validated
+        answer, or ``None`` for a thread that is not paused (and no answer given).
+
+        Raises:
+            ReviewError: the thread is paused and ``review`` is missing or invalid, or ``review`` is
+                given for a thread that is not paused.
+        """
+        return self._checked_answer(thread_id, {"configurable": {"thread_id": thread_id}}, review)
+
     def _review_answer(self, thread_id: str, run: _Prepared, review: Any) -> Command[Any] | None:
         """The ``Command(resume=...)`` that answers the thread's pending review (validated here, before
         anything runs), or ``None`` for a thread that waits for no review."""
-        request = self._pending(run.run_config)
+        answer = self._checked_answer(thread_id, run.run_config, review)
+        return None if answer is None else Command(resume=answer.model_dump(exclude_none=True))
+
+    def _checked_answer(self, thread_id: str, run_config: RunnableConfig, review: Any) -> ReviewAnswer | None:
+        request = self._pending(run_config)
         if request is None:
             if review is not None:
                 raise ReviewError(
@@ -526,7 +540,7 @@ class Repainter:
                 f"resume({thread_id!r}, review={{'action': 'approve'}}), or 'edit' with a prompt, or 'stop' "
                 f"(pending_review({thread_id!r}) shows what to review)."
             )
-        return Command(resume=parse_answer(review, request).model_dump(exclude_none=True))
+        return parse_answer(review, request)
 
     def _recover_cancelled_step(self, run_config: RunnableConfig) -> None:
         """Re-route a run whose last step was cancelled around its end, so resume continues it.

@@ -22,7 +22,7 @@ from langgraph.types import Command
 from PIL import Image
 from typing_extensions import TypedDict
 
-from imagerepainter import Repainter
+from imagerepainter import Repainter, RepaintResult
 from imagerepainter.errors import MLLMError
 from imagerepainter.review import ReviewError
 from imagerepainter.testing import FakeMLLM, FakeT2I, ScriptedScorer
@@ -295,3 +295,24 @@ def test_async_runs_pause_too():
     paused = asyncio.run(rp.arun(REF, review="prompt"))
     assert paused.review["round"] == 1 and not paused.finished
     assert rp.resume(paused.thread_id, review="approve").finished
+
+
+def test_a_run_folder_records_the_pause_and_resumes_with_the_answer(tmp_path):
+    from imagerepainter.run_folder import BackendSpecs, RunFolder
+    from imagerepainter.sandbox import random_scene, render_scene
+
+    folder = RunFolder(tmp_path / "run")
+    specs = BackendSpecs(mllm="sandbox", t2i="sandbox", scorer="sandbox")
+    paused = folder.run(specs, render_scene(random_scene(3)), overrides={"max_rounds": 3, "review": ["prompt"]})
+    assert paused.review["round"] == 1 and folder.read_record()["status"] == "paused"
+    assert "This run is paused for a person" in folder.report_path.read_text()
+    with pytest.raises(ReviewError, match="paused for a review"):
+        RunFolder(folder.path).resume()
+    assert folder.read_record()["status"] == "paused"  # a refused answer changes nothing
+    second = RunFolder(folder.path).resume(review={"action": "edit", "prompt": "a red disc", "by": "hu"})
+    assert second.review["round"] == 2 and second.rounds[0].prompt == "a red disc"
+    result = RunFolder(folder.path).resume(review="stop")
+    record = folder.read_record()
+    assert record["status"] == "finished" and result.stop_reason == "reviewer_stopped"
+    assert [r["by"] for r in record["result"]["reviews"]] == ["hu", None]
+    assert RepaintResult.load(folder.path).reviews == result.reviews
