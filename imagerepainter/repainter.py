@@ -432,7 +432,8 @@ class Repainter:
             (False, 'prompt', 1)
             >>> answer = {"action": "edit", "prompt": "a red circle on white", "by": "ana"}
             >>> paused = rp.resume(paused.thread_id, review=answer)  # renders round 1, pauses before round 2
-            >>> paused.rounds[0].prompt, paused.reviews[0]["by"]
+            >>> review = paused.reviews[0]
+            >>> paused.rounds[0].prompt, review.get("by")
             ('a red circle on white', 'ana')
             >>> rp.resume(paused.thread_id, review="stop").stop_reason
             'reviewer_stopped'
