@@ -691,6 +691,9 @@ class Repainter:
 
         A parent graph that runs this one as a subgraph and streams with ``stream_mode="custom",
         subgraphs=True`` receives ``(namespace, chunk)`` pairs: pass either the pair or the chunk.
+        A pause for review (the ``review`` setting) arrives in the ``"updates"`` stream mode, as
+        LangGraph's ``__interrupt__`` chunk: it becomes a ``"review"`` event whose ``data`` is the
+        :class:`~imagerepainter.review.ReviewRequest`.
 
         Example:
             >>> Repainter.event_from((("repaint:1",), {"event": "round", "round": 2, "best_score": 0.8})).data
@@ -699,9 +702,15 @@ class Repainter:
             True
         """
         if isinstance(chunk, tuple) and len(chunk) == 3:  # (namespace, mode, chunk): several stream modes
-            chunk = chunk[2] if chunk[1] == "custom" else None
+            chunk = chunk[2] if chunk[1] in ("custom", "updates") else None
         elif isinstance(chunk, tuple) and len(chunk) == 2:  # (namespace, chunk)
             chunk = chunk[1]
+        if isinstance(chunk, dict) and "__interrupt__" in chunk:
+            for pending in chunk["__interrupt__"]:
+                request = getattr(pending, "value", None)
+                if isinstance(request, dict) and _is_review(request):
+                    return RepaintEvent(kind="review", round=request["round"], data=dict(request))
+            return None
         if not isinstance(chunk, dict) or "event" not in chunk:
             return None
         data = dict(chunk)

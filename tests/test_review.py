@@ -281,8 +281,11 @@ def test_a_parent_graph_gets_the_interrupt_and_resumes_the_loop():
     parent.add_edge("repaint", END)
     app = parent.compile(checkpointer=InMemorySaver())
     cfg = {"configurable": {"thread_id": "p"}}
-    out = app.invoke({"reference": rp.store.put(REF), "overrides": {"review": ["prompt"]}}, cfg)
-    assert out["__interrupt__"][0].value["kind"] == "prompt" and not t2i.requests
+    start = {"reference": rp.store.put(REF), "overrides": {"review": ["prompt"]}}
+    chunks = list(app.stream(start, cfg, stream_mode=["custom", "updates"], subgraphs=True))
+    events = [e for e in map(Repainter.event_from, chunks) if e is not None]
+    assert events[-1].kind == "review" and events[-1].data == app.get_state(cfg).interrupts[0].value
+    assert "described" in [e.kind for e in events] and not t2i.requests
     out = app.invoke(Command(resume={"action": "edit", "prompt": "a white wall"}), cfg)
     assert out["finished"] and out["best"]["prompt"] == "a white wall"
     assert [r.prompt for r in t2i.requests] == ["a white wall"]
