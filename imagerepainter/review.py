@@ -33,7 +33,7 @@ Example:
     >>> parse_answer({"action": "edit"}, request)
     Traceback (most recent call last):
     ...
-    imagerepainter.review.ReviewError: An edit of the prompts before round 1 changes something: give prompt or prompts.
+    imagerepainter.errors.ReviewError: An edit of the prompts before round 1 changes something: give prompt or prompts.
 """
 
 from __future__ import annotations
@@ -44,12 +44,11 @@ from typing import Any, Literal, NotRequired
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from typing_extensions import TypedDict  # pydantic reads typing_extensions' TypedDict on Python < 3.12
 
-from .errors import ConfigurationError
+from .errors import ReviewError
 from .images import ImageRef
 
 __all__ = [
     "ANSWER_SCHEMA",
-    "REVIEW_POINTS",
     "ReviewAction",
     "ReviewAnswer",
     "ReviewCandidate",
@@ -57,6 +56,7 @@ __all__ = [
     "ReviewKind",
     "ReviewRecord",
     "ReviewRequest",
+    "describe_request",
     "parse_answer",
 ]
 
@@ -64,15 +64,6 @@ ReviewKind = Literal["prompt", "critique"]
 """Where the loop pauses: before a round renders (``"prompt"``), after a critique (``"critique"``)."""
 ReviewAction = Literal["approve", "edit", "stop"]
 """What a reviewer answers: go on as shown, go on with their changes, or end the run."""
-REVIEW_POINTS: tuple[ReviewKind, ...] = ("prompt", "critique")
-"""Every point where a run can pause for review, in the order a round reaches them."""
-
-
-class ReviewError(ConfigurationError):
-    """A review answer is invalid, or the thread is not waiting for the answer given.
-
-    Nothing was called: answer again (``Repainter.resume(thread_id, review=...)``) with a valid value.
-    """
 
 
 class ReviewCandidate(TypedDict):
