@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import inspect
 import json
 import math
 import threading
@@ -57,6 +58,9 @@ from .understanding import UnderstandingTree, assemble_prompt
 __all__ = ["LoopNodes", "RunContext"]
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
+
+_INTERRUPT_TAKES_SCHEMA = "response_schema" in inspect.signature(interrupt).parameters
+"""Recent LangGraph versions show clients the JSON Schema of the answer an interrupt expects."""
 
 _DETAILS: dict[str, type[BaseModel]] = {
     "person": schemas.PersonDetails,
@@ -757,8 +761,9 @@ class LoopNodes:
         answer asks again, saying why (each answer is kept by LangGraph, so a re-run replays them).
         """
         asked = request
+        schema = {"response_schema": ANSWER_SCHEMA} if _INTERRUPT_TAKES_SCHEMA else {}
         while True:
-            value = interrupt(asked, response_schema=ANSWER_SCHEMA)
+            value = interrupt(asked, **schema)
             try:
                 return parse_answer(value, request)
             except ReviewError as exc:
