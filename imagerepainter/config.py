@@ -18,6 +18,8 @@ Example:
     (3, 3, False)
     >>> cfg.with_overrides(max_rounds=5).max_rounds
     5
+    >>> cfg.with_overrides(review=["critique", "prompt"]).review
+    ('prompt', 'critique')
 """
 
 from __future__ import annotations
@@ -107,6 +109,13 @@ class RepainterConfig(BaseModel):
     max_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     """Budget: wall-clock seconds per run, checked between rounds."""
 
+    # -- human review
+    review: tuple[Literal["prompt", "critique"], ...] = ()
+    """Pause the run for a person (LangGraph ``interrupt``): ``"prompt"`` before each round renders
+    (approve, edit or stop), ``"critique"`` after each critique (approve, edit or stop). Answer with
+    ``Repainter.resume(thread_id, review=...)`` (see :mod:`imagerepainter.review`); pausing needs a
+    checkpointer (``Repainter`` always has one). Empty: never pause."""
+
     # -- understanding and critique
     max_objects: int = Field(default=5, ge=0, le=20)
     """Most objects in the Image Understanding Tree (the paper uses 5)."""
@@ -160,6 +169,17 @@ class RepainterConfig(BaseModel):
         "max_reference_pixels",
         mode="before",
     )(_not_a_bool)
+
+    @field_validator("review", mode="before")
+    @classmethod
+    def _review_points(cls, value: Any) -> Any:
+        """``"prompt"`` alone is ``("prompt",)``; the points are kept once each, in the order a round reaches them."""
+        if isinstance(value, str):
+            value = (value,)
+        if isinstance(value, (list, tuple, set, frozenset)):
+            order = {"prompt": 0, "critique": 1}
+            return tuple(sorted(set(value), key=lambda v: (order.get(v, 2), str(v))))
+        return value
 
     # ------------------------------------------------------------------ constructors
 

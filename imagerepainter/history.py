@@ -29,6 +29,7 @@ from typing import Any
 
 from langgraph.store.base import BaseStore
 
+from .review import ReviewRecord
 from .state import CallRecord, CritiqueRecord, RoundRecord
 
 __all__ = ["History", "RunHistory", "NAMESPACE"]
@@ -48,6 +49,8 @@ class History:
     calls: list[CallRecord] = field(default_factory=list)
     understanding: dict[str, Any] | None = None
     """The Image Understanding Tree (``None`` when the run started from a prompt without one)."""
+    reviews: list[ReviewRecord] = field(default_factory=list)
+    """A person's answers to the run's reviews (the ``review`` setting), in the order given."""
 
 
 class RunHistory:
@@ -64,6 +67,10 @@ class RunHistory:
     def put_critique(self, record: CritiqueRecord) -> None:
         """Record the critique made after a round (key ``critique:NNNN``; a revision replaces it)."""
         self.store.put(self.namespace, f"critique:{record['round']:04d}", dict(record))
+
+    def put_review(self, record: ReviewRecord) -> None:
+        """Record a person's answer to a review (key ``review:NNNN:<kind>``: one per round and kind)."""
+        self.store.put(self.namespace, f"review:{record['round']:04d}:{record['kind']}", dict(record))
 
     def put_understanding(self, tree: dict[str, Any] | None) -> None:
         """Record the Image Understanding Tree the run started from."""
@@ -86,13 +93,14 @@ class RunHistory:
             self.store.put(self.namespace, f"calls:{round_index:04d}:{node}", {"calls": list(calls)})
 
     def read(self, *, rounds: int) -> History:
-        """The records of rounds ``1..rounds`` (calls: also those of the round in progress)."""
+        """The records of rounds ``1..rounds`` (calls and reviews: also those of the round in progress)."""
         found: dict[str, dict[str, Any]] = {
             item.key: item.value for item in self.store.search(self.namespace, limit=_LIMIT)
         }
         round_records: list[Any] = []
         critiques: list[Any] = []
         calls: list[Any] = []
+        reviews: list[Any] = []
         understanding = found.pop("understanding", {}).get("tree")
         for key in sorted(found):
             kind, number, *_ = key.split(":")
@@ -103,8 +111,13 @@ class RunHistory:
                 critiques.append(found[key])
             elif kind == "calls" and index <= rounds + 1:
                 calls.extend(found[key]["calls"])
+            elif kind == "review" and index <= rounds + (1 if key.endswith(":prompt") else 0):
+                reviews.append(found[key])
         calls.sort(key=lambda c: (c["round"], _NODE_ORDER.get(c["node"], 99)))
-        return History(rounds=round_records, critiques=critiques, calls=calls, understanding=understanding)
+        reviews.sort(key=lambda r: (r["round"], r["kind"] != "prompt"))  # before a round, then after it
+        return History(
+            rounds=round_records, critiques=critiques, calls=calls, understanding=understanding, reviews=reviews
+        )
 
     def delete(self) -> None:
         """Forget every record of this run."""

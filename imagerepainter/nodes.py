@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import inspect
 import json
 import math
 import threading
@@ -28,6 +29,7 @@ from typing import Any, TypedDict, TypeVar
 from langgraph.runtime import Runtime
 from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
+from langgraph.types import interrupt
 from PIL import Image
 from pydantic import BaseModel
 
@@ -38,6 +40,16 @@ from .convergence import Progress, decide_stop, mllm_calls_per_round, round_size
 from .errors import BackendError, GenerationError, MLLMError, RepainterError
 from .history import RunHistory
 from .images import ImageRef, ImageStore, shrink
+from .review import (
+    ANSWER_SCHEMA,
+    ReviewAnswer,
+    ReviewCandidate,
+    ReviewError,
+    ReviewKind,
+    ReviewRecord,
+    ReviewRequest,
+    parse_answer,
+)
 from .routing import clean_variants, round_prompts, seed_for
 from .selection import best_index, better
 from .state import CallRecord, CandidateRecord, CritiqueRecord, RepaintState, RoundRecord, Usage
@@ -46,6 +58,9 @@ from .understanding import UnderstandingTree, assemble_prompt
 __all__ = ["LoopNodes", "RunContext"]
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
+
+_INTERRUPT_TAKES_SCHEMA = "response_schema" in inspect.signature(interrupt).parameters
+"""Recent LangGraph versions show clients the JSON Schema of the answer an interrupt expects."""
 
 _DETAILS: dict[str, type[BaseModel]] = {
     "person": schemas.PersonDetails,
@@ -454,7 +469,7 @@ class LoopNodes:
         started = time.time()
         round_index = state.get("round", 0) + 1
         include, wanted = self.round_plan(state, cfg)
-        candidates = round_prompts(
+        candidates = state.get("approved_prompts") or round_prompts(
             state["prompt"] or "", state.get("round_prompts") or [], include=include, wanted=wanted
         )
         settings = cfg.generation
@@ -580,6 +595,7 @@ class LoopNodes:
             mllm_calls_per_round=mllm_calls_per_round(cfg),
         )
         reason = decide_stop(progress, cfg, higher_is_better=hib)
+        closed: dict[str, Any] = {"approved_prompts": []} if state.get("approved_prompts") else {}
         _emit(
             {
                 "event": "round",
@@ -598,6 +614,7 @@ class LoopNodes:
             "pending": [],
             "round_prompts": [],
             "stop_reason": reason,
+            **closed,
         }
 
     def _history(self, state: RepaintState, history: RunHistory, critiqued: CandidateRecord) -> list[dict[str, Any]]:
@@ -725,6 +742,122 @@ class LoopNodes:
         record = CritiqueRecord(**(last | {"revised_prompt": revised}))
         step.history.put_critique(record)
         return {"prompt": revised, **calls.record(step.history)}
+
+    # ------------------------------------------------------------------ human review
+
+    @staticmethod
+    def _review_request(
+        state: RepaintState,
+        kind: ReviewKind,
+        round_index: int,
+        prompt: str,
+        prompts: list[str],
+        critique: dict[str, Any] | None = None,
+    ) -> ReviewRequest:
+        best = state.get("best")
+        shown: ReviewCandidate | None = None
+        if best is not None:
+            shown = ReviewCandidate(
+                round=best["round"],
+                index=best["index"],
+                prompt=best["prompt"],
+                score=best["score"],
+                image=best["image"],
+            )
+        return ReviewRequest(
+            kind=kind,
+            round=round_index,
+            prompt=prompt,
+            prompts=prompts,
+            critique=critique,
+            best=shown,
+            best_scores=list(state.get("best_scores", [])),
+        )
+
+    @staticmethod
+    def _ask_reviewer(request: ReviewRequest) -> ReviewAnswer:
+        """Pause the run with ``request`` (LangGraph ``interrupt``); the reviewer's validated answer once resumed.
+
+        The node calling this pays for nothing before it: on resume LangGraph runs the node again
+        from its first line, and ``interrupt`` then returns the answer instead of pausing. An invalid
+        answer asks again, saying why (each answer is kept by LangGraph, so a re-run replays them).
+        """
+        asked = request
+        schema = {"response_schema": ANSWER_SCHEMA} if _INTERRUPT_TAKES_SCHEMA else {}
+        while True:
+            value = interrupt(asked, **schema)
+            try:
+                return parse_answer(value, request)
+            except ReviewError as exc:
+                asked = ReviewRequest(**request, error=str(exc))
+
+    @staticmethod
+    def _record_review(
+        history: RunHistory, request: ReviewRequest, answer: ReviewAnswer, before: dict[str, Any]
+    ) -> None:
+        changed = {k: v for k in ("prompt", "prompts", "edits") if (v := getattr(answer, k)) is not None}
+        history.put_review(
+            ReviewRecord(
+                kind=request["kind"],
+                round=request["round"],
+                action=answer.action,
+                by=answer.by,
+                note=answer.note,
+                before=before,
+                after=changed,
+            )
+        )
+
+    @_timed("review_prompts")
+    def review_prompts(self, state: RepaintState, step: _Step) -> dict[str, Any]:
+        """Show a person the prompts the round is about to render (``review`` includes ``"prompt"``); the
+        round renders what they approve or write, or the run ends when they stop it."""
+        include, wanted = self.round_plan(state, step.config)
+        prompt, variants = state["prompt"] or "", state.get("round_prompts") or []
+        shown = round_prompts(prompt, variants, include=include, wanted=wanted)
+        request = self._review_request(state, "prompt", state.get("round", 0) + 1, prompt, shown)
+        answer = self._ask_reviewer(request)
+        self._record_review(step.history, request, answer, {"prompt": prompt, "prompts": shown})
+        if answer.action == "stop":
+            return {"stop_reason": "reviewer_stopped"}
+        if answer.prompts is not None:  # rendered as written; the round's prompt is the first when it is one
+            new_prompt = answer.prompt or (answer.prompts[0] if include else prompt)
+            return {"prompt": new_prompt, "approved_prompts": list(answer.prompts)}
+        if answer.prompt is None or answer.prompt == prompt:
+            return {"approved_prompts": shown}
+        # a new prompt: the variants paraphrase the old one, so every candidate renders the new one (own seeds)
+        return {"prompt": answer.prompt, "approved_prompts": [answer.prompt] * len(shown)}
+
+    @_timed("review_critique")
+    def review_critique(self, state: RepaintState, step: _Step) -> dict[str, Any]:
+        """Show a person the critique just made (``review`` includes ``"critique"``): the loop goes on with
+        it, with the prompt or edits they write, or ends when they stop it."""
+        combined = step.config.combined_critique
+        round_index = state.get("round", 0)
+        record = step.history.get_critique(round_index)
+        if record is None:  # nothing was critiqued (every candidate blocked): nothing to review
+            return {"needs_revision": not combined}
+        prompt, variants = state["prompt"] or "", list(state.get("round_prompts") or [])
+        request = self._review_request(state, "critique", round_index, prompt, variants, dict(record))
+        answer = self._ask_reviewer(request)
+        before = {"prompt": prompt, "prompts": variants, "edits": list(record["edits"])}
+        self._record_review(step.history, request, answer, before)
+        if answer.action == "stop":
+            return {"stop_reason": "reviewer_stopped"}
+        if answer.action == "approve":
+            return {"needs_revision": not combined}
+        edited = CritiqueRecord(**record)
+        if answer.edits is not None:
+            edited["edits"] = list(answer.edits)
+        if answer.prompt is not None:  # the next round starts from the prompt as written
+            edited["revised_prompt"] = answer.prompt
+            step.history.put_critique(edited)
+            return {"prompt": answer.prompt, "round_prompts": [], "needs_revision": False}
+        # edits alone: the critiqued image's prompt is revised from them (the variants were of another prompt)
+        step.history.put_critique(edited | {"revised_prompt": None})
+        critiqued = step.history.get_round(record["critiqued_round"])
+        base = critiqued["candidates"][record["candidate"]]["prompt"] if critiqued else prompt
+        return {"prompt": base, "round_prompts": [], "needs_revision": True}
 
     @_timed("finish")
     def finish(self, state: RepaintState, step: _Step) -> dict[str, Any]:

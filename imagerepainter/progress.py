@@ -90,6 +90,9 @@ def event_lines(event: RepaintEvent, *, width: int = 120) -> list[str]:
             return [f"critique of {what}: judged a match; {then}"]
         edits = "; ".join(data.get("edits", [])[:3])
         return [line(f"critique of {what}: ", edits) if edits else f"critique of {what}: no edits proposed"]
+    if kind == "review":
+        where = "before round" if data.get("kind") == "prompt" else "after the critique of round"
+        return [line(f"paused for review {where} {event.round}: ", str(data.get("prompt", "")))]
     return []
 
 

@@ -23,6 +23,7 @@ from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Seque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from langgraph.types import Command
 from PIL import Image
 
 from . import __version__
@@ -38,6 +39,7 @@ from .nodes import RunContext, backend_errors, config_from_state, remember_confi
 from .progress import progress_display
 from .prompts import PROMPT_VERSION
 from .results import Description, RepaintResult
+from .review import ReviewAnswer, ReviewError, ReviewRequest, describe_request, parse_answer
 from .state import run_finished
 
 if TYPE_CHECKING:
@@ -49,7 +51,7 @@ _PER_REPAINTER = ("preset",)
 _MAX_ROUNDS = RepainterConfig.model_fields["max_rounds"].metadata[-1].le
 """Settings chosen when a Repainter is built, not per run."""
 
-ThreadStatus = Literal["not_started", "interrupted", "finished"]
+ThreadStatus = Literal["not_started", "interrupted", "paused", "finished"]
 """Where a run's thread stands; see :meth:`Repainter.status`."""
 
 
@@ -65,6 +67,11 @@ class RepaintEvent:
     ``"critique"`` (the critique after ``round``: ``edits``, ``is_match``, ``stop`` (it ends the
     run), and ``of_round``, the round of the image it looked at),
     ``"finished"``, or ``"result"`` (the last event; ``result`` holds the :class:`RepaintResult`).
+
+    A run under review (the ``review`` setting) that pauses for a person ends its stream with a
+    ``"review"`` event instead: ``data`` is the :class:`~imagerepainter.review.ReviewRequest` (what
+    to show the reviewer) and ``result`` the run so far (``result.review`` holds the same request).
+    Answer it with :meth:`Repainter.resume` or :meth:`Repainter.stream_resume` (``review=``).
     """
 
     kind: str
@@ -77,7 +84,7 @@ class RepaintEvent:
 class _Prepared:
     """A run ready to stream: the graph input (``None`` to resume), LangGraph's run config, the context."""
 
-    graph_input: dict[str, Any] | None
+    graph_input: dict[str, Any] | Command[Any] | None
     run_config: RunnableConfig
     context: RunContext | None
     """``None`` when resuming a run whose settings are still only in its pending input: the nodes
@@ -422,6 +429,10 @@ class Repainter:
                 run already or is running now (nothing was called).
             BackendError: a backend failed; ``error.thread_id`` resumes the run and
                 ``error.partial_result`` holds the finished rounds.
+
+        A run under review (``review=("prompt", "critique")`` or either) returns when it pauses for a
+        person: the result is then not ``finished`` and ``result.review`` says what to review; answer
+        with ``resume(result.thread_id, review=...)``, which returns at the next pause or at the end.
         """
         events = self.stream(reference, prompt=prompt, description=description, thread_id=thread_id, **overrides)
         with (  # the bar's length is asked at the first event; a stream left early is closed (frees the thread)
@@ -430,12 +441,41 @@ class Repainter:
         ):
             return _last(events, show)
 
-    def resume(self, thread_id: str, *, progress: bool | None = None) -> RepaintResult:
+    def resume(
+        self,
+        thread_id: str,
+        *,
+        review: ReviewAnswer | dict[str, Any] | str | None = None,
+        progress: bool | None = None,
+    ) -> RepaintResult:
         """Continue an interrupted run from its last checkpoint, without redoing finished steps.
 
-        ``progress`` as in :meth:`run`.
+        Args:
+            thread_id: The run's checkpoint thread.
+            review: The answer to the review the run is paused for (:meth:`pending_review`): a
+                :class:`~imagerepainter.review.ReviewAnswer`, a dict of its fields (``{"action": "edit",
+                "prompt": "...", "by": "ana"}``) or an action alone (``"approve"``, ``"stop"``).
+            progress: As in :meth:`run`.
+
+        Raises:
+            ReviewError: the run is paused for a review and ``review`` is missing or invalid, or
+                ``review`` is given for a run that is not paused (nothing was called).
+
+        Example:
+            >>> from imagerepainter.sandbox import random_scene, render_scene
+            >>> rp = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox", max_rounds=2)
+            >>> paused = rp.run(render_scene(random_scene(4)), review=("prompt",))
+            >>> paused.finished, paused.review["kind"], paused.review["round"]
+            (False, 'prompt', 1)
+            >>> answer = {"action": "edit", "prompt": "a red circle on white", "by": "ana"}
+            >>> paused = rp.resume(paused.thread_id, review=answer)  # renders round 1, pauses before round 2
+            >>> review = paused.reviews[0]
+            >>> paused.rounds[0].prompt, review.get("by")
+            ('a red circle on white', 'ana')
+            >>> rp.resume(paused.thread_id, review="stop").stop_reason
+            'reviewer_stopped'
         """
-        events = self.stream_resume(thread_id)
+        events = self.stream_resume(thread_id, review=review)
         with (
             progress_display(progress, rounds=lambda: self._recorded_rounds(thread_id)) as show,
             contextlib.closing(events),
@@ -459,16 +499,24 @@ class Repainter:
         """Run and yield :class:`RepaintEvent` s as the loop goes; the last one carries the result.
 
         The stream holds its thread until it ends or is closed. To stop early and resume later,
-        close it (``events.close()``) before calling :meth:`resume` with the same thread.
+        close it (``events.close()``) before calling :meth:`resume` with the same thread. A run
+        under review ends its stream with a ``"review"`` event when it pauses for a person.
         """
         with self._claim(thread_id) as claimed:
             yield from self._events(self._prepare(reference, prompt, claimed, overrides, description))
 
-    def stream_resume(self, thread_id: str) -> Generator[RepaintEvent, None, None]:
-        """Like :meth:`resume`, yielding :class:`RepaintEvent` s; the last one carries the result."""
+    def stream_resume(
+        self, thread_id: str, *, review: ReviewAnswer | dict[str, Any] | str | None = None
+    ) -> Generator[RepaintEvent, None, None]:
+        """Like :meth:`resume`, yielding :class:`RepaintEvent` s; the last one carries the result (or,
+        at the next pause for review, is a ``"review"`` event)."""
         with self._claim(thread_id):
             prepared = self._resume_config(thread_id)
-            self._recover_cancelled_step(prepared.run_config)
+            answer = self._review_answer(thread_id, prepared, review)
+            if answer is None:
+                self._recover_cancelled_step(prepared.run_config)
+            else:
+                prepared = _Prepared(answer, prepared.run_config, prepared.context)
             yield from self._events(prepared)
 
     def _events(self, run: _Prepared) -> Iterator[RepaintEvent]:
@@ -480,7 +528,67 @@ class Repainter:
         except BackendError as exc:
             self._annotate(exc, run)
             raise
-        yield RepaintEvent(kind="result", result=self._final_result(run))
+        yield self._pause_event(run) or RepaintEvent(kind="result", result=self._final_result(run))
+
+    # ------------------------------------------------------------------ human review
+
+    def pending_review(self, thread_id: str) -> ReviewRequest | None:
+        """What the run in ``thread_id`` waits for a person to review, or ``None`` when it is not paused.
+
+        Works in any process that opens the run's checkpointer, history and image store: the
+        request is in the checkpoint (LangGraph keeps an ``interrupt``'s value there).
+        """
+        return self._pending({"configurable": {"thread_id": thread_id}})
+
+    def _pending(self, run_config: RunnableConfig) -> ReviewRequest | None:
+        for pending in self._graph.get_state(run_config).interrupts:
+            if _is_review(pending.value):
+                return pending.value  # type: ignore[no-any-return]
+        return None
+
+    def _pause_event(self, run: _Prepared) -> RepaintEvent | None:
+        """The ``"review"`` event of a run that paused for a person, else ``None``. A run whose settings
+        ask for no review never pauses: nothing is read for it."""
+        if run.context is not None and not run.context.config.review:
+            return None
+        request = self._pending(run.run_config)
+        if request is None:
+            return None
+        result = self._result(run, review=request)
+        return RepaintEvent(kind="review", round=request["round"], data=dict(request), result=result)
+
+    def check_review_answer(self, thread_id: str, review: Any) -> ReviewAnswer | None:
+        """Check ``review`` against what thread ``thread_id`` waits for, before resuming it: the validated
+        answer, or ``None`` for a thread that is not paused (and no answer given).
+
+        Raises:
+            ReviewError: the thread is paused and ``review`` is missing or invalid, or ``review`` is
+                given for a thread that is not paused.
+        """
+        return self._checked_answer(thread_id, {"configurable": {"thread_id": thread_id}}, review)
+
+    def _review_answer(self, thread_id: str, run: _Prepared, review: Any) -> Command[Any] | None:
+        """The ``Command(resume=...)`` that answers the thread's pending review (validated here, before
+        anything runs), or ``None`` for a thread that waits for no review."""
+        answer = self._checked_answer(thread_id, run.run_config, review)
+        return None if answer is None else Command(resume=answer.model_dump(exclude_none=True))
+
+    def _checked_answer(self, thread_id: str, run_config: RunnableConfig, review: Any) -> ReviewAnswer | None:
+        request = self._pending(run_config)
+        if request is None:
+            if review is not None:
+                raise ReviewError(
+                    f"Thread {thread_id!r} is not paused for a review ({self.status(thread_id)}); resume it "
+                    "without review=."
+                )
+            return None
+        if review is None:
+            raise ReviewError(
+                f"Thread {thread_id!r} is paused for a review of {describe_request(request)}: answer it with "
+                f"resume({thread_id!r}, review={{'action': 'approve'}}), or 'edit' with a prompt, or 'stop' "
+                f"(pending_review({thread_id!r}) shows what to review)."
+            )
+        return parse_answer(review, request)
 
     def _recover_cancelled_step(self, run_config: RunnableConfig) -> None:
         """Re-route a run whose last step was cancelled around its end, so resume continues it.
@@ -602,23 +710,29 @@ class Repainter:
             except BackendError as exc:
                 await asyncio.to_thread(self._annotate, exc, run)
                 raise
-            yield RepaintEvent(kind="result", result=await asyncio.to_thread(self._final_result, run))
+            paused = await asyncio.to_thread(self._pause_event, run)
+            yield paused or RepaintEvent(kind="result", result=await asyncio.to_thread(self._final_result, run))
 
     def status(self, thread_id: str) -> ThreadStatus:
         """Where thread ``thread_id`` stands in the checkpointer.
 
         ``"not_started"``: no checkpoint (also a finished thread dropped from the default
-        in-memory checkpointer); ``"interrupted"``: :meth:`resume` continues it;
-        ``"finished"``: :meth:`result_of` holds its result.
+        in-memory checkpointer); ``"interrupted"``: :meth:`resume` continues it; ``"paused"``:
+        it waits for a person's review (:meth:`pending_review`), ``resume(thread_id, review=...)``
+        continues it; ``"finished"``: :meth:`result_of` holds its result.
         """
-        values = self._graph.get_state({"configurable": {"thread_id": thread_id}}).values
-        if not values:
+        snapshot = self._graph.get_state({"configurable": {"thread_id": thread_id}})
+        if not snapshot.values:
             return "not_started"
-        return "finished" if run_finished(values) else "interrupted"
+        if run_finished(snapshot.values):
+            return "finished"
+        return "paused" if any(_is_review(i.value) for i in snapshot.interrupts) else "interrupted"
 
     def result_of(self, thread_id: str) -> RepaintResult:
-        """The result of thread ``thread_id`` as far as it got (its latest checkpoint)."""
-        return self._result(self._resume_config(thread_id))
+        """The result of thread ``thread_id`` as far as it got (its latest checkpoint); a paused run's
+        ``review`` says what it waits for."""
+        run = self._resume_config(thread_id)
+        return self._result(run, review=self._pending(run.run_config))
 
     def _resume_config(self, thread_id: str) -> _Prepared:
         """Rebuild a run's context from its checkpoint (the settings it recorded, not today's)."""
@@ -641,6 +755,9 @@ class Repainter:
 
         A parent graph that runs this one as a subgraph and streams with ``stream_mode="custom",
         subgraphs=True`` receives ``(namespace, chunk)`` pairs: pass either the pair or the chunk.
+        A pause for review (the ``review`` setting) arrives in the ``"updates"`` stream mode, as
+        LangGraph's ``__interrupt__`` chunk: it becomes a ``"review"`` event whose ``data`` is the
+        :class:`~imagerepainter.review.ReviewRequest`.
 
         Example:
             >>> Repainter.event_from((("repaint:1",), {"event": "round", "round": 2, "best_score": 0.8})).data
@@ -649,9 +766,15 @@ class Repainter:
             True
         """
         if isinstance(chunk, tuple) and len(chunk) == 3:  # (namespace, mode, chunk): several stream modes
-            chunk = chunk[2] if chunk[1] == "custom" else None
+            chunk = chunk[2] if chunk[1] in ("custom", "updates") else None
         elif isinstance(chunk, tuple) and len(chunk) == 2:  # (namespace, chunk)
             chunk = chunk[1]
+        if isinstance(chunk, dict) and "__interrupt__" in chunk:
+            for pending in chunk["__interrupt__"]:
+                request = getattr(pending, "value", None)
+                if isinstance(request, dict) and _is_review(request):
+                    return RepaintEvent(kind="review", round=request["round"], data=dict(request))
+            return None
         if not isinstance(chunk, dict) or "event" not in chunk:
             return None
         data = dict(chunk)
@@ -719,11 +842,12 @@ class Repainter:
         store = self.history if history is None else history
         return RunHistory(store, run_id).read(rounds=rounds) if run_id else History()
 
-    def _result(self, run: _Prepared) -> RepaintResult:
+    def _result(self, run: _Prepared, *, review: ReviewRequest | None = None) -> RepaintResult:
         values = self._state(run.run_config)
         return RepaintResult.from_state(
             values,
             history=self._history_of(values),
+            review=review,
             config=run.context.config if run.context is not None else None,
             store=self.store,
             backends=self.backends,
@@ -747,6 +871,10 @@ class Repainter:
     def close(self) -> None:
         """Release worker threads (the backends stay loaded for other Repainters)."""
         self._nodes.close()
+
+
+def _is_review(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("kind") in ("prompt", "critique")
 
 
 def _last(events: Iterator[RepaintEvent], on_event: Callable[[RepaintEvent], None] | None = None) -> RepaintResult:
