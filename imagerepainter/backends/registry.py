@@ -232,7 +232,7 @@ _BUILT_IN: tuple[BackendEntry, ...] = (
     ),
     BackendEntry("scorer", "clip", "imagerepainter.scorers:CLIPScorer", requires=_METRICS, device_extra="metrics"),
     BackendEntry("scorer", "dinov2", "imagerepainter.scorers:DINOv2Scorer", requires=_METRICS, device_extra="metrics"),
-    BackendEntry("scorer", "ssim", "imagerepainter.scorers:SSIMScorer", model="none", requires=("scipy",)),
+    BackendEntry("scorer", "ssim", "imagerepainter.scorers:SSIMScorer", model="none"),  # plain numpy
     BackendEntry("scorer", "psnr", "imagerepainter.scorers:PSNRScorer", model="none"),  # plain numpy
     BackendEntry("scorer", "sandbox", "imagerepainter.sandbox:SandboxScorer", model="none"),
 )
