@@ -33,7 +33,7 @@ from ._secrets import redact
 from .bench.cli import add_commands as add_bench_commands
 from .cli_settings import GENERATION_SETTINGS, LOOP_SETTINGS, add_setting_flags, int_in, setting_overrides
 from .config import PRESETS
-from .errors import BackendError, ConfigurationError, RepainterError
+from .errors import BackendError, ConfigurationError, MissingDependencyError, RepainterError
 from .results import shorten
 
 __all__ = ["build_parser", "main", "subcommand_parsers"]
@@ -264,9 +264,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     path, unique = _out_dir(args, Path(args.reference).stem)
     folder = args.run_folder = RunFolder(path)  # main() names it in the resume hint
     progress = Progress(sys.stderr, quiet=args.quiet)
-    result = folder.run(
-        specs, args.reference, prompt=args.prompt, overrides=_overrides(args), on_event=progress, unique=unique
-    )
+    try:
+        result = folder.run(
+            specs, args.reference, prompt=args.prompt, overrides=_overrides(args), on_event=progress, unique=unique
+        )
+    except MissingDependencyError as exc:
+        if args.mllm == args.t2i == "sandbox":
+            raise
+        offline = f"imagerepainter run {shlex.quote(args.reference)} --mllm sandbox --t2i sandbox"
+        error = MissingDependencyError(f"{exc}; or try it offline first (no key, no GPU, no download): {offline}")
+        error.extras = exc.extras
+        raise error from exc
     _finish(args, folder, result)
     return EXIT_OK
 
@@ -314,7 +322,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_backends(args: argparse.Namespace) -> int:
-    from ._imports import EXTRAS, is_available
+    from ._imports import is_available
     from .backends.registry import backend_entries
 
     titles = {"mllm": "MLLMs (--mllm)", "t2i": "Text-to-image (--t2i)", "scorer": "Scorers (--scorer)"}
@@ -325,8 +333,11 @@ def _cmd_backends(args: argparse.Namespace) -> int:
             kind = entry.kind
             print(titles[kind])
         missing = [module for module in entry.requires if not is_available(module)]
-        extra = EXTRAS.get(missing[0], "all") if missing else None
-        status = f'missing: pip install "imagerepainter[{extra}]"' if extra else "available"
+        status = (
+            f'missing {", ".join(missing)}: pip install "imagerepainter[{entry.need.extra}]"'
+            if missing
+            else "available"
+        )
         print(f"  {entry.provider:<10} {status}")
         if entry.kind == "mllm" and entry.provider == "sandbox":
             print("  (any LangChain init_chat_model provider too: anthropic:, google_genai:, ollama:, ...)")

@@ -52,9 +52,10 @@ from pathlib import Path
 from typing import Any
 
 from ._files import atomic_write
+from ._imports import Need
 from ._secrets import is_secret_name, redact, url_credentials
 from ._sqlite import check_database
-from .backends.registry import parse_spec
+from .backends.registry import check_installed, parse_spec
 from .config import RepainterConfig
 from .errors import ConfigurationError, RepainterError, ThreadInUseError
 from .graph import ROUND_CLOSING_NODE
@@ -70,6 +71,8 @@ CHECKPOINT_FILE = "checkpoint.sqlite"
 HISTORY_FILE = "history.sqlite"
 REPORT_FILE = "report.html"
 LOCK_FILE = "run.lock"
+_FOLDER_NEEDS = Need("a run folder", ("langgraph.checkpoint.sqlite", "langgraph.store.sqlite"), "cli")
+"""The SQLite checkpointer and store that make a run folder resumable."""
 _STOP_GRACE_S = 2.0
 """How long an interrupted run waits for its worker to stop before leaving it behind."""
 _VERSIONED = (
@@ -139,6 +142,16 @@ def _refuse_credentials(specs: BackendSpecs) -> None:
                 "credentials: pass the URL without it (e.g. --base-url http://host:port/v1) and put the key in "
                 "OPENAI_API_KEY, which is sent in a request header and never saved."
             )
+
+
+def _check_installed(specs: BackendSpecs, build: Callable[..., Repainter] | None) -> None:
+    """Name every missing extra (the backends' and the folder's) in one error, before anything is created.
+
+    A ``build`` function may pass objects instead of what the specs name: then only the folder's
+    own packages are checked.
+    """
+    backends = {"mllm": specs.mllm, "t2i": specs.t2i, "scorer": specs.scorer} if build is None else {}
+    check_installed(**backends, also=(_FOLDER_NEEDS,))
 
 
 def _record_text(record: dict[str, Any]) -> str:
@@ -340,6 +353,7 @@ class RunFolder:
         cfg = RepainterConfig.from_preset(specs.preset).with_overrides(**overrides)  # validated here, once
         image = check_run_inputs(cfg, reference, prompt)
         _refuse_credentials(specs)
+        _check_installed(specs, build)
         thread_id = uuid.uuid4().hex
         record = {
             "status": "running",
@@ -525,6 +539,7 @@ class RunFolder:
             return self.result()
         specs = BackendSpecs(**{k: v for k, v in record["specs"].items() if k in _SPEC_FIELDS})
         thread_id = record["thread_id"]
+        _check_installed(specs, build)
         with self._repainter(specs, build) as rp:
             status = rp.status(thread_id)
             if status == "not_started" and record.get("result", {}).get("rounds"):
