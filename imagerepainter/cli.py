@@ -66,6 +66,8 @@ class Progress:
             self._print(f"[{elapsed}] round {event.round} scored: {scores} | best so far {best}")
             if data.get("stop_reason"):
                 self._print(f"[{elapsed}] stopping: {data['stop_reason']}")
+        elif event.kind == "resumed" and not data.get("finished"):
+            self._print(f"[{elapsed}] {_resumed_line(data, event.round)}")
         elif event.kind == "critique":
             of = data.get("of_round", event.round)
             what = f"round {event.round}"
@@ -80,6 +82,19 @@ class Progress:
 
     def _print(self, line: str) -> None:
         print(line, file=self.stream, flush=True)
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
+
+
+def _resumed_line(data: dict[str, Any], next_round: int | None) -> str:
+    """What a resume keeps and where it goes on, e.g. ``resuming: kept 2 rounds, 6 images and 12 MLLM calls; ...``."""
+    rounds, images, calls = data.get("rounds", 0), data.get("images", 0), data.get("mllm_calls", 0)
+    if not (rounds or images or calls):
+        return "resuming: the run stopped before any model call; starting it from the beginning"
+    kept = f"{_count(rounds, 'finished round')}, {_count(images, 'image')} and {_count(calls, 'MLLM call')}"
+    return f"resuming: kept {kept}; continuing with round {next_round}"
 
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
@@ -283,7 +298,15 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     from .run_folder import RunFolder
 
     folder = args.run_folder = RunFolder(args.folder)
-    result = folder.resume(on_event=Progress(sys.stderr, quiet=args.quiet))
+    progress = Progress(sys.stderr, quiet=args.quiet)
+
+    def on_event(event: Any) -> None:
+        if event.kind == "resumed" and event.data.get("finished"):  # said even with --quiet: it is the answer
+            print(f"Nothing to resume: the run in {folder.path} had already finished. Its result:", file=sys.stderr)
+        else:
+            progress(event)
+
+    result = folder.resume(on_event=on_event)
     _finish(args, folder, result)
     return EXIT_OK
 

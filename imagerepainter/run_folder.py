@@ -154,6 +154,15 @@ def _check_installed(specs: BackendSpecs, build: Callable[..., Repainter] | None
     check_installed(**backends, also=(_FOLDER_NEEDS,))
 
 
+def _resumed(kept: RepaintResult | None, *, finished: bool) -> RepaintEvent:
+    """The ``"resumed"`` event: what a resume keeps (``kept``: the run as far as it got, if anywhere)."""
+    rounds = len(kept.rounds) if kept else 0
+    usage = kept.usage if kept else {}
+    data = {"finished": finished, "rounds": rounds, "images": usage.get("images", 0)}
+    data["mllm_calls"] = usage.get("mllm_calls", 0)
+    return RepaintEvent("resumed", round=None if finished else rounds + 1, data=data)
+
+
 def _record_text(record: dict[str, Any]) -> str:
     """``record`` as JSON, or a ConfigurationError: NaN, infinity and objects are not valid JSON."""
     try:
@@ -522,21 +531,32 @@ class RunFolder:
     ) -> RepaintResult:
         """Continue the interrupted run in this folder from its last checkpoint.
 
+        Before anything else, ``on_event`` gets a ``"resumed"`` :class:`RepaintEvent` saying what
+        is kept: ``data`` has ``finished`` (True: the run had already finished, nothing is built or
+        called, and its result is returned), ``rounds`` (finished rounds kept), ``images`` and
+        ``mllm_calls`` (paid for and kept); ``round`` is the round the run continues with.
+
         Raises:
             ThreadInUseError: another process is working in this folder now (its pid is named).
         """
         record = self.read_record()
         if record.get("status") == "finished" and "result" in record:
-            return self.result()  # nothing to continue: no backend is built, nothing is called
+            return self._already_finished(self.result(), on_event)  # nothing built, nothing called
         with self._lock(record["thread_id"]):
             return self._resume_locked(on_event, build)
+
+    @staticmethod
+    def _already_finished(result: RepaintResult, on_event: Callable[[RepaintEvent], None] | None) -> RepaintResult:
+        if on_event is not None:
+            on_event(_resumed(result, finished=True))
+        return result
 
     def _resume_locked(
         self, on_event: Callable[[RepaintEvent], None] | None, build: Callable[..., Repainter] | None
     ) -> RepaintResult:
         record = self.read_record()  # again: the process that held the lock may have changed it
         if record.get("status") == "finished" and "result" in record:
-            return self.result()
+            return self._already_finished(self.result(), on_event)
         specs = BackendSpecs(**{k: v for k, v in record["specs"].items() if k in _SPEC_FIELDS})
         thread_id = record["thread_id"]
         _check_installed(specs, build)
@@ -561,6 +581,8 @@ class RunFolder:
                         "start it again with a new --out."
                     )
                 self._write_record(record)
+                if on_event is not None:
+                    on_event(_resumed(None, finished=False))
                 events = rp.stream(
                     reference,
                     prompt=record.get("prompt"),
@@ -571,8 +593,10 @@ class RunFolder:
             if status == "finished":  # killed after the last checkpoint, before run.json said so
                 result = rp.result_of(thread_id)
                 self._finish(record, result, "finished")
-                return result
+                return self._already_finished(result, on_event)
             self._write_record(record)
+            if on_event is not None:
+                on_event(_resumed(rp.result_of(thread_id), finished=False))
             return self._drive(rp, rp.stream_resume(thread_id), record, on_event)
 
     def _drive(
