@@ -125,6 +125,21 @@ RUN_EXAMPLES = """examples:
     imagerepainter run photo.png --preset paper --mllm openai:gpt-4o --out runs/paper
     imagerepainter resume runs/paper"""
 
+RESUME_EXAMPLES = """examples:
+  imagerepainter resume runs/photo-20250101-120000       after Ctrl-C, a kill or a failed backend
+  imagerepainter resume runs/photo-20250101-120000 --json > result.json
+  OPENAI_API_KEY=... imagerepainter resume runs/paper    keys come from the environment, never the folder"""
+
+DEMO_EXAMPLES = """examples:
+  imagerepainter demo                                    a random hidden scene (its seed is printed)
+  imagerepainter demo --seed 7 --preset paper            scene 7 again, with the published settings
+  imagerepainter demo --max-rounds 2 --out runs/quick --json"""
+
+SERVE_EXAMPLES = """examples:
+  imagerepainter serve-sandbox --port 8765 &
+  OPENAI_API_KEY=unused imagerepainter run photo.png --mllm openai:sandbox \\
+      --base-url http://127.0.0.1:8765/v1 --t2i sandbox --scorer sandbox"""
+
 BACKENDS_EXAMPLES = """examples:
   imagerepainter backends                      what is installed, and what installs the rest
   --mllm openai:gpt-4o?temperature=0           an OpenAI model (OPENAI_API_KEY / OPENAI_BASE_URL)
@@ -163,7 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(run, "runs/<reference stem>-<YYYYmmdd-HHMMSS>")
     add_setting_flags(run, ("max_reference_pixels",))
 
-    resume = add("resume", help="continue an interrupted run", description="Continue an interrupted run.")
+    resume = add(
+        "resume",
+        help="continue an interrupted run",
+        description="Continue an interrupted run from its last checkpoint, with the settings and backend specs saved "
+        "in the folder: finished rounds are kept, not paid for again. It first says what is kept and which round it "
+        "continues with; a run that had already finished is only reported.",
+        epilog=RESUME_EXAMPLES,
+    )
     resume.add_argument("folder", help="the run folder")
     resume.add_argument("--json", action="store_true", help="print the result as JSON")
     resume.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -173,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the whole loop offline on the sandbox world",
         description="Draw a random hidden scene, render it as the reference, and regenerate it with the sandbox "
         "MLLM and renderer (offline, no key, no GPU).",
+        epilog=DEMO_EXAMPLES,
     )
     _add_run_options(demo, "runs/demo-<seed>-<YYYYmmdd-HHMMSS>", seed="default: random, printed and recorded")
 
@@ -190,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve the sandbox MLLM on 127.0.0.1 so the ChatOpenAI path can be tried with no model: "
         "imagerepainter run REF --mllm openai:sandbox --base-url http://127.0.0.1:PORT/v1 --t2i sandbox "
         "--scorer sandbox. Stop it with Ctrl-C.",
+        epilog=SERVE_EXAMPLES,
     )
     port_help = "port on 127.0.0.1, 0 for a free one (default: %(default)s)"
     serve.add_argument("--port", type=int_in(0, 65535), default=8765, help=port_help)

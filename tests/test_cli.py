@@ -323,14 +323,20 @@ def test_progress_shows_describe_calls_says_a_judged_match_in_words_and_cuts_at_
     assert lines[3].endswith("judged a match; stopping")
 
 
-@pytest.mark.parametrize("command", ["run", "eval", "backends"])
+@pytest.mark.parametrize("command", list(subcommand_parsers(build_parser())))
 def test_help_teaches_with_examples_and_defaults(command, capsys):
     with pytest.raises(SystemExit):
         main([command, "--help"])
     text = capsys.readouterr().out
     examples = text.split("\nexamples:\n", 1)[1]  # kept as written, one example per line
-    assert "--mllm" in examples
+    assert f"imagerepainter {command}" in examples
+    if command in ("run", "eval", "backends"):
+        assert "--mllm" in examples
     flat = " ".join(text.split())
+    for action in subcommand_parsers(build_parser())[command]._actions:  # every default is shown
+        if action.default not in (None, False, "==SUPPRESS==") and action.help:
+            shown = action.help % {"default": action.default} if "%(default)" in action.help else action.help
+            assert "default" in shown, f"{command} {action.option_strings}: {shown}"
     if command == "run":
         assert "(default: default; paper:" in flat and "(default: 6; paper preset: 3)" in flat
         assert "    imagerepainter run photo.png --mllm sandbox --t2i sandbox\n" in examples  # offline, verbatim
