@@ -48,7 +48,7 @@ def get_or_load(key: Hashable, loader: Callable[[], T]) -> T:
     again; callers with other keys are not blocked. A failed load caches nothing.
 
     Example:
-        >>> calls = []
+        >>> calls, _ = [], clear_model_cache()  # models other code loaded in this process are not counted
         >>> get_or_load(("doc", 1), lambda: calls.append(1) or "model")
         'model'
         >>> get_or_load(("doc", 1), lambda: calls.append(1) or "other")

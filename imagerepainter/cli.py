@@ -89,7 +89,7 @@ def _count(n: int, what: str) -> str:
 
 
 def _resumed_line(data: dict[str, Any], next_round: int | None) -> str:
-    """What a resume keeps and where it goes on, e.g. ``resuming: kept 2 rounds, 6 images and 12 MLLM calls; ...``."""
+    """What a resume keeps and where it goes on (``resuming: kept 2 finished rounds, 6 images and ...``)."""
     rounds, images, calls = data.get("rounds", 0), data.get("images", 0), data.get("mllm_calls", 0)
     if not (rounds or images or calls):
         return "resuming: the run stopped before any model call; starting it from the beginning"

@@ -156,11 +156,9 @@ def _check_installed(specs: BackendSpecs, build: Callable[..., Repainter] | None
 
 def _resumed(kept: RepaintResult | None, *, finished: bool) -> RepaintEvent:
     """The ``"resumed"`` event: what a resume keeps (``kept``: the run as far as it got, if anywhere)."""
-    rounds = len(kept.rounds) if kept else 0
-    usage = kept.usage if kept else {}
-    data = {"finished": finished, "rounds": rounds, "images": usage.get("images", 0)}
-    data["mllm_calls"] = usage.get("mllm_calls", 0)
-    return RepaintEvent("resumed", round=None if finished else rounds + 1, data=data)
+    rounds, usage = (len(kept.rounds), kept.usage) if kept else (0, {})
+    kept_counts = {"rounds": rounds, "images": usage.get("images", 0), "mllm_calls": usage.get("mllm_calls", 0)}
+    return RepaintEvent("resumed", round=None if finished else rounds + 1, data={"finished": finished, **kept_counts})
 
 
 def _record_text(record: dict[str, Any]) -> str:
