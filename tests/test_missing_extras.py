@@ -144,3 +144,18 @@ def test_backends_lists_what_is_missing_and_the_extra_for_it(monkeypatch: pytest
     assert rows["paper"].endswith('missing torch: pip install "imagerepainter[metrics]"')  # not [diffusers]
     assert rows["diffusers"].endswith('missing torch: pip install "imagerepainter[diffusers]"')
     assert rows["ssim"].endswith("available") and rows["psnr"].endswith("available")
+
+
+def test_eval_names_every_missing_extra_before_anything_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any, built: list[str]
+) -> None:
+    _uninstall(monkeypatch, *README_INSTALL_LACKS)
+    out = tmp_path / "eval"
+    argv = ["eval", "sandbox-scenes:2", "--mllm", "openai:gpt-4o", "--t2i", "sd=diffusers:stabilityai/sdxl-turbo"]
+    assert main([*argv, "--t2i", "exact=sandbox", "--metrics", "sandbox,clip", "--out", str(out), "--quiet"]) == 2
+    line = _error_line(capsys)
+    assert (
+        "the 'openai' MLLM needs langchain_openai" in line and "the 'clip' scorer needs torch and transformers" in line
+    )
+    assert 'pip install "imagerepainter[openai,diffusers,metrics]"' in line  # the clip metric, not the sandbox scorer
+    assert built == [] and not out.exists()

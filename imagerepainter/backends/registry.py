@@ -82,6 +82,7 @@ __all__ = [
     "available_backends",
     "backend_entries",
     "check_installed",
+    "needs",
     "parse_spec",
     "register_backend",
     "register_entry",
@@ -369,16 +370,28 @@ def check_installed(*, mllm: Any = None, t2i: Any = None, scorer: Any = None, al
     Example:
         >>> check_installed(mllm="sandbox", t2i="sandbox", scorer="ssim")  # nothing optional: no error
     """
-    needs: list[Need] = []
-    for kind, spec in (("mllm", mllm), ("t2i", t2i), ("scorer", scorer)):
-        if not isinstance(spec, str):
-            continue
-        provider = parse_spec(spec)[0]
-        _load_entry_points()
-        entry = _REGISTRY[kind].get(provider) or _PLUGINS[kind].get(provider)  # type: ignore[index]
-        if entry is not None and entry.requires:
-            needs.append(entry.need)
-    require_all([*needs, *also])
+    found = [needs("mllm", mllm), needs("t2i", t2i), needs("scorer", scorer)]
+    require_all([*(need for need in found if need is not None), *also])
+
+
+def needs(kind: BackendKind, spec: Any) -> Need | None:
+    """What the backend a spec string names needs installed, without importing anything.
+
+    ``None`` for objects, for providers the table does not know (their own error comes when
+    they are resolved) and for backends that need nothing optional.
+
+    Example:
+        >>> needs("scorer", "paper?device=cpu")
+        Need(what="the 'paper' scorer", modules=('torch', 'transformers'), extra='metrics')
+        >>> needs("scorer", "ssim") is None
+        True
+    """
+    if not isinstance(spec, str):
+        return None
+    provider = parse_spec(spec)[0]
+    _load_entry_points()
+    entry = _REGISTRY[kind].get(provider) or _PLUGINS[kind].get(provider)
+    return entry.need if entry is not None and entry.requires else None
 
 
 def _entry(kind: BackendKind, provider: str, spec: str) -> BackendEntry:
