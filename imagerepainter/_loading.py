@@ -48,7 +48,7 @@ def get_or_load(key: Hashable, loader: Callable[[], T]) -> T:
     again; callers with other keys are not blocked. A failed load caches nothing.
 
     Example:
-        >>> calls = []
+        >>> calls, _ = [], clear_model_cache()  # models other code loaded in this process are not counted
         >>> get_or_load(("doc", 1), lambda: calls.append(1) or "model")
         'model'
         >>> get_or_load(("doc", 1), lambda: calls.append(1) or "other")
@@ -247,7 +247,7 @@ def optional_bool(value: Any, name: str) -> bool | None:
     raise ConfigurationError(f"{name} must be true or false, got {shown(value)}.")
 
 
-def check_device(device: Any, *, extra: str) -> str:
+def check_device(device: Any, *, extra: str, purpose: str | None = None) -> str:
     """Return ``device`` as a string after checking that this torch can use it.
 
     Asking for CUDA (or Apple's MPS) where torch has none would otherwise surface as torch's
@@ -255,16 +255,21 @@ def check_device(device: Any, *, extra: str) -> str:
     first generation. Checking when the backend is built turns it into a
     :class:`~imagerepainter.errors.ConfigurationError` before any paid call.
 
+    Args:
+        device: What the caller was given, e.g. ``"cuda:1"``.
+        extra: The extra that installs torch for the caller, named if torch is missing.
+        purpose: What needs the device, for that message (``"the 'paper' scorer"``).
+
     Raises:
         ConfigurationError: ``device`` is not a torch device, or names a CUDA / MPS device
             this machine does not have.
         MissingDependencyError: torch is not installed.
 
     Example:
-        >>> check_device("cpu", extra="metrics")
+        >>> check_device("cpu", extra="metrics", purpose="CLIP similarity")
         'cpu'
     """
-    torch = require("torch", extra=extra, purpose="placing models on a device")
+    torch = require("torch", extra=extra, purpose=purpose or f"device={device!r}")
     try:
         parsed = torch.device(device)
     except (RuntimeError, TypeError, ValueError) as exc:

@@ -29,8 +29,12 @@ __all__ = ["check_database"]
 def check_database(path: str | os.PathLike[str], what: str) -> None:
     """Raise :class:`ConfigurationError` when ``path`` exists but is not a readable SQLite database.
 
-    The file is opened read-only and its schema read, which is what fails on a damaged file;
-    nothing is written. A missing or empty file passes: SQLite creates the database in it.
+    The file is opened (never created) and its schema read, which is what fails on a damaged
+    file. Nothing is written, except what SQLite itself does on opening a database that a killed
+    process left mid-transaction: it recovers the write-ahead log (``<file>-wal``, ``-shm``) or rolls
+    back a hot journal, as LangGraph's own connection would. (A read-only connection cannot, and
+    would fail with "attempt to write a readonly database": that is a crash to recover from, not
+    damage.) A missing or empty file passes: SQLite creates the database in it.
 
     Args:
         path: The database file.
@@ -43,7 +47,7 @@ def check_database(path: str | os.PathLike[str], what: str) -> None:
     if not path.exists() or (path.is_file() and path.stat().st_size == 0):
         return
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True)  # read-only if write-protected
         try:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         finally:

@@ -33,7 +33,7 @@ from ._secrets import redact
 from .bench.cli import add_commands as add_bench_commands
 from .cli_settings import GENERATION_SETTINGS, LOOP_SETTINGS, add_setting_flags, int_in, setting_overrides
 from .config import PRESETS
-from .errors import BackendError, ConfigurationError, RepainterError
+from .errors import BackendError, ConfigurationError, MissingDependencyError, RepainterError
 from .progress import ProgressLines as Progress
 
 __all__ = ["build_parser", "main", "subcommand_parsers"]
@@ -68,6 +68,21 @@ RUN_EXAMPLES = """examples:
   the published settings, then continue an interrupted run:
     imagerepainter run photo.png --preset paper --mllm openai:gpt-4o --out runs/paper
     imagerepainter resume runs/paper"""
+
+RESUME_EXAMPLES = """examples:
+  imagerepainter resume runs/photo-20250101-120000       after Ctrl-C, a kill or a failed backend
+  imagerepainter resume runs/photo-20250101-120000 --json > result.json
+  OPENAI_API_KEY=... imagerepainter resume runs/paper    keys come from the environment, never the folder"""
+
+DEMO_EXAMPLES = """examples:
+  imagerepainter demo                                    a random hidden scene (its seed is printed)
+  imagerepainter demo --seed 7 --preset paper            scene 7 again, with the published settings
+  imagerepainter demo --max-rounds 2 --out runs/quick --json"""
+
+SERVE_EXAMPLES = """examples:
+  imagerepainter serve-sandbox --port 8765 &
+  OPENAI_API_KEY=unused imagerepainter run photo.png --mllm openai:sandbox \\
+      --base-url http://127.0.0.1:8765/v1 --t2i sandbox --scorer sandbox"""
 
 BACKENDS_EXAMPLES = """examples:
   imagerepainter backends                      what is installed, and what installs the rest
@@ -107,7 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(run, "runs/<reference stem>-<YYYYmmdd-HHMMSS>")
     add_setting_flags(run, ("max_reference_pixels",))
 
-    resume = add("resume", help="continue an interrupted run", description="Continue an interrupted run.")
+    resume = add(
+        "resume",
+        help="continue an interrupted run",
+        description="Continue an interrupted run from its last checkpoint, with the settings and backend specs saved "
+        "in the folder: finished rounds are kept, not paid for again. It first says what is kept and which round it "
+        "continues with; a run that had already finished is only reported.",
+        epilog=RESUME_EXAMPLES,
+    )
     resume.add_argument("folder", help="the run folder")
     resume.add_argument("--json", action="store_true", help="print the result as JSON")
     resume.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -117,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the whole loop offline on the sandbox world",
         description="Draw a random hidden scene, render it as the reference, and regenerate it with the sandbox "
         "MLLM and renderer (offline, no key, no GPU).",
+        epilog=DEMO_EXAMPLES,
     )
     _add_run_options(demo, "runs/demo-<seed>-<YYYYmmdd-HHMMSS>", seed="default: random, printed and recorded")
 
@@ -134,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve the sandbox MLLM on 127.0.0.1 so the ChatOpenAI path can be tried with no model: "
         "imagerepainter run REF --mllm openai:sandbox --base-url http://127.0.0.1:PORT/v1 --t2i sandbox "
         "--scorer sandbox. Stop it with Ctrl-C.",
+        epilog=SERVE_EXAMPLES,
     )
     port_help = "port on 127.0.0.1, 0 for a free one (default: %(default)s)"
     serve.add_argument("--port", type=int_in(0, 65535), default=8765, help=port_help)
@@ -224,9 +248,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     path, unique = _out_dir(args, Path(args.reference).stem)
     folder = args.run_folder = RunFolder(path)  # main() names it in the resume hint
     progress = Progress(sys.stderr, quiet=args.quiet)
-    result = folder.run(
-        specs, args.reference, prompt=args.prompt, overrides=_overrides(args), on_event=progress, unique=unique
-    )
+    try:
+        result = folder.run(
+            specs, args.reference, prompt=args.prompt, overrides=_overrides(args), on_event=progress, unique=unique
+        )
+    except MissingDependencyError as exc:
+        if args.mllm == args.t2i == "sandbox":
+            raise
+        offline = f"imagerepainter run {shlex.quote(args.reference)} --mllm sandbox --t2i sandbox"
+        error = MissingDependencyError(f"{exc}; or try it offline first (no key, no GPU, no download): {offline}")
+        error.extras = exc.extras
+        raise error from exc
     _finish(args, folder, result)
     return EXIT_OK
 
@@ -235,7 +267,15 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     from .run_folder import RunFolder
 
     folder = args.run_folder = RunFolder(args.folder)
-    result = folder.resume(on_event=Progress(sys.stderr, quiet=args.quiet))
+    progress = Progress(sys.stderr, quiet=args.quiet)
+
+    def on_event(event: Any) -> None:
+        if event.kind == "resumed" and event.data.get("finished"):  # said even with --quiet: it is the answer
+            print(f"Nothing to resume: the run in {folder.path} had already finished. Its result:", file=sys.stderr)
+        else:
+            progress(event)
+
+    result = folder.resume(on_event=on_event)
     _finish(args, folder, result)
     return EXIT_OK
 
@@ -274,7 +314,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_backends(args: argparse.Namespace) -> int:
-    from ._imports import EXTRAS, is_available
+    from ._imports import is_available
     from .backends.registry import backend_entries
 
     titles = {"mllm": "MLLMs (--mllm)", "t2i": "Text-to-image (--t2i)", "scorer": "Scorers (--scorer)"}
@@ -285,8 +325,11 @@ def _cmd_backends(args: argparse.Namespace) -> int:
             kind = entry.kind
             print(titles[kind])
         missing = [module for module in entry.requires if not is_available(module)]
-        extra = EXTRAS.get(missing[0], "all") if missing else None
-        status = f'missing: pip install "imagerepainter[{extra}]"' if extra else "available"
+        status = (
+            f'missing {", ".join(missing)}: pip install "imagerepainter[{entry.need.extra}]"'
+            if missing
+            else "available"
+        )
         print(f"  {entry.provider:<10} {status}")
         if entry.kind == "mllm" and entry.provider == "sandbox":
             print("  (any LangChain init_chat_model provider too: anthropic:, google_genai:, ollama:, ...)")

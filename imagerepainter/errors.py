@@ -132,6 +132,9 @@ class ThreadInUseError(RepainterError):
 class MissingDependencyError(RepainterError, ImportError):
     """An optional dependency is missing; the message names the ``pip install`` that fixes it."""
 
+    extras: tuple[str, ...] = ()
+    """The extras of ``imagerepainter`` that install what is missing, when the message names them."""
+
 
 class MetricUnavailableError(MissingDependencyError):
     """A metric cannot run here: a package or its pretrained weights cannot be loaded.

@@ -90,10 +90,25 @@ def event_lines(event: RepaintEvent, *, width: int = 120) -> list[str]:
             return [f"critique of {what}: judged a match; {then}"]
         edits = "; ".join(data.get("edits", [])[:3])
         return [line(f"critique of {what}: ", edits) if edits else f"critique of {what}: no edits proposed"]
+    if kind == "resumed" and not data.get("finished"):
+        return [_resumed_line(data, event.round)]
     if kind == "review":
         where = "before round" if data.get("kind") == "prompt" else "after the critique of round"
         return [line(f"paused for review {where} {event.round}: ", str(data.get("prompt", "")))]
     return []
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
+
+
+def _resumed_line(data: dict[str, Any], next_round: int | None) -> str:
+    """What a resume keeps and where it goes on (``resuming: kept 2 finished rounds, 6 images and ...``)."""
+    rounds, images, calls = data.get("rounds", 0), data.get("images", 0), data.get("mllm_calls", 0)
+    if not (rounds or images or calls):
+        return "resuming: the run stopped before any model call; starting it from the beginning"
+    kept = f"{_count(rounds, 'finished round')}, {_count(images, 'image')} and {_count(calls, 'MLLM call')}"
+    return f"resuming: kept {kept}; continuing with round {next_round}"
 
 
 class ProgressLines:

@@ -28,7 +28,7 @@ from PIL import Image
 
 from . import __version__
 from .backends.base import MLLM, Scorer, TextToImage, check_generation_settings, fit_size
-from .backends.registry import resolve_mllm, resolve_scorer, resolve_t2i
+from .backends.registry import check_installed, resolve_mllm, resolve_scorer, resolve_t2i
 from .config import RepainterConfig
 from .convergence import check_budgets
 from .errors import BackendError, CapabilityError, ConfigurationError, IncompleteRunError, ThreadInUseError
@@ -189,6 +189,7 @@ class Repainter:
     ) -> None:
         base = config if config is not None else RepainterConfig.from_preset(preset)
         self.config = base.with_overrides(**settings)
+        check_installed(mllm=mllm, t2i=t2i, scorer=scorer)  # every missing extra in one message
         self.mllm: MLLM = resolve_mllm(mllm)
         self.t2i: TextToImage = resolve_t2i(t2i)
         self.scorer: Scorer = resolve_scorer(scorer)

@@ -65,7 +65,8 @@ body{margin:0;background:var(--bg);color:var(--fg);font:15px/1.5 system-ui,-appl
 "DejaVu Sans",sans-serif}
 main{max-width:1180px;margin:0 auto;padding:24px 20px 48px}
 h1{font-size:1.7rem;margin:0 0 4px}h2{font-size:1.25rem;margin:0 0 12px}h3{font-size:1rem;margin:16px 0 6px}
-section,header{background:var(--card);border:1px solid var(--line);border-radius:12px;padding:18px 20px;margin:0 0 18px}
+section,header,nav.toc{background:var(--card);border:1px solid var(--line);border-radius:12px;padding:18px 20px;
+margin:0 0 18px}
 .muted{color:var(--muted)}
 .notice{border-left:4px solid var(--warn);background:var(--card);padding:8px 12px;margin:8px 0}
 .facts{display:grid;grid-template-columns:repeat(auto-fill,minmax(170px,1fr));gap:10px;margin:14px 0 0;padding:0}

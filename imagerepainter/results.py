@@ -109,6 +109,10 @@ class Description(BaseModel):
     mllm: dict[str, Any] = {}
     """Name and settings of the model that described it."""
 
+    def __repr__(self) -> str:
+        calls = self.usage.get("mllm_calls", len(self.calls))
+        return f"Description({calls} MLLM call{'' if calls == 1 else 's'}, prompt={shorten(self.prompt)!r})"
+
 
 class Candidate(_WithStore):
     """One rendered image: the prompt and seed that made it, and its score."""
@@ -160,6 +164,12 @@ class CritiqueResult(BaseModel):
     edits: list[str] = []
     is_match: bool = False
     revised_prompt: str | None = None
+
+    def __repr__(self) -> str:
+        n = len(self.edits)
+        verdict = "judged a match" if self.is_match else f"{n} edit{'' if n == 1 else 's'}"
+        revised = "" if self.revised_prompt is None else f", revised_prompt={shorten(self.revised_prompt)!r}"
+        return f"CritiqueResult(of round {self.round}, #{self.candidate}, {verdict}{revised})"
 
 
 class Round(_WithStore):

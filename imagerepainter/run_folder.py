@@ -52,9 +52,10 @@ from pathlib import Path
 from typing import Any
 
 from ._files import atomic_write
+from ._imports import Need
 from ._secrets import is_secret_name, redact, url_credentials
 from ._sqlite import check_database
-from .backends.registry import parse_spec
+from .backends.registry import check_installed, parse_spec
 from .config import RepainterConfig
 from .errors import ConfigurationError, RepainterError, ThreadInUseError
 from .graph import ROUND_CLOSING_NODE
@@ -70,6 +71,8 @@ CHECKPOINT_FILE = "checkpoint.sqlite"
 HISTORY_FILE = "history.sqlite"
 REPORT_FILE = "report.html"
 LOCK_FILE = "run.lock"
+_FOLDER_NEEDS = Need("a run folder", ("langgraph.checkpoint.sqlite", "langgraph.store.sqlite"), "cli")
+"""The SQLite checkpointer and store that make a run folder resumable."""
 _STOP_GRACE_S = 2.0
 """How long an interrupted run waits for its worker to stop before leaving it behind."""
 _VERSIONED = (
@@ -139,6 +142,23 @@ def _refuse_credentials(specs: BackendSpecs) -> None:
                 "credentials: pass the URL without it (e.g. --base-url http://host:port/v1) and put the key in "
                 "OPENAI_API_KEY, which is sent in a request header and never saved."
             )
+
+
+def _check_installed(specs: BackendSpecs, build: Callable[..., Repainter] | None) -> None:
+    """Name every missing extra (the backends' and the folder's) in one error, before anything is created.
+
+    A ``build`` function may pass objects instead of what the specs name: then only the folder's
+    own packages are checked.
+    """
+    backends = {"mllm": specs.mllm, "t2i": specs.t2i, "scorer": specs.scorer} if build is None else {}
+    check_installed(**backends, also=(_FOLDER_NEEDS,))
+
+
+def _resumed(kept: RepaintResult | None, *, finished: bool) -> RepaintEvent:
+    """The ``"resumed"`` event: what a resume keeps (``kept``: the run as far as it got, if anywhere)."""
+    rounds, usage = (len(kept.rounds), kept.usage) if kept else (0, {})
+    kept_counts = {"rounds": rounds, "images": usage.get("images", 0), "mllm_calls": usage.get("mllm_calls", 0)}
+    return RepaintEvent("resumed", round=None if finished else rounds + 1, data={"finished": finished, **kept_counts})
 
 
 def _record_text(record: dict[str, Any]) -> str:
@@ -340,6 +360,7 @@ class RunFolder:
         cfg = RepainterConfig.from_preset(specs.preset).with_overrides(**overrides)  # validated here, once
         image = check_run_inputs(cfg, reference, prompt)
         _refuse_credentials(specs)
+        _check_installed(specs, build)
         thread_id = uuid.uuid4().hex
         record = {
             "status": "running",
@@ -514,6 +535,10 @@ class RunFolder:
 
         A run paused for a person's review (status ``"paused"``, the ``review`` setting) goes on
         with ``review``, their answer (see :meth:`Repainter.resume`).
+        Before anything else, ``on_event`` gets a ``"resumed"`` :class:`RepaintEvent` saying what
+        is kept: ``data`` has ``finished`` (True: the run had already finished, nothing is built or
+        called, and its result is returned), ``rounds`` (finished rounds kept), ``images`` and
+        ``mllm_calls`` (paid for and kept); ``round`` is the round the run continues with.
 
         Raises:
             ThreadInUseError: another process is working in this folder now (its pid is named).
@@ -522,18 +547,25 @@ class RunFolder:
         """
         record = self.read_record()
         if record.get("status") == "finished" and "result" in record:
-            return self.result()  # nothing to continue: no backend is built, nothing is called
+            return self._already_finished(self.result(), on_event)  # nothing built, nothing called
         with self._lock(record["thread_id"]):
             return self._resume_locked(on_event, build, review)
+
+    @staticmethod
+    def _already_finished(result: RepaintResult, on_event: Callable[[RepaintEvent], None] | None) -> RepaintResult:
+        if on_event is not None:
+            on_event(_resumed(result, finished=True))
+        return result
 
     def _resume_locked(
         self, on_event: Callable[[RepaintEvent], None] | None, build: Callable[..., Repainter] | None, review: Any
     ) -> RepaintResult:
         record = self.read_record()  # again: the process that held the lock may have changed it
         if record.get("status") == "finished" and "result" in record:
-            return self.result()
+            return self._already_finished(self.result(), on_event)
         specs = BackendSpecs(**{k: v for k, v in record["specs"].items() if k in _SPEC_FIELDS})
         thread_id = record["thread_id"]
+        _check_installed(specs, build)
         with self._repainter(specs, build) as rp:
             status = rp.status(thread_id)
             rp.check_review_answer(thread_id, review)  # before the folder says it runs again
@@ -556,6 +588,8 @@ class RunFolder:
                         "start it again with a new --out."
                     )
                 self._write_record(record)
+                if on_event is not None:
+                    on_event(_resumed(None, finished=False))
                 events = rp.stream(
                     reference,
                     prompt=record.get("prompt"),
@@ -566,8 +600,10 @@ class RunFolder:
             if status == "finished":  # killed after the last checkpoint, before run.json said so
                 result = rp.result_of(thread_id)
                 self._finish(record, result, "finished")
-                return result
+                return self._already_finished(result, on_event)
             self._write_record(record)
+            if on_event is not None:
+                on_event(_resumed(rp.result_of(thread_id), finished=False))
             return self._drive(rp, rp.stream_resume(thread_id, review=review), record, on_event)
 
     def _drive(

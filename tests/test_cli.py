@@ -176,11 +176,51 @@ def test_errors_are_one_line_with_an_exit_code(tmp_path, capsys):
     assert not (tmp_path / "o").exists()  # nothing created for a bad reference
 
 
-def test_resume_of_a_finished_run_is_a_no_op(tmp_path):
+def test_resume_of_a_finished_run_is_a_no_op_that_says_so(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "d"), "--quiet", "--max-rounds", "2"]) == 0
     before = (tmp_path / "d" / "run.json").read_text()
-    assert main(["resume", str(tmp_path / "d"), "--quiet"]) == 0
+    capsys.readouterr()
+    for argv in (["resume", str(tmp_path / "d"), "--quiet"], ["run", "--resume", str(tmp_path / "d")]):
+        assert main(argv) == 0
+        out, err = capsys.readouterr()
+        assert err == f"Nothing to resume: the run in {tmp_path / 'd'} had already finished. Its result:\n"
+        assert out.startswith("2 rounds, stopped: max_rounds.")
     assert json.loads((tmp_path / "d" / "run.json").read_text())["result"] == json.loads(before)["result"]
+
+
+@pytest.mark.parametrize(("stop_at", "nth", "kept_rounds"), [("critique", 2, 2), ("described", 1, 0)])
+def test_resume_after_ctrl_c_says_what_is_kept_and_where_it_goes_on(
+    tmp_path, monkeypatch, capsys, stop_at, nth, kept_rounds
+):
+    from imagerepainter import cli
+
+    progress = cli.Progress.__call__
+    seen: list[str] = []
+
+    def ctrl_c(self, event):
+        progress(self, event)
+        seen.append(event.kind)
+        if seen.count(stop_at) == nth:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.Progress, "__call__", ctrl_c)
+    folder = tmp_path / "d"
+    assert main(["demo", "--seed", "5", "--max-rounds", "4", "--out", str(folder)]) == 130
+    monkeypatch.setattr(cli.Progress, "__call__", progress)
+    stopped = json.loads((folder / "run.json").read_text())
+    assert stopped["status"] == "interrupted" and len(stopped["result"]["rounds"]) == kept_rounds
+    usage = stopped["result"]["usage"]
+    capsys.readouterr()
+
+    assert main(["resume", str(folder)]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    rounds = f"{kept_rounds} finished round{'' if kept_rounds == 1 else 's'}"
+    images = f"{usage.get('images', 0)} image{'' if usage.get('images', 0) == 1 else 's'}"
+    kept = f"{rounds}, {images} and {usage['mllm_calls']} MLLM calls"
+    assert lines[0].endswith(f"] resuming: kept {kept}; continuing with round {kept_rounds + 1}"), lines[:3]
+    assert f"round {kept_rounds + 1} scored" in lines[1]  # the first thing it does after
+    assert not any(f"round {n}:" in line for n in range(1, kept_rounds + 1) for line in lines)  # kept: not redone
+    assert json.loads((folder / "run.json").read_text())["status"] == "finished"
 
 
 def test_backends_lists_providers(capsys):
@@ -283,14 +323,20 @@ def test_progress_shows_describe_calls_says_a_judged_match_in_words_and_cuts_at_
     assert lines[3].endswith("judged a match; stopping")
 
 
-@pytest.mark.parametrize("command", ["run", "eval", "backends"])
+@pytest.mark.parametrize("command", list(subcommand_parsers(build_parser())))
 def test_help_teaches_with_examples_and_defaults(command, capsys):
     with pytest.raises(SystemExit):
         main([command, "--help"])
     text = capsys.readouterr().out
     examples = text.split("\nexamples:\n", 1)[1]  # kept as written, one example per line
-    assert "--mllm" in examples
+    assert f"imagerepainter {command}" in examples
+    if command in ("run", "eval", "backends"):
+        assert "--mllm" in examples
     flat = " ".join(text.split())
+    for action in subcommand_parsers(build_parser())[command]._actions:  # every default is shown
+        if action.default not in (None, False, "==SUPPRESS==") and action.help:
+            shown = action.help % {"default": action.default} if "%(default)" in action.help else action.help
+            assert "default" in shown, f"{command} {action.option_strings}: {shown}"
     if command == "run":
         assert "(default: default; paper:" in flat and "(default: 6; paper preset: 3)" in flat
         assert "    imagerepainter run photo.png --mllm sandbox --t2i sandbox\n" in examples  # offline, verbatim

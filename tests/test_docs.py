@@ -30,3 +30,18 @@ def test_mkdocs_builds_strict(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     api = (tmp_path / "site" / "api" / "index.html").read_text()
     assert "decide_stop" in api and "RepaintResult" in api
+
+
+def test_the_api_guides_examples_run_in_order(tmp_path, monkeypatch):
+    """docs/api.md promises examples that run: each Python block, in order, in one namespace."""
+    import re
+
+    from imagerepainter.sandbox import random_scene, render_scene
+
+    monkeypatch.chdir(tmp_path)
+    render_scene(random_scene(4)).save(tmp_path / "photo.png")  # the file the Images example reads
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "api.md").read_text(), re.S)
+    assert len(blocks) >= 8
+    namespace: dict = {}
+    for i, block in enumerate(blocks):
+        exec(compile(block, f"docs/api.md block {i + 1}", "exec"), namespace)

@@ -559,8 +559,14 @@ def test_reprs_are_short_and_say_what_a_person_needs():
         "Repainter(mllm='sandbox', t2i='sandbox', scorer='sandbox', preset='default', max_rounds=2, variants=3)"
     )
     result = rp.run(render_scene(random_scene(1)))
-    for text in (repr(result), repr(result.rounds[0]), repr(result.best)):
-        assert len(text) < 160 and "image_ref" not in text and "\n" not in text
+    critique = result.rounds[0].critique
+    assert critique is not None
+    description = rp.describe(render_scene(random_scene(1)))
+    for text in (repr(result), repr(result.rounds[0]), repr(result.best), repr(critique), repr(description)):
+        assert len(text) < 160 and "image_ref" not in text and "\n" not in text and "understanding" not in text
+    edits = f"{len(critique.edits)} edit" if not critique.is_match else "judged a match"
+    assert repr(critique).startswith(f"CritiqueResult(of round 1, #{critique.candidate}, {edits}")
+    assert repr(description).startswith(f"Description({description.usage['mllm_calls']} MLLM calls, prompt='")
     assert repr(result).startswith(f"RepaintResult({len(result.rounds)} rounds, stopped: {result.stop_reason}")
     shown = repr(result.best).split("prompt='")[1].rstrip("')")
     assert result.best.prompt.startswith(shown.rstrip("…")) and (shown.endswith("…") or shown == result.best.prompt)

@@ -177,3 +177,36 @@ def test_a_run_folders_settings_are_validated_once(tmp_path, monkeypatch):
     result = RunFolder(tmp_path / "run").run(SPECS, render_scene(random_scene(2), seed=2), overrides=SETTINGS)
     assert result.finished and result.config.max_rounds == 3
     assert len(seen) == 1  # where the folder checks its input; the Repainter and its nodes take it as it is
+
+
+_KILLED_MID_TRANSACTION = """
+import os, signal, sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)  # a new database: rollback journal, as before setup()
+conn.execute("PRAGMA cache_size=1")  # spill mid-transaction: the journal becomes hot
+conn.execute("BEGIN")
+conn.execute("CREATE TABLE half (x BLOB)")
+for _ in range(100):
+    conn.execute("INSERT INTO half VALUES (?)", (os.urandom(4000),))
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_resume_after_a_kill_while_the_checkpoints_were_created_is_not_taken_for_damage(finished_run, tmp_path):
+    """A run killed while its checkpoint database was being set up leaves a hot journal. Opening it
+    read-only fails ("attempt to write a readonly database"); that is a crash to recover from."""
+    import subprocess
+    import sys
+
+    folder, whole = finished_run
+    crashed = tmp_path / "crashed"
+    shutil.copytree(folder, crashed)
+    db = crashed / "checkpoint.sqlite"
+    for leftover in crashed.glob("checkpoint.sqlite*"):
+        leftover.unlink()
+    record = {k: v for k, v in json.loads((crashed / "run.json").read_text()).items() if k != "result"}
+    (crashed / "run.json").write_text(json.dumps(record | {"status": "running"}))  # no round yet
+    subprocess.run([sys.executable, "-c", _KILLED_MID_TRANSACTION, str(db)], check=False, timeout=60)
+    assert db.with_name("checkpoint.sqlite-journal").stat().st_size > 0  # hot: the kill left it
+    RunFolder(crashed).resume()
+    assert not db.with_name("checkpoint.sqlite-journal").exists()
+    assert _signature(json.loads((crashed / "run.json").read_text())) == _signature(whole)

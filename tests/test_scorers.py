@@ -300,25 +300,34 @@ def test_pixel_scores_need_neither_torch_nor_torchmetrics() -> None:
     assert out[2] == "[]"
 
 
-def test_ssim_without_scipy_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ssim_and_psnr_need_no_extra(monkeypatch: pytest.MonkeyPatch, photo: Photo) -> None:
+    """Plain array maths: with SciPy, torch and torchmetrics unimportable, both specs resolve and score."""
     import sys
 
-    from imagerepainter.errors import MissingDependencyError
-
-    monkeypatch.setitem(sys.modules, "scipy.ndimage", None)  # import scipy.ndimage -> ImportError
-    ssim = SSIMScorer()
-    with pytest.raises(MissingDependencyError, match=r"imagerepainter\[bench\]"):
-        ssim.load()
-    psnr = PSNRScorer()  # plain numpy: still works
-    assert psnr.score(psnr.prepare(Image.new("RGB", (8, 8))), [Image.new("RGB", (8, 8))]) == [100.0]
-    # The specs say the same, and neither asks for torchmetrics any more.
     from imagerepainter.backends.registry import resolve_scorer
 
-    monkeypatch.setitem(sys.modules, "scipy", None)
-    monkeypatch.setitem(sys.modules, "torchmetrics", None)
-    with pytest.raises(MissingDependencyError, match=r"imagerepainter\[bench\]"):
-        resolve_scorer("ssim")
-    assert isinstance(resolve_scorer("psnr"), PSNRScorer)
+    for name in ("scipy", "scipy.ndimage", "torch", "torchmetrics"):
+        monkeypatch.setitem(sys.modules, name, None)  # import name -> ImportError
+    ref = photo("portrait_2")
+    ssim, psnr = resolve_scorer("ssim?kernel_size=7"), resolve_scorer("psnr")
+    assert isinstance(ssim, SSIMScorer) and isinstance(psnr, PSNRScorer)
+    assert ssim.score(ssim.prepare(ref), [ref])[0] == pytest.approx(1.0, abs=1e-12)
+    assert 0.0 < ssim.score(ssim.prepare(ref), [_noisy(ref, 12)])[0] < 1.0
+    assert psnr.score(psnr.prepare(ref), [ref]) == [100.0]
+    assert "scipy" not in ssim.describe()["versions"]
+
+
+def test_ssim_window_filter_equals_scipys_gaussian_filter() -> None:
+    """The numpy filter is scipy.ndimage.gaussian_filter (mode 'reflect', truncated at the radius), also on
+    arrays smaller than the window, where the mirrored border repeats."""
+    ndimage = pytest.importorskip("scipy.ndimage")
+    rng = np.random.default_rng(7)
+    for kernel_size, sigma, shape in ((11, 1.5, (40, 33, 3)), (7, 0.8, (12, 9, 3)), (11, 1.5, (4, 3, 3))):
+        values = rng.random(shape)
+        ssim = SSIMScorer(kernel_size=kernel_size, sigma=sigma)
+        r = ssim.radius
+        expected = ndimage.gaussian_filter(values, sigma=(sigma, sigma, 0), radius=(r, r, 0), mode="reflect")
+        assert np.abs(ssim._filter(values) - expected).max() < 1e-14
 
 
 def test_psnr_matches_its_definition() -> None:

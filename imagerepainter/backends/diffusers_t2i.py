@@ -89,7 +89,7 @@ class DiffusersT2I:
         require("torch", extra="diffusers", purpose="seeding diffusers pipelines")
         batch_size = positive_int(batch_size, "batch_size")
         if device is not None:
-            device = check_device(device, extra="diffusers")
+            device = check_device(device, extra="diffusers", purpose="DiffusersT2I")
         if isinstance(pipeline, (str, os.PathLike)):  # a Hub id or folder: load it on the CPU in float32
             pipeline = DiffusersT2I.from_pretrained(pipeline, device=device or "cpu").pipeline
         if not callable(pipeline):
@@ -150,7 +150,7 @@ class DiffusersT2I:
         # Text-to-image pipelines need transformers for their text encoders; without it diffusers
         # fails late, with its own ImportError. It belongs to the same extra.
         require("transformers", extra="diffusers", purpose="the text encoders of diffusers pipelines")
-        device = check_device(device, extra="diffusers")
+        device = check_device(device, extra="diffusers", purpose="DiffusersT2I")
         model_id = os.fspath(model)
         dtype = resolve_dtype(torch_dtype, extra="diffusers")
         dtype_kwarg = {_dtype_argument(): dtype}

@@ -70,7 +70,7 @@ from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ValidationError
 
-from .._imports import require
+from .._imports import EXTRAS, Need, require_all
 from .._secrets import is_secret_name, may_hold_secret, redact, shown
 from ..errors import ConfigurationError, MissingDependencyError, UnknownBackendError
 from .base import MLLM, Scorer, TextToImage
@@ -81,7 +81,9 @@ __all__ = [
     "accepted_options",
     "available_backends",
     "backend_entries",
+    "check_installed",
     "default_scorer",
+    "needs",
     "parse_spec",
     "register_backend",
     "register_entry",
@@ -131,7 +133,9 @@ class BackendEntry:
     default_model: str | None = None
     """The model when the spec names none."""
     requires: tuple[str, ...] = ()
-    """Optional modules the backend needs; a missing one is an error naming the extra to install."""
+    """Optional modules the backend needs; missing ones are an error naming the extra to install."""
+    extra: str | None = None
+    """The extra of ``imagerepainter`` that installs :attr:`requires` (else looked up in ``EXTRAS``)."""
     device_extra: str | None = None
     """Check a ``device`` option against this machine's torch; the extra named if torch is missing.
     Without it, a ``device`` naming CUDA or MPS is still checked when torch is installed."""
@@ -148,10 +152,15 @@ class BackendEntry:
         """How messages name the backend: ``"'ssim' scorer"``."""
         return f"'{self.provider}' {_KIND_LABELS[self.kind]}"
 
+    @property
+    def need(self) -> Need:
+        """What the backend needs installed, for :func:`~imagerepainter._imports.require_all`."""
+        extra = self.extra or next((EXTRAS[m] for m in self.requires if m in EXTRAS), "all")
+        return Need(f"the '{self.provider}' {_KIND_NAMES[self.kind]}", self.requires, extra)
+
     def load_factory(self) -> Factory:
-        """The factory, imported now if the row names it by path."""
-        for module in self.requires:
-            require(module, purpose=f"the {self.label} backend")
+        """The factory, imported now if the row names it by path (after checking :attr:`requires`)."""
+        require_all([self.need])
         return _load(self.factory, self)
 
     def accepted(self) -> dict[str, str]:
@@ -192,7 +201,7 @@ _CHAT_OPENAI_HIDDEN = frozenset(
 )
 """ChatOpenAI fields that a spec cannot set: the model (it precedes ``?``) and Python objects."""
 
-_METRICS = ("transformers",)
+_METRICS = ("torch", "transformers")
 _BUILT_IN: tuple[BackendEntry, ...] = (
     BackendEntry(
         "mllm",
@@ -202,6 +211,7 @@ _BUILT_IN: tuple[BackendEntry, ...] = (
         hidden=_CHAT_OPENAI_HIDDEN,
         convert={"timeout": "float", "request_timeout": "float"},  # typed float | tuple | Any: would stay a string
         requires=("langchain_openai",),
+        extra="openai",
         default_model="gpt-4o-mini",
     ),
     BackendEntry("mllm", "sandbox", "imagerepainter.sandbox:SandboxMLLM", model="none"),
@@ -210,7 +220,8 @@ _BUILT_IN: tuple[BackendEntry, ...] = (
         "diffusers",
         "imagerepainter.backends.diffusers_t2i:DiffusersT2I.from_pretrained",
         model="required",
-        requires=("torch", "diffusers"),
+        requires=("torch", "diffusers", "transformers"),  # transformers: the pipelines' text encoders
+        extra="diffusers",
         device_extra="diffusers",
         shared=True,  # Repainters built from the same spec share the pipeline (calls to it are serialised)
     ),
@@ -219,6 +230,7 @@ _BUILT_IN: tuple[BackendEntry, ...] = (
         "openai",
         "imagerepainter.backends.openai_images:OpenAIImagesT2I",
         requires=("openai",),
+        extra="openai",
         default_model="gpt-image-2",
         hidden=frozenset({"client"}),
     ),
@@ -229,11 +241,26 @@ _BUILT_IN: tuple[BackendEntry, ...] = (
         "imagerepainter.scorers:paper_scorer",
         model="none",
         requires=_METRICS,
+        extra="metrics",
         device_extra="metrics",
     ),
-    BackendEntry("scorer", "clip", "imagerepainter.scorers:CLIPScorer", requires=_METRICS, device_extra="metrics"),
-    BackendEntry("scorer", "dinov2", "imagerepainter.scorers:DINOv2Scorer", requires=_METRICS, device_extra="metrics"),
-    BackendEntry("scorer", "ssim", "imagerepainter.scorers:SSIMScorer", model="none", requires=("scipy",)),
+    BackendEntry(
+        "scorer",
+        "clip",
+        "imagerepainter.scorers:CLIPScorer",
+        requires=_METRICS,
+        extra="metrics",
+        device_extra="metrics",
+    ),
+    BackendEntry(
+        "scorer",
+        "dinov2",
+        "imagerepainter.scorers:DINOv2Scorer",
+        requires=_METRICS,
+        extra="metrics",
+        device_extra="metrics",
+    ),
+    BackendEntry("scorer", "ssim", "imagerepainter.scorers:SSIMScorer", model="none"),  # plain numpy
     BackendEntry("scorer", "psnr", "imagerepainter.scorers:PSNRScorer", model="none"),  # plain numpy
     BackendEntry("scorer", "sandbox", "imagerepainter.sandbox:SandboxScorer", model="none"),
 )
@@ -329,6 +356,43 @@ def _load_entry_points() -> None:
         provider = provider.lower()
         if kind in _PLUGINS and provider and provider not in _PLUGINS[kind]:
             _PLUGINS[kind][provider] = BackendEntry(kind, provider, ep.value)  # type: ignore[arg-type]
+
+
+def check_installed(*, mllm: Any = None, t2i: Any = None, scorer: Any = None, also: tuple[Need, ...] = ()) -> None:
+    """Check, before anything is imported or built, that the backends' packages are installed.
+
+    A spec string is looked up in the table (objects, unknown providers and ``None`` are left
+    to :func:`resolve_mllm` and its siblings); every missing module of every backend, and of
+    ``also``, is named in **one** error with one ``pip install`` for all the extras.
+
+    Raises:
+        MissingDependencyError: something is missing; ``extras`` lists what to install.
+
+    Example:
+        >>> check_installed(mllm="sandbox", t2i="sandbox", scorer="ssim")  # nothing optional: no error
+    """
+    found = [needs("mllm", mllm), needs("t2i", t2i), needs("scorer", scorer)]
+    require_all([*(need for need in found if need is not None), *also])
+
+
+def needs(kind: BackendKind, spec: Any) -> Need | None:
+    """What the backend a spec string names needs installed, without importing anything.
+
+    ``None`` for objects, for providers the table does not know (their own error comes when
+    they are resolved) and for backends that need nothing optional.
+
+    Example:
+        >>> needs("scorer", "paper?device=cpu")
+        Need(what="the 'paper' scorer", modules=('torch', 'transformers'), extra='metrics')
+        >>> needs("scorer", "ssim") is None
+        True
+    """
+    if not isinstance(spec, str):
+        return None
+    provider = parse_spec(spec)[0]
+    _load_entry_points()
+    entry = _REGISTRY[kind].get(provider) or _PLUGINS[kind].get(provider)
+    return entry.need if entry is not None and entry.requires else None
 
 
 def _entry(kind: BackendKind, provider: str, spec: str) -> BackendEntry:
@@ -443,7 +507,7 @@ def _check_options(entry: BackendEntry, options: dict[str, str]) -> dict[str, An
     if isinstance(device, str) and (entry.device_extra or _asks_for_an_accelerator(device)):
         from .._loading import check_device
 
-        converted["device"] = check_device(device, extra=entry.device_extra or "all")
+        converted["device"] = check_device(device, extra=entry.device_extra or "all", purpose=f"the {entry.label}")
     return converted
 
 

@@ -47,6 +47,10 @@ EVAL_EXAMPLES = """examples:
     imagerepainter leaderboard eval-out"""
 
 
+LEADERBOARD_EXAMPLES = """examples:
+  imagerepainter leaderboard eval-out      after eval-out/results.sqlite gained cases or models"""
+
+
 def add_commands(subparsers: Any) -> dict[str, Handler]:
     """Add ``eval`` and ``leaderboard`` to ``subparsers``; return ``{command: handler}``."""
     ev = subparsers.add_parser(
@@ -70,13 +74,17 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
     ev.add_argument("--mode", default="single,repaint", help="single, repaint or both (default: %(default)s)")
     ev.add_argument("--metrics", default="paper", help="comma-separated metrics; the first ranks (default: paper)")
     ev.add_argument("--scorer", help="the loop's scorer (default: the first metric)")
-    ev.add_argument("--preset", choices=["default", "paper"], default="default", help="loop settings preset")
+    ev.add_argument(
+        "--preset", choices=["default", "paper"], default="default", help="loop settings preset (default: %(default)s)"
+    )
     ev.add_argument("--limit", type=int, help="only the first N references")
     ev.add_argument("--category", action="append", metavar="C", help="only this category (repeatable)")
     ev.add_argument("--per-category", type=int, metavar="N", help="only the first N references of each category")
     ev.add_argument("--seed", type=int, default=0, help="base seed, the same for every model (default: 0)")
     add_setting_flags(ev, _SETTINGS)  # the loop's settings, the same for every model
-    ev.add_argument("--executor", choices=["local", "ray"], default="local", help="where cases run")
+    ev.add_argument(
+        "--executor", choices=["local", "ray"], default="local", help="where cases run (default: %(default)s)"
+    )
     ev.add_argument("--ray-address", help="Ray cluster to join (e.g. ray://head:10001; default: a local one)")
     ev.add_argument("--max-concurrency", type=int, default=4, help="cases in flight at once (default: 4)")
     ev.add_argument("--retry-failed", action="store_true", help="compute the failed cases again")
@@ -88,6 +96,7 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
         formatter_class=_formatter,
         help="rebuild the leaderboard files from an evaluation's results.sqlite",
         description="Rebuild leaderboard.csv, leaderboard.md and leaderboard.html from DIR/results.sqlite.",
+        epilog=LEADERBOARD_EXAMPLES,
     )
     lb.add_argument("folder", metavar="DIR", help="the evaluation's --out folder")
     return {"eval": _cmd_eval, "leaderboard": _cmd_leaderboard}

@@ -265,6 +265,7 @@ def _plan(dataset: Any, *, mllm: Any, models: Mapping[str, Any], modes: Sequence
     config = RepainterConfig.from_preset(preset).with_overrides(**dict(settings or {}))
     if scorer is None:
         scorer = _default_scorer(metrics[0])
+    _check_installed(mllm, models, scorer, metrics)
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
     data = data.select(categories=categories, per_category=per_category, limit=limit)
     mllm_key = spec_text(mllm)
@@ -297,6 +298,17 @@ def _plan(dataset: Any, *, mllm: Any, models: Mapping[str, Any], modes: Sequence
                 jobs.append(CaseJob(key, data.name, ref, name, spec_text(spec), mode, seed, primary_metric(metrics)))
     jobs.sort(key=lambda j: (list(models).index(j.model), j.reference.id, modes.index(j.mode)))
     return _Plan(data, modes, metrics, mllm, mllm_key, config, worker, jobs)
+
+
+def _check_installed(mllm: Any, models: Mapping[str, Any], scorer: Any, metrics: Sequence[str]) -> None:
+    """Name every missing extra of the MLLM, the models, the scorer and the scorer-spec metrics in one error,
+    before anything is loaded or downloaded."""
+    from .._imports import require_all
+    from ..backends.registry import needs
+
+    found = [needs("mllm", mllm), *(needs("t2i", spec) for spec in models.values()), needs("scorer", scorer)]
+    found += [needs("scorer", _scorer_spec(metric)) for metric in metrics]
+    require_all(dict.fromkeys(need for need in found if need is not None))  # each need once
 
 
 def _check_providers(models: Mapping[str, Any]) -> None:
@@ -348,11 +360,17 @@ def primary_metric(metrics: Sequence[str]) -> str:
 
 def _default_scorer(metric: str) -> str:
     """The loop's scorer when none is given: the first metric when it is a scorer spec, else ``paper``."""
+    return _scorer_spec(metric) or "paper"
+
+
+def _scorer_spec(metric: str) -> str | None:
+    """The scorer spec a metric names (``mine=ssim?kernel_size=7`` -> ``ssim?kernel_size=7``), or None
+    for metrics that are not scorers (``judge``, ``lpips``) or parts of one (``paper.clip``)."""
     from ..backends.registry import available_backends, parse_spec
 
     spec = metric.split("=", 1)[1] if "=" in metric.split("?", 1)[0] else metric
     provider = parse_spec(spec)[0]
-    return spec if "." not in provider and provider in available_backends()["scorer"] else "paper"
+    return spec if "." not in provider and provider in available_backends()["scorer"] else None
 
 
 # ----------------------------------------------------------------------------- executing

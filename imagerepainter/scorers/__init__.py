@@ -10,7 +10,7 @@
 Every scorer here has ``higher_is_better = True``, a ``spec`` string and a JSON-able
 ``describe()`` for run records. torch and transformers are imported only when an
 embedding scorer is first used (``pip install "imagerepainter[metrics]"``); SSIM and PSNR are
-computed in float64 with numpy (SSIM's window filter needs SciPy: ``imagerepainter[bench]``).
+computed in float64 with numpy alone: they need no extra.
 
 Example:
     >>> from imagerepainter.scorers import paper_scorer

@@ -154,7 +154,7 @@ class _EmbeddingScorer:
         if self._loaded is None:
             with self._load_lock:
                 if self._loaded is None:
-                    _cache.check_device(self.device, extra="metrics")
+                    _cache.check_device(self.device, extra="metrics", purpose=f"{self._what} similarity")
                     dtype = _cache.resolve_dtype(self._torch_dtype)
                     key = _cache.model_key(type(self).__name__, self.model_id, self.device, _cache.dtype_name(dtype))
                     self._loaded = _cache.get_or_load(key, lambda: self._load_uncached(dtype))

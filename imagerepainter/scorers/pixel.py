@@ -1,20 +1,21 @@
-"""Pixel-level similarity: SSIM and PSNR, computed in float64 with numpy (and SciPy for SSIM's filter).
+"""Pixel-level similarity: SSIM and PSNR, computed in float64 with numpy alone.
 
 Both compare RGB pixels in ``[0, 1]``. A candidate whose size differs from the
 reference's is first **resized to the reference's size** (bicubic, aspect ratio not
 kept), so a 1024x1024 render can be compared with a 512x512 reference; crop beforehand
-if the aspect ratios differ and distortion matters. Neither needs model weights or torch,
-so both work offline out of the box; they are cheap sanity metrics next to the embedding
-scores. Both punish small shifts: a copy moved by a few pixels scores far below a blurred one.
+if the aspect ratios differ and distortion matters. Neither needs model weights, torch, SciPy
+or any extra, so both work offline with the base install; they are cheap sanity metrics next to
+the embedding scores. Both punish small shifts: a copy moved by a few pixels scores far below a
+blurred one.
 
 **The SSIM variant is pinned** (it is computed here, not by whichever torchmetrics is
 installed, whose versions disagree by up to ~7e-3): Wang et al. (2004) with a Gaussian window
 of ``sigma = 1.5`` truncated at radius ``kernel_size // 2`` (5 for the default 11), population
 (co)variances, ``K1 = 0.01``, ``K2 = 0.03``, data range 1, the filter reflecting at the borders
-(``scipy.ndimage`` mode ``"reflect"``), and the SSIM map averaged over its **interior** only
-(``radius`` pixels cropped on every side), per channel, then over R, G and B. That is
-scikit-image's ``structural_similarity(a, b, channel_axis=-1, gaussian_weights=True, sigma=1.5,
-use_sample_covariance=False, data_range=1.0)``. In float64 an image against itself scores
+(``scipy.ndimage``'s mode ``"reflect"``, numpy's ``"symmetric"`` padding), and the SSIM map averaged
+over its **interior** only (``radius`` pixels cropped on every side), per channel, then over R, G
+and B. That is scikit-image's ``structural_similarity(a, b, channel_axis=-1, gaussian_weights=True,
+sigma=1.5, use_sample_covariance=False, data_range=1.0)``. In float64 an image against itself scores
 ``1 - O(1e-15)``.
 
 Example:
@@ -37,7 +38,6 @@ import numpy as np
 from PIL import Image
 
 from .. import _loading as _cache
-from .._imports import require
 from ..errors import ConfigurationError
 
 __all__ = ["PSNRScorer", "SSIMScorer", "to_array"]
@@ -146,9 +146,6 @@ class SSIMScorer(_PixelScorer):
             must be larger than the window.
         sigma: Standard deviation of the Gaussian window.
         batch_size: Accepted for symmetry with the other scorers; unused.
-
-    Raises:
-        MissingDependencyError: SciPy is not installed (``pip install "imagerepainter[bench]"``).
     """
 
     name: str = "ssim"
@@ -175,14 +172,6 @@ class SSIMScorer(_PixelScorer):
             "interior of the map averaged per channel (scikit-image's gaussian_weights=True convention)",
         }
 
-    def _libraries(self) -> tuple[str, ...]:
-        return ("scipy",)
-
-    def load(self) -> SSIMScorer:
-        """Import SciPy now (nothing else to load); return ``self``."""
-        self._gaussian()
-        return self
-
     def _check_reference(self, reference: Image.Image) -> None:
         if min(reference.size) <= 2 * self.radius:
             raise ConfigurationError(
@@ -190,18 +179,29 @@ class SSIMScorer(_PixelScorer):
                 f"({self.kernel_size}); pass a smaller odd kernel_size."
             )
 
-    @staticmethod
-    def _gaussian() -> Any:
-        ndimage = require("scipy.ndimage", extra="bench", purpose="SSIM scores")
-        return ndimage.gaussian_filter
-
     def _filter(self, values: np.ndarray) -> np.ndarray:
-        """The local (Gaussian-weighted) mean of each channel of an ``(H, W, 3)`` array."""
-        return np.asarray(
-            self._gaussian()(
-                values, sigma=(self.sigma, self.sigma, 0.0), radius=(self.radius, self.radius, 0), mode="reflect"
-            )
-        )
+        """The local (Gaussian-weighted) mean of each channel of an ``(H, W, 3)`` array.
+
+        A separable filter: the normalised window ``exp(-x^2 / 2 sigma^2)``, ``x`` in ``[-radius, radius]``,
+        along the rows, then the columns, the borders mirrored (``d c b a | a b c d | d c b a``).
+        """
+        r = self.radius
+        offsets = np.arange(-r, r + 1, dtype=np.float64)
+        weights = np.exp(-0.5 * (offsets / self.sigma) ** 2)
+        weights /= weights.sum()
+        out = values
+        for axis in (0, 1):
+            n = out.shape[axis]
+            padding = [(0, 0)] * out.ndim
+            padding[axis] = (r, r)
+            padded = np.pad(out, padding, mode="symmetric")
+            window: list[slice] = [slice(None)] * out.ndim
+            acc = np.zeros_like(out)
+            for k, weight in enumerate(weights):
+                window[axis] = slice(k, k + n)
+                acc += weight * padded[tuple(window)]
+            out = acc
+        return out
 
     def _reference_stats(self, array: np.ndarray) -> tuple[np.ndarray, ...]:
         return (self._filter(array), self._filter(array * array))

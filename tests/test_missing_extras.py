@@ -1,0 +1,161 @@
+"""Missing optional packages: one message names every extra to install, before any backend is built.
+
+A package is made unimportable the way Python itself records a failed import: its
+``sys.modules`` entry set to ``None`` (``import torch`` then raises ImportError, and
+``importlib.util.find_spec`` says it is not there), restored after each test.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imagerepainter import Repainter
+from imagerepainter.backends import registry
+from imagerepainter.cli import main
+from imagerepainter.errors import MissingDependencyError
+from imagerepainter.sandbox import random_scene, render_scene
+
+README_INSTALL_LACKS = ("torch", "diffusers", "transformers", "torchmetrics", "langchain_openai", "openai")
+"""What `pip install -e ".[cli]"` (README's first command) does not install."""
+
+
+def _uninstall(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+    for name in names:
+        monkeypatch.setitem(sys.modules, name, None)
+
+
+@pytest.fixture
+def built(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The specs the registry builds backends from (an error before any is built leaves it empty)."""
+    specs: list[str] = []
+    build = registry._build
+
+    def recording(kind: Any, spec: str) -> Any:
+        specs.append(spec)
+        return build(kind, spec)
+
+    monkeypatch.setattr(registry, "_build", recording)
+    return specs
+
+
+@pytest.fixture
+def reference(tmp_path: Path) -> Path:
+    path = tmp_path / "my photo.png"  # a space: the suggested command must quote it
+    render_scene(random_scene(3)).save(path)
+    return path
+
+
+def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_run_after_the_readme_install_names_every_extra_at_once_and_the_offline_command(
+    tmp_path: Path, reference: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any, built: list[str]
+) -> None:
+    _uninstall(monkeypatch, *README_INSTALL_LACKS)
+    out = tmp_path / "run"
+    assert main(["run", str(reference), "--out", str(out)]) == 2  # the default backends
+    line = _error_line(capsys)
+    assert "the 'openai' MLLM needs langchain_openai (extra openai)" in line
+    assert "the 'diffusers' text-to-image backend needs torch, diffusers and transformers (extra diffusers)" in line
+    assert "the 'paper' scorer needs torch and transformers (extra metrics)" in line
+    assert line.count("pip install") == 1 and 'pip install "imagerepainter[openai,diffusers,metrics]"' in line
+    offline = f"imagerepainter run {shlex.quote(str(reference))} --mllm sandbox --t2i sandbox"
+    assert line.endswith(offline)
+    assert built == [] and not out.exists()  # raised before any backend was built or anything created
+    # The suggested command works with what the README installs.
+    argv = shlex.split(offline)[1:]
+    assert main([*argv, "--max-rounds", "1", "--out", str(out), "--quiet", "--json"]) == 0
+    assert (out / "run.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("scorer", "provider"), [("paper", "paper"), ("clip", "clip"), ("dinov2", "dinov2"), ("paper?device=cuda", "paper")]
+)
+def test_an_embedding_scorer_without_torch_names_the_metrics_extra(
+    scorer: str,
+    provider: str,
+    tmp_path: Path,
+    reference: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+    built: list[str],
+) -> None:
+    _uninstall(monkeypatch, "torch")
+    out = tmp_path / "run"
+    assert (
+        main(["run", str(reference), "--mllm", "sandbox", "--t2i", "sandbox", "--scorer", scorer, "--out", str(out)])
+        == 2
+    )
+    line = _error_line(capsys)
+    assert f"the '{provider}' scorer needs torch (extra metrics)" in line
+    assert line.endswith('Install it with: pip install "imagerepainter[metrics]"')  # sandbox already: no hint
+    assert "placing models" not in line and "diffusers" not in line
+    assert built == [] and not out.exists()
+
+
+def test_ssim_and_psnr_run_without_torch_or_scipy(
+    tmp_path: Path, reference: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    _uninstall(monkeypatch, *README_INSTALL_LACKS, "scipy", "scipy.ndimage")
+    for scorer in ("ssim", "psnr"):
+        out = tmp_path / scorer
+        argv = ["run", str(reference), "--mllm", "sandbox", "--t2i", "sandbox", "--scorer", scorer]
+        assert main([*argv, "--max-rounds", "1", "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
+        assert (out / "run.json").is_file()
+
+
+def test_repainter_names_every_missing_extra_in_one_error(monkeypatch: pytest.MonkeyPatch, built: list[str]) -> None:
+    _uninstall(monkeypatch, "langchain_openai", "torch")
+    with pytest.raises(MissingDependencyError) as caught:
+        Repainter(mllm="openai:gpt-4o", t2i="diffusers:stabilityai/sdxl-turbo", scorer="clip")
+    assert caught.value.extras == ("openai", "diffusers", "metrics")
+    assert 'pip install "imagerepainter[openai,diffusers,metrics]"' in str(caught.value)
+    assert built == []
+    # Objects and installed backends are not in the way: only what is missing is named.
+    with pytest.raises(MissingDependencyError) as caught:
+        Repainter(mllm="sandbox", t2i="sandbox", scorer="dinov2")
+    assert caught.value.extras == ("metrics",) and "sandbox" not in str(caught.value)
+
+
+def test_a_device_check_without_torch_names_who_needs_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from imagerepainter._loading import check_device
+    from imagerepainter.scorers import CLIPScorer
+
+    _uninstall(monkeypatch, "torch")
+    with pytest.raises(MissingDependencyError, match=r"needed for CLIP similarity .*imagerepainter\[metrics\]"):
+        CLIPScorer(device="cuda").load()
+    with pytest.raises(MissingDependencyError, match=r"needed for the 'paper' scorer but"):
+        check_device("cuda", extra="metrics", purpose="the 'paper' scorer")
+
+
+def test_backends_lists_what_is_missing_and_the_extra_for_it(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    _uninstall(monkeypatch, "torch")
+    assert main(["backends"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")}
+    assert rows["paper"].endswith('missing torch: pip install "imagerepainter[metrics]"')  # not [diffusers]
+    assert rows["diffusers"].endswith('missing torch: pip install "imagerepainter[diffusers]"')
+    assert rows["ssim"].endswith("available") and rows["psnr"].endswith("available")
+
+
+def test_eval_names_every_missing_extra_before_anything_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any, built: list[str]
+) -> None:
+    _uninstall(monkeypatch, *README_INSTALL_LACKS)
+    out = tmp_path / "eval"
+    argv = ["eval", "sandbox-scenes:2", "--mllm", "openai:gpt-4o", "--t2i", "sd=diffusers:stabilityai/sdxl-turbo"]
+    assert main([*argv, "--t2i", "exact=sandbox", "--metrics", "sandbox,clip", "--out", str(out), "--quiet"]) == 2
+    line = _error_line(capsys)
+    assert (
+        "the 'openai' MLLM needs langchain_openai" in line and "the 'clip' scorer needs torch and transformers" in line
+    )
+    assert 'pip install "imagerepainter[openai,diffusers,metrics]"' in line  # the clip metric, not the sandbox scorer
+    assert built == [] and not out.exists()
