@@ -383,15 +383,16 @@ class DirectoryImageStore:
     def put(self, image: Image.Image) -> ImageRef:
         ref = _ref(image)
         sha = ref["sha256"]
+        kept = image.copy()  # the caller may change its image; ours is never changed (cache and encoder share it)
         if not self.path(ref).exists() and not self._raw_path(sha).exists():
             if image.mode in ("RGB", "L"):  # BMP holds these losslessly
                 buf = io.BytesIO()
-                image.save(buf, format="BMP")
+                kept.save(buf, format="BMP")
                 atomic_write(self._raw_path(sha), buf.getvalue())
-                self._encode_later(sha, image.copy())
+                self._encode_later(sha, kept)
             else:
-                atomic_write(self.path(ref), encode_png(image, compress_level=self.compress_level))
-        self._remember(sha, image.copy())
+                atomic_write(self.path(ref), encode_png(kept, compress_level=self.compress_level))
+        self._remember(sha, kept)
         return ref
 
     def _encode_later(self, sha: str, image: Image.Image) -> None:
