@@ -825,9 +825,12 @@ class Repainter:
             >>> result.finished, len(result.rounds) == output.get("round"), result.best.prompt == best.get("prompt")
             (True, True, True)
         """
+        found = self._history_of(values, history)
+        if found.outcome:  # a parent graph declares only some output keys: the run recorded them all
+            values = found.outcome | dict(values)
         return RepaintResult.from_state(
             values,
-            history=self._history_of(values, history),
+            history=found,
             store=self.store,
             backends=self.backends,
             prompt_version=PROMPT_VERSION,
