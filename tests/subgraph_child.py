@@ -4,7 +4,7 @@
 
 Runs ``in_folder(FOLDER)`` of the example (start, resume or read back the parent graph's run) with
 the sandbox renderer behind a FunctionT2I that appends every rendered (prompt, seed) to LOG, tagged
-with MODE, and sleeps a little, so a SIGKILL lands mid-run. Prints the example's lines, then the
+with MODE (in MODE ``run`` it hangs in round 3, until killed). Prints the example's lines, then the
 result as one JSON line.
 """
 
@@ -21,6 +21,8 @@ from imagerepainter.backends.function_t2i import FunctionT2I
 from imagerepainter.sandbox import SandboxT2I
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "as_subgraph.py"
+HANG_AT_CALL = 3
+"""In MODE ``run``, the renderer hangs in its third call (round 3), so the test's kill lands mid-render."""
 
 
 def main() -> None:
@@ -32,11 +34,15 @@ def main() -> None:
     spec.loader.exec_module(example)
     renderer = SandboxT2I()
 
+    calls = 0
+
     def render(requests: list[Any]) -> list[Any]:
+        nonlocal calls
+        calls += 1
         with open(log, "a") as fh:
             for r in requests:
                 fh.write(json.dumps({"mode": mode, "prompt": r.prompt, "seed": r.seed}) + "\n")
-        time.sleep(0.3)
+        time.sleep(60 if mode == "run" and calls == HANG_AT_CALL else 0.1)
         return renderer.generate(requests)
 
     result = example.in_folder(folder, t2i=FunctionT2I(render, batch=True, name="sandbox"))

@@ -46,7 +46,7 @@ def test_a_killed_parent_graph_resumes_in_a_new_process_without_rendering_finish
         assert proc.stdout is not None
         seen = [proc.stdout.readline() for _ in range(KILL_AFTER_ROUND)]
         assert [line.split(":")[0] for line in seen] == ["round 1", "round 2"], seen
-        deadline = time.monotonic() + 60  # then wait for round 3's render: the renderer sleeps in it
+        deadline = time.monotonic() + 60  # then wait for round 3's render: the renderer hangs in it
         while len(_rendered(log, "run")) <= len(by_round[1] + by_round[2]) and time.monotonic() < deadline:
             time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
