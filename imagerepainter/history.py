@@ -51,6 +51,9 @@ class History:
     """The Image Understanding Tree (``None`` when the run started from a prompt without one)."""
     reviews: list[ReviewRecord] = field(default_factory=list)
     """A person's answers to the run's reviews (the ``review`` setting), in the order given."""
+    outcome: dict[str, Any] | None = None
+    """The run's output (the ``RepaintOutput`` keys) as its ``finish`` node recorded it; ``None`` until
+    the run finishes. A parent graph that declares only some of those keys reads the rest here."""
 
 
 class RunHistory:
@@ -77,6 +80,10 @@ class RunHistory:
         if tree is not None:
             self.store.put(self.namespace, "understanding", {"tree": tree})
 
+    def put_outcome(self, values: dict[str, Any]) -> None:
+        """Record the finished run's output (key ``outcome``)."""
+        self.store.put(self.namespace, "outcome", dict(values))
+
     def get_round(self, index: int) -> RoundRecord | None:
         """The record of round ``index``."""
         item = self.store.get(self.namespace, f"round:{index:04d}")
@@ -102,6 +109,7 @@ class RunHistory:
         calls: list[Any] = []
         reviews: list[Any] = []
         understanding = found.pop("understanding", {}).get("tree")
+        outcome = found.pop("outcome", None)
         for key in sorted(found):
             kind, number, *_ = key.split(":")
             index = int(number)
@@ -116,7 +124,12 @@ class RunHistory:
         calls.sort(key=lambda c: (c["round"], _NODE_ORDER.get(c["node"], 99)))
         reviews.sort(key=lambda r: (r["round"], r["kind"] != "prompt"))  # before a round, then after it
         return History(
-            rounds=round_records, critiques=critiques, calls=calls, understanding=understanding, reviews=reviews
+            rounds=round_records,
+            critiques=critiques,
+            calls=calls,
+            understanding=understanding,
+            reviews=reviews,
+            outcome=outcome if outcome is not None and outcome.get("round", 0) <= rounds else None,
         )
 
     def delete(self) -> None:

@@ -52,7 +52,7 @@ from .review import (
 )
 from .routing import clean_variants, round_prompts, seed_for
 from .selection import best_index, better
-from .state import CallRecord, CandidateRecord, CritiqueRecord, RepaintState, RoundRecord, Usage
+from .state import CallRecord, CandidateRecord, CritiqueRecord, RepaintOutput, RepaintState, RoundRecord, Usage
 from .understanding import UnderstandingTree, assemble_prompt
 
 __all__ = ["LoopNodes", "RunContext"]
@@ -864,6 +864,9 @@ class LoopNodes:
         """End the run. Its result is the best candidate over all rounds (kept by ``select``), never
         just the last round's."""
         _emit({"event": "finished", "stop_reason": state.get("stop_reason")})
+        # the output, for a parent graph that declares only some of its keys (Repainter.result_from)
+        output = {k: v for k, v in state.items() if k in RepaintOutput.__annotations__}
+        step.history.put_outcome(output | {"finished": True})
         return {"finished": True}
 
     def close(self) -> None:

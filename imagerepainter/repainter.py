@@ -812,6 +812,10 @@ class Repainter:
     def result_from(self, values: dict[str, Any], *, history: Any = None) -> RepaintResult:
         """The result a run's state holds, e.g. what a parent graph received from this graph as a node.
 
+        A parent needs to declare only ``run_id`` (and the ``reference`` it passes in): the rounds, and
+        the output keys it does not declare (``finished``, ``config``, ``usage``, ...), are read from the
+        run's history, where the loop's ``finish`` node records them.
+
         ``history`` is the LangGraph store the run's history went to when it is not this Repainter's
         :attr:`history`: the store a parent graph was compiled with, or the one a LangGraph server
         provides (in a node: ``langgraph.config.get_store()``).
@@ -826,9 +830,12 @@ class Repainter:
             >>> result.finished, len(result.rounds) == output.get("round"), result.best.prompt == best.get("prompt")
             (True, True, True)
         """
+        found = self._history_of(values, history)
+        if found.outcome:  # a parent graph declares only some output keys: the run recorded them all
+            values = found.outcome | dict(values)
         return RepaintResult.from_state(
             values,
-            history=self._history_of(values, history),
+            history=found,
             store=self.store,
             backends=self.backends,
             prompt_version=PROMPT_VERSION,

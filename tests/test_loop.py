@@ -343,6 +343,33 @@ def test_embeds_as_a_subgraph():
     assert out["stop_reason"] == "max_rounds" and out["note"].startswith("best prompt: ")
 
 
+def test_a_parent_that_declares_only_the_run_id_reads_the_whole_result():
+    def repainter():
+        return Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer([0.3, 0.5, 0.4] * 10), max_rounds=2)
+
+    rp = repainter()
+
+    class Parent(TypedDict, total=False):
+        reference: dict
+        run_id: str
+
+    parent = StateGraph(Parent)
+    parent.add_node("repaint", rp.as_graph())
+    parent.add_edge(START, "repaint")
+    parent.add_edge("repaint", END)
+    state = parent.compile().invoke({"reference": rp.store.put(REF)})
+    assert set(state) == {"reference", "run_id"}
+    own = repainter().run(REF)
+    result = rp.result_from(state)
+    assert result.finished and result.stop_reason == own.stop_reason == "max_rounds"
+    assert result.config == own.config  # the run's settings, not the default ones
+    assert result.initial_prompt == own.initial_prompt and result.usage == own.usage
+    assert [(c.round, c.prompt, c.seed, c.score) for c in result.candidates] == [
+        (c.round, c.prompt, c.seed, c.score) for c in own.candidates
+    ]
+    assert (result.best.round, result.best.prompt, result.best.score) == (own.best.round, own.best.prompt, 0.5)
+
+
 def test_concurrent_runs_on_one_repainter_match_sequential_runs():
     from imagerepainter.sandbox import random_scene, render_scene
 
