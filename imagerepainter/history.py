@@ -110,6 +110,11 @@ class RunHistory:
         """Forget every record of this run."""
         for item in self.store.search(self.namespace, limit=_LIMIT):
             self.store.delete(self.namespace, item.key)
+        # LangGraph's InMemoryStore keeps an empty table per deleted namespace: drop it, or a
+        # long-lived store grows by one table per finished run.
+        for table in (getattr(self.store, "_data", None), getattr(self.store, "_vectors", None)):
+            if isinstance(table, dict) and not table.get(self.namespace, True):
+                table.pop(self.namespace, None)
 
 
 _NODE_ORDER = {"describe": 0, "propose": 1, "critique": 2, "revise": 3}

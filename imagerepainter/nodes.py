@@ -37,7 +37,7 @@ from .config import RepainterConfig
 from .convergence import Progress, decide_stop, mllm_calls_per_round, round_size, stop_after_critique
 from .errors import BackendError, GenerationError, MLLMError, RepainterError
 from .history import RunHistory
-from .images import ImageRef, ImageStore, shrink
+from .images import ImageRef, ImageStore, put_image, shrink
 from .routing import clean_variants, round_prompts, seed_for
 from .selection import best_index, better
 from .state import CallRecord, CandidateRecord, CritiqueRecord, RepaintState, RoundRecord, Usage
@@ -75,6 +75,17 @@ def _emit(event: dict[str, Any]) -> None:
         get_stream_writer()(event)
     except (RuntimeError, ImportError):  # called outside a graph run
         pass
+
+
+def _thread_id() -> str | None:
+    """The checkpoint thread of the run in progress: the owner of the images it puts in the store."""
+    try:
+        from langgraph.config import get_config
+
+        thread_id = get_config().get("configurable", {}).get("thread_id")
+    except RuntimeError:  # called outside a graph run
+        return None
+    return None if thread_id is None else str(thread_id)
 
 
 class _Where(TypedDict):
@@ -185,10 +196,37 @@ _Job = tuple[type[BaseModel], str, Sequence[Image.Image], dict[str, Any]]
 """One request of ``ask_many``: schema, instruction, images and the task data (``MLLMMessage.task``)."""
 
 
+class _Workers:
+    """The nodes' worker threads: a thread pool made when work arrives, and let go by :meth:`idle`.
+
+    ``Repainter`` calls :meth:`idle` when its last running run ends, so no thread outlives the
+    work (a Repainter built per run leaves none behind, even before garbage collection); the
+    next task starts a fresh pool. Work already submitted still finishes.
+    """
+
+    def __init__(self, max_workers: int) -> None:
+        self.max_workers = max_workers
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="imagerepainter")
+            return self._pool.submit(fn, *args)
+
+    def idle(self, *, cancel: bool = False) -> None:
+        """Let the threads end once their work is done (``cancel``: drop work not started yet)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=cancel)
+
+
 class _Calls:
     """Runs MLLM requests (concurrently where independent) and tallies their usage."""
 
-    def __init__(self, mllm: MLLM, pool: ThreadPoolExecutor, node: str, round_index: int, cfg: RepainterConfig) -> None:
+    def __init__(self, mllm: MLLM, pool: _Workers, node: str, round_index: int, cfg: RepainterConfig) -> None:
         self.mllm, self.pool, self.node, self.round_index = mllm, pool, node, round_index
         self.system_prompt = cfg.system_prompt
         self.usage: Usage = {}
@@ -266,7 +304,7 @@ class LoopNodes:
         self.mllm, self.t2i, self.scorer, self.store, self.config = mllm, t2i, scorer, store, config
         self.history = history if history is not None else InMemoryStore()
         """Where run histories go when the graph runs without a LangGraph store of its own."""
-        self._pool = ThreadPoolExecutor(max_workers=config.max_concurrency, thread_name_prefix="imagerepainter")
+        self._pool = _Workers(config.max_concurrency)
         self._prepared: OrderedDict[str, Future[Any]] = OrderedDict()
         self._prepared_lock = threading.Lock()
         self._views: OrderedDict[tuple[str, int], Image.Image] = OrderedDict()
@@ -461,7 +499,8 @@ class LoopNodes:
                 ).at(**where)
             outputs.extend(images)
             _emit({"event": "generated", "round": round_index, "done": len(outputs), "total": len(requests)})
-        refs = [self.store.put(out.image) for out in outputs]
+        owner = _thread_id()
+        refs = [put_image(self.store, out.image, owner=owner) for out in outputs]
         self._prepare_for_critique(refs, cfg.mllm_image_max_side)
         pending: list[CandidateRecord] = [
             CandidateRecord(
@@ -711,6 +750,10 @@ class LoopNodes:
         _emit({"event": "finished", "stop_reason": state.get("stop_reason")})
         return {"finished": True}
 
+    def idle(self) -> None:
+        """Let the worker threads end once their work is done (the next run starts new ones)."""
+        self._pool.idle()
+
     def close(self) -> None:
-        """Release the worker threads."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Release the worker threads, dropping background work not started yet."""
+        self._pool.idle(cancel=True)

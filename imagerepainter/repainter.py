@@ -33,7 +33,7 @@ from .convergence import check_budgets
 from .errors import BackendError, CapabilityError, ConfigurationError, IncompleteRunError, ThreadInUseError
 from .graph import build_graph, recursion_limit
 from .history import History, RunHistory
-from .images import ImageInput, ImageStore, MemoryImageStore, load_image
+from .images import ImageInput, ImageRef, ImageStore, MemoryImageStore, load_image, put_image
 from .nodes import RunContext, backend_errors, config_from_state, remember_config
 from .prompts import PROMPT_VERSION
 from .results import Description, RepaintResult
@@ -134,7 +134,9 @@ class Repainter:
         preset: ``"default"`` or ``"paper"`` (see :mod:`imagerepainter.config`).
         config: Settings; overrides the preset. Keyword ``**settings`` override both.
         store: Where images are kept (default: in memory). Use a ``DirectoryImageStore`` for
-            runs that must be resumed in another process.
+            runs that must be resumed in another process. The default store lets a finished
+            run go: its result keeps the images it shows (freed with the result), so a
+            long-lived Repainter does not grow run after run; a store you pass keeps everything.
         checkpointer: Any LangGraph checkpointer, passed through. Default: an in-memory one,
             so a failed run can be resumed in this process without redoing finished work
             (finished runs are dropped from it; pass your own to keep them).
@@ -173,6 +175,7 @@ class Repainter:
         self.scorer: Scorer = resolve_scorer(scorer)
         self._check_capabilities()
         self.store: ImageStore = store if store is not None else MemoryImageStore()
+        self._owns_store = store is None
         self._owns_checkpointer = False
         if checkpointer is None:
             from langgraph.checkpoint.memory import InMemorySaver
@@ -283,6 +286,8 @@ class Repainter:
         finally:
             with self._lock:
                 self._active.discard(thread_id)
+                if not self._active:  # no thread outlives the work, even before garbage collection
+                    self._nodes.idle()
 
     def config_for(self, **overrides: Any) -> RepainterConfig:
         """The settings a run with ``overrides`` uses: this Repainter's, refined and validated once.
@@ -326,7 +331,7 @@ class Repainter:
                 "thread_id.",
                 thread_id=thread_id,
             )
-        ref = self.store.put(image)
+        ref = put_image(self.store, image, owner=thread_id)
         # The settings go into the first checkpoint too: a resume in a new process rebuilds the context from them.
         graph_input: dict[str, Any] = {"reference": ref, "prompt": prompt, "config": remember_config(cfg)}
         if description is not None:
@@ -620,10 +625,21 @@ class Repainter:
                 thread_id=thread_id,
             )
         if self._owns_checkpointer:
-            self.checkpointer.delete_thread(run_config["configurable"]["thread_id"])
+            thread_id = run_config["configurable"]["thread_id"]
+            self.checkpointer.delete_thread(thread_id)
             if self._owns_history and result.run_id:
                 RunHistory(self.history, result.run_id).delete()
+            if self._own_images(result) and isinstance(self.store, MemoryImageStore):
+                self.store.release(thread_id)  # the Repainter's default store lets the finished run go
         return result
+
+    def _own_images(self, result: RepaintResult) -> bool:
+        """Bind ``result`` to a store of its own images when this Repainter's default store lets a
+        finished run's images go (a failed run's too, once resumed); whether it did."""
+        if self._owns_store and self._owns_checkpointer and isinstance(self.store, MemoryImageStore):
+            result.bind(self.store.subset(_images_of(result)))
+            return True
+        return False
 
     def result_from(self, values: dict[str, Any]) -> RepaintResult:
         """The result a run's state holds, e.g. what a parent graph received from this graph as a node.
@@ -674,14 +690,31 @@ class Repainter:
         try:
             state = self._state(run.run_config)
             exc.partial_result = self._result(run) if state.get("reference") else None
+            if exc.partial_result is not None:
+                self._own_images(exc.partial_result)
         except Exception:
             exc.partial_result = None
         exc.add_note(f"Finished work is kept: Repainter.resume({thread_id!r}) continues this run.")
         return exc
 
     def close(self) -> None:
-        """Release worker threads (the backends stay loaded for other Repainters)."""
+        """Release worker threads (the backends stay loaded for other Repainters).
+
+        Threads already end when no run is running; ``close`` also drops background work not
+        started yet. ``with Repainter(...) as rp:`` closes it at the end of the block.
+        """
         self._nodes.close()
+
+    def __enter__(self) -> Repainter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _images_of(result: RepaintResult) -> list[ImageRef]:
+    """Every image a result shows: the reference, every candidate, the pending ones."""
+    return [result.reference, *(c.image_ref for c in result.candidates), *(c.image_ref for c in result.pending)]
 
 
 def _last(events: Iterator[RepaintEvent]) -> RepaintResult:
