@@ -24,14 +24,16 @@ Example:
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from langgraph.store.base import BaseStore
+from typing_extensions import TypedDict
 
 from .state import CallRecord, CritiqueRecord, RoundRecord
 
-__all__ = ["History", "RunHistory", "NAMESPACE"]
+__all__ = ["FailedCall", "History", "RunHistory", "NAMESPACE"]
 
 NAMESPACE = ("imagerepainter", "runs")
 """The store namespace under which each run's records live (``NAMESPACE + (run_id,)``)."""
@@ -48,6 +50,33 @@ class History:
     calls: list[CallRecord] = field(default_factory=list)
     understanding: dict[str, Any] | None = None
     """The Image Understanding Tree (``None`` when the run started from a prompt without one)."""
+    failed: list[FailedCall] = field(default_factory=list)
+    """What calls that failed cost (their answers never reached the state, but they were paid)."""
+
+    def failed_usage(self) -> dict[str, int]:
+        """The failed calls' requests and tokens, as ``usage`` counters.
+
+        Example:
+            >>> History(failed=[{"node": "describe", "round": 0, "schema": "ObjectList", "requests": 3,
+            ...                  "input_tokens": 0, "output_tokens": 0}]).failed_usage()
+            {'mllm_requests': 3, 'input_tokens': 0, 'output_tokens': 0}
+        """
+        return {
+            "mllm_requests": sum(f["requests"] for f in self.failed),
+            "input_tokens": sum(f["input_tokens"] for f in self.failed),
+            "output_tokens": sum(f["output_tokens"] for f in self.failed),
+        }
+
+
+class FailedCall(TypedDict):
+    """One MLLM call that failed: where it was asked and what it cost before it failed."""
+
+    node: str
+    round: int
+    schema: str
+    requests: int
+    input_tokens: int
+    output_tokens: int
 
 
 class RunHistory:
@@ -85,6 +114,23 @@ class RunHistory:
         if calls:
             self.store.put(self.namespace, f"calls:{round_index:04d}:{node}", {"calls": list(calls)})
 
+    def put_answer(self, record: CallRecord, key: str, value: dict[str, Any]) -> None:
+        """Record one answered call as it arrives (key ``answer:NNNN:node:KEY``), so a node re-run
+        after a failure or a crash reuses it instead of paying for it again (:meth:`get_answer`)."""
+        where = f"answer:{record['round']:04d}:{record['node']}:{key}"
+        self.store.put(self.namespace, where, {"record": dict(record), "value": value})
+
+    def get_answer(self, node: str, round_index: int, key: str) -> tuple[CallRecord, dict[str, Any]] | None:
+        """The recorded answer to the call ``key`` of ``node`` in round ``round_index``, and its record."""
+        item = self.store.get(self.namespace, f"answer:{round_index:04d}:{node}:{key}")
+        return None if item is None else (item.value["record"], item.value["value"])
+
+    def put_failed(self, record: FailedCall) -> None:
+        """Record what a failed call cost (key ``failed:NNNN:node:ID``): it counts in the run's usage."""
+        self.store.put(
+            self.namespace, f"failed:{record['round']:04d}:{record['node']}:{uuid.uuid4().hex}", dict(record)
+        )
+
     def read(self, *, rounds: int) -> History:
         """The records of rounds ``1..rounds`` (calls: also those of the round in progress)."""
         found: dict[str, dict[str, Any]] = {
@@ -93,6 +139,7 @@ class RunHistory:
         round_records: list[Any] = []
         critiques: list[Any] = []
         calls: list[Any] = []
+        failed: list[Any] = []
         understanding = found.pop("understanding", {}).get("tree")
         for key in sorted(found):
             kind, number, *_ = key.split(":")
@@ -103,8 +150,12 @@ class RunHistory:
                 critiques.append(found[key])
             elif kind == "calls" and index <= rounds + 1:
                 calls.extend(found[key]["calls"])
+            elif kind == "failed" and index <= rounds + 1:
+                failed.append(found[key])
         calls.sort(key=lambda c: (c["round"], _NODE_ORDER.get(c["node"], 99)))
-        return History(rounds=round_records, critiques=critiques, calls=calls, understanding=understanding)
+        return History(
+            rounds=round_records, critiques=critiques, calls=calls, understanding=understanding, failed=failed
+        )
 
     def delete(self) -> None:
         """Forget every record of this run."""

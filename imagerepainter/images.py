@@ -313,6 +313,17 @@ class MemoryImageStore:
         self._images: dict[str, Image.Image] = {}
         self._owners: dict[str, set[str]] = {}  # sha -> owners holding it (absent: put without one, kept)
         self._lock = threading.Lock()
+        self.travels_with_results = False
+        """A result's own images (:meth:`subset`): a pickled result carries them along."""
+
+    def __getstate__(self) -> dict[str, object]:
+        with self._lock:
+            return {"images": dict(self._images), "travels_with_results": self.travels_with_results}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__init__()  # type: ignore[misc]
+        self._images.update(state["images"])  # type: ignore[call-overload]
+        self.travels_with_results = bool(state["travels_with_results"])
 
     def put(self, image: Image.Image, *, owner: str | None = None) -> ImageRef:
         """Store ``image`` (idempotent for the same pixels) and return its ref; ``owner`` holds it
@@ -353,8 +364,10 @@ class MemoryImageStore:
 
     def subset(self, refs: Sequence[ImageRef]) -> MemoryImageStore:
         """A new store holding the images of ``refs`` that this one has (the same image objects: stored
-        images are never modified, so nothing is copied), kept for that store's life."""
+        images are never modified, so nothing is copied), kept for that store's life. A result bound
+        to it carries these images when pickled."""
         kept = MemoryImageStore()
+        kept.travels_with_results = True
         with self._lock:
             for ref in refs:
                 image = self._images.get(ref["sha256"])

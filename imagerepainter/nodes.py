@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import hashlib
 import json
 import math
 import threading
@@ -36,7 +37,7 @@ from .backends.base import MLLM, GeneratedImage, GenerationRequest, MLLMMessage,
 from .config import RepainterConfig
 from .convergence import Progress, decide_stop, mllm_calls_per_round, round_size, stop_after_critique
 from .errors import BackendError, GenerationError, MLLMError, RepainterError
-from .history import RunHistory
+from .history import FailedCall, RunHistory
 from .images import ImageRef, ImageStore, put_image, shrink
 from .routing import clean_variants, round_prompts, seed_for
 from .selection import best_index, better
@@ -224,44 +225,89 @@ class _Workers:
 
 
 class _Calls:
-    """Runs MLLM requests (concurrently where independent) and tallies their usage."""
+    """Runs MLLM requests (concurrently where independent) and tallies their usage.
 
-    def __init__(self, mllm: MLLM, pool: _Workers, node: str, round_index: int, cfg: RepainterConfig) -> None:
+    Given the run's ``history``, each answer is recorded there as it arrives, and a node run again
+    (after a sibling call failed, or a crash) reuses it instead of asking again; a call that
+    fails records what it cost, which the run's ``usage`` counts (:meth:`History.failed_usage`).
+    """
+
+    def __init__(
+        self,
+        mllm: MLLM,
+        pool: _Workers,
+        node: str,
+        round_index: int,
+        cfg: RepainterConfig,
+        history: RunHistory | None = None,
+    ) -> None:
         self.mllm, self.pool, self.node, self.round_index = mllm, pool, node, round_index
+        self.history = history
         self.system_prompt = cfg.system_prompt
         self.usage: Usage = {}
         self.log: list[CallRecord] = []
         self._lock = threading.Lock()
 
+    def _key(self, schema: type[BaseModel], text: str, images: Sequence[Image.Image], task: object) -> str:
+        """What identifies a request within its node and round: schema, wording, task and image sizes."""
+        asked = {"schema": schema.__name__, "text": text, "task": task, "images": [im.size for im in images]}
+        return hashlib.sha256(json.dumps(asked, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+    def _tally(self, record: CallRecord) -> None:
+        with self._lock:
+            u = self.usage
+            u["mllm_calls"] = u.get("mllm_calls", 0) + 1
+            u["mllm_requests"] = u.get("mllm_requests", 0) + record["requests"]
+            u["input_tokens"] = u.get("input_tokens", 0) + record["input_tokens"]
+            u["output_tokens"] = u.get("output_tokens", 0) + record["output_tokens"]
+            self.log.append(record)
+
     def ask(
         self, schema: type[SchemaT], text: str, images: Sequence[Image.Image] = (), task: dict[str, Any] | None = None
     ) -> SchemaT:
+        key = self._key(schema, text, images, task) if self.history is not None else ""
+        if self.history is not None:
+            known = self.history.get_answer(self.node, self.round_index, key)
+            if known is not None:  # answered before this node was run again: paid once, counted once
+                record, value = known
+                answer = schema.model_validate(value)
+                self._tally(record)
+                return answer
         messages = [MLLMMessage(text=text, images=tuple(images), task=task)]
         if self.system_prompt:
             messages.insert(0, MLLMMessage(role="system", text=prompts.SYSTEM))
         start = time.perf_counter()
         where: _Where = {"node": self.node, "round": self.round_index, "call": schema.__name__}
-        with backend_errors(MLLMError, f"{self.mllm.name} failed", self.mllm.name, **where):
-            reply = self.mllm.structured(messages, schema)
-        seconds = time.perf_counter() - start
-        with self._lock:
-            u = self.usage
-            u["mllm_calls"] = u.get("mllm_calls", 0) + 1
-            u["mllm_requests"] = u.get("mllm_requests", 0) + reply.requests
-            u["input_tokens"] = u.get("input_tokens", 0) + reply.usage.input_tokens
-            u["output_tokens"] = u.get("output_tokens", 0) + reply.usage.output_tokens
-            self.log.append(
-                CallRecord(
-                    node=self.node,
-                    round=self.round_index,
-                    schema=schema.__name__,
-                    images=len(images),
-                    requests=reply.requests,
-                    input_tokens=reply.usage.input_tokens,
-                    output_tokens=reply.usage.output_tokens,
-                    seconds=round(seconds, 6),
+        try:
+            with backend_errors(MLLMError, f"{self.mllm.name} failed", self.mllm.name, **where):
+                reply = self.mllm.structured(messages, schema)
+        except MLLMError as exc:
+            if self.history is not None and (exc.requests or exc.input_tokens or exc.output_tokens):
+                self.history.put_failed(
+                    FailedCall(
+                        node=self.node,
+                        round=self.round_index,
+                        schema=schema.__name__,
+                        requests=exc.requests,
+                        input_tokens=exc.input_tokens,
+                        output_tokens=exc.output_tokens,
+                    )
                 )
-            )
+            raise
+        seconds = time.perf_counter() - start
+        record = CallRecord(
+            node=self.node,
+            round=self.round_index,
+            schema=schema.__name__,
+            images=len(images),
+            requests=reply.requests,
+            input_tokens=reply.usage.input_tokens,
+            output_tokens=reply.usage.output_tokens,
+            seconds=round(seconds, 6),
+        )
+        if self.history is not None:
+            self.history.put_answer(record, key, reply.value.model_dump(mode="json"))
+        self._tally(record)
         _emit(
             {
                 "event": "call",
@@ -393,7 +439,7 @@ class LoopNodes:
     def describe(self, state: RepaintState, step: _Step) -> dict[str, Any]:
         """Build the Image Understanding Tree (independent calls concurrently), then the first prompt."""
         cfg = step.config
-        calls = _Calls(self.mllm, self._pool, "describe", 0, cfg)
+        calls = _Calls(self.mllm, self._pool, "describe", 0, cfg, step.history)
         tree, prompt = self.understand(self._mllm_view(state["reference"], cfg.mllm_image_max_side), cfg, calls)
         step.history.put_understanding(dict(tree))
         return {"prompt": prompt, "initial_prompt": prompt, **calls.record(step.history)}
@@ -462,7 +508,7 @@ class LoopNodes:
         _, wanted = self.round_plan(state, cfg)
         prompt = state["prompt"] or ""
         variants = clean_variants(state.get("round_prompts"))[:wanted]
-        calls = _Calls(self.mllm, self._pool, "propose", state.get("round", 0) + 1, cfg)
+        calls = _Calls(self.mllm, self._pool, "propose", state.get("round", 0) + 1, cfg, step.history)
         missing = wanted - len(variants)
         if missing > 0:
             style = prompts.style_hint(cfg.prompt_style, cfg.prompt_words)
@@ -663,7 +709,7 @@ class LoopNodes:
         """Compare the reference with the best image; with ``combined_critique`` also revise and vary."""
         cfg = step.config
         round_index = state.get("round", 0)
-        calls = _Calls(self.mllm, self._pool, "critique", round_index, cfg)
+        calls = _Calls(self.mllm, self._pool, "critique", round_index, cfg, step.history)
         # with history, the best image so far (a worse round is not built upon); else the paper's last round's best
         cand = state.get("best") if cfg.critique_history else self._round_best(state, step)
         if cand is None:  # every candidate blocked: nothing to look at, rephrase and try again
@@ -725,7 +771,7 @@ class LoopNodes:
     def revise(self, state: RepaintState, step: _Step) -> dict[str, Any]:
         """Apply the critique's edits to the prompt in a separate text-only call (paper preset)."""
         cfg = step.config
-        calls = _Calls(self.mllm, self._pool, "revise", state.get("round", 0), cfg)
+        calls = _Calls(self.mllm, self._pool, "revise", state.get("round", 0), cfg, step.history)
         last = step.history.get_critique(state.get("round", 0))
         if last is None:
             return {}

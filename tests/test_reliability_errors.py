@@ -25,7 +25,7 @@ from imagerepainter.backends import ChatModelMLLM, MLLMMessage, RetryPolicy
 from imagerepainter.cli import main
 from imagerepainter.config import GenerationConfig, RepainterConfig
 from imagerepainter.errors import ConfigurationError, GenerationError, MLLMError
-from imagerepainter.images import DirectoryImageStore
+from imagerepainter.images import DirectoryImageStore, MemoryImageStore
 from imagerepainter.sandbox import SandboxT2I, random_scene, render_scene
 from imagerepainter.schemas import Critique
 from imagerepainter.testing.openai_server import ChatReply, ChatRequest, Fault, OpenAICompatibleServer
@@ -168,7 +168,8 @@ def _pixels(image: Image.Image) -> bytes:
 
 
 def test_a_result_deep_copies_and_pickles_with_a_memory_store(reference):
-    rp = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox")
+    store = MemoryImageStore()  # a store the caller passes and keeps: it holds every run's images
+    rp = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox", store=store)
     result = rp.run(reference, max_rounds=2)
     assert result.best is not None
 
@@ -180,7 +181,20 @@ def test_a_result_deep_copies_and_pickles_with_a_memory_store(reference):
     assert restored.model_dump() == result.model_dump()
     with pytest.raises(LookupError, match="bind"):  # a memory store is this process's: not pickled
         _ = restored.best.image
-    assert _pixels(restored.bind(rp.store).best.image) == _pixels(result.best.image)
+    assert _pixels(restored.bind(store).best.image) == _pixels(result.best.image)
+
+
+def test_a_result_of_the_default_store_pickles_with_its_own_images(reference):
+    """The default store hands a finished run's images to its result: a pickle carries them, and only them."""
+    result = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox").run(reference, max_rounds=2)
+    restored = pickle.loads(pickle.dumps(result))
+    assert restored.model_dump() == result.model_dump()
+    assert restored.best is not None and result.best is not None
+    assert _pixels(restored.best.image) == _pixels(result.best.image)
+    assert _pixels(restored.reference_image) == _pixels(result.reference_image)
+    assert all(
+        _pixels(a.image) == _pixels(b.image) for a, b in zip(restored.candidates, result.candidates, strict=True)
+    )
 
 
 def test_a_result_with_a_directory_store_pickles_with_its_images(tmp_path, reference):
