@@ -22,7 +22,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, TypedDict, TypeVar
 
@@ -331,6 +331,7 @@ class _Calls:
             self.pool.submit(contextvars.copy_context().run, self.ask, schema, text, images, task)
             for schema, text, images, task in jobs
         ]
+        wait(futures)  # when one fails, its siblings still finish (and are recorded) before the node stops
         return [f.result() for f in futures]
 
 
