@@ -115,6 +115,22 @@ def _refusal(message: Any) -> str | None:
     return None
 
 
+def _one_line(problem: BaseException | None) -> str:
+    """A validation problem in one line: each field's error, ``; ``-separated (pydantic's own text spans lines).
+
+    Example:
+        >>> from imagerepainter.schemas import Critique
+        >>> try:
+        ...     Critique.model_validate({"edits": "x"})
+        ... except ValidationError as exc:
+        ...     print(_one_line(exc))
+        edits: Input should be a valid list
+    """
+    if isinstance(problem, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['msg']}" for e in problem.errors())
+    return " ".join(str(problem).split())
+
+
 def _no_choices(exc: BaseException) -> bool:
     """Whether ``exc`` is the chat client failing on a reply without choices (``"choices": []`` or null)."""
     if "'choices'" in str(exc):  # langchain_openai's own messages for a missing or null list
@@ -426,7 +442,8 @@ class ChatModelMLLM:
             else:
                 raise StructuredOutputError(
                     redact(
-                        f"{self.name} did not return a valid {schema.__name__} after {requests} requests: {last_error}"
+                        f"{self.name} did not return a valid {schema.__name__} after {requests} requests: "
+                        f"{_one_line(last_error)}"
                     ),
                     backend=self.name,
                     schema=schema.__name__,
