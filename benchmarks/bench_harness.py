@@ -61,14 +61,14 @@ def _references(folder: Path, count: int) -> list[Path]:
 def overhead(refs: list[Path], root: Path, repeats: int) -> dict[str, float]:
     """Seconds per repaint case, median of ``repeats``: the loop alone versus through ``evaluate``."""
     rp = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox", **SETTINGS)
-    rp.run(refs[0])  # warm up imports and caches for both
+    rp.run(refs[0], progress=False)  # warm up imports and caches for both
     evaluate(refs[0].parent, mllm="sandbox", models={"warm": "sandbox"}, out=root / "warm", modes=["repaint"],
              metrics=["sandbox"], settings=SETTINGS, limit=1)  # fmt: skip
     loops, harnesses = [], []
     for attempt in range(repeats):  # alternate, so both see the same machine load
         start = time.perf_counter()
         for ref in refs:
-            rp.run(ref, seed=0)
+            rp.run(ref, seed=0, progress=False)
         loops.append((time.perf_counter() - start) / len(refs))
         start = time.perf_counter()
         report = evaluate(refs[0].parent, mllm="sandbox", models={"m": "sandbox"}, out=root / f"overhead-{attempt}",

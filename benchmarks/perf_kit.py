@@ -225,7 +225,10 @@ def sleeping_pipeline(folder: str | Path, seconds_per_image: float) -> Any:
             prompts = [prompt] if isinstance(prompt, str) else list(prompt)
             count = len(prompts) * num_images_per_prompt
             time.sleep(seconds_per_image * count)
-            canvas = self.canvases.setdefault((height or 512, width or 512), Canvas(height or 512))
+            key = (height or 512, width or 512)
+            if key not in self.canvases:  # built once per size (it reads and resizes a photo)
+                self.canvases[key] = Canvas(key[0])
+            canvas = self.canvases[key]
             images = [canvas.next() for _ in range(count)]
             return StableDiffusionPipelineOutput(images=images, nsfw_content_detected=None)
 

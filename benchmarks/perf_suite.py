@@ -575,7 +575,7 @@ def measure_sandbox(s: Settings) -> dict[str, Any]:
         for preset in ("paper", "default"):
             rp = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox", preset=preset)
             try:
-                results[preset] = rp.run(reference)
+                results[preset] = rp.run(reference, progress=False)
             finally:
                 rp.close()
         paper, default = results["paper"], results["default"]

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from . import __version__
@@ -34,52 +34,11 @@ from .bench.cli import add_commands as add_bench_commands
 from .cli_settings import GENERATION_SETTINGS, LOOP_SETTINGS, add_setting_flags, int_in, setting_overrides
 from .config import PRESETS
 from .errors import BackendError, ConfigurationError, RepainterError
-from .results import shorten
+from .progress import ProgressLines as Progress
 
 __all__ = ["build_parser", "main", "subcommand_parsers"]
 
 EXIT_OK, EXIT_BACKEND, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
-
-
-class Progress:
-    """Prints one line per event of interest: round, images done, best so far, elapsed."""
-
-    def __init__(self, stream: TextIO, *, quiet: bool = False) -> None:
-        self.stream, self.quiet, self.start = stream, quiet, time.monotonic()
-        self.best: float | None = None
-
-    def __call__(self, event: Any) -> None:
-        if self.quiet:
-            return
-        elapsed = f"{time.monotonic() - self.start:6.1f}s"
-        data = event.data
-        if event.kind == "call" and data.get("node") == "describe":  # the slowest stage, shown call by call
-            self._print(f"[{elapsed}] describing: {data.get('call')} answered in {data.get('seconds', 0):.1f}s")
-        elif event.kind == "described":
-            self._print(f"[{elapsed}] described the reference: {shorten(data.get('prompt', ''), 100)}")
-        elif event.kind == "generated":
-            self._print(f"[{elapsed}] round {event.round}: {data['done']}/{data['total']} candidates rendered")
-        elif event.kind == "round":
-            self.best = data.get("best_score")
-            scores = ", ".join("blocked" if s is None else f"{s:.4f}" for s in data.get("scores", []))
-            best = "n/a" if self.best is None else f"{self.best:.4f}"
-            self._print(f"[{elapsed}] round {event.round} scored: {scores} | best so far {best}")
-            if data.get("stop_reason"):
-                self._print(f"[{elapsed}] stopping: {data['stop_reason']}")
-        elif event.kind == "critique":
-            of = data.get("of_round", event.round)
-            what = f"round {event.round}"
-            if of != event.round:
-                what = f"round {of}'s best (round {event.round} did no better)"
-            if data.get("is_match"):
-                then = "stopping" if data.get("stop") else "going on for a better score (stop_on_match is off)"
-                self._print(f"[{elapsed}] critique of {what}: judged a match; {then}")
-            else:
-                edits = "; ".join(data.get("edits", [])[:3])
-                self._print(f"[{elapsed}] critique of {what}: {shorten(edits, 120) or 'no edits proposed'}")
-
-    def _print(self, line: str) -> None:
-        print(line, file=self.stream, flush=True)
 
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
@@ -251,6 +210,7 @@ def _finish(args: argparse.Namespace, folder: Any, result: Any) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from .backends.registry import default_scorer
     from .run_folder import BackendSpecs, RunFolder
 
     if args.resume is not None:
@@ -259,7 +219,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return _cmd_resume(args)
     if not args.reference:
         raise _UsageError("run needs a REFERENCE image (or --resume DIR).")
-    scorer = args.scorer or ("sandbox" if args.mllm == args.t2i == "sandbox" else "paper")
+    scorer = args.scorer or default_scorer(args.mllm, args.t2i)
     specs = BackendSpecs(mllm=_mllm_spec(args), t2i=args.t2i, scorer=scorer, preset=args.preset)
     path, unique = _out_dir(args, Path(args.reference).stem)
     folder = args.run_folder = RunFolder(path)  # main() names it in the resume hint

@@ -12,6 +12,9 @@ this order after every round:
    would exceed a budget (its images, or the model calls it needs: :func:`mllm_calls_per_round`),
    or the seconds are spent.
 
+A person can also end a run under review (the ``review`` setting): its reason is then
+``"reviewer_stopped"``.
+
 The first round always runs: a budget it cannot fit is refused before the run starts
 (:func:`check_budgets`), so budgets are caps.
 
@@ -44,6 +47,7 @@ StopReason = Literal[
     "budget_images",
     "budget_mllm_calls",
     "budget_seconds",
+    "reviewer_stopped",
 ]
 
 

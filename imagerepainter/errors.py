@@ -8,7 +8,8 @@ backend (a model server that keeps failing, a pipeline that crashes)::
     RepainterError
     ├── ConfigurationError          also ValueError: a bad argument or config value
     │   ├── UnknownBackendError     also KeyError: a spec no backend answers to ("did you mean ...")
-    │   └── CapabilityError         a backend cannot do what the loop needs (e.g. two images at once)
+    │   ├── CapabilityError         a backend cannot do what the loop needs (e.g. two images at once)
+    │   └── ReviewError             a review answer is invalid, or the run is not waiting for it
     ├── InvalidImageError           also ValueError: the reference cannot be used as an image
     │   └── ImageTooLargeError      the image is absurdly large (decompression-bomb guard)
     ├── ImageNotFoundError          also LookupError: an image ref is not in the image store at hand
@@ -46,6 +47,7 @@ __all__ = [
     "MetricUnavailableError",
     "MissingDependencyError",
     "RepainterError",
+    "ReviewError",
     "StructuredOutputError",
     "ThreadInUseError",
     "UnknownBackendError",
@@ -96,6 +98,14 @@ class UnknownBackendError(ConfigurationError, KeyError):
 
 class CapabilityError(ConfigurationError):
     """A backend lacks a capability the loop needs, such as taking two images in one request."""
+
+
+class ReviewError(ConfigurationError):
+    """A review answer is invalid, or the thread is not waiting for the answer given (see
+    :mod:`imagerepainter.review`).
+
+    Nothing was called: answer again (``Repainter.resume(thread_id, review=...)``) with a valid value.
+    """
 
 
 class InvalidImageError(RepainterError, ValueError):

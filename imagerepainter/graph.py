@@ -7,7 +7,7 @@ graph TD
   start -.->|prompt given| generate
   describe -.->|variants needed| propose
   describe -.-> generate
-  propose --> generate --> score
+  propose -.-> generate --> score
   score -.->|stop reason| finish
   score -.->|go on| critique
   critique -.->|combined| generate
@@ -16,7 +16,20 @@ graph TD
   revise -.->|variants needed| propose
   critique -.->|judged match| finish
   finish --> __end__
+  describe -.->|review prompt| review_prompts
+  propose -.->|review prompt| review_prompts
+  review_prompts -.-> generate
+  review_prompts -.->|stopped| finish
+  critique -.->|review critique| review_critique
+  review_critique -.->|next round| generate
+  review_critique -.->|revise| revise
+  review_critique -.->|stopped| finish
 ```
+
+The two review nodes are entered only when the run's ``review`` setting
+asks for them: a run without review takes exactly the steps it took before they existed. Every
+edge into a round (``start``, ``describe``, ``critique``, ``review_critique``, ``revise``) goes to
+``propose``, ``generate`` or ``review_prompts`` by the same rule (:func:`~imagerepainter.routing.route_to_round`).
 
 The loop's bound is enforced by routing (the convergence policy always applies
 ``max_rounds``); the recursion limit that :func:`recursion_limit` computes is only a backstop.
@@ -35,13 +48,22 @@ from .backends.base import MLLM, Scorer, TextToImage
 from .config import RepainterConfig
 from .images import ImageStore
 from .nodes import LoopNodes, RunContext
-from .routing import route_after_critique, route_after_score, route_start, route_to_round
+from .routing import (
+    route_after_critique,
+    route_after_critique_review,
+    route_after_prompt_review,
+    route_after_propose,
+    route_after_score,
+    route_start,
+    route_to_round,
+)
 from .state import RepaintInput, RepaintOutput, RepaintState
 
 __all__ = ["NODES_PER_ROUND", "ROUND_CLOSING_NODE", "build_graph", "recursion_limit"]
 
 NODES_PER_ROUND = 5
-"""propose, generate, score, critique and revise: the most steps one round takes."""
+"""propose, generate, score, critique and revise: the most steps one round takes (without review;
+each review point adds one)."""
 
 ROUND_CLOSING_NODE = "score"
 """The node that closes a round: once its step is checkpointed, the round is in the results."""
@@ -49,7 +71,7 @@ ROUND_CLOSING_NODE = "score"
 
 def recursion_limit(config: RepainterConfig) -> int:
     """A LangGraph ``recursion_limit`` that a run within ``config.max_rounds`` never reaches."""
-    return NODES_PER_ROUND * config.max_rounds + 8
+    return (NODES_PER_ROUND + len(config.review)) * config.max_rounds + 8
 
 
 def build_graph(
@@ -83,31 +105,46 @@ def build_graph(
     graph.add_node("score", nodes.score)
     graph.add_node("critique", nodes.critique)
     graph.add_node("revise", nodes.revise)
+    graph.add_node("review_prompts", nodes.review_prompts)
+    graph.add_node("review_critique", nodes.review_critique)
     graph.add_node("finish", nodes.finish)
 
+    to_round = ["propose", "generate", "review_prompts"]
     graph.add_edge(START, "start")
-    graph.add_conditional_edges("start", partial(_after_start, nodes), ["describe", "propose", "generate"])
-    graph.add_conditional_edges("describe", partial(_to_round, nodes), ["propose", "generate"])
-    graph.add_edge("propose", "generate")
+    graph.add_conditional_edges("start", partial(_after_start, nodes), ["describe", *to_round])
+    graph.add_conditional_edges("describe", partial(_to_round, nodes), to_round)
+    graph.add_conditional_edges("propose", partial(_after_propose, nodes), ["review_prompts", "generate"])
+    graph.add_conditional_edges("review_prompts", route_after_prompt_review, ["generate", "finish"])
     graph.add_edge("generate", "score")
     graph.add_conditional_edges("score", route_after_score, ["critique", "finish"])
     graph.add_conditional_edges(
-        "critique", partial(_after_critique, nodes), ["propose", "generate", "revise", "finish"]
+        "critique", partial(_after_critique, nodes), [*to_round, "review_critique", "revise", "finish"]
+    )
+    graph.add_conditional_edges(
+        "review_critique", partial(_after_critique_review, nodes), [*to_round, "revise", "finish"]
     )
     # the cycle: a revised prompt starts the next round
-    graph.add_conditional_edges("revise", partial(_to_round, nodes), ["propose", "generate"])
+    graph.add_conditional_edges("revise", partial(_to_round, nodes), to_round)
     graph.add_edge("finish", END)
     return graph, nodes
 
 
-def _to_round(nodes: LoopNodes, state: dict[str, Any]) -> str:
-    """Start a round: through ``propose`` when it needs variants nobody proposed, else straight to ``generate``.
+def _recorded(nodes: LoopNodes, state: dict[str, Any]) -> RepainterConfig:
+    """The run's settings as routing reads them: recorded in the state (no runtime: LangGraph also
+    routes in ``update_state``, without context)."""
+    return nodes._config(state, None)  # type: ignore[arg-type]
 
-    Routing reads the recorded settings (no runtime: LangGraph also routes in ``update_state``,
-    without context).
-    """
-    _, wanted = nodes.round_plan(state, nodes._config(state, None))  # type: ignore[arg-type]
-    return route_to_round(state.get("round_prompts"), wanted)
+
+def _to_round(nodes: LoopNodes, state: dict[str, Any]) -> str:
+    """Start a round: through ``propose`` when it needs variants nobody proposed, then (with review)
+    through ``review_prompts``, then ``generate``."""
+    cfg = _recorded(nodes, state)
+    _, wanted = nodes.round_plan(state, cfg)  # type: ignore[arg-type]
+    return route_to_round(state.get("round_prompts"), wanted, review="prompt" in cfg.review)
+
+
+def _after_propose(nodes: LoopNodes, state: dict[str, Any]) -> str:
+    return route_after_propose(review="prompt" in _recorded(nodes, state).review)
 
 
 def _after_start(nodes: LoopNodes, state: dict[str, Any]) -> str:
@@ -116,6 +153,11 @@ def _after_start(nodes: LoopNodes, state: dict[str, Any]) -> str:
 
 
 def _after_critique(nodes: LoopNodes, state: dict[str, Any]) -> str:
-    cfg = nodes._config(state, None)  # type: ignore[arg-type]
-    after = route_after_critique(state, combined=cfg.combined_critique)
+    cfg = _recorded(nodes, state)
+    after = route_after_critique(state, combined=cfg.combined_critique, review="critique" in cfg.review)
+    return _to_round(nodes, state) if after == "round" else after
+
+
+def _after_critique_review(nodes: LoopNodes, state: dict[str, Any]) -> str:
+    after = route_after_critique_review(state)
     return _to_round(nodes, state) if after == "round" else after

@@ -31,6 +31,7 @@ from typing import Any
 from langgraph.store.base import BaseStore
 from typing_extensions import TypedDict
 
+from .review import ReviewRecord
 from .state import CallRecord, CritiqueRecord, RoundRecord
 
 __all__ = ["FailedCall", "History", "RunHistory", "NAMESPACE"]
@@ -50,6 +51,8 @@ class History:
     calls: list[CallRecord] = field(default_factory=list)
     understanding: dict[str, Any] | None = None
     """The Image Understanding Tree (``None`` when the run started from a prompt without one)."""
+    reviews: list[ReviewRecord] = field(default_factory=list)
+    """A person's answers to the run's reviews (the ``review`` setting), in the order given."""
     failed: list[FailedCall] = field(default_factory=list)
     """What calls that failed cost (their answers never reached the state, but they were paid)."""
 
@@ -94,6 +97,10 @@ class RunHistory:
         """Record the critique made after a round (key ``critique:NNNN``; a revision replaces it)."""
         self.store.put(self.namespace, f"critique:{record['round']:04d}", dict(record))
 
+    def put_review(self, record: ReviewRecord) -> None:
+        """Record a person's answer to a review (key ``review:NNNN:<kind>``: one per round and kind)."""
+        self.store.put(self.namespace, f"review:{record['round']:04d}:{record['kind']}", dict(record))
+
     def put_understanding(self, tree: dict[str, Any] | None) -> None:
         """Record the Image Understanding Tree the run started from."""
         if tree is not None:
@@ -132,7 +139,7 @@ class RunHistory:
         )
 
     def read(self, *, rounds: int) -> History:
-        """The records of rounds ``1..rounds`` (calls: also those of the round in progress)."""
+        """The records of rounds ``1..rounds`` (calls and reviews: also those of the round in progress)."""
         found: dict[str, dict[str, Any]] = {
             item.key: item.value for item in self.store.search(self.namespace, limit=_LIMIT)
         }
@@ -140,6 +147,7 @@ class RunHistory:
         critiques: list[Any] = []
         calls: list[Any] = []
         failed: list[Any] = []
+        reviews: list[Any] = []
         understanding = found.pop("understanding", {}).get("tree")
         for key in sorted(found):
             kind, number, *_ = key.split(":")
@@ -152,9 +160,17 @@ class RunHistory:
                 calls.extend(found[key]["calls"])
             elif kind == "failed" and index <= rounds + 1:
                 failed.append(found[key])
+            elif kind == "review" and index <= rounds + (1 if key.endswith(":prompt") else 0):
+                reviews.append(found[key])
         calls.sort(key=lambda c: (c["round"], _NODE_ORDER.get(c["node"], 99)))
+        reviews.sort(key=lambda r: (r["round"], r["kind"] != "prompt"))  # before a round, then after it
         return History(
-            rounds=round_records, critiques=critiques, calls=calls, understanding=understanding, failed=failed
+            rounds=round_records,
+            critiques=critiques,
+            calls=calls,
+            understanding=understanding,
+            reviews=reviews,
+            failed=failed,
         )
 
     def delete(self) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import hashlib
+import inspect
 import json
 import math
 import threading
@@ -29,6 +30,7 @@ from typing import Any, TypedDict, TypeVar
 from langgraph.runtime import Runtime
 from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
+from langgraph.types import interrupt
 from PIL import Image
 from pydantic import BaseModel
 
@@ -39,6 +41,16 @@ from .convergence import Progress, decide_stop, mllm_calls_per_round, round_size
 from .errors import BackendError, GenerationError, MLLMError, RepainterError
 from .history import FailedCall, RunHistory
 from .images import ImageRef, ImageStore, put_image, shrink
+from .review import (
+    ANSWER_SCHEMA,
+    ReviewAnswer,
+    ReviewCandidate,
+    ReviewError,
+    ReviewKind,
+    ReviewRecord,
+    ReviewRequest,
+    parse_answer,
+)
 from .routing import clean_variants, round_prompts, seed_for
 from .selection import best_index, better
 from .state import CallRecord, CandidateRecord, CritiqueRecord, RepaintState, RoundRecord, Usage
@@ -47,6 +59,9 @@ from .understanding import UnderstandingTree, assemble_prompt
 __all__ = ["LoopNodes", "RunContext"]
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
+
+_INTERRUPT_TAKES_SCHEMA = "response_schema" in inspect.signature(interrupt).parameters
+"""Recent LangGraph versions show clients the JSON Schema of the answer an interrupt expects."""
 
 _DETAILS: dict[str, type[BaseModel]] = {
     "person": schemas.PersonDetails,
@@ -244,6 +259,7 @@ class _Calls:
         self.mllm, self.pool, self.node, self.round_index = mllm, pool, node, round_index
         self.history = history
         self.system_prompt = cfg.system_prompt
+        self.image_format = cfg.mllm_image_format
         self.usage: Usage = {}
         self.log: list[CallRecord] = []
         self._lock = threading.Lock()
@@ -273,7 +289,7 @@ class _Calls:
                 answer = schema.model_validate(value)
                 self._tally(record)
                 return answer
-        messages = [MLLMMessage(text=text, images=tuple(images), task=task)]
+        messages = [MLLMMessage(text=text, images=tuple(images), task=task, image_format=self.image_format)]
         if self.system_prompt:
             messages.insert(0, MLLMMessage(role="system", text=prompts.SYSTEM))
         start = time.perf_counter()
@@ -354,7 +370,7 @@ class LoopNodes:
         self._pool = _Workers(config.max_concurrency)
         self._prepared: OrderedDict[str, Future[Any]] = OrderedDict()
         self._prepared_lock = threading.Lock()
-        self._views: OrderedDict[tuple[str, int], Image.Image] = OrderedDict()
+        self._views: OrderedDict[tuple[str, int], Future[Image.Image]] = OrderedDict()
         self._views_lock = threading.Lock()
 
     # ------------------------------------------------------------------ helpers
@@ -380,21 +396,32 @@ class LoopNodes:
         key = (ref["sha256"], max_side)
         with self._views_lock:
             view = self._views.get(key)
-            if view is not None:
+            compute = view is None or (view.done() and view.exception() is not None)
+            if compute:  # computed once, by whoever asks first (usually the background preparation)
+                view = self._views[key] = Future()
+                while len(self._views) > 16:
+                    self._views.popitem(last=False)
+            else:
                 self._views.move_to_end(key)
-                return view
-        view = shrink(self.store.get(ref), max_side)
-        with self._views_lock:
-            view = self._views.setdefault(key, view)
-            while len(self._views) > 16:
-                self._views.popitem(last=False)
-        return view
+        assert view is not None
+        if compute:
+            try:
+                view.set_result(shrink(self.store.get(ref), max_side))
+            except BaseException as exc:
+                view.set_exception(exc)
+        return view.result()
 
-    def _prepare_for_critique(self, refs: Sequence[ImageRef], max_side: int) -> None:
-        """Let the MLLM prepare a round's candidates (e.g. encode them) in the background, while they are scored."""
+    def _prepare_for_critique(self, refs: Sequence[ImageRef], cfg: RepainterConfig) -> None:
+        """Let the MLLM prepare a round's candidates (e.g. encode them) in the background, while
+        they are scored: one task per candidate, so the one the critique needs never waits behind the others."""
         prepare = getattr(self.mllm, "prepare_images", None)
         if callable(prepare):
-            self._pool.submit(lambda: prepare([self._mllm_view(ref, max_side) for ref in refs]))
+
+            def one(ref: ImageRef) -> None:
+                prepare([self._mllm_view(ref, cfg.mllm_image_max_side)], image_format=cfg.mllm_image_format)
+
+            for ref in refs:
+                self._pool.submit(one, ref)
 
     def prepared_reference(self, ref: Any) -> Future[Any]:
         """The scorer's prepared reference, computed once per reference (in the background)."""
@@ -527,7 +554,7 @@ class LoopNodes:
         started = time.time()
         round_index = state.get("round", 0) + 1
         include, wanted = self.round_plan(state, cfg)
-        candidates = round_prompts(
+        candidates = state.get("approved_prompts") or round_prompts(
             state["prompt"] or "", state.get("round_prompts") or [], include=include, wanted=wanted
         )
         settings = cfg.generation
@@ -538,6 +565,7 @@ class LoopNodes:
         outputs: list[GeneratedImage] = []
         for batch in batches(requests, self.t2i.capabilities.max_batch_size):  # the loop owns batching
             where: _Where = {"node": "generate", "round": round_index, "call": "generate"}
+            call_started = time.perf_counter()
             with backend_errors(GenerationError, f"{self.t2i.name} failed", self.t2i.name, **where):
                 images = self.t2i.generate(batch)
             if len(images) != len(batch):
@@ -545,10 +573,19 @@ class LoopNodes:
                     f"{self.t2i.name} returned {len(images)} images for {len(batch)} requests.", backend=self.t2i.name
                 ).at(**where)
             outputs.extend(images)
-            _emit({"event": "generated", "round": round_index, "done": len(outputs), "total": len(requests)})
+            seconds = round(time.perf_counter() - call_started, 3)  # after each call: per image for a one-image model
+            _emit(
+                {
+                    "event": "generated",
+                    "round": round_index,
+                    "done": len(outputs),
+                    "total": len(requests),
+                    "seconds": seconds,
+                }
+            )
         owner = _thread_id()
         refs = [put_image(self.store, out.image, owner=owner) for out in outputs]
-        self._prepare_for_critique(refs, cfg.mllm_image_max_side)
+        self._prepare_for_critique(refs, cfg)
         pending: list[CandidateRecord] = [
             CandidateRecord(
                 round=round_index,
@@ -644,6 +681,7 @@ class LoopNodes:
             mllm_calls_per_round=mllm_calls_per_round(cfg),
         )
         reason = decide_stop(progress, cfg, higher_is_better=hib)
+        closed: dict[str, Any] = {"approved_prompts": []} if state.get("approved_prompts") else {}
         _emit(
             {
                 "event": "round",
@@ -662,6 +700,7 @@ class LoopNodes:
             "pending": [],
             "round_prompts": [],
             "stop_reason": reason,
+            **closed,
         }
 
     def _history(self, state: RepaintState, history: RunHistory, critiqued: CandidateRecord) -> list[dict[str, Any]]:
@@ -789,6 +828,122 @@ class LoopNodes:
         record = CritiqueRecord(**(last | {"revised_prompt": revised}))
         step.history.put_critique(record)
         return {"prompt": revised, **calls.record(step.history)}
+
+    # ------------------------------------------------------------------ human review
+
+    @staticmethod
+    def _review_request(
+        state: RepaintState,
+        kind: ReviewKind,
+        round_index: int,
+        prompt: str,
+        prompts: list[str],
+        critique: dict[str, Any] | None = None,
+    ) -> ReviewRequest:
+        best = state.get("best")
+        shown: ReviewCandidate | None = None
+        if best is not None:
+            shown = ReviewCandidate(
+                round=best["round"],
+                index=best["index"],
+                prompt=best["prompt"],
+                score=best["score"],
+                image=best["image"],
+            )
+        return ReviewRequest(
+            kind=kind,
+            round=round_index,
+            prompt=prompt,
+            prompts=prompts,
+            critique=critique,
+            best=shown,
+            best_scores=list(state.get("best_scores", [])),
+        )
+
+    @staticmethod
+    def _ask_reviewer(request: ReviewRequest) -> ReviewAnswer:
+        """Pause the run with ``request`` (LangGraph ``interrupt``); the reviewer's validated answer once resumed.
+
+        The node calling this pays for nothing before it: on resume LangGraph runs the node again
+        from its first line, and ``interrupt`` then returns the answer instead of pausing. An invalid
+        answer asks again, saying why (each answer is kept by LangGraph, so a re-run replays them).
+        """
+        asked = request
+        schema = {"response_schema": ANSWER_SCHEMA} if _INTERRUPT_TAKES_SCHEMA else {}
+        while True:
+            value = interrupt(asked, **schema)
+            try:
+                return parse_answer(value, request)
+            except ReviewError as exc:
+                asked = ReviewRequest(**request, error=str(exc))
+
+    @staticmethod
+    def _record_review(
+        history: RunHistory, request: ReviewRequest, answer: ReviewAnswer, before: dict[str, Any]
+    ) -> None:
+        changed = {k: v for k in ("prompt", "prompts", "edits") if (v := getattr(answer, k)) is not None}
+        history.put_review(
+            ReviewRecord(
+                kind=request["kind"],
+                round=request["round"],
+                action=answer.action,
+                by=answer.by,
+                note=answer.note,
+                before=before,
+                after=changed,
+            )
+        )
+
+    @_timed("review_prompts")
+    def review_prompts(self, state: RepaintState, step: _Step) -> dict[str, Any]:
+        """Show a person the prompts the round is about to render (``review`` includes ``"prompt"``); the
+        round renders what they approve or write, or the run ends when they stop it."""
+        include, wanted = self.round_plan(state, step.config)
+        prompt, variants = state["prompt"] or "", state.get("round_prompts") or []
+        shown = round_prompts(prompt, variants, include=include, wanted=wanted)
+        request = self._review_request(state, "prompt", state.get("round", 0) + 1, prompt, shown)
+        answer = self._ask_reviewer(request)
+        self._record_review(step.history, request, answer, {"prompt": prompt, "prompts": shown})
+        if answer.action == "stop":
+            return {"stop_reason": "reviewer_stopped"}
+        if answer.prompts is not None:  # rendered as written; the round's prompt is the first when it is one
+            new_prompt = answer.prompt or (answer.prompts[0] if include else prompt)
+            return {"prompt": new_prompt, "approved_prompts": list(answer.prompts)}
+        if answer.prompt is None or answer.prompt == prompt:
+            return {"approved_prompts": shown}
+        # a new prompt: the variants paraphrase the old one, so every candidate renders the new one (own seeds)
+        return {"prompt": answer.prompt, "approved_prompts": [answer.prompt] * len(shown)}
+
+    @_timed("review_critique")
+    def review_critique(self, state: RepaintState, step: _Step) -> dict[str, Any]:
+        """Show a person the critique just made (``review`` includes ``"critique"``): the loop goes on with
+        it, with the prompt or edits they write, or ends when they stop it."""
+        combined = step.config.combined_critique
+        round_index = state.get("round", 0)
+        record = step.history.get_critique(round_index)
+        if record is None:  # nothing was critiqued (every candidate blocked): nothing to review
+            return {"needs_revision": not combined}
+        prompt, variants = state["prompt"] or "", list(state.get("round_prompts") or [])
+        request = self._review_request(state, "critique", round_index, prompt, variants, dict(record))
+        answer = self._ask_reviewer(request)
+        before = {"prompt": prompt, "prompts": variants, "edits": list(record["edits"])}
+        self._record_review(step.history, request, answer, before)
+        if answer.action == "stop":
+            return {"stop_reason": "reviewer_stopped"}
+        if answer.action == "approve":
+            return {"needs_revision": not combined}
+        edited = CritiqueRecord(**record)
+        if answer.edits is not None:
+            edited["edits"] = list(answer.edits)
+        if answer.prompt is not None:  # the next round starts from the prompt as written
+            edited["revised_prompt"] = answer.prompt
+            step.history.put_critique(edited)
+            return {"prompt": answer.prompt, "round_prompts": [], "needs_revision": False}
+        # edits alone: the critiqued image's prompt is revised from them (the variants were of another prompt)
+        step.history.put_critique(edited | {"revised_prompt": None})
+        critiqued = step.history.get_round(record["critiqued_round"])
+        base = critiqued["candidates"][record["candidate"]]["prompt"] if critiqued else prompt
+        return {"prompt": base, "round_prompts": [], "needs_revision": True}
 
     @_timed("finish")
     def finish(self, state: RepaintState, step: _Step) -> dict[str, Any]:

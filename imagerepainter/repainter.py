@@ -19,10 +19,11 @@ import contextlib
 import os
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from langgraph.types import Command
 from PIL import Image
 
 from . import __version__
@@ -35,8 +36,10 @@ from .graph import build_graph, recursion_limit
 from .history import History, RunHistory
 from .images import ImageInput, ImageRef, ImageStore, MemoryImageStore, load_image, put_image
 from .nodes import RunContext, backend_errors, config_from_state, remember_config
+from .progress import progress_display
 from .prompts import PROMPT_VERSION
 from .results import Description, RepaintResult
+from .review import ReviewAnswer, ReviewError, ReviewRequest, describe_request, parse_answer
 from .state import run_finished
 
 if TYPE_CHECKING:
@@ -48,7 +51,7 @@ _PER_REPAINTER = ("preset",)
 _MAX_ROUNDS = RepainterConfig.model_fields["max_rounds"].metadata[-1].le
 """Settings chosen when a Repainter is built, not per run."""
 
-ThreadStatus = Literal["not_started", "interrupted", "finished"]
+ThreadStatus = Literal["not_started", "interrupted", "paused", "finished"]
 """Where a run's thread stands; see :meth:`Repainter.status`."""
 
 
@@ -59,10 +62,16 @@ class RepaintEvent:
     ``kind`` is ``"node"`` (a node finished; ``data`` has ``node`` and ``seconds``), ``"call"``
     (a model call answered: ``node``, ``call`` (its schema), ``seconds``; the describe stage's
     calls arrive one by one as they finish), ``"described"``, ``"generated"`` (``done`` of
-    ``total`` images), ``"round"`` (a round closed: ``scores``, ``best_score``, ``stop_reason``),
+    ``total`` images, after each rendering call: per image for a model that renders one per call;
+    ``seconds``, the call's time), ``"round"`` (a round closed: ``scores``, ``best_score``, ``stop_reason``),
     ``"critique"`` (the critique after ``round``: ``edits``, ``is_match``, ``stop`` (it ends the
     run), and ``of_round``, the round of the image it looked at),
     ``"finished"``, or ``"result"`` (the last event; ``result`` holds the :class:`RepaintResult`).
+
+    A run under review (the ``review`` setting) that pauses for a person ends its stream with a
+    ``"review"`` event instead: ``data`` is the :class:`~imagerepainter.review.ReviewRequest` (what
+    to show the reviewer) and ``result`` the run so far (``result.review`` holds the same request).
+    Answer it with :meth:`Repainter.resume` or :meth:`Repainter.stream_resume` (``review=``).
     """
 
     kind: str
@@ -75,7 +84,7 @@ class RepaintEvent:
 class _Prepared:
     """A run ready to stream: the graph input (``None`` to resume), LangGraph's run config, the context."""
 
-    graph_input: dict[str, Any] | None
+    graph_input: dict[str, Any] | Command[Any] | None
     run_config: RunnableConfig
     context: RunContext | None
     """``None`` when resuming a run whose settings are still only in its pending input: the nodes
@@ -109,6 +118,18 @@ def _fit_to_reference(config: RepainterConfig, reference: Image.Image, t2i: Text
     width, height = max(8, width), max(8, height)  # the settings' floor
     # the values are computed within their bounds: a copy, not a second validation
     return config.model_copy(update={"generation": gen.model_copy(update={"width": width, "height": height})})
+
+
+def settings_for_reference(config: RepainterConfig, reference: Image.Image, t2i: TextToImage) -> RepainterConfig:
+    """A run's settings once its reference is read: sized to the reference (when the run sets no
+    size) and checked against what the text-to-image backend accepts.
+
+    Raises:
+        ConfigurationError: the backend cannot render with these generation settings.
+    """
+    config = _fit_to_reference(config, reference, t2i)
+    check_generation_settings(t2i, config.generation)
+    return config
 
 
 def _describe_backend(backend: Any) -> dict[str, Any]:
@@ -237,6 +258,7 @@ class Repainter:
         name: str = "repaint_image",
         description: str | None = None,
         allowed_dirs: list[str | os.PathLike[str]] | None = None,
+        allow_urls: bool = False,
         save_dir: str | os.PathLike[str] | None = None,
     ) -> Any:
         """This loop as a LangChain tool an agent can call (see :mod:`imagerepainter.tool`).
@@ -245,9 +267,11 @@ class Repainter:
             name: The tool's name, as the model sees it.
             description: What the model is told the tool does.
             allowed_dirs: Folders the model may point the tool at (default: any path).
+            allow_urls: Let the model give an ``http(s)`` URL, which the tool downloads (default: off).
             save_dir: Save each result (images and ``result.json``) in a folder below this one.
 
-        The model gives the reference as a path or a ``data:`` URL and may cap the rounds; it reads
+        The model gives the reference as a path, a ``data:`` URL (or an ``http(s)`` URL when
+        ``allow_urls``) and may cap the rounds; it reads
         back the best prompt, score and stop reason, and the tool message carries the whole
         :class:`RepaintResult` as its ``artifact``. A bad path or a failing backend comes back to
         the model as an error message, so the agent goes on.
@@ -255,7 +279,12 @@ class Repainter:
         from .tool import DESCRIPTION, make_tool
 
         return make_tool(
-            self, name=name, description=description or DESCRIPTION, allowed_dirs=allowed_dirs, save_dir=save_dir
+            self,
+            name=name,
+            description=description or DESCRIPTION,
+            allowed_dirs=allowed_dirs,
+            allow_urls=allow_urls,
+            save_dir=save_dir,
         )
 
     @property
@@ -323,8 +352,7 @@ class Repainter:
                 )
             prompt = description.prompt
         image = check_run_inputs(cfg, reference, prompt)
-        cfg = _fit_to_reference(cfg, image, self.t2i)
-        check_generation_settings(self.t2i, cfg.generation)
+        cfg = settings_for_reference(cfg, image, self.t2i)
         if self._graph.get_state({"configurable": {"thread_id": thread_id}}).values:
             raise ThreadInUseError(
                 f"Thread {thread_id!r} already holds a run. Continue it with resume({thread_id!r}), or pass a new "
@@ -385,6 +413,7 @@ class Repainter:
         prompt: str | None = None,
         description: Description | None = None,
         thread_id: str | None = None,
+        progress: bool | None = None,
         **overrides: Any,
     ) -> RepaintResult:
         """Regenerate ``reference`` and return the result.
@@ -394,6 +423,9 @@ class Repainter:
             prompt: Start from this prompt instead of describing the reference.
             description: Start from this description (:meth:`describe`) instead of describing again.
             thread_id: Checkpoint thread; reuse it with :meth:`resume` after a failure.
+            progress: Show a progress bar (each describe call, image and round as it finishes; see
+                :mod:`imagerepainter.progress`). Default: in a Jupyter kernel and when stderr is a
+                terminal; ``False`` turns it off.
             **overrides: Settings for this run only (e.g. ``max_rounds=5``).
 
         Raises:
@@ -402,12 +434,63 @@ class Repainter:
                 run already or is running now (nothing was called).
             BackendError: a backend failed; ``error.thread_id`` resumes the run and
                 ``error.partial_result`` holds the finished rounds.
-        """
-        return _last(self.stream(reference, prompt=prompt, description=description, thread_id=thread_id, **overrides))
 
-    def resume(self, thread_id: str) -> RepaintResult:
-        """Continue an interrupted run from its last checkpoint, without redoing finished steps."""
-        return _last(self.stream_resume(thread_id))
+        A run under review (``review=("prompt", "critique")`` or either) returns when it pauses for a
+        person: the result is then not ``finished`` and ``result.review`` says what to review; answer
+        with ``resume(result.thread_id, review=...)``, which returns at the next pause or at the end.
+        """
+        events = self.stream(reference, prompt=prompt, description=description, thread_id=thread_id, **overrides)
+        with (  # the bar's length is asked at the first event; a stream left early is closed (frees the thread)
+            progress_display(progress, rounds=lambda: self.config_for(**overrides).max_rounds) as show,
+            contextlib.closing(events),
+        ):
+            return _last(events, show)
+
+    def resume(
+        self,
+        thread_id: str,
+        *,
+        review: ReviewAnswer | dict[str, Any] | str | None = None,
+        progress: bool | None = None,
+    ) -> RepaintResult:
+        """Continue an interrupted run from its last checkpoint, without redoing finished steps.
+
+        Args:
+            thread_id: The run's checkpoint thread.
+            review: The answer to the review the run is paused for (:meth:`pending_review`): a
+                :class:`~imagerepainter.review.ReviewAnswer`, a dict of its fields (``{"action": "edit",
+                "prompt": "...", "by": "ana"}``) or an action alone (``"approve"``, ``"stop"``).
+            progress: As in :meth:`run`.
+
+        Raises:
+            ReviewError: the run is paused for a review and ``review`` is missing or invalid, or
+                ``review`` is given for a run that is not paused (nothing was called).
+
+        Example:
+            >>> from imagerepainter.sandbox import random_scene, render_scene
+            >>> rp = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox", max_rounds=2)
+            >>> paused = rp.run(render_scene(random_scene(4)), review=("prompt",))
+            >>> paused.finished, paused.review["kind"], paused.review["round"]
+            (False, 'prompt', 1)
+            >>> answer = {"action": "edit", "prompt": "a red circle on white", "by": "ana"}
+            >>> paused = rp.resume(paused.thread_id, review=answer)  # renders round 1, pauses before round 2
+            >>> review = paused.reviews[0]
+            >>> paused.rounds[0].prompt, review.get("by")
+            ('a red circle on white', 'ana')
+            >>> rp.resume(paused.thread_id, review="stop").stop_reason
+            'reviewer_stopped'
+        """
+        events = self.stream_resume(thread_id, review=review)
+        with (
+            progress_display(progress, rounds=lambda: self._recorded_rounds(thread_id)) as show,
+            contextlib.closing(events),
+        ):
+            return _last(events, show)
+
+    def _recorded_rounds(self, thread_id: str) -> int | None:
+        """The most rounds of the run in ``thread_id``, as it recorded them (``None`` before it did)."""
+        context = self._resume_config(thread_id).context
+        return None if context is None else context.config.max_rounds
 
     def stream(
         self,
@@ -417,20 +500,28 @@ class Repainter:
         description: Description | None = None,
         thread_id: str | None = None,
         **overrides: Any,
-    ) -> Iterator[RepaintEvent]:
+    ) -> Generator[RepaintEvent, None, None]:
         """Run and yield :class:`RepaintEvent` s as the loop goes; the last one carries the result.
 
         The stream holds its thread until it ends or is closed. To stop early and resume later,
-        close it (``events.close()``) before calling :meth:`resume` with the same thread.
+        close it (``events.close()``) before calling :meth:`resume` with the same thread. A run
+        under review ends its stream with a ``"review"`` event when it pauses for a person.
         """
         with self._claim(thread_id) as claimed:
             yield from self._events(self._prepare(reference, prompt, claimed, overrides, description))
 
-    def stream_resume(self, thread_id: str) -> Iterator[RepaintEvent]:
-        """Like :meth:`resume`, yielding :class:`RepaintEvent` s; the last one carries the result."""
+    def stream_resume(
+        self, thread_id: str, *, review: ReviewAnswer | dict[str, Any] | str | None = None
+    ) -> Generator[RepaintEvent, None, None]:
+        """Like :meth:`resume`, yielding :class:`RepaintEvent` s; the last one carries the result (or,
+        at the next pause for review, is a ``"review"`` event)."""
         with self._claim(thread_id):
             prepared = self._resume_config(thread_id)
-            self._recover_cancelled_step(prepared.run_config)
+            answer = self._review_answer(thread_id, prepared, review)
+            if answer is None:
+                self._recover_cancelled_step(prepared.run_config)
+            else:
+                prepared = _Prepared(answer, prepared.run_config, prepared.context)
             yield from self._events(prepared)
 
     def _events(self, run: _Prepared) -> Iterator[RepaintEvent]:
@@ -442,7 +533,67 @@ class Repainter:
         except BackendError as exc:
             self._annotate(exc, run)
             raise
-        yield RepaintEvent(kind="result", result=self._final_result(run))
+        yield self._pause_event(run) or RepaintEvent(kind="result", result=self._final_result(run))
+
+    # ------------------------------------------------------------------ human review
+
+    def pending_review(self, thread_id: str) -> ReviewRequest | None:
+        """What the run in ``thread_id`` waits for a person to review, or ``None`` when it is not paused.
+
+        Works in any process that opens the run's checkpointer, history and image store: the
+        request is in the checkpoint (LangGraph keeps an ``interrupt``'s value there).
+        """
+        return self._pending({"configurable": {"thread_id": thread_id}})
+
+    def _pending(self, run_config: RunnableConfig) -> ReviewRequest | None:
+        for pending in self._graph.get_state(run_config).interrupts:
+            if _is_review(pending.value):
+                return pending.value  # type: ignore[no-any-return]
+        return None
+
+    def _pause_event(self, run: _Prepared) -> RepaintEvent | None:
+        """The ``"review"`` event of a run that paused for a person, else ``None``. A run whose settings
+        ask for no review never pauses: nothing is read for it."""
+        if run.context is not None and not run.context.config.review:
+            return None
+        request = self._pending(run.run_config)
+        if request is None:
+            return None
+        result = self._result(run, review=request)
+        return RepaintEvent(kind="review", round=request["round"], data=dict(request), result=result)
+
+    def check_review_answer(self, thread_id: str, review: Any) -> ReviewAnswer | None:
+        """Check ``review`` against what thread ``thread_id`` waits for, before resuming it: the validated
+        answer, or ``None`` for a thread that is not paused (and no answer given).
+
+        Raises:
+            ReviewError: the thread is paused and ``review`` is missing or invalid, or ``review`` is
+                given for a thread that is not paused.
+        """
+        return self._checked_answer(thread_id, {"configurable": {"thread_id": thread_id}}, review)
+
+    def _review_answer(self, thread_id: str, run: _Prepared, review: Any) -> Command[Any] | None:
+        """The ``Command(resume=...)`` that answers the thread's pending review (validated here, before
+        anything runs), or ``None`` for a thread that waits for no review."""
+        answer = self._checked_answer(thread_id, run.run_config, review)
+        return None if answer is None else Command(resume=answer.model_dump(exclude_none=True))
+
+    def _checked_answer(self, thread_id: str, run_config: RunnableConfig, review: Any) -> ReviewAnswer | None:
+        request = self._pending(run_config)
+        if request is None:
+            if review is not None:
+                raise ReviewError(
+                    f"Thread {thread_id!r} is not paused for a review ({self.status(thread_id)}); resume it "
+                    "without review=."
+                )
+            return None
+        if review is None:
+            raise ReviewError(
+                f"Thread {thread_id!r} is paused for a review of {describe_request(request)}: answer it with "
+                f"resume({thread_id!r}, review={{'action': 'approve'}}), or 'edit' with a prompt, or 'stop' "
+                f"(pending_review({thread_id!r}) shows what to review)."
+            )
+        return parse_answer(review, request)
 
     def _recover_cancelled_step(self, run_config: RunnableConfig) -> None:
         """Re-route a run whose last step was cancelled around its end, so resume continues it.
@@ -473,7 +624,7 @@ class Repainter:
 
         The runs share this Repainter's loaded models (each is loaded once) and give the same
         results as running them one by one, since every run's seeds come from its own settings.
-        A run that fails raises its error after the others have finished.
+        A run that fails raises its error after the others have finished. The runs show no progress bar.
 
         Example:
             >>> import asyncio
@@ -489,7 +640,7 @@ class Repainter:
 
         async def one(reference: ImageInput) -> RepaintResult:
             async with gate:
-                return await self.arun(reference, **overrides)
+                return await self.arun(reference, progress=False, **overrides)
 
         outcomes = await asyncio.gather(*(one(r) for r in references), return_exceptions=True)
         for outcome in outcomes:
@@ -500,8 +651,20 @@ class Repainter:
     def batch(
         self, references: Sequence[ImageInput], *, max_concurrency: int = 4, **overrides: Any
     ) -> list[RepaintResult]:
-        """Blocking :meth:`abatch` (from code that is not already inside an event loop)."""
-        return asyncio.run(self.abatch(references, max_concurrency=max_concurrency, **overrides))
+        """Blocking :meth:`abatch` (from code that is not already inside an event loop).
+
+        Raises:
+            ConfigurationError: called inside a running event loop (a notebook, an async app):
+                ``await rp.abatch(...)`` there.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop running: the usual case
+            return asyncio.run(self.abatch(references, max_concurrency=max_concurrency, **overrides))
+        raise ConfigurationError(
+            "Repainter.batch() blocks, so it cannot run inside a running event loop (a notebook, an async app): "
+            "use `await rp.abatch(references)` there."
+        )
 
     async def arun(
         self,
@@ -510,15 +673,20 @@ class Repainter:
         prompt: str | None = None,
         description: Description | None = None,
         thread_id: str | None = None,
+        progress: bool | None = None,
         **overrides: Any,
     ) -> RepaintResult:
-        """Async :meth:`run`. Reading the reference and blocking backends run in worker threads,
-        so the event loop stays free."""
+        """Async :meth:`run` (in a notebook: ``result = await rp.arun(reference)``). Reading the
+        reference and blocking backends run in worker threads, so the event loop stays free. ``progress``
+        as in :meth:`run`."""
         result = None
-        async for event in self.astream(
-            reference, prompt=prompt, description=description, thread_id=thread_id, **overrides
-        ):
-            result = event.result
+        events = self.astream(reference, prompt=prompt, description=description, thread_id=thread_id, **overrides)
+        with progress_display(progress, rounds=lambda: self.config_for(**overrides).max_rounds) as show:
+            async with contextlib.aclosing(events):  # a stream left early is closed (frees the thread)
+                async for event in events:
+                    if show is not None:
+                        show(event)
+                    result = event.result
         assert result is not None  # the last event carries it
         return result
 
@@ -530,7 +698,7 @@ class Repainter:
         description: Description | None = None,
         thread_id: str | None = None,
         **overrides: Any,
-    ) -> AsyncIterator[RepaintEvent]:
+    ) -> AsyncGenerator[RepaintEvent, None]:
         """Async :meth:`stream`. To stop early, close it before resuming its thread, e.g. iterate
         inside ``async with contextlib.aclosing(rp.astream(...)) as events:``."""
         with self._claim(thread_id) as claimed:
@@ -547,23 +715,29 @@ class Repainter:
             except BackendError as exc:
                 await asyncio.to_thread(self._annotate, exc, run)
                 raise
-            yield RepaintEvent(kind="result", result=await asyncio.to_thread(self._final_result, run))
+            paused = await asyncio.to_thread(self._pause_event, run)
+            yield paused or RepaintEvent(kind="result", result=await asyncio.to_thread(self._final_result, run))
 
     def status(self, thread_id: str) -> ThreadStatus:
         """Where thread ``thread_id`` stands in the checkpointer.
 
         ``"not_started"``: no checkpoint (also a finished thread dropped from the default
-        in-memory checkpointer); ``"interrupted"``: :meth:`resume` continues it;
-        ``"finished"``: :meth:`result_of` holds its result.
+        in-memory checkpointer); ``"interrupted"``: :meth:`resume` continues it; ``"paused"``:
+        it waits for a person's review (:meth:`pending_review`), ``resume(thread_id, review=...)``
+        continues it; ``"finished"``: :meth:`result_of` holds its result.
         """
-        values = self._graph.get_state({"configurable": {"thread_id": thread_id}}).values
-        if not values:
+        snapshot = self._graph.get_state({"configurable": {"thread_id": thread_id}})
+        if not snapshot.values:
             return "not_started"
-        return "finished" if run_finished(values) else "interrupted"
+        if run_finished(snapshot.values):
+            return "finished"
+        return "paused" if any(_is_review(i.value) for i in snapshot.interrupts) else "interrupted"
 
     def result_of(self, thread_id: str) -> RepaintResult:
-        """The result of thread ``thread_id`` as far as it got (its latest checkpoint)."""
-        return self._result(self._resume_config(thread_id))
+        """The result of thread ``thread_id`` as far as it got (its latest checkpoint); a paused run's
+        ``review`` says what it waits for."""
+        run = self._resume_config(thread_id)
+        return self._result(run, review=self._pending(run.run_config))
 
     def _resume_config(self, thread_id: str) -> _Prepared:
         """Rebuild a run's context from its checkpoint (the settings it recorded, not today's)."""
@@ -586,6 +760,9 @@ class Repainter:
 
         A parent graph that runs this one as a subgraph and streams with ``stream_mode="custom",
         subgraphs=True`` receives ``(namespace, chunk)`` pairs: pass either the pair or the chunk.
+        A pause for review (the ``review`` setting) arrives in the ``"updates"`` stream mode, as
+        LangGraph's ``__interrupt__`` chunk: it becomes a ``"review"`` event whose ``data`` is the
+        :class:`~imagerepainter.review.ReviewRequest`.
 
         Example:
             >>> Repainter.event_from((("repaint:1",), {"event": "round", "round": 2, "best_score": 0.8})).data
@@ -594,9 +771,15 @@ class Repainter:
             True
         """
         if isinstance(chunk, tuple) and len(chunk) == 3:  # (namespace, mode, chunk): several stream modes
-            chunk = chunk[2] if chunk[1] == "custom" else None
+            chunk = chunk[2] if chunk[1] in ("custom", "updates") else None
         elif isinstance(chunk, tuple) and len(chunk) == 2:  # (namespace, chunk)
             chunk = chunk[1]
+        if isinstance(chunk, dict) and "__interrupt__" in chunk:
+            for pending in chunk["__interrupt__"]:
+                request = getattr(pending, "value", None)
+                if isinstance(request, dict) and _is_review(request):
+                    return RepaintEvent(kind="review", round=request["round"], data=dict(request))
+            return None
         if not isinstance(chunk, dict) or "event" not in chunk:
             return None
         data = dict(chunk)
@@ -629,20 +812,22 @@ class Repainter:
             self.checkpointer.delete_thread(thread_id)
             if self._owns_history and result.run_id:
                 RunHistory(self.history, result.run_id).delete()
-            if self._own_images(result) and isinstance(self.store, MemoryImageStore):
+            if self._lets_runs_go() and isinstance(self.store, MemoryImageStore):
                 self.store.release(thread_id)  # the Repainter's default store lets the finished run go
         return result
 
-    def _own_images(self, result: RepaintResult) -> bool:
-        """Bind ``result`` to a store of its own images when this Repainter's default store lets a
-        finished run's images go (a failed run's too, once resumed); whether it did."""
-        if self._owns_store and self._owns_checkpointer and isinstance(self.store, MemoryImageStore):
-            result.bind(self.store.subset(_images_of(result)))
-            return True
-        return False
+    def _lets_runs_go(self) -> bool:
+        """Whether this Repainter's store drops a finished run's images (its default in-memory store, with
+        its default checkpointer, which drops the finished thread too). Every result it returns (finished,
+        partial or paused) then holds its own images (:meth:`MemoryImageStore.subset`)."""
+        return self._owns_store and self._owns_checkpointer and isinstance(self.store, MemoryImageStore)
 
-    def result_from(self, values: dict[str, Any]) -> RepaintResult:
+    def result_from(self, values: dict[str, Any], *, history: Any = None) -> RepaintResult:
         """The result a run's state holds, e.g. what a parent graph received from this graph as a node.
+
+        ``history`` is the LangGraph store the run's history went to when it is not this Repainter's
+        :attr:`history`: the store a parent graph was compiled with, or the one a LangGraph server
+        provides (in a node: ``langgraph.config.get_store()``).
 
         Example:
             >>> from imagerepainter.sandbox import random_scene, render_scene
@@ -656,25 +841,27 @@ class Repainter:
         """
         return RepaintResult.from_state(
             values,
-            history=self._history_of(values),
+            history=self._history_of(values, history),
             store=self.store,
             backends=self.backends,
             prompt_version=PROMPT_VERSION,
             library_version=__version__,
         )
 
-    def _history_of(self, values: dict[str, Any]) -> History:
+    def _history_of(self, values: dict[str, Any], history: Any = None) -> History:
         """The run's history up to the state's round (every round when the state does not say, as in a
-        parent graph that declares ``run_id`` alone)."""
+        parent graph that declares ``run_id`` alone), from ``history`` (default: :attr:`history`)."""
         run_id = values.get("run_id")
         rounds = values.get("round", _MAX_ROUNDS)
-        return RunHistory(self.history, run_id).read(rounds=rounds) if run_id else History()
+        store = self.history if history is None else history
+        return RunHistory(store, run_id).read(rounds=rounds) if run_id else History()
 
-    def _result(self, run: _Prepared) -> RepaintResult:
+    def _result(self, run: _Prepared, *, review: ReviewRequest | None = None) -> RepaintResult:
         values = self._state(run.run_config)
-        return RepaintResult.from_state(
+        result = RepaintResult.from_state(
             values,
             history=self._history_of(values),
+            review=review,
             config=run.context.config if run.context is not None else None,
             store=self.store,
             backends=self.backends,
@@ -682,6 +869,10 @@ class Repainter:
             prompt_version=PROMPT_VERSION,
             library_version=__version__,
         )
+        if self._lets_runs_go() and isinstance(self.store, MemoryImageStore):
+            # the result keeps its own images: the store lets the run go once it finishes
+            result.bind(self.store.subset(_images_of(result)))
+        return result
 
     def _annotate(self, exc: BackendError, run: _Prepared) -> BackendError:
         """Attach what was already paid for to a backend failure, so nothing is lost."""
@@ -690,8 +881,6 @@ class Repainter:
         try:
             state = self._state(run.run_config)
             exc.partial_result = self._result(run) if state.get("reference") else None
-            if exc.partial_result is not None:
-                self._own_images(exc.partial_result)
         except Exception:
             exc.partial_result = None
         exc.add_note(f"Finished work is kept: Repainter.resume({thread_id!r}) continues this run.")
@@ -717,10 +906,16 @@ def _images_of(result: RepaintResult) -> list[ImageRef]:
     return [result.reference, *(c.image_ref for c in result.candidates), *(c.image_ref for c in result.pending)]
 
 
-def _last(events: Iterator[RepaintEvent]) -> RepaintResult:
-    """Drive ``events`` to the end and return the result the last one carries."""
+def _is_review(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("kind") in ("prompt", "critique")
+
+
+def _last(events: Iterator[RepaintEvent], on_event: Callable[[RepaintEvent], None] | None = None) -> RepaintResult:
+    """Drive ``events`` to the end (showing each to ``on_event``) and return the result the last one carries."""
     result = None
     for event in events:
+        if on_event is not None:
+            on_event(event)
         result = event.result
     assert result is not None  # the last event carries it
     return result

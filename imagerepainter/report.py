@@ -46,7 +46,7 @@ from .errors import ConfigurationError, RepainterError
 from .images import ImageRef, shrink
 from .results import Candidate, RepaintResult, Round
 
-__all__ = ["ImageHref", "diff_words", "render_report", "write_report"]
+__all__ = ["ImageHref", "diff_words", "render_report", "render_summary", "write_report"]
 
 ImageHref = Callable[[ImageRef], str]
 """Maps an image ref to the (relative) URL the report links when images are not embedded."""
@@ -501,3 +501,101 @@ def write_report(
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write(target, page)
+
+
+# ----------------------------------------------------------------------------- notebook view
+
+_CELL = "margin:0;display:inline-block;vertical-align:top;text-align:center;font-size:.85em"
+
+
+class _Budget:
+    """Image tags accepted while their characters fit ``left``; the rest are left out (text stays whole)."""
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+
+    def take(self, tag: str, fallback: str) -> str:
+        if len(tag) - len(fallback) > self.left:
+            return fallback
+        self.left -= len(tag) - len(fallback)
+        return tag
+
+
+def _loader(candidate: Candidate) -> Callable[[], Image.Image]:
+    return lambda: candidate.image
+
+
+def _summary_html(
+    result: RepaintResult, image: Callable[[ImageRef, Callable[[], Image.Image], str, bool], str], note: str = ""
+) -> str:
+    """The notebook view of ``result``; ``image(ref, load, alt, small)`` gives each image's HTML."""
+    best, n = result.best, len(result.rounds)
+    ended = f"stopped: {result.stop_reason}" if result.finished else "not finished (best so far)"
+    where = f" (round {best.round}, candidate {best.index})" if best else ""
+    head = f"RepaintResult: {n} round{'' if n == 1 else 's'}, {ended}, best score {_fmt(best.score if best else None)}"
+    pair = [
+        f'<figure style="{_CELL}">{image(result.reference, lambda: result.reference_image, "reference", False)}'
+        "<figcaption>reference</figcaption></figure>"
+    ]
+    if best is not None:
+        pair.append(
+            f'<figure style="{_CELL}">{image(best.image_ref, _loader(best), "best image", False)}'
+            f"<figcaption>best{_e(where)}: <b>{_fmt(best.score)}</b></figcaption></figure>"
+        )
+    strip = []
+    for r in result.rounds:
+        rb = r.best
+        thumb = image(rb.image_ref, _loader(rb), f"round {r.index} best", True) if rb else "no image scored"
+        strip.append(
+            f'<figure style="{_CELL};min-width:72px">{thumb}<figcaption>round {r.index}<br>'
+            f"{_fmt(rb.score if rb else None)}<br><small>best so far {_fmt(r.best_score_so_far)}</small>"
+            "</figcaption></figure>"
+        )
+    prompts = "".join(f"<li value={r.index}>{_e(r.prompt)}</li>" for r in result.rounds)
+    return (
+        f'<div class="imagerepainter-result"><p><b>{_e(head)}</b></p>{note}'
+        f'<div style="display:flex;gap:12px;flex-wrap:wrap">{"".join(pair)}</div>'
+        f"<p><b>Best prompt:</b> {_e(best.prompt) if best else '—'}</p>"
+        + (f'<div style="display:flex;gap:8px;overflow-x:auto">{"".join(strip)}</div>' if strip else "")
+        + (f"<details><summary>Prompt of each round</summary><ol>{prompts}</ol></details>" if prompts else "")
+        + "</div>"
+    )
+
+
+def render_summary(result: RepaintResult, *, max_side: int = 256, max_bytes: int = 400_000) -> str:
+    """A compact, self-contained HTML view of ``result`` for notebooks (``RepaintResult._repr_html_``).
+
+    The reference beside the best image (at most ``max_side`` pixels), a strip of each round's best
+    image with its score and the best so far (half that size), the best prompt in full and every
+    round's prompt. All text is escaped; images are data URLs, dropped (later rounds first) where
+    they would take the HTML past ``max_bytes`` characters, so a long run stays light in a saved
+    notebook. A result whose images are not at hand (loaded from JSON without its folder) shows
+    its text alone.
+
+    Example:
+        >>> from imagerepainter import Repainter
+        >>> from imagerepainter.sandbox import random_scene, render_scene
+        >>> result = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox", max_rounds=2).run(
+        ...     render_scene(random_scene(1)), progress=False)
+        >>> view = render_summary(result)
+        >>> view.count("<img ") == 2 + len(result.rounds), len(view) <= 400_000
+        (True, True)
+        >>> "<img " in render_summary(RepaintResult.model_validate_json(result.model_dump_json()))
+        False
+    """
+    if max_side < 1:
+        raise ConfigurationError(f"max_side must be a positive number of pixels, got {max_side}.")
+    try:
+        result._bound_store()
+    except RepainterError:  # nothing to show but the text
+        note = "<p><i>Images not at hand: load the result from its folder, or bind(store) it.</i></p>"
+        return _summary_html(result, lambda ref, load, alt, small: "", note)
+    left_out = "<small>(left out to keep this view small)</small>"
+    text = _summary_html(result, lambda ref, load, alt, small: left_out)
+    budget = _Budget(max_bytes - len(text))
+    big, thumbs = _Images(True, None, max_side), _Images(True, None, max(1, max_side // 2))
+
+    def image(ref: ImageRef, load: Callable[[], Image.Image], alt: str, small: bool) -> str:
+        return budget.take((thumbs if small else big).tag(ref, load, alt), left_out)
+
+    return _summary_html(result, image)

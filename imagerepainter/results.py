@@ -7,7 +7,6 @@ store until asked for (``candidate.image``); :meth:`RepaintResult.save` writes t
 
 from __future__ import annotations
 
-import html
 import json
 import os
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from .convergence import StopReason
 from .errors import ConfigurationError, ImageNotFoundError
 from .history import History
 from .images import DirectoryImageStore, ImageRef, ImageStore, MemoryImageStore
+from .review import ReviewRecord, ReviewRequest, describe_request
 from .state import run_finished
 
 __all__ = ["Candidate", "CritiqueResult", "Description", "RepaintResult", "Round", "RESULT_FILE"]
@@ -184,6 +184,9 @@ class Round(_WithStore):
     seconds: float | None = None
     """Wall time from the start of rendering the round to its close (rendering and scoring)."""
     critique: CritiqueResult | None = None
+    reviews: list[ReviewRecord] = []
+    """A person's answers about this round (the ``review`` setting): to its prompts before it
+    rendered, and to the critique after it."""
 
     @property
     def best(self) -> Candidate | None:
@@ -231,8 +234,14 @@ class RepaintResult(_WithStore):
     prompt_version: str = ""
     library_version: str = ""
     finished: bool = False
-    """The run ended (``stop_reason`` says why). A partial result (a failed or interrupted
+    """The run ended (``stop_reason`` says why). A partial result (a failed, interrupted or paused
     run, or one read while it runs) has ``finished`` false and ``best`` the best so far."""
+    reviews: list[ReviewRecord] = []
+    """Every answer a person gave to the run's reviews (the ``review`` setting), in order: who
+    (``by``) changed what (``before`` and ``after``), where (``kind`` and ``round``)."""
+    review: ReviewRequest | None = None
+    """What the run is paused for a person to review (``Repainter.resume(thread_id, review=...)``
+    answers it); ``None`` unless paused."""
 
     # ------------------------------------------------------------------ views
 
@@ -251,8 +260,13 @@ class RepaintResult(_WithStore):
         """The (normalised) reference image."""
         return self._bound_store().get(self.reference)
 
+    def _ended(self) -> str:
+        if self.finished:
+            return f"stopped: {self.stop_reason}"
+        return f"paused for review of {describe_request(self.review)}" if self.review else "not finished"
+
     def __repr__(self) -> str:
-        ended = f"stopped: {self.stop_reason}" if self.finished else "not finished"
+        ended = self._ended()
         best = self.best
         where = f" (round {best.round}, #{best.index})" if best else ""
         return f"RepaintResult({len(self.rounds)} rounds, {ended}, best {_score(best.score if best else None)}{where})"
@@ -262,24 +276,19 @@ class RepaintResult(_WithStore):
         best = self.best
         score = "n/a" if best is None or best.score is None else f"{best.score:.4f}"
         where = f" (round {best.round}, candidate {best.index})" if best else ""
-        ended = f"stopped: {self.stop_reason}" if self.finished else "not finished"
+        ended = self._ended()
         return (
             f"{len(self.rounds)} rounds, {ended}. Best score {score}{where}.\n"
             f"Best prompt: {best.prompt if best else '-'}"
         )
 
     def _repr_html_(self) -> str:  # notebooks
-        """A small table for notebooks; every text is escaped (prompts are model-written, and a
-        reference image can steer what a model writes)."""
-        rows = "".join(
-            f"<tr><td>{r.index}</td><td>{', '.join('-' if c.score is None else f'{c.score:.3f}' for c in r.candidates)}"
-            f"</td><td>{html.escape(r.prompt)}</td></tr>"
-            for r in self.rounds
-        )
-        return (
-            f"<p><b>RepaintResult</b>: stop reason <code>{html.escape(str(self.stop_reason))}</code></p>"
-            f"<table><tr><th>round</th><th>scores</th><th>prompt</th></tr>{rows}</table>"
-        )
+        """The reference, the best image and a strip of rounds with their scores, as small self-contained
+        HTML (:func:`imagerepainter.report.render_summary`); every text is escaped (prompts are
+        model-written, and a reference image can steer what a model writes)."""
+        from .report import render_summary
+
+        return render_summary(self)
 
     # ------------------------------------------------------------------ construction
 
@@ -289,6 +298,7 @@ class RepaintResult(_WithStore):
         state: dict[str, Any],
         *,
         history: History | None = None,
+        review: ReviewRequest | None = None,
         store: ImageStore | None,
         config: RepainterConfig | None = None,
         backends: dict[str, Any] | None = None,
@@ -299,11 +309,21 @@ class RepaintResult(_WithStore):
         """Build a result from the graph's (final or partial) state and the run's history.
 
         The state's and history's records validate into the result's models as they are;
-        ``config`` is the run's validated settings (without it, they are read from the state).
+        ``config`` is the run's validated settings (without it, they are read from the state);
+        ``review`` what a paused run waits for.
         """
         history = history or History()
         critiques = {c["round"]: c for c in history.critiques}
-        rounds = [Round.model_validate(r | {"critique": critiques.get(r["index"])}) for r in history.rounds]
+        rounds = [
+            Round.model_validate(
+                r
+                | {
+                    "critique": critiques.get(r["index"]),
+                    "reviews": [v for v in history.reviews if v["round"] == r["index"]],
+                }
+            )
+            for r in history.rounds
+        ]
         best = state.get("best")  # the best so far: kept by each round's select, final once finished
         scorer = (backends or {}).get("scorer")
         result = cls(
@@ -325,6 +345,8 @@ class RepaintResult(_WithStore):
             higher_is_better=bool(scorer.get("higher_is_better", True)) if isinstance(scorer, dict) else True,
             prompt_version=prompt_version,
             library_version=library_version,
+            reviews=list(history.reviews),
+            review=review,
         )
         result.bind(store)
         return result

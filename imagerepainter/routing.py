@@ -10,6 +10,9 @@ Example:
     'round'
     >>> route_after_score({"stop_reason": "plateau"})
     'finish'
+
+The review nodes (the ``review`` setting) are entered only when a run asks for review, so a run
+without review takes the same steps as before they existed.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ __all__ = [
     "clean_variants",
     "round_prompts",
     "route_after_critique",
+    "route_after_critique_review",
+    "route_after_prompt_review",
+    "route_after_propose",
     "route_after_score",
     "route_start",
     "route_to_round",
@@ -54,14 +60,36 @@ def round_prompts(prompt: str, variants: list[str], *, include: bool, wanted: in
     return ([prompt] if include else []) + chosen + [prompt] * (wanted - len(chosen))
 
 
-def route_to_round(variants: list[str] | None, wanted: int) -> Literal["propose", "generate"]:
-    """Ask for variants first when the round needs more than were proposed, else render at once.
+def route_to_round(
+    variants: list[str] | None, wanted: int, *, review: bool = False
+) -> Literal["propose", "generate", "review_prompts"]:
+    """Ask for variants first when the round needs more than were proposed, else render at once
+    (after a person reviewed the round's prompts, with ``review``).
 
     Example:
         >>> route_to_round(["a kitten"], 1), route_to_round([], 2), route_to_round(None, 0)
         ('generate', 'propose', 'generate')
+        >>> route_to_round(["a kitten"], 1, review=True)
+        'review_prompts'
     """
-    return "propose" if len(clean_variants(variants)) < wanted else "generate"
+    if len(clean_variants(variants)) < wanted:
+        return "propose"
+    return route_after_propose(review=review)
+
+
+def route_after_propose(*, review: bool) -> Literal["generate", "review_prompts"]:
+    """Render the round, or first show its prompts to a person (``review`` includes ``"prompt"``)."""
+    return "review_prompts" if review else "generate"
+
+
+def route_after_prompt_review(state: dict[str, Any]) -> Literal["finish", "generate"]:
+    """After a person reviewed a round's prompts: render them, or finish when they stopped the run.
+
+    Example:
+        >>> route_after_prompt_review({}), route_after_prompt_review({"stop_reason": "reviewer_stopped"})
+        ('generate', 'finish')
+    """
+    return "finish" if state.get("stop_reason") else "generate"
 
 
 def route_after_score(state: dict[str, Any]) -> Literal["finish", "critique"]:
@@ -69,11 +97,36 @@ def route_after_score(state: dict[str, Any]) -> Literal["finish", "critique"]:
     return "finish" if state.get("stop_reason") else "critique"
 
 
-def route_after_critique(state: dict[str, Any], *, combined: bool) -> Literal["finish", "revise", "round"]:
-    """After a critique: stop on a judged match, revise in a separate call, or start the next round."""
+def route_after_critique(
+    state: dict[str, Any], *, combined: bool, review: bool = False
+) -> Literal["finish", "review_critique", "revise", "round"]:
+    """After a critique: stop on a judged match, show the critique to a person (``review``), revise in a
+    separate call, or start the next round.
+
+    Example:
+        >>> route_after_critique({}, combined=True), route_after_critique({}, combined=False)
+        ('round', 'revise')
+        >>> route_after_critique({}, combined=True, review=True)
+        'review_critique'
+    """
     if state.get("stop_reason"):
         return "finish"
+    if review:
+        return "review_critique"
     return "round" if combined else "revise"
+
+
+def route_after_critique_review(state: dict[str, Any]) -> Literal["finish", "revise", "round"]:
+    """After a person reviewed a critique: finish when they stopped the run, revise the prompt when it
+    still needs revising (separate calls, or edits they wrote), else start the next round.
+
+    Example:
+        >>> route_after_critique_review({"needs_revision": True}), route_after_critique_review({})
+        ('revise', 'round')
+    """
+    if state.get("stop_reason"):
+        return "finish"
+    return "revise" if state.get("needs_revision") else "round"
 
 
 def seed_for(base: int, round_index: int, candidate: int, *, vary: bool = True) -> int:

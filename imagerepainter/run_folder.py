@@ -504,21 +504,30 @@ class RunFolder:
                     entry.unlink(missing_ok=True)
 
     def resume(
-        self, *, on_event: Callable[[RepaintEvent], None] | None = None, build: Callable[..., Repainter] | None = None
+        self,
+        *,
+        on_event: Callable[[RepaintEvent], None] | None = None,
+        build: Callable[..., Repainter] | None = None,
+        review: Any = None,
     ) -> RepaintResult:
         """Continue the interrupted run in this folder from its last checkpoint.
 
+        A run paused for a person's review (status ``"paused"``, the ``review`` setting) goes on
+        with ``review``, their answer (see :meth:`Repainter.resume`).
+
         Raises:
             ThreadInUseError: another process is working in this folder now (its pid is named).
+            ReviewError: the run is paused and ``review`` is missing or invalid, or ``review`` is
+                given for a run that is not paused (nothing was called or changed).
         """
         record = self.read_record()
         if record.get("status") == "finished" and "result" in record:
             return self.result()  # nothing to continue: no backend is built, nothing is called
         with self._lock(record["thread_id"]):
-            return self._resume_locked(on_event, build)
+            return self._resume_locked(on_event, build, review)
 
     def _resume_locked(
-        self, on_event: Callable[[RepaintEvent], None] | None, build: Callable[..., Repainter] | None
+        self, on_event: Callable[[RepaintEvent], None] | None, build: Callable[..., Repainter] | None, review: Any
     ) -> RepaintResult:
         record = self.read_record()  # again: the process that held the lock may have changed it
         if record.get("status") == "finished" and "result" in record:
@@ -527,6 +536,7 @@ class RunFolder:
         thread_id = record["thread_id"]
         with self._repainter(specs, build) as rp:
             status = rp.status(thread_id)
+            rp.check_review_answer(thread_id, review)  # before the folder says it runs again
             if status == "not_started" and record.get("result", {}).get("rounds"):
                 raise ConfigurationError(
                     f"The run in {str(self.path)!r} has recorded rounds but its checkpoints ({CHECKPOINT_FILE}) are "
@@ -558,7 +568,7 @@ class RunFolder:
                 self._finish(record, result, "finished")
                 return result
             self._write_record(record)
-            return self._drive(rp, rp.stream_resume(thread_id), record, on_event)
+            return self._drive(rp, rp.stream_resume(thread_id, review=review), record, on_event)
 
     def _drive(
         self,
@@ -619,8 +629,8 @@ class RunFolder:
                     round_closed = event.kind == "node" and event.data.get("node") == ROUND_CLOSING_NODE
                     if on_event is not None:
                         on_event(event)
-                    if event.result is not None:
-                        self._finish(record, event.result, "finished")
+                    if event.result is not None:  # the end, or a pause for review
+                        self._finish(record, event.result, "paused" if event.kind == "review" else "finished")
                         result: RepaintResult = event.result
                         break
                 finally:
@@ -667,6 +677,8 @@ class RunFolder:
             "running": "This run is in progress; this report is rewritten after every round.",
             "interrupted": f"This run was interrupted; {resume}",
             "failed": f"This run failed: {error}. The finished rounds are kept; {resume}",
+            "paused": "This run is paused for a person's review; answer it with "
+            f"RunFolder({str(self.path)!r}).resume(review=...).",
         }.get(status)
         self._write_report(result, notice)
 

@@ -189,6 +189,11 @@ class RepaintState(RepaintInput, total=False):
     """Rounds closed so far."""
     round_prompts: list[str]
     """Prompts proposed for the next round (filled by a combined critique, or by ``propose``)."""
+    approved_prompts: list[str]
+    """The exact prompts the next round renders, as a person approved or edited them (``review``
+    includes ``"prompt"``); empty otherwise, and once the round closes."""
+    needs_revision: bool
+    """Set by the critique review: the prompt is revised next (separate calls, or edits a person wrote)."""
     pending: list[CandidateRecord]
     """Candidates of the round in progress, between ``generate`` and ``score``."""
     round_started: float

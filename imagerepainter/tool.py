@@ -1,10 +1,10 @@
 """The loop as a LangChain tool an agent can call: ``Repainter.as_tool()``.
 
-A model fills the arguments (the reference as a file path on this machine or a ``data:`` URL,
-and optionally a round budget); the tool answers with a short text for the model (best prompt,
-score, stop reason, where the images were saved) and keeps the whole
-:class:`~imagerepainter.results.RepaintResult` as the tool message's artifact
-(``response_format="content_and_artifact"``). Bad input or a failing backend comes back to the
+A model fills the arguments (the reference as a file path on this machine or a ``data:`` URL, or
+an ``http(s)`` URL when the host allows downloads, and optionally a round budget); the tool
+answers with a short text for the model (best prompt, score, stop reason, where the images were
+saved) and keeps the whole :class:`~imagerepainter.results.RepaintResult` as the tool message's
+artifact (``response_format="content_and_artifact"``). Bad input or a failing backend comes back to the
 model as an error message (a ``ToolException``), never as an exception that ends the agent.
 
 Example:
@@ -24,15 +24,14 @@ Example:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from .errors import InvalidImageError, RepainterError
+from .errors import RepainterError
+from .image_sources import ImageSourcePolicy, read_source
 
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
@@ -52,7 +51,8 @@ class RepaintToolInput(BaseModel):
     """The arguments a model fills to call the tool."""
 
     image: str = Field(
-        description="The reference image: a file path on this machine, or a data URL (data:image/png;base64,...)."
+        description="The reference image: a file path on this machine, a data URL (data:image/png;base64,...), "
+        "or an http(s) URL if this tool downloads images."
     )
     max_rounds: int | None = Field(default=None, ge=1, le=20, description="Most rounds of critique and revision.")
 
@@ -63,18 +63,19 @@ def make_tool(
     name: str = "repaint_image",
     description: str = DESCRIPTION,
     allowed_dirs: list[str | os.PathLike[str]] | None = None,
+    allow_urls: bool = False,
     save_dir: str | os.PathLike[str] | None = None,
 ) -> BaseTool:
     """Build the tool (see :meth:`Repainter.as_tool`)."""
     from langchain_core.tools import StructuredTool, ToolException
 
-    roots = [Path(d).resolve() for d in allowed_dirs] if allowed_dirs is not None else None
+    policy = ImageSourcePolicy.of(allowed_dirs, allow_urls=allow_urls, owner="tool")
 
     def repaint(image: str, max_rounds: int | None = None) -> tuple[str, Any]:  # (summary, RepaintResult)
         try:
-            reference = _reference(image, roots)
+            reference = read_source(image, policy)
             overrides: dict[str, Any] = {} if max_rounds is None else {"max_rounds": max_rounds}
-            result = repainter.run(reference, **overrides)
+            result = repainter.run(reference, progress=False, **overrides)
         except RepainterError as exc:  # the model reads why, and can try again; the agent goes on
             raise ToolException(f"Cannot repaint: {exc}") from None
         saved = ""
@@ -92,22 +93,6 @@ def make_tool(
         response_format="content_and_artifact",
         handle_tool_error=True,
     )
-
-
-def _reference(image: str, roots: list[Path] | None) -> Any:
-    """A data URL's bytes, or a file path (inside ``roots`` when they are given)."""
-    if image.startswith("data:"):
-        header, _, data = image.partition(",")
-        if ";base64" not in header:
-            raise InvalidImageError("A data URL must be base64-encoded (data:image/png;base64,...).")
-        try:
-            return base64.b64decode(data, validate=True)
-        except (binascii.Error, ValueError):
-            raise InvalidImageError("The data URL's base64 payload is not valid base64.") from None
-    path = Path(image).expanduser()
-    if roots is not None and not any(path.resolve().is_relative_to(root) for root in roots):
-        raise InvalidImageError(f"{image!r} is outside the folders this tool may read.")
-    return path
 
 
 def _summary(result: RepaintResult) -> str:

@@ -328,3 +328,21 @@ def test_a_400_on_a_method_that_never_worked_still_falls_back():
             _ask(mllm, GlobalDescription, (Image.new("RGB", (8, 8)), Image.new("RGB", (8, 8))))
         assert not isinstance(info.value, StructuredOutputError) and server.chat_requests[-1].mode == "text"
         assert len(server.chat_requests) == 7  # no fallback to the methods that never worked
+
+
+@pytest.mark.parametrize(("preset", "image_format", "longest"), [("default", "JPEG", 768), ("paper", "PNG", 1000)])
+def test_the_preset_decides_how_images_travel_to_the_model(preset, image_format, longest):
+    """`default` sends visually lossless JPEG (small bodies, fast to encode) shrunk to 768 px;
+    `paper` sends lossless PNG at full size, as the authors' code sends its files."""
+    from imagerepainter import Repainter
+    from imagerepainter.sandbox import random_scene, render_scene
+    from imagerepainter.sandbox.server import sandbox_server
+
+    reference = render_scene(random_scene(3), 1000, 600)
+    with sandbox_server() as server:
+        rp = Repainter(mllm=_mllm(server), t2i="sandbox", scorer="sandbox", preset=preset, max_rounds=1)
+        rp.run(reference)
+        images = [im for request in server.chat_requests for im in request.images]
+    assert images, "no request carried an image"
+    assert {im.format for im in images} == {image_format}
+    assert max(max(im.size) for im in images) == longest

@@ -80,3 +80,12 @@ def test_a_data_url_works_and_paths_outside_the_allowed_folders_are_refused(tmp_
     assert tool.invoke({**call, "args": {"image": url}}).artifact.finished
     refused = tool.invoke({**call, "args": {"image": str(_photo(tmp_path))}})
     assert "outside the folders this tool may read" in refused.content and refused.artifact is None
+
+
+def test_urls_are_downloaded_only_when_the_host_allows_it(image_server):
+    rp = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox", max_rounds=1)
+    call = {"type": "tool_call", "id": "1", "name": "repaint_image", "args": {"image": f"{image_server}/ref.png"}}
+    refused = rp.as_tool().invoke(call)
+    assert "does not download images from URLs" in refused.content and refused.artifact is None
+    result = rp.as_tool(allow_urls=True).invoke(call).artifact
+    assert result.finished and result.reference_image.size == (256, 256)

@@ -20,6 +20,7 @@ from PIL import Image
 from pydantic import BaseModel, Field
 
 from ..config import GenerationConfig
+from ..images import ImageFormat
 
 __all__ = [
     "MLLM",
@@ -55,6 +56,8 @@ class MLLMMessage:
     """The text part of the message."""
     images: tuple[Image.Image, ...] = ()
     """Images sent after the text, in this order (e.g. reference first, candidate second)."""
+    image_format: ImageFormat = "png"
+    """How a backend that serialises images encodes them (``RepainterConfig.mllm_image_format``)."""
     task: Mapping[str, Any] | None = None
     """The structured facts of the request, beside its prose: what a rule-based model reads
     instead of parsing the text, so the wording of the instructions stays free to change.
@@ -122,10 +125,11 @@ class MLLM(Protocol):
     Implementations must be safe to call from several threads at once: the loop issues
     independent requests concurrently.
 
-    Optional method — ``prepare_images(self, images: Sequence[PIL.Image.Image]) -> None``:
-        Do now the per-image work a later request will need (e.g. encode them as data URLs),
-        so it overlaps other work. The loop calls it in the background with a round's
-        candidates as it will send them (same objects); backends without it are not called.
+    Optional method — ``prepare_images(self, images: Sequence[PIL.Image.Image], *, image_format: str) -> None``:
+        Do now the per-image work a later request will need (e.g. encode them as data URLs in
+        ``image_format``, ``"jpeg"`` or ``"png"``), so it overlaps other work. The loop calls it
+        in the background with a round's candidates as it will send them (same objects);
+        backends without it are not called.
     """
 
     name: str

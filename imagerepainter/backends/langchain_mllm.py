@@ -61,7 +61,7 @@ from pydantic import BaseModel, ValidationError
 
 from .._secrets import redact, register_model_keys
 from ..errors import ConfigurationError, MLLMError, StructuredOutputError
-from ..images import to_data_url
+from ..images import ImageFormat, to_data_url
 from .base import MLLMCapabilities, MLLMMessage, MLLMReply, TokenUsage
 from .retry import DEFAULT_REQUEST_TIMEOUT, RetryPolicy, is_timeout, is_transient, retried_by_http_client, status_code
 
@@ -382,11 +382,11 @@ class ChatModelMLLM:
 
     # ------------------------------------------------------------------ protocol
 
-    def prepare_images(self, images: Sequence[Image.Image]) -> None:
+    def prepare_images(self, images: Sequence[Image.Image], *, image_format: ImageFormat = "png") -> None:
         """Encode ``images`` for a later request now (the loop calls this in the background for a
         round's candidates, so the critique does not wait for an encoder)."""
         for image in images:
-            to_data_url(image)
+            to_data_url(image, image_format=image_format)
 
     def structured(self, messages: Sequence[MLLMMessage], schema: type[SchemaT]) -> MLLMReply[SchemaT]:
         """Ask ``messages`` and return a validated ``schema`` instance (see the module docstring).
@@ -501,7 +501,10 @@ class ChatModelMLLM:
                 out.append(SystemMessage(content=m.text))
             elif m.images:
                 parts: list[str | dict[Any, Any]] = [{"type": "text", "text": m.text}]
-                parts += [{"type": "image_url", "image_url": {"url": to_data_url(img)}} for img in m.images]
+                parts += [
+                    {"type": "image_url", "image_url": {"url": to_data_url(img, image_format=m.image_format)}}
+                    for img in m.images
+                ]
                 out.append(HumanMessage(content=parts))
             else:
                 out.append(HumanMessage(content=m.text))

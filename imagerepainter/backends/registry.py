@@ -81,6 +81,7 @@ __all__ = [
     "accepted_options",
     "available_backends",
     "backend_entries",
+    "default_scorer",
     "parse_spec",
     "register_backend",
     "register_entry",
@@ -592,6 +593,17 @@ def resolve_t2i(spec: Any) -> TextToImage:
         f"t2i must be a spec string such as 'diffusers:stabilityai/sdxl-turbo', a diffusers pipeline, a "
         f"TextToImage or a callable, not {type(spec).__name__}."
     )
+
+
+def default_scorer(mllm: Any, t2i: Any) -> str:
+    """The scorer spec used when none is given: ``"sandbox"`` for the sandbox world (both models
+    ``"sandbox"``), whose scorer needs no model, else ``"paper"``.
+
+    Example:
+        >>> default_scorer("sandbox", "sandbox"), default_scorer("openai:gpt-4o-mini", "sandbox")
+        ('sandbox', 'paper')
+    """
+    return "sandbox" if mllm == t2i == "sandbox" else "paper"
 
 
 def resolve_scorer(spec: Any) -> Scorer:

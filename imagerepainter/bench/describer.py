@@ -25,7 +25,7 @@ from .store import ResultsStore, stable_hash
 
 __all__ = ["DESCRIPTION_SETTINGS", "Describer", "description_key"]
 
-DESCRIPTION_SETTINGS = ("preset", "max_objects", "prompt_style", "mllm_image_max_side")
+DESCRIPTION_SETTINGS = ("preset", "max_objects", "prompt_style", "mllm_image_max_side", "mllm_image_format")
 """The settings that change what the MLLM is asked when it describes a reference."""
 
 

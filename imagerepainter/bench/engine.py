@@ -209,7 +209,7 @@ class ModelEngine:
 
     def regenerate(self, image: Image.Image, description: Description, mode: Mode, seed: int) -> Any:
         """Run ``mode`` on ``image`` from ``description``; the one place that starts the loop."""
-        return self.repainter.run(image, description=description, seed=seed, **MODE_SETTINGS[mode])
+        return self.repainter.run(image, description=description, seed=seed, progress=False, **MODE_SETTINGS[mode])
 
     def close(self) -> None:
         self.repainter.close()

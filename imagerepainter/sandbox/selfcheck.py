@@ -51,7 +51,7 @@ def describe_reference(mllm: Any, reference: Image.Image, *, max_objects: int = 
     """
     from ..understanding import UnderstandingTree, assemble_prompt
 
-    result = _repainter(mllm, max_rounds=1, variants=1, max_objects=max_objects).run(reference)
+    result = _repainter(mllm, max_rounds=1, variants=1, max_objects=max_objects).run(reference, progress=False)
     return assemble_prompt(cast("UnderstandingTree", result.understanding or {}))
 
 
@@ -83,5 +83,5 @@ def sandbox_selfcheck(
         patience=None,
         seed=seed,
     )
-    result = rp.run(reference)
+    result = rp.run(reference, progress=False)
     return [r.best.score for r in result.rounds if r.best is not None and r.best.score is not None]
