@@ -288,6 +288,16 @@ class _Calls:
                 record, value = known
                 answer = schema.model_validate(value)
                 self._tally(record)
+                _emit(
+                    {
+                        "event": "call",
+                        "node": self.node,
+                        "round": self.round_index,
+                        "call": schema.__name__,
+                        "seconds": 0.0,
+                        "reused": True,
+                    }
+                )
                 return answer
         messages = [MLLMMessage(text=text, images=tuple(images), task=task, image_format=self.image_format)]
         if self.system_prompt:

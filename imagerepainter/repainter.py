@@ -61,7 +61,8 @@ class RepaintEvent:
 
     ``kind`` is ``"node"`` (a node finished; ``data`` has ``node`` and ``seconds``), ``"call"``
     (a model call answered: ``node``, ``call`` (its schema), ``seconds``; the describe stage's
-    calls arrive one by one as they finish), ``"described"``, ``"generated"`` (``done`` of
+    calls arrive one by one as they finish; ``reused`` is true for an answer a resumed node
+    already had), ``"described"``, ``"generated"`` (``done`` of
     ``total`` images, after each rendering call: per image for a model that renders one per call;
     ``seconds``, the call's time), ``"round"`` (a round closed: ``scores``, ``best_score``, ``stop_reason``),
     ``"critique"`` (the critique after ``round``: ``edits``, ``is_match``, ``stop`` (it ends the

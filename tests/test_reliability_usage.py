@@ -76,7 +76,9 @@ def test_a_describe_failure_costs_only_the_failed_call_and_usage_counts_every_re
 
         responder.broken = False  # the server recovers; the run resumes
         seen = len(server.chat_requests)
-        result = rp.resume("t")
+        events = list(rp.stream_resume("t"))
+        result = events[-1].result
+        assert result is not None
         again = _asked(server, seen)
         total = len(server.chat_requests)
 
@@ -85,6 +87,8 @@ def test_a_describe_failure_costs_only_the_failed_call_and_usage_counts_every_re
     describe_schemas = {"GlobalDescription", "GlobalFeatures", "ObjectList", "Relationships"}
     assert {n for n in again if n in describe_schemas or n.endswith("Details")} == {"Relationships"}
     assert again["Relationships"] == 1
+    reused = [e.data["call"] for e in events if e.kind == "call" and e.data.get("reused")]
+    assert len(reused) == 6 and "Relationships" not in reused  # shown in progress, not asked
     # every HTTP request the server saw is counted, the failed attempt's included
     assert result.usage["mllm_requests"] == total
     # each answer is counted once, in the calls log too
