@@ -492,10 +492,17 @@ class DirectoryImageStore:
             raw.unlink()
 
     def compact(self) -> None:
-        """Wait for the background PNG encodings, and encode any raw file a stopped process left."""
+        """Wait for the background PNG encodings, and encode any raw file a stopped process left.
+
+        The encoder's thread then ends (a later :meth:`put` starts another), so a process that opens
+        many run folders keeps no thread per folder.
+        """
         with self._lock:
             pending = list(self._encoding.values())
             self._encoding.clear()
+            encoder, self._encoder = self._encoder, None
+        if encoder is not None:
+            encoder.shutdown(wait=False)  # what it was given still finishes
         for future in pending:
             future.result()
         for raw in sorted(self.folder.glob(f"*{self.RAW_SUFFIX}")):

@@ -13,6 +13,7 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -151,3 +152,24 @@ def test_a_repainter_reused_after_its_threads_ended_starts_new_ones() -> None:
     rp.close()
     third = rp.run(_reference(5, 64))  # closing lets the threads go; the Repainter still works
     assert third.best is not None and third.best.score == first.best.score
+
+
+def test_a_directory_store_lets_its_encoder_thread_go_when_compacted(tmp_path: Path) -> None:
+    """Run folders compact their store when a run stops: a process that opens many keeps no thread per folder."""
+    from imagerepainter.images import DirectoryImageStore
+
+    def encoders() -> int:
+        return sum(t.name.startswith("imagerepainter-png") for t in threading.enumerate())
+
+    before = encoders()
+    for i in range(5):
+        store = DirectoryImageStore(tmp_path / f"images-{i}")
+        ref = store.put(_reference(i, 32))
+        store.compact()
+        assert store.path(ref).exists()
+    deadline = time.monotonic() + 5
+    while encoders() > before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert encoders() == before
+    store.put(_reference(9, 32))  # a compacted store still takes images
+    store.compact()
