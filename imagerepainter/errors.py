@@ -230,7 +230,19 @@ class BackendError(RepainterError):
 
 
 class MLLMError(BackendError):
-    """The multimodal language model failed (after the retries the policy allows)."""
+    """The multimodal language model failed (after the retries the policy allows).
+
+    What the failed call cost is kept, so a run's ``usage`` counts it: ``requests`` (HTTP
+    requests the call made, failed ones included) and the tokens of answers that arrived but
+    could not be used (a refusal, replies that never validated).
+    """
+
+    requests: int = 0
+    """HTTP requests (or model invocations) the failed call made, when the backend counts them."""
+    input_tokens: int = 0
+    """Input tokens of the answers the failed call received."""
+    output_tokens: int = 0
+    """Output tokens of the answers the failed call received."""
 
 
 class StructuredOutputError(MLLMError):

@@ -24,15 +24,17 @@ Example:
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from langgraph.store.base import BaseStore
+from typing_extensions import TypedDict
 
 from .review import ReviewRecord
 from .state import CallRecord, CritiqueRecord, RoundRecord
 
-__all__ = ["History", "RunHistory", "NAMESPACE"]
+__all__ = ["FailedCall", "History", "RunHistory", "NAMESPACE"]
 
 NAMESPACE = ("imagerepainter", "runs")
 """The store namespace under which each run's records live (``NAMESPACE + (run_id,)``)."""
@@ -54,6 +56,33 @@ class History:
     outcome: dict[str, Any] | None = None
     """The run's output (the ``RepaintOutput`` keys) as its ``finish`` node recorded it; ``None`` until
     the run finishes. A parent graph that declares only some of those keys reads the rest here."""
+    failed: list[FailedCall] = field(default_factory=list)
+    """What calls that failed cost (their answers never reached the state, but they were paid)."""
+
+    def failed_usage(self) -> dict[str, int]:
+        """The failed calls' requests and tokens, as ``usage`` counters.
+
+        Example:
+            >>> History(failed=[{"node": "describe", "round": 0, "schema": "ObjectList", "requests": 3,
+            ...                  "input_tokens": 0, "output_tokens": 0}]).failed_usage()
+            {'mllm_requests': 3, 'input_tokens': 0, 'output_tokens': 0}
+        """
+        return {
+            "mllm_requests": sum(f["requests"] for f in self.failed),
+            "input_tokens": sum(f["input_tokens"] for f in self.failed),
+            "output_tokens": sum(f["output_tokens"] for f in self.failed),
+        }
+
+
+class FailedCall(TypedDict):
+    """One MLLM call that failed: where it was asked and what it cost before it failed."""
+
+    node: str
+    round: int
+    schema: str
+    requests: int
+    input_tokens: int
+    output_tokens: int
 
 
 class RunHistory:
@@ -99,6 +128,23 @@ class RunHistory:
         if calls:
             self.store.put(self.namespace, f"calls:{round_index:04d}:{node}", {"calls": list(calls)})
 
+    def put_answer(self, record: CallRecord, key: str, value: dict[str, Any]) -> None:
+        """Record one answered call as it arrives (key ``answer:NNNN:node:KEY``), so a node re-run
+        after a failure or a crash reuses it instead of paying for it again (:meth:`get_answer`)."""
+        where = f"answer:{record['round']:04d}:{record['node']}:{key}"
+        self.store.put(self.namespace, where, {"record": dict(record), "value": value})
+
+    def get_answer(self, node: str, round_index: int, key: str) -> tuple[CallRecord, dict[str, Any]] | None:
+        """The recorded answer to the call ``key`` of ``node`` in round ``round_index``, and its record."""
+        item = self.store.get(self.namespace, f"answer:{round_index:04d}:{node}:{key}")
+        return None if item is None else (item.value["record"], item.value["value"])
+
+    def put_failed(self, record: FailedCall) -> None:
+        """Record what a failed call cost (key ``failed:NNNN:node:ID``): it counts in the run's usage."""
+        self.store.put(
+            self.namespace, f"failed:{record['round']:04d}:{record['node']}:{uuid.uuid4().hex}", dict(record)
+        )
+
     def read(self, *, rounds: int) -> History:
         """The records of rounds ``1..rounds`` (calls and reviews: also those of the round in progress)."""
         found: dict[str, dict[str, Any]] = {
@@ -107,6 +153,7 @@ class RunHistory:
         round_records: list[Any] = []
         critiques: list[Any] = []
         calls: list[Any] = []
+        failed: list[Any] = []
         reviews: list[Any] = []
         understanding = found.pop("understanding", {}).get("tree")
         outcome = found.pop("outcome", None)
@@ -119,6 +166,8 @@ class RunHistory:
                 critiques.append(found[key])
             elif kind == "calls" and index <= rounds + 1:
                 calls.extend(found[key]["calls"])
+            elif kind == "failed" and index <= rounds + 1:
+                failed.append(found[key])
             elif kind == "review" and index <= rounds + (1 if key.endswith(":prompt") else 0):
                 reviews.append(found[key])
         calls.sort(key=lambda c: (c["round"], _NODE_ORDER.get(c["node"], 99)))
@@ -130,12 +179,18 @@ class RunHistory:
             understanding=understanding,
             reviews=reviews,
             outcome=outcome if outcome is not None and outcome.get("round", 0) <= rounds else None,
+            failed=failed,
         )
 
     def delete(self) -> None:
         """Forget every record of this run."""
         for item in self.store.search(self.namespace, limit=_LIMIT):
             self.store.delete(self.namespace, item.key)
+        # LangGraph's InMemoryStore keeps an empty table per deleted namespace: drop it, or a
+        # long-lived store grows by one table per finished run.
+        for table in (getattr(self.store, "_data", None), getattr(self.store, "_vectors", None)):
+            if isinstance(table, dict) and not table.get(self.namespace, True):
+                table.pop(self.namespace, None)
 
 
 _NODE_ORDER = {"describe": 0, "propose": 1, "critique": 2, "revise": 3}

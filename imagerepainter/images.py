@@ -30,6 +30,7 @@ import warnings
 import weakref
 import zlib
 from collections import OrderedDict
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
@@ -50,6 +51,7 @@ __all__ = [
     "encode_png",
     "image_sha256",
     "load_image",
+    "put_image",
     "shrink",
     "to_data_url",
 ]
@@ -314,17 +316,56 @@ class MemoryImageStore:
     """Keeps decoded images in memory; the default for notebooks and tests. Thread-safe.
 
     Nothing is encoded: putting an image costs a copy and a hash of its pixels.
+
+    Images may be put on behalf of an *owner* (``Repainter`` uses the run's thread id), and
+    :meth:`release` forgets an owner: images no other owner holds are dropped, so a long-lived
+    store does not keep every finished run. Images put without an owner stay until the store
+    goes. :meth:`subset` hands a finished run's images to its result first.
+
+    Example:
+        >>> store = MemoryImageStore()
+        >>> red, blue = Image.new("RGB", (4, 4), "red"), Image.new("RGB", (4, 4), "blue")
+        >>> a = store.put(red, owner="run-a")
+        >>> b = store.put(blue, owner="run-b")
+        >>> _ = store.put(red, owner="run-b")  # the same pixels in two runs: one image, two owners
+        >>> kept = store.subset([b])  # what run b's result keeps
+        >>> store.release("run-b")
+        >>> len(store), store.nbytes, kept.get(b).getpixel((0, 0))
+        (1, 48, (0, 0, 255))
     """
 
     def __init__(self) -> None:
         self._images: dict[str, Image.Image] = {}
+        self._owners: dict[str, set[str]] = {}  # sha -> owners holding it (absent: put without one, kept)
         self._lock = threading.Lock()
+        self.travels_with_results = False
+        """A result's own images (:meth:`subset`): a pickled result carries them along."""
 
-    def put(self, image: Image.Image) -> ImageRef:
-        ref = _ref(image)
+    def __getstate__(self) -> dict[str, object]:
         with self._lock:
-            if ref["sha256"] not in self._images:
-                self._images[ref["sha256"]] = image.copy()
+            return {"images": dict(self._images), "travels_with_results": self.travels_with_results}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__init__()  # type: ignore[misc]
+        self._images.update(state["images"])  # type: ignore[call-overload]
+        self.travels_with_results = bool(state["travels_with_results"])
+
+    def put(self, image: Image.Image, *, owner: str | None = None) -> ImageRef:
+        """Store ``image`` (idempotent for the same pixels) and return its ref; ``owner`` holds it
+        until :meth:`release` (``None``: kept for the store's life)."""
+        ref = _ref(image)
+        sha = ref["sha256"]
+        with self._lock:
+            if sha not in self._images:
+                self._images[sha] = image.copy()
+                if owner is not None:
+                    self._owners[sha] = set()
+            holders = self._owners.get(sha)
+            if holders is not None:
+                if owner is None:  # someone wants it kept for good
+                    del self._owners[sha]
+                else:
+                    holders.add(owner)
         return ref
 
     def get(self, ref: ImageRef) -> Image.Image:
@@ -337,8 +378,48 @@ class MemoryImageStore:
             )
         return image.copy()
 
+    def release(self, owner: str) -> None:
+        """Forget ``owner``: drop the images it put that no other owner holds."""
+        with self._lock:
+            for sha, holders in list(self._owners.items()):
+                holders.discard(owner)
+                if not holders:
+                    del self._owners[sha]
+                    self._images.pop(sha, None)
+
+    def subset(self, refs: Sequence[ImageRef]) -> MemoryImageStore:
+        """A new store holding the images of ``refs`` that this one has (the same image objects: stored
+        images are never modified, so nothing is copied), kept for that store's life. A result bound
+        to it carries these images when pickled."""
+        kept = MemoryImageStore()
+        kept.travels_with_results = True
+        with self._lock:
+            for ref in refs:
+                image = self._images.get(ref["sha256"])
+                if image is not None:
+                    kept._images[ref["sha256"]] = image
+        return kept
+
+    @property
+    def nbytes(self) -> int:
+        """The pixel bytes the store holds (what its images weigh in memory)."""
+        with self._lock:
+            return sum(_pixel_bytes(image) for image in self._images.values())
+
     def __len__(self) -> int:
         return len(self._images)
+
+
+def _pixel_bytes(image: Image.Image) -> int:
+    per_band = 4 if image.mode in ("I", "F") else 2 if image.mode.startswith("I;16") else 1
+    return image.width * image.height * len(image.getbands()) * per_band
+
+
+def put_image(store: ImageStore, image: Image.Image, *, owner: str | None) -> ImageRef:
+    """``store.put(image)``, on behalf of ``owner`` where the store tracks owners (:class:`MemoryImageStore`)."""
+    if owner is not None and isinstance(store, MemoryImageStore):
+        return store.put(image, owner=owner)
+    return store.put(image)
 
 
 class DirectoryImageStore:
@@ -412,10 +493,17 @@ class DirectoryImageStore:
             raw.unlink()
 
     def compact(self) -> None:
-        """Wait for the background PNG encodings, and encode any raw file a stopped process left."""
+        """Wait for the background PNG encodings, and encode any raw file a stopped process left.
+
+        The encoder's thread then ends (a later :meth:`put` starts another), so a process that opens
+        many run folders keeps no thread per folder.
+        """
         with self._lock:
             pending = list(self._encoding.values())
             self._encoding.clear()
+            encoder, self._encoder = self._encoder, None
+        if encoder is not None:
+            encoder.shutdown(wait=False)  # what it was given still finishes
         for future in pending:
             future.result()
         for raw in sorted(self.folder.glob(f"*{self.RAW_SUFFIX}")):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import hashlib
 import inspect
 import json
 import math
@@ -22,7 +23,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, TypedDict, TypeVar
 
@@ -38,8 +39,8 @@ from .backends.base import MLLM, GeneratedImage, GenerationRequest, MLLMMessage,
 from .config import RepainterConfig
 from .convergence import Progress, decide_stop, mllm_calls_per_round, round_size, stop_after_critique
 from .errors import BackendError, GenerationError, MLLMError, RepainterError
-from .history import RunHistory
-from .images import ImageRef, ImageStore, shrink
+from .history import FailedCall, RunHistory
+from .images import ImageRef, ImageStore, put_image, shrink
 from .review import (
     ANSWER_SCHEMA,
     ReviewAnswer,
@@ -90,6 +91,17 @@ def _emit(event: dict[str, Any]) -> None:
         get_stream_writer()(event)
     except (RuntimeError, ImportError):  # called outside a graph run
         pass
+
+
+def _thread_id() -> str | None:
+    """The checkpoint thread of the run in progress: the owner of the images it puts in the store."""
+    try:
+        from langgraph.config import get_config
+
+        thread_id = get_config().get("configurable", {}).get("thread_id")
+    except RuntimeError:  # called outside a graph run
+        return None
+    return None if thread_id is None else str(thread_id)
 
 
 class _Where(TypedDict):
@@ -200,46 +212,128 @@ _Job = tuple[type[BaseModel], str, Sequence[Image.Image], dict[str, Any]]
 """One request of ``ask_many``: schema, instruction, images and the task data (``MLLMMessage.task``)."""
 
 
-class _Calls:
-    """Runs MLLM requests (concurrently where independent) and tallies their usage."""
+class _Workers:
+    """The nodes' worker threads: a thread pool made when work arrives, and let go by :meth:`idle`.
 
-    def __init__(self, mllm: MLLM, pool: ThreadPoolExecutor, node: str, round_index: int, cfg: RepainterConfig) -> None:
+    ``Repainter`` calls :meth:`idle` when its last running run ends, so no thread outlives the
+    work (a Repainter built per run leaves none behind, even before garbage collection); the
+    next task starts a fresh pool. Work already submitted still finishes.
+    """
+
+    def __init__(self, max_workers: int) -> None:
+        self.max_workers = max_workers
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="imagerepainter")
+            return self._pool.submit(fn, *args)
+
+    def idle(self, *, cancel: bool = False) -> None:
+        """Let the threads end once their work is done (``cancel``: drop work not started yet)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=cancel)
+
+
+class _Calls:
+    """Runs MLLM requests (concurrently where independent) and tallies their usage.
+
+    Given the run's ``history``, each answer is recorded there as it arrives, and a node run again
+    (after a sibling call failed, or a crash) reuses it instead of asking again; a call that
+    fails records what it cost, which the run's ``usage`` counts (:meth:`History.failed_usage`).
+    """
+
+    def __init__(
+        self,
+        mllm: MLLM,
+        pool: _Workers,
+        node: str,
+        round_index: int,
+        cfg: RepainterConfig,
+        history: RunHistory | None = None,
+    ) -> None:
         self.mllm, self.pool, self.node, self.round_index = mllm, pool, node, round_index
+        self.history = history
         self.system_prompt = cfg.system_prompt
         self.image_format = cfg.mllm_image_format
         self.usage: Usage = {}
         self.log: list[CallRecord] = []
         self._lock = threading.Lock()
 
+    def _key(self, schema: type[BaseModel], text: str, images: Sequence[Image.Image], task: object) -> str:
+        """What identifies a request within its node and round: schema, wording, task and image sizes."""
+        asked = {"schema": schema.__name__, "text": text, "task": task, "images": [im.size for im in images]}
+        return hashlib.sha256(json.dumps(asked, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+    def _tally(self, record: CallRecord) -> None:
+        with self._lock:
+            u = self.usage
+            u["mllm_calls"] = u.get("mllm_calls", 0) + 1
+            u["mllm_requests"] = u.get("mllm_requests", 0) + record["requests"]
+            u["input_tokens"] = u.get("input_tokens", 0) + record["input_tokens"]
+            u["output_tokens"] = u.get("output_tokens", 0) + record["output_tokens"]
+            self.log.append(record)
+
     def ask(
         self, schema: type[SchemaT], text: str, images: Sequence[Image.Image] = (), task: dict[str, Any] | None = None
     ) -> SchemaT:
+        key = self._key(schema, text, images, task) if self.history is not None else ""
+        if self.history is not None:
+            known = self.history.get_answer(self.node, self.round_index, key)
+            if known is not None:  # answered before this node was run again: paid once, counted once
+                record, value = known
+                answer = schema.model_validate(value)
+                self._tally(record)
+                _emit(
+                    {
+                        "event": "call",
+                        "node": self.node,
+                        "round": self.round_index,
+                        "call": schema.__name__,
+                        "seconds": 0.0,
+                        "reused": True,
+                    }
+                )
+                return answer
         messages = [MLLMMessage(text=text, images=tuple(images), task=task, image_format=self.image_format)]
         if self.system_prompt:
             messages.insert(0, MLLMMessage(role="system", text=prompts.SYSTEM))
         start = time.perf_counter()
         where: _Where = {"node": self.node, "round": self.round_index, "call": schema.__name__}
-        with backend_errors(MLLMError, f"{self.mllm.name} failed", self.mllm.name, **where):
-            reply = self.mllm.structured(messages, schema)
-        seconds = time.perf_counter() - start
-        with self._lock:
-            u = self.usage
-            u["mllm_calls"] = u.get("mllm_calls", 0) + 1
-            u["mllm_requests"] = u.get("mllm_requests", 0) + reply.requests
-            u["input_tokens"] = u.get("input_tokens", 0) + reply.usage.input_tokens
-            u["output_tokens"] = u.get("output_tokens", 0) + reply.usage.output_tokens
-            self.log.append(
-                CallRecord(
-                    node=self.node,
-                    round=self.round_index,
-                    schema=schema.__name__,
-                    images=len(images),
-                    requests=reply.requests,
-                    input_tokens=reply.usage.input_tokens,
-                    output_tokens=reply.usage.output_tokens,
-                    seconds=round(seconds, 6),
+        try:
+            with backend_errors(MLLMError, f"{self.mllm.name} failed", self.mllm.name, **where):
+                reply = self.mllm.structured(messages, schema)
+        except MLLMError as exc:
+            if self.history is not None and (exc.requests or exc.input_tokens or exc.output_tokens):
+                self.history.put_failed(
+                    FailedCall(
+                        node=self.node,
+                        round=self.round_index,
+                        schema=schema.__name__,
+                        requests=exc.requests,
+                        input_tokens=exc.input_tokens,
+                        output_tokens=exc.output_tokens,
+                    )
                 )
-            )
+            raise
+        seconds = time.perf_counter() - start
+        record = CallRecord(
+            node=self.node,
+            round=self.round_index,
+            schema=schema.__name__,
+            images=len(images),
+            requests=reply.requests,
+            input_tokens=reply.usage.input_tokens,
+            output_tokens=reply.usage.output_tokens,
+            seconds=round(seconds, 6),
+        )
+        if self.history is not None:
+            self.history.put_answer(record, key, reply.value.model_dump(mode="json"))
+        self._tally(record)
         _emit(
             {
                 "event": "call",
@@ -263,6 +357,7 @@ class _Calls:
             self.pool.submit(contextvars.copy_context().run, self.ask, schema, text, images, task)
             for schema, text, images, task in jobs
         ]
+        wait(futures)  # when one fails, its siblings still finish (and are recorded) before the node stops
         return [f.result() for f in futures]
 
 
@@ -282,7 +377,7 @@ class LoopNodes:
         self.mllm, self.t2i, self.scorer, self.store, self.config = mllm, t2i, scorer, store, config
         self.history = history if history is not None else InMemoryStore()
         """Where run histories go when the graph runs without a LangGraph store of its own."""
-        self._pool = ThreadPoolExecutor(max_workers=config.max_concurrency, thread_name_prefix="imagerepainter")
+        self._pool = _Workers(config.max_concurrency)
         self._prepared: OrderedDict[str, Future[Any]] = OrderedDict()
         self._prepared_lock = threading.Lock()
         self._views: OrderedDict[tuple[str, int], Future[Image.Image]] = OrderedDict()
@@ -382,7 +477,7 @@ class LoopNodes:
     def describe(self, state: RepaintState, step: _Step) -> dict[str, Any]:
         """Build the Image Understanding Tree (independent calls concurrently), then the first prompt."""
         cfg = step.config
-        calls = _Calls(self.mllm, self._pool, "describe", 0, cfg)
+        calls = _Calls(self.mllm, self._pool, "describe", 0, cfg, step.history)
         tree, prompt = self.understand(self._mllm_view(state["reference"], cfg.mllm_image_max_side), cfg, calls)
         step.history.put_understanding(dict(tree))
         return {"prompt": prompt, "initial_prompt": prompt, **calls.record(step.history)}
@@ -451,7 +546,7 @@ class LoopNodes:
         _, wanted = self.round_plan(state, cfg)
         prompt = state["prompt"] or ""
         variants = clean_variants(state.get("round_prompts"))[:wanted]
-        calls = _Calls(self.mllm, self._pool, "propose", state.get("round", 0) + 1, cfg)
+        calls = _Calls(self.mllm, self._pool, "propose", state.get("round", 0) + 1, cfg, step.history)
         missing = wanted - len(variants)
         if missing > 0:
             style = prompts.style_hint(cfg.prompt_style, cfg.prompt_words)
@@ -498,7 +593,8 @@ class LoopNodes:
                     "seconds": seconds,
                 }
             )
-        refs = [self.store.put(out.image) for out in outputs]
+        owner = _thread_id()
+        refs = [put_image(self.store, out.image, owner=owner) for out in outputs]
         self._prepare_for_critique(refs, cfg)
         pending: list[CandidateRecord] = [
             CandidateRecord(
@@ -663,7 +759,7 @@ class LoopNodes:
         """Compare the reference with the best image; with ``combined_critique`` also revise and vary."""
         cfg = step.config
         round_index = state.get("round", 0)
-        calls = _Calls(self.mllm, self._pool, "critique", round_index, cfg)
+        calls = _Calls(self.mllm, self._pool, "critique", round_index, cfg, step.history)
         # with history, the best image so far (a worse round is not built upon); else the paper's last round's best
         cand = state.get("best") if cfg.critique_history else self._round_best(state, step)
         if cand is None:  # every candidate blocked: nothing to look at, rephrase and try again
@@ -725,7 +821,7 @@ class LoopNodes:
     def revise(self, state: RepaintState, step: _Step) -> dict[str, Any]:
         """Apply the critique's edits to the prompt in a separate text-only call (paper preset)."""
         cfg = step.config
-        calls = _Calls(self.mllm, self._pool, "revise", state.get("round", 0), cfg)
+        calls = _Calls(self.mllm, self._pool, "revise", state.get("round", 0), cfg, step.history)
         last = step.history.get_critique(state.get("round", 0))
         if last is None:
             return {}
@@ -869,6 +965,10 @@ class LoopNodes:
         step.history.put_outcome(output | {"finished": True})
         return {"finished": True}
 
+    def idle(self) -> None:
+        """Let the worker threads end once their work is done (the next run starts new ones)."""
+        self._pool.idle()
+
     def close(self) -> None:
-        """Release the worker threads."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Release the worker threads, dropping background work not started yet."""
+        self._pool.idle(cancel=True)

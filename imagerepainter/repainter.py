@@ -34,7 +34,7 @@ from .convergence import check_budgets
 from .errors import BackendError, CapabilityError, ConfigurationError, IncompleteRunError, ThreadInUseError
 from .graph import build_graph, recursion_limit
 from .history import History, RunHistory
-from .images import ImageInput, ImageStore, MemoryImageStore, load_image
+from .images import ImageInput, ImageRef, ImageStore, MemoryImageStore, load_image, put_image
 from .nodes import RunContext, backend_errors, config_from_state, remember_config
 from .progress import progress_display
 from .prompts import PROMPT_VERSION
@@ -61,7 +61,8 @@ class RepaintEvent:
 
     ``kind`` is ``"node"`` (a node finished; ``data`` has ``node`` and ``seconds``), ``"call"``
     (a model call answered: ``node``, ``call`` (its schema), ``seconds``; the describe stage's
-    calls arrive one by one as they finish), ``"described"``, ``"generated"`` (``done`` of
+    calls arrive one by one as they finish; ``reused`` is true for an answer a resumed node
+    already had), ``"described"``, ``"generated"`` (``done`` of
     ``total`` images, after each rendering call: per image for a model that renders one per call;
     ``seconds``, the call's time), ``"round"`` (a round closed: ``scores``, ``best_score``, ``stop_reason``),
     ``"critique"`` (the critique after ``round``: ``edits``, ``is_match``, ``stop`` (it ends the
@@ -155,7 +156,9 @@ class Repainter:
         preset: ``"default"`` or ``"paper"`` (see :mod:`imagerepainter.config`).
         config: Settings; overrides the preset. Keyword ``**settings`` override both.
         store: Where images are kept (default: in memory). Use a ``DirectoryImageStore`` for
-            runs that must be resumed in another process.
+            runs that must be resumed in another process. The default store lets a finished
+            run go: its result keeps the images it shows (freed with the result), so a
+            long-lived Repainter does not grow run after run; a store you pass keeps everything.
         checkpointer: Any LangGraph checkpointer, passed through. Default: an in-memory one,
             so a failed run can be resumed in this process without redoing finished work
             (finished runs are dropped from it; pass your own to keep them).
@@ -195,6 +198,7 @@ class Repainter:
         self.scorer: Scorer = resolve_scorer(scorer)
         self._check_capabilities()
         self.store: ImageStore = store if store is not None else MemoryImageStore()
+        self._owns_store = store is None
         self._owns_checkpointer = False
         if checkpointer is None:
             from langgraph.checkpoint.memory import InMemorySaver
@@ -313,6 +317,8 @@ class Repainter:
         finally:
             with self._lock:
                 self._active.discard(thread_id)
+                if not self._active:  # no thread outlives the work, even before garbage collection
+                    self._nodes.idle()
 
     def config_for(self, **overrides: Any) -> RepainterConfig:
         """The settings a run with ``overrides`` uses: this Repainter's, refined and validated once.
@@ -355,7 +361,7 @@ class Repainter:
                 "thread_id.",
                 thread_id=thread_id,
             )
-        ref = self.store.put(image)
+        ref = put_image(self.store, image, owner=thread_id)
         # The settings go into the first checkpoint too: a resume in a new process rebuilds the context from them.
         graph_input: dict[str, Any] = {"reference": ref, "prompt": prompt, "config": remember_config(cfg)}
         if description is not None:
@@ -804,10 +810,19 @@ class Repainter:
                 thread_id=thread_id,
             )
         if self._owns_checkpointer:
-            self.checkpointer.delete_thread(run_config["configurable"]["thread_id"])
+            thread_id = run_config["configurable"]["thread_id"]
+            self.checkpointer.delete_thread(thread_id)
             if self._owns_history and result.run_id:
                 RunHistory(self.history, result.run_id).delete()
+            if self._lets_runs_go() and isinstance(self.store, MemoryImageStore):
+                self.store.release(thread_id)  # the Repainter's default store lets the finished run go
         return result
+
+    def _lets_runs_go(self) -> bool:
+        """Whether this Repainter's store drops a finished run's images (its default in-memory store, with
+        its default checkpointer, which drops the finished thread too). Every result it returns (finished,
+        partial or paused) then holds its own images (:meth:`MemoryImageStore.subset`)."""
+        return self._owns_store and self._owns_checkpointer and isinstance(self.store, MemoryImageStore)
 
     def result_from(self, values: dict[str, Any], *, history: Any = None) -> RepaintResult:
         """The result a run's state holds, e.g. what a parent graph received from this graph as a node.
@@ -852,7 +867,7 @@ class Repainter:
 
     def _result(self, run: _Prepared, *, review: ReviewRequest | None = None) -> RepaintResult:
         values = self._state(run.run_config)
-        return RepaintResult.from_state(
+        result = RepaintResult.from_state(
             values,
             history=self._history_of(values),
             review=review,
@@ -863,6 +878,10 @@ class Repainter:
             prompt_version=PROMPT_VERSION,
             library_version=__version__,
         )
+        if self._lets_runs_go() and isinstance(self.store, MemoryImageStore):
+            # the result keeps its own images: the store lets the run go once it finishes
+            result.bind(self.store.subset(_images_of(result)))
+        return result
 
     def _annotate(self, exc: BackendError, run: _Prepared) -> BackendError:
         """Attach what was already paid for to a backend failure, so nothing is lost."""
@@ -877,8 +896,23 @@ class Repainter:
         return exc
 
     def close(self) -> None:
-        """Release worker threads (the backends stay loaded for other Repainters)."""
+        """Release worker threads (the backends stay loaded for other Repainters).
+
+        Threads already end when no run is running; ``close`` also drops background work not
+        started yet. ``with Repainter(...) as rp:`` closes it at the end of the block.
+        """
         self._nodes.close()
+
+    def __enter__(self) -> Repainter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _images_of(result: RepaintResult) -> list[ImageRef]:
+    """Every image a result shows: the reference, every candidate, the pending ones."""
+    return [result.reference, *(c.image_ref for c in result.candidates), *(c.image_ref for c in result.pending)]
 
 
 def _is_review(value: Any) -> bool:

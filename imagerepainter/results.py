@@ -21,7 +21,7 @@ from .config import RepainterConfig
 from .convergence import StopReason
 from .errors import ConfigurationError, ImageNotFoundError
 from .history import History
-from .images import DirectoryImageStore, ImageRef, ImageStore
+from .images import DirectoryImageStore, ImageRef, ImageStore, MemoryImageStore
 from .review import ReviewRecord, ReviewRequest, describe_request
 from .state import run_finished
 
@@ -47,8 +47,9 @@ class _WithStore(BaseModel):
 
     Copies and pickles work: ``copy.deepcopy`` shares the store (a store is where the images
     live, not part of the value); a pickle keeps a :class:`~imagerepainter.images.DirectoryImageStore`
-    (by its folder, valid in any process) and drops any other store, whose images are in this
-    process's memory only: ``bind(store)`` the unpickled record to read its images.
+    (by its folder, valid in any process) and the result's own images (a finished run of a
+    Repainter's default store), and drops any other store, whose images are in this process's
+    memory only: ``bind(store)`` the unpickled record to read its images.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -65,6 +66,8 @@ class _WithStore(BaseModel):
         store = private.get("_store")
         if isinstance(store, DirectoryImageStore):
             private["_store"] = _DirectoryStoreAt(str(store.folder), store.compress_level)
+        elif isinstance(store, MemoryImageStore) and store.travels_with_results:
+            pass  # the result's own images (a finished run of a Repainter's default store): they go along
         else:
             private["_store"] = None
         return {**state, "__pydantic_private__": private}
@@ -85,6 +88,14 @@ class _WithStore(BaseModel):
                 "RepaintResult.load(folder)."
             )
         return self._store
+
+
+def _with_failed(usage: dict[str, int], history: History) -> dict[str, int]:
+    """The run's usage plus what its failed calls cost: every request is counted, failed ones too."""
+    for key, spent in history.failed_usage().items():
+        if spent:
+            usage[key] = usage.get(key, 0) + spent
+    return usage
 
 
 class Description(BaseModel):
@@ -336,7 +347,7 @@ class RepaintResult(_WithStore):
             understanding=history.understanding,
             config=config if config is not None else _recorded_config(state),
             backends=backends or {},
-            usage=dict(state.get("usage") or {}),
+            usage=_with_failed(dict(state.get("usage") or {}), history),
             calls=[dict(c) for c in history.calls],
             timings=dict(state.get("timings") or {}),
             thread_id=thread_id,

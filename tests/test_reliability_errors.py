@@ -24,8 +24,8 @@ from imagerepainter._sqlite import check_database
 from imagerepainter.backends import ChatModelMLLM, MLLMMessage, RetryPolicy
 from imagerepainter.cli import main
 from imagerepainter.config import GenerationConfig, RepainterConfig
-from imagerepainter.errors import ConfigurationError, GenerationError, MLLMError
-from imagerepainter.images import DirectoryImageStore
+from imagerepainter.errors import ConfigurationError, GenerationError, MLLMError, StructuredOutputError
+from imagerepainter.images import DirectoryImageStore, MemoryImageStore
 from imagerepainter.sandbox import SandboxT2I, random_scene, render_scene
 from imagerepainter.schemas import Critique
 from imagerepainter.testing.openai_server import ChatReply, ChatRequest, Fault, OpenAICompatibleServer
@@ -93,6 +93,45 @@ def test_a_plain_http_400_on_the_first_call_is_reported_as_the_servers_400(refer
     assert "supports none of the structured-output methods" not in message
     assert KEY not in message  # the server's message is redacted
     assert caught.value.node == "describe"
+
+
+@pytest.mark.parametrize(
+    ("reply", "said", "kind"),
+    [
+        (Fault.status(400, message="Bad request."), "HTTP 400", MLLMError),
+        (Fault.status(401, message="Invalid API key."), "refused the credentials (HTTP 401)", MLLMError),
+        (Fault.status(404, message="No such model."), "404 (no such model or endpoint)", MLLMError),
+        (
+            ChatReply(text=json.dumps({"verdict": "close enough"})),
+            "did not return a valid Critique",
+            StructuredOutputError,
+        ),
+        (
+            ChatReply(text='{"style": "flat", "composition": "cent'),
+            "did not return a valid Critique",
+            StructuredOutputError,
+        ),
+        (ChatReply(no_choices=True), "no choices", MLLMError),
+        (ChatReply(refusal=REFUSAL), REFUSAL, MLLMError),
+    ],
+    ids=["400", "401", "404", "schema-violating", "truncated-json", "empty-choices", "refusal"],
+)
+def test_each_permanent_failure_is_a_typed_one_line_error_that_names_the_call(reference, reply, said, kind):
+    """Every permanent failure of the critique after round 1: the error's type, the call, the cause,
+    one line; and what the failed call cost is counted (its requests, as the server saw them)."""
+    with OpenAICompatibleServer(_answering_except("Critique", reply)) as server:
+        rp = _repainter(server)
+        with pytest.raises(MLLMError) as caught:
+            rp.run(reference, max_rounds=2, thread_id="t")
+        asked = [r for r in server.chat_requests if (r.schema_name or "").startswith("Critique")]
+    error = caught.value
+    assert type(error) is kind
+    assert (error.node, error.round) == ("critique", 1) and error.call == asked[0].schema_name
+    message = str(error)
+    assert message.startswith(f"The critique after round 1 ({error.call}) failed: ") and said in message
+    assert "\n" not in message and KEY not in message
+    assert error.requests == len(asked) >= 1
+    assert error.partial_result is not None and len(error.partial_result.rounds) == 1  # round 1 is kept
 
 
 def test_a_400_to_a_structured_output_method_alone_still_falls_back(reference):
@@ -168,7 +207,8 @@ def _pixels(image: Image.Image) -> bytes:
 
 
 def test_a_result_deep_copies_and_pickles_with_a_memory_store(reference):
-    rp = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox")
+    store = MemoryImageStore()  # a store the caller passes and keeps: it holds every run's images
+    rp = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox", store=store)
     result = rp.run(reference, max_rounds=2)
     assert result.best is not None
 
@@ -180,7 +220,20 @@ def test_a_result_deep_copies_and_pickles_with_a_memory_store(reference):
     assert restored.model_dump() == result.model_dump()
     with pytest.raises(LookupError, match="bind"):  # a memory store is this process's: not pickled
         _ = restored.best.image
-    assert _pixels(restored.bind(rp.store).best.image) == _pixels(result.best.image)
+    assert _pixels(restored.bind(store).best.image) == _pixels(result.best.image)
+
+
+def test_a_result_of_the_default_store_pickles_with_its_own_images(reference):
+    """The default store hands a finished run's images to its result: a pickle carries them, and only them."""
+    result = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox").run(reference, max_rounds=2)
+    restored = pickle.loads(pickle.dumps(result))
+    assert restored.model_dump() == result.model_dump()
+    assert restored.best is not None and result.best is not None
+    assert _pixels(restored.best.image) == _pixels(result.best.image)
+    assert _pixels(restored.reference_image) == _pixels(result.reference_image)
+    assert all(
+        _pixels(a.image) == _pixels(b.image) for a, b in zip(restored.candidates, result.candidates, strict=True)
+    )
 
 
 def test_a_result_with_a_directory_store_pickles_with_its_images(tmp_path, reference):

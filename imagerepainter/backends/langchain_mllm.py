@@ -53,6 +53,7 @@ import os
 import re
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from PIL import Image
@@ -114,6 +115,22 @@ def _refusal(message: Any) -> str | None:
     return None
 
 
+def _one_line(problem: BaseException | None) -> str:
+    """A validation problem in one line: each field's error, ``; ``-separated (pydantic's own text spans lines).
+
+    Example:
+        >>> from imagerepainter.schemas import Critique
+        >>> try:
+        ...     Critique.model_validate({"edits": "x"})
+        ... except ValidationError as exc:
+        ...     print(_one_line(exc))
+        edits: Input should be a valid list
+    """
+    if isinstance(problem, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['msg']}" for e in problem.errors())
+    return " ".join(str(problem).split())
+
+
 def _no_choices(exc: BaseException) -> bool:
     """Whether ``exc`` is the chat client failing on a reply without choices (``"choices": []`` or null)."""
     if "'choices'" in str(exc):  # langchain_openai's own messages for a missing or null list
@@ -145,6 +162,14 @@ def chat_model_retries(model: Any) -> int:
         if isinstance(value, int) and not isinstance(value, bool):
             return max(value, 0)
     return 0
+
+
+@dataclass
+class _Spent:
+    """What one ``structured`` call has cost so far: kept on its error if it fails."""
+
+    requests: int = 0
+    usage: TokenUsage = field(default_factory=TokenUsage)
 
 
 _REQUESTS: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("imagerepainter_requests", default=None)
@@ -364,9 +389,22 @@ class ChatModelMLLM:
             to_data_url(image, image_format=image_format)
 
     def structured(self, messages: Sequence[MLLMMessage], schema: type[SchemaT]) -> MLLMReply[SchemaT]:
-        """Ask ``messages`` and return a validated ``schema`` instance (see the module docstring)."""
+        """Ask ``messages`` and return a validated ``schema`` instance (see the module docstring).
+
+        A failure is an :class:`MLLMError` that carries what the call cost (``requests`` and the
+        tokens of answers received), so the loop counts every request, failed ones included.
+        """
+        spent = _Spent()
+        try:
+            return self._structured(messages, schema, spent)
+        except MLLMError as exc:
+            exc.requests = spent.requests + exc.requests  # an _invoke failure carries its own attempts
+            exc.input_tokens, exc.output_tokens = spent.usage.input_tokens, spent.usage.output_tokens
+            raise
+
+    def _structured(self, messages: Sequence[MLLMMessage], schema: type[SchemaT], spent: _Spent) -> MLLMReply[SchemaT]:
         lc_messages = self._to_langchain(messages)
-        usage = TokenUsage()
+        usage = spent.usage
         requests = 0
         last_error: BaseException | None = None
         methods = list(self.methods)
@@ -382,9 +420,12 @@ class ChatModelMLLM:
                 except _Unsupported as exc:
                     last_error = refused[method] = exc
                     requests += exc.requests
+                    spent.requests = requests
                     break
                 requests += n
+                spent.requests = requests
                 usage += self._usage(message)
+                spent.usage = usage
                 raw_text, value, problem = self._parse(method, message, schema)
                 if value is not None:
                     with self._lock:
@@ -401,7 +442,8 @@ class ChatModelMLLM:
             else:
                 raise StructuredOutputError(
                     redact(
-                        f"{self.name} did not return a valid {schema.__name__} after {requests} requests: {last_error}"
+                        f"{self.name} did not return a valid {schema.__name__} after {requests} requests: "
+                        f"{_one_line(last_error)}"
                     ),
                     backend=self.name,
                     schema=schema.__name__,
@@ -508,7 +550,7 @@ class ChatModelMLLM:
             out = self.retry.call(once, retry_on=self._worth_retrying)
         except Exception as exc:
             failure = self._failure(exc, method, attempts, _count_images(conversation))
-            if isinstance(failure, _Unsupported):
+            if isinstance(failure, (_Unsupported, MLLMError)):
                 failure.requests = max(attempts, sent[0]) if self._counts_http else attempts
         else:
             return out, max(attempts, sent[0]) if self._counts_http else attempts
