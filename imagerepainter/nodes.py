@@ -352,12 +352,21 @@ class _Calls:
 
     def ask_many(self, jobs: Sequence[_Job]) -> list[Any]:
         """Ask independent questions concurrently; results in the order of ``jobs``."""
+        return self.gather(self.submit(jobs))
+
+    def submit(self, jobs: Sequence[_Job]) -> list[Future[Any]]:
+        """Start asking ``jobs`` concurrently; :meth:`gather` their answers."""
         # each worker runs in a copy of this context, so its progress events reach the graph's stream
-        futures = [
+        return [
             self.pool.submit(contextvars.copy_context().run, self.ask, schema, text, images, task)
             for schema, text, images, task in jobs
         ]
-        wait(futures)  # when one fails, its siblings still finish (and are recorded) before the node stops
+
+    @staticmethod
+    def gather(futures: Sequence[Future[Any]]) -> list[Any]:
+        """The answers of ``futures`` in order, once all have ended: when one fails, its siblings
+        still finish (and are recorded) before the error stops the node."""
+        wait(futures)
         return [f.result() for f in futures]
 
 
@@ -485,20 +494,28 @@ class LoopNodes:
     def understand(self, reference: Image.Image, cfg: RepainterConfig, calls: _Calls) -> tuple[UnderstandingTree, str]:
         """The Image Understanding stage: the tree of ``reference`` and the prompt rewritten from it.
 
-        Level 1 (global description, global features, object list) and level 2 (one detail call
-        per object, and the relations) each run concurrently; the rewrite is the third level.
+        The object list is asked first; once it answers, one detail call per object and the
+        relations run concurrently (level 2), while the global description and global features,
+        which only the rewrite needs, run beside both levels; the rewrite is the third level.
         """
         ref = (shrink(reference, cfg.mllm_image_max_side),)  # one object: encoded once for every request
-        jobs: list[_Job] = [
-            (schemas.GlobalDescription, prompts.GLOBAL_DESCRIPTION, ref, {"kind": "global_description"}),
-            (schemas.GlobalFeatures, prompts.GLOBAL_FEATURES, ref, {"kind": "global_features"}),
-        ]
-        if cfg.max_objects > 0:
+        listed: list[Future[Any]] = []
+        if cfg.max_objects > 0:  # first: the second level waits for it
             text = prompts.OBJECT_LIST.format(max_objects=cfg.max_objects)
-            jobs.append((schemas.ObjectList, text, ref, {"kind": "object_list", "max_objects": cfg.max_objects}))
-        answers = calls.ask_many(jobs)
-        description, features = answers[0], answers[1]
-        objects = list(answers[2].objects[: cfg.max_objects]) if cfg.max_objects > 0 else []
+            listed = calls.submit(
+                [(schemas.ObjectList, text, ref, {"kind": "object_list", "max_objects": cfg.max_objects})]
+            )
+        overall = calls.submit(
+            [
+                (schemas.GlobalDescription, prompts.GLOBAL_DESCRIPTION, ref, {"kind": "global_description"}),
+                (schemas.GlobalFeatures, prompts.GLOBAL_FEATURES, ref, {"kind": "global_features"}),
+            ]
+        )
+        try:
+            objects = list(calls.gather(listed)[0].objects[: cfg.max_objects]) if listed else []
+        except BaseException:
+            wait(overall)  # answered siblings are recorded before the node stops
+            raise
 
         detail_jobs: list[_Job] = [
             (
@@ -513,7 +530,9 @@ class LoopNodes:
             names = "; ".join(o.name for o in objects)
             task = {"kind": "relationships", "objects": [o.name for o in objects]}
             detail_jobs.append((schemas.Relationships, prompts.RELATIONSHIPS.format(names=names), ref, task))
-        detail_answers = calls.ask_many(detail_jobs)
+        details = calls.submit(detail_jobs)
+        description, features = calls.gather(overall)
+        detail_answers = calls.gather(details)
         relationships = detail_answers.pop().relationships if len(objects) > 1 else []
 
         tree = UnderstandingTree(
