@@ -274,6 +274,7 @@ def measure_critical_path(s: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
             for size in s.sizes:
                 for preset in ("default", "paper"):
                     runs[f"{preset}@{size}"].append(one(size, preset))
+        floor = client_floor(chat, s)
 
     figure1: dict[str, Any] = {"unit": "ratio", "mllm_delay_s": s.mllm_delay, "image_delay_s": s.image_delay}
     for key, items in runs.items():
@@ -291,7 +292,42 @@ def measure_critical_path(s: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
         "samples": in_delays,
         "n": len(in_delays),
     }
+    figure1["client_floor"] = figure2["client_floor"] = floor
     return figure1, figure2
+
+
+def client_floor(chat: Any, s: Settings) -> dict[str, Any]:
+    """What the chat client itself adds to a request, with no loop around it: ``ChatOpenAI.invoke``
+    made directly against the same server, minus the server's delay (median of 10 each). A text
+    request, and one carrying a 512 px photo as the loop sends it by default (JPEG) and in the
+    ``paper`` preset (PNG)."""
+    from langchain_core.messages import HumanMessage
+
+    from imagerepainter.images import to_data_url
+
+    picture, _ = photo(512)
+    requests = {
+        "text": "Describe the picture.",
+        "jpeg_512": [
+            {"type": "text", "text": "Describe the picture."},
+            {"type": "image_url", "image_url": {"url": to_data_url(picture, image_format="jpeg")}},
+        ],
+        "png_512": [
+            {"type": "text", "text": "Describe the picture."},
+            {"type": "image_url", "image_url": {"url": to_data_url(picture, image_format="png")}},
+        ],
+    }
+    out: dict[str, Any] = {"unit": "ms beyond the server's delay, per request"}
+    for name, content in requests.items():
+        message = [HumanMessage(content=content)]  # type: ignore[arg-type]
+        chat.invoke(message)
+        spent = []
+        for _ in range(10):
+            start = time.perf_counter()
+            chat.invoke(message)
+            spent.append(1000 * (time.perf_counter() - start - s.mllm_delay))
+        out[name] = median(spent)
+    return out
 
 
 def _summary(items: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -759,6 +795,16 @@ def table(figures: dict[str, Any], s: Settings) -> list[dict[str, str]]:
             "<= 3.1",
             None if f2["median"] is None else f2["median"] <= 3.1,
         )
+        floor = f2.get("client_floor") or {}
+        if floor:
+            row(
+                "the chat client's own cost per request, no loop (ChatOpenAI.invoke direct)",
+                f"{_fmt(floor.get('text'), 1)} ms",
+                f"text; with a 512 px photo {_fmt(floor.get('jpeg_512'), 1)} ms as JPEG, "
+                f"{_fmt(floor.get('png_512'), 1)} ms as PNG: a floor under every sequential MLLM call above",
+                "(context)",
+                None,
+            )
     if "generate_efficiency" in figures:
         f3 = figures["generate_efficiency"]
         for size in s.generate_sizes:

@@ -193,12 +193,10 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _HTTPError(400, "The request body must be a JSON object.")
             if parse_error is not None:
                 raise _HTTPError(400, parse_error)
-            if owner.delay > 0:  # the model's latency, counted from the request's arrival
-                owner._sleep(answer_at - time.monotonic())
             if chat is not None:
-                self._chat(chat, number)
+                self._chat(chat, number, answer_at)
             elif image is not None:
-                self._images(image, number)
+                self._images(image, number, answer_at)
         except _Sent:
             pass
         except _HTTPError as exc:
@@ -255,11 +253,19 @@ class _Handler(BaseHTTPRequestHandler):
             raise _HTTPError(404, f"The model {wanted!r} does not exist.", code="model_not_found")
         self._send_json(200, entry)
 
-    def _chat(self, request: ChatRequest, number: int) -> None:
+    def _answer_at(self, answer_at: float) -> None:
+        """Wait out the model's latency (``delay``), counted from the request's arrival: the
+        responder's own work happens within it, as a model's does."""
+        owner = self.server.owner
+        if owner.delay > 0:
+            owner._sleep(answer_at - time.monotonic())
+
+    def _chat(self, request: ChatRequest, number: int, answer_at: float) -> None:
         owner = self.server.owner
         # before the responder: a rejected request uses no script
         mode = _effective_mode(request, owner.structured_output, ignore_unsupported=owner.ignore_unsupported)
         result = owner.responder(request)
+        self._answer_at(answer_at)
         if isinstance(result, Fault):
             self._apply_fault(result)  # returns only for a timeout fault: then answer empty text
             result = ""
@@ -336,9 +342,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
 
-    def _images(self, request: ImageRequest, number: int) -> None:
+    def _images(self, request: ImageRequest, number: int, answer_at: float) -> None:
         owner = self.server.owner
         result = owner.image_responder(request)
+        self._answer_at(answer_at)
         if isinstance(result, Fault):
             self._apply_fault(result)
             result = _default_images(request)
