@@ -288,16 +288,7 @@ class _Calls:
                 record, value = known
                 answer = schema.model_validate(value)
                 self._tally(record)
-                _emit(
-                    {
-                        "event": "call",
-                        "node": self.node,
-                        "round": self.round_index,
-                        "call": schema.__name__,
-                        "seconds": 0.0,
-                        "reused": True,
-                    }
-                )
+                self._announce(schema, 0.0, reused=True)
                 return answer
         messages = [MLLMMessage(text=text, images=tuple(images), task=task, image_format=self.image_format)]
         if self.system_prompt:
@@ -334,16 +325,13 @@ class _Calls:
         if self.history is not None:
             self.history.put_answer(record, key, reply.value.model_dump(mode="json"))
         self._tally(record)
-        _emit(
-            {
-                "event": "call",
-                "node": self.node,
-                "round": self.round_index,
-                "call": schema.__name__,
-                "seconds": round(seconds, 3),
-            }
-        )
+        self._announce(schema, seconds)
         return reply.value
+
+    def _announce(self, schema: type[BaseModel], seconds: float, *, reused: bool = False) -> None:
+        """The ``call`` progress event of an answered call (``reused``: answered before this node ran again)."""
+        event = {"event": "call", "node": self.node, "round": self.round_index, "call": schema.__name__}
+        _emit(event | {"seconds": round(seconds, 3)} | ({"reused": True} if reused else {}))
 
     def record(self, history: RunHistory) -> dict[str, Any]:
         """Write the call log to the run's history; return the usage to merge into the state."""
