@@ -238,13 +238,21 @@ class Repainter:
 
     # ------------------------------------------------------------------ graph access
 
-    def as_graph(self) -> Any:
+    def as_graph(self, *, own_checkpointer: bool = True) -> Any:
         """The compiled LangGraph graph (input ``RepaintInput``, output ``RepaintOutput``).
 
         Add it to a parent graph as a node, or drive it yourself. Its state holds image refs
-        into :attr:`store`: put the reference there first (``rp.store.put(image)``).
+        into :attr:`store`: put the reference there first (``rp.store.put(image)``). A parent
+        graph compiled with a checkpointer lends it to this subgraph, so both persist together.
+
+        Args:
+            own_checkpointer: ``False`` compiles the loop with no checkpointer and no store of its
+                own: what a LangGraph server needs (``langgraph dev`` provides both and refuses a
+                graph that brings its own; see :mod:`imagerepainter.serve`).
         """
-        return self._graph
+        if own_checkpointer:
+            return self._graph
+        return self._builder.compile(name=self.name)
 
     def __repr__(self) -> str:
         cfg = self.config

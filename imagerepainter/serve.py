@@ -270,7 +270,7 @@ def build_served_graph(repainter: Repainter, policy: ImageSourcePolicy, *, name:
     graph = StateGraph(_ServeState, input_schema=ServeInput, output_schema=ServeOutput)
     graph.add_node("load", load)
     # The loop without the Repainter's own checkpointer and store: it runs on the parent's (a server's).
-    graph.add_node("repaint", repainter._builder.compile(name="repaint"))
+    graph.add_node("repaint", repainter.as_graph(own_checkpointer=False))
     graph.add_node("export", export)
     graph.add_edge(START, "load")
     graph.add_edge("load", "repaint")

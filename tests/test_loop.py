@@ -341,6 +341,9 @@ def test_embeds_as_a_subgraph():
     parent.add_edge("note", END)
     out = parent.compile().invoke({"reference": rp.store.put(REF)})
     assert out["stop_reason"] == "max_rounds" and out["note"].startswith("best prompt: ")
+    # for a LangGraph server (or a parent that persists it): no checkpointer or store of its own
+    bare = rp.as_graph(own_checkpointer=False)
+    assert bare.checkpointer is None and bare.store is None and rp.as_graph().checkpointer is rp.checkpointer
 
 
 def test_a_parent_that_declares_only_the_run_id_reads_the_whole_result():
