@@ -360,7 +360,6 @@ def _summary(items: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, An
 
 def measure_generate(s: Settings) -> dict[str, Any]:
     from imagerepainter.backends import DiffusersT2I
-    from imagerepainter.testing import FakeMLLM
 
     figure: dict[str, Any] = {"unit": "ratio (direct call / node)", "image_delay_s": s.image_delay}
     with tempfile.TemporaryDirectory() as tmp:
@@ -368,46 +367,79 @@ def measure_generate(s: Settings) -> dict[str, Any]:
         t2i = DiffusersT2I(pipe, batch_size=4)
         for size in s.generate_sizes:
             reference, source = photo(size)
-            samples = []
-            for rep in range(s.repeat + 1):  # the first repetition warms up
-                rp = Repainter(
-                    mllm=FakeMLLM(),
-                    t2i=t2i,
-                    scorer=RisingScorer(),
-                    height=size,
-                    width=size,
-                    max_rounds=s.generate_rounds,
-                )
-                pipe.calls.clear()
-                try:
-                    trace = traced(rp, reference)
-                finally:
-                    rp.close()
-                node = sum(trace.node_seconds("generate")) or trace.result.timings.get("generate", 0.0)
-                if not node:
-                    raise RuntimeError(
-                        "The run reported no time for the generate node (neither 'node' events nor "
-                        "result.timings['generate']); perf_suite.measure_generate needs one of them."
-                    )
-                calls, direct = list(pipe.calls), 0.0
-                for kwargs in calls:  # the same calls, made directly
-                    start = time.perf_counter()
-                    pipe(**kwargs)
-                    direct += time.perf_counter() - start
-                if rep:
-                    samples.append({"node_s": node, "direct_s": direct, "ratio": direct / node, "calls": len(calls)})
-            figure[str(size)] = {
-                "size": size,
-                "reference": source,
-                "median": median([x["ratio"] for x in samples]),
-                "node_s_per_round": median([x["node_s"] / s.generate_rounds for x in samples]),
-                "direct_s_per_round": median([x["direct_s"] / s.generate_rounds for x in samples]),
-                "pipeline_calls_per_run": samples[0]["calls"],
-                "rounds": s.generate_rounds,
-                "samples": [x["ratio"] for x in samples],
-                "n": len(samples),
-            }
+            figure[str(size)] = generate_figure(
+                pipe, t2i, reference, size=size, rounds=s.generate_rounds, repeat=s.repeat, reference_source=source
+            )
     return figure
+
+
+def generate_figure(
+    pipe: Any,
+    t2i: Any,
+    reference: Any,
+    *,
+    size: int,
+    rounds: int,
+    repeat: int,
+    reference_source: str = "",
+    **settings: Any,
+) -> dict[str, Any]:
+    """The generate node's wall time against the same pipeline calls made directly, at ``size`` px.
+
+    ``pipe`` is the pipeline ``t2i`` wraps, recording each call's keyword arguments in
+    ``pipe.calls``. Each of ``repeat + 1`` runs (the first warms up and is discarded) is a whole
+    loop with :class:`~imagerepainter.testing.FakeMLLM` and an instant scorer, ``max_rounds=rounds``
+    and ``settings`` (e.g. ``num_inference_steps``); then the calls it made are replayed on
+    ``pipe`` directly (``pipe.calls`` is left holding the last run's own calls). The ratio
+    direct / node is 1.0 when the node adds nothing.
+    """
+    from imagerepainter.testing import FakeMLLM
+
+    samples = []
+    for rep in range(repeat + 1):  # the first repetition warms up
+        rp = Repainter(
+            mllm=FakeMLLM(),
+            t2i=t2i,
+            scorer=RisingScorer(),
+            height=size,
+            width=size,
+            max_rounds=rounds,
+            **settings,
+        )
+        pipe.calls.clear()
+        try:
+            trace = traced(rp, reference)
+        finally:
+            rp.close()
+        node = sum(trace.node_seconds("generate")) or trace.result.timings.get("generate", 0.0)
+        if not node:
+            raise RuntimeError(
+                "The run reported no time for the generate node (neither 'node' events nor "
+                "result.timings['generate']); perf_suite.generate_figure needs one of them."
+            )
+        calls, direct = list(pipe.calls), 0.0
+        for kwargs in calls:  # the same calls, made directly
+            start = time.perf_counter()
+            pipe(**kwargs)
+            direct += time.perf_counter() - start
+        pipe.calls[:] = calls  # the run's own calls, without the replays
+        if rep:
+            images = sum(len(c["prompt"]) if isinstance(c["prompt"], list) else 1 for c in calls)
+            samples.append(
+                {"node_s": node, "direct_s": direct, "ratio": direct / node, "calls": len(calls), "images": images}
+            )
+    return {
+        "size": size,
+        "reference": reference_source,
+        "median": median([x["ratio"] for x in samples]),
+        "node_s_per_round": median([x["node_s"] / rounds for x in samples]),
+        "direct_s_per_round": median([x["direct_s"] / rounds for x in samples]),
+        "pipeline_calls_per_run": samples[0]["calls"],
+        "images_per_run": samples[0]["images"],
+        "rounds": rounds,
+        "samples": [x["ratio"] for x in samples],
+        "n": len(samples),
+    }
 
 
 # ----------------------------------------------------------------------------- 4 and 5: CLI settings
