@@ -136,6 +136,21 @@ def test_batched_scores_equal_one_by_one_and_chunks_follow_batch_size(tiny_dinov
     assert scorer.score(prepared, []) == []
 
 
+@pytest.mark.parametrize("scorer_class", ["clip", "dinov2"])
+def test_images_are_preprocessed_side_by_side_exactly_as_in_one_call(
+    scorer_class: str, request: pytest.FixtureRequest, photo: Photo
+) -> None:
+    import torch
+
+    from imagerepainter.scorers.embedding import _preprocess
+
+    folder = request.getfixturevalue(f"tiny_{scorer_class}_dir")
+    scorer = (CLIPScorer if scorer_class == "clip" else DINOv2Scorer)(folder)
+    images = [photo("scene_5"), _synthetic(1), photo("complex_7").resize((300, 200)), _synthetic(2)]
+    together = scorer.processor(images=images, return_tensors="pt")["pixel_values"]
+    assert torch.equal(_preprocess(scorer.processor, images, torch), together)
+
+
 def test_dinov2_pooling_mean_over_all_tokens_or_cls(tiny_dinov2_dir: Path, photo: Photo) -> None:
     mean, cls = DINOv2Scorer(tiny_dinov2_dir), DINOv2Scorer(tiny_dinov2_dir, pooling="cls")
     assert mean.model is cls.model  # pooling does not change the cached model
