@@ -501,8 +501,13 @@ def _one_by_one(scorer: Any, prepared: Any, candidates: list[Any]) -> list[list[
 
 
 def _preprocess(scorer: Any, candidates: list[Any]) -> list[Any]:
-    """What the children's image processors alone cost (CPU): the part of a score call no GPU speeds up."""
-    return [child.processor(images=candidates, return_tensors="pt") for child in scorer.scorers]
+    """What the children's image processors alone cost (CPU, images side by side as a score call
+    processes them): the part of a score call no GPU speeds up."""
+    import torch
+
+    from imagerepainter.scorers.embedding import _preprocess as side_by_side
+
+    return [side_by_side(child.processor, candidates, torch) for child in scorer.scorers]
 
 
 def _free(torch: Any, device: str) -> None:
