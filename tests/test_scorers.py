@@ -456,3 +456,19 @@ def test_paper_scorer_on_tiny_models(tiny_clip_dir: Path, tiny_dinov2_dir: Path,
     assert scores == pytest.approx(expected, abs=1e-6)
     assert scores[0] == pytest.approx(1.0, abs=1e-5)
     assert len(cached_model_keys()) == 2  # the composite's children share the cached models
+
+
+def test_an_image_processor_that_needs_a_missing_package_names_the_fix(
+    tiny_clip_dir: Path, photo: Photo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import transformers
+
+    from imagerepainter.errors import MissingDependencyError
+
+    def needs_torchvision(*args: object, **kwargs: object) -> None:
+        raise ImportError("CLIPImageProcessor requires the Torchvision library but it was not found.")
+
+    monkeypatch.setattr(transformers.AutoImageProcessor, "from_pretrained", needs_torchvision)
+    scorer = CLIPScorer(tiny_clip_dir, device="cpu", torch_dtype="float64")  # a key no other test loaded
+    with pytest.raises(MissingDependencyError, match="pip install torchvision"):
+        scorer.prepare(photo("scene_4"))

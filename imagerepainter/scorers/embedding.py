@@ -43,7 +43,7 @@ from PIL import Image
 
 from .. import _loading as _cache
 from .._imports import require
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, MissingDependencyError
 
 __all__ = ["CLIPScorer", "DINOv2Scorer"]
 
@@ -168,9 +168,16 @@ class _EmbeddingScorer:
             model = self._model_class(transformers).from_pretrained(
                 self.model_id, local_files_only=local_files_only, **_dtype_kwarg(transformers, dtype)
             )
-            processor = transformers.AutoImageProcessor.from_pretrained(
-                self.model_id, local_files_only=local_files_only, **_pil_backend_kwarg(transformers)
-            )
+            try:
+                processor = transformers.AutoImageProcessor.from_pretrained(
+                    self.model_id, local_files_only=local_files_only, **_pil_backend_kwarg(transformers)
+                )
+            except ImportError as exc:  # e.g. a transformers release whose processor needs torchvision
+                raise MissingDependencyError(
+                    f"The {self._what} image processor of transformers {transformers.__version__} cannot load: "
+                    f"{exc} Install torchvision matching your torch (pip install torchvision), or another "
+                    "transformers release (the one this project is tested with, 5.24, needs none for these models).",
+                ) from None
             return _Loaded(model=model.to(self.device).eval(), processor=processor)
 
         return _cache.load_pretrained(load, self.model_id, what=self._what, local_files_only=self.local_files_only)
