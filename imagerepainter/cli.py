@@ -3,7 +3,10 @@
 Commands: ``run``, ``resume``, ``demo``, ``backends``, ``serve-sandbox``. A library error
 becomes one line on stderr and a non-zero exit code (2: bad input or configuration, 1: a
 backend failed, 130: interrupted with Ctrl-C, 143: stopped with SIGTERM; an interrupted or
-stopped run is marked so in its folder and the line names the ``resume`` command).
+stopped run is marked so in its folder and the line names the ``resume`` command). A run
+under review (``--review``) that pauses for a person prints what to review and the
+``resume DIR --approve | --prompt ... | --edits ... | --stop`` commands that answer it, and
+exits with 3 (it never waits for input).
 Environment variables are read here and only here (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``
 are passed through by ChatOpenAI itself).
 """
@@ -33,12 +36,12 @@ from ._secrets import redact
 from .bench.cli import add_commands as add_bench_commands
 from .cli_settings import GENERATION_SETTINGS, LOOP_SETTINGS, add_setting_flags, int_in, setting_overrides
 from .config import PRESETS
-from .errors import BackendError, ConfigurationError, MissingDependencyError, RepainterError
+from .errors import BackendError, ConfigurationError, MissingDependencyError, RepainterError, ReviewError
 from .progress import ProgressLines as Progress
 
 __all__ = ["build_parser", "main", "subcommand_parsers"]
 
-EXIT_OK, EXIT_BACKEND, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+EXIT_OK, EXIT_BACKEND, EXIT_USAGE, EXIT_PAUSED, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
 
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
@@ -67,12 +70,22 @@ RUN_EXAMPLES = """examples:
         --t2i "diffusers:black-forest-labs/FLUX.1-schnell?device=cuda&torch_dtype=bfloat16"
   the published settings, then continue an interrupted run:
     imagerepainter run photo.png --preset paper --mllm openai:gpt-4o --out runs/paper
-    imagerepainter resume runs/paper"""
+    imagerepainter resume runs/paper
+  review each round's prompts (exits with 3 at each pause; resume answers):
+    imagerepainter run photo.png --mllm sandbox --t2i sandbox --review prompt --out runs/rev
+    imagerepainter resume runs/rev --prompt "a red cube on grass" --by ana"""
 
 RESUME_EXAMPLES = """examples:
   imagerepainter resume runs/photo-20250101-120000       after Ctrl-C, a kill or a failed backend
   imagerepainter resume runs/photo-20250101-120000 --json > result.json
-  OPENAI_API_KEY=... imagerepainter resume runs/paper    keys come from the environment, never the folder"""
+  OPENAI_API_KEY=... imagerepainter resume runs/paper    keys come from the environment, never the folder
+  answer a run paused for review (run --review ...; exit code 3 at each pause):
+  imagerepainter resume runs/rev                         says what is to be reviewed, and how to answer
+  imagerepainter resume runs/rev --approve --by ana
+  imagerepainter resume runs/rev --prompt "a red cube on grass" --note "the cube is red"
+  imagerepainter resume runs/rev --prompt "a red cube" --prompt "a red cube, studio light"
+  imagerepainter resume runs/rev --edits "make the cube red" --edits "add grass"
+  imagerepainter resume runs/rev --stop"""
 
 DEMO_EXAMPLES = """examples:
   imagerepainter demo                                    a random hidden scene (its seed is printed)
@@ -127,12 +140,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue an interrupted run",
         description="Continue an interrupted run from its last checkpoint, with the settings and backend specs saved "
         "in the folder: finished rounds are kept, not paid for again. It first says what is kept and which round it "
-        "continues with; a run that had already finished is only reported.",
+        "continues with; a run that had already finished is only reported. A run paused for review (run --review) "
+        "takes the reviewer's answer: --approve, --prompt, --edits or --stop; it then goes on to its next pause "
+        "(exit code 3) or to its end.",
         epilog=RESUME_EXAMPLES,
     )
     resume.add_argument("folder", help="the run folder")
     resume.add_argument("--json", action="store_true", help="print the result as JSON")
     resume.add_argument("--quiet", action="store_true", help="no progress lines")
+    answer = resume.add_argument_group("answering a review (a run paused by --review)")
+    answer.add_argument("--approve", action="store_true", help="go on as shown")
+    answer.add_argument(
+        "--prompt",
+        action="append",
+        metavar="TEXT",
+        help="edit: the prompt to go on with; before a round, give it once per prompt to render "
+        "exactly those (at most as many as shown)",
+    )
+    answer.add_argument(
+        "--edits",
+        action="append",
+        metavar="TEXT",
+        help="edit a critique: its edits as they should be (one per --edits); the next prompt is revised from them",
+    )
+    answer.add_argument("--stop", action="store_true", help="end the run here (stop reason: reviewer_stopped)")
+    answer.add_argument("--by", metavar="NAME", help="who answered (recorded with the review)")
+    answer.add_argument("--note", metavar="TEXT", help="why (recorded with the review)")
 
     demo = add(
         "demo",
@@ -225,12 +258,94 @@ def _refuse_resume_with_run_options(args: argparse.Namespace) -> None:
         )
 
 
-def _finish(args: argparse.Namespace, folder: Any, result: Any) -> None:
+def _finish(args: argparse.Namespace, folder: Any, result: Any) -> int:
+    """Print the result; a run paused for review also prints what to review and how (exit code 3)."""
     if args.json:
         print(json.dumps({"folder": str(folder.path), **result.model_dump(mode="json")}, indent=2))
-        return
-    print(result.summary())
-    print(f"Run folder: {folder.path}\nReport:     {folder.report_path}")
+    else:
+        print(result.summary())
+        print(f"Run folder: {folder.path}\nReport:     {folder.report_path}")
+    if result.review is None:
+        return EXIT_OK
+    print(_describe_pause(folder.path, result.review), file=sys.stderr if args.json else sys.stdout)
+    return EXIT_PAUSED
+
+
+def _describe_pause(path: Path, request: Any) -> str:
+    """What a paused run waits for a person to review, and the commands that answer it."""
+    from .review import describe_request
+
+    lines = [f"Paused for review: {describe_request(request)}."]
+    critique = request.get("critique") or {}
+    if request["kind"] == "prompt":
+        lines.append(f"Prompts round {request['round']} renders:")
+        lines += [f"  {i}. {p}" for i, p in enumerate(request["prompts"], 1)]
+    else:
+        edits = critique.get("edits") or []
+        lines.append("The critique's edits:" if edits else "The critique proposes no edits.")
+        lines += [f"  - {edit}" for edit in edits]
+        lines.append(f"Next prompt: {request['prompt']}")
+        if request["prompts"]:
+            lines.append("Variants proposed for the next round:")
+            lines += [f"  {i}. {p}" for i, p in enumerate(request["prompts"], 1)]
+    cmd = _resume_cmd(path)
+    shown = len(request["prompts"])
+    change = (
+        f"{cmd} --prompt TEXT        every candidate renders TEXT"
+        + (f" (or one --prompt per prompt to render, at most {shown})" if shown > 1 else "")
+        if request["kind"] == "prompt"
+        else f"{cmd} --edits TEXT ...    the edits as they should be (the next prompt is revised from them)\n"
+        f"  {cmd} --prompt TEXT        the next round's prompt as written"
+    )
+    lines += [
+        "Answer with one of (add --by NAME and --note TEXT to record who and why):",
+        f"  {cmd} --approve",
+        f"  {change}",
+        f"  {cmd} --stop",
+    ]
+    return "\n".join(lines)
+
+
+def _resume_cmd(folder: Any) -> str:
+    return f"imagerepainter resume {shlex.quote(str(getattr(folder, 'path', folder)))}"
+
+
+def _review_answer(args: argparse.Namespace) -> Any:
+    """The ``ReviewAnswer`` the resume flags give, or ``None`` when they give none.
+
+    Raises:
+        ReviewError: the flags do not make one answer (checked before anything is read or called).
+    """
+    from pydantic import ValidationError
+
+    from .review import ReviewAnswer
+
+    prompts, edits = args.prompt or [], args.edits or []
+    actions = [flag for flag, given in (("--approve", args.approve), ("--stop", args.stop)) if given]
+    if prompts or edits:
+        actions.append("--prompt/--edits")
+    if len(actions) > 1:
+        raise ReviewError(f"Give one answer to the review, not {' and '.join(actions)}.")
+    if not actions:
+        if args.by is not None or args.note is not None:
+            raise ReviewError("--by and --note go with an answer: --approve, --prompt, --edits or --stop.")
+        return None
+    fields: dict[str, Any] = {"by": args.by, "note": args.note}
+    if args.approve or args.stop:
+        fields["action"] = "approve" if args.approve else "stop"
+    else:
+        fields["action"] = "edit"
+        if len(prompts) == 1:
+            fields["prompt"] = prompts[0]
+        elif prompts:
+            fields["prompts"] = prompts
+        if edits:
+            fields["edits"] = edits
+    try:
+        return ReviewAnswer(**fields)
+    except ValidationError as exc:  # a blank text
+        flags = ", ".join(sorted({"--" + str(e["loc"][0]).rstrip("s") for e in exc.errors()}))
+        raise ReviewError(f"{flags} needs a text, not a blank one.") from None
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -259,14 +374,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
         error = MissingDependencyError(f"{exc}; or try it offline first (no key, no GPU, no download): {offline}")
         error.extras = exc.extras
         raise error from exc
-    _finish(args, folder, result)
-    return EXIT_OK
+    return _finish(args, folder, result)
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
     from .run_folder import RunFolder
 
+    answer = _review_answer(args) if hasattr(args, "approve") else None  # run --resume DIR takes no answer
     folder = args.run_folder = RunFolder(args.folder)
+    record = folder.read_record()
+    if record.get("status") == "paused" and answer is None:  # nothing to build or call: say what is pending
+        request = record.get("result", {}).get("review")
+        if request is not None:
+            print(f"The run in {folder.path} waits for an answer to its review.", file=sys.stderr)
+            print(_describe_pause(folder.path, request), file=sys.stderr)
+            return EXIT_PAUSED
+    if answer is not None and record.get("status") != "paused":
+        status = record.get("status")
+        then = "nothing to answer" if status == "finished" else "continue it without an answer: " + _resume_cmd(folder)
+        raise ReviewError(f"The run in {str(folder.path)!r} is not paused for a review (status: {status}); {then}.")
     progress = Progress(sys.stderr, quiet=args.quiet)
 
     def on_event(event: Any) -> None:
@@ -275,9 +401,8 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         else:
             progress(event)
 
-    result = folder.resume(on_event=on_event)
-    _finish(args, folder, result)
-    return EXIT_OK
+    result = folder.resume(on_event=on_event, review=answer)
+    return _finish(args, folder, result)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -309,8 +434,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         extra={"demo": {"seed": seed, "scene": scene.to_prompt()}},  # the hidden scene, kept with the run
         unique=unique,
     )
-    _finish(args, folder, result)
-    return EXIT_OK
+    return _finish(args, folder, result)
 
 
 def _cmd_backends(args: argparse.Namespace) -> int:
@@ -400,7 +524,7 @@ def _resume_hint(args: argparse.Namespace) -> str | None:
     folder = getattr(args, "run_folder", None)
     if folder is None or not folder.record_path.is_file():
         return None
-    return f"imagerepainter resume {shlex.quote(str(folder.path))}"
+    return _resume_cmd(folder)
 
 
 _COMMANDS = {

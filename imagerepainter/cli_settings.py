@@ -31,9 +31,9 @@ from pydantic.fields import FieldInfo
 
 from .config import PRESETS, GenerationConfig, RepainterConfig
 
-__all__ = ["GENERATION_SETTINGS", "LOOP_SETTINGS", "add_setting_flags", "int_in", "setting_overrides"]
+__all__ = ["GENERATION_SETTINGS", "LOOP_SETTINGS", "add_setting_flags", "choice_list", "int_in", "setting_overrides"]
 
-LOOP_SETTINGS = ("max_rounds", "variants", "seed", "target_score")
+LOOP_SETTINGS = ("max_rounds", "variants", "seed", "target_score", "review")
 """Loop settings that ``run`` and ``demo`` take as flags."""
 GENERATION_SETTINGS = tuple(GenerationConfig.model_fields)
 """Every generation setting is a flag of ``run`` and ``demo``."""
@@ -66,6 +66,35 @@ def finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
     return value
+
+
+def choice_list(choices: Sequence[str]) -> Callable[[str], list[str]]:
+    """An argparse ``type``: a comma-separated list of ``choices`` (a flag given twice adds to it).
+
+    >>> choice_list(("prompt", "critique"))("critique,prompt")
+    ['critique', 'prompt']
+    """
+
+    def parse(text: str) -> list[str]:
+        values = [v.strip() for v in text.split(",") if v.strip()]
+        wrong = [v for v in values if v not in choices]
+        if wrong or not values:
+            raise argparse.ArgumentTypeError(
+                f"invalid choice: {text!r} (choose from {', '.join(choices)}, or several separated by commas)"
+            )
+        return values
+
+    return parse
+
+
+def _choices(annotation: Any) -> tuple[str, ...] | None:
+    """``tuple[Literal["a", "b"], ...]`` -> ``("a", "b")``; else ``None``."""
+    if typing.get_origin(annotation) is not tuple:
+        return None
+    args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+    if len(args) != 1 or typing.get_origin(args[0]) is not typing.Literal:
+        return None
+    return tuple(str(a) for a in typing.get_args(args[0]))
 
 
 def _field(name: str) -> FieldInfo:
@@ -112,6 +141,8 @@ def _default_text(name: str) -> str:
     values = {preset: getattr(config.generation if generation else config, name) for preset, config in PRESETS.items()}
     if len(set(map(repr, values.values()))) == 1:
         value = next(iter(values.values()))
+        if value == ():
+            return "default: none"
         if value is None:
             if name in ("height", "width"):
                 return "default: the reference's shape at the model's native size, else the backend's own"
@@ -145,11 +176,12 @@ def add_setting_flags(
     """
     for name in names:
         info = _field(name)
-        parser.add_argument(
-            "--" + name.replace("_", "-"),
-            type=_parser_type(name, info),
-            help=_help(name, info, (defaults or {}).get(name)),
-        )
+        flag, help_text = "--" + name.replace("_", "-"), _help(name, info, (defaults or {}).get(name))
+        if (choices := _choices(info.annotation)) is not None:  # a tuple of choices: repeatable, or a comma list
+            metavar = "{" + ",".join(choices) + "}"
+            parser.add_argument(flag, type=choice_list(choices), action="extend", metavar=metavar, help=help_text)
+        else:
+            parser.add_argument(flag, type=_parser_type(name, info), help=help_text)
 
 
 def setting_overrides(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:

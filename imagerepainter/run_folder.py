@@ -39,6 +39,7 @@ import json
 import os
 import platform
 import queue
+import shlex
 import shutil
 import socket
 import sqlite3
@@ -714,7 +715,8 @@ class RunFolder:
             "interrupted": f"This run was interrupted; {resume}",
             "failed": f"This run failed: {error}. The finished rounds are kept; {resume}",
             "paused": "This run is paused for a person's review; answer it with "
-            f"RunFolder({str(self.path)!r}).resume(review=...).",
+            f"imagerepainter resume {shlex.quote(str(self.path))} --approve (or --prompt TEXT, --edits TEXT, --stop), "
+            f"or RunFolder({str(self.path)!r}).resume(review=...).",
         }.get(status)
         self._write_report(result, notice)
 

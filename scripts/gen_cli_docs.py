@@ -25,6 +25,18 @@ names the `resume` command for its folder). Ctrl-C and SIGTERM act within about 
 while a model request hangs: the command does not wait for that request (or its retries), and the
 folder resumes from its last checkpoint to the same result as a run that was never stopped.
 
+Exit codes: 0 done, 1 a backend failed, 2 bad input or configuration (or a refused review
+answer), 3 paused for a person's review, 130 Ctrl-C, 143 SIGTERM. A run started with
+`--review prompt` (before each round renders) and/or `--review critique` (after each critique)
+pauses there: it prints what is to be reviewed (the round, the prompts, the critique's edits) and
+the commands that answer it, leaves its folder `paused`, and exits with 3; it never waits for
+input, so scripts and CI can run it. `imagerepainter resume DIR` alone says again what is pending
+(exit 3); `resume DIR --approve`, `--prompt TEXT` (once per prompt to render exactly those),
+`--edits TEXT` (repeatable; a critique review) or `--stop`, with `--by NAME` and `--note TEXT` to
+record who and why, answers it, and the run goes on to its next pause (exit 3) or its end (exit
+0). A bad combination of answer flags, an answer the pending review does not take, or an answer
+to a folder that is not paused is one line on stderr with exit code 2, and nothing runs.
+
 One process at a time works in a run folder: `run` and `resume` hold an OS lock on its `run.lock`
 for the run's life, and a second `resume DIR` (or `run --resume DIR`) on a folder whose run is
 alive is refused with exit code 2 and `The run in 'DIR' is in progress (pid N, host H); wait for it
@@ -52,6 +64,8 @@ imagerepainter run photo.png --mllm sandbox --t2i sandbox --scorer sandbox
 imagerepainter run photo.png --mllm openai:gpt-4o \\
     --t2i "diffusers:stabilityai/sdxl-turbo?device=cuda&torch_dtype=float16"
 imagerepainter resume runs/photo-20261126-101500
+imagerepainter run photo.png --mllm sandbox --t2i sandbox --review prompt --out runs/rev   # exit 3: paused
+imagerepainter resume runs/rev --prompt "a red cube on grass" --by ana                    # answer it
 imagerepainter serve-sandbox --port 8765                  # then: --mllm openai:sandbox --base-url http://127.0.0.1:8765/v1
 ```
 
