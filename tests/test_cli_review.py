@@ -150,3 +150,25 @@ def test_an_answer_to_a_run_that_is_not_paused_is_refused(reference, tmp_path, c
     err = capsys.readouterr().err
     assert f"The run in '{folder}' is not paused for a review (status: finished); nothing to answer." in err
     assert (folder / "run.json").read_text() == before
+
+
+def test_prompt_given_once_per_candidate_renders_exactly_those(reference, tmp_path, capsys):
+    folder = tmp_path / "run"
+    _paused_run(reference, folder, "--review", "prompt", "--preset", "paper", rounds=1)  # 3 candidates a round
+    out = capsys.readouterr().out
+    assert len(_record(folder)["result"]["review"]["prompts"]) == 3 and "one --prompt per prompt" in out
+    assert main(["resume", str(folder), "--prompt", "a red disc", "--prompt", "a blue square", "--quiet"]) == 0
+    first = _record(folder)["result"]["rounds"][0]
+    assert [c["prompt"] for c in first["candidates"]] == ["a red disc", "a blue square"]
+    assert _record(folder)["result"]["reviews"][0]["after"] == {"prompts": ["a red disc", "a blue square"]}
+
+
+def test_a_pause_with_json_keeps_stdout_json_and_says_the_rest_on_stderr(reference, tmp_path, capsys):
+    folder = tmp_path / "run"
+    assert main(["run", reference, *SANDBOX, "--review", "prompt", "--json", "--out", str(folder)]) == 3
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result["review"]["round"] == 1 and not result["finished"] and result["folder"] == str(folder)
+    assert "Paused for review: the prompts before round 1." in captured.err
+    assert main(["run", "--resume", str(folder)]) == 3  # run --resume DIR says what is pending too
+    assert "waits for an answer" in capsys.readouterr().err
