@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from . import __version__
@@ -38,6 +38,9 @@ from .cli_settings import GENERATION_SETTINGS, LOOP_SETTINGS, add_setting_flags,
 from .config import PRESETS
 from .errors import BackendError, ConfigurationError, MissingDependencyError, RepainterError, ReviewError
 from .progress import ProgressLines as Progress
+
+if TYPE_CHECKING:
+    from .review import ReviewAnswer, ReviewRequest
 
 __all__ = ["build_parser", "main", "subcommand_parsers"]
 
@@ -271,7 +274,7 @@ def _finish(args: argparse.Namespace, folder: Any, result: Any) -> int:
     return EXIT_PAUSED
 
 
-def _describe_pause(path: Path, request: Any) -> str:
+def _describe_pause(path: Path, request: ReviewRequest) -> str:
     """What a paused run waits for a person to review, and the commands that answer it."""
     from .review import describe_request
 
@@ -288,21 +291,17 @@ def _describe_pause(path: Path, request: Any) -> str:
         if request["prompts"]:
             lines.append("Variants proposed for the next round:")
             lines += [f"  {i}. {p}" for i, p in enumerate(request["prompts"], 1)]
-    cmd = _resume_cmd(path)
-    shown = len(request["prompts"])
-    change = (
-        f"{cmd} --prompt TEXT        every candidate renders TEXT"
-        + (f" (or one --prompt per prompt to render, at most {shown})" if shown > 1 else "")
-        if request["kind"] == "prompt"
-        else f"{cmd} --edits TEXT ...    the edits as they should be (the next prompt is revised from them)\n"
-        f"  {cmd} --prompt TEXT        the next round's prompt as written"
-    )
-    lines += [
-        "Answer with one of (add --by NAME and --note TEXT to record who and why):",
-        f"  {cmd} --approve",
-        f"  {change}",
-        f"  {cmd} --stop",
-    ]
+    cmd, shown = _resume_cmd(path), len(request["prompts"])
+    if request["kind"] == "prompt":
+        several = f" (or one --prompt per prompt to render, at most {shown})" if shown > 1 else ""
+        change = [f"{cmd} --prompt TEXT        every candidate renders TEXT{several}"]
+    else:
+        change = [
+            f"{cmd} --edits TEXT ...    the edits as they should be (the next prompt is revised from them)",
+            f"{cmd} --prompt TEXT        the next round's prompt as written",
+        ]
+    lines.append("Answer with one of (add --by NAME and --note TEXT to record who and why):")
+    lines += [f"  {c}" for c in (f"{cmd} --approve", *change, f"{cmd} --stop")]
     return "\n".join(lines)
 
 
@@ -310,7 +309,7 @@ def _resume_cmd(folder: Any) -> str:
     return f"imagerepainter resume {shlex.quote(str(getattr(folder, 'path', folder)))}"
 
 
-def _review_answer(args: argparse.Namespace) -> Any:
+def _review_answer(args: argparse.Namespace) -> ReviewAnswer | None:
     """The ``ReviewAnswer`` the resume flags give, or ``None`` when they give none.
 
     Raises:
