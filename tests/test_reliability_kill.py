@@ -61,7 +61,11 @@ def _recorded_answers(history: Path) -> int:
     """How many model answers the run's history held when the process died."""
     if not history.exists():
         return 0
-    with contextlib.closing(sqlite3.connect(f"file:{history}?mode=ro", uri=True)) as db:
+    # read-write, as resume opens it: a read-only connection cannot roll back what the killed process left
+    with contextlib.closing(sqlite3.connect(history)) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "store" not in tables:  # killed before the history was set up
+            return 0
         return int(db.execute("SELECT count(*) FROM store WHERE key LIKE 'answer:%'").fetchone()[0])
 
 
