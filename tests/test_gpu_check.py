@@ -14,18 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.bench_modules import benchmark_module
+
 REPO = Path(__file__).resolve().parents[1]
 CHECK = REPO / "benchmarks" / "gpu_check.py"
 CLIP_VOCAB = 49408  # the real CLIP tokenizers' vocabulary (the check's tokenizer is smaller)
 
 
 def _check_module():
-    sys.path.insert(0, str(CHECK.parent))
-    try:
-        import gpu_check
-    finally:
-        sys.path.remove(str(CHECK.parent))
-    return gpu_check
+    return benchmark_module("gpu_check")
 
 
 def _count(module) -> int:

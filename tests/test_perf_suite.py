@@ -13,18 +13,14 @@ from pathlib import Path
 import pytest
 
 from imagerepainter.testing.openai_server import OpenAICompatibleServer
+from tests.bench_modules import benchmark_module
 
 REPO = Path(__file__).resolve().parents[1]
 SUITE = REPO / "benchmarks" / "perf_suite.py"
 
 
 def _suite_module():
-    sys.path.insert(0, str(SUITE.parent))
-    try:
-        import perf_suite
-    finally:
-        sys.path.remove(str(SUITE.parent))
-    return perf_suite
+    return benchmark_module("perf_suite")
 
 
 def test_the_critical_path_counts_describe_levels_once_and_every_later_call():
