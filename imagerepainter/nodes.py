@@ -580,6 +580,8 @@ class LoopNodes:
             for i, prompt in enumerate(candidates)
         ]
         outputs: list[GeneratedImage] = []
+        owner = _thread_id()
+        refs: list[ImageRef] = []
         for batch in batches(requests, self.t2i.capabilities.max_batch_size):  # the loop owns batching
             where: _Where = {"node": "generate", "round": round_index, "call": "generate"}
             call_started = time.perf_counter()
@@ -591,6 +593,8 @@ class LoopNodes:
                 ).at(**where)
             outputs.extend(images)
             seconds = round(time.perf_counter() - call_started, 3)  # after each call: per image for a one-image model
+            # stored before the event: the stream's reader wakes at the event and would compete with hashing
+            refs += [put_image(self.store, out.image, owner=owner) for out in images]
             _emit(
                 {
                     "event": "generated",
@@ -600,8 +604,6 @@ class LoopNodes:
                     "seconds": seconds,
                 }
             )
-        owner = _thread_id()
-        refs = [put_image(self.store, out.image, owner=owner) for out in outputs]
         self._prepare_for_critique(refs, cfg)
         pending: list[CandidateRecord] = [
             CandidateRecord(
