@@ -13,6 +13,7 @@ backend protocols, so the suite keeps working while the core is redesigned:
   :mod:`imagerepainter.testing.tiny_models`) whose call sleeps a fixed time per image and returns
   images of the requested size.
 * :func:`stored_bytes` — the bytes a SQLite checkpointer holds (every BLOB and text column).
+* :func:`checkpoint_bytes_by_round` — the same bytes, grouped by the round each checkpoint was in.
 """
 
 from __future__ import annotations
@@ -254,5 +255,42 @@ def stored_bytes(db: Path) -> int:
                 expr = " + ".join(f"COALESCE(LENGTH({c}), 0)" for c in columns)
                 total += conn.execute(f"SELECT COALESCE(SUM({expr}), 0) FROM {table}").fetchone()[0]
         return int(total)
+    finally:
+        conn.close()
+
+
+def _row_bytes(conn: sqlite3.Connection, table: str) -> list[tuple[Any, ...]]:
+    """``(checkpoint_id, bytes of every column)`` for each row of ``table``."""
+    columns = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+    expr = " + ".join(f"COALESCE(LENGTH({c}), 0)" for c in columns)
+    return conn.execute(f"SELECT checkpoint_id, {expr} FROM {table}").fetchall()
+
+
+def checkpoint_bytes_by_round(db: Path) -> dict[int, int]:
+    """The bytes of a finished run's SQLite checkpoints (each checkpoint row and the pending writes
+    stored with it, every column), grouped by the value of the state's ``round`` channel in that
+    checkpoint: group ``r`` holds the checkpoints from closing round ``r`` until just before
+    round ``r + 1`` closes (its critique and generation), group 0 describing and round 1's images.
+
+    Read after the run, from what is stored, so it cannot race the run's own writes (as a reading
+    taken when a progress event arrives can: the node that sent it is still running).
+    """
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+    serde = JsonPlusSerializer()
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        writes: dict[str, int] = {}
+        for checkpoint_id, size in _row_bytes(conn, "writes"):
+            writes[checkpoint_id] = writes.get(checkpoint_id, 0) + int(size)
+        rounds = {
+            checkpoint_id: serde.loads_typed((kind, blob)).get("channel_values", {}).get("round", 0)
+            for checkpoint_id, kind, blob in conn.execute("SELECT checkpoint_id, type, checkpoint FROM checkpoints")
+        }
+        out: dict[int, int] = {}
+        for checkpoint_id, size in _row_bytes(conn, "checkpoints"):
+            r = int(rounds[checkpoint_id] or 0)
+            out[r] = out.get(r, 0) + int(size) + writes.get(checkpoint_id, 0)
+        return dict(sorted(out.items()))
     finally:
         conn.close()

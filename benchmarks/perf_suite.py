@@ -64,6 +64,7 @@ from perf_kit import (
     RisingScorer,
     SleepingT2I,
     Timed,
+    checkpoint_bytes_by_round,
     photo,
     sleeping_pipeline,
     stored_bytes,
@@ -276,9 +277,19 @@ def measure_critical_path(s: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
                     runs[f"{preset}@{size}"].append(one(size, preset))
         floor = client_floor(chat, s)
 
+    # The same figures with each sequential MLLM call costing the delay plus what the chat client
+    # alone costs per request (its text floor, the lowest): how far the loop is from the client itself.
+    per_call = s.mllm_delay + floor["text"] / 1000
+    for items in runs.values():
+        for r in items:
+            beyond = r["critical_path_s"] + r["sequential_mllm_calls"] * floor["text"] / 1000
+            r["ratio_beyond_client"] = r["wall_s"] / beyond
+            if r["describe_s"] is not None:
+                r["describe_in_client_calls"] = r["describe_s"] / per_call
+
     figure1: dict[str, Any] = {"unit": "ratio", "mllm_delay_s": s.mllm_delay, "image_delay_s": s.image_delay}
     for key, items in runs.items():
-        figure1[key] = _summary(items, ("ratio", "wall_s", "critical_path_s", "describe_s"))
+        figure1[key] = _summary(items, ("ratio", "ratio_beyond_client", "wall_s", "critical_path_s", "describe_s"))
     describe_runs = runs[f"default@{s.describe_size}"] + runs[f"paper@{s.describe_size}"]
     in_delays = [r["describe_s"] / s.mllm_delay for r in describe_runs if r["describe_s"] is not None]
     figure2 = {
@@ -287,6 +298,9 @@ def measure_critical_path(s: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
         "median": median(in_delays),
         "describe_s": median([r["describe_s"] for r in describe_runs if r["describe_s"] is not None]),
         "describe_node_s": median([r["describe_node_s"] for r in describe_runs]),
+        "in_client_calls": median(
+            [r["describe_in_client_calls"] for r in describe_runs if r["describe_s"] is not None]
+        ),
         "levels": describe_runs[0]["describe_levels"] if describe_runs else None,
         "mllm_delay_s": s.mllm_delay,
         "samples": in_delays,
@@ -481,22 +495,28 @@ class RoundMeter:
         self._probe["wall"] += time.perf_counter() - wall
         self._probe["cpu"] += time.process_time() - cpu
 
-    def summary(self) -> dict[str, Any]:
-        """Per round from the second on: CPU and wall beyond the backends (ms), and bytes gained."""
+    def summary(self, by_round: dict[int, int] | None = None) -> dict[str, Any]:
+        """Per round from the second on: CPU and wall beyond the backends (ms), and bytes gained.
+
+        ``by_round`` (:func:`checkpoint_bytes_by_round`, read after the run) replaces the
+        checkpoint bytes read at each event: round ``r``'s bytes are then group ``r - 1``, the
+        checkpoints from closing round ``r - 1`` to rendering round ``r``.
+        """
         per_round = [
             {
                 "round": i + 2,
                 "cpu_ms": 1000 * ((b["cpu"] - a["cpu"]) - (b["backend_cpu"] - a["backend_cpu"])),
                 "storage_cpu_ms": 1000 * (b["storage_cpu"] - a["storage_cpu"]),
                 "wall_ms": 1000 * ((b["wall"] - a["wall"]) - (b["backend_wall"] - a["backend_wall"])),
-                "bytes": b["bytes"] - a["bytes"],
+                "bytes": b["bytes"] - a["bytes"] if by_round is None else by_round.get(i + 1, 0),
                 "history_bytes": b["history_bytes"] - a["history_bytes"],
             }
             for i, (a, b) in enumerate(itertools.pairwise(self.marks))
         ]
+        first = self.marks[0]["bytes"] if self.marks else None
         return {
             "per_round": per_round,
-            "round_1_bytes": self.marks[0]["bytes"] if self.marks else None,
+            "round_1_bytes": first if by_round is None else by_round.get(0),
             "total_bytes": stored_bytes(self.db),
             "file_bytes": self.db.stat().st_size,
         }
@@ -569,7 +589,8 @@ def cli_run(size: int, rounds: int) -> dict[str, Any]:
             store.compact()
             conn.close()
             history_conn.close()
-        return {**meter.summary(), "rounds": len(trace.result.rounds), "wall_s": trace.wall}
+        summary = meter.summary(checkpoint_bytes_by_round(meter.db))
+        return {**summary, "rounds": len(trace.result.rounds), "wall_s": trace.wall}
 
 
 REPLICA = {
@@ -813,7 +834,8 @@ def table(figures: dict[str, Any], s: Settings) -> list[dict[str, str]]:
                     _fmt(x.get("ratio")),
                     f"wall {_fmt(x.get('wall_s'))} s, critical {_fmt(x.get('critical_path_s'))} s "
                     f"({x.get('mllm_calls')} MLLM calls in {x.get('sequential_mllm_calls')} sequential steps, "
-                    f"{x.get('images')} images, {x.get('rounds')} rounds)",
+                    f"{x.get('images')} images, {x.get('rounds')} rounds); counting the chat client's own cost "
+                    f"per sequential call (row below) as the model's: {_fmt(x.get('ratio_beyond_client'))}",
                     f"<= {limit}",
                     None if x.get("ratio") is None else x["ratio"] <= limit,
                 )
@@ -823,7 +845,8 @@ def table(figures: dict[str, Any], s: Settings) -> list[dict[str, str]]:
             f"describe stage, in MLLM delays, {f2['size']} px",
             _fmt(f2["median"], 1),
             f"{_fmt(f2['describe_s'])} s to the first prompt ({f2['levels']} levels; the node's own timing "
-            f"{_fmt(f2['describe_node_s'])} s)",
+            f"{_fmt(f2['describe_node_s'])} s); {_fmt(f2.get('in_client_calls'), 1)} in calls of the chat client "
+            "alone (delay plus its own cost, row below)",
             "<= 3.1",
             None if f2["median"] is None else f2["median"] <= 3.1,
         )
@@ -832,8 +855,9 @@ def table(figures: dict[str, Any], s: Settings) -> list[dict[str, str]]:
             row(
                 "the chat client's own cost per request, no loop (ChatOpenAI.invoke direct)",
                 f"{_fmt(floor.get('text'), 1)} ms",
-                f"text; with a 512 px photo {_fmt(floor.get('jpeg_512'), 1)} ms as JPEG, "
-                f"{_fmt(floor.get('png_512'), 1)} ms as PNG: a floor under every sequential MLLM call above",
+                f"beyond the server's delay, same server and delay as the runs; text; with a 512 px photo "
+                f"{_fmt(floor.get('jpeg_512'), 1)} ms as JPEG, {_fmt(floor.get('png_512'), 1)} ms as PNG: a floor "
+                "under every sequential MLLM call above",
                 "(context)",
                 None,
             )

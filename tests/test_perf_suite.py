@@ -51,6 +51,36 @@ def test_inputs_are_photo_like_and_every_candidate_is_distinct():
     assert perf_suite.FIGURES
 
 
+def test_checkpoint_bytes_are_grouped_by_round_after_the_run_and_account_for_every_byte(tmp_path):
+    """Per-round checkpoint bytes come from what is stored, grouped by each checkpoint's round:
+    all of the checkpoint and writes tables are counted once, and every closed round has a group."""
+    import sqlite3
+
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    from imagerepainter import Repainter
+    from imagerepainter.testing import FakeMLLM
+
+    _suite_module()
+    kit = sys.modules["perf_kit"]
+    db = tmp_path / "checkpoint.sqlite"
+    conn = sqlite3.connect(db, check_same_thread=False)
+    reference, _ = kit.photo(32, "no-such-photo.png")
+    with Repainter(
+        mllm=FakeMLLM(),
+        t2i=kit.SleepingT2I(32),
+        scorer=kit.RisingScorer(),
+        checkpointer=SqliteSaver(conn),
+        max_rounds=4,
+    ) as rp:
+        result = rp.run(reference, progress=False)
+    conn.close()
+    by_round = kit.checkpoint_bytes_by_round(db)
+    assert len(result.rounds) == 4 and sorted(by_round) == [0, 1, 2, 3, 4]
+    assert sum(by_round.values()) == kit.stored_bytes(db)  # checkpoints and writes are all there is
+    assert all(size > 0 for size in by_round.values())
+
+
 def test_the_loopback_server_delay_applies_to_each_request_side_by_side():
     body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
     with OpenAICompatibleServer(delay=0.3) as server:
