@@ -307,6 +307,7 @@ def measure_critical_path(s: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
         "n": len(in_delays),
     }
     figure1["client_floor"] = figure2["client_floor"] = floor
+    figure1["wait_penalty"] = wait_penalty(s)
     return figure1, figure2
 
 
@@ -342,6 +343,48 @@ def client_floor(chat: Any, s: Settings) -> dict[str, Any]:
             spent.append(1000 * (time.perf_counter() - start - s.mllm_delay))
         out[name] = median(spent)
     return out
+
+
+def wait_penalty(s: Settings) -> dict[str, Any]:
+    """What a request costs beyond the server's delay when answered at once and when the model
+    takes ``s.mllm_delay``: the same requests, each against its own loopback server (median of 10).
+
+    Measured with the standard library's ``http.client`` (the least code a client can run) and
+    with ``ChatOpenAI.invoke``. When the second figure is the larger, the machine runs the same
+    code slower after waiting (its caches and CPU go cold while the process sleeps), and every
+    step of the loop that follows a model's answer pays it too.
+    """
+    import http.client
+    from functools import partial
+    from urllib.parse import urlsplit
+
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "Describe the picture."}]})
+    out: dict[str, Any] = {"unit": "ms beyond the server's delay, per request", "delay_s": s.mllm_delay}
+    for label, delay in (("at_once", 0.0), ("after_delay", s.mllm_delay)):
+        with loopback_mllm(delay) as chat:
+            url = urlsplit(str(chat.openai_api_base))
+            conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port)
+            raw = partial(_post, conn, f"{url.path}/chat/completions", body)
+            out[f"http_client_{label}"] = _beyond(raw, delay)
+            out[f"chat_openai_{label}"] = _beyond(partial(chat.invoke, "Describe the picture."), delay)
+            conn.close()
+    return out
+
+
+def _post(conn: Any, path: str, body: str) -> None:
+    conn.request("POST", path, body, {"Content-Type": "application/json"})
+    conn.getresponse().read()
+
+
+def _beyond(ask: Callable[[], Any], delay: float, times: int = 10) -> float:
+    """Median milliseconds ``ask()`` takes beyond ``delay`` (after one call to warm up)."""
+    ask()
+    spent = []
+    for _ in range(times):
+        start = time.perf_counter()
+        ask()
+        spent.append(1000 * (time.perf_counter() - start - delay))
+    return statistics.median(spent)
 
 
 def _summary(items: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -839,6 +882,17 @@ def table(figures: dict[str, Any], s: Settings) -> list[dict[str, str]]:
                     f"<= {limit}",
                     None if x.get("ratio") is None else x["ratio"] <= limit,
                 )
+        wait = f1.get("wait_penalty") or {}
+        if wait:
+            row(
+                "a request's own cost, answered at once -> after the model's delay",
+                f"{_fmt(wait.get('chat_openai_at_once'), 1)} -> {_fmt(wait.get('chat_openai_after_delay'), 1)} ms",
+                f"ChatOpenAI.invoke; the standard library's http.client {_fmt(wait.get('http_client_at_once'), 1)} -> "
+                f"{_fmt(wait.get('http_client_after_delay'), 1)} ms: the same code runs slower after waiting "
+                f"{_fmt(wait.get('delay_s'))} s for an answer, on this machine",
+                "(context)",
+                None,
+            )
     if "describe_in_delays" in figures:
         f2 = figures["describe_in_delays"]
         row(
