@@ -55,6 +55,33 @@ def test_tool_calling_only_server_falls_back_once_then_remembers():
     assert first.requests == 2 and second.requests == 1 and mllm.method == "function_calling"
 
 
+def test_the_model_is_bound_once_per_schema_and_a_replaced_model_gets_its_own_binding():
+    """Converting a schema to a strict response_format is paid once, not on every request; a model
+    swapped in later is bound anew, so its requests never go through the old model."""
+    binds: list[str] = []
+
+    class CountingChat(ChatOpenAI):
+        def bind(self, **kwargs):  # type: ignore[override]
+            binds.append(kwargs["response_format"]["json_schema"]["name"])
+            return super().bind(**kwargs)
+
+    answers = {"GlobalDescription": [{"description": "a"}] * 3, "Critique": [CRITIQUE]}
+    with (
+        OpenAICompatibleServer(ScriptedResponder(answers)) as first,
+        OpenAICompatibleServer(ScriptedResponder(answers)) as second,
+    ):
+        mllm = ChatModelMLLM(
+            CountingChat(base_url=first.base_url, api_key=KEY, model="gpt-4o-mini", max_retries=0, timeout=2),
+            retry=FAST,
+        )
+        _ask(mllm, GlobalDescription), _ask(mllm, GlobalDescription), _ask(mllm, Critique)
+        mllm.model = CountingChat(base_url=second.base_url, api_key=KEY, model="gpt-4o-mini", max_retries=0, timeout=2)
+        _ask(mllm, GlobalDescription)
+        served = (len(first.chat_requests), len(second.chat_requests))
+    assert binds == ["GlobalDescription", "Critique", "GlobalDescription"]
+    assert served == (3, 1)
+
+
 def test_plain_text_only_server_gets_json_from_prose():
     answers = ScriptedResponder({"GlobalDescription": [{"description": "in prose"}]}, infer_schema_from_text=True)
     with OpenAICompatibleServer(answers, structured_output="text") as server:

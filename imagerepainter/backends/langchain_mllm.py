@@ -361,7 +361,7 @@ class ChatModelMLLM:
         self._working: StructuredMethod | None = None
         self._worked: set[StructuredMethod] = set()  # every method that has returned a valid answer
         self._lock = threading.Lock()
-        self._runnables: dict[tuple[StructuredMethod, type[BaseModel]], Any] = {}
+        self._runnables: dict[tuple[StructuredMethod, type[BaseModel], int], Any] = {}
         # Only a model that retries by itself sends requests this adapter cannot count from outside.
         self._counts_http = bool(self.model_retries) and _hook_request_counter(model)
         register_model_keys(model)  # masked in every message, whatever its shape
@@ -514,7 +514,7 @@ class ChatModelMLLM:
     def _runnable(self, method: StructuredMethod, schema: type[BaseModel]) -> Any:
         """The model bound for ``method`` and ``schema``, built once: converting a schema to a strict
         ``response_format`` or a tool costs about a millisecond, on every request's critical path."""
-        key = (method, schema)
+        key = (method, schema, id(self.model))  # a binding keeps its model alive: an id is never reused here
         runnable = self._runnables.get(key)
         if runnable is None:
             runnable = self._runnables[key] = self._bind(method, schema)  # a race builds it twice, harmlessly
