@@ -20,6 +20,7 @@ from PIL import Image
 from pydantic import BaseModel, Field
 
 from ..config import GenerationConfig
+from ..errors import ConfigurationError
 from ..images import ImageFormat
 
 __all__ = [
@@ -213,23 +214,83 @@ class T2ICapabilities:
     pixels (:func:`fit_size`); ``None`` leaves the size to the backend."""
     size_multiple: int = 8
     """What ``width`` and ``height`` must be multiples of."""
+    min_side: int = 8
+    """The smallest ``width`` or ``height`` the model renders (never below the settings' 8)."""
+    max_side: int = 4096
+    """The largest ``width`` or ``height`` the model renders (never above the settings' 4096)."""
 
 
-def fit_size(width: int, height: int, *, native_pixels: int, multiple: int = 8) -> tuple[int, int]:
+SIDE_LIMITS = (8, 4096)
+"""The smallest and largest ``width`` / ``height`` any run may render (``GenerationConfig``'s bounds)."""
+
+
+def side_limits(capabilities: Any) -> tuple[int, int]:
+    """The smallest and largest side a backend with ``capabilities`` renders, within :data:`SIDE_LIMITS`
+    and rounded inwards to its ``size_multiple``.
+
+    Example:
+        >>> side_limits(T2ICapabilities(size_multiple=16, max_side=2000))
+        (16, 1984)
+    """
+    multiple = max(1, int(getattr(capabilities, "size_multiple", 8) or 1))
+    low = max(SIDE_LIMITS[0], int(getattr(capabilities, "min_side", SIDE_LIMITS[0])))
+    high = min(SIDE_LIMITS[1], int(getattr(capabilities, "max_side", SIDE_LIMITS[1])))
+    low, high = -(-low // multiple) * multiple, high // multiple * multiple
+    if low > high:
+        raise ConfigurationError(
+            f"No size fits the model: sides from {low} to {high} pixels in multiples of {multiple}. "
+            "Check its T2ICapabilities (min_side, max_side, size_multiple)."
+        )
+    return low, high
+
+
+def fit_size(
+    width: int,
+    height: int,
+    *,
+    native_pixels: int,
+    multiple: int = 8,
+    min_side: int = SIDE_LIMITS[0],
+    max_side: int = SIDE_LIMITS[1],
+) -> tuple[int, int]:
     """``(width, height)`` with the aspect ratio of ``width`` x ``height`` at about ``native_pixels``
-    pixels, each a multiple of ``multiple`` (at least one multiple).
+    pixels, each a multiple of ``multiple`` from ``min_side`` to ``max_side``.
+
+    A shape too long for the limits (a 1x300 line, a 20000x20 strip) is scaled down until its
+    longest side fits, and its shortest side is then raised to ``min_side`` if it must be: the
+    aspect ratio is kept as closely as the limits allow (:func:`size_clamped` tells when it is not).
 
     Example:
         >>> fit_size(451, 300, native_pixels=1024 * 1024, multiple=8)
         (1256, 832)
         >>> fit_size(300, 451, native_pixels=256 * 256, multiple=1)
         (209, 314)
+        >>> fit_size(1, 300, native_pixels=256 * 256, multiple=1), fit_size(20000, 20, native_pixels=256 * 256)
+        ((14, 4096), (4096, 8))
+    """
+    low = -(-max(min_side, 1) // multiple) * multiple
+    high = max(low, max_side // multiple * multiple)
+    scale = (native_pixels / (width * height)) ** 0.5
+    scale = min(scale, max_side / max(width, height))  # the longest side fits
+
+    def side(value: int) -> int:
+        return min(high, max(low, round(value * scale / multiple) * multiple))
+
+    return side(width), side(height)
+
+
+def size_clamped(width: int, height: int, *, native_pixels: int, min_side: int, max_side: int) -> bool:
+    """Whether :func:`fit_size` had to leave the native pixel count's size to fit ``min_side`` to
+    ``max_side`` (so the rendered aspect ratio may differ from the reference's).
+
+    Example:
+        >>> size_clamped(1, 300, native_pixels=256 * 256, min_side=8, max_side=4096)
+        True
+        >>> size_clamped(451, 300, native_pixels=1024 * 1024, min_side=8, max_side=4096)
+        False
     """
     scale = (native_pixels / (width * height)) ** 0.5
-    return (
-        max(multiple, round(width * scale / multiple) * multiple),
-        max(multiple, round(height * scale / multiple) * multiple),
-    )
+    return max(width, height) * scale > max_side or min(width, height) * scale < min_side
 
 
 @runtime_checkable
