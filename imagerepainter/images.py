@@ -30,7 +30,7 @@ import warnings
 import weakref
 import zlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
@@ -193,7 +193,12 @@ ORIGINAL_INFO = "imagerepainter.original"
 ``height`` and ``sha256`` (of its encoded bytes; of its pixels for a PIL image)."""
 
 
-def load_image(source: ImageInput, *, max_pixels: int = 40_000_000, max_side: int | None = None) -> Image.Image:
+def load_image(
+    source: ImageInput,
+    *,
+    max_pixels: int = 40_000_000,
+    max_side: int | Callable[[tuple[int, int]], int] | None = None,
+) -> Image.Image:
     """Read ``source`` into a fully decoded RGB image, or raise a typed error.
 
     The checks run before any model is called: a missing or empty file, bytes that are not
@@ -203,13 +208,16 @@ def load_image(source: ImageInput, *, max_pixels: int = 40_000_000, max_side: in
     costs memory in proportion to the size used, not to its own: a JPEG is decoded at the
     smallest of 1/2, 1/4 or 1/8 scale still at least ``max_side`` (libjpeg's scaled decoding,
     Pillow's ``draft``), then shrunk with LANCZOS; ``image.info[ORIGINAL_INFO]`` keeps the
-    original's size and the SHA-256 of its bytes (the bytes themselves are not kept). An image
+    original's size and SHA-256 (``sha256_of``: of its encoded ``"bytes"``, or of its
+    ``"pixels"`` for a PIL image, as :func:`image_sha256`); the bytes themselves are not kept. An image
     within ``max_side`` is read exactly as without it.
 
     Args:
         source: A path, encoded image bytes, or a PIL image.
         max_pixels: Refuse images with more pixels than this (decompression-bomb guard).
-        max_side: Reduce the image so its longest side is at most this (``None``: never).
+        max_side: Reduce the image so its longest side is at most this (``None``: never); or a
+            function of the upright image's ``(width, height)`` (read from the header, before
+            decoding) that returns it.
 
     Raises:
         InvalidImageError: the source is missing, empty, truncated or not an image.
@@ -222,9 +230,15 @@ def load_image(source: ImageInput, *, max_pixels: int = 40_000_000, max_side: in
             image.load()
         except OSError as exc:
             raise InvalidImageError(f"The image could not be decoded ({exc}).") from None
+        max_side = _side_for(image, max_side)
         if max_side is not None and max(image.size) > max_side:
             known = image.info.get(ORIGINAL_INFO)  # reduced before: the original is the one it came from
-            original = known or {"width": image.width, "height": image.height, "sha256": image_sha256(image)}
+            original = known or {
+                "width": image.width,
+                "height": image.height,
+                "sha256": image_sha256(image),
+                "sha256_of": "pixels",
+            }
             return _reduced(image, max_side, original)
         return _normalise(image)
 
@@ -265,8 +279,15 @@ def load_image(source: ImageInput, *, max_pixels: int = 40_000_000, max_side: in
             ) from None
         _check_size(image.size, max_pixels, what=what)
         original = None
+        max_side = _side_for(image, max_side)
         if max_side is not None and max(image.size) > max_side:
-            original = {"width": image.width, "height": image.height, "sha256": hashlib.sha256(data).hexdigest()}
+            width, height = image.size
+            original = {
+                "width": width,
+                "height": height,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "sha256_of": "bytes",
+            }
             del data  # only its hash is kept
             if image.format == "JPEG":  # decode at 1/2, 1/4 or 1/8 scale, still at least max_side
                 image.draft(None, (max_side, max_side))
@@ -279,6 +300,21 @@ def load_image(source: ImageInput, *, max_pixels: int = 40_000_000, max_side: in
     if original is not None:
         return _reduced(image, max_side, original, own=True)  # type: ignore[arg-type]
     return _normalise(image)
+
+
+_ROTATED = {5, 6, 7, 8}
+"""EXIF orientations that turn the image a quarter: its upright width is its stored height."""
+
+
+def _side_for(image: Image.Image, max_side: int | Callable[[tuple[int, int]], int] | None) -> int | None:
+    """``max_side``, or what it returns for the upright size of ``image`` (from the header: nothing decoded)."""
+    if not callable(max_side):
+        return max_side
+    width, height = image.size
+    with contextlib.suppress(Exception):  # a broken EXIF block: take the stored size
+        if image.getexif().get(0x0112) in _ROTATED:
+            width, height = height, width
+    return max_side((width, height))
 
 
 def _reduced(image: Image.Image, max_side: int, original: dict[str, object], *, own: bool = False) -> Image.Image:

@@ -198,13 +198,12 @@ def config_from_state(dumped: dict[str, Any]) -> RepainterConfig:
     in a process, and not at all when this process prepared the run. A generation size recorded
     outside the settings' limits (by a version before sizes were clamped) is brought within them
     (:func:`~imagerepainter.sizing.repair_recorded_size`), so such runs resume."""
-    key = _config_key(dumped)
+    key = _config_key(repair_recorded_size(dumped))  # a size an older version recorded outside the limits
     with _KNOWN_LOCK:
         known = _KNOWN_CONFIGS.get(key)
     if known is not None:
         return known
-    repaired = repair_recorded_size(dumped)  # a size an older version recorded outside the limits
-    cfg = RepainterConfig.model_validate_json(key) if repaired is dumped else RepainterConfig.model_validate(repaired)
+    cfg = RepainterConfig.model_validate_json(key)
     with _KNOWN_LOCK:
         _KNOWN_CONFIGS[key] = cfg
         while len(_KNOWN_CONFIGS) > 64:

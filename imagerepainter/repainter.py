@@ -40,7 +40,7 @@ from .progress import progress_display
 from .prompts import PROMPT_VERSION
 from .results import Description, RepaintResult
 from .review import ReviewAnswer, ReviewError, ReviewRequest, describe_request, parse_answer
-from .sizing import fit_to_reference, reduction_note, reference_side
+from .sizing import fit_to_reference, reduction_note, reference_side, side_for_run
 from .state import run_finished
 
 if TYPE_CHECKING:
@@ -93,16 +93,19 @@ class _Prepared:
     then read them from the state once the input is applied."""
 
 
-def check_run_inputs(config: RepainterConfig, reference: ImageInput, prompt: str | None) -> Image.Image:
+def check_run_inputs(
+    config: RepainterConfig, reference: ImageInput, prompt: str | None, t2i: TextToImage | None = None
+) -> Image.Image:
     """The checks every run makes before anything is called or created: the prompt, the reference
-    (read, normalised, and reduced to the largest size the run could use: :mod:`imagerepainter.sizing`),
-    and budgets that must fit the first round. Returns the reference image.
+    (read, normalised, and reduced to the largest size the run uses, known from ``t2i`` once it is
+    built: :mod:`imagerepainter.sizing`), and budgets that must fit the first round. Returns the reference image.
 
     ``Repainter`` runs them when it prepares a run; run folders run them before creating a folder.
     """
     if prompt is not None and (not isinstance(prompt, str) or not prompt.strip()):
         raise ConfigurationError("prompt must be a non-empty string, or None to describe the reference.")
-    image = load_image(reference, max_pixels=config.max_reference_pixels, max_side=reference_side(config))
+    side = reference_side(config) if t2i is None else side_for_run(config, t2i)
+    image = load_image(reference, max_pixels=config.max_reference_pixels, max_side=side)
     check_budgets(config, describe=prompt is None)
     return image
 
@@ -376,7 +379,7 @@ class Repainter:
                     f"description must be a Description (from Repainter.describe), not {type(description).__name__}."
                 )
             prompt = description.prompt
-        sized = size_for_reference(cfg, check_run_inputs(cfg, reference, prompt), self.t2i)
+        sized = size_for_reference(cfg, check_run_inputs(cfg, reference, prompt, self.t2i), self.t2i)
         cfg, image = sized.config, sized.image
         if self._graph.get_state({"configurable": {"thread_id": thread_id}}).values:
             raise ThreadInUseError(

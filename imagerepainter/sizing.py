@@ -32,6 +32,7 @@ Example:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from PIL import Image
@@ -40,7 +41,7 @@ from .backends.base import SIDE_LIMITS, fit_size, side_limits, size_clamped
 from .config import RepainterConfig
 from .images import ORIGINAL_INFO
 
-__all__ = ["fit_to_reference", "reduction_note", "reference_side", "repair_recorded_size"]
+__all__ = ["fit_to_reference", "reduction_note", "reference_side", "repair_recorded_size", "side_for_run"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,18 @@ def reference_side(config: RepainterConfig) -> int:
     return max(config.mllm_image_max_side, rendered)
 
 
+def side_for_run(config: RepainterConfig, t2i: Any) -> Callable[[tuple[int, int]], int]:
+    """:func:`reference_side` for a reference of a given upright size, once the rendered size is fitted
+    to it: what :func:`~imagerepainter.images.load_image` reduces to, decided from the file's header.
+
+    Example:
+        >>> from imagerepainter.sandbox import SandboxT2I
+        >>> side_for_run(RepainterConfig(), SandboxT2I())((7360, 4912))
+        768
+    """
+    return lambda size: reference_side(fit_to_reference(config, size, t2i)[0])
+
+
 def reduction_note(image: Image.Image) -> str | None:
     """What :func:`~imagerepainter.images.load_image` reduced ``image`` from, in words; ``None`` if nothing.
 
@@ -106,7 +119,8 @@ def reduction_note(image: Image.Image) -> str | None:
         return None
     return (
         f"The reference ({original['width']}x{original['height']}) was reduced to {image.width}x{image.height}, "
-        f"the largest size any step of the run uses; the original's SHA-256 is {original['sha256']}."
+        f"the largest size any step of the run uses; the SHA-256 of the original's "
+        f"{original.get('sha256_of', 'bytes')} is {original['sha256']}."
     )
 
 

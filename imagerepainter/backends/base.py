@@ -229,8 +229,8 @@ def side_limits(capabilities: Any) -> tuple[int, int]:
     and rounded inwards to its ``size_multiple``.
 
     Example:
-        >>> side_limits(T2ICapabilities(size_multiple=16, max_side=2000))
-        (16, 1984)
+        >>> side_limits(T2ICapabilities(size_multiple=16, max_side=2010))
+        (16, 2000)
     """
     multiple = max(1, int(getattr(capabilities, "size_multiple", 8) or 1))
     low = max(SIDE_LIMITS[0], int(getattr(capabilities, "min_side", SIDE_LIMITS[0])))
