@@ -199,10 +199,7 @@ def without_client_retries(model: Any) -> Any | None:
     """
     if not callable(getattr(model, "model_copy", None)):
         return None
-    options: dict[str, Any] = {"max_retries": 0}
     update: dict[str, Any] = {"max_retries": 0}
-    if "request_timeout" in getattr(type(model), "model_fields", {}) and model.request_timeout is None:
-        options["timeout"] = update["request_timeout"] = DEFAULT_REQUEST_TIMEOUT
     for root_name, name in (("root_client", "client"), ("root_async_client", "async_client")):
         root = getattr(model, root_name, None)
         if root is None:
@@ -212,8 +209,11 @@ def without_client_retries(model: Any) -> Any | None:
             chat, "completions", None
         ):
             return None  # a client this function does not know how to rebuild
-        quiet = root.with_options(**options)
+        unbounded = getattr(root, "timeout", 0) is None  # ChatOpenAI(timeout=None), its default
+        quiet = root.with_options(max_retries=0, **({"timeout": DEFAULT_REQUEST_TIMEOUT} if unbounded else {}))
         update[root_name], update[name] = quiet, quiet.chat.completions
+        if unbounded and root_name == "root_client":
+            update["request_timeout"] = DEFAULT_REQUEST_TIMEOUT
     if "root_client" not in update:
         return None
     return model.model_copy(update=update)
