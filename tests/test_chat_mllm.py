@@ -227,6 +227,24 @@ def test_a_chat_openai_that_retries_itself_gets_the_policys_attempts_and_nothing
     assert mllm.called_model.root_client._client is chat.root_client._client
 
 
+def test_the_policys_retry_after_and_deadline_govern_a_chat_openai_passed_in():
+    """The server asks for 0.2 s each time: the policy caps that at its max_wait and stops at max_elapsed,
+    where the client left to itself would wait out its own retries (5 here) regardless."""
+    import time
+
+    policy = RetryPolicy(max_attempts=10, initial_wait=1.0, max_wait=0.05, max_elapsed=0.3)
+    with OpenAICompatibleServer(ScriptedResponder({})) as server:
+        _always(server, Fault.status(429, retry_after=0.2))
+        chat = ChatOpenAI(base_url=server.base_url, api_key=KEY, model="m", timeout=2, max_retries=5)
+        started = time.monotonic()
+        with pytest.raises(MLLMError, match="kept failing after"):
+            _ask(ChatModelMLLM(chat, retry=policy), GlobalDescription)
+        elapsed = time.monotonic() - started
+        sent = len(server.requests)
+    assert 2 < sent < 10  # stopped by the deadline, not by the attempt count
+    assert elapsed < 0.3 + 0.5, elapsed  # the client's own 5 retries would wait 5 x 0.2 s
+
+
 def test_a_chat_openai_built_without_a_timeout_is_called_with_the_librarys_timeout():
     from imagerepainter.backends.retry import DEFAULT_REQUEST_TIMEOUT
 
