@@ -119,7 +119,8 @@ class JudgmentStore:
         with self._connect() as db:
             for j in judgments:
                 cursor = db.execute(
-                    "INSERT INTO judgments (reference_id, image_a, image_b, choice, rater, record) VALUES (?,?,?,?,?,?)",
+                    "INSERT INTO judgments (reference_id, image_a, image_b, choice, rater, record)"
+                    " VALUES (?,?,?,?,?,?)",
                     (j.reference_id, j.image_a, j.image_b, j.choice, j.rater, j.model_dump_json()),
                 )
                 ids.append(int(cursor.lastrowid or 0))
