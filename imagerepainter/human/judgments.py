@@ -128,7 +128,7 @@ class JudgmentStore:
 
     def judgments(self, *, rater: str | None = None) -> list[Judgment]:
         """Every stored judgment in the order stored (one rater's, with ``rater``)."""
-        query, args = "SELECT record FROM judgments", ()
+        query, args = "SELECT record FROM judgments", tuple[str, ...]()
         if rater is not None:
             query, args = query + " WHERE rater = ?", (rater,)
         with self._connect() as db:
@@ -158,13 +158,13 @@ def read_judgments_file(path: str | os.PathLike[str]) -> list[Judgment]:
     else:
         raise ConfigurationError(f"{path}: judgments are read from .csv or .jsonl files.")
     out = []
-    for line, row in rows:
+    for number, row in rows:
         row.setdefault("source", f"import:{path.name}")
         try:
             out.append(Judgment.model_validate(row))
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise ConfigurationError(f"{path}:{line}: {problems}.") from None
+            raise ConfigurationError(f"{path}:{number}: {problems}.") from None
     return out
 
 
