@@ -367,7 +367,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             specs, args.reference, prompt=args.prompt, overrides=_overrides(args), on_event=progress, unique=unique
         )
     except MissingDependencyError as exc:
-        if args.mllm == args.t2i == "sandbox":
+        if default_scorer(args.mllm, args.t2i) == "sandbox":  # already the offline world: no hint
             raise
         offline = f"imagerepainter run {shlex.quote(args.reference)} --mllm sandbox --t2i sandbox"
         error = MissingDependencyError(f"{exc}; or try it offline first (no key, no GPU, no download): {offline}")
