@@ -130,7 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("reference", nargs="?", help="the reference image (PNG, JPEG, WebP)")
     run.add_argument("--mllm", default="openai:gpt-4o-mini", help="MLLM spec (default: %(default)s)")
     run.add_argument("--t2i", default="diffusers:stabilityai/sdxl-turbo", help="T2I spec (default: %(default)s)")
-    run.add_argument("--scorer", help="scorer spec (default: sandbox when MLLM and T2I are both sandbox, else paper)")
+    run.add_argument(
+        "--scorer",
+        help="scorer spec (default: sandbox when MLLM and T2I are sandbox specs, options or not, else paper)",
+    )
     run.add_argument("--base-url", help="OpenAI-compatible server for an openai: MLLM (else OPENAI_BASE_URL)")
     run.add_argument(
         "--resume", metavar="DIR", help="continue the interrupted run in DIR instead (takes only --json, --quiet)"

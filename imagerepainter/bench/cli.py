@@ -64,8 +64,9 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
         formatter_class=_formatter,
         help="rank text-to-image models by how closely they regenerate a dataset",
         description="Regenerate every reference of DATASET with every --t2i model (the MLLM describes each "
-        "reference once, for all), score the results, and write results.sqlite and the leaderboard into --out. "
-        "Run the same command again to resume; finished cases are never recomputed.",
+        "reference once, for all), score the results, write results.sqlite and the leaderboard into --out, and "
+        "print the ranking. Every argument is checked before the dataset is loaded or --out is touched. Run the "
+        "same command again to resume; finished cases are never recomputed.",
         epilog=EVAL_EXAMPLES,
     )
     ev.add_argument("dataset", help="a folder of images, a JSONL manifest, or a named set (evalref-100)")
@@ -101,7 +102,8 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
         "leaderboard",
         formatter_class=_formatter,
         help="rebuild the leaderboard files from an evaluation's results.sqlite",
-        description="Rebuild leaderboard.csv, leaderboard.md and leaderboard.html from DIR/results.sqlite.",
+        description="Rebuild leaderboard.csv, leaderboard.md, leaderboard.html and leaderboard.json from "
+        "DIR/results.sqlite, and print the ranking.",
         epilog=LEADERBOARD_EXAMPLES,
     )
     lb.add_argument("folder", metavar="DIR", help="the evaluation's --out folder")
