@@ -206,3 +206,17 @@ def test_the_ranking_table_stays_narrow_and_shows_what_is_missing():
     assert all(len(line) <= 100 for line in lines)
     assert lines[2].split()[:4] == ["1", long_name[:27] + "…", "repaint", "29.88"]
     assert lines[3].split() == ["-", "broken", "repaint", "-", "-", "0", "1"]  # no mean, no interval: one failure
+
+
+def test_a_device_is_checked_against_this_machine_only_when_the_cases_run_here(monkeypatch):
+    from imagerepainter.bench.runner import check_evaluation
+    from imagerepainter.errors import ConfigurationError
+
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    arguments = {"mllm": "sandbox", "models": {"a": "sandbox"}, "metrics": ["sandbox", "clip?device=cuda"]}
+    with pytest.raises(ConfigurationError, match="asks for CUDA"):
+        check_evaluation(**arguments)  # the local executor: this machine computes the metric
+    check_evaluation(**arguments, executor="ray")  # Ray actors have their own GPUs: checked there
+    with pytest.raises(ConfigurationError, match="Did you mean 'device'"):
+        check_evaluation(**{**arguments, "metrics": ["sandbox", "clip?devise=cuda"]}, executor="ray")

@@ -377,7 +377,7 @@ def check_installed(*, mllm: Any = None, t2i: Any = None, scorer: Any = None, al
     require_all([*(need for need in found if need is not None), *also])
 
 
-def check_spec(kind: BackendKind, spec: Any) -> None:
+def check_spec(kind: BackendKind, spec: Any, *, device_here: bool = True) -> None:
     """Check a spec string as far as this machine can, without building, loading or calling anything.
 
     The provider must be known (else :class:`UnknownBackendError` with the closest names), the
@@ -385,7 +385,8 @@ def check_spec(kind: BackendKind, spec: Any) -> None:
     backend takes, with values of the declared types. Options of a backend whose packages are not
     installed cannot be read here: :func:`check_installed` names what to install for it. An MLLM
     spec naming a LangChain chat-model provider (``anthropic:<model>``) is left to LangChain.
-    Objects and ``None`` are not specs: nothing to check.
+    Objects and ``None`` are not specs: nothing to check. With ``device_here=False`` (the backend
+    will run on another machine, e.g. a Ray actor) a ``device`` is not checked against this one.
 
     Raises:
         UnknownBackendError: no backend answers to the spec's provider.
@@ -411,7 +412,7 @@ def check_spec(kind: BackendKind, spec: Any) -> None:
     from .._imports import is_available
 
     if all(is_available(module) for module in checked.entry.requires):
-        check_options(checked.entry, parse_spec(spec)[2])
+        check_options(checked.entry, parse_spec(spec)[2], device_here=device_here)
 
 
 def check_backends(*, mllm: Any, t2i: Any, scorer: Any = None, also: tuple[Need, ...] = ()) -> Any:
@@ -566,9 +567,10 @@ def _quote(name: str, value: Any) -> str:
     return "a value that is not shown (the option may hold a credential)" if may_hold_secret(name) else shown(value)
 
 
-def check_options(entry: BackendEntry, options: Mapping[str, str]) -> dict[str, Any]:
+def check_options(entry: BackendEntry, options: Mapping[str, str], *, device_here: bool = True) -> dict[str, Any]:
     """Return a spec's ``options`` converted to the types ``entry`` declares, or raise ConfigurationError
     for the first option it does not take (naming the closest) or a value that cannot be converted.
+    A ``device`` is checked against this machine's torch unless ``device_here`` is False.
 
     Example:
         >>> ssim = BackendEntry("scorer", "ssim", "imagerepainter.scorers:SSIMScorer", model="none")
@@ -585,7 +587,7 @@ def check_options(entry: BackendEntry, options: Mapping[str, str]) -> dict[str, 
             )
     converted = {name: _convert(value, name, accepted[name]) for name, value in options.items()}
     device = converted.get("device")
-    if isinstance(device, str) and (entry.device_extra or _asks_for_an_accelerator(device)):
+    if device_here and isinstance(device, str) and (entry.device_extra or _asks_for_an_accelerator(device)):
         from .._loading import check_device
 
         converted["device"] = check_device(device, extra=entry.device_extra or "all", purpose=f"the {entry.label}")

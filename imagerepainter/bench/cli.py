@@ -145,7 +145,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "max_concurrency": args.max_concurrency,
     }
-    check_evaluation(**arguments)  # before the dataset is loaded (or downloaded) and before --out is touched
+    check_evaluation(
+        **arguments, executor=args.executor
+    )  # before the dataset is loaded (or downloaded) and before --out is touched
     cache = os.environ.get("IMAGEREPAINTER_CACHE_DIR")
     dataset = load_dataset(args.dataset, cache_dir=Path(cache) / "datasets" if cache else None)
     if dataset.licence:

@@ -109,14 +109,15 @@ _OWN_OPTIONS: dict[str, tuple[Callable[..., None], str | None]] = {
 """The metrics that are not scorers: where their options are declared, and the extra their device needs."""
 
 
-def metric_options(provider: str, options: dict[str, str]) -> dict[str, Any]:
+def metric_options(provider: str, options: dict[str, str], *, device_here: bool = True) -> dict[str, Any]:
     """The options of ``judge``, ``lpips`` or ``dreamsim`` checked and converted by the registry's one
-    option checker (names with a did-you-mean, types, a ``device`` this machine can use)."""
+    option checker (names with a did-you-mean, types, a ``device`` this machine can use unless
+    ``device_here`` is False)."""
     from ..backends.registry import BackendEntry, check_options
 
     declared, device_extra = _OWN_OPTIONS[provider]
     entry = BackendEntry("scorer", provider, declared, options=declared, model="none", device_extra=device_extra)
-    return check_options(entry, options)
+    return check_options(entry, options, device_here=device_here)
 
 
 def check_judge_options(*, repeats: int = 1, max_side: int = 768) -> None:
@@ -160,14 +161,15 @@ def named_twice(name: str, first: str, second: str) -> ConfigurationError:
     )
 
 
-def check_metrics(names: Sequence[str] | str, *, mllm: Any = None) -> None:
+def check_metrics(names: Sequence[str] | str, *, mllm: Any = None, device_here: bool = True) -> None:
     """Check metric names and options as ``resolve_metrics`` would, without loading or building anything.
 
     Names no metric or scorer answers to (with the closest names), unknown options, values of the
     wrong type or out of range, a part the judge does not give, two metrics under one name, and
     ``judge`` without ``mllm`` are refused here; a scorer spec is checked by
     :func:`~imagerepainter.backends.registry.check_spec` (its options when its packages are
-    installed). The parts of a scorer (``paper.clip``) are known only once it is built.
+    installed). The parts of a scorer (``paper.clip``) are known only once it is built. With
+    ``device_here=False`` (metrics computed on other machines) a ``device`` is not checked here.
 
     Example:
         >>> check_metrics("sandbox, ssim?kernel_size=7, judge.semantic", mllm="sandbox")
@@ -186,11 +188,11 @@ def check_metrics(names: Sequence[str] | str, *, mllm: Any = None) -> None:
         provider, model, options = parse_spec(item.base_spec)
         if provider not in _OWN_OPTIONS or model is not None:
             try:
-                check_spec("scorer", item.base_spec)
+                check_spec("scorer", item.base_spec, device_here=device_here)
             except UnknownBackendError:
                 raise unknown_metric(item.base_spec) from None
             continue
-        checked = metric_options(provider, options)
+        checked = metric_options(provider, options, device_here=device_here)
         if provider == "judge":
             if mllm is None:
                 raise ConfigurationError(JUDGE_NEEDS_AN_MLLM)

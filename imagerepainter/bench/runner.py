@@ -165,22 +165,11 @@ def evaluate(
         ConfigurationError: a bad argument, found before any model is loaded or called.
     """
     start = time.perf_counter()
-    plan = _plan(
-        dataset,
-        mllm=mllm,
-        models=models,
-        modes=modes,
-        metrics=metrics,
-        scorer=scorer,
-        preset=preset,
-        settings=settings,
-        seed=seed,
-        limit=limit,
-        categories=categories,
-        per_category=per_category,
-        max_concurrency=max_concurrency,
-        device_slots=device_slots,
-    )
+    checked = _check_arguments(mllm=mllm, models=models, modes=modes, metrics=metrics, scorer=scorer, preset=preset,
+                               settings=settings, seed=seed, max_concurrency=max_concurrency,
+                               device_slots=device_slots, executor=executor)  # fmt: skip
+    plan = _plan(dataset, checked, mllm=mllm, models=models, seed=seed, limit=limit, categories=categories,
+                 per_category=per_category, device_slots=device_slots)  # fmt: skip
     store = ResultsStore(out)
     store.set_meta("primary_metric", primary_metric(plan.metrics))
     status = store.case_status(job.case_id for job in plan.jobs)
@@ -245,13 +234,14 @@ class _Checked:
 def check_evaluation(*, mllm: Any, models: Mapping[str, Any], modes: Sequence[Mode] = ("single", "repaint"),
                      metrics: Sequence[str] = ("paper",), scorer: Any = None, preset: str = "default",
                      settings: Mapping[str, Any] | None = None, seed: int = 0, max_concurrency: int = 4,
-                     device_slots: int = 1) -> None:  # fmt: skip
+                     device_slots: int = 1, executor: Any = "local") -> None:  # fmt: skip
     """Check the arguments of :func:`evaluate` that are not the dataset, loading, building and writing nothing.
 
     :func:`evaluate` runs the same checks first; call this before an expensive step of your own
     (the command line calls it before it loads or downloads the dataset). In order: model names,
     every spec (models, MLLM, metrics, scorer; a typo is named with the closest names), modes,
-    settings, then the packages of what is really used (every missing extra in one error).
+    settings, then the packages of what is really used (every missing extra in one error). A
+    ``device`` in a spec is checked against this machine only with the local executor.
 
     Raises:
         ConfigurationError: a bad argument (UnknownBackendError for a name nothing answers to).
@@ -266,14 +256,16 @@ text-to-image spec. Did you mean 'fidelity'? Accepted options: default_size, fid
     """
     _check_arguments(mllm=mllm, models=models, modes=modes, metrics=metrics, scorer=scorer, preset=preset,
                      settings=settings, seed=seed, max_concurrency=max_concurrency,
-                     device_slots=device_slots)  # fmt: skip
+                     device_slots=device_slots, executor=executor)  # fmt: skip
 
 
 def _check_arguments(*, mllm: Any, models: Mapping[str, Any], modes: Sequence[Mode], metrics: Sequence[str],
                      scorer: Any, preset: str, settings: Mapping[str, Any] | None, seed: int, max_concurrency: int,
-                     device_slots: int) -> _Checked:  # fmt: skip
+                     device_slots: int, executor: Any) -> _Checked:  # fmt: skip
     from ..backends.registry import check_spec
     from .metric_specs import check_metrics
+
+    here = executor == "local" or isinstance(executor, LocalExecutor)  # else devices are checked where cases run
 
     if not models:
         raise ConfigurationError(
@@ -285,13 +277,13 @@ def _check_arguments(*, mllm: Any, models: Mapping[str, Any], modes: Sequence[Mo
                 f"Model name {name!r} is not usable; use letters, digits and . _ + - (up to 64, e.g. 'sdxl-turbo')."
             )
     _refuse_credentials(mllm, models, scorer)
-    _check_model_specs(models)
+    _check_model_specs(models, device_here=here)
     check_spec("mllm", mllm)
     metrics = tuple(dict.fromkeys(str(m) for m in metrics))
     if not metrics:
         raise ConfigurationError("metrics is empty; give at least one, e.g. ['paper'].")
-    check_metrics(metrics, mllm=mllm)
-    check_spec("scorer", scorer)
+    check_metrics(metrics, mllm=mllm, device_here=here)
+    check_spec("scorer", scorer, device_here=here)
     modes = tuple(dict.fromkeys(modes))
     if not modes or any(m not in MODE_SETTINGS for m in modes):
         raise ConfigurationError(f"modes must be among {sorted(MODE_SETTINGS)}, got {list(modes)!r}.")
@@ -308,14 +300,9 @@ def _check_arguments(*, mllm: Any, models: Mapping[str, Any], modes: Sequence[Mo
     return _Checked(modes, metrics, scorer, config)
 
 
-def _plan(dataset: Any, *, mllm: Any, models: Mapping[str, Any], modes: Sequence[Mode], metrics: Sequence[str],
-          scorer: Any, preset: str, settings: Mapping[str, Any] | None, seed: int, limit: int | None,
-          categories: Sequence[str] | None, per_category: int | None, max_concurrency: int,
-          device_slots: int) -> _Plan:  # fmt: skip
-    """Check every argument and list the cases, before any model is loaded or called."""
-    checked = _check_arguments(mllm=mllm, models=models, modes=modes, metrics=metrics, scorer=scorer, preset=preset,
-                               settings=settings, seed=seed, max_concurrency=max_concurrency,
-                               device_slots=device_slots)  # fmt: skip
+def _plan(dataset: Any, checked: _Checked, *, mllm: Any, models: Mapping[str, Any], seed: int, limit: int | None,
+          categories: Sequence[str] | None, per_category: int | None, device_slots: int) -> _Plan:  # fmt: skip
+    """List the cases of the checked arguments, before any model is loaded or called."""
     modes, metrics, scorer, config = checked.modes, checked.metrics, checked.scorer, checked.config
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
     data = data.select(categories=categories, per_category=per_category, limit=limit)
@@ -362,14 +349,14 @@ def _check_installed(mllm: Any, models: Mapping[str, Any], scorer: Any, metrics:
     require_all(dict.fromkeys(need for need in found if need is not None))  # each need once
 
 
-def _check_model_specs(models: Mapping[str, Any]) -> None:
+def _check_model_specs(models: Mapping[str, Any], *, device_here: bool) -> None:
     """Check each model's spec (provider and options), without loading anything; the error names the model."""
     from ..backends.registry import check_spec
     from ..errors import UnknownBackendError
 
     for name, spec in models.items():
         try:
-            check_spec("t2i", spec)
+            check_spec("t2i", spec, device_here=device_here)
         except UnknownBackendError as exc:
             raise UnknownBackendError(f"Model {name!r}: {exc}", spec=exc.spec, suggestions=exc.suggestions) from None
         except ConfigurationError as exc:
