@@ -130,7 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("reference", nargs="?", help="the reference image (PNG, JPEG, WebP)")
     run.add_argument("--mllm", default="openai:gpt-4o-mini", help="MLLM spec (default: %(default)s)")
     run.add_argument("--t2i", default="diffusers:stabilityai/sdxl-turbo", help="T2I spec (default: %(default)s)")
-    run.add_argument("--scorer", help="scorer spec (default: sandbox when MLLM and T2I are both sandbox, else paper)")
+    run.add_argument(
+        "--scorer",
+        help="scorer spec (default: sandbox when MLLM and T2I are sandbox specs, options or not, else paper)",
+    )
     run.add_argument("--base-url", help="OpenAI-compatible server for an openai: MLLM (else OPENAI_BASE_URL)")
     run.add_argument(
         "--resume", metavar="DIR", help="continue the interrupted run in DIR instead (takes only --json, --quiet)"
@@ -367,7 +370,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             specs, args.reference, prompt=args.prompt, overrides=_overrides(args), on_event=progress, unique=unique
         )
     except MissingDependencyError as exc:
-        if args.mllm == args.t2i == "sandbox":
+        if default_scorer(args.mllm, args.t2i) == "sandbox":  # already the offline world: no hint
             raise
         offline = f"imagerepainter run {shlex.quote(args.reference)} --mllm sandbox --t2i sandbox"
         error = MissingDependencyError(f"{exc}; or try it offline first (no key, no GPU, no download): {offline}")

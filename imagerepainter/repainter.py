@@ -28,7 +28,7 @@ from PIL import Image
 
 from . import __version__
 from .backends.base import MLLM, Scorer, TextToImage, check_generation_settings
-from .backends.registry import check_installed, resolve_mllm, resolve_scorer, resolve_t2i
+from .backends.registry import check_backends, resolve_mllm, resolve_scorer, resolve_t2i
 from .config import RepainterConfig
 from .convergence import check_budgets
 from .errors import BackendError, CapabilityError, ConfigurationError, IncompleteRunError, ThreadInUseError
@@ -170,7 +170,8 @@ class Repainter:
             diffusers pipeline, a :class:`~imagerepainter.backends.TextToImage`, or a callable
             ``fn(prompt, *, seed, ...) -> PIL.Image``.
         scorer: Image-image similarity: ``"paper"`` (0.5 CLIP + 0.5 DINOv2), ``"clip"``,
-            ``"dinov2"``, ``"ssim"``, ``"psnr"``, ``"sandbox"`` or a scorer object.
+            ``"dinov2"``, ``"ssim"``, ``"psnr"``, ``"sandbox"`` or a scorer object. Default:
+            ``"sandbox"`` when ``mllm`` and ``t2i`` are sandbox specs, else ``"paper"``.
         preset: ``"default"`` or ``"paper"`` (see :mod:`imagerepainter.config`).
         config: Settings; overrides the preset. Keyword ``**settings`` override both.
         store: Where images are kept (default: in memory). Use a ``DirectoryImageStore`` for
@@ -198,7 +199,7 @@ class Repainter:
         *,
         mllm: Any,
         t2i: Any,
-        scorer: Any = "paper",
+        scorer: Any = None,
         preset: str = "default",
         config: RepainterConfig | None = None,
         store: ImageStore | None = None,
@@ -210,7 +211,8 @@ class Repainter:
     ) -> None:
         base = config if config is not None else RepainterConfig.from_preset(preset)
         self.config = base.with_overrides(**settings)
-        check_installed(mllm=mllm, t2i=t2i, scorer=scorer)  # every missing extra in one message
+        # Every spec first (a typo is named as one), then the scorer, then every missing extra in one message.
+        scorer = check_backends(mllm=mllm, t2i=t2i, scorer=scorer)
         self.mllm: MLLM = resolve_mllm(mllm)
         self.t2i: TextToImage = resolve_t2i(t2i)
         self.scorer: Scorer = resolve_scorer(scorer)

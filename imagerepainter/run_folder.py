@@ -56,7 +56,7 @@ from ._files import atomic_write
 from ._imports import Need
 from ._secrets import is_secret_name, redact, url_credentials
 from ._sqlite import check_database
-from .backends.registry import check_installed, parse_spec
+from .backends.registry import check_backends, check_installed, parse_spec
 from .config import RepainterConfig
 from .errors import ConfigurationError, RepainterError, ThreadInUseError
 from .graph import ROUND_CLOSING_NODE
@@ -146,13 +146,16 @@ def _refuse_credentials(specs: BackendSpecs) -> None:
 
 
 def _check_installed(specs: BackendSpecs, build: Callable[..., Repainter] | None) -> None:
-    """Name every missing extra (the backends' and the folder's) in one error, before anything is created.
+    """Check the specs (a typo is named as one), then name every missing extra (the backends' and
+    the folder's) in one error, before anything is created.
 
     A ``build`` function may pass objects instead of what the specs name: then only the folder's
     own packages are checked.
     """
-    backends = {"mllm": specs.mllm, "t2i": specs.t2i, "scorer": specs.scorer} if build is None else {}
-    check_installed(**backends, also=(_FOLDER_NEEDS,))
+    if build is None:
+        check_backends(mllm=specs.mllm, t2i=specs.t2i, scorer=specs.scorer, also=(_FOLDER_NEEDS,))
+    else:
+        check_installed(also=(_FOLDER_NEEDS,))
 
 
 def _resumed(kept: RepaintResult | None, *, finished: bool) -> RepaintEvent:
