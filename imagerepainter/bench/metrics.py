@@ -84,14 +84,19 @@ __all__ = [
     "BUILTIN_METRICS",
     "JUDGE_INSTRUCTION",
     "BenchMetric",
+    "MetricEntry",
     "MetricUnavailableError",
     "check_metrics",
     "compute_metrics",
     "describe_metrics",
     "judge_mllm",
     "metric_details",
+    "metric_entries",
     "resolve_metrics",
 ]
+
+PERCEPTUAL_NEEDS = {"lpips": ("torch", "torchvision", "lpips"), "dreamsim": ("torch", "torchvision", "dreamsim")}
+"""The packages each learned perceptual distance imports (all installed by the ``perceptual`` extra)."""
 
 JUDGE_INSTRUCTION = (
     "You are grading an image-regeneration benchmark. The FIRST image is the reference; the SECOND is an "
@@ -465,7 +470,7 @@ class _LPIPSPass(_Pass):
         super().__init__(name, spec)
         if net not in ("alex", "vgg", "squeeze"):
             raise ConfigurationError(f"lpips net must be 'alex', 'vgg' or 'squeeze', got {net!r}.")
-        module = _import_perceptual(name, "lpips", ("torch", "torchvision", "lpips"))
+        module = _import_perceptual(name, "lpips", PERCEPTUAL_NEEDS["lpips"])
         self.net, self.device = net, device  # the device was checked with the options
         try:
             self.model = module.LPIPS(net=net, verbose=False).eval().to(device)
@@ -504,7 +509,7 @@ class _DreamSimPass(_Pass):
 
     def __init__(self, name: str, spec: str, *, dreamsim_type: str = "ensemble", device: str = "cpu") -> None:
         super().__init__(name, spec)
-        module = _import_perceptual(name, "dreamsim", ("torch", "torchvision", "dreamsim"))
+        module = _import_perceptual(name, "dreamsim", PERCEPTUAL_NEEDS["dreamsim"])
         self.dreamsim_type, self.device = dreamsim_type, device  # checked with the options
         try:
             self.model, self.preprocess = module.dreamsim(pretrained=True, device=device, dreamsim_type=dreamsim_type)
@@ -554,6 +559,53 @@ def _import_perceptual(metric: str, module: str, needs: tuple[str, ...]) -> Any:
             metric=metric,
             missing=(broken,),
         ) from None
+
+
+# ----------------------------------------------------------------------------- what is installed
+
+
+@dataclass(frozen=True)
+class MetricEntry:
+    """One built-in metric as ``imagerepainter backends`` lists it: what it needs, and what installs it."""
+
+    name: str
+    higher_is_better: bool
+    requires: tuple[str, ...]
+    """The optional packages it imports (none: plain numpy, or the MLLM it asks)."""
+    extra: str | None
+    """The extra of ``imagerepainter`` that installs :attr:`requires`."""
+    needs_mllm: bool = False
+    """It asks an MLLM (``--mllm`` on the command line, ``mllm=`` in Python)."""
+
+    def missing(self) -> list[str]:
+        """The packages of :attr:`requires` that cannot be imported here (found without importing them)."""
+        return [module for module in self.requires if not is_available(module)]
+
+
+def metric_entries() -> list[MetricEntry]:
+    """The built-in metrics in :data:`BUILTIN_METRICS` order, without importing anything heavy.
+
+    The embedding and pixel metrics need what their scorer of the same name needs (the
+    registry's entry says); ``lpips`` and ``dreamsim`` need :data:`PERCEPTUAL_NEEDS`.
+
+    Example:
+        >>> [(e.name, e.extra, e.needs_mllm) for e in metric_entries() if e.name in ("psnr", "judge", "lpips")]
+        [('psnr', None, False), ('judge', None, True), ('lpips', 'perceptual', False)]
+    """
+    from ..backends.registry import backend_entries
+
+    scorers = {entry.provider: entry for entry in backend_entries() if entry.kind == "scorer"}
+    entries = []
+    for name in BUILTIN_METRICS:
+        if name in PERCEPTUAL_NEEDS:
+            entries.append(MetricEntry(name, False, PERCEPTUAL_NEEDS[name], "perceptual"))
+        elif name == "judge":
+            entries.append(MetricEntry(name, True, (), None, needs_mllm=True))
+        else:
+            scorer = scorers[name]
+            extra = scorer.need.extra if scorer.requires else None
+            entries.append(MetricEntry(name, True, scorer.requires, extra))
+    return entries
 
 
 # ----------------------------------------------------------------------------- resolution
