@@ -27,7 +27,7 @@ from langgraph.types import Command
 from PIL import Image
 
 from . import __version__
-from .backends.base import MLLM, Scorer, TextToImage, check_generation_settings
+from .backends.base import MLLM, Scorer, TextToImage, check_generation_settings, check_scorer_reference
 from .backends.registry import check_backends, resolve_mllm, resolve_scorer, resolve_t2i
 from .config import RepainterConfig
 from .convergence import check_budgets
@@ -383,6 +383,7 @@ class Repainter:
             prompt = description.prompt
         sized = size_for_reference(cfg, check_run_inputs(cfg, reference, prompt, self.t2i), self.t2i)
         cfg, image = sized.config, sized.image
+        check_scorer_reference(self.scorer, image)
         if self._graph.get_state({"configurable": {"thread_id": thread_id}}).values:
             raise ThreadInUseError(
                 f"Thread {thread_id!r} already holds a run. Continue it with resume({thread_id!r}), or pass a new "

@@ -90,6 +90,50 @@ def test_a_size_no_model_limit_allows_is_refused_before_any_call(tmp_path):
     assert mllm.calls == []
 
 
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_reference_the_scorer_cannot_use_is_refused_before_any_call(tmp_path, shape):
+    """SSIM needs a reference larger than its window: a 1x300 line is refused while preparing, not in ``score``."""
+    mllm = FakeMLLM()
+    rp = Repainter(mllm=mllm, t2i="sandbox", scorer="ssim", max_rounds=1)
+    with pytest.raises(ConfigurationError, match="not larger than the SSIM window"):
+        rp.run(_line(tmp_path, shape))
+    assert mllm.calls == []
+
+
+def test_the_ssim_refusal_names_a_window_that_fits_or_another_scorer(tmp_path):
+    strip = _line(tmp_path, (20000, 20))  # read as 4096x4: a 3-pixel window fits
+    with pytest.raises(ConfigurationError, match="pass kernel_size=3 or smaller"):
+        Repainter(mllm=FakeMLLM(), t2i="sandbox", scorer="ssim", max_rounds=1).run(strip)
+    result = Repainter(mllm="sandbox", t2i="sandbox", scorer="ssim?kernel_size=3", max_rounds=1).run(strip)
+    assert result.best is not None and result.best.score is not None
+    with pytest.raises(ConfigurationError, match="choose another scorer"):
+        Repainter(mllm=FakeMLLM(), t2i="sandbox", scorer="ssim", max_rounds=1).run(_line(tmp_path, (1, 300)))
+
+
+def test_the_command_line_refuses_a_reference_the_scorer_cannot_use_in_one_line(tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "imagerepainter.cli",
+            "run",
+            str(_line(tmp_path, (1, 300))),
+            *_SANDBOX,
+            "--scorer",
+            "ssim",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().count("\n") == 0 and "SSIM window" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_fitted_sizes_keep_the_aspect_as_closely_as_the_limits_allow():
     caps = T2ICapabilities(native_pixels=1024 * 1024, size_multiple=16, min_side=256, max_side=2048)
     low, high = side_limits(caps)

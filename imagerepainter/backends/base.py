@@ -37,6 +37,7 @@ __all__ = [
     "GENERATION_FIELDS",
     "batches",
     "check_generation_settings",
+    "check_scorer_reference",
     "fit_size",
 ]
 
@@ -364,3 +365,27 @@ class Scorer(Protocol):
     def score(self, prepared: Any, candidates: Sequence[Image.Image]) -> list[float]:
         """Score every candidate against the prepared reference, in order."""
         ...
+
+
+def check_scorer_reference(scorer: Any, reference: Image.Image) -> None:
+    """Ask ``scorer`` whether it can compare with ``reference``, before any paid call.
+
+    A scorer may define ``check_reference(reference)``, a cheap check that raises
+    :class:`~imagerepainter.errors.ConfigurationError` for a reference it cannot score against
+    (SSIM refuses one not larger than its window). A run calls it when it prepares, so such a
+    reference is refused before the MLLM describes it, not in the first ``score`` step.
+    Scorers without the method accept every reference; a composite asks each of its parts.
+
+    Example:
+        >>> from PIL import Image
+        >>> from imagerepainter.scorers import SSIMScorer
+        >>> check_scorer_reference(SSIMScorer(), Image.new("RGB", (64, 64)))  # fine
+        >>> check_scorer_reference(SSIMScorer(), Image.new("RGB", (1, 300)))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        imagerepainter.errors.ConfigurationError: The reference is 1x300, ...; choose another scorer (e.g. 'psnr' ...).
+    """
+    for part in getattr(scorer, "scorers", None) or (scorer,):
+        check = getattr(part, "check_reference", None)
+        if callable(check):
+            check(reference)
