@@ -34,10 +34,10 @@ from urllib.parse import quote, urlsplit
 from . import __version__
 from ._secrets import redact
 from .bench.cli import add_commands as add_bench_commands
-from .human.cli import add_commands as add_human_commands
 from .cli_settings import GENERATION_SETTINGS, LOOP_SETTINGS, add_setting_flags, int_in, setting_overrides
 from .config import PRESETS
 from .errors import BackendError, ConfigurationError, MissingDependencyError, RepainterError, ReviewError
+from .human.cli import add_commands as add_human_commands
 from .progress import ProgressLines as Progress
 
 if TYPE_CHECKING:

@@ -118,20 +118,22 @@ class _BodyAttrs(HTMLParser):
             self.attrs = {k: v or "" for k, v in attrs}
 
 
-def probe(page: Path, *, window: tuple[int, int] = (1280, 2000), timeout: float = 60.0) -> dict[str, str]:
-    """Load a copy of ``page`` with :data:`PROBE_JS` and return ``<body>``'s attributes after ``load``.
+def probe(
+    page: Path, *, window: tuple[int, int] = (1280, 2000), timeout: float = 60.0, script: str = PROBE_JS
+) -> dict[str, str]:
+    """Load a copy of ``page`` with ``script`` (:data:`PROBE_JS`) and return ``<body>``'s attributes after ``load``.
 
     The copy sits next to ``page`` (so relative image links resolve the same) and is removed
     afterwards. Keys are as in the DOM, e.g. ``data-images-loaded``.
     """
     source = page.read_text(encoding="utf-8")
-    digest = base64.b64encode(hashlib.sha256(PROBE_JS.encode()).digest()).decode()
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
     source, n = re.subn(
         r'(http-equiv="Content-Security-Policy" content=")', rf"\1script-src 'sha256-{digest}'; ", source, count=1
     )
     if n != 1:
         raise AssertionError("the page has no Content-Security-Policy meta tag")
-    source = source.replace("</body>", f"<script>{PROBE_JS}</script></body>", 1)
+    source = source.replace("</body>", f"<script>{script}</script></body>", 1)
     copy = page.with_name(f".probe-{page.name}")
     copy.write_text(source, encoding="utf-8")
     try:

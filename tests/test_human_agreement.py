@@ -28,9 +28,7 @@ skimage_metrics = pytest.importorskip("skimage.metrics")
 
 
 def row(ref, a, b, choice, values, *, rater="ann", repeat=False, hib=True, systems=None, created=0.0):
-    j = Judgment(
-        reference_id=ref, image_a=a, image_b=b, choice=choice, rater=rater, repeat=repeat, created=created
-    )
+    j = Judgment(reference_id=ref, image_a=a, image_b=b, choice=choice, rater=rater, repeat=repeat, created=created)
     return ScoredJudgment(j, {"m": values}, {"m": hib}, systems=systems)
 
 
@@ -66,8 +64,7 @@ def test_majority_uses_each_raters_first_answer_and_leaves_out_split_pairs():
 def test_the_bootstrap_is_seeded_and_ignores_the_order_of_the_judgments():
     rng = random.Random(3)
     rows = [
-        row(f"r{k % 7}", "x", "y", rng.choice("ab"), (rng.random(), rng.random()), rater=f"p{k % 3}")
-        for k in range(60)
+        row(f"r{k % 7}", "x", "y", rng.choice("ab"), (rng.random(), rng.random()), rater=f"p{k % 3}") for k in range(60)
     ]
     first = metric_agreement(rows, "m", seed=5)
     shuffled = rows[:]

@@ -3,10 +3,7 @@ the fitted blend as a scorer, and the page in headless Chromium."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-import re
 import shutil
 from pathlib import Path
 
@@ -107,8 +104,8 @@ def test_metrics_named_on_the_command_line_are_computed_on_the_best_images(evalu
 
 def main_raises(argv):
     """Run the command's handler without main()'s error handling, to see the exception itself."""
-    from imagerepainter.human.cli import _cmd_agreement
     from imagerepainter.cli import build_parser
+    from imagerepainter.human.cli import _cmd_agreement
 
     return _cmd_agreement(build_parser().parse_args(argv))
 
@@ -131,8 +128,30 @@ def test_the_fitted_blend_is_a_scorer_for_eval_and_the_loop(evaluation, report, 
     assert held["low"] <= held["value"] <= held["high"] and held["value"] > 0.6
     path = evaluation / "blend.json"
     out = tmp_path / "eval"
-    argv = ["eval", "sandbox-scenes", "--mllm", "sandbox", "--t2i", "a=sandbox", "--metrics", f"people=blend:{path},ssim"]
-    argv += ["--max-rounds", "1", "--variants", "1", "--height", "64", "--width", "64", "--limit", "1", "--out", str(out)]
+    argv = [
+        "eval",
+        "sandbox-scenes",
+        "--mllm",
+        "sandbox",
+        "--t2i",
+        "a=sandbox",
+        "--metrics",
+        f"people=blend:{path},ssim",
+    ]
+    argv += [
+        "--max-rounds",
+        "1",
+        "--variants",
+        "1",
+        "--height",
+        "64",
+        "--width",
+        "64",
+        "--limit",
+        "1",
+        "--out",
+        str(out),
+    ]
     assert main([*argv, "--quiet"]) == 0
     case = ResultsStore(out).cases()[0]
     assert set(case.metrics) == {"people", "ssim"} and case.higher_is_better["people"] is True
@@ -149,7 +168,7 @@ def test_a_bad_blend_file_is_refused(tmp_path):
     with pytest.raises(ConfigurationError, match="No blend file"):
         load_blend(str(tmp_path / "none.json"))
     (tmp_path / "b.json").write_text(json.dumps({"kind": "something else"}))
-    with pytest.raises(ConfigurationError, match="is not a blend.json"):
+    with pytest.raises(ConfigurationError, match=r"is not a blend\.json"):
         Repainter(mllm="sandbox", t2i="sandbox", scorer=f"blend:{tmp_path / 'b.json'}")
 
 
@@ -163,31 +182,13 @@ _PROBE = """addEventListener("load", function () {
 });"""
 
 
-def _probe(page: Path, width: int) -> dict[str, str]:
-    source = page.read_text(encoding="utf-8")
-    digest = base64.b64encode(hashlib.sha256(_PROBE.encode()).digest()).decode()
-    source, n = re.subn(
-        r'(http-equiv="Content-Security-Policy" content=")', rf"\1script-src 'sha256-{digest}'; ", source, count=1
-    )
-    assert n == 1
-    copy = page.with_name(f".probe-{page.name}")
-    copy.write_text(source.replace("</body>", f"<script>{_PROBE}</script></body>", 1), encoding="utf-8")
-    try:
-        dom = browser.dump_dom(copy, window=(width, 1200))
-    finally:
-        copy.unlink(missing_ok=True)
-    body = re.search(r"<body([^>]*)>", dom)
-    assert body is not None
-    return dict(re.findall(r'(data-[\w-]+)="([^"]*)"', body.group(1)))
-
-
 @pytest.mark.browser
 @pytest.mark.skipif(browser.chromium_binary() is None, reason="headless Chromium not found")
 @pytest.mark.parametrize("width", [480, 1280])
 def test_the_page_in_headless_chromium(evaluation, report, width):
     page = evaluation / "agreement.html"
     assert "<script" not in page.read_text()
-    found = _probe(page, width)
+    found = browser.probe(page, window=(width, 1200), script=_PROBE)
     assert found.get("data-probe") == "done"
     assert found["data-points"] == "4"  # three metrics and the blend
     assert found["data-quotes"] == "3" and found["data-overflow-x"] == "false"

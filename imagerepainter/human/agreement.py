@@ -318,4 +318,3 @@ def grouped(rows: Sequence[ScoredJudgment], key: str) -> dict[str, list[ScoredJu
         if (value := row.groups.get(key)) is not None:
             out[value].append(row)
     return dict(sorted(out.items()))
-

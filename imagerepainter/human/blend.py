@@ -70,10 +70,7 @@ def _design(
     rows: Sequence[ScoredJudgment], metrics: Sequence[str], scales: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     x = np.array(
-        [
-            [(1.0 if r.higher_is_better[m] else -1.0) * (r.scores[m][0] - r.scores[m][1]) for m in metrics]
-            for r in rows
-        ],
+        [[(1.0 if r.higher_is_better[m] else -1.0) * (r.scores[m][0] - r.scores[m][1]) for m in metrics] for r in rows],
         dtype=np.float64,
     ).reshape(len(rows), len(metrics))
     y = np.array([1.0 if r.judgment.choice == "a" else 0.0 for r in rows])
@@ -242,7 +239,9 @@ def load_blend(path: str) -> BlendScorer:
     try:
         record = json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigurationError(f"No blend file {path!r}: fit one with 'imagerepainter agreement ... --fit'.") from None
+        raise ConfigurationError(
+            f"No blend file {path!r}: fit one with 'imagerepainter agreement ... --fit'."
+        ) from None
     except json.JSONDecodeError as exc:
         raise ConfigurationError(f"{path!r} is not JSON ({exc.msg}).") from None
     return BlendScorer(record if isinstance(record, dict) else {}, path=path)

@@ -85,7 +85,9 @@ def metric_means(rows: Sequence[ScoredJudgment], metric: str) -> dict[str, float
         if row.systems is None or metric not in row.scores:
             continue
         sign = 1.0 if row.higher_is_better[metric] else -1.0
-        for system, image, value in zip(row.systems, (row.judgment.image_a, row.judgment.image_b), row.scores[metric]):
+        for system, image, value in zip(
+            row.systems, (row.judgment.image_a, row.judgment.image_b), row.scores[metric], strict=True
+        ):
             values[system][image] = sign * value
     return {system: math.fsum(v.values()) / len(v) for system, v in sorted(values.items())}
 

@@ -49,7 +49,7 @@ from .agreement import (
 )
 from .ranking import bradley_terry, human_games, ranking_agreement
 
-__all__ = ["SCHEMA", "build_report", "percent", "sentence", "write_report"]
+__all__ = ["SCHEMA", "build_report", "percent", "sentence", "tau_text", "write_report"]
 
 SCHEMA = "imagerepainter.agreement/1"
 
@@ -71,10 +71,12 @@ def sentence(metric: str, record: dict[str, Any], report: dict[str, Any]) -> str
     raters = len(report["raters"])
     if raters >= 2:
         inter = ceiling["inter_rater"]["value"]
-        tail = f"raters agree with each other on {percent(inter)}%." if inter is not None else "no pair was judged twice."
+        tail = (
+            f"raters agree with each other on {percent(inter)}%." if inter is not None else "no pair was judged twice."
+        )
         return (
-            f"On {record['majority']['n']} judged pairs from {raters} raters, {metric} agrees with the raters' majority "
-            f"on {_interval(record['majority'])} of pairs; {tail}"
+            f"On {record['majority']['n']} judged pairs from {raters} raters, {metric} agrees with the raters' "
+            f"majority on {_interval(record['majority'])} of pairs; {tail}"
         )
     intra = ceiling["intra_rater"]["value"]
     tail = (
@@ -82,7 +84,13 @@ def sentence(metric: str, record: dict[str, Any], report: dict[str, Any]) -> str
         if intra is not None
         else "."
     )
-    return f"On {record['agreement']['n']} judgments by one rater, {metric} agrees with the rater on {_interval(record['agreement'])}{tail}"
+    share = _interval(record["agreement"])
+    return f"On {record['agreement']['n']} judgments by one rater, {metric} agrees with the rater on {share}{tail}"
+
+
+def tau_text(tau: dict[str, Any] | None) -> str:
+    """A Kendall's tau record as ``"0.87 [0.60, 1.00]"`` (empty when there is none)."""
+    return "" if not tau or tau["tau"] is None else f"{tau['tau']:.2f} [{tau['low']:.2f}, {tau['high']:.2f}]"
 
 
 def _metric_names(rows: Sequence[ScoredJudgment]) -> list[str]:
@@ -101,7 +109,7 @@ def build_report(
     blend: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The report's record (see the module docstring for its schema)."""
-    kw = {"resamples": resamples, "seed": seed}
+    kw: dict[str, Any] = {"resamples": resamples, "seed": seed}
     with_systems = any(r.systems is not None for r in rows)
     report: dict[str, Any] = {
         "schema": SCHEMA,
@@ -156,7 +164,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines = [
         "# Agreement with people",
         "",
-        f"{report['judgments']} judgments ({report['cant_tell']} \"can't tell\") of {report['pairs']} pairs on "
+        f'{report["judgments"]} judgments ({report["cant_tell"]} "can\'t tell") of {report["pairs"]} pairs on '
         f"{report['references']} references by {len(report['raters'])} raters; source: "
         f"{report['source']['kind']} `{report['source']['path']}`. Intervals: 95% bootstrap over references.",
         "",
@@ -168,11 +176,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for m in report["metrics"]:
-        tau = m["kendall_tau"]
-        tau_text = "" if not tau or tau["tau"] is None else f"{tau['tau']:.2f} [{tau['low']:.2f}, {tau['high']:.2f}]"
         lines.append(
             f"| {m['name']} | {_interval(m['agreement'])} | {m['agreement']['n']} | {_interval(m['majority'])} | "
-            f"{m['majority']['n']} | {tau_text} |"
+            f"{m['majority']['n']} | {tau_text(m['kendall_tau'])} |"
         )
     if report.get("blend"):
         held = report["blend"]["held_out_agreement"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from .report import percent
+from .report import percent, tau_text
 
 __all__ = ["CSP", "render_html"]
 
@@ -73,7 +73,9 @@ def _chart(report: dict[str, Any]) -> str:
     def x(share: float) -> float:
         return left + width * share
 
-    parts = [f'<line class="grid" x1="{x(t / 4):.1f}" y1="8" x2="{x(t / 4):.1f}" y2="{height - 18}"/>' for t in range(5)]
+    parts = [
+        f'<line class="grid" x1="{x(t / 4):.1f}" y1="8" x2="{x(t / 4):.1f}" y2="{height - 18}"/>' for t in range(5)
+    ]
     parts += [f'<text x="{x(t / 4):.1f}" y="{height - 4}" text-anchor="middle">{25 * t}%</text>' for t in range(5)]
     for k, (name, est) in enumerate(rows):
         y = 20 + step * k
@@ -92,18 +94,19 @@ def _chart(report: dict[str, Any]) -> str:
 
 
 def _metrics_table(report: dict[str, Any]) -> str:
-    head = "<tr><th class=t>metric</th><th>agreement</th><th>n</th><th>majority</th><th>n</th><th>Kendall's tau</th></tr>"
+    head = (
+        "<tr><th class=t>metric</th><th>agreement</th><th>n</th><th>majority</th><th>n</th><th>Kendall's tau</th></tr>"
+    )
     body = []
     for m in report["metrics"]:
-        tau = m.get("kendall_tau")
-        tau_text = "" if not tau or tau["tau"] is None else f"{tau['tau']:.2f} [{tau['low']:.2f}, {tau['high']:.2f}]"
         body.append(
             f"<tr><td class=t>{_e(m['name'])}</td>{_cell(m['agreement'])}<td>{m['agreement']['n']}</td>"
-            f"{_cell(m['majority'])}<td>{m['majority']['n']}</td><td>{tau_text}</td></tr>"
+            f"{_cell(m['majority'])}<td>{m['majority']['n']}</td><td>{tau_text(m.get('kendall_tau'))}</td></tr>"
         )
     if report.get("blend"):
         held = report["blend"]["held_out_agreement"]
-        body.append(f"<tr><td class=t>blend (fitted, held out)</td>{_cell(held)}<td>{held['n']}</td><td></td><td></td><td></td></tr>")
+        empty = "<td></td>" * 3
+        body.append(f"<tr><td class=t>blend (fitted, held out)</td>{_cell(held)}<td>{held['n']}</td>{empty}</tr>")
     return f'<div class="scroll"><table id="metrics">{head}{"".join(body)}</table></div>'
 
 
@@ -127,7 +130,7 @@ def _bradley_terry(report: dict[str, Any]) -> str:
         for b in report["bradley_terry"]
     )
     return (
-        "<section><h2>Models ranked by people (Bradley–Terry)</h2><div class=\"scroll\"><table id=\"bradley-terry\">"
+        '<section><h2>Models ranked by people (Bradley–Terry)</h2><div class="scroll"><table id="bradley-terry">'
         f"<tr><th class=t>system</th><th>strength (log)</th><th>games</th></tr>{rows}</table></div></section>"
     )
 
@@ -136,7 +139,9 @@ def _groups(report: dict[str, Any]) -> str:
     names = [m["name"] for m in report["metrics"]]
     out = []
     for key, groups in report["groups"].items():
-        head = f"<tr><th class=t>{_e(key)}</th><th>judgments</th>" + "".join(f"<th>{_e(n)}</th>" for n in names) + "</tr>"
+        head = (
+            f"<tr><th class=t>{_e(key)}</th><th>judgments</th>" + "".join(f"<th>{_e(n)}</th>" for n in names) + "</tr>"
+        )
         rows = "".join(
             f"<tr><td class=t>{_e(value)}</td><td>{g['judgments']}</td>"
             + "".join(_cell(g["metrics"].get(n)) for n in names)
@@ -150,7 +155,7 @@ def _groups(report: dict[str, Any]) -> str:
 def render_html(report: dict[str, Any]) -> str:
     """The page for a report record of :func:`~imagerepainter.human.report.build_report`."""
     facts = (
-        f"{report['judgments']} judgments ({report['cant_tell']} \"can't tell\") of {report['pairs']} pairs on "
+        f'{report["judgments"]} judgments ({report["cant_tell"]} "can\'t tell") of {report["pairs"]} pairs on '
         f"{report['references']} references by {len(report['raters'])} raters. Source: {report['source']['kind']} "
         f"{report['source']['path']}. Intervals: 95% bootstrap over references."
     )

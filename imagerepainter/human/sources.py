@@ -120,7 +120,9 @@ def evaluation_rows(
             by_reference[j.reference_id] |= {j.image_a, j.image_b}
             first.setdefault(j.reference_id, j)
         for reference_id, images in sorted(by_reference.items()):
-            reference = _reference_path(folder, first[reference_id], cases[first[reference_id].image_a].reference_sha256)
+            reference = _reference_path(
+                folder, first[reference_id], cases[first[reference_id].image_a].reference_sha256
+            )
             names = sorted(images)
             values, directions = score_images(metrics, reference, [folder / n for n in names])
             for metric, column in values.items():
@@ -130,8 +132,8 @@ def evaluation_rows(
         a, b = cases[j.image_a], cases[j.image_b]
         scores = {m: (a.metrics[m], b.metrics[m]) for m in a.metrics if m in b.metrics}
         hib = {m: a.higher_is_better.get(m, True) for m in scores}
-        for metric, column in extra.items():
-            scores[metric] = (column[j.image_a], column[j.image_b])
+        for metric, computed in extra.items():
+            scores[metric] = (computed[j.image_a], computed[j.image_b])
             hib[metric] = directions[metric]
         groups = {k: v for k, v in (("category", a.category), ("style", a.style)) if v}
         rows.append(ScoredJudgment(j, scores, hib, groups, (f"{a.model} · {a.mode}", f"{b.model} · {b.mode}")))
@@ -141,7 +143,9 @@ def evaluation_rows(
 # ----------------------------------------------------------------------------- triplet sets
 
 
-def triplet_rows(path: str | os.PathLike[str], metric_names: Sequence[str], *, mllm: Any = None) -> list[ScoredJudgment]:
+def triplet_rows(
+    path: str | os.PathLike[str], metric_names: Sequence[str], *, mllm: Any = None
+) -> list[ScoredJudgment]:
     """A triplet file's judgments, each scored with every metric of ``metric_names``.
 
     The file is a judgments CSV/JSONL (:func:`~imagerepainter.human.judgments.read_judgments_file`)
@@ -175,7 +179,10 @@ def triplet_rows(path: str | os.PathLike[str], metric_names: Sequence[str], *, m
     return [
         ScoredJudgment(
             j,
-            {m: (v[str(j.reference_image), j.image_a], v[str(j.reference_image), j.image_b]) for m, v in values.items()},
+            {
+                m: (v[str(j.reference_image), j.image_a], v[str(j.reference_image), j.image_b])
+                for m, v in values.items()
+            },
             directions,
         )
         for j in judgments
