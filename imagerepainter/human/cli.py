@@ -49,7 +49,7 @@ def add_agreement_command(subparsers: Any) -> dict[str, Handler]:
         formatter_class=_formatter,
         help="measure how each metric agrees with people's judgments",
         description="Write agreement.md, agreement.json and agreement.html: each metric's two-alternative "
-        "forced-choice agreement with people (95%% bootstrap interval over references), the human ceiling, the "
+        "forced-choice agreement with people (95% bootstrap interval over references), the human ceiling, the "
         "models ranked by people (Bradley-Terry) and Kendall's tau with each metric's ranking. On an evaluation "
         "folder: its judgments and every metric it stored; with --triplets: a CSV/JSONL of (reference, A, B, "
         "choice) scored with --metrics.",
