@@ -31,22 +31,19 @@ AGREEMENT_EXAMPLES = """examples:
     imagerepainter agreement --triplets nights/triplets.csv --metrics ssim,psnr,dinov2 --out nights-agreement"""
 
 
-def _formatter(prog: str) -> argparse.HelpFormatter:
-    from ..cli import _Formatter  # one help layout for every command: examples kept as written
+def add_commands(subparsers: Any, *, formatter_class: Any = argparse.HelpFormatter) -> dict[str, Handler]:
+    """Add the human-agreement commands to ``subparsers``; return ``{command: handler}``.
 
-    return _Formatter(prog, width=100)
-
-
-def add_commands(subparsers: Any) -> dict[str, Handler]:
-    """Add the agreement report's command to ``subparsers``; return ``{command: handler}``."""
-    return add_agreement_command(subparsers)
+    ``formatter_class`` is the main parser's help layout (it keeps the examples as written).
+    """
+    return add_agreement_command(subparsers, formatter_class=formatter_class)
 
 
-def add_agreement_command(subparsers: Any) -> dict[str, Handler]:
+def add_agreement_command(subparsers: Any, *, formatter_class: Any = argparse.HelpFormatter) -> dict[str, Handler]:
     """Add ``agreement``; return its handler."""
     ag = subparsers.add_parser(
         "agreement",
-        formatter_class=_formatter,
+        formatter_class=formatter_class,
         help="measure how each metric agrees with people's judgments",
         description="Write agreement.md, agreement.json and agreement.html: each metric's two-alternative "
         "forced-choice agreement with people (95% bootstrap interval over references), the human ceiling, the "
