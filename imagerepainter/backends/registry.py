@@ -26,7 +26,8 @@ MLLM                    ``openai:<model>`` (ChatOpenAI; ``OPENAI_API_KEY`` / ``O
 text-to-image           ``diffusers:<hub id or folder>``, ``openai:<gpt-image-1 | dall-e-3>``,
                         ``sandbox``; or a pipeline, a TextToImage, or a plain callable
 scorer                  ``paper`` (0.5 CLIP + 0.5 DINOv2), ``clip[:<id or folder>]``,
-                        ``dinov2[:<id or folder>]``, ``ssim``, ``psnr``, ``sandbox``
+                        ``dinov2[:<id or folder>]``, ``ssim``, ``psnr``, ``sandbox``,
+                        ``blend:<blend.json>`` (a blend fitted to people's judgments)
 ======================  ===========================================================
 
 Third-party packages add providers through the ``imagerepainter.backends`` entry-point
@@ -265,6 +266,7 @@ _BUILT_IN: tuple[BackendEntry, ...] = (
     BackendEntry("scorer", "ssim", "imagerepainter.scorers:SSIMScorer", model="none"),  # plain numpy
     BackendEntry("scorer", "psnr", "imagerepainter.scorers:PSNRScorer", model="none"),  # plain numpy
     BackendEntry("scorer", "sandbox", "imagerepainter.sandbox:SandboxScorer", model="none"),
+    BackendEntry("scorer", "blend", "imagerepainter.human.blend:load_blend", model="required"),  # blend:PATH
 )
 
 _REGISTRY: dict[str, dict[str, BackendEntry]] = {"mllm": {}, "t2i": {}, "scorer": {}}

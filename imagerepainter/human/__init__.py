@@ -11,6 +11,13 @@ Modules:
 
 * :mod:`~imagerepainter.human.judgments` — the :class:`Judgment` record, its store, CSV/JSONL
   import and export.
+* :mod:`~imagerepainter.human.agreement` — 2AFC agreement of a metric with the raters, the
+  human ceiling (inter- and intra-rater agreement, Krippendorff's alpha), bootstrap over references;
+* :mod:`~imagerepainter.human.ranking` — Bradley–Terry strengths and Kendall's tau with a metric;
+* :mod:`~imagerepainter.human.sources` — judgments joined with metrics (evaluation folder, triplet file);
+* :mod:`~imagerepainter.human.blend` — a metric blend fitted to judgments, a ``blend:PATH`` scorer;
+* :mod:`~imagerepainter.human.report` — ``agreement.json`` / ``.md`` / ``.html``
+  (``imagerepainter agreement``).
 """
 
 from __future__ import annotations
