@@ -139,9 +139,10 @@ def test_a_store_written_with_null_for_nan_reads_back(tmp_path):
     """Earlier versions wrote NaN as JSON null, which then failed every read: such stores open again."""
     store = ResultsStore(tmp_path)
     with sqlite3.connect(store.path) as db:
-        record = {"case_id": "c1", "dataset": "d", "reference_id": "a", "reference_sha256": "0" * 64, "model": "m",
-                  "model_spec": "sandbox", "mode": "single", "seed": 0, "status": "ok",
-                  "metrics": {"paper": None, "ssim": 0.5}, "higher_is_better": {"paper": True, "ssim": True}}  # fmt: skip
+        record = {"case_id": "c1", "dataset": "d", "reference_id": "a", "reference_sha256": "0" * 64,
+                  "model": "m", "model_spec": "sandbox", "mode": "single", "seed": 0, "status": "ok",
+                  "metrics": {"paper": None, "ssim": 0.5},
+                  "higher_is_better": {"paper": True, "ssim": True}}  # fmt: skip
         db.execute(
             "INSERT INTO cases VALUES (?, 'ok', 'd', 'a', ?, 'm', 'single', 0, ?, 0)",
             ("c1", "0" * 64, json.dumps(record)),
@@ -244,7 +245,8 @@ def _recompute(database: Path) -> dict[str, Any]:
     for (mode, _, _), c in comparisons.items():
         families.setdefault(f"pairs:{mode}", []).append(c)
     for tests in families.values():
-        for test, q in zip(tests, scipy_stats.false_discovery_control([t["p_value"] for t in tests], method="bh")):
+        adjusted = scipy_stats.false_discovery_control([t["p_value"] for t in tests], method="bh")
+        for test, q in zip(tests, adjusted, strict=True):
             test["p_adjusted"] = float(q)
     return {"rows": rows, "gains": gains, "comparisons": comparisons}
 
