@@ -349,11 +349,12 @@ class _Tally:
     failed and missing counts, and the listings."""
 
     primary: str
-    refs: dict[RowKey, dict[RefKey, list[dict[str, float]]]] = field(default_factory=lambda: defaultdict(dict))
+    refs: defaultdict[RowKey, dict[RefKey, list[dict[str, float]]]] = field(default_factory=lambda: defaultdict(dict))
     failures: Counter[RowKey] = field(default_factory=Counter)
     missing_counts: Counter[RowKey] = field(default_factory=Counter)
     missing: list[MissingValue] = field(default_factory=list)
     keys: set[RowKey] = field(default_factory=set)
+    cache: dict[tuple[RowKey, str], dict[RefKey, float | None]] = field(default_factory=dict)
 
     def add(self, case: CaseResult, metric_names: Sequence[str]) -> None:
         keys = [(case.model, str(case.mode), group) for group in _groups(case)]
@@ -377,14 +378,22 @@ class _Tally:
 
     def values(self, key: RowKey, name: str) -> dict[RefKey, float | None]:
         """Each counted reference's value of ``name``: the mean over its cases, None when one lacks it."""
-        out: dict[RefKey, float | None] = {}
-        for ref, cases in sorted(self.refs.get(key, {}).items()):
-            values = [c.get(name) for c in cases]
-            out[ref] = _mean(v for v in values if v is not None) if all(_finite(v) for v in values) else None
-        return out
+        found = self.cache.get((key, name))
+        if found is None:
+            found = self.cache[(key, name)] = {
+                ref: _reference_value([c.get(name) for c in cases]) for ref, cases in sorted(self.refs[key].items())
+            }
+        return found
 
     def primary_values(self, key: RowKey) -> dict[RefKey, float]:
         return {ref: v for ref, v in self.values(key, self.primary).items() if v is not None}
+
+
+def _reference_value(values: list[float | None]) -> float | None:
+    """The mean of one reference's cases (sorted), or None when one of them lacks a finite value."""
+    if not all(_finite(v) for v in values):
+        return None
+    return float(values[0]) if len(values) == 1 else _mean(v for v in values if v is not None)  # type: ignore[arg-type]
 
 
 def _column_mean(values: dict[RefKey, float | None]) -> float | None:
@@ -396,7 +405,7 @@ def _column_mean(values: dict[RefKey, float | None]) -> float | None:
 
 def _row(key: RowKey, tally: _Tally, metric_names: Sequence[str], options: dict[str, Any]) -> LeaderboardRow:
     model, mode, group = key
-    summary = stats.summarize(list(tally.primary_values(key).values()), **options)
+    summary = stats.summarize(list(tally.primary_values(key).values()), interval=False, **options)
     return LeaderboardRow(
         model=model,
         mode=mode,
@@ -410,7 +419,6 @@ def _row(key: RowKey, tally: _Tally, metric_names: Sequence[str], options: dict[
         failed=tally.failures[key],
         missing=tally.missing_counts[key],
         metrics={name: _column_mean(tally.values(key, name)) for name in metric_names},
-        ci_method=summary.method,
         small_n=0 < summary.n < stats.SMALL_N,
         caution=stats.small_sample_note(summary.n),
     )
@@ -451,6 +459,7 @@ def build_leaderboard(
     modes = sorted({str(c.mode) for c in unique}, key=_mode_order)
     gains = _gains(tally, modes, higher, options)
     comparisons = _comparisons(rows, tally, modes, higher, options)
+    rows, gains, comparisons = _with_intervals(tally, rows, gains, comparisons, options)
     return Leaderboard(
         primary_metric=primary,
         higher_is_better=higher,
@@ -502,7 +511,7 @@ def _gains(tally: _Tally, modes: Sequence[str], higher: bool, options: dict[str,
             tally.primary_values((model, "repaint", group)),
         )
         if single and repaint:
-            c = stats.paired_comparison(*_paired(repaint, single), higher_is_better=higher, **options)
+            c = stats.paired_comparison(*_paired(repaint, single), higher_is_better=higher, interval=False, **options)
             found.append(({"model": model, "group": group, "single": c.mean_b, "repaint": c.mean_a,
                            "gain": c.mean_diff}, c))  # fmt: skip
     return [Gain(**fields) for fields in _adjusted(found, "gains")]
@@ -520,13 +529,40 @@ def _comparisons(
             for model_b in ranked[i + 1 :]:
                 a = tally.primary_values((model_a, mode, GROUP_ALL))
                 c = stats.paired_comparison(
-                    *_paired(a, tally.primary_values((model_b, mode, GROUP_ALL))), higher_is_better=higher, **options
+                    *_paired(a, tally.primary_values((model_b, mode, GROUP_ALL))),
+                    higher_is_better=higher,
+                    interval=False,
+                    **options,
                 )
                 found.append(({"mode": mode, "group": GROUP_ALL, "model_a": model_a, "model_b": model_b,
                                "mean_a": c.mean_a, "mean_b": c.mean_b, "mean_diff": c.mean_diff,
                                "statistic": c.statistic}, c))  # fmt: skip
         out += [Comparison(**fields) for fields in _adjusted(found, f"pairs:{mode}")]
     return out
+
+
+def _with_intervals(
+    tally: _Tally, rows: list[LeaderboardRow], gains: list[Gain], comparisons: list[Comparison], options: dict[str, Any]
+) -> tuple[list[LeaderboardRow], list[Gain], list[Comparison]]:
+    """Every interval of the board in one :func:`~imagerepainter.bench.stats.mean_intervals` call: samples
+    of one size share their resample draws (the same digits as one by one, for a fraction of the work)."""
+    values = tally.primary_values
+    samples: list[Sequence[float] | np.ndarray] = [list(values((r.model, r.mode, r.group)).values()) for r in rows]
+    samples += [
+        stats.paired_differences(*_paired(values((g.model, "repaint", g.group)), values((g.model, "single", g.group))))
+        for g in gains
+    ]
+    samples += [
+        stats.paired_differences(*_paired(values((c.model_a, c.mode, c.group)), values((c.model_b, c.mode, c.group))))
+        for c in comparisons
+    ]
+    found = iter(stats.mean_intervals(samples, **options))
+
+    def update(record: Any) -> Any:
+        low, high, method = next(found) or (None, None, None)
+        return record.model_copy(update={"ci_low": low, "ci_high": high, "ci_method": method})
+
+    return [update(r) for r in rows], [update(g) for g in gains], [update(c) for c in comparisons]
 
 
 def _ranked(rows: list[LeaderboardRow], tally: _Tally, higher: bool) -> list[LeaderboardRow]:

@@ -69,6 +69,8 @@ __all__ = [
     "bootstrap_interval",
     "bootstrap_t_interval",
     "mean_interval",
+    "mean_intervals",
+    "paired_differences",
     "paired_comparison",
     "small_sample_note",
     "student_t_interval",
@@ -180,11 +182,12 @@ def student_t_interval(
     return mean - half, mean + half
 
 
-def _resample_rows(n: int, n_resamples: int, seed: int) -> Iterator[np.ndarray]:
-    """``default_rng(seed).integers(0, n, size=(n_resamples, n))``, yielded in row blocks of at most
-    :data:`CHUNK_ELEMENTS` values: the same draws in the same order as one call, in bounded memory."""
+def _resample_rows(n: int, n_resamples: int, seed: int, *, per_row: int) -> Iterator[np.ndarray]:
+    """``default_rng(seed).integers(0, n, size=(n_resamples, n))``, yielded in row blocks whose
+    ``per_row``-value rows hold at most :data:`CHUNK_ELEMENTS` values together: the same draws in the
+    same order as one call, in bounded memory."""
     rng = np.random.default_rng(seed)
-    rows = max(1, CHUNK_ELEMENTS // n)
+    rows = max(1, CHUNK_ELEMENTS // per_row)
     for start in range(0, n_resamples, rows):
         yield rng.integers(0, n, size=(min(rows, n_resamples - start), n))
 
@@ -225,23 +228,37 @@ def bootstrap_t_interval(
     """
     x = np.sort(_values(values))
     level = _check_confidence(confidence)
-    n = int(x.size)
-    if n < 2:
+    if x.size < 2:
         return None
-    k = _order_index(n_resamples, level)
-    mean, root_n = float(np.mean(x)), math.sqrt(n)
-    t_star = np.empty(n_resamples)
+    (found,) = _bootstrap_t_rows([x], level, n_resamples, seed)
+    return found
+
+
+def _bootstrap_t_rows(
+    samples: Sequence[np.ndarray], confidence: float, n_resamples: int, seed: int
+) -> list[tuple[float, float]]:
+    """:func:`bootstrap_t_interval` of each of ``samples`` (sorted, all of one size n), sharing the
+    resample indices: every sample gets exactly the interval it would get alone, for one draw of them."""
+    k = _order_index(n_resamples, confidence)
+    n = int(samples[0].size)
+    root_n = math.sqrt(n)
+    means = [float(np.mean(x)) for x in samples]
+    t_star = np.empty((len(samples), n_resamples))
     done = 0
-    for idx in _resample_rows(n, n_resamples, seed):
-        sample = x[idx]
-        centred = np.mean(sample, axis=1) - mean
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = centred / (np.std(sample, axis=1, ddof=1) / root_n)
-        t_star[done : done + len(t)] = np.where(np.isnan(t), 0.0, t)  # 0 / 0: no spread, no difference
-        done += len(t)
-    t_star.sort()
-    se = float(np.std(x, ddof=1)) / root_n
-    return mean - float(t_star[n_resamples - k]) * se, mean - float(t_star[k - 1]) * se
+    for idx in _resample_rows(n, n_resamples, seed, per_row=n):
+        for row, (x, mean) in enumerate(zip(samples, means, strict=True)):
+            drawn = x[idx]
+            centred = np.mean(drawn, axis=1) - mean
+            with np.errstate(divide="ignore", invalid="ignore"):
+                t = centred / (np.std(drawn, axis=1, ddof=1) / root_n)
+            t_star[row, done : done + len(t)] = np.where(np.isnan(t), 0.0, t)  # 0 / 0: no spread, no difference
+        done += idx.shape[0]
+    t_star.sort(axis=1)
+    out = []
+    for row, (x, mean) in enumerate(zip(samples, means, strict=True)):
+        se = float(np.std(x, ddof=1)) / root_n
+        out.append((mean - float(t_star[row, n_resamples - k]) * se, mean - float(t_star[row, k - 1]) * se))
+    return out
 
 
 def mean_interval(
@@ -263,18 +280,47 @@ def mean_interval(
         >>> mean_interval([0.1, 0.3])[2], mean_interval([0.1, 0.3, 0.2, 0.6])[2]
         ('student-t', 'bootstrap-t')
     """
-    x = np.sort(_values(values))
-    _check_confidence(confidence)
-    if x.size < 2:
-        return None
-    if np.all(x == x[0]):
-        return float(x[0]), float(x[0]), "constant"
-    if x.size >= MIN_BOOTSTRAP_N:
-        found = bootstrap_t_interval(x, confidence=confidence, n_resamples=n_resamples, seed=seed)
-        if found is not None and all(math.isfinite(v) for v in found):
-            return found[0], found[1], "bootstrap-t"
-    low, high = student_t_interval(x, confidence=confidence) or (math.nan, math.nan)
-    return low, high, "student-t"
+    (found,) = mean_intervals([values], confidence=confidence, n_resamples=n_resamples, seed=seed)
+    return found
+
+
+def mean_intervals(
+    samples: Sequence[Sequence[float] | np.ndarray],
+    *,
+    confidence: float = DEFAULT_CONFIDENCE,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+) -> list[tuple[float, float, IntervalMethod] | None]:
+    """:func:`mean_interval` of each sample, with one draw of the resample indices per sample size.
+
+    The same seed gives samples of one size the same indices, so drawing them once for all of
+    those samples (as a leaderboard's rows over one group of references) changes no digit and
+    saves most of the work. Memory stays bounded by :data:`CHUNK_ELEMENTS`.
+
+    Example:
+        >>> a, b = [0.1, 0.4, 0.35, 0.8], [0.5, 0.5]
+        >>> mean_intervals([a, b]) == [mean_interval(a), mean_interval(b)]
+        True
+    """
+    level = _check_confidence(confidence)
+    xs = [np.sort(_values(sample)) for sample in samples]
+    out: list[tuple[float, float, IntervalMethod] | None] = [None] * len(xs)
+    by_size: dict[int, list[int]] = {}
+    for i, x in enumerate(xs):
+        if x.size >= 2 and np.all(x == x[0]):
+            out[i] = (float(x[0]), float(x[0]), "constant")
+        elif x.size >= MIN_BOOTSTRAP_N:
+            by_size.setdefault(int(x.size), []).append(i)
+    for members in by_size.values():
+        found = _bootstrap_t_rows([xs[i] for i in members], level, n_resamples, seed)
+        for i, (low, high) in zip(members, found, strict=True):
+            if math.isfinite(low) and math.isfinite(high):
+                out[i] = (low, high, "bootstrap-t")
+    for i, x in enumerate(xs):
+        if out[i] is None and x.size >= 2:
+            low, high = student_t_interval(x, confidence=level) or (math.nan, math.nan)
+            out[i] = (low, high, "student-t")
+    return out
 
 
 def bootstrap_interval(
@@ -320,10 +366,12 @@ def summarize(
     confidence: float = DEFAULT_CONFIDENCE,
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = DEFAULT_SEED,
+    interval: bool = True,
 ) -> Summary:
     """n, mean, sample standard deviation and interval of ``values`` (see the module docstring).
 
     The values are sorted before anything is summed, so their order never changes a digit.
+    ``interval=False`` leaves the interval out (to compute many at once with :func:`mean_intervals`).
 
     Example:
         >>> summarize([])
@@ -337,7 +385,7 @@ def summarize(
     mean = float(np.mean(array))
     if array.size < 2:
         return Summary(1, mean, None, None, None)
-    found = mean_interval(array, confidence=confidence, n_resamples=n_resamples, seed=seed)
+    found = mean_interval(array, confidence=confidence, n_resamples=n_resamples, seed=seed) if interval else None
     low, high, method = found if found is not None else (None, None, None)
     return Summary(int(array.size), mean, float(np.std(array, ddof=1)), low, high, method)
 
@@ -350,6 +398,7 @@ def paired_comparison(
     confidence: float = DEFAULT_CONFIDENCE,
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = DEFAULT_SEED,
+    interval: bool = True,
 ) -> PairedComparison:
     """Compare A with B on the same cases (``a[i]`` and ``b[i]`` are the same case).
 
@@ -357,6 +406,8 @@ def paired_comparison(
         a, b: The metric's values, paired by position.
         higher_is_better: The metric's direction; wins, the win rate and the effect size
             follow it (a lower LPIPS is a win).
+        interval: False leaves the interval of the difference out (see :func:`mean_intervals`
+            of :func:`paired_differences`).
 
     Raises:
         ConfigurationError: ``a`` and ``b`` differ in length, or hold non-finite values.
@@ -367,19 +418,14 @@ def paired_comparison(
         (2, 1, 1.0, -0.1333)
     """
     x, y = _values(a, "values of A"), _values(b, "values of B")
-    if x.shape != y.shape:
-        raise ConfigurationError(f"A paired comparison needs as many values of A as of B, got {x.size} and {y.size}.")
+    diff = paired_differences(x, y)
     n = int(x.size)
     if n == 0:
         return PairedComparison(0, None, None, None, None, None, 0, 0, 0, None, None, None, None, higher_is_better)
-    diff = x - y
-    scale = np.maximum(1.0, np.maximum(np.abs(x), np.abs(y)))
-    # Float noise is neither a win nor a rank: 0.7 - 0.5 and 0.8 - 0.6 are the same difference.
-    diff = np.where(np.abs(diff) <= _TIE * scale, 0.0, np.round(diff, 12))
     better = diff if higher_is_better else -diff  # > 0: A better
     wins, losses = int(np.sum(better > 0)), int(np.sum(better < 0))
     ties = n - wins - losses
-    found = mean_interval(diff, confidence=confidence, n_resamples=n_resamples, seed=seed)
+    found = mean_interval(diff, confidence=confidence, n_resamples=n_resamples, seed=seed) if interval else None
     low, high, method = found if found is not None else (None, None, None)
     statistic: float | None = None
     p_value: float | None = 1.0
@@ -409,6 +455,26 @@ def paired_comparison(
         higher_is_better=higher_is_better,
         method=method,
     )
+
+
+def paired_differences(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> np.ndarray:
+    """``a - b``, rounded to 12 decimals, with differences within ``1e-12 · max(1, |a|, |b|)`` set to 0.
+
+    Float noise is neither a win nor a rank: 0.7 - 0.5 and 0.8 - 0.6 are the same difference.
+
+    Raises:
+        ConfigurationError: ``a`` and ``b`` differ in length, or hold non-finite values.
+
+    Example:
+        >>> paired_differences([0.7, 0.8, 0.1 + 0.2], [0.5, 0.6, 0.3]).tolist()
+        [0.2, 0.2, 0.0]
+    """
+    x, y = _values(a, "values of A"), _values(b, "values of B")
+    if x.shape != y.shape:
+        raise ConfigurationError(f"A paired comparison needs as many values of A as of B, got {x.size} and {y.size}.")
+    diff = x - y
+    scale = np.maximum(1.0, np.maximum(np.abs(x), np.abs(y)))
+    return np.where(np.abs(diff) <= _TIE * scale, 0.0, np.round(diff, 12))
 
 
 def adjust_p_values(p_values: Sequence[float | None]) -> list[float | None]:
