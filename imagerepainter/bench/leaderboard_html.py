@@ -329,39 +329,51 @@ def _ratings(case: CaseResult) -> str:
     return "\n".join(lines)
 
 
+def _listing(title: str, note: str, table_id: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A section listing records: a heading with their count, a note (HTML), and a table of escaped cells.
+
+    A header starting with ``#`` is a numeric column; one starting with ``!`` holds errors (shown in red).
+    """
+
+    def cls(name: str, cell: bool = True) -> str:
+        if name.startswith("#"):
+            return ""
+        return ' class="t err"' if cell and name.startswith("!") else ' class="t"'
+
+    head = "".join(f"<th{cls(h, cell=False)}>{_e(h.lstrip('#!'))}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td{cls(h)}>{_e(cell)}</td>" for h, cell in zip(header, row, strict=True)) + "</tr>"
+        for row in rows
+    )
+    return (
+        f'<section><h2>{_e(title)} ({len(rows)})</h2><p class="muted">{note}</p><div class="scroll">'
+        f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div></section>'
+    )
+
+
 def _failed(board: Leaderboard) -> str:
     if not board.failed:
         return ""
-    body = "".join(
-        f'<tr><td class="t">{_e(f.model)}</td><td class="t">{_e(f.mode)}</td><td class="t">{_e(f.reference_id)}</td>'
-        f'<td class="t">{_e(f.category or "")}</td><td class="t err">{_e(f.error or "")}</td></tr>'
-        for f in board.failed
-    )
-    return (
-        f'<section><h2>Failed cases ({len(board.failed)})</h2><p class="muted">Counted in the tables\' '
-        "<i>failed</i> column, never averaged. Retry them with <code>--retry-failed</code>.</p>"
-        '<div class="scroll"><table><thead><tr><th class="t">model</th><th class="t">mode</th>'
-        '<th class="t">reference</th><th class="t">category</th><th class="t">error</th></tr></thead>'
-        f"<tbody>{body}</tbody></table></div></section>"
+    return _listing(
+        "Failed cases",
+        "Counted in the tables' <i>failed</i> column, never averaged. Retry them with <code>--retry-failed</code>.",
+        "failed-cases",
+        ["model", "mode", "reference", "category", "!error"],
+        [[f.model, f.mode, f.reference_id, f.category or "", f.error or ""] for f in board.failed],
     )
 
 
 def _missing(board: Leaderboard) -> str:
     if not board.missing:
         return ""
-    body = "".join(
-        f'<tr><td class="t">{_e(m.model)}</td><td class="t">{_e(m.mode)}</td><td class="t">{_e(m.reference_id)}</td>'
-        f'<td class="t">{_e(m.metric)}</td><td class="t err">{_e(m.reason)}</td><td>{"yes" if m.counted else "no"}</td>'
-        "</tr>"
-        for m in board.missing
-    )
-    return (
-        f'<section><h2>Missing values ({len(board.missing)})</h2><p class="muted">Finished cases whose metric is '
-        "missing or not a finite number. Without a primary value a case is counted in the <i>missing</i> column, "
-        "not in n; another metric missing empties that metric's column in the rows counting the case.</p>"
-        '<div class="scroll"><table id="missing-values"><thead><tr><th class="t">model</th><th class="t">mode</th>'
-        '<th class="t">reference</th><th class="t">metric</th><th class="t">value</th><th>counted</th></tr></thead>'
-        f"<tbody>{body}</tbody></table></div></section>"
+    return _listing(
+        "Missing values",
+        "Finished cases whose metric is missing or not a finite number. Without a primary value a case is counted "
+        "in the <i>missing</i> column, not in n; another metric missing empties that metric's column in the rows "
+        "counting the case.",
+        "missing-values",
+        ["model", "mode", "reference", "metric", "!value", "#counted"],
+        [[m.model, m.mode, m.reference_id, m.metric, m.reason, "yes" if m.counted else "no"] for m in board.missing],
     )
 
 
