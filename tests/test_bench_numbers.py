@@ -135,6 +135,18 @@ def test_a_nan_secondary_metric_empties_its_column_not_the_row(odd, scenes, tmp_
     assert all(m["counted"] for m in board["missing"]) and len(board["missing"]) == 8
 
 
+def test_a_nan_from_the_loops_own_scorer_fails_those_cases_and_the_leaderboard_lists_them(odd, scenes, tmp_path):
+    """With no --scorer the first metric also picks the loop's best image: a NaN there cannot be ranked, so the
+    case fails with the loop's reason instead of being half counted; the rest of the evaluation goes on."""
+    out = tmp_path / "out"
+    report = evaluate(scenes, mllm="sandbox", models=MODELS, out=out, metrics=["odd", "sandbox"], settings=SETTINGS)
+    assert report.failed == 8 and len(report.cases) == 32  # 2 scenes x 2 models x 2 modes
+    assert main(["leaderboard", str(out)]) == 0
+    board = json.loads((out / "leaderboard.json").read_text())
+    assert len(board["failed"]) == 8 and all("non-finite score" in f["error"] for f in board["failed"])
+    assert {(r["n"], r["failed"]) for r in board["rows"] if r["group"] == "all"} == {(6, 2)}
+
+
 def test_a_store_written_with_null_for_nan_reads_back(tmp_path):
     """Earlier versions wrote NaN as JSON null, which then failed every read: such stores open again."""
     store = ResultsStore(tmp_path)

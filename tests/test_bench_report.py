@@ -263,6 +263,20 @@ def test_small_rows_are_marked_in_every_report(tmp_path: Path) -> None:
     assert [r["small_n"] for r in json.loads(paths["json"].read_text())["rows"]] == [r.small_n for r in board.rows]
 
 
+def test_interval_figures_do_not_depend_on_chunking_or_on_computing_them_together(monkeypatch) -> None:
+    """For a fixed seed the board's intervals are the documented ones, however the resamples are blocked."""
+    from imagerepainter.bench import stats
+
+    cases = graded_cases(n_refs=9)
+    board = build_leaderboard(cases, n_resamples=999)
+    monkeypatch.setattr(stats, "CHUNK_ELEMENTS", 5)  # one resample at a time
+    assert build_leaderboard(cases[::-1], n_resamples=999) == board
+    for row in board.rows:
+        values = [c.metrics["paper"] for c in cases if (c.model, c.mode) == (row.model, row.mode)
+                  and row.group in ("all", f"category:{c.category}", f"style:{c.style}")]  # fmt: skip
+        assert (row.ci_low, row.ci_high, row.ci_method) == stats.mean_interval(values, n_resamples=999)
+
+
 def test_lower_is_better_metrics_rank_ascending() -> None:
     cases = [
         make_case(m, "single", r, d + r / 100, primary="lpips", higher=False)
