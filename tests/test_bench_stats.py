@@ -92,6 +92,7 @@ def test_small_samples_say_what_they_cannot_support() -> None:
     assert "Student-t" in (small_sample_note(3) or "") and "p < 0.05" in (small_sample_note(3) or "")
     assert "no paired test" in (small_sample_note(5) or "")
     assert "little power" in (small_sample_note(9) or "")
+    assert not any("," in (small_sample_note(n) or "") for n in range(12))  # CSV cells that survive a naive split
 
 
 def test_summary_edge_cases() -> None:

@@ -343,18 +343,20 @@ def bootstrap_interval(
 def small_sample_note(n: int) -> str | None:
     """What a mean over ``n`` references can and cannot support, for the reports; None from :data:`SMALL_N` on.
 
+    The text holds no comma, so even a naive split of the CSV keeps its columns.
+
     Example:
         >>> small_sample_note(30) is None, small_sample_note(1)
-        (True, 'n = 1: a single value; no interval, no test, no ranking can rest on it')
+        (True, 'n = 1: a single value; no interval; no test or ranking can rest on it')
     """
     if n >= SMALL_N or n <= 0:
         return None
     if n == 1:
-        return "n = 1: a single value; no interval, no test, no ranking can rest on it"
+        return "n = 1: a single value; no interval; no test or ranking can rest on it"
     if n < MIN_BOOTSTRAP_N:
         return (
-            f"n = {n}: Student-t interval, wide and below 95% coverage on skewed scores; "
-            "a rough size only, no test can reach p < 0.05"
+            f"n = {n}: Student-t interval; wide and below 95% coverage on skewed scores; "
+            "a rough size only; no test can reach p < 0.05"
         )
     tests = "no paired test can reach p < 0.05" if n < 6 else "paired tests have little power"
     return f"n = {n} < {SMALL_N}: interval coverage may fall short of 95% on skewed scores; {tests}"
