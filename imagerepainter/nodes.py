@@ -53,6 +53,7 @@ from .review import (
 )
 from .routing import clean_variants, round_prompts, seed_for
 from .selection import best_index, better
+from .sizing import repair_recorded_size
 from .state import CallRecord, CandidateRecord, CritiqueRecord, RepaintOutput, RepaintState, RoundRecord, Usage
 from .understanding import UnderstandingTree, assemble_prompt
 
@@ -194,8 +195,10 @@ def remember_config(cfg: RepainterConfig) -> dict[str, Any]:
 
 def config_from_state(dumped: dict[str, Any]) -> RepainterConfig:
     """The settings a state recorded (``state["config"]``): validated at most once per distinct value
-    in a process, and not at all when this process prepared the run."""
-    key = _config_key(dumped)
+    in a process, and not at all when this process prepared the run. A generation size recorded
+    outside the settings' limits (by a version before sizes were clamped) is brought within them
+    (:func:`~imagerepainter.sizing.repair_recorded_size`), so such runs resume."""
+    key = _config_key(repair_recorded_size(dumped))  # a size an older version recorded outside the limits
     with _KNOWN_LOCK:
         known = _KNOWN_CONFIGS.get(key)
     if known is not None:

@@ -29,7 +29,7 @@ variable                        meaning (default)
 ==============================  ==================================================================
 ``IMAGEREPAINTER_MLLM``         MLLM spec, e.g. ``openai:gpt-4o-mini`` (``sandbox``)
 ``IMAGEREPAINTER_T2I``          text-to-image spec, e.g. ``diffusers:stabilityai/sdxl-turbo`` (``sandbox``)
-``IMAGEREPAINTER_SCORER``       scorer spec (``sandbox`` when MLLM and T2I are ``sandbox``, else ``paper``)
+``IMAGEREPAINTER_SCORER``       scorer spec (``sandbox`` when MLLM and T2I are sandbox specs, else ``paper``)
 ``IMAGEREPAINTER_PRESET``       ``default`` or ``paper`` (``default``)
 ``IMAGEREPAINTER_IMAGE_ROOTS``  folders (``os.pathsep``-separated) whose files a client may name (none)
 ``IMAGEREPAINTER_ALLOW_URLS``   ``1`` lets the server download ``http(s)`` references (off)
@@ -153,6 +153,8 @@ class ServeSettings:
 
         Example:
             >>> ServeSettings.from_env({"IMAGEREPAINTER_T2I": "sandbox?fidelity=0.6"}).scorer
+            'sandbox'
+            >>> ServeSettings.from_env({"IMAGEREPAINTER_MLLM": "openai:gpt-4o"}).scorer
             'paper'
             >>> ServeSettings.from_env({}).scorer
             'sandbox'
