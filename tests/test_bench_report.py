@@ -6,7 +6,9 @@ import base64
 import csv
 import hashlib
 import io
+import json
 import re
+from html import escape as html_escape
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +16,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagerepainter.bench.leaderboard import Leaderboard, build_leaderboard, write_reports
+from imagerepainter.bench.leaderboard import Leaderboard, build_leaderboard, render_markdown, write_reports
 from imagerepainter.bench.records import CaseResult
 from imagerepainter.errors import ConfigurationError
 from tests import browser
 
-pytest.importorskip("scipy.stats")
+scipy_stats = pytest.importorskip("scipy.stats")
 
 EVIL = '<script>document.body.dataset.pwned="1"</script><img src=x onerror="document.body.dataset.pwned=\'2\'">'
 TRUE_MEANS = {"strong": 0.80, "medium": 0.70, "weak": 0.55}  # single mode; repaint adds 0.05
@@ -166,6 +168,113 @@ def test_failed_cases_are_counted_and_listed_never_averaged() -> None:
     assert board.row("a", "single", "category:scene").failed == 1  # type: ignore[union-attr]
     assert [(f.reference_id, f.error) for f in board.failed] == [("ref-03", "GenerationError: out of memory")]
     assert (board.cases, board.ok) == (6, 5)
+
+
+def test_one_counting_rule_for_every_column() -> None:
+    """A case without a finite primary value is in no column; a column with a hole among n is empty, not shrunk."""
+    cases = [make_case("a", "single", r, 0.5 + r / 10, extra_metrics={"ssim": 0.2}) for r in range(3)]
+    cases.append(make_case("a", "single", 3, None, extra_metrics={"ssim": 0.9}))  # finished, no primary value
+    cases.append(make_case("a", "single", 4, float("nan"), extra_metrics={"ssim": 0.9}))
+    board = build_leaderboard(cases)
+    row = board.row("a", "single")
+    assert row is not None and (row.n, row.missing, row.failed) == (3, 2, 0)
+    assert row.metrics == {"paper": pytest.approx(0.6), "ssim": pytest.approx(0.2)}  # 0.9 is not averaged in
+    assert [(m.reference_id, m.metric, m.reason, m.counted) for m in board.missing] == [
+        ("ref-03", "paper", "not computed", False),
+        ("ref-04", "paper", "NaN", False),
+    ]
+    holes = [*cases[:3], make_case("a", "single", 5, 0.7, extra_metrics={"ssim": float("inf")})]
+    board = build_leaderboard(holes)
+    row = board.row("a", "single")
+    assert row is not None and row.n == 4 and row.metrics["ssim"] is None and row.metrics["paper"] is not None
+    assert [(m.metric, m.reason, m.counted) for m in board.missing] == [("ssim", "inf", True)]
+
+
+def test_records_in_any_order_give_byte_identical_reports(tmp_path: Path) -> None:
+    cases = graded_cases(n_refs=8)
+    cases += [make_case("weak", "single", 8, None, status="failed", error="GenerationError: boom")]
+    cases += [make_case("strong", "single", r, 0.9 + r / 100, seed=1) for r in range(8)]  # a second seed
+    shuffled = list(cases)
+    np.random.default_rng(5).shuffle(shuffled)
+    boards = [build_leaderboard(order) for order in (cases, cases[::-1], shuffled)]
+    assert boards[0].model_dump_json() == boards[1].model_dump_json() == boards[2].model_dump_json()
+    first = write_reports(cases, tmp_path / "one")
+    second = write_reports(cases[::-1], tmp_path / "two")
+    for kind in ("csv", "md", "json"):
+        assert first[kind].read_bytes() == second[kind].read_bytes(), kind
+
+
+def test_failing_the_hard_references_does_not_buy_a_better_rank() -> None:
+    """B beats A on each of the 7 references both finished; A failed the 3 hardest, so A's own mean is higher."""
+    easy, hard = [0.80, 0.78, 0.76, 0.75, 0.74, 0.72, 0.70], [0.30, 0.25, 0.20]
+    cases = [make_case("a", "single", r, v - 0.02) for r, v in enumerate(easy)]
+    cases += [make_case("a", "single", 7 + r, None, status="failed", error="GenerationError") for r in range(3)]
+    cases += [make_case("b", "single", r, v) for r, v in enumerate(easy + hard)]
+    board = build_leaderboard(cases)
+    a, b = board.row("a", "single"), board.row("b", "single")
+    assert a is not None and b is not None
+    assert a.mean is not None and b.mean is not None and a.mean > b.mean  # own means reward A's failures...
+    assert board.ranking("single") == ["b", "a"] and (b.rank, a.rank) == (1, 2)  # ...ranks do not
+    assert (a.shared_n, b.shared_n, a.failed) == (7, 7, 3)
+    assert b.shared_mean == pytest.approx(np.mean(easy)) and a.shared_mean == pytest.approx(np.mean(easy) - 0.02)
+    (pair,) = board.comparisons
+    assert (pair.model_a, pair.model_b, pair.wins, pair.effect_size) == ("b", "a", 7, 1.0)
+    markdown = render_markdown(board)
+    assert "| 1 | b | all | 0 | 0 | 10 |" in markdown and "| 2 | a | all | 3 | 0 | 7 |" in markdown
+
+
+def test_models_sharing_no_reference_are_listed_unranked() -> None:
+    cases = [make_case("a", "single", r, 0.5) for r in range(3)] + [make_case("b", "single", 5, 0.9)]
+    board = build_leaderboard(cases)
+    assert [(r.model, r.rank, r.shared_n) for r in board.rows if r.group == "all"] == [("a", None, 0), ("b", None, 0)]
+
+
+def test_tests_are_adjusted_within_stated_families(board: Leaderboard) -> None:
+    assert board.families == {"pairs:single": 3, "pairs:repaint": 3, "gains": 15}
+    gains = board.gains
+    assert {g.family for g in gains} == {"gains"}
+    expected = scipy_stats.false_discovery_control([g.p_value for g in gains], method="bh")
+    assert [g.p_adjusted for g in gains] == pytest.approx(list(expected), rel=1e-12)
+    for mode in board.modes:
+        pairs = [c for c in board.comparisons if c.mode == mode]
+        assert {c.family for c in pairs} == {f"pairs:{mode}"}
+        expected = scipy_stats.false_discovery_control([c.p_value for c in pairs], method="bh")
+        assert [c.p_adjusted for c in pairs] == pytest.approx(list(expected), rel=1e-12)
+    markdown = render_markdown(board)
+    assert "within the family `gains`" in markdown and "| pairs:single |" in markdown
+
+
+def test_small_rows_are_marked_in_every_report(tmp_path: Path) -> None:
+    cases = [make_case(m, "single", r, base + r / 50) for m, base in (("a", 0.7), ("b", 0.5)) for r in range(12)]
+    paths = write_reports(cases, tmp_path / "out")
+    board = build_leaderboard(cases)
+    small = [r for r in board.rows if r.small_n]
+    assert small and all(r.group != "all" or r.n < 10 for r in small)
+    assert {r.n for r in board.rows if r.group == "all"} == {12} and not board.row("a", "single").small_n  # type: ignore[union-attr]
+    for row in board.rows:
+        assert row.small_n == (row.n < 10) and (row.caution is None) == (not row.small_n)
+        assert row.ci_method == ("bootstrap-t" if row.n >= 4 else "student-t")
+    caution = small[0].caution or ""
+    assert "coverage" in caution
+    assert caution in paths["md"].read_text(encoding="utf-8")
+    assert html_escape(caution) in paths["html"].read_text(encoding="utf-8")
+    rows = list(csv.DictReader(io.StringIO(paths["csv"].read_text(encoding="utf-8"))))
+    assert [(r["small_n"], r["caution"]) for r in rows] == [(str(int(r.small_n)), r.caution or "") for r in board.rows]
+    assert [r["small_n"] for r in json.loads(paths["json"].read_text())["rows"]] == [r.small_n for r in board.rows]
+
+
+def test_interval_figures_do_not_depend_on_chunking_or_on_computing_them_together(monkeypatch) -> None:
+    """For a fixed seed the board's intervals are the documented ones, however the resamples are blocked."""
+    from imagerepainter.bench import stats
+
+    cases = graded_cases(n_refs=9)
+    board = build_leaderboard(cases, n_resamples=999)
+    monkeypatch.setattr(stats, "CHUNK_ELEMENTS", 5)  # one resample at a time
+    assert build_leaderboard(cases[::-1], n_resamples=999) == board
+    for row in board.rows:
+        values = [c.metrics["paper"] for c in cases if (c.model, c.mode) == (row.model, row.mode)
+                  and row.group in ("all", f"category:{c.category}", f"style:{c.style}")]  # fmt: skip
+        assert (row.ci_low, row.ci_high, row.ci_method) == stats.mean_interval(values, n_resamples=999)
 
 
 def test_lower_is_better_metrics_rank_ascending() -> None:

@@ -5,6 +5,15 @@ Example:
     >>> report = evaluate("evalref-100", mllm="openai:gpt-4o", models={"sdxl": "diffusers:stabilityai/sdxl-turbo"},
     ...                   out="eval-out")  # doctest: +SKIP
 
+Rebuild a leaderboard from your own records (any order gives the same report):
+
+    >>> from imagerepainter.bench import CaseResult, build_leaderboard
+    >>> cases = [CaseResult(case_id=f"{m}{r}", dataset="d", reference_id=str(r), reference_sha256=str(r) * 64,
+    ...     model=m, model_spec="sandbox", mode="single", seed=0, status="ok", metrics={"paper": v})
+    ...     for m, base in (("a", 0.8), ("b", 0.6)) for r, v in enumerate((base, base + 0.05, base - 0.02))]
+    >>> build_leaderboard(cases).ranking("single")
+    ['a', 'b']
+
 Names are imported on first use, so ``import imagerepainter.bench`` stays light.
 """
 
@@ -17,12 +26,16 @@ __all__ = [
     "CaseResult",
     "Dataset",
     "EvaluationReport",
+    "Leaderboard",
+    "LeaderboardRow",
     "Metric",
     "ProgressEvent",
     "Reference",
     "ResultsStore",
+    "build_leaderboard",
     "evaluate",
     "load_dataset",
+    "write_reports",
 ]
 
 _WHERE = {
@@ -35,6 +48,10 @@ _WHERE = {
     "ProgressEvent": "runner",
     "evaluate": "runner",
     "ResultsStore": "store",
+    "Leaderboard": "leaderboard",
+    "LeaderboardRow": "leaderboard",
+    "build_leaderboard": "leaderboard",
+    "write_reports": "leaderboard",
 }
 
 

@@ -236,11 +236,11 @@ def ranking_table(board: Leaderboard) -> str:
         >>> cases = [CaseResult(case_id=f"{m}{r}", dataset="d", reference_id=r, reference_sha256=r * 64,
         ...     model=m, model_spec="sandbox", mode="single", seed=0, status="ok", primary_metric="ssim",
         ...     metrics={"ssim": v},
-        ...     higher_is_better={"ssim": True}) for m, r, v in [("a", "1", 0.9), ("a", "2", 0.7), ("b", "1", 0.5)]]
+        ...     higher_is_better={"ssim": True}) for m, r, v in [("a", "1", 0.9), ("a", "2", 0.9), ("b", "1", 0.5)]]
         >>> print(ranking_table(build_leaderboard(cases)))
         Ranking by ssim (higher is better), 3 of 3 cases finished:
         rank  model  mode    mean  95% interval  n  failed
-           1  a      single  0.8   [0.7, 0.9]    2       0
+           1  a      single  0.9   [0.9, 0.9]    2       0
            2  b      single  0.5   -             1       0
     """
     direction = "higher" if board.higher_is_better else "lower"

@@ -4,19 +4,35 @@
 into a typed :class:`Leaderboard`:
 
 * **rows**, one per model, mode and group (``all``, ``category:<c>`` for each category,
-  ``style:<s>`` for each style): n, mean, sample standard deviation and bootstrap 95%
-  interval of the primary metric, the rank within the mode and group, the number of failed
-  cases, and the mean of every metric;
+  ``style:<s>`` for each style): n, mean, sample standard deviation and 95% interval of the
+  primary metric (:func:`~imagerepainter.bench.stats.mean_interval`), the rank within the mode
+  and group, the failed and missing cases beside it, and the mean of every metric;
 * **gains**: ``repaint`` minus ``single`` per model and group, paired on the same references;
 * **comparisons**: every pair of models in each mode, on the references both finished:
-  a Wilcoxon signed-rank test, its Benjamini-Hochberg adjusted p-value within the mode, the
-  rank-biserial effect size and a win rate (:mod:`imagerepainter.bench.stats`);
-* **failed**: every failed case with its error. Failed cases are counted, listed and never
-  averaged (nor is a case whose primary metric is missing or not finite).
+  a Wilcoxon signed-rank test, the rank-biserial effect size and a win rate
+  (:mod:`imagerepainter.bench.stats`);
+* **failed**: every failed case with its error; **missing**: every finished case's metric
+  value that is missing or not finite (NaN, ±inf).
+
+Which cases a row counts, for every column alike: the finished cases whose **primary** value is
+a finite number. Their references are the row's ``n``; every metric column is the mean over
+exactly those references, and is left empty (None) when one of them lacks a finite value of
+that metric, rather than averaged over fewer. Failed cases are counted in ``failed``, finished
+cases without a finite primary value in ``missing``; neither is averaged, both are listed.
+
+**Ranks** compare models on the same references: within a mode and group, each model with a
+mean is ranked by its mean over the references *every* such model counts (``shared_n``,
+``shared_mean``), so a model that fails the hard references gains nothing by it. Models that
+share no reference are not ranked.
+
+**Families of tests**: the comparisons of one mode are one family (``pairs:<mode>``), all the
+gains another (``gains``); each family's p-values are adjusted by Benjamini-Hochberg
+(``p_adjusted``).
 
 Pairs are matched on the reference (its id and sha256); when one model has several cases of a
-reference in a mode (several seeds), their mean is that reference's value. Intervals and tests
-use a fixed seed: the same records give the same report.
+reference in a mode (several seeds), their mean is that reference's value. The records are
+sorted (by ``case_id``, values before summing) and intervals use a fixed seed: the same records
+give the same report, in any order.
 
 :func:`write_reports` writes ``leaderboard.csv``, ``leaderboard.md``, ``leaderboard.html``
 (self-contained: the tables, an inline-SVG chart of the means with their intervals, and an
@@ -37,19 +53,16 @@ Example:
     >>> [(row.rank, row.model, round(row.mean, 2)) for row in board.rows]
     [(1, 'a', 0.8), (2, 'b', 0.6)]
     >>> pair = board.comparisons[0]
-    >>> (pair.model_a, pair.model_b, pair.wins, pair.win_rate)
-    ('a', 'b', 3, 1.0)
+    >>> (pair.model_a, pair.model_b, pair.wins, pair.win_rate, pair.family)
+    ('a', 'b', 3, 1.0, 'pairs:single')
 """
 
 from __future__ import annotations
 
-import csv
-import html
-import io
 import math
-import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +80,7 @@ __all__ = [
     "Gain",
     "Leaderboard",
     "LeaderboardRow",
+    "MissingValue",
     "build_leaderboard",
     "render_html",
     "render_markdown",
@@ -97,20 +111,32 @@ class LeaderboardRow(_Record):
     group: str
     """``"all"``, ``"category:<name>"`` or ``"style:<name>"``."""
     n: int
-    """References with a value of the primary metric (failed cases excluded); several seeds of one
-    reference are averaged first, so with one seed per reference this is the number of cases."""
+    """References the row counts: those with a finished case whose primary value is finite; several
+    seeds of one reference are averaged first, so with one seed per reference this is the number of cases."""
     mean: float | None
     std: float | None
-    """Sample standard deviation; None with fewer than two cases."""
+    """Sample standard deviation; None with fewer than two references."""
     ci_low: float | None
-    """Bootstrap interval of the mean (BCa, fixed seed); None with fewer than two cases."""
+    """Interval of the mean (:attr:`ci_method`, fixed seed); None with fewer than two references."""
     ci_high: float | None
     rank: int | None
-    """1 = best in its mode and group (by mean, in the metric's direction); None without a mean."""
+    """1 = best in its mode and group by :attr:`shared_mean`, in the metric's direction; None without one."""
     failed: int = 0
-    """Failed cases of this model, mode and group: counted, never averaged."""
+    """Failed cases of this model, mode and group: counted, listed, never averaged."""
     metrics: dict[str, float | None] = Field(default_factory=dict)
-    """The mean of every metric over the group's references (finished cases only)."""
+    """The mean of every metric over the row's ``n`` references; None when one of them lacks a finite value."""
+    missing: int = 0
+    """Finished cases without a finite primary value (NaN, ±inf, not computed): listed, never averaged."""
+    shared_n: int = 0
+    """References every ranked model of this mode and group counts: the ones the rank compares on."""
+    shared_mean: float | None = None
+    """The mean over those shared references: what :attr:`rank` orders."""
+    ci_method: stats.IntervalMethod | None = None
+    """``"bootstrap-t"``, ``"student-t"`` (2 or 3 references) or ``"constant"`` (identical values)."""
+    small_n: bool = False
+    """Fewer than :data:`~imagerepainter.bench.stats.SMALL_N` references: read :attr:`caution`."""
+    caution: str | None = None
+    """What a row this small can and cannot support; None from ``SMALL_N`` references on."""
 
 
 def _paired_fields(c: stats.PairedComparison) -> dict[str, Any]:
@@ -125,58 +151,59 @@ def _paired_fields(c: stats.PairedComparison) -> dict[str, Any]:
         "win_rate": c.win_rate,
         "p_value": c.p_value,
         "effect_size": c.effect_size,
+        "ci_method": c.method,
+        "small_n": 0 < c.n < stats.SMALL_N,
+        "caution": stats.small_sample_note(c.n),
     }
 
 
-class Gain(_Record):
+class _Paired(_Record):
+    """The fields of a paired test: the interval of the mean difference, wins, the test and its family."""
+
+    n: int
+    ci_low: float | None
+    ci_high: float | None
+    wins: int
+    losses: int
+    ties: int
+    win_rate: float | None
+    """``(wins + ties / 2) / n``."""
+    p_value: float | None
+    """Two-sided Wilcoxon signed-rank p-value."""
+    p_adjusted: float | None = None
+    """Benjamini-Hochberg adjusted within :attr:`family`."""
+    family: str = ""
+    """The family of tests adjusted together: ``pairs:<mode>`` or ``gains``."""
+    effect_size: float | None
+    """Matched-pairs rank-biserial correlation (+1: the first better on every reference)."""
+    ci_method: stats.IntervalMethod | None = None
+    small_n: bool = False
+    caution: str | None = None
+
+
+class Gain(_Paired):
     """``repaint`` minus ``single`` for one model over one group, paired on the same references."""
 
     model: str
     group: str
-    n: int
-    """References finished in both modes."""
     single: float | None
     repaint: float | None
     gain: float | None
     """Mean of ``repaint - single`` in the metric's units (for a lower-is-better metric, negative is a gain)."""
-    ci_low: float | None
-    ci_high: float | None
-    wins: int
-    """References where ``repaint`` is better."""
-    losses: int
-    ties: int
-    win_rate: float | None
-    p_value: float | None
-    effect_size: float | None
 
 
-class Comparison(_Record):
+class Comparison(_Paired):
     """Model A against model B in one mode, on the references both finished. A is the better-ranked."""
 
     mode: str
     group: str
     model_a: str
     model_b: str
-    n: int
     mean_a: float | None
     mean_b: float | None
     mean_diff: float | None
     """Mean of ``A - B`` in the metric's units."""
-    ci_low: float | None
-    ci_high: float | None
-    wins: int
-    """References where A is better."""
-    losses: int
-    ties: int
-    win_rate: float | None
-    """``(wins + ties / 2) / n``."""
     statistic: float | None
-    p_value: float | None
-    """Two-sided Wilcoxon signed-rank p-value."""
-    p_adjusted: float | None
-    """Benjamini-Hochberg adjusted over the mode's comparisons."""
-    effect_size: float | None
-    """Matched-pairs rank-biserial correlation (+1: A better on every reference)."""
 
 
 class FailedCase(_Record):
@@ -189,6 +216,20 @@ class FailedCase(_Record):
     category: str | None = None
     style: str | None = None
     error: str | None = None
+
+
+class MissingValue(_Record):
+    """A finished case's metric value that is missing or not a finite number: listed, never averaged."""
+
+    case_id: str
+    model: str
+    mode: str
+    reference_id: str
+    metric: str
+    reason: str
+    """``"NaN"``, ``"inf"``, ``"-inf"`` or ``"not computed"``."""
+    counted: bool
+    """Whether the case still counts in its rows (it does when only another metric than the primary is missing)."""
 
 
 class Leaderboard(_Record):
@@ -209,21 +250,28 @@ class Leaderboard(_Record):
     gains: list[Gain]
     comparisons: list[Comparison]
     failed: list[FailedCase]
+    missing: list[MissingValue] = Field(default_factory=list)
+    families: dict[str, int] = Field(default_factory=dict)
+    """Each family of tests adjusted together, and how many tests it holds."""
     confidence: float = stats.DEFAULT_CONFIDENCE
     n_resamples: int = stats.DEFAULT_RESAMPLES
     seed: int = stats.DEFAULT_SEED
+    interval_method: str = "bootstrap-t (Student-t with 2 or 3 references)"
 
     def row(self, model: str, mode: str, group: str = GROUP_ALL) -> LeaderboardRow | None:
         """The row of ``model`` in ``mode`` over ``group``, if any."""
         return next((r for r in self.rows if (r.model, r.mode, r.group) == (model, mode, group)), None)
 
     def ranking(self, mode: str, group: str = GROUP_ALL) -> list[str]:
-        """Models of ``mode`` over ``group``, best first (models without a mean last)."""
+        """Models of ``mode`` over ``group``, best first (models without a rank last)."""
         rows = [r for r in self.rows if r.mode == mode and r.group == group]
         return [r.model for r in sorted(rows, key=lambda r: (r.rank is None, r.rank or 0, r.model))]
 
 
 # ----------------------------------------------------------------------------- building
+
+RefKey = tuple[str, str]
+RowKey = tuple[str, str, str]
 
 
 def _groups(case: CaseResult) -> list[str]:
@@ -246,6 +294,20 @@ def _mode_order(mode: str) -> tuple[int, str]:
 
 def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _why_missing(value: Any) -> str | None:
+    """Why ``value`` cannot be averaged, or None when it can."""
+    if value is None:
+        return "not computed"
+    if _finite(value):
+        return None
+    return "NaN" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+
+
+def _mean(values: Iterable[float]) -> float:
+    """The mean of ``values`` sorted ascending: the same digits in any order."""
+    return float(np.mean(np.sort(np.fromiter(values, dtype=np.float64))))
 
 
 def _primary(cases: Sequence[CaseResult], primary_metric: str | None) -> str:
@@ -272,13 +334,94 @@ def _directions(cases: Sequence[CaseResult]) -> dict[str, bool]:
     return directions
 
 
-def _pair_key(case: CaseResult) -> tuple[str, str]:
+def _pair_key(case: CaseResult) -> RefKey:
     return (case.reference_id, case.reference_sha256)
 
 
-def _paired(left: dict[tuple[str, str], float], right: dict[tuple[str, str], float]) -> tuple[list[float], list[float]]:
+def _paired(left: dict[RefKey, float], right: dict[RefKey, float]) -> tuple[list[float], list[float]]:
     keys = sorted(set(left) & set(right))
     return [left[k] for k in keys], [right[k] for k in keys]
+
+
+@dataclass
+class _Tally:
+    """What the cases of one evaluation hold, per row: the counted cases' metrics by reference, the
+    failed and missing counts, and the listings."""
+
+    primary: str
+    refs: defaultdict[RowKey, dict[RefKey, list[dict[str, float]]]] = field(default_factory=lambda: defaultdict(dict))
+    failures: Counter[RowKey] = field(default_factory=Counter)
+    missing_counts: Counter[RowKey] = field(default_factory=Counter)
+    missing: list[MissingValue] = field(default_factory=list)
+    keys: set[RowKey] = field(default_factory=set)
+    cache: dict[tuple[RowKey, str], dict[RefKey, float | None]] = field(default_factory=dict)
+
+    def add(self, case: CaseResult, metric_names: Sequence[str]) -> None:
+        keys = [(case.model, str(case.mode), group) for group in _groups(case)]
+        self.keys.update(keys)
+        if case.status != "ok":
+            self.failures.update(keys)
+            return
+        counted = _why_missing(case.metrics.get(self.primary)) is None
+        for name in metric_names:
+            reason = _why_missing(case.metrics.get(name))
+            if reason is not None and (name in case.metrics or name == self.primary):
+                self.missing.append(
+                    MissingValue(case_id=case.case_id, model=case.model, mode=case.mode,
+                                 reference_id=case.reference_id, metric=name, reason=reason, counted=counted)
+                )  # fmt: skip
+        if not counted:
+            self.missing_counts.update(keys)
+            return
+        for key in keys:
+            self.refs[key].setdefault(_pair_key(case), []).append(case.metrics)
+
+    def values(self, key: RowKey, name: str) -> dict[RefKey, float | None]:
+        """Each counted reference's value of ``name``: the mean over its cases, None when one lacks it."""
+        found = self.cache.get((key, name))
+        if found is None:
+            found = self.cache[(key, name)] = {
+                ref: _reference_value([c.get(name) for c in cases]) for ref, cases in sorted(self.refs[key].items())
+            }
+        return found
+
+    def primary_values(self, key: RowKey) -> dict[RefKey, float]:
+        return {ref: v for ref, v in self.values(key, self.primary).items() if v is not None}
+
+
+def _reference_value(values: list[float | None]) -> float | None:
+    """The mean of one reference's cases (sorted), or None when one of them lacks a finite value."""
+    if not all(_finite(v) for v in values):
+        return None
+    return float(values[0]) if len(values) == 1 else _mean(v for v in values if v is not None)  # type: ignore[arg-type]
+
+
+def _column_mean(values: dict[RefKey, float | None]) -> float | None:
+    """The mean over every reference, or None when there is none or one lacks the value."""
+    if not values or any(v is None for v in values.values()):
+        return None
+    return _mean(v for v in values.values() if v is not None)
+
+
+def _row(key: RowKey, tally: _Tally, metric_names: Sequence[str], options: dict[str, Any]) -> LeaderboardRow:
+    model, mode, group = key
+    summary = stats.summarize(list(tally.primary_values(key).values()), interval=False, **options)
+    return LeaderboardRow(
+        model=model,
+        mode=mode,
+        group=group,
+        n=summary.n,
+        mean=summary.mean,
+        std=summary.std,
+        ci_low=summary.ci_low,
+        ci_high=summary.ci_high,
+        rank=None,
+        failed=tally.failures[key],
+        missing=tally.missing_counts[key],
+        metrics={name: _column_mean(tally.values(key, name)) for name in metric_names},
+        small_n=0 < summary.n < stats.SMALL_N,
+        caution=stats.small_sample_note(summary.n),
+    )
 
 
 def build_leaderboard(
@@ -292,130 +435,37 @@ def build_leaderboard(
     """Aggregate case records into a :class:`Leaderboard` (see the module docstring).
 
     Args:
-        cases: The case records (any order; a repeated ``case_id`` counts once, the last wins).
+        cases: The case records (any order, with the same report; a repeated ``case_id`` counts
+            once, the last given wins).
         primary_metric: The metric to rank by; default: the cases' ``primary_metric``.
-        confidence, n_resamples, seed: Of the bootstrap intervals.
+        confidence, n_resamples, seed: Of the intervals (:func:`~imagerepainter.bench.stats.mean_interval`).
 
     Raises:
         ConfigurationError: The cases name different primary metrics and none is given, or
             disagree on a metric's direction.
     """
-    unique = list({c.case_id: c for c in cases}.values())
+    unique = sorted({c.case_id: c for c in cases}.values(), key=lambda c: c.case_id)
     primary = _primary(unique, primary_metric)
     directions = _directions(unique)
-    higher = directions.get(primary, True)
+    higher = directions.setdefault(primary, True)
     ok = [c for c in unique if c.status == "ok"]
-    failed = [c for c in unique if c.status != "ok"]
-    metric_names = list(dict.fromkeys([primary, *(name for c in ok for name in c.metrics)]))
-    if primary not in directions:
-        directions[primary] = higher
-    models = sorted({c.model for c in unique})
-    modes = sorted({str(c.mode) for c in unique}, key=_mode_order)
-    summary_options: dict[str, Any] = {"confidence": confidence, "n_resamples": n_resamples, "seed": seed}
-
-    # (model, mode, group) -> reference -> metric -> values (several when a reference has several seeds).
-    per_reference: dict[tuple[str, str, str], dict[tuple[str, str], dict[str, list[float]]]] = defaultdict(
-        lambda: defaultdict(lambda: defaultdict(list))
-    )
-    failures: Counter[tuple[str, str, str]] = Counter()
-    keys: set[tuple[str, str, str]] = set()
+    metric_names = list(dict.fromkeys([primary, *sorted({name for c in ok for name in c.metrics} - {primary})]))
+    options: dict[str, Any] = {"confidence": confidence, "n_resamples": n_resamples, "seed": seed}
+    tally = _Tally(primary)
     for case in unique:
-        for group in _groups(case):
-            key: tuple[str, str, str] = (case.model, str(case.mode), group)
-            keys.add(key)
-            if case.status != "ok":
-                failures[key] += 1
-                continue
-            for name, value in case.metrics.items():
-                if _finite(value):
-                    per_reference[key][_pair_key(case)][name].append(float(value))
-    # One value per reference and metric: the mean over its seeds.
-    reference_means: dict[tuple[str, str, str], dict[str, dict[tuple[str, str], float]]] = defaultdict(dict)
-    for key, refs in per_reference.items():
-        for ref, values_by_metric in refs.items():
-            for name, vals in values_by_metric.items():
-                reference_means[key].setdefault(name, {})[ref] = float(np.mean(vals))
-    means = {key: per_metric.get(primary, {}) for key, per_metric in reference_means.items()}
-
-    rows: list[LeaderboardRow] = []
-    for key in sorted(keys, key=lambda k: (_mode_order(k[1]), _group_order(k[2]), k[0])):
-        model, mode, group = key
-        by_metric = reference_means.get(key, {})
-        summary = stats.summarize(list(by_metric.get(primary, {}).values()), **summary_options)
-        rows.append(
-            LeaderboardRow(
-                model=model,
-                mode=mode,
-                group=group,
-                n=summary.n,
-                mean=summary.mean,
-                std=summary.std,
-                ci_low=summary.ci_low,
-                ci_high=summary.ci_high,
-                rank=None,
-                failed=failures[key],
-                metrics={
-                    name: (float(np.mean(list(by_metric[name].values()))) if by_metric.get(name) else None)
-                    for name in metric_names
-                },
-            )
-        )
-    rows = _ranked(rows, higher)
-
-    gains: list[Gain] = []
-    if "single" in modes and "repaint" in modes:
-        groups = sorted({k[2] for k in keys}, key=_group_order)
-        for model in models:
-            for group in groups:
-                single, repaint = means.get((model, "single", group)), means.get((model, "repaint", group))
-                if not single or not repaint:
-                    continue
-                after, before = _paired(repaint, single)
-                c = stats.paired_comparison(after, before, higher_is_better=higher, **summary_options)
-                gains.append(
-                    Gain(
-                        model=model,
-                        group=group,
-                        single=c.mean_b,
-                        repaint=c.mean_a,
-                        gain=c.mean_diff,
-                        **_paired_fields(c),
-                    )
-                )
-
-    comparisons: list[Comparison] = []
-    for mode in modes:
-        ranked = [r.model for r in rows if r.mode == mode and r.group == GROUP_ALL and r.mean is not None]
-        found = []
-        for i, model_a in enumerate(ranked):
-            for model_b in ranked[i + 1 :]:
-                a, b = _paired(means[(model_a, mode, GROUP_ALL)], means[(model_b, mode, GROUP_ALL)])
-                found.append(
-                    (model_a, model_b, stats.paired_comparison(a, b, higher_is_better=higher, **summary_options))
-                )
-        adjusted = stats.adjust_p_values([c.p_value for _, _, c in found])
-        for (model_a, model_b, c), q in zip(found, adjusted, strict=True):
-            comparisons.append(
-                Comparison(
-                    mode=mode,
-                    group=GROUP_ALL,
-                    model_a=model_a,
-                    model_b=model_b,
-                    mean_a=c.mean_a,
-                    mean_b=c.mean_b,
-                    mean_diff=c.mean_diff,
-                    statistic=c.statistic,
-                    p_adjusted=q,
-                    **_paired_fields(c),
-                )
-            )
-
+        tally.add(case, metric_names)
+    order = sorted(tally.keys, key=lambda k: (_mode_order(k[1]), _group_order(k[2]), k[0]))
+    rows = _ranked([_row(key, tally, metric_names, options) for key in order], tally, higher)
+    modes = sorted({str(c.mode) for c in unique}, key=_mode_order)
+    gains = _gains(tally, modes, higher, options)
+    comparisons = _comparisons(rows, tally, modes, higher, options)
+    rows, gains, comparisons = _with_intervals(tally, rows, gains, comparisons, options)
     return Leaderboard(
         primary_metric=primary,
         higher_is_better=higher,
         metrics=metric_names,
         directions={name: directions.get(name, True) for name in metric_names},
-        models=models,
+        models=sorted({c.model for c in unique}),
         modes=modes,
         cases=len(unique),
         ok=len(ok),
@@ -432,201 +482,111 @@ def build_leaderboard(
                 style=c.style,
                 error=c.error,
             )
-            for c in sorted(failed, key=lambda c: (c.model, _mode_order(c.mode), c.reference_id))
+            for c in sorted(unique, key=lambda c: (c.model, _mode_order(c.mode), c.reference_id, c.case_id))
+            if c.status != "ok"
         ],
-        confidence=confidence,
-        n_resamples=n_resamples,
-        seed=seed,
+        missing=sorted(tally.missing, key=lambda m: (m.model, _mode_order(m.mode), m.reference_id, m.case_id)),
+        families=dict(Counter(t.family for t in [*comparisons, *gains])),
+        **options,
     )
 
 
-def _ranked(rows: list[LeaderboardRow], higher: bool) -> list[LeaderboardRow]:
-    """Rank rows within their mode and group, best first; rows without a mean go last, unranked."""
+def _adjusted(found: list[tuple[dict[str, Any], stats.PairedComparison]], family: str) -> list[dict[str, Any]]:
+    """The fields of each test of one family, with its Benjamini-Hochberg adjusted p-value."""
+    adjusted = stats.adjust_p_values([c.p_value for _, c in found])
+    return [
+        {**fields, **_paired_fields(c), "p_adjusted": q, "family": family}
+        for (fields, c), q in zip(found, adjusted, strict=True)
+    ]
+
+
+def _gains(tally: _Tally, modes: Sequence[str], higher: bool, options: dict[str, Any]) -> list[Gain]:
+    """``repaint`` against ``single`` per model and group, on the references both count: one family."""
+    if "single" not in modes or "repaint" not in modes:
+        return []
+    found = []
+    for model, group in sorted({(k[0], k[2]) for k in tally.keys}, key=lambda mg: (mg[0], _group_order(mg[1]))):
+        single, repaint = (
+            tally.primary_values((model, "single", group)),
+            tally.primary_values((model, "repaint", group)),
+        )
+        if single and repaint:
+            c = stats.paired_comparison(*_paired(repaint, single), higher_is_better=higher, interval=False, **options)
+            found.append(({"model": model, "group": group, "single": c.mean_b, "repaint": c.mean_a,
+                           "gain": c.mean_diff}, c))  # fmt: skip
+    return [Gain(**fields) for fields in _adjusted(found, "gains")]
+
+
+def _comparisons(
+    rows: Sequence[LeaderboardRow], tally: _Tally, modes: Sequence[str], higher: bool, options: dict[str, Any]
+) -> list[Comparison]:
+    """Every pair of models per mode over all references, the better-ranked first: one family per mode."""
+    out: list[Comparison] = []
+    for mode in modes:
+        ranked = [r.model for r in rows if r.mode == mode and r.group == GROUP_ALL and r.mean is not None]
+        found = []
+        for i, model_a in enumerate(ranked):
+            for model_b in ranked[i + 1 :]:
+                a = tally.primary_values((model_a, mode, GROUP_ALL))
+                c = stats.paired_comparison(
+                    *_paired(a, tally.primary_values((model_b, mode, GROUP_ALL))),
+                    higher_is_better=higher,
+                    interval=False,
+                    **options,
+                )
+                found.append(({"mode": mode, "group": GROUP_ALL, "model_a": model_a, "model_b": model_b,
+                               "mean_a": c.mean_a, "mean_b": c.mean_b, "mean_diff": c.mean_diff,
+                               "statistic": c.statistic}, c))  # fmt: skip
+        out += [Comparison(**fields) for fields in _adjusted(found, f"pairs:{mode}")]
+    return out
+
+
+def _with_intervals(
+    tally: _Tally, rows: list[LeaderboardRow], gains: list[Gain], comparisons: list[Comparison], options: dict[str, Any]
+) -> tuple[list[LeaderboardRow], list[Gain], list[Comparison]]:
+    """Every interval of the board in one :func:`~imagerepainter.bench.stats.mean_intervals` call: samples
+    of one size share their resample draws (the same digits as one by one, for a fraction of the work)."""
+    values = tally.primary_values
+    samples: list[Sequence[float] | np.ndarray] = [list(values((r.model, r.mode, r.group)).values()) for r in rows]
+    samples += [
+        stats.paired_differences(*_paired(values((g.model, "repaint", g.group)), values((g.model, "single", g.group))))
+        for g in gains
+    ]
+    samples += [
+        stats.paired_differences(*_paired(values((c.model_a, c.mode, c.group)), values((c.model_b, c.mode, c.group))))
+        for c in comparisons
+    ]
+    found = iter(stats.mean_intervals(samples, **options))
+
+    def update(record: Any) -> Any:
+        low, high, method = next(found) or (None, None, None)
+        return record.model_copy(update={"ci_low": low, "ci_high": high, "ci_method": method})
+
+    return [update(r) for r in rows], [update(g) for g in gains], [update(c) for c in comparisons]
+
+
+def _ranked(rows: list[LeaderboardRow], tally: _Tally, higher: bool) -> list[LeaderboardRow]:
+    """Rank rows within their mode and group by their mean over the references all of them count.
+
+    Best first; rows without a mean, or in a block whose models share no reference, go last, unranked.
+    """
     out: list[LeaderboardRow] = []
     blocks: dict[tuple[str, str], list[LeaderboardRow]] = defaultdict(list)
     for row in rows:
         blocks[(row.mode, row.group)].append(row)
-    for block in blocks.values():
-        scored = sorted(
-            (r for r in block if r.mean is not None),
-            key=lambda r: ((-1.0 if higher else 1.0) * (r.mean or 0.0), r.model),
-        )
-        out += [r.model_copy(update={"rank": i}) for i, r in enumerate(scored, start=1)]
-        out += sorted((r for r in block if r.mean is None), key=lambda r: r.model)
+    for (mode, group), block in blocks.items():
+        scored = [r for r in block if r.mean is not None]
+        values = {r.model: tally.primary_values((r.model, mode, group)) for r in scored}
+        shared = set.intersection(*(set(v) for v in values.values())) if values else set()
+        if shared:
+            scored = [
+                r.model_copy(update={"shared_n": len(shared), "shared_mean": _mean(values[r.model][k] for k in shared)})
+                for r in scored
+            ]
+            scored.sort(key=lambda r: ((-1.0 if higher else 1.0) * (r.shared_mean or 0.0), r.model))
+            out += [r.model_copy(update={"rank": i}) for i, r in enumerate(scored, start=1)]
+        out += sorted((r for r in block if r.mean is None or not shared), key=lambda r: r.model)
     return out
-
-
-# ----------------------------------------------------------------------------- text formats
-
-
-def _num(value: float | None, digits: int = 4) -> str:
-    if value is None or not math.isfinite(value):
-        return ""
-    return f"{value:.{digits}f}"
-
-
-def _p(value: float | None) -> str:
-    if value is None:
-        return ""
-    return "<1e-4" if value < 1e-4 else f"{value:.4f}"
-
-
-def _csv_text(value: str) -> str:
-    """Text a spreadsheet would not run as a formula."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
-def write_csv(board: Leaderboard) -> str:
-    """The rows as CSV: model, mode, group, n, mean, std, ci_low, ci_high, rank, failed, then ``mean_<metric>`` each."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(
-        ["model", "mode", "group", "n", "mean", "std", "ci_low", "ci_high", "rank", "failed"]
-        + [f"mean_{name}" for name in board.metrics]
-    )
-    for r in board.rows:
-        writer.writerow(
-            [_csv_text(r.model), r.mode, _csv_text(r.group), r.n]
-            + [repr(v) if v is not None else "" for v in (r.mean, r.std, r.ci_low, r.ci_high)]
-            + [r.rank if r.rank is not None else "", r.failed]
-            + [repr(r.metrics.get(name)) if r.metrics.get(name) is not None else "" for name in board.metrics]
-        )
-    return buffer.getvalue()
-
-
-_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_|"})
-
-
-def _md(value: object) -> str:
-    """A Markdown table cell: HTML escaped, emphasis, code and pipes backslashed, no link syntax, one line."""
-    text = html.escape(str(value), quote=False).translate(_MD_SPECIAL).replace("](", "]\\(")
-    text = re.sub(r"&lt;(?=[\d\s.])", "<", text)  # "<1e-4" starts no tag: keep it readable
-    return " ".join(text.split())
-
-
-def _md_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
-    lines = ["| " + " | ".join(_md(h) for h in header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
-    return lines
-
-
-def _direction(higher: bool) -> str:
-    return "higher is better" if higher else "lower is better"
-
-
-def render_markdown(board: Leaderboard) -> str:
-    """The leaderboard as Markdown: the ranking per mode and group, gains, pairwise tests, failures."""
-    pct = round(board.confidence * 100)
-    lines = [
-        "# Image Regeneration leaderboard",
-        "",
-        f"Primary metric: **{_md(board.primary_metric)}** ({_direction(board.higher_is_better)}). "
-        f"{board.ok} of {board.cases} cases finished; {len(board.failed)} failed (counted, not averaged). "
-        f"Intervals: bootstrap {pct}% (BCa, {board.n_resamples} resamples, seed {board.seed}).",
-        "",
-    ]
-    others = [m for m in board.metrics if m != board.primary_metric]  # the primary is the mean column
-    for mode in board.modes:
-        lines += [f"## Mode `{_md(mode)}`", ""]
-        lines += _md_table(
-            ["rank", "model", "group", "n", "mean", f"{pct}% CI", "std", "failed"]
-            + [f"{m} ({'↑' if board.directions.get(m, True) else '↓'})" for m in others],
-            (
-                [
-                    r.rank or "",
-                    r.model,
-                    r.group,
-                    r.n,
-                    _num(r.mean),
-                    f"[{_num(r.ci_low)}, {_num(r.ci_high)}]" if r.ci_low is not None else "",
-                    _num(r.std),
-                    r.failed,
-                ]
-                + [_num(r.metrics.get(m)) for m in others]
-                for r in board.rows
-                if r.mode == mode
-            ),
-        )
-        lines.append("")
-    if board.gains:
-        lines += [
-            "## Gain of `repaint` over `single`",
-            "",
-            "Paired on the same references; a win rate above 0.5 means the loop helped more often than not.",
-            "",
-        ]
-        lines += _md_table(
-            ["model", "group", "n", "single", "repaint", "gain", f"{pct}% CI", "win rate", "p (Wilcoxon)", "effect"],
-            (
-                [
-                    g.model,
-                    g.group,
-                    g.n,
-                    _num(g.single),
-                    _num(g.repaint),
-                    _num(g.gain),
-                    f"[{_num(g.ci_low)}, {_num(g.ci_high)}]" if g.ci_low is not None else "",
-                    _num(g.win_rate, 3),
-                    _p(g.p_value),
-                    _num(g.effect_size, 3),
-                ]
-                for g in board.gains
-            ),
-        )
-        lines.append("")
-    if board.comparisons:
-        lines += [
-            "## Pairwise comparisons (all references)",
-            "",
-            "A is the better-ranked model. p: two-sided Wilcoxon "
-            "signed-rank; p (BH): adjusted over the mode's comparisons; effect: rank-biserial (+1: A better on "
-            "every reference).",
-            "",
-        ]
-        lines += _md_table(
-            [
-                "mode",
-                "A",
-                "B",
-                "n",
-                "A − B",
-                f"{pct}% CI",
-                "A wins",
-                "B wins",
-                "ties",
-                "win rate",
-                "p",
-                "p (BH)",
-                "effect",
-            ],
-            (
-                [
-                    c.mode,
-                    c.model_a,
-                    c.model_b,
-                    c.n,
-                    _num(c.mean_diff),
-                    f"[{_num(c.ci_low)}, {_num(c.ci_high)}]" if c.ci_low is not None else "",
-                    c.wins,
-                    c.losses,
-                    c.ties,
-                    _num(c.win_rate, 3),
-                    _p(c.p_value),
-                    _p(c.p_adjusted),
-                    _num(c.effect_size, 3),
-                ]
-                for c in board.comparisons
-            ),
-        )
-        lines.append("")
-    if board.failed:
-        lines += [f"## Failed cases ({len(board.failed)})", ""]
-        lines += _md_table(
-            ["model", "mode", "reference", "error"],
-            ([f.model, f.mode, f.reference_id, f.error or ""] for f in board.failed),
-        )
-        lines.append("")
-    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- html
@@ -641,6 +601,20 @@ def render_html(board: Leaderboard, cases: Sequence[CaseResult], out_dir: Path, 
     from .leaderboard_html import render_leaderboard_html
 
     return render_leaderboard_html(board, cases, out_dir, **options)
+
+
+def write_csv(board: Leaderboard) -> str:
+    """The rows as CSV (:func:`imagerepainter.bench.leaderboard_text.write_csv`)."""
+    from .leaderboard_text import write_csv as csv_text
+
+    return csv_text(board)
+
+
+def render_markdown(board: Leaderboard) -> str:
+    """The leaderboard as Markdown (:func:`imagerepainter.bench.leaderboard_text.render_markdown`)."""
+    from .leaderboard_text import render_markdown as markdown
+
+    return markdown(board)
 
 
 def write_reports(

@@ -61,7 +61,7 @@ svg .numbers{fill:var(--muted);font-variant-numeric:tabular-nums}svg .mode{fill:
 .grid figcaption{font-size:.78rem;color:var(--muted);overflow-wrap:break-word}
 .missing{width:var(--thumb);aspect-ratio:1;display:grid;place-items:center;color:var(--muted);font-size:.8rem;
 background:var(--line);border-radius:6px;padding:4px;overflow-wrap:break-word}
-.failed{color:var(--bad)}
+.failed{color:var(--bad)}.small-n{color:var(--warn);font-size:.8rem;min-width:220px}
 footer{font-size:.8rem;color:var(--muted)}
 @media (max-width:640px){main{padding:12px 8px}section,header{padding:14px 12px}}
 """
@@ -117,7 +117,9 @@ def _facts(board: Leaderboard) -> str:
         ("failed", len(board.failed)),
         ("models", len(board.models)),
         ("modes", ", ".join(board.modes) or "—"),
-        ("intervals", f"bootstrap {round(board.confidence * 100)}% (BCa)"),
+        ("missing values", len(board.missing)),
+        ("intervals", f"{round(board.confidence * 100)}% {board.interval_method}"),
+        ("test families (BH)", ", ".join(f"{k} ({v})" for k, v in board.families.items()) or "—"),
     ]
     return (
         '<dl class="facts">'
@@ -200,27 +202,33 @@ def _board_table(board: Leaderboard, mode: str) -> str:
     pct = round(board.confidence * 100)
     metrics = [m for m in board.metrics if m != board.primary_metric]  # the primary is the mean column
     head = (
-        '<tr><th>rank</th><th class="t">model</th><th>n</th><th>mean</th>'
-        f"<th>{pct}% interval</th><th>std</th><th>failed</th>"
+        '<tr><th>rank</th><th class="t">model</th><th>failed</th><th>missing</th><th>n</th><th>mean</th>'
+        f"<th>{pct}% interval</th><th>std</th><th>shared n</th><th>shared mean</th>"
         + "".join(f"<th>{escape_text(m)} {'↑' if board.directions.get(m, True) else '↓'}</th>" for m in metrics)
-        + "</tr>"
+        + '<th class="t">note</th></tr>'
     )
     body: list[str] = []
     group = None
     for row in (r for r in board.rows if r.mode == mode):
         if row.group != group:
             group = row.group
-            body.append(f'<tr class="group"><th colspan="{7 + len(metrics)}">{escape_text(group)}</th></tr>')
+            body.append(f'<tr class="group"><th colspan="{11 + len(metrics)}">{escape_text(group)}</th></tr>')
         body.append(_board_row(row, metrics))
     return f'<div class="scroll"><table class="board"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
 def _board_row(row: LeaderboardRow, metrics: Sequence[str]) -> str:
     failed = f'<span class="failed">{row.failed}</span>' if row.failed else "0"
+    missing = f'<span class="failed">{row.missing}</span>' if row.missing else "0"
+    shared = str(row.shared_n) if row.rank is not None else "—"
+    note = f'<td class="t small-n">{escape_text(row.caution)}</td>' if row.caution else '<td class="t"></td>'
     return (
-        f'<tr><td>{row.rank or "—"}</td><td class="t model">{escape_text(row.model)}</td><td>{row.n}</td>'
-        f"<td><b>{_num(row.mean)}</b></td><td>{_interval(row.ci_low, row.ci_high)}</td><td>{_num(row.std)}</td>"
-        f"<td>{failed}</td>" + "".join(f"<td>{_num(row.metrics.get(m))}</td>" for m in metrics) + "</tr>"
+        f'<tr><td>{row.rank or "—"}</td><td class="t model">{escape_text(row.model)}</td>'
+        f"<td>{failed}</td><td>{missing}</td>"
+        f"<td>{row.n}</td><td><b>{_num(row.mean)}</b></td><td>{_interval(row.ci_low, row.ci_high)}</td>"
+        f"<td>{_num(row.std)}</td><td>{shared}</td><td>{_num(row.shared_mean)}</td>"
+        + "".join(f"<td>{_num(row.metrics.get(m))}</td>" for m in metrics)
+        + f"{note}</tr>"
     )
 
 
@@ -230,20 +238,23 @@ def _gains(board: Leaderboard) -> str:
     pct = round(board.confidence * 100)
     head = (
         '<tr><th class="t">model</th><th class="t">group</th><th>n</th><th>single</th><th>repaint</th><th>gain</th>'
-        f"<th>{pct}% interval</th><th>wins / losses / ties</th><th>win rate</th><th>p</th><th>effect</th></tr>"
+        f"<th>{pct}% interval</th><th>wins / losses / ties</th><th>win rate</th><th>p</th><th>p (BH)</th>"
+        '<th>effect</th><th class="t">note</th></tr>'
     )
     body = "".join(
         f'<tr><td class="t model">{escape_text(g.model)}</td><td class="t">{escape_text(g.group)}</td>'
         f"<td>{g.n}</td><td>{_num(g.single)}</td>"
         f"<td>{_num(g.repaint)}</td><td><b>{_num(g.gain)}</b></td><td>{_interval(g.ci_low, g.ci_high)}</td>"
         f"<td>{g.wins} / {g.losses} / {g.ties}</td><td>{_num(g.win_rate, 3)}</td><td>{_p(g.p_value)}</td>"
-        f"<td>{_num(g.effect_size, 3)}</td></tr>"
+        f"<td>{_p(g.p_adjusted)}</td><td>{_num(g.effect_size, 3)}</td>"
+        f'<td class="t">{escape_text(g.caution or "")}</td></tr>'
         for g in board.gains
     )
     return (
         '<section><h2>Gain of repaint over single</h2><p class="muted">Per model, paired on the same references: '
         "the loop's mean improvement of the primary metric, how often it helped (win rate, ties counted half), a "
-        "two-sided Wilcoxon signed-rank p-value and the rank-biserial effect size.</p>"
+        "two-sided Wilcoxon signed-rank p-value, its Benjamini-Hochberg adjustment within the family "
+        "<code>gains</code> (every gain of this table) and the rank-biserial effect size.</p>"
         f'<div class="scroll"><table><thead>{head}</thead><tbody>{body}</tbody></table></div></section>'
     )
 
@@ -255,20 +266,22 @@ def _comparisons(board: Leaderboard) -> str:
     head = (
         '<tr><th class="t">mode</th><th class="t">A</th><th class="t">B</th><th>n</th><th>A − B</th>'
         f"<th>{pct}% interval</th><th>A wins / B wins / ties</th><th>win rate</th><th>p</th><th>p (BH)</th>"
-        "<th>effect</th></tr>"
+        "<th>family</th><th>effect</th><th class='t'>note</th></tr>"
     )
     body = "".join(
         f'<tr><td class="t">{escape_text(c.mode)}</td><td class="t model">{escape_text(c.model_a)}</td>'
         f'<td class="t model">{escape_text(c.model_b)}</td>'
         f"<td>{c.n}</td><td><b>{_num(c.mean_diff)}</b></td><td>{_interval(c.ci_low, c.ci_high)}</td>"
         f"<td>{c.wins} / {c.losses} / {c.ties}</td><td>{_num(c.win_rate, 3)}</td><td>{_p(c.p_value)}</td>"
-        f"<td>{_p(c.p_adjusted)}</td><td>{_num(c.effect_size, 3)}</td></tr>"
+        f"<td>{_p(c.p_adjusted)}</td><td>{escape_text(c.family)}</td><td>{_num(c.effect_size, 3)}</td>"
+        f'<td class="t">{escape_text(c.caution or "")}</td></tr>'
         for c in board.comparisons
     )
     return (
         '<section><h2>Pairwise comparisons</h2><p class="muted">Every pair of models in each mode, on the '
         "references both finished; A is the better-ranked. p: two-sided Wilcoxon signed-rank test; p (BH): "
-        "Benjamini-Hochberg adjusted over the mode's comparisons (read this one when scanning the whole table); "
+        "Benjamini-Hochberg adjusted within the family named (<code>pairs:&lt;mode&gt;</code>: the mode's "
+        "comparisons; read this one when scanning the whole table); "
         "effect: matched-pairs rank-biserial correlation, +1 when A is better on every reference. Values below "
         "0.05 are in green.</p>"
         f'<div class="scroll"><table><thead>{head}</thead><tbody>{body}</tbody></table></div></section>'
@@ -348,21 +361,53 @@ def _ratings(case: CaseResult) -> str:
     return "\n".join(lines)
 
 
+def _listing(title: str, note: str, table_id: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A section listing records: a heading with their count, a note (HTML), and a table of escaped cells.
+
+    A header starting with ``#`` is a numeric column; one starting with ``!`` holds errors (shown in red).
+    """
+
+    def cls(name: str, cell: bool = True) -> str:
+        if name.startswith("#"):
+            return ""
+        if name == "model":
+            return ' class="t model"'
+        return ' class="t err"' if cell and name.startswith("!") else ' class="t"'
+
+    head = "".join(f"<th{cls(h, cell=False)}>{escape_text(h.lstrip('#!'))}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td{cls(h)}>{escape_text(cell)}</td>" for h, cell in zip(header, row, strict=True)) + "</tr>"
+        for row in rows
+    )
+    return (
+        f'<section><h2>{escape_text(title)} ({len(rows)})</h2><p class="muted">{note}</p><div class="scroll">'
+        f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div></section>'
+    )
+
+
 def _failed(board: Leaderboard) -> str:
     if not board.failed:
         return ""
-    body = "".join(
-        f'<tr><td class="t model">{escape_text(f.model)}</td><td class="t">{escape_text(f.mode)}</td>'
-        f'<td class="t">{escape_text(f.reference_id)}</td>'
-        f'<td class="t">{escape_text(f.category or "")}</td><td class="t err">{escape_text(f.error or "")}</td></tr>'
-        for f in board.failed
+    return _listing(
+        "Failed cases",
+        "Counted in the tables' <i>failed</i> column, never averaged. Retry them with <code>--retry-failed</code>.",
+        "failed-cases",
+        ["model", "mode", "reference", "category", "!error"],
+        [[f.model, f.mode, f.reference_id, f.category or "", f.error or ""] for f in board.failed],
     )
-    return (
-        f'<section><h2>Failed cases ({len(board.failed)})</h2><p class="muted">Counted in the tables\' '
-        "<i>failed</i> column, never averaged. Retry them with <code>--retry-failed</code>.</p>"
-        '<div class="scroll"><table><thead><tr><th class="t">model</th><th class="t">mode</th>'
-        '<th class="t">reference</th><th class="t">category</th><th class="t">error</th></tr></thead>'
-        f"<tbody>{body}</tbody></table></div></section>"
+
+
+def _missing(board: Leaderboard) -> str:
+    if not board.missing:
+        return ""
+    return _listing(
+        "Missing values",
+        "Finished cases whose metric is missing or not a finite number. Without a primary value a case is counted "
+        "in the <i>missing</i> column, not in n; another metric missing empties that metric's column in the rows "
+        "counting the case.",
+        "missing-values",
+        ["model", "mode", "reference", "metric", "!value", "#counted"],
+        [[m.model, m.mode, m.reference_id, m.metric, m.reason, "yes" if m.counted else "no"] for m in board.missing],
     )
 
 
@@ -402,11 +447,14 @@ def render_leaderboard_html(
         f"<header><h1>{escape_text(title)}</h1>{_facts(board)}</header>"
         f'<section><h2>Means and intervals (all references)</h2><div class="chart">{_chart(board)}</div></section>'
         '<section><h2>Leaderboard</h2><p class="muted">Per mode and group (all references, each category, each '
-        "style): n finished cases, the mean of the primary metric with its bootstrap interval and standard "
-        "deviation, failed cases, and the mean of every metric (↑ higher is better, ↓ lower is better).</p>"
+        "style): failed cases and finished cases without a primary value (missing) beside the rank; n "
+        "references counted, the mean of the primary metric with its interval and standard deviation; the "
+        "references every ranked model counts (shared n) and the mean over them, which the rank orders; the "
+        "mean of every metric over the same references (↑ higher is better, ↓ lower is better); and, for rows "
+        "of few references, what they can support.</p>"
         f"{tables}</section>"
         f"{_gains(board)}{_comparisons(board)}{_grid(board, cases, out_dir, thumbs, max_grid_references)}"
-        f"{_failed(board)}"
+        f"{_failed(board)}{_missing(board)}"
         "<footer>Automatic similarity only partly agrees with people; see the metrics guide for each metric's "
         "caveats. Intervals and tests use a fixed random seed: the same records give the same report.</footer>"
         "</main></body></html>\n"

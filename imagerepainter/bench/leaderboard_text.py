@@ -1,0 +1,283 @@
+"""The leaderboard as text: CSV rows and a Markdown report.
+
+Every cell that comes from a record (model names, groups, errors) is made inert: CSV cells
+cannot start a spreadsheet formula, Markdown cells are escaped and stay on one line.
+
+Example:
+    >>> from imagerepainter.bench.leaderboard import build_leaderboard
+    >>> write_csv(build_leaderboard([])).splitlines()[0].split(",")[:6]
+    ['model', 'mode', 'group', 'n', 'mean', 'std']
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import math
+import re
+from collections.abc import Iterable, Sequence
+
+from .leaderboard import Leaderboard
+from .stats import SMALL_N
+
+__all__ = ["CSV_COLUMNS", "render_markdown", "write_csv"]
+
+CSV_COLUMNS = (
+    "model",
+    "mode",
+    "group",
+    "n",
+    "mean",
+    "std",
+    "ci_low",
+    "ci_high",
+    "rank",
+    "failed",
+    "missing",
+    "shared_n",
+    "shared_mean",
+    "ci_method",
+    "small_n",
+    "caution",
+)
+"""The CSV's first columns, in order; ``mean_<metric>`` for every metric follow."""
+
+
+def _num(value: float | None, digits: int = 4) -> str:
+    if value is None or not math.isfinite(value):
+        return ""
+    return f"{value:.{digits}f}"
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return ""
+    return "<1e-4" if value < 1e-4 else f"{value:.4f}"
+
+
+def _csv_text(value: str) -> str:
+    """Text a spreadsheet would not run as a formula."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def _float(value: float | None) -> str:
+    """A float exactly as in the JSON report (``repr``), or an empty cell."""
+    return "" if value is None else repr(value)
+
+
+def write_csv(board: Leaderboard) -> str:
+    """The rows as CSV: :data:`CSV_COLUMNS`, then ``mean_<metric>`` for each metric."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([*CSV_COLUMNS, *(f"mean_{name}" for name in board.metrics)])
+    for r in board.rows:
+        writer.writerow(
+            [_csv_text(r.model), r.mode, _csv_text(r.group), r.n]
+            + [_float(v) for v in (r.mean, r.std, r.ci_low, r.ci_high)]
+            + [r.rank if r.rank is not None else "", r.failed, r.missing, r.shared_n, _float(r.shared_mean)]
+            + [r.ci_method or "", int(r.small_n), r.caution or ""]
+            + [_float(r.metrics.get(name)) for name in board.metrics]
+        )
+    return buffer.getvalue()
+
+
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_|"})
+
+
+def _md(value: object) -> str:
+    """A Markdown table cell: HTML escaped, emphasis, code and pipes backslashed, no link syntax, one line."""
+    text = html.escape(str(value), quote=False).translate(_MD_SPECIAL).replace("](", "]\\(")
+    text = re.sub(r"&lt;(?=[\d\s.])", "<", text)  # "<1e-4" starts no tag: keep it readable
+    return " ".join(text.split())
+
+
+def _md_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    lines = ["| " + " | ".join(_md(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _direction(higher: bool) -> str:
+    return "higher is better" if higher else "lower is better"
+
+
+def _ci(low: float | None, high: float | None) -> str:
+    return f"[{_num(low)}, {_num(high)}]" if low is not None and high is not None else ""
+
+
+def _header(board: Leaderboard) -> list[str]:
+    pct = round(board.confidence * 100)
+    return [
+        "# Image Regeneration leaderboard",
+        "",
+        f"Primary metric: **{_md(board.primary_metric)}** ({_direction(board.higher_is_better)}). "
+        f"{board.ok} of {board.cases} cases finished; {len(board.failed)} failed (counted, not averaged); "
+        f"{sum(r.missing for r in board.rows if r.group == 'all')} finished without a finite primary value "
+        "(listed, not averaged).",
+        "",
+        f"Intervals: {pct}% {board.interval_method}, {board.n_resamples} resamples, seed {board.seed}. "
+        f"Ranks: by the mean over the references every ranked model of the mode and group finished "
+        f"(*shared*), so failing a hard reference never helps. Rows with n < {SMALL_N} carry a note on "
+        "what they can support.",
+        "",
+    ]
+
+
+def _board_tables(board: Leaderboard) -> list[str]:
+    pct = round(board.confidence * 100)
+    others = [m for m in board.metrics if m != board.primary_metric]  # the primary is the mean column
+    lines: list[str] = []
+    for mode in board.modes:
+        lines += [f"## Mode `{_md(mode)}`", ""]
+        lines += _md_table(
+            ["rank", "model", "group", "failed", "missing", "n", "mean", f"{pct}% CI", "std", "shared n", "shared mean"]
+            + [f"{m} ({'↑' if board.directions.get(m, True) else '↓'})" for m in others]
+            + ["note"],
+            (
+                [r.rank or "", r.model, r.group, r.failed, r.missing, r.n, _num(r.mean), _ci(r.ci_low, r.ci_high)]
+                + [_num(r.std), r.shared_n if r.rank is not None else "", _num(r.shared_mean)]
+                + [_num(r.metrics.get(m)) for m in others]
+                + [r.caution or ""]
+                for r in board.rows
+                if r.mode == mode
+            ),
+        )
+        lines.append("")
+    return lines
+
+
+def _gain_table(board: Leaderboard) -> list[str]:
+    if not board.gains:
+        return []
+    pct = round(board.confidence * 100)
+    lines = [
+        "## Gain of `repaint` over `single`",
+        "",
+        "Paired on the same references; a win rate above 0.5 means the loop helped more often than not. "
+        "p (BH): adjusted within the family `gains` (every gain below).",
+        "",
+    ]
+    lines += _md_table(
+        [
+            "model",
+            "group",
+            "n",
+            "single",
+            "repaint",
+            "gain",
+            f"{pct}% CI",
+            "win rate",
+            "p (Wilcoxon)",
+            "p (BH)",
+            "effect",
+            "note",
+        ],
+        (
+            [
+                g.model,
+                g.group,
+                g.n,
+                _num(g.single),
+                _num(g.repaint),
+                _num(g.gain),
+                _ci(g.ci_low, g.ci_high),
+                _num(g.win_rate, 3),
+                _p(g.p_value),
+                _p(g.p_adjusted),
+                _num(g.effect_size, 3),
+                g.caution or "",
+            ]
+            for g in board.gains
+        ),
+    )
+    return [*lines, ""]
+
+
+def _comparison_table(board: Leaderboard) -> list[str]:
+    if not board.comparisons:
+        return []
+    pct = round(board.confidence * 100)
+    lines = [
+        "## Pairwise comparisons (all references)",
+        "",
+        "A is the better-ranked model. p: two-sided Wilcoxon signed-rank; p (BH): Benjamini–Hochberg adjusted "
+        "within the family named (`pairs:<mode>`: the mode's comparisons); effect: rank-biserial (+1: A better "
+        "on every reference).",
+        "",
+    ]
+    lines += _md_table(
+        [
+            "mode",
+            "A",
+            "B",
+            "n",
+            "A − B",
+            f"{pct}% CI",
+            "A wins",
+            "B wins",
+            "ties",
+            "win rate",
+            "p",
+            "p (BH)",
+            "family",
+            "effect",
+            "note",
+        ],
+        (
+            [
+                c.mode,
+                c.model_a,
+                c.model_b,
+                c.n,
+                _num(c.mean_diff),
+                _ci(c.ci_low, c.ci_high),
+                c.wins,
+                c.losses,
+                c.ties,
+                _num(c.win_rate, 3),
+                _p(c.p_value),
+                _p(c.p_adjusted),
+                c.family,
+                _num(c.effect_size, 3),
+                c.caution or "",
+            ]
+            for c in board.comparisons
+        ),
+    )
+    return [*lines, ""]
+
+
+def _problem_tables(board: Leaderboard) -> list[str]:
+    lines: list[str] = []
+    if board.failed:
+        lines += [f"## Failed cases ({len(board.failed)})", ""]
+        lines += _md_table(
+            ["model", "mode", "reference", "error"],
+            ([f.model, f.mode, f.reference_id, f.error or ""] for f in board.failed),
+        )
+        lines.append("")
+    if board.missing:
+        lines += [
+            f"## Missing values ({len(board.missing)})",
+            "",
+            "Finished cases whose metric is missing or not a finite number. Without a primary value a case is not "
+            "counted in its rows; a missing value of another metric empties that metric's column in the rows "
+            "counting the case (a column is never averaged over fewer references than `n`).",
+            "",
+        ]
+        lines += _md_table(
+            ["model", "mode", "reference", "metric", "value", "counted"],
+            (
+                [m.model, m.mode, m.reference_id, m.metric, m.reason, "yes" if m.counted else "no"]
+                for m in board.missing
+            ),
+        )
+        lines.append("")
+    return lines
+
+
+def render_markdown(board: Leaderboard) -> str:
+    """The leaderboard as Markdown: the ranking per mode and group, gains, pairwise tests, failures, missing values."""
+    lines = _header(board) + _board_tables(board) + _gain_table(board) + _comparison_table(board)
+    return "\n".join(lines + _problem_tables(board))
