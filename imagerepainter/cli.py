@@ -37,6 +37,7 @@ from .bench.cli import add_commands as add_bench_commands
 from .cli_settings import GENERATION_SETTINGS, LOOP_SETTINGS, add_setting_flags, int_in, setting_overrides
 from .config import PRESETS
 from .errors import BackendError, ConfigurationError, MissingDependencyError, RepainterError, ReviewError
+from .human.cli import add_commands as add_human_commands
 from .progress import ProgressLines as Progress
 
 if TYPE_CHECKING:
@@ -198,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     port_help = "port on 127.0.0.1, 0 for a free one (default: %(default)s)"
     serve.add_argument("--port", type=int_in(0, 65535), default=8765, help=port_help)
     _COMMANDS.update(add_bench_commands(sub))  # eval, leaderboard (imagerepainter.bench.cli)
+    _COMMANDS.update(add_human_commands(sub))  # judge, judgments (imagerepainter.human.cli)
     return parser
 
 
