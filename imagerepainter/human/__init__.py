@@ -11,6 +11,8 @@ Modules:
 
 * :mod:`~imagerepainter.human.judgments` — the :class:`Judgment` record, its store, CSV/JSONL
   import and export.
+* :mod:`~imagerepainter.human.pairs` — which pairs each rater judges (balanced, blinded, with repeats).
+* :mod:`~imagerepainter.human.server` — the judging page and its JSON API on 127.0.0.1.
 """
 
 from __future__ import annotations

@@ -71,8 +71,8 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
         "judgments",
         formatter_class=_formatter,
         help="import or export an evaluation's human judgments (CSV or JSONL)",
-        description="Move judgments between DIR/judgments.sqlite and a .csv or .jsonl file (the format is in "
-        "docs/human-agreement.md). An import checks every row, and that its images are the best images of "
+        description="Move judgments between DIR/judgments.sqlite and a .csv or .jsonl file (its columns are in the "
+        "Human agreement guide). An import checks every row, and that its images are the best images of "
         "DIR's cases, before storing any.",
         epilog=JUDGMENTS_EXAMPLES,
     )
