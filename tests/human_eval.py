@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+
+import pytest
 
 from imagerepainter.bench.datasets import load_dataset
 from imagerepainter.bench.runner import evaluate
@@ -26,3 +29,15 @@ def make_evaluation(root: Path, *, references: int = 3) -> Path:
         settings={"max_rounds": 2, "variants": 2, "height": 64, "width": 64},
     )
     return out
+
+
+@pytest.fixture(scope="module")
+def evaluation(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One evaluation per test module (import this fixture into the module)."""
+    return make_evaluation(tmp_path_factory.mktemp("judging"))
+
+
+@pytest.fixture
+def folder(evaluation: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the module's evaluation, so each test starts with no judgments."""
+    return Path(shutil.copytree(evaluation, tmp_path / "eval"))

@@ -17,7 +17,9 @@ import pytest
 from imagerepainter.cli import main
 from imagerepainter.human import JudgmentStore
 from imagerepainter.human.server import JudgingStudy
-from tests.human_eval import make_evaluation
+from tests import human_eval
+
+evaluation, folder = human_eval.evaluation, human_eval.folder  # the shared fixtures
 
 ROOT = Path(__file__).resolve().parents[1]
 CHILD = (
@@ -26,16 +28,6 @@ CHILD = (
     "from imagerepainter.cli import main\n"
     "sys.exit(main(sys.argv[1:]))\n"
 )
-
-
-@pytest.fixture(scope="module")
-def evaluation(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_evaluation(tmp_path_factory.mktemp("judge-cli"))
-
-
-@pytest.fixture
-def folder(evaluation: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(evaluation, tmp_path / "eval"))
 
 
 def _first_line(proc: subprocess.Popen[str], timeout: float = 60.0) -> str:

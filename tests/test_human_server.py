@@ -17,18 +17,10 @@ from imagerepainter.bench.store import ResultsStore
 from imagerepainter.errors import ConfigurationError
 from imagerepainter.human import JudgmentStore
 from imagerepainter.human.server import REFERENCES_FOLDER, JudgingServer, JudgingStudy, inside_folder
-from tests.human_eval import BLINDED_WORDS, make_evaluation
+from tests import human_eval
+from tests.human_eval import BLINDED_WORDS
 
-
-@pytest.fixture(scope="module")
-def evaluation(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_evaluation(tmp_path_factory.mktemp("judge"))
-
-
-@pytest.fixture
-def folder(evaluation: Path, tmp_path: Path) -> Path:
-    """A fresh copy of the evaluation (no judgments yet)."""
-    return Path(shutil.copytree(evaluation, tmp_path / "eval"))
+evaluation, folder = human_eval.evaluation, human_eval.folder  # the shared fixtures
 
 
 def _get(url: str) -> tuple[int, bytes, Any]:
