@@ -124,6 +124,8 @@ def test_a_judgment_is_stored_with_what_was_shown(folder: Path) -> None:
         {"rater": "ann", "choice": "left", "seconds": "soon"},
         {"rater": "ann", "choice": "left", "seconds": True},
         {"rater": "ann", "choice": "left", "pair_id": "nope"},
+        {"rater": "ann", "choice": "left", "pair_id": None},
+        {"rater": "ann", "choice": "left", "pair_id": 7},
         b"not json",
         b"[1, 2]",
     ],

@@ -202,6 +202,8 @@ class JudgingStudy:
         """Store what ``POST /api/judgment`` sent; raises :class:`_BadRequest` for bad input."""
         rater = _rater(body.get("rater"))
         choice, seconds, wanted = body.get("choice"), body.get("seconds"), body.get("pair_id")
+        if not isinstance(wanted, str) or not wanted:
+            raise _BadRequest("pair_id must be the pair_id that /api/next gave.")
         if choice not in ("left", "right", "tie"):
             raise _BadRequest('choice must be "left", "right" or "tie".')
         if seconds is not None and (
