@@ -204,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     port_help = "port on 127.0.0.1, 0 for a free one (default: %(default)s)"
     serve.add_argument("--port", type=int_in(0, 65535), default=8765, help=port_help)
     _COMMANDS.update(add_bench_commands(sub))  # eval, leaderboard (imagerepainter.bench.cli)
-    _COMMANDS.update(add_human_commands(sub, formatter_class=_formatter))  # agreement (imagerepainter.human.cli)
+    # judge, judgments, agreement (imagerepainter.human.cli)
+    _COMMANDS.update(add_human_commands(sub, formatter_class=_formatter))
     return parser
 
 

@@ -24,10 +24,10 @@ import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
-__all__ = ["LAYOUT_JS", "PROBE_JS", "chromium_binary", "dump_dom", "probe", "screenshot"]
+__all__ = ["FLAGS", "LAYOUT_JS", "PROBE_JS", "chromium_binary", "dump_dom", "probe", "screenshot"]
 
 _NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-_FLAGS = (
+FLAGS = (
     "--headless",
     "--no-sandbox",  # tests often run as root in containers
     "--disable-gpu",
@@ -137,7 +137,7 @@ def _run(args: list[str], *, window: tuple[int, int], timeout: float) -> str:
     if binary is None:
         raise RuntimeError("No Chromium binary found; install it with: apt-get install -y chromium")
     with tempfile.TemporaryDirectory(prefix="chromium-profile-", ignore_cleanup_errors=True) as profile:
-        cmd = [binary, *_FLAGS, f"--user-data-dir={profile}", f"--window-size={window[0]},{window[1]}", *args]
+        cmd = [binary, *FLAGS, f"--user-data-dir={profile}", f"--window-size={window[0]},{window[1]}", *args]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
             out, err = proc.communicate(timeout=timeout)

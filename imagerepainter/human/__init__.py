@@ -10,7 +10,9 @@ all land in one place: :class:`~imagerepainter.human.judgments.JudgmentStore`, t
 Modules:
 
 * :mod:`~imagerepainter.human.judgments` — the :class:`Judgment` record, its store, CSV/JSONL
-  import and export.
+  import and export;
+* :mod:`~imagerepainter.human.pairs` — which pairs each rater judges (balanced, blinded, with repeats);
+* :mod:`~imagerepainter.human.server` — the judging page and its JSON API on 127.0.0.1;
 * :mod:`~imagerepainter.human.agreement` — 2AFC agreement of a metric with the raters, the
   human ceiling (inter- and intra-rater agreement, Krippendorff's alpha), bootstrap over references;
 * :mod:`~imagerepainter.human.ranking` — Bradley–Terry strengths and Kendall's tau with a metric;

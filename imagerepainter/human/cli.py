@@ -1,4 +1,5 @@
-"""The human-agreement commands: ``imagerepainter agreement``.
+"""The human-agreement commands: ``imagerepainter agreement``, and (from
+:mod:`~imagerepainter.human.judging_cli`) ``judge`` and ``judgments``.
 
 :func:`add_commands` adds them to the main parser and returns their handlers; errors follow
 the other commands (one line on stderr, exit 2 for bad input). Everything is checked (the
@@ -36,7 +37,11 @@ def add_commands(subparsers: Any, *, formatter_class: Any = argparse.HelpFormatt
 
     ``formatter_class`` is the main parser's help layout (it keeps the examples as written).
     """
-    return add_agreement_command(subparsers, formatter_class=formatter_class)
+    from .judging_cli import add_judging_commands
+
+    commands = add_judging_commands(subparsers, formatter_class=formatter_class)
+    commands.update(add_agreement_command(subparsers, formatter_class=formatter_class))
+    return commands
 
 
 def add_agreement_command(subparsers: Any, *, formatter_class: Any = argparse.HelpFormatter) -> dict[str, Handler]:
