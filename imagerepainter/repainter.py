@@ -19,9 +19,10 @@ import contextlib
 import os
 import threading
 import uuid
-from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from functools import partial
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from langgraph.types import Command
 from PIL import Image
@@ -34,6 +35,7 @@ from .convergence import check_budgets
 from .errors import BackendError, CapabilityError, ConfigurationError, IncompleteRunError, ThreadInUseError
 from .graph import build_graph, recursion_limit
 from .history import History, RunHistory
+from .image_sources import ImageSourcePolicy, read_source
 from .images import ImageInput, ImageRef, ImageStore, MemoryImageStore, load_image, put_image
 from .nodes import RunContext, backend_errors, config_from_state, remember_config
 from .progress import progress_display
@@ -48,6 +50,9 @@ if TYPE_CHECKING:
 __all__ = ["RepaintEvent", "Repainter", "ThreadStatus"]
 
 _PER_REPAINTER = ("preset",)
+GRAPH_SOURCES = ImageSourcePolicy(roots=None, allow_urls=False, owner="graph")
+"""What :meth:`Repainter.as_graph` reads when a parent passes the reference as text: any path (as
+:meth:`Repainter.run` does) or a data URL; no downloads."""
 _MAX_ROUNDS = RepainterConfig.model_fields["max_rounds"].metadata[-1].le
 """Settings chosen when a Repainter is built, not per run."""
 
@@ -217,7 +222,13 @@ class Repainter:
             history = InMemoryStore()
         self.history = history
         self._builder, self._nodes = build_graph(
-            mllm=self.mllm, t2i=self.t2i, scorer=self.scorer, store=self.store, config=self.config, history=history
+            mllm=self.mllm,
+            t2i=self.t2i,
+            scorer=self.scorer,
+            store=self.store,
+            config=self.config,
+            history=history,
+            admit=partial(self.admit_reference, policy=GRAPH_SOURCES),
         )
         self._graph: Any = self._builder.compile(checkpointer=checkpointer, store=history, name=name)
 
@@ -361,15 +372,13 @@ class Repainter:
                     f"description must be a Description (from Repainter.describe), not {type(description).__name__}."
                 )
             prompt = description.prompt
-        image = check_run_inputs(cfg, reference, prompt)
-        cfg = settings_for_reference(cfg, image, self.t2i)
         if self._graph.get_state({"configurable": {"thread_id": thread_id}}).values:
             raise ThreadInUseError(
                 f"Thread {thread_id!r} already holds a run. Continue it with resume({thread_id!r}), or pass a new "
                 "thread_id.",
                 thread_id=thread_id,
             )
-        ref = put_image(self.store, image, owner=thread_id)
+        ref, cfg = self.admit_reference(reference, cfg, prompt=prompt, owner=thread_id)
         # The settings go into the first checkpoint too: a resume in a new process rebuilds the context from them.
         graph_input: dict[str, Any] = {"reference": ref, "prompt": prompt, "config": remember_config(cfg)}
         if description is not None:
@@ -379,6 +388,39 @@ class Repainter:
             "recursion_limit": recursion_limit(cfg),
         }
         return _Prepared(graph_input, run_config, RunContext(config=cfg))
+
+    def admit_reference(
+        self,
+        reference: Any,
+        cfg: RepainterConfig,
+        *,
+        prompt: str | None = None,
+        owner: str | None = None,
+        policy: ImageSourcePolicy | None = None,
+    ) -> tuple[ImageRef, RepainterConfig]:
+        """Read and check a run's reference, put it in :attr:`store`, and size the run's settings to it.
+
+        What every way of starting a run does before any model call: :meth:`run`, a parent graph that
+        gives :meth:`as_graph` a path (its ``start`` node calls this), the served graph's ``load``.
+
+        Args:
+            reference: A path, image bytes or a PIL image; with ``policy``, also a text reference
+                as :func:`~imagerepainter.image_sources.read_source` reads it (a data URL; a path
+                only inside the policy's folders).
+            cfg: The run's settings (:meth:`config_for`).
+            prompt: The run's starting prompt, if any (checked here too).
+            owner: The run's thread, which owns the image in the default in-memory store.
+            policy: Which text references are accepted (``None``: as :meth:`run` reads them).
+
+        Raises:
+            InvalidImageError: the reference is unusable or not allowed.
+            ConfigurationError: the prompt, budgets or generation settings cannot work.
+        """
+        if policy is not None and isinstance(reference, (str, os.PathLike)):
+            reference = read_source(os.fspath(reference), policy)
+        image = check_run_inputs(cfg, reference, prompt)
+        cfg = settings_for_reference(cfg, image, self.t2i)
+        return put_image(self.store, image, owner=owner), cfg
 
     def describe(self, reference: ImageInput, **overrides: Any) -> Description:
         """Run only the Image Understanding stage: the tree of ``reference`` and the prompt from it.
@@ -627,41 +669,99 @@ class Repainter:
             if len(ran) == 1:
                 self._graph.update_state(run_config, None, as_node=ran[0])
 
+    @overload
     async def abatch(
-        self, references: Sequence[ImageInput], *, max_concurrency: int = 4, **overrides: Any
-    ) -> list[RepaintResult]:
+        self,
+        references: Iterable[ImageInput],
+        *,
+        max_concurrency: int = ...,
+        return_exceptions: Literal[False] = ...,
+        **overrides: Any,
+    ) -> list[RepaintResult]: ...
+    @overload
+    async def abatch(
+        self,
+        references: Iterable[ImageInput],
+        *,
+        max_concurrency: int = ...,
+        return_exceptions: Literal[True],
+        **overrides: Any,
+    ) -> list[RepaintResult | Exception]: ...
+    async def abatch(
+        self,
+        references: Iterable[ImageInput],
+        *,
+        max_concurrency: int = 4,
+        return_exceptions: bool = False,
+        **overrides: Any,
+    ) -> list[RepaintResult] | list[RepaintResult | Exception]:
         """Regenerate several references, at most ``max_concurrency`` at a time; results in order.
 
         The runs share this Repainter's loaded models (each is loaded once) and give the same
         results as running them one by one, since every run's seeds come from its own settings.
-        A run that fails raises its error after the others have finished. The runs show no progress bar.
+        The runs show no progress bar. As in LangChain's ``batch``, ``return_exceptions=True``
+        returns each failed run's exception in its place, next to the others' results. Without
+        it, every run still goes to its end, then a :class:`~imagerepainter.errors.BatchError`
+        names the references that failed and keeps every outcome in ``error.results``.
 
         Example:
             >>> import asyncio
             >>> from imagerepainter.sandbox import random_scene, render_scene
             >>> rp = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox", max_rounds=2)
-            >>> results = asyncio.run(rp.abatch([render_scene(random_scene(i)) for i in range(3)]))
-            >>> len(results), all(r.finished for r in results)
-            (3, True)
+            >>> references = [render_scene(random_scene(0)), "missing.png"]
+            >>> results = asyncio.run(rp.abatch(references, return_exceptions=True))
+            >>> results[0].finished, type(results[1]).__name__
+            (True, 'InvalidImageError')
+
+        Raises:
+            ConfigurationError: ``references`` is one reference (a path, bytes, an image) rather than
+                a list, ``max_concurrency`` is below 1, or an override is invalid (nothing ran).
+            BatchError: some runs failed and ``return_exceptions`` is off.
         """
-        if max_concurrency < 1:
-            raise ConfigurationError(f"max_concurrency must be at least 1, got {max_concurrency!r}.")
-        gate = asyncio.Semaphore(max_concurrency)
+        return await self._abatch(references, max_concurrency, return_exceptions, overrides)
+
+    async def _abatch(
+        self, references: Iterable[ImageInput], max_concurrency: int, return_exceptions: bool, overrides: dict[str, Any]
+    ) -> list[Any]:
+        from .batching import gather_runs, reference_list, settle
+
+        refs = reference_list(references)
+        self.config_for(**overrides)  # a bad setting is refused once, before any run
 
         async def one(reference: ImageInput) -> RepaintResult:
-            async with gate:
-                return await self.arun(reference, progress=False, **overrides)
+            return await self.arun(reference, progress=False, **overrides)
 
-        outcomes = await asyncio.gather(*(one(r) for r in references), return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
-        return [o for o in outcomes if isinstance(o, RepaintResult)]
+        outcomes = await gather_runs(one, refs, max_concurrency)
+        return settle(outcomes, refs, return_exceptions=return_exceptions)
 
+    @overload
     def batch(
-        self, references: Sequence[ImageInput], *, max_concurrency: int = 4, **overrides: Any
-    ) -> list[RepaintResult]:
-        """Blocking :meth:`abatch` (from code that is not already inside an event loop).
+        self,
+        references: Iterable[ImageInput],
+        *,
+        max_concurrency: int = ...,
+        return_exceptions: Literal[False] = ...,
+        **overrides: Any,
+    ) -> list[RepaintResult]: ...
+    @overload
+    def batch(
+        self,
+        references: Iterable[ImageInput],
+        *,
+        max_concurrency: int = ...,
+        return_exceptions: Literal[True],
+        **overrides: Any,
+    ) -> list[RepaintResult | Exception]: ...
+    def batch(
+        self,
+        references: Iterable[ImageInput],
+        *,
+        max_concurrency: int = 4,
+        return_exceptions: bool = False,
+        **overrides: Any,
+    ) -> list[RepaintResult] | list[RepaintResult | Exception]:
+        """Blocking :meth:`abatch` (from code that is not already inside an event loop); the same
+        arguments, results and errors.
 
         Raises:
             ConfigurationError: called inside a running event loop (a notebook, an async app):
@@ -670,7 +770,7 @@ class Repainter:
         try:
             asyncio.get_running_loop()
         except RuntimeError:  # no loop running: the usual case
-            return asyncio.run(self.abatch(references, max_concurrency=max_concurrency, **overrides))
+            return asyncio.run(self._abatch(references, max_concurrency, return_exceptions, overrides))
         raise ConfigurationError(
             "Repainter.batch() blocks, so it cannot run inside a running event loop (a notebook, an async app): "
             "use `await rp.abatch(references)` there."
