@@ -25,7 +25,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, TypedDict, TypeVar
+from typing import Any, Protocol, TypedDict, TypeVar, cast
 
 from langgraph.runtime import Runtime
 from langgraph.store.base import BaseStore
@@ -38,9 +38,9 @@ from . import prompts, schemas
 from .backends.base import MLLM, GeneratedImage, GenerationRequest, MLLMMessage, Scorer, TextToImage, batches
 from .config import RepainterConfig
 from .convergence import Progress, decide_stop, mllm_calls_per_round, round_size, stop_after_critique
-from .errors import BackendError, GenerationError, MLLMError, RepainterError
+from .errors import BackendError, ConfigurationError, GenerationError, MLLMError, RepainterError
 from .history import FailedCall, RunHistory
-from .images import ImageRef, ImageStore, put_image, shrink
+from .images import ImageRef, ImageStore, is_image_ref, put_image, shrink
 from .review import (
     ANSWER_SCHEMA,
     ReviewAnswer,
@@ -56,7 +56,7 @@ from .selection import best_index, better
 from .state import CallRecord, CandidateRecord, CritiqueRecord, RepaintOutput, RepaintState, RoundRecord, Usage
 from .understanding import UnderstandingTree, assemble_prompt
 
-__all__ = ["LoopNodes", "RunContext"]
+__all__ = ["Admit", "LoopNodes", "RunContext"]
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
 
@@ -81,6 +81,21 @@ class RunContext:
 
     config: RepainterConfig
     """The run's effective settings."""
+
+
+class Admit(Protocol):
+    """Reads a reference given in the graph's input (a path, bytes, a PIL image, a data URL), checks
+    it as a run's input, puts it in the image store on behalf of ``owner``, and returns its ref with
+    the run's settings sized to it (``Repainter.admit_reference``)."""
+
+    def __call__(
+        self, reference: Any, cfg: RepainterConfig, *, prompt: str | None, owner: str | None
+    ) -> tuple[ImageRef, RepainterConfig]: ...
+
+
+def _reference(state: RepaintState) -> ImageRef:
+    """The run's reference, an image ref once ``start`` has run (it stores one given otherwise)."""
+    return cast(ImageRef, state["reference"])
 
 
 def _emit(event: dict[str, Any]) -> None:
@@ -370,8 +385,11 @@ class LoopNodes:
         store: ImageStore,
         config: RepainterConfig,
         history: BaseStore | None = None,
+        admit: Admit | None = None,
     ) -> None:
         self.mllm, self.t2i, self.scorer, self.store, self.config = mllm, t2i, scorer, store, config
+        self.admit = admit
+        """Reads a reference that the graph's input gives as other than an image ref (``None``: refuse it)."""
         self.history = history if history is not None else InMemoryStore()
         """Where run histories go when the graph runs without a LangGraph store of its own."""
         self._pool = _Workers(config.max_concurrency)
@@ -444,12 +462,31 @@ class LoopNodes:
 
     # ------------------------------------------------------------------ nodes
 
+    def _admitted(self, state: RepaintState, cfg: RepainterConfig) -> tuple[ImageRef, RepainterConfig]:
+        """The run's reference as an image ref, and its settings. A parent graph may give the reference
+        as :meth:`Repainter.run <imagerepainter.Repainter.run>` takes it (a path, bytes, a PIL image) or
+        as a data URL: it is read, checked and put in the image store here, before any model call,
+        and the settings are sized to it as for ``Repainter.run``."""
+        reference: Any = state.get("reference")
+        if is_image_ref(reference):
+            return reference, cfg
+        if self.admit is None or reference is None:
+            raise ConfigurationError(
+                "The graph's input needs 'reference': an image ref from rp.store.put(image), or (in a graph from "
+                "Repainter.as_graph()) a file path, image bytes, a PIL image or a data URL; got "
+                f"{type(reference).__name__}."
+            )
+        return self.admit(reference, cfg, prompt=state.get("prompt"), owner=_thread_id())
+
     @_timed("start")
     def start(self, state: RepaintState, step: _Step) -> dict[str, Any]:
-        """Fix the run's id and record its settings (for a resume in a new process); start from a given prompt."""
+        """Fix the run's id and record its settings (for a resume in a new process); start from a given
+        prompt. A reference given as a path, bytes, an image or a data URL is read and stored first."""
+        reference, cfg = self._admitted(state, step.config)
         update: dict[str, Any] = {
             "run_id": step.history.run_id,
-            "config": _dump(step.config),
+            "reference": reference,
+            "config": _dump(cfg),
             "round": 0,
             "round_prompts": [],
             "pending": [],
@@ -467,7 +504,7 @@ class LoopNodes:
             what = f"The scorer {self.scorer.name} could not load"
             with backend_errors(BackendError, what, self.scorer.name, node="start", round=0, call="load scorer"):
                 load()
-        self.prepared_reference(state["reference"])
+        self.prepared_reference(reference)
         return update
 
     @_timed("describe")
@@ -475,7 +512,7 @@ class LoopNodes:
         """Build the Image Understanding Tree (independent calls concurrently), then the first prompt."""
         cfg = step.config
         calls = _Calls(self.mllm, self._pool, "describe", 0, cfg, step.history)
-        tree, prompt = self.understand(self._mllm_view(state["reference"], cfg.mllm_image_max_side), cfg, calls)
+        tree, prompt = self.understand(self._mllm_view(_reference(state), cfg.mllm_image_max_side), cfg, calls)
         step.history.put_understanding(dict(tree))
         return {"prompt": prompt, "initial_prompt": prompt, **calls.record(step.history)}
 
@@ -634,7 +671,7 @@ class LoopNodes:
         with backend_errors(
             BackendError, what, self.scorer.name, node="score", round=round_index, call="prepare reference"
         ):
-            prepared = self.prepared_reference(state["reference"]).result()
+            prepared = self.prepared_reference(_reference(state)).result()
         pending = [CandidateRecord(**c) for c in state["pending"]]
         live = [c for c in pending if not c["blocked"]]
         if live:
@@ -774,7 +811,7 @@ class LoopNodes:
         if cand is None:  # every candidate blocked: nothing to look at, rephrase and try again
             return {"round_prompts": []}
         images = (
-            self._mllm_view(state["reference"], cfg.mllm_image_max_side),
+            self._mllm_view(_reference(state), cfg.mllm_image_max_side),
             self._mllm_view(cand["image"], cfg.mllm_image_max_side),
         )
         past = self._history(state, step.history, cand) if cfg.critique_history else []
