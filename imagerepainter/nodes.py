@@ -38,7 +38,14 @@ from . import prompts, schemas
 from .backends.base import MLLM, GeneratedImage, GenerationRequest, MLLMMessage, Scorer, TextToImage, batches
 from .config import RepainterConfig
 from .convergence import Progress, decide_stop, mllm_calls_per_round, round_size, stop_after_critique
-from .errors import BackendError, ConfigurationError, GenerationError, MLLMError, RepainterError
+from .errors import (
+    BackendError,
+    ConfigurationError,
+    GenerationError,
+    IncompleteRunError,
+    MLLMError,
+    RepainterError,
+)
 from .history import FailedCall, RunHistory
 from .images import ImageRef, ImageStore, is_image_ref, put_image, shrink
 from .review import (
@@ -81,6 +88,10 @@ class RunContext:
 
     config: RepainterConfig
     """The run's effective settings."""
+    stop: threading.Event | None = None
+    """Set (from any thread) to stop the run before its next node: the node in progress finishes
+    and is checkpointed, the next one raises :class:`~imagerepainter.errors.IncompleteRunError`
+    instead of starting (``Repainter.stream(stop=...)``)."""
 
 
 class Admit(Protocol):
@@ -169,6 +180,7 @@ def _timed(name: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[...,
 
     def wrap(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
         def node(self: LoopNodes, state: RepaintState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+            _check_stop(runtime, name)
             start = time.perf_counter()
             run_id = state.get("run_id") or uuid.uuid4().hex  # fixed by start, the first node
             step = _Step(self._config(state, runtime), RunHistory(self._history_store(runtime), run_id))
@@ -183,6 +195,24 @@ def _timed(name: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[...,
         return node
 
     return wrap
+
+
+def _check_stop(runtime: Runtime[RunContext] | None, node: str) -> None:
+    """Refuse to start ``node`` once the run was asked to stop (:attr:`RunContext.stop`).
+
+    Raising here, before the node does anything, ends the graph through LangGraph's own error
+    path, at a step boundary: no step is abandoned half-way, so nothing is torn down under a
+    running task, and a resume starts exactly this node.
+    """
+    context = getattr(runtime, "context", None)
+    stop = getattr(context, "stop", None)
+    if stop is not None and stop.is_set():
+        thread_id = _thread_id() or "?"
+        raise IncompleteRunError(
+            f"The run in thread {thread_id!r} was stopped before its {node} step; "
+            f"Repainter.resume({thread_id!r}) continues it.",
+            thread_id=thread_id,
+        )
 
 
 def _dump(cfg: RepainterConfig) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import os
 import threading
 import uuid
 from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -551,22 +551,31 @@ class Repainter:
         prompt: str | None = None,
         description: Description | None = None,
         thread_id: str | None = None,
+        stop: threading.Event | None = None,
         **overrides: Any,
     ) -> Generator[RepaintEvent, None, None]:
         """Run and yield :class:`RepaintEvent` s as the loop goes; the last one carries the result.
 
         The stream holds its thread until it ends or is closed. To stop early and resume later,
-        close it (``events.close()``) before calling :meth:`resume` with the same thread. A run
-        under review ends its stream with a ``"review"`` event when it pauses for a person.
+        close it (``events.close()``) before calling :meth:`resume` with the same thread, or (from
+        another thread) set ``stop``: the step in progress finishes and is checkpointed, and the
+        stream raises :class:`~imagerepainter.errors.IncompleteRunError` instead of starting the
+        next one, so the graph ends on its own terms, between steps. A run under review ends its
+        stream with a ``"review"`` event when it pauses for a person.
         """
         with self._claim(thread_id) as claimed:
-            yield from self._events(self._prepare(reference, prompt, claimed, overrides, description))
+            run = self._prepare(reference, prompt, claimed, overrides, description)
+            yield from self._events(_stoppable(run, stop))
 
     def stream_resume(
-        self, thread_id: str, *, review: ReviewAnswer | dict[str, Any] | str | None = None
+        self,
+        thread_id: str,
+        *,
+        review: ReviewAnswer | dict[str, Any] | str | None = None,
+        stop: threading.Event | None = None,
     ) -> Generator[RepaintEvent, None, None]:
         """Like :meth:`resume`, yielding :class:`RepaintEvent` s; the last one carries the result (or,
-        at the next pause for review, is a ``"review"`` event)."""
+        at the next pause for review, is a ``"review"`` event). ``stop`` as in :meth:`stream`."""
         with self._claim(thread_id):
             prepared = self._resume_config(thread_id)
             answer = self._review_answer(thread_id, prepared, review)
@@ -574,7 +583,7 @@ class Repainter:
                 self._recover_cancelled_step(prepared.run_config)
             else:
                 prepared = _Prepared(answer, prepared.run_config, prepared.context)
-            yield from self._events(prepared)
+            yield from self._events(_stoppable(prepared, stop))
 
     def _events(self, run: _Prepared) -> Iterator[RepaintEvent]:
         try:
@@ -1016,6 +1025,14 @@ class Repainter:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _stoppable(run: _Prepared, stop: threading.Event | None) -> _Prepared:
+    """``run`` with ``stop`` in its context, so its nodes refuse to start once it is set. A resume
+    whose settings are still only in its pending input has no context yet: it runs to its end."""
+    if stop is None or run.context is None:
+        return run
+    return replace(run, context=replace(run.context, stop=stop))
 
 
 def _images_of(result: RepaintResult) -> list[ImageRef]:
