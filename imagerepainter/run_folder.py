@@ -420,10 +420,10 @@ class RunFolder:
                 self._remove_created(created, before)
                 raise
             stop = threading.Event()
-            events = rp.stream(image, prompt=prompt, thread_id=thread_id, stop=stop)  # the Repainter holds the settings
-            try:
+            try:  # the Repainter holds the settings
+                events = rp.stream(image, prompt=prompt, thread_id=thread_id, stop=stop)
                 return self._drive(rp, events, stop, record, watch)
-            except Exception:
+            except Exception:  # a failure before anything was paid for: leave nothing behind (Ctrl-C keeps it, marked)
                 if not seen_event and self._nothing_paid_for(rp, thread_id, image_sha256(image)):
                     stack.close()
                     self._remove_created(created, before)
@@ -653,8 +653,8 @@ class RunFolder:
                 produced.put(("error", exc))
 
         worker = threading.Thread(target=produce, name=f"imagerepainter-run-{thread_id[:8]}", daemon=True)
-        worker.start()
         try:
+            worker.start()  # inside: an interrupt as it starts still stops it before the folder closes
             while True:
                 try:
                     kind, item = produced.get(timeout=0.2)
