@@ -252,9 +252,12 @@ class Repainter:
     def as_graph(self, *, own_checkpointer: bool = True) -> Any:
         """The compiled LangGraph graph (input ``RepaintInput``, output ``RepaintOutput``).
 
-        Add it to a parent graph as a node, or drive it yourself. Its state holds image refs
-        into :attr:`store`: put the reference there first (``rp.store.put(image)``). A parent
-        graph compiled with a checkpointer lends it to this subgraph, so both persist together.
+        Add it to a parent graph as a node, or drive it yourself. The input's ``reference`` is
+        what :meth:`run` takes (a path, image bytes, a PIL image), a ``data:`` URL, or an image ref
+        already in :attr:`store` (``rp.store.put(image)``): the first node reads and checks it
+        (:meth:`admit_reference`) and puts it in the store before any model call, and the state
+        then holds only the ref. A parent graph compiled with a checkpointer lends it to this
+        subgraph, so both persist together (a PIL image cannot be checkpointed: pass its bytes).
 
         Args:
             own_checkpointer: ``False`` compiles the loop with no checkpointer and no store of its
