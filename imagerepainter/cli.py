@@ -37,6 +37,7 @@ from .bench.cli import add_commands as add_bench_commands
 from .cli_settings import GENERATION_SETTINGS, LOOP_SETTINGS, add_setting_flags, int_in, setting_overrides
 from .config import PRESETS
 from .errors import BackendError, ConfigurationError, MissingDependencyError, RepainterError, ReviewError
+from .human.cli import add_commands as add_human_commands
 from .progress import ProgressLines as Progress
 
 if TYPE_CHECKING:
@@ -106,7 +107,8 @@ BACKENDS_EXAMPLES = """examples:
   --mllm anthropic:claude-sonnet-4-5           any LangChain init_chat_model provider
   --t2i "diffusers:stabilityai/sdxl-turbo?device=cuda&torch_dtype=float16"
   --t2i "sandbox?fidelity=0.6"                 a sandbox renderer that follows prompts less faithfully
-  --scorer "paper?device=cuda"                 0.5 CLIP + 0.5 DINOv2, as the paper selects"""
+  --scorer "paper?device=cuda"                 0.5 CLIP + 0.5 DINOv2, as the paper selects
+  --metrics "paper,ssim,lpips?net=vgg"         eval's metrics (lpips, dreamsim: lower is better)"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,7 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("reference", nargs="?", help="the reference image (PNG, JPEG, WebP)")
     run.add_argument("--mllm", default="openai:gpt-4o-mini", help="MLLM spec (default: %(default)s)")
     run.add_argument("--t2i", default="diffusers:stabilityai/sdxl-turbo", help="T2I spec (default: %(default)s)")
-    run.add_argument("--scorer", help="scorer spec (default: sandbox when MLLM and T2I are both sandbox, else paper)")
+    run.add_argument(
+        "--scorer",
+        help="scorer spec (default: sandbox when MLLM and T2I are sandbox specs, options or not, else paper)",
+    )
     run.add_argument("--base-url", help="OpenAI-compatible server for an openai: MLLM (else OPENAI_BASE_URL)")
     run.add_argument(
         "--resume", metavar="DIR", help="continue the interrupted run in DIR instead (takes only --json, --quiet)"
@@ -181,9 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add(
         "backends",
-        help="list backends and what installs missing ones",
-        description="List the providers of each kind of backend, whether each can run here, and the extra that "
-        "installs it. A spec is provider[:model][?option=value&...]; options are checked before anything runs.",
+        help="list backends and metrics, and what installs missing ones",
+        description="List the providers of each kind of backend and the benchmark's metrics (eval --metrics), "
+        "whether each can run here, and the extra that installs it. A spec is provider[:model][?option=value&...]; "
+        "options are checked before anything runs.",
         epilog=BACKENDS_EXAMPLES,
     )
 
@@ -198,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     port_help = "port on 127.0.0.1, 0 for a free one (default: %(default)s)"
     serve.add_argument("--port", type=int_in(0, 65535), default=8765, help=port_help)
     _COMMANDS.update(add_bench_commands(sub))  # eval, leaderboard (imagerepainter.bench.cli)
+    _COMMANDS.update(add_human_commands(sub, formatter_class=_formatter))  # agreement (imagerepainter.human.cli)
     return parser
 
 
@@ -367,7 +374,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             specs, args.reference, prompt=args.prompt, overrides=_overrides(args), on_event=progress, unique=unique
         )
     except MissingDependencyError as exc:
-        if args.mllm == args.t2i == "sandbox":
+        if default_scorer(args.mllm, args.t2i) == "sandbox":  # already the offline world: no hint
             raise
         offline = f"imagerepainter run {shlex.quote(args.reference)} --mllm sandbox --t2i sandbox"
         error = MissingDependencyError(f"{exc}; or try it offline first (no key, no GPU, no download): {offline}")
@@ -436,9 +443,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return _finish(args, folder, result)
 
 
+def _installed(missing: list[str], extra: str | None) -> str:
+    """A listing's status column: available, or what is missing and the extra that installs it."""
+    return f'missing {", ".join(missing)}: pip install "imagerepainter[{extra}]"' if missing else "available"
+
+
 def _cmd_backends(args: argparse.Namespace) -> int:
     from ._imports import is_available
     from .backends.registry import backend_entries
+    from .bench.metrics import metric_entries
 
     titles = {"mllm": "MLLMs (--mllm)", "t2i": "Text-to-image (--t2i)", "scorer": "Scorers (--scorer)"}
     print("A spec is provider[:model][?option=value&...], e.g. diffusers:stabilityai/sdxl-turbo?device=cuda")
@@ -448,14 +461,15 @@ def _cmd_backends(args: argparse.Namespace) -> int:
             kind = entry.kind
             print(titles[kind])
         missing = [module for module in entry.requires if not is_available(module)]
-        status = (
-            f'missing {", ".join(missing)}: pip install "imagerepainter[{entry.need.extra}]"'
-            if missing
-            else "available"
-        )
-        print(f"  {entry.provider:<10} {status}")
+        print(f"  {entry.provider:<10} {_installed(missing, entry.need.extra)}")
         if entry.kind == "mllm" and entry.provider == "sandbox":
             print("  (any LangChain init_chat_model provider too: anthropic:, google_genai:, ollama:, ...)")
+    print("Metrics (eval --metrics), and which way is better")
+    for metric in metric_entries():
+        direction = "higher" if metric.higher_is_better else "lower"
+        asks = " (asks the --mllm)" if metric.needs_mllm else ""
+        print(f"  {metric.name:<10} {direction:<7}{_installed(metric.missing(), metric.extra)}{asks}")
+    print("  (any scorer spec too; parts such as paper.clip or judge.semantic may be named alone)")
     return EXIT_OK
 
 

@@ -24,12 +24,11 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, close_names, did_you_mean
 
 __all__ = ["GenerationConfig", "PresetName", "RepainterConfig", "PRESETS"]
 
@@ -212,8 +211,7 @@ class RepainterConfig(BaseModel):
                 data["generation"][key] = value
             else:
                 known = sorted(set(type(self).model_fields) | gen_fields)
-                close = difflib.get_close_matches(key, known, n=3)
-                hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+                hint = did_you_mean(close_names(key, known))
                 raise ConfigurationError(f"Unknown setting {key!r}.{hint} Known settings: {', '.join(known)}.")
         return self.validated(data)
 

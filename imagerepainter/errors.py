@@ -30,6 +30,8 @@ secrets such as API keys.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -53,6 +55,8 @@ __all__ = [
     "StructuredOutputError",
     "ThreadInUseError",
     "UnknownBackendError",
+    "close_names",
+    "did_you_mean",
 ]
 
 
@@ -183,6 +187,38 @@ class BatchError(RepainterError):
         """Each reference's result or exception, in the order given."""
         self.failed = failed
         """The positions (0-based) of the references whose run failed."""
+
+
+def close_names(name: str, known: Iterable[str], *, cutoff: float = 0.6) -> tuple[str, ...]:
+    """The names of ``known`` closest to ``name``, for a "did you mean" (at most three, best first).
+
+    Failing a close whole name, a name one of whose words (split at ``_``) is close: ``bach``
+    suggests ``batch_size``. Every message that refuses a name (a backend, a spec option, a
+    metric, a setting) asks this one function, so they all suggest alike.
+
+    Example:
+        >>> close_names("temprature", ["temperature", "top_p"]), close_names("bach", ["batch_size", "device"])
+        (('temperature',), ('batch_size',))
+        >>> close_names("sandbx", ["openai", "sandbox"]), close_names("xyz", ["openai"])
+        (('sandbox',), ())
+    """
+    names = list(dict.fromkeys(known))
+    close = difflib.get_close_matches(name, names, n=3, cutoff=cutoff)
+    if close:
+        return tuple(close)
+    words = {word: full for full in names for word in full.split("_") if len(word) >= 3}
+    return tuple(dict.fromkeys(words[w] for w in difflib.get_close_matches(name, list(words), n=3, cutoff=0.75)))
+
+
+def did_you_mean(close: Iterable[str]) -> str:
+    """``" Did you mean 'a' or 'b'?"`` for names found by :func:`close_names`, or ``""`` when there are none.
+
+    Example:
+        >>> "Unknown setting 'max_round'." + did_you_mean(close_names("max_round", ["max_rounds", "variants"]))
+        "Unknown setting 'max_round'. Did you mean 'max_rounds'?"
+    """
+    close = tuple(close)
+    return f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
 
 
 def call_site(node: str, round: int) -> str:

@@ -30,7 +30,7 @@ import warnings
 import weakref
 import zlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
@@ -42,6 +42,7 @@ from ._files import atomic_write
 from .errors import ImageNotFoundError, ImageTooLargeError, InvalidImageError
 
 __all__ = [
+    "ORIGINAL_INFO",
     "DirectoryImageStore",
     "ImageFormat",
     "ImageInput",
@@ -97,8 +98,17 @@ def image_sha256(image: Image.Image) -> str:
         True
     """
     digest = hashlib.sha256(f"{image.mode} {image.width}x{image.height}\n".encode("ascii"))
-    digest.update(image.tobytes())
+    row_bytes = max(1, _pixel_bytes(image) // max(1, image.height))
+    rows = max(1, _HASH_STRIP_BYTES // row_bytes)
+    if rows >= image.height:
+        digest.update(image.tobytes())
+    else:  # a large image is hashed a strip of rows at a time: the same digest, without a copy of it all
+        for top in range(0, image.height, rows):
+            digest.update(image.crop((0, top, image.width, min(image.height, top + rows))).tobytes())
     return digest.hexdigest()
+
+
+_HASH_STRIP_BYTES = 16 << 20
 
 
 def _ref(image: Image.Image) -> ImageRef:
@@ -194,15 +204,36 @@ def to_data_url(image: Image.Image, *, max_side: int | None = None, image_format
     return url
 
 
-def load_image(source: ImageInput, *, max_pixels: int = 40_000_000) -> Image.Image:
+ORIGINAL_INFO = "imagerepainter.original"
+"""Key of ``Image.info`` where :func:`load_image` notes what it reduced: the original's ``width``,
+``height`` and ``sha256`` (of its encoded bytes; of its pixels for a PIL image)."""
+
+
+def load_image(
+    source: ImageInput,
+    *,
+    max_pixels: int = 40_000_000,
+    max_side: int | Callable[[tuple[int, int]], int] | None = None,
+) -> Image.Image:
     """Read ``source`` into a fully decoded RGB image, or raise a typed error.
 
     The checks run before any model is called: a missing or empty file, bytes that are not
     an image, a truncated file and an absurd size each raise their own error, with the fix.
 
+    With ``max_side``, a larger image is reduced as it is read, so a 36-megapixel photograph
+    costs memory in proportion to the size used, not to its own: a JPEG is decoded at the
+    smallest of 1/2, 1/4 or 1/8 scale still at least ``max_side`` (libjpeg's scaled decoding,
+    Pillow's ``draft``), then shrunk with LANCZOS; ``image.info[ORIGINAL_INFO]`` keeps the
+    original's size and SHA-256 (``sha256_of``: of its encoded ``"bytes"``, or of its
+    ``"pixels"`` for a PIL image, as :func:`image_sha256`); the bytes themselves are not kept. An image
+    within ``max_side`` is read exactly as without it.
+
     Args:
         source: A path, encoded image bytes, or a PIL image.
         max_pixels: Refuse images with more pixels than this (decompression-bomb guard).
+        max_side: Reduce the image so its longest side is at most this (``None``: never); or a
+            function of the upright image's ``(width, height)`` (read from the header, before
+            decoding) that returns it.
 
     Raises:
         InvalidImageError: the source is missing, empty, truncated or not an image.
@@ -215,6 +246,16 @@ def load_image(source: ImageInput, *, max_pixels: int = 40_000_000) -> Image.Ima
             image.load()
         except OSError as exc:
             raise InvalidImageError(f"The image could not be decoded ({exc}).") from None
+        max_side = _side_for(image, max_side)
+        if max_side is not None and max(image.size) > max_side:
+            known = image.info.get(ORIGINAL_INFO)  # reduced before: the original is the one it came from
+            original = known or {
+                "width": image.width,
+                "height": image.height,
+                "sha256": image_sha256(image),
+                "sha256_of": "pixels",
+            }
+            return _reduced(image, max_side, original)
         return _normalise(image)
 
     if isinstance(source, (bytes, bytearray)):
@@ -253,13 +294,58 @@ def load_image(source: ImageInput, *, max_pixels: int = 40_000_000) -> Image.Ima
                 f"{what} is not an image Pillow can read ({len(data)} bytes); pass a PNG, JPEG or WebP image."
             ) from None
         _check_size(image.size, max_pixels, what=what)
+        original = None
+        max_side = _side_for(image, max_side)
+        if max_side is not None and max(image.size) > max_side:
+            width, height = image.size
+            original = {
+                "width": width,
+                "height": height,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "sha256_of": "bytes",
+            }
+            del data  # only its hash is kept
+            if image.format == "JPEG":  # decode at 1/2, 1/4 or 1/8 scale, still at least max_side
+                image.draft(None, (max_side, max_side))
         try:
             image.load()
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise InvalidImageError(
                 f"{what} is truncated or corrupt ({exc}); re-export or re-download the image."
             ) from None
+    if original is not None:
+        return _reduced(image, max_side, original, own=True)  # type: ignore[arg-type]
     return _normalise(image)
+
+
+_ROTATED = {5, 6, 7, 8}
+"""EXIF orientations that turn the image a quarter: its upright width is its stored height."""
+
+
+def _side_for(image: Image.Image, max_side: int | Callable[[tuple[int, int]], int] | None) -> int | None:
+    """``max_side``, or what it returns for the upright size of ``image`` (from the header: nothing decoded)."""
+    if not callable(max_side):
+        return max_side
+    width, height = image.size
+    with contextlib.suppress(Exception):  # a broken EXIF block: take the stored size
+        if image.getexif().get(0x0112) in _ROTATED:
+            width, height = height, width
+    return max_side((width, height))
+
+
+def _reduced(image: Image.Image, max_side: int, original: dict[str, object], *, own: bool = False) -> Image.Image:
+    """``image`` normalised and shrunk (LANCZOS) so its longest side is at most ``max_side``, with the
+    ``original`` noted in its info. RGB and grayscale are shrunk first, so no full-size copy is made;
+    ``own``: ``image`` may be changed in place (this module decoded it)."""
+    if image.mode not in ("RGB", "L"):
+        image, own = _normalise(image), True
+    if max(image.size) > max_side:
+        scale = max_side / max(image.size)
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image, own = _resize_in_strips(image, size), True
+    image = _normalise(image, own=own)
+    image.info[ORIGINAL_INFO] = original
+    return image
 
 
 def _check_size(size: tuple[int, int], max_pixels: int, *, what: str) -> None:
@@ -273,9 +359,29 @@ def _check_size(size: tuple[int, int], max_pixels: int, *, what: str) -> None:
         )
 
 
-def _normalise(image: Image.Image) -> Image.Image:
-    """Apply EXIF rotation and convert any mode to 8-bit RGB (alpha composited on white)."""
-    image = ImageOps.exif_transpose(image) or image
+def _resize_in_strips(image: Image.Image, size: tuple[int, int], rows: int = 256) -> Image.Image:
+    """``image.resize(size)`` with LANCZOS, ``rows`` output rows at a time: Pillow's two-pass resize
+    would hold a full-height intermediate image (60 MB for a 36-megapixel photograph), a strip
+    holds a little more than its rows. Each strip's filter reads the source rows around it, so the
+    seams match a whole resize (to within one level of rounding)."""
+    width, height = size
+    out = Image.new(image.mode, size)
+    scale = image.height / height
+    for top in range(0, height, rows):
+        bottom = min(height, top + rows)
+        box = (0.0, top * scale, float(image.width), bottom * scale)
+        out.paste(image.resize((width, bottom - top), Image.Resampling.LANCZOS, box=box), (0, top))
+    return out
+
+
+def _normalise(source: Image.Image, *, own: bool = False) -> Image.Image:
+    """Apply EXIF rotation and convert any mode to 8-bit RGB (alpha composited on white); a new
+    image unless ``own`` (``source`` may then be rotated in place and returned)."""
+    image = source
+    if own:
+        ImageOps.exif_transpose(image, in_place=True)
+    else:
+        image = ImageOps.exif_transpose(source) or source
     if image.mode.startswith("I") or image.mode == "F":
         image = _gray_to_8_bits(image)
     if image.mode == "P":
@@ -284,7 +390,7 @@ def _normalise(image: Image.Image) -> Image.Image:
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         background.alpha_composite(image.convert("RGBA"))
         image = background
-    return image.convert("RGB")
+    return image if image.mode == "RGB" and (own or image is not source) else image.convert("RGB")
 
 
 def _gray_to_8_bits(image: Image.Image) -> Image.Image:

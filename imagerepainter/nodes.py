@@ -25,7 +25,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, Protocol, TypedDict, TypeVar, cast
+from typing import Any, NamedTuple, Protocol, TypedDict, TypeVar, cast
 
 from langgraph.runtime import Runtime
 from langgraph.store.base import BaseStore
@@ -60,10 +60,11 @@ from .review import (
 )
 from .routing import clean_variants, round_prompts, seed_for
 from .selection import best_index, better
+from .sizing import repair_recorded_size
 from .state import CallRecord, CandidateRecord, CritiqueRecord, RepaintOutput, RepaintState, RoundRecord, Usage
 from .understanding import UnderstandingTree, assemble_prompt
 
-__all__ = ["Admit", "LoopNodes", "RunContext"]
+__all__ = ["Admit", "AdmittedReference", "LoopNodes", "RunContext"]
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
 
@@ -94,14 +95,25 @@ class RunContext:
     instead of starting (``Repainter.stream(stop=...)``)."""
 
 
+class AdmittedReference(NamedTuple):
+    """A run's reference once read, checked and stored (``Repainter.admit_reference``)."""
+
+    ref: ImageRef
+    """The reference in the image store."""
+    config: RepainterConfig
+    """The run's settings, sized to the reference."""
+    notes: list[str]
+    """What was changed on the user's behalf, in words (the result's ``notes``)."""
+
+
 class Admit(Protocol):
     """Reads a reference given in the graph's input (a path, bytes, a PIL image, a data URL), checks
-    it as a run's input, puts it in the image store on behalf of ``owner``, and returns its ref with
-    the run's settings sized to it (``Repainter.admit_reference``)."""
+    it as a run's input, and puts it in the image store on behalf of ``owner``
+    (``Repainter.admit_reference``)."""
 
     def __call__(
         self, reference: Any, cfg: RepainterConfig, *, prompt: str | None, owner: str | None
-    ) -> tuple[ImageRef, RepainterConfig]: ...
+    ) -> AdmittedReference: ...
 
 
 def _reference(state: RepaintState) -> ImageRef:
@@ -239,8 +251,10 @@ def remember_config(cfg: RepainterConfig) -> dict[str, Any]:
 
 def config_from_state(dumped: dict[str, Any]) -> RepainterConfig:
     """The settings a state recorded (``state["config"]``): validated at most once per distinct value
-    in a process, and not at all when this process prepared the run."""
-    key = _config_key(dumped)
+    in a process, and not at all when this process prepared the run. A generation size recorded
+    outside the settings' limits (by a version before sizes were clamped) is brought within them
+    (:func:`~imagerepainter.sizing.repair_recorded_size`), so such runs resume."""
+    key = _config_key(repair_recorded_size(dumped))  # a size an older version recorded outside the limits
     with _KNOWN_LOCK:
         known = _KNOWN_CONFIGS.get(key)
     if known is not None:
@@ -492,14 +506,14 @@ class LoopNodes:
 
     # ------------------------------------------------------------------ nodes
 
-    def _admitted(self, state: RepaintState, cfg: RepainterConfig) -> tuple[ImageRef, RepainterConfig]:
-        """The run's reference as an image ref, and its settings. A parent graph may give the reference
-        as :meth:`Repainter.run <imagerepainter.Repainter.run>` takes it (a path, bytes, a PIL image) or
-        as a data URL: it is read, checked and put in the image store here, before any model call,
-        and the settings are sized to it as for ``Repainter.run``."""
+    def _admitted(self, state: RepaintState, cfg: RepainterConfig) -> AdmittedReference | None:
+        """The run's reference read, checked and stored, with its settings sized to it, when the input
+        gives it other than as an image ref (else ``None``). A parent graph may give it as
+        :meth:`Repainter.run <imagerepainter.Repainter.run>` takes it (a path, bytes, a PIL image) or
+        as a data URL: it is admitted here, before any model call, as ``Repainter.run`` admits it."""
         reference: Any = state.get("reference")
         if is_image_ref(reference):
-            return reference, cfg
+            return None
         if self.admit is None or reference is None:
             raise ConfigurationError(
                 "The graph's input needs 'reference': an image ref from rp.store.put(image), or (in a graph from "
@@ -512,10 +526,10 @@ class LoopNodes:
     def start(self, state: RepaintState, step: _Step) -> dict[str, Any]:
         """Fix the run's id and record its settings (for a resume in a new process); start from a given
         prompt. A reference given as a path, bytes, an image or a data URL is read and stored first."""
-        reference, cfg = self._admitted(state, step.config)
+        admitted = self._admitted(state, step.config)
+        reference, cfg = (_reference(state), step.config) if admitted is None else admitted[:2]
         update: dict[str, Any] = {
             "run_id": step.history.run_id,
-            "reference": reference,
             "config": _dump(cfg),
             "round": 0,
             "round_prompts": [],
@@ -524,6 +538,8 @@ class LoopNodes:
             "round_best": None,
             "best_scores": [],
         }
+        if admitted is not None:  # the state holds the ref from now on, and what sizing changed
+            update |= {"reference": admitted.ref, **({"notes": admitted.notes} if admitted.notes else {})}
         if state.get("prompt"):  # a given prompt, perhaps with the tree it came from (Repainter.describe)
             step.history.put_understanding(state.get("understanding"))
             update |= {"initial_prompt": state["prompt"], "understanding": None}

@@ -28,20 +28,21 @@ from langgraph.types import Command
 from PIL import Image
 
 from . import __version__
-from .backends.base import MLLM, Scorer, TextToImage, check_generation_settings, fit_size
-from .backends.registry import check_installed, resolve_mllm, resolve_scorer, resolve_t2i
+from .backends.base import MLLM, Scorer, TextToImage, check_generation_settings, check_scorer_reference
+from .backends.registry import check_backends, resolve_mllm, resolve_scorer, resolve_t2i
 from .config import RepainterConfig
 from .convergence import check_budgets
 from .errors import BackendError, CapabilityError, ConfigurationError, IncompleteRunError, ThreadInUseError
 from .graph import build_graph, recursion_limit
 from .history import History, RunHistory
 from .image_sources import ImageSourcePolicy, read_source
-from .images import ImageInput, ImageRef, ImageStore, MemoryImageStore, load_image, put_image
-from .nodes import RunContext, backend_errors, config_from_state, remember_config
+from .images import ORIGINAL_INFO, ImageInput, ImageRef, ImageStore, MemoryImageStore, load_image, put_image
+from .nodes import AdmittedReference, RunContext, backend_errors, config_from_state, remember_config
 from .progress import progress_display
 from .prompts import PROMPT_VERSION
 from .results import Description, RepaintResult
 from .review import ReviewAnswer, ReviewError, ReviewRequest, describe_request, parse_answer
+from .sizing import fit_to_reference, reduction_note, reference_side, side_for_run
 from .state import run_finished
 
 if TYPE_CHECKING:
@@ -97,33 +98,52 @@ class _Prepared:
     then read them from the state once the input is applied."""
 
 
-def check_run_inputs(config: RepainterConfig, reference: ImageInput, prompt: str | None) -> Image.Image:
+def check_run_inputs(
+    config: RepainterConfig, reference: ImageInput, prompt: str | None, t2i: TextToImage | None = None
+) -> Image.Image:
     """The checks every run makes before anything is called or created: the prompt, the reference
-    (read and normalised), and budgets that must fit the first round. Returns the reference image.
+    (read, normalised, and reduced to the largest size the run uses, known from ``t2i`` once it is
+    built: :mod:`imagerepainter.sizing`), and budgets that must fit the first round. Returns the reference image.
 
     ``Repainter`` runs them when it prepares a run; run folders run them before creating a folder.
     """
     if prompt is not None and (not isinstance(prompt, str) or not prompt.strip()):
         raise ConfigurationError("prompt must be a non-empty string, or None to describe the reference.")
-    image = load_image(reference, max_pixels=config.max_reference_pixels)
+    side = reference_side(config) if t2i is None else side_for_run(config, t2i)
+    image = load_image(reference, max_pixels=config.max_reference_pixels, max_side=side)
     check_budgets(config, describe=prompt is None)
     return image
 
 
-def _fit_to_reference(config: RepainterConfig, reference: Image.Image, t2i: TextToImage) -> RepainterConfig:
-    """Render at the reference's aspect ratio, at the model's native pixel count, when the run sets
-    no size and the backend declares one; an explicit ``width`` or ``height`` wins. The size is then
-    part of the run's recorded settings."""
-    gen = config.generation
-    native = getattr(t2i.capabilities, "native_pixels", None)
-    if gen.width is not None or gen.height is not None or not native:
-        return config
-    width, height = fit_size(
-        reference.width, reference.height, native_pixels=native, multiple=getattr(t2i.capabilities, "size_multiple", 8)
-    )
-    width, height = max(8, width), max(8, height)  # the settings' floor
-    # the values are computed within their bounds: a copy, not a second validation
-    return config.model_copy(update={"generation": gen.model_copy(update={"width": width, "height": height})})
+@dataclass(frozen=True)
+class SizedReference:
+    """A run's reference and settings once sized (:func:`size_for_reference`)."""
+
+    config: RepainterConfig
+    """The settings, with the rendered size when the run sets none."""
+    image: Image.Image
+    """The reference, no larger than any step of the run uses."""
+    notes: list[str]
+    """What was changed on the user's behalf, in words (recorded in the result's ``notes``)."""
+
+
+def size_for_reference(config: RepainterConfig, image: Image.Image, t2i: TextToImage) -> SizedReference:
+    """Size a run to its reference (already read by :func:`check_run_inputs`): the rendered size fitted
+    to the reference and the model's limits, the reference reduced to what the run uses, both
+    checked before any paid call.
+
+    Raises:
+        ConfigurationError: the backend cannot render with these generation settings.
+    """
+    original = image.info.get(ORIGINAL_INFO)
+    shape = (original["width"], original["height"]) if isinstance(original, dict) else image.size
+    config, size_note = fit_to_reference(config, shape, t2i)
+    check_generation_settings(t2i, config.generation)
+    side = reference_side(config)
+    if max(image.size) > side:  # the rendered size is now known: reduce further (cheap, from the first reduction)
+        image = load_image(image, max_pixels=config.max_reference_pixels, max_side=side)
+    notes = [note for note in (size_note, reduction_note(image)) if note]
+    return SizedReference(config, image, notes)
 
 
 def settings_for_reference(config: RepainterConfig, reference: Image.Image, t2i: TextToImage) -> RepainterConfig:
@@ -133,9 +153,7 @@ def settings_for_reference(config: RepainterConfig, reference: Image.Image, t2i:
     Raises:
         ConfigurationError: the backend cannot render with these generation settings.
     """
-    config = _fit_to_reference(config, reference, t2i)
-    check_generation_settings(t2i, config.generation)
-    return config
+    return size_for_reference(config, reference, t2i).config
 
 
 def _describe_backend(backend: Any) -> dict[str, Any]:
@@ -157,7 +175,8 @@ class Repainter:
             diffusers pipeline, a :class:`~imagerepainter.backends.TextToImage`, or a callable
             ``fn(prompt, *, seed, ...) -> PIL.Image``.
         scorer: Image-image similarity: ``"paper"`` (0.5 CLIP + 0.5 DINOv2), ``"clip"``,
-            ``"dinov2"``, ``"ssim"``, ``"psnr"``, ``"sandbox"`` or a scorer object.
+            ``"dinov2"``, ``"ssim"``, ``"psnr"``, ``"sandbox"`` or a scorer object. Default:
+            ``"sandbox"`` when ``mllm`` and ``t2i`` are sandbox specs, else ``"paper"``.
         preset: ``"default"`` or ``"paper"`` (see :mod:`imagerepainter.config`).
         config: Settings; overrides the preset. Keyword ``**settings`` override both.
         store: Where images are kept (default: in memory). Use a ``DirectoryImageStore`` for
@@ -185,7 +204,7 @@ class Repainter:
         *,
         mllm: Any,
         t2i: Any,
-        scorer: Any = "paper",
+        scorer: Any = None,
         preset: str = "default",
         config: RepainterConfig | None = None,
         store: ImageStore | None = None,
@@ -197,7 +216,8 @@ class Repainter:
     ) -> None:
         base = config if config is not None else RepainterConfig.from_preset(preset)
         self.config = base.with_overrides(**settings)
-        check_installed(mllm=mllm, t2i=t2i, scorer=scorer)  # every missing extra in one message
+        # Every spec first (a typo is named as one), then the scorer, then every missing extra in one message.
+        scorer = check_backends(mllm=mllm, t2i=t2i, scorer=scorer)
         self.mllm: MLLM = resolve_mllm(mllm)
         self.t2i: TextToImage = resolve_t2i(t2i)
         self.scorer: Scorer = resolve_scorer(scorer)
@@ -381,9 +401,12 @@ class Repainter:
                 "thread_id.",
                 thread_id=thread_id,
             )
-        ref, cfg = self.admit_reference(reference, cfg, prompt=prompt, owner=thread_id)
+        admitted = self.admit_reference(reference, cfg, prompt=prompt, owner=thread_id)
+        cfg = admitted.config
         # The settings go into the first checkpoint too: a resume in a new process rebuilds the context from them.
-        graph_input: dict[str, Any] = {"reference": ref, "prompt": prompt, "config": remember_config(cfg)}
+        graph_input: dict[str, Any] = {"reference": admitted.ref, "prompt": prompt, "config": remember_config(cfg)}
+        if admitted.notes:
+            graph_input["notes"] = admitted.notes
         if description is not None:
             graph_input["understanding"] = description.understanding
         run_config: RunnableConfig = {
@@ -400,8 +423,8 @@ class Repainter:
         prompt: str | None = None,
         owner: str | None = None,
         policy: ImageSourcePolicy | None = None,
-    ) -> tuple[ImageRef, RepainterConfig]:
-        """Read and check a run's reference, put it in :attr:`store`, and size the run's settings to it.
+    ) -> AdmittedReference:
+        """Read and check a run's reference, size the run to it, and put it in :attr:`store`.
 
         What every way of starting a run does before any model call: :meth:`run`, a parent graph that
         gives :meth:`as_graph` a path (its ``start`` node calls this), the served graph's ``load``.
@@ -415,15 +438,19 @@ class Repainter:
             owner: The run's thread, which owns the image in the default in-memory store.
             policy: Which text references are accepted (``None``: as :meth:`run` reads them).
 
+        Returns:
+            The reference's ref in :attr:`store`, the run's settings sized to it
+            (:func:`size_for_reference`), and what was changed on the user's behalf, in words.
+
         Raises:
             InvalidImageError: the reference is unusable or not allowed.
-            ConfigurationError: the prompt, budgets or generation settings cannot work.
+            ConfigurationError: the prompt, budgets, generation settings or scorer cannot work with it.
         """
         if policy is not None and isinstance(reference, (str, os.PathLike)):
             reference = read_source(os.fspath(reference), policy)
-        image = check_run_inputs(cfg, reference, prompt)
-        cfg = settings_for_reference(cfg, image, self.t2i)
-        return put_image(self.store, image, owner=owner), cfg
+        sized = size_for_reference(cfg, check_run_inputs(cfg, reference, prompt, self.t2i), self.t2i)
+        check_scorer_reference(self.scorer, sized.image)
+        return AdmittedReference(put_image(self.store, sized.image, owner=owner), sized.config, sized.notes)
 
     def describe(self, reference: ImageInput, **overrides: Any) -> Description:
         """Run only the Image Understanding stage: the tree of ``reference`` and the prompt from it.
@@ -448,7 +475,7 @@ class Repainter:
         from .nodes import _Calls
 
         cfg = self.config_for(**overrides)
-        image = load_image(reference, max_pixels=cfg.max_reference_pixels)
+        image = load_image(reference, max_pixels=cfg.max_reference_pixels, max_side=reference_side(cfg))
         calls = _Calls(self.mllm, self._nodes._pool, "describe", 0, cfg)
         with backend_errors(BackendError, f"{self.mllm.name} failed", self.mllm.name):
             tree, prompt = self._nodes.understand(image, cfg, calls)

@@ -32,6 +32,7 @@ import base64
 import difflib
 import html
 import io
+import itertools
 import math
 import os
 import re
@@ -46,14 +47,27 @@ from .errors import ConfigurationError, RepainterError
 from .images import ImageRef, shrink
 from .results import Candidate, RepaintResult, Round
 
-__all__ = ["ImageHref", "diff_words", "render_report", "render_summary", "write_report"]
+__all__ = [
+    "PAGE_CSP",
+    "ImageHref",
+    "diff_words",
+    "escape_text",
+    "image_data_url",
+    "nice_ticks",
+    "render_report",
+    "render_summary",
+    "write_report",
+]
 
 ImageHref = Callable[[ImageRef], str]
 """Maps an image ref to the (relative) URL the report links when images are not embedded."""
 
-# No scripts, no remote anything. ``file:`` lets linked images load from disk in browsers whose
-# file:// pages have an opaque origin that ``'self'`` does not match (Firefox).
-_CSP = "default-src 'none'; img-src data: file: 'self'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+PAGE_CSP = (
+    "default-src 'none'; img-src data: file: 'self'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+)
+"""The pages' Content-Security-Policy: no scripts, no remote anything. ``file:`` lets linked images
+load from disk in browsers whose file:// pages have an opaque origin that ``'self'`` does not
+match (Firefox)."""
 
 _CSS = """
 :root{--bg:#f7f7f5;--card:#fff;--fg:#1d1d1f;--muted:#6b6b70;--line:#e2e2e0;--accent:#2563eb;--good:#16a34a;
@@ -102,10 +116,10 @@ del{background:var(--del);border-radius:3px;padding:0 2px;margin-right:3px}
 .critique dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 14px;margin:0}
 .critique dt{color:var(--muted)}.critique dd{margin:0;overflow-wrap:anywhere}
 .critique ul{margin:0;padding-left:18px}
-.chart svg{width:100%;height:auto;display:block}
+.chart svg{width:100%;display:block;overflow:visible}
 .axis{stroke:var(--muted);stroke-width:1}.gridline{stroke:var(--line);stroke-width:1}
-svg text{fill:var(--muted);font-size:12px;text-anchor:middle}svg .tick{text-anchor:end}
-@media (max-width:640px){svg text{font-size:19px}main{padding:12px 8px}section,header{padding:14px}}
+svg text{fill:var(--muted);font-size:13px;text-anchor:middle}svg .tick,svg .title{text-anchor:start}
+@media (max-width:640px){main{padding:12px 8px}section,header{padding:14px}}
 .pt-cand{fill:var(--dot)}.pt-round{fill:none;stroke:var(--accent);stroke-width:2}
 .pt-best{fill:var(--good)}.line-best{fill:none;stroke:var(--good);stroke-width:2.5}
 .legend{display:flex;flex-wrap:wrap;gap:16px;font-size:.85rem;color:var(--muted);margin-top:6px}
@@ -121,7 +135,8 @@ footer{font-size:.8rem;color:var(--muted);text-align:center}
 _TOKEN = re.compile(r"\w+|[^\w\s]+|\s+")
 
 
-def _e(value: object) -> str:
+def escape_text(value: object) -> str:
+    """``value`` as text that is safe anywhere in HTML, attribute values included (quotes escaped)."""
     return html.escape(str(value), quote=True)
 
 
@@ -144,13 +159,13 @@ def diff_words(old: str, new: str) -> str:
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(str.isspace, a, b, autojunk=False).get_opcodes():
         removed, added = "".join(a[i1:i2]), "".join(b[j1:j2])
         if op == "equal":
-            parts.append(_e(added))
+            parts.append(escape_text(added))
             continue
         if removed.strip():
-            parts.append(f"<del>{_e(removed.strip())}</del>")
+            parts.append(f"<del>{escape_text(removed.strip())}</del>")
         if added.strip():
             lead, trail = added[: len(added) - len(added.lstrip())], added[len(added.rstrip()) :]
-            parts.append(f"{lead}<ins>{_e(added.strip())}</ins>{trail}")
+            parts.append(f"{lead}<ins>{escape_text(added.strip())}</ins>{trail}")
         else:
             parts.append(added)
     return "".join(parts)
@@ -170,7 +185,7 @@ class _Images:
         src = self._data_url(ref, load) if self.embed else self.href(ref)
         if src is None:
             return '<div class="missing">image unavailable</div>'
-        return f'<img src="{_e(src)}" alt="{_e(alt)}" width="{w}" height="{h}">'
+        return f'<img src="{escape_text(src)}" alt="{escape_text(alt)}" width="{w}" height="{h}">'
 
     def _data_url(self, ref: ImageRef, load: Callable[[], Image.Image]) -> str | None:
         key = ref["sha256"]
@@ -180,11 +195,11 @@ class _Images:
             except (RuntimeError, RepainterError, OSError):  # unbound result or image missing from the store
                 self._cache[key] = None
             else:
-                self._cache[key] = _encode(image, self.max_side)
+                self._cache[key] = image_data_url(image, self.max_side)
         return self._cache[key]
 
 
-def _encode(image: Image.Image, max_side: int) -> str:
+def image_data_url(image: Image.Image, max_side: int) -> str:
     """Downscale to ``max_side`` and encode: JPEG for photo-like images (much smaller), else PNG."""
     image = shrink(image.convert("RGB"), max_side)
     buf = io.BytesIO()
@@ -200,11 +215,11 @@ def _encode(image: Image.Image, max_side: int) -> str:
 # ----------------------------------------------------------------------------- chart
 
 
-def _ticks(lo: float, hi: float) -> list[float]:
+def nice_ticks(lo: float, hi: float) -> list[float]:
     """Evenly spaced round values between ``lo`` and ``hi`` (steps of 1, 2 or 5 times a power of ten).
 
     Example:
-        >>> _ticks(0.1781, 0.9205), _ticks(0.2, 0.21)[:3]
+        >>> nice_ticks(0.1781, 0.9205), nice_ticks(0.2, 0.21)[:3]
         ([0.2, 0.4, 0.6, 0.8], [0.2, 0.202, 0.204])
     """
     raw = (hi - lo) / 5
@@ -224,8 +239,19 @@ def _finite(v: float | None) -> TypeGuard[float]:
     return v is not None and math.isfinite(v)
 
 
+_PLOT_LEFT, _PLOT_RIGHT = 9.0, 98.0
+"""Where the plot starts and ends across the chart, in percent of its width (left of it: the score labels)."""
+_CHART_H, _CHART_TOP, _CHART_BOTTOM = 300, 30, 46
+"""The chart's height in pixels, and the room above the plot (its title) and below it (the rounds)."""
+
+
 def _chart(result: RepaintResult, higher_is_better: bool) -> str:
-    """The scores per round as inline SVG: every candidate (dots), each round's best (rings), best so far (line)."""
+    """The scores per round as inline SVG: every candidate (dots), each round's best (rings), best so far (line).
+
+    The chart is drawn in the page's own pixels, not scaled: across it is in percent of its
+    width (no ``viewBox``), down in pixels, so its text keeps the page's font size on a phone
+    as on a desktop. Score labels sit at the left end of their grid lines, above them.
+    """
     n = len(result.rounds)
     cands = [
         (r.index, c.index, len(r.candidates), c.score) for r in result.rounds for c in r.candidates if _finite(c.score)
@@ -237,41 +263,44 @@ def _chart(result: RepaintResult, higher_is_better: bool) -> str:
         f'data-round-best-points="{len(bests)}" data-best-so-far-points="{len(so_far)}"'
     )
     values = [p[3] for p in cands] + [s for _, s in bests + so_far]
-    width, height, left, right, top, bottom = 960, 340, 62, 16, 14, 46
     if not values:
-        return f'<svg {attrs} viewBox="0 0 {width} 80"><text x="480" y="45">no scored images to plot</text></svg>'
+        return f'<svg {attrs} width="100%" height="80"><text x="50%" y="45">no scored images to plot</text></svg>'
     lo, hi = min(values), max(values)
     pad = (hi - lo) * 0.08 or max(abs(hi) * 0.1, 0.05)
     lo, hi = lo - pad, hi + pad
-    pw, ph, base = width - left - right, height - top - bottom, height - bottom
+    pw, ph, base = _PLOT_RIGHT - _PLOT_LEFT, _CHART_H - _CHART_TOP - _CHART_BOTTOM, _CHART_H - _CHART_BOTTOM
 
     def x(rnd: float) -> float:
-        return left + (rnd - 0.5) / n * pw
+        return _PLOT_LEFT + (rnd - 0.5) / n * pw
 
     def y(v: float) -> float:
-        return top + (hi - v) / (hi - lo) * ph
+        return _CHART_TOP + (hi - v) / (hi - lo) * ph
 
     def dot(cls: str, cx: float, v: float, r: float, title: str) -> str:
-        return f'<circle class="{cls}" cx="{cx:.1f}" cy="{y(v):.1f}" r="{r}"><title>{title}: {v:.4f}</title></circle>'
+        return f'<circle class="{cls}" cx="{cx:.2f}%" cy="{y(v):.1f}" r="{r}"><title>{title}: {v:.4f}</title></circle>'
 
     direction = "higher is better" if higher_is_better else "lower is better"
-    out = [f'<svg {attrs} viewBox="0 0 {width} {height}">']
-    ticks = _ticks(lo, hi)
+    out = [f'<svg {attrs} width="100%" height="{_CHART_H}">']
+    ticks = nice_ticks(lo, hi)
     digits = _tick_digits(ticks[1] - ticks[0]) if len(ticks) > 1 else 2  # every label with the same decimals
     for t in ticks:
-        out.append(f'<line class="gridline" x1="{left}" x2="{width - right}" y1="{y(t):.1f}" y2="{y(t):.1f}"/>')
-        out.append(f'<text class="tick" x="{left - 8}" y="{y(t) + 4:.1f}">{t:.{digits}f}</text>')
-    out += [f'<text x="{x(r):.1f}" y="{base + 18}">{r}</text>' for r in range(1, n + 1, max(1, math.ceil(n / 12)))]
+        out.append(f'<line class="gridline" x1="0" x2="{_PLOT_RIGHT}%" y1="{y(t):.1f}" y2="{y(t):.1f}"/>')
+        out.append(f'<text class="tick" x="0" y="{y(t) - 4:.1f}">{t:.{digits}f}</text>')
+    step = max(1, math.ceil(n / 12))
+    out += [f'<text x="{x(r):.2f}%" y="{base + 18}">{r}</text>' for r in range(1, n + 1, step)]
     out += [
-        f'<line class="axis" x1="{left}" x2="{left}" y1="{top}" y2="{base}"/>',
-        f'<line class="axis" x1="{left}" x2="{width - right}" y1="{base}" y2="{base}"/>',
-        f'<text x="{left + pw / 2}" y="{height - 6}">round</text>',
-        f'<text transform="translate(14 {top + ph / 2}) rotate(-90)">score ({direction})</text>',
+        f'<line class="axis" x1="{_PLOT_LEFT}%" x2="{_PLOT_LEFT}%" y1="{_CHART_TOP}" y2="{base}"/>',
+        f'<line class="axis" x1="{_PLOT_LEFT}%" x2="{_PLOT_RIGHT}%" y1="{base}" y2="{base}"/>',
+        f'<text x="{_PLOT_LEFT + pw / 2:.2f}%" y="{_CHART_H - 6}">round</text>',
+        f'<text class="title" x="0" y="13">score ({direction})</text>',
     ]
     for rnd, i, k, s in cands:  # a round's candidates side by side around the round's x
-        dx = (i - (k - 1) / 2) * min(7.0, 0.5 * pw / n / max(k, 1))
+        dx = (i - (k - 1) / 2) * min(0.7, 0.5 * pw / n / max(k, 1))
         out.append(dot("pt-cand", x(rnd) + dx, s, 3.5, f"round {rnd}, candidate {i}"))
-    out.append(f'<polyline class="line-best" points="{" ".join(f"{x(r):.1f},{y(s):.1f}" for r, s in so_far)}"/>')
+    out += [  # the best so far, one segment from round to round (percent across, so no polyline)
+        f'<line class="line-best" x1="{x(r1):.2f}%" y1="{y(s1):.1f}" x2="{x(r2):.2f}%" y2="{y(s2):.1f}"/>'
+        for (r1, s1), (r2, s2) in itertools.pairwise(so_far)
+    ]
     out += [dot("pt-round", x(r), s, 6.5, f"round {r} best") for r, s in bests]
     out += [dot("pt-best", x(r), s, 3.5, f"best after round {r}") for r, s in so_far]
     return "".join(out) + "</svg>"
@@ -283,7 +312,7 @@ def _chart(result: RepaintResult, higher_is_better: bool) -> str:
 def _notice(result: RepaintResult, notice: str | None) -> str:
     if notice is None and not result.finished:
         notice = "This run has not finished: the best image is the best so far."
-    return f'<p class="notice" role="status">{_e(notice)}</p>' if notice else ""
+    return f'<p class="notice" role="status">{escape_text(notice)}</p>' if notice else ""
 
 
 def _facts(result: RepaintResult) -> str:
@@ -305,7 +334,11 @@ def _facts(result: RepaintResult) -> str:
         ("tokens in / out", f"{usage.get('input_tokens', 0):,} / {usage.get('output_tokens', 0):,}"),
         ("total time", f"{seconds:.2f} s" if seconds < 120 else f"{seconds / 60:.1f} min"),
     ]
-    return '<dl class="facts">' + "".join(f"<div><dt>{_e(k)}</dt><dd>{_e(v)}</dd></div>" for k, v in items) + "</dl>"
+    return (
+        '<dl class="facts">'
+        + "".join(f"<div><dt>{escape_text(k)}</dt><dd>{escape_text(v)}</dd></div>" for k, v in items)
+        + "</dl>"
+    )
 
 
 def _candidate(c: Candidate, images: _Images, *, round_best: bool, best: bool, big: bool = False) -> str:
@@ -321,7 +354,7 @@ def _candidate(c: Candidate, images: _Images, *, round_best: bool, best: bool, b
         f'<div class="frame" tabindex="0" title="click to enlarge">{img}{badge}</div>'
         f'<figcaption><span class="score">{_fmt(c.score)}</span> '
         f'<span class="muted">· candidate {c.index} · seed {c.seed}{where}</span>'
-        f'<p class="prompt">{_e(c.prompt)}</p></figcaption></figure>'
+        f'<p class="prompt">{escape_text(c.prompt)}</p></figcaption></figure>'
     )
 
 
@@ -330,18 +363,18 @@ def _critique(rnd: Round, rounds: list[Round]) -> str:
     if c is None:
         return ""
     rows = [(k, getattr(c, k)) for k in ("style", "composition", "content") if getattr(c, k)]
-    body = "".join(f"<dt>{k}</dt><dd>{_e(v)}</dd>" for k, v in rows)
+    body = "".join(f"<dt>{k}</dt><dd>{escape_text(v)}</dd>" for k, v in rows)
     if c.edits:
-        body += "<dt>edits</dt><dd><ul>" + "".join(f"<li>{_e(e)}</li>" for e in c.edits) + "</ul></dd>"
+        body += "<dt>edits</dt><dd><ul>" + "".join(f"<li>{escape_text(e)}</li>" for e in c.edits) + "</ul></dd>"
     if c.revised_prompt:
-        body += f"<dt>revised prompt</dt><dd>{_e(c.revised_prompt)}</dd>"
+        body += f"<dt>revised prompt</dt><dd>{escape_text(c.revised_prompt)}</dd>"
     body += f"<dt>judged a match</dt><dd>{'yes' if c.is_match else 'no'}</dd>"
     heading = (
         f"Critique of round {c.round}, candidate {c.candidate}"
         if c.round == rnd.index
         else f"Critique of round {c.round}, candidate {c.candidate} (the best so far): round {rnd.index} did no better"
     )
-    return f'<div class="critique"><h3>{_e(heading)}</h3><dl>{body}</dl></div>'
+    return f'<div class="critique"><h3>{escape_text(heading)}</h3><dl>{body}</dl></div>'
 
 
 def _round_costs(result: RepaintResult) -> dict[int, dict[str, float]]:
@@ -382,9 +415,9 @@ def _contents(result: RepaintResult) -> str:
 def _round(rnd: Round, rounds: list[Round], best: Candidate | None, images: _Images) -> str:
     previous = next((r for r in reversed(rounds) if r.index < rnd.index), None)
     if previous is None:
-        prompt, label = _e(rnd.prompt), "Prompt"
+        prompt, label = escape_text(rnd.prompt), "Prompt"
     elif previous.prompt == rnd.prompt:
-        prompt, label = _e(rnd.prompt), f"Prompt (unchanged since round {previous.index})"
+        prompt, label = escape_text(rnd.prompt), f"Prompt (unchanged since round {previous.index})"
     else:
         prompt, label = diff_words(previous.prompt, rnd.prompt), f"Prompt (changes since round {previous.index})"
     cards = "".join(
@@ -406,12 +439,12 @@ def _round(rnd: Round, rounds: list[Round], best: Candidate | None, images: _Ima
 
 def _tree(value: Any) -> str:
     if isinstance(value, Mapping):
-        return "<dl>" + "".join(f"<dt>{_e(k)}</dt><dd>{_tree(v)}</dd>" for k, v in value.items()) + "</dl>"
+        return "<dl>" + "".join(f"<dt>{escape_text(k)}</dt><dd>{_tree(v)}</dd>" for k, v in value.items()) + "</dl>"
     if isinstance(value, list):
         if not value:
             return '<span class="muted">none</span>'
         return "<dl>" + "".join(f"<dt>{i + 1}</dt><dd>{_tree(v)}</dd>" for i, v in enumerate(value)) + "</dl>"
-    return _e(value)
+    return escape_text(value)
 
 
 def render_report(
@@ -459,7 +492,7 @@ def render_report(
         else ""
     )
     footer = " · ".join(
-        _e(f"{k} {v}")
+        escape_text(f"{k} {v}")
         for k, v in (
             ("imagerepainter", result.library_version),
             ("prompts", result.prompt_version),
@@ -470,9 +503,10 @@ def render_report(
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
-        f"<title>{_e(heading)}</title><style>{_CSS}</style></head>\n<body><main>"
-        f'<header><h1>{_e(heading)}</h1><div class="muted">{_e(result.summary().splitlines()[0])}</div>'
+        f'<meta http-equiv="Content-Security-Policy" content="{PAGE_CSP}">'
+        f"<title>{escape_text(heading)}</title><style>{_CSS}</style></head>\n<body><main>"
+        f"<header><h1>{escape_text(heading)}</h1>"
+        f'<div class="muted">{escape_text(result.summary().splitlines()[0])}</div>'
         f"{_notice(result, notice)}{_facts(result)}</header>{_contents(result)}"
         f'<section><h2>Reference and best image</h2><div class="pair"><figure class="big"><div class="frame">'
         f'{reference}</div><figcaption><span class="score">reference</span></figcaption></figure>{best_html}</div>'
@@ -541,7 +575,7 @@ def _summary_html(
     if best is not None:
         pair.append(
             f'<figure style="{_CELL}">{image(best.image_ref, _loader(best), "best image", False)}'
-            f"<figcaption>best{_e(where)}: <b>{_fmt(best.score)}</b></figcaption></figure>"
+            f"<figcaption>best{escape_text(where)}: <b>{_fmt(best.score)}</b></figcaption></figure>"
         )
     strip = []
     for r in result.rounds:
@@ -552,11 +586,11 @@ def _summary_html(
             f"{_fmt(rb.score if rb else None)}<br><small>best so far {_fmt(r.best_score_so_far)}</small>"
             "</figcaption></figure>"
         )
-    prompts = "".join(f"<li value={r.index}>{_e(r.prompt)}</li>" for r in result.rounds)
+    prompts = "".join(f"<li value={r.index}>{escape_text(r.prompt)}</li>" for r in result.rounds)
     return (
-        f'<div class="imagerepainter-result"><p><b>{_e(head)}</b></p>{note}'
+        f'<div class="imagerepainter-result"><p><b>{escape_text(head)}</b></p>{note}'
         f'<div style="display:flex;gap:12px;flex-wrap:wrap">{"".join(pair)}</div>'
-        f"<p><b>Best prompt:</b> {_e(best.prompt) if best else '—'}</p>"
+        f"<p><b>Best prompt:</b> {escape_text(best.prompt) if best else '—'}</p>"
         + (f'<div style="display:flex;gap:8px;overflow-x:auto">{"".join(strip)}</div>' if strip else "")
         + (f"<details><summary>Prompt of each round</summary><ol>{prompts}</ol></details>" if prompts else "")
         + "</div>"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from ._files import atomic_write
 from .config import RepainterConfig
@@ -23,6 +23,7 @@ from .errors import ConfigurationError, ImageNotFoundError
 from .history import History
 from .images import DirectoryImageStore, ImageRef, ImageStore, MemoryImageStore
 from .review import ReviewRecord, ReviewRequest, describe_request
+from .sizing import repair_recorded_size
 from .state import run_finished
 
 __all__ = ["Candidate", "CritiqueResult", "Description", "RepaintResult", "Round", "RESULT_FILE"]
@@ -252,6 +253,16 @@ class RepaintResult(_WithStore):
     review: ReviewRequest | None = None
     """What the run is paused for a person to review (``Repainter.resume(thread_id, review=...)``
     answers it); ``None`` unless paused."""
+    notes: list[str] = []
+    """What the library decided on the user's behalf before any call, in words: a rendered size
+    the model's limits kept from the reference's shape, a large reference reduced (with the
+    original's size and SHA-256). See :mod:`imagerepainter.sizing`."""
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _repair_size(cls, value: Any) -> Any:
+        """Records written before sizes were clamped may hold a size the settings refuse: read it within them."""
+        return repair_recorded_size(value) if isinstance(value, dict) else value
 
     # ------------------------------------------------------------------ views
 
@@ -353,6 +364,7 @@ class RepaintResult(_WithStore):
             thread_id=thread_id,
             run_id=state.get("run_id"),
             higher_is_better=bool(scorer.get("higher_is_better", True)) if isinstance(scorer, dict) else True,
+            notes=list(state.get("notes") or []),
             prompt_version=prompt_version,
             library_version=library_version,
             reviews=list(history.reviews),

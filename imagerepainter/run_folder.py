@@ -18,7 +18,9 @@ model request hangs: the run executes in a worker thread and the calling thread 
 
 A crash loses nothing already done: images are written before the state that refers to
 them is checkpointed, each round's record before the checkpoint that counts it, and
-``run.json`` is replaced atomically.
+``run.json`` is replaced atomically. A process killed inside one of those atomic writes leaves
+a hidden temporary file (``.<name>.<hex>.tmp``); the next ``run`` or ``resume`` of the folder
+deletes such leftovers once it holds the lock.
 
 Example:
     >>> import tempfile
@@ -44,6 +46,7 @@ import shutil
 import socket
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
@@ -52,11 +55,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ._files import atomic_write
+from ._files import atomic_write, remove_stale_temporaries
 from ._imports import Need
 from ._secrets import is_secret_name, redact, url_credentials
 from ._sqlite import check_database
-from .backends.registry import check_installed, parse_spec
+from .backends.registry import check_backends, check_installed, parse_spec
 from .config import RepainterConfig
 from .errors import ConfigurationError, RepainterError, ThreadInUseError
 from .graph import ROUND_CLOSING_NODE
@@ -146,13 +149,16 @@ def _refuse_credentials(specs: BackendSpecs) -> None:
 
 
 def _check_installed(specs: BackendSpecs, build: Callable[..., Repainter] | None) -> None:
-    """Name every missing extra (the backends' and the folder's) in one error, before anything is created.
+    """Check the specs (a typo is named as one), then name every missing extra (the backends' and
+    the folder's) in one error, before anything is created.
 
     A ``build`` function may pass objects instead of what the specs name: then only the folder's
     own packages are checked.
     """
-    backends = {"mllm": specs.mllm, "t2i": specs.t2i, "scorer": specs.scorer} if build is None else {}
-    check_installed(**backends, also=(_FOLDER_NEEDS,))
+    if build is None:
+        check_backends(mllm=specs.mllm, t2i=specs.t2i, scorer=specs.scorer, also=(_FOLDER_NEEDS,))
+    else:
+        check_installed(also=(_FOLDER_NEEDS,))
 
 
 def _resumed(kept: RepaintResult | None, *, finished: bool) -> RepaintEvent:
@@ -311,9 +317,19 @@ class RunFolder:
                 ) from None
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+            self._remove_stale_temporaries(time.time())
             yield
         finally:
             os.close(fd)  # releases the lock (the file stays: removing it could let two processes lock)
+
+    def _remove_stale_temporaries(self, locked_at: float) -> None:
+        """Delete what writers killed mid-write left (hidden ``.*.tmp`` files) in the folder and ``images/``.
+
+        Called with the lock held, so no other process writes here; files modified since the lock
+        was taken are this process's own and stay.
+        """
+        for folder in (self.path, self.path / "images"):
+            remove_stale_temporaries(folder, older_than=locked_at)
 
     # ------------------------------------------------------------------ running
 

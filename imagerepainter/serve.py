@@ -29,7 +29,7 @@ variable                        meaning (default)
 ==============================  ==================================================================
 ``IMAGEREPAINTER_MLLM``         MLLM spec, e.g. ``openai:gpt-4o-mini`` (``sandbox``)
 ``IMAGEREPAINTER_T2I``          text-to-image spec, e.g. ``diffusers:stabilityai/sdxl-turbo`` (``sandbox``)
-``IMAGEREPAINTER_SCORER``       scorer spec (``sandbox`` when MLLM and T2I are ``sandbox``, else ``paper``)
+``IMAGEREPAINTER_SCORER``       scorer spec (``sandbox`` when MLLM and T2I are sandbox specs, else ``paper``)
 ``IMAGEREPAINTER_PRESET``       ``default`` or ``paper`` (``default``)
 ``IMAGEREPAINTER_IMAGE_ROOTS``  folders (``os.pathsep``-separated) whose files a client may name (none)
 ``IMAGEREPAINTER_ALLOW_URLS``   ``1`` lets the server download ``http(s)`` references (off)
@@ -130,6 +130,7 @@ class _ServeState(ServeInput, ServeOutput, total=False):
 
     reference: ImageRef
     config: dict[str, Any]
+    notes: list[str]
     round: int
     best: CandidateRecord | None
     timings: dict[str, float]
@@ -153,6 +154,8 @@ class ServeSettings:
 
         Example:
             >>> ServeSettings.from_env({"IMAGEREPAINTER_T2I": "sandbox?fidelity=0.6"}).scorer
+            'sandbox'
+            >>> ServeSettings.from_env({"IMAGEREPAINTER_MLLM": "openai:gpt-4o"}).scorer
             'paper'
             >>> ServeSettings.from_env({}).scorer
             'sandbox'
@@ -236,8 +239,8 @@ def build_served_graph(repainter: Repainter, policy: ImageSourcePolicy, *, name:
         if not isinstance(overrides, dict):
             raise ConfigurationError(f"'overrides' must be an object of settings, not {type(overrides).__name__}.")
         cfg = repainter.config_for(**overrides)
-        ref, cfg = repainter.admit_reference(read_source(state["image"], policy), cfg, prompt=state.get("prompt"))
-        return {"reference": ref, "config": remember_config(cfg)}
+        admitted = repainter.admit_reference(read_source(state["image"], policy), cfg, prompt=state.get("prompt"))
+        return {"reference": admitted.ref, "config": remember_config(admitted.config), "notes": admitted.notes}
 
     def export(state: _ServeState) -> dict[str, Any]:
         """The finished run for the client: JSON, with the best image as a PNG data URL."""

@@ -164,6 +164,9 @@ class RepaintInput(TypedDict):
     config: NotRequired[dict[str, Any]]
     """The run's validated settings, dumped (``Repainter`` records them so a resume in a new process
     rebuilds them; the nodes read the runtime context)."""
+    notes: NotRequired[list[str]]
+    """What ``Repainter`` decided on the user's behalf when it sized the run (a clamped size, a reduced
+    reference), in words; the result's ``notes``."""
 
 
 class RepaintOutput(TypedDict, total=False):

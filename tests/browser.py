@@ -24,7 +24,7 @@ import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
-__all__ = ["PROBE_JS", "chromium_binary", "dump_dom", "probe", "screenshot"]
+__all__ = ["LAYOUT_JS", "PROBE_JS", "chromium_binary", "dump_dom", "probe", "screenshot"]
 
 _NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 _FLAGS = (
@@ -64,6 +64,64 @@ PROBE_JS = """addEventListener("load", function () {
   d.probe = "done";
 });"""
 """Runs on ``load`` and writes its findings into ``<body data-*>``."""
+
+
+LAYOUT_JS = """addEventListener("load", function () {
+  var d = document.body.dataset;
+  function rects(node, start, end) {
+    var range = document.createRange();
+    range.setStart(node, start);
+    range.setEnd(node, end);
+    return Array.prototype.filter.call(range.getClientRects(), function (r) { return r.width > 0; });
+  }
+  // Words cut across lines: a whitespace-free run of text whose boxes lie on more than one line.
+  var broken = [];
+  var walker = document.createTreeWalker(document.querySelector("main") || document.body, NodeFilter.SHOW_TEXT);
+  for (var node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (!node.parentElement.closest("td, th") || node.parentElement.closest("svg")) continue;
+    var re = /\\S+/g, m;
+    while ((m = re.exec(node.data))) {
+      var tops = rects(node, m.index, m.index + m[0].length).map(function (r) { return Math.round(r.top); });
+      if (new Set(tops).size > 1) broken.push(m[0]);
+    }
+  }
+  d.brokenWords = String(broken.length);
+  d.brokenExample = broken.slice(0, 3).join(" | ");
+  // The charts' text: the smallest glyph box as drawn, labels drawn over each other or past the chart's edges.
+  var charts = Array.prototype.slice.call(document.querySelectorAll("svg[id$='-chart']"));
+  var texts = [], boxes = [], outside = [];
+  charts.forEach(function (svg) {
+    var edge = svg.getBoundingClientRect();
+    Array.prototype.forEach.call(svg.querySelectorAll("text"), function (t) {
+      var r = t.getBoundingClientRect();
+      if (r.width === 0) return;
+      texts.push(t);
+      boxes.push(r);
+      if (r.left < edge.left - 1 || r.right > edge.right + 1) outside.push(t.textContent);
+    });
+  });
+  var heights = boxes.map(function (r) { return Math.round(r.height * 10) / 10; });
+  d.chartTextMinHeight = String(heights.length ? Math.min.apply(null, heights) : 0);
+  d.chartTextOutside = String(outside.length);
+  d.outsideExample = outside.slice(0, 3).join(" | ");
+  var overlaps = [];
+  for (var i = 0; i < boxes.length; i++) for (var j = i + 1; j < boxes.length; j++) {
+    var a = boxes[i], b = boxes[j];
+    if (a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1)
+      overlaps.push(texts[i].textContent + " / " + texts[j].textContent);
+  }
+  d.chartTextOverlaps = String(overlaps.length);
+  d.overlapExample = overlaps.slice(0, 3).join(" | ");
+  var chart = document.querySelector("svg[id$='-chart']");
+  d.chartWidth = chart ? String(Math.round(chart.getBoundingClientRect().width)) : "0";
+  d.overflowX = String(document.documentElement.scrollWidth > window.innerWidth);
+  d.probe = "done";
+});"""
+"""Runs on ``load`` and measures what makes a page readable at any width (see :func:`probe`):
+``data-broken-words`` (words in table cells cut across lines), ``data-chart-text-min-height``
+(px, the smallest chart label as drawn), ``data-chart-text-overlaps`` (chart labels drawn over
+each other), ``data-chart-text-outside`` (chart labels past the chart's left or right edge),
+``data-chart-width`` and ``data-overflow-x`` (the page wider than the window)."""
 
 
 def chromium_binary() -> str | None:
@@ -118,20 +176,23 @@ class _BodyAttrs(HTMLParser):
             self.attrs = {k: v or "" for k, v in attrs}
 
 
-def probe(page: Path, *, window: tuple[int, int] = (1280, 2000), timeout: float = 60.0) -> dict[str, str]:
-    """Load a copy of ``page`` with :data:`PROBE_JS` and return ``<body>``'s attributes after ``load``.
+def probe(
+    page: Path, *, window: tuple[int, int] = (1280, 2000), timeout: float = 60.0, script: str = PROBE_JS
+) -> dict[str, str]:
+    """Load a copy of ``page`` with ``script`` (:data:`PROBE_JS`, :data:`LAYOUT_JS` or a test's own)
+    and return ``<body>``'s attributes after ``load``.
 
     The copy sits next to ``page`` (so relative image links resolve the same) and is removed
     afterwards. Keys are as in the DOM, e.g. ``data-images-loaded``.
     """
     source = page.read_text(encoding="utf-8")
-    digest = base64.b64encode(hashlib.sha256(PROBE_JS.encode()).digest()).decode()
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
     source, n = re.subn(
         r'(http-equiv="Content-Security-Policy" content=")', rf"\1script-src 'sha256-{digest}'; ", source, count=1
     )
     if n != 1:
         raise AssertionError("the page has no Content-Security-Policy meta tag")
-    source = source.replace("</body>", f"<script>{PROBE_JS}</script></body>", 1)
+    source = source.replace("</body>", f"<script>{script}</script></body>", 1)
     copy = page.with_name(f".probe-{page.name}")
     copy.write_text(source, encoding="utf-8")
     try:

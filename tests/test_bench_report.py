@@ -320,35 +320,42 @@ _PROBE = """addEventListener("load", function () {
 });"""
 
 
-def _probe(page: Path) -> dict[str, str]:
-    """Like tests.browser.probe, with a script that looks at the leaderboard's chart."""
-    source = page.read_text(encoding="utf-8")
-    digest = base64.b64encode(hashlib.sha256(_PROBE.encode()).digest()).decode()
-    source, n = re.subn(
-        r'(http-equiv="Content-Security-Policy" content=")', rf"\1script-src 'sha256-{digest}'; ", source, count=1
-    )
-    assert n == 1, "the page has no Content-Security-Policy meta tag"
-    copy = page.with_name(f".probe-{page.name}")
-    copy.write_text(source.replace("</body>", f"<script>{_PROBE}</script></body>", 1), encoding="utf-8")
-    try:
-        dom = browser.dump_dom(copy)
-    finally:
-        copy.unlink(missing_ok=True)
-    body = re.search(r"<body([^>]*)>", dom)
-    assert body is not None
-    return dict(re.findall(r'(data-[\w-]+)="([^"]*)"', body.group(1)))
-
-
 @pytest.mark.browser
 @needs_chromium
 def test_html_report_in_headless_chromium(tmp_path: Path) -> None:
     paths = write_reports(report_cases(tmp_path, evil=True), tmp_path / "out")
-    found = _probe(paths["html"])
+    found = browser.probe(paths["html"], script=_PROBE)
     assert found.get("data-probe") == "done"
     assert found["data-images-loaded"] == "18/18"  # every embedded thumbnail decoded
     assert found["data-chart-means"] == "4" and found["data-chart-whiskers"] == "4"
     assert int(found["data-chart-width"]) > 300
     assert "data-pwned" not in found  # model-written text never ran
+
+
+REAL_NAMES = ("stabilityai/stable-diffusion-xl-base-1.0", "FLUX.1-schnell-bf16-cuda", "sdxl-turbo", "gpt-image-2")
+
+
+@pytest.mark.browser
+@needs_chromium
+@pytest.mark.parametrize("width", [480, 1280], ids=["phone", "desktop"])
+def test_leaderboard_is_readable_on_a_phone_and_a_desktop(tmp_path: Path, width: int) -> None:
+    """Model names stay whole, the chart's labels keep a readable size and never collide, nothing widens the page."""
+    cases = report_cases(tmp_path)
+    for index, name in enumerate(REAL_NAMES):
+        for mode in ("single", "repaint"):
+            cases += [
+                make_case(name, mode, ref, 0.5 + index / 20 + ref / 100, extra_metrics={"ssim": 0.4, "psnr": 21.5})
+                for ref in range(4)
+            ]
+    page = write_reports(cases, tmp_path / "out")["html"]
+    found = browser.probe(page, window=(width, 2000), script=browser.LAYOUT_JS)
+    assert found.get("data-probe") == "done"
+    assert found["data-broken-words"] == "0", found["data-broken-example"]  # no name cut one letter per line
+    assert found["data-overflow-x"] == "false"  # wide tables scroll inside their box, the page does not
+    assert float(found["data-chart-text-min-height"]) >= 12  # about 10 px type or more, as drawn
+    assert found["data-chart-text-overlaps"] == "0", found["data-overlap-example"]
+    assert found["data-chart-text-outside"] == "0", found["data-outside-example"]
+    assert int(found["data-chart-width"]) > 0.8 * width
 
 
 def test_markdown_reports_tiny_p_values_readably(board: Leaderboard) -> None:

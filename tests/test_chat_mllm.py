@@ -197,28 +197,87 @@ def test_a_wrong_base_url_or_model_is_reported_as_such():
     assert "/v1" in str(info.value)
 
 
-# ----------------------------------------------------------------------------- one retry layer, never two
+# ----------------------------------------------------------------------------- one retry policy for every chat model
 
 
 def _always(server: OpenAICompatibleServer, fault: Fault) -> None:
     server.fail_every(1, fault)
 
 
-@pytest.mark.parametrize(("max_retries", "client_retries"), [(None, 2), (1, 1)], ids=["default", "max_retries=1"])
-def test_a_chat_model_that_retries_itself_is_not_retried_again(max_retries, client_retries):
-    """ChatOpenAI's client retries 5xx itself; the policy must not multiply its attempts (12 requests before)."""
+@pytest.mark.parametrize("max_retries", [None, 1, 5], ids=["default", "max_retries=1", "max_retries=5"])
+def test_a_chat_openai_that_retries_itself_gets_the_policys_attempts_and_nothing_more(max_retries):
+    """ChatOpenAI's client retries 5xx itself (twice by default); the adapter calls it with those retries
+    off, so the policy's attempts are all the requests (the client's 3 alone, or 3 x 3, before)."""
     with OpenAICompatibleServer(ScriptedResponder({})) as server:
-        _always(server, Fault.status(503, retry_after=0.01))
+        _always(server, Fault.status(503))
         chat = ChatOpenAI(base_url=server.base_url, api_key=KEY, model="m", timeout=2, max_retries=max_retries)
         mllm = ChatModelMLLM(chat, retry=FAST)
         with pytest.raises(MLLMError) as info:
             _ask(mllm, GlobalDescription)
         sent = len(server.requests)
-    assert sent == 1 + client_retries  # one invocation; the client's own retries only
+    assert sent == FAST.max_attempts == info.value.requests
     message = str(info.value)
-    assert "after 1 attempt;" in message and f"retried up to {client_retries} time" in message
-    assert mllm.model_retries == client_retries
-    assert chat.max_retries == max_retries and chat.root_client.max_retries == client_retries  # used as is
+    assert f"kept failing after {FAST.max_attempts} attempts: " in message and "chat model itself" not in message
+    assert mllm.model_retries == 0
+    # the model passed in is unchanged; the one called shares its HTTP connection pool
+    assert chat.max_retries == max_retries and chat.root_client.max_retries == (
+        2 if max_retries is None else max_retries
+    )
+    assert mllm.model is chat and mllm.called_model is not chat
+    assert mllm.called_model.root_client._client is chat.root_client._client
+
+
+def test_the_policys_retry_after_and_deadline_govern_a_chat_openai_passed_in():
+    """The server asks for 0.2 s each time: the policy caps that at its max_wait and stops at max_elapsed,
+    where the client left to itself would wait out its own retries (5 here) regardless."""
+    import time
+
+    policy = RetryPolicy(max_attempts=10, initial_wait=1.0, max_wait=0.05, max_elapsed=0.3)
+    with OpenAICompatibleServer(ScriptedResponder({})) as server:
+        _always(server, Fault.status(429, retry_after=0.2))
+        chat = ChatOpenAI(base_url=server.base_url, api_key=KEY, model="m", timeout=2, max_retries=5)
+        started = time.monotonic()
+        with pytest.raises(MLLMError, match="kept failing after"):
+            _ask(ChatModelMLLM(chat, retry=policy), GlobalDescription)
+        elapsed = time.monotonic() - started
+        sent = len(server.requests)
+    assert 2 < sent < 10  # stopped by the deadline, not by the attempt count
+    assert elapsed < 0.3 + 0.5, elapsed  # the client's own 5 retries would wait 5 x 0.2 s
+
+
+def test_a_chat_openai_built_without_a_timeout_is_called_with_the_librarys_timeout():
+    from imagerepainter.backends.retry import DEFAULT_REQUEST_TIMEOUT
+
+    unset = ChatOpenAI(base_url="http://127.0.0.1:9/v1", api_key=KEY, model="m")
+    chosen = ChatOpenAI(base_url="http://127.0.0.1:9/v1", api_key=KEY, model="m", timeout=7)
+    assert unset.root_client.timeout is None  # ChatOpenAI's default: wait forever
+    assert ChatModelMLLM(unset).called_model.root_client.timeout == DEFAULT_REQUEST_TIMEOUT
+    assert ChatModelMLLM(chosen).called_model.root_client.timeout == 7  # the user's own is kept
+
+
+def test_an_azure_chat_openai_is_called_without_its_clients_retries_too():
+    from langchain_openai import AzureChatOpenAI
+
+    azure = AzureChatOpenAI(
+        azure_endpoint="http://127.0.0.1:9", api_key=KEY, api_version="2024-10-21", azure_deployment="gpt-4o"
+    )
+    called = ChatModelMLLM(azure).called_model
+    assert (azure.root_client.max_retries, azure.root_async_client.max_retries) == (2, 2)
+    assert (called.root_client.max_retries, called.root_async_client.max_retries) == (0, 0)
+    assert type(called.root_client) is type(azure.root_client)  # still an AzureOpenAI client, same endpoint
+    assert (
+        called.root_client._client is azure.root_client._client and called.client is called.root_client.chat.completions
+    )
+
+
+def test_a_model_swapped_into_the_adapter_is_called_without_its_retries_too():
+    with OpenAICompatibleServer(ScriptedResponder({})) as server:
+        _always(server, Fault.status(500))
+        mllm = _mllm(server)
+        mllm.model = ChatOpenAI(base_url=server.base_url, api_key=KEY, model="m", timeout=2)  # retries twice
+        with pytest.raises(MLLMError, match=r"after 3 attempts: "):
+            _ask(mllm, GlobalDescription)
+        assert len(server.requests) == FAST.max_attempts
 
 
 def test_what_the_client_does_not_retry_is_still_retried_once():
@@ -254,13 +313,40 @@ def test_an_openai_spec_builds_a_model_without_retries_and_keeps_the_policy():
         assert len(server.requests) == 10  # RetryPolicy's default 10 attempts, nothing multiplied
 
 
-def test_model_retries_can_be_stated_for_a_model_that_hides_them():
+def _hiding(chat: ChatOpenAI):
+    """A chat model that retries by itself and hides its client (only ``invoke``)."""
+    from langchain_core.runnables import RunnableLambda
+
+    return RunnableLambda(lambda messages: chat.invoke(messages))
+
+
+def test_the_own_retries_of_a_model_that_hides_them_count_in_the_policys_budget():
+    """The client's retries cannot be switched off here: each failed invocation spent 1 + 2 of the 9
+    attempts, so the server sees 9 requests (not 9 x 3), all of them counted."""
+    policy = RetryPolicy(max_attempts=9, initial_wait=0.001, max_wait=0.01)
     with OpenAICompatibleServer(ScriptedResponder({})) as server:
         _always(server, Fault.status(500))
-        chat = ChatOpenAI(base_url=server.base_url, api_key=KEY, model="m", timeout=2, max_retries=0)
-        with pytest.raises(MLLMError, match="retried up to 5 times"):
-            _ask(ChatModelMLLM(chat, retry=FAST, model_retries=5), GlobalDescription)
-        assert len(server.requests) == 1  # the policy trusts the stated retries
+        chat = ChatOpenAI(base_url=server.base_url, api_key=KEY, model="m", timeout=2, max_retries=2)
+        mllm = ChatModelMLLM(_hiding(chat), retry=policy, methods=["json_text"], model_retries=2)
+        with pytest.raises(MLLMError, match="after 3 attempts; the chat model itself retried up to 2 times") as info:
+            _ask(mllm, GlobalDescription)
+        sent = len(server.requests)
+    assert sent == info.value.requests == 9
+    assert mllm.model_retries == 2
+
+
+def test_a_model_that_hides_its_retries_is_still_retried_by_the_policy():
+    """What gets through the hidden client's own retries is retried by the policy, so the call succeeds."""
+    answer = {"description": "ok"}
+    fail = Fault.status(503)
+    script = ScriptedResponder({"GlobalDescription": [fail, fail, answer]}, infer_schema_from_text=True)
+    with OpenAICompatibleServer(script) as server:
+        chat = ChatOpenAI(base_url=server.base_url, api_key=KEY, model="m", timeout=2, max_retries=1)
+        mllm = ChatModelMLLM(_hiding(chat), retry=FAST, methods=["json_text"], model_retries=1)
+        reply = _ask(mllm, GlobalDescription)
+        sent = len(server.requests)
+    assert reply.value.description == "ok"
+    assert sent == reply.requests == 3  # a failed invocation (1 + 1 retry), then an answer
 
 
 # ----------------------------------------------------------------------------- a 400 after discovery is an error

@@ -45,3 +45,28 @@ def test_the_api_guides_examples_run_in_order(tmp_path, monkeypatch):
     namespace: dict = {}
     for i, block in enumerate(blocks):
         exec(compile(block, f"docs/api.md block {i + 1}", "exec"), namespace)
+
+
+def _python_blocks(page: str, section: str) -> list[str]:
+    """The Python code blocks of one ``## section`` of a docs page."""
+    import re
+
+    text = (ROOT / "docs" / page).read_text().split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", text, re.S)
+
+
+def test_the_embedding_guides_agent_recipe_is_the_example_that_runs():
+    """docs/embedding.md shows as_tool() inside create_agent as code that runs offline: examples/agent_tool.py."""
+    recipe = [block for block in _python_blocks("embedding.md", "As a tool") if "create_agent(" in block]
+    assert len(recipe) == 1
+    example = (ROOT / "examples" / "agent_tool.py").read_text()
+    assert example.endswith("from __future__ import annotations\n\n" + recipe[0])  # tests/test_examples.py runs it
+
+
+def test_the_serving_guide_installs_from_a_clone_and_uses_the_address_langgraph_dev_printed():
+    text = (ROOT / "docs" / "embedding.md").read_text().split("## Serving with langgraph dev", 1)[1]
+    assert 'pip install -e ".[serve]"' in text and "already in use" in text
+    client = next(
+        block for block in _python_blocks("embedding.md", "Serving with langgraph dev") if "get_sync_client" in block
+    )
+    assert 'get_sync_client(url=os.environ.get("LANGGRAPH_URL"' in client  # tests/test_serve_dev.py runs this block

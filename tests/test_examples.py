@@ -20,3 +20,5 @@ def test_example_runs(path, tmp_path):
     assert out.stdout.strip()
     if path.stem == "quickstart":
         assert (tmp_path / "out" / "result.json").exists()
+    if path.stem == "agent_tool":  # the agent called the tool and read its answer; the result came as the artifact
+        assert "The tool said: Regenerated in 3 rounds" in out.stdout and "artifact: 3 rounds" in out.stdout

@@ -146,6 +146,23 @@ def test_backends_lists_what_is_missing_and_the_extra_for_it(monkeypatch: pytest
     assert rows["ssim"].endswith("available") and rows["psnr"].endswith("available")
 
 
+def test_backends_lists_the_metrics_with_their_direction_and_extra(
+    monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    _uninstall(monkeypatch, "torch", "lpips")
+    assert main(["backends"]) == 0
+    out = capsys.readouterr().out
+    section = out.split("Metrics (eval --metrics)", 1)[1].splitlines()[1:]
+    rows = {line.split()[0]: line.split(None, 1)[1] for line in section if not line.startswith("  (")}
+    assert list(rows) == ["paper", "clip", "dinov2", "ssim", "psnr", "judge", "lpips", "dreamsim"]
+    assert rows["paper"] == 'higher missing torch: pip install "imagerepainter[metrics]"'  # as the paper scorer
+    assert rows["psnr"] == "higher available" and rows["ssim"] == "higher available"
+    assert rows["judge"] == "higher available (asks the --mllm)"
+    assert rows["lpips"].startswith("lower  missing torch,") and "lpips" in rows["lpips"]
+    assert rows["lpips"].endswith('pip install "imagerepainter[perceptual]"')
+    assert rows["dreamsim"].startswith("lower  missing torch")
+
+
 def test_eval_names_every_missing_extra_before_anything_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any, built: list[str]
 ) -> None:
@@ -159,3 +176,78 @@ def test_eval_names_every_missing_extra_before_anything_runs(
     )
     assert 'pip install "imagerepainter[openai,diffusers,metrics]"' in line  # the clip metric, not the sandbox scorer
     assert built == [] and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("backends", "message"),
+    [
+        (["--mllm", "sandbox", "--t2i", "sandbx"], "Unknown text-to-image backend 'sandbx'. Did you mean 'sandbox'?"),
+        (["--t2i", "sandbx"], "Unknown text-to-image backend 'sandbx'. Did you mean 'sandbox'?"),  # default MLLM
+        (["--mllm", "foo:bar", "--t2i", "sandbox"], "Unknown MLLM 'foo:bar'."),
+        (["--mllm", "sandbx", "--t2i", "sandbox"], "Unknown MLLM 'sandbx'. Did you mean 'sandbox'?"),
+        (["--mllm", "sandbox", "--t2i", "sandbox?fidelty=0.6"], "Unknown option 'fidelty' in the 'sandbox' text-to"),
+        (["--mllm", "sandbox", "--t2i", "sandbox", "--scorer", "ssmi"], "Unknown scorer 'ssmi'. Did you mean 'ssim'?"),
+    ],
+)
+def test_a_typo_without_torch_is_named_as_a_typo_with_the_closest_names(
+    backends: list[str], message: str, tmp_path: Path, reference: Path, monkeypatch: Any, capsys: Any, built: list[str]
+) -> None:
+    _uninstall(monkeypatch, *README_INSTALL_LACKS)
+    out = tmp_path / "run"
+    assert main(["run", str(reference), *backends, "--out", str(out)]) == 2
+    line = _error_line(capsys)
+    assert message in line
+    assert "torch" not in line and "pip install" not in line and "offline" not in line
+    assert built == [] and not out.exists()
+
+
+def test_a_sandbox_renderer_with_options_runs_without_torch_with_the_sandbox_scorer(
+    tmp_path: Path, reference: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    import json
+
+    _uninstall(monkeypatch, *README_INSTALL_LACKS)
+    out = tmp_path / "run"
+    argv = ["run", str(reference), "--mllm", "sandbox", "--t2i", "sandbox?fidelity=0.6", "--max-rounds", "1"]
+    assert main([*argv, "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
+    assert json.loads((out / "run.json").read_text())["specs"]["scorer"] == "sandbox"
+
+
+def test_repainter_checks_every_spec_before_the_extras_and_picks_the_scorer_from_the_backends(
+    monkeypatch: pytest.MonkeyPatch, built: list[str]
+) -> None:
+    from imagerepainter.errors import ConfigurationError, UnknownBackendError
+
+    _uninstall(monkeypatch, *README_INSTALL_LACKS)
+    with pytest.raises(UnknownBackendError) as caught:
+        Repainter(mllm="sandbox", t2i="sandbx")
+    assert caught.value.suggestions == ("sandbox",) and caught.value.spec == "sandbx"
+    with pytest.raises(UnknownBackendError, match="Unknown MLLM 'foo:bar'"):
+        Repainter(mllm="foo:bar", t2i="sandbox")
+    with pytest.raises(ConfigurationError, match="Did you mean 'fidelity'"):
+        Repainter(mllm="sandbox", t2i="sandbox?fidelty=0.6")
+    assert built == []
+    rp = Repainter(mllm="sandbox", t2i="sandbox?fidelity=0.6", max_rounds=1)  # no scorer given: the sandbox's
+    assert rp.scorer.name == "sandbox" and rp.run(render_scene(random_scene(2))).best.score > 0
+    # Only what is really needed is named: the openai MLLM and, with it, the paper scorer; not the sandbox renderer.
+    with pytest.raises(MissingDependencyError) as missing:
+        Repainter(mllm="openai:gpt-4o", t2i="sandbox?fidelity=0.6")
+    assert missing.value.extras == ("openai", "metrics") and "sandbox" not in str(missing.value)
+
+
+def test_eval_names_a_metric_typo_without_torch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    _uninstall(monkeypatch, *README_INSTALL_LACKS)
+    out = tmp_path / "eval"
+    argv = ["eval", "sandbox-scenes:2", "--mllm", "sandbox", "--t2i", "a=sandbox", "--metrics", "sandbx,ssim"]
+    assert main([*argv, "--out", str(out)]) == 2
+    line = _error_line(capsys)
+    assert "Unknown metric 'sandbx'. Did you mean 'sandbox'?" in line and "torch" not in line
+    assert not out.exists()
+    # The sandbox world needs no torch in eval either, whatever the first metric: the loop's scorer follows the
+    # backends. (evaluate() alone: the reports' statistics use scipy, which takes a None in sys.modules for torch.)
+    from imagerepainter.bench import evaluate
+    from imagerepainter.bench.datasets import sandbox_scenes
+
+    scenes, models = sandbox_scenes(2, size=64, cache_dir=tmp_path / "cache"), {"a": "sandbox", "b": "sandbox?noise=9"}
+    report = evaluate(scenes, mllm="sandbox", models=models, metrics=["ssim"], modes=["single"], out=out)
+    assert (report.computed, report.failed) == (4, 0)

@@ -70,3 +70,29 @@ def test_result_saves_and_reloads(tmp_path):
     assert again.model_dump(mode="json") == result.model_dump(mode="json")
     assert np.array_equal(np.asarray(again.best.image), np.asarray(result.best.image))
     assert again.config == result.config and again.stop_reason == result.stop_reason
+
+
+def _photograph_like(seed: int) -> Image.Image:
+    """Soft gradients, blurred blobs and sensor-like noise: what a photograph has and a sandbox scene lacks."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:256, 0:256] / 255.0
+    pixels = np.stack([x, y, (x + y) / 2], -1) * rng.uniform(80, 200, 3) + rng.uniform(0, 50, 3)
+    for _ in range(6):
+        cy, cx, radius = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.05, 0.3)
+        weight = np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * radius**2))[..., None]
+        pixels = pixels * (1 - weight) + weight * rng.uniform(0, 255, 3)
+    pixels += rng.normal(0, 18, pixels.shape)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype("uint8"))
+
+
+def test_readme_says_sandbox_scores_on_photographs_are_a_smoke_test_and_they_are():
+    """The README's "any photograph works too" warns that the sandbox draws flat shapes; the scores show why."""
+    from imagerepainter.sandbox import random_scene, render_scene
+
+    readme = (ROOT / "README.md").read_text()
+    after = readme.split("Any photograph works too", 1)[1].split("## ", 1)[0]
+    assert "flat shapes" in after and "smoke test" in after
+    rp = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox", max_rounds=4)
+    photographs = [rp.run(_photograph_like(seed)).best.score for seed in range(3)]
+    scenes = [rp.run(render_scene(random_scene(seed), seed=10_000 + seed)).best.score for seed in range(3)]
+    assert max(photographs) < 0.7 and min(scenes) > 0.9  # the ranges the README gives

@@ -69,6 +69,32 @@ def _fingerprint(result: Any) -> dict[str, Any]:
     }
 
 
+def test_a_default_built_chat_openai_passed_in_absorbs_thirty_percent_faults_like_a_spec() -> None:
+    """``Repainter(mllm=ChatOpenAI(...))`` built with ChatOpenAI's defaults (the client retries twice by
+    itself): the library's policy still covers every failure, so 20 seeded runs finish as without faults."""
+    faults = ContentFaults(_sandbox_responder(), rate=0.3, seed=17)
+    clean_server = OpenAICompatibleServer(_sandbox_responder(), models=("gpt-4o",))
+    flaky_server = OpenAICompatibleServer(faults, models=("gpt-4o",))
+
+    def run(server: OpenAICompatibleServer, seed: int) -> Any:
+        chat = ChatOpenAI(base_url=server.base_url, model="gpt-4o", api_key=SecretStr("EMPTY"))  # all defaults
+        rp = Repainter(mllm=chat, t2i="sandbox", scorer="sandbox", max_rounds=2, seed=seed)
+        rp.mllm.retry = FAST  # the library's own policy, its waits shortened for the suite
+        return rp.run(render_scene(random_scene(seed), 64, 64))
+
+    with clean_server, flaky_server:
+        for seed in range(20):
+            clean = run(clean_server, seed)
+            before = len(flaky_server.requests)
+            flaky = run(flaky_server, seed)  # raises (and fails the test) if any fault got through
+            assert _fingerprint(flaky) == _fingerprint(clean), seed
+            assert flaky.usage["mllm_requests"] == len(flaky_server.requests) - before, seed
+        clean_requests = len(clean_server.requests)
+    assert faults.injected_total > 0.2 * clean_requests, faults.injected  # the faults were really there
+    assert set(faults.injected) == {"429", "500", "502", "503", "disconnect", "malformed"}
+    assert len(flaky_server.requests) == clean_requests + faults.injected_total
+
+
 @pytest.mark.slow
 def test_fifty_runs_at_thirty_percent_transient_faults_finish_identical_to_fault_free_runs() -> None:
     faults = ContentFaults(_sandbox_responder(), rate=0.3, seed=2025)
@@ -191,20 +217,20 @@ def test_retry_policy_rejects_settings_that_cannot_retry() -> None:
         RetryPolicy(max_wait=-1)
 
 
-def test_requests_a_retrying_client_makes_by_itself_are_counted_and_not_multiplied() -> None:
+def test_a_client_that_would_retry_by_itself_is_retried_by_the_policy_alone_and_counted_exactly() -> None:
     from imagerepainter.backends.base import MLLMMessage
 
     faults = ContentFaults(SchemaResponder(), rate=0.4, seed=4, faults=[Fault.status(503, retry_after=0.01)])
     with OpenAICompatibleServer(faults) as server:
         chat = ChatOpenAI(model="m", base_url=server.base_url, api_key=SecretStr("EMPTY"), max_retries=5, timeout=5)
         mllm = ChatModelMLLM(chat, retry=FAST)
-        assert mllm.model_retries == 5
+        assert mllm.model_retries == 0 and chat.root_client.max_retries == 5  # its copy is called, not changed
         total = 0
         for n in range(6):
             reply = mllm.structured([MLLMMessage(role="user", text=f"list the objects {n}")], ObjectList)
             total += reply.requests
         sent = len(server.requests)
-    assert faults.injected_total > 0  # the client's own retries were needed
+    assert faults.injected_total > 0  # retries were needed
     assert total == sent == 6 + faults.injected_total
 
 

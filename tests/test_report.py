@@ -158,7 +158,9 @@ def test_chart_has_a_point_per_score(result: RepaintResult) -> None:
     )
     assert ">round</text>" in svg and "score (higher is better)" in svg
     # best so far rises with the scores: the line's y pixel goes up (smaller) round after round
-    ys = [float(p.split(",")[1]) for p in re.search(r'class="line-best" points="([^"]+)"', svg).group(1).split()]  # type: ignore[union-attr]
+    segments = re.findall(r'class="line-best" x1="[^"]+" y1="([^"]+)" x2="[^"]+" y2="([^"]+)"', svg)
+    assert len(segments) == 2 and segments[0][1] == segments[1][0]  # joined end to end
+    ys = [float(segments[0][0]), *(float(end) for _, end in segments)]
     assert ys[0] > ys[1] > ys[2]
 
 
@@ -274,6 +276,21 @@ def test_report_loads_in_chromium(result: RepaintResult, tmp_path: Path, window:
     assert body["data-toc-links"] == str(len(result.rounds))  # each round linked from the contents
     before, after = (int(w) for w in body["data-zoom"].split("->"))
     assert after > before  # a clicked thumbnail shows larger
+
+
+@pytest.mark.browser
+@needs_chromium
+@pytest.mark.parametrize("width", [480, 1280], ids=["phone", "desktop"])
+def test_report_is_readable_on_a_phone_and_a_desktop(result: RepaintResult, tmp_path: Path, width: int) -> None:
+    """The chart's text keeps a readable size at any width, labels never collide, words are never cut."""
+    page = write_report(result, tmp_path / "report.html")
+    found = browser.probe(page, window=(width, 2000), script=browser.LAYOUT_JS)
+    assert found.get("data-probe") == "done"
+    assert float(found["data-chart-text-min-height"]) >= 12  # about 10 px type or more, as drawn
+    assert found["data-chart-text-overlaps"] == "0", found["data-overlap-example"]
+    assert found["data-chart-text-outside"] == "0", found["data-outside-example"]
+    assert found["data-broken-words"] == "0", found["data-broken-example"]
+    assert found["data-overflow-x"] == "false"
 
 
 @pytest.mark.browser

@@ -210,3 +210,33 @@ def test_resume_after_a_kill_while_the_checkpoints_were_created_is_not_taken_for
     RunFolder(crashed).resume()
     assert not db.with_name("checkpoint.sqlite-journal").exists()
     assert _signature(json.loads((crashed / "run.json").read_text())) == _signature(whole)
+
+
+def test_resume_deletes_what_a_write_killed_mid_way_left_and_nothing_else(finished_run, tmp_path):
+    """A kill inside an atomic write leaves a hidden, often empty, ``.tmp`` file; the next resume removes it."""
+    import os
+    import time
+
+    folder, whole = finished_run
+    crashed = tmp_path / "killed-mid-write"
+    shutil.copytree(folder, crashed)
+    _cut(crashed / "checkpoint.sqlite", len(_checkpoints(crashed / "checkpoint.sqlite")) // 2, keep_writes=True)
+    record = json.loads((crashed / "run.json").read_text())
+    (crashed / "run.json").write_text(json.dumps({k: v for k, v in record.items() if k != "result"}))
+    images = crashed / "images"
+    sha = next(images.glob("*.png")).stem
+    stale = [images / f".{sha}.bmp.0123456789ab.tmp", crashed / ".run.json.ba9876543210.tmp"]
+    for path in stale:
+        path.write_bytes(b"")
+        os.utime(path, (time.time() - 60, time.time() - 60))
+    others = [images / "notes.tmp", images / ".keep", crashed / "reference.png.tmp.bak"]
+    for path in others:
+        path.write_text("not a leftover of an atomic write")
+    started_after = images / f".{sha}.png.abcdefabcdef.tmp"  # a write that began after the lock was taken
+    started_after.write_bytes(b"")
+    os.utime(started_after, (time.time() + 3600, time.time() + 3600))
+
+    RunFolder(crashed).resume()
+    assert _signature(json.loads((crashed / "run.json").read_text())) == _signature(whole)
+    assert [p for p in stale if p.exists()] == []
+    assert all(p.exists() for p in [*others, started_after])

@@ -7,8 +7,10 @@ folder (``.langgraph_api``) in a temporary folder; the test starts and stops it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -56,12 +58,11 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path, timeou
     pytest.fail(f"langgraph dev did not answer within {timeout} s:\n{log.read_text(errors='replace')[-3000:]}")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    home = tmp_path_factory.mktemp("langgraph-dev")  # the server's working folder: .langgraph_api goes here
+@contextlib.contextmanager
+def _langgraph_dev(home: Path, port: int) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """``langgraph dev`` asked for ``port``, run in ``home`` (offline, its images under ``home``); stopped after."""
     refs = home / "refs"
-    refs.mkdir()
-    port = _free_port()
+    refs.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGEREPAINTER_", "LANGSMITH_", "LANGCHAIN_"))}
     env |= {
         "PYTHONPATH": os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
@@ -81,10 +82,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stopped as a whole below
         )
-    url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(url, process, log)
-        yield {"url": url, "refs": refs, "home": home}
+        yield process, log
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
@@ -93,6 +92,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    home = tmp_path_factory.mktemp("langgraph-dev")  # the server's working folder: .langgraph_api goes here
+    port = _free_port()
+    with _langgraph_dev(home, port) as (process, log):
+        url = f"http://127.0.0.1:{port}"
+        _wait_until_up(url, process, log)
+        yield {"url": url, "refs": home / "refs", "home": home}
 
 
 def _stream(client: Any, graph_input: dict[str, Any]) -> tuple[list[Any], dict[str, Any], list[Any]]:
@@ -162,3 +171,41 @@ def test_bad_input_comes_back_as_an_error_the_client_can_read(server):
     _, _, errors = _stream(client, {"image": to_data_url(render_scene(random_scene(1))), "overrides": {"rounds": 3}})
     assert [e["error"] for e in errors] == ["ConfigurationError"]
     assert "max_rounds" in errors[0]["message"]  # the closest setting is suggested
+
+
+def _printed_address(log: Path, process: subprocess.Popen[bytes], timeout: float = 45.0) -> str:
+    """The ``API: http://...`` address ``langgraph dev`` printed in its banner."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = re.sub(r"\x1b\[[0-9;]*m", "", log.read_text(errors="replace"))  # without colours
+        if found := re.search(r"API: (http://\S+)", text):
+            return found.group(1).rstrip("/")
+        if process.poll() is not None:
+            break
+        time.sleep(0.2)
+    pytest.fail(f"langgraph dev printed no API address:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def test_on_a_taken_port_langgraph_dev_moves_and_the_guides_client_works_with_the_address_it_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/embedding.md: clients take the address ``langgraph dev`` printed (not 2024 when that port is taken)."""
+    guide = (ROOT / "docs" / "embedding.md").read_text().split("## Serving with langgraph dev", 1)[1]
+    client_block = next(b for b in re.findall(r"```python\n(.*?)```", guide, re.S) if "get_sync_client" in b)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with _langgraph_dev(tmp_path, port) as (process, log):
+            url = _printed_address(log, process)
+            assert not url.endswith(f":{port}") and f"Port {port} is already in use" in log.read_text(errors="replace")
+            _wait_until_up(url, process, log)
+            monkeypatch.chdir(tmp_path)
+            monkeypatch.setenv("LANGGRAPH_URL", url)
+            render_scene(random_scene(5)).save(tmp_path / "photo.png")
+            exec(compile(client_block, "docs/embedding.md client", "exec"), {})
+    *rounds, last = capsys.readouterr().out.strip().splitlines()  # a line per round, then the outcome
+    stop_reason, best_score, *_ = last.split()
+    assert rounds and all(line.startswith(f"round {n}: best so far") for n, line in enumerate(rounds, 1))
+    assert stop_reason in {"max_rounds", "plateau", "target_reached", "judged_match"} and 0 < float(best_score) <= 1
+    assert Image.open(tmp_path / "best.png").size == (256, 256)  # the best image, read back from its data URL

@@ -20,6 +20,7 @@ from PIL import Image
 from pydantic import BaseModel, Field
 
 from ..config import GenerationConfig
+from ..errors import ConfigurationError
 from ..images import ImageFormat
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "GENERATION_FIELDS",
     "batches",
     "check_generation_settings",
+    "check_scorer_reference",
     "fit_size",
 ]
 
@@ -213,23 +215,83 @@ class T2ICapabilities:
     pixels (:func:`fit_size`); ``None`` leaves the size to the backend."""
     size_multiple: int = 8
     """What ``width`` and ``height`` must be multiples of."""
+    min_side: int = 8
+    """The smallest ``width`` or ``height`` the model renders (never below the settings' 8)."""
+    max_side: int = 4096
+    """The largest ``width`` or ``height`` the model renders (never above the settings' 4096)."""
 
 
-def fit_size(width: int, height: int, *, native_pixels: int, multiple: int = 8) -> tuple[int, int]:
+SIDE_LIMITS = (8, 4096)
+"""The smallest and largest ``width`` / ``height`` any run may render (``GenerationConfig``'s bounds)."""
+
+
+def side_limits(capabilities: Any) -> tuple[int, int]:
+    """The smallest and largest side a backend with ``capabilities`` renders, within :data:`SIDE_LIMITS`
+    and rounded inwards to its ``size_multiple``.
+
+    Example:
+        >>> side_limits(T2ICapabilities(size_multiple=16, max_side=2010))
+        (16, 2000)
+    """
+    multiple = max(1, int(getattr(capabilities, "size_multiple", 8) or 1))
+    low = max(SIDE_LIMITS[0], int(getattr(capabilities, "min_side", SIDE_LIMITS[0])))
+    high = min(SIDE_LIMITS[1], int(getattr(capabilities, "max_side", SIDE_LIMITS[1])))
+    low, high = -(-low // multiple) * multiple, high // multiple * multiple
+    if low > high:
+        raise ConfigurationError(
+            f"No size fits the model: sides from {low} to {high} pixels in multiples of {multiple}. "
+            "Check its T2ICapabilities (min_side, max_side, size_multiple)."
+        )
+    return low, high
+
+
+def fit_size(
+    width: int,
+    height: int,
+    *,
+    native_pixels: int,
+    multiple: int = 8,
+    min_side: int = SIDE_LIMITS[0],
+    max_side: int = SIDE_LIMITS[1],
+) -> tuple[int, int]:
     """``(width, height)`` with the aspect ratio of ``width`` x ``height`` at about ``native_pixels``
-    pixels, each a multiple of ``multiple`` (at least one multiple).
+    pixels, each a multiple of ``multiple`` from ``min_side`` to ``max_side``.
+
+    A shape too long for the limits (a 1x300 line, a 20000x20 strip) is scaled down until its
+    longest side fits, and its shortest side is then raised to ``min_side`` if it must be: the
+    aspect ratio is kept as closely as the limits allow (:func:`size_clamped` tells when it is not).
 
     Example:
         >>> fit_size(451, 300, native_pixels=1024 * 1024, multiple=8)
         (1256, 832)
         >>> fit_size(300, 451, native_pixels=256 * 256, multiple=1)
         (209, 314)
+        >>> fit_size(1, 300, native_pixels=256 * 256, multiple=1), fit_size(20000, 20, native_pixels=256 * 256)
+        ((14, 4096), (4096, 8))
+    """
+    low = -(-max(min_side, 1) // multiple) * multiple
+    high = max(low, max_side // multiple * multiple)
+    scale = (native_pixels / (width * height)) ** 0.5
+    scale = min(scale, max_side / max(width, height))  # the longest side fits
+
+    def side(value: int) -> int:
+        return min(high, max(low, round(value * scale / multiple) * multiple))
+
+    return side(width), side(height)
+
+
+def size_clamped(width: int, height: int, *, native_pixels: int, min_side: int, max_side: int) -> bool:
+    """Whether :func:`fit_size` had to leave the native pixel count's size to fit ``min_side`` to
+    ``max_side`` (so the rendered aspect ratio may differ from the reference's).
+
+    Example:
+        >>> size_clamped(1, 300, native_pixels=256 * 256, min_side=8, max_side=4096)
+        True
+        >>> size_clamped(451, 300, native_pixels=1024 * 1024, min_side=8, max_side=4096)
+        False
     """
     scale = (native_pixels / (width * height)) ** 0.5
-    return (
-        max(multiple, round(width * scale / multiple) * multiple),
-        max(multiple, round(height * scale / multiple) * multiple),
-    )
+    return max(width, height) * scale > max_side or min(width, height) * scale < min_side
 
 
 @runtime_checkable
@@ -303,3 +365,27 @@ class Scorer(Protocol):
     def score(self, prepared: Any, candidates: Sequence[Image.Image]) -> list[float]:
         """Score every candidate against the prepared reference, in order."""
         ...
+
+
+def check_scorer_reference(scorer: Any, reference: Image.Image) -> None:
+    """Ask ``scorer`` whether it can compare with ``reference``, before any paid call.
+
+    A scorer may define ``check_reference(reference)``, a cheap check that raises
+    :class:`~imagerepainter.errors.ConfigurationError` for a reference it cannot score against
+    (SSIM refuses one not larger than its window). A run calls it when it prepares, so such a
+    reference is refused before the MLLM describes it, not in the first ``score`` step.
+    Scorers without the method accept every reference; a composite asks each of its parts.
+
+    Example:
+        >>> from PIL import Image
+        >>> from imagerepainter.scorers import SSIMScorer
+        >>> check_scorer_reference(SSIMScorer(), Image.new("RGB", (64, 64)))  # fine
+        >>> check_scorer_reference(SSIMScorer(), Image.new("RGB", (1, 300)))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        imagerepainter.errors.ConfigurationError: The reference is 1x300, ...; choose another scorer (e.g. 'psnr' ...).
+    """
+    for part in getattr(scorer, "scorers", None) or (scorer,):
+        check = getattr(part, "check_reference", None)
+        if callable(check):
+            check(reference)

@@ -19,40 +19,45 @@ vLLM server started with ``--limit-mm-per-prompt image=1``), raised as
 :class:`~imagerepainter.errors.MLLMError` with the server's message instead of being taken
 for missing structured-output support.
 
-Retries: one layer, never two
------------------------------
+Retries: one policy for every chat model
+----------------------------------------
 Transient failures (429 honouring retry-after, 5xx, timeouts, dropped connections, malformed
-bodies) are retried by :class:`~imagerepainter.backends.retry.RetryPolicy` — unless the chat
-model retries them itself. ``ChatOpenAI`` does: its OpenAI client retries 408, 409, 429, 5xx,
-connection errors and timeouts ``max_retries`` times (2 when not set). A model passed in is
-used as is (never copied with other settings), so for such a model the policy leaves those
-errors to the client and retries only what the client does not (a 200 answer with a body that
-is not JSON, HTTP 425); an error message then says so ("after 1 attempt; the chat model itself
-retried up to 2 times"). Build the model with ``max_retries=0`` to let the policy handle
-everything, with its backoff and attempt count; ``openai:`` specs do that.
+bodies) are retried by :class:`~imagerepainter.backends.retry.RetryPolicy`: its attempts, backoff,
+``retry-after`` handling and overall deadline, however the chat model was given.
+
+* A model built on OpenAI's SDK (``ChatOpenAI``, ``AzureChatOpenAI``; an ``openai:`` spec
+  builds one) retries 408, 409, 429, 5xx, connection errors and timeouts by itself,
+  ``max_retries`` times (2 when not set). The adapter calls it through
+  :func:`without_client_retries`: a copy whose clients are ``with_options(max_retries=0)``
+  copies sharing the same HTTP connection pool, so the policy is the only layer and every HTTP
+  request is one attempt. The model passed in is not changed. A model built without a timeout
+  gets 120 s per request in that copy, so a stalled server ends within the policy's deadline.
+* Any other chat model is invoked as is. Its own retries, when it has some (``max_retries``,
+  read by :func:`chat_model_retries`, or stated as ``model_retries=``), cannot be switched
+  off, so they are counted in the policy's budget: an invocation that failed with an error
+  such a client retries spent ``1 + model_retries`` of ``max_attempts``, and the policy
+  retries every transient failure that reaches it; an error then says "after 3 attempts; the
+  chat model itself retried up to 2 times per attempt".
 
 ``MLLMReply.requests`` (summed into ``usage["mllm_requests"]``) counts HTTP requests: every
-attempt, re-ask and structured-output fallback, failed ones included. With a model whose own
-client retries (``max_retries`` > 0), the retries it makes inside one invocation are counted
-too when the model exposes its ``httpx`` client (``ChatOpenAI`` does: a counting hook is
-added to ``root_client``'s event hooks); for a model that hides its client, invocations are
-counted, so build it with ``max_retries=0`` for an exact count.
+attempt, re-ask and structured-output fallback, failed ones included. It is exact for models
+called without their own retries; for a model that keeps them, a failed invocation counts
+``1 + model_retries`` and an answered one counts 1 (retries before an answer are not seen).
 
 Example:
     >>> from langchain_openai import ChatOpenAI  # doctest: +SKIP
-    >>> mllm = ChatModelMLLM(ChatOpenAI(model="gpt-4o-mini", max_retries=0))  # doctest: +SKIP
-    >>> mllm.model_retries  # doctest: +SKIP
-    0
+    >>> mllm = ChatModelMLLM(ChatOpenAI(model="gpt-4o-mini"))  # doctest: +SKIP
+    >>> mllm.model.root_client.max_retries, mllm.called_model.root_client.max_retries  # doctest: +SKIP
+    (2, 0)
 """
 
 from __future__ import annotations
 
-import contextvars
 import json
 import os
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -72,6 +77,7 @@ __all__ = [
     "extract_json",
     "openai_chat_mllm",
     "strict_response_format",
+    "without_client_retries",
 ]
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
@@ -172,26 +178,45 @@ class _Spent:
     usage: TokenUsage = field(default_factory=TokenUsage)
 
 
-_REQUESTS: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("imagerepainter_requests", default=None)
-"""The HTTP request counter of the invocation running in this thread (see :func:`_count_request`)."""
+def without_client_retries(model: Any) -> Any | None:
+    """A copy of ``model`` whose OpenAI SDK clients never retry, or None when it has no such client.
 
+    ``ChatOpenAI``, ``AzureChatOpenAI`` and the other chat models built on OpenAI's SDK send
+    their requests through ``root_client`` (and ``root_async_client``); their ``client`` is that
+    client's ``chat.completions``. The copy gets ``with_options(max_retries=0)`` copies of those
+    clients, which share the original's HTTP connection pool, so the
+    :class:`~imagerepainter.backends.retry.RetryPolicy` alone decides what is retried, how
+    often and after which wait. A model built without a timeout (ChatOpenAI's default: none)
+    gets :data:`~imagerepainter.backends.retry.DEFAULT_REQUEST_TIMEOUT` per request in the copy,
+    so a stalled server cannot outlast the policy's ``max_elapsed``. ``model`` is not changed.
 
-def _count_request(request: Any) -> None:
-    """An ``httpx`` request hook: count one HTTP request for the invocation running in this thread."""
-    counter = _REQUESTS.get()
-    if counter is not None:
-        counter[0] += 1
-
-
-def _hook_request_counter(model: Any) -> bool:
-    """Add :func:`_count_request` to the request hooks of ``model``'s ``httpx`` client, once; tell if it is there."""
-    http = getattr(getattr(model, "root_client", None), "_client", None)
-    hooks = getattr(http, "event_hooks", None)
-    if not isinstance(hooks, dict) or not isinstance(hooks.get("request"), list):
-        return False
-    if _count_request not in hooks["request"]:
-        hooks["request"].append(_count_request)
-    return True
+    Example:
+        >>> from langchain_openai import ChatOpenAI  # doctest: +SKIP
+        >>> chat = ChatOpenAI(model="gpt-4o", base_url="http://127.0.0.1:8000/v1", api_key="EMPTY")  # doctest: +SKIP
+        >>> quiet = without_client_retries(chat)  # doctest: +SKIP
+        >>> chat.root_client.max_retries, quiet.root_client.max_retries  # doctest: +SKIP
+        (2, 0)
+    """
+    if not callable(getattr(model, "model_copy", None)):
+        return None
+    update: dict[str, Any] = {"max_retries": 0}
+    for root_name, name in (("root_client", "client"), ("root_async_client", "async_client")):
+        root = getattr(model, root_name, None)
+        if root is None:
+            continue
+        chat = getattr(root, "chat", None)
+        if not callable(getattr(root, "with_options", None)) or getattr(model, name, None) is not getattr(
+            chat, "completions", None
+        ):
+            return None  # a client this function does not know how to rebuild
+        unbounded = getattr(root, "timeout", 0) is None  # ChatOpenAI(timeout=None), its default
+        quiet = root.with_options(max_retries=0, **({"timeout": DEFAULT_REQUEST_TIMEOUT} if unbounded else {}))
+        update[root_name], update[name] = quiet, quiet.chat.completions
+        if unbounded and root_name == "root_client":
+            update["request_timeout"] = DEFAULT_REQUEST_TIMEOUT
+    if "root_client" not in update:
+        return None
+    return model.model_copy(update=update)
 
 
 def _unsupported_before_sending(exc: BaseException) -> _Unsupported:
@@ -317,21 +342,21 @@ class ChatModelMLLM:
     """Adapt a LangChain ``BaseChatModel`` to the :class:`~imagerepainter.backends.base.MLLM` protocol.
 
     Args:
-        model: Any LangChain chat model, used as is (e.g. ``ChatOpenAI(base_url=..., model=...)``).
+        model: Any LangChain chat model (e.g. ``ChatOpenAI(base_url=..., model=...)``). It is not
+            changed; one built on OpenAI's SDK is called through :func:`without_client_retries`.
         methods: Structured-output methods to try, in order. Restrict it when you know what
             your server supports, to save a failed first request.
         max_reasks: How often an answer that fails validation is sent back with the error.
-        retry: Retry policy for transient failures. When the model retries by itself, the
-            policy handles only the failures the model's client does not retry (see the module
-            docstring, "Retries: one layer, never two").
+        retry: Retry policy for transient failures, whatever the model (see the module
+            docstring, "Retries: one policy for every chat model").
         max_images_per_call: Most images the model accepts in one request.
         name: Name recorded in results (default: ``"<provider>:<model name>"``).
-        model_retries: How many times the chat model retries a failed request by itself;
-            read from the model (:func:`chat_model_retries`) when None. Pass it for a wrapper
-            whose retries cannot be read.
+        model_retries: How many times the chat model retries a failed request by itself where
+            its retries cannot be switched off; read from the model (:func:`chat_model_retries`)
+            when None. Pass it for a wrapper whose retries cannot be read.
 
-    ``MLLMReply.requests`` counts invocations of the chat model (attempts, re-asks and
-    fallbacks), not the retries the model's own client makes inside one invocation.
+    ``MLLMReply.requests`` counts HTTP requests: attempts, re-asks and fallbacks, and for a model
+    that keeps its own retries, ``1 + model_retries`` for each failure its client retries.
     """
 
     def __init__(
@@ -352,8 +377,8 @@ class ChatModelMLLM:
         self.methods: tuple[StructuredMethod, ...] = tuple(methods)
         self.max_reasks = max_reasks
         self.retry = retry or RetryPolicy()
-        self.model_retries: int = chat_model_retries(model) if model_retries is None else max(model_retries, 0)
-        """Retries the chat model makes by itself; the policy leaves the failures it retries alone."""
+        self._stated_retries = model_retries
+        self._called: tuple[Any, Any] | None = None  # (self.model, the model the requests go through)
         profile = getattr(model, "profile", None) or {}
         accepts_images = bool(profile.get("image_inputs", True)) if isinstance(profile, dict) else True
         self.capabilities = MLLMCapabilities(max_images_per_call=max_images_per_call, accepts_images=accepts_images)
@@ -362,9 +387,29 @@ class ChatModelMLLM:
         self._worked: set[StructuredMethod] = set()  # every method that has returned a valid answer
         self._lock = threading.Lock()
         self._runnables: dict[tuple[StructuredMethod, type[BaseModel], int], Any] = {}
-        # Only a model that retries by itself sends requests this adapter cannot count from outside.
-        self._counts_http = bool(self.model_retries) and _hook_request_counter(model)
         register_model_keys(model)  # masked in every message, whatever its shape
+
+    @property
+    def called_model(self) -> Any:
+        """The chat model the requests go through: :attr:`model`, or its copy without client retries.
+
+        Built once per model (a model swapped into :attr:`model` gets its own).
+        """
+        model, called = self._called or (None, None)
+        if model is not self.model:
+            model, called = self.model, without_client_retries(self.model) or self.model
+            self._called = (model, called)
+        return called
+
+    @property
+    def model_retries(self) -> int:
+        """Retries the called model still makes by itself: 0 unless its client could not be switched off.
+
+        Each failure of a kind its client retries counts ``1 + model_retries`` of the policy's attempts.
+        """
+        if self.called_model is not self.model:
+            return 0
+        return chat_model_retries(self.model) if self._stated_retries is None else max(self._stated_retries, 0)
 
     @staticmethod
     def _default_name(model: Any) -> str:
@@ -521,21 +566,22 @@ class ChatModelMLLM:
         return runnable
 
     def _bind(self, method: StructuredMethod, schema: type[BaseModel]) -> Any:
+        model = self.called_model
         if method == "json_schema":
-            if hasattr(self.model, "root_client") or "openai" in str(getattr(self.model, "_llm_type", "")):
+            if hasattr(model, "root_client") or "openai" in str(getattr(model, "_llm_type", "")):
                 # A dict response_format keeps the raw reply (the client does not parse it), so a
                 # bad answer can be shown back to the model instead of being lost in an exception.
-                return self.model.bind(response_format=strict_response_format(schema))
+                return model.bind(response_format=strict_response_format(schema))
             try:
-                return self.model.with_structured_output(schema, method="json_schema", include_raw=True)
+                return model.with_structured_output(schema, method="json_schema", include_raw=True)
             except (NotImplementedError, ValueError, TypeError) as exc:
                 raise _unsupported_before_sending(exc) from exc
         if method == "function_calling":
             try:
-                return self.model.bind_tools([schema], tool_choice=schema.__name__)
+                return model.bind_tools([schema], tool_choice=schema.__name__)
             except (NotImplementedError, ValueError, TypeError) as exc:
                 raise _unsupported_before_sending(exc) from exc
-        return self.model
+        return model
 
     def _invoke(self, method: StructuredMethod, conversation: list[Any], schema: type[BaseModel]) -> tuple[Any, int]:
         """Invoke once (plus transient retries); return the raw AI message and the requests made.
@@ -548,29 +594,39 @@ class ChatModelMLLM:
         if method == "json_text" and not any(getattr(m, "type", "") == "ai" for m in conversation):
             conversation = self._with_json_instruction(conversation, schema)
         attempts = 0
-        sent = [0]  # HTTP requests seen by the hook, when the model's client has one
+        sent = 0  # HTTP requests: the model's own retries of a failure included
+        cost = self._attempt_cost()
 
         def once() -> Any:
-            nonlocal attempts
+            nonlocal attempts, sent
             attempts += 1
-            return runnable.invoke(conversation)
+            try:
+                out = runnable.invoke(conversation)
+            except BaseException as exc:
+                sent += cost(exc)
+                raise
+            sent += 1
+            return out
 
-        token = _REQUESTS.set(sent)
         try:
-            out = self.retry.call(once, retry_on=self._worth_retrying)
+            out = self.retry.call(once, cost=cost)
         except Exception as exc:
             failure = self._failure(exc, method, attempts, _count_images(conversation))
             if isinstance(failure, (_Unsupported, MLLMError)):
-                failure.requests = max(attempts, sent[0]) if self._counts_http else attempts
+                failure.requests = sent
         else:
-            return out, max(attempts, sent[0]) if self._counts_http else attempts
-        finally:
-            _REQUESTS.reset(token)
+            return out, sent
         raise failure
 
-    def _worth_retrying(self, exc: BaseException) -> bool:
-        """Retry transient failures, except those the chat model's own client has already retried."""
-        return is_transient(exc) and not (self.model_retries and retried_by_http_client(exc))
+    def _attempt_cost(self) -> Callable[[BaseException], int]:
+        """How many HTTP requests (and policy attempts) a failed invocation made: 1, or ``1 + model_retries``
+        when the model keeps its own retries and its client retries that kind of failure."""
+        retries = self.model_retries
+
+        def cost(exc: BaseException) -> int:
+            return 1 + retries if retries and retried_by_http_client(exc) else 1
+
+        return cost
 
     def _failure(self, exc: BaseException, method: StructuredMethod, attempts: int, images: int) -> Exception:
         """The redacted error (or ``_Unsupported``) to raise for ``exc``; it never references ``exc``."""
@@ -590,7 +646,7 @@ class ChatModelMLLM:
             if self.model_retries and retried_by_http_client(exc):
                 tries += f"; the chat model itself retried up to {_plural(self.model_retries, 'time')} per attempt"
             if is_timeout(exc):
-                timeout = _model_timeout(self.model)
+                timeout = _model_timeout(self.called_model)
                 each = f" of {timeout:g} s" if timeout is not None else ""
                 return MLLMError(
                     redact(

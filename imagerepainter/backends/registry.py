@@ -26,7 +26,8 @@ MLLM                    ``openai:<model>`` (ChatOpenAI; ``OPENAI_API_KEY`` / ``O
 text-to-image           ``diffusers:<hub id or folder>``, ``openai:<gpt-image-1 | dall-e-3>``,
                         ``sandbox``; or a pipeline, a TextToImage, or a plain callable
 scorer                  ``paper`` (0.5 CLIP + 0.5 DINOv2), ``clip[:<id or folder>]``,
-                        ``dinov2[:<id or folder>]``, ``ssim``, ``psnr``, ``sandbox``
+                        ``dinov2[:<id or folder>]``, ``ssim``, ``psnr``, ``sandbox``,
+                        ``blend:<blend.json>`` (a blend fitted to people's judgments)
 ======================  ===========================================================
 
 Third-party packages add providers through the ``imagerepainter.backends`` entry-point
@@ -55,7 +56,6 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 import os
@@ -72,7 +72,7 @@ from pydantic import BaseModel, ValidationError
 
 from .._imports import EXTRAS, Need, require_all
 from .._secrets import is_secret_name, may_hold_secret, redact, shown
-from ..errors import ConfigurationError, MissingDependencyError, UnknownBackendError
+from ..errors import ConfigurationError, MissingDependencyError, UnknownBackendError, close_names, did_you_mean
 from .base import MLLM, Scorer, TextToImage
 
 __all__ = [
@@ -81,7 +81,10 @@ __all__ = [
     "accepted_options",
     "available_backends",
     "backend_entries",
+    "check_backends",
     "check_installed",
+    "check_options",
+    "check_spec",
     "default_scorer",
     "needs",
     "parse_spec",
@@ -263,6 +266,7 @@ _BUILT_IN: tuple[BackendEntry, ...] = (
     BackendEntry("scorer", "ssim", "imagerepainter.scorers:SSIMScorer", model="none"),  # plain numpy
     BackendEntry("scorer", "psnr", "imagerepainter.scorers:PSNRScorer", model="none"),  # plain numpy
     BackendEntry("scorer", "sandbox", "imagerepainter.sandbox:SandboxScorer", model="none"),
+    BackendEntry("scorer", "blend", "imagerepainter.human.blend:load_blend", model="required"),  # blend:PATH
 )
 
 _REGISTRY: dict[str, dict[str, BackendEntry]] = {"mllm": {}, "t2i": {}, "scorer": {}}
@@ -375,6 +379,66 @@ def check_installed(*, mllm: Any = None, t2i: Any = None, scorer: Any = None, al
     require_all([*(need for need in found if need is not None), *also])
 
 
+def check_spec(kind: BackendKind, spec: Any, *, device_here: bool = True) -> None:
+    """Check a spec string as far as this machine can, without building, loading or calling anything.
+
+    The provider must be known (else :class:`UnknownBackendError` with the closest names), the
+    model given or not as the backend wants, no credential in it; and its options must be ones the
+    backend takes, with values of the declared types. Options of a backend whose packages are not
+    installed cannot be read here: :func:`check_installed` names what to install for it. An MLLM
+    spec naming a LangChain chat-model provider (``anthropic:<model>``) is left to LangChain.
+    Objects and ``None`` are not specs: nothing to check. With ``device_here=False`` (the backend
+    will run on another machine, e.g. a Ray actor) a ``device`` is not checked against this one.
+
+    Raises:
+        UnknownBackendError: no backend answers to the spec's provider.
+        ConfigurationError: a bad model part, an unknown option or a value of the wrong type.
+
+    Example:
+        >>> check_spec("t2i", "sandbox?fidelity=0.6")  # fine: returns None
+        >>> try:
+        ...     check_spec("t2i", "sandbx")
+        ... except UnknownBackendError as exc:
+        ...     print(str(exc).split(" Known")[0])
+        Unknown text-to-image backend 'sandbx'. Did you mean 'sandbox'?
+    """
+    if not isinstance(spec, str):
+        return
+    try:
+        checked = _check(kind, spec, options_too=False)
+    except UnknownBackendError:
+        provider, model, _ = parse_spec(spec)
+        if kind == "mllm" and model and provider in _langchain_providers():
+            return
+        raise
+    from .._imports import is_available
+
+    if all(is_available(module) for module in checked.entry.requires):
+        check_options(checked.entry, parse_spec(spec)[2], device_here=device_here)
+
+
+def check_backends(*, mllm: Any, t2i: Any, scorer: Any = None, also: tuple[Need, ...] = ()) -> Any:
+    """Check the three backends before anything is built, in the order that names the real problem first.
+
+    1. every spec the caller gave (:func:`check_spec`): a typo is named as a typo, with the closest names;
+    2. the scorer: ``scorer`` if given, else :func:`default_scorer` of the checked MLLM and T2I;
+    3. the packages of what is really used (:func:`check_installed`), all missing extras in one error.
+
+    Returns:
+        The scorer to use (``scorer`` itself when given).
+
+    Example:
+        >>> check_backends(mllm="sandbox", t2i="sandbox?fidelity=0.6")  # no torch needed for the sandbox
+        'sandbox'
+    """
+    check_spec("mllm", mllm)
+    check_spec("t2i", t2i)
+    chosen = default_scorer(mllm, t2i) if scorer is None else scorer
+    check_spec("scorer", chosen)
+    check_installed(mllm=mllm, t2i=t2i, scorer=chosen, also=also)
+    return chosen
+
+
 def needs(kind: BackendKind, spec: Any) -> Need | None:
     """What the backend a spec string names needs installed, without importing anything.
 
@@ -401,14 +465,27 @@ def _entry(kind: BackendKind, provider: str, spec: str) -> BackendEntry:
     _load_entry_points()
     table = {**_PLUGINS[kind], **_REGISTRY[kind]}
     if provider not in table:
-        close = difflib.get_close_matches(provider, list(table), n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        chat = _langchain_providers() if kind == "mllm" else ()
+        close = close_names(provider, [*sorted(table), *chat], cutoff=0.5)
+        hint = did_you_mean(close)
+        also = (
+            "; or a LangChain chat-model provider with a model (anthropic:<model>, ollama:<model>, ...)" if chat else ""
+        )
         raise UnknownBackendError(
-            f"Unknown {_KIND_NAMES[kind]} {redact(spec)!r}.{hint} Known: {', '.join(sorted(table))}.",
+            f"Unknown {_KIND_NAMES[kind]} {redact(spec)!r}.{hint} Known: {', '.join(sorted(table))}{also}.",
             spec=spec,
-            suggestions=tuple(close),
+            suggestions=close,
         )
     return table[provider]
+
+
+def _langchain_providers() -> tuple[str, ...]:
+    """The providers LangChain's ``init_chat_model`` knows (none when LangChain is not installed)."""
+    try:
+        from langchain.chat_models.base import _BUILTIN_PROVIDERS
+    except ImportError:
+        return ()
+    return tuple(sorted(_BUILTIN_PROVIDERS))
 
 
 # ----------------------------------------------------------------------------- options
@@ -492,19 +569,27 @@ def _quote(name: str, value: Any) -> str:
     return "a value that is not shown (the option may hold a credential)" if may_hold_secret(name) else shown(value)
 
 
-def _check_options(entry: BackendEntry, options: dict[str, str]) -> dict[str, Any]:
-    """Return ``options`` converted, or raise ConfigurationError for the first option ``entry`` does not take."""
+def check_options(entry: BackendEntry, options: Mapping[str, str], *, device_here: bool = True) -> dict[str, Any]:
+    """Return a spec's ``options`` converted to the types ``entry`` declares, or raise ConfigurationError
+    for the first option it does not take (naming the closest) or a value that cannot be converted.
+    A ``device`` is checked against this machine's torch unless ``device_here`` is False.
+
+    Example:
+        >>> ssim = BackendEntry("scorer", "ssim", "imagerepainter.scorers:SSIMScorer", model="none")
+        >>> check_options(ssim, {"kernel_size": "7"})
+        {'kernel_size': 7}
+    """
     accepted = entry.accepted()
     for name in options:
         if name not in accepted:
             listed = sorted(n for n in accepted if not is_secret_name(n))  # secrets are refused in any spec
-            close = _suggest(name, listed)
-            hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
             known = f"Accepted options: {', '.join(listed)}." if listed else "It takes no options."
-            raise ConfigurationError(f"Unknown option {name!r} in the {entry.label} spec.{hint} {known}")
+            raise ConfigurationError(
+                f"Unknown option {name!r} in the {entry.label} spec.{did_you_mean(close_names(name, listed))} {known}"
+            )
     converted = {name: _convert(value, name, accepted[name]) for name, value in options.items()}
     device = converted.get("device")
-    if isinstance(device, str) and (entry.device_extra or _asks_for_an_accelerator(device)):
+    if device_here and isinstance(device, str) and (entry.device_extra or _asks_for_an_accelerator(device)):
         from .._loading import check_device
 
         converted["device"] = check_device(device, extra=entry.device_extra or "all", purpose=f"the {entry.label}")
@@ -517,20 +602,6 @@ def _asks_for_an_accelerator(device: str) -> bool:
     from .._imports import is_available
 
     return device.split(":")[0].strip().lower() in ("cuda", "mps") and is_available("torch")
-
-
-def _suggest(name: str, names: list[str]) -> list[str]:
-    """The names closest to ``name``; failing those, the names one of whose words is close (``bach`` -> ``batch_size``).
-
-    Example:
-        >>> _suggest("temprature", ["temperature", "top_p"]), _suggest("bach", ["batch_size", "device"])
-        (['temperature'], ['batch_size'])
-    """
-    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
-    if close:
-        return close
-    words = {word: full for full in names for word in full.split("_") if len(word) >= 3}
-    return list(dict.fromkeys(words[w] for w in difflib.get_close_matches(name, list(words), n=3, cutoff=0.75)))
 
 
 def _validation_problems(exc: ValidationError) -> str:
@@ -551,7 +622,17 @@ def _problem(err: Any) -> str:
 # ----------------------------------------------------------------------------- resolving
 
 
-def _build(kind: BackendKind, spec: str) -> Any:
+@dataclass(frozen=True)
+class _Checked:
+    """A spec whose name and options were checked: its row, model and converted options."""
+
+    entry: BackendEntry
+    model: str | None
+    options: dict[str, Any]
+
+
+def _check(kind: BackendKind, spec: str, *, options_too: bool = True) -> _Checked:
+    """Check ``spec`` without building anything: provider, model, credentials and (with ``options_too``) options."""
     provider, model, options = parse_spec(spec)
     if secret := sorted(name for name in options if is_secret_name(name)):
         raise ConfigurationError(
@@ -568,8 +649,15 @@ def _build(kind: BackendKind, spec: str) -> Any:
     model = model or entry.default_model
     if entry.model == "required" and not model:
         raise ConfigurationError(f"A {provider} spec needs a model: '{provider}:<hub id, name or local folder>'.")
-    factory = entry.load_factory()
-    checked = _check_options(entry, options)
+    return _Checked(entry, model, check_options(entry, options) if options_too else {})
+
+
+def _build(kind: BackendKind, spec: str) -> Any:
+    checked_spec = _check(kind, spec, options_too=False)
+    entry, model = checked_spec.entry, checked_spec.model
+    factory = entry.load_factory()  # a missing package is named before the options are read
+    checked = check_options(entry, parse_spec(spec)[2])
+    provider = entry.provider
 
     def build() -> Any:
         try:
@@ -660,14 +748,16 @@ def resolve_t2i(spec: Any) -> TextToImage:
 
 
 def default_scorer(mllm: Any, t2i: Any) -> str:
-    """The scorer spec used when none is given: ``"sandbox"`` for the sandbox world (both models
-    ``"sandbox"``), whose scorer needs no model, else ``"paper"``.
+    """The scorer spec used when none is given: ``"sandbox"`` for the sandbox world (the sandbox
+    MLLM with any sandbox renderer, options included), whose scorer needs no model, else ``"paper"``.
 
     Example:
-        >>> default_scorer("sandbox", "sandbox"), default_scorer("openai:gpt-4o-mini", "sandbox")
+        >>> default_scorer("sandbox", "sandbox?fidelity=0.6"), default_scorer("openai:gpt-4o-mini", "sandbox")
         ('sandbox', 'paper')
     """
-    return "sandbox" if mllm == t2i == "sandbox" else "paper"
+    if not (isinstance(mllm, str) and isinstance(t2i, str)):
+        return "paper"
+    return "sandbox" if parse_spec(mllm)[0] == parse_spec(t2i)[0] == "sandbox" else "paper"
 
 
 def resolve_scorer(spec: Any) -> Scorer:

@@ -4,11 +4,12 @@ Transient means: rate limits (429, honouring ``retry-after-ms`` / ``retry-after`
 errors (5xx), timeouts, dropped connections and malformed response bodies. Anything else
 (a 400, a bad key) fails at once, because asking again cannot help.
 
-Only one retry layer should act on a failure. HTTP clients built on OpenAI's SDK (ChatOpenAI,
+Only one retry budget should govern a failure. HTTP clients built on OpenAI's SDK (ChatOpenAI,
 ``openai.OpenAI``, Anthropic's SDK) already retry some of these failures themselves, ``max_retries``
 times (2 by default): :func:`retried_by_http_client` tells which. A caller that wraps such a
-client passes ``retry_on=`` to :meth:`RetryPolicy.call` so that the policy handles only the
-rest, instead of multiplying the client's attempts by its own.
+client either calls it with its retries off (``client.with_options(max_retries=0)``; what the chat
+adapter does for ChatOpenAI), or passes ``cost=`` to :meth:`RetryPolicy.call` so that the
+client's own attempts are counted in the policy's ``max_attempts`` instead of multiplying them.
 
 Example:
     >>> policy = RetryPolicy(max_attempts=3, initial_wait=0.0)
@@ -185,17 +186,26 @@ class RetryPolicy:
             return min(max(asked, 0.0), self.max_wait)
         return self.backoff(state.attempt_number)
 
-    def _stop(self, state: RetryCallState) -> bool:
-        if state.attempt_number >= self.max_attempts:
-            return True
-        elapsed = state.seconds_since_start or 0.0
-        return elapsed + (state.upcoming_sleep or 0.0) > self.max_elapsed
+    def _stopper(self, cost: Callable[[BaseException], int] | None) -> Callable[[RetryCallState], bool]:
+        """Tenacity's ``stop`` for one call: the attempts spent (each failure's ``cost``) or the time is up."""
+        spent = [0]
+
+        def stop(state: RetryCallState) -> bool:
+            failure = state.outcome.exception() if state.outcome else None
+            spent[0] += max(cost(failure), 1) if cost is not None and failure is not None else 1
+            if spent[0] >= self.max_attempts:
+                return True
+            elapsed = state.seconds_since_start or 0.0
+            return elapsed + (state.upcoming_sleep or 0.0) > self.max_elapsed
+
+        return stop
 
     def call(
         self,
         fn: Callable[..., T],
         *args: Any,
         retry_on: Callable[[BaseException], bool] = is_transient,
+        cost: Callable[[BaseException], int] | None = None,
         **kwargs: Any,
     ) -> T:
         """Call ``fn`` and retry it on failures ``retry_on`` accepts; re-raise the last error when attempts run out.
@@ -203,11 +213,23 @@ class RetryPolicy:
         Args:
             fn: What to call, with ``*args`` and ``**kwargs``.
             retry_on: Which errors are worth another attempt; :func:`is_transient` by default.
-                Narrow it (e.g. leave out what :func:`retried_by_http_client` says the client
-                already retried) so that retry layers do not multiply.
+            cost: How many of the ``max_attempts`` a failure used up (1 when not given). A client
+                that retried a failure by itself before raising it made ``1 + its retries``
+                attempts: counting them keeps the two layers within one budget.
+
+        Example:
+            >>> calls = []
+            >>> def failing():
+            ...     calls.append(1)
+            ...     raise TimeoutError("slow")
+            >>> try:
+            ...     RetryPolicy(max_attempts=9, initial_wait=0.0).call(failing, cost=lambda exc: 3)
+            ... except TimeoutError:
+            ...     len(calls)  # each failure spent 3 of the 9 attempts
+            3
         """
         retrying = Retrying(
-            stop=self._stop,
+            stop=self._stopper(cost),
             wait=self._wait,
             retry=retry_if_exception(retry_on),
             reraise=True,

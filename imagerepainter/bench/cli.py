@@ -2,6 +2,9 @@
 
 :func:`add_commands` adds both to the main parser and returns their handlers; errors
 follow the other commands (one line on stderr; exit 2 for bad input or configuration).
+``eval`` checks every argument (names, specs and their options, metrics, settings) before it
+loads the dataset or touches ``--out``. Both commands end with the ranking: the leaderboard's
+main rows as a table (:func:`ranking_table`), after the paths of the files written.
 The environment variable ``IMAGEREPAINTER_CACHE_DIR`` (default
 ``~/.cache/imagerepainter``) says where named datasets are downloaded.
 """
@@ -14,12 +17,15 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..cli_settings import GENERATION_SETTINGS, add_setting_flags, setting_overrides
 from ..errors import ConfigurationError
 
-__all__ = ["CounterLine", "add_commands"]
+if TYPE_CHECKING:
+    from .leaderboard import Leaderboard
+
+__all__ = ["CounterLine", "add_commands", "ranking_table"]
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -58,8 +64,9 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
         formatter_class=_formatter,
         help="rank text-to-image models by how closely they regenerate a dataset",
         description="Regenerate every reference of DATASET with every --t2i model (the MLLM describes each "
-        "reference once, for all), score the results, and write results.sqlite and the leaderboard into --out. "
-        "Run the same command again to resume; finished cases are never recomputed.",
+        "reference once, for all), score the results, write results.sqlite and the leaderboard into --out, and "
+        "print the ranking. Every argument is checked before the dataset is loaded or --out is touched. Run the "
+        "same command again to resume; finished cases are never recomputed.",
         epilog=EVAL_EXAMPLES,
     )
     ev.add_argument("dataset", help="a folder of images, a JSONL manifest, or a named set (evalref-100)")
@@ -95,7 +102,8 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
         "leaderboard",
         formatter_class=_formatter,
         help="rebuild the leaderboard files from an evaluation's results.sqlite",
-        description="Rebuild leaderboard.csv, leaderboard.md and leaderboard.html from DIR/results.sqlite.",
+        description="Rebuild leaderboard.csv, leaderboard.md, leaderboard.html and leaderboard.json from "
+        "DIR/results.sqlite, and print the ranking.",
         epilog=LEADERBOARD_EXAMPLES,
     )
     lb.add_argument("folder", metavar="DIR", help="the evaluation's --out folder")
@@ -122,13 +130,24 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from .datasets import load_dataset
-    from .runner import evaluate
+    from .runner import check_evaluation, evaluate
 
-    models = _models(args.t2i)
-    modes = [m.strip() for m in args.mode.split(",") if m.strip()]
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     if args.ray_address and args.executor != "ray":
         raise ConfigurationError("--ray-address needs --executor ray.")
+    arguments: dict[str, Any] = {
+        "mllm": args.mllm,
+        "models": _models(args.t2i),
+        "modes": [m.strip() for m in args.mode.split(",") if m.strip()],
+        "metrics": [m.strip() for m in args.metrics.split(",") if m.strip()],
+        "scorer": args.scorer,
+        "preset": args.preset,
+        "settings": _settings(args),
+        "seed": args.seed,
+        "max_concurrency": args.max_concurrency,
+    }
+    check_evaluation(
+        **arguments, executor=args.executor
+    )  # before the dataset is loaded (or downloaded) and before --out is touched
     cache = os.environ.get("IMAGEREPAINTER_CACHE_DIR")
     dataset = load_dataset(args.dataset, cache_dir=Path(cache) / "datasets" if cache else None)
     if dataset.licence:
@@ -142,22 +161,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     try:
         report = evaluate(
             dataset,
-            mllm=args.mllm,
-            models=models,
             out=args.out,
-            modes=modes,  # type: ignore[arg-type]
-            metrics=metrics,
-            scorer=args.scorer,
-            preset=args.preset,
-            settings=_settings(args),
-            seed=args.seed,
             limit=args.limit,
             categories=args.category,
             per_category=args.per_category,
             executor=executor,
-            max_concurrency=args.max_concurrency,
             retry_failed=args.retry_failed,
             on_progress=progress,
+            **arguments,
         )
     finally:
         if progress is not None:
@@ -167,9 +178,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         f"{report.descriptions_computed} descriptions computed, {report.descriptions_reused} reused.",
         file=sys.stderr,
     )
-    for kind, path in _write_reports(report.out).items():
+    paths = _write_reports(report.out)
+    for kind, path in paths.items():
         print(f"{kind}: {path}")
     print(f"results: {report.database}")
+    _print_ranking(paths)
     return 0
 
 
@@ -179,8 +192,10 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     folder = Path(args.folder)
     if not (folder / DATABASE_NAME).is_file():
         raise ConfigurationError(f"{str(folder)!r} holds no {DATABASE_NAME}; give the --out folder of an evaluation.")
-    for kind, path in _write_reports(folder).items():
+    paths = _write_reports(folder)
+    for kind, path in paths.items():
         print(f"{kind}: {path}")
+    _print_ranking(paths)
     return 0
 
 
@@ -194,6 +209,71 @@ def _write_reports(folder: Path) -> dict[str, Path]:
         raise ConfigurationError(f"{str(store.path)!r} holds no case yet; nothing to report.")
     primary = store.get_meta("primary_metric", default=cases[0].primary_metric)
     return dict(write_reports(cases, folder, primary_metric=primary))
+
+
+def _print_ranking(paths: dict[str, Path]) -> None:
+    """Print the ranking of the leaderboard just written (read back from its JSON: the same object)."""
+    from .leaderboard import Leaderboard
+
+    board = Leaderboard.model_validate_json(paths["json"].read_text(encoding="utf-8"))
+    print()
+    print(ranking_table(board))
+
+
+_MODEL_WIDTH = 28
+"""Longer model names are shortened with an ellipsis, so the table stays within 100 columns."""
+
+
+def ranking_table(board: Leaderboard) -> str:
+    """The leaderboard's main rows (every reference, each mode) as a plain-text table, best first.
+
+    One line per model and mode: rank, model, mode, mean of the primary metric, its interval, the
+    references it averages (n) and the failed cases. The widest line is under 100 characters.
+
+    Example:
+        >>> from imagerepainter.bench.leaderboard import build_leaderboard
+        >>> from imagerepainter.bench.records import CaseResult
+        >>> cases = [CaseResult(case_id=f"{m}{r}", dataset="d", reference_id=r, reference_sha256=r * 64,
+        ...     model=m, model_spec="sandbox", mode="single", seed=0, status="ok", primary_metric="ssim",
+        ...     metrics={"ssim": v},
+        ...     higher_is_better={"ssim": True}) for m, r, v in [("a", "1", 0.9), ("a", "2", 0.7), ("b", "1", 0.5)]]
+        >>> print(ranking_table(build_leaderboard(cases)))
+        Ranking by ssim (higher is better), 3 of 3 cases finished:
+        rank  model  mode    mean  95% interval  n  failed
+           1  a      single  0.8   [0.7, 0.9]    2       0
+           2  b      single  0.5   -             1       0
+    """
+    direction = "higher" if board.higher_is_better else "lower"
+    header = ("rank", "model", "mode", "mean", f"{board.confidence:.0%} interval", "n", "failed")
+    lines = [header]
+    for mode in board.modes:
+        for model in board.ranking(mode):
+            row = board.row(model, mode)
+            if row is None:
+                continue
+            interval = (
+                "-" if row.ci_low is None or row.ci_high is None else f"[{_num(row.ci_low)}, {_num(row.ci_high)}]"
+            )
+            rank = "-" if row.rank is None else str(row.rank)
+            lines.append((rank, _short(model), mode, _num(row.mean), interval, str(row.n), str(row.failed)))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    right = {0, 5, 6}  # numbers that are counted line up on the right
+    text = [
+        "  ".join(
+            cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+        ).rstrip()
+        for line in lines
+    ]
+    title = f"Ranking by {board.primary_metric} ({direction} is better), {board.ok} of {board.cases} cases finished:"
+    return "\n".join([title, *text])
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= _MODEL_WIDTH else name[: _MODEL_WIDTH - 1] + "…"
 
 
 class CounterLine:

@@ -15,12 +15,12 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..errors import RepainterError
 from ..images import load_image
-from ..report import _CSP, _e, _encode, _ticks
+from ..report import PAGE_CSP, escape_text, image_data_url, nice_ticks
 from .leaderboard import GROUP_ALL, Leaderboard, LeaderboardRow
 from .records import CaseResult
 
@@ -46,21 +46,24 @@ section,header{background:var(--card);border:1px solid var(--line);border-radius
 table{border-collapse:collapse;font-size:.88rem;font-variant-numeric:tabular-nums}
 th,td{padding:4px 9px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
 th{color:var(--muted);font-weight:600}
-td.t,th.t{text-align:left;white-space:normal;overflow-wrap:anywhere;max-width:280px}
+td.t,th.t{text-align:left;white-space:normal;overflow-wrap:normal;min-width:6em}
+td.model{white-space:nowrap}.board td.model{position:sticky;left:0;background:var(--card)}
 tr.group th{text-align:left;color:var(--fg);background:var(--bg)}
-.sig{color:var(--good);font-weight:700}.err{color:var(--bad);white-space:normal;overflow-wrap:anywhere}
-.chart svg{width:100%;height:auto;display:block}
+.sig{color:var(--good);font-weight:700}.err{color:var(--bad);white-space:normal;min-width:14em}
+.chart svg{width:100%;display:block;overflow:visible}
 .axis{stroke:var(--muted);stroke-width:1}.gridline{stroke:var(--line);stroke-width:1}
-svg text{fill:var(--muted);font-size:12px}svg .tick{text-anchor:middle}svg .label{text-anchor:end;fill:var(--fg)}
-svg .mode{fill:var(--fg);font-weight:700}
+svg text{fill:var(--muted);font-size:13px}svg .tick{text-anchor:middle}svg .label{fill:var(--fg)}
+svg .numbers{fill:var(--muted);font-variant-numeric:tabular-nums}svg .mode{fill:var(--fg);font-weight:700}
 .ci{stroke:var(--accent);stroke-width:2.5}.ci-cap{stroke:var(--accent);stroke-width:2}.pt-mean{fill:var(--accent)}
 .grid td,.grid th{vertical-align:top;text-align:center;white-space:normal}
+.grid th.model{white-space:nowrap}
 .grid figure{margin:0;width:var(--thumb)}.grid img{display:block;width:100%;height:auto;border-radius:6px}
-.grid figcaption{font-size:.78rem;color:var(--muted);overflow-wrap:anywhere}
+.grid figcaption{font-size:.78rem;color:var(--muted);overflow-wrap:break-word}
 .missing{width:var(--thumb);aspect-ratio:1;display:grid;place-items:center;color:var(--muted);font-size:.8rem;
-background:var(--line);border-radius:6px;padding:4px;overflow-wrap:anywhere}
+background:var(--line);border-radius:6px;padding:4px;overflow-wrap:break-word}
 .failed{color:var(--bad)}
 footer{font-size:.8rem;color:var(--muted)}
+@media (max-width:640px){main{padding:12px 8px}section,header{padding:14px 12px}}
 """
 
 
@@ -89,9 +92,9 @@ class _Thumbs:
     def tag(self, path: Path | None, alt: str) -> str:
         found = self._load(path) if path is not None else None
         if found is None:
-            return f'<div class="missing">{_e("image unavailable")}</div>'
+            return f'<div class="missing">{escape_text("image unavailable")}</div>'
         src, w, h = found
-        return f'<img src="{_e(src)}" alt="{_e(alt)}" width="{w}" height="{h}">'
+        return f'<img src="{escape_text(src)}" alt="{escape_text(alt)}" width="{w}" height="{h}">'
 
     def _load(self, path: Path) -> tuple[str, int, int] | None:
         if path not in self._cache:
@@ -102,7 +105,7 @@ class _Thumbs:
             else:
                 scale = min(1.0, self.side / max(image.size))
                 size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-                self._cache[path] = (_encode(image, self.side), *size)
+                self._cache[path] = (image_data_url(image, self.side), *size)
         return self._cache[path]
 
 
@@ -116,59 +119,81 @@ def _facts(board: Leaderboard) -> str:
         ("modes", ", ".join(board.modes) or "—"),
         ("intervals", f"bootstrap {round(board.confidence * 100)}% (BCa)"),
     ]
-    return '<dl class="facts">' + "".join(f"<div><dt>{_e(k)}</dt><dd>{_e(v)}</dd></div>" for k, v in items) + "</dl>"
+    return (
+        '<dl class="facts">'
+        + "".join(f"<div><dt>{escape_text(k)}</dt><dd>{escape_text(v)}</dd></div>" for k, v in items)
+        + "</dl>"
+    )
+
+
+_CHART_PAD = 4.0
+"""Percent of the chart's width kept free at each side, so the outer tick labels fit."""
+_ROW_H, _HEAD_H, _AXIS_H = 40, 26, 46
+"""Pixels: a model's row (its label line above its whisker), a mode's heading, the axis below."""
 
 
 def _chart(board: Leaderboard) -> str:
-    """Each model's mean (dot) and interval (whisker) over all references, one block per mode, as inline SVG."""
+    """Each model's mean (dot) and interval (whisker) over all references, one block per mode, as inline SVG.
+
+    The chart is drawn in the page's own pixels, not scaled: across it is in percent of its
+    width (no ``viewBox``), down in pixels, so its text keeps the page's font size on a phone
+    as on a desktop. Each model's name and numbers sit on a line of their own above its
+    whisker, so a long name never squeezes the plot.
+    """
     rows = [r for r in board.rows if r.group == GROUP_ALL and r.mean is not None]
     attrs = f'id="leaderboard-chart" role="img" aria-label="mean and interval per model" data-rows="{len(rows)}"'
     if not rows:
-        return f'<svg {attrs} viewBox="0 0 960 60"><text x="480" y="35">no finished cases to plot</text></svg>'
+        return f'<svg {attrs} width="100%" height="60"><text x="50%" y="35">no finished cases to plot</text></svg>'
     values = [v for r in rows for v in (r.mean, r.ci_low, r.ci_high) if v is not None and math.isfinite(v)]
     lo, hi = min(values), max(values)
     pad = (hi - lo) * 0.08 or max(abs(hi) * 0.1, 0.05)
     lo, hi = lo - pad, hi + pad
-    width, left, right, row_h, head_h, axis_h = 960, 230, 20, 26, 28, 40
     modes = [m for m in board.modes if any(r.mode == m for r in rows)]
-    height = len(modes) * head_h + len(rows) * row_h + axis_h + 8
+    height = len(modes) * _HEAD_H + len(rows) * _ROW_H + _AXIS_H + 8
+    base = height - _AXIS_H
 
-    def x(v: float) -> float:
-        return left + (v - lo) / (hi - lo) * (width - left - right)
+    def x(v: float) -> str:
+        return f"{_CHART_PAD + (v - lo) / (hi - lo) * (100 - 2 * _CHART_PAD):.2f}%"
 
-    out = [f'<svg {attrs} viewBox="0 0 {width} {height}">']
-    base = height - axis_h
-    for t in _ticks(lo, hi):
-        out.append(f'<line class="gridline" x1="{x(t):.1f}" x2="{x(t):.1f}" y1="4" y2="{base}"/>')
-        out.append(f'<text class="tick" x="{x(t):.1f}" y="{base + 16}">{t:.4g}</text>')
+    out = [f'<svg {attrs} width="100%" height="{height}">']
+    for t in nice_ticks(lo, hi):
+        out.append(f'<line class="gridline" x1="{x(t)}" x2="{x(t)}" y1="4" y2="{base}"/>')
+        out.append(f'<text class="tick" x="{x(t)}" y="{base + 18}">{t:.4g}</text>')
     direction = "higher is better" if board.higher_is_better else "lower is better"
-    out.append(f'<line class="axis" x1="{left}" x2="{width - right}" y1="{base}" y2="{base}"/>')
+    out.append(f'<line class="axis" x1="{x(lo)}" x2="{x(hi)}" y1="{base}" y2="{base}"/>')
     out.append(
-        f'<text class="tick" x="{left + (width - left - right) / 2:.1f}" y="{height - 6}">'
-        f"{_e(board.primary_metric)} ({direction}), mean and {round(board.confidence * 100)}% interval</text>"
+        f'<text class="tick" x="50%" y="{height - 6}">{escape_text(board.primary_metric)} ({direction}), mean and '
+        f"{round(board.confidence * 100)}% interval</text>"
     )
     y = 4.0
     for mode in modes:
-        y += head_h
-        out.append(f'<text class="mode" x="8" y="{y - 8:.1f}">{_e(mode)}</text>')
+        out.append(f'<text class="mode" x="0" y="{y + _HEAD_H - 8:.1f}">{escape_text(mode)}</text>')
+        y += _HEAD_H
         for row in (r for r in rows if r.mode == mode):
-            cy = y + row_h / 2
-            name = row.model if len(row.model) <= 30 else row.model[:29] + "…"
-            out.append(f'<text class="label" x="{left - 10}" y="{cy + 4:.1f}">{_e(name)}</text>')
-            if row.ci_low is not None and row.ci_high is not None:
-                x1, x2 = x(row.ci_low), x(row.ci_high)
-                out.append(f'<line class="ci" x1="{x1:.1f}" x2="{x2:.1f}" y1="{cy:.1f}" y2="{cy:.1f}"/>')
-                out += [
-                    f'<line class="ci-cap" x1="{xc:.1f}" x2="{xc:.1f}" y1="{cy - 6:.1f}" y2="{cy + 6:.1f}"/>'
-                    for xc in (x1, x2)
-                ]
-            assert row.mean is not None
-            out.append(
-                f'<circle class="pt-mean" cx="{x(row.mean):.1f}" cy="{cy:.1f}" r="5"><title>{_e(row.model)} '
-                f"({_e(mode)}): {_num(row.mean)} {_e(_interval(row.ci_low, row.ci_high))}, n={row.n}</title></circle>"
-            )
-            y += row_h
+            out.append(_chart_row(row, mode, y, x))
+            y += _ROW_H
     return "".join(out) + "</svg>"
+
+
+def _chart_row(row: LeaderboardRow, mode: str, y: float, x: Callable[[float], str]) -> str:
+    """One model of the chart: its name and numbers on a line, then its whisker and mean below."""
+    assert row.mean is not None
+    name = row.model if len(row.model) <= 24 else row.model[:23] + "…"  # the whole name is in the tables
+    numbers = f"{_num(row.mean)} {_interval(row.ci_low, row.ci_high)}, n={row.n}"
+    cy = y + 27
+    out = [
+        f'<text class="label" x="0" y="{y + 13:.1f}">{escape_text(name)}'
+        f'<tspan class="numbers" dx="8">{escape_text(numbers)}</tspan></text>'
+    ]
+    if row.ci_low is not None and row.ci_high is not None:
+        x1, x2 = x(row.ci_low), x(row.ci_high)
+        out.append(f'<line class="ci" x1="{x1}" x2="{x2}" y1="{cy:.1f}" y2="{cy:.1f}"/>')
+        out += [f'<line class="ci-cap" x1="{xc}" x2="{xc}" y1="{cy - 6:.1f}" y2="{cy + 6:.1f}"/>' for xc in (x1, x2)]
+    out.append(
+        f'<circle class="pt-mean" cx="{x(row.mean)}" cy="{cy:.1f}" r="5"><title>{escape_text(row.model)} '
+        f"({escape_text(mode)}): {escape_text(numbers)}</title></circle>"
+    )
+    return "".join(out)
 
 
 def _board_table(board: Leaderboard, mode: str) -> str:
@@ -177,7 +202,7 @@ def _board_table(board: Leaderboard, mode: str) -> str:
     head = (
         '<tr><th>rank</th><th class="t">model</th><th>n</th><th>mean</th>'
         f"<th>{pct}% interval</th><th>std</th><th>failed</th>"
-        + "".join(f"<th>{_e(m)} {'↑' if board.directions.get(m, True) else '↓'}</th>" for m in metrics)
+        + "".join(f"<th>{escape_text(m)} {'↑' if board.directions.get(m, True) else '↓'}</th>" for m in metrics)
         + "</tr>"
     )
     body: list[str] = []
@@ -185,7 +210,7 @@ def _board_table(board: Leaderboard, mode: str) -> str:
     for row in (r for r in board.rows if r.mode == mode):
         if row.group != group:
             group = row.group
-            body.append(f'<tr class="group"><th colspan="{7 + len(metrics)}">{_e(group)}</th></tr>')
+            body.append(f'<tr class="group"><th colspan="{7 + len(metrics)}">{escape_text(group)}</th></tr>')
         body.append(_board_row(row, metrics))
     return f'<div class="scroll"><table class="board"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table></div>'
 
@@ -193,7 +218,7 @@ def _board_table(board: Leaderboard, mode: str) -> str:
 def _board_row(row: LeaderboardRow, metrics: Sequence[str]) -> str:
     failed = f'<span class="failed">{row.failed}</span>' if row.failed else "0"
     return (
-        f'<tr><td>{row.rank or "—"}</td><td class="t">{_e(row.model)}</td><td>{row.n}</td>'
+        f'<tr><td>{row.rank or "—"}</td><td class="t model">{escape_text(row.model)}</td><td>{row.n}</td>'
         f"<td><b>{_num(row.mean)}</b></td><td>{_interval(row.ci_low, row.ci_high)}</td><td>{_num(row.std)}</td>"
         f"<td>{failed}</td>" + "".join(f"<td>{_num(row.metrics.get(m))}</td>" for m in metrics) + "</tr>"
     )
@@ -208,7 +233,8 @@ def _gains(board: Leaderboard) -> str:
         f"<th>{pct}% interval</th><th>wins / losses / ties</th><th>win rate</th><th>p</th><th>effect</th></tr>"
     )
     body = "".join(
-        f'<tr><td class="t">{_e(g.model)}</td><td class="t">{_e(g.group)}</td><td>{g.n}</td><td>{_num(g.single)}</td>'
+        f'<tr><td class="t model">{escape_text(g.model)}</td><td class="t">{escape_text(g.group)}</td>'
+        f"<td>{g.n}</td><td>{_num(g.single)}</td>"
         f"<td>{_num(g.repaint)}</td><td><b>{_num(g.gain)}</b></td><td>{_interval(g.ci_low, g.ci_high)}</td>"
         f"<td>{g.wins} / {g.losses} / {g.ties}</td><td>{_num(g.win_rate, 3)}</td><td>{_p(g.p_value)}</td>"
         f"<td>{_num(g.effect_size, 3)}</td></tr>"
@@ -232,7 +258,8 @@ def _comparisons(board: Leaderboard) -> str:
         "<th>effect</th></tr>"
     )
     body = "".join(
-        f'<tr><td class="t">{_e(c.mode)}</td><td class="t">{_e(c.model_a)}</td><td class="t">{_e(c.model_b)}</td>'
+        f'<tr><td class="t">{escape_text(c.mode)}</td><td class="t model">{escape_text(c.model_a)}</td>'
+        f'<td class="t model">{escape_text(c.model_b)}</td>'
         f"<td>{c.n}</td><td><b>{_num(c.mean_diff)}</b></td><td>{_interval(c.ci_low, c.ci_high)}</td>"
         f"<td>{c.wins} / {c.losses} / {c.ties}</td><td>{_num(c.win_rate, 3)}</td><td>{_p(c.p_value)}</td>"
         f"<td>{_p(c.p_adjusted)}</td><td>{_num(c.effect_size, 3)}</td></tr>"
@@ -265,29 +292,32 @@ def _grid(board: Leaderboard, cases: Sequence[CaseResult], out_dir: Path, thumbs
     refs = sorted(by_ref)
     shown = refs[:max_references]
     head = '<tr><th class="t">reference</th>' + "".join(
-        f'<th>{_e(model)}<br><span class="muted">{_e(mode)}</span></th>' for mode, model in columns
+        f'<th class="model">{escape_text(model)}<br><span class="muted">{escape_text(mode)}</span></th>'
+        for mode, model in columns
     )
     body: list[str] = []
     for key in shown:
         reference_id = key[0]
         cells = [
             f"<td><figure>{thumbs.tag(reference_paths.get(key), f'reference {reference_id}')}"
-            f"<figcaption>{_e(reference_id)}</figcaption></figure></td>"
+            f"<figcaption>{escape_text(reference_id)}</figcaption></figure></td>"
         ]
         for mode, model in columns:
             found = by_ref[key].get((mode, model))
             if found is None:
                 cells.append('<td><div class="missing">not run</div></td>')
             elif found.status != "ok":
-                cells.append(f'<td><div class="missing err">failed: {_e(found.error or "unknown error")}</div></td>')
+                cells.append(
+                    f'<td><div class="missing err">failed: {escape_text(found.error or "unknown error")}</div></td>'
+                )
             else:
                 image = (out_dir / found.best_image) if found.best_image else None
                 value = found.metrics.get(board.primary_metric)
                 judged = _ratings(found)
-                title = f' title="{_e(judged)}"' if judged else ""
+                title = f' title="{escape_text(judged)}"' if judged else ""
                 cells.append(
                     f"<td><figure{title}>{thumbs.tag(image, f'{model} ({mode}) best for {reference_id}')}"
-                    f"<figcaption>{_e(board.primary_metric)} {_num(value)}</figcaption></figure></td>"
+                    f"<figcaption>{escape_text(board.primary_metric)} {_num(value)}</figcaption></figure></td>"
                 )
         body.append("<tr>" + "".join(cells) + "</tr>")
     note = (
@@ -322,8 +352,9 @@ def _failed(board: Leaderboard) -> str:
     if not board.failed:
         return ""
     body = "".join(
-        f'<tr><td class="t">{_e(f.model)}</td><td class="t">{_e(f.mode)}</td><td class="t">{_e(f.reference_id)}</td>'
-        f'<td class="t">{_e(f.category or "")}</td><td class="t err">{_e(f.error or "")}</td></tr>'
+        f'<tr><td class="t model">{escape_text(f.model)}</td><td class="t">{escape_text(f.mode)}</td>'
+        f'<td class="t">{escape_text(f.reference_id)}</td>'
+        f'<td class="t">{escape_text(f.category or "")}</td><td class="t err">{escape_text(f.error or "")}</td></tr>'
         for f in board.failed
     )
     return (
@@ -360,15 +391,15 @@ def render_leaderboard_html(
         raise ValueError(f"thumb_side must be at least 16 pixels, got {thumb_side}.")
     thumbs = _Thumbs(thumb_side)
     tables = (
-        "".join(f"<h3>Mode {_e(mode)}</h3>{_board_table(board, mode)}" for mode in board.modes)
+        "".join(f"<h3>Mode {escape_text(mode)}</h3>{_board_table(board, mode)}" for mode in board.modes)
         or '<p class="muted">No cases yet.</p>'
     )
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head>\n<body><main>"
-        f"<header><h1>{_e(title)}</h1>{_facts(board)}</header>"
+        f'<meta http-equiv="Content-Security-Policy" content="{PAGE_CSP}">'
+        f"<title>{escape_text(title)}</title><style>{_CSS}</style></head>\n<body><main>"
+        f"<header><h1>{escape_text(title)}</h1>{_facts(board)}</header>"
         f'<section><h2>Means and intervals (all references)</h2><div class="chart">{_chart(board)}</div></section>'
         '<section><h2>Leaderboard</h2><p class="muted">Per mode and group (all references, each category, each '
         "style): n finished cases, the mean of the primary metric with its bootstrap interval and standard "

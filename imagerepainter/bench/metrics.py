@@ -49,7 +49,6 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import importlib
 import math
@@ -57,7 +56,7 @@ import re
 import statistics
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -68,21 +67,36 @@ from PIL import Image
 from .._imports import is_available
 from ..backends.base import MLLM, MLLMMessage, TokenUsage
 from ..errors import CapabilityError, ConfigurationError, MetricUnavailableError, UnknownBackendError
+from .metric_specs import (
+    BUILTIN_METRICS,
+    JUDGE_NEEDS_AN_MLLM,
+    check_judge_options,
+    check_metrics,
+    judge_parts,
+    metric_options,
+    named_twice,
+    parse_metric_names,
+    unknown_metric,
+)
 from .records import Metric
 
 __all__ = [
+    "BUILTIN_METRICS",
     "JUDGE_INSTRUCTION",
     "BenchMetric",
+    "MetricEntry",
     "MetricUnavailableError",
+    "check_metrics",
     "compute_metrics",
     "describe_metrics",
     "judge_mllm",
     "metric_details",
+    "metric_entries",
     "resolve_metrics",
 ]
 
-BUILTIN_METRICS = ("paper", "clip", "dinov2", "ssim", "psnr", "judge", "lpips", "dreamsim")
-"""Names :func:`resolve_metrics` knows besides any scorer spec."""
+PERCEPTUAL_NEEDS = {"lpips": ("torch", "torchvision", "lpips"), "dreamsim": ("torch", "torchvision", "dreamsim")}
+"""The packages each learned perceptual distance imports (all installed by the ``perceptual`` extra)."""
 
 JUDGE_INSTRUCTION = (
     "You are grading an image-regeneration benchmark. The FIRST image is the reference; the SECOND is an "
@@ -98,8 +112,6 @@ JUDGE_INSTRUCTION = (
 )
 """The judge's rubric (sent with the reference first and the regeneration second)."""
 
-_PART_NAME = re.compile(r"([a-z][a-z0-9_]*)\.([a-z0-9_#]+)")
-_LABEL = re.compile(r"([A-Za-z_][\w.-]*)=(.+)", re.DOTALL)
 _CACHE_SIZE = 16
 _PREPARED_SIZE = 4
 
@@ -354,10 +366,7 @@ class _JudgePass(_Pass):
 
     def __init__(self, name: str, spec: str, mllm: MLLM, *, repeats: int = 1, max_side: int = 768) -> None:
         super().__init__(name, spec)
-        if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= 20:
-            raise ConfigurationError(f"The judge's repeats must be a whole number from 1 to 20, got {repeats!r}.")
-        if isinstance(max_side, bool) or not isinstance(max_side, int) or not 64 <= max_side <= 4096:
-            raise ConfigurationError(f"The judge's max_side must be a whole number from 64 to 4096, got {max_side!r}.")
+        check_judge_options(repeats=repeats, max_side=max_side)
         caps = mllm.capabilities
         if not caps.accepts_images or caps.max_images_per_call < 2:
             raise CapabilityError(
@@ -371,10 +380,7 @@ class _JudgePass(_Pass):
         self.mllm, self.temperature = judge_mllm(mllm)
 
     def parts(self) -> dict[str, bool]:
-        parts = {"": True, "aesthetic": True, "semantic": True}
-        if self.repeats >= 2:
-            parts.update({"agreement": True, "spread": False})
-        return parts
+        return judge_parts(self.repeats)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -464,7 +470,7 @@ class _LPIPSPass(_Pass):
         super().__init__(name, spec)
         if net not in ("alex", "vgg", "squeeze"):
             raise ConfigurationError(f"lpips net must be 'alex', 'vgg' or 'squeeze', got {net!r}.")
-        module = _import_perceptual(name, "lpips", ("torch", "torchvision", "lpips"))
+        module = _import_perceptual(name, "lpips", PERCEPTUAL_NEEDS["lpips"])
         self.net, self.device = net, device  # the device was checked with the options
         try:
             self.model = module.LPIPS(net=net, verbose=False).eval().to(device)
@@ -503,7 +509,7 @@ class _DreamSimPass(_Pass):
 
     def __init__(self, name: str, spec: str, *, dreamsim_type: str = "ensemble", device: str = "cpu") -> None:
         super().__init__(name, spec)
-        module = _import_perceptual(name, "dreamsim", ("torch", "torchvision", "dreamsim"))
+        module = _import_perceptual(name, "dreamsim", PERCEPTUAL_NEEDS["dreamsim"])
         self.dreamsim_type, self.device = dreamsim_type, device  # checked with the options
         try:
             self.model, self.preprocess = module.dreamsim(pretrained=True, device=device, dreamsim_type=dreamsim_type)
@@ -555,40 +561,62 @@ def _import_perceptual(metric: str, module: str, needs: tuple[str, ...]) -> Any:
         ) from None
 
 
+# ----------------------------------------------------------------------------- what is installed
+
+
+@dataclass(frozen=True)
+class MetricEntry:
+    """One built-in metric as ``imagerepainter backends`` lists it: what it needs, and what installs it."""
+
+    name: str
+    higher_is_better: bool
+    requires: tuple[str, ...]
+    """The optional packages it imports (none: plain numpy, or the MLLM it asks)."""
+    extra: str | None
+    """The extra of ``imagerepainter`` that installs :attr:`requires`."""
+    needs_mllm: bool = False
+    """It asks an MLLM (``--mllm`` on the command line, ``mllm=`` in Python)."""
+
+    def missing(self) -> list[str]:
+        """The packages of :attr:`requires` that cannot be imported here (found without importing them)."""
+        return [module for module in self.requires if not is_available(module)]
+
+
+def metric_entries() -> list[MetricEntry]:
+    """The built-in metrics in :data:`BUILTIN_METRICS` order, without importing anything heavy.
+
+    The embedding and pixel metrics need what their scorer of the same name needs (the
+    registry's entry says); ``lpips`` and ``dreamsim`` need :data:`PERCEPTUAL_NEEDS`.
+
+    Example:
+        >>> [(e.name, e.extra, e.needs_mllm) for e in metric_entries() if e.name in ("psnr", "judge", "lpips")]
+        [('psnr', None, False), ('judge', None, True), ('lpips', 'perceptual', False)]
+    """
+    from ..backends.registry import backend_entries
+
+    scorers = {entry.provider: entry for entry in backend_entries() if entry.kind == "scorer"}
+    entries = []
+    for name in BUILTIN_METRICS:
+        if name in PERCEPTUAL_NEEDS:
+            entries.append(MetricEntry(name, False, PERCEPTUAL_NEEDS[name], "perceptual"))
+        elif name == "judge":
+            entries.append(MetricEntry(name, True, (), None, needs_mllm=True))
+        else:
+            scorer = scorers[name]
+            extra = scorer.need.extra if scorer.requires else None
+            entries.append(MetricEntry(name, True, scorer.requires, extra))
+    return entries
+
+
 # ----------------------------------------------------------------------------- resolution
-
-
-def _judge_options(*, repeats: int = 1, max_side: int = 768) -> None:
-    """The options of ``judge?...``: repeated ratings per image, and the longest side of the images sent."""
-
-
-def _lpips_options(*, net: str = "alex", device: str = "cpu") -> None:
-    """The options of ``lpips?...``: the backbone (``alex``, ``vgg``, ``squeeze``) and the torch device."""
-
-
-def _dreamsim_options(*, dreamsim_type: str = "ensemble", device: str = "cpu") -> None:
-    """The options of ``dreamsim?...``: the model type and the torch device."""
-
-
-def _options(
-    provider: str, options: dict[str, str], declared: Callable[..., None], device_extra: str | None = None
-) -> dict[str, Any]:
-    """``options`` checked and converted by the registry's one option checker, as declared by ``declared``."""
-    from ..backends.registry import BackendEntry, _check_options
-
-    entry = BackendEntry("scorer", provider, declared, options=declared, model="none", device_extra=device_extra)
-    return _check_options(entry, options)
 
 
 def _judge_pass(name: str, spec: str, options: dict[str, str], mllm: Any) -> _Pass:
     if mllm is None:
-        raise ConfigurationError(
-            "The 'judge' metric needs an MLLM to ask: pass mllm= (a spec such as 'openai:gpt-4o', a LangChain chat "
-            "model or an MLLM), or drop 'judge' from the metrics."
-        )
+        raise ConfigurationError(JUDGE_NEEDS_AN_MLLM)
     from ..backends.registry import resolve_mllm
 
-    return _JudgePass(name, spec, resolve_mllm(mllm), **_options("judge", options, _judge_options))
+    return _JudgePass(name, spec, resolve_mllm(mllm), **metric_options("judge", options))
 
 
 def _base_pass(name: str, spec: str, mllm: Any) -> _Pass:
@@ -598,23 +626,13 @@ def _base_pass(name: str, spec: str, mllm: Any) -> _Pass:
     if provider == "judge" and model is None:
         return _judge_pass(name, spec, options, mllm)
     if provider == "lpips" and model is None:
-        return _LPIPSPass(name, spec, **_options("lpips", options, _lpips_options, "perceptual"))
+        return _LPIPSPass(name, spec, **metric_options("lpips", options))
     if provider == "dreamsim" and model is None:
-        return _DreamSimPass(name, spec, **_options("dreamsim", options, _dreamsim_options, "perceptual"))
+        return _DreamSimPass(name, spec, **metric_options("dreamsim", options))
     try:
         scorer = resolve_scorer(spec)
     except UnknownBackendError:
-        from ..backends.registry import available_backends
-
-        known = sorted(set(BUILTIN_METRICS) | set(available_backends()["scorer"]))
-        close = tuple(difflib.get_close_matches(provider, known, n=3, cutoff=0.5))
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise UnknownBackendError(
-            f"Unknown metric {spec!r}.{hint} Known: {', '.join(known)}, their parts (paper.clip, paper.dinov2, "
-            "judge.semantic, ...), or any scorer spec (e.g. 'clip:/models/clip').",
-            spec=spec,
-            suggestions=close,
-        ) from None
+        raise unknown_metric(spec) from None
     return _ScorerPass(name, spec, scorer)
 
 
@@ -647,37 +665,21 @@ def resolve_metrics(names: Sequence[str] | str, *, mllm: Any = None) -> list[Met
         ...
         imagerepainter.errors.ConfigurationError: Two different metrics are named 'ssim' ... e.g. 'ssim_2=ssim'.
     """
-    items = [n.strip() for n in (names.split(",") if isinstance(names, str) else names)]
-    items = [n for n in items if n]
-    if not items:
-        raise ConfigurationError("No metrics asked for: name at least one, e.g. 'paper' or 'ssim'.")
     passes: dict[str, _Pass] = {}
     chosen: dict[str, BenchMetric] = {}
-    for item in items:
-        label_match = _LABEL.fullmatch(item)
-        label, spec = (label_match.group(1), label_match.group(2).strip()) if label_match else (None, item)
-        head, sep, query = spec.partition("?")
-        part_match = _PART_NAME.fullmatch(head.strip().lower())
-        part = ""
-        if part_match and part_match.group(1) in BUILTIN_METRICS:
-            base_name, part = part_match.groups()
-            base_spec = base_name + sep + query
-        else:
-            base_name, base_spec = head.strip(), spec
-        pass_key = f"{label or ''}={base_spec}"
+    for item in parse_metric_names(names):
+        label, part = item.label, item.part
+        pass_key = f"{label or ''}={item.base_spec}"
         pass_ = passes.get(pass_key)
         if pass_ is None:
-            pass_ = passes[pass_key] = _base_pass(label or base_name, base_spec, mllm)
+            pass_ = passes[pass_key] = _base_pass(label or item.base_name, item.base_spec, mllm)
         wanted = [pass_.metric(part, name=label)] if part else [pass_.metric(p) for p in pass_.parts()]
         for metric in wanted:
             prior = chosen.get(metric.name)
             if prior is None:
                 chosen[metric.name] = metric
             elif prior is not metric:
-                raise ConfigurationError(
-                    f"Two different metrics are named {metric.name!r} ({prior.spec!r} and {metric.spec!r}): name one "
-                    f"yourself, e.g. '{metric.name.split('.')[0]}_2={metric.spec}'."
-                )
+                raise named_twice(metric.name, prior.spec, metric.spec)
     return list(chosen.values())
 
 

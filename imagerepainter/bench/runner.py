@@ -52,7 +52,7 @@ from .engine import MODE_SETTINGS, CaseJob, CaseOutcome, Workbench, WorkerSpec, 
 from .records import CaseResult, Mode
 from .store import ResultsStore, case_key, stable_hash
 
-__all__ = ["EvaluationReport", "ProgressEvent", "evaluate", "spec_text"]
+__all__ = ["EvaluationReport", "ProgressEvent", "check_evaluation", "evaluate", "spec_text"]
 
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 
@@ -165,22 +165,11 @@ def evaluate(
         ConfigurationError: a bad argument, found before any model is loaded or called.
     """
     start = time.perf_counter()
-    plan = _plan(
-        dataset,
-        mllm=mllm,
-        models=models,
-        modes=modes,
-        metrics=metrics,
-        scorer=scorer,
-        preset=preset,
-        settings=settings,
-        seed=seed,
-        limit=limit,
-        categories=categories,
-        per_category=per_category,
-        max_concurrency=max_concurrency,
-        device_slots=device_slots,
-    )
+    checked = _check_arguments(mllm=mllm, models=models, modes=modes, metrics=metrics, scorer=scorer, preset=preset,
+                               settings=settings, seed=seed, max_concurrency=max_concurrency,
+                               device_slots=device_slots, executor=executor)  # fmt: skip
+    plan = _plan(dataset, checked, mllm=mllm, models=models, seed=seed, limit=limit, categories=categories,
+                 per_category=per_category, device_slots=device_slots)  # fmt: skip
     store = ResultsStore(out)
     store.set_meta("primary_metric", primary_metric(plan.metrics))
     status = store.case_status(job.case_id for job in plan.jobs)
@@ -234,11 +223,50 @@ class _Plan:
     jobs: list[CaseJob]
 
 
-def _plan(dataset: Any, *, mllm: Any, models: Mapping[str, Any], modes: Sequence[Mode], metrics: Sequence[str],
-          scorer: Any, preset: str, settings: Mapping[str, Any] | None, seed: int, limit: int | None,
-          categories: Sequence[str] | None, per_category: int | None, max_concurrency: int,
-          device_slots: int) -> _Plan:  # fmt: skip
-    """Check every argument and list the cases, before any model is loaded or called."""
+@dataclass(frozen=True)
+class _Checked:
+    modes: tuple[Mode, ...]
+    metrics: tuple[str, ...]
+    scorer: Any
+    config: RepainterConfig
+
+
+def check_evaluation(*, mllm: Any, models: Mapping[str, Any], modes: Sequence[Mode] = ("single", "repaint"),
+                     metrics: Sequence[str] = ("paper",), scorer: Any = None, preset: str = "default",
+                     settings: Mapping[str, Any] | None = None, seed: int = 0, max_concurrency: int = 4,
+                     device_slots: int = 1, executor: Any = "local") -> None:  # fmt: skip
+    """Check the arguments of :func:`evaluate` that are not the dataset, loading, building and writing nothing.
+
+    :func:`evaluate` runs the same checks first; call this before an expensive step of your own
+    (the command line calls it before it loads or downloads the dataset). In order: model names,
+    every spec (models, MLLM, metrics, scorer; a typo is named with the closest names), modes,
+    settings, then the packages of what is really used (every missing extra in one error). A
+    ``device`` in a spec is checked against this machine only with the local executor.
+
+    Raises:
+        ConfigurationError: a bad argument (UnknownBackendError for a name nothing answers to).
+        MissingDependencyError: a package that a backend or metric needs is not installed.
+
+    Example:
+        >>> check_evaluation(mllm="sandbox", models={"a": "sandbox?fidelty=0.6"}, metrics=["sandbox"])
+        Traceback (most recent call last):
+        ...
+        imagerepainter.errors.ConfigurationError: Model 'a': Unknown option 'fidelty' in the 'sandbox' \
+text-to-image spec. Did you mean 'fidelity'? Accepted options: default_size, fidelity, jitter, noise.
+    """
+    _check_arguments(mllm=mllm, models=models, modes=modes, metrics=metrics, scorer=scorer, preset=preset,
+                     settings=settings, seed=seed, max_concurrency=max_concurrency,
+                     device_slots=device_slots, executor=executor)  # fmt: skip
+
+
+def _check_arguments(*, mllm: Any, models: Mapping[str, Any], modes: Sequence[Mode], metrics: Sequence[str],
+                     scorer: Any, preset: str, settings: Mapping[str, Any] | None, seed: int, max_concurrency: int,
+                     device_slots: int, executor: Any) -> _Checked:  # fmt: skip
+    from ..backends.registry import check_spec
+    from .metric_specs import check_metrics
+
+    here = executor == "local" or isinstance(executor, LocalExecutor)  # else devices are checked where cases run
+
     if not models:
         raise ConfigurationError(
             "models is empty; give at least one text-to-image model, e.g. {'sd': 'diffusers:...'}."
@@ -248,14 +276,17 @@ def _plan(dataset: Any, *, mllm: Any, models: Mapping[str, Any], modes: Sequence
             raise ConfigurationError(
                 f"Model name {name!r} is not usable; use letters, digits and . _ + - (up to 64, e.g. 'sdxl-turbo')."
             )
-    _check_providers(models)
     _refuse_credentials(mllm, models, scorer)
-    modes = tuple(dict.fromkeys(modes))
-    if not modes or any(m not in MODE_SETTINGS for m in modes):
-        raise ConfigurationError(f"modes must be among {sorted(MODE_SETTINGS)}, got {list(modes)!r}.")
+    _check_model_specs(models, device_here=here)
+    check_spec("mllm", mllm)
     metrics = tuple(dict.fromkeys(str(m) for m in metrics))
     if not metrics:
         raise ConfigurationError("metrics is empty; give at least one, e.g. ['paper'].")
+    check_metrics(metrics, mllm=mllm, device_here=here)
+    check_spec("scorer", scorer, device_here=here)
+    modes = tuple(dict.fromkeys(modes))
+    if not modes or any(m not in MODE_SETTINGS for m in modes):
+        raise ConfigurationError(f"modes must be among {sorted(MODE_SETTINGS)}, got {list(modes)!r}.")
     if max_concurrency < 1 or device_slots < 1:
         raise ConfigurationError("max_concurrency and device_slots must be at least 1.")
     if not 0 <= seed < 2**32:
@@ -264,8 +295,15 @@ def _plan(dataset: Any, *, mllm: Any, models: Mapping[str, Any], modes: Sequence
         raise ConfigurationError("Give the seed as evaluate(seed=...), not in settings.")
     config = RepainterConfig.from_preset(preset).with_overrides(**dict(settings or {}))
     if scorer is None:
-        scorer = _default_scorer(metrics[0])
+        scorer = _default_scorer(metrics[0], mllm, models)
     _check_installed(mllm, models, scorer, metrics)
+    return _Checked(modes, metrics, scorer, config)
+
+
+def _plan(dataset: Any, checked: _Checked, *, mllm: Any, models: Mapping[str, Any], seed: int, limit: int | None,
+          categories: Sequence[str] | None, per_category: int | None, device_slots: int) -> _Plan:  # fmt: skip
+    """List the cases of the checked arguments, before any model is loaded or called."""
+    modes, metrics, scorer, config = checked.modes, checked.metrics, checked.scorer, checked.config
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
     data = data.select(categories=categories, per_category=per_category, limit=limit)
     mllm_key = spec_text(mllm)
@@ -311,23 +349,18 @@ def _check_installed(mllm: Any, models: Mapping[str, Any], scorer: Any, metrics:
     require_all(dict.fromkeys(need for need in found if need is not None))  # each need once
 
 
-def _check_providers(models: Mapping[str, Any]) -> None:
-    """Refuse a model spec whose provider no backend answers to, without loading anything."""
-    import difflib
-
-    from ..backends.registry import available_backends, parse_spec
+def _check_model_specs(models: Mapping[str, Any], *, device_here: bool) -> None:
+    """Check each model's spec (provider and options), without loading anything; the error names the model."""
+    from ..backends.registry import check_spec
     from ..errors import UnknownBackendError
 
-    known = available_backends()["t2i"]
     for name, spec in models.items():
-        if isinstance(spec, str) and parse_spec(spec)[0] not in known:
-            close = tuple(difflib.get_close_matches(parse_spec(spec)[0], known, n=3, cutoff=0.5))
-            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise UnknownBackendError(
-                f"Unknown text-to-image backend {spec!r} for model {name!r}.{hint} Known: {', '.join(known)}.",
-                spec=spec,
-                suggestions=close,
-            )
+        try:
+            check_spec("t2i", spec, device_here=device_here)
+        except UnknownBackendError as exc:
+            raise UnknownBackendError(f"Model {name!r}: {exc}", spec=exc.spec, suggestions=exc.suggestions) from None
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"Model {name!r}: {exc}") from None
 
 
 def _refuse_credentials(mllm: Any, models: Mapping[str, Any], scorer: Any) -> None:
@@ -358,9 +391,14 @@ def primary_metric(metrics: Sequence[str]) -> str:
     return head.split("=", 1)[0].strip() if "=" in head else head.strip()
 
 
-def _default_scorer(metric: str) -> str:
-    """The loop's scorer when none is given: the first metric when it is a scorer spec, else ``paper``."""
-    return _scorer_spec(metric) or "paper"
+def _default_scorer(metric: str, mllm: Any, models: Mapping[str, Any]) -> str:
+    """The loop's scorer when none is given: the first metric when it is a scorer spec, else the
+    backends' default (``sandbox`` when the MLLM and every model are sandbox specs, else ``paper``)."""
+    from ..backends.registry import default_scorer
+
+    if spec := _scorer_spec(metric):
+        return spec
+    return "sandbox" if all(default_scorer(mllm, spec) == "sandbox" for spec in models.values()) else "paper"
 
 
 def _scorer_spec(metric: str) -> str | None:

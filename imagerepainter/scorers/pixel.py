@@ -111,12 +111,15 @@ class _PixelScorer:
 
     def prepare(self, reference: Image.Image) -> PreparedPixels:
         """Convert ``reference`` to an array once (and anything else per reference), for :meth:`score`."""
-        self._check_reference(reference)
+        self.check_reference(reference)
         array = to_array(reference)
         return PreparedPixels(array=array, size=reference.size, stats=self._reference_stats(array))
 
-    def _check_reference(self, reference: Image.Image) -> None:
-        pass
+    def check_reference(self, reference: Image.Image) -> None:
+        """Raise :class:`~imagerepainter.errors.ConfigurationError` for a reference this scorer cannot use.
+
+        A run checks it when it prepares, before any paid call
+        (:func:`~imagerepainter.backends.base.check_scorer_reference`)."""
 
     def _reference_stats(self, array: np.ndarray) -> tuple[np.ndarray, ...]:
         return ()
@@ -172,11 +175,19 @@ class SSIMScorer(_PixelScorer):
             "interior of the map averaged per channel (scikit-image's gaussian_weights=True convention)",
         }
 
-    def _check_reference(self, reference: Image.Image) -> None:
-        if min(reference.size) <= 2 * self.radius:
+    def check_reference(self, reference: Image.Image) -> None:
+        """Refuse a reference not larger than the window (the map would have no interior)."""
+        side = min(reference.size)
+        if side <= 2 * self.radius:
+            largest = side - 1 if side % 2 == 0 else side - 2  # the largest odd window the reference holds
+            fix = (
+                f"pass kernel_size={largest} or smaller (odd)"
+                if largest >= 3
+                else "SSIM cannot compare images this thin; choose another scorer (e.g. 'psnr' or 'paper')"
+            )
             raise ConfigurationError(
                 f"The reference is {reference.size[0]}x{reference.size[1]}, not larger than the SSIM window "
-                f"({self.kernel_size}); pass a smaller odd kernel_size."
+                f"({self.kernel_size}); {fix}."
             )
 
     def _filter(self, values: np.ndarray) -> np.ndarray:

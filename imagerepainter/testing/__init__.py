@@ -7,6 +7,8 @@
 * :mod:`~imagerepainter.testing.openai_faults` — :class:`ContentFaults`, a flaky API whose faults
   depend on each request's content, so a faulty run can be replayed and compared with a
   fault-free one;
+* :mod:`~imagerepainter.testing.raters` — :class:`SimulatedRater`, 2AFC answers from a known truth
+  with a set error rate, and distortion triplets whose truth is known, to test the agreement report;
 * :mod:`~imagerepainter.testing.tiny_models` — tiny random-weight Stable Diffusion, CLIP and
   DINOv2 models saved to a folder, to test the real ``from_pretrained`` paths offline.
 """

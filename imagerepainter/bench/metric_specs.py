@@ -1,0 +1,203 @@
+"""Metric names as the command line writes them (``--metrics paper,ssim,judge?repeats=2``), parsed and checked.
+
+A metric is ``[NAME=]SPEC``: a built-in name (:data:`BUILTIN_METRICS`), a part of one
+(``paper.clip``, ``judge.semantic``), or any scorer spec, each with ``?options``.
+:func:`check_metrics` checks a list of them without loading or building anything, so the
+benchmark refuses a typo before it writes a file; :func:`~imagerepainter.bench.metrics.resolve_metrics`
+builds them, parsing with the same :func:`parse_metric_names` and checking options with the
+same :func:`metric_options`.
+
+Example:
+    >>> [(m.label, m.base_name, m.part) for m in parse_metric_names("mine=ssim?kernel_size=7, paper.clip")]
+    [('mine', 'ssim', ''), (None, 'paper', 'clip')]
+    >>> metric_options("judge", {"repeats": "3"})
+    {'repeats': 3}
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigurationError, UnknownBackendError, close_names, did_you_mean
+
+__all__ = [
+    "BUILTIN_METRICS",
+    "JUDGE_NEEDS_AN_MLLM",
+    "MetricItem",
+    "check_judge_options",
+    "check_metrics",
+    "judge_parts",
+    "metric_options",
+    "named_twice",
+    "parse_metric_names",
+    "unknown_metric",
+]
+
+BUILTIN_METRICS = ("paper", "clip", "dinov2", "ssim", "psnr", "judge", "lpips", "dreamsim")
+"""Names :func:`~imagerepainter.bench.metrics.resolve_metrics` knows besides any scorer spec."""
+
+JUDGE_NEEDS_AN_MLLM = (
+    "The 'judge' metric needs an MLLM to ask: pass mllm= (a spec such as 'openai:gpt-4o', a LangChain chat "
+    "model or an MLLM), or drop 'judge' from the metrics."
+)
+
+_PART_NAME = re.compile(r"([a-z][a-z0-9_]*)\.([a-z0-9_#]+)")
+_LABEL = re.compile(r"([A-Za-z_][\w.-]*)=(.+)", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class MetricItem:
+    """One metric asked for, parsed: ``[label=]base[.part][?options]``."""
+
+    label: str | None
+    """The name given with ``NAME=``, if any."""
+    base_name: str
+    """The metric (or scorer provider) without its part and options: ``paper`` for ``paper.clip?device=cpu``."""
+    base_spec: str
+    """The spec of the whole metric, options included: ``paper?device=cpu``."""
+    part: str
+    """The part asked for alone (``clip``), or ``""`` for the whole metric and its parts."""
+
+
+def parse_metric_names(names: Sequence[str] | str) -> list[MetricItem]:
+    """Split a list (or one comma-separated string) of metric names into :class:`MetricItem` s.
+
+    Raises:
+        ConfigurationError: no name at all.
+    """
+    items = [n.strip() for n in (names.split(",") if isinstance(names, str) else names)]
+    items = [n for n in items if n]
+    if not items:
+        raise ConfigurationError("No metrics asked for: name at least one, e.g. 'paper' or 'ssim'.")
+    parsed = []
+    for item in items:
+        label_match = _LABEL.fullmatch(item)
+        label, spec = (label_match.group(1), label_match.group(2).strip()) if label_match else (None, item)
+        head, sep, query = spec.partition("?")
+        part_match = _PART_NAME.fullmatch(head.strip().lower())
+        if part_match and part_match.group(1) in BUILTIN_METRICS:
+            base_name, part = part_match.groups()
+            parsed.append(MetricItem(label, base_name, base_name + sep + query, part))
+        else:
+            parsed.append(MetricItem(label, head.strip(), spec, ""))
+    return parsed
+
+
+# ----------------------------------------------------------------------------- options of the other metrics
+
+
+def _judge_options(*, repeats: int = 1, max_side: int = 768) -> None:
+    """The options of ``judge?...``: repeated ratings per image, and the longest side of the images sent."""
+
+
+def _lpips_options(*, net: str = "alex", device: str = "cpu") -> None:
+    """The options of ``lpips?...``: the backbone (``alex``, ``vgg``, ``squeeze``) and the torch device."""
+
+
+def _dreamsim_options(*, dreamsim_type: str = "ensemble", device: str = "cpu") -> None:
+    """The options of ``dreamsim?...``: the model type and the torch device."""
+
+
+_OWN_OPTIONS: dict[str, tuple[Callable[..., None], str | None]] = {
+    "judge": (_judge_options, None),
+    "lpips": (_lpips_options, "perceptual"),
+    "dreamsim": (_dreamsim_options, "perceptual"),
+}
+"""The metrics that are not scorers: where their options are declared, and the extra their device needs."""
+
+
+def metric_options(provider: str, options: dict[str, str], *, device_here: bool = True) -> dict[str, Any]:
+    """The options of ``judge``, ``lpips`` or ``dreamsim`` checked and converted by the registry's one
+    option checker (names with a did-you-mean, types, a ``device`` this machine can use unless
+    ``device_here`` is False)."""
+    from ..backends.registry import BackendEntry, check_options
+
+    declared, device_extra = _OWN_OPTIONS[provider]
+    entry = BackendEntry("scorer", provider, declared, options=declared, model="none", device_extra=device_extra)
+    return check_options(entry, options, device_here=device_here)
+
+
+def check_judge_options(*, repeats: int = 1, max_side: int = 768) -> None:
+    """Refuse judge options out of range (their names and types are checked with the spec)."""
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= 20:
+        raise ConfigurationError(f"The judge's repeats must be a whole number from 1 to 20, got {repeats!r}.")
+    if isinstance(max_side, bool) or not isinstance(max_side, int) or not 64 <= max_side <= 4096:
+        raise ConfigurationError(f"The judge's max_side must be a whole number from 64 to 4096, got {max_side!r}.")
+
+
+def judge_parts(repeats: int) -> dict[str, bool]:
+    """The judge's parts and their directions (agreement and spread only with repeated ratings)."""
+    parts = {"": True, "aesthetic": True, "semantic": True}
+    if repeats >= 2:
+        parts.update({"agreement": True, "spread": False})
+    return parts
+
+
+# ----------------------------------------------------------------------------- errors and the check
+
+
+def unknown_metric(spec: str) -> UnknownBackendError:
+    """The error for a metric spec whose name no metric or scorer answers to, with the closest names."""
+    from ..backends.registry import available_backends, parse_spec
+
+    known = sorted(set(BUILTIN_METRICS) | set(available_backends()["scorer"]))
+    close = close_names(parse_spec(spec)[0], known, cutoff=0.5)
+    return UnknownBackendError(
+        f"Unknown metric {spec!r}.{did_you_mean(close)} Known: {', '.join(known)}, their parts (paper.clip, "
+        "paper.dinov2, judge.semantic, ...), or any scorer spec (e.g. 'clip:/models/clip').",
+        spec=spec,
+        suggestions=close,
+    )
+
+
+def named_twice(name: str, first: str, second: str) -> ConfigurationError:
+    """The error for two different metrics under one name."""
+    return ConfigurationError(
+        f"Two different metrics are named {name!r} ({first!r} and {second!r}): name one yourself, e.g. "
+        f"'{name.split('.')[0]}_2={second}'."
+    )
+
+
+def check_metrics(names: Sequence[str] | str, *, mllm: Any = None, device_here: bool = True) -> None:
+    """Check metric names and options as ``resolve_metrics`` would, without loading or building anything.
+
+    Names no metric or scorer answers to (with the closest names), unknown options, values of the
+    wrong type or out of range, a part the judge does not give, two metrics under one name, and
+    ``judge`` without ``mllm`` are refused here; a scorer spec is checked by
+    :func:`~imagerepainter.backends.registry.check_spec` (its options when its packages are
+    installed). The parts of a scorer (``paper.clip``) are known only once it is built. With
+    ``device_here=False`` (metrics computed on other machines) a ``device`` is not checked here.
+
+    Example:
+        >>> check_metrics("sandbox, ssim?kernel_size=7, judge.semantic", mllm="sandbox")
+        >>> check_metrics("sandbox,ssmi")
+        Traceback (most recent call last):
+        ...
+        imagerepainter.errors.UnknownBackendError: Unknown metric 'ssmi'. Did you mean 'ssim'? ...
+    """
+    from ..backends.registry import check_spec, parse_spec
+
+    specs: dict[str, str] = {}
+    for item in parse_metric_names(names):
+        name = item.label or (f"{item.base_name}.{item.part}" if item.part else item.base_name)
+        if specs.setdefault(name, item.base_spec) != item.base_spec:
+            raise named_twice(name, specs[name], item.base_spec)
+        provider, model, options = parse_spec(item.base_spec)
+        if provider not in _OWN_OPTIONS or model is not None:
+            try:
+                check_spec("scorer", item.base_spec, device_here=device_here)
+            except UnknownBackendError:
+                raise unknown_metric(item.base_spec) from None
+            continue
+        checked = metric_options(provider, options, device_here=device_here)
+        if provider == "judge":
+            if mllm is None:
+                raise ConfigurationError(JUDGE_NEEDS_AN_MLLM)
+            check_judge_options(**checked)
+            parts = judge_parts(checked.get("repeats", 1))
+            if item.part not in parts:
+                known = ", ".join(sorted(p for p in parts if p))
+                raise ConfigurationError(f"The 'judge' metric has no part {item.part!r}; its parts: {known}.")
