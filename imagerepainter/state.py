@@ -182,6 +182,8 @@ class RepaintOutput(TypedDict, total=False):
     finished: bool
     usage: Usage
     timings: dict[str, float]
+    notes: list[str]
+    """What was changed on the user's behalf (e.g. the rendered size fitted to a thin reference)."""
 
 
 class RepaintState(RepaintInput, total=False):

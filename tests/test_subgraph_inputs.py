@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
+from PIL import Image
 from typing_extensions import TypedDict
 
 from imagerepainter import Repainter
@@ -84,3 +85,13 @@ def test_a_bad_reference_is_a_typed_error_before_any_model_call(tmp_path, bad, e
     with pytest.raises(error, match=says):
         _parent(rp).invoke({"reference": bad}, {"configurable": {"thread_id": "t"}})
     assert mllm.calls == []
+
+
+def test_a_path_is_sized_as_run_sizes_it_and_the_parent_reads_the_notes(tmp_path):
+    path = tmp_path / "strip.png"
+    Image.new("RGB", (1, 300), "red").save(path)  # thinner than the renderer's limits allow
+    rp = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox", max_rounds=1)
+    result = rp.result_from(_parent(rp).invoke({"reference": str(path)}, {"configurable": {"thread_id": "t"}}))
+    alone = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox", max_rounds=1).run(path)
+    assert result.finished and result.notes == alone.notes and result.notes
+    assert result.config.generation == alone.config.generation
