@@ -49,6 +49,7 @@ _LAZY: dict[str, str] = {
     "IncompleteRunError": "imagerepainter.errors",
     "MissingDependencyError": "imagerepainter.errors",
     "BackendError": "imagerepainter.errors",
+    "BatchError": "imagerepainter.errors",
     "MLLMError": "imagerepainter.errors",
     "StructuredOutputError": "imagerepainter.errors",
     "GenerationError": "imagerepainter.errors",
@@ -57,6 +58,7 @@ _LAZY: dict[str, str] = {
 __all__ = [
     "__version__",
     "BackendError",
+    "BatchError",
     "Candidate",
     "CapabilityError",
     "ConfigurationError",
@@ -93,6 +95,7 @@ if TYPE_CHECKING:
     from .config import GenerationConfig, RepainterConfig
     from .errors import (
         BackendError,
+        BatchError,
         CapabilityError,
         ConfigurationError,
         GenerationError,

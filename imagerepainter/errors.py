@@ -17,6 +17,7 @@ backend (a model server that keeps failing, a pipeline that crashes)::
     │   └── MetricUnavailableError  a benchmark metric's package or pretrained weights cannot be loaded
     ├── ThreadInUseError            a thread id is running now, or already holds a run
     ├── IncompleteRunError          the graph stopped before the run finished; resume the thread
+    ├── BatchError                  some runs of a batch failed; ``results`` keeps every finished one
     └── BackendError                a backend failed at run time; ``__cause__`` keeps a local error (not an HTTP one)
         ├── MLLMError
         │   └── StructuredOutputError   the model never produced output matching the schema
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BackendError",
+    "BatchError",
     "CapabilityError",
     "ConfigurationError",
     "GenerationError",
@@ -165,6 +167,26 @@ class IncompleteRunError(RepainterError):
         super().__init__(message)
         self.thread_id = thread_id
         """The checkpoint thread to resume."""
+
+
+class BatchError(RepainterError):
+    """Some runs of ``Repainter.batch``/``abatch`` failed (without ``return_exceptions=True``).
+
+    Raised once every run of the batch has ended, so nothing finished is lost: ``results`` holds
+    each reference's outcome in the batch's order (a ``RepaintResult``, or the exception its run
+    raised), ``failed`` the positions that failed. ``__cause__`` is the first failure.
+
+        >>> error = BatchError("1 of 2 runs failed", results=["a result", ValueError("bad")], failed=[1])
+        >>> error.failed, [r for r in error.results if not isinstance(r, Exception)]
+        ([1], ['a result'])
+    """
+
+    def __init__(self, message: str, *, results: list[Any], failed: list[int]) -> None:
+        super().__init__(message)
+        self.results = results
+        """Each reference's result or exception, in the order given."""
+        self.failed = failed
+        """The positions (0-based) of the references whose run failed."""
 
 
 def close_names(name: str, known: Iterable[str], *, cutoff: float = 0.6) -> tuple[str, ...]:

@@ -47,7 +47,7 @@ from langgraph.store.base import BaseStore
 from .backends.base import MLLM, Scorer, TextToImage
 from .config import RepainterConfig
 from .images import ImageStore
-from .nodes import LoopNodes, RunContext
+from .nodes import Admit, LoopNodes, RunContext
 from .routing import (
     route_after_critique,
     route_after_critique_review,
@@ -82,6 +82,7 @@ def build_graph(
     store: ImageStore,
     config: RepainterConfig,
     history: BaseStore | None = None,
+    admit: Admit | None = None,
 ) -> tuple[StateGraph[Any, Any, Any, Any], LoopNodes]:
     """Build the uncompiled loop graph and the nodes object it is closed over.
 
@@ -93,10 +94,14 @@ def build_graph(
     Each run's rounds, critiques and call log go to the LangGraph store the graph is compiled
     with (``compile(store=...)``), or to ``history`` when it runs without one.
 
+    The input's ``reference`` is an image ref into ``store``; with ``admit`` (``Repainter`` passes
+    its :meth:`~imagerepainter.Repainter.admit_reference`), the ``start`` node also takes a path,
+    bytes, a PIL image or a data URL and puts the image in the store itself.
+
     Returns:
         The ``StateGraph`` (compile it with your checkpointer and store) and the :class:`LoopNodes`.
     """
-    nodes = LoopNodes(mllm=mllm, t2i=t2i, scorer=scorer, store=store, config=config, history=history)
+    nodes = LoopNodes(mllm=mllm, t2i=t2i, scorer=scorer, store=store, config=config, history=history, admit=admit)
     graph = StateGraph(RepaintState, context_schema=RunContext, input_schema=RepaintInput, output_schema=RepaintOutput)
     graph.add_node("start", nodes.start)
     graph.add_node("describe", nodes.describe)

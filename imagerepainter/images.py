@@ -51,6 +51,7 @@ __all__ = [
     "MemoryImageStore",
     "encode_png",
     "image_sha256",
+    "is_image_ref",
     "load_image",
     "put_image",
     "shrink",
@@ -68,6 +69,21 @@ class ImageRef(TypedDict):
     """SHA-256 of the decoded pixels with their mode and size (:func:`image_sha256`); the key in the store."""
     width: int
     height: int
+
+
+def is_image_ref(value: object) -> bool:
+    """Whether ``value`` is an :class:`ImageRef` (a dict with a ``sha256`` string and an integer size).
+
+    Example:
+        >>> is_image_ref({"sha256": "ab" * 32, "width": 4, "height": 3}), is_image_ref("photo.png")
+        (True, False)
+    """
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("sha256"), str)
+        and isinstance(value.get("width"), int)
+        and isinstance(value.get("height"), int)
+    )
 
 
 def image_sha256(image: Image.Image) -> str:

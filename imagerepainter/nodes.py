@@ -25,7 +25,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, TypedDict, TypeVar
+from typing import Any, NamedTuple, Protocol, TypedDict, TypeVar, cast
 
 from langgraph.runtime import Runtime
 from langgraph.store.base import BaseStore
@@ -38,9 +38,16 @@ from . import prompts, schemas
 from .backends.base import MLLM, GeneratedImage, GenerationRequest, MLLMMessage, Scorer, TextToImage, batches
 from .config import RepainterConfig
 from .convergence import Progress, decide_stop, mllm_calls_per_round, round_size, stop_after_critique
-from .errors import BackendError, GenerationError, MLLMError, RepainterError
+from .errors import (
+    BackendError,
+    ConfigurationError,
+    GenerationError,
+    IncompleteRunError,
+    MLLMError,
+    RepainterError,
+)
 from .history import FailedCall, RunHistory
-from .images import ImageRef, ImageStore, put_image, shrink
+from .images import ImageRef, ImageStore, is_image_ref, put_image, shrink
 from .review import (
     ANSWER_SCHEMA,
     ReviewAnswer,
@@ -57,7 +64,7 @@ from .sizing import repair_recorded_size
 from .state import CallRecord, CandidateRecord, CritiqueRecord, RepaintOutput, RepaintState, RoundRecord, Usage
 from .understanding import UnderstandingTree, assemble_prompt
 
-__all__ = ["LoopNodes", "RunContext"]
+__all__ = ["Admit", "AdmittedReference", "LoopNodes", "RunContext"]
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
 
@@ -82,6 +89,36 @@ class RunContext:
 
     config: RepainterConfig
     """The run's effective settings."""
+    stop: threading.Event | None = None
+    """Set (from any thread) to stop the run before its next node: the node in progress finishes
+    and is checkpointed, the next one raises :class:`~imagerepainter.errors.IncompleteRunError`
+    instead of starting (``Repainter.stream(stop=...)``)."""
+
+
+class AdmittedReference(NamedTuple):
+    """A run's reference once read, checked and stored (``Repainter.admit_reference``)."""
+
+    ref: ImageRef
+    """The reference in the image store."""
+    config: RepainterConfig
+    """The run's settings, sized to the reference."""
+    notes: list[str]
+    """What was changed on the user's behalf, in words (the result's ``notes``)."""
+
+
+class Admit(Protocol):
+    """Reads a reference given in the graph's input (a path, bytes, a PIL image, a data URL), checks
+    it as a run's input, and puts it in the image store on behalf of ``owner``
+    (``Repainter.admit_reference``)."""
+
+    def __call__(
+        self, reference: Any, cfg: RepainterConfig, *, prompt: str | None, owner: str | None
+    ) -> AdmittedReference: ...
+
+
+def _reference(state: RepaintState) -> ImageRef:
+    """The run's reference, an image ref once ``start`` has run (it stores one given otherwise)."""
+    return cast(ImageRef, state["reference"])
 
 
 def _emit(event: dict[str, Any]) -> None:
@@ -155,6 +192,7 @@ def _timed(name: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[...,
 
     def wrap(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
         def node(self: LoopNodes, state: RepaintState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+            _check_stop(runtime, name)
             start = time.perf_counter()
             run_id = state.get("run_id") or uuid.uuid4().hex  # fixed by start, the first node
             step = _Step(self._config(state, runtime), RunHistory(self._history_store(runtime), run_id))
@@ -169,6 +207,24 @@ def _timed(name: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[...,
         return node
 
     return wrap
+
+
+def _check_stop(runtime: Runtime[RunContext] | None, node: str) -> None:
+    """Refuse to start ``node`` once the run was asked to stop (:attr:`RunContext.stop`).
+
+    Raising here, before the node does anything, ends the graph through LangGraph's own error
+    path, at a step boundary: no step is abandoned half-way, so nothing is torn down under a
+    running task, and a resume starts exactly this node.
+    """
+    context = getattr(runtime, "context", None)
+    stop = getattr(context, "stop", None)
+    if stop is not None and stop.is_set():
+        thread_id = _thread_id() or "?"
+        raise IncompleteRunError(
+            f"The run in thread {thread_id!r} was stopped before its {node} step; "
+            f"Repainter.resume({thread_id!r}) continues it.",
+            thread_id=thread_id,
+        )
 
 
 def _dump(cfg: RepainterConfig) -> dict[str, Any]:
@@ -373,8 +429,11 @@ class LoopNodes:
         store: ImageStore,
         config: RepainterConfig,
         history: BaseStore | None = None,
+        admit: Admit | None = None,
     ) -> None:
         self.mllm, self.t2i, self.scorer, self.store, self.config = mllm, t2i, scorer, store, config
+        self.admit = admit
+        """Reads a reference that the graph's input gives as other than an image ref (``None``: refuse it)."""
         self.history = history if history is not None else InMemoryStore()
         """Where run histories go when the graph runs without a LangGraph store of its own."""
         self._pool = _Workers(config.max_concurrency)
@@ -447,12 +506,31 @@ class LoopNodes:
 
     # ------------------------------------------------------------------ nodes
 
+    def _admitted(self, state: RepaintState, cfg: RepainterConfig) -> AdmittedReference | None:
+        """The run's reference read, checked and stored, with its settings sized to it, when the input
+        gives it other than as an image ref (else ``None``). A parent graph may give it as
+        :meth:`Repainter.run <imagerepainter.Repainter.run>` takes it (a path, bytes, a PIL image) or
+        as a data URL: it is admitted here, before any model call, as ``Repainter.run`` admits it."""
+        reference: Any = state.get("reference")
+        if is_image_ref(reference):
+            return None
+        if self.admit is None or reference is None:
+            raise ConfigurationError(
+                "The graph's input needs 'reference': an image ref from rp.store.put(image), or (in a graph from "
+                "Repainter.as_graph()) a file path, image bytes, a PIL image or a data URL; got "
+                f"{type(reference).__name__}."
+            )
+        return self.admit(reference, cfg, prompt=state.get("prompt"), owner=_thread_id())
+
     @_timed("start")
     def start(self, state: RepaintState, step: _Step) -> dict[str, Any]:
-        """Fix the run's id and record its settings (for a resume in a new process); start from a given prompt."""
+        """Fix the run's id and record its settings (for a resume in a new process); start from a given
+        prompt. A reference given as a path, bytes, an image or a data URL is read and stored first."""
+        admitted = self._admitted(state, step.config)
+        reference, cfg = (_reference(state), step.config) if admitted is None else admitted[:2]
         update: dict[str, Any] = {
             "run_id": step.history.run_id,
-            "config": _dump(step.config),
+            "config": _dump(cfg),
             "round": 0,
             "round_prompts": [],
             "pending": [],
@@ -460,6 +538,8 @@ class LoopNodes:
             "round_best": None,
             "best_scores": [],
         }
+        if admitted is not None:  # the state holds the ref from now on, and what sizing changed
+            update |= {"reference": admitted.ref, **({"notes": admitted.notes} if admitted.notes else {})}
         if state.get("prompt"):  # a given prompt, perhaps with the tree it came from (Repainter.describe)
             step.history.put_understanding(state.get("understanding"))
             update |= {"initial_prompt": state["prompt"], "understanding": None}
@@ -470,7 +550,7 @@ class LoopNodes:
             what = f"The scorer {self.scorer.name} could not load"
             with backend_errors(BackendError, what, self.scorer.name, node="start", round=0, call="load scorer"):
                 load()
-        self.prepared_reference(state["reference"])
+        self.prepared_reference(reference)
         return update
 
     @_timed("describe")
@@ -478,7 +558,7 @@ class LoopNodes:
         """Build the Image Understanding Tree (independent calls concurrently), then the first prompt."""
         cfg = step.config
         calls = _Calls(self.mllm, self._pool, "describe", 0, cfg, step.history)
-        tree, prompt = self.understand(self._mllm_view(state["reference"], cfg.mllm_image_max_side), cfg, calls)
+        tree, prompt = self.understand(self._mllm_view(_reference(state), cfg.mllm_image_max_side), cfg, calls)
         step.history.put_understanding(dict(tree))
         return {"prompt": prompt, "initial_prompt": prompt, **calls.record(step.history)}
 
@@ -637,7 +717,7 @@ class LoopNodes:
         with backend_errors(
             BackendError, what, self.scorer.name, node="score", round=round_index, call="prepare reference"
         ):
-            prepared = self.prepared_reference(state["reference"]).result()
+            prepared = self.prepared_reference(_reference(state)).result()
         pending = [CandidateRecord(**c) for c in state["pending"]]
         live = [c for c in pending if not c["blocked"]]
         if live:
@@ -777,7 +857,7 @@ class LoopNodes:
         if cand is None:  # every candidate blocked: nothing to look at, rephrase and try again
             return {"round_prompts": []}
         images = (
-            self._mllm_view(state["reference"], cfg.mllm_image_max_side),
+            self._mllm_view(_reference(state), cfg.mllm_image_max_side),
             self._mllm_view(cand["image"], cfg.mllm_image_max_side),
         )
         past = self._history(state, step.history, cand) if cfg.critique_history else []

@@ -19,9 +19,10 @@ import contextlib
 import os
 import threading
 import uuid
-from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from functools import partial
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from langgraph.types import Command
 from PIL import Image
@@ -34,8 +35,9 @@ from .convergence import check_budgets
 from .errors import BackendError, CapabilityError, ConfigurationError, IncompleteRunError, ThreadInUseError
 from .graph import build_graph, recursion_limit
 from .history import History, RunHistory
+from .image_sources import ImageSourcePolicy, read_source
 from .images import ORIGINAL_INFO, ImageInput, ImageRef, ImageStore, MemoryImageStore, load_image, put_image
-from .nodes import RunContext, backend_errors, config_from_state, remember_config
+from .nodes import AdmittedReference, RunContext, backend_errors, config_from_state, remember_config
 from .progress import progress_display
 from .prompts import PROMPT_VERSION
 from .results import Description, RepaintResult
@@ -49,6 +51,9 @@ if TYPE_CHECKING:
 __all__ = ["RepaintEvent", "Repainter", "ThreadStatus"]
 
 _PER_REPAINTER = ("preset",)
+GRAPH_SOURCES = ImageSourcePolicy(roots=None, allow_urls=False, owner="graph")
+"""What :meth:`Repainter.as_graph` reads when a parent passes the reference as text: any path (as
+:meth:`Repainter.run` does) or a data URL; no downloads."""
 _MAX_ROUNDS = RepainterConfig.model_fields["max_rounds"].metadata[-1].le
 """Settings chosen when a Repainter is built, not per run."""
 
@@ -237,7 +242,13 @@ class Repainter:
             history = InMemoryStore()
         self.history = history
         self._builder, self._nodes = build_graph(
-            mllm=self.mllm, t2i=self.t2i, scorer=self.scorer, store=self.store, config=self.config, history=history
+            mllm=self.mllm,
+            t2i=self.t2i,
+            scorer=self.scorer,
+            store=self.store,
+            config=self.config,
+            history=history,
+            admit=partial(self.admit_reference, policy=GRAPH_SOURCES),
         )
         self._graph: Any = self._builder.compile(checkpointer=checkpointer, store=history, name=name)
 
@@ -261,9 +272,12 @@ class Repainter:
     def as_graph(self, *, own_checkpointer: bool = True) -> Any:
         """The compiled LangGraph graph (input ``RepaintInput``, output ``RepaintOutput``).
 
-        Add it to a parent graph as a node, or drive it yourself. Its state holds image refs
-        into :attr:`store`: put the reference there first (``rp.store.put(image)``). A parent
-        graph compiled with a checkpointer lends it to this subgraph, so both persist together.
+        Add it to a parent graph as a node, or drive it yourself. The input's ``reference`` is
+        what :meth:`run` takes (a path, image bytes, a PIL image), a ``data:`` URL, or an image ref
+        already in :attr:`store` (``rp.store.put(image)``): the first node reads and checks it
+        (:meth:`admit_reference`) and puts it in the store before any model call, and the state
+        then holds only the ref. A parent graph compiled with a checkpointer lends it to this
+        subgraph, so both persist together (a PIL image cannot be checkpointed: pass its bytes).
 
         Args:
             own_checkpointer: ``False`` compiles the loop with no checkpointer and no store of its
@@ -381,20 +395,18 @@ class Repainter:
                     f"description must be a Description (from Repainter.describe), not {type(description).__name__}."
                 )
             prompt = description.prompt
-        sized = size_for_reference(cfg, check_run_inputs(cfg, reference, prompt, self.t2i), self.t2i)
-        cfg, image = sized.config, sized.image
-        check_scorer_reference(self.scorer, image)
         if self._graph.get_state({"configurable": {"thread_id": thread_id}}).values:
             raise ThreadInUseError(
                 f"Thread {thread_id!r} already holds a run. Continue it with resume({thread_id!r}), or pass a new "
                 "thread_id.",
                 thread_id=thread_id,
             )
-        ref = put_image(self.store, image, owner=thread_id)
+        admitted = self.admit_reference(reference, cfg, prompt=prompt, owner=thread_id)
+        cfg = admitted.config
         # The settings go into the first checkpoint too: a resume in a new process rebuilds the context from them.
-        graph_input: dict[str, Any] = {"reference": ref, "prompt": prompt, "config": remember_config(cfg)}
-        if sized.notes:
-            graph_input["notes"] = sized.notes
+        graph_input: dict[str, Any] = {"reference": admitted.ref, "prompt": prompt, "config": remember_config(cfg)}
+        if admitted.notes:
+            graph_input["notes"] = admitted.notes
         if description is not None:
             graph_input["understanding"] = description.understanding
         run_config: RunnableConfig = {
@@ -402,6 +414,43 @@ class Repainter:
             "recursion_limit": recursion_limit(cfg),
         }
         return _Prepared(graph_input, run_config, RunContext(config=cfg))
+
+    def admit_reference(
+        self,
+        reference: Any,
+        cfg: RepainterConfig,
+        *,
+        prompt: str | None = None,
+        owner: str | None = None,
+        policy: ImageSourcePolicy | None = None,
+    ) -> AdmittedReference:
+        """Read and check a run's reference, size the run to it, and put it in :attr:`store`.
+
+        What every way of starting a run does before any model call: :meth:`run`, a parent graph that
+        gives :meth:`as_graph` a path (its ``start`` node calls this), the served graph's ``load``.
+
+        Args:
+            reference: A path, image bytes or a PIL image; with ``policy``, also a text reference
+                as :func:`~imagerepainter.image_sources.read_source` reads it (a data URL; a path
+                only inside the policy's folders).
+            cfg: The run's settings (:meth:`config_for`).
+            prompt: The run's starting prompt, if any (checked here too).
+            owner: The run's thread, which owns the image in the default in-memory store.
+            policy: Which text references are accepted (``None``: as :meth:`run` reads them).
+
+        Returns:
+            The reference's ref in :attr:`store`, the run's settings sized to it
+            (:func:`size_for_reference`), and what was changed on the user's behalf, in words.
+
+        Raises:
+            InvalidImageError: the reference is unusable or not allowed.
+            ConfigurationError: the prompt, budgets, generation settings or scorer cannot work with it.
+        """
+        if policy is not None and isinstance(reference, (str, os.PathLike)):
+            reference = read_source(os.fspath(reference), policy)
+        sized = size_for_reference(cfg, check_run_inputs(cfg, reference, prompt, self.t2i), self.t2i)
+        check_scorer_reference(self.scorer, sized.image)
+        return AdmittedReference(put_image(self.store, sized.image, owner=owner), sized.config, sized.notes)
 
     def describe(self, reference: ImageInput, **overrides: Any) -> Description:
         """Run only the Image Understanding stage: the tree of ``reference`` and the prompt from it.
@@ -532,22 +581,31 @@ class Repainter:
         prompt: str | None = None,
         description: Description | None = None,
         thread_id: str | None = None,
+        stop: threading.Event | None = None,
         **overrides: Any,
     ) -> Generator[RepaintEvent, None, None]:
         """Run and yield :class:`RepaintEvent` s as the loop goes; the last one carries the result.
 
         The stream holds its thread until it ends or is closed. To stop early and resume later,
-        close it (``events.close()``) before calling :meth:`resume` with the same thread. A run
-        under review ends its stream with a ``"review"`` event when it pauses for a person.
+        close it (``events.close()``) before calling :meth:`resume` with the same thread, or (from
+        another thread) set ``stop``: the step in progress finishes and is checkpointed, and the
+        stream raises :class:`~imagerepainter.errors.IncompleteRunError` instead of starting the
+        next one, so the graph ends on its own terms, between steps. A run under review ends its
+        stream with a ``"review"`` event when it pauses for a person.
         """
         with self._claim(thread_id) as claimed:
-            yield from self._events(self._prepare(reference, prompt, claimed, overrides, description))
+            run = self._prepare(reference, prompt, claimed, overrides, description)
+            yield from self._events(_stoppable(run, stop))
 
     def stream_resume(
-        self, thread_id: str, *, review: ReviewAnswer | dict[str, Any] | str | None = None
+        self,
+        thread_id: str,
+        *,
+        review: ReviewAnswer | dict[str, Any] | str | None = None,
+        stop: threading.Event | None = None,
     ) -> Generator[RepaintEvent, None, None]:
         """Like :meth:`resume`, yielding :class:`RepaintEvent` s; the last one carries the result (or,
-        at the next pause for review, is a ``"review"`` event)."""
+        at the next pause for review, is a ``"review"`` event). ``stop`` as in :meth:`stream`."""
         with self._claim(thread_id):
             prepared = self._resume_config(thread_id)
             answer = self._review_answer(thread_id, prepared, review)
@@ -555,7 +613,7 @@ class Repainter:
                 self._recover_cancelled_step(prepared.run_config)
             else:
                 prepared = _Prepared(answer, prepared.run_config, prepared.context)
-            yield from self._events(prepared)
+            yield from self._events(_stoppable(prepared, stop))
 
     def _events(self, run: _Prepared) -> Iterator[RepaintEvent]:
         try:
@@ -650,41 +708,99 @@ class Repainter:
             if len(ran) == 1:
                 self._graph.update_state(run_config, None, as_node=ran[0])
 
+    @overload
     async def abatch(
-        self, references: Sequence[ImageInput], *, max_concurrency: int = 4, **overrides: Any
-    ) -> list[RepaintResult]:
+        self,
+        references: Iterable[ImageInput],
+        *,
+        max_concurrency: int = ...,
+        return_exceptions: Literal[False] = ...,
+        **overrides: Any,
+    ) -> list[RepaintResult]: ...
+    @overload
+    async def abatch(
+        self,
+        references: Iterable[ImageInput],
+        *,
+        max_concurrency: int = ...,
+        return_exceptions: Literal[True],
+        **overrides: Any,
+    ) -> list[RepaintResult | Exception]: ...
+    async def abatch(
+        self,
+        references: Iterable[ImageInput],
+        *,
+        max_concurrency: int = 4,
+        return_exceptions: bool = False,
+        **overrides: Any,
+    ) -> list[RepaintResult] | list[RepaintResult | Exception]:
         """Regenerate several references, at most ``max_concurrency`` at a time; results in order.
 
         The runs share this Repainter's loaded models (each is loaded once) and give the same
         results as running them one by one, since every run's seeds come from its own settings.
-        A run that fails raises its error after the others have finished. The runs show no progress bar.
+        The runs show no progress bar. As in LangChain's ``batch``, ``return_exceptions=True``
+        returns each failed run's exception in its place, next to the others' results. Without
+        it, every run still goes to its end, then a :class:`~imagerepainter.errors.BatchError`
+        names the references that failed and keeps every outcome in ``error.results``.
 
         Example:
             >>> import asyncio
             >>> from imagerepainter.sandbox import random_scene, render_scene
             >>> rp = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox", max_rounds=2)
-            >>> results = asyncio.run(rp.abatch([render_scene(random_scene(i)) for i in range(3)]))
-            >>> len(results), all(r.finished for r in results)
-            (3, True)
+            >>> references = [render_scene(random_scene(0)), "missing.png"]
+            >>> results = asyncio.run(rp.abatch(references, return_exceptions=True))
+            >>> results[0].finished, type(results[1]).__name__
+            (True, 'InvalidImageError')
+
+        Raises:
+            ConfigurationError: ``references`` is one reference (a path, bytes, an image) rather than
+                a list, ``max_concurrency`` is below 1, or an override is invalid (nothing ran).
+            BatchError: some runs failed and ``return_exceptions`` is off.
         """
-        if max_concurrency < 1:
-            raise ConfigurationError(f"max_concurrency must be at least 1, got {max_concurrency!r}.")
-        gate = asyncio.Semaphore(max_concurrency)
+        return await self._abatch(references, max_concurrency, return_exceptions, overrides)
+
+    async def _abatch(
+        self, references: Iterable[ImageInput], max_concurrency: int, return_exceptions: bool, overrides: dict[str, Any]
+    ) -> list[Any]:
+        from .batching import gather_runs, reference_list, settle
+
+        refs = reference_list(references)
+        self.config_for(**overrides)  # a bad setting is refused once, before any run
 
         async def one(reference: ImageInput) -> RepaintResult:
-            async with gate:
-                return await self.arun(reference, progress=False, **overrides)
+            return await self.arun(reference, progress=False, **overrides)
 
-        outcomes = await asyncio.gather(*(one(r) for r in references), return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
-        return [o for o in outcomes if isinstance(o, RepaintResult)]
+        outcomes = await gather_runs(one, refs, max_concurrency)
+        return settle(outcomes, refs, return_exceptions=return_exceptions)
 
+    @overload
     def batch(
-        self, references: Sequence[ImageInput], *, max_concurrency: int = 4, **overrides: Any
-    ) -> list[RepaintResult]:
-        """Blocking :meth:`abatch` (from code that is not already inside an event loop).
+        self,
+        references: Iterable[ImageInput],
+        *,
+        max_concurrency: int = ...,
+        return_exceptions: Literal[False] = ...,
+        **overrides: Any,
+    ) -> list[RepaintResult]: ...
+    @overload
+    def batch(
+        self,
+        references: Iterable[ImageInput],
+        *,
+        max_concurrency: int = ...,
+        return_exceptions: Literal[True],
+        **overrides: Any,
+    ) -> list[RepaintResult | Exception]: ...
+    def batch(
+        self,
+        references: Iterable[ImageInput],
+        *,
+        max_concurrency: int = 4,
+        return_exceptions: bool = False,
+        **overrides: Any,
+    ) -> list[RepaintResult] | list[RepaintResult | Exception]:
+        """Blocking :meth:`abatch` (from code that is not already inside an event loop); the same
+        arguments, results and errors.
 
         Raises:
             ConfigurationError: called inside a running event loop (a notebook, an async app):
@@ -693,7 +809,7 @@ class Repainter:
         try:
             asyncio.get_running_loop()
         except RuntimeError:  # no loop running: the usual case
-            return asyncio.run(self.abatch(references, max_concurrency=max_concurrency, **overrides))
+            return asyncio.run(self._abatch(references, max_concurrency, return_exceptions, overrides))
         raise ConfigurationError(
             "Repainter.batch() blocks, so it cannot run inside a running event loop (a notebook, an async app): "
             "use `await rp.abatch(references)` there."
@@ -939,6 +1055,14 @@ class Repainter:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _stoppable(run: _Prepared, stop: threading.Event | None) -> _Prepared:
+    """``run`` with ``stop`` in its context, so its nodes refuse to start once it is set. A resume
+    whose settings are still only in its pending input has no context yet: it runs to its end."""
+    if stop is None or run.context is None:
+        return run
+    return replace(run, context=replace(run.context, stop=stop))
 
 
 def _images_of(result: RepaintResult) -> list[ImageRef]:

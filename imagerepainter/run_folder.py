@@ -278,8 +278,9 @@ class RunFolder:
             try:
                 yield rp
             finally:
-                rp.close()
-                store.compact()  # every image a PNG once the run stops, however it stopped
+                if not self.left_running:  # a worker left behind still uses them: the process's exit ends it
+                    rp.close()
+                    store.compact()  # every image a PNG once the run stops, however it stopped
         finally:
             if not self.left_running:  # a worker left behind may still use them; exiting closes them safely
                 history_conn.close()
@@ -434,10 +435,11 @@ class RunFolder:
                 stack.close()
                 self._remove_created(created, before)
                 raise
-            events = rp.stream(image, prompt=prompt, thread_id=thread_id)  # the Repainter holds the settings
-            try:
-                return self._drive(rp, events, record, watch)
-            except Exception:
+            stop = threading.Event()
+            try:  # the Repainter holds the settings
+                events = rp.stream(image, prompt=prompt, thread_id=thread_id, stop=stop)
+                return self._drive(rp, events, stop, record, watch)
+            except Exception:  # a failure before anything was paid for: leave nothing behind (Ctrl-C keeps it, marked)
                 if not seen_event and self._nothing_paid_for(rp, thread_id, image_sha256(image)):
                     stack.close()
                     self._remove_created(created, before)
@@ -607,13 +609,15 @@ class RunFolder:
                 self._write_record(record)
                 if on_event is not None:
                     on_event(_resumed(None, finished=False))
+                stop = threading.Event()
                 events = rp.stream(
                     reference,
                     prompt=record.get("prompt"),
                     thread_id=thread_id,
+                    stop=stop,
                     **record.get("overrides", {}),
                 )
-                return self._drive(rp, events, record, on_event)
+                return self._drive(rp, events, stop, record, on_event)
             if status == "finished":  # killed after the last checkpoint, before run.json said so
                 result = rp.result_of(thread_id)
                 self._finish(record, result, "finished")
@@ -621,12 +625,14 @@ class RunFolder:
             self._write_record(record)
             if on_event is not None:
                 on_event(_resumed(rp.result_of(thread_id), finished=False))
-            return self._drive(rp, rp.stream_resume(thread_id, review=review), record, on_event)
+            stop = threading.Event()
+            return self._drive(rp, rp.stream_resume(thread_id, review=review, stop=stop), stop, record, on_event)
 
     def _drive(
         self,
         rp: Repainter,
         events: Iterator[RepaintEvent],
+        stop: threading.Event,
         record: dict[str, Any],
         on_event: Callable[[RepaintEvent], None] | None,
     ) -> RepaintResult:
@@ -635,33 +641,36 @@ class RunFolder:
         The events are produced in a worker thread, one at a time: the worker waits until this
         thread has handled an event before producing the next, so the run is paused exactly as
         when iterating in place. This thread only waits (with a timeout, so Ctrl-C and SIGTERM
-        reach it at once, even while a model request hangs). On an interrupt the worker is told
-        to close the stream; if it is stuck in a backend call it is left behind (a daemon) after
-        ``_STOP_GRACE_S``, and :attr:`left_running` says so. The folder is marked either way:
-        every checkpoint is written atomically, so the last one is always whole.
+        reach it at once, even while a model request hangs).
+
+        Stopping is ordered. On an interrupt this thread sets ``stop`` (the stream's, see
+        :meth:`Repainter.stream`): the step in progress finishes and is checkpointed, the graph
+        refuses to start the next one and ends through LangGraph's own error path, and the
+        worker ends with it; the stream is never torn down under a running step. When the worker
+        ends within ``_STOP_GRACE_S``, the backends, the image store and the databases are
+        closed after it, in that order. When it is stuck in a backend call it is left behind (a
+        daemon) with all of them open, and :attr:`left_running` says so. The folder is marked
+        either way: every checkpoint is written atomically, so the last one is always whole.
         """
         thread_id = record["thread_id"]
         round_closed = False
         produced: queue.Queue[tuple[str, Any]] = queue.Queue()
-        handled, stop = threading.Semaphore(0), threading.Event()
+        handled = threading.Semaphore(0)
 
         def produce() -> None:
             try:
                 for event in events:
+                    if stop.is_set():  # nobody handles it: the graph stops before its next step
+                        continue
                     produced.put(("event", event))
                     handled.acquire()
-                    if stop.is_set():
-                        break
-                close = getattr(events, "close", None)  # a generator: ends the stream cleanly when stopped early
-                if close is not None:
-                    close()
                 produced.put(("end", None))
             except BaseException as exc:  # handed to the waiting thread, which raises it
                 produced.put(("error", exc))
 
         worker = threading.Thread(target=produce, name=f"imagerepainter-run-{thread_id[:8]}", daemon=True)
-        worker.start()
         try:
+            worker.start()  # inside: an interrupt as it starts still stops it before the folder closes
             while True:
                 try:
                     kind, item = produced.get(timeout=0.2)
@@ -702,10 +711,10 @@ class RunFolder:
             stop.set()
 
     def _stop(self, worker: threading.Thread, stop: threading.Event, handled: threading.Semaphore) -> None:
-        """Ask the worker to close the stream and wait a little; note it when it is stuck in a call."""
-        stop.set()
-        handled.release()  # in case it waits for the event this thread did not finish handling
-        with contextlib.suppress(BaseException):  # a second Ctrl-C while waiting: stop waiting
+        """Ask the run to stop before its next step and wait a little; note it when it is stuck in a call."""
+        with contextlib.suppress(BaseException):  # a second Ctrl-C while stopping: stop waiting
+            stop.set()
+            handled.release()  # in case it waits for the event this thread did not finish handling
             worker.join(_STOP_GRACE_S)
         self.left_running = worker.is_alive()
 

@@ -130,6 +130,7 @@ class _ServeState(ServeInput, ServeOutput, total=False):
 
     reference: ImageRef
     config: dict[str, Any]
+    notes: list[str]
     round: int
     best: CandidateRecord | None
     timings: dict[str, float]
@@ -229,7 +230,6 @@ def build_served_graph(repainter: Repainter, policy: ImageSourcePolicy, *, name:
     from langgraph.graph import END, START, StateGraph
 
     from .nodes import remember_config
-    from .repainter import check_run_inputs, settings_for_reference
 
     def load(state: _ServeState) -> dict[str, Any]:
         """Check everything the client sent and put the reference in the image store; nothing is called yet."""
@@ -239,10 +239,8 @@ def build_served_graph(repainter: Repainter, policy: ImageSourcePolicy, *, name:
         if not isinstance(overrides, dict):
             raise ConfigurationError(f"'overrides' must be an object of settings, not {type(overrides).__name__}.")
         cfg = repainter.config_for(**overrides)
-        prompt = state.get("prompt")
-        image = check_run_inputs(cfg, read_source(state["image"], policy), prompt)
-        cfg = settings_for_reference(cfg, image, repainter.t2i)
-        return {"reference": repainter.store.put(image), "config": remember_config(cfg)}
+        admitted = repainter.admit_reference(read_source(state["image"], policy), cfg, prompt=state.get("prompt"))
+        return {"reference": admitted.ref, "config": remember_config(admitted.config), "notes": admitted.notes}
 
     def export(state: _ServeState) -> dict[str, Any]:
         """The finished run for the client: JSON, with the best image as a PNG data URL."""

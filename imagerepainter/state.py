@@ -149,8 +149,11 @@ class CritiqueRecord(TypedDict):
 class RepaintInput(TypedDict):
     """What starts a run."""
 
-    reference: ImageRef
-    """The reference image, already in the Repainter's image store."""
+    reference: ImageRef | str | bytes
+    """The reference image: a ref into the Repainter's image store (``rp.store.put(image)``), or what
+    ``Repainter.run`` takes (a file path, image bytes, a PIL image) or a ``data:`` URL, which the
+    ``start`` node reads, checks and puts in the store before any model call (a bad one raises
+    ``InvalidImageError`` there). The output's ``reference`` is always the ref."""
     prompt: NotRequired[str | None]
     """Start from this prompt instead of describing the reference."""
     understanding: NotRequired[dict[str, Any] | None]
@@ -179,6 +182,8 @@ class RepaintOutput(TypedDict, total=False):
     finished: bool
     usage: Usage
     timings: dict[str, float]
+    notes: list[str]
+    """What was changed on the user's behalf (e.g. the rendered size fitted to a thin reference)."""
 
 
 class RepaintState(RepaintInput, total=False):

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from imagerepainter.sandbox import random_scene, render_scene
+from tests.signals import as_a_background_job, spawn
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,7 +67,8 @@ def _stop_after(
 ) -> tuple[int, float]:
     """Start the evaluation, send ``sig`` once ``rows`` cases are stored; its exit code and seconds to exit."""
     argv = [sys.executable, str(script), str(data), str(out), str(delay)]
-    child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE)
+    with as_a_background_job():  # as `pytest ... &` from a script starts it: the child must take Ctrl-C back
+        child = spawn(argv, env=env, stdout=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
         while len(_rows(out / "results.sqlite")) < rows:

@@ -26,6 +26,7 @@ from imagerepainter.cli import main
 from imagerepainter.errors import ConfigurationError
 from imagerepainter.run_folder import BackendSpecs, RunFolder
 from imagerepainter.sandbox import SandboxMLLM, SandboxScorer, random_scene, render_scene
+from tests.signals import spawn
 
 ROOT = Path(__file__).resolve().parents[1]
 SANDBOX = ["--mllm", "sandbox", "--t2i", "sandbox"]
@@ -324,7 +325,7 @@ sys.exit(main(sys.argv[1:]))
 def test_sigterm_marks_the_run_interrupted_and_exits_143(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     argv = [sys.executable, "-c", _SLOW_CHILD, "demo", "--seed", "3", "--out", "d", "--quiet"]
-    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    proc = spawn(argv, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while not (tmp_path / "d" / "run.json").exists() and time.monotonic() < deadline:
         time.sleep(0.02)

@@ -23,14 +23,11 @@ import pytest
 from imagerepainter.cli import main
 from imagerepainter.sandbox import random_scene, render_scene
 from imagerepainter.sandbox.server import sandbox_server
+from tests.signals import as_a_background_job, spawn
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_SETTINGS = ["--t2i", "sandbox", "--scorer", "sandbox", "--seed", "7", "--max-rounds", "2", "--quiet"]
-# A child started from a shell's background job inherits an ignored SIGINT: give it Ctrl-C back.
-_CLI_CHILD = (
-    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-    "from imagerepainter.cli import main; sys.exit(main(sys.argv[1:]))"
-)
+_CLI_CHILD = "import sys; from imagerepainter.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 class _HangingServer:
@@ -86,7 +83,8 @@ def test_a_signal_during_a_hung_request_stops_the_run_at_once_and_resume_matches
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENAI_API_KEY": "sk-test"}
     url = f"http://127.0.0.1:{hanging.port}/v1"
     argv = ["run", str(reference), "--mllm", "openai:sandbox", "--base-url", url, *RUN_SETTINGS, "--out", "d"]
-    proc = subprocess.Popen([sys.executable, "-c", _CLI_CHILD, *argv], cwd=tmp_path, env=env, stderr=subprocess.PIPE)
+    with as_a_background_job():  # a child started from a shell's background job must take Ctrl-C back itself
+        proc = spawn([sys.executable, "-c", _CLI_CHILD, *argv], cwd=tmp_path, env=env, stderr=subprocess.PIPE)
     try:
         assert hanging.accepted.wait(60), "the run never sent its request"
         time.sleep(0.3)  # the request is in flight and will never be answered
