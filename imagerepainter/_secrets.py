@@ -34,8 +34,11 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+
+from .errors import ConfigurationError
 
 __all__ = [
     "KEY_ATTRIBUTES",
@@ -45,9 +48,11 @@ __all__ = [
     "may_hold_secret",
     "redact",
     "redact_url",
+    "refuse_credentials",
     "register_model_keys",
     "register_secret",
     "shown",
+    "spec_credential",
     "url_credentials",
 ]
 
@@ -213,3 +218,45 @@ def redact(text: str) -> str:
     text = _URL.sub(lambda m: redact_url(m.group(0)), text)
     text = _BEARER.sub(r"\1***", text)
     return _KEY_PATTERN.sub(lambda m: f"{m.group(1)}-***", text)
+
+
+def spec_credential(spec: str) -> str | None:
+    """The credential a backend spec (``provider:model?k=v``) holds, in words that never repeat it,
+    or ``None``: the package's one rule for what a recorded spec must not hold.
+
+    A credential is an option named like one (``api_key``, ``token``), something shaped like a
+    key (``sk-...``) or an environment secret's value, or a URL option (``base_url``) holding a
+    user name or password (``http://user:pw@host``), a key-like query parameter (``?key=...``)
+    or a path segment shaped like a token.
+
+    Example:
+        >>> spec_credential("openai:gpt-4o?base_url=http://user:pw@host/v1")
+        'something shaped like an API key'
+        >>> spec_credential("openai:gpt-4o?api_key=abc"), spec_credential("openai:gpt-4o?temperature=0")
+        ("the option 'api_key'", None)
+    """
+    if redact(spec) != spec:
+        return "something shaped like an API key"
+    for name, value in parse_qsl(spec.strip().partition("?")[2], keep_blank_values=True):
+        if is_secret_name(name):
+            return f"the option {name!r}"
+        if found := url_credentials(value):
+            return f"{found} in its {name}"
+    return None
+
+
+def refuse_credentials(specs: Mapping[str, str], *, recorded_in: str) -> None:
+    """Refuse backend specs (by label: ``{"MLLM": "openai:gpt-4o", ...}``) that hold a credential
+    (:func:`spec_credential`), because ``recorded_in`` (e.g. ``"Run folders record the specs in
+    run.json"``) saves them. The message never repeats the value.
+
+    Raises:
+        ConfigurationError: a spec holds a credential.
+    """
+    for label, spec in specs.items():
+        if problem := spec_credential(spec):
+            raise ConfigurationError(
+                f"The {label} spec holds {problem}. {recorded_in}, so they must hold no credentials: pass the URL "
+                "without it (e.g. --base-url http://host:port/v1) and put the key in the environment "
+                "(OPENAI_API_KEY), which is sent in a request header and never saved."
+            )

@@ -34,7 +34,14 @@ from urllib.parse import quote, urlsplit
 from . import __version__
 from ._secrets import redact
 from .bench.cli import add_commands as add_bench_commands
-from .cli_settings import GENERATION_SETTINGS, LOOP_SETTINGS, add_setting_flags, int_in, setting_overrides
+from .cli_settings import (
+    GENERATION_SETTINGS,
+    LOOP_SETTINGS,
+    add_setting_flags,
+    help_formatter,
+    int_in,
+    setting_overrides,
+)
 from .config import PRESETS
 from .errors import BackendError, ConfigurationError, MissingDependencyError, RepainterError, ReviewError
 from .human.cli import add_commands as add_human_commands
@@ -46,19 +53,6 @@ if TYPE_CHECKING:
 __all__ = ["build_parser", "main", "subcommand_parsers"]
 
 EXIT_OK, EXIT_BACKEND, EXIT_USAGE, EXIT_PAUSED, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
-
-
-def _formatter(prog: str) -> argparse.HelpFormatter:
-    return _Formatter(prog, width=100)  # fixed width: docs/cli.md embeds this help
-
-
-class _Formatter(argparse.HelpFormatter):
-    """Wraps descriptions and help as usual, but keeps an epilog's lines (the examples) as written."""
-
-    def _fill_text(self, text: str, width: int, indent: str) -> str:
-        if text.startswith("examples:"):
-            return "".join(indent + line for line in text.splitlines(keepends=True))
-        return super()._fill_text(text, width, indent)
 
 
 RUN_EXAMPLES = """examples:
@@ -115,12 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (its ``--help`` is the CLI reference in docs/cli.md)."""
     parser = argparse.ArgumentParser(
         prog="imagerepainter",
-        formatter_class=_formatter,
+        formatter_class=help_formatter,
         description="Regenerate a reference image with a multimodal LLM and a text-to-image model.",
     )
     parser.add_argument("--version", action="version", version=f"imagerepainter {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add = functools.partial(sub.add_parser, formatter_class=_formatter)
+    add = functools.partial(sub.add_parser, formatter_class=help_formatter)
 
     run = add(
         "run",
@@ -205,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int_in(0, 65535), default=8765, help=port_help)
     _COMMANDS.update(add_bench_commands(sub))  # eval, leaderboard (imagerepainter.bench.cli)
     # judge, judgments, agreement (imagerepainter.human.cli)
-    _COMMANDS.update(add_human_commands(sub, formatter_class=_formatter))
+    _COMMANDS.update(add_human_commands(sub, formatter_class=help_formatter))
     return parser
 
 

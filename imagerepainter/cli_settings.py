@@ -31,12 +31,42 @@ from pydantic.fields import FieldInfo
 
 from .config import PRESETS, GenerationConfig, RepainterConfig
 
-__all__ = ["GENERATION_SETTINGS", "LOOP_SETTINGS", "add_setting_flags", "choice_list", "int_in", "setting_overrides"]
+__all__ = [
+    "GENERATION_SETTINGS",
+    "LOOP_SETTINGS",
+    "HelpFormatter",
+    "add_setting_flags",
+    "choice_list",
+    "help_formatter",
+    "int_in",
+    "setting_overrides",
+]
 
 LOOP_SETTINGS = ("max_rounds", "variants", "seed", "target_score", "review")
 """Loop settings that ``run`` and ``demo`` take as flags."""
 GENERATION_SETTINGS = tuple(GenerationConfig.model_fields)
 """Every generation setting is a flag of ``run`` and ``demo``."""
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Wraps descriptions and help as usual, but keeps an epilog's lines (the examples) as written.
+
+    Every command of the package uses it (through :func:`help_formatter`), so ``imagerepainter``,
+    ``imagerepainter eval`` and the judging commands share one help layout.
+    """
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("examples:"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+def help_formatter(prog: str) -> argparse.HelpFormatter:
+    """The help layout of every command: :class:`HelpFormatter` at a fixed width of 100 columns
+    (``docs/cli.md`` embeds this help, so it must not depend on the terminal); pass it as an
+    ``argparse`` parser's ``formatter_class``."""
+    return HelpFormatter(prog, width=100)
+
 
 PARSER_CHECKED = frozenset({"seed", "max_reference_pixels"})
 """Settings whose range the parser checks (a usage error naming the flag); the config checks the others'."""

@@ -24,13 +24,15 @@ Example:
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ._memo import LRU
 from .errors import ConfigurationError, close_names, did_you_mean
 
-__all__ = ["GenerationConfig", "PresetName", "RepainterConfig", "PRESETS"]
+__all__ = ["GenerationConfig", "PresetName", "RepainterConfig", "PRESETS", "recorded_config", "remember_config"]
 
 PresetName = Literal["default", "paper"]
 
@@ -257,3 +259,23 @@ PRESETS: dict[str, RepainterConfig] = {
     ),
 }
 """The named presets; ``RepainterConfig.from_preset(name)`` returns a copy with overrides."""
+
+
+_KNOWN = LRU[str, RepainterConfig](64)
+"""Settings this process validated, by their JSON dump: a run's nodes read them back from the state."""
+
+
+def remember_config(cfg: RepainterConfig) -> dict[str, Any]:
+    """Record an already validated config so :func:`recorded_config` returns it as is; return its dump
+    (what a run records in its state, ``state["config"]``)."""
+    dumped = cfg.model_dump(mode="json")
+    _KNOWN.put(json.dumps(dumped, sort_keys=True), cfg)
+    return dumped
+
+
+def recorded_config(dumped: dict[str, Any]) -> RepainterConfig:
+    """The settings ``dumped`` records: validated at most once per distinct value in a process, and
+    not at all when this process remembered them (:func:`remember_config`)."""
+    key = json.dumps(dumped, sort_keys=True)
+    known = _KNOWN.get(key)
+    return known if known is not None else _KNOWN.put(key, RepainterConfig.model_validate_json(key))

@@ -137,7 +137,7 @@ def build_graph(
 def _recorded(nodes: LoopNodes, state: dict[str, Any]) -> RepainterConfig:
     """The run's settings as routing reads them: recorded in the state (no runtime: LangGraph also
     routes in ``update_state``, without context)."""
-    return nodes._config(state, None)  # type: ignore[arg-type]
+    return nodes.settings(state)  # type: ignore[arg-type]
 
 
 def _to_round(nodes: LoopNodes, state: dict[str, Any]) -> str:

@@ -12,20 +12,15 @@ per round and per node, so ``Repainter.stream`` works the same way inside a pare
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-import hashlib
 import inspect
-import json
 import math
 import threading
 import time
 import uuid
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol, TypedDict, TypeVar, cast
+from typing import Any, NamedTuple, Protocol, cast
 
 from langgraph.runtime import Runtime
 from langgraph.store.base import BaseStore
@@ -35,7 +30,9 @@ from PIL import Image
 from pydantic import BaseModel
 
 from . import prompts, schemas
-from .backends.base import MLLM, GeneratedImage, GenerationRequest, MLLMMessage, Scorer, TextToImage, batches
+from ._memo import LRU
+from .backends.base import MLLM, GeneratedImage, GenerationRequest, Scorer, TextToImage, batches
+from .calls import Job, MLLMCalls, Where, Workers, backend_errors, current_thread_id, emit
 from .config import RepainterConfig
 from .convergence import Progress, decide_stop, mllm_calls_per_round, round_size, stop_after_critique
 from .errors import (
@@ -43,10 +40,8 @@ from .errors import (
     ConfigurationError,
     GenerationError,
     IncompleteRunError,
-    MLLMError,
-    RepainterError,
 )
-from .history import FailedCall, RunHistory
+from .history import RunHistory
 from .images import ImageRef, ImageStore, is_image_ref, put_image, shrink
 from .review import (
     ANSWER_SCHEMA,
@@ -60,13 +55,11 @@ from .review import (
 )
 from .routing import clean_variants, round_prompts, seed_for
 from .selection import best_index, better
-from .sizing import repair_recorded_size
-from .state import CallRecord, CandidateRecord, CritiqueRecord, RepaintOutput, RepaintState, RoundRecord, Usage
+from .sizing import config_from_state
+from .state import CandidateRecord, CritiqueRecord, RepaintOutput, RepaintState, RoundRecord
 from .understanding import UnderstandingTree, assemble_prompt
 
 __all__ = ["Admit", "AdmittedReference", "LoopNodes", "RunContext"]
-
-SchemaT = TypeVar("SchemaT", bound=BaseModel)
 
 _INTERRUPT_TAKES_SCHEMA = "response_schema" in inspect.signature(interrupt).parameters
 """Recent LangGraph versions show clients the JSON Schema of the answer an interrupt expects."""
@@ -121,64 +114,6 @@ def _reference(state: RepaintState) -> ImageRef:
     return cast(ImageRef, state["reference"])
 
 
-def _emit(event: dict[str, Any]) -> None:
-    """Send a progress event to LangGraph's custom stream, when there is one."""
-    try:
-        from langgraph.config import get_stream_writer
-
-        get_stream_writer()(event)
-    except (RuntimeError, ImportError):  # called outside a graph run
-        pass
-
-
-def _thread_id() -> str | None:
-    """The checkpoint thread of the run in progress: the owner of the images it puts in the store."""
-    try:
-        from langgraph.config import get_config
-
-        thread_id = get_config().get("configurable", {}).get("thread_id")
-    except RuntimeError:  # called outside a graph run
-        return None
-    return None if thread_id is None else str(thread_id)
-
-
-class _Where(TypedDict):
-    """Where in the loop a backend call happens (the keywords of :func:`backend_errors`)."""
-
-    node: str
-    round: int
-    call: str
-
-
-@contextlib.contextmanager
-def backend_errors(
-    error: type[BackendError],
-    what: str,
-    backend: str,
-    *,
-    node: str | None = None,
-    round: int = 0,
-    call: str = "",
-) -> Iterator[None]:
-    """Turn a backend's own exception into ``error`` (kept as its cause); ours pass through.
-
-    So every failure reaches the caller as a :class:`BackendError`, which ``Repainter`` annotates
-    with the thread id and the work already done. Given a ``node``, every backend error leaving
-    the block says where it happened: ``node``, ``round`` and ``call`` (see :meth:`BackendError.at`).
-    """
-    try:
-        yield
-    except BackendError as exc:
-        if node is not None:
-            exc.at(node, round, call)
-        raise
-    except RepainterError:
-        raise
-    except Exception as exc:
-        wrapped = error(f"{what}: {type(exc).__name__}: {exc}", backend=backend)
-        raise (wrapped if node is None else wrapped.at(node, round, call)) from exc
-
-
 @dataclass(frozen=True)
 class _Step:
     """What a node needs besides the state: the run's settings and its history."""
@@ -199,7 +134,7 @@ def _timed(name: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[...,
             update = fn(self, state, step)
             seconds = time.perf_counter() - start
             update["timings"] = {name: seconds}
-            _emit({"event": "node", "node": name, "round": state.get("round", 0) + 1, "seconds": seconds})
+            emit({"event": "node", "node": name, "round": state.get("round", 0) + 1, "seconds": seconds})
             return update
 
         node.__name__ = node.__qualname__ = name
@@ -219,202 +154,12 @@ def _check_stop(runtime: Runtime[RunContext] | None, node: str) -> None:
     context = getattr(runtime, "context", None)
     stop = getattr(context, "stop", None)
     if stop is not None and stop.is_set():
-        thread_id = _thread_id() or "?"
+        thread_id = current_thread_id() or "?"
         raise IncompleteRunError(
             f"The run in thread {thread_id!r} was stopped before its {node} step; "
             f"Repainter.resume({thread_id!r}) continues it.",
             thread_id=thread_id,
         )
-
-
-def _dump(cfg: RepainterConfig) -> dict[str, Any]:
-    return cfg.model_dump(mode="json")
-
-
-_KNOWN_CONFIGS: OrderedDict[str, RepainterConfig] = OrderedDict()
-_KNOWN_LOCK = threading.Lock()
-
-
-def _config_key(dumped: dict[str, Any]) -> str:
-    return json.dumps(dumped, sort_keys=True)
-
-
-def remember_config(cfg: RepainterConfig) -> dict[str, Any]:
-    """Record an already validated config so :func:`config_from_state` returns it as is; return its dump."""
-    dumped = _dump(cfg)
-    with _KNOWN_LOCK:
-        _KNOWN_CONFIGS[_config_key(dumped)] = cfg
-        while len(_KNOWN_CONFIGS) > 64:
-            _KNOWN_CONFIGS.popitem(last=False)
-    return dumped
-
-
-def config_from_state(dumped: dict[str, Any]) -> RepainterConfig:
-    """The settings a state recorded (``state["config"]``): validated at most once per distinct value
-    in a process, and not at all when this process prepared the run. A generation size recorded
-    outside the settings' limits (by a version before sizes were clamped) is brought within them
-    (:func:`~imagerepainter.sizing.repair_recorded_size`), so such runs resume."""
-    key = _config_key(repair_recorded_size(dumped))  # a size an older version recorded outside the limits
-    with _KNOWN_LOCK:
-        known = _KNOWN_CONFIGS.get(key)
-    if known is not None:
-        return known
-    cfg = RepainterConfig.model_validate_json(key)
-    with _KNOWN_LOCK:
-        _KNOWN_CONFIGS[key] = cfg
-        while len(_KNOWN_CONFIGS) > 64:
-            _KNOWN_CONFIGS.popitem(last=False)
-    return cfg
-
-
-_Job = tuple[type[BaseModel], str, Sequence[Image.Image], dict[str, Any]]
-"""One request of ``ask_many``: schema, instruction, images and the task data (``MLLMMessage.task``)."""
-
-
-class _Workers:
-    """The nodes' worker threads: a thread pool made when work arrives, and let go by :meth:`idle`.
-
-    ``Repainter`` calls :meth:`idle` when its last running run ends, so no thread outlives the
-    work (a Repainter built per run leaves none behind, even before garbage collection); the
-    next task starts a fresh pool. Work already submitted still finishes.
-    """
-
-    def __init__(self, max_workers: int) -> None:
-        self.max_workers = max_workers
-        self._pool: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="imagerepainter")
-            return self._pool.submit(fn, *args)
-
-    def idle(self, *, cancel: bool = False) -> None:
-        """Let the threads end once their work is done (``cancel``: drop work not started yet)."""
-        with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=cancel)
-
-
-class _Calls:
-    """Runs MLLM requests (concurrently where independent) and tallies their usage.
-
-    Given the run's ``history``, each answer is recorded there as it arrives, and a node run again
-    (after a sibling call failed, or a crash) reuses it instead of asking again; a call that
-    fails records what it cost, which the run's ``usage`` counts (:meth:`History.failed_usage`).
-    """
-
-    def __init__(
-        self,
-        mllm: MLLM,
-        pool: _Workers,
-        node: str,
-        round_index: int,
-        cfg: RepainterConfig,
-        history: RunHistory | None = None,
-    ) -> None:
-        self.mllm, self.pool, self.node, self.round_index = mllm, pool, node, round_index
-        self.history = history
-        self.system_prompt = cfg.system_prompt
-        self.image_format = cfg.mllm_image_format
-        self.usage: Usage = {}
-        self.log: list[CallRecord] = []
-        self._lock = threading.Lock()
-
-    def _key(self, schema: type[BaseModel], text: str, images: Sequence[Image.Image], task: object) -> str:
-        """What identifies a request within its node and round: schema, wording, task and image sizes."""
-        asked = {"schema": schema.__name__, "text": text, "task": task, "images": [im.size for im in images]}
-        return hashlib.sha256(json.dumps(asked, sort_keys=True, default=str).encode()).hexdigest()[:32]
-
-    def _tally(self, record: CallRecord) -> None:
-        with self._lock:
-            u = self.usage
-            u["mllm_calls"] = u.get("mllm_calls", 0) + 1
-            u["mllm_requests"] = u.get("mllm_requests", 0) + record["requests"]
-            u["input_tokens"] = u.get("input_tokens", 0) + record["input_tokens"]
-            u["output_tokens"] = u.get("output_tokens", 0) + record["output_tokens"]
-            self.log.append(record)
-
-    def ask(
-        self, schema: type[SchemaT], text: str, images: Sequence[Image.Image] = (), task: dict[str, Any] | None = None
-    ) -> SchemaT:
-        key = self._key(schema, text, images, task) if self.history is not None else ""
-        if self.history is not None:
-            known = self.history.get_answer(self.node, self.round_index, key)
-            if known is not None:  # answered before this node was run again: paid once, counted once
-                record, value = known
-                answer = schema.model_validate(value)
-                self._tally(record)
-                self._announce(schema, 0.0, reused=True)
-                return answer
-        messages = [MLLMMessage(text=text, images=tuple(images), task=task, image_format=self.image_format)]
-        if self.system_prompt:
-            messages.insert(0, MLLMMessage(role="system", text=prompts.SYSTEM))
-        start = time.perf_counter()
-        where: _Where = {"node": self.node, "round": self.round_index, "call": schema.__name__}
-        try:
-            with backend_errors(MLLMError, f"{self.mllm.name} failed", self.mllm.name, **where):
-                reply = self.mllm.structured(messages, schema)
-        except MLLMError as exc:
-            if self.history is not None and (exc.requests or exc.input_tokens or exc.output_tokens):
-                self.history.put_failed(
-                    FailedCall(
-                        node=self.node,
-                        round=self.round_index,
-                        schema=schema.__name__,
-                        requests=exc.requests,
-                        input_tokens=exc.input_tokens,
-                        output_tokens=exc.output_tokens,
-                    )
-                )
-            raise
-        seconds = time.perf_counter() - start
-        record = CallRecord(
-            node=self.node,
-            round=self.round_index,
-            schema=schema.__name__,
-            images=len(images),
-            requests=reply.requests,
-            input_tokens=reply.usage.input_tokens,
-            output_tokens=reply.usage.output_tokens,
-            seconds=round(seconds, 6),
-        )
-        if self.history is not None:
-            self.history.put_answer(record, key, reply.value.model_dump(mode="json"))
-        self._tally(record)
-        self._announce(schema, seconds)
-        return reply.value
-
-    def _announce(self, schema: type[BaseModel], seconds: float, *, reused: bool = False) -> None:
-        """The ``call`` progress event of an answered call (``reused``: answered before this node ran again)."""
-        event = {"event": "call", "node": self.node, "round": self.round_index, "call": schema.__name__}
-        _emit(event | {"seconds": round(seconds, 3)} | ({"reused": True} if reused else {}))
-
-    def record(self, history: RunHistory) -> dict[str, Any]:
-        """Write the call log to the run's history; return the usage to merge into the state."""
-        history.put_calls(self.node, self.round_index, self.log)
-        return {"usage": self.usage}
-
-    def ask_many(self, jobs: Sequence[_Job]) -> list[Any]:
-        """Ask independent questions concurrently; results in the order of ``jobs``."""
-        return self.gather(self.submit(jobs))
-
-    def submit(self, jobs: Sequence[_Job]) -> list[Future[Any]]:
-        """Start asking ``jobs`` concurrently; :meth:`gather` their answers."""
-        # each worker runs in a copy of this context, so its progress events reach the graph's stream
-        return [
-            self.pool.submit(contextvars.copy_context().run, self.ask, schema, text, images, task)
-            for schema, text, images, task in jobs
-        ]
-
-    @staticmethod
-    def gather(futures: Sequence[Future[Any]]) -> list[Any]:
-        """The answers of ``futures`` in order, once all have ended: when one fails, its siblings
-        still finish (and are recorded) before the error stops the node."""
-        wait(futures)
-        return [f.result() for f in futures]
 
 
 class LoopNodes:
@@ -436,13 +181,18 @@ class LoopNodes:
         """Reads a reference that the graph's input gives as other than an image ref (``None``: refuse it)."""
         self.history = history if history is not None else InMemoryStore()
         """Where run histories go when the graph runs without a LangGraph store of its own."""
-        self._pool = _Workers(config.max_concurrency)
-        self._prepared: OrderedDict[str, Future[Any]] = OrderedDict()
-        self._prepared_lock = threading.Lock()
-        self._views: OrderedDict[tuple[str, int], Future[Image.Image]] = OrderedDict()
-        self._views_lock = threading.Lock()
+        self.pool = Workers(config.max_concurrency)
+        """The worker threads of the nodes' concurrent calls and background preparation."""
+        self._prepared = LRU[str, Future[Any]](32)
+        self._views = LRU[tuple[str, int], Future[Image.Image]](16)
 
     # ------------------------------------------------------------------ helpers
+
+    def settings(self, state: RepaintState) -> RepainterConfig:
+        """The run's settings as the routing reads them: recorded in the state, or before they are
+        recorded, the base settings refined by the input's ``overrides`` (LangGraph also routes in
+        ``update_state``, without a runtime context)."""
+        return self._config(state, None)
 
     def _config(self, state: RepaintState, runtime: Runtime[RunContext] | None) -> RepainterConfig:
         """The run's settings: from the runtime context (``Repainter`` validated them once). In a
@@ -462,18 +212,8 @@ class LoopNodes:
     def _mllm_view(self, ref: ImageRef, max_side: int) -> Image.Image:
         """The image as sent to the model, the same object for the same (image, size): its
         encoding for a request is then computed once (:func:`~imagerepainter.images.to_data_url`)."""
-        key = (ref["sha256"], max_side)
-        with self._views_lock:
-            view = self._views.get(key)
-            compute = view is None or (view.done() and view.exception() is not None)
-            if compute:  # computed once, by whoever asks first (usually the background preparation)
-                view = self._views[key] = Future()
-                while len(self._views) > 16:
-                    self._views.popitem(last=False)
-            else:
-                self._views.move_to_end(key)
-        assert view is not None
-        if compute:
+        view, mine = self._views.future((ref["sha256"], max_side), Future)
+        if mine:  # computed once, by whoever asks first (usually the background preparation)
             try:
                 view.set_result(shrink(self.store.get(ref), max_side))
             except BaseException as exc:
@@ -490,19 +230,14 @@ class LoopNodes:
                 prepare([self._mllm_view(ref, cfg.mllm_image_max_side)], image_format=cfg.mllm_image_format)
 
             for ref in refs:
-                self._pool.submit(one, ref)
+                self.pool.submit(one, ref)
 
     def prepared_reference(self, ref: Any) -> Future[Any]:
         """The scorer's prepared reference, computed once per reference (in the background)."""
-        key = f"{ref['sha256']}"
-        with self._prepared_lock:
-            future = self._prepared.get(key)
-            if future is None or (future.done() and future.exception() is not None):
-                future = self._pool.submit(lambda: self.scorer.prepare(self.store.get(ref)))
-                self._prepared[key] = future
-                while len(self._prepared) > 32:
-                    self._prepared.popitem(last=False)
-            return future
+        future, _ = self._prepared.future(
+            ref["sha256"], lambda: self.pool.submit(lambda: self.scorer.prepare(self.store.get(ref)))
+        )
+        return future
 
     # ------------------------------------------------------------------ nodes
 
@@ -520,7 +255,7 @@ class LoopNodes:
                 "Repainter.as_graph()) a file path, image bytes, a PIL image or a data URL; got "
                 f"{type(reference).__name__}."
             )
-        return self.admit(reference, cfg, prompt=state.get("prompt"), owner=_thread_id())
+        return self.admit(reference, cfg, prompt=state.get("prompt"), owner=current_thread_id())
 
     @_timed("start")
     def start(self, state: RepaintState, step: _Step) -> dict[str, Any]:
@@ -530,7 +265,7 @@ class LoopNodes:
         reference, cfg = (_reference(state), step.config) if admitted is None else admitted[:2]
         update: dict[str, Any] = {
             "run_id": step.history.run_id,
-            "config": _dump(cfg),
+            "config": cfg.model_dump(mode="json"),
             "round": 0,
             "round_prompts": [],
             "pending": [],
@@ -557,12 +292,21 @@ class LoopNodes:
     def describe(self, state: RepaintState, step: _Step) -> dict[str, Any]:
         """Build the Image Understanding Tree (independent calls concurrently), then the first prompt."""
         cfg = step.config
-        calls = _Calls(self.mllm, self._pool, "describe", 0, cfg, step.history)
+        calls = MLLMCalls(self.mllm, self.pool, "describe", 0, cfg, step.history)
         tree, prompt = self.understand(self._mllm_view(_reference(state), cfg.mllm_image_max_side), cfg, calls)
         step.history.put_understanding(dict(tree))
         return {"prompt": prompt, "initial_prompt": prompt, **calls.record(step.history)}
 
-    def understand(self, reference: Image.Image, cfg: RepainterConfig, calls: _Calls) -> tuple[UnderstandingTree, str]:
+    def describe_image(self, reference: Image.Image, cfg: RepainterConfig) -> tuple[UnderstandingTree, str, MLLMCalls]:
+        """The Image Understanding stage outside a run (``Repainter.describe``): the tree, the prompt
+        and the calls that made them (their ``usage`` and ``log``); nothing is recorded."""
+        calls = MLLMCalls(self.mllm, self.pool, "describe", 0, cfg)
+        tree, prompt = self.understand(reference, cfg, calls)
+        return tree, prompt, calls
+
+    def understand(
+        self, reference: Image.Image, cfg: RepainterConfig, calls: MLLMCalls
+    ) -> tuple[UnderstandingTree, str]:
         """The Image Understanding stage: the tree of ``reference`` and the prompt rewritten from it.
 
         The object list is asked first; once it answers, one detail call per object and the
@@ -588,7 +332,7 @@ class LoopNodes:
             wait(overall)  # answered siblings are recorded before the node stops
             raise
 
-        detail_jobs: list[_Job] = [
+        detail_jobs: list[Job] = [
             (
                 _DETAILS[o.type],
                 prompts.OBJECT_DETAILS.format(name=o.name, type=o.type),
@@ -621,7 +365,7 @@ class LoopNodes:
         )
         task = {"kind": "rewrite", "description": assembled, "style": cfg.prompt_style}
         prompt = calls.ask(schemas.PromptRewrite, rewrite, (), task).prompt.strip()
-        _emit({"event": "described", "prompt": prompt, "objects": [o.name for o in objects]})
+        emit({"event": "described", "prompt": prompt, "objects": [o.name for o in objects]})
         return tree, prompt
 
     def round_plan(self, state: RepaintState, cfg: RepainterConfig) -> tuple[bool, int]:
@@ -636,7 +380,7 @@ class LoopNodes:
         _, wanted = self.round_plan(state, cfg)
         prompt = state["prompt"] or ""
         variants = clean_variants(state.get("round_prompts"))[:wanted]
-        calls = _Calls(self.mllm, self._pool, "propose", state.get("round", 0) + 1, cfg, step.history)
+        calls = MLLMCalls(self.mllm, self.pool, "propose", state.get("round", 0) + 1, cfg, step.history)
         missing = wanted - len(variants)
         if missing > 0:
             style = prompts.style_hint(cfg.prompt_style, cfg.prompt_words)
@@ -663,10 +407,10 @@ class LoopNodes:
             for i, prompt in enumerate(candidates)
         ]
         outputs: list[GeneratedImage] = []
-        owner = _thread_id()
+        owner = current_thread_id()
         refs: list[ImageRef] = []
         for batch in batches(requests, self.t2i.capabilities.max_batch_size):  # the loop owns batching
-            where: _Where = {"node": "generate", "round": round_index, "call": "generate"}
+            where: Where = {"node": "generate", "round": round_index, "call": "generate"}
             call_started = time.perf_counter()
             with backend_errors(GenerationError, f"{self.t2i.name} failed", self.t2i.name, **where):
                 images = self.t2i.generate(batch)
@@ -678,7 +422,7 @@ class LoopNodes:
             seconds = round(time.perf_counter() - call_started, 3)  # after each call: per image for a one-image model
             # stored before the event: the stream's reader wakes at the event and would compete with hashing
             refs += [put_image(self.store, out.image, owner=owner) for out in images]
-            _emit(
+            emit(
                 {
                     "event": "generated",
                     "round": round_index,
@@ -722,7 +466,7 @@ class LoopNodes:
         live = [c for c in pending if not c["blocked"]]
         if live:
             components: dict[str, list[float]] = {}
-            where: _Where = {"node": "score", "round": round_index, "call": "score"}
+            where: Where = {"node": "score", "round": round_index, "call": "score"}
             with backend_errors(BackendError, f"The scorer {self.scorer.name} failed", self.scorer.name, **where):
                 images = [self.store.get(c["image"]) for c in live]
                 score_components = getattr(self.scorer, "score_components", None)
@@ -784,7 +528,7 @@ class LoopNodes:
         )
         reason = decide_stop(progress, cfg, higher_is_better=hib)
         closed: dict[str, Any] = {"approved_prompts": []} if state.get("approved_prompts") else {}
-        _emit(
+        emit(
             {
                 "event": "round",
                 "round": index,
@@ -851,7 +595,7 @@ class LoopNodes:
         """Compare the reference with the best image; with ``combined_critique`` also revise and vary."""
         cfg = step.config
         round_index = state.get("round", 0)
-        calls = _Calls(self.mllm, self._pool, "critique", round_index, cfg, step.history)
+        calls = MLLMCalls(self.mllm, self.pool, "critique", round_index, cfg, step.history)
         # with history, the best image so far (a worse round is not built upon); else the paper's last round's best
         cand = state.get("best") if cfg.critique_history else self._round_best(state, step)
         if cand is None:  # every candidate blocked: nothing to look at, rephrase and try again
@@ -897,7 +641,7 @@ class LoopNodes:
         stop = stop_after_critique(critique.is_match, cfg)
         if stop is not None:
             update["stop_reason"] = stop
-        _emit(
+        emit(
             {
                 "event": "critique",
                 "round": round_index,
@@ -913,7 +657,7 @@ class LoopNodes:
     def revise(self, state: RepaintState, step: _Step) -> dict[str, Any]:
         """Apply the critique's edits to the prompt in a separate text-only call (paper preset)."""
         cfg = step.config
-        calls = _Calls(self.mllm, self._pool, "revise", state.get("round", 0), cfg, step.history)
+        calls = MLLMCalls(self.mllm, self.pool, "revise", state.get("round", 0), cfg, step.history)
         last = step.history.get_critique(state.get("round", 0))
         if last is None:
             return {}
@@ -1051,7 +795,7 @@ class LoopNodes:
     def finish(self, state: RepaintState, step: _Step) -> dict[str, Any]:
         """End the run. Its result is the best candidate over all rounds (kept by ``select``), never
         just the last round's."""
-        _emit({"event": "finished", "stop_reason": state.get("stop_reason")})
+        emit({"event": "finished", "stop_reason": state.get("stop_reason")})
         # the output, for a parent graph that declares only some of its keys (Repainter.result_from)
         output = {k: v for k, v in state.items() if k in RepaintOutput.__annotations__}
         step.history.put_outcome(output | {"finished": True})
@@ -1059,8 +803,8 @@ class LoopNodes:
 
     def idle(self) -> None:
         """Let the worker threads end once their work is done (the next run starts new ones)."""
-        self._pool.idle()
+        self.pool.idle()
 
     def close(self) -> None:
         """Release the worker threads, dropping background work not started yet."""
-        self._pool.idle(cancel=True)
+        self.pool.idle(cancel=True)

@@ -30,19 +30,20 @@ from PIL import Image
 from . import __version__
 from .backends.base import MLLM, Scorer, TextToImage, check_generation_settings, check_scorer_reference
 from .backends.registry import check_backends, resolve_mllm, resolve_scorer, resolve_t2i
-from .config import RepainterConfig
+from .calls import backend_errors
+from .config import RepainterConfig, remember_config
 from .convergence import check_budgets
 from .errors import BackendError, CapabilityError, ConfigurationError, IncompleteRunError, ThreadInUseError
 from .graph import build_graph, recursion_limit
 from .history import History, RunHistory
 from .image_sources import ImageSourcePolicy, read_source
 from .images import ORIGINAL_INFO, ImageInput, ImageRef, ImageStore, MemoryImageStore, load_image, put_image
-from .nodes import AdmittedReference, RunContext, backend_errors, config_from_state, remember_config
+from .nodes import AdmittedReference, RunContext
 from .progress import progress_display
 from .prompts import PROMPT_VERSION
 from .results import Description, RepaintResult
 from .review import ReviewAnswer, ReviewError, ReviewRequest, describe_request, parse_answer
-from .sizing import fit_to_reference, reduction_note, reference_side, side_for_run
+from .sizing import config_from_state, fit_to_reference, reduction_note, reference_side, side_for_run
 from .state import run_finished
 
 if TYPE_CHECKING:
@@ -472,13 +473,10 @@ class Repainter:
             InvalidImageError: the reference is unusable (nothing was called).
             MLLMError: the model failed.
         """
-        from .nodes import _Calls
-
         cfg = self.config_for(**overrides)
         image = load_image(reference, max_pixels=cfg.max_reference_pixels, max_side=reference_side(cfg))
-        calls = _Calls(self.mllm, self._nodes._pool, "describe", 0, cfg)
         with backend_errors(BackendError, f"{self.mllm.name} failed", self.mllm.name):
-            tree, prompt = self._nodes.understand(image, cfg, calls)
+            tree, prompt, calls = self._nodes.describe_image(image, cfg)
         return Description(
             prompt=prompt,
             understanding=dict(tree),

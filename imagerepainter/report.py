@@ -38,14 +38,16 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from PIL import Image
 
 from ._files import atomic_write
 from .errors import ConfigurationError, RepainterError
 from .images import ImageRef, shrink
-from .results import Candidate, RepaintResult, Round
+
+if TYPE_CHECKING:  # a view of the results: it reads them, the results module never depends on it
+    from .results import Candidate, RepaintResult, Round
 
 __all__ = [
     "PAGE_CSP",
@@ -620,9 +622,7 @@ def render_summary(result: RepaintResult, *, max_side: int = 256, max_bytes: int
     """
     if max_side < 1:
         raise ConfigurationError(f"max_side must be a positive number of pixels, got {max_side}.")
-    try:
-        result._bound_store()
-    except RepainterError:  # nothing to show but the text
+    if not result.is_bound:  # nothing to show but the text
         note = "<p><i>Images not at hand: load the result from its folder, or bind(store) it.</i></p>"
         return _summary_html(result, lambda ref, load, alt, small: "", note)
     left_out = "<small>(left out to keep this view small)</small>"

@@ -23,7 +23,7 @@ from .errors import ConfigurationError, ImageNotFoundError
 from .history import History
 from .images import DirectoryImageStore, ImageRef, ImageStore, MemoryImageStore
 from .review import ReviewRecord, ReviewRequest, describe_request
-from .sizing import repair_recorded_size
+from .sizing import config_from_state, repair_recorded_size
 from .state import run_finished
 
 __all__ = ["Candidate", "CritiqueResult", "Description", "RepaintResult", "Round", "RESULT_FILE"]
@@ -81,6 +81,12 @@ class _WithStore(BaseModel):
 
     def _bind(self, store: ImageStore | None) -> None:
         self._store = store
+
+    @property
+    def is_bound(self) -> bool:
+        """Whether this record's images are at hand: it was bound to an image store (``bind``, or
+        loaded with ``RepaintResult.load``)."""
+        return self._store is not None
 
     def _bound_store(self) -> ImageStore:
         if self._store is None:
@@ -425,8 +431,6 @@ class RepaintResult(_WithStore):
 
 
 def _recorded_config(state: dict[str, Any]) -> RepainterConfig:
-    from .nodes import config_from_state
-
     return config_from_state(state["config"]) if state.get("config") else RepainterConfig()
 
 

@@ -57,9 +57,9 @@ from typing import Any
 
 from ._files import atomic_write, remove_stale_temporaries
 from ._imports import Need
-from ._secrets import is_secret_name, redact, url_credentials
+from ._secrets import redact, refuse_credentials
 from ._sqlite import check_database
-from .backends.registry import check_backends, check_installed, parse_spec
+from .backends.registry import check_backends, check_installed
 from .config import RepainterConfig
 from .errors import ConfigurationError, RepainterError, ThreadInUseError
 from .graph import ROUND_CLOSING_NODE
@@ -120,32 +120,10 @@ _SPEC_FIELDS = frozenset(f.name for f in fields(BackendSpecs))
 
 
 def _refuse_credentials(specs: BackendSpecs) -> None:
-    """Refuse specs that carry a credential: ``run.json`` records them, so it would be saved.
-
-    A credential is an option named like one (``api_key``, ``token``), something shaped like a
-    key (``sk-...``) or an environment secret's value, or a URL option (``base_url``) holding a
-    user name or password (``http://user:pw@host``), a key-like query parameter (``?key=...``)
-    or a path segment shaped like a token. :mod:`imagerepainter._secrets` decides what is one.
-    The message never repeats the value.
-    """
-    for kind, spec in (("MLLM", specs.mllm), ("text-to-image", specs.t2i), ("scorer", specs.scorer)):
-        _, _, options = parse_spec(spec)
-        problem = None
-        if redact(spec) != spec:
-            problem = "something shaped like an API key"
-        for name, value in options.items():
-            if problem:
-                break
-            if is_secret_name(name):
-                problem = f"the option {name!r}"
-            elif found := url_credentials(value):
-                problem = f"{found} in its {name}"
-        if problem:
-            raise ConfigurationError(
-                f"The {kind} spec holds {problem}. Run folders record the specs in {RUN_FILE}, so they must hold no "
-                "credentials: pass the URL without it (e.g. --base-url http://host:port/v1) and put the key in "
-                "OPENAI_API_KEY, which is sent in a request header and never saved."
-            )
+    """Refuse specs that carry a credential (:func:`~imagerepainter._secrets.spec_credential`):
+    ``run.json`` records them, so it would be saved. The message never repeats the value."""
+    labelled = {"MLLM": specs.mllm, "text-to-image": specs.t2i, "scorer": specs.scorer}
+    refuse_credentials(labelled, recorded_in=f"Run folders record the specs in {RUN_FILE}")
 
 
 def _check_installed(specs: BackendSpecs, build: Callable[..., Repainter] | None) -> None:

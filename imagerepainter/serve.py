@@ -229,7 +229,7 @@ def build_served_graph(repainter: Repainter, policy: ImageSourcePolicy, *, name:
     from langgraph.config import get_store
     from langgraph.graph import END, START, StateGraph
 
-    from .nodes import remember_config
+    from .config import remember_config
 
     def load(state: _ServeState) -> dict[str, Any]:
         """Check everything the client sent and put the reference in the image store; nothing is called yet."""

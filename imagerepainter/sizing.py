@@ -38,10 +38,17 @@ from typing import Any
 from PIL import Image
 
 from .backends.base import SIDE_LIMITS, fit_size, side_limits, size_clamped
-from .config import RepainterConfig
+from .config import RepainterConfig, recorded_config
 from .images import ORIGINAL_INFO
 
-__all__ = ["fit_to_reference", "reduction_note", "reference_side", "repair_recorded_size", "side_for_run"]
+__all__ = [
+    "config_from_state",
+    "fit_to_reference",
+    "reduction_note",
+    "reference_side",
+    "repair_recorded_size",
+    "side_for_run",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -160,3 +167,12 @@ def repair_recorded_size(dumped: dict[str, Any]) -> dict[str, Any]:
         height,
     )
     return {**dumped, "generation": {**gen, "width": width, "height": height}}
+
+
+def config_from_state(dumped: dict[str, Any]) -> RepainterConfig:
+    """The settings a state recorded (``state["config"]``): validated at most once per distinct value
+    in a process, and not at all when this process prepared the run
+    (:func:`~imagerepainter.config.recorded_config`). A generation size recorded outside the
+    settings' limits (by a version before sizes were clamped) is brought within them
+    (:func:`repair_recorded_size`), so such runs resume."""
+    return recorded_config(repair_recorded_size(dumped))

@@ -235,7 +235,7 @@ def test_each_model_is_resolved_once_and_shared_by_its_cases(scenes, tmp_path, m
 def test_a_model_keeps_no_image_once_its_cases_are_done(scenes, tmp_path):
     from imagerepainter.bench.describer import Describer
     from imagerepainter.bench.engine import CaseJob, Workbench, WorkerSpec
-    from imagerepainter.bench.runner import prepare_case
+    from imagerepainter.bench.executors import prepare_case
     from imagerepainter.config import RepainterConfig
 
     config = RepainterConfig().with_overrides(**SETTINGS)

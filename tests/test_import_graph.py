@@ -1,4 +1,18 @@
-"""The package's import graph: no cycles, and no layer reaching into the one it must not know."""
+"""The package's import graph: no cycles, no private reach between subsystems, and no layer reaching
+into the one it must not know.
+
+Rules, checked over the whole package by reading its source (nothing is imported):
+
+* **No import cycle** between the package's modules, counting module-level and function-level
+  imports; imports under ``if TYPE_CHECKING:`` are for annotations only and do not count.
+* **No private reach across subsystems.** A *subsystem* is a subpackage (``bench``, ``backends``,
+  ``human``...) or a top-level module. Nothing imports an ``_underscore`` name from another
+  subsystem, nor reaches one as an attribute (``self._nodes._pool``, ``nodes._config``): what two
+  subsystems share has a public name.
+* **Private modules** (``_files.py``, ``_loading.py``, ``_secrets.py``, ``_openai_wire/``...) are the
+  package's shared foundation: any subsystem may import the module and its *public* names; their
+  ``_underscore`` names stay theirs like anyone else's.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +25,10 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "imagerepainter"
 
 
-def _modules() -> dict[str, Path]:
+def _modules(package: Path = PACKAGE) -> dict[str, Path]:
     out = {}
-    for path in sorted(PACKAGE.rglob("*.py")):
-        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    for path in sorted(package.rglob("*.py")):
+        parts = list(path.relative_to(package.parent).with_suffix("").parts)
         if parts[-1] == "__init__":
             parts.pop()
         out[".".join(parts)] = path
@@ -24,29 +38,24 @@ def _modules() -> dict[str, Path]:
 MODULES = _modules()
 
 
-def _imports(name: str, *, lazy: bool) -> Iterator[str]:
-    """Modules of the package that ``name`` imports: at module level (``TYPE_CHECKING`` blocks
-    included), and with ``lazy`` also inside functions."""
-    path = MODULES[name]
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    nodes = ast.walk(tree) if lazy else _module_level(tree.body)
-    for node in nodes:
-        targets: list[str] = []
-        if isinstance(node, ast.Import):
-            targets = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")
-                anchor = anchor[: len(anchor) - node.level + 1]
-                base = ".".join([*anchor, base] if base else anchor)
-            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names]
-        for target in targets:
-            while target and target not in MODULES:
-                target = target.rpartition(".")[0]
-            if target and target != name:
-                yield target
+def _type_checking(node: ast.AST) -> bool:
+    test = getattr(node, "test", None)
+    return isinstance(node, ast.If) and (
+        (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
+        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+    )
+
+
+def _runtime_nodes(node: ast.AST) -> Iterator[ast.AST]:
+    """Every node under ``node`` except what ``if TYPE_CHECKING:`` guards (its ``else`` runs)."""
+    for child in ast.iter_child_nodes(node):
+        if _type_checking(child):
+            for stmt in getattr(child, "orelse", []):
+                yield stmt
+                yield from _runtime_nodes(stmt)
+            continue
+        yield child
+        yield from _runtime_nodes(child)
 
 
 def _module_level(body: list[ast.stmt]) -> Iterator[ast.AST]:
@@ -55,6 +64,41 @@ def _module_level(body: list[ast.stmt]) -> Iterator[ast.AST]:
             yield stmt
         elif isinstance(stmt, (ast.If, ast.Try)):
             yield from _module_level(stmt.body + getattr(stmt, "orelse", []) + getattr(stmt, "finalbody", []))
+
+
+def _imported(name: str, modules: dict[str, Path], *, lazy: bool) -> Iterator[tuple[str, str | None]]:
+    """``(module, name)`` for each package module that ``name`` imports (``name`` is ``None`` for
+    ``import x``): at module level (``TYPE_CHECKING`` blocks included), and with ``lazy`` also inside
+    functions, ``TYPE_CHECKING`` blocks aside."""
+    path = modules[name]
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in _runtime_nodes(tree) if lazy else _module_level(tree.body):
+        pairs: list[tuple[str, str | None]] = []
+        if isinstance(node, ast.Import):
+            pairs = [(a.name, None) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            pairs = [
+                (f"{base}.{a.name}", None) if f"{base}.{a.name}" in modules else (base, a.name) for a in node.names
+            ]
+        for target, imported in pairs:
+            while target and target not in modules:
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                yield target, imported
+
+
+def _imports(name: str, *, lazy: bool) -> Iterator[str]:
+    return (target for target, _ in _imported(name, MODULES, lazy=lazy))
+
+
+def _graph(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """Who imports whom at run time, lazily or not (``TYPE_CHECKING`` aside)."""
+    return {m: {t for t, _ in _imported(m, modules, lazy=True)} for m in modules}
 
 
 def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -79,16 +123,100 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+def test_no_import_cycle_in_the_package() -> None:
+    found = _cycle(_graph(MODULES))
+    assert found is None, " -> ".join(found or [])
+
+
+def test_the_scan_finds_a_planted_cycle(tmp_path: Path) -> None:  # the check above can fail
+    pkg = tmp_path / "planted"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from . import c\n")
+    (pkg / "c.py").write_text("from . import a\n")  # a -> c only for typing: no cycle yet
+    assert _cycle(_graph(_modules(pkg))) is None
+    (pkg / "sub" / "b.py").write_text("def f():\n    from ..a import thing\n")
+    (pkg / "a.py").write_text("from .sub.b import f\n")
+    assert _cycle(_graph(_modules(pkg))) == ["planted.a", "planted.sub.b", "planted.a"]
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
 @pytest.mark.parametrize("prefix", ["imagerepainter.testing", "imagerepainter._openai_wire", "imagerepainter.sandbox"])
-def test_no_import_cycle_inside(prefix: str) -> None:
+def test_no_import_cycle_inside_even_for_typing(prefix: str) -> None:
     inside = [m for m in MODULES if m == prefix or m.startswith(prefix + ".")]
     graph = {m: {t for t in _imports(m, lazy=False) if t in inside and t != prefix} for m in inside}
     assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
 
 
-def test_the_graph_finds_cycles() -> None:  # the check above can fail
-    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
-    assert _cycle({"a": {"b"}, "b": set()}) is None
+# ---------------------------------------------------------------------------- private reach
+
+
+def _subsystem(module: str, modules: dict[str, Path]) -> str:
+    """``pkg.bench.runner`` -> ``pkg.bench``; a top-level module is its own subsystem."""
+    parts = module.split(".")
+    root = modules[parts[0]].parent
+    return ".".join(parts[:2]) if len(parts) > 1 and (root / parts[1]).is_dir() else module
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.endswith("_")  # dunders and _repr_html_-style hooks are protocols
+
+
+def _private_names(path: Path) -> set[str]:
+    """The ``_underscore`` names a module defines: functions, classes, globals and attributes it sets."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            names.add(node.attr)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return {n for n in names if _private(n)}
+
+
+def _private_reaches(modules: dict[str, Path]) -> list[str]:
+    """Imports of another subsystem's ``_underscore`` names, and attribute reaches (``x._name``) to a
+    private name that only another subsystem defines (third-party private names are not ours to judge)."""
+    defined: dict[str, set[str]] = {}
+    for m, path in modules.items():
+        defined.setdefault(_subsystem(m, modules), set()).update(_private_names(path))
+    offenders = []
+    for m, path in modules.items():
+        home = _subsystem(m, modules)
+        for target, name in _imported(m, modules, lazy=True):
+            if name and _private(name) and _subsystem(target, modules) != home:
+                offenders.append(f"{m} imports {target}.{name}")
+        elsewhere = set().union(*(names for sub, names in defined.items() if sub != home)) - defined[home]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr in elsewhere:
+                offenders.append(f"{m}:{node.lineno} reaches .{node.attr}")
+    return offenders
+
+
+def test_no_private_name_crosses_a_subsystem() -> None:
+    assert _private_reaches(MODULES) == []
+
+
+def test_the_scan_finds_planted_private_reaches(tmp_path: Path) -> None:  # the check above can fail
+    pkg = tmp_path / "planted"
+    (pkg / "room").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "room" / "__init__.py").write_text("")
+    (pkg / "_base.py").write_text("def shared(): ...\ndef _inner(): ...\n")
+    (pkg / "room" / "one.py").write_text("class A:\n    def __init__(self):\n        self._pool = 1\n")
+    (pkg / "room" / "two.py").write_text("from .one import A\nA()._pool\n")  # same subsystem: fine
+    (pkg / "top.py").write_text(
+        "from . import _base\nfrom ._base import shared\nfrom ._base import _inner\n"
+        "def f(x):\n    return x._pool, _base.shared\n"
+    )
+    assert _private_reaches(_modules(pkg)) == [
+        "planted.top imports planted._base._inner",
+        "planted.top:5 reaches ._pool",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,7 @@ from .protocol import (
     _HTTPError,
     estimate_tokens,
 )
-from .replies import ImageResponder, Responder, _chat_message, _default_images, _effective_mode, _png_b64
+from .replies import ImageResponder, Responder, _chat_message, _effective_mode, _png_b64, default_images
 
 
 class Owner(Protocol):
@@ -348,7 +348,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer_at(answer_at)
         if isinstance(result, Fault):
             self._apply_fault(result)
-            result = _default_images(request)
+            result = default_images(request)
         images = [result] if isinstance(result, Image.Image) else list(result)
         prompt_tokens = estimate_tokens(request.prompt)
         output_tokens = _PNG_OUTPUT_TOKENS * len(images)

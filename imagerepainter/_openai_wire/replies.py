@@ -154,7 +154,7 @@ def _all_message_text(messages: Sequence[Any]) -> list[str]:
     return texts
 
 
-def _default_images(request: ImageRequest) -> list[Image.Image]:
+def default_images(request: ImageRequest) -> list[Image.Image]:
     """Solid colours derived from the prompt and the index: same prompt, same pixels."""
     images = []
     for index in range(request.n):

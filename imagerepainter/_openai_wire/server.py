@@ -21,7 +21,7 @@ from .protocol import (
     StructuredOutputSupport,
     _HTTPError,
 )
-from .replies import ImageResponder, Responder, _default_images
+from .replies import ImageResponder, Responder, default_images
 from .scripted import ScriptedResponder
 
 __all__ = ["OpenAICompatibleServer"]
@@ -72,7 +72,7 @@ class OpenAICompatibleServer:
         self.responder: Responder = responder if responder is not None else ScriptedResponder()
         self.structured_output: StructuredOutputSupport = structured_output
         self.ignore_unsupported = ignore_unsupported
-        self.image_responder: ImageResponder = image_responder or _default_images
+        self.image_responder: ImageResponder = image_responder or default_images
         self.models = tuple(models)
         if not delay >= 0:
             raise ValueError(f"delay must be a number of seconds >= 0, not {delay!r}")

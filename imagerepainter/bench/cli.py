@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ..cli_settings import GENERATION_SETTINGS, add_setting_flags, setting_overrides
+from ..cli_settings import GENERATION_SETTINGS, add_setting_flags, help_formatter, setting_overrides
 from ..errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -31,12 +31,6 @@ Handler = Callable[[argparse.Namespace], int]
 
 _SETTINGS = ("max_rounds", "variants", *GENERATION_SETTINGS)
 """Loop settings ``eval`` takes as flags (the base seed is ``--seed``, shared by every model)."""
-
-
-def _formatter(prog: str) -> argparse.HelpFormatter:
-    from ..cli import _Formatter  # one help layout for every command: examples kept as written
-
-    return _Formatter(prog, width=100)
 
 
 EVAL_EXAMPLES = """examples:
@@ -61,7 +55,7 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
     """Add ``eval`` and ``leaderboard`` to ``subparsers``; return ``{command: handler}``."""
     ev = subparsers.add_parser(
         "eval",
-        formatter_class=_formatter,
+        formatter_class=help_formatter,
         help="rank text-to-image models by how closely they regenerate a dataset",
         description="Regenerate every reference of DATASET with every --t2i model (the MLLM describes each "
         "reference once, for all), score the results, write results.sqlite and the leaderboard into --out, and "
@@ -100,7 +94,7 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
 
     lb = subparsers.add_parser(
         "leaderboard",
-        formatter_class=_formatter,
+        formatter_class=help_formatter,
         help="rebuild the leaderboard files from an evaluation's results.sqlite",
         description="Rebuild leaderboard.csv, leaderboard.md, leaderboard.html and leaderboard.json from "
         "DIR/results.sqlite, and print the ranking.",

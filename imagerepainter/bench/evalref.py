@@ -33,7 +33,7 @@ from typing import Any
 
 from .._files import atomic_write
 from ..errors import ConfigurationError
-from .datasets import Dataset, file_sha256, read_manifest, reference_from_row
+from .manifest import Dataset, file_sha256, read_manifest, reference_from_row
 
 __all__ = ["NAMED_SETS", "NamedSet", "default_cache_dir", "fetch_named", "load_named"]
 

@@ -72,7 +72,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .._files import atomic_write
 from ..errors import ConfigurationError
 from . import stats
-from .records import CaseResult
+from .records import GROUP_ALL, CaseResult
 
 __all__ = [
     "Comparison",
@@ -88,7 +88,6 @@ __all__ = [
     "write_reports",
 ]
 
-GROUP_ALL = "all"
 MODE_ORDER = ("single", "repaint")
 REPORT_FILES = {
     "csv": "leaderboard.csv",

@@ -17,12 +17,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import RepainterError
 from ..images import load_image
 from ..report import PAGE_CSP, escape_text, image_data_url, nice_ticks
-from .leaderboard import GROUP_ALL, Leaderboard, LeaderboardRow
-from .records import CaseResult
+from .records import GROUP_ALL, CaseResult
+
+if TYPE_CHECKING:  # a view of the leaderboard, which imports this module to write its page
+    from .leaderboard import Leaderboard, LeaderboardRow
 
 __all__ = ["render_leaderboard_html"]
 

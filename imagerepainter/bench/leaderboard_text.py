@@ -17,9 +17,12 @@ import io
 import math
 import re
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
-from .leaderboard import Leaderboard
 from .stats import SMALL_N
+
+if TYPE_CHECKING:  # a view of the leaderboard, which imports this module to write its files
+    from .leaderboard import Leaderboard
 
 __all__ = ["CSV_COLUMNS", "render_markdown", "write_csv"]
 

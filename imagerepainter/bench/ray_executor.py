@@ -31,6 +31,7 @@ from ..images import encode_png
 from ..results import Description
 from .describer import Describer
 from .engine import CaseJob, CaseOutcome, Workbench, WorkerSpec, failed_case
+from .executors import bounded_map, prepare_case
 
 __all__ = ["RayExecutor"]
 
@@ -83,8 +84,6 @@ class RayExecutor:
         self.init_options = dict(init_options or {})
 
     def __call__(self, jobs: Sequence[CaseJob], worker: WorkerSpec, describer: Describer) -> Iterator[CaseOutcome]:
-        from .runner import bounded_map, prepare_case
-
         ray = require("ray", extra="ray", purpose="the Ray executor")
         started = not ray.is_initialized()
         if started:

@@ -21,7 +21,10 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["CaseResult", "CaseStatus", "Metric", "Mode"]
+__all__ = ["GROUP_ALL", "CaseResult", "CaseStatus", "Metric", "Mode"]
+
+GROUP_ALL = "all"
+"""The leaderboard group of every reference (beside one group per category and per style)."""
 
 Mode = Literal["single", "repaint"]
 """``single``: describe once, generate once (the paper's one-shot regeneration);

@@ -30,11 +30,9 @@ Example:
 from __future__ import annotations
 
 import os
-import queue
 import re
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -44,11 +42,11 @@ from pydantic import BaseModel, ConfigDict
 from .._files import atomic_write
 from ..config import RepainterConfig
 from ..errors import ConfigurationError
-from ..images import load_image
 from ..prompts import PROMPT_VERSION
 from .datasets import Dataset, load_dataset
 from .describer import Describer
-from .engine import MODE_SETTINGS, CaseJob, CaseOutcome, Workbench, WorkerSpec, failed_case
+from .engine import MODE_SETTINGS, CaseJob, CaseOutcome, WorkerSpec
+from .executors import Executor, LocalExecutor
 from .records import CaseResult, Mode
 from .store import ResultsStore, case_key, stable_hash
 
@@ -364,20 +362,13 @@ def _check_model_specs(models: Mapping[str, Any], *, device_here: bool) -> None:
 
 
 def _refuse_credentials(mllm: Any, models: Mapping[str, Any], scorer: Any) -> None:
-    """Refuse specs holding a credential: results.sqlite records them (the run folder's check)."""
-    from ..run_folder import BackendSpecs
-    from ..run_folder import _refuse_credentials as refuse
+    """Refuse specs holding a credential (the package's one rule): results.sqlite records them."""
+    from .._secrets import refuse_credentials
 
     texts = [spec if isinstance(spec, str) else "sandbox" for spec in (mllm, scorer or "paper")]
     for spec in models.values():
-        try:
-            refuse(BackendSpecs(mllm=texts[0], t2i=spec if isinstance(spec, str) else "sandbox", scorer=texts[1]))
-        except ConfigurationError as exc:
-            reason = str(exc).split(" Run folders record")[0]
-            raise ConfigurationError(
-                f"{reason} The benchmark records specs in results.sqlite, so they must hold no credentials: put the "
-                "key in the environment (e.g. OPENAI_API_KEY), which is sent in a request header and never saved."
-            ) from None
+        labelled = {"MLLM": texts[0], "text-to-image": spec if isinstance(spec, str) else "sandbox", "scorer": texts[1]}
+        refuse_credentials(labelled, recorded_in="The benchmark records specs in results.sqlite")
 
 
 def primary_metric(metrics: Sequence[str]) -> str:
@@ -413,9 +404,6 @@ def _scorer_spec(metric: str) -> str | None:
 
 # ----------------------------------------------------------------------------- executing
 
-Executor = Callable[[Sequence[CaseJob], WorkerSpec, Describer], Iterator[CaseOutcome]]
-"""Runs jobs and yields their outcomes in any order (in the calling thread)."""
-
 
 def _executor(executor: Any, max_concurrency: int) -> Executor:
     if executor == "local":
@@ -427,78 +415,6 @@ def _executor(executor: Any, max_concurrency: int) -> Executor:
     if callable(executor):
         return executor  # type: ignore[no-any-return]
     raise ConfigurationError(f"executor must be 'local', 'ray' or an executor object, not {executor!r}.")
-
-
-def prepare_case(job: CaseJob, describer: Describer) -> tuple[Any, Any] | CaseOutcome:
-    """Read the job's reference and get its shared description, or the failed outcome saying why."""
-    ref = job.reference
-    if ref.problem:
-        return CaseOutcome(failed_case(job, ref.problem))
-    try:
-        image = load_image(ref.path)
-        return image, describer.get(ref.sha256, image)
-    except Exception as exc:
-        return CaseOutcome(failed_case(job, exc))
-
-
-class LocalExecutor:
-    """Runs cases on threads of this process: ``max_concurrency`` cases at once, one
-    :class:`~imagerepainter.bench.engine.Workbench` (one loaded backend per model) for all."""
-
-    def __init__(self, *, max_concurrency: int = 4) -> None:
-        self.max_concurrency = max_concurrency
-
-    def __call__(self, jobs: Sequence[CaseJob], worker: WorkerSpec, describer: Describer) -> Iterator[CaseOutcome]:
-        bench = Workbench(worker)
-        for model in dict.fromkeys(j.model for j in jobs):  # load every model first: a bad spec fails up front
-            bench.engine(model)
-
-        def task(job: CaseJob) -> CaseOutcome:
-            prepared = prepare_case(job, describer)
-            if isinstance(prepared, CaseOutcome):
-                return prepared
-            return bench.run_case(job, *prepared)
-
-        try:
-            yield from bounded_map(task, jobs, max_concurrency=self.max_concurrency)
-        finally:
-            bench.close()
-
-
-def bounded_map(
-    task: Callable[[CaseJob], CaseOutcome], jobs: Sequence[CaseJob], *, max_concurrency: int
-) -> Iterator[CaseOutcome]:
-    """Run ``task`` on each job on ``max_concurrency`` threads; yield outcomes as they finish.
-
-    The threads take jobs one at a time and are daemons: when the caller stops (Ctrl-C, an
-    error), no new job starts and the process can exit at once; a case in flight is simply
-    not recorded, and the next run computes it.
-    """
-    outcomes: queue.Queue[tuple[bool, Any]] = queue.Queue()
-    remaining = iter(jobs)
-    lock, stop = threading.Lock(), threading.Event()
-
-    def worker() -> None:
-        while not stop.is_set():
-            with lock:
-                job = next(remaining, None)
-            if job is None:
-                return
-            try:
-                outcomes.put((True, task(job)))
-            except BaseException as exc:  # a bug, not a case failure (those are outcomes): the caller raises it
-                outcomes.put((False, exc))
-
-    for i in range(min(max_concurrency, len(jobs))):
-        threading.Thread(target=worker, name=f"imagerepainter-bench-{i}", daemon=True).start()
-    try:
-        for _ in range(len(jobs)):
-            ok, value = outcomes.get()
-            if not ok:
-                raise value
-            yield value
-    finally:
-        stop.set()
 
 
 def _save(store: ResultsStore, outcome: CaseOutcome) -> CaseResult:

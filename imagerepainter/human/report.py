@@ -47,16 +47,12 @@ from .agreement import (
     metric_agreement,
     pair_key,
 )
+from .figures import percent, tau_text
 from .ranking import bradley_terry, human_games, ranking_agreement
 
 __all__ = ["SCHEMA", "build_report", "percent", "sentence", "tau_text", "write_report"]
 
 SCHEMA = "imagerepainter.agreement/1"
-
-
-def percent(value: float | None) -> str:
-    """``0.873`` as ``"87"``; None as ``"n/a"``."""
-    return "n/a" if value is None else f"{100 * value:.0f}"
 
 
 def _interval(estimate: dict[str, Any]) -> str:
@@ -86,11 +82,6 @@ def sentence(metric: str, record: dict[str, Any], report: dict[str, Any]) -> str
     )
     share = _interval(record["agreement"])
     return f"On {record['agreement']['n']} judgments by one rater, {metric} agrees with the rater on {share}{tail}"
-
-
-def tau_text(tau: dict[str, Any] | None) -> str:
-    """A Kendall's tau record as ``"0.87 [0.60, 1.00]"`` (empty when there is none)."""
-    return "" if not tau or tau["tau"] is None else f"{tau['tau']:.2f} [{tau['low']:.2f}, {tau['high']:.2f}]"
 
 
 def _metric_names(rows: Sequence[ScoredJudgment]) -> list[str]:

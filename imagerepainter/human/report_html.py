@@ -20,7 +20,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from .report import percent, tau_text
+from .figures import percent, tau_text
 
 __all__ = ["CSP", "render_html"]
 

@@ -42,7 +42,7 @@ from typing import Any
 
 from .._openai_wire.faults import Fault
 from .._openai_wire.protocol import ChatRequest, ImageRequest
-from .._openai_wire.replies import ImageResponder, Responder, _default_images
+from .._openai_wire.replies import ImageResponder, Responder, default_images
 
 __all__ = ["ContentFaults", "transient_faults"]
 
@@ -98,7 +98,7 @@ class ContentFaults:
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"rate must be in [0, 1), not {rate!r}")
         self.responder = responder
-        self.image_responder: ImageResponder = image_responder or _default_images
+        self.image_responder: ImageResponder = image_responder or default_images
         self.rate = float(rate)
         self.seed = seed
         self.faults: tuple[Fault, ...] = tuple(faults) if faults is not None else transient_faults()
