@@ -29,7 +29,7 @@ from PIL import Image
 from .errors import BatchError, ConfigurationError
 from .images import ImageInput
 
-__all__ = ["describe_reference", "gather_runs", "reference_list", "settle"]
+__all__ = ["describe_reference", "gather_runs", "reference_list", "run_batch", "settle"]
 
 T = TypeVar("T")
 
@@ -118,3 +118,23 @@ def settle(outcomes: list[T | Exception], references: list[ImageInput], *, retur
     first = outcomes[failed[0]]
     assert isinstance(first, Exception)
     raise error from first
+
+
+async def run_batch(
+    arun: Callable[..., Awaitable[Any]],
+    config_for: Callable[..., Any],
+    references: Iterable[ImageInput],
+    max_concurrency: int,
+    return_exceptions: bool,
+    overrides: Mapping[str, Any],
+) -> list[Any]:
+    """``Repainter.abatch``: the settings checked once (``config_for``), then each reference run by
+    ``arun`` without a progress display, at most ``max_concurrency`` at a time; outcomes settled in order."""
+    refs = reference_list(references)
+    config_for(**overrides)  # a bad setting is refused once, before any run
+
+    async def one(reference: ImageInput) -> Any:
+        return await arun(reference, progress=False, **overrides)
+
+    outcomes = await gather_runs(one, refs, max_concurrency)
+    return settle(outcomes, refs, return_exceptions=return_exceptions)

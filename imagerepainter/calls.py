@@ -26,11 +26,11 @@ from pydantic import BaseModel
 from . import prompts
 from .backends.base import MLLM, MLLMMessage
 from .config import RepainterConfig
-from .errors import BackendError, MLLMError, RepainterError
+from .errors import BackendError, IncompleteRunError, MLLMError, RepainterError
 from .history import FailedCall, RunHistory
 from .state import CallRecord, Usage
 
-__all__ = ["Job", "MLLMCalls", "Where", "Workers", "backend_errors", "current_thread_id", "emit"]
+__all__ = ["Job", "MLLMCalls", "Where", "Workers", "backend_errors", "check_stop", "current_thread_id", "emit"]
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
 
@@ -54,6 +54,25 @@ def current_thread_id() -> str | None:
     except RuntimeError:  # called outside a graph run
         return None
     return None if found is None else str(found)
+
+
+def check_stop(runtime: Any, node: str) -> None:
+    """Refuse to start ``node`` once the run was asked to stop (the ``stop`` event of LangGraph's
+    ``runtime`` context, :attr:`~imagerepainter.nodes.RunContext.stop`).
+
+    Raising here, before the node does anything, ends the graph through LangGraph's own error
+    path, at a step boundary: no step is abandoned half-way, so nothing is torn down under a
+    running task, and a resume starts exactly this node.
+    """
+    context = getattr(runtime, "context", None)
+    stop = getattr(context, "stop", None)
+    if stop is not None and stop.is_set():
+        thread_id = current_thread_id() or "?"
+        raise IncompleteRunError(
+            f"The run in thread {thread_id!r} was stopped before its {node} step; "
+            f"Repainter.resume({thread_id!r}) continues it.",
+            thread_id=thread_id,
+        )
 
 
 class Where(TypedDict):

@@ -209,6 +209,51 @@ ORIGINAL_INFO = "imagerepainter.original"
 ``height`` and ``sha256`` (of its encoded bytes; of its pixels for a PIL image)."""
 
 
+def _load_pil(
+    image: Image.Image, max_pixels: int, max_side: int | Callable[[tuple[int, int]], int] | None
+) -> Image.Image:
+    """:func:`load_image` of a PIL image: checked, decoded, and reduced to ``max_side``."""
+    _check_size(image.size, max_pixels, what="The image")
+    try:
+        image.load()
+    except OSError as exc:
+        raise InvalidImageError(f"The image could not be decoded ({exc}).") from None
+    max_side = _side_for(image, max_side)
+    if max_side is not None and max(image.size) > max_side:
+        known = image.info.get(ORIGINAL_INFO)  # reduced before: the original is the one it came from
+        original = known or {
+            "width": image.width,
+            "height": image.height,
+            "sha256": image_sha256(image),
+            "sha256_of": "pixels",
+        }
+        return _reduced(image, max_side, original)
+    return _normalise(image)
+
+
+def _read_bytes(source: ImageInput) -> tuple[bytes, str]:
+    """The encoded bytes of a path or bytes reference, and how messages name it."""
+    if isinstance(source, (bytes, bytearray)):
+        return bytes(source), "The image data"
+    if isinstance(source, (str, os.PathLike)):
+        if isinstance(source, str) and source.split("://", 1)[0].lower() in ("http", "https", "s3", "gs", "ftp"):
+            raise InvalidImageError(
+                f"{source!r} is a URL; references are not downloaded. Download it and pass the file path or bytes."
+            )
+        path = Path(source)
+        what = f"The file {str(path)!r}"
+        if not path.exists():
+            raise InvalidImageError(f"{what} does not exist. Check the path.")
+        if path.is_dir():
+            raise InvalidImageError(f"{what} is a folder; pass an image file.")
+        if not path.is_file():  # a device or a named pipe: reading it could block or never end
+            raise InvalidImageError(f"{what} is not a regular file (a device, pipe or socket); pass an image file.")
+        return path.read_bytes(), what
+    raise InvalidImageError(
+        f"A reference must be a file path, image bytes or a PIL image, not {type(source).__name__}."
+    )
+
+
 def load_image(
     source: ImageInput,
     *,
@@ -240,44 +285,8 @@ def load_image(
         ImageTooLargeError: the image has more than ``max_pixels`` pixels.
     """
     if isinstance(source, Image.Image):
-        image = source
-        _check_size(image.size, max_pixels, what="The image")
-        try:
-            image.load()
-        except OSError as exc:
-            raise InvalidImageError(f"The image could not be decoded ({exc}).") from None
-        max_side = _side_for(image, max_side)
-        if max_side is not None and max(image.size) > max_side:
-            known = image.info.get(ORIGINAL_INFO)  # reduced before: the original is the one it came from
-            original = known or {
-                "width": image.width,
-                "height": image.height,
-                "sha256": image_sha256(image),
-                "sha256_of": "pixels",
-            }
-            return _reduced(image, max_side, original)
-        return _normalise(image)
-
-    if isinstance(source, (bytes, bytearray)):
-        data, what = bytes(source), "The image data"
-    elif isinstance(source, (str, os.PathLike)):
-        if isinstance(source, str) and source.split("://", 1)[0].lower() in ("http", "https", "s3", "gs", "ftp"):
-            raise InvalidImageError(
-                f"{source!r} is a URL; references are not downloaded. Download it and pass the file path or bytes."
-            )
-        path = Path(source)
-        what = f"The file {str(path)!r}"
-        if not path.exists():
-            raise InvalidImageError(f"{what} does not exist. Check the path.")
-        if path.is_dir():
-            raise InvalidImageError(f"{what} is a folder; pass an image file.")
-        if not path.is_file():  # a device or a named pipe: reading it could block or never end
-            raise InvalidImageError(f"{what} is not a regular file (a device, pipe or socket); pass an image file.")
-        data = path.read_bytes()
-    else:
-        raise InvalidImageError(
-            f"A reference must be a file path, image bytes or a PIL image, not {type(source).__name__}."
-        )
+        return _load_pil(source, max_pixels, max_side)
+    data, what = _read_bytes(source)
     if not data:
         raise InvalidImageError(f"{what} is empty (0 bytes); pass a PNG, JPEG or WebP image.")
 

@@ -32,14 +32,13 @@ from pydantic import BaseModel
 from . import prompts, schemas
 from ._memo import LRU
 from .backends.base import MLLM, GeneratedImage, GenerationRequest, Scorer, TextToImage, batches
-from .calls import Job, MLLMCalls, Where, Workers, backend_errors, current_thread_id, emit
+from .calls import Job, MLLMCalls, Where, Workers, backend_errors, check_stop, current_thread_id, emit
 from .config import RepainterConfig
 from .convergence import Progress, decide_stop, mllm_calls_per_round, round_size, stop_after_critique
 from .errors import (
     BackendError,
     ConfigurationError,
     GenerationError,
-    IncompleteRunError,
 )
 from .history import RunHistory
 from .images import ImageRef, ImageStore, is_image_ref, put_image, shrink
@@ -127,7 +126,7 @@ def _timed(name: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[...,
 
     def wrap(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
         def node(self: LoopNodes, state: RepaintState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-            _check_stop(runtime, name)
+            check_stop(runtime, name)
             start = time.perf_counter()
             run_id = state.get("run_id") or uuid.uuid4().hex  # fixed by start, the first node
             step = _Step(self._config(state, runtime), RunHistory(self._history_store(runtime), run_id))
@@ -142,24 +141,6 @@ def _timed(name: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[...,
         return node
 
     return wrap
-
-
-def _check_stop(runtime: Runtime[RunContext] | None, node: str) -> None:
-    """Refuse to start ``node`` once the run was asked to stop (:attr:`RunContext.stop`).
-
-    Raising here, before the node does anything, ends the graph through LangGraph's own error
-    path, at a step boundary: no step is abandoned half-way, so nothing is torn down under a
-    running task, and a resume starts exactly this node.
-    """
-    context = getattr(runtime, "context", None)
-    stop = getattr(context, "stop", None)
-    if stop is not None and stop.is_set():
-        thread_id = current_thread_id() or "?"
-        raise IncompleteRunError(
-            f"The run in thread {thread_id!r} was stopped before its {node} step; "
-            f"Repainter.resume({thread_id!r}) continues it.",
-            thread_id=thread_id,
-        )
 
 
 class LoopNodes:

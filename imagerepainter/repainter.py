@@ -18,48 +18,46 @@ import asyncio
 import contextlib
 import os
 import threading
-import uuid
 from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from langgraph.types import Command
-from PIL import Image
-
-from . import __version__
-from .backends.base import MLLM, Scorer, TextToImage, check_generation_settings, check_scorer_reference
+from .backends.base import MLLM, Scorer, TextToImage, check_loop_backends, check_scorer_reference, describe_backend
 from .backends.registry import check_backends, resolve_mllm, resolve_scorer, resolve_t2i
+from .batching import run_batch
 from .calls import backend_errors
-from .config import RepainterConfig, remember_config
-from .convergence import check_budgets
-from .errors import BackendError, CapabilityError, ConfigurationError, IncompleteRunError, ThreadInUseError
-from .graph import build_graph, recursion_limit
-from .history import History, RunHistory
+from .config import RepainterConfig
+from .errors import BackendError, ConfigurationError
+from .graph import build_graph
 from .image_sources import ImageSourcePolicy, read_source
-from .images import ORIGINAL_INFO, ImageInput, ImageRef, ImageStore, MemoryImageStore, load_image, put_image
-from .nodes import AdmittedReference, RunContext
+from .images import ImageInput, ImageStore, MemoryImageStore, load_image, put_image
+from .nodes import AdmittedReference
 from .progress import progress_display
 from .prompts import PROMPT_VERSION
 from .results import Description, RepaintResult
-from .review import ReviewAnswer, ReviewError, ReviewRequest, describe_request, parse_answer
-from .sizing import config_from_state, fit_to_reference, reduction_note, reference_side, side_for_run
-from .state import run_finished
+from .review import ReviewAnswer, ReviewRequest
+from .sizing import SizedReference, check_run_inputs, reference_side, settings_for_reference, size_for_reference
+from .threads import PreparedRun, Threads, ThreadStatus, is_review
 
 if TYPE_CHECKING:
-    from langchain_core.runnables import RunnableConfig
+    pass
 
-__all__ = ["RepaintEvent", "Repainter", "ThreadStatus"]
+__all__ = [
+    "RepaintEvent",
+    "Repainter",
+    "SizedReference",
+    "ThreadStatus",
+    "check_run_inputs",
+    "settings_for_reference",
+    "size_for_reference",
+]
 
 _PER_REPAINTER = ("preset",)
 GRAPH_SOURCES = ImageSourcePolicy(roots=None, allow_urls=False, owner="graph")
 """What :meth:`Repainter.as_graph` reads when a parent passes the reference as text: any path (as
 :meth:`Repainter.run` does) or a data URL; no downloads."""
-_MAX_ROUNDS = RepainterConfig.model_fields["max_rounds"].metadata[-1].le
 """Settings chosen when a Repainter is built, not per run."""
-
-ThreadStatus = Literal["not_started", "interrupted", "paused", "finished"]
-"""Where a run's thread stands; see :meth:`Repainter.status`."""
 
 
 @dataclass(frozen=True)
@@ -86,84 +84,6 @@ class RepaintEvent:
     round: int | None = None
     data: dict[str, Any] = field(default_factory=dict)
     result: RepaintResult | None = None
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """A run ready to stream: the graph input (``None`` to resume), LangGraph's run config, the context."""
-
-    graph_input: dict[str, Any] | Command[Any] | None
-    run_config: RunnableConfig
-    context: RunContext | None
-    """``None`` when resuming a run whose settings are still only in its pending input: the nodes
-    then read them from the state once the input is applied."""
-
-
-def check_run_inputs(
-    config: RepainterConfig, reference: ImageInput, prompt: str | None, t2i: TextToImage | None = None
-) -> Image.Image:
-    """The checks every run makes before anything is called or created: the prompt, the reference
-    (read, normalised, and reduced to the largest size the run uses, known from ``t2i`` once it is
-    built: :mod:`imagerepainter.sizing`), and budgets that must fit the first round. Returns the reference image.
-
-    ``Repainter`` runs them when it prepares a run; run folders run them before creating a folder.
-    """
-    if prompt is not None and (not isinstance(prompt, str) or not prompt.strip()):
-        raise ConfigurationError("prompt must be a non-empty string, or None to describe the reference.")
-    side = reference_side(config) if t2i is None else side_for_run(config, t2i)
-    image = load_image(reference, max_pixels=config.max_reference_pixels, max_side=side)
-    check_budgets(config, describe=prompt is None)
-    return image
-
-
-@dataclass(frozen=True)
-class SizedReference:
-    """A run's reference and settings once sized (:func:`size_for_reference`)."""
-
-    config: RepainterConfig
-    """The settings, with the rendered size when the run sets none."""
-    image: Image.Image
-    """The reference, no larger than any step of the run uses."""
-    notes: list[str]
-    """What was changed on the user's behalf, in words (recorded in the result's ``notes``)."""
-
-
-def size_for_reference(config: RepainterConfig, image: Image.Image, t2i: TextToImage) -> SizedReference:
-    """Size a run to its reference (already read by :func:`check_run_inputs`): the rendered size fitted
-    to the reference and the model's limits, the reference reduced to what the run uses, both
-    checked before any paid call.
-
-    Raises:
-        ConfigurationError: the backend cannot render with these generation settings.
-    """
-    original = image.info.get(ORIGINAL_INFO)
-    shape = (original["width"], original["height"]) if isinstance(original, dict) else image.size
-    config, size_note = fit_to_reference(config, shape, t2i)
-    check_generation_settings(t2i, config.generation)
-    side = reference_side(config)
-    if max(image.size) > side:  # the rendered size is now known: reduce further (cheap, from the first reduction)
-        image = load_image(image, max_pixels=config.max_reference_pixels, max_side=side)
-    notes = [note for note in (size_note, reduction_note(image)) if note]
-    return SizedReference(config, image, notes)
-
-
-def settings_for_reference(config: RepainterConfig, reference: Image.Image, t2i: TextToImage) -> RepainterConfig:
-    """A run's settings once its reference is read: sized to the reference (when the run sets no
-    size) and checked against what the text-to-image backend accepts.
-
-    Raises:
-        ConfigurationError: the backend cannot render with these generation settings.
-    """
-    return size_for_reference(config, reference, t2i).config
-
-
-def _describe_backend(backend: Any) -> dict[str, Any]:
-    info: dict[str, Any] = {"name": getattr(backend, "name", type(backend).__name__), "class": type(backend).__name__}
-    describe = getattr(backend, "describe", None)
-    if callable(describe):
-        with contextlib.suppress(Exception):  # describing must never break a run
-            info.update(describe())
-    return info
 
 
 class Repainter:
@@ -222,7 +142,7 @@ class Repainter:
         self.mllm: MLLM = resolve_mllm(mllm)
         self.t2i: TextToImage = resolve_t2i(t2i)
         self.scorer: Scorer = resolve_scorer(scorer)
-        self._check_capabilities()
+        check_loop_backends(self.mllm, self.scorer)
         self.store: ImageStore = store if store is not None else MemoryImageStore()
         self._owns_store = store is None
         self._owns_checkpointer = False
@@ -234,8 +154,6 @@ class Repainter:
         self.checkpointer = checkpointer
         self.name = name
         self.durability = durability
-        self._lock = threading.Lock()
-        self._active: set[str] = set()  # threads running now
         self._owns_history = history is None
         if history is None:
             from langgraph.store.memory import InMemoryStore
@@ -252,21 +170,18 @@ class Repainter:
             admit=partial(self.admit_reference, policy=GRAPH_SOURCES),
         )
         self._graph: Any = self._builder.compile(checkpointer=checkpointer, store=history, name=name)
-
-    def _check_capabilities(self) -> None:
-        caps = self.mllm.capabilities
-        if not caps.accepts_images:
-            raise CapabilityError(
-                f"The MLLM {self.mllm.name!r} does not accept images, so it cannot describe or critique the "
-                "reference. Use a vision model (e.g. 'openai:gpt-4o-mini')."
-            )
-        if caps.max_images_per_call < 2:
-            raise CapabilityError(
-                f"The MLLM {self.mllm.name!r} takes {caps.max_images_per_call} image per request, but the critique "
-                "shows the reference and a candidate together. Use a model that accepts two images per request."
-            )
-        if not isinstance(self.scorer.higher_is_better, bool):
-            raise ConfigurationError(f"The scorer {self.scorer.name!r} must declare higher_is_better as a bool.")
+        self._threads = Threads(
+            self._graph,
+            config=self.config,
+            store=self.store,
+            checkpointer=checkpointer,
+            history=history,
+            backends=lambda: self.backends,
+            owns_store=self._owns_store,
+            owns_checkpointer=self._owns_checkpointer,
+            owns_history=self._owns_history,
+            on_idle=self._nodes.idle,
+        )
 
     # ------------------------------------------------------------------ graph access
 
@@ -336,32 +251,13 @@ class Repainter:
     def backends(self) -> dict[str, Any]:
         """Names and settings of the three backends, as recorded in results."""
         return {
-            "mllm": _describe_backend(self.mllm),
-            "t2i": _describe_backend(self.t2i),
-            "scorer": _describe_backend(self.scorer)
+            "mllm": describe_backend(self.mllm),
+            "t2i": describe_backend(self.t2i),
+            "scorer": describe_backend(self.scorer)
             | {"higher_is_better": self.scorer.higher_is_better, "bounds": list(self.scorer.bounds)},
         }
 
     # ------------------------------------------------------------------ running
-
-    @contextlib.contextmanager
-    def _claim(self, thread_id: str | None) -> Iterator[str]:
-        """Hold ``thread_id`` (a new one when ``None``) for one run: two runs never share a thread."""
-        thread_id = thread_id or uuid.uuid4().hex
-        with self._lock:
-            if thread_id in self._active:
-                raise ThreadInUseError(
-                    f"Thread {thread_id!r} is running now in this Repainter; wait for it, or pass another thread_id.",
-                    thread_id=thread_id,
-                )
-            self._active.add(thread_id)
-        try:
-            yield thread_id
-        finally:
-            with self._lock:
-                self._active.discard(thread_id)
-                if not self._active:  # no thread outlives the work, even before garbage collection
-                    self._nodes.idle()
 
     def config_for(self, **overrides: Any) -> RepainterConfig:
         """The settings a run with ``overrides`` uses: this Repainter's, refined and validated once.
@@ -385,7 +281,7 @@ class Repainter:
         thread_id: str,
         overrides: dict[str, Any],
         description: Description | None = None,
-    ) -> _Prepared:
+    ) -> PreparedRun:
         """Validate everything before any paid call; return the graph input, run config and context."""
         cfg = self.config_for(**overrides)
         if description is not None:
@@ -396,25 +292,9 @@ class Repainter:
                     f"description must be a Description (from Repainter.describe), not {type(description).__name__}."
                 )
             prompt = description.prompt
-        if self._graph.get_state({"configurable": {"thread_id": thread_id}}).values:
-            raise ThreadInUseError(
-                f"Thread {thread_id!r} already holds a run. Continue it with resume({thread_id!r}), or pass a new "
-                "thread_id.",
-                thread_id=thread_id,
-            )
+        self._threads.check_new(thread_id)
         admitted = self.admit_reference(reference, cfg, prompt=prompt, owner=thread_id)
-        cfg = admitted.config
-        # The settings go into the first checkpoint too: a resume in a new process rebuilds the context from them.
-        graph_input: dict[str, Any] = {"reference": admitted.ref, "prompt": prompt, "config": remember_config(cfg)}
-        if admitted.notes:
-            graph_input["notes"] = admitted.notes
-        if description is not None:
-            graph_input["understanding"] = description.understanding
-        run_config: RunnableConfig = {
-            "configurable": {"thread_id": thread_id},
-            "recursion_limit": recursion_limit(cfg),
-        }
-        return _Prepared(graph_input, run_config, RunContext(config=cfg))
+        return self._threads.new_run(thread_id, admitted, prompt, description)
 
     def admit_reference(
         self,
@@ -569,7 +449,7 @@ class Repainter:
 
     def _recorded_rounds(self, thread_id: str) -> int | None:
         """The most rounds of the run in ``thread_id``, as it recorded them (``None`` before it did)."""
-        context = self._resume_config(thread_id).context
+        context = self._threads.resume_config(thread_id).context
         return None if context is None else context.config.max_rounds
 
     def stream(
@@ -591,9 +471,9 @@ class Repainter:
         next one, so the graph ends on its own terms, between steps. A run under review ends its
         stream with a ``"review"`` event when it pauses for a person.
         """
-        with self._claim(thread_id) as claimed:
+        with self._threads.claim(thread_id) as claimed:
             run = self._prepare(reference, prompt, claimed, overrides, description)
-            yield from self._events(_stoppable(run, stop))
+            yield from self._events(run.with_stop(stop))
 
     def stream_resume(
         self,
@@ -604,25 +484,25 @@ class Repainter:
     ) -> Generator[RepaintEvent, None, None]:
         """Like :meth:`resume`, yielding :class:`RepaintEvent` s; the last one carries the result (or,
         at the next pause for review, is a ``"review"`` event). ``stop`` as in :meth:`stream`."""
-        with self._claim(thread_id):
-            prepared = self._resume_config(thread_id)
-            answer = self._review_answer(thread_id, prepared, review)
+        with self._threads.claim(thread_id):
+            prepared = self._threads.resume_config(thread_id)
+            answer = self._threads.review_command(thread_id, prepared, review)
             if answer is None:
-                self._recover_cancelled_step(prepared.run_config)
+                self._threads.recover_cancelled_step(prepared.run_config)
             else:
-                prepared = _Prepared(answer, prepared.run_config, prepared.context)
-            yield from self._events(_stoppable(prepared, stop))
+                prepared = PreparedRun(answer, prepared.run_config, prepared.context)
+            yield from self._events(prepared.with_stop(stop))
 
-    def _events(self, run: _Prepared) -> Iterator[RepaintEvent]:
+    def _events(self, run: PreparedRun) -> Iterator[RepaintEvent]:
         try:
             for chunk in self._graph.stream(
                 run.graph_input, run.run_config, stream_mode="custom", durability=self.durability, context=run.context
             ):
                 yield self._event(chunk)
         except BackendError as exc:
-            self._annotate(exc, run)
+            self._threads.annotate(exc, run)
             raise
-        yield self._pause_event(run) or RepaintEvent(kind="result", result=self._final_result(run))
+        yield self._pause_event(run) or RepaintEvent(kind="result", result=self._threads.final_result(run))
 
     # ------------------------------------------------------------------ human review
 
@@ -632,23 +512,17 @@ class Repainter:
         Works in any process that opens the run's checkpointer, history and image store: the
         request is in the checkpoint (LangGraph keeps an ``interrupt``'s value there).
         """
-        return self._pending({"configurable": {"thread_id": thread_id}})
+        return self._threads.pending({"configurable": {"thread_id": thread_id}})
 
-    def _pending(self, run_config: RunnableConfig) -> ReviewRequest | None:
-        for pending in self._graph.get_state(run_config).interrupts:
-            if _is_review(pending.value):
-                return pending.value  # type: ignore[no-any-return]
-        return None
-
-    def _pause_event(self, run: _Prepared) -> RepaintEvent | None:
+    def _pause_event(self, run: PreparedRun) -> RepaintEvent | None:
         """The ``"review"`` event of a run that paused for a person, else ``None``. A run whose settings
         ask for no review never pauses: nothing is read for it."""
         if run.context is not None and not run.context.config.review:
             return None
-        request = self._pending(run.run_config)
+        request = self._threads.pending(run.run_config)
         if request is None:
             return None
-        result = self._result(run, review=request)
+        result = self._threads.result(run, review=request)
         return RepaintEvent(kind="review", round=request["round"], data=dict(request), result=result)
 
     def check_review_answer(self, thread_id: str, review: Any) -> ReviewAnswer | None:
@@ -659,52 +533,7 @@ class Repainter:
             ReviewError: the thread is paused and ``review`` is missing or invalid, or ``review`` is
                 given for a thread that is not paused.
         """
-        return self._checked_answer(thread_id, {"configurable": {"thread_id": thread_id}}, review)
-
-    def _review_answer(self, thread_id: str, run: _Prepared, review: Any) -> Command[Any] | None:
-        """The ``Command(resume=...)`` that answers the thread's pending review (validated here, before
-        anything runs), or ``None`` for a thread that waits for no review."""
-        answer = self._checked_answer(thread_id, run.run_config, review)
-        return None if answer is None else Command(resume=answer.model_dump(exclude_none=True))
-
-    def _checked_answer(self, thread_id: str, run_config: RunnableConfig, review: Any) -> ReviewAnswer | None:
-        request = self._pending(run_config)
-        if request is None:
-            if review is not None:
-                raise ReviewError(
-                    f"Thread {thread_id!r} is not paused for a review ({self.status(thread_id)}); resume it "
-                    "without review=."
-                )
-            return None
-        if review is None:
-            raise ReviewError(
-                f"Thread {thread_id!r} is paused for a review of {describe_request(request)}: answer it with "
-                f"resume({thread_id!r}, review={{'action': 'approve'}}), or 'edit' with a prompt, or 'stop' "
-                f"(pending_review({thread_id!r}) shows what to review)."
-            )
-        return parse_answer(review, request)
-
-    def _recover_cancelled_step(self, run_config: RunnableConfig) -> None:
-        """Re-route a run whose last step was cancelled around its end, so resume continues it.
-
-        Closing an ``astream`` half-way cancels the running step. When the step had already
-        saved its writes, LangGraph records it as failed *with* those writes, but without the
-        routing to the next node; a resume then ends with nothing scheduled although the run
-        is not finished. Applying the step's writes as that node (``update_state(...,
-        as_node=...)``), or only re-running its routing once they are applied, continues the
-        run exactly where it was.
-        """
-        snapshot = self._graph.get_state(run_config)
-        if snapshot.next or not snapshot.values or run_finished(snapshot.values):
-            return
-        for task in snapshot.tasks:  # cancelled with its writes saved, not yet applied
-            if task.error is not None and isinstance(task.result, dict) and task.result:
-                self._graph.update_state(run_config, task.result, as_node=task.name)
-                return
-        if not snapshot.tasks and snapshot.parent_config:  # writes applied, routing lost
-            ran = [t.name for t in self._graph.get_state(snapshot.parent_config).tasks]
-            if len(ran) == 1:
-                self._graph.update_state(run_config, None, as_node=ran[0])
+        return self._threads.checked_answer(thread_id, {"configurable": {"thread_id": thread_id}}, review)
 
     @overload
     async def abatch(
@@ -755,21 +584,7 @@ class Repainter:
                 a list, ``max_concurrency`` is below 1, or an override is invalid (nothing ran).
             BatchError: some runs failed and ``return_exceptions`` is off.
         """
-        return await self._abatch(references, max_concurrency, return_exceptions, overrides)
-
-    async def _abatch(
-        self, references: Iterable[ImageInput], max_concurrency: int, return_exceptions: bool, overrides: dict[str, Any]
-    ) -> list[Any]:
-        from .batching import gather_runs, reference_list, settle
-
-        refs = reference_list(references)
-        self.config_for(**overrides)  # a bad setting is refused once, before any run
-
-        async def one(reference: ImageInput) -> RepaintResult:
-            return await self.arun(reference, progress=False, **overrides)
-
-        outcomes = await gather_runs(one, refs, max_concurrency)
-        return settle(outcomes, refs, return_exceptions=return_exceptions)
+        return await run_batch(self.arun, self.config_for, references, max_concurrency, return_exceptions, overrides)
 
     @overload
     def batch(
@@ -807,7 +622,9 @@ class Repainter:
         try:
             asyncio.get_running_loop()
         except RuntimeError:  # no loop running: the usual case
-            return asyncio.run(self._abatch(references, max_concurrency, return_exceptions, overrides))
+            return asyncio.run(
+                run_batch(self.arun, self.config_for, references, max_concurrency, return_exceptions, overrides)
+            )
         raise ConfigurationError(
             "Repainter.batch() blocks, so it cannot run inside a running event loop (a notebook, an async app): "
             "use `await rp.abatch(references)` there."
@@ -848,7 +665,7 @@ class Repainter:
     ) -> AsyncGenerator[RepaintEvent, None]:
         """Async :meth:`stream`. To stop early, close it before resuming its thread, e.g. iterate
         inside ``async with contextlib.aclosing(rp.astream(...)) as events:``."""
-        with self._claim(thread_id) as claimed:
+        with self._threads.claim(thread_id) as claimed:
             run = await asyncio.to_thread(self._prepare, reference, prompt, claimed, overrides, description)
             try:
                 async for chunk in self._graph.astream(
@@ -860,10 +677,10 @@ class Repainter:
                 ):
                     yield self._event(chunk)
             except BackendError as exc:
-                await asyncio.to_thread(self._annotate, exc, run)
+                await asyncio.to_thread(self._threads.annotate, exc, run)
                 raise
             paused = await asyncio.to_thread(self._pause_event, run)
-            yield paused or RepaintEvent(kind="result", result=await asyncio.to_thread(self._final_result, run))
+            yield paused or RepaintEvent(kind="result", result=await asyncio.to_thread(self._threads.final_result, run))
 
     def status(self, thread_id: str) -> ThreadStatus:
         """Where thread ``thread_id`` stands in the checkpointer.
@@ -873,31 +690,13 @@ class Repainter:
         it waits for a person's review (:meth:`pending_review`), ``resume(thread_id, review=...)``
         continues it; ``"finished"``: :meth:`result_of` holds its result.
         """
-        snapshot = self._graph.get_state({"configurable": {"thread_id": thread_id}})
-        if not snapshot.values:
-            return "not_started"
-        if run_finished(snapshot.values):
-            return "finished"
-        return "paused" if any(_is_review(i.value) for i in snapshot.interrupts) else "interrupted"
+        return self._threads.status(thread_id)
 
     def result_of(self, thread_id: str) -> RepaintResult:
         """The result of thread ``thread_id`` as far as it got (its latest checkpoint); a paused run's
         ``review`` says what it waits for."""
-        run = self._resume_config(thread_id)
-        return self._result(run, review=self._pending(run.run_config))
-
-    def _resume_config(self, thread_id: str) -> _Prepared:
-        """Rebuild a run's context from its checkpoint (the settings it recorded, not today's)."""
-        snapshot = self._graph.get_state({"configurable": {"thread_id": thread_id}})
-        if not snapshot.values:
-            raise ConfigurationError(f"No checkpoint for thread {thread_id!r}; nothing to resume.")
-        recorded = snapshot.values.get("config")
-        if not recorded:  # crashed right after the input: its settings are in the input the resume applies
-            limit = recursion_limit(self.config.with_overrides(max_rounds=_MAX_ROUNDS))
-            return _Prepared(None, {"configurable": {"thread_id": thread_id}, "recursion_limit": limit}, None)
-        cfg = config_from_state(recorded)
-        run_config: RunnableConfig = {"configurable": {"thread_id": thread_id}, "recursion_limit": recursion_limit(cfg)}
-        return _Prepared(None, run_config, RunContext(config=cfg))
+        run = self._threads.resume_config(thread_id)
+        return self._threads.result(run, review=self._threads.pending(run.run_config))
 
     # ------------------------------------------------------------------ helpers
 
@@ -924,7 +723,7 @@ class Repainter:
         if isinstance(chunk, dict) and "__interrupt__" in chunk:
             for pending in chunk["__interrupt__"]:
                 request = getattr(pending, "value", None)
-                if isinstance(request, dict) and _is_review(request):
+                if isinstance(request, dict) and is_review(request):
                     return RepaintEvent(kind="review", round=request["round"], data=dict(request))
             return None
         if not isinstance(chunk, dict) or "event" not in chunk:
@@ -938,36 +737,6 @@ class Repainter:
         event = cls.event_from(chunk)
         assert event is not None  # every custom chunk of this graph is one of its events
         return event
-
-    def _state(self, run_config: RunnableConfig) -> dict[str, Any]:
-        return dict(self._graph.get_state(run_config).values)
-
-    def _final_result(self, run: _Prepared) -> RepaintResult:
-        """The finished run's result. A finished thread is dropped from the default in-memory
-        checkpointer (it exists to resume failed runs; kept threads would grow without bound)."""
-        run_config = run.run_config
-        result = self._result(run)
-        if not result.finished:  # the graph stopped early without a backend error: keep the thread
-            thread_id = run_config["configurable"]["thread_id"]
-            raise IncompleteRunError(
-                f"The run in thread {thread_id!r} stopped before it finished ({len(result.rounds)} rounds done; "
-                f"a step was cancelled or interrupted). Repainter.resume({thread_id!r}) continues it.",
-                thread_id=thread_id,
-            )
-        if self._owns_checkpointer:
-            thread_id = run_config["configurable"]["thread_id"]
-            self.checkpointer.delete_thread(thread_id)
-            if self._owns_history and result.run_id:
-                RunHistory(self.history, result.run_id).delete()
-            if self._lets_runs_go() and isinstance(self.store, MemoryImageStore):
-                self.store.release(thread_id)  # the Repainter's default store lets the finished run go
-        return result
-
-    def _lets_runs_go(self) -> bool:
-        """Whether this Repainter's store drops a finished run's images (its default in-memory store, with
-        its default checkpointer, which drops the finished thread too). Every result it returns (finished,
-        partial or paused) then holds its own images (:meth:`MemoryImageStore.subset`)."""
-        return self._owns_store and self._owns_checkpointer and isinstance(self.store, MemoryImageStore)
 
     def result_from(self, values: dict[str, Any], *, history: Any = None) -> RepaintResult:
         """The result a run's state holds, e.g. what a parent graph received from this graph as a node.
@@ -990,55 +759,7 @@ class Repainter:
             >>> result.finished, len(result.rounds) == output.get("round"), result.best.prompt == best.get("prompt")
             (True, True, True)
         """
-        found = self._history_of(values, history)
-        if found.outcome:  # a parent graph declares only some output keys: the run recorded them all
-            values = found.outcome | dict(values)
-        return RepaintResult.from_state(
-            values,
-            history=found,
-            store=self.store,
-            backends=self.backends,
-            prompt_version=PROMPT_VERSION,
-            library_version=__version__,
-        )
-
-    def _history_of(self, values: dict[str, Any], history: Any = None) -> History:
-        """The run's history up to the state's round (every round when the state does not say, as in a
-        parent graph that declares ``run_id`` alone), from ``history`` (default: :attr:`history`)."""
-        run_id = values.get("run_id")
-        rounds = values.get("round", _MAX_ROUNDS)
-        store = self.history if history is None else history
-        return RunHistory(store, run_id).read(rounds=rounds) if run_id else History()
-
-    def _result(self, run: _Prepared, *, review: ReviewRequest | None = None) -> RepaintResult:
-        values = self._state(run.run_config)
-        result = RepaintResult.from_state(
-            values,
-            history=self._history_of(values),
-            review=review,
-            config=run.context.config if run.context is not None else None,
-            store=self.store,
-            backends=self.backends,
-            thread_id=run.run_config["configurable"]["thread_id"],
-            prompt_version=PROMPT_VERSION,
-            library_version=__version__,
-        )
-        if self._lets_runs_go() and isinstance(self.store, MemoryImageStore):
-            # the result keeps its own images: the store lets the run go once it finishes
-            result.bind(self.store.subset(_images_of(result)))
-        return result
-
-    def _annotate(self, exc: BackendError, run: _Prepared) -> BackendError:
-        """Attach what was already paid for to a backend failure, so nothing is lost."""
-        thread_id = run.run_config["configurable"]["thread_id"]
-        exc.thread_id = thread_id
-        try:
-            state = self._state(run.run_config)
-            exc.partial_result = self._result(run) if state.get("reference") else None
-        except Exception:
-            exc.partial_result = None
-        exc.add_note(f"Finished work is kept: Repainter.resume({thread_id!r}) continues this run.")
-        return exc
+        return self._threads.result_from(values, history=history)
 
     def close(self) -> None:
         """Release worker threads (the backends stay loaded for other Repainters).
@@ -1053,23 +774,6 @@ class Repainter:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _stoppable(run: _Prepared, stop: threading.Event | None) -> _Prepared:
-    """``run`` with ``stop`` in its context, so its nodes refuse to start once it is set. A resume
-    whose settings are still only in its pending input has no context yet: it runs to its end."""
-    if stop is None or run.context is None:
-        return run
-    return replace(run, context=replace(run.context, stop=stop))
-
-
-def _images_of(result: RepaintResult) -> list[ImageRef]:
-    """Every image a result shows: the reference, every candidate, the pending ones."""
-    return [result.reference, *(c.image_ref for c in result.candidates), *(c.image_ref for c in result.pending)]
-
-
-def _is_review(value: Any) -> bool:
-    return isinstance(value, dict) and value.get("kind") in ("prompt", "critique")
 
 
 def _last(events: Iterator[RepaintEvent], on_event: Callable[[RepaintEvent], None] | None = None) -> RepaintResult:

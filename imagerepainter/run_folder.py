@@ -64,8 +64,9 @@ from .config import RepainterConfig
 from .errors import ConfigurationError, RepainterError, ThreadInUseError
 from .graph import ROUND_CLOSING_NODE
 from .images import DirectoryImageStore, ImageInput, image_sha256
-from .repainter import Repainter, RepaintEvent, check_run_inputs
+from .repainter import Repainter, RepaintEvent
 from .results import RepaintResult
+from .sizing import check_run_inputs
 
 __all__ = ["BackendSpecs", "RUN_FILE", "RunFolder"]
 

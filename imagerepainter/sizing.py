@@ -33,21 +33,28 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image
 
-from .backends.base import SIDE_LIMITS, fit_size, side_limits, size_clamped
+from .backends.base import SIDE_LIMITS, TextToImage, check_generation_settings, fit_size, side_limits, size_clamped
 from .config import RepainterConfig, recorded_config
-from .images import ORIGINAL_INFO
+from .convergence import check_budgets
+from .errors import ConfigurationError
+from .images import ORIGINAL_INFO, ImageInput, load_image
 
 __all__ = [
+    "SizedReference",
+    "check_run_inputs",
     "config_from_state",
     "fit_to_reference",
     "reduction_note",
     "reference_side",
     "repair_recorded_size",
+    "settings_for_reference",
     "side_for_run",
+    "size_for_reference",
 ]
 
 logger = logging.getLogger(__name__)
@@ -176,3 +183,61 @@ def config_from_state(dumped: dict[str, Any]) -> RepainterConfig:
     settings' limits (by a version before sizes were clamped) is brought within them
     (:func:`repair_recorded_size`), so such runs resume."""
     return recorded_config(repair_recorded_size(dumped))
+
+
+def check_run_inputs(
+    config: RepainterConfig, reference: ImageInput, prompt: str | None, t2i: TextToImage | None = None
+) -> Image.Image:
+    """The checks every run makes before anything is called or created: the prompt, the reference
+    (read, normalised, and reduced to the largest size the run uses, known from ``t2i`` once it is
+    built: :mod:`imagerepainter.sizing`), and budgets that must fit the first round. Returns the reference image.
+
+    ``Repainter`` runs them when it prepares a run; run folders run them before creating a folder.
+    """
+    if prompt is not None and (not isinstance(prompt, str) or not prompt.strip()):
+        raise ConfigurationError("prompt must be a non-empty string, or None to describe the reference.")
+    side = reference_side(config) if t2i is None else side_for_run(config, t2i)
+    image = load_image(reference, max_pixels=config.max_reference_pixels, max_side=side)
+    check_budgets(config, describe=prompt is None)
+    return image
+
+
+@dataclass(frozen=True)
+class SizedReference:
+    """A run's reference and settings once sized (:func:`size_for_reference`)."""
+
+    config: RepainterConfig
+    """The settings, with the rendered size when the run sets none."""
+    image: Image.Image
+    """The reference, no larger than any step of the run uses."""
+    notes: list[str]
+    """What was changed on the user's behalf, in words (recorded in the result's ``notes``)."""
+
+
+def size_for_reference(config: RepainterConfig, image: Image.Image, t2i: TextToImage) -> SizedReference:
+    """Size a run to its reference (already read by :func:`check_run_inputs`): the rendered size fitted
+    to the reference and the model's limits, the reference reduced to what the run uses, both
+    checked before any paid call.
+
+    Raises:
+        ConfigurationError: the backend cannot render with these generation settings.
+    """
+    original = image.info.get(ORIGINAL_INFO)
+    shape = (original["width"], original["height"]) if isinstance(original, dict) else image.size
+    config, size_note = fit_to_reference(config, shape, t2i)
+    check_generation_settings(t2i, config.generation)
+    side = reference_side(config)
+    if max(image.size) > side:  # the rendered size is now known: reduce further (cheap, from the first reduction)
+        image = load_image(image, max_pixels=config.max_reference_pixels, max_side=side)
+    notes = [note for note in (size_note, reduction_note(image)) if note]
+    return SizedReference(config, image, notes)
+
+
+def settings_for_reference(config: RepainterConfig, reference: Image.Image, t2i: TextToImage) -> RepainterConfig:
+    """A run's settings once its reference is read: sized to the reference (when the run sets no
+    size) and checked against what the text-to-image backend accepts.
+
+    Raises:
+        ConfigurationError: the backend cannot render with these generation settings.
+    """
+    return size_for_reference(config, reference, t2i).config

@@ -179,7 +179,7 @@ def test_a_folder_recorded_with_a_size_out_of_bounds_resumes(tmp_path, monkeypat
     folder = RunFolder(tmp_path / "old")
     specs = BackendSpecs(mllm="sandbox", t2i="sandbox", scorer="sandbox")
     with monkeypatch.context() as patch:  # write the folder as an older version did
-        patch.setattr("imagerepainter.repainter.fit_to_reference", _size_before_clamping)
+        patch.setattr("imagerepainter.sizing.fit_to_reference", _size_before_clamping)
         with pytest.raises(Exception, match="less than or equal to 4096"):
             folder.run(specs, _line(tmp_path, (1, 300)), overrides={"max_rounds": 2})
     record = json.loads((folder.path / "run.json").read_text())

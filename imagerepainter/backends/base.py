@@ -12,6 +12,7 @@ right attributes is a backend; nothing has to inherit from these classes.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
@@ -20,7 +21,7 @@ from PIL import Image
 from pydantic import BaseModel, Field
 
 from ..config import GenerationConfig
-from ..errors import ConfigurationError
+from ..errors import CapabilityError, ConfigurationError
 from ..images import ImageFormat
 
 __all__ = [
@@ -37,7 +38,9 @@ __all__ = [
     "GENERATION_FIELDS",
     "batches",
     "check_generation_settings",
+    "check_loop_backends",
     "check_scorer_reference",
+    "describe_backend",
     "fit_size",
 ]
 
@@ -389,3 +392,41 @@ def check_scorer_reference(scorer: Any, reference: Image.Image) -> None:
         check = getattr(part, "check_reference", None)
         if callable(check):
             check(reference)
+
+
+# ----------------------------------------------------------------------------- the loop's backends together
+
+
+def check_loop_backends(mllm: MLLM, scorer: Scorer) -> None:
+    """Refuse backends the loop cannot work with: an MLLM that takes no images or fewer than two per
+    request (the critique shows the reference and a candidate together), or a scorer that does not
+    declare ``higher_is_better`` as a bool.
+
+    Raises:
+        CapabilityError: the MLLM cannot see the images the loop sends.
+        ConfigurationError: the scorer does not say which way is better.
+    """
+    caps = mllm.capabilities
+    if not caps.accepts_images:
+        raise CapabilityError(
+            f"The MLLM {mllm.name!r} does not accept images, so it cannot describe or critique the "
+            "reference. Use a vision model (e.g. 'openai:gpt-4o-mini')."
+        )
+    if caps.max_images_per_call < 2:
+        raise CapabilityError(
+            f"The MLLM {mllm.name!r} takes {caps.max_images_per_call} image per request, but the critique "
+            "shows the reference and a candidate together. Use a model that accepts two images per request."
+        )
+    if not isinstance(scorer.higher_is_better, bool):
+        raise ConfigurationError(f"The scorer {scorer.name!r} must declare higher_is_better as a bool.")
+
+
+def describe_backend(backend: Any) -> dict[str, Any]:
+    """A backend's name, class and what its ``describe()`` adds, as results record them (a backend whose
+    ``describe`` fails is still named: describing must never break a run)."""
+    info: dict[str, Any] = {"name": getattr(backend, "name", type(backend).__name__), "class": type(backend).__name__}
+    describe = getattr(backend, "describe", None)
+    if callable(describe):
+        with contextlib.suppress(Exception):  # describing must never break a run
+            info.update(describe())
+    return info

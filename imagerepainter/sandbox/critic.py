@@ -150,6 +150,54 @@ def _direction(dx: float, dy: float) -> str:
     return " and ".join(parts) or "slightly elsewhere"
 
 
+def _shape_findings(r: Blob, c: Blob, p: Shape) -> list[Finding]:
+    """What differs between a shape seen in the reference (``r``) and in the candidate (``c``), drawn
+    by the prompt's shape ``p``: its colour, kind, place and size."""
+    findings: list[Finding] = []
+    name = shape_ref(p)
+    de = delta_e(r.color, c.color)
+    if de > 5:
+        target = fine_color(r.color, current=p.color)
+        findings.append(
+            Finding(
+                "style",
+                f"The {name} should be {format_color(target)}; it is {_tone(r.color, c.color)}.",
+                recolor_edit(p, target),
+                r.area * min(de, 60) / 60,
+            )
+        )
+    if r.kind != c.kind and r.kind != "blob" and r.kind != p.kind:
+        findings.append(
+            Finding(
+                "content", f"The {name} should be a {r.kind}.", rekind_edit(p, r.kind, r.rotation), r.area * 0.4
+            )
+        )
+    dx, dy = r.x - c.x, r.y - c.y
+    d = math.hypot(dx, dy)
+    if d > 0.012:
+        x = round(min(1.0, max(0.0, p.x + dx)), 2)
+        y = round(min(1.0, max(0.0, p.y + dy)), 2)
+        findings.append(
+            Finding(
+                "composition",
+                f"The {name} should sit {_direction(dx, dy)}.",
+                move_edit(p, x, y),
+                2 * r.area * min(1.0, d / max(r.size, 0.05)),
+            )
+        )
+    ratio = r.size / max(c.size, 1e-6)
+    if abs(ratio - 1) > 0.05:
+        findings.append(
+            Finding(
+                "composition",
+                f"The {name} is too {'small' if ratio > 1 else 'large'}.",
+                resize_edit(p, min(1.0, round(p.size * ratio, 2))),
+                r.area * min(1.0, abs(1 - ratio**2)),
+            )
+        )
+    return findings
+
+
 def review(
     reference: Perception,
     candidate: Perception,
@@ -189,48 +237,7 @@ def review(
         r, c = reference.blobs[ri], candidate.blobs[ci]
         if ci not in cand_to_prompt:
             continue
-        p = shapes[cand_to_prompt[ci]]
-        name = shape_ref(p)
-        de = delta_e(r.color, c.color)
-        if de > 5:
-            target = fine_color(r.color, current=p.color)
-            findings.append(
-                Finding(
-                    "style",
-                    f"The {name} should be {format_color(target)}; it is {_tone(r.color, c.color)}.",
-                    recolor_edit(p, target),
-                    r.area * min(de, 60) / 60,
-                )
-            )
-        if r.kind != c.kind and r.kind != "blob" and r.kind != p.kind:
-            findings.append(
-                Finding(
-                    "content", f"The {name} should be a {r.kind}.", rekind_edit(p, r.kind, r.rotation), r.area * 0.4
-                )
-            )
-        dx, dy = r.x - c.x, r.y - c.y
-        d = math.hypot(dx, dy)
-        if d > 0.012:
-            x = round(min(1.0, max(0.0, p.x + dx)), 2)
-            y = round(min(1.0, max(0.0, p.y + dy)), 2)
-            findings.append(
-                Finding(
-                    "composition",
-                    f"The {name} should sit {_direction(dx, dy)}.",
-                    move_edit(p, x, y),
-                    2 * r.area * min(1.0, d / max(r.size, 0.05)),
-                )
-            )
-        ratio = r.size / max(c.size, 1e-6)
-        if abs(ratio - 1) > 0.05:
-            findings.append(
-                Finding(
-                    "composition",
-                    f"The {name} is too {'small' if ratio > 1 else 'large'}.",
-                    resize_edit(p, min(1.0, round(p.size * ratio, 2))),
-                    r.area * min(1.0, abs(1 - ratio**2)),
-                )
-            )
+        findings += _shape_findings(r, c, shapes[cand_to_prompt[ci]])
     # -- missing and extra shapes
     matched_cand = set(ref_to_cand.values())
     unseen = [p for i, p in enumerate(shapes) if i not in cand_to_prompt.values()]  # asked for, not seen

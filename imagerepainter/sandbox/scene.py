@@ -418,6 +418,29 @@ def parse_reference(text: str) -> Reference:
     )
 
 
+def _read_background(tokens: list[str], used: list[bool], slots: _Slots) -> RGB | None:
+    """The first colour a clause gives its background ("a solid red background", "background is red"),
+    marking the words it used; ``None`` when the clause names none."""
+    found: RGB | None = None
+    for i, tok in enumerate(tokens):
+        if tok not in _BACKGROUND:
+            continue
+        j = i - 1
+        while j >= 0 and tokens[j] in ("solid", "plain", "flat", "a", "an", "the", "colored", "uniform"):
+            j -= 1
+        k = i + 1
+        while k < len(tokens) and tokens[k] in ("is", "of", "color", "in", "colored", "a", "an", "solid", "plain"):
+            k += 1
+        for cand in (j, k):
+            s = _slot(tokens[cand]) if 0 <= cand < len(tokens) else None
+            if s and s[0] == "c" and not used[cand]:
+                if found is None:
+                    found = slots.colors[s[1]]
+                used[cand] = used[i] = True
+                break
+    return found
+
+
 def _read(text: str) -> tuple[RGB | None, list[_Mention], list[_Mention], list[RGB]]:
     """Tokenise ``text`` and collect the background, shape mentions, blob mentions and loose colours."""
     slots = _Slots()
@@ -430,23 +453,8 @@ def _read(text: str) -> tuple[RGB | None, list[_Mention], list[_Mention], list[R
 
     for tokens in clauses:
         used = [False] * len(tokens)
-        # -- the background
-        for i, tok in enumerate(tokens):
-            if tok not in _BACKGROUND:
-                continue
-            j = i - 1
-            while j >= 0 and tokens[j] in ("solid", "plain", "flat", "a", "an", "the", "colored", "uniform"):
-                j -= 1
-            k = i + 1
-            while k < len(tokens) and tokens[k] in ("is", "of", "color", "in", "colored", "a", "an", "solid", "plain"):
-                k += 1
-            for cand in (j, k):
-                s = _slot(tokens[cand]) if 0 <= cand < len(tokens) else None
-                if s and s[0] == "c" and not used[cand]:
-                    if background is None:
-                        background = slots.colors[s[1]]
-                    used[cand] = used[i] = True
-                    break
+        found = _read_background(tokens, used, slots)
+        background = found if background is None else background
         # -- shapes
         nouns = [i for i, t in enumerate(tokens) if _kind_of(t)]
         clause_mentions: list[_Mention] = []
