@@ -168,9 +168,7 @@ def _shape_findings(r: Blob, c: Blob, p: Shape) -> list[Finding]:
         )
     if r.kind != c.kind and r.kind != "blob" and r.kind != p.kind:
         findings.append(
-            Finding(
-                "content", f"The {name} should be a {r.kind}.", rekind_edit(p, r.kind, r.rotation), r.area * 0.4
-            )
+            Finding("content", f"The {name} should be a {r.kind}.", rekind_edit(p, r.kind, r.rotation), r.area * 0.4)
         )
     dx, dy = r.x - c.x, r.y - c.y
     d = math.hypot(dx, dy)
