@@ -29,7 +29,6 @@ import threading
 import warnings
 import weakref
 import zlib
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -39,6 +38,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from typing_extensions import TypedDict
 
 from ._files import atomic_write
+from ._memo import LRU
 from .errors import ImageNotFoundError, ImageTooLargeError, InvalidImageError
 
 __all__ = [
@@ -572,8 +572,7 @@ class DirectoryImageStore:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.compress_level = compress_level
-        self._cache: OrderedDict[str, Image.Image] = OrderedDict()
-        self._cache_size = cache_size
+        self._cache = LRU[str, Image.Image](cache_size)
         self._lock = threading.Lock()
         self._encoder: ThreadPoolExecutor | None = None
         self._encoding: dict[str, Future[None]] = {}
@@ -586,11 +585,7 @@ class DirectoryImageStore:
         return self.folder / f"{sha}{self.RAW_SUFFIX}"
 
     def _remember(self, sha: str, image: Image.Image) -> None:
-        with self._lock:
-            self._cache[sha] = image
-            self._cache.move_to_end(sha)
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+        self._cache.put(sha, image)
 
     def put(self, image: Image.Image) -> ImageRef:
         ref = _ref(image)
@@ -643,8 +638,7 @@ class DirectoryImageStore:
 
     def get(self, ref: ImageRef) -> Image.Image:
         sha = ref["sha256"]
-        with self._lock:
-            cached = self._cache.get(sha)
+        cached = self._cache.get(sha)
         if cached is not None:
             return cached.copy()
         for target in (self.path(ref), self._raw_path(sha)):

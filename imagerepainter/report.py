@@ -610,7 +610,7 @@ def render_summary(result: RepaintResult, *, max_side: int = 256, max_bytes: int
     its text alone.
 
     Example:
-        >>> from imagerepainter import Repainter
+        >>> from imagerepainter import Repainter, RepaintResult
         >>> from imagerepainter.sandbox import random_scene, render_scene
         >>> result = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox", max_rounds=2).run(
         ...     render_scene(random_scene(1)), progress=False)

@@ -62,7 +62,7 @@ import os
 import sys
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Literal, Union
@@ -362,11 +362,20 @@ def _load_entry_points() -> None:
             _PLUGINS[kind][provider] = BackendEntry(kind, provider, ep.value)  # type: ignore[arg-type]
 
 
-def check_installed(*, mllm: Any = None, t2i: Any = None, scorer: Any = None, also: tuple[Need, ...] = ()) -> None:
-    """Check, before anything is imported or built, that the backends' packages are installed.
+def check_installed(
+    *,
+    mllm: Any = None,
+    t2i: Any = None,
+    scorer: Any = None,
+    also: tuple[Need, ...] = (),
+    specs: Iterable[tuple[BackendKind, Any]] = (),
+) -> None:
+    """Check, before anything is imported or built, that the backends' packages are installed: the
+    package's one missing-extras check (the loop, run folders and the benchmark all call it).
 
     A spec string is looked up in the table (objects, unknown providers and ``None`` are left
-    to :func:`resolve_mllm` and its siblings); every missing module of every backend, and of
+    to :func:`resolve_mllm` and its siblings); every missing module of every backend (``mllm``,
+    ``t2i``, ``scorer``, then each ``(kind, spec)`` of ``specs``, e.g. a benchmark's models), and of
     ``also``, is named in **one** error with one ``pip install`` for all the extras.
 
     Raises:
@@ -375,8 +384,8 @@ def check_installed(*, mllm: Any = None, t2i: Any = None, scorer: Any = None, al
     Example:
         >>> check_installed(mllm="sandbox", t2i="sandbox", scorer="ssim")  # nothing optional: no error
     """
-    found = [needs("mllm", mllm), needs("t2i", t2i), needs("scorer", scorer)]
-    require_all([*(need for need in found if need is not None), *also])
+    found = [needs("mllm", mllm), needs("t2i", t2i), needs("scorer", scorer), *(needs(k, s) for k, s in specs)]
+    require_all(dict.fromkeys([*(need for need in found if need is not None), *also]))  # each need once
 
 
 def check_spec(kind: BackendKind, spec: Any, *, device_here: bool = True) -> None:

@@ -338,13 +338,12 @@ def _plan(dataset: Any, checked: _Checked, *, mllm: Any, models: Mapping[str, An
 
 def _check_installed(mllm: Any, models: Mapping[str, Any], scorer: Any, metrics: Sequence[str]) -> None:
     """Name every missing extra of the MLLM, the models, the scorer and the scorer-spec metrics in one error,
-    before anything is loaded or downloaded."""
-    from .._imports import require_all
-    from ..backends.registry import needs
+    before anything is loaded or downloaded (the registry's one check)."""
+    from ..backends.registry import check_installed
 
-    found = [needs("mllm", mllm), *(needs("t2i", spec) for spec in models.values()), needs("scorer", scorer)]
-    found += [needs("scorer", _scorer_spec(metric)) for metric in metrics]
-    require_all(dict.fromkeys(need for need in found if need is not None))  # each need once
+    specs: list[tuple[Any, Any]] = [("t2i", spec) for spec in models.values()]
+    specs += [("scorer", scorer), *(("scorer", _scorer_spec(metric)) for metric in metrics)]
+    check_installed(mllm=mllm, specs=specs)
 
 
 def _check_model_specs(models: Mapping[str, Any], *, device_here: bool) -> None:

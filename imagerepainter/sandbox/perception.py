@@ -25,14 +25,13 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from .._memo import LRU
 from .colors import RGB, rgb_to_lab
 
 __all__ = ["Blob", "Perception", "label_components", "perceive"]
@@ -271,9 +270,7 @@ def _perceive(image: Image.Image, *, side: int = ANALYSIS_SIDE, max_blobs: int =
     )
 
 
-_CACHE: OrderedDict[str, Perception] = OrderedDict()
-_CACHE_LOCK = threading.Lock()
-_CACHE_SIZE = 64
+_CACHE = LRU[str, Perception](64)
 
 
 def perceive(image: Image.Image) -> Perception:
@@ -285,13 +282,5 @@ def perceive(image: Image.Image) -> Perception:
     digest = hashlib.blake2b(image.tobytes(), digest_size=16)
     digest.update(f"{image.mode}{image.size}".encode())
     key = digest.hexdigest()
-    with _CACHE_LOCK:
-        if key in _CACHE:
-            _CACHE.move_to_end(key)
-            return _CACHE[key]
-    result = _perceive(image)
-    with _CACHE_LOCK:
-        _CACHE[key] = result
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    return result
+    known = _CACHE.get(key)
+    return known if known is not None else _CACHE.put(key, _perceive(image))
