@@ -128,14 +128,24 @@ def test_no_import_cycle_in_the_package() -> None:
     assert found is None, " -> ".join(found or [])
 
 
+def _planted(root: Path, files: dict[str, str]) -> Path:
+    """A package ``planted`` under ``root`` holding ``files`` (relative path -> source), with every
+    folder's ``__init__.py``."""
+    pkg = root / "planted"
+    for name, source in {"__init__.py": "", **files}.items():
+        path = pkg / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (path.parent / "__init__.py").touch()
+        path.write_text(source)
+    return pkg
+
+
 def test_the_scan_finds_a_planted_cycle(tmp_path: Path) -> None:  # the check above can fail
-    pkg = tmp_path / "planted"
-    (pkg / "sub").mkdir(parents=True)
-    (pkg / "__init__.py").write_text("")
-    (pkg / "sub" / "__init__.py").write_text("")
-    (pkg / "a.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from . import c\n")
-    (pkg / "c.py").write_text("from . import a\n")  # a -> c only for typing: no cycle yet
+    typing_only = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from . import c\n"
+    pkg = _planted(tmp_path, {"a.py": typing_only, "c.py": "from . import a\n"})  # a -> c for typing: no cycle
     assert _cycle(_graph(_modules(pkg))) is None
+    (pkg / "sub").mkdir()
+    (pkg / "sub" / "__init__.py").write_text("")
     (pkg / "sub" / "b.py").write_text("def f():\n    from ..a import thing\n")
     (pkg / "a.py").write_text("from .sub.b import f\n")
     assert _cycle(_graph(_modules(pkg))) == ["planted.a", "planted.sub.b", "planted.a"]
@@ -202,17 +212,14 @@ def test_no_private_name_crosses_a_subsystem() -> None:
 
 
 def test_the_scan_finds_planted_private_reaches(tmp_path: Path) -> None:  # the check above can fail
-    pkg = tmp_path / "planted"
-    (pkg / "room").mkdir(parents=True)
-    (pkg / "__init__.py").write_text("")
-    (pkg / "room" / "__init__.py").write_text("")
-    (pkg / "_base.py").write_text("def shared(): ...\ndef _inner(): ...\n")
-    (pkg / "room" / "one.py").write_text("class A:\n    def __init__(self):\n        self._pool = 1\n")
-    (pkg / "room" / "two.py").write_text("from .one import A\nA()._pool\n")  # same subsystem: fine
-    (pkg / "top.py").write_text(
-        "from . import _base\nfrom ._base import shared\nfrom ._base import _inner\n"
-        "def f(x):\n    return x._pool, _base.shared\n"
-    )
+    files = {
+        "_base.py": "def shared(): ...\ndef _inner(): ...\n",
+        "room/one.py": "class A:\n    def __init__(self):\n        self._pool = 1\n",
+        "room/two.py": "from .one import A\nA()._pool\n",  # the same subsystem: fine
+        "top.py": "from . import _base\nfrom ._base import shared\nfrom ._base import _inner\n"
+        "def f(x):\n    return x._pool, _base.shared\n",
+    }
+    pkg = _planted(tmp_path, files)
     assert _private_reaches(_modules(pkg)) == [
         "planted.top imports planted._base._inner",
         "planted.top:5 reaches ._pool",
