@@ -10,8 +10,10 @@ Rules, checked over the whole package by reading its source (nothing is imported
   subsystem, nor reaches one as an attribute (``self._nodes._pool``, ``nodes._config``): what two
   subsystems share has a public name.
 * **Private modules** (``_files.py``, ``_loading.py``, ``_secrets.py``, ``_openai_wire/``...) are the
-  package's shared foundation: any subsystem may import the module and its *public* names; their
-  ``_underscore`` names stay theirs like anyone else's.
+  package's shared foundation: any subsystem may import their *public* names
+  (``from .._files import atomic_write``); their ``_underscore`` names stay theirs like anyone
+  else's, and so does the module object itself (``from .. import _loading`` binds a private name
+  in another subsystem: import the names it needs instead).
 """
 
 from __future__ import annotations
@@ -67,9 +69,10 @@ def _module_level(body: list[ast.stmt]) -> Iterator[ast.AST]:
 
 
 def _imported(name: str, modules: dict[str, Path], *, lazy: bool) -> Iterator[tuple[str, str | None]]:
-    """``(module, name)`` for each package module that ``name`` imports (``name`` is ``None`` for
-    ``import x``): at module level (``TYPE_CHECKING`` blocks included), and with ``lazy`` also inside
-    functions, ``TYPE_CHECKING`` blocks aside."""
+    """``(module, name)`` for each package module that ``name`` imports, where ``name`` is what a
+    ``from`` import binds (a submodule's own name when it imports one) and ``None`` for ``import x``:
+    at module level (``TYPE_CHECKING`` blocks included), and with ``lazy`` also inside functions,
+    ``TYPE_CHECKING`` blocks aside."""
     path = modules[name]
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -82,9 +85,7 @@ def _imported(name: str, modules: dict[str, Path], *, lazy: bool) -> Iterator[tu
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*anchor, base] if base else anchor)
-            pairs = [
-                (f"{base}.{a.name}", None) if f"{base}.{a.name}" in modules else (base, a.name) for a in node.names
-            ]
+            pairs = [(f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base, a.name) for a in node.names]
         for target, imported in pairs:
             while target and target not in modules:
                 target = target.rpartition(".")[0]
@@ -199,7 +200,9 @@ def _private_reaches(modules: dict[str, Path]) -> list[str]:
         home = _subsystem(m, modules)
         for target, name in _imported(m, modules, lazy=True):
             if name and _private(name) and _subsystem(target, modules) != home:
-                offenders.append(f"{m} imports {target}.{name}")
+                offenders.append(
+                    f"{m} imports {target}" if target.endswith(f".{name}") else f"{m} imports {target}.{name}"
+                )
         elsewhere = set().union(*(names for sub, names in defined.items() if sub != home)) - defined[home]
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Attribute) and node.attr in elsewhere:
@@ -216,13 +219,14 @@ def test_the_scan_finds_planted_private_reaches(tmp_path: Path) -> None:  # the 
         "_base.py": "def shared(): ...\ndef _inner(): ...\n",
         "room/one.py": "class A:\n    def __init__(self):\n        self._pool = 1\n",
         "room/two.py": "from .one import A\nA()._pool\n",  # the same subsystem: fine
-        "top.py": "from . import _base\nfrom ._base import shared\nfrom ._base import _inner\n"
-        "def f(x):\n    return x._pool, _base.shared\n",
+        "top.py": "from ._base import shared\nfrom ._base import _inner\n\n\ndef f(x):\n    return x._pool, shared\n",
+        "room/three.py": "from .. import _base\nfrom . import one\n",  # a private module bound by name
     }
     pkg = _planted(tmp_path, files)
     assert _private_reaches(_modules(pkg)) == [
+        "planted.room.three imports planted._base",
         "planted.top imports planted._base._inner",
-        "planted.top:5 reaches ._pool",
+        "planted.top:6 reaches ._pool",
     ]
 
 

@@ -41,8 +41,18 @@ from typing import Any, ClassVar, Literal
 
 from PIL import Image
 
-from .. import _loading as _cache
 from .._imports import require
+from .._loading import (
+    check_device,
+    dtype_name,
+    get_or_load,
+    library_versions,
+    load_pretrained,
+    model_key,
+    optional_bool,
+    positive_int,
+    resolve_dtype,
+)
 from ..errors import ConfigurationError, MissingDependencyError
 
 __all__ = ["CLIPScorer", "DINOv2Scorer"]
@@ -76,14 +86,14 @@ class _EmbeddingScorer:
         batch_size: int = 16,
         local_files_only: bool | None = None,
     ) -> None:
-        self.batch_size = _cache.positive_int(batch_size, "batch_size")
+        self.batch_size = positive_int(batch_size, "batch_size")
         """Most images per forward pass."""
         self.model_id: str = os.fspath(model) if model is not None else self.default_model
         """The Hub id or local folder the model is loaded from."""
         self.device: str = str(device)
         """Device the model runs on (``"cpu"``, ``"cuda:0"``, ...); never chosen automatically."""
         self._torch_dtype = torch_dtype
-        self.local_files_only = _cache.optional_bool(local_files_only, "local_files_only")
+        self.local_files_only = optional_bool(local_files_only, "local_files_only")
         """True never downloads; None downloads unless ``HF_HUB_OFFLINE`` is set."""
         self._loaded: _Loaded | None = None
         self._load_lock = threading.Lock()
@@ -100,7 +110,7 @@ class _EmbeddingScorer:
         """The dtype as a string, e.g. ``"float32"``; ``None`` means float32."""
         if self._torch_dtype is None:
             return "float32"
-        return _cache.dtype_name(_cache.resolve_dtype(self._torch_dtype))
+        return dtype_name(resolve_dtype(self._torch_dtype))
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able record of what computed the scores, for run results.
@@ -120,7 +130,7 @@ class _EmbeddingScorer:
             "higher_is_better": self.higher_is_better,
             "bounds": list(self.bounds),
             **self._describe_extra(),
-            "versions": _cache.library_versions("torch", "transformers"),
+            "versions": library_versions("torch", "transformers"),
         }
 
     def _describe_extra(self) -> dict[str, Any]:
@@ -155,10 +165,10 @@ class _EmbeddingScorer:
         if self._loaded is None:
             with self._load_lock:
                 if self._loaded is None:
-                    _cache.check_device(self.device, extra="metrics", purpose=f"{self._what} similarity")
-                    dtype = _cache.resolve_dtype(self._torch_dtype)
-                    key = _cache.model_key(type(self).__name__, self.model_id, self.device, _cache.dtype_name(dtype))
-                    self._loaded = _cache.get_or_load(key, lambda: self._load_uncached(dtype))
+                    check_device(self.device, extra="metrics", purpose=f"{self._what} similarity")
+                    dtype = resolve_dtype(self._torch_dtype)
+                    key = model_key(type(self).__name__, self.model_id, self.device, dtype_name(dtype))
+                    self._loaded = get_or_load(key, lambda: self._load_uncached(dtype))
         return self._loaded
 
     def _load_uncached(self, dtype: Any) -> _Loaded:
@@ -180,7 +190,7 @@ class _EmbeddingScorer:
                 ) from None
             return _Loaded(model=model.to(self.device).eval(), processor=processor)
 
-        return _cache.load_pretrained(load, self.model_id, what=self._what, local_files_only=self.local_files_only)
+        return load_pretrained(load, self.model_id, what=self._what, local_files_only=self.local_files_only)
 
     def _model_class(self, transformers: Any) -> Any:
         raise NotImplementedError

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .. import _loading as _cache
+from .._loading import library_versions, positive_float, positive_int
 from ..errors import ConfigurationError
 
 __all__ = ["PSNRScorer", "SSIMScorer", "to_array"]
@@ -78,7 +78,7 @@ class _PixelScorer:
     bounds: tuple[float, float]
 
     def __init__(self, *, batch_size: int = 16) -> None:
-        self.batch_size = _cache.positive_int(batch_size, "batch_size")
+        self.batch_size = positive_int(batch_size, "batch_size")
         """Kept for compatibility with the other scorers' options; pixel scores are computed one image at a time."""
 
     @property
@@ -96,7 +96,7 @@ class _PixelScorer:
             "resize": "candidates resized (bicubic) to the reference size",
             "precision": "float64",
             **self._settings(),
-            "versions": _cache.library_versions("numpy", *self._libraries()),
+            "versions": library_versions("numpy", *self._libraries()),
         }
 
     def _settings(self) -> dict[str, Any]:
@@ -155,11 +155,11 @@ class SSIMScorer(_PixelScorer):
 
     def __init__(self, *, kernel_size: int = 11, sigma: float = 1.5, batch_size: int = 16) -> None:
         super().__init__(batch_size=batch_size)
-        kernel_size = _cache.positive_int(kernel_size, "kernel_size")
+        kernel_size = positive_int(kernel_size, "kernel_size")
         if kernel_size < 3 or kernel_size % 2 == 0:
             raise ConfigurationError(f"kernel_size must be an odd number >= 3, got {kernel_size!r}.")
         self.kernel_size = kernel_size
-        self.sigma = _cache.positive_float(sigma, "sigma")
+        self.sigma = positive_float(sigma, "sigma")
         self.bounds = (-1.0, 1.0)
 
     @property
@@ -257,7 +257,7 @@ class PSNRScorer(_PixelScorer):
 
     def __init__(self, *, max_db: float = 100.0, batch_size: int = 16) -> None:
         super().__init__(batch_size=batch_size)
-        self.max_db = _cache.positive_float(max_db, "max_db")
+        self.max_db = positive_float(max_db, "max_db")
         self.bounds = (0.0, self.max_db)
 
     def _settings(self) -> dict[str, Any]:
