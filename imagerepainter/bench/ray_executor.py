@@ -26,6 +26,7 @@ import contextlib
 import os
 import queue
 import secrets
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -103,10 +104,11 @@ class RayExecutor:
     def __call__(self, jobs: Sequence[CaseJob], worker: WorkerSpec, describer: Describer) -> Iterator[CaseOutcome]:
         from .runner import prepare_case
 
-        ray = require("ray", extra="ray", purpose="the Ray executor")
         start = time.perf_counter()
-        started = not ray.is_initialized()
+        imported = sys.modules.get("ray")
+        started = imported is None or not imported.is_initialized()
         with _quiet_local_auth(self.address if started else "joined"):
+            ray = require("ray", extra="ray", purpose="the Ray executor")
             if started:
                 ray.init(address=self.address, **({"include_dashboard": False} | self.init_options))
             try:
@@ -161,8 +163,17 @@ def _quiet_local_auth(address: str | None) -> Iterator[None]:
         yield
         return
     os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+    _reload_ray_settings()
     try:
         yield
     finally:
         for name in names:
             os.environ.pop(name, None)
+        _reload_ray_settings()
+
+
+def _reload_ray_settings() -> None:
+    """Ray reads ``RAY_AUTH_MODE`` when it is imported: have an imported Ray read it again."""
+    if "ray" in sys.modules:
+        with contextlib.suppress(Exception):
+            sys.modules["ray"]._raylet.Config.initialize("")
