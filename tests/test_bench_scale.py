@@ -177,3 +177,36 @@ def test_a_model_that_fails_to_load_is_cut_off_and_the_others_go_on(scenes, tmp_
     assert failed in (1, 2) and failed + report.breaker_skipped == 8
     assert all("could not be loaded" in c.error for c in broken)
     assert all(c.status == "ok" for c in report.cases if c.model == "ok")
+
+
+BATCH_TOLERANCE = 2
+"""Most a pixel (0-255) of a tiny diffusers image rendered in a merged batch may differ from the same
+request rendered alone, on the CPU in float32 (measured: at most 1, mean 7e-5; most images identical)."""
+
+
+@pytest.mark.slow
+def test_tiny_diffusers_renders_merged_across_cases_equal_the_unbatched_ones(tiny_sd_dir):
+    np = pytest.importorskip("numpy")
+    from imagerepainter.backends.diffusers_t2i import DiffusersT2I
+
+    prompts = ["a red cat", "a blue dog on grass", "a small house", "two birds in the sky"]
+    requests = [GenerationRequest(prompt=p, seed=s, width=64, height=64, num_inference_steps=2)
+                for s, p in enumerate(prompts * 2)]  # fmt: skip
+    alone = [np.asarray(g.image, dtype=np.int16) for g in DiffusersT2I.from_pretrained(str(tiny_sd_dir), batch_size=1)
+             .generate(requests)]  # fmt: skip
+    batcher = RenderBatcher(DiffusersT2I.from_pretrained(str(tiny_sd_dir), batch_size=8), window=2.0)
+    got: dict[int, list] = {}
+
+    def case(i):
+        with batcher.case():
+            got[i] = [np.asarray(g.image, dtype=np.int16) for g in batcher.generate(requests[2 * i : 2 * i + 2])]
+
+    threads = [threading.Thread(target=case, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    batcher.close()
+    assert batcher.calls < 4  # merged
+    merged = [image for i in range(4) for image in got[i]]
+    assert max(int(np.abs(a - b).max()) for a, b in zip(alone, merged, strict=True)) <= BATCH_TOLERANCE
