@@ -73,7 +73,9 @@ def run(data: Path, models: dict[str, StandInT2I], args: argparse.Namespace, **k
 def busy_figure(data: Path, args: argparse.Namespace) -> dict[str, Any]:
     out = {}
     for count in (1, 2, 4):
-        models = {f"m{i}": StandInT2I(a=args.a, b=args.b, max_batch_size=args.batch, name=f"m{i}") for i in range(count)}
+        models = {
+            f"m{i}": StandInT2I(a=args.a, b=args.b, max_batch_size=args.batch, name=f"m{i}") for i in range(count)
+        }
         report, _ = run(data, models, args, max_concurrency=2 * count)
         shares = [busy_seconds(m.intervals) / report.seconds for m in models.values()]
         out[f"{count}_models"] = {"wall_s": report.seconds, "busy_share": shares, "min": min(shares),

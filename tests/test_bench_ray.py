@@ -76,7 +76,9 @@ def test_a_model_that_fails_to_load_behaves_as_in_a_local_run(local_ray, tmp_pat
         assert [(c.model, c.status) for c in report.cases if c.model == "broken"].count(("broken", "failed")) == 1
         assert report.breaker_skipped == 3 and set(report.stopped_models) == {"broken"}
         assert all(c.status == "ok" for c in report.cases if c.model == "a")
-    assert {c.case_id: (c.status, c.error) for c in remote.cases} == {c.case_id: (c.status, c.error) for c in local.cases}
+    assert {c.case_id: (c.status, c.error) for c in remote.cases} == {
+        c.case_id: (c.status, c.error) for c in local.cases
+    }
 
 
 _FRESH_RAY = """

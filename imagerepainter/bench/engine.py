@@ -96,7 +96,8 @@ class WorkerSpec:
     config: dict[str, Any]
     device_slots: int = 1
     batch_window: float = DEFAULT_WINDOW
-    """Seconds a free device waits to merge more cases' renders into one call (see :mod:`~imagerepainter.bench.batching`)."""
+    """Seconds a free device waits to merge more cases' renders into one call
+    (see :mod:`~imagerepainter.bench.batching`)."""
     metric_objects: Sequence[Metric] | None = field(default=None, compare=False)
     """Metrics already resolved (used as they are instead of resolving ``metrics``)."""
 

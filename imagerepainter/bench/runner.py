@@ -50,8 +50,8 @@ from ..config import RepainterConfig
 from ..errors import ConfigurationError, ModelLoadError
 from ..images import load_image
 from ..prompts import PROMPT_VERSION
-from .datasets import Dataset, load_dataset
 from .breaker import BREAKER_THRESHOLD, CircuitBreaker
+from .datasets import Dataset, load_dataset
 from .describer import Describer
 from .engine import MODE_SETTINGS, CaseJob, CaseOutcome, Workbench, WorkerSpec, failed_case
 from .records import CaseResult, Mode
@@ -205,7 +205,9 @@ def evaluate(
                 if case.status == "skipped":
                     stopped.setdefault(case.model, case.error or "")
                 if on_progress is not None:
-                    event = ProgressEvent(done=done, total=len(todo), skipped=skipped, failed=failed + cut_off, case=case)
+                    event = ProgressEvent(
+                        done=done, total=len(todo), skipped=skipped, failed=failed + cut_off, case=case
+                    )
                     on_progress(event)
         finally:
             describer.close()
