@@ -62,9 +62,9 @@ class RenderBatcher:
     Example:
         >>> from imagerepainter.sandbox import SandboxT2I
         >>> batcher = RenderBatcher(SandboxT2I())
-        >>> [im.image.size for im in batcher.generate([GenerationRequest(prompt="a red cat", seed=1,
-        ...                                                              width=32, height=32)])]
-        [(32, 32)]
+        >>> images = batcher.generate([GenerationRequest(prompt="a red cat", seed=1, width=32, height=32)])
+        >>> len(images), images[0].image.size
+        (1, (32, 32))
         >>> batcher.calls, batcher.images
         (1, 1)
         >>> batcher.close()
