@@ -9,7 +9,12 @@ same seed, is scored with every metric, and is written to ``results.sqlite`` in 
 * resumes where it stopped after a crash or ``SIGKILL`` (finished cases are never recomputed);
 * does nothing when run again;
 * computes only the new model's cases when a model is added;
-* records a failed case with its error and goes on; ``retry_failed=True`` retries those.
+* records a failed case with its error and goes on; ``retry_failed=True`` retries those;
+* keeps every model busy at once: cases interleave across models (see
+  :mod:`~imagerepainter.bench.scheduler`), and the renders of concurrent cases of a model are
+  merged into batched calls (see :mod:`~imagerepainter.bench.batching`);
+* cuts off a model that keeps failing (see :mod:`~imagerepainter.bench.breaker`): its remaining
+  cases are recorded as ``skipped`` at once, and the next run tries them again.
 
 Example:
     >>> import tempfile
@@ -29,10 +34,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
-import queue
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,13 +47,15 @@ from pydantic import BaseModel, ConfigDict
 
 from .._files import atomic_write
 from ..config import RepainterConfig
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, ModelLoadError
 from ..images import load_image
 from ..prompts import PROMPT_VERSION
+from .breaker import BREAKER_THRESHOLD, CircuitBreaker
 from .datasets import Dataset, load_dataset
 from .describer import Describer
 from .engine import MODE_SETTINGS, CaseJob, CaseOutcome, Workbench, WorkerSpec, failed_case
 from .records import CaseResult, Mode
+from .scheduler import schedule
 from .store import ResultsStore, case_key, stable_hash
 
 __all__ = ["EvaluationReport", "ProgressEvent", "check_evaluation", "evaluate", "spec_text"]
@@ -68,7 +74,7 @@ class ProgressEvent:
     skipped: int
     """Cases already in the database."""
     failed: int
-    """Cases of this call that failed."""
+    """Cases of this call that failed, or were skipped because their model's circuit breaker opened."""
     case: CaseResult | None = None
     """The case that just finished (``None`` for the first event)."""
 
@@ -93,9 +99,15 @@ class EvaluationReport(BaseModel):
     """Cases found finished in the database and not recomputed."""
     failed: int
     """Cases of this call that failed (see each case's ``error``)."""
+    breaker_skipped: int = 0
+    """Cases of this call skipped because their model's circuit breaker opened."""
+    stopped_models: dict[str, str] = {}
+    """The models whose circuit breaker opened in this call, with the reason."""
     descriptions_computed: int
     descriptions_reused: int
     seconds: float
+    start_seconds: float = 0.0
+    """What the executor spent starting (Ray: starting the cluster and the actors; 0 for local threads)."""
 
     def write_reports(self) -> dict[str, Path]:
         """Write the leaderboard files into :attr:`out` (see :mod:`imagerepainter.bench.leaderboard`)."""
@@ -158,7 +170,8 @@ def evaluate(
             such as :class:`~imagerepainter.bench.ray_executor.RayExecutor`.
         max_concurrency: Cases in flight at once (their MLLM calls overlap).
         device_slots: Renders of one model that may run at once (1 protects a GPU).
-        retry_failed: Compute again the cases recorded as failed.
+        retry_failed: Compute again the cases recorded as failed (cases skipped because their
+            model's circuit breaker opened are computed again by every run).
         on_progress: Called with a :class:`ProgressEvent` at the start and after each case.
 
     Raises:
@@ -173,11 +186,13 @@ def evaluate(
     store = ResultsStore(out)
     store.set_meta("primary_metric", primary_metric(plan.metrics))
     status = store.case_status(job.case_id for job in plan.jobs)
-    todo = [j for j in plan.jobs if status.get(j.case_id) is None or (retry_failed and status[j.case_id] == "failed")]
-    skipped, failed, done = len(plan.jobs) - len(todo), 0, 0
+    redo = {None, "skipped", *(["failed"] if retry_failed else [])}
+    todo = [j for j in plan.jobs if status.get(j.case_id) in redo]
+    skipped, failed, done, cut_off = len(plan.jobs) - len(todo), 0, 0, 0
+    stopped: dict[str, str] = {}
     if on_progress is not None:
         on_progress(ProgressEvent(done=0, total=len(todo), skipped=skipped, failed=0))
-    describer = None
+    describer = run = None
     if todo:
         run = _executor(executor, max_concurrency)
         describer = Describer(mllm=plan.mllm, mllm_key=plan.mllm_key, config=plan.config, store=store)
@@ -186,8 +201,14 @@ def evaluate(
                 case = _save(store, outcome)
                 done += 1
                 failed += case.status == "failed"
+                cut_off += case.status == "skipped"
+                if case.status == "skipped":
+                    stopped.setdefault(case.model, case.error or "")
                 if on_progress is not None:
-                    on_progress(ProgressEvent(done=done, total=len(todo), skipped=skipped, failed=failed, case=case))
+                    event = ProgressEvent(
+                        done=done, total=len(todo), skipped=skipped, failed=failed + cut_off, case=case
+                    )
+                    on_progress(event)
         finally:
             describer.close()
     return EvaluationReport(
@@ -202,9 +223,12 @@ def evaluate(
         computed=done,
         skipped=skipped,
         failed=failed,
+        breaker_skipped=cut_off,
+        stopped_models=stopped,
         descriptions_computed=describer.computed if describer else 0,
         descriptions_reused=describer.reused if describer else 0,
         seconds=time.perf_counter() - start,
+        start_seconds=float(getattr(run, "start_seconds", 0.0)) if todo else 0.0,
     )
 
 
@@ -334,7 +358,7 @@ def _plan(dataset: Any, checked: _Checked, *, mllm: Any, models: Mapping[str, An
                     config_hash=config_hash,
                 )
                 jobs.append(CaseJob(key, data.name, ref, name, spec_text(spec), mode, seed, primary_metric(metrics)))
-    jobs.sort(key=lambda j: (list(models).index(j.model), j.reference.id, modes.index(j.mode)))
+    jobs.sort(key=lambda j: (j.reference.id, modes.index(j.mode), list(models).index(j.model)))  # interleaved
     return _Plan(data, modes, metrics, mllm, mllm_key, config, worker, jobs)
 
 
@@ -433,25 +457,31 @@ def prepare_case(job: CaseJob, describer: Describer) -> tuple[Any, Any] | CaseOu
     """Read the job's reference and get its shared description, or the failed outcome saying why."""
     ref = job.reference
     if ref.problem:
-        return CaseOutcome(failed_case(job, ref.problem))
+        return CaseOutcome(failed_case(job, ref.problem), model_failure=False)
     try:
         image = load_image(ref.path)
         return image, describer.get(ref.sha256, image)
-    except Exception as exc:
-        return CaseOutcome(failed_case(job, exc))
+    except Exception as exc:  # the reference or the MLLM, not the model: its breaker does not count it
+        return CaseOutcome(failed_case(job, exc), model_failure=False)
 
 
 class LocalExecutor:
-    """Runs cases on threads of this process: ``max_concurrency`` cases at once, one
-    :class:`~imagerepainter.bench.engine.Workbench` (one loaded backend per model) for all."""
+    """Runs cases on threads of this process: ``max_concurrency`` cases at once, models interleaved
+    (:func:`~imagerepainter.bench.scheduler.schedule`), one
+    :class:`~imagerepainter.bench.engine.Workbench` (one loaded backend per model) for all.
 
-    def __init__(self, *, max_concurrency: int = 4) -> None:
+    Every model is loaded before the first case starts; a model that fails to load fails its
+    first case with the load error and its breaker skips the rest, as under Ray."""
+
+    def __init__(self, *, max_concurrency: int = 4, breaker_threshold: int = BREAKER_THRESHOLD) -> None:
         self.max_concurrency = max_concurrency
+        self.breaker_threshold = breaker_threshold
 
     def __call__(self, jobs: Sequence[CaseJob], worker: WorkerSpec, describer: Describer) -> Iterator[CaseOutcome]:
         bench = Workbench(worker)
-        for model in dict.fromkeys(j.model for j in jobs):  # load every model first: a bad spec fails up front
-            bench.engine(model)
+        for model in dict.fromkeys(j.model for j in jobs):  # load every model first, not in a case's time
+            with contextlib.suppress(ModelLoadError):  # kept by the workbench: the model's cases fail with it
+                bench.engine(model)
 
         def task(job: CaseJob) -> CaseOutcome:
             prepared = prepare_case(job, describer)
@@ -459,46 +489,11 @@ class LocalExecutor:
                 return prepared
             return bench.run_case(job, *prepared)
 
+        breaker = CircuitBreaker(self.breaker_threshold)
         try:
-            yield from bounded_map(task, jobs, max_concurrency=self.max_concurrency)
+            yield from schedule(task, jobs, max_concurrency=self.max_concurrency, breaker=breaker)
         finally:
             bench.close()
-
-
-def bounded_map(
-    task: Callable[[CaseJob], CaseOutcome], jobs: Sequence[CaseJob], *, max_concurrency: int
-) -> Iterator[CaseOutcome]:
-    """Run ``task`` on each job on ``max_concurrency`` threads; yield outcomes as they finish.
-
-    The threads take jobs one at a time and are daemons: when the caller stops (Ctrl-C, an
-    error), no new job starts and the process can exit at once; a case in flight is simply
-    not recorded, and the next run computes it.
-    """
-    outcomes: queue.Queue[tuple[bool, Any]] = queue.Queue()
-    remaining = iter(jobs)
-    lock, stop = threading.Lock(), threading.Event()
-
-    def worker() -> None:
-        while not stop.is_set():
-            with lock:
-                job = next(remaining, None)
-            if job is None:
-                return
-            try:
-                outcomes.put((True, task(job)))
-            except BaseException as exc:  # a bug, not a case failure (those are outcomes): the caller raises it
-                outcomes.put((False, exc))
-
-    for i in range(min(max_concurrency, len(jobs))):
-        threading.Thread(target=worker, name=f"imagerepainter-bench-{i}", daemon=True).start()
-    try:
-        for _ in range(len(jobs)):
-            ok, value = outcomes.get()
-            if not ok:
-                raise value
-            yield value
-    finally:
-        stop.set()
 
 
 def _save(store: ResultsStore, outcome: CaseOutcome) -> CaseResult:
