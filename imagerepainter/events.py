@@ -36,10 +36,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cache
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NotRequired, get_args
 
 from pydantic import ConfigDict, TypeAdapter, with_config
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict  # pydantic reads typing_extensions' TypedDict on Python < 3.12
 
 from .convergence import StopReason
 from .review import ReviewRequest

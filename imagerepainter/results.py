@@ -191,7 +191,7 @@ class CritiqueResult(BaseModel):
     def round(self) -> int:
         """Deprecated: :attr:`critiqued_round` (the name ``round`` means "the round after which" elsewhere)."""
         warnings.warn(
-            "CritiqueResult.round is deprecated: use CritiqueResult.critiqued_round (the round of the critiqued image).",
+            "CritiqueResult.round is deprecated: use CritiqueResult.critiqued_round (the critiqued image's round).",
             DeprecationWarning,
             stacklevel=2,
         )
