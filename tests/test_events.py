@@ -58,3 +58,13 @@ def test_another_graphs_custom_event_is_not_taken_for_ours() -> None:
     assert Repainter.event_from({"event": "progress", "percent": 40}) is None
     event = Repainter.event_from({"event": "finished", "stop_reason": "plateau"})
     assert event is not None and (event.kind, event.data) == ("finished", {"stop_reason": "plateau"})
+
+
+def test_an_mllm_task_kind_is_one_of_a_closed_set() -> None:
+    from imagerepainter.backends.base import TASK_KINDS, MLLMMessage
+    from imagerepainter.errors import ConfigurationError
+
+    assert MLLMMessage(text="t", task={"kind": "critique"}).task == {"kind": "critique"}
+    assert len(TASK_KINDS) == 10 and MLLMMessage(text="t").task is None
+    with pytest.raises(ConfigurationError, match="Unknown MLLM task kind 'critic'"):
+        MLLMMessage(text="t", task={"kind": "critic"})
