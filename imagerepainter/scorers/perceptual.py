@@ -48,6 +48,14 @@ PERCEPTUAL_NEEDS: dict[str, tuple[str, ...]] = {
 }
 """The packages each distance imports (all installed by the ``perceptual`` extra)."""
 
+_WEIGHTS = {
+    "lpips": "LPIPS needs the ImageNet backbone from torchvision's model zoo: offline, put the file torchvision "
+    "would download into $TORCH_HOME/hub/checkpoints, or choose another scorer.",
+    "dreamsim": "DreamSim downloads its checkpoint (GitHub releases) and backbones (torch hub) on first use: run it "
+    "once online to fill the cache, or choose another scorer.",
+}
+"""Where each distance's pretrained weights come from, for the error when they cannot be loaded."""
+
 
 class _PerceptualScorer:
     """Shared machinery: lazy, cached loading of a network and scoring one candidate at a time."""
@@ -55,8 +63,8 @@ class _PerceptualScorer:
     name: ClassVar[str]
     higher_is_better: bool = False
     bounds: tuple[float, float] = (0.0, math.inf)
-    _weights: ClassVar[str]
-    """What the pretrained weights are and where they come from, for the error when they cannot load."""
+    _defaults: ClassVar[dict[str, str]] = {}
+    """The spec options besides ``device``, with their defaults (the attributes of the same names)."""
 
     def __init__(self, *, device: str = "cpu") -> None:
         self.device = str(device)
@@ -66,7 +74,8 @@ class _PerceptualScorer:
 
     def _options(self) -> dict[str, str]:
         """The spec options that differ from their defaults, in the order the spec writes them."""
-        return {} if self.device == "cpu" else {"device": self.device}
+        defaults = {**self._defaults, "device": "cpu"}
+        return {name: getattr(self, name) for name, default in defaults.items() if getattr(self, name) != default}
 
     @property
     def spec(self) -> str:
@@ -117,7 +126,7 @@ class _PerceptualScorer:
         except Exception as exc:
             raise MetricUnavailableError(
                 f"The {self.name!r} scorer cannot load its pretrained weights ({type(exc).__name__}: {exc}). "
-                f"{self._weights}",
+                f"{_WEIGHTS[self.name]}",
                 metric=self.name,
                 missing=(self._missing_weights(),),
             ) from None
@@ -160,19 +169,13 @@ class LPIPSScorer(_PerceptualScorer):
     """
 
     name = "lpips"
-    _weights = (
-        "LPIPS needs the ImageNet backbone from torchvision's model zoo: offline, put the file torchvision would "
-        "download into $TORCH_HOME/hub/checkpoints, or choose another scorer."
-    )
+    _defaults: ClassVar[dict[str, str]] = {"net": "alex"}
 
     def __init__(self, *, net: str = "alex", device: str = "cpu") -> None:
         if net not in ("alex", "vgg", "squeeze"):
             raise ConfigurationError(f"lpips net must be 'alex', 'vgg' or 'squeeze', got {net!r}.")
         super().__init__(device=device)
         self.net = net
-
-    def _options(self) -> dict[str, str]:
-        return ({} if self.net == "alex" else {"net": self.net}) | super()._options()
 
     def _build(self, module: Any) -> Any:
         return module.LPIPS(net=self.net, verbose=False).eval().to(self.device)
@@ -195,18 +198,12 @@ class DreamSimScorer(_PerceptualScorer):
     """
 
     name = "dreamsim"
-    _weights = (
-        "DreamSim downloads its checkpoint (GitHub releases) and backbones (torch hub) on first use: run it once "
-        "online to fill the cache, or choose another scorer."
-    )
+    _defaults: ClassVar[dict[str, str]] = {"dreamsim_type": "ensemble"}
 
     def __init__(self, *, dreamsim_type: str = "ensemble", device: str = "cpu") -> None:
         super().__init__(device=device)
         self.dreamsim_type = dreamsim_type
         self._preprocess: Any = None
-
-    def _options(self) -> dict[str, str]:
-        return ({} if self.dreamsim_type == "ensemble" else {"dreamsim_type": self.dreamsim_type}) | super()._options()
 
     def _build(self, module: Any) -> Any:
         return module.dreamsim(pretrained=True, device=self.device, dreamsim_type=self.dreamsim_type)
