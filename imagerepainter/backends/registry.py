@@ -262,23 +262,17 @@ _BUILT_IN: tuple[BackendEntry, ...] = (
         device_extra="metrics",
         higher_is_better=True,
     ),
-    BackendEntry(
-        "scorer",
-        "clip",
-        "imagerepainter.scorers:CLIPScorer",
-        requires=_METRICS,
-        extra="metrics",
-        device_extra="metrics",
-        higher_is_better=True,
-    ),
-    BackendEntry(
-        "scorer",
-        "dinov2",
-        "imagerepainter.scorers:DINOv2Scorer",
-        requires=_METRICS,
-        extra="metrics",
-        device_extra="metrics",
-        higher_is_better=True,
+    *(
+        BackendEntry(
+            "scorer",
+            name,
+            f"imagerepainter.scorers:{factory}",
+            requires=_METRICS,
+            extra="metrics",
+            device_extra="metrics",
+            higher_is_better=True,  # cosines
+        )
+        for name, factory in (("clip", "CLIPScorer"), ("dinov2", "DINOv2Scorer"))
     ),
     BackendEntry("scorer", "ssim", "imagerepainter.scorers:SSIMScorer", model="none", higher_is_better=True),  # numpy
     BackendEntry("scorer", "psnr", "imagerepainter.scorers:PSNRScorer", model="none", higher_is_better=True),  # numpy
@@ -296,9 +290,7 @@ _BUILT_IN: tuple[BackendEntry, ...] = (
         for name, factory in (("lpips", "LPIPSScorer"), ("dreamsim", "DreamSimScorer"))
     ),
     BackendEntry("scorer", "sandbox", "imagerepainter.sandbox:SandboxScorer", model="none", higher_is_better=True),
-    BackendEntry(
-        "scorer", "blend", "imagerepainter.human.blend:load_blend", model="required", higher_is_better=True
-    ),  # blend:PATH
+    BackendEntry("scorer", "blend", "imagerepainter.human.blend:load_blend", model="required", higher_is_better=True),
 )
 
 _REGISTRY: dict[str, dict[str, BackendEntry]] = {"mllm": {}, "t2i": {}, "scorer": {}}
