@@ -5,7 +5,7 @@
 
 Every model is built from its configuration with seeded random weights, so nothing is downloaded
 and nothing outside the machine is needed; the architecture is the real one, so the time per
-image is the real model's (the weights' values do not change the work). Two figures:
+image is the real model's (the weights' values do not change the work). Three figures:
 
 1. ``generate_ratio``: an SDXL-architecture ``StableDiffusionXLPipeline`` (SDXL base's UNet,
    VAE, CLIP ViT-L/14 and OpenCLIP bigG text encoders, Euler scheduler; about 3.5 B parameters)
@@ -21,11 +21,17 @@ image is the real model's (the weights' values do not change the work). Two figu
    of 1024 px against a 1024 px reference: images per second in one ``score`` call, against the
    same candidates scored one call each (the speed-up of batching), and the image processors'
    CPU share.
+3. ``eval_throughput``: the same SDXL-architecture pipeline called directly at batch 1, 2, 4 and 8
+   (images per second of each), then an evaluation in ``single`` mode (one image per case, a
+   ``DiffusersT2I`` with ``batch_size=8``, the renders of concurrent cases merged into its calls,
+   an instant sandbox MLLM and metric) of ``eval_references`` references: its images per second
+   over the span of its pipeline calls, against the raw batch-8 figure (1.0: the evaluation
+   renders as fast as the bare pipeline).
 
 It prints a Markdown table and writes the JSON (machine, GPU, versions, settings, figures) to
 ``--json`` or, when unset, to ``$OUT/gpu_check.json`` if ``OUT`` is set; the JSON is rewritten
 after each figure, so a run stopped half-way still leaves what it measured. A figure that fails
-is recorded with its error and the script exits 1 after the other one ran.
+is recorded with its error and the script exits 1 after the others ran.
 
 ``--tiny`` builds the same pipeline and scorers from miniature configs, renders 64 px images
 in 2 steps on the CPU in float32, and finishes in well under a minute: CI runs it so the script
@@ -58,7 +64,7 @@ from perf_suite import _fmt, generate_figure, machine
 from imagerepainter._loading import library_versions
 from imagerepainter.testing.tiny_models import _text_config as tiny_text_config
 
-FIGURES = ("generate_ratio", "scoring_throughput")
+FIGURES = ("generate_ratio", "scoring_throughput", "eval_throughput")
 """The figures, in table order (the JSON's ``figures`` keys)."""
 
 
@@ -84,10 +90,15 @@ class Settings:
     """Timed repetitions of each scoring measurement (after one warm-up), median reported."""
     t2i_batch_size: int = 4
     """``DiffusersT2I``'s most images per pipeline call (its default)."""
+    raw_batches: tuple[int, ...] = (1, 2, 4, 8)
+    """Batch sizes of the raw pipeline calls of ``eval_throughput``."""
+    eval_references: int = 32
+    """References of the ``single``-mode evaluation of ``eval_throughput`` (one image each)."""
 
     @classmethod
     def tiny_mode(cls) -> Settings:
-        return cls(tiny=True, device="cpu", dtype="float32", size=64, steps=2, repeat=1, score_repeat=2)
+        return cls(tiny=True, device="cpu", dtype="float32", size=64, steps=2, repeat=1, score_repeat=2,
+                   eval_references=8)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- model configurations
@@ -425,6 +436,72 @@ def measure_generate(s: Settings, log: Callable[[str], None]) -> dict[str, Any]:
     }
 
 
+def measure_eval_throughput(s: Settings, log: Callable[[str], None]) -> dict[str, Any]:
+    """Raw pipeline images/s at each batch of ``s.raw_batches``, and what an evaluation in ``single`` mode
+    (one image per case, renders merged across cases up to the largest batch) gets from the same pipeline."""
+    import torch
+
+    from imagerepainter.backends import DiffusersT2I
+    from imagerepainter.bench.runner import evaluate
+    from imagerepainter.sandbox import random_scene, render_scene
+    from imagerepainter.testing.standin import DelayedMLLM
+
+    pipe, _ = build_sdxl(s)
+    call = {"num_inference_steps": s.steps, "guidance_scale": s.guidance_scale, "height": s.size, "width": s.size}
+    raw: dict[str, float] = {}
+    try:
+        for batch in (s.raw_batches[0], *s.raw_batches):  # the first call warms up and is not kept
+            generators = [torch.Generator(device=s.device).manual_seed(i) for i in range(batch)]
+            t = time.perf_counter()
+            pipe(prompt=[f"a photo of object {i}" for i in range(batch)], generator=generators, **call)
+            raw[str(batch)] = batch / (time.perf_counter() - t)
+        log(f"raw images/s by batch: {raw}")
+        t2i = _TimedT2I(DiffusersT2I(pipe, batch_size=max(s.raw_batches)))
+        with tempfile.TemporaryDirectory() as tmp:
+            data = Path(tmp) / "refs"
+            data.mkdir()
+            for i in range(s.eval_references):
+                render_scene(random_scene(i), 64, 64).save(data / f"scene_{i:03d}.png")
+            report = evaluate(data, mllm=DelayedMLLM(0.0), models={"sdxl": t2i}, metrics=["sandbox"], modes=["single"],
+                              out=Path(tmp) / "out", max_concurrency=2 * max(s.raw_batches),
+                              settings={k: v for k, v in call.items()})  # fmt: skip
+    finally:
+        del pipe
+        _free(torch, s.device)
+    span = max(e for _, e in t2i.intervals) - min(b for b, _ in t2i.intervals)
+    best = raw[str(max(s.raw_batches))]
+    return {
+        "unit": "images per second",
+        "raw_images_per_s": raw,
+        "eval_images_per_s": t2i.images / span,
+        "eval_whole_images_per_s": t2i.images / report.seconds,
+        "eval_vs_raw_largest_batch": t2i.images / span / best,
+        "eval_calls": t2i.batches,
+        "failed": report.failed,
+    }
+
+
+class _TimedT2I:
+    """A text-to-image backend recording when each call ran and how many images it had."""
+
+    def __init__(self, t2i: Any) -> None:
+        self.t2i, self.name, self.capabilities = t2i, t2i.name, t2i.capabilities
+        self.intervals: list[tuple[float, float]] = []
+        self.batches: list[int] = []
+
+    def generate(self, requests: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return self.t2i.generate(requests)
+        finally:
+            self.intervals.append((start, time.perf_counter()))
+            self.batches.append(len(requests))
+
+    @property
+    def images(self) -> int:
+        return sum(self.batches)
+
+
 def measure_scoring(s: Settings, log: Callable[[str], None]) -> dict[str, Any]:
     import torch
 
@@ -566,6 +643,17 @@ def table(figures: dict[str, Any], s: Settings) -> str:
         lines.append(f"| paper scorer, prepare the reference | {_fmt(1000 * score['prepare_s'], 1)} ms | |")
     elif score:
         lines.append(f"| paper scorer | failed | {score['error']} |")
+    ev = figures.get("eval_throughput")
+    if ev and "error" not in ev:
+        raw = ", ".join(f"batch {b}: {_fmt(v, 2)}" for b, v in ev["raw_images_per_s"].items())
+        lines.append(f"| raw SDXL images/s, {s.size} px, {s.steps} steps | {raw} | one pipeline call each |")
+        lines.append(
+            f"| evaluation images/s, single mode | {_fmt(ev['eval_images_per_s'], 2)} "
+            f"(x{_fmt(ev['eval_vs_raw_largest_batch'])} of the largest raw batch) | whole run "
+            f"{_fmt(ev['eval_whole_images_per_s'], 2)}; calls of {sorted(set(ev['eval_calls']))} images |"
+        )
+    elif ev:
+        lines.append(f"| evaluation images/s | failed | {ev['error']} |")
     return "\n".join(lines)
 
 
@@ -579,6 +667,7 @@ def run_check(
     steps: list[tuple[str, Callable[[Settings, Callable[[str], None]], dict[str, Any]]]] = [
         ("scoring_throughput", measure_scoring),
         ("generate_ratio", measure_generate),
+        ("eval_throughput", measure_eval_throughput),
     ]
     for name, measure in steps:
         t = time.perf_counter()

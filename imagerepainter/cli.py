@@ -446,9 +446,13 @@ def _installed(missing: list[str], extra: str | None) -> str:
 def _cmd_backends(args: argparse.Namespace) -> int:
     from ._imports import is_available
     from .backends.registry import backend_entries
-    from .bench.metrics import metric_entries
 
-    titles = {"mllm": "MLLMs (--mllm)", "t2i": "Text-to-image (--t2i)", "scorer": "Scorers (--scorer)"}
+    titles = {
+        "mllm": "MLLMs (--mllm)",
+        "t2i": "Text-to-image (--t2i)",
+        "scorer": "Scorers and metrics (--scorer, eval --metrics), and which way is better",
+    }
+    directions = {True: "higher", False: "lower", None: "its own"}
     print("A spec is provider[:model][?option=value&...], e.g. diffusers:stabilityai/sdxl-turbo?device=cuda")
     kind = None
     for entry in backend_entries():
@@ -456,15 +460,12 @@ def _cmd_backends(args: argparse.Namespace) -> int:
             kind = entry.kind
             print(titles[kind])
         missing = [module for module in entry.requires if not is_available(module)]
-        print(f"  {entry.provider:<10} {_installed(missing, entry.need.extra)}")
+        direction = f"{directions[entry.higher_is_better]:<7} " if kind == "scorer" else ""
+        print(f"  {entry.provider:<10} {direction}{_installed(missing, entry.need.extra)}")
         if entry.kind == "mllm" and entry.provider == "sandbox":
             print("  (any LangChain init_chat_model provider too: anthropic:, google_genai:, ollama:, ...)")
-    print("Metrics (eval --metrics), and which way is better")
-    for metric in metric_entries():
-        direction = "higher" if metric.higher_is_better else "lower"
-        asks = " (asks the --mllm)" if metric.needs_mllm else ""
-        print(f"  {metric.name:<10} {direction:<7}{_installed(metric.missing(), metric.extra)}{asks}")
-    print("  (any scorer spec too; parts such as paper.clip or judge.semantic may be named alone)")
+    print(f"  {'judge':<10} {'higher':<7} available (eval --metrics only: asks the --mllm)")
+    print("  (parts such as paper.clip or judge.semantic may be named alone as metrics)")
     return EXIT_OK
 
 

@@ -50,6 +50,7 @@ __all__ = [
     "MLLMError",
     "MetricUnavailableError",
     "MissingDependencyError",
+    "ModelLoadError",
     "RepainterError",
     "ReviewError",
     "StructuredOutputError",
@@ -320,3 +321,12 @@ class StructuredOutputError(MLLMError):
 
 class GenerationError(BackendError):
     """The text-to-image backend failed."""
+
+
+class ModelLoadError(BackendError):
+    """A text-to-image model could not be built or loaded (weights missing, a bad folder, out of memory).
+
+    Asking again in the same evaluation cannot help, so the benchmark stops that model's cases at
+    once (its circuit breaker opens) and goes on with the other models; a later evaluation tries it
+    again. The original error is kept as ``__cause__`` and named in the message.
+    """

@@ -29,6 +29,7 @@ from .batching import run_batch
 from .calls import backend_errors
 from .config import RepainterConfig
 from .errors import BackendError, ConfigurationError
+from .events import EVENT_DATA, EventKind
 from .graph import build_graph
 from .image_sources import ImageSourcePolicy, read_source
 from .images import ImageInput, ImageStore, MemoryImageStore, load_image, put_image
@@ -78,9 +79,12 @@ class RepaintEvent:
     ``"review"`` event instead: ``data`` is the :class:`~imagerepainter.review.ReviewRequest` (what
     to show the reviewer) and ``result`` the run so far (``result.review`` holds the same request).
     Answer it with :meth:`Repainter.resume` or :meth:`Repainter.stream_resume` (``review=``).
+
+    The kinds are a closed set (:data:`~imagerepainter.events.EventKind`) and each kind's ``data``
+    has a type (:data:`~imagerepainter.events.EVENT_DATA`: ``RoundData``, ``CritiqueData``, ...).
     """
 
-    kind: str
+    kind: EventKind
     round: int | None = None
     data: dict[str, Any] = field(default_factory=dict)
     result: RepaintResult | None = None
@@ -729,7 +733,9 @@ class Repainter:
         if not isinstance(chunk, dict) or "event" not in chunk:
             return None
         data = dict(chunk)
-        kind = str(data.pop("event"))
+        kind = data.pop("event")
+        if kind not in EVENT_DATA:  # another graph's custom event: not one of ours
+            return None
         return RepaintEvent(kind=kind, round=data.get("round"), data=data)
 
     @classmethod

@@ -372,9 +372,12 @@ def _critique(rnd: Round, rounds: list[Round]) -> str:
         body += f"<dt>revised prompt</dt><dd>{escape_text(c.revised_prompt)}</dd>"
     body += f"<dt>judged a match</dt><dd>{'yes' if c.is_match else 'no'}</dd>"
     heading = (
-        f"Critique of round {c.round}, candidate {c.candidate}"
-        if c.round == rnd.index
-        else f"Critique of round {c.round}, candidate {c.candidate} (the best so far): round {rnd.index} did no better"
+        f"Critique of round {c.critiqued_round}, candidate {c.candidate}"
+        if c.critiqued_round == rnd.index
+        else (
+            f"Critique of round {c.critiqued_round}, candidate {c.candidate} (the best so far): "
+            f"round {rnd.index} did no better"
+        )
     )
     return f'<div class="critique"><h3>{escape_text(heading)}</h3><dl>{body}</dl></div>'
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,14 +167,17 @@ class CritiqueResult(BaseModel):
     """The model's critique of a best image and the prompt it led to.
 
     It belongs to the round after which it was made (:attr:`Round.critique`); the image it
-    looked at is ``rounds[round - 1].candidates[candidate]``, which is an earlier round's
-    when the last round did no better than the best so far.
+    looked at is ``rounds[critiqued_round - 1].candidates[candidate]``, which is an earlier
+    round's when the last round did no better than the best so far. (In the state's
+    :class:`~imagerepainter.state.CritiqueRecord`, ``round`` is the round *after which*; the
+    critiqued image's round is ``critiqued_round`` in both, so one name means one thing.)
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    round: int = Field(validation_alias=AliasChoices("critiqued_round", "round"))
-    """The round of the critiqued image (``critiqued_round`` in the state's record)."""
+    critiqued_round: int = Field(validation_alias=AliasChoices("critiqued_round", "round"))
+    """The round of the critiqued image. Results stored before this field was renamed wrote it as
+    ``round``; they still load."""
     candidate: int
     """The critiqued image's index within that round."""
     style: str = ""
@@ -187,7 +191,17 @@ class CritiqueResult(BaseModel):
         n = len(self.edits)
         verdict = "judged a match" if self.is_match else f"{n} edit{'' if n == 1 else 's'}"
         revised = "" if self.revised_prompt is None else f", revised_prompt={shorten(self.revised_prompt)!r}"
-        return f"CritiqueResult(of round {self.round}, #{self.candidate}, {verdict}{revised})"
+        return f"CritiqueResult(of round {self.critiqued_round}, #{self.candidate}, {verdict}{revised})"
+
+    @property
+    def round(self) -> int:
+        """Deprecated: :attr:`critiqued_round` (the name ``round`` means "the round after which" elsewhere)."""
+        warnings.warn(
+            "CritiqueResult.round is deprecated: use CritiqueResult.critiqued_round (the critiqued image's round).",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.critiqued_round
 
 
 class Round(_WithStore):

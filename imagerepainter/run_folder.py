@@ -55,6 +55,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from ._files import atomic_write, remove_stale_temporaries
 from ._imports import Need
 from ._secrets import redact, refuse_credentials
@@ -66,9 +68,10 @@ from .graph import ROUND_CLOSING_NODE
 from .images import DirectoryImageStore, ImageInput, image_sha256
 from .repainter import Repainter, RepaintEvent
 from .results import RepaintResult
+from .run_record import RunRecord, RunStatus
 from .sizing import check_run_inputs
 
-__all__ = ["BackendSpecs", "RUN_FILE", "RunFolder"]
+__all__ = ["BackendSpecs", "RUN_FILE", "RunFolder", "RunRecord", "RunStatus"]
 
 RUN_FILE = "run.json"
 REFERENCE_FILE = "reference.png"
@@ -148,10 +151,11 @@ def _resumed(kept: RepaintResult | None, *, finished: bool) -> RepaintEvent:
 
 
 def _record_text(record: dict[str, Any]) -> str:
-    """``record`` as JSON, or a ConfigurationError: NaN, infinity and objects are not valid JSON."""
+    """``record`` checked by :class:`RunRecord`, as JSON; or a ConfigurationError: NaN, infinity and
+    objects are not valid JSON."""
     try:
-        return json.dumps(record, indent=2, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+        return json.dumps(RunRecord.model_validate(record).to_json(), indent=2, allow_nan=False)
+    except (TypeError, ValueError) as exc:  # a pydantic ValidationError is a ValueError
         raise ConfigurationError(f"The run's settings cannot be saved in {RUN_FILE}: {exc}.") from None
 
 
@@ -219,7 +223,13 @@ class RunFolder:
             raise ConfigurationError(
                 f"{where!r} is not a readable run folder: its {RUN_FILE} lacks the backend specs or thread id."
             )
-        return record
+        try:
+            return RunRecord.model_validate(record).to_json()
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ConfigurationError(
+                f"{where!r} is not a readable run folder: its {RUN_FILE} is not a run's ({problems})."
+            ) from None
 
     @contextlib.contextmanager
     def _repainter(
@@ -697,7 +707,7 @@ class RunFolder:
             worker.join(_STOP_GRACE_S)
         self.left_running = worker.is_alive()
 
-    def _mark(self, rp: Repainter, record: dict[str, Any], status: str, error: str | None = None) -> None:
+    def _mark(self, rp: Repainter, record: dict[str, Any], status: RunStatus, error: str | None = None) -> None:
         """Record how a run ended early: with its result so far, or (before its first checkpoint)
         with the status alone. Never raises: the original error is what the caller must see."""
         try:
@@ -708,7 +718,9 @@ class RunFolder:
 
     # ------------------------------------------------------------------ writing
 
-    def _snapshot(self, record: dict[str, Any], result: RepaintResult, status: str, error: str | None = None) -> None:
+    def _snapshot(
+        self, record: dict[str, Any], result: RepaintResult, status: RunStatus, error: str | None = None
+    ) -> None:
         record = dict(record, status=status, result=result.model_dump(mode="json"))
         if error:
             record["error"] = error
@@ -724,7 +736,7 @@ class RunFolder:
         }.get(status)
         self._write_report(result, notice)
 
-    def _finish(self, record: dict[str, Any], result: RepaintResult, status: str) -> None:
+    def _finish(self, record: dict[str, Any], result: RepaintResult, status: RunStatus) -> None:
         record.pop("error", None)
         self._snapshot(record, result, status)
 

@@ -218,3 +218,28 @@ def test_the_docs_example_backends_work_and_are_checked(docs_plugin: Path) -> No
     result = rp.run(Image.new("RGB", (32, 32), (51, 51, 51)))
     assert rp.t2i.name == "flat:dark" and rp.t2i.batch_size == 2
     assert result.best is not None and result.best.score == pytest.approx(1.0)  # the flat grey is the reference
+
+
+def test_a_plugin_scorer_registered_once_is_a_loop_scorer_and_a_benchmark_metric(plugin: Path, tmp_path: Path) -> None:
+    import json
+
+    from imagerepainter.cli import main
+    from imagerepainter.sandbox import random_scene, render_scene
+
+    reference = tmp_path / "ref.png"
+    render_scene(random_scene(2), seed=1).save(reference)
+    run = ["run", str(reference), "--mllm", "sandbox", "--t2i", "sandbox", "--max-rounds", "1", "--quiet"]
+    assert main([*run, "--scorer", "mean?scale=0.5", "--out", str(tmp_path / "run")]) == 0
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["specs"]["scorer"] == "mean?scale=0.5" and record["result"]["best"]["score"] == 0.5
+
+    manifest = tmp_path / "refs.jsonl"
+    manifest.write_text(json.dumps({"id": "r1", "path": "ref.png", "category": "scene"}) + "\n")
+    out = tmp_path / "eval"
+    models = ["--t2i", "exact=sandbox", "--max-rounds", "1", "--height", "64", "--width", "64"]
+    argv = ["eval", str(manifest), "--mllm", "sandbox", *models, "--metrics", "mean?scale=0.25,ssim", "--out", str(out)]
+    assert main([*argv, "--quiet"]) == 0
+    board = json.loads((out / "leaderboard.json").read_text())
+    assert board["metrics"] == ["mean", "ssim"] and board["directions"]["mean"] is True
+    rows = [r for r in board["rows"] if r["group"] == "all"]
+    assert len(rows) == 2 and all(r["metrics"]["mean"] == 0.25 for r in rows)  # the same factory, as a metric

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import threading
 import time
-import types
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +15,6 @@ from PIL import Image
 from imagerepainter.backends import registry
 from imagerepainter.bench.metrics import (
     JUDGE_INSTRUCTION,
-    MetricUnavailableError,
     compute_metrics,
     describe_metrics,
     judge_mllm,
@@ -26,7 +22,7 @@ from imagerepainter.bench.metrics import (
     resolve_metrics,
 )
 from imagerepainter.bench.records import Metric
-from imagerepainter.errors import CapabilityError, ConfigurationError, MissingDependencyError, UnknownBackendError
+from imagerepainter.errors import CapabilityError, ConfigurationError, UnknownBackendError
 from imagerepainter.testing import FakeMLLM
 
 RED, BLUE, GREEN = (220, 30, 30), (30, 30, 220), (30, 200, 30)
@@ -313,58 +309,6 @@ def test_judge_over_http_runs_at_temperature_zero_without_touching_the_given_mod
     assert judge_mllm(gpt5) == (gpt5, None)
 
 
-# ----------------------------------------------------------------------------- lpips and dreamsim
-
-
-@pytest.mark.parametrize("name", ["lpips", "dreamsim"])
-def test_perceptual_metrics_name_the_missing_packages(name: str) -> None:
-    if all(importlib.util.find_spec(m) for m in (name, "torchvision")):
-        pytest.skip(f"{name} and torchvision are installed here")
-    with pytest.raises(MetricUnavailableError) as info:
-        resolve_metrics([name])
-    error = info.value
-    assert isinstance(error, MissingDependencyError) and error.metric == name
-    assert "torchvision" in error.missing and "torchvision" in str(error) and "imagerepainter[perceptual]" in str(error)
-
-
-def _fake_lpips(monkeypatch: pytest.MonkeyPatch, model_factory: Any) -> None:
-    monkeypatch.setattr("imagerepainter.bench.metrics.is_available", lambda module: True)
-    monkeypatch.setitem(sys.modules, "lpips", types.SimpleNamespace(LPIPS=model_factory))
-
-
-def test_lpips_without_its_backbone_weights_says_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    from urllib.error import URLError
-
-    def offline(**kwargs: Any) -> Any:
-        raise URLError("no network")  # what torchvision's model zoo raises offline
-
-    _fake_lpips(monkeypatch, offline)
-    with pytest.raises(MetricUnavailableError, match=r"pretrained weights \(URLError") as info:
-        resolve_metrics(["lpips?net=vgg"])
-    assert info.value.missing == ("torchvision ImageNet vgg weights",) and "TORCH_HOME" in str(info.value)
-    with pytest.raises(ConfigurationError, match="device"):  # checked before any weight is loaded
-        resolve_metrics(["lpips?device=cuda:7"])
-
-
-@pytest.mark.slow
-def test_lpips_is_a_distance_on_images_scaled_to_minus_one_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    torch = pytest.importorskip("torch")
-
-    class MeanAbs(torch.nn.Module):  # stands in for the network: |a - b| averaged, on what the metric feeds it
-        def __init__(self, **kwargs: Any) -> None:
-            super().__init__()
-
-        def forward(self, a: Any, b: Any) -> Any:
-            assert a.shape == b.shape == (1, 3, 16, 16) and a.min() >= -1 and a.max() <= 1
-            return (a - b).abs().mean(dim=(1, 2, 3), keepdim=True)
-
-    _fake_lpips(monkeypatch, MeanAbs)
-    (metric,) = resolve_metrics(["lpips"])
-    assert metric.higher_is_better is False
-    values = metric.compute(flat((255, 255, 255), 16), [flat((255, 255, 255), 16), flat((0, 0, 0), 32)])
-    assert values == pytest.approx([0.0, 2.0])  # white vs black spans [-1, 1]; the 32 px image is resized
-
-
 # ----------------------------------------------------------------------------- the sandbox as a judge
 
 
@@ -390,3 +334,17 @@ def test_the_sandbox_mllm_judges_through_the_metric_in_process_and_over_http() -
     assert remote["judge"] == local["judge"]  # the same ratings through ChatOpenAI and the wire protocol
     assert [r.schema_name for r in requests] == ["SimilarityRating"] * 2
     assert all(r.body.get("temperature") == 0.0 for r in requests)
+
+
+def test_the_judge_is_a_metric_and_the_loop_refuses_it_as_its_scorer() -> None:
+    from imagerepainter.backends.registry import check_backends
+
+    for attempt in (
+        lambda: registry.resolve_scorer("judge"),
+        lambda: check_backends(mllm="sandbox", t2i="sandbox", scorer="judge"),
+    ):
+        with pytest.raises(
+            ConfigurationError, match=r"'judge' is a benchmark metric, not a loop scorer.*eval --metrics judge"
+        ):
+            attempt()
+    assert resolve_metrics(["judge"], mllm="sandbox")[0].name == "judge"

@@ -79,7 +79,7 @@ def test_tiny_and_full_configs_fit_together_as_sdxl_needs():
 
 
 @pytest.mark.slow
-def test_tiny_mode_runs_both_figures_and_writes_the_json_to_out(tmp_path):
+def test_tiny_mode_runs_every_figure_and_writes_the_json_to_out(tmp_path):
     env = {
         **os.environ,
         "OUT": str(tmp_path),
@@ -115,5 +115,10 @@ def test_tiny_mode_runs_both_figures_and_writes_the_json_to_out(tmp_path):
         assert row["candidates"] == int(n)
         assert row["images_per_s"] == pytest.approx(int(n) / row["batched_s"])
         assert row["one_by_one_s"] > 0 and row["preprocess_s"] > 0
+    evaluation = figures["eval_throughput"]  # raw batches 1 to 8, and the evaluation's renders merged up to 8
+    assert list(evaluation["raw_images_per_s"]) == ["1", "2", "4", "8"] and evaluation["failed"] == 0
+    assert sum(evaluation["eval_calls"]) == settings["eval_references"] and max(evaluation["eval_calls"]) <= 8
+    assert len(evaluation["eval_calls"]) < settings["eval_references"]  # cases shared pipeline calls
     assert "| figure | value | context |" in done.stdout
     assert "generate node" in done.stdout and "paper scorer, 16 candidate(s)" in done.stdout
+    assert "evaluation images/s, single mode" in done.stdout

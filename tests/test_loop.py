@@ -77,7 +77,7 @@ def test_after_a_worse_round_the_best_so_far_is_critiqued_and_each_round_keeps_i
         REF, max_rounds=3, patience=None
     )
     first, second = result.rounds[0], result.rounds[1]
-    assert first.critique.round == 1 and second.critique.round == 1  # after round 2: round 1's image again
+    assert first.critique.critiqued_round == 1 and second.critique.critiqued_round == 1  # round 1's image again
     assert second.critique.candidate == first.best_index
     assert first.critique is not second.critique  # round 1's own critique was not replaced
     asks = [c.text for c in mllm.calls if c.schema == "CritiqueAndRevision"]
@@ -612,3 +612,13 @@ def test_each_model_call_is_announced_as_it_finishes_even_during_the_description
     before = {e.data["call"] for e in events[: kinds.index("described")] if e.kind == "call"}
     assert before >= {"GlobalDescription", "GlobalFeatures", "ObjectList", "PromptRewrite"}  # before the prompt
     assert all(e.data["node"] == "describe" and e.data["seconds"] >= 0 for e in calls[:5])
+
+
+def test_a_critique_stored_with_the_old_round_name_still_loads_and_round_is_deprecated() -> None:
+    from imagerepainter.results import CritiqueResult
+
+    old = CritiqueResult.model_validate({"round": 2, "candidate": 1, "edits": ["warmer light"]})  # before the rename
+    new = CritiqueResult.model_validate({"critiqued_round": 2, "candidate": 1, "edits": ["warmer light"]})
+    assert old == new and new.model_dump()["critiqued_round"] == 2 and "round" not in new.model_dump()
+    with pytest.warns(DeprecationWarning, match="critiqued_round"):
+        assert new.round == 2

@@ -146,21 +146,22 @@ def test_backends_lists_what_is_missing_and_the_extra_for_it(monkeypatch: pytest
     assert rows["ssim"].endswith("available") and rows["psnr"].endswith("available")
 
 
-def test_backends_lists_the_metrics_with_their_direction_and_extra(
+def test_backends_lists_scorers_and_metrics_in_one_table_with_direction_and_extra(
     monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
     _uninstall(monkeypatch, "torch", "lpips")
     assert main(["backends"]) == 0
     out = capsys.readouterr().out
-    section = out.split("Metrics (eval --metrics)", 1)[1].splitlines()[1:]
+    assert "Metrics (" not in out  # no second table: a metric is a scorer
+    section = out.split("Scorers and metrics (--scorer, eval --metrics)", 1)[1].splitlines()[1:]
     rows = {line.split()[0]: line.split(None, 1)[1] for line in section if not line.startswith("  (")}
-    assert list(rows) == ["paper", "clip", "dinov2", "ssim", "psnr", "judge", "lpips", "dreamsim"]
-    assert rows["paper"] == 'higher missing torch: pip install "imagerepainter[metrics]"'  # as the paper scorer
-    assert rows["psnr"] == "higher available" and rows["ssim"] == "higher available"
-    assert rows["judge"] == "higher available (asks the --mllm)"
-    assert rows["lpips"].startswith("lower  missing torch,") and "lpips" in rows["lpips"]
+    assert set(rows) >= {"paper", "clip", "dinov2", "ssim", "psnr", "judge", "lpips", "dreamsim", "sandbox", "blend"}
+    assert rows["paper"] == 'higher  missing torch: pip install "imagerepainter[metrics]"'
+    assert rows["psnr"] == "higher  available" and rows["ssim"] == "higher  available"
+    assert rows["judge"] == "higher  available (eval --metrics only: asks the --mllm)"
+    assert rows["lpips"].startswith("lower   missing torch,") and "lpips" in rows["lpips"]
     assert rows["lpips"].endswith('pip install "imagerepainter[perceptual]"')
-    assert rows["dreamsim"].startswith("lower  missing torch")
+    assert rows["dreamsim"].startswith("lower   missing torch")
 
 
 def test_eval_names_every_missing_extra_before_anything_runs(

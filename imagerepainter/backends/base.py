@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, Literal, Protocol, TypeVar, get_args, runtime_checkable
 
 from PIL import Image
 from pydantic import BaseModel, Field
@@ -33,6 +33,8 @@ __all__ = [
     "MLLMReply",
     "Scorer",
     "T2ICapabilities",
+    "TASK_KINDS",
+    "TaskKind",
     "TextToImage",
     "TokenUsage",
     "GENERATION_FIELDS",
@@ -49,6 +51,22 @@ T = TypeVar("T")
 
 
 # ----------------------------------------------------------------------------- MLLM
+
+TaskKind = Literal[
+    "global_description",
+    "global_features",
+    "object_list",
+    "object_details",
+    "relationships",
+    "rewrite",
+    "variants",
+    "revise",
+    "critique",
+    "critique_and_revise",
+]
+"""What a message's :attr:`MLLMMessage.task` asks for: the ``kind`` key, one of a closed set."""
+
+TASK_KINDS: tuple[TaskKind, ...] = get_args(TaskKind)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,9 +87,9 @@ class MLLMMessage:
     Models that follow prompts ignore it (``ChatModelMLLM`` does not send it). The loop fills
     it on the message that carries the instruction, with these keys where they apply:
 
-    * ``kind`` — the request: ``"global_description"``, ``"global_features"``, ``"object_list"``,
-      ``"object_details"``, ``"relationships"``, ``"rewrite"``, ``"variants"``, ``"revise"``,
-      ``"critique"`` or ``"critique_and_revise"``;
+    * ``kind`` — the request, a :data:`TaskKind`: ``"global_description"``, ``"global_features"``,
+      ``"object_list"``, ``"object_details"``, ``"relationships"``, ``"rewrite"``, ``"variants"``,
+      ``"revise"``, ``"critique"`` or ``"critique_and_revise"``;
     * ``prompt`` — the current prompt (the one to vary, revise, or that drew the candidate);
     * ``count`` — how many variants are wanted; ``max_objects`` — most objects to list;
     * ``object`` — ``{"name", "type"}`` of the object to detail; ``objects`` — names to relate;
@@ -80,7 +98,14 @@ class MLLMMessage:
     * ``style`` — ``"sd"`` or ``"natural"``, how prompts are to be written;
     * ``history`` — earlier rounds, oldest first: ``{"round", "prompt", "score", "best_prompt",
       "edits"}`` each.
+
+    A ``kind`` that is not a :data:`TaskKind` is refused when the message is built.
     """
+
+    def __post_init__(self) -> None:
+        kind = None if self.task is None else self.task.get("kind")
+        if kind is not None and kind not in TASK_KINDS:
+            raise ConfigurationError(f"Unknown MLLM task kind {kind!r}; the kinds: {', '.join(TASK_KINDS)}.")
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ import binascii
 import io
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -59,7 +60,7 @@ from .._imports import require
 from .._secrets import redact, register_secret
 from ..errors import ConfigurationError, GenerationError
 from .base import GeneratedImage, GenerationRequest, T2ICapabilities
-from .retry import DEFAULT_REQUEST_TIMEOUT, RetryPolicy, is_transient, retried_by_http_client
+from .retry import DEFAULT_REQUEST_TIMEOUT, RetryPolicy, is_transient, retried_by_http_client, status_code
 
 if TYPE_CHECKING:
     from ..config import GenerationConfig
@@ -267,10 +268,20 @@ class OpenAIImagesT2I:
         if not self.model.startswith(_GPT_IMAGE_PREFIXES):
             params["response_format"] = "b64_json"  # DALL·E and most compatible servers default to URLs
 
+        attempts, start = [0], time.perf_counter()
+
+        def attempt(**kwargs: Any) -> Any:
+            attempts[0] += 1
+            return self._client.images.generate(**kwargs)
+
         try:
-            response = self.retry.call(self._client.images.generate, retry_on=self._worth_retrying, **params)
+            response = self.retry.call(attempt, retry_on=self._worth_retrying, **params)
         except Exception as exc:
             outcome = self._failure(exc, size, n)
+            if isinstance(outcome, GenerationError):  # say what was tried: attempts (the client's too) and time
+                made = attempts[0] + (self.client_retries if self.client_retries and retried_by_http_client(exc) else 0)
+                outcome = self._error(f"{outcome} ({_attempts(made)} over {time.perf_counter() - start:.1f} s)")
+                outcome.status_code = status_code(exc)  # type: ignore[attr-defined]
         else:
             return self._decode(response, n)
         # Raised here, outside the except block and unchained: the openai exception's message and
@@ -339,6 +350,16 @@ class OpenAIImagesT2I:
         if self._secret:
             message = message.replace(self._secret, "***")
         return GenerationError(redact(message), backend=self.name)
+
+
+def _attempts(count: int) -> str:
+    """How many attempts a failed call made, in words.
+
+    Example:
+        >>> _attempts(1), _attempts(10)
+        ('1 attempt', '10 attempts')
+    """
+    return f"{count} attempt{'s' if count != 1 else ''}"
 
 
 def _parse_size(size: str) -> tuple[int, int] | None:

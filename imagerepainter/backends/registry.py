@@ -26,8 +26,10 @@ MLLM                    ``openai:<model>`` (ChatOpenAI; ``OPENAI_API_KEY`` / ``O
 text-to-image           ``diffusers:<hub id or folder>``, ``openai:<gpt-image-1 | dall-e-3>``,
                         ``sandbox``; or a pipeline, a TextToImage, or a plain callable
 scorer                  ``paper`` (0.5 CLIP + 0.5 DINOv2), ``clip[:<id or folder>]``,
-                        ``dinov2[:<id or folder>]``, ``ssim``, ``psnr``, ``sandbox``,
-                        ``blend:<blend.json>`` (a blend fitted to people's judgments)
+                        ``dinov2[:<id or folder>]``, ``ssim``, ``psnr``, ``lpips``, ``dreamsim``
+                        (distances: lower is better), ``sandbox``, ``blend:<blend.json>`` (a
+                        blend fitted to people's judgments); the benchmark's metrics are these
+                        same rows (``--metrics`` takes the same names, and the MLLM ``judge``)
 ======================  ===========================================================
 
 Third-party packages add providers through the ``imagerepainter.backends`` entry-point
@@ -44,7 +46,7 @@ Example:
     ...     resolve_scorer("clpi")
     ... except UnknownBackendError as exc:
     ...     print(exc.suggestions)
-    ('clip',)
+    ('clip', 'lpips')
     >>> try:
     ...     resolve_scorer("ssim?kernel=7")
     ... except ConfigurationError as exc:
@@ -78,6 +80,7 @@ from .base import MLLM, Scorer, TextToImage
 __all__ = [
     "BackendEntry",
     "BackendKind",
+    "JUDGE_IS_NOT_A_LOOP_SCORER",
     "accepted_options",
     "available_backends",
     "backend_entries",
@@ -100,6 +103,13 @@ Factory = Callable[..., Any]
 ENTRY_POINT_GROUP = "imagerepainter.backends"
 _KIND_NAMES = {"mllm": "MLLM", "t2i": "text-to-image backend", "scorer": "scorer"}
 _KIND_LABELS = {"mllm": "MLLM", "t2i": "text-to-image", "scorer": "scorer"}
+JUDGE_IS_NOT_A_LOOP_SCORER = (
+    "'judge' is a benchmark metric, not a loop scorer: it asks an MLLM for 1-5 ratings, too coarse to "
+    "select between a round's candidates or to see a plateau, paid per image, and the loop's own MLLM "
+    "would grade its own prompts. Score the loop with an image scorer (paper, clip, dinov2, ssim, psnr, "
+    "lpips, dreamsim, sandbox, blend:PATH) and judge the results with 'imagerepainter eval --metrics judge'."
+)
+"""Why ``--scorer judge`` is refused (the judge is a metric only: :mod:`imagerepainter.bench.metrics`)."""
 
 
 def parse_spec(spec: str) -> tuple[str, str | None, dict[str, str]]:
@@ -146,6 +156,9 @@ class BackendEntry:
     """One backend per process for the same spec (models that take seconds and gigabytes to load)."""
     hidden: frozenset[str] = frozenset()
     """Declared options that a spec cannot set (Python objects such as a client)."""
+    higher_is_better: bool | None = None
+    """Scorers: which way their values are better, declared so that listings and metric checks know it
+    before anything is built (``None``: declared by the object the factory builds, e.g. a plug-in's)."""
     convert: Mapping[str, str] = field(default_factory=dict)
     """Types (``"int"``, ``"float"``, ``"bool"``) for options of an ``options`` model whose own type
     would keep a string (``timeout``); other fields are converted by the model when it is built."""
@@ -205,6 +218,7 @@ _CHAT_OPENAI_HIDDEN = frozenset(
 """ChatOpenAI fields that a spec cannot set: the model (it precedes ``?``) and Python objects."""
 
 _METRICS = ("torch", "transformers")
+_PERCEPTUAL = ("torch", "torchvision")
 _BUILT_IN: tuple[BackendEntry, ...] = (
     BackendEntry(
         "mllm",
@@ -246,27 +260,37 @@ _BUILT_IN: tuple[BackendEntry, ...] = (
         requires=_METRICS,
         extra="metrics",
         device_extra="metrics",
+        higher_is_better=True,
     ),
-    BackendEntry(
-        "scorer",
-        "clip",
-        "imagerepainter.scorers:CLIPScorer",
-        requires=_METRICS,
-        extra="metrics",
-        device_extra="metrics",
+    *(
+        BackendEntry(
+            "scorer",
+            name,
+            f"imagerepainter.scorers:{factory}",
+            requires=_METRICS,
+            extra="metrics",
+            device_extra="metrics",
+            higher_is_better=True,  # cosines
+        )
+        for name, factory in (("clip", "CLIPScorer"), ("dinov2", "DINOv2Scorer"))
     ),
-    BackendEntry(
-        "scorer",
-        "dinov2",
-        "imagerepainter.scorers:DINOv2Scorer",
-        requires=_METRICS,
-        extra="metrics",
-        device_extra="metrics",
+    BackendEntry("scorer", "ssim", "imagerepainter.scorers:SSIMScorer", model="none", higher_is_better=True),  # numpy
+    BackendEntry("scorer", "psnr", "imagerepainter.scorers:PSNRScorer", model="none", higher_is_better=True),  # numpy
+    *(
+        BackendEntry(
+            "scorer",
+            name,
+            f"imagerepainter.scorers.perceptual:{factory}",
+            model="none",
+            requires=(*_PERCEPTUAL, name),
+            extra="perceptual",
+            device_extra="perceptual",
+            higher_is_better=False,  # distances
+        )
+        for name, factory in (("lpips", "LPIPSScorer"), ("dreamsim", "DreamSimScorer"))
     ),
-    BackendEntry("scorer", "ssim", "imagerepainter.scorers:SSIMScorer", model="none"),  # plain numpy
-    BackendEntry("scorer", "psnr", "imagerepainter.scorers:PSNRScorer", model="none"),  # plain numpy
-    BackendEntry("scorer", "sandbox", "imagerepainter.sandbox:SandboxScorer", model="none"),
-    BackendEntry("scorer", "blend", "imagerepainter.human.blend:load_blend", model="required"),  # blend:PATH
+    BackendEntry("scorer", "sandbox", "imagerepainter.sandbox:SandboxScorer", model="none", higher_is_better=True),
+    BackendEntry("scorer", "blend", "imagerepainter.human.blend:load_blend", model="required", higher_is_better=True),
 )
 
 _REGISTRY: dict[str, dict[str, BackendEntry]] = {"mllm": {}, "t2i": {}, "scorer": {}}
@@ -363,20 +387,14 @@ def _load_entry_points() -> None:
 
 
 def check_installed(
-    *,
-    mllm: Any = None,
-    t2i: Any = None,
-    scorer: Any = None,
-    also: tuple[Need, ...] = (),
-    specs: Iterable[tuple[BackendKind, Any]] = (),
+    *, mllm: Any = None, t2i: Any = None, scorer: Any = None, also: tuple[Need, ...] = (), specs: Iterable[Any] = ()
 ) -> None:
-    """Check, before anything is imported or built, that the backends' packages are installed: the
-    package's one missing-extras check (the loop, run folders and the benchmark all call it).
+    """Check, before anything is imported or built, that the backends' packages are installed (the
+    package's one missing-extras check: the loop, run folders and the benchmark call it).
 
-    A spec string is looked up in the table (objects, unknown providers and ``None`` are left
-    to :func:`resolve_mllm` and its siblings); every missing module of every backend (``mllm``,
-    ``t2i``, ``scorer``, then each ``(kind, spec)`` of ``specs``, e.g. a benchmark's models), and of
-    ``also``, is named in **one** error with one ``pip install`` for all the extras.
+    A spec string is looked up in the table (objects, unknown providers and ``None`` are left to
+    :func:`resolve_mllm` and its siblings); every missing module of every backend (those named, then
+    each ``(kind, spec)`` of ``specs``) and of ``also`` is named in **one** error with one ``pip install``.
 
     Raises:
         MissingDependencyError: something is missing; ``extras`` lists what to install.
@@ -473,6 +491,8 @@ def _entry(kind: BackendKind, provider: str, spec: str) -> BackendEntry:
         return _REGISTRY[kind][provider]
     _load_entry_points()
     table = {**_PLUGINS[kind], **_REGISTRY[kind]}
+    if kind == "scorer" and provider == "judge" and provider not in table:
+        raise ConfigurationError(JUDGE_IS_NOT_A_LOOP_SCORER)
     if provider not in table:
         chat = _langchain_providers() if kind == "mllm" else ()
         close = close_names(provider, [*sorted(table), *chat], cutoff=0.5)

@@ -167,11 +167,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             progress.close()
+    cut = f", {report.breaker_skipped} skipped" if report.breaker_skipped else ""
     print(
-        f"{report.computed} cases computed ({report.failed} failed), {report.skipped} already done; "
+        f"{report.computed} cases computed ({report.failed} failed{cut}), {report.skipped} already done; "
         f"{report.descriptions_computed} descriptions computed, {report.descriptions_reused} reused.",
         file=sys.stderr,
     )
+    for model, reason in report.stopped_models.items():
+        print(f"stopped {model}: {reason}; the next run tries it again.", file=sys.stderr)
+    if report.start_seconds:
+        print(f"the executor took {report.start_seconds:.1f} s to start.", file=sys.stderr)
     paths = _write_reports(report.out)
     for kind, path in paths.items():
         print(f"{kind}: {path}")

@@ -3,8 +3,12 @@
 A :class:`Workbench` holds what the cases of an evaluation share in one process (or one Ray
 actor): the MLLM, the loop's scorer, the metrics, and per model one :class:`ModelEngine` —
 the model's backend, resolved and loaded once, inside one ``Repainter`` that all its cases
-use. A device guard lets at most ``device_slots`` renders of a model run at once (one by
-default: a GPU runs one pipeline call at a time), while the MLLM calls of other cases go on.
+use. Its renderer (:class:`~imagerepainter.bench.batching.RenderBatcher`) lets at most
+``device_slots`` renders of a model run at once (one by default: a GPU runs one pipeline call
+at a time) and merges the renders of concurrent cases into batched calls, while the MLLM calls
+of other cases go on. A model that cannot be loaded raises
+:class:`~imagerepainter.errors.ModelLoadError` for each of its cases, which the scheduler's
+circuit breaker turns into skipped cases (see :mod:`~imagerepainter.bench.breaker`).
 
 The modes differ only in per-run settings of the same Repainter:
 
@@ -14,6 +18,7 @@ The modes differ only in per-run settings of the same Repainter:
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -24,11 +29,12 @@ from typing import Any
 from PIL import Image
 
 from .._secrets import redact
-from ..backends.base import GeneratedImage, GenerationRequest, check_generation_settings
 from ..config import RepainterConfig
-from ..errors import ConfigurationError, ImageNotFoundError
+from ..errors import ConfigurationError, ImageNotFoundError, MLLMError, ModelLoadError
 from ..images import ImageRef, encode_png, image_sha256
 from ..results import Description
+from .batching import DEFAULT_WINDOW, RenderBatcher
+from .breaker import is_permanent
 from .datasets import Reference
 from .metrics import compute_metrics, metric_details
 from .records import CaseResult, Metric, Mode
@@ -71,6 +77,12 @@ class CaseOutcome:
 
     case: CaseResult
     best_png: bytes | None = None
+    permanent: bool = False
+    """The case failed in a way that retrying cannot fix (see :func:`~imagerepainter.bench.breaker.is_permanent`):
+    the model's circuit breaker opens at once."""
+    model_failure: bool = True
+    """A failure that says something about the model (not an unreadable reference, not the MLLM): the
+    only kind the model's circuit breaker counts."""
 
 
 @dataclass(frozen=True)
@@ -83,20 +95,26 @@ class WorkerSpec:
     metrics: Sequence[str]
     config: dict[str, Any]
     device_slots: int = 1
+    batch_window: float = DEFAULT_WINDOW
+    """Seconds a free device waits to merge more cases' renders into one call
+    (see :mod:`~imagerepainter.bench.batching`)."""
     metric_objects: Sequence[Metric] | None = field(default=None, compare=False)
     """Metrics already resolved (used as they are instead of resolving ``metrics``)."""
 
 
-def failed_case(job: CaseJob, error: BaseException | str, *, seconds: float = 0.0, spent: Any = None) -> CaseResult:
+def failed_case(
+    job: CaseJob, error: BaseException | str, *, seconds: float = 0.0, spent: Any = None, status: str = "failed"
+) -> CaseResult:
     """The record of a case that failed: the error on one line, without secrets, and what the
-    run had spent before it failed (``spent``: a partial result), so costs add up."""
+    run had spent before it failed (``spent``: a partial result), so costs add up.
+    ``status="skipped"``: a case not run because its model's circuit breaker opened (``error`` says why)."""
     if isinstance(error, BaseException):
         text = str(error).strip().splitlines()[0] if str(error).strip() else ""
         error = f"{type(error).__name__}: {text}" if text else type(error).__name__
     usage = dict(getattr(spent, "usage", None) or {})
     return _base(
         job,
-        status="failed",
+        status=status,
         error=redact(str(error))[:2000],
         seconds=seconds,
         rounds=len(getattr(spent, "rounds", None) or []),
@@ -125,27 +143,6 @@ def _base(job: CaseJob, **fields: Any) -> CaseResult:
         primary_metric=job.primary_metric,
         **fields,
     )
-
-
-class _DeviceGuard:
-    """A text-to-image backend that lets at most ``slots`` renders run at once."""
-
-    def __init__(self, t2i: Any, slots: int) -> None:
-        self._t2i = t2i
-        self.name = t2i.name
-        self.capabilities = t2i.capabilities
-        self._slots = threading.BoundedSemaphore(slots)
-
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[GeneratedImage]:
-        with self._slots:
-            return list(self._t2i.generate(requests))
-
-    def check_settings(self, settings: Any) -> None:
-        check_generation_settings(self._t2i, settings)
-
-    def describe(self) -> dict[str, Any]:
-        describe = getattr(self._t2i, "describe", None)
-        return dict(describe()) if callable(describe) else {}
 
 
 class CaseImages:
@@ -192,27 +189,61 @@ class CaseImages:
 
 
 class ModelEngine:
-    """One model's backend, loaded once, and the Repainter all of its cases share."""
+    """One model's backend, loaded once, and the Repainter all of its cases share.
+
+    The backend sits behind a :class:`~imagerepainter.bench.batching.RenderBatcher`: at most
+    ``device_slots`` renders at once, and the renders of concurrent cases merged into batches.
+
+    Raises:
+        ModelLoadError: the backend could not be built or loaded (a missing package is raised as it is).
+    """
 
     def __init__(
-        self, name: str, t2i: Any, *, mllm: Any, scorer: Any, config: RepainterConfig, device_slots: int = 1
+        self,
+        name: str,
+        t2i: Any,
+        *,
+        mllm: Any,
+        scorer: Any,
+        config: RepainterConfig,
+        device_slots: int = 1,
+        batch_window: float = DEFAULT_WINDOW,
     ) -> None:
-        from ..backends.registry import resolve_t2i
         from ..repainter import Repainter
 
         self.name = name
-        self.t2i = resolve_t2i(t2i)
+        self.t2i = load_model(name, t2i)
         self.store = CaseImages()
-        self.repainter = Repainter(
-            mllm=mllm, t2i=_DeviceGuard(self.t2i, device_slots), scorer=scorer, config=config, store=self.store
-        )
+        self.renderer = RenderBatcher(self.t2i, slots=device_slots, window=batch_window)
+        self.repainter = Repainter(mllm=mllm, t2i=self.renderer, scorer=scorer, config=config, store=self.store)
 
     def regenerate(self, image: Image.Image, description: Description, mode: Mode, seed: int) -> Any:
         """Run ``mode`` on ``image`` from ``description``; the one place that starts the loop."""
-        return self.repainter.run(image, description=description, seed=seed, progress=False, **MODE_SETTINGS[mode])
+        with self.renderer.case():
+            return self.repainter.run(image, description=description, seed=seed, progress=False, **MODE_SETTINGS[mode])
 
     def close(self) -> None:
+        self.renderer.close()
         self.repainter.close()
+
+
+def load_model(name: str, spec: Any) -> Any:
+    """Resolve and load the text-to-image backend of model ``name``.
+
+    Raises:
+        ModelLoadError: it could not be built or loaded; the message names the model and the cause.
+        MissingDependencyError: a package it needs is not installed.
+        ConfigurationError: the spec is wrong.
+    """
+    from ..backends.registry import resolve_t2i
+    from ..errors import MissingDependencyError
+
+    try:
+        return resolve_t2i(spec)
+    except (MissingDependencyError, ConfigurationError):
+        raise
+    except Exception as exc:
+        raise _load_error(name, exc) from exc
 
 
 class Workbench:
@@ -239,15 +270,27 @@ class Workbench:
             if callable(load_metric):
                 load_metric()
         self._engines: dict[str, ModelEngine] = {}
+        self._broken: dict[str, Exception] = {}
         self._lock = threading.Lock()
 
     def engine(self, model: str) -> ModelEngine:
-        """The engine of ``model``, built (its backend loaded) on first use, once."""
+        """The engine of ``model``, built (its backend loaded) on first use, once.
+
+        A model that fails to load fails the same way for every later call of this workbench
+        (it is not loaded again for each case); a new evaluation tries again.
+
+        Raises:
+            ModelLoadError: the model could not be loaded (or its package is missing).
+        """
         with self._lock:
             engine = self._engines.get(model)
-            if engine is None:
-                if model not in self.spec.models:
-                    raise ConfigurationError(f"Unknown model {model!r}; this worker has {sorted(self.spec.models)}.")
+            if engine is not None:
+                return engine
+            if model in self._broken:
+                raise _own_error(self._broken[model])
+            if model not in self.spec.models:
+                raise ConfigurationError(f"Unknown model {model!r}; this worker has {sorted(self.spec.models)}.")
+            try:
                 engine = ModelEngine(
                     model,
                     self.spec.models[model],
@@ -255,8 +298,12 @@ class Workbench:
                     scorer=self.scorer,
                     config=self.config,
                     device_slots=self.spec.device_slots,
+                    batch_window=self.spec.batch_window,
                 )
-                self._engines[model] = engine
+            except Exception as exc:
+                self._broken[model] = exc if isinstance(exc, ModelLoadError) else _load_error(model, exc)
+                raise _own_error(self._broken[model]) from None
+            self._engines[model] = engine
             return engine
 
     def run_case(self, job: CaseJob, image: Image.Image, description: Description) -> CaseOutcome:
@@ -272,7 +319,9 @@ class Workbench:
             partial = getattr(exc, "partial_result", None)
             if partial is not None and job.model in self._engines:
                 self._engines[job.model].store.release(_refs_of(partial))
-            return CaseOutcome(failed_case(job, exc, seconds=time.perf_counter() - start, spent=partial))
+            seconds = time.perf_counter() - start
+            case = failed_case(job, exc, seconds=seconds, spent=partial)
+            return CaseOutcome(case, permanent=is_permanent(exc), model_failure=not isinstance(exc, MLLMError))
         try:
             return self._record(job, engine, image, result, start)
         finally:
@@ -325,6 +374,21 @@ class Workbench:
     def close(self) -> None:
         for engine in self._engines.values():
             engine.close()
+
+
+def _load_error(model: str, exc: Exception) -> ModelLoadError:
+    """A load failure that is not already a :class:`ModelLoadError` (a missing package, a bad spec) as one."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    error = ModelLoadError(f"Model {model!r} could not be loaded: {type(exc).__name__}: {redact(text)}")
+    error.__cause__ = exc
+    return error
+
+
+def _own_error(exc: Exception) -> Exception:
+    """A copy of a kept error for one case (a case's run annotates its error)."""
+    error = copy.copy(exc)
+    error.__cause__ = exc.__cause__
+    return error
 
 
 def _refs_of(result: Any) -> list[ImageRef]:

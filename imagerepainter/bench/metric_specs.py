@@ -93,24 +93,15 @@ def _judge_options(*, repeats: int = 1, max_side: int = 768) -> None:
     """The options of ``judge?...``: repeated ratings per image, and the longest side of the images sent."""
 
 
-def _lpips_options(*, net: str = "alex", device: str = "cpu") -> None:
-    """The options of ``lpips?...``: the backbone (``alex``, ``vgg``, ``squeeze``) and the torch device."""
-
-
-def _dreamsim_options(*, dreamsim_type: str = "ensemble", device: str = "cpu") -> None:
-    """The options of ``dreamsim?...``: the model type and the torch device."""
-
-
 _OWN_OPTIONS: dict[str, tuple[Callable[..., None], str | None]] = {
     "judge": (_judge_options, None),
-    "lpips": (_lpips_options, "perceptual"),
-    "dreamsim": (_dreamsim_options, "perceptual"),
 }
-"""The metrics that are not scorers: where their options are declared, and the extra their device needs."""
+"""The metrics that are not scorers (only the judge: it needs an MLLM): where their options are declared,
+and the extra their device needs. Every other metric is a scorer row of the registry."""
 
 
 def metric_options(provider: str, options: dict[str, str], *, device_here: bool = True) -> dict[str, Any]:
-    """The options of ``judge``, ``lpips`` or ``dreamsim`` checked and converted by the registry's one
+    """The options of ``judge`` checked and converted by the registry's one
     option checker (names with a did-you-mean, types, a ``device`` this machine can use unless
     ``device_here`` is False)."""
     from ..backends.registry import BackendEntry, check_options

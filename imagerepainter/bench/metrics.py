@@ -1,8 +1,13 @@
 """The benchmark's image-to-image metrics, resolved from names: :func:`resolve_metrics`.
 
 A metric compares regenerated images with their reference and says which way is better
-(:class:`~imagerepainter.bench.records.Metric`). Names, as on the command line
-(``--metrics paper,ssim,judge``):
+(:class:`~imagerepainter.bench.records.Metric`). **A metric is a scorer**: every name but
+``judge`` resolves through the scorer registry
+(:func:`~imagerepainter.backends.registry.resolve_scorer`), the same door ``--scorer`` uses, so
+the two take the same names, check options in one place, load models once per process through
+one cache, and a plug-in scorer registered once (entry point or
+:func:`~imagerepainter.backends.registry.register_backend`) is a metric too. Names, as on the
+command line (``--metrics paper,ssim,judge``):
 
 =====================  =========  =========================================================
 name                   direction  what it is
@@ -12,14 +17,13 @@ name                   direction  what it is
 ``clip``, ``dinov2``   higher     one embedding cosine alone (``clip:<hub id or folder>``)
 ``ssim``               higher     structural similarity, scikit-image's variant, float64
 ``psnr``               higher     peak signal-to-noise ratio in dB, capped at 100
+``lpips``, ``dreamsim``  lower    learned perceptual distances (:mod:`imagerepainter.scorers.perceptual`)
+any scorer spec        scorer's   ``sandbox``, ``blend:PATH``, ``clip:/models/clip``, a plug-in ...
 ``judge``              higher     an MLLM's 1-5 rating (mean of aesthetic and semantic);
                                   also ``judge.aesthetic`` and ``judge.semantic``, and with
                                   ``judge?repeats=N`` (N >= 2) ``judge.agreement`` and
-                                  ``judge.spread``; needs ``mllm``
-``lpips``, ``dreamsim``  lower    learned perceptual distances, when their packages and
-                                  weights can be loaded (else :class:`MetricUnavailableError`)
-any scorer spec        scorer's   whatever :func:`~imagerepainter.backends.registry.resolve_scorer`
-                                  resolves (``sandbox``, ``clip:/models/clip``, a plug-in ...)
+                                  ``judge.spread``; needs ``mllm``. The one metric that is
+                                  not a scorer (the loop refuses ``--scorer judge``)
 =====================  =========  =========================================================
 
 A metric's name is its spec without the ``?options`` (``paper?device=cuda`` is ``paper``);
@@ -30,9 +34,9 @@ reference and the images, so asking ``paper``, then ``paper.clip``, then ``paper
 embeds each image once. A pass also keeps the prepared reference (its embedding) for the
 next calls with the same reference, so M models compared on one reference embed it once.
 
-Nothing heavy happens when metrics are resolved, except for ``lpips`` and ``dreamsim``,
-which load their weights at once so that a missing backbone fails before the benchmark
-spends anything. Call :meth:`BenchMetric.load` to load the others up front.
+Nothing heavy happens when metrics are resolved: models load on first use, or when
+:meth:`BenchMetric.load` is called (the benchmark loads every metric before its first case,
+so a missing package or weight fails before anything is spent).
 
 The judge's details (each rating, its rationale, what the calls cost) come from
 :func:`metric_details`; the runner keeps them in ``CaseResult.extra["metric_details"]``.
@@ -50,7 +54,6 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import importlib
 import math
 import re
 import statistics
@@ -64,7 +67,6 @@ from typing import Any
 
 from PIL import Image
 
-from .._imports import is_available
 from ..backends.base import MLLM, MLLMMessage, TokenUsage
 from ..errors import CapabilityError, ConfigurationError, MetricUnavailableError, UnknownBackendError
 from .metric_specs import (
@@ -84,19 +86,14 @@ __all__ = [
     "BUILTIN_METRICS",
     "JUDGE_INSTRUCTION",
     "BenchMetric",
-    "MetricEntry",
     "MetricUnavailableError",
     "check_metrics",
     "compute_metrics",
     "describe_metrics",
     "judge_mllm",
     "metric_details",
-    "metric_entries",
     "resolve_metrics",
 ]
-
-PERCEPTUAL_NEEDS = {"lpips": ("torch", "torchvision", "lpips"), "dreamsim": ("torch", "torchvision", "dreamsim")}
-"""The packages each learned perceptual distance imports (all installed by the ``perceptual`` extra)."""
 
 JUDGE_INSTRUCTION = (
     "You are grading an image-regeneration benchmark. The FIRST image is the reference; the SECOND is an "
@@ -460,154 +457,6 @@ def repeat_agreement(dimensions: Sequence[Sequence[float]]) -> tuple[float, floa
     )
 
 
-# ----------------------------------------------------------------------------- learned perceptual distances
-
-
-class _LPIPSPass(_Pass):
-    """LPIPS distance (Zhang et al. 2018) from the ``lpips`` package; lower is more similar."""
-
-    def __init__(self, name: str, spec: str, *, net: str = "alex", device: str = "cpu") -> None:
-        super().__init__(name, spec)
-        if net not in ("alex", "vgg", "squeeze"):
-            raise ConfigurationError(f"lpips net must be 'alex', 'vgg' or 'squeeze', got {net!r}.")
-        module = _import_perceptual(name, "lpips", PERCEPTUAL_NEEDS["lpips"])
-        self.net, self.device = net, device  # the device was checked with the options
-        try:
-            self.model = module.LPIPS(net=net, verbose=False).eval().to(device)
-        except Exception as exc:
-            raise MetricUnavailableError(
-                f"The {name!r} metric cannot load its pretrained weights ({type(exc).__name__}: {exc}). LPIPS needs "
-                f"the ImageNet {net} backbone from torchvision's model zoo: offline, put the file torchvision would "
-                "download into $TORCH_HOME/hub/checkpoints, or drop the metric.",
-                metric=name,
-                missing=(f"torchvision ImageNet {net} weights",),
-            ) from None
-
-    def parts(self) -> dict[str, bool]:
-        return {"": False}
-
-    def describe(self) -> dict[str, Any]:
-        return {"lpips": {"net": self.net, "device": self.device}}
-
-    def _compute(self, reference: Image.Image, images: Sequence[Image.Image]) -> _PassResult:
-        torch = importlib.import_module("torch")
-
-        def tensor(image: Image.Image) -> Any:
-            from ..scorers.pixel import to_array
-
-            array = to_array(image, reference.size) * 2.0 - 1.0  # LPIPS takes [-1, 1]
-            return torch.from_numpy(array).permute(2, 0, 1).float()[None].to(self.device)
-
-        ref = tensor(reference)
-        with torch.inference_mode():
-            values = [float(self.model(ref, tensor(image)).flatten()[0]) for image in images]
-        return _PassResult({"": values}, [{} for _ in images])
-
-
-class _DreamSimPass(_Pass):
-    """DreamSim distance (Fu et al. 2023) from the ``dreamsim`` package; lower is more similar."""
-
-    def __init__(self, name: str, spec: str, *, dreamsim_type: str = "ensemble", device: str = "cpu") -> None:
-        super().__init__(name, spec)
-        module = _import_perceptual(name, "dreamsim", PERCEPTUAL_NEEDS["dreamsim"])
-        self.dreamsim_type, self.device = dreamsim_type, device  # checked with the options
-        try:
-            self.model, self.preprocess = module.dreamsim(pretrained=True, device=device, dreamsim_type=dreamsim_type)
-        except Exception as exc:
-            raise MetricUnavailableError(
-                f"The {name!r} metric cannot load its pretrained weights ({type(exc).__name__}: {exc}). DreamSim "
-                "downloads its checkpoint (GitHub releases) and backbones (torch hub) on first use: run it once "
-                "online to fill the cache, or drop the metric.",
-                metric=name,
-                missing=(f"DreamSim {dreamsim_type} checkpoint",),
-            ) from None
-
-    def parts(self) -> dict[str, bool]:
-        return {"": False}
-
-    def describe(self) -> dict[str, Any]:
-        return {"dreamsim": {"type": self.dreamsim_type, "device": self.device}}
-
-    def _compute(self, reference: Image.Image, images: Sequence[Image.Image]) -> _PassResult:
-        torch = importlib.import_module("torch")
-        ref = self.preprocess(reference.convert("RGB")).to(self.device)
-        with torch.inference_mode():
-            values = [
-                float(self.model(ref, self.preprocess(image.convert("RGB")).to(self.device)).flatten()[0])
-                for image in images
-            ]
-        return _PassResult({"": values}, [{} for _ in images])
-
-
-def _import_perceptual(metric: str, module: str, needs: tuple[str, ...]) -> Any:
-    missing = tuple(name for name in needs if not is_available(name))
-    install = (
-        f'pip install "imagerepainter[perceptual]" (installs {", ".join(needs[1:])}; torchvision must match your torch)'
-    )
-    if missing:
-        raise MetricUnavailableError(
-            f"The {metric!r} metric needs the packages {', '.join(missing)}, which are not installed: {install}.",
-            metric=metric,
-            missing=missing,
-        )
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:  # installed but broken, e.g. a torchvision built for another torch
-        broken = exc.name or module
-        raise MetricUnavailableError(
-            f"The {metric!r} metric cannot import {module!r}: {type(exc).__name__}: {exc}. {install}.",
-            metric=metric,
-            missing=(broken,),
-        ) from None
-
-
-# ----------------------------------------------------------------------------- what is installed
-
-
-@dataclass(frozen=True)
-class MetricEntry:
-    """One built-in metric as ``imagerepainter backends`` lists it: what it needs, and what installs it."""
-
-    name: str
-    higher_is_better: bool
-    requires: tuple[str, ...]
-    """The optional packages it imports (none: plain numpy, or the MLLM it asks)."""
-    extra: str | None
-    """The extra of ``imagerepainter`` that installs :attr:`requires`."""
-    needs_mllm: bool = False
-    """It asks an MLLM (``--mllm`` on the command line, ``mllm=`` in Python)."""
-
-    def missing(self) -> list[str]:
-        """The packages of :attr:`requires` that cannot be imported here (found without importing them)."""
-        return [module for module in self.requires if not is_available(module)]
-
-
-def metric_entries() -> list[MetricEntry]:
-    """The built-in metrics in :data:`BUILTIN_METRICS` order, without importing anything heavy.
-
-    The embedding and pixel metrics need what their scorer of the same name needs (the
-    registry's entry says); ``lpips`` and ``dreamsim`` need :data:`PERCEPTUAL_NEEDS`.
-
-    Example:
-        >>> [(e.name, e.extra, e.needs_mllm) for e in metric_entries() if e.name in ("psnr", "judge", "lpips")]
-        [('psnr', None, False), ('judge', None, True), ('lpips', 'perceptual', False)]
-    """
-    from ..backends.registry import backend_entries
-
-    scorers = {entry.provider: entry for entry in backend_entries() if entry.kind == "scorer"}
-    entries = []
-    for name in BUILTIN_METRICS:
-        if name in PERCEPTUAL_NEEDS:
-            entries.append(MetricEntry(name, False, PERCEPTUAL_NEEDS[name], "perceptual"))
-        elif name == "judge":
-            entries.append(MetricEntry(name, True, (), None, needs_mllm=True))
-        else:
-            scorer = scorers[name]
-            extra = scorer.need.extra if scorer.requires else None
-            entries.append(MetricEntry(name, True, scorer.requires, extra))
-    return entries
-
-
 # ----------------------------------------------------------------------------- resolution
 
 
@@ -620,15 +469,12 @@ def _judge_pass(name: str, spec: str, options: dict[str, str], mllm: Any) -> _Pa
 
 
 def _base_pass(name: str, spec: str, mllm: Any) -> _Pass:
+    """The judge (it needs an MLLM), or the scorer the registry resolves ``spec`` to: one door for both."""
     from ..backends.registry import parse_spec, resolve_scorer
 
     provider, model, options = parse_spec(spec)
     if provider == "judge" and model is None:
         return _judge_pass(name, spec, options, mllm)
-    if provider == "lpips" and model is None:
-        return _LPIPSPass(name, spec, **metric_options("lpips", options))
-    if provider == "dreamsim" and model is None:
-        return _DreamSimPass(name, spec, **metric_options("dreamsim", options))
     try:
         scorer = resolve_scorer(spec)
     except UnknownBackendError:
@@ -655,7 +501,8 @@ def resolve_metrics(names: Sequence[str] | str, *, mllm: Any = None) -> list[Met
         ConfigurationError: A bad option, two different metrics under one name, no names,
             ``judge`` without ``mllm``.
         CapabilityError: The judge's MLLM cannot take two images.
-        MetricUnavailableError: ``lpips`` or ``dreamsim`` cannot load a package or its weights.
+        MissingDependencyError: A scorer's package is not installed (e.g. ``lpips`` without the
+            ``perceptual`` extra).
 
     Example:
         >>> [m.name for m in resolve_metrics("paper.clip, psnr, mine=ssim?kernel_size=7")]

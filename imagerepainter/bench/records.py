@@ -30,7 +30,9 @@ Mode = Literal["single", "repaint"]
 """``single``: describe once, generate once (the paper's one-shot regeneration);
 ``repaint``: the full ImageRepainter loop starting from the same description."""
 
-CaseStatus = Literal["ok", "failed"]
+CaseStatus = Literal["ok", "failed", "skipped"]
+"""``skipped``: not run, because its model's circuit breaker opened (see :mod:`~imagerepainter.bench.breaker`);
+the next evaluation of the folder computes it."""
 
 
 class CaseResult(BaseModel):

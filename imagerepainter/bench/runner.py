@@ -9,7 +9,12 @@ same seed, is scored with every metric, and is written to ``results.sqlite`` in 
 * resumes where it stopped after a crash or ``SIGKILL`` (finished cases are never recomputed);
 * does nothing when run again;
 * computes only the new model's cases when a model is added;
-* records a failed case with its error and goes on; ``retry_failed=True`` retries those.
+* records a failed case with its error and goes on; ``retry_failed=True`` retries those;
+* keeps every model busy at once: cases interleave across models (see
+  :mod:`~imagerepainter.bench.scheduler`), and the renders of concurrent cases of a model are
+  merged into batched calls (see :mod:`~imagerepainter.bench.batching`);
+* cuts off a model that keeps failing (see :mod:`~imagerepainter.bench.breaker`): its remaining
+  cases are recorded as ``skipped`` at once, and the next run tries them again.
 
 Example:
     >>> import tempfile
@@ -66,7 +71,7 @@ class ProgressEvent:
     skipped: int
     """Cases already in the database."""
     failed: int
-    """Cases of this call that failed."""
+    """Cases of this call that failed, or were skipped because their model's circuit breaker opened."""
     case: CaseResult | None = None
     """The case that just finished (``None`` for the first event)."""
 
@@ -91,9 +96,15 @@ class EvaluationReport(BaseModel):
     """Cases found finished in the database and not recomputed."""
     failed: int
     """Cases of this call that failed (see each case's ``error``)."""
+    breaker_skipped: int = 0
+    """Cases of this call skipped because their model's circuit breaker opened."""
+    stopped_models: dict[str, str] = {}
+    """The models whose circuit breaker opened in this call, with the reason."""
     descriptions_computed: int
     descriptions_reused: int
     seconds: float
+    start_seconds: float = 0.0
+    """What the executor spent starting (Ray: starting the cluster and the actors; 0 for local threads)."""
 
     def write_reports(self) -> dict[str, Path]:
         """Write the leaderboard files into :attr:`out` (see :mod:`imagerepainter.bench.leaderboard`)."""
@@ -156,7 +167,8 @@ def evaluate(
             such as :class:`~imagerepainter.bench.ray_executor.RayExecutor`.
         max_concurrency: Cases in flight at once (their MLLM calls overlap).
         device_slots: Renders of one model that may run at once (1 protects a GPU).
-        retry_failed: Compute again the cases recorded as failed.
+        retry_failed: Compute again the cases recorded as failed (cases skipped because their
+            model's circuit breaker opened are computed again by every run).
         on_progress: Called with a :class:`ProgressEvent` at the start and after each case.
 
     Raises:
@@ -171,11 +183,13 @@ def evaluate(
     store = ResultsStore(out)
     store.set_meta("primary_metric", primary_metric(plan.metrics))
     status = store.case_status(job.case_id for job in plan.jobs)
-    todo = [j for j in plan.jobs if status.get(j.case_id) is None or (retry_failed and status[j.case_id] == "failed")]
-    skipped, failed, done = len(plan.jobs) - len(todo), 0, 0
+    redo = {None, "skipped", *(["failed"] if retry_failed else [])}
+    todo = [j for j in plan.jobs if status.get(j.case_id) in redo]
+    skipped, failed, done, cut_off = len(plan.jobs) - len(todo), 0, 0, 0
+    stopped: dict[str, str] = {}
     if on_progress is not None:
         on_progress(ProgressEvent(done=0, total=len(todo), skipped=skipped, failed=0))
-    describer = None
+    describer = run = None
     if todo:
         run = _executor(executor, max_concurrency)
         describer = Describer(mllm=plan.mllm, mllm_key=plan.mllm_key, config=plan.config, store=store)
@@ -183,9 +197,11 @@ def evaluate(
             for outcome in run(todo, plan.worker, describer):
                 case = _save(store, outcome)
                 done += 1
-                failed += case.status == "failed"
+                failed, cut_off = failed + (case.status == "failed"), cut_off + (case.status == "skipped")
+                if case.status == "skipped":
+                    stopped.setdefault(case.model, case.error or "")
                 if on_progress is not None:
-                    on_progress(ProgressEvent(done=done, total=len(todo), skipped=skipped, failed=failed, case=case))
+                    on_progress(ProgressEvent(done, len(todo), skipped, failed + cut_off, case))
         finally:
             describer.close()
     return EvaluationReport(
@@ -200,9 +216,12 @@ def evaluate(
         computed=done,
         skipped=skipped,
         failed=failed,
+        breaker_skipped=cut_off,
+        stopped_models=stopped,
         descriptions_computed=describer.computed if describer else 0,
         descriptions_reused=describer.reused if describer else 0,
         seconds=time.perf_counter() - start,
+        start_seconds=float(getattr(run, "start_seconds", 0.0)) if todo else 0.0,
     )
 
 
@@ -332,7 +351,7 @@ def _plan(dataset: Any, checked: _Checked, *, mllm: Any, models: Mapping[str, An
                     config_hash=config_hash,
                 )
                 jobs.append(CaseJob(key, data.name, ref, name, spec_text(spec), mode, seed, primary_metric(metrics)))
-    jobs.sort(key=lambda j: (list(models).index(j.model), j.reference.id, modes.index(j.mode)))
+    jobs.sort(key=lambda j: (j.reference.id, modes.index(j.mode), list(models).index(j.model)))  # interleaved
     return _Plan(data, modes, metrics, mllm, mllm_key, config, worker, jobs)
 
 

@@ -183,7 +183,7 @@ class ResultsStore:
             )
 
     def case_status(self, case_ids: Iterable[str]) -> dict[str, str]:
-        """The stored status (``ok`` / ``failed``) of each of ``case_ids`` that has a row."""
+        """The stored status (``ok`` / ``failed`` / ``skipped``) of each of ``case_ids`` that has a row."""
         ids = list(case_ids)
         out: dict[str, str] = {}
         with self._connect() as db:

@@ -1,0 +1,173 @@
+"""Evaluation at scale (issue 22): models busy at once, batched renders, a dead model cut off.
+
+    python benchmarks/eval_scale.py [--refs 12] [--json eval_scale.json] [--short]
+
+Every model is a stand-in pipeline (:class:`imagerepainter.testing.standin.StandInT2I`) whose
+call costs ``a + b * batch`` seconds (a fixed cost per pipeline call plus a cost per image, the
+shape of a diffusers call on a GPU) and renders sandbox images; the MLLM is the sandbox one
+answering after ``--mllm-delay`` seconds (:class:`~imagerepainter.testing.standin.DelayedMLLM`);
+the metric is the sandbox one. All in one run, ratios within it:
+
+1. ``busy``: each model's busy share of the wall (the union of its calls' time over the
+   evaluation's whole wall time, describing included) with 1, 2 and 4 models at
+   ``--max-concurrency`` = 2 x models, modes ``single`` and ``repaint`` (2 rounds). Goal >= 0.9
+   for each model.
+2. ``single``: images per second of ``single`` mode with one model whose largest batch is ``B``
+   (``--batch``), against the stand-in's best possible ``B / (a + b B)``: over the span of its
+   renders (steady state: first call's start to last call's end) and over the whole evaluation.
+   Goal >= 0.85 for the steady state.
+3. ``dead_model``: two healthy models, with and without a third one whose every call fails with
+   HTTP 500 after ``--dead-seconds`` (a dead API's retries): the extra time the healthy models'
+   cases took to finish (the last healthy case's end), as a share. With the dead model at
+   ``--max-concurrency 6``; without it at 4 (``added_share``: 2 per model in both, the goal's
+   setting) and at 6 (``added_share_same_threads``: the dead model's cases held 2 of the 6
+   threads until its breaker opened). Goal under 5%.
+
+The leaderboard's memory and time at 512 to 8,192 references are measured by
+``benchmarks/leaderboard_scale.py``, not here. Timings on a shared machine vary by a few per
+cent between runs; the script prints a Markdown table and writes the JSON to ``--json`` (or
+``$OUT/eval_scale.json`` when ``OUT`` is set).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from imagerepainter.bench.runner import evaluate
+from imagerepainter.sandbox import random_scene, render_scene
+from imagerepainter.testing.standin import DelayedMLLM, StandInT2I, busy_seconds
+
+
+def references(folder: Path, count: int) -> Path:
+    """``count`` sandbox scenes, 64 px, in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        render_scene(random_scene(i), 64, 64).save(folder / f"scene_{i:03d}.png")
+    return folder
+
+
+def run(data: Path, models: dict[str, StandInT2I], args: argparse.Namespace, **kw: Any) -> tuple[Any, dict[str, float]]:
+    """Evaluate ``models`` on ``data``; return the report and when each model's last case ended."""
+    last: dict[str, float] = {}
+
+    def progress(event: Any) -> None:
+        if event.case is not None:
+            last[event.case.model] = time.perf_counter()
+
+    kw.setdefault("settings", {"max_rounds": 2, "variants": 2, "height": 48, "width": 48, "patience": None})
+    start = time.perf_counter()
+    report = evaluate(data, mllm=DelayedMLLM(args.mllm_delay), models=models, metrics=["sandbox"],
+                      out=tempfile.mkdtemp(prefix="eval-scale-"), on_progress=progress, **kw)  # fmt: skip
+    return report, {m: t - start for m, t in last.items()}
+
+
+def busy_figure(data: Path, args: argparse.Namespace) -> dict[str, Any]:
+    out = {}
+    for count in (1, 2, 4):
+        models = {
+            f"m{i}": StandInT2I(a=args.a, b=args.b, max_batch_size=args.batch, name=f"m{i}") for i in range(count)
+        }
+        report, _ = run(data, models, args, max_concurrency=2 * count)
+        shares = [busy_seconds(m.intervals) / report.seconds for m in models.values()]
+        out[f"{count}_models"] = {"wall_s": report.seconds, "busy_share": shares, "min": min(shares),
+                                  "failed": report.failed}  # fmt: skip
+    return out
+
+
+def single_figure(data: Path, args: argparse.Namespace) -> dict[str, Any]:
+    model = StandInT2I(a=args.a, b=args.b, max_batch_size=args.batch)
+    report, _ = run(data, {"m": model}, args, modes=["single"], max_concurrency=args.single_concurrency)
+    span = max(e for _, e in model.intervals) - min(s for s, _ in model.intervals)
+    best = model.best_images_per_second()
+    return {
+        "images": model.images,
+        "batches": model.batch_sizes,
+        "best_images_per_s": best,
+        "steady_images_per_s": model.images / span,
+        "steady_ratio": model.images / span / best,
+        "whole_images_per_s": model.images / report.seconds,
+        "whole_ratio": model.images / report.seconds / best,
+    }
+
+
+def dead_figure(data: Path, args: argparse.Namespace) -> dict[str, Any]:
+    def healthy() -> dict[str, StandInT2I]:
+        return {f"ok{i}": StandInT2I(a=args.a, b=args.b, max_batch_size=args.batch) for i in range(2)}
+
+    _, per_model = run(data, healthy(), args, max_concurrency=4)  # 2 per model, as with the dead one
+    _, same_threads = run(data, healthy(), args, max_concurrency=6)  # the same threads as with the dead one
+    dead = StandInT2I(a=args.dead_seconds, b=0.0, fail="HTTP 500: the server keeps failing", name="dead")
+    report, with_dead = run(data, {**healthy(), "dead": dead}, args, max_concurrency=6)
+    slowed = max(v for m, v in with_dead.items() if m != "dead")
+    return {
+        "healthy_alone_s": max(per_model.values()),
+        "healthy_alone_same_threads_s": max(same_threads.values()),
+        "healthy_with_dead_s": slowed,
+        "added_share": slowed / max(per_model.values()) - 1,
+        "added_share_same_threads": slowed / max(same_threads.values()) - 1,
+        "dead_calls": len(dead.intervals),
+        "dead_skipped": report.breaker_skipped,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--refs", type=int, default=16, help="references for the busy and dead-model figures")
+    parser.add_argument("--single-refs", type=int, default=64, help="references for the single-mode figure")
+    parser.add_argument("--a", type=float, default=0.2, help="seconds every stand-in call costs")
+    parser.add_argument("--b", type=float, default=0.05, help="seconds each image of a call adds")
+    parser.add_argument("--batch", type=int, default=4, help="the stand-in's largest batch (B)")
+    parser.add_argument("--mllm-delay", type=float, default=0.02, help="seconds each MLLM answer takes")
+    parser.add_argument("--single-concurrency", type=int, default=16, help="cases in flight for the single figure")
+    parser.add_argument("--dead-seconds", type=float, default=1.0, help="seconds each call of the dead model takes")
+    parser.add_argument("--short", action="store_true", help="a quick run (fewer references, shorter costs)")
+    parser.add_argument("--json", type=Path, help="where to write the JSON")
+    args = parser.parse_args(argv)
+    if args.short:
+        args.refs, args.single_refs, args.a, args.b, args.dead_seconds = 4, 12, 0.05, 0.01, 0.2
+    root = Path(tempfile.mkdtemp(prefix="eval-scale-refs-"))
+    data, single_data = references(root / "refs", args.refs), references(root / "single", args.single_refs)
+    figures = {
+        "busy": busy_figure(data, args),
+        "single": single_figure(single_data, args),
+        "dead_model": dead_figure(data, args),
+    }
+    result = {"settings": {k: v for k, v in vars(args).items() if k != "json"}, "figures": figures}
+    target = args.json or (Path(os.environ["OUT"]) / "eval_scale.json" if os.environ.get("OUT") else None)
+    if target is not None:
+        target.write_text(json.dumps(result, indent=2, default=str))
+    print(table(figures))
+    return 0
+
+
+def table(figures: dict[str, Any]) -> str:
+    """The figures as a Markdown table."""
+    rows = ["| figure | value | goal |", "|---|---|---|"]
+    for key, busy in figures["busy"].items():
+        shares = ", ".join(f"{s:.2f}" for s in busy["busy_share"])
+        rows.append(f"| busy / wall, {key.replace('_', ' ')} | {shares} (wall {busy['wall_s']:.1f} s) | >= 0.9 each |")
+    single = figures["single"]
+    rows.append(
+        f"| single mode images/s vs best {single['best_images_per_s']:.1f} | steady {single['steady_ratio']:.2f}, "
+        f"whole run {single['whole_ratio']:.2f} | >= 0.85 |"
+    )
+    dead = figures["dead_model"]
+    rows.append(
+        f"| time a dead model adds to the others | {dead['added_share']:+.1%} at 2 per model, "
+        f"{dead['added_share_same_threads']:+.1%} at the same threads ({dead['dead_calls']} calls, "
+        f"{dead['dead_skipped']} cases skipped) | < 5% |"
+    )
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""Which case runs next: every model kept busy, no model waiting behind another.
+
+An evaluation's cases form one *lane* per model (the model's cases in reference order, modes
+of a reference together, so every model asks for the same references at about the same time
+and each shared description is computed once while the others wait for it). ``max_concurrency``
+threads take cases; a free thread takes the next case of the model with the **fewest cases in
+flight** (ties: the model served least recently). So with ``M`` models and at least ``2 M``
+threads, each model always has two or more cases running: while one case of a model renders,
+another is at its MLLM calls and is ready to render next, and each model's render slot stays
+full whatever the other models do. A slow model holds at most its share of the threads, never
+the others' cases; once the others are done, it gets every thread.
+
+Each finished case goes to the :class:`~imagerepainter.bench.breaker.CircuitBreaker`; when a
+model's breaker opens, its cases not yet started are recorded at once as ``skipped`` with the
+reason, and its lane is closed.
+
+The threads are daemons: when the caller stops iterating (Ctrl-C, an error), no new case
+starts and the process can exit at once; a case in flight is not recorded, and the next run
+computes it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from .breaker import CircuitBreaker
+from .engine import CaseJob, CaseOutcome, failed_case
+
+__all__ = ["Lanes", "schedule"]
+
+
+class Lanes:
+    """The cases still to start, one queue per model; picks the next case fairly (thread-safe).
+
+    Example:
+        >>> from types import SimpleNamespace as Job
+        >>> lanes = Lanes([Job(model="a", n=1), Job(model="a", n=2), Job(model="b", n=3)])
+        >>> first, second = lanes.take(), lanes.take()  # one of each model before a's second case
+        >>> sorted(j.model for j in (first, second))
+        ['a', 'b']
+        >>> lanes.done(first); lanes.take().n, lanes.take()
+        (2, None)
+    """
+
+    def __init__(self, jobs: Sequence[Any]) -> None:
+        self._lanes: dict[str, deque[Any]] = {}
+        for job in jobs:
+            self._lanes.setdefault(job.model, deque()).append(job)
+        self._running = dict.fromkeys(self._lanes, 0)
+        self._served = dict.fromkeys(self._lanes, 0)
+        self._tick = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def take(self) -> Any | None:
+        """The next case to start (``None`` when none is left): the head of the lane whose model
+        has the fewest cases running, the least recently served first."""
+        with self._lock:
+            ready = [model for model, lane in self._lanes.items() if lane]
+            if not ready:
+                return None
+            model = min(ready, key=lambda m: (self._running[m], self._served[m]))
+            self._running[model] += 1
+            self._served[model] = next(self._tick)
+            return self._lanes[model].popleft()
+
+    def done(self, job: Any) -> None:
+        """Say that ``job`` (from :meth:`take`) finished."""
+        with self._lock:
+            self._running[job.model] -= 1
+
+    def close(self, model: str) -> list[Any]:
+        """Remove and return the cases of ``model`` not yet started."""
+        with self._lock:
+            lane = self._lanes.get(model)
+            left = list(lane or ())
+            if lane is not None:
+                lane.clear()
+            return left
+
+
+def schedule(
+    task: Callable[[CaseJob], CaseOutcome],
+    jobs: Sequence[CaseJob],
+    *,
+    max_concurrency: int,
+    breaker: CircuitBreaker | None = None,
+) -> Iterator[CaseOutcome]:
+    """Run ``task`` on each job on ``max_concurrency`` threads, models interleaved (see the module
+    docstring); yield every job's outcome as it finishes, skipped ones included.
+
+    ``task`` returns a failed outcome for a failed case; an exception it raises is a bug, and is
+    raised here.
+    """
+    breaker = breaker or CircuitBreaker()
+    lanes = Lanes(jobs)
+    outcomes: queue.Queue[tuple[bool, Any]] = queue.Queue()
+    stop = threading.Event()
+
+    def finish(job: CaseJob, outcome: CaseOutcome) -> None:
+        case = outcome.case
+        error = case.error if case.status == "failed" else None
+        counted = error is None or outcome.model_failure
+        if counted and breaker.record(job.model, error=error, permanent=outcome.permanent):
+            reason = breaker.reason(job.model)
+            for left in lanes.close(job.model):
+                outcomes.put((True, CaseOutcome(failed_case(left, reason, status="skipped"))))
+        lanes.done(job)
+        outcomes.put((True, outcome))
+
+    def worker() -> None:
+        while not stop.is_set():
+            job = lanes.take()
+            if job is None:
+                return
+            try:
+                finish(job, task(job))
+            except BaseException as exc:  # a bug, not a case failure (those are outcomes)
+                outcomes.put((False, exc))
+                return
+
+    for i in range(min(max_concurrency, len(jobs))):
+        threading.Thread(target=worker, name=f"imagerepainter-bench-{i}", daemon=True).start()
+    try:
+        for _ in range(len(jobs)):
+            ok, value = outcomes.get()
+            if not ok:
+                raise value
+            yield value
+    finally:
+        stop.set()

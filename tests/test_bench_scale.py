@@ -1,0 +1,212 @@
+"""Evaluation at scale: models interleaved, renders batched across cases, a failing model cut off.
+
+Stand-in backends with known costs (imagerepainter.testing.standin) and sandbox images; the
+figures themselves (busy shares, images per second) are measured in benchmarks/eval_scale.py.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from imagerepainter.backends.base import GenerationRequest
+from imagerepainter.bench.batching import RenderBatcher
+from imagerepainter.bench.breaker import BREAKER_THRESHOLD
+from imagerepainter.bench.runner import evaluate
+from imagerepainter.bench.scheduler import Lanes
+from imagerepainter.images import image_sha256
+from imagerepainter.sandbox import SandboxT2I, random_scene, render_scene
+from imagerepainter.testing.standin import StandInT2I, busy_seconds
+
+SETTINGS = {"max_rounds": 2, "variants": 2, "height": 48, "width": 48}
+
+
+@pytest.fixture
+def scenes(tmp_path) -> Path:
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    for i in range(4):
+        render_scene(random_scene(i), 64, 64).save(folder / f"scene_{i}.png")
+    return folder
+
+
+def _run(data, out, models, **kw):
+    kw.setdefault("metrics", ["sandbox"])
+    kw.setdefault("settings", SETTINGS)
+    return evaluate(data, mllm="sandbox", models=models, out=out, **kw)
+
+
+def _requests(seeds, prompt="a red circle on the left, a blue square on the right"):
+    return [GenerationRequest(prompt=prompt, seed=s, width=48, height=48) for s in seeds]
+
+
+# ----------------------------------------------------------------------------- scheduling
+
+
+def test_the_next_case_comes_from_the_model_with_the_fewest_cases_running():
+    jobs = [type("Job", (), {"model": m, "n": i})() for i, m in enumerate("aaaabb")]
+    lanes = Lanes(jobs)
+    started = [lanes.take() for _ in range(4)]
+    assert [j.model for j in started].count("b") == 2  # b gets its share although a's cases come first
+    for job in started:
+        lanes.done(job)
+    assert [lanes.take().model for _ in range(2)] == ["a", "a"] and lanes.take() is None
+    assert lanes.close("a") == []
+
+
+def test_two_models_render_at_the_same_time(scenes, tmp_path):
+    a, b = StandInT2I(a=0.05, b=0.0, name="a"), StandInT2I(a=0.05, b=0.0, name="b")
+    report = _run(scenes, tmp_path / "out", {"a": a, "b": b}, modes=["single"], max_concurrency=4)
+    assert report.failed == 0
+    together = sum(
+        max(0.0, min(e1, e2) - max(s1, s2)) for s1, e1 in a.intervals for s2, e2 in b.intervals
+    )  # models took turns before: their renders never overlapped
+    assert together > 0.5 * min(busy_seconds(a.intervals), busy_seconds(b.intervals))
+
+
+def test_a_slow_model_does_not_hold_up_the_others(scenes, tmp_path):
+    slow, fast = StandInT2I(a=0.4, b=0.0, name="slow"), StandInT2I(a=0.0, b=0.0, name="fast")
+    finished: dict[str, list[float]] = {"slow": [], "fast": []}
+
+    def progress(event):
+        if event.case is not None:
+            finished[event.case.model].append(time.perf_counter())
+
+    _run(scenes, tmp_path / "out", {"slow": slow, "fast": fast}, modes=["single"], max_concurrency=4,
+         on_progress=progress)  # fmt: skip
+    assert max(finished["fast"]) < min(finished["slow"]) + 0.2  # fast's four cases did not wait for slow's
+
+
+# ----------------------------------------------------------------------------- batching
+
+
+def test_merged_renders_give_each_case_the_images_it_would_get_alone():
+    alone = [image_sha256(g.image) for g in SandboxT2I().generate(_requests(range(6)))]
+    batcher = RenderBatcher(SandboxT2I(), window=0.5, max_batch_size=6)
+    got: dict[int, list[str]] = {}
+
+    def case(i):
+        with batcher.case():
+            images = batcher.generate(_requests([2 * i, 2 * i + 1]))
+        got[i] = [image_sha256(g.image) for g in images]
+
+    with batcher.case():  # hold the batch open until all three cases are waiting
+        threads = [threading.Thread(target=case, args=(i,)) for i in range(3)]
+        for t in threads:
+            t.start()
+        time.sleep(0.1)
+    for t in threads:
+        t.join()
+    batcher.close()
+    assert batcher.calls == 1 and batcher.images == 6  # one backend call for three cases
+    assert [h for i in range(3) for h in got[i]] == alone
+
+
+def test_a_failed_merged_call_fails_every_case_in_it_with_its_own_error():
+    batcher = RenderBatcher(StandInT2I(a=0.0, b=0.0, fail="HTTP 500"), window=0.5)
+    errors: list[BaseException] = []
+
+    def case():
+        with batcher.case():
+            try:
+                batcher.generate(_requests([1]))
+            except Exception as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=case) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    batcher.close()
+    assert len(errors) == 2 and all("HTTP 500" in str(e) for e in errors)
+    assert batcher.calls <= 2 and errors[0] is not errors[1]
+
+
+def test_single_mode_cases_share_pipeline_calls(scenes, tmp_path):
+    model = StandInT2I(a=0.1, b=0.0, max_batch_size=4)
+    report = _run(scenes, tmp_path / "out", {"m": model}, modes=["single"], max_concurrency=4)
+    assert report.failed == 0 and model.images == 4
+    assert len(model.batch_sizes) < 4 and max(model.batch_sizes) <= 4  # cases merged, never past the batch size
+    unbatched = _run(scenes, tmp_path / "one", {"m": StandInT2I(a=0.0, b=0.0, max_batch_size=1)}, modes=["single"])
+    for case, alone in zip(report.cases, unbatched.cases, strict=True):
+        assert (report.out / case.best_image).read_bytes() == (unbatched.out / alone.best_image).read_bytes()
+
+
+# ----------------------------------------------------------------------------- circuit breaker
+
+
+def test_the_breaker_trips_after_the_documented_count_and_a_later_run_tries_again(scenes, tmp_path):
+    out = tmp_path / "out"
+    dead, healthy = StandInT2I(a=0.0, b=0.0, fail="HTTP 500: server error"), StandInT2I(a=0.0, b=0.0)
+    report = _run(scenes, out, {"dead": dead, "healthy": healthy}, max_concurrency=1)
+    by_status = {s: [c for c in report.cases if c.model == "dead" and c.status == s] for s in ("failed", "skipped")}
+    assert len(by_status["failed"]) == BREAKER_THRESHOLD == len(dead.batch_sizes)  # no call after the trip
+    assert len(by_status["skipped"]) == 8 - BREAKER_THRESHOLD and report.breaker_skipped == 8 - BREAKER_THRESHOLD
+    assert all(f"after {BREAKER_THRESHOLD} consecutive failed cases" in c.error for c in by_status["skipped"])
+    assert all(c.status == "ok" for c in report.cases if c.model == "healthy")
+    board = report.write_reports()  # the leaderboard is written, with the failures listed
+    assert any("dead" in p.read_text() for p in board.values() if p.suffix in (".md", ".json"))
+
+    dead.fail = None
+    again = _run(scenes, out, {"dead": dead, "healthy": healthy}, max_concurrency=1)
+    assert again.computed == 8 - BREAKER_THRESHOLD and again.failed == 0  # the skipped cases, tried again
+    retried = _run(scenes, out, {"dead": dead, "healthy": healthy}, retry_failed=True)
+    assert retried.computed == BREAKER_THRESHOLD and all(c.status == "ok" for c in retried.cases)
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+def test_a_failure_retrying_cannot_fix_trips_at_once(scenes, tmp_path, status):
+    bad = StandInT2I(a=0.0, b=0.0, fail=f"HTTP {status}", status=status)
+    report = _run(scenes, tmp_path / "out", {"bad": bad, "ok": "sandbox"}, max_concurrency=1)
+    assert len(bad.batch_sizes) == 1 and report.failed == 1 and report.breaker_skipped == 7
+    assert "retrying cannot fix" in report.stopped_models["bad"]
+
+
+@pytest.mark.slow
+def test_a_model_that_fails_to_load_is_cut_off_and_the_others_go_on(scenes, tmp_path):
+    pytest.importorskip("diffusers")
+    empty = tmp_path / "no-weights"
+    empty.mkdir()
+    report = _run(scenes, tmp_path / "out", {"broken": f"diffusers:{empty}", "ok": "sandbox"})
+    broken = [c for c in report.cases if c.model == "broken"]
+    failed = [c.status for c in broken].count("failed")  # the cases in flight when it failed: 1 or 2
+    assert failed in (1, 2) and failed + report.breaker_skipped == 8
+    assert all("could not be loaded" in c.error for c in broken)
+    assert all(c.status == "ok" for c in report.cases if c.model == "ok")
+
+
+BATCH_TOLERANCE = 2
+"""Most a pixel (0-255) of a tiny diffusers image rendered in a merged batch may differ from the same
+request rendered alone, on the CPU in float32 (measured: at most 1, mean 7e-5; most images identical)."""
+
+
+@pytest.mark.slow
+def test_tiny_diffusers_renders_merged_across_cases_equal_the_unbatched_ones(tiny_sd_dir):
+    np = pytest.importorskip("numpy")
+    from imagerepainter.backends.diffusers_t2i import DiffusersT2I
+
+    prompts = ["a red cat", "a blue dog on grass", "a small house", "two birds in the sky"]
+    requests = [GenerationRequest(prompt=p, seed=s, width=64, height=64, num_inference_steps=2)
+                for s, p in enumerate(prompts * 2)]  # fmt: skip
+    alone = [np.asarray(g.image, dtype=np.int16) for g in DiffusersT2I.from_pretrained(str(tiny_sd_dir), batch_size=1)
+             .generate(requests)]  # fmt: skip
+    batcher = RenderBatcher(DiffusersT2I.from_pretrained(str(tiny_sd_dir), batch_size=8), window=2.0)
+    got: dict[int, list] = {}
+
+    def case(i):
+        with batcher.case():
+            got[i] = [np.asarray(g.image, dtype=np.int16) for g in batcher.generate(requests[2 * i : 2 * i + 2])]
+
+    threads = [threading.Thread(target=case, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    batcher.close()
+    assert batcher.calls < 4  # merged
+    merged = [image for i in range(4) for image in got[i]]
+    assert max(int(np.abs(a - b).max()) for a, b in zip(alone, merged, strict=True)) <= BATCH_TOLERANCE
