@@ -72,7 +72,10 @@ def test_the_leaderboard_built_from_categories_and_styles_has_typed_groups() -> 
     assert all(isinstance(x.group, Group) for x in [*board.rows, *board.gains, *board.comparisons])
     row = board.row("b", "single", Group.category("a:b"))
     assert row is not None and row.n == 4 and row.rank == 1
-    assert board.ranking("single", Group.category("a:b")) == ["b", "a"]
+    assert board.ranking("single", Group.category("a:b")) == ["b", "a"] == board.ranking("single", "category:a:b")
+    assert board.row("b", "single", "category:a:b") == row and board.row("b", "single", "category:none") is None
+    with pytest.raises(ConfigurationError, match="not a leaderboard group: 'a:b'"):
+        board.row("b", "single", "a:b")
     assert {g.group for g in board.gains} == set(expected)
 
 

@@ -73,7 +73,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .._files import atomic_write
 from ..errors import ConfigurationError
 from . import stats
-from .records import GROUP_ALL, CaseResult, Group, GroupText
+from .records import GROUP_ALL, CaseResult, Group, GroupText, as_group
 
 __all__ = [
     "Comparison",
@@ -258,13 +258,15 @@ class Leaderboard(_Record):
     seed: int = stats.DEFAULT_SEED
     interval_method: str = "bootstrap-t (Student-t with 2 or 3 references)"
 
-    def row(self, model: str, mode: str, group: Group = GROUP_ALL) -> LeaderboardRow | None:
-        """The row of ``model`` in ``mode`` over ``group``, if any."""
-        return next((r for r in self.rows if (r.model, r.mode, r.group) == (model, mode, group)), None)
+    def row(self, model: str, mode: str, group: Group | str = GROUP_ALL) -> LeaderboardRow | None:
+        """The row of ``model`` in ``mode`` over ``group`` (a :class:`Group` or its text), if any."""
+        key = (model, mode, as_group(group))
+        return next((r for r in self.rows if (r.model, r.mode, r.group) == key), None)
 
-    def ranking(self, mode: str, group: Group = GROUP_ALL) -> list[str]:
-        """Models of ``mode`` over ``group``, best first (models without a rank last)."""
-        rows = [r for r in self.rows if r.mode == mode and r.group == group]
+    def ranking(self, mode: str, group: Group | str = GROUP_ALL) -> list[str]:
+        """Models of ``mode`` over ``group`` (a :class:`Group` or its text), best first (models without a rank last)."""
+        wanted = as_group(group)
+        rows = [r for r in self.rows if r.mode == mode and r.group == wanted]
         return [r.model for r in sorted(rows, key=lambda r: (r.rank is None, r.rank or 0, r.model))]
 
 

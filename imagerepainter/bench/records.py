@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidat
 
 from ..errors import ConfigurationError
 
-__all__ = ["GROUP_ALL", "CaseResult", "CaseStatus", "Group", "GroupKind", "GroupText", "Metric", "Mode"]
+__all__ = ["GROUP_ALL", "CaseResult", "CaseStatus", "Group", "GroupKind", "GroupText", "Metric", "Mode", "as_group"]
 
 GroupKind = Literal["all", "category", "style"]
 """What a leaderboard group gathers: every reference, one category's, or one style's."""
@@ -93,7 +93,8 @@ GROUP_ALL = Group("all")
 """The leaderboard group of every reference (beside one group per category and per style)."""
 
 
-def _to_group(value: Any) -> Group:
+def as_group(value: Group | str) -> Group:
+    """``value`` as a :class:`Group`: a group as it is, its text (``"category:portrait"``) parsed."""
     if isinstance(value, Group):
         return value
     if isinstance(value, str):
@@ -103,7 +104,7 @@ def _to_group(value: Any) -> Group:
 
 GroupText = Annotated[
     Group,
-    PlainValidator(_to_group),
+    PlainValidator(as_group),
     PlainSerializer(str, return_type=str),
     WithJsonSchema({"type": "string", "description": "'all', 'category:<name>' or 'style:<name>'"}),
 ]
