@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from imagerepainter.bench.leaderboard import Leaderboard, build_leaderboard, render_markdown, write_reports
-from imagerepainter.bench.records import CaseResult
+from imagerepainter.bench.records import GROUP_ALL, CaseResult, Group
 from imagerepainter.errors import ConfigurationError
 from tests import browser
 
@@ -93,7 +93,13 @@ def board() -> Leaderboard:
 
 def test_rows_per_model_mode_and_group_with_summaries(board: Leaderboard) -> None:
     groups = {r.group for r in board.rows}
-    assert groups == {"all", "category:animal", "category:scene", "style:photo", "style:painting"}
+    assert groups == {
+        GROUP_ALL,
+        Group.category("animal"),
+        Group.category("scene"),
+        Group.style("photo"),
+        Group.style("painting"),
+    }
     assert board.modes == ["single", "repaint"] and board.models == sorted(TRUE_MEANS)
     assert len(board.rows) == 3 * 2 * 5
     cases = graded_cases()
@@ -103,9 +109,9 @@ def test_rows_per_model_mode_and_group_with_summaries(board: Leaderboard) -> Non
             for c in cases
             if c.model == row.model
             and c.mode == row.mode
-            and (row.group == "all" or row.group in (f"category:{c.category}", f"style:{c.style}"))
+            and row.group in (GROUP_ALL, Group.category(c.category), Group.style(c.style))
         ]
-        assert row.n == len(values) == (24 if row.group == "all" else 12)
+        assert row.n == len(values) == (24 if row.group == GROUP_ALL else 12)
         assert row.mean == pytest.approx(float(np.mean(values)))
         assert row.std == pytest.approx(float(np.std(values, ddof=1)))
         assert row.ci_low is not None and row.ci_high is not None and row.ci_low < row.mean < row.ci_high
@@ -134,7 +140,7 @@ def test_gain_of_repaint_over_single_is_paired_per_model(board: Leaderboard) -> 
     gains = {(g.model, g.group): g for g in board.gains}
     assert set(gains) == {(m, g) for m in TRUE_MEANS for g in {r.group for r in board.rows}}
     for model in TRUE_MEANS:
-        g = gains[(model, "all")]
+        g = gains[(model, GROUP_ALL)]
         assert g.n == 24 and g.gain == pytest.approx(0.05, abs=0.01)
         assert g.single == pytest.approx(board.row(model, "single").mean)  # type: ignore[union-attr]
         assert g.ci_low is not None and g.ci_low > 0 and g.p_value is not None and g.p_value < 1e-4
@@ -152,7 +158,7 @@ def test_pairs_use_only_shared_references_and_average_seeds() -> None:
     assert (pair.wins, pair.losses) == (2, 1)
     b = board.row("b", "single")
     assert b is not None and b.n == 3 and b.mean == pytest.approx((0.75 + 0.6 + 0.7) / 3)
-    (gain,) = [g for g in board.gains if g.group == "all"]
+    (gain,) = [g for g in board.gains if g.group == GROUP_ALL]
     assert (gain.model, gain.n, gain.gain) == ("a", 2, pytest.approx(0.1))
     assert gain.single == pytest.approx(0.65)  # the single-mode mean on the two paired references only
 
@@ -165,7 +171,7 @@ def test_failed_cases_are_counted_and_listed_never_averaged() -> None:
     board = build_leaderboard(cases)
     row = board.row("a", "single")
     assert row is not None and (row.n, row.mean, row.failed) == (3, 0.5, 1)
-    assert board.row("a", "single", "category:scene").failed == 1  # type: ignore[union-attr]
+    assert board.row("a", "single", Group.category("scene")).failed == 1  # type: ignore[union-attr]
     assert [(f.reference_id, f.error) for f in board.failed] == [("ref-03", "GenerationError: out of memory")]
     assert (board.cases, board.ok) == (6, 5)
 
@@ -226,7 +232,10 @@ def test_failing_the_hard_references_does_not_buy_a_better_rank() -> None:
 def test_models_sharing_no_reference_are_listed_unranked() -> None:
     cases = [make_case("a", "single", r, 0.5) for r in range(3)] + [make_case("b", "single", 5, 0.9)]
     board = build_leaderboard(cases)
-    assert [(r.model, r.rank, r.shared_n) for r in board.rows if r.group == "all"] == [("a", None, 0), ("b", None, 0)]
+    assert [(r.model, r.rank, r.shared_n) for r in board.rows if r.group == GROUP_ALL] == [
+        ("a", None, 0),
+        ("b", None, 0),
+    ]
 
 
 def test_tests_are_adjusted_within_stated_families(board: Leaderboard) -> None:
@@ -249,8 +258,8 @@ def test_small_rows_are_marked_in_every_report(tmp_path: Path) -> None:
     paths = write_reports(cases, tmp_path / "out")
     board = build_leaderboard(cases)
     small = [r for r in board.rows if r.small_n]
-    assert small and all(r.group != "all" or r.n < 10 for r in small)
-    assert {r.n for r in board.rows if r.group == "all"} == {12} and not board.row("a", "single").small_n  # type: ignore[union-attr]
+    assert small and all(r.group != GROUP_ALL or r.n < 10 for r in small)
+    assert {r.n for r in board.rows if r.group == GROUP_ALL} == {12} and not board.row("a", "single").small_n  # type: ignore[union-attr]
     for row in board.rows:
         assert row.small_n == (row.n < 10) and (row.caution is None) == (not row.small_n)
         assert row.ci_method == ("bootstrap-t" if row.n >= 4 else "student-t")
@@ -273,7 +282,7 @@ def test_interval_figures_do_not_depend_on_chunking_or_on_computing_them_togethe
     assert build_leaderboard(cases[::-1], n_resamples=999) == board
     for row in board.rows:
         values = [c.metrics["paper"] for c in cases if (c.model, c.mode) == (row.model, row.mode)
-                  and row.group in ("all", f"category:{c.category}", f"style:{c.style}")]  # fmt: skip
+                  and row.group in (GROUP_ALL, Group.category(c.category), Group.style(c.style))]  # fmt: skip
         assert (row.ci_low, row.ci_high, row.ci_method) == stats.mean_interval(values, n_resamples=999)
 
 
@@ -369,7 +378,7 @@ def test_write_reports_writes_csv_markdown_html_and_json(tmp_path: Path) -> None
         assert (row["model"], row["mode"], row["group"], int(row["n"])) == (
             expected.model,
             expected.mode,
-            expected.group,
+            str(expected.group),
             expected.n,
         )
         assert float(row["mean"]) == expected.mean and int(row["failed"]) == expected.failed

@@ -10,6 +10,7 @@ from __future__ import annotations
 from itertools import pairwise
 
 from imagerepainter.bench.leaderboard import build_leaderboard
+from imagerepainter.bench.records import GROUP_ALL
 from imagerepainter.bench.runner import evaluate
 from imagerepainter.sandbox import random_scene, render_scene
 
@@ -27,11 +28,11 @@ def test_graded_models_rank_in_their_true_order_in_both_modes(tmp_path):
     assert report.failed == 0 and report.descriptions_computed == 12
     board = build_leaderboard(report.cases, primary_metric="sandbox")
     for mode in ("single", "repaint"):
-        rows = sorted((r for r in board.rows if r.group == "all" and r.mode == mode), key=lambda r: r.rank)
+        rows = sorted((r for r in board.rows if r.group == GROUP_ALL and r.mode == mode), key=lambda r: r.rank)
         assert [r.model for r in rows] == TRUE_ORDER, mode
-        pairs = {(c.model_a, c.model_b): c for c in board.comparisons if c.group == "all" and c.mode == mode}
+        pairs = {(c.model_a, c.model_b): c for c in board.comparisons if c.group == GROUP_ALL and c.mode == mode}
         for better, worse in pairwise(TRUE_ORDER):
             c = pairs.get((better, worse))
             assert c is not None and c.mean_diff > 0 and c.p_adjusted < 0.05, (mode, better, worse, c)
-    for gain in (g for g in board.gains if g.group == "all"):
+    for gain in (g for g in board.gains if g.group == GROUP_ALL):
         assert gain.gain > 0 and gain.p_value < 0.05, gain

@@ -26,6 +26,7 @@ __all__ = [
     "CaseResult",
     "Dataset",
     "EvaluationReport",
+    "Group",
     "Leaderboard",
     "LeaderboardRow",
     "Metric",
@@ -41,6 +42,7 @@ __all__ = [
 _WHERE = {
     "CaseResult": "records",
     "Metric": "records",
+    "Group": "records",
     "Dataset": "datasets",
     "Reference": "datasets",
     "load_dataset": "datasets",

@@ -3,8 +3,9 @@
 :func:`build_leaderboard` turns the case records (:class:`~imagerepainter.bench.records.CaseResult`)
 into a typed :class:`Leaderboard`:
 
-* **rows**, one per model, mode and group (``all``, ``category:<c>`` for each category,
-  ``style:<s>`` for each style): n, mean, sample standard deviation and 95% interval of the
+* **rows**, one per model, mode and group (a :class:`~imagerepainter.bench.records.Group`:
+  ``all``, one per category, one per style; the files write it ``all``, ``category:<c>``,
+  ``style:<s>``): n, mean, sample standard deviation and 95% interval of the
   primary metric (:func:`~imagerepainter.bench.stats.mean_interval`), the rank within the mode
   and group, the failed and missing cases beside it, and the mean of every metric;
 * **gains**: ``repaint`` minus ``single`` per model and group, paired on the same references;
@@ -72,7 +73,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .._files import atomic_write
 from ..errors import ConfigurationError
 from . import stats
-from .records import GROUP_ALL, CaseResult
+from .records import GROUP_ALL, CaseResult, Group, GroupText, as_group
 
 __all__ = [
     "Comparison",
@@ -107,8 +108,8 @@ class LeaderboardRow(_Record):
 
     model: str
     mode: str
-    group: str
-    """``"all"``, ``"category:<name>"`` or ``"style:<name>"``."""
+    group: GroupText
+    """The references the row counts; written ``"all"``, ``"category:<name>"`` or ``"style:<name>"``."""
     n: int
     """References the row counts: those with a finished case whose primary value is finite; several
     seeds of one reference are averaged first, so with one seed per reference this is the number of cases."""
@@ -184,7 +185,7 @@ class Gain(_Paired):
     """``repaint`` minus ``single`` for one model over one group, paired on the same references."""
 
     model: str
-    group: str
+    group: GroupText
     single: float | None
     repaint: float | None
     gain: float | None
@@ -195,7 +196,7 @@ class Comparison(_Paired):
     """Model A against model B in one mode, on the references both finished. A is the better-ranked."""
 
     mode: str
-    group: str
+    group: GroupText
     model_a: str
     model_b: str
     mean_a: float | None
@@ -257,34 +258,31 @@ class Leaderboard(_Record):
     seed: int = stats.DEFAULT_SEED
     interval_method: str = "bootstrap-t (Student-t with 2 or 3 references)"
 
-    def row(self, model: str, mode: str, group: str = GROUP_ALL) -> LeaderboardRow | None:
-        """The row of ``model`` in ``mode`` over ``group``, if any."""
-        return next((r for r in self.rows if (r.model, r.mode, r.group) == (model, mode, group)), None)
+    def row(self, model: str, mode: str, group: Group | str = GROUP_ALL) -> LeaderboardRow | None:
+        """The row of ``model`` in ``mode`` over ``group`` (a :class:`Group` or its text), if any."""
+        key = (model, mode, as_group(group))
+        return next((r for r in self.rows if (r.model, r.mode, r.group) == key), None)
 
-    def ranking(self, mode: str, group: str = GROUP_ALL) -> list[str]:
-        """Models of ``mode`` over ``group``, best first (models without a rank last)."""
-        rows = [r for r in self.rows if r.mode == mode and r.group == group]
+    def ranking(self, mode: str, group: Group | str = GROUP_ALL) -> list[str]:
+        """Models of ``mode`` over ``group`` (a :class:`Group` or its text), best first (models without a rank last)."""
+        wanted = as_group(group)
+        rows = [r for r in self.rows if r.mode == mode and r.group == wanted]
         return [r.model for r in sorted(rows, key=lambda r: (r.rank is None, r.rank or 0, r.model))]
 
 
 # ----------------------------------------------------------------------------- building
 
 RefKey = tuple[str, str]
-RowKey = tuple[str, str, str]
+RowKey = tuple[str, str, Group]
 
 
-def _groups(case: CaseResult) -> list[str]:
+def _groups(case: CaseResult) -> list[Group]:
     groups = [GROUP_ALL]
     if case.category:
-        groups.append(f"category:{case.category}")
+        groups.append(Group.category(case.category))
     if case.style:
-        groups.append(f"style:{case.style}")
+        groups.append(Group.style(case.style))
     return groups
-
-
-def _group_order(group: str) -> tuple[int, str]:
-    kind = group.split(":", 1)[0]
-    return ({GROUP_ALL: 0, "category": 1, "style": 2}.get(kind, 3), group)
 
 
 def _mode_order(mode: str) -> tuple[int, str]:
@@ -453,7 +451,7 @@ def build_leaderboard(
     tally = _Tally(primary)
     for case in unique:
         tally.add(case, metric_names)
-    order = sorted(tally.keys, key=lambda k: (_mode_order(k[1]), _group_order(k[2]), k[0]))
+    order = sorted(tally.keys, key=lambda k: (_mode_order(k[1]), k[2].sort_key, k[0]))
     rows = _ranked([_row(key, tally, metric_names, options) for key in order], tally, higher)
     modes = sorted({str(c.mode) for c in unique}, key=_mode_order)
     gains = _gains(tally, modes, higher, options)
@@ -504,7 +502,7 @@ def _gains(tally: _Tally, modes: Sequence[str], higher: bool, options: dict[str,
     if "single" not in modes or "repaint" not in modes:
         return []
     found = []
-    for model, group in sorted({(k[0], k[2]) for k in tally.keys}, key=lambda mg: (mg[0], _group_order(mg[1]))):
+    for model, group in sorted({(k[0], k[2]) for k in tally.keys}, key=lambda mg: (mg[0], mg[1].sort_key)):
         single, repaint = (
             tally.primary_values((model, "single", group)),
             tally.primary_values((model, "repaint", group)),
@@ -570,7 +568,7 @@ def _ranked(rows: list[LeaderboardRow], tally: _Tally, higher: bool) -> list[Lea
     Best first; rows without a mean, or in a block whose models share no reference, go last, unranked.
     """
     out: list[LeaderboardRow] = []
-    blocks: dict[tuple[str, str], list[LeaderboardRow]] = defaultdict(list)
+    blocks: dict[tuple[str, Group], list[LeaderboardRow]] = defaultdict(list)
     for row in rows:
         blocks[(row.mode, row.group)].append(row)
     for (mode, group), block in blocks.items():

@@ -215,7 +215,7 @@ def _board_table(board: Leaderboard, mode: str) -> str:
     for row in (r for r in board.rows if r.mode == mode):
         if row.group != group:
             group = row.group
-            body.append(f'<tr class="group"><th colspan="{11 + len(metrics)}">{escape_text(group)}</th></tr>')
+            body.append(f'<tr class="group"><th colspan="{11 + len(metrics)}">{escape_text(str(group))}</th></tr>')
         body.append(_board_row(row, metrics))
     return f'<div class="scroll"><table class="board"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table></div>'
 
@@ -245,7 +245,7 @@ def _gains(board: Leaderboard) -> str:
         '<th>effect</th><th class="t">note</th></tr>'
     )
     body = "".join(
-        f'<tr><td class="t model">{escape_text(g.model)}</td><td class="t">{escape_text(g.group)}</td>'
+        f'<tr><td class="t model">{escape_text(g.model)}</td><td class="t">{escape_text(str(g.group))}</td>'
         f"<td>{g.n}</td><td>{_num(g.single)}</td>"
         f"<td>{_num(g.repaint)}</td><td><b>{_num(g.gain)}</b></td><td>{_interval(g.ci_low, g.ci_high)}</td>"
         f"<td>{g.wins} / {g.losses} / {g.ties}</td><td>{_num(g.win_rate, 3)}</td><td>{_p(g.p_value)}</td>"

@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from .records import GROUP_ALL
 from .stats import SMALL_N
 
 if TYPE_CHECKING:  # a view of the leaderboard, which imports this module to write its files
@@ -76,7 +77,7 @@ def write_csv(board: Leaderboard) -> str:
     writer.writerow([*CSV_COLUMNS, *(f"mean_{name}" for name in board.metrics)])
     for r in board.rows:
         writer.writerow(
-            [_csv_text(r.model), r.mode, _csv_text(r.group), r.n]
+            [_csv_text(r.model), r.mode, _csv_text(str(r.group)), r.n]
             + [_float(v) for v in (r.mean, r.std, r.ci_low, r.ci_high)]
             + [r.rank if r.rank is not None else "", r.failed, r.missing, r.shared_n, _float(r.shared_mean)]
             + [r.ci_method or "", int(r.small_n), r.caution or ""]
@@ -116,7 +117,7 @@ def _header(board: Leaderboard) -> list[str]:
         "",
         f"Primary metric: **{_md(board.primary_metric)}** ({_direction(board.higher_is_better)}). "
         f"{board.ok} of {board.cases} cases finished; {len(board.failed)} failed (counted, not averaged); "
-        f"{sum(r.missing for r in board.rows if r.group == 'all')} finished without a finite primary value "
+        f"{sum(r.missing for r in board.rows if r.group == GROUP_ALL)} finished without a finite primary value "
         "(listed, not averaged).",
         "",
         f"Intervals: {pct}% {board.interval_method}, {board.n_resamples} resamples, seed {board.seed}. "
@@ -138,7 +139,7 @@ def _board_tables(board: Leaderboard) -> list[str]:
             + [f"{m} ({'↑' if board.directions.get(m, True) else '↓'})" for m in others]
             + ["note"],
             (
-                [r.rank or "", r.model, r.group, r.failed, r.missing, r.n, _num(r.mean), _ci(r.ci_low, r.ci_high)]
+                [r.rank or "", r.model, str(r.group), r.failed, r.missing, r.n, _num(r.mean), _ci(r.ci_low, r.ci_high)]
                 + [_num(r.std), r.shared_n if r.rank is not None else "", _num(r.shared_mean)]
                 + [_num(r.metrics.get(m)) for m in others]
                 + [r.caution or ""]
@@ -179,7 +180,7 @@ def _gain_table(board: Leaderboard) -> list[str]:
         (
             [
                 g.model,
-                g.group,
+                str(g.group),
                 g.n,
                 _num(g.single),
                 _num(g.repaint),

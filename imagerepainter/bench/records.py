@@ -16,15 +16,99 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Protocol, get_args, runtime_checkable
 
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, WithJsonSchema, field_validator
 
-__all__ = ["GROUP_ALL", "CaseResult", "CaseStatus", "Metric", "Mode"]
+from ..errors import ConfigurationError
 
-GROUP_ALL = "all"
+__all__ = ["GROUP_ALL", "CaseResult", "CaseStatus", "Group", "GroupKind", "GroupText", "Metric", "Mode", "as_group"]
+
+GroupKind = Literal["all", "category", "style"]
+"""What a leaderboard group gathers: every reference, one category's, or one style's."""
+
+
+@dataclass(frozen=True)
+class Group:
+    """A leaderboard group: the references a row, gain or comparison averages over.
+
+    The reports write it as text (``"all"``, ``"category:<name>"``, ``"style:<name>"``) through
+    :meth:`__str__`, and :meth:`parse` reads that text back; the name keeps any colon it has.
+    Groups are hashable and sort in report order (:attr:`sort_key`).
+
+    Example:
+        >>> Group.category("a:b"), str(Group.category("a:b"))
+        (Group(kind='category', name='a:b'), 'category:a:b')
+        >>> Group.parse("category:a:b") == Group.category("a:b"), Group.parse("all") == GROUP_ALL
+        (True, True)
+    """
+
+    kind: GroupKind
+    name: str | None = None
+    """The category or style; None for ``"all"``."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in get_args(GroupKind):
+            raise ConfigurationError(f"unknown leaderboard group kind {self.kind!r}: use 'all', 'category' or 'style'")
+        if (self.kind == "all") != (self.name is None) or self.name == "":
+            raise ConfigurationError(
+                f"leaderboard group {self.kind!r} with name {self.name!r}: 'all' takes no name, "
+                "'category' and 'style' take a non-empty one"
+            )
+
+    @classmethod
+    def category(cls, name: str) -> Group:
+        """The group of the references of category ``name``."""
+        return cls("category", name)
+
+    @classmethod
+    def style(cls, name: str) -> Group:
+        """The group of the references of style ``name``."""
+        return cls("style", name)
+
+    @classmethod
+    def parse(cls, text: str) -> Group:
+        """The group written as ``text`` by :meth:`__str__` (the ``group`` of the report files)."""
+        if text == "all":
+            return cls("all")
+        kind, sep, name = text.partition(":")
+        if not (sep and name) or kind not in ("category", "style"):
+            raise ConfigurationError(
+                f"not a leaderboard group: {text!r}; write 'all', 'category:<name>' or 'style:<name>'"
+            )
+        return cls(kind, name)  # type: ignore[arg-type]
+
+    @property
+    def sort_key(self) -> tuple[int, str]:
+        """Report order: ``all`` first, then the categories, then the styles, each by name."""
+        return (get_args(GroupKind).index(self.kind), self.name or "")
+
+    def __str__(self) -> str:
+        return self.kind if self.name is None else f"{self.kind}:{self.name}"
+
+
+GROUP_ALL = Group("all")
 """The leaderboard group of every reference (beside one group per category and per style)."""
+
+
+def as_group(value: Group | str) -> Group:
+    """``value`` as a :class:`Group`: a group as it is, its text (``"category:portrait"``) parsed."""
+    if isinstance(value, Group):
+        return value
+    if isinstance(value, str):
+        return Group.parse(value)
+    raise ConfigurationError(f"a leaderboard group is a Group or its text, not {type(value).__name__}")
+
+
+GroupText = Annotated[
+    Group,
+    PlainValidator(as_group),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema({"type": "string", "description": "'all', 'category:<name>' or 'style:<name>'"}),
+]
+"""A :class:`Group` field of a pydantic model: written and read as its text form."""
 
 Mode = Literal["single", "repaint"]
 """``single``: describe once, generate once (the paper's one-shot regeneration);
