@@ -36,7 +36,7 @@ from ..results import Description
 from .batching import DEFAULT_WINDOW, RenderBatcher
 from .breaker import is_permanent
 from .datasets import Reference
-from .metrics import compute_metrics, metric_details
+from .metrics import compute_metrics, metric_details, scoring_cases
 from .records import CaseResult, Metric, Mode
 
 __all__ = [
@@ -311,6 +311,10 @@ class Workbench:
 
         Never raises for a failure of the case itself: it is returned as a failed record.
         """
+        with scoring_cases(self.metrics):
+            return self._run_case(job, image, description)
+
+    def _run_case(self, job: CaseJob, image: Image.Image, description: Description) -> CaseOutcome:
         start = time.perf_counter()
         try:
             engine = self.engine(job.model)
