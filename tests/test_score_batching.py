@@ -178,3 +178,52 @@ def test_metrics_of_concurrent_cases_merge_and_equal_unmerged(tiny_clip_dir: Pat
         assert g.keys() == a.keys() == {"paper", "paper.clip", "paper.dinov2"}
         for name in a:
             assert g[name] == pytest.approx(a[name], abs=1e-5)
+
+
+def test_the_loop_scores_through_a_score_batcher_as_through_its_scorer(
+    tiny_clip_dir: Path, tiny_dinov2_dir: Path
+) -> None:
+    from imagerepainter import Repainter
+    from imagerepainter.bench.batching import CompositeScoreBatcher
+
+    scorer = WeightedScorer([(CLIPScorer(tiny_clip_dir), 0.5), (DINOv2Scorer(tiny_dinov2_dir), 0.5)])
+    batcher = ScoreBatcher.wrap(scorer)
+    assert isinstance(batcher, CompositeScoreBatcher)
+    settings = {"max_rounds": 2, "variants": 2, "height": 48, "width": 48}
+    runs = {}
+    for key, used in (("direct", scorer), ("batched", batcher)):
+        with Repainter(mllm="sandbox", t2i="sandbox", scorer=used, **settings) as rp:
+            runs[key] = rp.run(_scene(3), seed=7, progress=False)
+    batcher.close()
+    assert batcher.calls >= 2  # every round scored through the batcher
+    direct, batched = runs["direct"], runs["batched"]
+    assert len(batched.scores) == len(direct.scores)
+    for got, want in zip(batched.scores, direct.scores, strict=True):
+        assert got == pytest.approx(want, abs=1e-5)
+    assert batched.best.prompt == direct.best.prompt
+
+
+def test_an_evaluation_with_embedding_metrics_and_scorer_merges_and_records_every_case(
+    tiny_clip_dir: Path, tiny_dinov2_dir: Path, tmp_path: Path
+) -> None:
+    from imagerepainter.bench.runner import evaluate
+
+    data = tmp_path / "refs"
+    data.mkdir()
+    for i in range(4):
+        _scene(i, 64).save(data / f"scene_{i}.png")
+    paper = f"paper?clip_model={tiny_clip_dir}&dinov2_model={tiny_dinov2_dir}"
+    settings = {"max_rounds": 2, "variants": 2, "height": 48, "width": 48}
+    report = evaluate(data, mllm="sandbox", models={"m": "sandbox"}, out=tmp_path / "out", metrics=[paper],
+                      scorer=paper, modes=["single"], settings=settings, max_concurrency=4)  # fmt: skip
+    assert report.failed == 0 and len(report.cases) == 4
+    alone = resolve_metrics([paper])  # each case's best image scored on its own
+    references = {i: _scene(i, 64) for i in range(4)}
+    for case in report.cases:
+        assert case.extra["loop_scorer"] == "0.5*clip+0.5*dinov2"
+        best = Image.open(report.out / str(case.best_image)).convert("RGB")
+        reference = next(r for name, r in references.items() if f"scene_{name}" in case.reference_id)
+        want = compute_metrics(alone, reference, [best])
+        assert case.metrics.keys() == want.keys()
+        for name, values in want.items():
+            assert case.metrics[name] == pytest.approx(values[0], abs=1e-5)

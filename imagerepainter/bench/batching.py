@@ -37,10 +37,16 @@ from typing import Any
 
 from PIL import Image
 
-from ..backends.base import GeneratedImage, GenerationRequest, check_generation_settings, score_groups
+from ..backends.base import (
+    GeneratedImage,
+    GenerationRequest,
+    check_generation_settings,
+    check_scorer_reference,
+    score_groups,
+)
 from ..errors import ConfigurationError, GenerationError
 
-__all__ = ["DEFAULT_WINDOW", "MergeBatcher", "RenderBatcher", "ScoreBatcher"]
+__all__ = ["DEFAULT_WINDOW", "CompositeScoreBatcher", "MergeBatcher", "RenderBatcher", "ScoreBatcher"]
 
 DEFAULT_WINDOW = 0.01
 """Seconds a free device waits for more cases' requests before it renders a batch that is not full."""
@@ -302,6 +308,29 @@ class ScoreBatcher(MergeBatcher):
         self.bounds = scorer.bounds
         self._composite = callable(getattr(scorer, "score_components_groups", None))
 
+    @classmethod
+    def wrap(cls, scorer: Any, **options: Any) -> ScoreBatcher:
+        """A batcher that stands in for ``scorer`` as the loop's scorer: a weighted scorer's
+        gets ``score_components`` and ``combine`` too (the loop records the parts)."""
+        return (CompositeScoreBatcher if hasattr(scorer, "component_names") else cls)(scorer, **options)
+
+    @property
+    def spec(self) -> str:
+        return str(getattr(self.scorer, "spec", self.name))
+
+    def describe(self) -> dict[str, Any]:
+        describe = getattr(self.scorer, "describe", None)
+        return dict(describe()) if callable(describe) else {"name": self.name}
+
+    def check_reference(self, reference: Image.Image) -> None:
+        check_scorer_reference(self.scorer, reference)
+
+    def load(self) -> ScoreBatcher:
+        load = getattr(self.scorer, "load", None)
+        if callable(load):
+            load()
+        return self
+
     def prepare(self, reference: Image.Image) -> Any:
         """The scorer's own ``prepare`` (per reference, never merged)."""
         return self.scorer.prepare(reference)
@@ -327,6 +356,23 @@ class ScoreBatcher(MergeBatcher):
         if self._composite:
             return [{"": self.scorer.combine(parts), **parts} for parts in self.scorer.score_components_groups(items)]
         return [{"": values} for values in score_groups(self.scorer, items)]
+
+
+class CompositeScoreBatcher(ScoreBatcher):
+    """A :class:`ScoreBatcher` of a weighted scorer, with its children's scores as the loop reads them."""
+
+    def __init__(self, scorer: Any, **options: Any) -> None:
+        super().__init__(scorer, **options)
+        self.component_names = scorer.component_names
+        self.scorers = scorer.scorers
+
+    def score_components(self, prepared: Any, candidates: Sequence[Image.Image]) -> dict[str, list[float]]:
+        """Each child's scores, keyed by ``component_names``, from one of the merged calls."""
+        parts = self.score_parts(prepared, candidates)
+        return {key: parts.get(key, []) for key in self.component_names}
+
+    def combine(self, components: Any) -> list[float]:
+        return list(self.scorer.combine(components))
 
 
 def _own_copy(exc: BaseException) -> BaseException:
