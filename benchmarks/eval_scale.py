@@ -1,4 +1,4 @@
-"""Evaluation at scale (issue 22): models busy at once, batched renders, a dead model cut off.
+"""Evaluation at scale (issue 22): models busy at once, batched renders and scoring, a dead model cut off.
 
     python benchmarks/eval_scale.py [--refs 12] [--json eval_scale.json] [--short]
 
@@ -22,6 +22,11 @@ the metric is the sandbox one. All in one run, ratios within it:
    ``--max-concurrency 6``; without it at 4 (``added_share``: 2 per model in both, the goal's
    setting) and at 6 (``added_share_same_threads``: the dead model's cases held 2 of the 6
    threads until its breaker opened). Goal under 5%.
+4. ``scoring``: CLIP embedding calls per case of ``single`` mode at ``--single-concurrency``
+   with the loop's scorer and the metric ``paper`` on tiny random-weight CLIP and DINOv2 models
+   (needs torch and transformers), with scoring merged across cases
+   (:class:`~imagerepainter.bench.batching.ScoreBatcher`) and without. Calls, not time: the tiny
+   models' timings say nothing about a GPU.
 
 The leaderboard's memory and time at 512 to 8,192 references are measured by
 ``benchmarks/leaderboard_scale.py``, not here. Timings on a shared machine vary by a few per
@@ -119,6 +124,40 @@ def dead_figure(data: Path, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def scoring_figure(data: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """CLIP embedding calls per case with the loop's scorer and the metric ``paper`` on tiny
+    random-weight models, with scoring merged across cases and without (``score_groups`` hidden).
+    Each case prepares its reference twice (the loop's and the metric's: never merged)."""
+    from imagerepainter.scorers import CLIPScorer, WeightedScorer
+    from imagerepainter.testing.tiny_models import build_tiny_clip, build_tiny_dinov2
+
+    root = Path(tempfile.mkdtemp(prefix="eval-scale-tiny-"))
+    paper = f"paper?clip_model={build_tiny_clip(root / 'clip')}&dinov2_model={build_tiny_dinov2(root / 'dino')}"
+    calls, embed, merged = [0], CLIPScorer.embed, WeightedScorer.score_groups
+
+    def counting(self: Any, images: Any) -> Any:
+        calls[0] += 1
+        return embed(self, images)
+
+    def per_case() -> float:
+        calls[0] = 0
+        report = evaluate(data, mllm="sandbox", models={"m": "sandbox"}, metrics=[paper], scorer=paper,
+                          modes=["single"], out=tempfile.mkdtemp(prefix="eval-scale-"),
+                          max_concurrency=args.single_concurrency,
+                          settings={"max_rounds": 2, "variants": 2, "height": 48, "width": 48})  # fmt: skip
+        return calls[0] / len(report.cases)
+
+    CLIPScorer.embed = counting  # type: ignore[method-assign]
+    try:
+        per_case()  # warm up: loads the models
+        with_merging = per_case()
+        del WeightedScorer.score_groups  # type: ignore[attr-defined]
+        without = per_case()
+    finally:
+        CLIPScorer.embed, WeightedScorer.score_groups = embed, merged  # type: ignore[method-assign]
+    return {"clip_calls_per_case_merged": with_merging, "clip_calls_per_case_unmerged": without}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--refs", type=int, default=16, help="references for the busy and dead-model figures")
@@ -140,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         "busy": busy_figure(data, args),
         "single": single_figure(single_data, args),
         "dead_model": dead_figure(data, args),
+        "scoring": scoring_figure(data, args),
     }
     result = {"settings": {k: v for k, v in vars(args).items() if k != "json"}, "figures": figures}
     target = args.json or (Path(os.environ["OUT"]) / "eval_scale.json" if os.environ.get("OUT") else None)
@@ -165,6 +205,12 @@ def table(figures: dict[str, Any]) -> str:
         f"| time a dead model adds to the others | {dead['added_share']:+.1%} at 2 per model, "
         f"{dead['added_share_same_threads']:+.1%} at the same threads ({dead['dead_calls']} calls, "
         f"{dead['dead_skipped']} cases skipped) | < 5% |"
+    )
+    scoring = figures["scoring"]
+    rows.append(
+        f"| CLIP calls per case, loop scorer and metric `paper` (tiny models) | "
+        f"{scoring['clip_calls_per_case_merged']:.2f} merged, {scoring['clip_calls_per_case_unmerged']:.2f} "
+        "unmerged | fewer |"
     )
     return "\n".join(rows)
 

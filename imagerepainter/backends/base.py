@@ -31,6 +31,7 @@ __all__ = [
     "MLLMCapabilities",
     "MLLMMessage",
     "MLLMReply",
+    "ScoreGroup",
     "Scorer",
     "T2ICapabilities",
     "TASK_KINDS",
@@ -44,6 +45,7 @@ __all__ = [
     "check_scorer_reference",
     "describe_backend",
     "fit_size",
+    "score_groups",
 ]
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
@@ -417,6 +419,34 @@ def check_scorer_reference(scorer: Any, reference: Image.Image) -> None:
         check = getattr(part, "check_reference", None)
         if callable(check):
             check(reference)
+
+
+ScoreGroup = tuple[Any, Sequence[Image.Image]]
+"""One reference's work for :func:`score_groups`: the value ``prepare`` returned and its candidates."""
+
+
+def score_groups(scorer: Any, groups: Sequence[ScoreGroup]) -> list[list[float]]:
+    """Score several ``(prepared reference, candidates)`` groups; one list of scores per group, in order.
+
+    A scorer that can batch across references defines ``score_groups(groups)`` itself (the
+    embedding scorers embed every candidate of every group in one set of forward passes); for
+    any other this calls ``score`` once per group. Either way each group's scores equal what
+    ``scorer.score(prepared, candidates)`` returns.
+
+    Example:
+        >>> from PIL import Image
+        >>> from imagerepainter.scorers import PSNRScorer
+        >>> scorer = PSNRScorer(max_db=40.0)
+        >>> gray, black = Image.new("RGB", (8, 8), "gray"), Image.new("RGB", (8, 8), "black")
+        >>> groups = [(scorer.prepare(gray), [gray]), (scorer.prepare(black), [black, gray])]
+        >>> first, second = score_groups(scorer, groups)
+        >>> first, len(second), round(second[1], 1)
+        ([40.0], 2, 6.0)
+    """
+    method = getattr(scorer, "score_groups", None)
+    if callable(method):
+        return [list(values) for values in method(groups)]
+    return [list(scorer.score(prepared, candidates)) for prepared, candidates in groups]
 
 
 # ----------------------------------------------------------------------------- the loop's backends together

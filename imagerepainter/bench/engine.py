@@ -22,6 +22,7 @@ import copy
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,10 +34,10 @@ from ..config import RepainterConfig
 from ..errors import ConfigurationError, ImageNotFoundError, MLLMError, ModelLoadError
 from ..images import ImageRef, encode_png, image_sha256
 from ..results import Description
-from .batching import DEFAULT_WINDOW, RenderBatcher
+from .batching import DEFAULT_WINDOW, RenderBatcher, ScoreBatcher
 from .breaker import is_permanent
 from .datasets import Reference
-from .metrics import compute_metrics, metric_details
+from .metrics import compute_metrics, metric_details, scoring_cases
 from .records import CaseResult, Metric, Mode
 
 __all__ = [
@@ -260,6 +261,12 @@ class Workbench:
         load = getattr(self.scorer, "load", None)
         if callable(load):  # load once, before cases run in parallel
             load()
+        # A scorer that batches across references scores concurrent cases' rounds in merged calls.
+        self.loop_scorer: Any = (
+            ScoreBatcher.wrap(self.scorer, window=spec.batch_window)
+            if callable(getattr(self.scorer, "score_groups", None))
+            else None
+        )
         self.metrics: list[Metric] = (
             list(spec.metric_objects)
             if spec.metric_objects is not None
@@ -295,7 +302,7 @@ class Workbench:
                     model,
                     self.spec.models[model],
                     mllm=self.mllm,
-                    scorer=self.scorer,
+                    scorer=self.loop_scorer or self.scorer,
                     config=self.config,
                     device_slots=self.spec.device_slots,
                     batch_window=self.spec.batch_window,
@@ -311,6 +318,10 @@ class Workbench:
 
         Never raises for a failure of the case itself: it is returned as a failed record.
         """
+        with scoring_cases(self.metrics), self.loop_scorer.case() if self.loop_scorer is not None else nullcontext():
+            return self._run_case(job, image, description)
+
+    def _run_case(self, job: CaseJob, image: Image.Image, description: Description) -> CaseOutcome:
         start = time.perf_counter()
         try:
             engine = self.engine(job.model)
@@ -374,6 +385,8 @@ class Workbench:
     def close(self) -> None:
         for engine in self._engines.values():
             engine.close()
+        if self.loop_scorer is not None:
+            self.loop_scorer.close()
 
 
 def _load_error(model: str, exc: Exception) -> ModelLoadError:

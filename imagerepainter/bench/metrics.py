@@ -59,8 +59,9 @@ import re
 import statistics
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
@@ -69,6 +70,7 @@ from PIL import Image
 
 from ..backends.base import MLLM, MLLMMessage, TokenUsage
 from ..errors import CapabilityError, ConfigurationError, MetricUnavailableError, UnknownBackendError
+from .batching import ScoreBatcher
 from .metric_specs import (
     BUILTIN_METRICS,
     JUDGE_NEEDS_AN_MLLM,
@@ -93,6 +95,7 @@ __all__ = [
     "judge_mllm",
     "metric_details",
     "resolve_metrics",
+    "scoring_cases",
 ]
 
 JUDGE_INSTRUCTION = (
@@ -158,6 +161,10 @@ class _Pass:
 
     def load(self) -> None:
         """Load whatever the pass needs (models) now."""
+
+    def case(self) -> AbstractContextManager[None]:
+        """Count a case as in flight for the pass's merged scoring (see :func:`scoring_cases`)."""
+        return nullcontext()
 
     def metric(self, part: str = "", name: str | None = None) -> BenchMetric:
         """The metric of ``part`` (one object per part)."""
@@ -254,6 +261,11 @@ class _ScorerPass(_Pass):
         self._prepared: OrderedDict[str, Any] = OrderedDict()
         self._prepared_lock = threading.Lock()
         self._composite = callable(getattr(scorer, "score_components", None)) and hasattr(scorer, "component_names")
+        # A scorer that batches across references scores concurrent cases' images in one merged call.
+        self._batcher = ScoreBatcher(scorer) if callable(getattr(scorer, "score_groups", None)) else None
+
+    def case(self) -> AbstractContextManager[None]:
+        return self._batcher.case() if self._batcher is not None else nullcontext()
 
     def parts(self) -> dict[str, bool]:
         parts = {"": bool(self.scorer.higher_is_better)}
@@ -284,6 +296,9 @@ class _ScorerPass(_Pass):
         if not images:
             return _PassResult({part: [] for part in self.parts()}, [])
         prepared = self._prepare(reference)
+        if self._batcher is not None:
+            parts = self._batcher.score_parts(prepared, images)
+            return _PassResult({part: [float(v) for v in vals] for part, vals in parts.items()}, [{} for _ in images])
         if self._composite:
             components = self.scorer.score_components(prepared, images)
             values = {"": [float(v) for v in self.scorer.combine(components)]}
@@ -571,6 +586,22 @@ def metric_details(
         for target, extra in zip(merged, details(reference, images), strict=True):
             target.update(extra)
     return merged
+
+
+@contextmanager
+def scoring_cases(metrics: Sequence[Metric]) -> Iterator[None]:
+    """Count a case as in flight for every metric while the block runs.
+
+    A metric whose scorer batches across references (``score_groups``: CLIP, DINOv2, a weighted
+    sum of them) merges the scoring of concurrent cases' images into one call
+    (:class:`~imagerepainter.bench.batching.ScoreBatcher`); a merged call stops waiting for more
+    cases once every case in flight has handed its images in. Wrap each whole case in it.
+    """
+    passes = {id(p): p for p in (getattr(m, "_pass", None) for m in metrics) if isinstance(p, _Pass)}
+    with ExitStack() as stack:
+        for pass_ in passes.values():
+            stack.enter_context(pass_.case())
+        yield
 
 
 def describe_metrics(metrics: Sequence[Metric]) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from PIL import Image
 
-from ..backends.base import Scorer
+from ..backends.base import ScoreGroup, Scorer, score_groups
 from ..errors import ConfigurationError
 from .embedding import CLIPScorer, DINOv2Scorer
 
@@ -111,20 +111,35 @@ class WeightedScorer:
 
     def score_components(self, prepared: Any, candidates: Sequence[Image.Image]) -> dict[str, list[float]]:
         """Each child's scores (unweighted), keyed by :attr:`component_names`."""
+        return self.score_components_groups([(prepared, candidates)])[0]
+
+    def score_components_groups(self, groups: Sequence[ScoreGroup]) -> list[dict[str, list[float]]]:
+        """:meth:`score_components` for several prepared references: each child scores all groups in
+        one :func:`~imagerepainter.backends.base.score_groups` call (one embedding pass for CLIP/DINOv2)."""
+        for prepared, _ in groups:
+            self._check_prepared(prepared)
+        result: list[dict[str, list[float]]] = [{} for _ in groups]
+        for index, (key, scorer) in enumerate(zip(self.component_names, self.scorers, strict=True)):
+            child_groups = [(prepared[index], candidates) for prepared, candidates in groups]
+            for row, values, (_, candidates) in zip(result, score_groups(scorer, child_groups), groups, strict=True):
+                if len(values) != len(candidates):
+                    raise ConfigurationError(
+                        f"Scorer {scorer.name!r} returned {len(values)} scores for {len(candidates)} candidates."
+                    )
+                row[key] = values
+        return result
+
+    def score_groups(self, groups: Sequence[ScoreGroup]) -> list[list[float]]:
+        """:meth:`score` for several prepared references at once (children batched as in
+        :meth:`score_components_groups`)."""
+        return [self.combine(components) for components in self.score_components_groups(groups)]
+
+    def _check_prepared(self, prepared: Any) -> None:
         if not isinstance(prepared, tuple) or len(prepared) != len(self.scorers):
             raise ConfigurationError(
                 f"WeightedScorer.score expects the tuple returned by its prepare() ({len(self.scorers)} values), "
                 f"got {type(prepared).__name__}."
             )
-        components: dict[str, list[float]] = {}
-        for key, scorer, child_prepared in zip(self.component_names, self.scorers, prepared, strict=True):
-            values = list(scorer.score(child_prepared, candidates))
-            if len(values) != len(candidates):
-                raise ConfigurationError(
-                    f"Scorer {scorer.name!r} returned {len(values)} scores for {len(candidates)} candidates."
-                )
-            components[key] = values
-        return components
 
     def combine(self, components: Mapping[str, Sequence[float]]) -> list[float]:
         """The weighted sums of per-child scores as returned by :meth:`score_components`."""

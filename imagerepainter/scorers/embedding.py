@@ -53,6 +53,7 @@ from .._loading import (
     positive_int,
     resolve_dtype,
 )
+from ..backends.base import ScoreGroup
 from ..errors import ConfigurationError, MissingDependencyError
 
 __all__ = ["CLIPScorer", "DINOv2Scorer"]
@@ -230,22 +231,41 @@ class _EmbeddingScorer:
 
     def score(self, prepared: Any, candidates: Sequence[Image.Image]) -> list[float]:
         """Cosine similarity of each candidate with the prepared reference, in ``[-1, 1]``, in order."""
+        return self.score_groups([(prepared, candidates)])[0]
+
+    def score_groups(self, groups: Sequence[ScoreGroup]) -> list[list[float]]:
+        """:meth:`score` for several prepared references at once: one list of cosines per group.
+
+        The candidates of all groups are embedded together, in forward passes of up to
+        :attr:`batch_size` images (so four cases' single images make one pass, not four), then
+        each group's embeddings are compared with its own reference. Each image is embedded as
+        on its own, so the scores equal :meth:`score`'s up to the float rounding of batched kernels.
+        """
+        for prepared, _ in groups:
+            self._check_prepared(prepared)
+        images = [image for _, candidates in groups for image in candidates]
+        if not images:
+            return [[] for _ in groups]
+        embeddings = self.embed(images)
+        scores, start = [], 0
+        for prepared, candidates in groups:
+            part = embeddings[start : start + len(candidates)]
+            start += len(candidates)
+            if part.shape[1] != prepared.shape[0]:
+                raise ConfigurationError(
+                    f"The prepared reference has {prepared.shape[0]} dimensions but {self.spec} embeds to "
+                    f"{part.shape[1]}: it was prepared by another scorer."
+                )
+            scores.append([float(c) for c in (part @ prepared.to(part.dtype)).clamp(-1.0, 1.0)])
+        return scores
+
+    def _check_prepared(self, prepared: Any) -> None:
         torch = require("torch", extra="metrics")
         if not isinstance(prepared, torch.Tensor) or prepared.ndim != 1:
             raise ConfigurationError(
                 f"{type(self).__name__}.score expects the value returned by its prepare(), "
                 f"got {type(prepared).__name__}."
             )
-        if not candidates:
-            return []
-        embeddings = self.embed(candidates)
-        if embeddings.shape[1] != prepared.shape[0]:
-            raise ConfigurationError(
-                f"The prepared reference has {prepared.shape[0]} dimensions but {self.spec} embeds to "
-                f"{embeddings.shape[1]}: it was prepared by another scorer."
-            )
-        cosines = (embeddings @ prepared.to(embeddings.dtype)).clamp(-1.0, 1.0)
-        return [float(c) for c in cosines]
 
 
 class CLIPScorer(_EmbeddingScorer):
