@@ -125,6 +125,7 @@ def _scenes(folder, count=3, missing=()):
         (["--t2i", "a=sandbox", "--metrics", "sandbox,judge?repets=2"], "Did you mean 'repeats'?"),
         (["--t2i", "a=sandbox", "--metrics", "sandbox,judge?repeats=99"], "repeats must be a whole number from 1"),
         (["--t2i", "a=sandbox", "--metrics", "sandbox,judge.semantik"], "has no part 'semantik'"),
+        (["--t2i", "a=sandbox", "--metrics", "sandbox,paper.clpi"], "has no part 'clpi'; its parts: clip, dinov2."),
         (["--t2i", "a=sandbox", "--metrics", "sandbox,ssim?kernel_size=3,ssim"], "Two different metrics"),
         (["--t2i", "a=sandbox", "--scorer", "sandbox?x=1"], "Unknown option 'x' in the 'sandbox' scorer spec"),
         (["--t2i", "a=sandbox", "--mllm", "sandbox?max_edit=2"], "Did you mean 'max_edits'?"),

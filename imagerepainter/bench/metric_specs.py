@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigurationError, UnknownBackendError, close_names, did_you_mean
+from ..errors import ConfigurationError, RepainterError, UnknownBackendError, close_names, did_you_mean
 
 __all__ = [
     "BUILTIN_METRICS",
@@ -29,6 +29,7 @@ __all__ = [
     "MetricItem",
     "check_judge_options",
     "check_metrics",
+    "check_scorer_part",
     "judge_parts",
     "metric_options",
     "named_twice",
@@ -152,6 +153,34 @@ def named_twice(name: str, first: str, second: str) -> ConfigurationError:
     )
 
 
+def check_scorer_part(name: str, spec: str, part: str) -> None:
+    """Refuse ``name.part`` when the scorer of ``spec`` has no such part, without loading a model.
+
+    Building a scorer is cheap (models load on first use), so its parts (a weighted scorer's
+    ``component_names``) are read from the built object. A scorer that cannot be built here (a
+    package missing: reported with the extras) is left to be checked when it is built.
+
+    Example:
+        >>> check_scorer_part("paper", "paper", "clip")
+        >>> check_scorer_part("paper", "paper", "clpi")
+        Traceback (most recent call last):
+        ...
+        imagerepainter.errors.ConfigurationError: The 'paper' metric has no part 'clpi'; its parts: clip, dinov2. ...
+    """
+    from ..backends.registry import resolve_scorer
+
+    try:
+        scorer = resolve_scorer(spec)
+    except RepainterError:
+        return
+    parts = tuple(getattr(scorer, "component_names", ()))
+    if part not in parts:
+        known = ", ".join(sorted(parts)) or "none"
+        raise ConfigurationError(
+            f"The {name!r} metric has no part {part!r}; its parts: {known}.{did_you_mean(close_names(part, parts))}"
+        )
+
+
 def check_metrics(names: Sequence[str] | str, *, mllm: Any = None, device_here: bool = True) -> None:
     """Check metric names and options as ``resolve_metrics`` would, without loading or building anything.
 
@@ -159,7 +188,7 @@ def check_metrics(names: Sequence[str] | str, *, mllm: Any = None, device_here: 
     wrong type or out of range, a part the judge does not give, two metrics under one name, and
     ``judge`` without ``mllm`` are refused here; a scorer spec is checked by
     :func:`~imagerepainter.backends.registry.check_spec` (its options when its packages are
-    installed). The parts of a scorer (``paper.clip``) are known only once it is built. With
+    installed), and a part of a scorer (``paper.clip``) by :func:`check_scorer_part`. With
     ``device_here=False`` (metrics computed on other machines) a ``device`` is not checked here.
 
     Example:
@@ -182,6 +211,8 @@ def check_metrics(names: Sequence[str] | str, *, mllm: Any = None, device_here: 
                 check_spec("scorer", item.base_spec, device_here=device_here)
             except UnknownBackendError:
                 raise unknown_metric(item.base_spec) from None
+            if item.part:
+                check_scorer_part(item.base_name, item.base_spec, item.part)
             continue
         checked = metric_options(provider, options, device_here=device_here)
         if provider == "judge":
