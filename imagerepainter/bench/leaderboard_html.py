@@ -64,7 +64,7 @@ svg .numbers{fill:var(--muted);font-variant-numeric:tabular-nums}svg .mode{fill:
 .grid figcaption{font-size:.78rem;color:var(--muted);overflow-wrap:break-word}
 .missing{width:var(--thumb);aspect-ratio:1;display:grid;place-items:center;color:var(--muted);font-size:.8rem;
 background:var(--line);border-radius:6px;padding:4px;overflow-wrap:break-word}
-.failed{color:var(--bad)}.small-n{color:var(--warn);font-size:.8rem;min-width:220px}
+.failed{color:var(--bad)}.small-n{color:var(--warn);font-size:.8rem}td.t.small-n{min-width:16em}
 footer{font-size:.8rem;color:var(--muted)}
 @media (max-width:640px){main{padding:12px 8px}section,header{padding:14px 12px}}
 """
