@@ -33,7 +33,7 @@ if how == "python":
     from imagerepainter import Repainter
     result = Repainter(mllm="sandbox", t2i="sandbox", scorer="sandbox", max_rounds=1).run(photo)
 else:
-    from imagerepainter.run_folder import BackendSpecs, RunFolder
+    from imagerepainter.runs.folder import BackendSpecs, RunFolder
     specs = BackendSpecs("sandbox", "sandbox", "sandbox")
     result = RunFolder(Path(folder)).run(specs, photo, overrides={"max_rounds": 1})
 # VmHWM: this interpreter's own peak (ru_maxrss would keep the parent's peak across fork and exec)

@@ -574,7 +574,7 @@ def folder_run(size: int, rounds: int) -> tuple[dict[str, Any], dict[str, Any]]:
     Returns the meter's summary and the settings ``RunFolder`` gave the ``Repainter`` (besides
     the backends, which are replaced by instant, timed ones).
     """
-    from imagerepainter.run_folder import CHECKPOINT_FILE, BackendSpecs, RunFolder
+    from imagerepainter.runs.folder import CHECKPOINT_FILE, BackendSpecs, RunFolder
 
     reference, _ = photo(size)
     settings: dict[str, Any] = {}

@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 _LAZY: dict[str, str] = {
     "Repainter": "imagerepainter.repainter",
@@ -30,7 +30,7 @@ _LAZY: dict[str, str] = {
     "CritiqueResult": "imagerepainter.results",
     "RepainterConfig": "imagerepainter.config",
     "GenerationConfig": "imagerepainter.config",
-    "build_graph": "imagerepainter.graph",
+    "build_graph": "imagerepainter.loop.graph",
     "load_image": "imagerepainter.images",
     "MemoryImageStore": "imagerepainter.images",
     "DirectoryImageStore": "imagerepainter.images",
@@ -112,8 +112,8 @@ if TYPE_CHECKING:
         ThreadInUseError,
         UnknownBackendError,
     )
-    from .graph import build_graph
     from .images import DirectoryImageStore, MemoryImageStore, load_image
+    from .loop.graph import build_graph
     from .repainter import Repainter, RepaintEvent
     from .results import Candidate, CritiqueResult, Description, RepaintResult, Round
 

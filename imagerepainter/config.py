@@ -83,7 +83,7 @@ class RepainterConfig(BaseModel):
     adaptive_variants: bool = True
     """Render one candidate per round while the critique keeps improving the score, and
     ``variants`` candidates in a round that follows a round without improvement (see
-    :func:`~imagerepainter.convergence.round_size`). Measured in the sandbox world, scores
+    :func:`~imagerepainter.loop.convergence.round_size`). Measured in the sandbox world, scores
     improve with critique rounds far more than with extra candidates of the same prompt, so
     this reaches a given score with fewer images. Off: every round renders ``variants``."""
     include_current_prompt: Literal["never", "first_round", "always"] = "always"
@@ -114,7 +114,7 @@ class RepainterConfig(BaseModel):
     review: tuple[Literal["prompt", "critique"], ...] = ()
     """Pause the run for a person (LangGraph ``interrupt``): ``"prompt"`` before each round renders
     (approve, edit or stop), ``"critique"`` after each critique (approve, edit or stop). Answer with
-    ``Repainter.resume(thread_id, review=...)`` (see :mod:`imagerepainter.review`); pausing needs a
+    ``Repainter.resume(thread_id, review=...)`` (see :mod:`imagerepainter.loop.review`); pausing needs a
     checkpointer (``Repainter`` always has one). Empty: never pause."""
 
     # -- understanding and critique

@@ -109,7 +109,7 @@ class CapabilityError(ConfigurationError):
 
 class ReviewError(ConfigurationError):
     """A review answer is invalid, or the thread is not waiting for the answer given (see
-    :mod:`imagerepainter.review`).
+    :mod:`imagerepainter.loop.review`).
 
     Nothing was called: answer again (``Repainter.resume(thread_id, review=...)``) with a valid value.
     """

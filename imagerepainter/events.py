@@ -17,7 +17,7 @@ kind                    data
 ``critique``            :class:`CritiqueData`: the critique after a round
 ``finished``            :class:`FinishedData`: the run ended
 ``result``              :class:`ResultData` (empty): the last event; ``event.result`` is the run's result
-``review``              :class:`~imagerepainter.review.ReviewRequest`: the run paused for a person
+``review``              :class:`~imagerepainter.loop.review.ReviewRequest`: the run paused for a person
 ``resumed``             :class:`ResumedData`: a run folder resumed (what it kept)
 ======================  ===============================================================
 
@@ -41,8 +41,8 @@ from typing import Any, Literal, NotRequired, get_args
 from pydantic import ConfigDict, TypeAdapter, with_config
 from typing_extensions import TypedDict  # pydantic reads typing_extensions' TypedDict on Python < 3.12
 
-from .convergence import StopReason
-from .review import ReviewRequest
+from .loop.convergence import StopReason
+from .loop.review import ReviewRequest
 
 __all__ = [
     "EVENT_DATA",

@@ -25,20 +25,20 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .backends.base import MLLM, Scorer, TextToImage, check_loop_backends, check_scorer_reference, describe_backend
 from .backends.registry import check_backends, resolve_mllm, resolve_scorer, resolve_t2i
-from .batching import run_batch
-from .calls import backend_errors
 from .config import RepainterConfig
 from .errors import BackendError, ConfigurationError
 from .events import EVENT_DATA, EventKind
-from .graph import build_graph
 from .image_sources import ImageSourcePolicy, read_source
 from .images import ImageInput, ImageStore, MemoryImageStore, load_image, put_image
-from .nodes import AdmittedReference
+from .loop.batching import run_batch
+from .loop.calls import backend_errors
+from .loop.graph import build_graph
+from .loop.nodes import AdmittedReference
+from .loop.prompts import PROMPT_VERSION
+from .loop.review import ReviewAnswer, ReviewRequest
+from .loop.sizing import SizedReference, check_run_inputs, reference_side, settings_for_reference, size_for_reference
 from .progress import progress_display
-from .prompts import PROMPT_VERSION
 from .results import Description, RepaintResult
-from .review import ReviewAnswer, ReviewRequest
-from .sizing import SizedReference, check_run_inputs, reference_side, settings_for_reference, size_for_reference
 from .threads import PreparedRun, Threads, ThreadStatus, is_review
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ class RepaintEvent:
     ``"finished"``, or ``"result"`` (the last event; ``result`` holds the :class:`RepaintResult`).
 
     A run under review (the ``review`` setting) that pauses for a person ends its stream with a
-    ``"review"`` event instead: ``data`` is the :class:`~imagerepainter.review.ReviewRequest` (what
+    ``"review"`` event instead: ``data`` is the :class:`~imagerepainter.loop.review.ReviewRequest` (what
     to show the reviewer) and ``result`` the run so far (``result.review`` holds the same request).
     Answer it with :meth:`Repainter.resume` or :meth:`Repainter.stream_resume` (``review=``).
 
@@ -112,7 +112,7 @@ class Repainter:
             so a failed run can be resumed in this process without redoing finished work
             (finished runs are dropped from it; pass your own to keep them).
         history: A LangGraph store (``BaseStore``) for each run's rounds, critiques and call
-            log, written once per record outside the checkpoints (:mod:`imagerepainter.history`).
+            log, written once per record outside the checkpoints (:mod:`imagerepainter.loop.history`).
             Default: an in-memory one; pass a persistent one (e.g. ``SqliteStore``) with a
             persistent checkpointer to resume or read runs in another process.
         name: The compiled graph's name (the node name when used as a subgraph).
@@ -422,7 +422,7 @@ class Repainter:
         Args:
             thread_id: The run's checkpoint thread.
             review: The answer to the review the run is paused for (:meth:`pending_review`): a
-                :class:`~imagerepainter.review.ReviewAnswer`, a dict of its fields (``{"action": "edit",
+                :class:`~imagerepainter.loop.review.ReviewAnswer`, a dict of its fields (``{"action": "edit",
                 "prompt": "...", "by": "ana"}``) or an action alone (``"approve"``, ``"stop"``).
             progress: As in :meth:`run`.
 
@@ -712,7 +712,7 @@ class Repainter:
         subgraphs=True`` receives ``(namespace, chunk)`` pairs: pass either the pair or the chunk.
         A pause for review (the ``review`` setting) arrives in the ``"updates"`` stream mode, as
         LangGraph's ``__interrupt__`` chunk: it becomes a ``"review"`` event whose ``data`` is the
-        :class:`~imagerepainter.review.ReviewRequest`.
+        :class:`~imagerepainter.loop.review.ReviewRequest`.
 
         Example:
             >>> Repainter.event_from((("repaint:1",), {"event": "round", "round": 2, "best_score": 0.8})).data

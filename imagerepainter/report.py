@@ -28,10 +28,7 @@ Example:
 
 from __future__ import annotations
 
-import base64
 import difflib
-import html
-import io
 import itertools
 import math
 import os
@@ -44,7 +41,8 @@ from PIL import Image
 
 from ._files import atomic_write
 from .errors import ConfigurationError, RepainterError
-from .images import ImageRef, shrink
+from .html import PAGE_CSP, escape_text, image_data_url, nice_ticks, tick_digits
+from .images import ImageRef
 
 if TYPE_CHECKING:  # a view of the results: it reads them, the results module never depends on it
     from .results import Candidate, RepaintResult, Round
@@ -63,13 +61,6 @@ __all__ = [
 
 ImageHref = Callable[[ImageRef], str]
 """Maps an image ref to the (relative) URL the report links when images are not embedded."""
-
-PAGE_CSP = (
-    "default-src 'none'; img-src data: file: 'self'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
-)
-"""The pages' Content-Security-Policy: no scripts, no remote anything. ``file:`` lets linked images
-load from disk in browsers whose file:// pages have an opaque origin that ``'self'`` does not
-match (Firefox)."""
 
 _CSS = """
 :root{--bg:#f7f7f5;--card:#fff;--fg:#1d1d1f;--muted:#6b6b70;--line:#e2e2e0;--accent:#2563eb;--good:#16a34a;
@@ -137,11 +128,6 @@ footer{font-size:.8rem;color:var(--muted);text-align:center}
 _TOKEN = re.compile(r"\w+|[^\w\s]+|\s+")
 
 
-def escape_text(value: object) -> str:
-    """``value`` as text that is safe anywhere in HTML, attribute values included (quotes escaped)."""
-    return html.escape(str(value), quote=True)
-
-
 def _fmt(score: float | None) -> str:
     return "—" if score is None else f"{score:.4f}"
 
@@ -201,40 +187,7 @@ class _Images:
         return self._cache[key]
 
 
-def image_data_url(image: Image.Image, max_side: int) -> str:
-    """Downscale to ``max_side`` and encode: JPEG for photo-like images (much smaller), else PNG."""
-    image = shrink(image.convert("RGB"), max_side)
-    buf = io.BytesIO()
-    if image.getcolors(256) is None:
-        image.save(buf, format="JPEG", quality=85, optimize=True)
-        mime = "image/jpeg"
-    else:
-        image.save(buf, format="PNG", optimize=True)
-        mime = "image/png"
-    return f"data:{mime};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
-
-
 # ----------------------------------------------------------------------------- chart
-
-
-def nice_ticks(lo: float, hi: float) -> list[float]:
-    """Evenly spaced round values between ``lo`` and ``hi`` (steps of 1, 2 or 5 times a power of ten).
-
-    Example:
-        >>> nice_ticks(0.1781, 0.9205), nice_ticks(0.2, 0.21)[:3]
-        ([0.2, 0.4, 0.6, 0.8], [0.2, 0.202, 0.204])
-    """
-    raw = (hi - lo) / 5
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
-    first = math.ceil(lo / step) * step
-    digits = _tick_digits(step)
-    return [round(first + i * step, digits) for i in range(int((hi - first) / step + 1e-9) + 1)]
-
-
-def _tick_digits(step: float) -> int:
-    """Decimals that show every tick of this step, and no more."""
-    return max(0, -math.floor(math.log10(step) + 1e-9))
 
 
 def _finite(v: float | None) -> TypeGuard[float]:
@@ -284,7 +237,7 @@ def _chart(result: RepaintResult, higher_is_better: bool) -> str:
     direction = "higher is better" if higher_is_better else "lower is better"
     out = [f'<svg {attrs} width="100%" height="{_CHART_H}">']
     ticks = nice_ticks(lo, hi)
-    digits = _tick_digits(ticks[1] - ticks[0]) if len(ticks) > 1 else 2  # every label with the same decimals
+    digits = tick_digits(ticks[1] - ticks[0]) if len(ticks) > 1 else 2  # every label with the same decimals
     for t in ticks:
         out.append(f'<line class="gridline" x1="0" x2="{_PLOT_RIGHT}%" y1="{y(t):.1f}" y2="{y(t):.1f}"/>')
         out.append(f'<text class="tick" x="0" y="{y(t) - 4:.1f}">{t:.{digits}f}</text>')

@@ -19,13 +19,13 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, fi
 
 from ._files import atomic_write
 from .config import RepainterConfig
-from .convergence import StopReason
 from .errors import ConfigurationError, ImageNotFoundError
-from .history import History
 from .images import DirectoryImageStore, ImageRef, ImageStore, MemoryImageStore
-from .review import ReviewRecord, ReviewRequest, describe_request
-from .sizing import config_from_state, repair_recorded_size
-from .state import run_finished
+from .loop.convergence import StopReason
+from .loop.history import History
+from .loop.review import ReviewRecord, ReviewRequest, describe_request
+from .loop.sizing import config_from_state, repair_recorded_size
+from .loop.state import run_finished
 
 __all__ = ["Candidate", "CritiqueResult", "Description", "RepaintResult", "Round", "RESULT_FILE"]
 
@@ -169,7 +169,7 @@ class CritiqueResult(BaseModel):
     It belongs to the round after which it was made (:attr:`Round.critique`); the image it
     looked at is ``rounds[critiqued_round - 1].candidates[candidate]``, which is an earlier
     round's when the last round did no better than the best so far. (In the state's
-    :class:`~imagerepainter.state.CritiqueRecord`, ``round`` is the round *after which*; the
+    :class:`~imagerepainter.loop.state.CritiqueRecord`, ``round`` is the round *after which*; the
     critiqued image's round is ``critiqued_round`` in both, so one name means one thing.)
     """
 
@@ -276,7 +276,7 @@ class RepaintResult(_WithStore):
     notes: list[str] = []
     """What the library decided on the user's behalf before any call, in words: a rendered size
     the model's limits kept from the reference's shape, a large reference reduced (with the
-    original's size and SHA-256). See :mod:`imagerepainter.sizing`."""
+    original's size and SHA-256). See :mod:`imagerepainter.loop.sizing`."""
 
     @field_validator("config", mode="before")
     @classmethod

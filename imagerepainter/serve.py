@@ -66,7 +66,7 @@ from .backends.registry import default_scorer
 from .errors import ConfigurationError
 from .image_sources import ImageSourcePolicy, read_source
 from .images import ImageRef, to_data_url
-from .state import CandidateRecord, Usage
+from .loop.state import CandidateRecord, Usage
 
 if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig

@@ -18,18 +18,18 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from langgraph.types import Command
 
-from . import __version__
+from ._version import __version__
 from .config import RepainterConfig, remember_config
 from .errors import BackendError, ConfigurationError, IncompleteRunError, ThreadInUseError
-from .graph import recursion_limit
-from .history import History, RunHistory
 from .images import ImageRef, ImageStore, MemoryImageStore
-from .nodes import AdmittedReference, RunContext
-from .prompts import PROMPT_VERSION
+from .loop.graph import recursion_limit
+from .loop.history import History, RunHistory
+from .loop.nodes import AdmittedReference, RunContext
+from .loop.prompts import PROMPT_VERSION
+from .loop.review import ReviewAnswer, ReviewError, ReviewRequest, describe_request, parse_answer
+from .loop.sizing import config_from_state
+from .loop.state import run_finished
 from .results import Description, RepaintResult
-from .review import ReviewAnswer, ReviewError, ReviewRequest, describe_request, parse_answer
-from .sizing import config_from_state
-from .state import run_finished
 
 if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from imagerepainter.cli import build_parser, subcommand_parsers
+from imagerepainter.cli.main import build_parser, subcommand_parsers
 
 DEFAULT_TARGET = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
 

@@ -6,7 +6,7 @@
 Rendering goes through a FunctionT2I over the sandbox renderer that appends every
 rendered (prompt, seed) to LOG and sleeps a little, so a SIGKILL lands mid-run.
 
-``cli`` runs the command line itself (``imagerepainter.cli.main``) with ``slow`` backends
+``cli`` runs the command line itself (``imagerepainter.cli.main.main``) with ``slow`` backends
 registered: the sandbox's, each call logged to LOG with the node it belongs to (a JSON line
 when it starts and one when it ends) and slowed by ``CRASH_CHILD_DELAY`` seconds, so a kill can be aimed
 at any node by waiting for the LOG's k-th line.
@@ -21,7 +21,7 @@ from typing import Any
 
 from imagerepainter import Repainter
 from imagerepainter.backends.function_t2i import FunctionT2I
-from imagerepainter.run_folder import BackendSpecs, RunFolder
+from imagerepainter.runs.folder import BackendSpecs, RunFolder
 from imagerepainter.sandbox import SandboxT2I, random_scene, render_scene
 
 SPECS = BackendSpecs(mllm="sandbox", t2i="sandbox", scorer="sandbox")
@@ -103,7 +103,7 @@ def _slow_backends(log: str, delay: float) -> None:
 def cli() -> None:
     import os
 
-    from imagerepainter.cli import main as cli_main
+    from imagerepainter.cli.main import main as cli_main
 
     log, arguments = sys.argv[2], sys.argv[sys.argv.index("--") + 1 :]
     _slow_backends(log, float(os.environ.get("CRASH_CHILD_DELAY", "0.05")))

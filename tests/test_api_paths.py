@@ -59,3 +59,28 @@ def test_a_missing_path_is_reported() -> None:  # the check above can fail
         resolve("imagerepainter.results.NoSuchThing")
     with pytest.raises((ModuleNotFoundError, AttributeError)):
         resolve("imagerepainter.nowhere.thing")
+
+
+# Modules that moved into a folder keep their old import path: it is the same module object, so
+# code that imports or patches the old path sees exactly what the new one holds.
+MOVED = {
+    "imagerepainter.graph": "imagerepainter.loop.graph",
+    "imagerepainter.state": "imagerepainter.loop.state",
+    "imagerepainter.review": "imagerepainter.loop.review",
+    "imagerepainter.history": "imagerepainter.loop.history",
+    "imagerepainter.convergence": "imagerepainter.loop.convergence",
+    "imagerepainter.run_folder": "imagerepainter.runs.folder",
+    "imagerepainter.run_record": "imagerepainter.runs.record",
+}
+
+
+@pytest.mark.parametrize(("old", "new"), sorted(MOVED.items()))
+def test_a_moved_module_keeps_its_old_path_as_the_same_module(old: str, new: str) -> None:
+    assert importlib.import_module(old) is importlib.import_module(new)
+
+
+def test_patching_the_old_path_patches_the_module_the_loop_uses(monkeypatch: pytest.MonkeyPatch) -> None:
+    from imagerepainter.loop import convergence
+
+    monkeypatch.setattr("imagerepainter.convergence.decide_stop", "patched")
+    assert convergence.decide_stop == "patched"

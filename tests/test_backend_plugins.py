@@ -223,7 +223,7 @@ def test_the_docs_example_backends_work_and_are_checked(docs_plugin: Path) -> No
 def test_a_plugin_scorer_registered_once_is_a_loop_scorer_and_a_benchmark_metric(plugin: Path, tmp_path: Path) -> None:
     import json
 
-    from imagerepainter.cli import main
+    from imagerepainter.cli.main import main
     from imagerepainter.sandbox import random_scene, render_scene
 
     reference = tmp_path / "ref.png"

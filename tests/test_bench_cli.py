@@ -6,9 +6,9 @@ import sqlite3
 
 import pytest
 
-from imagerepainter.bench.cli import CounterLine
 from imagerepainter.bench.runner import ProgressEvent
-from imagerepainter.cli import main
+from imagerepainter.cli.bench import CounterLine
+from imagerepainter.cli.main import main
 
 FAST = ["--metrics", "sandbox", "--max-rounds", "2", "--variants", "2", "--height", "64", "--width", "64"]
 
@@ -188,9 +188,9 @@ def test_eval_ends_with_the_ranking_of_every_model_and_mode(tmp_path, capsys):
 
 
 def test_the_ranking_table_stays_narrow_and_shows_what_is_missing():
-    from imagerepainter.bench.cli import ranking_table
     from imagerepainter.bench.leaderboard import build_leaderboard
     from imagerepainter.bench.records import CaseResult
+    from imagerepainter.cli.bench import ranking_table
 
     long_name = "a-model-name-that-goes-on-and-on-" + "x" * 40
 

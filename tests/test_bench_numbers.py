@@ -19,7 +19,7 @@ from PIL import Image
 from imagerepainter.backends import registry
 from imagerepainter.bench.runner import evaluate
 from imagerepainter.bench.store import ResultsStore
-from imagerepainter.cli import main
+from imagerepainter.cli.main import main
 from imagerepainter.sandbox import random_scene, render_scene
 
 scipy_stats = pytest.importorskip("scipy.stats")

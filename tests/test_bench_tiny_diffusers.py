@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from imagerepainter.bench.records import CaseResult
-from imagerepainter.cli import main
+from imagerepainter.cli.main import main
 
 pytestmark = pytest.mark.slow
 

@@ -7,10 +7,10 @@ import pytest
 from langchain_openai import ChatOpenAI
 from PIL import Image
 
-from imagerepainter import schemas
 from imagerepainter.backends import ChatModelMLLM, MLLMMessage, RetryPolicy
 from imagerepainter.errors import MLLMError, StructuredOutputError
-from imagerepainter.schemas import Critique, GlobalDescription
+from imagerepainter.loop import schemas
+from imagerepainter.loop.schemas import Critique, GlobalDescription
 from imagerepainter.testing.openai_server import ChatReply, Fault, OpenAICompatibleServer, ScriptedResponder
 from imagerepainter.testing.responders import SchemaResponder
 

@@ -16,7 +16,7 @@ import pytest
 from langchain_openai import ChatOpenAI
 
 from imagerepainter import Repainter
-from imagerepainter.cli import build_parser, main, subcommand_parsers
+from imagerepainter.cli.main import build_parser, main, subcommand_parsers
 from imagerepainter.sandbox import random_scene, render_scene
 from imagerepainter.sandbox.server import sandbox_server
 
@@ -25,7 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "imagerepainter.cli", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+        [sys.executable, "-m", "imagerepainter.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
     )
 
 
@@ -192,7 +196,7 @@ def test_resume_of_a_finished_run_is_a_no_op_that_says_so(tmp_path, capsys):
 def test_resume_after_ctrl_c_says_what_is_kept_and_where_it_goes_on(
     tmp_path, monkeypatch, capsys, stop_at, nth, kept_rounds
 ):
-    from imagerepainter import cli
+    from imagerepainter.cli import main as cli
 
     progress = cli.Progress.__call__
     seen: list[str] = []
@@ -305,7 +309,7 @@ def test_a_run_keeps_the_references_shape_unless_a_size_is_given(tmp_path, evalr
 def test_progress_shows_describe_calls_says_a_judged_match_in_words_and_cuts_at_word_boundaries():
     import io
 
-    from imagerepainter.cli import Progress
+    from imagerepainter.cli.main import Progress
     from imagerepainter.repainter import RepaintEvent
 
     out = io.StringIO()

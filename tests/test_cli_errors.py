@@ -22,9 +22,9 @@ import pytest
 
 from imagerepainter import Repainter
 from imagerepainter.backends import registry
-from imagerepainter.cli import main
+from imagerepainter.cli.main import main
 from imagerepainter.errors import ConfigurationError
-from imagerepainter.run_folder import BackendSpecs, RunFolder
+from imagerepainter.runs.folder import BackendSpecs, RunFolder
 from imagerepainter.sandbox import SandboxMLLM, SandboxScorer, random_scene, render_scene
 from tests.signals import spawn
 
@@ -54,7 +54,7 @@ _RACER = """
 import sys, time
 from pathlib import Path
 from datetime import datetime
-import imagerepainter.cli as cli
+import imagerepainter.cli.main as cli
 
 class Frozen(datetime):
     @classmethod
@@ -62,7 +62,7 @@ class Frozen(datetime):
         return datetime(2026, 1, 2, 3, 4, 5)
 
 cli.datetime = Frozen
-import imagerepainter.run_folder, imagerepainter.repainter, langgraph.checkpoint.sqlite  # warm imports
+import imagerepainter.runs.folder, imagerepainter.repainter, langgraph.checkpoint.sqlite  # warm imports
 Path(f"ready-{sys.argv[2]}").touch()
 while len(list(Path().glob("ready-*"))) < int(sys.argv[3]):
     time.sleep(0.005)
@@ -125,7 +125,7 @@ def test_a_default_folder_that_is_taken_gets_the_next_free_name(tmp_path, monkey
         def now(cls, tz: Any = None) -> Frozen:
             return cls(2026, 1, 2, 3, 4, 5)
 
-    monkeypatch.setattr("imagerepainter.cli.datetime", Frozen)
+    monkeypatch.setattr("imagerepainter.cli.main.datetime", Frozen)
     monkeypatch.chdir(tmp_path)
     render_scene(random_scene(1)).save(tmp_path / "ref.png")
     (tmp_path / "runs" / "ref-20260102-030405-2").mkdir(parents=True)  # a stray empty folder is skipped too
@@ -245,7 +245,7 @@ def test_out_paths_that_cannot_be_run_folders_are_one_line_errors(tmp_path, caps
 def test_references_that_are_not_regular_files_are_refused_without_blocking(tmp_path):
     os.mkfifo(tmp_path / "fifo.png")
     for reference in (tmp_path / "fifo.png", Path("/dev/zero")):
-        out = _child("-m", "imagerepainter.cli", "run", str(reference), *SANDBOX, "--out", "o", cwd=tmp_path)
+        out = _child("-m", "imagerepainter.cli.main", "run", str(reference), *SANDBOX, "--out", "o", cwd=tmp_path)
         assert out.returncode == 2 and "not a regular file" in _one_line_error(out.stderr)
     assert not (tmp_path / "o").exists()
 
@@ -294,7 +294,7 @@ def test_run_without_a_reference_shows_the_run_usage(capsys):
 
 
 def test_interrupt_and_failure_messages_name_the_run_folder(tmp_path, monkeypatch, capsys):
-    from imagerepainter import cli
+    from imagerepainter.cli import main as cli
     from imagerepainter.errors import GenerationError
 
     for raised, code, status in ((KeyboardInterrupt(), 130, "interrupted"), (GenerationError("boom"), 1, "failed")):
@@ -313,7 +313,7 @@ def test_interrupt_and_failure_messages_name_the_run_folder(tmp_path, monkeypatc
 
 _SLOW_CHILD = """
 import sys, time
-from imagerepainter.cli import main
+from imagerepainter.cli.main import main
 from imagerepainter.sandbox import SandboxT2I
 
 render = SandboxT2I.generate

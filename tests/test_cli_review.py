@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from imagerepainter.cli import EXIT_PAUSED, main
+from imagerepainter.cli.main import EXIT_PAUSED, main
 from imagerepainter.sandbox import random_scene, render_scene
 
 SANDBOX = ("--mllm", "sandbox", "--t2i", "sandbox", "--quiet")

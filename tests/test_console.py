@@ -13,7 +13,7 @@ from tests.signals import spawn
 
 # The child says when the entry point is in place, then loads the command (a few hundred ms).
 _CHILD = (
-    "import sys; from imagerepainter.console import main; print('ready', flush=True); "
+    "import sys; from imagerepainter.cli.console import main; print('ready', flush=True); "
     "raise SystemExit(main(sys.argv[1:]))"
 )
 
@@ -36,4 +36,4 @@ def test_the_console_script_is_the_guarded_entry_point() -> None:
     from importlib.metadata import entry_points
 
     (script,) = [e for e in entry_points(group="console_scripts") if e.name == "imagerepainter"]
-    assert script.value == "imagerepainter.console:main"
+    assert script.value == "imagerepainter.cli.console:main"

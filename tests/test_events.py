@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from imagerepainter import Repainter
 from imagerepainter.events import EVENT_KINDS, check_event_data
 from imagerepainter.repainter import RepaintEvent
-from imagerepainter.run_folder import BackendSpecs, RunFolder
+from imagerepainter.runs.folder import BackendSpecs, RunFolder
 from imagerepainter.sandbox import random_scene, render_scene
 
 

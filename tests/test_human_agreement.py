@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagerepainter.cli import main
+from imagerepainter.cli.main import main
 from imagerepainter.human.agreement import (
     ScoredJudgment,
     cluster_bootstrap,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from imagerepainter.cli import main
+from imagerepainter.cli.main import main
 from imagerepainter.human import JudgmentStore
 from imagerepainter.human.server import JudgingStudy
 from tests import human_eval
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHILD = (
     "import signal, sys\n"
     "signal.signal(signal.SIGINT, signal.default_int_handler)  # a background shell may have ignored it\n"
-    "from imagerepainter.cli import main\n"
+    "from imagerepainter.cli.main import main\n"
     "sys.exit(main(sys.argv[1:]))\n"
 )
 

@@ -13,7 +13,7 @@ from imagerepainter import Repainter
 from imagerepainter.bench.datasets import sandbox_scenes
 from imagerepainter.bench.runner import evaluate
 from imagerepainter.bench.store import ResultsStore
-from imagerepainter.cli import main
+from imagerepainter.cli.main import main
 from imagerepainter.errors import ConfigurationError
 from imagerepainter.human.blend import load_blend
 from imagerepainter.human.judgments import JudgmentStore, export_judgments, read_judgments_file

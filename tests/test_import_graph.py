@@ -248,3 +248,72 @@ def test_a_layer_never_imports_what_it_must_not_know(layer: str, forbidden: str)
     )
     assert not offenders
     assert any(m.startswith(layer) for m in MODULES)
+
+
+# ---------------------------------------------------------------------------- the folders' layers
+
+# The package's rooms from the ground up, as docs/concepts.md draws them: a room imports only rooms
+# below it (or itself), counting imports inside functions. Top-level modules are the foundation,
+# except the front door's; a module left behind at an old path (``sys.modules[__name__] = ...``)
+# belongs to the room it points to.
+LAYERS = [
+    "foundation",
+    "backends",
+    "scorers",
+    "loop",
+    "front",
+    "runs",
+    "_openai_wire",
+    "sandbox",
+    "bench",
+    "human",
+    "testing",
+    "cli",
+]
+FRONT = {"repainter", "results", "events", "threads", "progress", "report", "tool", "serve"}
+ALIAS = "sys.modules[__name__] = _moved"
+
+
+def _room(module: str, modules: dict[str, Path]) -> str:
+    parts = module.split(".")
+    if len(parts) == 1:
+        return "front"  # the package's face
+    if (modules[parts[0]].parent / parts[1]).is_dir():
+        return parts[1]
+    path = modules[module]
+    if ALIAS in path.read_text(encoding="utf-8"):
+        (target,) = {t for t, _ in _imported(module, modules, lazy=False)} - {"typing", "sys"}
+        return _room(target, modules)
+    return "front" if parts[1] in FRONT else "foundation"
+
+
+def _upward(modules: dict[str, Path]) -> list[str]:
+    offenders = []
+    for m in modules:
+        here = LAYERS.index(_room(m, modules))
+        for target in {t for t, _ in _imported(m, modules, lazy=True)}:
+            there = _room(target, modules)
+            if LAYERS.index(there) > here:
+                offenders.append(f"{m} ({_room(m, modules)}) imports {target} ({there})")
+    return sorted(offenders)
+
+
+def test_every_room_is_a_known_layer() -> None:
+    rooms = {_room(m, MODULES) for m in MODULES}
+    assert rooms == set(LAYERS)
+
+
+def test_the_folders_stand_in_layers() -> None:
+    assert _upward(MODULES) == []
+
+
+def test_the_scan_finds_a_planted_upward_import(tmp_path: Path) -> None:  # the check above can fail
+    upward = "def f():\n    from ..bench.runner import evaluate\n"  # inside a function: it counts
+    alias = f"import sys\nfrom .loop import nodes as _moved\n{ALIAS}\n"
+    modules = _modules(
+        _planted(
+            tmp_path, {"loop/nodes.py": upward, "bench/runner.py": "from ..loop.nodes import f\n", "graph.py": alias}
+        )
+    )
+    assert _room("planted.graph", modules) == "loop"
+    assert _upward(modules) == ["planted.loop.nodes (loop) imports planted.bench.runner (bench)"]

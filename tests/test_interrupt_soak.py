@@ -19,13 +19,13 @@ import sys
 import time
 from pathlib import Path
 
-from imagerepainter.cli import main
+from imagerepainter.cli.main import main
 from imagerepainter.sandbox import random_scene, render_scene
 from tests.signals import as_a_background_job, spawn
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = int(os.environ.get("IMAGEREPAINTER_SOAK_RUNS", "12"))
-CONSOLE_SCRIPT = "import sys; from imagerepainter.cli import main; sys.exit(main())"  # what pip's script runs
+CONSOLE_SCRIPT = "import sys; from imagerepainter.cli.main import main; sys.exit(main())"  # what pip's script runs
 SETTINGS = ["--mllm", "sandbox", "--t2i", "sandbox", "--scorer", "sandbox", "--max-rounds", "3", "--quiet"]
 
 

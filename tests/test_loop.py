@@ -417,7 +417,7 @@ def test_two_runs_cannot_share_a_thread_at_the_same_time():
 
 
 def test_arun_reads_the_reference_off_the_event_loop(monkeypatch):
-    import imagerepainter.sizing as module  # where a run reads its reference
+    import imagerepainter.loop.sizing as module  # where a run reads its reference
 
     loop_threads = []
     real = module.load_image

@@ -16,7 +16,7 @@ import pytest
 
 from imagerepainter import Repainter
 from imagerepainter.backends import registry
-from imagerepainter.cli import main
+from imagerepainter.cli.main import main
 from imagerepainter.errors import MissingDependencyError
 from imagerepainter.sandbox import random_scene, render_scene
 

@@ -168,7 +168,7 @@ def test_the_command_line_prints_a_line_per_slow_rendering_call_only(monkeypatch
 
 
 def test_the_sandbox_demo_prints_no_line_per_image(capsys, tmp_path):
-    from imagerepainter.cli import main
+    from imagerepainter.cli.main import main
 
     assert main(["demo", "--seed", "3", "--max-rounds", "2", "--out", str(tmp_path / "run")]) == 0
     err = capsys.readouterr().err

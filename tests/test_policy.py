@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from imagerepainter.config import RepainterConfig
-from imagerepainter.convergence import Progress, decide_stop
 from imagerepainter.errors import ConfigurationError
-from imagerepainter.routing import route_after_critique, route_after_score, route_start, seed_for
-from imagerepainter.selection import best_index
+from imagerepainter.loop.convergence import Progress, decide_stop
+from imagerepainter.loop.routing import route_after_critique, route_after_score, route_start, seed_for
+from imagerepainter.loop.selection import best_index
 
 CFG = RepainterConfig(max_rounds=5, patience=2, min_delta=0.01)
 
@@ -68,7 +68,7 @@ def test_seeds_are_distinct_within_a_run_and_follow_the_base_seed():
 
 
 def test_a_judged_match_stops_only_when_asked():
-    from imagerepainter.convergence import stop_after_critique
+    from imagerepainter.loop.convergence import stop_after_critique
 
     assert stop_after_critique(True, CFG.with_overrides(stop_on_match=True)) == "judged_match"
     assert stop_after_critique(False, CFG.with_overrides(stop_on_match=True)) is None
@@ -130,7 +130,7 @@ def test_float_settings_must_be_finite(name, value):
     ],
 )
 def test_budgets_that_cannot_fit_the_first_round_are_refused(preset, overrides, describe, message):
-    from imagerepainter.convergence import check_budgets
+    from imagerepainter.loop.convergence import check_budgets
 
     cfg = RepainterConfig.from_preset(preset).with_overrides(**overrides)
     if message is None:

@@ -23,7 +23,7 @@ from imagerepainter import Repainter, RepainterConfig
 from imagerepainter.backends.base import T2ICapabilities, fit_size, side_limits
 from imagerepainter.errors import ConfigurationError
 from imagerepainter.images import ORIGINAL_INFO, image_sha256, load_image
-from imagerepainter.run_folder import BackendSpecs, RunFolder
+from imagerepainter.runs.folder import BackendSpecs, RunFolder
 from imagerepainter.testing.fakes import FakeMLLM, FakeT2I
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,7 +115,7 @@ def test_the_command_line_refuses_a_reference_the_scorer_cannot_use_in_one_line(
         [
             sys.executable,
             "-m",
-            "imagerepainter.cli",
+            "imagerepainter.cli.main",
             "run",
             str(_line(tmp_path, (1, 300))),
             *_SANDBOX,
@@ -151,7 +151,7 @@ def test_the_command_line_runs_extreme_shapes(tmp_path, shape):
     reference = _line(tmp_path, shape)
     out = tmp_path / "run"
     done = subprocess.run(
-        [sys.executable, "-m", "imagerepainter.cli", "run", str(reference), *_SANDBOX, "--out", str(out)],
+        [sys.executable, "-m", "imagerepainter.cli.main", "run", str(reference), *_SANDBOX, "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -179,7 +179,7 @@ def test_a_folder_recorded_with_a_size_out_of_bounds_resumes(tmp_path, monkeypat
     folder = RunFolder(tmp_path / "old")
     specs = BackendSpecs(mllm="sandbox", t2i="sandbox", scorer="sandbox")
     with monkeypatch.context() as patch:  # write the folder as an older version did
-        patch.setattr("imagerepainter.sizing.fit_to_reference", _size_before_clamping)
+        patch.setattr("imagerepainter.loop.sizing.fit_to_reference", _size_before_clamping)
         with pytest.raises(Exception, match="less than or equal to 4096"):
             folder.run(specs, _line(tmp_path, (1, 300)), overrides={"max_rounds": 2})
     record = json.loads((folder.path / "run.json").read_text())

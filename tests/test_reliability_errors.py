@@ -22,12 +22,12 @@ from PIL import Image
 from imagerepainter import Repainter
 from imagerepainter._sqlite import check_database
 from imagerepainter.backends import ChatModelMLLM, MLLMMessage, RetryPolicy
-from imagerepainter.cli import main
+from imagerepainter.cli.main import main
 from imagerepainter.config import GenerationConfig, RepainterConfig
 from imagerepainter.errors import ConfigurationError, GenerationError, MLLMError, StructuredOutputError
 from imagerepainter.images import DirectoryImageStore, MemoryImageStore
+from imagerepainter.loop.schemas import Critique
 from imagerepainter.sandbox import SandboxT2I, random_scene, render_scene
-from imagerepainter.schemas import Critique
 from imagerepainter.testing.openai_server import ChatReply, ChatRequest, Fault, OpenAICompatibleServer
 from imagerepainter.testing.responders import SchemaResponder
 

@@ -20,14 +20,14 @@ from typing import Any
 
 import pytest
 
-from imagerepainter.cli import main
+from imagerepainter.cli.main import main
 from imagerepainter.sandbox import random_scene, render_scene
 from imagerepainter.sandbox.server import sandbox_server
 from tests.signals import as_a_background_job, spawn
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_SETTINGS = ["--t2i", "sandbox", "--scorer", "sandbox", "--seed", "7", "--max-rounds", "2", "--quiet"]
-_CLI_CHILD = "import sys; from imagerepainter.cli import main; sys.exit(main(sys.argv[1:]))"
+_CLI_CHILD = "import sys; from imagerepainter.cli.main import main; sys.exit(main(sys.argv[1:]))"
 
 
 class _HangingServer:

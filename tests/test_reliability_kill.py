@@ -1,6 +1,6 @@
 """SIGKILL through the command line at every node, then ``resume``: the uninterrupted result, nothing paid twice.
 
-Each trial runs ``imagerepainter run`` (``imagerepainter.cli.main`` in a child process, see
+Each trial runs ``imagerepainter run`` (``imagerepainter.cli.main.main`` in a child process, see
 ``tests/crash_child.py``) with ``slow`` sandbox backends that log every model call, render and
 scoring with its node before doing it; the trial kills the process once the log has its k-th
 line, so the kill lands inside that call's node (describe, propose, generate, score, critique,

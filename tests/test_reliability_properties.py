@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from PIL import Image
 from pydantic import BaseModel
 
-from imagerepainter import schemas
 from imagerepainter.backends import ChatModelMLLM, MLLMMessage, RetryPolicy
 from imagerepainter.errors import InvalidImageError, MLLMError
 from imagerepainter.images import load_image
+from imagerepainter.loop import schemas
 from imagerepainter.testing import fake_answer
 
 pytest.importorskip("langchain_core")

@@ -24,9 +24,9 @@ from imagerepainter.backends.langchain_mllm import ChatModelMLLM, openai_chat_ml
 from imagerepainter.backends.registry import resolve_mllm
 from imagerepainter.backends.retry import DEFAULT_REQUEST_TIMEOUT, RetryPolicy
 from imagerepainter.errors import MLLMError
+from imagerepainter.loop.schemas import ObjectList
 from imagerepainter.sandbox import random_scene, render_scene
 from imagerepainter.sandbox.mllm import answer as sandbox_answer
-from imagerepainter.schemas import ObjectList
 from imagerepainter.testing.openai_faults import ContentFaults
 from imagerepainter.testing.openai_server import Fault, OpenAICompatibleServer
 from imagerepainter.testing.responders import SchemaResponder

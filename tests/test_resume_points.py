@@ -15,7 +15,7 @@ import sqlite3
 
 import pytest
 
-from imagerepainter.run_folder import BackendSpecs, RunFolder
+from imagerepainter.runs.folder import BackendSpecs, RunFolder
 from imagerepainter.sandbox import random_scene, render_scene
 
 SPECS = BackendSpecs(mllm="sandbox", t2i="sandbox", scorer="sandbox")

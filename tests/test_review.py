@@ -24,8 +24,8 @@ from typing_extensions import TypedDict
 
 from imagerepainter import Repainter, RepaintResult
 from imagerepainter.errors import MLLMError
+from imagerepainter.loop.review import ReviewError
 from imagerepainter.progress import event_lines
-from imagerepainter.review import ReviewError
 from imagerepainter.testing import FakeMLLM, FakeT2I, ScriptedScorer
 from imagerepainter.testing.openai_server import ImageRequest, OpenAICompatibleServer
 from imagerepainter.testing.responders import SchemaResponder
@@ -303,7 +303,7 @@ def test_async_runs_pause_too():
 
 
 def test_a_run_folder_records_the_pause_and_resumes_with_the_answer(tmp_path):
-    from imagerepainter.run_folder import BackendSpecs, RunFolder
+    from imagerepainter.runs.folder import BackendSpecs, RunFolder
     from imagerepainter.sandbox import random_scene, render_scene
 
     folder = RunFolder(tmp_path / "run")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from imagerepainter.errors import ConfigurationError
-from imagerepainter.run_folder import BackendSpecs, RunFolder, RunRecord
+from imagerepainter.runs.folder import BackendSpecs, RunFolder, RunRecord
 from imagerepainter.sandbox import random_scene, render_scene
 
 

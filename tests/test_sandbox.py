@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 from pydantic import BaseModel
 
-from imagerepainter import schemas
 from imagerepainter.backends.base import MLLM, GenerationRequest, MLLMMessage, Scorer, TextToImage
 from imagerepainter.errors import ConfigurationError, MLLMError, StructuredOutputError
+from imagerepainter.loop import schemas
 from imagerepainter.sandbox import (
     PALETTE,
     SandboxMLLM,

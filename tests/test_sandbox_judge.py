@@ -15,9 +15,9 @@ from pydantic import SecretStr
 from imagerepainter.backends.base import GenerationRequest, MLLMMessage
 from imagerepainter.backends.langchain_mllm import ChatModelMLLM
 from imagerepainter.errors import MLLMError
+from imagerepainter.loop.schemas import SimilarityRating
 from imagerepainter.sandbox import PALETTE, SandboxMLLM, SandboxT2I, Scene, random_scene, render_scene
 from imagerepainter.sandbox.server import sandbox_server
-from imagerepainter.schemas import SimilarityRating
 
 
 def _judge(reference: Image.Image, candidate: Image.Image) -> SimilarityRating:

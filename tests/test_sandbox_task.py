@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from imagerepainter import Repainter, prompts
+from imagerepainter import Repainter
 from imagerepainter.backends.base import MLLMMessage, MLLMReply
+from imagerepainter.loop import prompts
 from imagerepainter.sandbox import SandboxMLLM, answer, parse_prompt, random_scene, render_scene
 
 REWORDED = {  # the same format fields, none of the labelled lines the sandbox used to parse

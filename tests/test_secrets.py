@@ -9,10 +9,10 @@ from imagerepainter import Repainter
 from imagerepainter.backends import MLLMMessage, RetryPolicy, resolve_mllm
 from imagerepainter.backends.langchain_mllm import ChatModelMLLM
 from imagerepainter.errors import ConfigurationError, MLLMError
-from imagerepainter.run_folder import BackendSpecs, RunFolder
+from imagerepainter.loop.schemas import GlobalDescription
+from imagerepainter.runs.folder import BackendSpecs, RunFolder
 from imagerepainter.sandbox import random_scene, render_scene
 from imagerepainter.sandbox.server import sandbox_server
-from imagerepainter.schemas import GlobalDescription
 from imagerepainter.testing.openai_server import Fault
 
 KEY = "sk-proj-SECRETsecret0123456789abcdef"

@@ -24,13 +24,13 @@ from typing import Any
 
 from PIL import Image
 
-from .. import schemas
+from ..loop import schemas
 from .protocol import ChatRequest
 
 __all__ = ["SCHEMA_NAMES", "Answer", "SchemaResponder"]
 
 SCHEMA_NAMES: tuple[str, ...] = tuple(name for name in schemas.__all__ if isinstance(getattr(schemas, name), type))
-"""Names of the loop's request schemas (:mod:`imagerepainter.schemas`)."""
+"""Names of the loop's request schemas (:mod:`imagerepainter.loop.schemas`)."""
 
 Answer = Callable[[str, str, Sequence[Image.Image]], dict[str, Any]]
 """``(schema_name, text, images) -> dict`` valid for that schema."""

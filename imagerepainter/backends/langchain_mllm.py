@@ -125,7 +125,7 @@ def _one_line(problem: BaseException | None) -> str:
     """A validation problem in one line: each field's error, ``; ``-separated (pydantic's own text spans lines).
 
     Example:
-        >>> from imagerepainter.schemas import Critique
+        >>> from imagerepainter.loop.schemas import Critique
         >>> try:
         ...     Critique.model_validate({"edits": "x"})
         ... except ValidationError as exc:
@@ -279,7 +279,7 @@ def strict_response_format(schema: type[BaseModel]) -> dict[str, Any]:
     and to forbid additional properties; LangChain's converter applies those rules.
 
     Example:
-        >>> from imagerepainter.schemas import ObjectList
+        >>> from imagerepainter.loop.schemas import ObjectList
         >>> rf = strict_response_format(ObjectList)
         >>> rf["json_schema"]["strict"], rf["json_schema"]["schema"]["additionalProperties"]
         (True, False)

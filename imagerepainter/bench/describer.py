@@ -19,7 +19,7 @@ from typing import Any
 from PIL import Image
 
 from ..config import RepainterConfig
-from ..prompts import PROMPT_VERSION
+from ..loop.prompts import PROMPT_VERSION
 from ..results import Description
 from .store import ResultsStore, stable_hash
 

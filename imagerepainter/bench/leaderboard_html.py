@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import RepainterError
+from ..html import PAGE_CSP, escape_text, image_data_url, nice_ticks
 from ..images import load_image
-from ..report import PAGE_CSP, escape_text, image_data_url, nice_ticks
 from .records import GROUP_ALL, CaseResult
 
 if TYPE_CHECKING:  # a view of the leaderboard, which imports this module to write its page

@@ -374,7 +374,7 @@ def _takes_temperature_zero(model: Any) -> bool:
 
 
 class _JudgePass(_Pass):
-    """Asks an MLLM for a :class:`~imagerepainter.schemas.SimilarityRating` of each image, ``repeats`` times."""
+    """Asks an MLLM for a :class:`~imagerepainter.loop.schemas.SimilarityRating` of each image, ``repeats`` times."""
 
     def __init__(self, name: str, spec: str, mllm: MLLM, *, repeats: int = 1, max_side: int = 768) -> None:
         super().__init__(name, spec)
@@ -414,7 +414,7 @@ class _JudgePass(_Pass):
         return image
 
     def _compute(self, reference: Image.Image, images: Sequence[Image.Image]) -> _PassResult:
-        from ..schemas import SimilarityRating
+        from ..loop.schemas import SimilarityRating
 
         ref = self._shrink(reference)
         values: dict[str, list[float]] = {part: [] for part in self.parts()}

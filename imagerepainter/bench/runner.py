@@ -47,7 +47,7 @@ from pydantic import BaseModel, ConfigDict
 from .._files import atomic_write
 from ..config import RepainterConfig
 from ..errors import ConfigurationError
-from ..prompts import PROMPT_VERSION
+from ..loop.prompts import PROMPT_VERSION
 from .datasets import Dataset, load_dataset
 from .describer import Describer
 from .engine import MODE_SETTINGS, CaseJob, CaseOutcome, WorkerSpec

@@ -7,7 +7,7 @@ Three backends that need only numpy and Pillow and answer in milliseconds:
   below 1 (spec ``sandbox?fidelity=0.6``) it follows the prompt less faithfully by degree
   (:func:`misread`): models of known, graded strength for checking a benchmark;
 * :class:`SandboxMLLM` — a multimodal "model" that answers every schema of
-  :mod:`imagerepainter.schemas` by *perceiving* the pixels it is sent: a coarse first
+  :mod:`imagerepainter.loop.schemas` by *perceiving* the pixels it is sent: a coarse first
   description (basic colours, 3x3 grid, small shapes missed), then fine critiques with
   concrete edits, so the score rises over rounds; as a judge it rates a regeneration
   against its reference (``SimilarityRating``, :mod:`.judge`) by comparing what it sees in

@@ -1,6 +1,6 @@
 """The sandbox model as a judge: 1-5 ratings of how closely a regeneration matches its reference.
 
-:func:`rate` answers :class:`~imagerepainter.schemas.SimilarityRating` from what the sandbox
+:func:`rate` answers :class:`~imagerepainter.loop.schemas.SimilarityRating` from what the sandbox
 *perceives* in the two images (:mod:`~imagerepainter.sandbox.perception`), never from a hidden
 scene, so it judges photographs and renders alike. It measures two errors in [0, 1] and maps
 each onto the schema's rubric:

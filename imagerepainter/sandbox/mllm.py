@@ -7,7 +7,7 @@ It never sees a hidden answer: it perceives the images it is sent
 (:mod:`~imagerepainter.sandbox.critic`), so the regeneration loop improves round by round.
 :func:`answer` is the same logic without the protocol, for serving it over HTTP.
 
-The schema class name says what is asked (see :mod:`imagerepainter.schemas`). The facts of
+The schema class name says what is asked (see :mod:`imagerepainter.loop.schemas`). The facts of
 the request come from the task data of the messages (:attr:`MLLMMessage.task
 <imagerepainter.backends.base.MLLMMessage.task>`, the last message that has one), which the
 loop fills: the wording of its instructions is free to change. Text that travels without
@@ -58,7 +58,7 @@ occurs more than once, the last one wins (so put the current prompt after any hi
 
 Example:
     >>> from imagerepainter.backends.base import MLLMMessage
-    >>> from imagerepainter.schemas import ObjectList, PromptRewrite
+    >>> from imagerepainter.loop.schemas import ObjectList, PromptRewrite
     >>> from imagerepainter.sandbox.renderer import render_scene
     >>> from imagerepainter.sandbox.scene import parse_prompt
     >>> prompt = "a large navy circle at 30% 30%, a tiny red star at 80% 80%, white background"
@@ -83,9 +83,9 @@ from typing import Any, TypeVar
 from PIL import Image
 from pydantic import BaseModel
 
-from .. import schemas
 from ..backends.base import MLLMCapabilities, MLLMMessage, MLLMReply, TokenUsage
 from ..errors import MLLMError, StructuredOutputError
+from ..loop import schemas
 from .colors import basic_name
 from .critic import MAX_EDITS, review
 from .describe import coarse_shape, fine_shape, is_photo, noticed, object_name, position_words
@@ -112,7 +112,7 @@ _MAX_OBJECTS = (
 _NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9}
 _NUMBER_WORDS |= {"ten": 10}
 _IMAGE_TOKENS = 85
-_STANDARD = "The sandbox model answers the schemas of imagerepainter.schemas"
+_STANDARD = "The sandbox model answers the schemas of imagerepainter.loop.schemas"
 
 
 def read_marker(text: str, marker: str) -> str | None:
@@ -371,7 +371,7 @@ def answer(
     """Answer one request, transport-neutrally: the dict validates against ``schemas.<schema_name>``.
 
     Args:
-        schema_name: Name of a schema class of :mod:`imagerepainter.schemas`.
+        schema_name: Name of a schema class of :mod:`imagerepainter.loop.schemas`.
         text: The request text (all messages joined; see the marker convention).
         images: The request's images in order (reference first, then the candidate).
         json_schema: The JSON schema sent on the wire; unused (the name decides), accepted for servers.

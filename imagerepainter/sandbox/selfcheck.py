@@ -40,7 +40,7 @@ def describe_reference(mllm: Any, reference: Image.Image, *, max_objects: int = 
     """The loop's description of ``reference``: its Image Understanding Tree as one text.
 
     Runs one round of :class:`~imagerepainter.Repainter` with ``mllm`` (any MLLM or spec) and
-    returns :func:`~imagerepainter.understanding.assemble_prompt` of the tree it built.
+    returns :func:`~imagerepainter.loop.understanding.assemble_prompt` of the tree it built.
 
     Example:
         >>> from imagerepainter.sandbox import render_scene, parse_prompt
@@ -49,7 +49,7 @@ def describe_reference(mllm: Any, reference: Image.Image, *, max_objects: int = 
         >>> description.startswith("flat vector art"), "a large blue circle at top left" in description
         (True, True)
     """
-    from ..understanding import UnderstandingTree, assemble_prompt
+    from ..loop.understanding import UnderstandingTree, assemble_prompt
 
     result = _repainter(mllm, max_rounds=1, variants=1, max_objects=max_objects).run(reference, progress=False)
     return assemble_prompt(cast("UnderstandingTree", result.understanding or {}))

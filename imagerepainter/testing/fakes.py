@@ -53,12 +53,12 @@ def fake_answer(schema: type[BaseModel], text: str = "", task: Mapping[str, Any]
     (``MLLMMessage.task``), else from ``Prompt:`` and ``Count:`` lines of ``text``.
 
     Example:
-        >>> from imagerepainter.schemas import PromptVariants
+        >>> from imagerepainter.loop.schemas import PromptVariants
         >>> fake_answer(PromptVariants, "Prompt: a cat\\nCount: 2").prompts
         ['a cat, variant 1', 'a cat, variant 2']
         >>> fake_answer(PromptVariants, "no labels", task={"prompt": "a dog", "count": 1}).prompts  # task data wins
         ['a dog, variant 1']
-        >>> from imagerepainter.schemas import SimilarityRating
+        >>> from imagerepainter.loop.schemas import SimilarityRating
         >>> fake_answer(SimilarityRating).aesthetic
         3
     """

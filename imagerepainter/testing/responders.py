@@ -21,9 +21,9 @@ from typing import Any
 from PIL import Image
 from pydantic import BaseModel
 
-from .. import schemas
 from .._openai_wire.schema_responder import SCHEMA_NAMES, Answer
 from .._openai_wire.schema_responder import SchemaResponder as _SchemaResponder
+from ..loop import schemas
 
 __all__ = ["SCHEMA_NAMES", "SchemaResponder", "fake_schema_answer"]
 

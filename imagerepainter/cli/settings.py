@@ -29,7 +29,7 @@ from typing import Any
 
 from pydantic.fields import FieldInfo
 
-from .config import PRESETS, GenerationConfig, RepainterConfig
+from ..config import PRESETS, GenerationConfig, RepainterConfig
 
 __all__ = [
     "GENERATION_SETTINGS",

@@ -19,11 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ..cli_settings import GENERATION_SETTINGS, add_setting_flags, help_formatter, setting_overrides
 from ..errors import ConfigurationError
+from .settings import GENERATION_SETTINGS, add_setting_flags, help_formatter, setting_overrides
 
 if TYPE_CHECKING:
-    from .leaderboard import Leaderboard
+    from ..bench.leaderboard import Leaderboard
 
 __all__ = ["CounterLine", "add_commands", "ranking_table"]
 
@@ -123,8 +123,8 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from .datasets import load_dataset
-    from .runner import check_evaluation, evaluate
+    from ..bench.datasets import load_dataset
+    from ..bench.runner import check_evaluation, evaluate
 
     if args.ray_address and args.executor != "ray":
         raise ConfigurationError("--ray-address needs --executor ray.")
@@ -148,7 +148,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(f"Dataset {dataset.name}: licence {dataset.licence}.", file=sys.stderr)
     executor: Any = args.executor
     if args.executor == "ray":
-        from .ray_executor import RayExecutor
+        from ..bench.ray_executor import RayExecutor
 
         executor = RayExecutor(address=args.ray_address, max_concurrency=args.max_concurrency)
     progress = None if args.quiet else _progress_bar(sys.stderr)
@@ -186,7 +186,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
-    from .store import DATABASE_NAME
+    from ..bench.store import DATABASE_NAME
 
     folder = Path(args.folder)
     if not (folder / DATABASE_NAME).is_file():
@@ -199,8 +199,8 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def _write_reports(folder: Path) -> dict[str, Path]:
-    from .leaderboard import write_reports
-    from .store import ResultsStore
+    from ..bench.leaderboard import write_reports
+    from ..bench.store import ResultsStore
 
     store = ResultsStore(folder)
     cases = store.cases()
@@ -212,7 +212,7 @@ def _write_reports(folder: Path) -> dict[str, Path]:
 
 def _print_ranking(paths: dict[str, Path]) -> None:
     """Print the ranking of the leaderboard just written (read back from its JSON: the same object)."""
-    from .leaderboard import Leaderboard
+    from ..bench.leaderboard import Leaderboard
 
     board = Leaderboard.model_validate_json(paths["json"].read_text(encoding="utf-8"))
     print()

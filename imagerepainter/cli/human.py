@@ -1,5 +1,5 @@
 """The human-agreement commands: ``imagerepainter agreement``, and (from
-:mod:`~imagerepainter.human.judging_cli`) ``judge`` and ``judgments``.
+:mod:`~imagerepainter.cli.judging`) ``judge`` and ``judgments``.
 
 :func:`add_commands` adds them to the main parser and returns their handlers; errors follow
 the other commands (one line on stderr, exit 2 for bad input). Everything is checked (the
@@ -37,7 +37,7 @@ def add_commands(subparsers: Any, *, formatter_class: Any = argparse.HelpFormatt
 
     ``formatter_class`` is the main parser's help layout (it keeps the examples as written).
     """
-    from .judging_cli import add_judging_commands
+    from .judging import add_judging_commands
 
     commands = add_judging_commands(subparsers, formatter_class=formatter_class)
     commands.update(add_agreement_command(subparsers, formatter_class=formatter_class))
@@ -85,8 +85,8 @@ def _check(args: argparse.Namespace) -> tuple[list[str], Path]:
 
 
 def _cmd_agreement(args: argparse.Namespace) -> int:
-    from .report import build_report, write_report
-    from .sources import evaluation_rows, triplet_rows
+    from ..human.report import build_report, write_report
+    from ..human.sources import evaluation_rows, triplet_rows
 
     metrics, out = _check(args)
     if args.triplets is not None:
@@ -97,7 +97,7 @@ def _cmd_agreement(args: argparse.Namespace) -> int:
         source = {"kind": "evaluation", "path": str(args.folder)}
     blend = None
     if args.fit:
-        from .blend import fit_blend
+        from ..human.blend import fit_blend
 
         fit = fit_blend(rows, seed=args.seed, resamples=args.resamples)
         fit.fitted_on["source"] = source

@@ -2,9 +2,9 @@
 
 :class:`LoopNodes` holds the backends and the image store; each method is one graph node
 taking the state and returning a partial state. Decisions live in pure modules
-(:mod:`~imagerepainter.routing`, :mod:`~imagerepainter.convergence`,
-:mod:`~imagerepainter.selection`, :mod:`~imagerepainter.understanding`); prompt wording
-lives in :mod:`~imagerepainter.prompts`.
+(:mod:`~imagerepainter.loop.routing`, :mod:`~imagerepainter.loop.convergence`,
+:mod:`~imagerepainter.loop.selection`, :mod:`~imagerepainter.loop.understanding`); prompt wording
+lives in :mod:`~imagerepainter.loop.prompts`.
 
 Nodes emit progress through LangGraph's stream writer (``stream_mode="custom"``), one event
 per round and per node, so ``Repainter.stream`` works the same way inside a parent graph.
@@ -29,19 +29,19 @@ from langgraph.types import interrupt
 from PIL import Image
 from pydantic import BaseModel
 
-from . import prompts, schemas
-from ._memo import LRU
-from .backends.base import MLLM, GeneratedImage, GenerationRequest, Scorer, TextToImage, batches
-from .calls import Job, MLLMCalls, Where, Workers, backend_errors, check_stop, current_thread_id, emit
-from .config import RepainterConfig
-from .convergence import Progress, decide_stop, mllm_calls_per_round, round_size, stop_after_critique
-from .errors import (
+from .._memo import LRU
+from ..backends.base import MLLM, GeneratedImage, GenerationRequest, Scorer, TextToImage, batches
+from ..config import RepainterConfig
+from ..errors import (
     BackendError,
     ConfigurationError,
     GenerationError,
 )
+from ..images import ImageRef, ImageStore, is_image_ref, put_image, shrink
+from . import prompts, schemas
+from .calls import Job, MLLMCalls, Where, Workers, backend_errors, check_stop, current_thread_id, emit
+from .convergence import Progress, decide_stop, mllm_calls_per_round, round_size, stop_after_critique
 from .history import RunHistory
-from .images import ImageRef, ImageStore, is_image_ref, put_image, shrink
 from .review import (
     ANSWER_SCHEMA,
     ReviewAnswer,
@@ -144,7 +144,7 @@ def _timed(name: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[...,
 
 
 class LoopNodes:
-    """The graph's nodes, closed over the backends (see :func:`imagerepainter.graph.build_graph`)."""
+    """The graph's nodes, closed over the backends (see :func:`imagerepainter.loop.graph.build_graph`)."""
 
     def __init__(
         self,

@@ -1,8 +1,8 @@
-"""The ``imagerepainter`` command's entry point, kept apart from :mod:`imagerepainter.cli` so that
+"""The ``imagerepainter`` command's entry point, kept apart from :mod:`imagerepainter.cli.main` so that
 a Ctrl-C at any moment ends with one line, not a traceback.
 
 Loading the command's modules takes a few hundred milliseconds; a Ctrl-C in that time raises
-``KeyboardInterrupt`` before :func:`imagerepainter.cli.main` (which handles it for every command)
+``KeyboardInterrupt`` before :func:`imagerepainter.cli.main.main` (which handles it for every command)
 has started. This module imports nothing heavy itself, so only the interpreter's own start is
 left uncovered.
 """
@@ -18,7 +18,7 @@ __all__ = ["main"]
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``imagerepainter`` command; a Ctrl-C while it loads prints ``interrupted`` and returns 130."""
     try:
-        from .cli import main as cli_main
+        from .main import main as cli_main
 
         return cli_main(argv)
     except KeyboardInterrupt:  # cli.main handles its own; this is one before it started

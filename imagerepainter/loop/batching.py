@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 
 from PIL import Image
 
-from .errors import BatchError, ConfigurationError
-from .images import ImageInput
+from ..errors import BatchError, ConfigurationError
+from ..images import ImageInput
 
 __all__ = ["describe_reference", "gather_runs", "reference_list", "run_batch", "settle"]
 

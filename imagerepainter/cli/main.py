@@ -31,10 +31,14 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-from . import __version__
-from ._secrets import redact
-from .bench.cli import add_commands as add_bench_commands
-from .cli_settings import (
+from .._secrets import redact
+from .._version import __version__
+from ..config import PRESETS
+from ..errors import BackendError, ConfigurationError, MissingDependencyError, RepainterError, ReviewError
+from ..progress import ProgressLines as Progress
+from .bench import add_commands as add_bench_commands
+from .human import add_commands as add_human_commands
+from .settings import (
     GENERATION_SETTINGS,
     LOOP_SETTINGS,
     add_setting_flags,
@@ -42,13 +46,9 @@ from .cli_settings import (
     int_in,
     setting_overrides,
 )
-from .config import PRESETS
-from .errors import BackendError, ConfigurationError, MissingDependencyError, RepainterError, ReviewError
-from .human.cli import add_commands as add_human_commands
-from .progress import ProgressLines as Progress
 
 if TYPE_CHECKING:
-    from .review import ReviewAnswer, ReviewRequest
+    from ..loop.review import ReviewAnswer, ReviewRequest
 
 __all__ = ["build_parser", "main", "subcommand_parsers"]
 
@@ -197,8 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     port_help = "port on 127.0.0.1, 0 for a free one (default: %(default)s)"
     serve.add_argument("--port", type=int_in(0, 65535), default=8765, help=port_help)
-    _COMMANDS.update(add_bench_commands(sub))  # eval, leaderboard (imagerepainter.bench.cli)
-    # judge, judgments, agreement (imagerepainter.human.cli)
+    _COMMANDS.update(add_bench_commands(sub))  # eval, leaderboard (imagerepainter.cli.bench)
+    # judge, judgments, agreement (imagerepainter.cli.human)
     _COMMANDS.update(add_human_commands(sub, formatter_class=help_formatter))
     return parser
 
@@ -278,7 +278,7 @@ def _finish(args: argparse.Namespace, folder: Any, result: Any) -> int:
 
 def _describe_pause(path: Path, request: ReviewRequest) -> str:
     """What a paused run waits for a person to review, and the commands that answer it."""
-    from .review import describe_request
+    from ..loop.review import describe_request
 
     lines = [f"Paused for review: {describe_request(request)}."]
     critique = request.get("critique") or {}
@@ -319,7 +319,7 @@ def _review_answer(args: argparse.Namespace) -> ReviewAnswer | None:
     """
     from pydantic import ValidationError
 
-    from .review import ReviewAnswer
+    from ..loop.review import ReviewAnswer
 
     prompts, edits = args.prompt or [], args.edits or []
     actions = [flag for flag, given in (("--approve", args.approve), ("--stop", args.stop)) if given]
@@ -350,8 +350,8 @@ def _review_answer(args: argparse.Namespace) -> ReviewAnswer | None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .backends.registry import default_scorer
-    from .run_folder import BackendSpecs, RunFolder
+    from ..backends.registry import default_scorer
+    from ..runs.folder import BackendSpecs, RunFolder
 
     if args.resume is not None:
         _refuse_resume_with_run_options(args)
@@ -379,7 +379,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
-    from .run_folder import RunFolder
+    from ..runs.folder import RunFolder
 
     answer = _review_answer(args) if hasattr(args, "approve") else None  # run --resume DIR takes no answer
     folder = args.run_folder = RunFolder(args.folder)
@@ -407,8 +407,8 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .run_folder import BackendSpecs, RunFolder
-    from .sandbox import random_scene, render_scene
+    from ..runs.folder import BackendSpecs, RunFolder
+    from ..sandbox import random_scene, render_scene
 
     seed = args.seed if args.seed is not None else random.randrange(1_000_000)  # printed and recorded
     args.seed = seed
@@ -444,8 +444,8 @@ def _installed(missing: list[str], extra: str | None) -> str:
 
 
 def _cmd_backends(args: argparse.Namespace) -> int:
-    from ._imports import is_available
-    from .backends.registry import backend_entries
+    from .._imports import is_available
+    from ..backends.registry import backend_entries
 
     titles = {
         "mllm": "MLLMs (--mllm)",
@@ -470,7 +470,7 @@ def _cmd_backends(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve_sandbox(args: argparse.Namespace) -> int:
-    from .sandbox.server import sandbox_server
+    from ..sandbox.server import sandbox_server
 
     server = sandbox_server(port=args.port)
     try:

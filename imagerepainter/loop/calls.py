@@ -23,10 +23,10 @@ from typing import Any, TypedDict, TypeVar
 from PIL import Image
 from pydantic import BaseModel
 
+from ..backends.base import MLLM, MLLMMessage
+from ..config import RepainterConfig
+from ..errors import BackendError, IncompleteRunError, MLLMError, RepainterError
 from . import prompts
-from .backends.base import MLLM, MLLMMessage
-from .config import RepainterConfig
-from .errors import BackendError, IncompleteRunError, MLLMError, RepainterError
 from .history import FailedCall, RunHistory
 from .state import CallRecord, Usage
 
@@ -58,7 +58,7 @@ def current_thread_id() -> str | None:
 
 def check_stop(runtime: Any, node: str) -> None:
     """Refuse to start ``node`` once the run was asked to stop (the ``stop`` event of LangGraph's
-    ``runtime`` context, :attr:`~imagerepainter.nodes.RunContext.stop`).
+    ``runtime`` context, :attr:`~imagerepainter.loop.nodes.RunContext.stop`).
 
     Raising here, before the node does anything, ends the graph through LangGraph's own error
     path, at a step boundary: no step is abandoned half-way, so nothing is torn down under a

@@ -1,7 +1,7 @@
 """The judging commands: ``imagerepainter judge`` and ``imagerepainter judgments import|export``.
 
 :func:`add_judging_commands` adds them to the main parser and returns their handlers (the
-package's :func:`~imagerepainter.human.cli.add_commands` calls it); errors follow
+package's :func:`~imagerepainter.cli.human.add_commands` calls it); errors follow
 the other commands (one line on stderr; exit 2 for bad input or configuration, 130 on Ctrl-C).
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..cli_settings import int_in
 from ..errors import ConfigurationError
+from .settings import int_in
 
 __all__ = ["add_judging_commands"]
 
@@ -81,7 +81,7 @@ def add_judging_commands(subparsers: Any, *, formatter_class: Any = argparse.Hel
 
 
 def _cmd_judge(args: argparse.Namespace) -> int:
-    from .server import JudgingServer, JudgingStudy
+    from ..human.server import JudgingServer, JudgingStudy
 
     study = JudgingStudy(args.folder, seed=args.seed, repeat_share=args.repeat_share, per_reference=args.per_reference)
     server = JudgingServer(study, port=args.port, host=args.host).start()
@@ -102,7 +102,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
 
 def _cmd_judgments(args: argparse.Namespace) -> int:
     from ..bench.store import DATABASE_NAME
-    from .judgments import JUDGMENTS_NAME, JudgmentStore, export_judgments, read_judgments_file
+    from ..human.judgments import JUDGMENTS_NAME, JudgmentStore, export_judgments, read_judgments_file
 
     folder = Path(args.folder)
     if not (folder / DATABASE_NAME).is_file():

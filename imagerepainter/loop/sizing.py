@@ -38,11 +38,11 @@ from typing import Any
 
 from PIL import Image
 
-from .backends.base import SIDE_LIMITS, TextToImage, check_generation_settings, fit_size, side_limits, size_clamped
-from .config import RepainterConfig, recorded_config
+from ..backends.base import SIDE_LIMITS, TextToImage, check_generation_settings, fit_size, side_limits, size_clamped
+from ..config import RepainterConfig, recorded_config
+from ..errors import ConfigurationError
+from ..images import ORIGINAL_INFO, ImageInput, load_image
 from .convergence import check_budgets
-from .errors import ConfigurationError
-from .images import ORIGINAL_INFO, ImageInput, load_image
 
 __all__ = [
     "SizedReference",
@@ -190,7 +190,7 @@ def check_run_inputs(
 ) -> Image.Image:
     """The checks every run makes before anything is called or created: the prompt, the reference
     (read, normalised, and reduced to the largest size the run uses, known from ``t2i`` once it is
-    built: :mod:`imagerepainter.sizing`), and budgets that must fit the first round. Returns the reference image.
+    built: :mod:`imagerepainter.loop.sizing`), and budgets that must fit the first round. Returns the reference image.
 
     ``Repainter`` runs them when it prepares a run; run folders run them before creating a folder.
     """
