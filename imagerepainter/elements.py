@@ -203,7 +203,8 @@ def score_verdicts(elements: Sequence[Element], verdicts: Iterable[Mapping[str, 
     given: dict[str, Mapping[str, Any]] = {}
     for v in verdicts:
         given.setdefault(str(v.get("id", "")).strip(), v)
-    checks, by_kind = [], {}
+    checks: list[dict[str, Any]] = []
+    by_kind: dict[str, list[float]] = {}
     for element in elements:
         answer = given.get(element.id)
         verdict = str(answer.get("verdict")) if answer is not None else None

@@ -27,7 +27,8 @@ Example:
     ...     return CaseResult(case_id=f"{model}{ref}", dataset="d", reference_id=ref, reference_sha256=ref * 64,
     ...         model=model, model_spec="sandbox", mode="single", seed=0, status="ok", metrics={"elements": 1.0},
     ...         extra={"metric_details": details})
-    >>> board = build_element_board([case("a", r, "yes") for r in "12345678"] + [case("b", r, "no") for r in "12345678"])
+    >>> refs = "12345678"
+    >>> board = build_element_board([case("a", r, "yes") for r in refs] + [case("b", r, "no") for r in refs])
     >>> board.fidelity("b", "single"), board.comparison("single", "color", "a", "b").p_value < 0.05
     ({'color': 0.0}, True)
     >>> [(loss.model, loss.element_id, loss.others_best) for loss in board.lost][:1]
@@ -38,7 +39,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,8 +48,15 @@ from ..elements import ELEMENT_KINDS, VERDICT_SCORES
 from . import stats
 from .records import CaseResult
 
-__all__ = ["LOST_PER_MODEL", "ElementBoard", "ElementComparison", "ElementKindRow", "ElementLoss",
-           "build_element_board", "element_details"]  # fmt: skip
+__all__ = [
+    "LOST_PER_MODEL",
+    "ElementBoard",
+    "ElementComparison",
+    "ElementKindRow",
+    "ElementLoss",
+    "build_element_board",
+    "element_details",
+]
 
 LOST_PER_MODEL = 5
 """How many lost elements :attr:`ElementBoard.lost` lists per model and mode."""
@@ -151,7 +159,8 @@ class ElementBoard(_Base):
     def comparison(self, mode: str, kind: str, model: str, other: str) -> ElementComparison | None:
         """The comparison of two models on ``kind`` in ``mode`` (in either order), if any."""
         pair = {model, other}
-        return next((c for c in self.comparisons if (c.mode, c.kind) == (mode, kind) and {c.model_a, c.model_b} == pair), None)
+        found = (c for c in self.comparisons if (c.mode, c.kind) == (mode, kind) and {c.model_a, c.model_b} == pair)
+        return next(found, None)
 
 
 def element_details(case: CaseResult) -> Mapping[str, Any] | None:
@@ -192,9 +201,20 @@ def _rows(values: _Values, options: Mapping[str, Any]) -> list[ElementKindRow]:
     rows = []
     for (model, mode, kind), sample, found in zip(order, samples, intervals, strict=True):
         low, high, method = found or (None, None, None)
-        rows.append(ElementKindRow(model=model, mode=mode, kind=kind, n=len(sample), elements=values.elements[(model, mode, kind)],
-                                   fidelity=statistics.fmean(sample), ci_low=low, ci_high=high, ci_method=method,
-                                   small_n=0 < len(sample) < stats.SMALL_N))  # fmt: skip
+        rows.append(
+            ElementKindRow(
+                model=model,
+                mode=mode,
+                kind=kind,
+                n=len(sample),
+                elements=values.elements[(model, mode, kind)],
+                fidelity=statistics.fmean(sample),
+                ci_low=low,
+                ci_high=high,
+                ci_method=method,
+                small_n=0 < len(sample) < stats.SMALL_N,
+            )
+        )
     return rows
 
 
@@ -204,26 +224,32 @@ def _pair(values: _Values, mode: str, kind: str, a: str, b: str) -> tuple[list[f
     return [left[r] for r in shared], [right[r] for r in shared]
 
 
+def _compare(
+    values: _Values, mode: str, kind: str, first: str, second: str, options: Mapping[str, Any]
+) -> tuple[dict[str, Any], stats.PairedComparison, Any] | None:
+    """Two models on one kind, the one with the higher mean as A; None when they share no reference."""
+    x, y = _pair(values, mode, kind, first, second)
+    if not x:
+        return None
+    a, b = (first, second) if statistics.fmean(x) >= statistics.fmean(y) else (second, first)
+    x, y = (x, y) if a == first else (y, x)
+    c = stats.paired_comparison(x, y, interval=False, **options)
+    fields: dict[str, Any] = {
+        "mode": mode, "kind": kind, "model_a": a, "model_b": b, "n": c.n, "mean_a": c.mean_a, "mean_b": c.mean_b,
+        "mean_diff": c.mean_diff, "wins": c.wins, "losses": c.losses, "ties": c.ties, "p_value": c.p_value,
+        "effect_size": c.effect_size, "family": f"elements:{mode}",
+    }  # fmt: skip
+    return fields, c, stats.paired_differences(x, y)
+
+
 def _comparisons(values: _Values, options: Mapping[str, Any]) -> list[ElementComparison]:
     out: list[ElementComparison] = []
-    modes = sorted({k[1] for k in values.values}, key=_mode_key)
-    for mode in modes:
-        found: list[tuple[dict[str, Any], stats.PairedComparison, Sequence[float]]] = []
+    for mode in sorted({k[1] for k in values.values}, key=_mode_key):
+        found = []
         for kind in [k for k in ELEMENT_KINDS if any(v[1:] == (mode, k) for v in values.values)]:
             models = sorted(m for m, md, k in values.values if (md, k) == (mode, kind))
-            for i, first in enumerate(models):
-                for second in models[i + 1 :]:
-                    x, y = _pair(values, mode, kind, first, second)
-                    if not x:
-                        continue
-                    a, b = (first, second) if statistics.fmean(x) >= statistics.fmean(y) else (second, first)
-                    x, y = (x, y) if a == first else (y, x)
-                    c = stats.paired_comparison(x, y, interval=False, **options)
-                    fields = {"mode": mode, "kind": kind, "model_a": a, "model_b": b, "n": c.n, "mean_a": c.mean_a,
-                              "mean_b": c.mean_b, "mean_diff": c.mean_diff, "wins": c.wins, "losses": c.losses,
-                              "ties": c.ties, "p_value": c.p_value, "effect_size": c.effect_size,
-                              "family": f"elements:{mode}"}  # fmt: skip
-                    found.append((fields, c, stats.paired_differences(x, y)))
+            pairs = [(first, second) for i, first in enumerate(models) for second in models[i + 1 :]]
+            found += [f for first, second in pairs if (f := _compare(values, mode, kind, first, second, options))]
         adjusted = stats.adjust_p_values([c.p_value for _, c, _ in found])
         intervals = stats.mean_intervals([d for _, _, d in found], **options)
         for (fields, _, _), q, interval in zip(found, adjusted, intervals, strict=True):
@@ -245,10 +271,17 @@ def _lost(values: _Values) -> list[ElementLoss]:
         key = (case.mode, case.reference_id, case.reference_sha256, str(check.get("id")))
         others = [s for m, s in best[key].items() if m != case.model]
         own = VERDICT_SCORES[check["verdict"]]
-        loss = ElementLoss(model=case.model, mode=case.mode, reference_id=case.reference_id,
-                           element_id=str(check.get("id")), kind=str(check.get("kind")), text=str(check.get("text", "")),
-                           verdict=str(check["verdict"]), reason=str(check.get("reason") or ""),
-                           others_best=max(others) if others else None)  # fmt: skip
+        loss = ElementLoss(
+            model=case.model,
+            mode=case.mode,
+            reference_id=case.reference_id,
+            element_id=str(check.get("id")),
+            kind=str(check.get("kind")),
+            text=str(check.get("text", "")),
+            verdict=str(check["verdict"]),
+            reason=str(check.get("reason") or ""),
+            others_best=max(others) if others else None,
+        )
         gap = (max(others) if others else own) - own
         ranked[(case.model, case.mode)].append((-gap, own, case.reference_id, loss.element_id, loss))
     out: list[ElementLoss] = []

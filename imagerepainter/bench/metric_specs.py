@@ -129,7 +129,9 @@ def check_judge_options(*, repeats: int = 1, max_side: int = 768, metric: str = 
     if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= 20:
         raise ConfigurationError(f"The judge's repeats must be a whole number from 1 to 20, got {repeats!r}.")
     if isinstance(max_side, bool) or not isinstance(max_side, int) or not 64 <= max_side <= 4096:
-        raise ConfigurationError(f"The {metric} metric's max_side must be a whole number from 64 to 4096, got {max_side!r}.")
+        raise ConfigurationError(
+            f"The {metric} metric's max_side must be a whole number from 64 to 4096, got {max_side!r}."
+        )
 
 
 def judge_parts(repeats: int) -> dict[str, bool]:

@@ -97,7 +97,8 @@ def _match(subjects: Sequence[str], seen: Perception) -> dict[str, Blob | None]:
     used: set[int] = set()
     for _, i, subject, blob in pairs:
         if found[subject] is None and i not in used:
-            found[subject], _ = blob, used.add(i)
+            found[subject] = blob
+            used.add(i)
     return found
 
 
@@ -149,7 +150,8 @@ def _palette(value: str, seen: Perception) -> tuple[str, str]:
     colors = {basic_name(b.color) for b in seen.blobs}
     share = sum(c in colors for c in wanted) / len(wanted) if wanted else 1.0
     score = 0.5 * (basic_name(seen.background) in background) + 0.5 * share
-    return _graded(score >= 0.85, score >= 0.4), f"{basic_name(seen.background)} background; {', '.join(sorted(colors))}"
+    seen_text = f"{basic_name(seen.background)} background; {', '.join(sorted(colors))}"
+    return _graded(score >= 0.85, score >= 0.4), seen_text
 
 
 def _global(kind: str, value: str, seen: Perception) -> tuple[str, str]:
