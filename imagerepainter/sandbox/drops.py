@@ -8,11 +8,14 @@ What each kind loses, leaving the others as the prompt asks:
 ============  ===========================================================================
 ``drop=``     the render
 ============  ===========================================================================
-``color``     every shape in another basic colour (the farthest palette colour that still
-              stands out from the background); the background stays
+``color``     the shapes' colours passed round (each shape takes the next one's), so every
+              shape has another basic colour while the picture keeps its palette; a shape
+              left with its own colour term (a single shape, two blues) takes the farthest
+              palette colour that stands out from the background
 ``position``  every shape moved one grid cell right and one down (the last column and row
               wrap to the first): no shape stays in its cell, and shapes that did not
-              overlap still do not
+              overlap still do not. Relations are made of places, so the relations
+              between moved shapes change too (:data:`ALSO_LOST`)
 ``size``      small and medium shapes drawn two size words larger, large and huge ones two
               smaller
 ``count``     one more copy of the largest shape, on the free grid cell farthest from the
@@ -38,10 +41,14 @@ from ..errors import ConfigurationError
 from .colors import PALETTE, basic_name, delta_e
 from .scene import GRID, SIZE_WORDS, Scene, Shape, grid_anchor
 
-__all__ = ["DROP_KINDS", "check_drop", "drop"]
+__all__ = ["ALSO_LOST", "DROP_KINDS", "check_drop", "drop"]
 
 DROP_KINDS: tuple[str, ...] = ("color", "position", "size", "count", "object")
 """The kinds a sandbox model can be made to lose (``sandbox?drop=KIND``)."""
+
+ALSO_LOST: dict[str, tuple[str, ...]] = {"position": ("relation",)}
+"""Element kinds that a drop takes along because they are made of the kind dropped: a relation
+("the circle is left of the star") is a relation between places. Every other kind stays."""
 
 _OTHER_KIND = {"circle": "square", "square": "circle", "rectangle": "triangle", "triangle": "diamond",
                "diamond": "star", "star": "circle", "ring": "triangle", "blob": "square"}  # fmt: skip
@@ -67,6 +74,15 @@ def _recolor(shape: Shape, background: tuple[int, int, int]) -> Shape:
     if not options:
         return shape
     return replace(shape, color=max(options, key=lambda c: (delta_e(c, shape.color), c)))
+
+
+def _pass_colors_round(scene: Scene) -> list[Shape]:
+    shapes = list(scene.shapes)
+    passed = [replace(s, color=shapes[(i + 1) % len(shapes)].color) for i, s in enumerate(shapes)]
+    return [
+        p if basic_name(p.color) != basic_name(s.color) else _recolor(s, scene.background)
+        for s, p in zip(shapes, passed, strict=True)
+    ]
 
 
 def _next_cell(v: float) -> float:
@@ -99,7 +115,7 @@ def drop(scene: Scene, kind: str) -> Scene:
     if kind == "count":
         return _extra_copy(scene)
     if kind == "color":
-        shapes = [_recolor(s, scene.background) for s in scene.shapes]
+        shapes = _pass_colors_round(scene)
     elif kind == "position":
         shapes = [replace(s, x=_next_cell(s.x), y=_next_cell(s.y)) for s in scene.shapes]
     elif kind == "size":
