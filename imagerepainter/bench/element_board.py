@@ -14,7 +14,8 @@ keeps the verdict on every element of its reference's Image Understanding Tree
   ``elements:<mode>`` (every kind and pair of that mode), the rank-biserial effect size and the
   interval of the mean difference; A is the model with the higher mean;
 * **lost**: per model and mode, the elements it loses most: the checks it did not pass, ranked by
-  how much better the best other model of the mode did on the same element of the same reference.
+  how much better the best other model of the mode did on the same element of the same reference,
+  then by how far the model lags the best other on that element's kind overall.
 
 Its JSON is the ``elements`` field of ``leaderboard.json`` (null without element verdicts); the
 schema is documented in ``docs/metrics.md``.
@@ -258,6 +259,13 @@ def _comparisons(values: _Values, options: Mapping[str, Any]) -> list[ElementCom
     return out
 
 
+def _kind_lag(values: _Values, model: str, mode: str, kind: str) -> float:
+    """How far ``model``'s mean fidelity on ``kind`` falls below the best other model's in ``mode`` (0 if none)."""
+    means = {m: statistics.fmean(v.values()) for (m, md, k), v in values.values.items() if (md, k) == (mode, kind)}
+    others = [v for m, v in means.items() if m != model]
+    return max(others) - means[model] if others and model in means else 0.0
+
+
 def _lost(values: _Values) -> list[ElementLoss]:
     best: dict[tuple[str, str, str, str], dict[str, float]] = defaultdict(dict)
     for case, check in values.checks:
@@ -283,11 +291,12 @@ def _lost(values: _Values) -> list[ElementLoss]:
             others_best=max(others) if others else None,
         )
         gap = (max(others) if others else own) - own
-        ranked[(case.model, case.mode)].append((-gap, own, case.reference_id, loss.element_id, loss))
+        lag = _kind_lag(values, case.model, case.mode, loss.kind)
+        ranked[(case.model, case.mode)].append((-gap, -lag, own, case.reference_id, loss.element_id, loss))
     out: list[ElementLoss] = []
     for model, mode in sorted(ranked, key=lambda mm: (mm[0], _mode_key(mm[1]))):
         seen: set[tuple[str, str]] = set()
-        for *_, loss in sorted(ranked[(model, mode)], key=lambda r: r[:4]):
+        for *_, loss in sorted(ranked[(model, mode)], key=lambda r: r[:5]):
             if (loss.reference_id, loss.element_id) not in seen and len(seen) < LOST_PER_MODEL:
                 seen.add((loss.reference_id, loss.element_id))
                 out.append(loss)

@@ -62,7 +62,9 @@ def read_checklist(text: str, task: Mapping[str, Any] | None = None) -> list[dic
             element["subject"], element["value"] = attribute["subject"], attribute["value"]
         elif match["text"].endswith(" is present"):
             element["subject"] = match["text"].removesuffix(" is present")
-        elif match["kind"] == "count" or match["kind"] in ("style", "lighting", "palette", "composition"):
+        elif match["kind"] == "count" and (number := re.search(r"\d+", match["text"])):
+            element["value"] = number[0]
+        elif match["kind"] in ("style", "lighting", "palette", "composition"):
             element["value"] = match["text"].split(":", 1)[-1].strip()
         out.append(element)
     return out
