@@ -272,7 +272,7 @@ def _lost(values: _Values) -> list[ElementLoss]:
         key = (case.mode, case.reference_id, case.reference_sha256, str(check.get("id")))
         score = VERDICT_SCORES[check["verdict"]]
         best[key][case.model] = max(score, best[key].get(case.model, 0.0))
-    ranked: dict[tuple[str, str], list[tuple[float, float, str, str, ElementLoss]]] = defaultdict(list)
+    ranked: dict[tuple[str, str], list[tuple[float, float, float, str, str, ElementLoss]]] = defaultdict(list)
     for case, check in values.checks:
         if check["verdict"] == "yes":
             continue
