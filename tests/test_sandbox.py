@@ -38,7 +38,7 @@ from imagerepainter.sandbox import (
 from imagerepainter.sandbox.colors import BASIC_TERMS, delta_e, nearest_name
 from imagerepainter.sandbox.perception import label_components
 
-SCHEMA_NAMES = [n for n in schemas.__all__ if n not in ("DetectedObject", "ObjectType")]
+SCHEMA_NAMES = [n for n in schemas.__all__ if n not in ("DetectedObject", "ObjectType", "ElementVerdict")]
 
 
 def _photo(folder: Path, name: str) -> Image.Image:

@@ -334,11 +334,13 @@ class Workbench:
             case = failed_case(job, exc, seconds=seconds, spent=partial)
             return CaseOutcome(case, permanent=is_permanent(exc), model_failure=not isinstance(exc, MLLMError))
         try:
-            return self._record(job, engine, image, result, start)
+            return self._record(job, engine, image, result, start, tree=description.understanding)
         finally:
             engine.store.release(_refs_of(result))
 
-    def _record(self, job: CaseJob, engine: ModelEngine, image: Image.Image, result: Any, start: float) -> CaseOutcome:
+    def _record(
+        self, job: CaseJob, engine: ModelEngine, image: Image.Image, result: Any, start: float, *, tree: Any = None
+    ) -> CaseOutcome:
         best = result.best
         if best is None:
             return CaseOutcome(
@@ -348,12 +350,12 @@ class Workbench:
             )
         best_image = best.image
         try:
-            values = compute_metrics(self.metrics, image, [best_image])
-            details = metric_details(self.metrics, image, [best_image])[0]
+            values = compute_metrics(self.metrics, image, [best_image], tree=tree)
+            details = metric_details(self.metrics, image, [best_image], tree=tree)[0]
         except Exception as exc:
             return CaseOutcome(failed_case(job, exc, seconds=time.perf_counter() - start))
         metrics = {name: v[0] for name, v in values.items()}
-        judged = [d for d in details.values() if isinstance(d, dict) and "ratings" in d]
+        judged = [d for d in details.values() if isinstance(d, dict) and ("ratings" in d or "checks" in d)]
         higher = {m.name: bool(m.higher_is_better) for m in self.metrics}
         usage = result.usage
         case = _base(
@@ -364,8 +366,8 @@ class Workbench:
             best_prompt=best.prompt,
             rounds=len(result.rounds),
             images=int(usage.get("images", 0)),
-            # the loop's calls plus a judge metric's (its ratings are model calls of this case too)
-            mllm_calls=int(usage.get("mllm_calls", 0)) + sum(len(d["ratings"]) for d in judged),
+            # the loop's calls plus a judge's and an element check's (model calls of this case too)
+            mllm_calls=int(usage.get("mllm_calls", 0)) + sum(_calls(d) for d in judged),
             input_tokens=int(usage.get("input_tokens", 0)) + sum(int(d["input_tokens"]) for d in judged),
             output_tokens=int(usage.get("output_tokens", 0)) + sum(int(d["output_tokens"]) for d in judged),
             seconds=time.perf_counter() - start,
@@ -387,6 +389,11 @@ class Workbench:
             engine.close()
         if self.loop_scorer is not None:
             self.loop_scorer.close()
+
+
+def _calls(details: Mapping[str, Any]) -> int:
+    """MLLM calls a metric's details record: the judge's ratings, or the element check's ``calls``."""
+    return int(details["calls"]) if "calls" in details else len(details["ratings"])
 
 
 def _load_error(model: str, exc: Exception) -> ModelLoadError:

@@ -73,6 +73,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .._files import atomic_write
 from ..errors import ConfigurationError
 from . import stats
+from .element_board import ElementBoard, build_element_board
 from .records import GROUP_ALL, CaseResult, Group, GroupText, as_group
 
 __all__ = [
@@ -257,6 +258,9 @@ class Leaderboard(_Record):
     n_resamples: int = stats.DEFAULT_RESAMPLES
     seed: int = stats.DEFAULT_SEED
     interval_method: str = "bootstrap-t (Student-t with 2 or 3 references)"
+    elements: ElementBoard | None = None
+    """Fidelity per element kind, with paired tests and lost elements, when the cases checked elements
+    (the ``elements`` metric; :mod:`~imagerepainter.bench.element_board`); None otherwise."""
 
     def row(self, model: str, mode: str, group: Group | str = GROUP_ALL) -> LeaderboardRow | None:
         """The row of ``model`` in ``mode`` over ``group`` (a :class:`Group` or its text), if any."""
@@ -484,6 +488,7 @@ def build_leaderboard(
         ],
         missing=sorted(tally.missing, key=lambda m: (m.model, _mode_order(m.mode), m.reference_id, m.case_id)),
         families=dict(Counter(t.family for t in [*comparisons, *gains])),
+        elements=build_element_board(unique, **options),
         **options,
     )
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from ..errors import RepainterError
 from ..html import PAGE_CSP, escape_text, image_data_url, nice_ticks
 from ..images import load_image
+from .element_views import ELEMENT_CSS, case_checklist_html, element_html
 from .records import GROUP_ALL, CaseResult
 
 if TYPE_CHECKING:  # a view of the leaderboard, which imports this module to write its page
@@ -29,7 +30,8 @@ if TYPE_CHECKING:  # a view of the leaderboard, which imports this module to wri
 
 __all__ = ["render_leaderboard_html"]
 
-_CSS = """
+_CSS = (
+    """
 :root{--bg:#f7f7f5;--card:#fff;--fg:#1d1d1f;--muted:#6b6b70;--line:#e2e2e0;--accent:#2563eb;--good:#16a34a;
 --warn:#b45309;--bad:#b91c1c}
 @media (prefers-color-scheme:dark){:root{--bg:#111214;--card:#1b1c1f;--fg:#e8e8ea;--muted:#9a9aa2;--line:#2c2d31;
@@ -68,6 +70,8 @@ background:var(--line);border-radius:6px;padding:4px;overflow-wrap:break-word}
 footer{font-size:.8rem;color:var(--muted)}
 @media (max-width:640px){main{padding:12px 8px}section,header{padding:14px 12px}}
 """
+    + ELEMENT_CSS
+)
 
 
 def _num(value: float | None, digits: int = 4) -> str:
@@ -333,7 +337,8 @@ def _grid(board: Leaderboard, cases: Sequence[CaseResult], out_dir: Path, thumbs
                 title = f' title="{escape_text(judged)}"' if judged else ""
                 cells.append(
                     f"<td><figure{title}>{thumbs.tag(image, f'{model} ({mode}) best for {reference_id}')}"
-                    f"<figcaption>{escape_text(board.primary_metric)} {_num(value)}</figcaption></figure></td>"
+                    f"<figcaption>{escape_text(board.primary_metric)} {_num(value)}</figcaption></figure>"
+                    f"{case_checklist_html(found)}</td>"
                 )
         body.append("<tr>" + "".join(cells) + "</tr>")
     note = (
@@ -456,7 +461,8 @@ def render_leaderboard_html(
         "mean of every metric over the same references (↑ higher is better, ↓ lower is better); and, for rows "
         "of few references, what they can support.</p>"
         f"{tables}</section>"
-        f"{_gains(board)}{_comparisons(board)}{_grid(board, cases, out_dir, thumbs, max_grid_references)}"
+        f"{_gains(board)}{_comparisons(board)}{element_html(board.elements)}"
+        f"{_grid(board, cases, out_dir, thumbs, max_grid_references)}"
         f"{_failed(board)}{_missing(board)}"
         "<footer>Automatic similarity only partly agrees with people; see the metrics guide for each metric's "
         "caveats. Intervals and tests use a fixed random seed: the same records give the same report.</footer>"

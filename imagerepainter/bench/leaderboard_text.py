@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from .element_views import element_markdown
 from .records import GROUP_ALL
 from .stats import SMALL_N
 
@@ -284,4 +285,4 @@ def _problem_tables(board: Leaderboard) -> list[str]:
 def render_markdown(board: Leaderboard) -> str:
     """The leaderboard as Markdown: the ranking per mode and group, gains, pairwise tests, failures, missing values."""
     lines = _header(board) + _board_tables(board) + _gain_table(board) + _comparison_table(board)
-    return "\n".join(lines + _problem_tables(board))
+    return "\n".join(lines + element_markdown(board.elements) + _problem_tables(board))

@@ -25,6 +25,7 @@ from ..errors import ConfigurationError, RepainterError, UnknownBackendError, cl
 
 __all__ = [
     "BUILTIN_METRICS",
+    "ELEMENTS_NEED_AN_MLLM",
     "JUDGE_NEEDS_AN_MLLM",
     "MetricItem",
     "check_judge_options",
@@ -37,12 +38,18 @@ __all__ = [
     "unknown_metric",
 ]
 
-BUILTIN_METRICS = ("paper", "clip", "dinov2", "ssim", "psnr", "judge", "lpips", "dreamsim")
+BUILTIN_METRICS = ("paper", "clip", "dinov2", "ssim", "psnr", "judge", "elements", "lpips", "dreamsim")
 """Names :func:`~imagerepainter.bench.metrics.resolve_metrics` knows besides any scorer spec."""
 
 JUDGE_NEEDS_AN_MLLM = (
     "The 'judge' metric needs an MLLM to ask: pass mllm= (a spec such as 'openai:gpt-4o', a LangChain chat "
     "model or an MLLM), or drop 'judge' from the metrics."
+)
+
+ELEMENTS_NEED_AN_MLLM = (
+    "The 'elements' metric asks an MLLM to check each element of the reference's description on the "
+    "regenerated image: pass mllm= (a spec such as 'openai:gpt-4o', a LangChain chat model or an MLLM), or "
+    "drop 'elements' from the metrics."
 )
 
 _PART_NAME = re.compile(r"([a-z][a-z0-9_]*)\.([a-z0-9_#]+)")
@@ -94,15 +101,20 @@ def _judge_options(*, repeats: int = 1, max_side: int = 768) -> None:
     """The options of ``judge?...``: repeated ratings per image, and the longest side of the images sent."""
 
 
+def _elements_options(*, max_side: int = 768) -> None:
+    """The options of ``elements?...``: the longest side of the image sent."""
+
+
 _OWN_OPTIONS: dict[str, tuple[Callable[..., None], str | None]] = {
     "judge": (_judge_options, None),
+    "elements": (_elements_options, None),
 }
-"""The metrics that are not scorers (only the judge: it needs an MLLM): where their options are declared,
-and the extra their device needs. Every other metric is a scorer row of the registry."""
+"""The metrics that are not scorers (the judge and the element check: they need an MLLM): where their
+options are declared, and the extra their device needs. Every other metric is a scorer row of the registry."""
 
 
 def metric_options(provider: str, options: dict[str, str], *, device_here: bool = True) -> dict[str, Any]:
-    """The options of ``judge`` checked and converted by the registry's one
+    """The options of ``judge`` or ``elements`` checked and converted by the registry's one
     option checker (names with a did-you-mean, types, a ``device`` this machine can use unless
     ``device_here`` is False)."""
     from ..backends.registry import BackendEntry, check_options
@@ -112,12 +124,14 @@ def metric_options(provider: str, options: dict[str, str], *, device_here: bool 
     return check_options(entry, options, device_here=device_here)
 
 
-def check_judge_options(*, repeats: int = 1, max_side: int = 768) -> None:
-    """Refuse judge options out of range (their names and types are checked with the spec)."""
+def check_judge_options(*, repeats: int = 1, max_side: int = 768, metric: str = "judge") -> None:
+    """Refuse judge (or ``elements``) options out of range (their names and types are checked with the spec)."""
     if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= 20:
         raise ConfigurationError(f"The judge's repeats must be a whole number from 1 to 20, got {repeats!r}.")
     if isinstance(max_side, bool) or not isinstance(max_side, int) or not 64 <= max_side <= 4096:
-        raise ConfigurationError(f"The judge's max_side must be a whole number from 64 to 4096, got {max_side!r}.")
+        raise ConfigurationError(
+            f"The {metric} metric's max_side must be a whole number from 64 to 4096, got {max_side!r}."
+        )
 
 
 def judge_parts(repeats: int) -> dict[str, bool]:
@@ -181,6 +195,17 @@ def check_scorer_part(name: str, spec: str, part: str) -> None:
         )
 
 
+def _check_elements(part: str, mllm: Any, *, max_side: int = 768) -> None:
+    if mllm is None:
+        raise ConfigurationError(ELEMENTS_NEED_AN_MLLM)
+    check_judge_options(max_side=max_side, metric="elements")
+    if part:
+        raise ConfigurationError(
+            f"The 'elements' metric has no part {part!r}: its fidelity per element kind is in the leaderboard's "
+            "'elements' section (see docs/metrics.md)."
+        )
+
+
 def check_metrics(names: Sequence[str] | str, *, mllm: Any = None, device_here: bool = True) -> None:
     """Check metric names and options as ``resolve_metrics`` would, without loading or building anything.
 
@@ -215,6 +240,8 @@ def check_metrics(names: Sequence[str] | str, *, mllm: Any = None, device_here: 
                 check_scorer_part(item.base_name, item.base_spec, item.part)
             continue
         checked = metric_options(provider, options, device_here=device_here)
+        if provider == "elements":
+            _check_elements(item.part, mllm, **checked)
         if provider == "judge":
             if mllm is None:
                 raise ConfigurationError(JUDGE_NEEDS_AN_MLLM)

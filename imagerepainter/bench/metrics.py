@@ -24,6 +24,10 @@ any scorer spec        scorer's   ``sandbox``, ``blend:PATH``, ``clip:/models/cl
                                   ``judge?repeats=N`` (N >= 2) ``judge.agreement`` and
                                   ``judge.spread``; needs ``mllm``. The one metric that is
                                   not a scorer (the loop refuses ``--scorer judge``)
+``elements``           higher     element-level fidelity: one MLLM call per image checks
+                                  every element of the reference's Image Understanding
+                                  Tree (:mod:`imagerepainter.loop.elements`); needs ``mllm`` and
+                                  the tree (``tree=``); its verdicts are in the details
 =====================  =========  =========================================================
 
 A metric's name is its spec without the ``?options`` (``paper?device=cuda`` is ``paper``);
@@ -54,12 +58,13 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 import statistics
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -73,6 +78,7 @@ from ..errors import CapabilityError, ConfigurationError, MetricUnavailableError
 from .batching import ScoreBatcher
 from .metric_specs import (
     BUILTIN_METRICS,
+    ELEMENTS_NEED_AN_MLLM,
     JUDGE_NEEDS_AN_MLLM,
     check_judge_options,
     check_metrics,
@@ -135,6 +141,11 @@ def _fingerprint(image: Image.Image) -> str:
     return digest.hexdigest()
 
 
+def _tree_key(tree: Mapping[str, Any] | None) -> str:
+    """A cache key of a reference's tree ("" without one)."""
+    return "" if tree is None else hashlib.sha256(json.dumps(tree, sort_keys=True, default=str).encode()).hexdigest()
+
+
 class _Pass:
     """One computation shared by the metrics it yields, cached per (reference, images) pixels."""
 
@@ -145,7 +156,7 @@ class _Pass:
     def __init__(self, name: str, spec: str) -> None:
         self.name, self.spec = name, spec
         self._lock = threading.Lock()
-        self._results: OrderedDict[tuple[str, tuple[str, ...]], Future[_PassResult]] = OrderedDict()
+        self._results: OrderedDict[tuple[str, tuple[str, ...], str], Future[_PassResult]] = OrderedDict()
         self._metrics: dict[str, BenchMetric] = {}
 
     # What the subclasses define.
@@ -176,9 +187,17 @@ class _Pass:
             self._metrics[part] = BenchMetric(label, self.parts()[part], self, part)
         return self._metrics[part]
 
-    def run(self, reference: Image.Image, images: Sequence[Image.Image]) -> _PassResult:
+    def _compute_for(
+        self, reference: Image.Image, images: Sequence[Image.Image], tree: Mapping[str, Any] | None
+    ) -> _PassResult:
+        """What :meth:`run` computes; a pass that reads the reference's tree overrides it."""
+        return self._compute(reference, images)
+
+    def run(
+        self, reference: Image.Image, images: Sequence[Image.Image], tree: Mapping[str, Any] | None = None
+    ) -> _PassResult:
         images = list(images)
-        key = (_fingerprint(reference), tuple(_fingerprint(i) for i in images))
+        key = (_fingerprint(reference), tuple(_fingerprint(i) for i in images), _tree_key(tree))
         with self._lock:
             future = self._results.get(key)
             owner = future is None
@@ -190,7 +209,7 @@ class _Pass:
                 self._results.move_to_end(key)
         if owner:
             try:
-                result = self._compute(reference, images)
+                result = self._compute_for(reference, images, tree)
                 for part, values in result.values.items():
                     if len(values) != len(images):
                         raise ConfigurationError(
@@ -225,13 +244,25 @@ class BenchMetric:
         """The spec its pass was resolved from, with options (e.g. ``"paper?device=cuda"``)."""
         return self._pass.spec
 
-    def compute(self, reference: Image.Image, images: Sequence[Image.Image]) -> list[float]:
-        """One value per image, in order (every image compared with ``reference``, in one batch)."""
-        return list(self._pass.run(reference, images).values[self.part])
+    @property
+    def needs_tree(self) -> bool:
+        """Whether it reads the reference's Image Understanding Tree (``tree=``): the ``elements`` metric."""
+        return isinstance(self._pass, _ElementsPass)
 
-    def details(self, reference: Image.Image, images: Sequence[Image.Image]) -> list[dict[str, Any]]:
+    def compute(
+        self, reference: Image.Image, images: Sequence[Image.Image], *, tree: Mapping[str, Any] | None = None
+    ) -> list[float]:
+        """One value per image, in order (every image compared with ``reference``, in one batch).
+
+        ``tree`` is the reference's Image Understanding Tree, which :attr:`needs_tree` metrics read.
+        """
+        return list(self._pass.run(reference, images, tree).values[self.part])
+
+    def details(
+        self, reference: Image.Image, images: Sequence[Image.Image], *, tree: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         """Per image, what the pass recorded besides values (e.g. the judge's ratings); from the same cache."""
-        return self._pass.run(reference, images).details
+        return self._pass.run(reference, images, tree).details
 
     def load(self) -> BenchMetric:
         """Load models now (they otherwise load on first use), so a missing model fails early; return ``self``."""
@@ -373,6 +404,25 @@ def _takes_temperature_zero(model: Any) -> bool:
     return True
 
 
+def _shrink(image: Image.Image, max_side: int) -> Image.Image:
+    """``image`` in RGB with its longest side at most ``max_side`` (what an MLLM request sends)."""
+    image = image if image.mode == "RGB" else image.convert("RGB")
+    if max(image.size) > max_side:
+        image = image.copy()
+        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return image
+
+
+def _needs_images(mllm: MLLM, what: str, images: int) -> None:
+    caps = mllm.capabilities
+    if not caps.accepts_images or caps.max_images_per_call < images:
+        raise CapabilityError(
+            f"The {what} metric sends {images} image(s) per request, but {mllm.name} takes "
+            f"{'no images' if not caps.accepts_images else f'at most {caps.max_images_per_call}'}. "
+            f"Use a multimodal model, or drop {what!r} from the metrics."
+        )
+
+
 class _JudgePass(_Pass):
     """Asks an MLLM for a :class:`~imagerepainter.loop.schemas.SimilarityRating` of each image, ``repeats`` times."""
 
@@ -406,21 +456,14 @@ class _JudgePass(_Pass):
             }
         }
 
-    def _shrink(self, image: Image.Image) -> Image.Image:
-        image = image if image.mode == "RGB" else image.convert("RGB")
-        if max(image.size) > self.max_side:
-            image = image.copy()
-            image.thumbnail((self.max_side, self.max_side), Image.Resampling.LANCZOS)
-        return image
-
     def _compute(self, reference: Image.Image, images: Sequence[Image.Image]) -> _PassResult:
         from ..loop.schemas import SimilarityRating
 
-        ref = self._shrink(reference)
+        ref = _shrink(reference, self.max_side)
         values: dict[str, list[float]] = {part: [] for part in self.parts()}
         details: list[dict[str, Any]] = []
         for image in images:
-            message = MLLMMessage(text=JUDGE_INSTRUCTION, images=(ref, self._shrink(image)))
+            message = MLLMMessage(text=JUDGE_INSTRUCTION, images=(ref, _shrink(image, self.max_side)))
             ratings, usage, requests = [], TokenUsage(), 0
             for _ in range(self.repeats):
                 reply = self.mllm.structured([message], SimilarityRating)
@@ -472,6 +515,85 @@ def repeat_agreement(dimensions: Sequence[Sequence[float]]) -> tuple[float, floa
     )
 
 
+# ----------------------------------------------------------------------------- elements
+
+
+class _ElementsPass(_Pass):
+    """Checks every element of the reference's tree on each image: one
+    :class:`~imagerepainter.loop.schemas.ElementVerdicts` request per image
+    (see :mod:`imagerepainter.loop.elements`)."""
+
+    def __init__(self, name: str, spec: str, mllm: MLLM, *, max_side: int = 768) -> None:
+        super().__init__(name, spec)
+        check_judge_options(max_side=max_side, metric="elements")
+        _needs_images(mllm, "elements", 1)
+        self.max_side = max_side
+        self.mllm, self.temperature = judge_mllm(mllm)
+
+    def parts(self) -> dict[str, bool]:
+        return {"": True}
+
+    def describe(self) -> dict[str, Any]:
+        from ..loop.elements import ELEMENTS_INSTRUCTION, VERDICT_SCORES
+
+        return {
+            "elements": {
+                "mllm": self.mllm.name,
+                "temperature": self.temperature,
+                "max_side": self.max_side,
+                "scale": f"0-1: mean verdict score over the reference's elements ({VERDICT_SCORES})",
+                "instruction_sha256": hashlib.sha256(ELEMENTS_INSTRUCTION.encode()).hexdigest()[:16],
+            }
+        }
+
+    def _compute(self, reference: Image.Image, images: Sequence[Image.Image]) -> _PassResult:
+        raise ConfigurationError(
+            "The 'elements' metric checks the reference's Image Understanding Tree on each image: compute it with "
+            "tree= (the benchmark passes each reference's shared description), e.g. "
+            "compute_metrics(metrics, reference, images, tree=description.understanding)."
+        )
+
+    def _compute_for(
+        self, reference: Image.Image, images: Sequence[Image.Image], tree: Mapping[str, Any] | None
+    ) -> _PassResult:
+        from ..loop.elements import checklist, element_request, score_verdicts
+        from ..loop.schemas import ElementVerdicts
+
+        if tree is None:
+            return self._compute(reference, images)
+        elements = checklist(tree)
+        values, details = [], []
+        for image in images:
+            if not elements:  # nothing described: nothing to check, nothing paid
+                values.append(math.nan)
+                details.append({self.name: {"checks": [], "kinds": {}, "calls": 0, "requests": 0}})
+                continue
+            message = MLLMMessage(
+                text=element_request(elements),
+                images=(_shrink(image, self.max_side),),
+                task={"elements": [e.as_task() for e in elements]},
+            )
+            reply = self.mllm.structured([message], ElementVerdicts)
+            scores = score_verdicts(elements, [v.model_dump() for v in reply.value.verdicts])
+            values.append(scores.fidelity)
+            details.append(
+                {
+                    self.name: {
+                        "fidelity": scores.fidelity,
+                        "kinds": scores.kinds,
+                        "checks": scores.checks,
+                        "unanswered": scores.unanswered,
+                        "calls": 1,
+                        "requests": reply.requests,
+                        "input_tokens": reply.usage.input_tokens,
+                        "output_tokens": reply.usage.output_tokens,
+                        "temperature": self.temperature,
+                    }
+                }
+            )
+        return _PassResult({"": values}, details)
+
+
 # ----------------------------------------------------------------------------- resolution
 
 
@@ -483,13 +605,23 @@ def _judge_pass(name: str, spec: str, options: dict[str, str], mllm: Any) -> _Pa
     return _JudgePass(name, spec, resolve_mllm(mllm), **metric_options("judge", options))
 
 
+def _elements_pass(name: str, spec: str, options: dict[str, str], mllm: Any) -> _Pass:
+    if mllm is None:
+        raise ConfigurationError(ELEMENTS_NEED_AN_MLLM)
+    from ..backends.registry import resolve_mllm
+
+    return _ElementsPass(name, spec, resolve_mllm(mllm), **metric_options("elements", options))
+
+
 def _base_pass(name: str, spec: str, mllm: Any) -> _Pass:
-    """The judge (it needs an MLLM), or the scorer the registry resolves ``spec`` to: one door for both."""
+    """The judge or the element check (they need an MLLM), or the scorer the registry resolves ``spec`` to."""
     from ..backends.registry import parse_spec, resolve_scorer
 
     provider, model, options = parse_spec(spec)
     if provider == "judge" and model is None:
         return _judge_pass(name, spec, options, mllm)
+    if provider == "elements" and model is None:
+        return _elements_pass(name, spec, options, mllm)
     try:
         scorer = resolve_scorer(spec)
     except UnknownBackendError:
@@ -549,26 +681,43 @@ def resolve_metrics(names: Sequence[str] | str, *, mllm: Any = None) -> list[Met
 
 
 def compute_metrics(
-    metrics: Sequence[Metric], reference: Image.Image, images: Sequence[Image.Image]
+    metrics: Sequence[Metric],
+    reference: Image.Image,
+    images: Sequence[Image.Image],
+    *,
+    tree: Mapping[str, Any] | None = None,
 ) -> dict[str, list[float]]:
     """Every metric of every image, by metric name: ``{name: [value per image]}``.
 
-    Metrics that share a pass (``paper`` and its parts) compute it once.
+    Metrics that share a pass (``paper`` and its parts) compute it once. ``tree`` is the
+    reference's Image Understanding Tree, for the metrics that read it (``elements``).
 
     Raises:
         ConfigurationError: A metric returned the wrong number of values.
     """
     out: dict[str, list[float]] = {}
     for metric in metrics:
-        values = [float(v) for v in metric.compute(reference, images)]
+        if _reads_tree(metric):
+            computed = metric.compute(reference, images, tree=tree)  # type: ignore[call-arg]
+        else:
+            computed = metric.compute(reference, images)
+        values = [float(v) for v in computed]
         if len(values) != len(images):
             raise ConfigurationError(f"Metric {metric.name!r} returned {len(values)} values for {len(images)} images.")
         out[metric.name] = values
     return out
 
 
+def _reads_tree(metric: Metric) -> bool:
+    return bool(getattr(metric, "needs_tree", False))
+
+
 def metric_details(
-    metrics: Sequence[Metric], reference: Image.Image, images: Sequence[Image.Image]
+    metrics: Sequence[Metric],
+    reference: Image.Image,
+    images: Sequence[Image.Image],
+    *,
+    tree: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Per image, what the metrics recorded besides their values, merged (e.g. ``{"judge": {"ratings": ...}}``).
 
@@ -583,7 +732,8 @@ def metric_details(
         if not callable(details) or id(pass_) in seen:
             continue
         seen.add(id(pass_))
-        for target, extra in zip(merged, details(reference, images), strict=True):
+        found = details(reference, images, tree=tree) if _reads_tree(metric) else details(reference, images)
+        for target, extra in zip(merged, found, strict=True):
             target.update(extra)
     return merged
 

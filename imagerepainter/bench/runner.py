@@ -269,7 +269,7 @@ def check_evaluation(*, mllm: Any, models: Mapping[str, Any], modes: Sequence[Mo
         Traceback (most recent call last):
         ...
         imagerepainter.errors.ConfigurationError: Model 'a': Unknown option 'fidelty' in the 'sandbox' \
-text-to-image spec. Did you mean 'fidelity'? Accepted options: default_size, fidelity, jitter, noise.
+text-to-image spec. Did you mean 'fidelity'? Accepted options: default_size, drop, fidelity, jitter, noise.
     """
     _check_arguments(mllm=mllm, models=models, modes=modes, metrics=metrics, scorer=scorer, preset=preset,
                      settings=settings, seed=seed, max_concurrency=max_concurrency,

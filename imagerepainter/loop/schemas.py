@@ -15,7 +15,8 @@ Text-only requests: :class:`PromptRewrite` (the IUT rewritten in the T2I model's
 :class:`PromptVariants`, :class:`RevisedPrompt`. Critique requests (reference and
 candidate images): :class:`Critique` (paper preset) and :class:`CritiqueAndRevision`
 (default preset, one round trip instead of two or three). The benchmark's judge metric asks
-for a :class:`SimilarityRating` of a reference and a regeneration.
+for a :class:`SimilarityRating` of a reference and a regeneration, and its ``elements`` metric
+for :class:`ElementVerdicts` on a regeneration (see :mod:`imagerepainter.loop.elements`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ __all__ = [
     "Critique",
     "CritiqueAndRevision",
     "DetectedObject",
+    "ElementVerdict",
+    "ElementVerdicts",
     "GlobalDescription",
     "GlobalFeatures",
     "ObjectList",
@@ -211,3 +214,22 @@ class SimilarityRating(_Answer):
         "2 = only some elements shared, 1 = different content.",
     )
     rationale: str = Field(description="One or two sentences naming the largest differences.")
+
+
+class ElementVerdict(_Answer):
+    """Whether one element of the reference's checklist is in the image."""
+
+    id: str = Field(description="The element's id, exactly as listed (e.g. 'e03').")
+    verdict: Literal["yes", "partly", "no"] = Field(
+        description="'yes': the element is there as described; 'partly': there but not quite as described "
+        "(a near colour, a neighbouring position, one of two attributes); 'no': absent or clearly different."
+    )
+    reason: str = Field(description="A few words on what the image shows instead, or why it matches.")
+
+
+class ElementVerdicts(_Answer):
+    """A verdict on every element of a checklist, checked on one image."""
+
+    _optional: ClassVar[tuple[str, ...]] = ("verdicts",)
+
+    verdicts: list[ElementVerdict] = Field(description="One verdict per listed element, in the listed order.")

@@ -33,7 +33,7 @@ from typing import Any
 
 from typing_extensions import TypedDict
 
-__all__ = ["UnderstandingTree", "assemble_prompt", "describe_object"]
+__all__ = ["UnderstandingTree", "assemble_prompt", "clean_value", "describe_object"]
 
 
 class UnderstandingTree(TypedDict):
@@ -48,9 +48,18 @@ class UnderstandingTree(TypedDict):
 _EMPTY = {"", "none", "n/a", "na", "unknown", "null", "not visible", "not applicable"}
 
 
-def _clean(value: object) -> str:
+def clean_value(value: object) -> str:
+    """A tree value as text without its closing full stop; ``""`` for the words that say "nothing here".
+
+    Example:
+        >>> clean_value(" ginger. "), clean_value("Not visible"), clean_value(None)
+        ('ginger', '', '')
+    """
     text = str(value or "").strip().rstrip(".")
     return "" if text.lower() in _EMPTY else text
+
+
+_clean = clean_value
 
 
 def describe_object(obj: dict[str, Any]) -> str:

@@ -15,9 +15,9 @@ task data (over HTTP the OpenAI protocol has no place for it) is read by the mar
 convention below instead; the loop's instructions still carry those labelled lines, so the
 sandbox server answers the loop as the in-process model does.
 
-==========================  =======================  ==================================  =======================
+==========================  =======================  ==================================  =========================
 schema                      images                   task keys read                      text markers (fallback)
-==========================  =======================  ==================================  =======================
+==========================  =======================  ==================================  =========================
 GlobalDescription           reference                —                                   —
 GlobalFeatures              reference                —                                   —
 ObjectList                  reference                ``max_objects`` (default 5)         "at most N objects"
@@ -29,7 +29,8 @@ RevisedPrompt               —                        ``prompt``, ``edits``    
 Critique                    reference, candidate     ``prompt``                          ``Prompt:``
 CritiqueAndRevision         reference, candidate     ``prompt``, ``count``, ``history``  ``Prompt:``, ``Count:``
 SimilarityRating            reference, regeneration  — (a judge: :mod:`.judge`)          —
-==========================  =======================  ==================================  =======================
+ElementVerdicts             regeneration             ``elements`` (its checklist)        ``- <id> [<kind>]`` lines
+==========================  =======================  ==================================  =========================
 
 ``prompt`` of a critique is the prompt that drew the candidate; without it the model
 critiques against what it sees in the candidate. ``history`` lists the earlier rounds: a
@@ -90,6 +91,7 @@ from .colors import basic_name
 from .critic import MAX_EDITS, review
 from .describe import coarse_shape, fine_shape, is_photo, noticed, object_name, position_words
 from .edits import apply_edits, is_natural, prompt_variants, split_edits
+from .element_check import check_elements, read_checklist
 from .judge import rate
 from .perception import Blob, Perception, perceive
 from .scene import SIZE_WORDS, Scene, format_size, parse_prompt, with_article
@@ -385,7 +387,7 @@ def answer(
     del json_schema
     needs = {"Critique": 2, "CritiqueAndRevision": 2, "SimilarityRating": 2}
     needs |= {"PromptRewrite": 0, "PromptVariants": 0, "RevisedPrompt": 0}
-    if schema_name not in schemas.__all__ or schema_name in ("DetectedObject", "ObjectType"):
+    if schema_name not in _known():
         raise StructuredOutputError(
             f"{_STANDARD}; it cannot answer {schema_name!r}. Known: {', '.join(sorted(_known()))}.",
             backend="sandbox",
@@ -410,6 +412,8 @@ def answer(
         return {"prompt": _styled(apply_edits(parse_prompt(prompt), request.edits()), is_natural(prompt))}
     if schema_name == "SimilarityRating":
         return rate(perceive(images[0]), perceive(images[1]))
+    if schema_name == "ElementVerdicts":
+        return check_elements(perceive(images[0]), read_checklist(text, task))
     if schema_name in ("Critique", "CritiqueAndRevision"):
         return _critique(request, images, combined=schema_name == "CritiqueAndRevision", max_edits=max_edits)
     seen = perceive(images[0])
@@ -428,7 +432,7 @@ def answer(
 
 
 def _known() -> list[str]:
-    return [n for n in schemas.__all__ if n not in ("DetectedObject", "ObjectType")]
+    return [n for n in schemas.__all__ if n not in ("DetectedObject", "ObjectType", "ElementVerdict")]
 
 
 class SandboxMLLM:

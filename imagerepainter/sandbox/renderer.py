@@ -8,6 +8,9 @@ closer image.
 ``SandboxT2I(fidelity=...)`` (spec ``sandbox?fidelity=0.6``) is a weaker model of known
 strength: it follows positions, sizes and colours less faithfully by degree and sometimes
 drops an object (:mod:`imagerepainter.sandbox.fidelity`), deterministically per (prompt, seed).
+``SandboxT2I(drop="color")`` (spec ``sandbox?drop=color``) is wrong in one way only, on every
+shape: it loses the colours (or positions, sizes, the count, the objects themselves; see
+:mod:`imagerepainter.sandbox.drops`), for checking element-level fidelity.
 
 Example:
     >>> from imagerepainter.backends.base import GenerationRequest
@@ -30,6 +33,7 @@ from PIL import Image, ImageDraw
 from ..backends.base import GeneratedImage, GenerationRequest, T2ICapabilities
 from ..config import GenerationConfig
 from ..errors import ConfigurationError
+from .drops import check_drop, drop
 from .fidelity import check_fidelity, misread
 from .scene import Scene, Shape, parse_prompt
 
@@ -162,14 +166,16 @@ class SandboxT2I:
             below 1, positions, sizes and colours drift by degree and objects are sometimes
             dropped, deterministically per (prompt, seed) (see :mod:`imagerepainter.sandbox.fidelity`).
             Models of graded fidelity are models of known, graded strength, for checking a benchmark.
+        drop: One kind of element to lose on every shape (``"color"``, ``"position"``, ``"size"``,
+            ``"count"``, ``"object"``; see :mod:`imagerepainter.sandbox.drops`); ``""`` loses nothing.
 
     Raises:
-        ConfigurationError: ``fidelity`` is outside [0, 1].
+        ConfigurationError: ``fidelity`` is outside [0, 1], or ``drop`` is not a kind it can lose.
 
     Example:
         >>> from imagerepainter.backends.registry import resolve_t2i
         >>> resolve_t2i("sandbox?fidelity=0.6").describe()
-        {'default_size': 256, 'jitter': 0.004, 'noise': 1.0, 'fidelity': 0.6}
+        {'default_size': 256, 'jitter': 0.004, 'noise': 1.0, 'fidelity': 0.6, 'drop': ''}
     """
 
     name = "sandbox"
@@ -177,7 +183,13 @@ class SandboxT2I:
     """Renders any size; its native size is ``default_size`` squared (set per instance)."""
 
     def __init__(
-        self, *, default_size: int = 256, jitter: float = 0.004, noise: float = 1.0, fidelity: float = 1.0
+        self,
+        *,
+        default_size: int = 256,
+        jitter: float = 0.004,
+        noise: float = 1.0,
+        fidelity: float = 1.0,
+        drop: str = "",
     ) -> None:
         self.default_size = default_size
         self.capabilities = T2ICapabilities(
@@ -190,11 +202,12 @@ class SandboxT2I:
         self.jitter = jitter
         self.noise = noise
         self.fidelity = check_fidelity(fidelity)
+        self.drop = check_drop(drop)
 
     def __repr__(self) -> str:
         return (
             f"SandboxT2I(default_size={self.default_size}, jitter={self.jitter}, noise={self.noise}, "
-            f"fidelity={self.fidelity})"
+            f"fidelity={self.fidelity}, drop={self.drop!r})"
         )
 
     def describe(self) -> dict[str, Any]:
@@ -204,6 +217,7 @@ class SandboxT2I:
             "jitter": self.jitter,
             "noise": self.noise,
             "fidelity": self.fidelity,
+            "drop": self.drop,
         }
 
     def check_settings(self, settings: GenerationConfig) -> None:
@@ -239,6 +253,7 @@ class SandboxT2I:
         scene = parse_prompt(request.prompt)
         if self.fidelity < 1.0:
             scene = misread(scene, self.fidelity, prompt=request.prompt, seed=request.seed)
+        scene = drop(scene, self.drop)
         return render_scene(
             scene,
             request.width or self.default_size,

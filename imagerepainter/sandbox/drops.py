@@ -1,0 +1,125 @@
+"""Sandbox models that systematically lose one kind of element: ``sandbox?drop=color``.
+
+:func:`misread` (:mod:`~imagerepainter.sandbox.fidelity`) makes a model weaker *everywhere*;
+:func:`drop` makes it wrong in *one* way, on every shape of every prompt, so the benchmark's
+element-level fidelity (the ``elements`` metric) can be checked to single out exactly that kind.
+What each kind loses, leaving the others as the prompt asks:
+
+============  ===========================================================================
+``drop=``     the render
+============  ===========================================================================
+``color``     the shapes' colours passed round (each shape takes the next one's), so every
+              shape has another basic colour while the picture keeps its palette; a shape
+              left with its own colour term (a single shape, two blues) takes the farthest
+              palette colour that stands out from the background
+``position``  every shape moved one grid cell right and one down (the last column and row
+              wrap to the first): no shape stays in its cell, and shapes that did not
+              overlap still do not. Relations are made of places, so the relations
+              between moved shapes change too (:data:`ALSO_LOST`)
+``size``      small and medium shapes drawn two size words larger, large and huge ones two
+              smaller
+``count``     one more copy of the largest shape, on the free grid cell farthest from the
+              others: every object is there, but one too many
+``object``    every shape drawn as another kind (a circle as a square, ...), in its colour,
+              size and place: the objects asked for are missing
+============  ===========================================================================
+
+Example:
+    >>> from imagerepainter.sandbox.scene import parse_prompt
+    >>> scene = parse_prompt("a large red circle at top left, white background")
+    >>> moved = drop(scene, "position").shapes[0]
+    >>> (moved.x, moved.y), drop(scene, "object").shapes[0].kind, drop(scene, "color").shapes[0].color != (220, 40, 40)
+    ((0.5, 0.5), 'square', True)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from ..errors import ConfigurationError
+from .colors import PALETTE, basic_name, delta_e
+from .scene import GRID, SIZE_WORDS, Scene, Shape, grid_anchor
+
+__all__ = ["ALSO_LOST", "DROP_KINDS", "check_drop", "drop"]
+
+DROP_KINDS: tuple[str, ...] = ("color", "position", "size", "count", "object")
+"""The kinds a sandbox model can be made to lose (``sandbox?drop=KIND``)."""
+
+ALSO_LOST: dict[str, tuple[str, ...]] = {"position": ("relation",)}
+"""Element kinds that a drop takes along because they are made of the kind dropped: a relation
+("the circle is left of the star") is a relation between places. Every other kind stays."""
+
+_OTHER_KIND = {"circle": "square", "square": "circle", "rectangle": "triangle", "triangle": "diamond",
+               "diamond": "star", "star": "circle", "ring": "triangle", "blob": "square"}  # fmt: skip
+
+
+def check_drop(kind: str) -> str:
+    """``kind`` when a sandbox model can lose it ("" loses nothing); else a ConfigurationError naming the kinds.
+
+    Example:
+        >>> check_drop("color"), check_drop("")
+        ('color', '')
+    """
+    if kind not in ("", *DROP_KINDS):
+        raise ConfigurationError(
+            f"The sandbox cannot drop {kind!r}: drop one of {', '.join(DROP_KINDS)} (e.g. 'sandbox?drop=color')."
+        )
+    return kind
+
+
+def _recolor(shape: Shape, background: tuple[int, int, int]) -> Shape:
+    own = basic_name(shape.color)
+    options = [c for c in PALETTE.values() if basic_name(c) != own and delta_e(c, background) >= 30]
+    if not options:
+        return shape
+    return replace(shape, color=max(options, key=lambda c: (delta_e(c, shape.color), c)))
+
+
+def _pass_colors_round(scene: Scene) -> list[Shape]:
+    shapes = list(scene.shapes)
+    passed = [replace(s, color=shapes[(i + 1) % len(shapes)].color) for i, s in enumerate(shapes)]
+    return [
+        p if basic_name(p.color) != basic_name(s.color) else _recolor(s, scene.background)
+        for s, p in zip(shapes, passed, strict=True)
+    ]
+
+
+def _next_cell(v: float) -> float:
+    i = GRID.index(grid_anchor(v))
+    return v - GRID[i] + GRID[(i + 1) % 3]
+
+
+def _resize(shape: Shape) -> Shape:
+    words = list(SIZE_WORDS)
+    word = min(words[1:], key=lambda w: abs(SIZE_WORDS[w] - shape.size))
+    index = words.index(word)
+    target = words[index + 2] if index <= 2 else words[index - 2]
+    return replace(shape, size=SIZE_WORDS[target])
+
+
+def _extra_copy(scene: Scene) -> Scene:
+    if not scene.shapes:
+        return scene
+    largest = max(scene.shapes, key=lambda s: s.size)
+    cells = [(x, y) for y in GRID for x in GRID]
+    taken = [(s.x, s.y) for s in scene.shapes]
+    x, y = max(cells, key=lambda c: (min(math.dist(c, t) for t in taken), -c[1], -c[0]))
+    return replace(scene, shapes=(*scene.shapes, replace(largest, x=x, y=y)))
+
+
+def drop(scene: Scene, kind: str) -> Scene:
+    """``scene`` as a model that loses ``kind`` draws it (see the module docstring); ``""`` keeps it."""
+    if not check_drop(kind):
+        return scene
+    if kind == "count":
+        return _extra_copy(scene)
+    if kind == "color":
+        shapes = _pass_colors_round(scene)
+    elif kind == "position":
+        shapes = [replace(s, x=_next_cell(s.x), y=_next_cell(s.y)) for s in scene.shapes]
+    elif kind == "size":
+        shapes = [_resize(s) for s in scene.shapes]
+    else:
+        shapes = [replace(s, kind=_OTHER_KIND.get(s.kind, "square")) for s in scene.shapes]
+    return replace(scene, shapes=tuple(shapes))
