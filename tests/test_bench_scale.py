@@ -14,9 +14,11 @@ import pytest
 
 from imagerepainter.backends.base import GenerationRequest
 from imagerepainter.bench.batching import RenderBatcher
-from imagerepainter.bench.breaker import BREAKER_THRESHOLD
+from imagerepainter.bench.breaker import BREAKER_THRESHOLD, CircuitBreaker
+from imagerepainter.bench.engine import CaseJob, CaseOutcome, failed_case
+from imagerepainter.bench.manifest import Reference
 from imagerepainter.bench.runner import evaluate
-from imagerepainter.bench.scheduler import Lanes
+from imagerepainter.bench.scheduler import Lanes, schedule
 from imagerepainter.images import image_sha256
 from imagerepainter.sandbox import SandboxT2I, random_scene, render_scene
 from imagerepainter.testing.standin import StandInT2I, busy_seconds
@@ -141,11 +143,17 @@ def test_single_mode_cases_share_pipeline_calls(scenes, tmp_path):
 
 def test_the_breaker_trips_after_the_documented_count_and_a_later_run_tries_again(scenes, tmp_path):
     out = tmp_path / "out"
-    dead, healthy = StandInT2I(a=0.0, b=0.0, fail="HTTP 500: server error"), StandInT2I(a=0.0, b=0.0)
+    # the model worked for its first case, then its server kept answering 500: a passing outage is possible
+    dead = StandInT2I(a=0.0, b=0.0, fail="HTTP 500: server error", fail_after=1)
+    healthy = StandInT2I(a=0.0, b=0.0)
     report = _run(scenes, out, {"dead": dead, "healthy": healthy}, max_concurrency=1)
-    by_status = {s: [c for c in report.cases if c.model == "dead" and c.status == s] for s in ("failed", "skipped")}
-    assert len(by_status["failed"]) == BREAKER_THRESHOLD == len(dead.batch_sizes)  # no call after the trip
-    assert len(by_status["skipped"]) == 8 - BREAKER_THRESHOLD and report.breaker_skipped == 8 - BREAKER_THRESHOLD
+    by_status = {
+        s: [c for c in report.cases if c.model == "dead" and c.status == s] for s in ("ok", "failed", "skipped")
+    }
+    assert len(by_status["ok"]) == 1 and len(by_status["failed"]) == BREAKER_THRESHOLD
+    assert len(dead.batch_sizes) == 1 + BREAKER_THRESHOLD  # no call after the trip
+    left = 8 - 1 - BREAKER_THRESHOLD
+    assert len(by_status["skipped"]) == left and report.breaker_skipped == left
     assert all(f"after {BREAKER_THRESHOLD} consecutive failed cases" in c.error for c in by_status["skipped"])
     assert all(c.status == "ok" for c in report.cases if c.model == "healthy")
     board = report.write_reports()  # the leaderboard is written, with the failures listed
@@ -153,9 +161,94 @@ def test_the_breaker_trips_after_the_documented_count_and_a_later_run_tries_agai
 
     dead.fail = None
     again = _run(scenes, out, {"dead": dead, "healthy": healthy}, max_concurrency=1)
-    assert again.computed == 8 - BREAKER_THRESHOLD and again.failed == 0  # the skipped cases, tried again
+    assert again.computed == left and again.failed == 0  # the skipped cases, tried again
     retried = _run(scenes, out, {"dead": dead, "healthy": healthy}, retry_failed=True)
     assert retried.computed == BREAKER_THRESHOLD and all(c.status == "ok" for c in retried.cases)
+
+
+def test_a_model_that_never_worked_trips_at_its_first_case_that_outlasted_its_retries(scenes, tmp_path):
+    out = tmp_path / "out"
+    dead, healthy = StandInT2I(a=0.0, b=0.0, fail="HTTP 500: server error"), StandInT2I(a=0.0, b=0.0)
+    report = _run(scenes, out, {"dead": dead, "healthy": healthy}, max_concurrency=1)
+    failed = [c for c in report.cases if c.model == "dead" and c.status == "failed"]
+    assert len(failed) == 1 == len(dead.batch_sizes) and report.breaker_skipped == 7
+    assert "before any of its cases succeeded" in report.stopped_models["dead"]
+    assert "HTTP 500: server error" in report.stopped_models["dead"]  # the reason keeps the error itself
+    assert all(c.status == "ok" for c in report.cases if c.model == "healthy")
+    dead.fail = None
+    again = _run(scenes, out, {"dead": dead, "healthy": healthy}, max_concurrency=1)
+    assert again.computed == 7 and again.failed == 0  # a later run tries the model again
+
+
+def test_a_failure_the_backend_does_not_retry_still_needs_the_documented_count(scenes, tmp_path):
+    bad = StandInT2I(a=0.0, b=0.0, fail="HTTP 400: this model rejects the request", status=400)
+    report = _run(scenes, tmp_path / "out", {"bad": bad, "ok": "sandbox"}, max_concurrency=1)
+    assert len(bad.batch_sizes) == BREAKER_THRESHOLD and report.breaker_skipped == 8 - BREAKER_THRESHOLD
+    assert f"after {BREAKER_THRESHOLD} consecutive failed cases" in report.stopped_models["bad"]
+
+
+def _waiting_take(lanes):
+    """Start ``lanes.take()`` on a thread; return the thread and the list its result lands in."""
+    got: list = []
+    thread = threading.Thread(target=lambda: got.append(lanes.take()), daemon=True)
+    thread.start()
+    return thread, got
+
+
+def test_a_half_open_model_runs_one_case_at_a_time_and_leaves_its_threads_to_the_others():
+    breaker = CircuitBreaker()
+    jobs = [type("Job", (), {"model": m, "n": i})() for i, m in enumerate("aaaabb")]
+    lanes = Lanes(jobs, probing=breaker.probing)
+    a0, b0, a1 = lanes.take(), lanes.take(), lanes.take()
+    assert [a0.model, b0.model, a1.model] == ["a", "b", "a"]
+    breaker.record("a", error="RuntimeError: boom")  # a's last case failed: half-open
+    assert lanes.take().model == "b"  # a has cases running, so b gets the thread although a has fewer left
+    lanes.done(a0)
+    thread, got = _waiting_take(lanes)  # only a has cases left and one of them is running: wait
+    thread.join(0.2)
+    assert thread.is_alive() and got == []
+    lanes.done(a1)
+    thread.join(5)
+    assert got[0].model == "a"  # the probe
+    breaker.record("a", error=None)  # it succeeded: the breaker closes, a runs side by side again
+    assert lanes.take().model == "a"
+    lanes_stop = Lanes(jobs[:2], probing=lambda m: True)
+    lanes_stop.take()
+    thread, got = _waiting_take(lanes_stop)
+    lanes_stop.stop()  # the caller stopped: a waiting take gives up
+    thread.join(5)
+    assert got == [None]
+
+
+def _job(model: str, n: int) -> CaseJob:
+    ref = Reference(id=f"r{n}", path=Path("r.png"), sha256="0", category="c")
+    return CaseJob(f"{model}-{n}", "d", ref, model, "stand-in", "single", 0, "sandbox")
+
+
+def test_a_failing_model_holds_one_thread_once_its_first_case_failed():
+    running, most = {"dead": 0, "ok": 0}, {"dead": 0, "ok": 0}
+    lock = threading.Lock()
+
+    def task(job: CaseJob) -> CaseOutcome:
+        with lock:
+            running[job.model] += 1
+            most[job.model] = max(most[job.model], running[job.model])
+        time.sleep(0.05)
+        with lock:
+            running[job.model] -= 1
+        case = failed_case(job, "RuntimeError: the device fell over")  # not a failure its backend retries
+        return CaseOutcome(case if job.model == "dead" else case.model_copy(update={"status": "ok", "error": None}))
+
+    jobs = [_job(m, i) for i in range(8) for m in ("dead", "ok")]
+    outcomes = list(schedule(task, jobs, max_concurrency=4, breaker=CircuitBreaker()))
+    dead = [o.case.status for o in outcomes if o.case.model == "dead"]
+    # two cases in flight from the start; after the first failed, one probe at a time: no case beyond the count
+    assert (
+        most["dead"] == 2
+        and dead.count("failed") == BREAKER_THRESHOLD
+        and dead.count("skipped") == 8 - BREAKER_THRESHOLD
+    )
+    assert [o.case.status for o in outcomes if o.case.model == "ok"] == ["ok"] * 8 and most["ok"] >= 2
 
 
 @pytest.mark.parametrize("status", [401, 403, 404])

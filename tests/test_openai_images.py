@@ -263,16 +263,17 @@ def test_height_without_width_is_refused_before_any_call(srv):
 
 
 def test_a_failure_says_how_many_attempts_were_made_over_how_long(srv):
-    from imagerepainter.bench.breaker import is_permanent
+    from imagerepainter.bench.breaker import is_permanent, outlasted_retries
 
     srv.fail_every(1, Fault.status(500))
     fast = RetryPolicy(max_attempts=3, initial_wait=0.001, max_wait=0.01)
     with pytest.raises(GenerationError, match=r"HTTP 500.*\(3 attempts over \d+\.\d s\)") as info:
         backend(srv, retry=fast).generate([req("a cat", width=8, height=8)])
     assert not is_permanent(info.value) and len(srv.requests) == 3
+    assert outlasted_retries(info.value)  # a model with no case succeeded yet is stopped at this case
 
     srv.reset()
     srv.inject(Fault.status(401, message="Incorrect API key provided."))
     with pytest.raises(GenerationError, match=r"\(1 attempt over") as info:
         backend(srv, retry=fast).generate([req("a cat", width=8, height=8)])
-    assert is_permanent(info.value)  # the benchmark's breaker stops the model at once
+    assert is_permanent(info.value) and not outlasted_retries(info.value)  # the breaker stops the model at once

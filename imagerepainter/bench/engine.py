@@ -35,7 +35,7 @@ from ..errors import ConfigurationError, ImageNotFoundError, MLLMError, ModelLoa
 from ..images import ImageRef, encode_png, image_sha256
 from ..results import Description
 from .batching import DEFAULT_WINDOW, RenderBatcher, ScoreBatcher
-from .breaker import is_permanent
+from .breaker import is_permanent, outlasted_retries
 from .datasets import Reference
 from .metrics import compute_metrics, metric_details, scoring_cases
 from .records import CaseResult, Metric, Mode
@@ -81,6 +81,10 @@ class CaseOutcome:
     permanent: bool = False
     """The case failed in a way that retrying cannot fix (see :func:`~imagerepainter.bench.breaker.is_permanent`):
     the model's circuit breaker opens at once."""
+    outlasted_retries: bool = False
+    """The case failed in a way its backend retries, so its retries never got past it (see
+    :func:`~imagerepainter.bench.breaker.outlasted_retries`): the breaker opens at once while no case
+    of the model has succeeded."""
     model_failure: bool = True
     """A failure that says something about the model (not an unreadable reference, not the MLLM): the
     only kind the model's circuit breaker counts."""
@@ -332,7 +336,12 @@ class Workbench:
                 self._engines[job.model].store.release(_refs_of(partial))
             seconds = time.perf_counter() - start
             case = failed_case(job, exc, seconds=seconds, spent=partial)
-            return CaseOutcome(case, permanent=is_permanent(exc), model_failure=not isinstance(exc, MLLMError))
+            return CaseOutcome(
+                case,
+                permanent=is_permanent(exc),
+                outlasted_retries=outlasted_retries(exc),
+                model_failure=not isinstance(exc, MLLMError),
+            )
         try:
             return self._record(job, engine, image, result, start, tree=description.understanding)
         finally:

@@ -10,9 +10,11 @@ another is at its MLLM calls and is ready to render next, and each model's rende
 full whatever the other models do. A slow model holds at most its share of the threads, never
 the others' cases; once the others are done, it gets every thread.
 
-Each finished case goes to the :class:`~imagerepainter.bench.breaker.CircuitBreaker`; when a
-model's breaker opens, its cases not yet started are recorded at once as ``skipped`` with the
-reason, and its lane is closed.
+Each finished case goes to the :class:`~imagerepainter.bench.breaker.CircuitBreaker`. While a
+model's breaker is half-open (its last finished case failed), its lane runs one case at a time
+(a probe) and the threads it leaves go to the other models; when a model's breaker opens, its
+cases not yet started are recorded at once as ``skipped`` with the reason, and its lane is
+closed.
 
 The threads are daemons: when the caller stops iterating (Ctrl-C, an error), no new case
 starts and the process can exit at once; a case in flight is not recorded, and the next run
@@ -37,6 +39,11 @@ __all__ = ["Lanes", "schedule"]
 class Lanes:
     """The cases still to start, one queue per model; picks the next case fairly (thread-safe).
 
+    Args:
+        jobs: The cases, each with a ``model``.
+        probing: Says whether a model is to run one case at a time for now (a half-open
+            breaker's probe: :meth:`~imagerepainter.bench.breaker.CircuitBreaker.probing`).
+
     Example:
         >>> from types import SimpleNamespace as Job
         >>> lanes = Lanes([Job(model="a", n=1), Job(model="a", n=2), Job(model="b", n=3)])
@@ -47,40 +54,57 @@ class Lanes:
         (2, None)
     """
 
-    def __init__(self, jobs: Sequence[Any]) -> None:
+    def __init__(self, jobs: Sequence[Any], *, probing: Callable[[str], bool] | None = None) -> None:
         self._lanes: dict[str, deque[Any]] = {}
         for job in jobs:
             self._lanes.setdefault(job.model, deque()).append(job)
         self._running = dict.fromkeys(self._lanes, 0)
         self._served = dict.fromkeys(self._lanes, 0)
         self._tick = itertools.count(1)
-        self._lock = threading.Lock()
+        self._probing = probing or (lambda model: False)
+        self._changed = threading.Condition()
+        self._stopped = False
 
     def take(self) -> Any | None:
         """The next case to start (``None`` when none is left): the head of the lane whose model
-        has the fewest cases running, the least recently served first."""
-        with self._lock:
-            ready = [model for model, lane in self._lanes.items() if lane]
-            if not ready:
-                return None
-            model = min(ready, key=lambda m: (self._running[m], self._served[m]))
+        has the fewest cases running, the least recently served first. A probing model with a
+        case running is passed over; when only such models have cases left, this waits for one
+        of their cases to finish."""
+        with self._changed:
+            while True:
+                ready = [model for model, lane in self._lanes.items() if lane]
+                if self._stopped or not ready:
+                    return None
+                free = [m for m in ready if not (self._running[m] and self._probing(m))]
+                if free:
+                    break
+                self._changed.wait()
+            model = min(free, key=lambda m: (self._running[m], self._served[m]))
             self._running[model] += 1
             self._served[model] = next(self._tick)
             return self._lanes[model].popleft()
 
     def done(self, job: Any) -> None:
         """Say that ``job`` (from :meth:`take`) finished."""
-        with self._lock:
+        with self._changed:
             self._running[job.model] -= 1
+            self._changed.notify_all()
 
     def close(self, model: str) -> list[Any]:
         """Remove and return the cases of ``model`` not yet started."""
-        with self._lock:
+        with self._changed:
             lane = self._lanes.get(model)
             left = list(lane or ())
             if lane is not None:
                 lane.clear()
+            self._changed.notify_all()
             return left
+
+    def stop(self) -> None:
+        """Start no more cases: every :meth:`take`, waiting or later, returns ``None``."""
+        with self._changed:
+            self._stopped = True
+            self._changed.notify_all()
 
 
 def schedule(
@@ -97,7 +121,7 @@ def schedule(
     raised here.
     """
     breaker = breaker or CircuitBreaker()
-    lanes = Lanes(jobs)
+    lanes = Lanes(jobs, probing=breaker.probing)
     outcomes: queue.Queue[tuple[bool, Any]] = queue.Queue()
     stop = threading.Event()
 
@@ -105,7 +129,8 @@ def schedule(
         case = outcome.case
         error = case.error if case.status == "failed" else None
         counted = error is None or outcome.model_failure
-        if counted and breaker.record(job.model, error=error, permanent=outcome.permanent):
+        failure = {"permanent": outcome.permanent, "outlasted_retries": outcome.outlasted_retries}
+        if counted and breaker.record(job.model, error=error, **failure):
             reason = breaker.reason(job.model)
             for left in lanes.close(job.model):
                 outcomes.put((True, CaseOutcome(failed_case(left, reason, status="skipped"))))
@@ -133,3 +158,4 @@ def schedule(
             yield value
     finally:
         stop.set()
+        lanes.stop()

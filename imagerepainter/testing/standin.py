@@ -4,7 +4,8 @@
   seconds (a fixed cost per pipeline call plus a cost per image, the shape of a GPU pipeline)
   and renders sandbox images; it records when it was busy and the size of each batch, so the
   busy share of the wall and the images per second can be read back. With ``fail`` set, every
-  call fails instead (after the same time), like a dead API.
+  call fails instead (after the same time), like a dead API; with ``fail_after`` too, only once
+  that many calls have succeeded (a model that worked, then died).
 * :class:`DelayedMLLM` — the sandbox MLLM answering after ``delay`` seconds.
 
 Both are plain objects that pickle (they travel to Ray actors; what an actor records stays in
@@ -44,6 +45,7 @@ class StandInT2I:
             text after costing its time (a dead model).
         status: The HTTP status a failure carries (``status_code``; 500 by default, retryable in
             principle; 401, 403 or 404 say retrying cannot help).
+        fail_after: Calls that succeed before the failures begin (with ``fail``).
     """
 
     def __init__(
@@ -55,8 +57,9 @@ class StandInT2I:
         name: str = "stand-in",
         fail: str | None = None,
         status: int = 500,
+        fail_after: int = 0,
     ) -> None:
-        self.a, self.b, self.name, self.fail, self.status = a, b, name, fail, status
+        self.a, self.b, self.name, self.fail, self.status, self.fail_after = a, b, name, fail, status, fail_after
         self.capabilities = T2ICapabilities(max_batch_size=max_batch_size, size_multiple=1)
         self._sandbox = SandboxT2I()
         self._lock = threading.Lock()
@@ -89,7 +92,8 @@ class StandInT2I:
         with self._lock:
             self.intervals.append((start, time.perf_counter()))
             self.batch_sizes.append(len(requests))
-        if self.fail is not None:
+            calls = len(self.batch_sizes)
+        if self.fail is not None and calls > self.fail_after:
             error = GenerationError(f"{self.name}: {self.fail}", backend=self.name)
             error.status_code = self.status  # type: ignore[attr-defined]
             raise error
