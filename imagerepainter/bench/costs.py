@@ -172,7 +172,8 @@ def case_dollars(case: CaseResult, prices: Prices, shares: Mapping[str, int]) ->
 
 
 class CostRow(_Priced):
-    """What one model in one mode used, per reference (per case: one reference each)."""
+    """What one model in one mode used, per reference (per case: one reference each), the case's
+    share of its description included (calls, tokens, seconds and dollars alike)."""
 
     model: str
     mode: str
@@ -185,9 +186,7 @@ class CostRow(_Priced):
     mllm_seconds: float
     t2i_seconds: float
     seconds: float
-    """Wall time of the case."""
-    description_calls: float
-    """The case's share of its description's calls (the description's tokens are split the same way)."""
+    """Wall time of the case (the description's time not included: it ran before, once for all)."""
     dollars: float | None = None
     """Per reference, the description's share included; only with prices."""
     description_dollars: float | None = None
@@ -235,19 +234,21 @@ def _row(model: str, mode: str, cases: list[CaseResult], prices: Prices | None, 
     def mean(values: Iterable[float]) -> float:
         return sum(values) / n
 
-    desc_calls = mean(c.description.calls / shares[c.description.id] for c in costs if c.description is not None)
+    def used(field: str) -> float:
+        own = mean(getattr(u, field) for c in costs for u in c.mllm.values())
+        return own + mean(getattr(c.description, field) / shares[c.description.id] for c in costs if c.description)
+
     fields: dict[str, Any] = {
         "model": model,
         "mode": mode,
         "cases": n,
-        "mllm_calls": mean(sum(u.calls for u in c.mllm.values()) for c in costs),
-        "input_tokens": mean(sum(u.input_tokens for u in c.mllm.values()) for c in costs),
-        "output_tokens": mean(sum(u.output_tokens for u in c.mllm.values()) for c in costs),
+        "mllm_calls": used("calls"),
+        "input_tokens": used("input_tokens"),
+        "output_tokens": used("output_tokens"),
         "images": mean(c.images for c in costs),
-        "mllm_seconds": mean(c.mllm_seconds for c in costs),
+        "mllm_seconds": used("seconds"),
         "t2i_seconds": mean(c.t2i_seconds for c in costs),
         "seconds": mean(c.seconds for c in cases),
-        "description_calls": desc_calls,
     }
     if prices is not None:
         split = [case_dollars(c, prices, shares) for c in cases]
@@ -286,19 +287,26 @@ def cost_section(
     *,
     gains: Sequence[Any] = (),
     prices: Prices | None = None,
-    budget_note: str | None = None,
+    budget_stop: Mapping[str, float] | None = None,
 ) -> CostSection | None:
-    """The cost section of ``cases`` (``None`` when none has a ledger); ``gains`` are the leaderboard's."""
+    """The cost section of ``cases`` (``None`` when none has a ledger); ``gains`` are the leaderboard's;
+    ``budget_stop`` is what :func:`~imagerepainter.bench.evaluate` recorded when its budget stopped it."""
     unique = list({c.case_id: c for c in cases}.values())
     spent = [c for c in unique if c.status != "skipped"]
     ledgered = [c for c in spent if c.cost is not None]
     if not ledgered:
         return None
+    if prices is not None:  # every model and MLLM of the cases priced, or a clear error before any sum
+        mllms = {name for c in ledgered if c.cost for name in c.cost.mllm}
+        mllms |= {c.cost.description.mllm for c in ledgered if c.cost and c.cost.description}
+        prices.check_covers(mllm=sorted(mllms), models=sorted({c.model for c in ledgered}))
     shares = description_shares(ledgered)
     groups: dict[tuple[str, str], list[CaseResult]] = defaultdict(list)
     for case in ledgered:
         groups[(case.model, case.mode)].append(case)
-    order = sorted(groups, key=lambda k: (k[0], ("single", "repaint").index(k[1]) if k[1] in ("single", "repaint") else 2))
+    order = sorted(
+        groups, key=lambda k: (k[0], ("single", "repaint").index(k[1]) if k[1] in ("single", "repaint") else 2)
+    )
     rows = [_row(model, mode, groups[(model, mode)], prices, shares) for model, mode in order]
     descriptions = {c.cost.description.id: c.cost.description for c in ledgered if c.cost and c.cost.description}
     fields: dict[str, Any] = {
@@ -313,7 +321,7 @@ def cost_section(
         ),
         "description_count": len(descriptions),
         "unknown": len(spent) - len(ledgered),
-        "budget_note": budget_note,
+        "budget_note": _budget_note(budget_stop, prices),
     }
     if prices is not None:
         fields |= {
@@ -322,3 +330,15 @@ def cost_section(
             "total_dollars": sum(r.total_dollars or 0.0 for r in rows),
         }
     return CostSection(**fields)
+
+
+def _budget_note(stop: Mapping[str, float] | None, prices: Prices | None) -> str | None:
+    """What the reports say when a budget stopped the evaluation (dollars only with prices)."""
+    if not stop:
+        return None
+    left = int(stop.get("not_started", 0))
+    spent = f": {stop['spent']:.4g} of {stop['limit']:.4g} {prices.currency} spent" if prices is not None else ""
+    return (
+        f"The budget stopped the evaluation{spent}; {left} case{'s' if left != 1 else ''} did not start. "
+        "Run the same eval command again to compute them."
+    )

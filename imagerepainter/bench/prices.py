@@ -63,7 +63,7 @@ class T2IPrice(_Strict):
 
     per_image: float | None = Field(default=None, ge=0)
     per_gpu_hour: float | None = Field(default=None, ge=0)
-    """Charged for the case's T2I seconds (the wall time of its render steps, see :mod:`~imagerepainter.bench.costs`)."""
+    """Charged for the case's T2I seconds (its render steps' wall time; see :mod:`~imagerepainter.bench.costs`)."""
 
     @model_validator(mode="after")
     def _one_price(self) -> T2IPrice:
