@@ -22,11 +22,13 @@ from .costs import CostSection
 
 __all__ = ["cost_html", "cost_markdown", "cost_summary"]
 
-_NOTE = (
-    "Means per reference (one case each) of every finished or failed case. The shared description's calls, "
-    "tokens, seconds and dollars are split evenly over the cases that used it and included, so the rows add up "
-    "to the total. T2I seconds are the wall time of the render steps; case seconds, of the case."
-)
+def _note(section: CostSection) -> str:
+    return (
+        "Means per reference (one case each) of every finished or failed case. The shared description's calls, "
+        f"tokens, seconds{' and dollars' if section.priced else ''} are split evenly over the cases that used it "
+        "and included, so the rows add up to the total. T2I seconds are the wall time of the render steps; case "
+        "seconds, of the case."
+    )
 
 
 def _n(value: float | None, digits: int = 1) -> str:
@@ -94,7 +96,7 @@ def cost_markdown(section: CostSection | None) -> list[str]:
     """The cost section as Markdown lines (none without a section)."""
     if section is None:
         return []
-    lines = ["## Cost per reference", "", _NOTE, "", *_md_rows(*_usage_table(section)), ""]
+    lines = ["## Cost per reference", "", _note(section), "", *_md_rows(*_usage_table(section)), ""]
     if section.gains:
         lines += ["### What repaint buys over single", "", *_md_rows(*_gain_table(section)), ""]
     return lines + [f"- {_md_cell(fact)}" for fact in _facts(section)] + [""]
@@ -122,7 +124,7 @@ def cost_html(section: CostSection | None) -> str:
     )
     facts = "".join(f"<li>{escape_text(fact)}</li>" for fact in _facts(section))
     return (
-        f'<section><h2>Cost per reference</h2><p class="muted">{escape_text(_NOTE)}</p>'
+        f'<section><h2>Cost per reference</h2><p class="muted">{escape_text(_note(section))}</p>'
         f"{_html_table(*_usage_table(section), 'costs')}{gains}<ul>{facts}</ul></section>"
     )
 

@@ -64,7 +64,7 @@ class _Priced(_Record):
     @model_serializer(mode="wrap")
     def _without_unpriced(self, handler: Any) -> Any:
         data = handler(self)
-        return {k: v for k, v in data.items() if not (v is None and "dollars" in k)}
+        return {k: v for k, v in data.items() if not (v is None and "dollar" in k)}
 
 
 class MLLMUsage(_Record):
