@@ -97,7 +97,9 @@ def test_token_counts_flow_from_the_wire_into_the_ledger(scenes: Path, tmp_path:
 
     server = sandbox_server()
     answer = server.responder
-    server.responder = lambda request: ChatReply(payload=answer(request), usage={"prompt_tokens": 100, "completion_tokens": 7})
+    server.responder = lambda request: ChatReply(
+        payload=answer(request), usage={"prompt_tokens": 100, "completion_tokens": 7}
+    )
     with server:
         spec = f"openai:sandbox?base_url={server.base_url}"
         prices = {"mllm": {"openai:sandbox": {"input_per_million": 1, "output_per_million": 1}}, "t2i": PRICES["t2i"]}
@@ -139,7 +141,7 @@ def test_a_budget_needs_prices_covering_the_run_refused_before_anything_runs(sce
 
 def test_a_prices_file_error_names_the_file_and_the_key(tmp_path: Path) -> None:
     path = tmp_path / "prices.toml"
-    path.write_text('[t2i.sdxl]\nper_image = 0.01\nper_gpu_hour = 2\n')
+    path.write_text("[t2i.sdxl]\nper_image = 0.01\nper_gpu_hour = 2\n")
     with pytest.raises(ConfigurationError, match=r"prices\.toml.*t2i\.sdxl.*exactly one of per_image or per_gpu_hour"):
         load_prices(path)
     path.write_text('[mllm."openai:gpt-4o"]\ninput_per_million = -1\noutput_per_million = 1\n')

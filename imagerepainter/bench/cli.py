@@ -245,12 +245,12 @@ def _print_ranking(paths: dict[str, Path]) -> None:
     from .leaderboard import Leaderboard
 
     board = Leaderboard.model_validate_json(paths["json"].read_text(encoding="utf-8"))
-    print()
-    print(ranking_table(board))
-    if board.costs is not None:
+    if board.costs is not None:  # before the ranking, which ends the output
         from .cost_reports import cost_summary
 
         print(cost_summary(board.costs))
+    print()
+    print(ranking_table(board))
 
 
 _MODEL_WIDTH = 28

@@ -22,6 +22,7 @@ from .costs import CostSection
 
 __all__ = ["cost_html", "cost_markdown", "cost_summary"]
 
+
 def _note(section: CostSection) -> str:
     return (
         "Means per reference (one case each) of every finished or failed case. The shared description's calls, "

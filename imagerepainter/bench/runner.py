@@ -41,7 +41,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -184,11 +184,10 @@ def evaluate(
         retry_failed: Compute again the cases recorded as failed (cases skipped because their
             model's circuit breaker opened are computed again by every run).
         on_progress: Called with a :class:`ProgressEvent` at the start and after each case.
-        prices: A prices TOML file, or its contents (see :mod:`~imagerepainter.bench.prices`):
-            the reports then show dollars. Every model and the MLLM need a price.
-        budget: Dollars this call may spend (needs ``prices``): once spent, no case starts any
-            more; cases in flight finish and are kept, and the next call computes the rest
-            (see :mod:`~imagerepainter.bench.budget`).
+        prices: A prices TOML file or its contents (:mod:`~imagerepainter.bench.prices`): the
+            reports then show dollars. Every model and the MLLM need a price.
+        budget: Dollars this call may spend (needs ``prices``); then no case starts, and the
+            next call computes the rest (:mod:`~imagerepainter.bench.budget`).
 
     Raises:
         ConfigurationError: a bad argument, found before any model is loaded or called.
@@ -205,29 +204,15 @@ def evaluate(
     status = store.case_status(job.case_id for job in plan.jobs)
     redo = {None, "skipped", *(["failed"] if retry_failed else [])}
     todo = [j for j in plan.jobs if status.get(j.case_id) in redo]
-    skipped, failed, done, cut_off = len(plan.jobs) - len(todo), 0, 0, 0
-    stopped: dict[str, str] = {}
+    skipped = len(plan.jobs) - len(todo)
     if on_progress is not None:
         on_progress(ProgressEvent(done=0, total=len(todo), skipped=skipped, failed=0))
-    describer = run = spend = None
+    ran = _Ran()
     if todo:
-        run = _executor(executor, max_concurrency)
-        describer = Describer(mllm=plan.mllm, mllm_key=plan.mllm_key, config=plan.config, store=store)
-        spend = _budget(budget, checked.prices, describer, mllm)
-        try:
-            for outcome in run(todo, plan.worker, describer, **({"budget": spend} if spend else {})):
-                case = _save(store, outcome)
-                done += 1
-                failed, cut_off = failed + (case.status == "failed"), cut_off + (case.status == "skipped")
-                if case.status == "skipped":
-                    stopped.setdefault(case.model, case.error or "")
-                if on_progress is not None:
-                    on_progress(ProgressEvent(done, len(todo), skipped, failed + cut_off, case))
-        finally:
-            describer.close()
-    not_started = len(todo) - done
-    stop = _budget_stop(spend, not_started)
-    store.set_meta("budget_stop", stop)
+        ran = _run(todo, plan, store, executor=_executor(executor, max_concurrency), on_progress=on_progress,
+                   skipped=skipped, budget=budget, prices=checked.prices)  # fmt: skip
+    stop = _budget_stop(ran.spend, not_started := len(todo) - ran.done)
+    store.set_meta("budget_stop", stop)  # the reports say it until a call leaves nothing undone
     return EvaluationReport(
         out=store.out,
         database=store.path,
@@ -237,19 +222,56 @@ def evaluate(
         metrics=list(plan.metrics),
         primary_metric=primary_metric(plan.metrics),
         cases=store.cases(job.case_id for job in plan.jobs),
-        computed=done,
+        computed=ran.done,
         skipped=skipped,
-        failed=failed,
-        breaker_skipped=cut_off,
-        stopped_models=stopped,
-        descriptions_computed=describer.computed if describer else 0,
-        descriptions_reused=describer.reused if describer else 0,
+        failed=ran.failed,
+        breaker_skipped=ran.cut_off,
+        stopped_models=ran.stopped,
+        descriptions_computed=ran.described,
+        descriptions_reused=ran.reused,
         seconds=time.perf_counter() - start,
-        start_seconds=float(getattr(run, "start_seconds", 0.0)) if todo else 0.0,
+        start_seconds=ran.start_seconds,
         prices=checked.prices,
         not_started=not_started,
         budget_stop=stop,
     )
+
+
+@dataclass
+class _Ran:
+    """What running an evaluation's cases did."""
+
+    done: int = 0
+    failed: int = 0
+    cut_off: int = 0
+    stopped: dict[str, str] = field(default_factory=dict)
+    described: int = 0
+    reused: int = 0
+    start_seconds: float = 0.0
+    spend: Any = None
+
+
+def _run(todo: list[CaseJob], plan: _Plan, store: ResultsStore, *, executor: Executor,
+         on_progress: Callable[[ProgressEvent], None] | None, skipped: int, budget: float | None,
+         prices: Prices | None) -> _Ran:  # fmt: skip
+    """Run ``todo`` on ``executor``, saving each case as it ends; stop starting cases at ``budget``."""
+    ran = _Ran()
+    describer = Describer(mllm=plan.mllm, mllm_key=plan.mllm_key, config=plan.config, store=store)
+    ran.spend = _budget(budget, prices, describer, plan.mllm)
+    try:
+        for outcome in executor(todo, plan.worker, describer, **({"budget": ran.spend} if ran.spend else {})):
+            case = _save(store, outcome)
+            ran.done += 1
+            ran.failed, ran.cut_off = ran.failed + (case.status == "failed"), ran.cut_off + (case.status == "skipped")
+            if case.status == "skipped":
+                ran.stopped.setdefault(case.model, case.error or "")
+            if on_progress is not None:
+                on_progress(ProgressEvent(ran.done, len(todo), skipped, ran.failed + ran.cut_off, case))
+    finally:
+        describer.close()
+    ran.described, ran.reused = describer.computed, describer.reused
+    ran.start_seconds = float(getattr(executor, "start_seconds", 0.0))
+    return ran
 
 
 def _budget(budget: float | None, prices: Prices | None, describer: Describer, mllm: Any) -> Any:
