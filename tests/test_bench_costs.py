@@ -174,3 +174,32 @@ def test_a_store_written_before_the_ledger_still_loads_and_is_reported_as_unknow
     assert old.cost is None
     section = cost_section([old, *report.cases[1:]], prices=load_prices(PRICES))
     assert section is not None and section.unknown == 1
+
+
+def test_the_leaderboard_command_prices_a_finished_evaluation_at_the_prices_given(
+    priced: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from imagerepainter.bench import CostSection, Prices, load_prices
+    from imagerepainter.cli import main
+
+    report, _ = priced
+    assert isinstance(load_prices(PRICES), Prices)
+    doubled = report.out / "doubled.toml"
+    doubled.write_text(
+        "[mllm.sandbox]\ninput_per_million = 6\noutput_per_million = 30\n"
+        "[t2i.exact]\nper_image = 0.02\n[t2i.loose]\nper_gpu_hour = 14\n"
+    )
+    assert main(["leaderboard", str(report.out), "--prices", str(doubled)]) == 0
+    assert "USD" in capsys.readouterr().out
+    board = json.loads((report.out / "leaderboard.json").read_text())
+    costs = CostSection.model_validate(board["costs"])
+    assert costs.priced and costs.total_dollars is not None
+    once = report.write_reports()  # the evaluation's own prices again
+    assert json.loads(once["json"].read_text())["costs"]["total_dollars"] == pytest.approx(costs.total_dollars / 2)
+    assert main(["leaderboard", str(report.out)]) == 0
+    assert "USD" not in capsys.readouterr().out and "dollar" not in (report.out / "leaderboard.json").read_text()
+    wrong = report.out / "wrong.toml"
+    wrong.write_text("[mllm.sandbox]\ninput_per_million = 1\noutput_per_million = 1\n[t2i.exact]\nper_image = 1\n")
+    assert main(["leaderboard", str(report.out), "--prices", str(wrong)]) == 2
+    assert "no price for t2i 'loose'" in capsys.readouterr().err
+    report.write_reports()  # the module's reports as the other tests read them
