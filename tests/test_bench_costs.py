@@ -203,3 +203,25 @@ def test_the_leaderboard_command_prices_a_finished_evaluation_at_the_prices_give
     assert main(["leaderboard", str(report.out), "--prices", str(wrong)]) == 2
     assert "no price for t2i 'loose'" in capsys.readouterr().err
     report.write_reports()  # the module's reports as the other tests read them
+
+
+def test_a_case_that_fails_mid_run_keeps_what_it_spent(scenes: Path, tmp_path: Path) -> None:
+    from imagerepainter.errors import GenerationError
+    from imagerepainter.testing import FakeT2I
+
+    class SecondRenderFails(FakeT2I):
+        def generate(self, requests: Any) -> Any:
+            if self.batches >= 1:
+                raise GenerationError("the device fell over", backend=self.name)
+            return super().generate(requests)
+
+    prices = {"mllm": PRICES["mllm"], "t2i": {"flaky": {"per_image": 0.5}}}
+    report = _evaluate(scenes, tmp_path, models={"flaky": SecondRenderFails()}, modes=["repaint"], scorer="sandbox",
+                       limit=1, prices=prices)  # fmt: skip
+    (case,) = report.cases
+    assert case.status == "failed" and "fell over" in (case.error or "")
+    assert case.cost is not None and case.cost.images == 1 and case.cost.mllm["sandbox"].calls >= 1  # the critique
+    own, share = case_dollars(case, load_prices(prices), description_shares([case]))
+    tokens = case.cost.mllm["sandbox"]
+    assert own == pytest.approx(0.5 + (tokens.input_tokens * 3.0 + tokens.output_tokens * 15.0) / 1e6)
+    assert share > 0
