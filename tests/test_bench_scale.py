@@ -22,6 +22,7 @@ from imagerepainter.bench.scheduler import Lanes, schedule
 from imagerepainter.images import image_sha256
 from imagerepainter.sandbox import SandboxT2I, random_scene, render_scene
 from imagerepainter.testing.standin import StandInT2I, busy_seconds
+from tests.batches import wait_until_waiting
 
 SETTINGS = {"max_rounds": 2, "variants": 2, "height": 48, "width": 48}
 
@@ -95,11 +96,12 @@ def test_merged_renders_give_each_case_the_images_it_would_get_alone():
             images = batcher.generate(_requests([2 * i, 2 * i + 1]))
         got[i] = [image_sha256(g.image) for g in images]
 
+    batcher.window = 60.0  # a loaded machine must not close the batch before every case handed in
     with batcher.case():  # hold the batch open until all three cases are waiting
         threads = [threading.Thread(target=case, args=(i,)) for i in range(3)]
         for t in threads:
             t.start()
-        time.sleep(0.1)
+        wait_until_waiting(batcher, 3)
     for t in threads:
         t.join()
     batcher.close()

@@ -7,7 +7,6 @@ pixel scorers, within float tolerance for the tiny random-weight CLIP and DINOv2
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from imagerepainter.bench.metrics import compute_metrics, resolve_metrics, scori
 from imagerepainter.errors import ConfigurationError
 from imagerepainter.sandbox import SandboxScorer, random_scene, render_scene
 from imagerepainter.scorers import CLIPScorer, DINOv2Scorer, PSNRScorer, WeightedScorer
+from tests.batches import wait_until_waiting
 
 torch = pytest.importorskip("torch")
 
@@ -58,11 +58,12 @@ def _in_cases(batcher: Any, work: list[Any]) -> list[Any]:
             except Exception as exc:
                 out[i] = exc
 
+    batcher.window = 60.0  # a loaded machine must not close the batch before every case handed in
     with batcher.case():  # hold the batch open until every case is waiting
         threads = [threading.Thread(target=case, args=(i,)) for i in range(len(work))]
         for t in threads:
             t.start()
-        time.sleep(0.1)
+        wait_until_waiting(batcher, len(work))
     for t in threads:
         t.join()
     return out
@@ -167,10 +168,11 @@ def test_metrics_of_concurrent_cases_merge_and_equal_unmerged(tiny_clip_dir: Pat
             got[i] = compute_metrics(merged_metrics, *cases[i])
 
     threads = [threading.Thread(target=case, args=(i,)) for i in range(len(cases))]
+    batcher.window = 60.0  # a loaded machine must not close the batch before every case handed in
     with scoring_cases(merged_metrics):  # hold the batch open until every case is waiting
         for t in threads:
             t.start()
-        time.sleep(0.3)
+        wait_until_waiting(batcher, len(cases))
     for t in threads:
         t.join()
     assert batcher.calls == 1  # four cases, one merged scoring call for the metric and its parts

@@ -23,19 +23,23 @@ import importlib
 from typing import Any
 
 __all__ = [
+    "CaseCost",
     "CaseResult",
+    "CostSection",
     "Dataset",
     "EvaluationReport",
     "Group",
     "Leaderboard",
     "LeaderboardRow",
     "Metric",
+    "Prices",
     "ProgressEvent",
     "Reference",
     "ResultsStore",
     "build_leaderboard",
     "evaluate",
     "load_dataset",
+    "load_prices",
     "write_reports",
 ]
 
@@ -54,6 +58,10 @@ _WHERE = {
     "LeaderboardRow": "leaderboard",
     "build_leaderboard": "leaderboard",
     "write_reports": "leaderboard",
+    "CaseCost": "costs",
+    "CostSection": "costs",
+    "Prices": "prices",
+    "load_prices": "prices",
 }
 
 

@@ -112,6 +112,12 @@ class MergeBatcher:
         """Units of work of one item, counted against ``max_batch_size``."""
         return 1
 
+    @property
+    def waiting(self) -> int:
+        """Calls handed in and not yet taken into a batch."""
+        with self._cond:
+            return len(self._pending)
+
     # ------------------------------------------------------------------ the cases
 
     def submit(self, items: Sequence[Any]) -> list[Any]:

@@ -60,6 +60,8 @@ class Describer:
         """Descriptions computed (paid for) by this describer."""
         self.reused = 0
         """Descriptions read back from the database instead."""
+        self.described: list[Description] = []
+        """The descriptions this describer computed (paid for), in order: what a budget counts."""
         self._futures: dict[str, Future[Description]] = {}
         self._lock = threading.Lock()
         self._repainter: Any = None
@@ -101,6 +103,7 @@ class Describer:
                 )
                 with self._lock:
                     self.computed += 1
+                    self.described.append(description)
         except BaseException as exc:
             future.set_exception(exc)
             raise

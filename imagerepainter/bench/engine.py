@@ -36,8 +36,10 @@ from ..images import ImageRef, encode_png, image_sha256
 from ..results import Description
 from .batching import DEFAULT_WINDOW, RenderBatcher, ScoreBatcher
 from .breaker import is_permanent, outlasted_retries
+from .costs import DescriptionCost, MLLMUsage, case_cost, description_cost
 from .datasets import Reference
 from .metrics import compute_metrics, metric_details, scoring_cases
+from .prices import mllm_key
 from .records import CaseResult, Metric, Mode
 
 __all__ = [
@@ -261,6 +263,8 @@ class Workbench:
         self.spec = spec
         self.config = RepainterConfig.validated(dict(spec.config))
         self.mllm = resolve_mllm(spec.mllm)
+        self.mllm_key = mllm_key(spec.mllm)
+        """How the MLLM is named in the cost ledger and in prices."""
         self.scorer = resolve_scorer(spec.scorer)
         load = getattr(self.scorer, "load", None)
         if callable(load):  # load once, before cases run in parallel
@@ -327,6 +331,7 @@ class Workbench:
 
     def _run_case(self, job: CaseJob, image: Image.Image, description: Description) -> CaseOutcome:
         start = time.perf_counter()
+        described = description_cost(description, self.mllm_key)
         try:
             engine = self.engine(job.model)
             result = engine.regenerate(image, description, job.mode, job.seed)
@@ -336,6 +341,7 @@ class Workbench:
                 self._engines[job.model].store.release(_refs_of(partial))
             seconds = time.perf_counter() - start
             case = failed_case(job, exc, seconds=seconds, spent=partial)
+            case = case.model_copy(update={"cost": case_cost(partial, mllm=self.mllm_key, description=described)})
             return CaseOutcome(
                 case,
                 permanent=is_permanent(exc),
@@ -343,30 +349,41 @@ class Workbench:
                 model_failure=not isinstance(exc, MLLMError),
             )
         try:
-            return self._record(job, engine, image, result, start, tree=description.understanding)
+            return self._record(job, image, result, start, described, tree=description.understanding)
         finally:
             engine.store.release(_refs_of(result))
 
     def _record(
-        self, job: CaseJob, engine: ModelEngine, image: Image.Image, result: Any, start: float, *, tree: Any = None
+        self,
+        job: CaseJob,
+        image: Image.Image,
+        result: Any,
+        start: float,
+        described: DescriptionCost,
+        *,
+        tree: Any = None,
     ) -> CaseOutcome:
+        # a case that fails after its run still spent what the run did
+        spent = {"cost": case_cost(result, mllm=self.mllm_key, description=described)}
         best = result.best
         if best is None:
             return CaseOutcome(
                 failed_case(
                     job, "no image could be scored (every candidate was blocked)", seconds=time.perf_counter() - start
-                )
+                ).model_copy(update=spent)
             )
         best_image = best.image
         try:
             values = compute_metrics(self.metrics, image, [best_image], tree=tree)
             details = metric_details(self.metrics, image, [best_image], tree=tree)[0]
         except Exception as exc:
-            return CaseOutcome(failed_case(job, exc, seconds=time.perf_counter() - start))
+            return CaseOutcome(failed_case(job, exc, seconds=time.perf_counter() - start).model_copy(update=spent))
         metrics = {name: v[0] for name, v in values.items()}
         judged = [d for d in details.values() if isinstance(d, dict) and ("ratings" in d or "checks" in d)]
         higher = {m.name: bool(m.higher_is_better) for m in self.metrics}
-        usage = result.usage
+        # the loop's calls plus a judge's and an element check's (model calls of this case too)
+        cost = case_cost(result, mllm=self.mllm_key, description=described, judged=judged)
+        own = cost.mllm.get(self.mllm_key, MLLMUsage())
         case = _base(
             job,
             status="ok",
@@ -374,13 +391,13 @@ class Workbench:
             higher_is_better=higher,
             best_prompt=best.prompt,
             rounds=len(result.rounds),
-            images=int(usage.get("images", 0)),
-            # the loop's calls plus a judge's and an element check's (model calls of this case too)
-            mllm_calls=int(usage.get("mllm_calls", 0)) + sum(_calls(d) for d in judged),
-            input_tokens=int(usage.get("input_tokens", 0)) + sum(int(d["input_tokens"]) for d in judged),
-            output_tokens=int(usage.get("output_tokens", 0)) + sum(int(d["output_tokens"]) for d in judged),
+            images=cost.images,
+            mllm_calls=own.calls,
+            input_tokens=own.input_tokens,
+            output_tokens=own.output_tokens,
             seconds=time.perf_counter() - start,
             stop_reason=result.stop_reason,
+            cost=cost,
             extra={
                 "loop_scorer": self.scorer.name,
                 "loop_score": best.score,
@@ -398,11 +415,6 @@ class Workbench:
             engine.close()
         if self.loop_scorer is not None:
             self.loop_scorer.close()
-
-
-def _calls(details: Mapping[str, Any]) -> int:
-    """MLLM calls a metric's details record: the judge's ratings, or the element check's ``calls``."""
-    return int(details["calls"]) if "calls" in details else len(details["ratings"])
 
 
 def _load_error(model: str, exc: Exception) -> ModelLoadError:

@@ -22,7 +22,9 @@ from .scheduler import schedule
 __all__ = ["Executor", "LocalExecutor", "prepare_case"]
 
 Executor = Callable[[Sequence[CaseJob], WorkerSpec, Describer], Iterator[CaseOutcome]]
-"""Runs jobs and yields their outcomes in any order (in the calling thread)."""
+"""Runs jobs and yields their outcomes in any order (in the calling thread). An executor that takes a
+``budget`` keyword (a :class:`~imagerepainter.bench.budget.Budget`) can run a budgeted evaluation: it
+passes it to :func:`~imagerepainter.bench.scheduler.schedule`."""
 
 
 def prepare_case(job: CaseJob, describer: Describer) -> tuple[Any, Any] | CaseOutcome:
@@ -49,7 +51,9 @@ class LocalExecutor:
         self.max_concurrency = max_concurrency
         self.breaker_threshold = breaker_threshold
 
-    def __call__(self, jobs: Sequence[CaseJob], worker: WorkerSpec, describer: Describer) -> Iterator[CaseOutcome]:
+    def __call__(
+        self, jobs: Sequence[CaseJob], worker: WorkerSpec, describer: Describer, budget: Any = None
+    ) -> Iterator[CaseOutcome]:
         bench = Workbench(worker)
         for model in dict.fromkeys(j.model for j in jobs):  # load every model first, not in a case's time
             with contextlib.suppress(ModelLoadError):  # kept by the workbench: the model's cases fail with it
@@ -63,6 +67,6 @@ class LocalExecutor:
 
         breaker = CircuitBreaker(self.breaker_threshold)
         try:
-            yield from schedule(task, jobs, max_concurrency=self.max_concurrency, breaker=breaker)
+            yield from schedule(task, jobs, max_concurrency=self.max_concurrency, breaker=breaker, budget=budget)
         finally:
             bench.close()

@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,7 +73,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from .._files import atomic_write
 from ..errors import ConfigurationError
 from . import stats
+from .costs import CostSection, cost_section
 from .element_board import ElementBoard, build_element_board
+from .prices import Prices
 from .records import GROUP_ALL, CaseResult, Group, GroupText, as_group
 
 __all__ = [
@@ -261,6 +263,8 @@ class Leaderboard(_Record):
     elements: ElementBoard | None = None
     """Fidelity per element kind, with paired tests and lost elements, when the cases checked elements
     (the ``elements`` metric; :mod:`~imagerepainter.bench.element_board`); None otherwise."""
+    costs: CostSection | None = None
+    """What the cases used and, with prices, cost (:mod:`~imagerepainter.bench.costs`); None without a ledger."""
 
     def row(self, model: str, mode: str, group: Group | str = GROUP_ALL) -> LeaderboardRow | None:
         """The row of ``model`` in ``mode`` over ``group`` (a :class:`Group` or its text), if any."""
@@ -625,8 +629,13 @@ def write_reports(
     *,
     primary_metric: str | None = None,
     title: str = "Image Regeneration leaderboard",
+    prices: Prices | None = None,
+    budget_stop: Mapping[str, float] | None = None,
 ) -> dict[str, Path]:
     """Build the leaderboard of ``cases`` and write every report into ``out_dir``; return their paths.
+
+    With ``prices`` the cost section shows dollars; ``budget_stop`` says a budget stopped the
+    evaluation (see :func:`~imagerepainter.bench.costs.cost_section`).
 
     Writes ``leaderboard.csv``, ``leaderboard.md``, ``leaderboard.html`` and ``leaderboard.json``
     (keys ``"csv"``, ``"md"``, ``"html"``, ``"json"``), each atomically: a reader never sees half
@@ -635,6 +644,8 @@ def write_reports(
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     board = build_leaderboard(cases, primary_metric=primary_metric)
+    costs = cost_section(cases, gains=board.gains, prices=prices, budget_stop=budget_stop)
+    board = board.model_copy(update={"costs": costs})
     return {
         "csv": atomic_write(folder / REPORT_FILES["csv"], write_csv(board)),
         "md": atomic_write(folder / REPORT_FILES["md"], render_markdown(board)),

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from ..errors import RepainterError
 from ..html import PAGE_CSP, escape_text, image_data_url, nice_ticks
 from ..images import load_image
+from .cost_reports import cost_html
 from .element_views import ELEMENT_CSS, case_checklist_html, element_html
 from .records import GROUP_ALL, CaseResult
 
@@ -461,7 +462,7 @@ def render_leaderboard_html(
         "mean of every metric over the same references (↑ higher is better, ↓ lower is better); and, for rows "
         "of few references, what they can support.</p>"
         f"{tables}</section>"
-        f"{_gains(board)}{_comparisons(board)}{element_html(board.elements)}"
+        f"{_gains(board)}{_comparisons(board)}{element_html(board.elements)}{cost_html(board.costs)}"
         f"{_grid(board, cases, out_dir, thumbs, max_grid_references)}"
         f"{_failed(board)}{_missing(board)}"
         "<footer>Automatic similarity only partly agrees with people; see the metrics guide for each metric's "

@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from .cost_reports import cost_markdown
 from .element_views import element_markdown
 from .records import GROUP_ALL
 from .stats import SMALL_N
@@ -283,6 +284,7 @@ def _problem_tables(board: Leaderboard) -> list[str]:
 
 
 def render_markdown(board: Leaderboard) -> str:
-    """The leaderboard as Markdown: the ranking per mode and group, gains, pairwise tests, failures, missing values."""
+    """The leaderboard as Markdown: the ranking per mode and group, gains, pairwise tests, costs, failures,
+    missing values."""
     lines = _header(board) + _board_tables(board) + _gain_table(board) + _comparison_table(board)
-    return "\n".join(lines + element_markdown(board.elements) + _problem_tables(board))
+    return "\n".join(lines + element_markdown(board.elements) + cost_markdown(board.costs) + _problem_tables(board))

@@ -102,7 +102,9 @@ class RayExecutor:
         self.start_seconds = 0.0
         """Seconds spent starting Ray (when started here) and building the actors."""
 
-    def __call__(self, jobs: Sequence[CaseJob], worker: WorkerSpec, describer: Describer) -> Iterator[CaseOutcome]:
+    def __call__(
+        self, jobs: Sequence[CaseJob], worker: WorkerSpec, describer: Describer, budget: Any = None
+    ) -> Iterator[CaseOutcome]:
         start = time.perf_counter()
         imported = sys.modules.get("ray")
         started = imported is None or not imported.is_initialized()
@@ -135,7 +137,9 @@ class RayExecutor:
 
                 breaker = CircuitBreaker(self.breaker_threshold)
                 try:
-                    yield from schedule(task, jobs, max_concurrency=self.max_concurrency, breaker=breaker)
+                    yield from schedule(
+                        task, jobs, max_concurrency=self.max_concurrency, breaker=breaker, budget=budget
+                    )
                 finally:
                     for actor in actors:
                         ray.kill(actor)

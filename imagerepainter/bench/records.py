@@ -23,6 +23,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, WithJsonSchema, field_validator
 
 from ..errors import ConfigurationError
+from .costs import CaseCost
 
 __all__ = ["GROUP_ALL", "CaseResult", "CaseStatus", "Group", "GroupKind", "GroupText", "Metric", "Mode", "as_group"]
 
@@ -162,6 +163,9 @@ class CaseResult(BaseModel):
     output_tokens: int = 0
     seconds: float = 0.0
     stop_reason: str | None = None
+    cost: CaseCost | None = None
+    """What the case used (calls, tokens, images, seconds; see :mod:`~imagerepainter.bench.costs`);
+    ``None`` in stores written before the ledger, and for cases a circuit breaker skipped."""
     extra: dict[str, Any] = Field(default_factory=dict)
     """Anything else worth keeping (e.g. the judge's rationale, repeated-call agreement)."""
 

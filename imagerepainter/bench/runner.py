@@ -14,7 +14,10 @@ same seed, is scored with every metric, and is written to ``results.sqlite`` in 
   :mod:`~imagerepainter.bench.scheduler`), and the renders of concurrent cases of a model are
   merged into batched calls (see :mod:`~imagerepainter.bench.batching`);
 * cuts off a model that keeps failing (see :mod:`~imagerepainter.bench.breaker`): its remaining
-  cases are recorded as ``skipped`` at once, and the next run tries them again.
+  cases are recorded as ``skipped`` at once, and the next run tries them again;
+* records what each case used (see :mod:`~imagerepainter.bench.costs`) and, with ``prices``,
+  stops starting cases once this call has spent ``budget`` dollars (see
+  :mod:`~imagerepainter.bench.budget`): the next run computes the rest.
 
 Example:
     >>> import tempfile
@@ -38,7 +41,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,6 +55,7 @@ from .datasets import Dataset, load_dataset
 from .describer import Describer
 from .engine import MODE_SETTINGS, CaseJob, CaseOutcome, WorkerSpec
 from .executors import Executor, LocalExecutor
+from .prices import Prices, load_prices, mllm_key
 from .records import CaseResult, Mode
 from .store import ResultsStore, case_key, stable_hash
 
@@ -105,12 +109,20 @@ class EvaluationReport(BaseModel):
     seconds: float
     start_seconds: float = 0.0
     """What the executor spent starting (Ray: starting the cluster and the actors; 0 for local threads)."""
+    prices: Prices | None = None
+    """The prices given (dollars appear in the reports only with them)."""
+    not_started: int = 0
+    """Cases the budget kept from starting: the next call computes them."""
+    budget_stop: dict[str, float] | None = None
+    """When the budget stopped the call: ``limit`` and ``spent`` (dollars) and ``not_started`` (cases)."""
 
     def write_reports(self) -> dict[str, Path]:
         """Write the leaderboard files into :attr:`out` (see :mod:`imagerepainter.bench.leaderboard`)."""
         from .leaderboard import write_reports
 
-        return write_reports(self.cases, self.out, primary_metric=self.primary_metric)
+        return write_reports(
+            self.cases, self.out, primary_metric=self.primary_metric, prices=self.prices, budget_stop=self.budget_stop
+        )
 
 
 def spec_text(spec: Any) -> str:
@@ -143,6 +155,8 @@ def evaluate(
     device_slots: int = 1,
     retry_failed: bool = False,
     on_progress: Callable[[ProgressEvent], None] | None = None,
+    prices: Prices | Mapping[str, Any] | str | os.PathLike[str] | None = None,
+    budget: float | None = None,
 ) -> EvaluationReport:
     """Evaluate ``models`` on ``dataset`` and record every case in ``out/results.sqlite``.
 
@@ -170,6 +184,10 @@ def evaluate(
         retry_failed: Compute again the cases recorded as failed (cases skipped because their
             model's circuit breaker opened are computed again by every run).
         on_progress: Called with a :class:`ProgressEvent` at the start and after each case.
+        prices: A prices TOML file or its contents (:mod:`~imagerepainter.bench.prices`): the
+            reports then show dollars. Every model and the MLLM need a price.
+        budget: Dollars this call may spend (needs ``prices``); then no case starts, and the
+            next call computes the rest (:mod:`~imagerepainter.bench.budget`).
 
     Raises:
         ConfigurationError: a bad argument, found before any model is loaded or called.
@@ -177,7 +195,8 @@ def evaluate(
     start = time.perf_counter()
     checked = _check_arguments(mllm=mllm, models=models, modes=modes, metrics=metrics, scorer=scorer, preset=preset,
                                settings=settings, seed=seed, max_concurrency=max_concurrency,
-                               device_slots=device_slots, executor=executor)  # fmt: skip
+                               device_slots=device_slots, executor=executor, prices=prices,
+                               budget=budget)  # fmt: skip
     plan = _plan(dataset, checked, mllm=mllm, models=models, seed=seed, limit=limit, categories=categories,
                  per_category=per_category, device_slots=device_slots)  # fmt: skip
     store = ResultsStore(out)
@@ -185,25 +204,15 @@ def evaluate(
     status = store.case_status(job.case_id for job in plan.jobs)
     redo = {None, "skipped", *(["failed"] if retry_failed else [])}
     todo = [j for j in plan.jobs if status.get(j.case_id) in redo]
-    skipped, failed, done, cut_off = len(plan.jobs) - len(todo), 0, 0, 0
-    stopped: dict[str, str] = {}
+    skipped = len(plan.jobs) - len(todo)
     if on_progress is not None:
         on_progress(ProgressEvent(done=0, total=len(todo), skipped=skipped, failed=0))
-    describer = run = None
+    ran = _Ran()
     if todo:
-        run = _executor(executor, max_concurrency)
-        describer = Describer(mllm=plan.mllm, mllm_key=plan.mllm_key, config=plan.config, store=store)
-        try:
-            for outcome in run(todo, plan.worker, describer):
-                case = _save(store, outcome)
-                done += 1
-                failed, cut_off = failed + (case.status == "failed"), cut_off + (case.status == "skipped")
-                if case.status == "skipped":
-                    stopped.setdefault(case.model, case.error or "")
-                if on_progress is not None:
-                    on_progress(ProgressEvent(done, len(todo), skipped, failed + cut_off, case))
-        finally:
-            describer.close()
+        ran = _run(todo, plan, store, executor=_executor(executor, max_concurrency), on_progress=on_progress,
+                   skipped=skipped, budget=budget, prices=checked.prices)  # fmt: skip
+    stop = _budget_stop(ran.spend, not_started := len(todo) - ran.done)
+    store.set_meta("budget_stop", stop)  # the reports say it until a call leaves nothing undone
     return EvaluationReport(
         out=store.out,
         database=store.path,
@@ -213,16 +222,72 @@ def evaluate(
         metrics=list(plan.metrics),
         primary_metric=primary_metric(plan.metrics),
         cases=store.cases(job.case_id for job in plan.jobs),
-        computed=done,
+        computed=ran.done,
         skipped=skipped,
-        failed=failed,
-        breaker_skipped=cut_off,
-        stopped_models=stopped,
-        descriptions_computed=describer.computed if describer else 0,
-        descriptions_reused=describer.reused if describer else 0,
+        failed=ran.failed,
+        breaker_skipped=ran.cut_off,
+        stopped_models=ran.stopped,
+        descriptions_computed=ran.described,
+        descriptions_reused=ran.reused,
         seconds=time.perf_counter() - start,
-        start_seconds=float(getattr(run, "start_seconds", 0.0)) if todo else 0.0,
+        start_seconds=ran.start_seconds,
+        prices=checked.prices,
+        not_started=not_started,
+        budget_stop=stop,
     )
+
+
+@dataclass
+class _Ran:
+    """What running an evaluation's cases did."""
+
+    done: int = 0
+    failed: int = 0
+    cut_off: int = 0
+    stopped: dict[str, str] = field(default_factory=dict)
+    described: int = 0
+    reused: int = 0
+    start_seconds: float = 0.0
+    spend: Any = None
+
+
+def _run(todo: list[CaseJob], plan: _Plan, store: ResultsStore, *, executor: Executor,
+         on_progress: Callable[[ProgressEvent], None] | None, skipped: int, budget: float | None,
+         prices: Prices | None) -> _Ran:  # fmt: skip
+    """Run ``todo`` on ``executor``, saving each case as it ends; stop starting cases at ``budget``."""
+    ran = _Ran()
+    describer = Describer(mllm=plan.mllm, mllm_key=plan.mllm_key, config=plan.config, store=store)
+    ran.spend = _budget(budget, prices, describer, plan.mllm)
+    try:
+        for outcome in executor(todo, plan.worker, describer, **({"budget": ran.spend} if ran.spend else {})):
+            case = _save(store, outcome)
+            ran.done += 1
+            ran.failed, ran.cut_off = ran.failed + (case.status == "failed"), ran.cut_off + (case.status == "skipped")
+            if case.status == "skipped":
+                ran.stopped.setdefault(case.model, case.error or "")
+            if on_progress is not None:
+                on_progress(ProgressEvent(ran.done, len(todo), skipped, ran.failed + ran.cut_off, case))
+    finally:
+        describer.close()
+    ran.described, ran.reused = describer.computed, describer.reused
+    ran.start_seconds = float(getattr(executor, "start_seconds", 0.0))
+    return ran
+
+
+def _budget(budget: float | None, prices: Prices | None, describer: Describer, mllm: Any) -> Any:
+    """The call's :class:`~imagerepainter.bench.budget.Budget`, or None without one."""
+    if budget is None or prices is None:
+        return None
+    from .budget import Budget
+
+    return Budget(budget, prices, describer=describer, mllm=mllm_key(mllm))
+
+
+def _budget_stop(spend: Any, not_started: int) -> dict[str, float] | None:
+    """What the reports say when the budget stopped the call (kept in the store for a rebuild)."""
+    if spend is None or not not_started:
+        return None
+    return {"limit": spend.limit, "spent": spend.spent, "not_started": not_started}
 
 
 # ----------------------------------------------------------------------------- planning
@@ -246,18 +311,21 @@ class _Checked:
     metrics: tuple[str, ...]
     scorer: Any
     config: RepainterConfig
+    prices: Prices | None = None
 
 
 def check_evaluation(*, mllm: Any, models: Mapping[str, Any], modes: Sequence[Mode] = ("single", "repaint"),
                      metrics: Sequence[str] = ("paper",), scorer: Any = None, preset: str = "default",
                      settings: Mapping[str, Any] | None = None, seed: int = 0, max_concurrency: int = 4,
-                     device_slots: int = 1, executor: Any = "local") -> None:  # fmt: skip
+                     device_slots: int = 1, executor: Any = "local", prices: Any = None,
+                     budget: float | None = None) -> None:  # fmt: skip
     """Check the arguments of :func:`evaluate` that are not the dataset, loading, building and writing nothing.
 
     :func:`evaluate` runs the same checks first; call this before an expensive step of your own
     (the command line calls it before it loads or downloads the dataset). In order: model names,
     every spec (models, MLLM, metrics, scorer; a typo is named with the closest names), modes,
-    settings, then the packages of what is really used (every missing extra in one error). A
+    settings, then the packages of what is really used (every missing extra in one error), then
+    the prices (readable, one for every model and the MLLM) and the budget. A
     ``device`` in a spec is checked against this machine only with the local executor.
 
     Raises:
@@ -273,12 +341,13 @@ text-to-image spec. Did you mean 'fidelity'? Accepted options: default_size, dro
     """
     _check_arguments(mllm=mllm, models=models, modes=modes, metrics=metrics, scorer=scorer, preset=preset,
                      settings=settings, seed=seed, max_concurrency=max_concurrency,
-                     device_slots=device_slots, executor=executor)  # fmt: skip
+                     device_slots=device_slots, executor=executor, prices=prices, budget=budget)  # fmt: skip
 
 
 def _check_arguments(*, mllm: Any, models: Mapping[str, Any], modes: Sequence[Mode], metrics: Sequence[str],
                      scorer: Any, preset: str, settings: Mapping[str, Any] | None, seed: int, max_concurrency: int,
-                     device_slots: int, executor: Any) -> _Checked:  # fmt: skip
+                     device_slots: int, executor: Any, prices: Any = None,
+                     budget: float | None = None) -> _Checked:  # fmt: skip
     from ..backends.registry import check_spec
     from .metric_specs import check_metrics
 
@@ -314,7 +383,34 @@ def _check_arguments(*, mllm: Any, models: Mapping[str, Any], modes: Sequence[Mo
     if scorer is None:
         scorer = _default_scorer(metrics[0], mllm, models)
     _check_installed(mllm, models, scorer, metrics)
-    return _Checked(modes, metrics, scorer, config)
+    return _Checked(modes, metrics, scorer, config, _check_prices(prices, budget, mllm, models, executor))
+
+
+def _check_prices(prices: Any, budget: float | None, mllm: Any, models: Mapping[str, Any], executor: Any) -> Any:
+    """The prices loaded and covering the run, and a budget that can be kept."""
+    from .budget import check_budget
+
+    check_budget(budget, prices)
+    if prices is None:
+        return None
+    loaded = load_prices(prices)
+    loaded.check_covers(mllm=[mllm_key(mllm)], models=models)
+    if budget is not None and executor not in ("local", "ray") and not _takes_budget(executor):
+        raise ConfigurationError(
+            f"The executor {type(executor).__name__} takes no budget= keyword, so it cannot stop at a budget; "
+            "drop the budget or use the local or Ray executor."
+        )
+    return loaded
+
+
+def _takes_budget(executor: Any) -> bool:
+    import inspect
+
+    try:
+        params = inspect.signature(executor).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "budget" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 def _plan(dataset: Any, checked: _Checked, *, mllm: Any, models: Mapping[str, Any], seed: int, limit: int | None,

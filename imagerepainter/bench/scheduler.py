@@ -16,6 +16,11 @@ model's breaker is half-open (its last finished case failed), its lane runs one 
 cases not yet started are recorded at once as ``skipped`` with the reason, and its lane is
 closed.
 
+With a ``budget`` (see :class:`~imagerepainter.bench.budget.Budget`), each finished case's cost
+is added to it before its thread takes another case; once the budget is reached no case
+starts any more: the cases in flight finish and are yielded, the others are not (the next
+evaluation computes them).
+
 The threads are daemons: when the caller stops iterating (Ctrl-C, an error), no new case
 starts and the process can exit at once; a case in flight is not recorded, and the next run
 computes it.
@@ -90,6 +95,15 @@ class Lanes:
             self._running[job.model] -= 1
             self._changed.notify_all()
 
+    def close_all(self) -> int:
+        """Remove every case not yet started; return how many there were."""
+        with self._changed:
+            left = sum(len(lane) for lane in self._lanes.values())
+            for lane in self._lanes.values():
+                lane.clear()
+            self._changed.notify_all()
+            return left
+
     def close(self, model: str) -> list[Any]:
         """Remove and return the cases of ``model`` not yet started."""
         with self._changed:
@@ -113,12 +127,14 @@ def schedule(
     *,
     max_concurrency: int,
     breaker: CircuitBreaker | None = None,
+    budget: Any = None,
 ) -> Iterator[CaseOutcome]:
     """Run ``task`` on each job on ``max_concurrency`` threads, models interleaved (see the module
     docstring); yield every job's outcome as it finishes, skipped ones included.
 
     ``task`` returns a failed outcome for a failed case; an exception it raises is a bug, and is
-    raised here.
+    raised here. ``budget``: an object with ``add(case)`` and ``reached``; once reached, no case
+    starts (the ones not started are not yielded).
     """
     breaker = breaker or CircuitBreaker()
     lanes = Lanes(jobs, probing=breaker.probing)
@@ -134,11 +150,17 @@ def schedule(
             reason = breaker.reason(job.model)
             for left in lanes.close(job.model):
                 outcomes.put((True, CaseOutcome(failed_case(left, reason, status="skipped"))))
+        if budget is not None:
+            budget.add(case)
         lanes.done(job)
         outcomes.put((True, outcome))
 
     def worker() -> None:
         while not stop.is_set():
+            if budget is not None and budget.reached:
+                for _ in range(lanes.close_all()):
+                    outcomes.put((True, None))  # not started: counted here, never yielded
+                return
             job = lanes.take()
             if job is None:
                 return
@@ -155,7 +177,8 @@ def schedule(
             ok, value = outcomes.get()
             if not ok:
                 raise value
-            yield value
+            if value is not None:
+                yield value
     finally:
         stop.set()
         lanes.stop()

@@ -2,8 +2,9 @@
 
 :func:`add_commands` adds both to the main parser and returns their handlers; errors
 follow the other commands (one line on stderr; exit 2 for bad input or configuration).
-``eval`` checks every argument (names, specs and their options, metrics, settings) before it
-loads the dataset or touches ``--out``. Both commands end with the ranking: the leaderboard's
+``eval`` checks every argument (names, specs and their options, metrics, settings, prices and
+budget) before it loads the dataset or touches ``--out``; it exits with 3 when ``--budget``
+stopped it before every case ran (run it again to go on). Both commands end with the ranking: the leaderboard's
 main rows as a table (:func:`ranking_table`), after the paths of the files written.
 The environment variable ``IMAGEREPAINTER_CACHE_DIR`` (default
 ``~/.cache/imagerepainter``) says where named datasets are downloaded.
@@ -24,6 +25,7 @@ from .settings import GENERATION_SETTINGS, add_setting_flags, help_formatter, se
 
 if TYPE_CHECKING:
     from ..bench.leaderboard import Leaderboard
+    from ..bench.prices import Prices
 
 __all__ = ["CounterLine", "add_commands", "ranking_table"]
 
@@ -44,11 +46,15 @@ EVAL_EXAMPLES = """examples:
   add a model later (only its cases run), then rebuild the reports:
     imagerepainter eval evalref-100 --mllm openai:gpt-4o \\
         --t2i sd15=diffusers:stable-diffusion-v1-5/stable-diffusion-v1-5 --out eval-out
-    imagerepainter leaderboard eval-out"""
+    imagerepainter leaderboard eval-out
+  with prices (a TOML you write; see examples/prices.toml), stopping at 5 dollars a call:
+    imagerepainter eval sandbox-scenes --mllm sandbox --t2i exact=sandbox --metrics sandbox \
+        --prices examples/prices.toml --budget 5 --out eval-demo"""
 
 
 LEADERBOARD_EXAMPLES = """examples:
-  imagerepainter leaderboard eval-out      after eval-out/results.sqlite gained cases or models"""
+  imagerepainter leaderboard eval-out      after eval-out/results.sqlite gained cases or models
+  imagerepainter leaderboard eval-out --prices prices.toml      with dollars, at today's prices"""
 
 
 def add_commands(subparsers: Any) -> dict[str, Handler]:
@@ -90,6 +96,14 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
     ev.add_argument("--max-concurrency", type=int, default=4, help="cases in flight at once (default: 4)")
     ev.add_argument("--retry-failed", action="store_true", help="compute the failed cases again")
     ev.add_argument("--out", required=True, help="output folder (reuse it to resume or to add a model)")
+    ev.add_argument("--prices", metavar="FILE", help=_PRICES_HELP)
+    ev.add_argument(
+        "--budget",
+        type=float,
+        metavar="DOLLARS",
+        help="stop starting cases once this call has spent DOLLARS (needs --prices); cases in flight finish and "
+        "are kept, and running the command again computes the rest (exit code 3 when it stopped)",
+    )
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
 
     lb = subparsers.add_parser(
@@ -101,7 +115,15 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
         epilog=LEADERBOARD_EXAMPLES,
     )
     lb.add_argument("folder", metavar="DIR", help="the evaluation's --out folder")
+    lb.add_argument("--prices", metavar="FILE", help=_PRICES_HELP)
     return {"eval": _cmd_eval, "leaderboard": _cmd_leaderboard}
+
+
+_PRICES_HELP = (
+    "a TOML file of prices (dollars per million tokens per MLLM, per image or per GPU-hour per model; see "
+    "examples/prices.toml): the reports add dollars per case and per model. No price is built in"
+)
+"""Prices change: the user gives them, or no report shows a dollar figure."""
 
 
 def _models(items: list[str]) -> dict[str, str]:
@@ -138,6 +160,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         "settings": _settings(args),
         "seed": args.seed,
         "max_concurrency": args.max_concurrency,
+        "prices": args.prices,
+        "budget": args.budget,
     }
     check_evaluation(
         **arguments, executor=args.executor
@@ -177,28 +201,33 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(f"stopped {model}: {reason}; the next run tries it again.", file=sys.stderr)
     if report.start_seconds:
         print(f"the executor took {report.start_seconds:.1f} s to start.", file=sys.stderr)
-    paths = _write_reports(report.out)
+    paths = _write_reports(report.out, report.prices)
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     print(f"results: {report.database}")
     _print_ranking(paths)
+    if report.not_started:
+        print(f"{report.not_started} cases did not start (--budget); run the same command again to compute them.",
+              file=sys.stderr)  # fmt: skip
+        return 3
     return 0
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    from ..bench.prices import load_prices
     from ..bench.store import DATABASE_NAME
 
     folder = Path(args.folder)
     if not (folder / DATABASE_NAME).is_file():
         raise ConfigurationError(f"{str(folder)!r} holds no {DATABASE_NAME}; give the --out folder of an evaluation.")
-    paths = _write_reports(folder)
+    paths = _write_reports(folder, load_prices(args.prices) if args.prices else None)
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     _print_ranking(paths)
     return 0
 
 
-def _write_reports(folder: Path) -> dict[str, Path]:
+def _write_reports(folder: Path, prices: Prices | None) -> dict[str, Path]:
     from ..bench.leaderboard import write_reports
     from ..bench.store import ResultsStore
 
@@ -207,7 +236,8 @@ def _write_reports(folder: Path) -> dict[str, Path]:
     if not cases:
         raise ConfigurationError(f"{str(store.path)!r} holds no case yet; nothing to report.")
     primary = store.get_meta("primary_metric", default=cases[0].primary_metric)
-    return dict(write_reports(cases, folder, primary_metric=primary))
+    stop = store.get_meta("budget_stop")
+    return dict(write_reports(cases, folder, primary_metric=primary, prices=prices, budget_stop=stop))
 
 
 def _print_ranking(paths: dict[str, Path]) -> None:
@@ -215,6 +245,10 @@ def _print_ranking(paths: dict[str, Path]) -> None:
     from ..bench.leaderboard import Leaderboard
 
     board = Leaderboard.model_validate_json(paths["json"].read_text(encoding="utf-8"))
+    if board.costs is not None:  # before the ranking, which ends the output
+        from ..bench.cost_reports import cost_summary
+
+        print(cost_summary(board.costs))
     print()
     print(ranking_table(board))
 
