@@ -33,7 +33,7 @@ from typing import Literal, TypeVar
 import numpy as np
 
 from .colors import RGB, delta_e, format_color, rgb_to_lab
-from .describe import fine_color, fine_shape
+from .describe import direction_words, fine_color, fine_shape
 from .edits import (
     add_edit,
     background_edit,
@@ -141,15 +141,6 @@ def _tone(want: RGB, have: RGB) -> str:
     return "the wrong hue"
 
 
-def _direction(dx: float, dy: float) -> str:
-    parts = []
-    if abs(dx) > 0.01:
-        parts.append("further right" if dx > 0 else "further left")
-    if abs(dy) > 0.01:
-        parts.append("lower" if dy > 0 else "higher")
-    return " and ".join(parts) or "slightly elsewhere"
-
-
 def _shape_findings(r: Blob, c: Blob, p: Shape) -> list[Finding]:
     """What differs between a shape seen in the reference (``r``) and in the candidate (``c``), drawn
     by the prompt's shape ``p``: its colour, kind, place and size."""
@@ -178,7 +169,7 @@ def _shape_findings(r: Blob, c: Blob, p: Shape) -> list[Finding]:
         findings.append(
             Finding(
                 "composition",
-                f"The {name} should sit {_direction(dx, dy)}.",
+                f"The {name} should sit {direction_words(dx, dy, threshold=0.01)}.",
                 move_edit(p, x, y),
                 2 * r.area * min(1.0, d / max(r.size, 0.05)),
             )
