@@ -105,42 +105,12 @@ class Settings:
 
 
 def sdxl_configs(tiny: bool) -> dict[str, dict[str, Any]]:
-    """SDXL base's component configurations (stabilityai/stable-diffusion-xl-base-1.0), or miniature ones.
+    """SDXL base's component configurations (stabilityai/stable-diffusion-xl-base-1.0), or miniature ones:
+    the same with the sizes of :data:`TINY_SDXL`.
 
     The text encoders' vocabulary comes from the tokenizer; it does not change their cost.
     """
-    if tiny:
-        text = TINY_TOWER
-        return {
-            "unet": {
-                "block_out_channels": (32, 64),
-                "layers_per_block": 2,
-                "sample_size": 32,
-                "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"),
-                "up_block_types": ("CrossAttnUpBlock2D", "UpBlock2D"),
-                "attention_head_dim": (2, 4),
-                "transformer_layers_per_block": (1, 2),
-                "cross_attention_dim": 64,  # the two text encoders' hidden sizes, concatenated
-                "addition_embed_type": "text_time",
-                "addition_time_embed_dim": 8,
-                "projection_class_embeddings_input_dim": 80,  # 32 (pooled text) + 6 * 8 (size conditioning)
-                "use_linear_projection": True,
-                "norm_num_groups": 32,
-            },
-            "vae": {
-                "block_out_channels": (32, 64),
-                "down_block_types": ("DownEncoderBlock2D",) * 2,
-                "up_block_types": ("UpDecoderBlock2D",) * 2,
-                "latent_channels": 4,
-                "sample_size": 64,
-                "norm_num_groups": 32,
-                "scaling_factor": 0.13025,
-                "force_upcast": True,
-            },
-            "text_encoder": {**text, "hidden_act": "quick_gelu", "projection_dim": 32},
-            "text_encoder_2": {**text, "hidden_act": "gelu", "projection_dim": 32},
-        }
-    return {
+    full: dict[str, dict[str, Any]] = {
         "unet": {
             "block_out_channels": (320, 640, 1280),
             "layers_per_block": 2,
@@ -197,6 +167,34 @@ def sdxl_configs(tiny: bool) -> dict[str, dict[str, Any]]:
             "projection_dim": 1280,
         },
     }
+    if not tiny:
+        return full
+    return {name: {**config, **TINY_SDXL[name]} for name, config in full.items()}
+
+
+TINY_SDXL: dict[str, dict[str, Any]] = {
+    "unet": {
+        "block_out_channels": (32, 64),
+        "sample_size": 32,
+        "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"),
+        "up_block_types": ("CrossAttnUpBlock2D", "UpBlock2D"),
+        "attention_head_dim": (2, 4),
+        "transformer_layers_per_block": (1, 2),
+        "cross_attention_dim": 64,  # the two text encoders' hidden sizes, concatenated
+        "addition_time_embed_dim": 8,
+        "projection_class_embeddings_input_dim": 80,  # 32 (pooled text) + 6 * 8 (size conditioning)
+    },
+    "vae": {
+        "block_out_channels": (32, 64),
+        "down_block_types": ("DownEncoderBlock2D",) * 2,
+        "up_block_types": ("UpDecoderBlock2D",) * 2,
+        "layers_per_block": 1,
+        "sample_size": 64,
+    },
+    "text_encoder": {**TINY_TOWER, "projection_dim": 32},
+    "text_encoder_2": {**TINY_TOWER, "projection_dim": 32},
+}
+"""What ``--tiny`` changes in each SDXL component: fewer, narrower blocks; the architecture stays SDXL's."""
 
 
 SDXL_SCHEDULER = {
