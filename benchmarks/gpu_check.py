@@ -62,7 +62,7 @@ from perf_kit import Canvas, photo
 from perf_suite import _fmt, generate_figure, machine
 
 from imagerepainter._loading import library_versions
-from imagerepainter.testing.tiny_models import _text_config as tiny_text_config
+from imagerepainter.testing.tiny_models import TINY_CLIP_VISION, TINY_DINOV2, TINY_TOWER, clip_text_config
 
 FIGURES = ("generate_ratio", "scoring_throughput", "eval_throughput")
 """The figures, in table order (the JSON's ``figures`` keys)."""
@@ -105,42 +105,12 @@ class Settings:
 
 
 def sdxl_configs(tiny: bool) -> dict[str, dict[str, Any]]:
-    """SDXL base's component configurations (stabilityai/stable-diffusion-xl-base-1.0), or miniature ones.
+    """SDXL base's component configurations (stabilityai/stable-diffusion-xl-base-1.0), or miniature ones:
+    the same with the sizes of :data:`TINY_SDXL`.
 
     The text encoders' vocabulary comes from the tokenizer; it does not change their cost.
     """
-    if tiny:
-        text = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4}
-        return {
-            "unet": {
-                "block_out_channels": (32, 64),
-                "layers_per_block": 2,
-                "sample_size": 32,
-                "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"),
-                "up_block_types": ("CrossAttnUpBlock2D", "UpBlock2D"),
-                "attention_head_dim": (2, 4),
-                "transformer_layers_per_block": (1, 2),
-                "cross_attention_dim": 64,  # the two text encoders' hidden sizes, concatenated
-                "addition_embed_type": "text_time",
-                "addition_time_embed_dim": 8,
-                "projection_class_embeddings_input_dim": 80,  # 32 (pooled text) + 6 * 8 (size conditioning)
-                "use_linear_projection": True,
-                "norm_num_groups": 32,
-            },
-            "vae": {
-                "block_out_channels": (32, 64),
-                "down_block_types": ("DownEncoderBlock2D",) * 2,
-                "up_block_types": ("UpDecoderBlock2D",) * 2,
-                "latent_channels": 4,
-                "sample_size": 64,
-                "norm_num_groups": 32,
-                "scaling_factor": 0.13025,
-                "force_upcast": True,
-            },
-            "text_encoder": {**text, "hidden_act": "quick_gelu", "projection_dim": 32},
-            "text_encoder_2": {**text, "hidden_act": "gelu", "projection_dim": 32},
-        }
-    return {
+    full: dict[str, dict[str, Any]] = {
         "unet": {
             "block_out_channels": (320, 640, 1280),
             "layers_per_block": 2,
@@ -197,6 +167,34 @@ def sdxl_configs(tiny: bool) -> dict[str, dict[str, Any]]:
             "projection_dim": 1280,
         },
     }
+    if not tiny:
+        return full
+    return {name: {**config, **TINY_SDXL[name]} for name, config in full.items()}
+
+
+TINY_SDXL: dict[str, dict[str, Any]] = {
+    "unet": {
+        "block_out_channels": (32, 64),
+        "sample_size": 32,
+        "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"),
+        "up_block_types": ("CrossAttnUpBlock2D", "UpBlock2D"),
+        "attention_head_dim": (2, 4),
+        "transformer_layers_per_block": (1, 2),
+        "cross_attention_dim": 64,  # the two text encoders' hidden sizes, concatenated
+        "addition_time_embed_dim": 8,
+        "projection_class_embeddings_input_dim": 80,  # 32 (pooled text) + 6 * 8 (size conditioning)
+    },
+    "vae": {
+        "block_out_channels": (32, 64),
+        "down_block_types": ("DownEncoderBlock2D",) * 2,
+        "up_block_types": ("UpDecoderBlock2D",) * 2,
+        "layers_per_block": 1,
+        "sample_size": 64,
+    },
+    "text_encoder": {**TINY_TOWER, "projection_dim": 32},
+    "text_encoder_2": {**TINY_TOWER, "projection_dim": 32},
+}
+"""What ``--tiny`` changes in each SDXL component: fewer, narrower blocks; the architecture stays SDXL's."""
 
 
 SDXL_SCHEDULER = {
@@ -217,24 +215,10 @@ def scorer_configs(tiny: bool) -> dict[str, dict[str, Any]]:
     """CLIP ViT-B/32 (openai/clip-vit-base-patch32) and DINOv2-base (facebook/dinov2-base), or miniature ones."""
     if tiny:
         return {
-            "clip_text": {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4},
-            "clip_vision": {
-                "hidden_size": 32,
-                "intermediate_size": 37,
-                "num_hidden_layers": 2,
-                "num_attention_heads": 4,
-                "image_size": 32,
-                "patch_size": 4,
-            },
+            "clip_text": TINY_TOWER,
+            "clip_vision": TINY_CLIP_VISION,
             "clip": {"projection_dim": 16, "image_size": 32, "shortest_edge": 32},
-            "dinov2": {
-                "hidden_size": 32,
-                "num_hidden_layers": 2,
-                "num_attention_heads": 4,
-                "intermediate_size": 37,
-                "image_size": 32,
-                "patch_size": 8,
-            },
+            "dinov2": TINY_DINOV2,
             "dinov2_processor": {"shortest_edge": 36, "crop": 32},
         }
     return {
@@ -287,11 +271,6 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, module="diffusers")
 
 
-def _text_config(tokenizer: Any, values: dict[str, Any]) -> dict[str, Any]:
-    """A CLIP text tower config for ``tokenizer`` (its vocabulary and special ids), sized by ``values``."""
-    return {**tiny_text_config(tokenizer), **values}
-
-
 def _parameters(module: Any) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -321,34 +300,27 @@ def build_sdxl(s: Settings) -> tuple[Any, dict[str, int]]:
 
     torch.manual_seed(s.seed)
     with torch.device(s.device):  # weights are created (and randomly initialised) where they will run
-        unet = diffusers.UNet2DConditionModel(**configs["unet"])
-        vae = diffusers.AutoencoderKL(**configs["vae"])
-        text_encoder = transformers.CLIPTextModel(
-            transformers.CLIPTextConfig(**_text_config(tokenizer, configs["text_encoder"]))
-        )
-        text_encoder_2 = transformers.CLIPTextModelWithProjection(
-            transformers.CLIPTextConfig(**_text_config(tokenizer, configs["text_encoder_2"]))
-        )
+        models = {  # the pipeline's components with weights, named as diffusers names them
+            "unet": diffusers.UNet2DConditionModel(**configs["unet"]),
+            "vae": diffusers.AutoencoderKL(**configs["vae"]),
+            "text_encoder": transformers.CLIPTextModel(
+                transformers.CLIPTextConfig(**clip_text_config(tokenizer, **configs["text_encoder"]))
+            ),
+            "text_encoder_2": transformers.CLIPTextModelWithProjection(
+                transformers.CLIPTextConfig(**clip_text_config(tokenizer, **configs["text_encoder_2"]))
+            ),
+        }
     pipe = RecordingSDXLPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        text_encoder_2=text_encoder_2,
+        **models,
         tokenizer=tokenizer,
         tokenizer_2=tokenizer,
-        unet=unet,
         scheduler=diffusers.EulerDiscreteScheduler(**SDXL_SCHEDULER),
         force_zeros_for_empty_prompt=True,
     )
     pipe.to(s.device, getattr(torch, s.dtype))
     pipe.set_progress_bar_config(disable=True)
     pipe.calls = []
-    counts = {
-        "unet": _parameters(unet),
-        "vae": _parameters(vae),
-        "text_encoder": _parameters(text_encoder),
-        "text_encoder_2": _parameters(text_encoder_2),
-    }
-    return pipe, counts
+    return pipe, {name: _parameters(model) for name, model in models.items()}
 
 
 def build_scorer_models(folder: Path, s: Settings) -> tuple[Path, Path, dict[str, int]]:
@@ -365,7 +337,7 @@ def build_scorer_models(folder: Path, s: Settings) -> tuple[Path, Path, dict[str
     with torch.device(s.device):
         clip_model = transformers.CLIPModel(
             transformers.CLIPConfig(
-                text_config=_text_config(tokenizer, {**configs["clip_text"], "projection_dim": clip["projection_dim"]}),
+                text_config=clip_text_config(tokenizer, **configs["clip_text"], projection_dim=clip["projection_dim"]),
                 vision_config={**configs["clip_vision"], "projection_dim": clip["projection_dim"]},
                 projection_dim=clip["projection_dim"],
             )

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from perf_kit import child_json
+
 TARGET_MB = 400
 
 _CHILD = r"""
@@ -60,14 +59,7 @@ def make_photo(path: Path, size: tuple[int, int], seed: int = 0) -> Path:
 
 def measure(how: str, photo: Path, folder: Path) -> dict[str, Any]:
     """One child run's peak RSS and reference size."""
-    done = subprocess.run(
-        [sys.executable, "-c", _CHILD, how, str(photo), str(folder)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=True,
-    )
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return child_json(_CHILD, how, str(photo), str(folder))
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

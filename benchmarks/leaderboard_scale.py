@@ -24,12 +24,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from perf_kit import child_json
 
 _CHILD = r"""
 import json, sys, time, tracemalloc
@@ -75,10 +73,7 @@ print(json.dumps({"references": n, "cases": len(cases), "rows": len(board.rows),
 
 def measure(n: int) -> dict[str, Any]:
     """One size, in a fresh interpreter."""
-    done = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(n)], cwd=ROOT, capture_output=True, text=True, check=True, timeout=600
-    )
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return child_json(_CHILD, str(n), timeout=600)
 
 
 def main() -> None:

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
+
+from perf_kit import child_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,15 +66,7 @@ print(json.dumps({"mode": mode, "runs": runs, "size": size, "samples": samples})
 
 
 def measure(mode: str, runs: int, size: int) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, "-c", _CHILD, mode, str(runs), str(size)],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return child_json(_CHILD, mode, str(runs), str(size), env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,11 +14,16 @@ backend protocols, so the suite keeps working while the core is redesigned:
   images of the requested size.
 * :func:`stored_bytes` — the bytes a SQLite checkpointer holds (every BLOB and text column).
 * :func:`checkpoint_bytes_by_round` — the same bytes, grouped by the round each checkpoint was in.
+* :func:`child_json` — run a measuring script in a fresh interpreter and read the JSON it prints, so
+  what the parent imported or allocated never counts.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -294,3 +299,17 @@ def checkpoint_bytes_by_round(db: Path) -> dict[int, int]:
         return dict(sorted(out.items()))
     finally:
         conn.close()
+
+
+def child_json(
+    code: str, *args: str, env: dict[str, str] | None = None, timeout: float | None = None
+) -> dict[str, Any]:
+    """Run the Python source ``code`` with ``args`` (its ``sys.argv[1:]``) in a fresh interpreter in the
+    repository root, and return the JSON object its last line of output prints.
+
+    A memory figure (peak RSS, ``VmHWM``) taken in the child is the child's alone. ``env`` replaces
+    the environment (default: this one's); a failing child raises ``CalledProcessError``.
+    """
+    argv = [sys.executable, "-c", code, *args]
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout, check=True)
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))

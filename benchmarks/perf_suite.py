@@ -855,7 +855,8 @@ def table(figures: dict[str, Any], s: Settings) -> list[dict[str, str]]:
     """One row per figure and size: figure, value, context (absolute numbers), target, meets."""
     rows: list[dict[str, str]] = []
 
-    def row(name: str, value: str, context: str, target: str, ok: bool | None) -> None:
+    def row(name: str, value: str, context: str, target: str = "(context)", ok: bool | None = None) -> None:
+        """One row; without a target, a row of context that meets nothing."""
         rows.append(
             {
                 "figure": name,
@@ -890,8 +891,6 @@ def table(figures: dict[str, Any], s: Settings) -> list[dict[str, str]]:
                 f"ChatOpenAI.invoke; the standard library's http.client {_fmt(wait.get('http_client_at_once'), 1)} -> "
                 f"{_fmt(wait.get('http_client_after_delay'), 1)} ms: the same code runs slower after waiting "
                 f"{_fmt(wait.get('delay_s'))} s for an answer, on this machine",
-                "(context)",
-                None,
             )
     if "describe_in_delays" in figures:
         f2 = figures["describe_in_delays"]
@@ -912,8 +911,6 @@ def table(figures: dict[str, Any], s: Settings) -> list[dict[str, str]]:
                 f"beyond the server's delay, same server and delay as the runs; text; with a 512 px photo "
                 f"{_fmt(floor.get('jpeg_512'), 1)} ms as JPEG, {_fmt(floor.get('png_512'), 1)} ms as PNG: a floor "
                 "under every sequential MLLM call above",
-                "(context)",
-                None,
             )
     if "generate_efficiency" in figures:
         f3 = figures["generate_efficiency"]
@@ -946,8 +943,6 @@ def table(figures: dict[str, Any], s: Settings) -> list[dict[str, str]]:
                     f"  of which the run folder's PNG compression, {size} px",
                     f"{_fmt(x['storage_cpu_ms'], 1)} ms",
                     "lossless PNG of the round's image, in a background thread off the critical path",
-                    "(context)",
-                    None,
                 )
         x = f4["run_folder"]
         row(
@@ -955,8 +950,6 @@ def table(figures: dict[str, Any], s: Settings) -> list[dict[str, str]]:
             f"{_fmt(x['median'], 1)} ms",
             f"wall beyond backends {_fmt(x['wall_ms'], 1)} ms; the graph plus run.json and report.html each round"
             + ("" if f4["replica_matches_cli"] else f"; NOTE the CLI now builds Repainter with {f4['cli_settings']}"),
-            "(context)",
-            None,
         )
     if "checkpoint_bytes_per_round" in figures:
         f5 = figures["checkpoint_bytes_per_round"]

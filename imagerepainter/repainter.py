@@ -499,14 +499,21 @@ class Repainter:
 
     def _events(self, run: PreparedRun) -> Iterator[RepaintEvent]:
         try:
-            for chunk in self._graph.stream(
-                run.graph_input, run.run_config, stream_mode="custom", durability=self.durability, context=run.context
-            ):
+            for chunk in self._graph.stream(run.graph_input, run.run_config, **self._stream_options(run)):
                 yield self._event(chunk)
         except BackendError as exc:
             self._threads.annotate(exc, run)
             raise
-        yield self._pause_event(run) or RepaintEvent(kind="result", result=self._threads.final_result(run))
+        yield self._last_event(run)
+
+    def _stream_options(self, run: PreparedRun) -> dict[str, Any]:
+        """How :meth:`stream` and :meth:`astream` stream the graph: its events, saved as this Repainter
+        says, with the run's settings as runtime context."""
+        return {"stream_mode": "custom", "durability": self.durability, "context": run.context}
+
+    def _last_event(self, run: PreparedRun) -> RepaintEvent:
+        """The event that ends a stream once the graph stopped: the pause for review, else the result."""
+        return self._pause_event(run) or RepaintEvent(kind="result", result=self._threads.final_result(run))
 
     # ------------------------------------------------------------------ human review
 
@@ -672,19 +679,12 @@ class Repainter:
         with self._threads.claim(thread_id) as claimed:
             run = await asyncio.to_thread(self._prepare, reference, prompt, claimed, overrides, description)
             try:
-                async for chunk in self._graph.astream(
-                    run.graph_input,
-                    run.run_config,
-                    stream_mode="custom",
-                    durability=self.durability,
-                    context=run.context,
-                ):
+                async for chunk in self._graph.astream(run.graph_input, run.run_config, **self._stream_options(run)):
                     yield self._event(chunk)
             except BackendError as exc:
                 await asyncio.to_thread(self._threads.annotate, exc, run)
                 raise
-            paused = await asyncio.to_thread(self._pause_event, run)
-            yield paused or RepaintEvent(kind="result", result=await asyncio.to_thread(self._threads.final_result, run))
+            yield await asyncio.to_thread(self._last_event, run)
 
     def status(self, thread_id: str) -> ThreadStatus:
         """Where thread ``thread_id`` stands in the checkpointer.

@@ -24,7 +24,7 @@ import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
-__all__ = ["FLAGS", "LAYOUT_JS", "PROBE_JS", "chromium_binary", "dump_dom", "probe", "screenshot"]
+__all__ = ["FLAGS", "LAYOUT_JS", "PROBE_JS", "chart_probe", "chromium_binary", "dump_dom", "probe", "screenshot"]
 
 _NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 FLAGS = (
@@ -42,16 +42,40 @@ FLAGS = (
     "--mute-audio",
 )
 
-PROBE_JS = """addEventListener("load", function () {
+_CHART_PROBE = """addEventListener("load", function () {
   var imgs = Array.prototype.slice.call(document.images);
   var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
-  var chart = document.getElementById("score-chart");
+  var chart = document.getElementById("%(chart)s");
   var d = document.body.dataset;
   d.imagesLoaded = ok + "/" + imgs.length;
-  d.chartPoints = chart ? String(chart.querySelectorAll("circle.pt-cand").length) : "none";
+%(counts)s
   d.chartWidth = chart ? String(Math.round(chart.getBoundingClientRect().width)) : "0";
   d.overflowX = String(document.documentElement.scrollWidth > window.innerWidth);
-  var frame = document.querySelector(".cand .frame[tabindex]");  // a click focuses it: the image shows large
+%(more)s
+  d.probe = "done";
+});"""
+
+
+def chart_probe(chart: str, *, more: str = "", **counts: str) -> str:
+    """A probe script for a page with a chart: on ``load`` it writes into ``<body data-*>``.
+
+    ``data-images-loaded`` (``"decoded/all"``), ``data-chart-width`` (px, ``"0"`` without the
+    element ``#chart``), ``data-overflow-x`` (the page scrolls sideways), one count per
+    ``counts`` item (``chartMeans="circle.pt-mean"`` gives ``data-chart-means``: the chart's
+    elements matching the selector, ``"none"`` without the chart), what the JavaScript
+    statements ``more`` record, and last ``data-probe="done"``.
+    """
+    lines = [
+        f'  d.{key} = chart ? String(chart.querySelectorAll("{css}").length) : "none";' for key, css in counts.items()
+    ]
+    return _CHART_PROBE % {"chart": chart, "counts": "\n".join(lines), "more": more}
+
+
+PROBE_JS = chart_probe(
+    "score-chart",
+    chartPoints="circle.pt-cand",
+    more="""  // a click focuses a candidate's frame: the image shows large
+  var frame = document.querySelector(".cand .frame[tabindex]");
   if (frame) {
     var img = frame.querySelector("img");
     var before = img ? img.getBoundingClientRect().width : 0;
@@ -60,10 +84,9 @@ PROBE_JS = """addEventListener("load", function () {
     d.zoom = Math.round(before) + "->" + Math.round(after);
     frame.blur();
   }
-  d.tocLinks = String(document.querySelectorAll("nav.toc a[href^='#round-']").length);
-  d.probe = "done";
-});"""
-"""Runs on ``load`` and writes its findings into ``<body data-*>``."""
+  d.tocLinks = String(document.querySelectorAll("nav.toc a[href^='#round-']").length);""",
+)
+"""The run report's probe (``#score-chart``'s candidates, the zoom on focus, the rounds' links)."""
 
 
 LAYOUT_JS = """addEventListener("load", function () {

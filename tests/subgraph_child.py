@@ -10,7 +10,6 @@ result as one JSON line.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import time
@@ -19,19 +18,15 @@ from typing import Any
 
 from imagerepainter.backends.function_t2i import FunctionT2I
 from imagerepainter.sandbox import SandboxT2I
+from tests.bench_modules import example_module
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "as_subgraph.py"
 HANG_AT_CALL = 3
 """In MODE ``run``, the renderer hangs in its third call (round 3), so the test's kill lands mid-render."""
 
 
 def main() -> None:
     folder, log, mode = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-    spec = importlib.util.spec_from_file_location("as_subgraph", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    example = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = example  # LangGraph reads the App state's annotations through the module
-    spec.loader.exec_module(example)
+    example = example_module("as_subgraph")
     renderer = SandboxT2I()
 
     calls = 0

@@ -11,38 +11,30 @@ from imagerepainter.errors import ConfigurationError, UnknownBackendError
 LOCAL = "base_url=http://127.0.0.1:9/v1"  # nothing listens there: resolving a spec sends nothing
 
 
-@pytest.mark.parametrize(
-    ("resolve", "spec", "expected"),
-    [
-        (resolve_mllm, "sandbox?x=1", r"Unknown option 'x' in the 'sandbox' MLLM spec\. Accepted options: max_edits\."),
-        (resolve_t2i, "sandbox?default_sise=64", r"Did you mean 'default_size'\? Accepted options: default_size, "),
-        (resolve_t2i, "diffusers:/no/such/folder?foo=1", r"Unknown option 'foo' .*Accepted options: batch_size, "),
-        (resolve_t2i, "openai:gpt-image-1?sise=1024x1024", r"Did you mean 'size'\?"),
-        (resolve_scorer, "ssim?foo=1", r"Unknown option 'foo' in the 'ssim' scorer spec\. Accepted options: "),
-        (resolve_scorer, "ssim?kernel=7", r"Did you mean 'kernel_size'\?"),
-        (resolve_scorer, "clip:/no/such/folder?bogus=1", r"Unknown option 'bogus' in the 'clip' scorer spec"),
-        (resolve_scorer, "sandbox?x=1", r"takes no options"),
-        (resolve_mllm, f"openai:gpt-4o?temprature=0&{LOCAL}", r"Did you mean 'temperature'\? Accepted options: "),
-    ],
-)
-def test_an_unknown_option_names_itself_the_accepted_ones_and_the_closest(resolve, spec, expected):
-    with pytest.raises(ConfigurationError, match=expected):
-        resolve(spec)
+UNKNOWN_OPTIONS = [  # the message names the option, the accepted ones and the closest
+    (resolve_mllm, "sandbox?x=1", r"Unknown option 'x' in the 'sandbox' MLLM spec\. Accepted options: max_edits\."),
+    (resolve_t2i, "sandbox?default_sise=64", r"Did you mean 'default_size'\? Accepted options: default_size, "),
+    (resolve_t2i, "diffusers:/no/such/folder?foo=1", r"Unknown option 'foo' .*Accepted options: batch_size, "),
+    (resolve_t2i, "openai:gpt-image-1?sise=1024x1024", r"Did you mean 'size'\?"),
+    (resolve_scorer, "ssim?foo=1", r"Unknown option 'foo' in the 'ssim' scorer spec\. Accepted options: "),
+    (resolve_scorer, "ssim?kernel=7", r"Did you mean 'kernel_size'\?"),
+    (resolve_scorer, "clip:/no/such/folder?bogus=1", r"Unknown option 'bogus' in the 'clip' scorer spec"),
+    (resolve_scorer, "sandbox?x=1", r"takes no options"),
+    (resolve_mllm, f"openai:gpt-4o?temprature=0&{LOCAL}", r"Did you mean 'temperature'\? Accepted options: "),
+]
+BAD_VALUES = [  # the message names the option, the type it wants and the value
+    (resolve_mllm, f"openai:gpt-4o?temperature=abc&{LOCAL}", r"option 'temperature': .*number.*'abc'"),
+    (resolve_mllm, f"openai:gpt-4o?timeout=soon&{LOCAL}", r"Option 'timeout' must be a number, got 'soon'"),
+    (resolve_t2i, "sandbox?default_size=big", r"Option 'default_size' must be a whole number, got 'big'"),
+    (resolve_t2i, "diffusers:/no/such/folder?batch_size=two", r"Option 'batch_size' must be a whole number"),
+    (resolve_scorer, "psnr?max_db=abc", r"Option 'max_db' must be a number, got 'abc'"),
+    (resolve_scorer, "clip?local_files_only=maybe", r"Option 'local_files_only' must be true or false"),
+    (resolve_mllm, f"openai:gpt-4o?model=gpt-4o-mini&{LOCAL}", r"The model goes before '\?'"),
+]
 
 
-@pytest.mark.parametrize(
-    ("resolve", "spec", "expected"),
-    [
-        (resolve_mllm, f"openai:gpt-4o?temperature=abc&{LOCAL}", r"option 'temperature': .*number.*'abc'"),
-        (resolve_mllm, f"openai:gpt-4o?timeout=soon&{LOCAL}", r"Option 'timeout' must be a number, got 'soon'"),
-        (resolve_t2i, "sandbox?default_size=big", r"Option 'default_size' must be a whole number, got 'big'"),
-        (resolve_t2i, "diffusers:/no/such/folder?batch_size=two", r"Option 'batch_size' must be a whole number"),
-        (resolve_scorer, "psnr?max_db=abc", r"Option 'max_db' must be a number, got 'abc'"),
-        (resolve_scorer, "clip?local_files_only=maybe", r"Option 'local_files_only' must be true or false"),
-        (resolve_mllm, f"openai:gpt-4o?model=gpt-4o-mini&{LOCAL}", r"The model goes before '\?'"),
-    ],
-)
-def test_a_value_that_cannot_be_converted_is_a_configuration_error(resolve, spec, expected):
+@pytest.mark.parametrize(("resolve", "spec", "expected"), UNKNOWN_OPTIONS + BAD_VALUES)
+def test_an_unknown_option_or_a_value_that_cannot_be_converted_is_a_configuration_error(resolve, spec, expected):
     with pytest.raises(ConfigurationError, match=expected):
         resolve(spec)
 

@@ -425,17 +425,7 @@ def test_csv_and_markdown_cells_stay_inert(tmp_path: Path) -> None:
     assert "](javascript" not in markdown and "[click]\\(javascript" in markdown and "\\*bold\\*" in markdown
 
 
-_PROBE = """addEventListener("load", function () {
-  var imgs = Array.prototype.slice.call(document.images);
-  var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
-  var chart = document.getElementById("leaderboard-chart");
-  var d = document.body.dataset;
-  d.imagesLoaded = ok + "/" + imgs.length;
-  d.chartMeans = chart ? String(chart.querySelectorAll("circle.pt-mean").length) : "none";
-  d.chartWhiskers = chart ? String(chart.querySelectorAll("line.ci").length) : "none";
-  d.chartWidth = chart ? String(Math.round(chart.getBoundingClientRect().width)) : "0";
-  d.probe = "done";
-});"""
+_PROBE = browser.chart_probe("leaderboard-chart", chartMeans="circle.pt-mean", chartWhiskers="line.ci")
 
 
 @pytest.mark.browser

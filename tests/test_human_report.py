@@ -164,14 +164,9 @@ def test_a_bad_blend_file_is_refused(tmp_path):
         Repainter(mllm="sandbox", t2i="sandbox", scorer=f"blend:{tmp_path / 'b.json'}")
 
 
-_PROBE = """addEventListener("load", function () {
-  var d = document.body.dataset, chart = document.getElementById("agreement-chart");
-  d.points = chart ? String(chart.querySelectorAll("circle.pt").length) : "none";
-  d.chartWidth = chart ? String(Math.round(chart.getBoundingClientRect().width)) : "0";
-  d.overflowX = String(document.documentElement.scrollWidth > window.innerWidth);
-  d.quotes = String(document.querySelectorAll("blockquote").length);
-  d.probe = "done";
-});"""
+_PROBE = browser.chart_probe(
+    "agreement-chart", points="circle.pt", more='  d.quotes = String(document.querySelectorAll("blockquote").length);'
+)
 
 
 @pytest.mark.browser

@@ -8,7 +8,6 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from langgraph.graph import END, START, StateGraph
 from PIL import Image
 from typing_extensions import TypedDict
 
@@ -23,7 +22,9 @@ from imagerepainter.errors import (
     UnknownBackendError,
 )
 from imagerepainter.testing import FakeMLLM, FakeT2I, ScriptedScorer
+from tests.bench_modules import example_module
 from tests.expected import PAPER_CALLS_TWO_OBJECTS
+from tests.parents import loop_in_a_parent
 
 REF = Image.new("RGB", (32, 32), "white")
 SCORES_9 = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
@@ -324,23 +325,9 @@ def test_state_holds_refs_not_pixels():
 def test_embeds_as_a_subgraph():
     rp = Repainter(mllm=FakeMLLM(), t2i=FakeT2I(), scorer=ScriptedScorer([0.3] * 30), max_rounds=1)
 
-    class Parent(TypedDict, total=False):
-        reference: dict
-        best: dict
-        stop_reason: str
-        note: str
-
-    def note(state):
-        return {"note": f"best prompt: {state['best']['prompt']}"}
-
-    parent = StateGraph(Parent)
-    parent.add_node("repaint", rp.as_graph())
-    parent.add_node("note", note)
-    parent.add_edge(START, "repaint")
-    parent.add_edge("repaint", "note")
-    parent.add_edge("note", END)
-    out = parent.compile().invoke({"reference": rp.store.put(REF)})
-    assert out["stop_reason"] == "max_rounds" and out["note"].startswith("best prompt: ")
+    app = example_module("as_subgraph").build_app(rp)  # repaint, then a caption node reading its best
+    out = app.invoke({"reference": rp.store.put(REF)})
+    assert out["stop_reason"] == "max_rounds" and out["caption"] == f"Regenerated with: {out['best']['prompt']}"
     # for a LangGraph server (or a parent that persists it): no checkpointer or store of its own
     bare = rp.as_graph(own_checkpointer=False)
     assert bare.checkpointer is None and bare.store is None and rp.as_graph().checkpointer is rp.checkpointer
@@ -356,11 +343,7 @@ def test_a_parent_that_declares_only_the_run_id_reads_the_whole_result():
         reference: dict
         run_id: str
 
-    parent = StateGraph(Parent)
-    parent.add_node("repaint", rp.as_graph())
-    parent.add_edge(START, "repaint")
-    parent.add_edge("repaint", END)
-    state = parent.compile().invoke({"reference": rp.store.put(REF)})
+    state = loop_in_a_parent(rp, Parent).compile().invoke({"reference": rp.store.put(REF)})
     assert set(state) == {"reference", "run_id"}
     own = repainter().run(REF)
     result = rp.result_from(state)

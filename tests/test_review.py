@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
 from PIL import Image
 from typing_extensions import TypedDict
@@ -30,6 +29,7 @@ from imagerepainter.testing import FakeMLLM, FakeT2I, ScriptedScorer
 from imagerepainter.testing.openai_server import ImageRequest, OpenAICompatibleServer
 from imagerepainter.testing.responders import SchemaResponder
 from tests import review_child
+from tests.parents import loop_in_a_parent
 
 ROOT = Path(__file__).resolve().parents[1]
 REF = Image.new("RGB", (32, 32), "white")
@@ -277,11 +277,7 @@ def test_a_parent_graph_gets_the_interrupt_and_resumes_the_loop():
         best: dict
         finished: bool
 
-    parent = StateGraph(Parent)
-    parent.add_node("repaint", rp.as_graph())
-    parent.add_edge(START, "repaint")
-    parent.add_edge("repaint", END)
-    app = parent.compile(checkpointer=InMemorySaver())
+    app = loop_in_a_parent(rp, Parent).compile(checkpointer=InMemorySaver())
     cfg = {"configurable": {"thread_id": "p"}}
     start = {"reference": rp.store.put(REF), "overrides": {"review": ["prompt"]}}
     chunks = list(app.stream(start, cfg, stream_mode=["custom", "updates"], subgraphs=True))

@@ -18,7 +18,7 @@ import base64
 import binascii
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
@@ -117,9 +117,7 @@ class ChatRequest:
         user_texts: list[str] = []
         system_texts: list[str] = []
         images: list[Image.Image] = []
-        for index, message in enumerate(messages):
-            if not isinstance(message, dict):
-                raise ValueError(f"messages[{index}] must be an object")
+        for index, message in _objects(messages, "messages"):
             role = message.get("role")
             texts, message_images = _parse_content(message.get("content"), where=f"messages[{index}]")
             images.extend(message_images)
@@ -142,6 +140,15 @@ class ChatRequest:
         )
 
 
+def _objects(items: list[Any], where: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The items of the JSON list ``items`` with their indexes, each checked to be an object; the
+    ``ValueError`` of one that is not names it by its path (``messages[2]``)."""
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ValueError(f"{where}[{index}] must be an object")
+        yield index, item
+
+
 def _parse_content(content: Any, *, where: str) -> tuple[list[str], list[Image.Image]]:
     if content is None:
         return [], []
@@ -151,9 +158,7 @@ def _parse_content(content: Any, *, where: str) -> tuple[list[str], list[Image.I
         raise ValueError(f"{where}.content must be a string or a list of parts")
     texts: list[str] = []
     images: list[Image.Image] = []
-    for index, part in enumerate(content):
-        if not isinstance(part, dict):
-            raise ValueError(f"{where}.content[{index}] must be an object")
+    for index, part in _objects(content, f"{where}.content"):
         kind = part.get("type")
         if kind == "text":
             texts.append(str(part.get("text", "")))

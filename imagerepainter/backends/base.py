@@ -13,6 +13,7 @@ right attributes is a backend; nothing has to inherit from these classes.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, TypeVar, get_args, runtime_checkable
@@ -44,6 +45,7 @@ __all__ = [
     "check_loop_backends",
     "check_scorer_reference",
     "describe_backend",
+    "describe_scorer",
     "fit_size",
     "score_groups",
 ]
@@ -485,3 +487,21 @@ def describe_backend(backend: Any) -> dict[str, Any]:
         with contextlib.suppress(Exception):  # describing must never break a run
             info.update(describe())
     return info
+
+
+def describe_scorer(scorer: Any) -> dict[str, Any]:
+    """The part of every scorer's ``describe()`` record that any scorer can give: its name, its spec
+    (the one it was built from, else its name), which way is better and its bounds, an infinite
+    bound written as ``None`` (JSON has no infinity). A scorer's ``describe`` adds its own settings.
+
+    Example:
+        >>> from imagerepainter.scorers import LPIPSScorer
+        >>> describe_scorer(LPIPSScorer())
+        {'name': 'lpips', 'spec': 'lpips', 'higher_is_better': False, 'bounds': [0.0, None]}
+    """
+    return {
+        "name": scorer.name,
+        "spec": getattr(scorer, "spec", scorer.name),
+        "higher_is_better": scorer.higher_is_better,
+        "bounds": [b if math.isfinite(b) else None for b in scorer.bounds],
+    }

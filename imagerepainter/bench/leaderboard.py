@@ -478,15 +478,7 @@ def build_leaderboard(
         gains=gains,
         comparisons=comparisons,
         failed=[
-            FailedCase(
-                case_id=c.case_id,
-                model=c.model,
-                mode=c.mode,
-                reference_id=c.reference_id,
-                category=c.category,
-                style=c.style,
-                error=c.error,
-            )
+            FailedCase.model_validate(c, from_attributes=True)  # the case's own fields, under the same names
             for c in sorted(unique, key=lambda c: (c.model, _mode_order(c.mode), c.reference_id, c.case_id))
             if c.status != "ok"
         ],

@@ -27,7 +27,7 @@ from .element_views import ELEMENT_CSS, case_checklist_html, element_html
 from .records import GROUP_ALL, CaseResult
 
 if TYPE_CHECKING:  # a view of the leaderboard, which imports this module to write its page
-    from .leaderboard import Leaderboard, LeaderboardRow
+    from .leaderboard import Comparison, Gain, Leaderboard, LeaderboardRow
 
 __all__ = ["render_leaderboard_html"]
 
@@ -243,55 +243,68 @@ def _board_row(row: LeaderboardRow, metrics: Sequence[str]) -> str:
 def _gains(board: Leaderboard) -> str:
     if not board.gains:
         return ""
-    pct = round(board.confidence * 100)
     head = (
         '<tr><th class="t">model</th><th class="t">group</th><th>n</th><th>single</th><th>repaint</th><th>gain</th>'
-        f"<th>{pct}% interval</th><th>wins / losses / ties</th><th>win rate</th><th>p</th><th>p (BH)</th>"
-        '<th>effect</th><th class="t">note</th></tr>'
+        f'{_paired_head(board, "wins / losses / ties")}<th>effect</th><th class="t">note</th></tr>'
     )
     body = "".join(
         f'<tr><td class="t model">{escape_text(g.model)}</td><td class="t">{escape_text(str(g.group))}</td>'
-        f"<td>{g.n}</td><td>{_num(g.single)}</td>"
-        f"<td>{_num(g.repaint)}</td><td><b>{_num(g.gain)}</b></td><td>{_interval(g.ci_low, g.ci_high)}</td>"
-        f"<td>{g.wins} / {g.losses} / {g.ties}</td><td>{_num(g.win_rate, 3)}</td><td>{_p(g.p_value)}</td>"
-        f"<td>{_p(g.p_adjusted)}</td><td>{_num(g.effect_size, 3)}</td>"
-        f'<td class="t">{escape_text(g.caution or "")}</td></tr>'
+        f"<td>{g.n}</td><td>{_num(g.single)}</td><td>{_num(g.repaint)}</td>{_paired_cells(g, g.gain)}"
+        f'<td>{_num(g.effect_size, 3)}</td><td class="t">{escape_text(g.caution or "")}</td></tr>'
         for g in board.gains
     )
-    return (
-        '<section><h2>Gain of repaint over single</h2><p class="muted">Per model, paired on the same references: '
-        "the loop's mean improvement of the primary metric, how often it helped (win rate, ties counted half), a "
-        "two-sided Wilcoxon signed-rank p-value, its Benjamini-Hochberg adjustment within the family "
-        "<code>gains</code> (every gain of this table) and the rank-biserial effect size.</p>"
-        f'<div class="scroll"><table><thead>{head}</thead><tbody>{body}</tbody></table></div></section>'
+    about = (
+        "Per model, paired on the same references: the loop's mean improvement of the primary metric, how often it "
+        "helped (win rate, ties counted half), a two-sided Wilcoxon signed-rank p-value, its Benjamini-Hochberg "
+        "adjustment within the family <code>gains</code> (every gain of this table) and the rank-biserial effect size."
     )
+    return _paired_section("Gain of repaint over single", about, head, body)
 
 
 def _comparisons(board: Leaderboard) -> str:
     if not board.comparisons:
         return ""
-    pct = round(board.confidence * 100)
     head = (
         '<tr><th class="t">mode</th><th class="t">A</th><th class="t">B</th><th>n</th><th>A − B</th>'
-        f"<th>{pct}% interval</th><th>A wins / B wins / ties</th><th>win rate</th><th>p</th><th>p (BH)</th>"
-        "<th>family</th><th>effect</th><th class='t'>note</th></tr>"
+        f"{_paired_head(board, 'A wins / B wins / ties')}<th>family</th><th>effect</th><th class='t'>note</th></tr>"
     )
     body = "".join(
         f'<tr><td class="t">{escape_text(c.mode)}</td><td class="t model">{escape_text(c.model_a)}</td>'
-        f'<td class="t model">{escape_text(c.model_b)}</td>'
-        f"<td>{c.n}</td><td><b>{_num(c.mean_diff)}</b></td><td>{_interval(c.ci_low, c.ci_high)}</td>"
-        f"<td>{c.wins} / {c.losses} / {c.ties}</td><td>{_num(c.win_rate, 3)}</td><td>{_p(c.p_value)}</td>"
-        f"<td>{_p(c.p_adjusted)}</td><td>{escape_text(c.family)}</td><td>{_num(c.effect_size, 3)}</td>"
+        f'<td class="t model">{escape_text(c.model_b)}</td><td>{c.n}</td>{_paired_cells(c, c.mean_diff)}'
+        f"<td>{escape_text(c.family)}</td><td>{_num(c.effect_size, 3)}</td>"
         f'<td class="t">{escape_text(c.caution or "")}</td></tr>'
         for c in board.comparisons
     )
-    return (
-        '<section><h2>Pairwise comparisons</h2><p class="muted">Every pair of models in each mode, on the '
-        "references both finished; A is the better-ranked. p: two-sided Wilcoxon signed-rank test; p (BH): "
-        "Benjamini-Hochberg adjusted within the family named (<code>pairs:&lt;mode&gt;</code>: the mode's "
-        "comparisons; read this one when scanning the whole table); "
+    about = (
+        "Every pair of models in each mode, on the references both finished; A is the better-ranked. p: two-sided "
+        "Wilcoxon signed-rank test; p (BH): Benjamini-Hochberg adjusted within the family named "
+        "(<code>pairs:&lt;mode&gt;</code>: the mode's comparisons; read this one when scanning the whole table); "
         "effect: matched-pairs rank-biserial correlation, +1 when A is better on every reference. Values below "
-        "0.05 are in green.</p>"
+        "0.05 are in green."
+    )
+    return _paired_section("Pairwise comparisons", about, head, body)
+
+
+def _paired_head(board: Leaderboard, tally: str) -> str:
+    """The headings of :func:`_paired_cells` after the difference's: the interval, ``tally`` (how the wins,
+    losses and ties are named), the win rate and both p-values."""
+    pct = round(board.confidence * 100)
+    return f"<th>{pct}% interval</th><th>{tally}</th><th>win rate</th><th>p</th><th>p (BH)</th>"
+
+
+def _paired_cells(paired: Gain | Comparison, difference: float | None) -> str:
+    """The cells every paired test shows, from its difference of means (in bold) to its adjusted p-value."""
+    return (
+        f"<td><b>{_num(difference)}</b></td><td>{_interval(paired.ci_low, paired.ci_high)}</td>"
+        f"<td>{paired.wins} / {paired.losses} / {paired.ties}</td><td>{_num(paired.win_rate, 3)}</td>"
+        f"<td>{_p(paired.p_value)}</td><td>{_p(paired.p_adjusted)}</td>"
+    )
+
+
+def _paired_section(title: str, about: str, head: str, body: str) -> str:
+    """A titled section with a muted explanation and a scrolling table of paired tests."""
+    return (
+        f'<section><h2>{title}</h2><p class="muted">{about}</p>'
         f'<div class="scroll"><table><thead>{head}</thead><tbody>{body}</tbody></table></div></section>'
     )
 

@@ -104,6 +104,11 @@ def _md_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[s
     return lines
 
 
+def _md_section(title: str, about: str | None, header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    """A ``##`` section: the title, what the table says (when ``about`` is given), the table, a blank line."""
+    return [f"## {title}", "", *([about, ""] if about else []), *_md_table(header, rows), ""]
+
+
 def _direction(higher: bool) -> str:
     return "higher is better" if higher else "lower is better"
 
@@ -157,14 +162,13 @@ def _gain_table(board: Leaderboard) -> list[str]:
     if not board.gains:
         return []
     pct = round(board.confidence * 100)
-    lines = [
-        "## Gain of `repaint` over `single`",
-        "",
+    about = (
         "Paired on the same references; a win rate above 0.5 means the loop helped more often than not. "
-        "p (BH): adjusted within the family `gains` (every gain below).",
-        "",
-    ]
-    lines += _md_table(
+        "p (BH): adjusted within the family `gains` (every gain below)."
+    )
+    return _md_section(
+        "Gain of `repaint` over `single`",
+        about,
         [
             "model",
             "group",
@@ -197,22 +201,20 @@ def _gain_table(board: Leaderboard) -> list[str]:
             for g in board.gains
         ),
     )
-    return [*lines, ""]
 
 
 def _comparison_table(board: Leaderboard) -> list[str]:
     if not board.comparisons:
         return []
     pct = round(board.confidence * 100)
-    lines = [
-        "## Pairwise comparisons (all references)",
-        "",
+    about = (
         "A is the better-ranked model. p: two-sided Wilcoxon signed-rank; p (BH): Benjamini–Hochberg adjusted "
         "within the family named (`pairs:<mode>`: the mode's comparisons); effect: rank-biserial (+1: A better "
-        "on every reference).",
-        "",
-    ]
-    lines += _md_table(
+        "on every reference)."
+    )
+    return _md_section(
+        "Pairwise comparisons (all references)",
+        about,
         [
             "mode",
             "A",
@@ -251,35 +253,32 @@ def _comparison_table(board: Leaderboard) -> list[str]:
             for c in board.comparisons
         ),
     )
-    return [*lines, ""]
 
 
 def _problem_tables(board: Leaderboard) -> list[str]:
     lines: list[str] = []
     if board.failed:
-        lines += [f"## Failed cases ({len(board.failed)})", ""]
-        lines += _md_table(
+        lines += _md_section(
+            f"Failed cases ({len(board.failed)})",
+            None,
             ["model", "mode", "reference", "error"],
             ([f.model, f.mode, f.reference_id, f.error or ""] for f in board.failed),
         )
-        lines.append("")
     if board.missing:
-        lines += [
-            f"## Missing values ({len(board.missing)})",
-            "",
+        about = (
             "Finished cases whose metric is missing or not a finite number. Without a primary value a case is not "
             "counted in its rows; a missing value of another metric empties that metric's column in the rows "
-            "counting the case (a column is never averaged over fewer references than `n`).",
-            "",
-        ]
-        lines += _md_table(
+            "counting the case (a column is never averaged over fewer references than `n`)."
+        )
+        lines += _md_section(
+            f"Missing values ({len(board.missing)})",
+            about,
             ["model", "mode", "reference", "metric", "value", "counted"],
             (
                 [m.model, m.mode, m.reference_id, m.metric, m.reason, "yes" if m.counted else "no"]
                 for m in board.missing
             ),
         )
-        lines.append("")
     return lines
 
 

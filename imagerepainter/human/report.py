@@ -47,18 +47,12 @@ from .agreement import (
     metric_agreement,
     pair_key,
 )
-from .figures import percent, tau_text
+from .figures import interval_text, metric_rows, percent, tau_text
 from .ranking import bradley_terry, human_games, ranking_agreement
 
 __all__ = ["SCHEMA", "build_report", "percent", "sentence", "tau_text", "write_report"]
 
 SCHEMA = "imagerepainter.agreement/1"
-
-
-def _interval(estimate: dict[str, Any]) -> str:
-    if estimate["value"] is None:
-        return "n/a"
-    return f"{percent(estimate['value'])}% [{percent(estimate['low'])}, {percent(estimate['high'])}]"
 
 
 def sentence(metric: str, record: dict[str, Any], report: dict[str, Any]) -> str:
@@ -72,7 +66,7 @@ def sentence(metric: str, record: dict[str, Any], report: dict[str, Any]) -> str
         )
         return (
             f"On {record['majority']['n']} judged pairs from {raters} raters, {metric} agrees with the raters' "
-            f"majority on {_interval(record['majority'])} of pairs; {tail}"
+            f"majority on {interval_text(record['majority'])} of pairs; {tail}"
         )
     intra = ceiling["intra_rater"]["value"]
     tail = (
@@ -80,7 +74,7 @@ def sentence(metric: str, record: dict[str, Any], report: dict[str, Any]) -> str
         if intra is not None
         else "."
     )
-    share = _interval(record["agreement"])
+    share = interval_text(record["agreement"])
     return f"On {record['agreement']['n']} judgments by one rater, {metric} agrees with the rater on {share}{tail}"
 
 
@@ -166,22 +160,17 @@ def render_markdown(report: dict[str, Any]) -> str:
         "| metric | agreement (judgments) | n | majority (pairs) | n | Kendall's tau |",
         "|---|---|---|---|---|---|",
     ]
-    for m in report["metrics"]:
-        lines.append(
-            f"| {m['name']} | {_interval(m['agreement'])} | {m['agreement']['n']} | {_interval(m['majority'])} | "
-            f"{m['majority']['n']} | {tau_text(m['kendall_tau'])} |"
-        )
-    if report.get("blend"):
-        held = report["blend"]["held_out_agreement"]
-        lines.append(f"| blend (fitted, held out) | {_interval(held)} | {held['n']} |  |  |  |")
+    for name, agreement, majority, tau in metric_rows(report):
+        by_pair = f"{interval_text(majority)} | {majority['n']}" if majority else " | "
+        lines.append(f"| {name} | {interval_text(agreement)} | {agreement['n']} | {by_pair} | {tau} |")
     alpha = ceiling["krippendorff_alpha"]
     lines += [
         "",
         "## Human ceiling",
         "",
-        f"- raters agree with each other: {_interval(ceiling['inter_rater'])} "
+        f"- raters agree with each other: {interval_text(ceiling['inter_rater'])} "
         f"({ceiling['inter_rater']['n']} rater pairs on shared pairs)",
-        f"- raters agree with themselves on repeated pairs: {_interval(ceiling['intra_rater'])} "
+        f"- raters agree with themselves on repeated pairs: {interval_text(ceiling['intra_rater'])} "
         f"({ceiling['intra_rater']['n']} repeats)",
         f"- Krippendorff's alpha (nominal): {'n/a' if alpha is None else f'{alpha:.3f}'}",
     ]
@@ -193,7 +182,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += ["", f"## By {key}", "", f"| {key} | judgments | " + " | ".join(names) + " |"]
         lines.append("|---" * (len(names) + 2) + "|")
         for value, group in groups.items():
-            cells = " | ".join(_interval(group["metrics"][n]) for n in names)
+            cells = " | ".join(interval_text(group["metrics"][n]) for n in names)
             lines.append(f"| {value} | {group['judgments']} | {cells} |")
     return "\n".join(lines) + "\n"
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from .figures import percent, tau_text
+from .figures import interval_text, metric_rows
 
 __all__ = ["CSP", "render_html"]
 
@@ -55,9 +55,7 @@ def _e(value: object) -> str:
 
 
 def _cell(estimate: dict[str, Any] | None) -> str:
-    if not estimate or estimate.get("value") is None:
-        return "<td>n/a</td>"
-    return f"<td>{percent(estimate['value'])}% [{percent(estimate['low'])}, {percent(estimate['high'])}]</td>"
+    return f"<td>{interval_text(estimate)}</td>"
 
 
 def _chart(report: dict[str, Any]) -> str:
@@ -98,15 +96,11 @@ def _metrics_table(report: dict[str, Any]) -> str:
         "<tr><th class=t>metric</th><th>agreement</th><th>n</th><th>majority</th><th>n</th><th>Kendall's tau</th></tr>"
     )
     body = []
-    for m in report["metrics"]:
+    for name, agreement, majority, tau in metric_rows(report):
+        by_pair = f"{_cell(majority)}<td>{majority['n']}</td>" if majority else "<td></td><td></td>"
         body.append(
-            f"<tr><td class=t>{_e(m['name'])}</td>{_cell(m['agreement'])}<td>{m['agreement']['n']}</td>"
-            f"{_cell(m['majority'])}<td>{m['majority']['n']}</td><td>{tau_text(m.get('kendall_tau'))}</td></tr>"
+            f"<tr><td class=t>{_e(name)}</td>{_cell(agreement)}<td>{agreement['n']}</td>{by_pair}<td>{tau}</td></tr>"
         )
-    if report.get("blend"):
-        held = report["blend"]["held_out_agreement"]
-        empty = "<td></td>" * 3
-        body.append(f"<tr><td class=t>blend (fitted, held out)</td>{_cell(held)}<td>{held['n']}</td>{empty}</tr>")
     return f'<div class="scroll"><table id="metrics">{head}{"".join(body)}</table></div>'
 
 

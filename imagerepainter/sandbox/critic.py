@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from typing import Literal, TypeVar
 import numpy as np
 
 from .colors import RGB, delta_e, format_color, rgb_to_lab
-from .describe import fine_color, fine_shape
+from .describe import direction_words, fine_color, fine_shape
 from .edits import (
     add_edit,
     background_edit,
@@ -141,31 +142,27 @@ def _tone(want: RGB, have: RGB) -> str:
     return "the wrong hue"
 
 
-def _direction(dx: float, dy: float) -> str:
-    parts = []
-    if abs(dx) > 0.01:
-        parts.append("further right" if dx > 0 else "further left")
-    if abs(dy) > 0.01:
-        parts.append("lower" if dy > 0 else "higher")
-    return " and ".join(parts) or "slightly elsewhere"
+def _color_finding(
+    name: str, seen: tuple[RGB, RGB], asked: RGB, edit: Callable[[RGB], str], *, it: str, area: float, min_de: float
+) -> list[Finding]:
+    """The style finding when the candidate's colour (``seen[1]``) is more than ``min_de`` from the
+    reference's (``seen[0]``): recolour to the palette shade nearest the reference's (``asked`` is the
+    prompt's colour now); weighted by ``area`` and how far off it is. No finding when close enough."""
+    reference, candidate = seen
+    de = delta_e(reference, candidate)
+    if de <= min_de:
+        return []
+    target = fine_color(reference, current=asked)
+    note = f"The {name} should be {format_color(target)}; {it} is {_tone(reference, candidate)}."
+    return [Finding("style", note, edit(target), area * min(de, 60) / 60)]
 
 
 def _shape_findings(r: Blob, c: Blob, p: Shape) -> list[Finding]:
     """What differs between a shape seen in the reference (``r``) and in the candidate (``c``), drawn
     by the prompt's shape ``p``: its colour, kind, place and size."""
-    findings: list[Finding] = []
     name = shape_ref(p)
-    de = delta_e(r.color, c.color)
-    if de > 5:
-        target = fine_color(r.color, current=p.color)
-        findings.append(
-            Finding(
-                "style",
-                f"The {name} should be {format_color(target)}; it is {_tone(r.color, c.color)}.",
-                recolor_edit(p, target),
-                r.area * min(de, 60) / 60,
-            )
-        )
+    recolor = functools.partial(recolor_edit, p)
+    findings = _color_finding(name, (r.color, c.color), p.color, recolor, it="it", area=r.area, min_de=5)
     if r.kind != c.kind and r.kind != "blob" and r.kind != p.kind:
         findings.append(
             Finding("content", f"The {name} should be a {r.kind}.", rekind_edit(p, r.kind, r.rotation), r.area * 0.4)
@@ -178,7 +175,7 @@ def _shape_findings(r: Blob, c: Blob, p: Shape) -> list[Finding]:
         findings.append(
             Finding(
                 "composition",
-                f"The {name} should sit {_direction(dx, dy)}.",
+                f"The {name} should sit {direction_words(dx, dy, threshold=0.01)}.",
                 move_edit(p, x, y),
                 2 * r.area * min(1.0, d / max(r.size, 0.05)),
             )
@@ -213,20 +210,16 @@ def review(
         max_edits: Most edits to propose.
         min_impact: Differences affecting less of the image than this are ignored.
     """
-    findings: list[Finding] = []
-    # -- background
-    de = delta_e(reference.background, candidate.background)
-    if de > 4:
-        target = fine_color(reference.background, current=prompt.background)
-        findings.append(
-            Finding(
-                "style",
-                f"The background should be {format_color(target)}; "
-                f"the candidate's is {_tone(reference.background, candidate.background)}.",
-                background_edit(target),
-                reference.background_area * min(de, 60) / 60,
-            )
-        )
+    seen = (reference.background, candidate.background)
+    findings = _color_finding(
+        "background",
+        seen,
+        prompt.background,
+        background_edit,
+        it="the candidate's",
+        area=reference.background_area,
+        min_de=4,
+    )
     shapes = list(prompt.shapes)
     ref_to_cand = match_blobs(reference.blobs, candidate.blobs)
     cand_to_prompt = _greedy_match(candidate.blobs, shapes, _shape_cost, 0.35)

@@ -26,6 +26,7 @@ __all__ = [
     "coarse_color",
     "coarse_scene",
     "coarse_shape",
+    "direction_words",
     "fine_color",
     "fine_shape",
     "is_photo",
@@ -109,3 +110,21 @@ def is_photo(perception: Perception) -> bool:
 def position_words(blob: Blob) -> str:
     """Where a blob is, in grid words."""
     return format_position(grid_anchor(blob.x), grid_anchor(blob.y))
+
+
+def direction_words(dx: float, dy: float, *, threshold: float) -> str:
+    """Where a shape should go (or sits) for an offset of ``dx``, ``dy`` (fractions of the frame).
+
+    A move smaller than ``threshold`` along an axis is not worth naming; with neither axis
+    named the answer is ``"slightly elsewhere"``. The critic names smaller moves than the judge.
+
+    Example:
+        >>> direction_words(0.05, -0.2, threshold=0.03), direction_words(0.02, 0.0, threshold=0.03)
+        ('further right and higher', 'slightly elsewhere')
+    """
+    parts = []
+    if abs(dx) > threshold:
+        parts.append("further right" if dx > 0 else "further left")
+    if abs(dy) > threshold:
+        parts.append("lower" if dy > 0 else "higher")
+    return " and ".join(parts) or "slightly elsewhere"

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 from .colors import RGB, basic_name, delta_e
 from .critic import match_blobs
-from .describe import is_photo
+from .describe import direction_words, is_photo
 from .perception import Blob, Perception
 
 __all__ = ["AESTHETIC_LEVELS", "SEMANTIC_LEVELS", "rate"]
@@ -71,22 +71,13 @@ def _name(blob: Blob) -> str:
     return f"{basic_name(blob.color)} {blob.kind}"
 
 
-def _where(dx: float, dy: float) -> str:
-    parts = []
-    if abs(dx) > 0.03:
-        parts.append("further right" if dx > 0 else "further left")
-    if abs(dy) > 0.03:
-        parts.append("lower" if dy > 0 else "higher")
-    return " and ".join(parts) or "slightly elsewhere"
-
-
 def _shape_error(r: Blob, c: Blob) -> tuple[float, list[str]]:
     """How wrong the candidate's shape ``c`` is as a rendering of the reference's ``r`` (0 to 1), and why."""
     notes: list[str] = []
     offset = math.dist((r.x, r.y), (c.x, c.y))
     position = min(1.0, max(0.0, offset - 0.01) / 0.5)  # a shape half the frame away is as good as missing
     if offset > 0.04:
-        notes.append(f"The {_name(r)} sits {_where(c.x - r.x, c.y - r.y)}.")
+        notes.append(f"The {_name(r)} sits {direction_words(c.x - r.x, c.y - r.y, threshold=0.03)}.")
     ratio = abs(math.log(max(c.size, 1e-3) / max(r.size, 1e-3)))
     size = min(1.0, max(0.0, ratio - math.log(1.05)) / math.log(3))
     if ratio > math.log(1.2):

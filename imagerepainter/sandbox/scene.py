@@ -126,20 +126,11 @@ _COORD_RE = re.compile(
 _SIZE_RE = re.compile(rf"\b(?:(?:of\s+)?size\s*(?:of\s*)?[=:]?\s*{_NUM}\s*%|{_NUM}\s*%\s*(?:wide|across|in size|size))")
 _ROT_RE = re.compile(rf"\brotated\s*(?:by\s*)?(-?{_NUM})\s*(?:degrees|degree|deg|°)")
 _RGB_RE = re.compile(r"\brgb\s*\(\s*(\d{1,3})\s*,\s*(\d{1,3})\s*,\s*(\d{1,3})\s*\)")
-_FINE_POSITIONS: dict[str, tuple[float, float]] = {
-    "slightly left of center": (0.4, 0.5),
-    "slightly right of center": (0.6, 0.5),
-    "slightly above center": (0.5, 0.4),
-    "slightly below center": (0.5, 0.6),
-    "left of center": (0.35, 0.5),
-    "right of center": (0.65, 0.5),
-    "above center": (0.5, 0.35),
-    "below center": (0.5, 0.65),
-    "far left": (0.1, 0.5),
-    "far right": (0.9, 0.5),
-    "very top": (0.5, 0.1),
-    "very bottom": (0.5, 0.9),
-}
+_FINE_POSITIONS: dict[str, tuple[float, float]] = {}
+for _words, _off in (("slightly ", 0.1), ("", 0.15)):  # off the centre, in each of the four directions
+    _FINE_POSITIONS |= {f"{_words}left of center": (0.5 - _off, 0.5), f"{_words}right of center": (0.5 + _off, 0.5)}
+    _FINE_POSITIONS |= {f"{_words}above center": (0.5, 0.5 - _off), f"{_words}below center": (0.5, 0.5 + _off)}
+_FINE_POSITIONS |= {"far left": (0.1, 0.5), "far right": (0.9, 0.5), "very top": (0.5, 0.1), "very bottom": (0.5, 0.9)}
 _RELATIONS = re.compile(
     r"\b(?:(?:is |are |sits |lies )?(?:directly |just |slightly )?(?:to the )?(?:left|right) of"
     r"|above|below|beneath|under|underneath|over|on top of|next to|beside|behind|in front of"
@@ -291,6 +282,20 @@ class _Slots:
     sizes: list[float] = field(default_factory=list)
     colors: list[RGB] = field(default_factory=list)
     rotations: list[float] = field(default_factory=list)
+
+    def place(self, mention: _Mention, slot: tuple[str, int]) -> bool:
+        """Give ``mention`` the position, size or rotation that ``slot`` holds, unless it has one
+        already (or ``slot`` is a colour); whether it took it."""
+        kind, index = slot
+        if kind == "p" and mention.pos is None:
+            mention.pos = self.positions[index]
+        elif kind == "s" and mention.size is None:
+            mention.size = self.sizes[index]
+        elif kind == "r" and mention.rotation is None:
+            mention.rotation = self.rotations[index]
+        else:
+            return False
+        return True
 
 
 def _normalise(text: str) -> str:
@@ -503,15 +508,7 @@ def _read(text: str) -> tuple[RGB | None, list[_Mention], list[_Mention], list[R
                 used[j] = True
             for j in range(k - 1, start - 1, -1):  # "in the top left, a red circle"
                 s = _slot(tokens[j])
-                if not used[j] and s and s[0] in "psr":
-                    if s[0] == "p" and m.pos is None:
-                        m.pos = slots.positions[s[1]]
-                    elif s[0] == "s" and m.size is None:
-                        m.size = slots.sizes[s[1]]
-                    elif s[0] == "r" and m.rotation is None:
-                        m.rotation = slots.rotations[s[1]]
-                    else:
-                        continue
+                if not used[j] and s and slots.place(m, s):
                     used[j] = True
             clause_mentions.append(m)
         # -- what is left: dangling attributes, "<colour> <unknown noun>" blobs, loose colours
@@ -528,12 +525,7 @@ def _read(text: str) -> tuple[RGB | None, list[_Mention], list[_Mention], list[R
                 else:
                     loose_colors.append(slots.colors[s[1]])
             elif last is not None and not clause_mentions:  # "red circle, top left, size 20%"
-                if s[0] == "p" and last.pos is None:
-                    last.pos = slots.positions[s[1]]
-                elif s[0] == "s" and last.size is None:
-                    last.size = slots.sizes[s[1]]
-                elif s[0] == "r" and last.rotation is None:
-                    last.rotation = slots.rotations[s[1]]
+                slots.place(last, s)
         mentions.extend(clause_mentions)
 
     return background, mentions, blobs, loose_colors

@@ -19,7 +19,7 @@ from typing import Any
 
 from PIL import Image
 
-from ..backends.base import ScoreGroup, Scorer, score_groups
+from ..backends.base import ScoreGroup, Scorer, describe_scorer, score_groups
 from ..errors import ConfigurationError
 from .embedding import CLIPScorer, DINOv2Scorer
 
@@ -83,10 +83,7 @@ class WeightedScorer:
     def describe(self) -> dict[str, Any]:
         """A JSON-able record of the weights and of every child (their own ``describe()`` when they have one)."""
         return {
-            "name": self.name,
-            "spec": self.spec,
-            "higher_is_better": self.higher_is_better,
-            "bounds": list(self.bounds),
+            **describe_scorer(self),
             "components": [
                 {
                     "key": key,

@@ -53,7 +53,7 @@ from .._loading import (
     positive_int,
     resolve_dtype,
 )
-from ..backends.base import ScoreGroup
+from ..backends.base import ScoreGroup, describe_scorer
 from ..errors import ConfigurationError, MissingDependencyError
 
 __all__ = ["CLIPScorer", "DINOv2Scorer"]
@@ -122,14 +122,11 @@ class _EmbeddingScorer:
             ('clip', 'openai/clip-vit-base-patch32', 'cpu', 'float32')
         """
         return {
-            "name": self.name,
-            "spec": self.spec,
+            **describe_scorer(self),
             "model": self.model_id,
             "device": self.device,
             "dtype": self.dtype_name,
             "batch_size": self.batch_size,
-            "higher_is_better": self.higher_is_better,
-            "bounds": list(self.bounds),
             **self._describe_extra(),
             "versions": library_versions("torch", "transformers"),
         }

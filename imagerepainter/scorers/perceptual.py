@@ -37,6 +37,7 @@ from PIL import Image
 
 from .._imports import is_available
 from .._loading import check_device, get_or_load, library_versions, model_key
+from ..backends.base import describe_scorer
 from ..errors import ConfigurationError, MetricUnavailableError, MissingDependencyError
 from .pixel import to_array
 
@@ -86,10 +87,7 @@ class _PerceptualScorer:
     def describe(self) -> dict[str, Any]:
         """A JSON-able record of what computed the distances, for run results and benchmark records."""
         return {
-            "name": self.name,
-            "spec": self.spec,
-            "higher_is_better": self.higher_is_better,
-            "bounds": [self.bounds[0], None],  # JSON has no infinity
+            **describe_scorer(self),
             "device": self.device,
             **self._options(),
             "versions": library_versions("torch", "torchvision", self.name),

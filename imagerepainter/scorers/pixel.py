@@ -38,6 +38,7 @@ import numpy as np
 from PIL import Image
 
 from .._loading import library_versions, positive_float, positive_int
+from ..backends.base import describe_scorer
 from ..errors import ConfigurationError
 
 __all__ = ["PSNRScorer", "SSIMScorer", "to_array"]
@@ -89,10 +90,7 @@ class _PixelScorer:
     def describe(self) -> dict[str, Any]:
         """A JSON-able record of this scorer's settings, for run results."""
         return {
-            "name": self.name,
-            "spec": self.spec,
-            "higher_is_better": self.higher_is_better,
-            "bounds": list(self.bounds),
+            **describe_scorer(self),
             "resize": "candidates resized (bicubic) to the reference size",
             "precision": "float64",
             **self._settings(),

@@ -44,11 +44,15 @@ from ..errors import ConfigurationError
 
 __all__ = [
     "MARKER_NAME",
+    "TINY_CLIP_VISION",
+    "TINY_DINOV2",
+    "TINY_TOWER",
     "TINY_WORDS",
     "build_tiny_clip",
     "build_tiny_clip_tokenizer",
     "build_tiny_dinov2",
     "build_tiny_stable_diffusion",
+    "clip_text_config",
     "is_tiny_model",
 ]
 
@@ -73,6 +77,20 @@ TINY_WORDS: tuple[str, ...] = tuple(
 )
 """Whole words the tiny CLIP tokenizer encodes as single tokens (any other text still
 tokenizes, as byte-level pieces), so that different prompts give different token ids."""
+
+TINY_TOWER: dict[str, Any] = {
+    "hidden_size": 32,
+    "intermediate_size": 37,
+    "num_attention_heads": 4,
+    "num_hidden_layers": 2,
+}
+"""The sizes every tiny transformer shares (CLIP's text and vision towers, DINOv2): 2 layers, 32-d, 4 heads."""
+
+TINY_CLIP_VISION: dict[str, Any] = {**TINY_TOWER, "image_size": 32, "patch_size": 4}
+"""Sizes of the tiny CLIP's vision tower (a ``CLIPVisionConfig``'s fields): 32x32 input, 4x4 patches."""
+
+TINY_DINOV2: dict[str, Any] = {**TINY_TOWER, "image_size": 32, "patch_size": 8}
+"""The tiny DINOv2's ``Dinov2Config`` fields: 32x32 input, 8x8 patches, 32-d tokens."""
 
 
 # ----------------------------------------------------------------------------- public API
@@ -273,7 +291,7 @@ def _save_stable_diffusion(folder: Path, seed: int) -> None:
             sample_size=64,
             norm_num_groups=32,
         )
-        text_encoder = transformers.CLIPTextModel(transformers.CLIPTextConfig(**_text_config(tokenizer)))
+        text_encoder = transformers.CLIPTextModel(transformers.CLIPTextConfig(**clip_text_config(tokenizer)))
     scheduler = diffusers.EulerDiscreteScheduler(
         beta_start=0.00085,
         beta_end=0.012,
@@ -300,16 +318,8 @@ def _save_clip(folder: Path, seed: int) -> None:
 
     tokenizer = build_tiny_clip_tokenizer()
     config = transformers.CLIPConfig(
-        text_config=_text_config(tokenizer, projection_dim=16),
-        vision_config={
-            "hidden_size": 32,
-            "intermediate_size": 37,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "image_size": 32,
-            "patch_size": 4,
-            "projection_dim": 16,
-        },
+        text_config=clip_text_config(tokenizer, projection_dim=16),
+        vision_config={**TINY_CLIP_VISION, "projection_dim": 16},
         projection_dim=16,
     )
     with torch.random.fork_rng(devices=[]):
@@ -326,17 +336,9 @@ def _save_dinov2(folder: Path, seed: int) -> None:
     torch = require("torch", extra="metrics", purpose="building a tiny DINOv2 model")
     transformers = require("transformers", extra="metrics", purpose="building a tiny DINOv2 model")
 
-    config = transformers.Dinov2Config(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        image_size=32,
-        patch_size=8,
-    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = transformers.Dinov2Model(config)
+        model = transformers.Dinov2Model(transformers.Dinov2Config(**TINY_DINOV2))
     model.save_pretrained(folder)
     transformers.BitImageProcessorPil(
         size={"shortest_edge": 32},
@@ -346,19 +348,27 @@ def _save_dinov2(folder: Path, seed: int) -> None:
     ).save_pretrained(folder)
 
 
-def _text_config(tokenizer: Any, *, projection_dim: int = 32) -> dict[str, Any]:
-    """A 2-layer CLIP text tower config matching ``tokenizer``'s vocabulary and special ids."""
+def clip_text_config(tokenizer: Any, **sizes: Any) -> dict[str, Any]:
+    """A CLIP text tower config (``CLIPTextConfig``'s fields) that matches ``tokenizer``.
+
+    The vocabulary size and the special token ids come from ``tokenizer``; the tower is
+    :data:`TINY_TOWER` with a 32-d projection unless ``sizes`` says otherwise, so a
+    full-size tower is the same call with its own sizes.
+
+    Example:
+        >>> config = clip_text_config(build_tiny_clip_tokenizer(), projection_dim=16)
+        >>> config["vocab_size"] == config["eos_token_id"] + 1, config["hidden_size"], config["projection_dim"]
+        (True, 32, 16)
+    """
     return {
         "bos_token_id": tokenizer.bos_token_id,
         "eos_token_id": tokenizer.eos_token_id,
         "pad_token_id": tokenizer.pad_token_id,
         "vocab_size": len(tokenizer),
-        "hidden_size": 32,
-        "intermediate_size": 37,
-        "num_attention_heads": 4,
-        "num_hidden_layers": 2,
+        **TINY_TOWER,
         "max_position_embeddings": 77,
-        "projection_dim": projection_dim,
+        "projection_dim": 32,
+        **sizes,
     }
 
 
