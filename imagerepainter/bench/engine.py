@@ -19,6 +19,7 @@ The modes differ only in per-run settings of the same Repainter:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -84,6 +85,9 @@ class CaseOutcome:
     model_failure: bool = True
     """A failure that says something about the model (not an unreadable reference, not the MLLM): the
     only kind the model's circuit breaker counts."""
+    environment: dict[str, Any] | None = None
+    """What the worker computed the case with (devices, dtypes, who answered the MLLM; see
+    :func:`~imagerepainter.bench.environment.worker_environment`), for the evaluation's manifest."""
 
 
 @dataclass(frozen=True)
@@ -319,7 +323,17 @@ class Workbench:
         Never raises for a failure of the case itself: it is returned as a failed record.
         """
         with scoring_cases(self.metrics), self.loop_scorer.case() if self.loop_scorer is not None else nullcontext():
-            return self._run_case(job, image, description)
+            outcome = self._run_case(job, image, description)
+        return dataclasses.replace(outcome, environment=self.environment(job.model))
+
+    def environment(self, model: str) -> dict[str, Any]:
+        """What this worker computes ``model``'s cases with: its backend, the loop scorer and the metrics
+        (device, dtype), torch's runtime, and who answered the MLLM so far."""
+        from .environment import worker_environment
+
+        engine = self._engines.get(model)
+        t2i = {model: engine.t2i} if engine is not None else {}
+        return worker_environment(t2i=t2i, scorer=self.scorer, metrics=self.metrics, mllm=self.mllm)
 
     def _run_case(self, job: CaseJob, image: Image.Image, description: Description) -> CaseOutcome:
         start = time.perf_counter()

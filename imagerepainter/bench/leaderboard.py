@@ -73,6 +73,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .._files import atomic_write
 from ..errors import ConfigurationError
 from . import stats
+from .environment import EnvironmentSection
 from .records import GROUP_ALL, CaseResult, Group, GroupText, as_group
 
 __all__ = [
@@ -257,6 +258,9 @@ class Leaderboard(_Record):
     n_resamples: int = stats.DEFAULT_RESAMPLES
     seed: int = stats.DEFAULT_SEED
     interval_method: str = "bootstrap-t (Student-t with 2 or 3 references)"
+    environment: EnvironmentSection | None = None
+    """What computed the numbers and what changed between evaluation calls (see :mod:`.environment`);
+    ``None`` when the evaluation recorded no manifest."""
 
     def row(self, model: str, mode: str, group: Group | str = GROUP_ALL) -> LeaderboardRow | None:
         """The row of ``model`` in ``mode`` over ``group`` (a :class:`Group` or its text), if any."""
@@ -620,16 +624,21 @@ def write_reports(
     *,
     primary_metric: str | None = None,
     title: str = "Image Regeneration leaderboard",
+    environment: EnvironmentSection | None = None,
 ) -> dict[str, Path]:
     """Build the leaderboard of ``cases`` and write every report into ``out_dir``; return their paths.
 
     Writes ``leaderboard.csv``, ``leaderboard.md``, ``leaderboard.html`` and ``leaderboard.json``
     (keys ``"csv"``, ``"md"``, ``"html"``, ``"json"``), each atomically: a reader never sees half
-    a file, and the reports can be rebuilt at any time from the same records.
+    a file, and the reports can be rebuilt at any time from the same records. ``environment``
+    (:func:`~imagerepainter.bench.environment.environment_section` of the results database) adds
+    the environment section to every report but the CSV.
     """
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     board = build_leaderboard(cases, primary_metric=primary_metric)
+    if environment is not None:
+        board = board.model_copy(update={"environment": environment})
     return {
         "csv": atomic_write(folder / REPORT_FILES["csv"], write_csv(board)),
         "md": atomic_write(folder / REPORT_FILES["md"], render_markdown(board)),

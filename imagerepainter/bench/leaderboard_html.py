@@ -414,6 +414,34 @@ def _missing(board: Leaderboard) -> str:
     )
 
 
+def _environment(board: Leaderboard) -> str:
+    """The environment the numbers were computed in (see :mod:`~imagerepainter.bench.environment`), and its changes."""
+    from .environment import flatten_manifest
+
+    section = board.environment
+    if section is None:
+        return ""
+    when = f" on {escape_text(section.recorded_at)}" if section.recorded_at else ""
+    out = _listing(
+        "Environment",
+        f"What computed these numbers: the latest of {section.runs} recorded evaluation call(s){when}. "
+        "<code>imagerepainter verify</code> re-scores stored images in today's environment.",
+        "environment",
+        ["field", "value"],
+        [[name, "-" if value is None else value] for name, value in flatten_manifest(section.manifest).items()],
+    )
+    if section.changes:
+        out += _listing(
+            "Environment changes",
+            "Fields that changed between evaluation calls of this folder: the cases computed after a change "
+            "may differ because of it.",
+            "environment-changes",
+            ["#call", "field", "old", "new"],
+            [[str(c.run or ""), c.field, c.old or "-", c.new or "-"] for c in section.changes],
+        )
+    return out
+
+
 def render_leaderboard_html(
     board: Leaderboard,
     cases: Sequence[CaseResult],
@@ -457,7 +485,7 @@ def render_leaderboard_html(
         "of few references, what they can support.</p>"
         f"{tables}</section>"
         f"{_gains(board)}{_comparisons(board)}{_grid(board, cases, out_dir, thumbs, max_grid_references)}"
-        f"{_failed(board)}{_missing(board)}"
+        f"{_failed(board)}{_missing(board)}{_environment(board)}"
         "<footer>Automatic similarity only partly agrees with people; see the metrics guide for each metric's "
         "caveats. Intervals and tests use a fixed random seed: the same records give the same report.</footer>"
         "</main></body></html>\n"

@@ -51,6 +51,7 @@ from ..prompts import PROMPT_VERSION
 from .datasets import Dataset, load_dataset
 from .describer import Describer
 from .engine import MODE_SETTINGS, CaseJob, CaseOutcome, WorkerSpec
+from .environment import EnvironmentChange, EnvironmentLog, environment_section
 from .executors import Executor, LocalExecutor
 from .records import CaseResult, Mode
 from .store import ResultsStore, case_key, stable_hash
@@ -105,12 +106,16 @@ class EvaluationReport(BaseModel):
     seconds: float
     start_seconds: float = 0.0
     """What the executor spent starting (Ray: starting the cluster and the actors; 0 for local threads)."""
+    environment_changes: list[EnvironmentChange] = []
+    """How this call's environment differs from the last call that computed cases (see
+    :mod:`~imagerepainter.bench.environment`); empty on a first call."""
 
     def write_reports(self) -> dict[str, Path]:
         """Write the leaderboard files into :attr:`out` (see :mod:`imagerepainter.bench.leaderboard`)."""
         from .leaderboard import write_reports
 
-        return write_reports(self.cases, self.out, primary_metric=self.primary_metric)
+        section = environment_section(ResultsStore(self.out))
+        return write_reports(self.cases, self.out, primary_metric=self.primary_metric, environment=section)
 
 
 def spec_text(spec: Any) -> str:
@@ -182,6 +187,9 @@ def evaluate(
                  per_category=per_category, device_slots=device_slots)  # fmt: skip
     store = ResultsStore(out)
     store.set_meta("primary_metric", primary_metric(plan.metrics))
+    store.set_meta("metrics", list(plan.metrics))  # the specs, for `verify` to compute them again
+    environment = EnvironmentLog(store)
+    environment.start()  # a warning naming what changed since the last call
     status = store.case_status(job.case_id for job in plan.jobs)
     redo = {None, "skipped", *(["failed"] if retry_failed else [])}
     todo = [j for j in plan.jobs if status.get(j.case_id) in redo]
@@ -195,6 +203,7 @@ def evaluate(
         describer = Describer(mllm=plan.mllm, mllm_key=plan.mllm_key, config=plan.config, store=store)
         try:
             for outcome in run(todo, plan.worker, describer):
+                environment.add(outcome.environment)
                 case = _save(store, outcome)
                 done += 1
                 failed, cut_off = failed + (case.status == "failed"), cut_off + (case.status == "skipped")
@@ -204,6 +213,7 @@ def evaluate(
                     on_progress(ProgressEvent(done, len(todo), skipped, failed + cut_off, case))
         finally:
             describer.close()
+    changes = environment.finish(cases=done, mllm=describer.described_with if describer else None)
     return EvaluationReport(
         out=store.out,
         database=store.path,
@@ -222,6 +232,7 @@ def evaluate(
         descriptions_reused=describer.reused if describer else 0,
         seconds=time.perf_counter() - start,
         start_seconds=float(getattr(run, "start_seconds", 0.0)) if todo else 0.0,
+        environment_changes=changes,
     )
 
 
