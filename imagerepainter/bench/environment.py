@@ -58,6 +58,7 @@ __all__ = [
     "environment_changes",
     "environment_section",
     "flatten_manifest",
+    "manifest_groups",
     "merge_environment",
     "recorded_environments",
     "torch_runtime",
@@ -278,6 +279,23 @@ def flatten_manifest(manifest: Mapping[str, Any], prefix: str = "") -> dict[str,
         else:
             flat[name] = _text(value)
     return flat
+
+
+def manifest_groups(manifest: Mapping[str, Any]) -> dict[str, dict[str, str | None]]:
+    """The manifest as groups of facts for a page: ``system`` (Python, platform), then one group per
+    section (``packages``, ``backends``, ...), each entry's value as one text.
+
+    Example:
+        >>> manifest_groups({"python": "3.12", "backends": {"t2i:a": {"device": "cuda", "dtype": "float16"}}})
+        {'system': {'python': '3.12'}, 'backends': {'t2i:a': 'device=cuda, dtype=float16'}}
+    """
+    groups: dict[str, dict[str, str | None]] = {"system": {}}
+    for key, value in manifest.items():
+        if isinstance(value, Mapping):
+            groups[key] = {str(name): _text(entry) for name, entry in value.items()}
+        else:
+            groups["system"][key] = _text(value)
+    return {name: facts for name, facts in groups.items() if facts}
 
 
 def environment_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[EnvironmentChange]:

@@ -415,31 +415,35 @@ def _missing(board: Leaderboard) -> str:
 
 
 def _environment(board: Leaderboard) -> str:
-    """The environment the numbers were computed in (see :mod:`~imagerepainter.bench.environment`), and its changes."""
-    from .environment import flatten_manifest
+    """What computed the numbers (see :mod:`~imagerepainter.bench.environment`), as compact groups of facts
+    that wrap at any width, and the changes between evaluation calls."""
+    from .environment import manifest_groups
 
     section = board.environment
     if section is None:
         return ""
     when = f" on {escape_text(section.recorded_at)}" if section.recorded_at else ""
-    out = _listing(
-        "Environment",
-        f"What computed these numbers: the latest of {section.runs} recorded evaluation call(s){when}. "
-        "<code>imagerepainter verify</code> re-scores stored images in today's environment.",
-        "environment",
-        ["field", "value"],
-        [[name, "-" if value is None else value] for name, value in flatten_manifest(section.manifest).items()],
+    groups = "".join(
+        f'<h3>{escape_text(group)}</h3><dl class="facts">'
+        + "".join(f"<div><dt>{escape_text(k)}</dt><dd>{escape_text(v or '-')}</dd></div>" for k, v in facts.items())
+        + "</dl>"
+        for group, facts in manifest_groups(section.manifest).items()
     )
-    if section.changes:
-        out += _listing(
-            "Environment changes",
-            "Fields that changed between evaluation calls of this folder: the cases computed after a change "
-            "may differ because of it.",
-            "environment-changes",
-            ["#call", "field", "old", "new"],
-            [[str(c.run or ""), c.field, c.old or "-", c.new or "-"] for c in section.changes],
+    changes = "".join(
+        f"<li>call {c.run or '?'}: <b>{escape_text(c.field)}</b> {escape_text(c.old or '-')} → "
+        f"{escape_text(c.new or '-')}</li>"
+        for c in section.changes
+    )
+    if changes:
+        changes = (
+            f'<h3>Changes between calls ({len(section.changes)})</h3><p class="muted">The cases computed after a '
+            f'change may differ because of it.</p><ul id="environment-changes">{changes}</ul>'
         )
-    return out
+    return (
+        f'<section id="environment"><h2>Environment</h2><p class="muted">What computed these numbers: the latest '
+        f"of {section.runs} recorded evaluation call(s){when}. <code>imagerepainter verify</code> scores stored "
+        f"images again in today's environment.</p>{groups}{changes}</section>"
+    )
 
 
 def render_leaderboard_html(
