@@ -16,11 +16,10 @@ from typing import Any
 
 import pytest
 
-from imagerepainter.bench import environment
+from imagerepainter.bench import environment, verify
 from imagerepainter.bench.environment import EnvironmentChange, environment_changes, environment_section
 from imagerepainter.bench.runner import evaluate
 from imagerepainter.bench.store import ResultsStore
-from imagerepainter.bench.verify import verify
 from imagerepainter.cli import main
 from imagerepainter.errors import ConfigurationError
 from imagerepainter.sandbox import random_scene, render_scene

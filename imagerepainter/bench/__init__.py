@@ -33,9 +33,11 @@ __all__ = [
     "ProgressEvent",
     "Reference",
     "ResultsStore",
+    "VerifyReport",
     "build_leaderboard",
     "evaluate",
     "load_dataset",
+    "verify",
     "write_reports",
 ]
 
@@ -54,6 +56,8 @@ _WHERE = {
     "LeaderboardRow": "leaderboard",
     "build_leaderboard": "leaderboard",
     "write_reports": "leaderboard",
+    "VerifyReport": "verification",
+    "verify": "verification",
 }
 
 

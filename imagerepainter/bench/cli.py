@@ -234,7 +234,7 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from .verify import format_verify_report, verify
+    from .verification import format_verify_report, verify
 
     report = verify(args.folder, sample=args.sample, seed=args.seed, tolerance=args.tolerance, mllm=args.mllm)
     print(format_verify_report(report))

@@ -185,11 +185,7 @@ def evaluate(
                                device_slots=device_slots, executor=executor)  # fmt: skip
     plan = _plan(dataset, checked, mllm=mllm, models=models, seed=seed, limit=limit, categories=categories,
                  per_category=per_category, device_slots=device_slots)  # fmt: skip
-    store = ResultsStore(out)
-    store.set_meta("primary_metric", primary_metric(plan.metrics))
-    store.set_meta("metrics", list(plan.metrics))  # the specs, for `verify` to compute them again
-    environment = EnvironmentLog(store)
-    environment.start()  # a warning naming what changed since the last call
+    store, environment = _open_store(out, plan)
     status = store.case_status(job.case_id for job in plan.jobs)
     redo = {None, "skipped", *(["failed"] if retry_failed else [])}
     todo = [j for j in plan.jobs if status.get(j.case_id) in redo]
@@ -203,8 +199,7 @@ def evaluate(
         describer = Describer(mllm=plan.mllm, mllm_key=plan.mllm_key, config=plan.config, store=store)
         try:
             for outcome in run(todo, plan.worker, describer):
-                environment.add(outcome.environment)
-                case = _save(store, outcome)
+                case = _save(store, outcome, environment)
                 done += 1
                 failed, cut_off = failed + (case.status == "failed"), cut_off + (case.status == "skipped")
                 if case.status == "skipped":
@@ -213,7 +208,6 @@ def evaluate(
                     on_progress(ProgressEvent(done, len(todo), skipped, failed + cut_off, case))
         finally:
             describer.close()
-    changes = environment.finish(cases=done, mllm=describer.described_with if describer else None)
     return EvaluationReport(
         out=store.out,
         database=store.path,
@@ -232,7 +226,7 @@ def evaluate(
         descriptions_reused=describer.reused if describer else 0,
         seconds=time.perf_counter() - start,
         start_seconds=float(getattr(run, "start_seconds", 0.0)) if todo else 0.0,
-        environment_changes=changes,
+        environment_changes=environment.finish(cases=done, mllm=describer.described_with if describer else None),
     )
 
 
@@ -446,8 +440,21 @@ def _executor(executor: Any, max_concurrency: int) -> Executor:
     raise ConfigurationError(f"executor must be 'local', 'ray' or an executor object, not {executor!r}.")
 
 
-def _save(store: ResultsStore, outcome: CaseOutcome) -> CaseResult:
-    """Write the best image (atomically), then the case's row: a row never names a missing image."""
+def _open_store(out: str | os.PathLike[str], plan: _Plan) -> tuple[ResultsStore, EnvironmentLog]:
+    """The results database, remembering the evaluation's metrics, and this call's environment log
+    (compared with the last call's as it opens: a warning names what changed)."""
+    store = ResultsStore(out)
+    store.set_meta("primary_metric", primary_metric(plan.metrics))
+    store.set_meta("metrics", list(plan.metrics))  # the specs, for `verify` to compute them again
+    environment = EnvironmentLog(store)
+    environment.start()
+    return store, environment
+
+
+def _save(store: ResultsStore, outcome: CaseOutcome, environment: EnvironmentLog) -> CaseResult:
+    """Write the best image (atomically), then the case's row: a row never names a missing image; keep
+    what the worker reported of its environment for the call's manifest."""
+    environment.add(outcome.environment)
     case = outcome.case
     if outcome.best_png is not None:
         rel = Path("images") / _safe(case.model) / case.mode / f"{_safe(case.reference_id)}-{case.case_id[:10]}.png"
