@@ -258,3 +258,28 @@ def test_verify_refuses_an_evaluation_with_nothing_finished(tmp_path: Path) -> N
 
 def test_the_leaderboard_has_no_environment_section_without_a_recorded_manifest(tmp_path: Path) -> None:
     assert environment_section(ResultsStore(tmp_path)) is None
+
+
+@pytest.mark.slow
+def test_a_torch_evaluation_records_devices_dtypes_and_verifies_its_embedding_metric(
+    tiny_sd_dir: Path, tiny_clip_dir: Path, tiny_dinov2_dir: Path, tmp_path: Path
+) -> None:
+    """A real (tiny, random-weight) diffusers pipeline and the paper's CLIP + DINOv2 metric, on the CPU."""
+    paper = f"paper?clip_model={tiny_clip_dir}&dinov2_model={tiny_dinov2_dir}"
+    report = _evaluate(
+        _scenes(tmp_path / "refs", 2),
+        tmp_path / "out",
+        models={"tiny": f"diffusers:{tiny_sd_dir}?device=cpu&torch_dtype=float32"},
+        metrics=[paper, "ssim"],
+        modes=["single"],
+        settings={"height": 64, "width": 64, "num_inference_steps": 2},
+    )
+    assert report.failed == 0
+    manifest = ResultsStore(report.out).get_meta("environments")[-1]["manifest"]
+    tiny = manifest["backends"]["t2i:tiny"]
+    assert (tiny["class"], tiny["device"], tiny["dtype"]) == ("DiffusersT2I", "cpu", "float32")  # what it ran on
+    metric = manifest["backends"]["metric:paper"]
+    assert metric["clip"]["device"] == "cpu" and metric["dinov2"]["dtype"] == "float32"
+    assert "cuda" in manifest["torch_runtime"]  # torch was loaded by the backends: its runtime is recorded
+    result = verify(report.out)
+    assert result.ok and result.checked == 2 and result.metrics[:3] == ["paper", "paper.clip", "paper.dinov2"]

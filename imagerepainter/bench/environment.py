@@ -27,8 +27,9 @@ is not a change.
 Example:
     >>> old = {"packages": {"torch": "2.4.0", "numpy": "2.1.0"}, "python": "3.12.3 (CPython)"}
     >>> new = {"packages": {"torch": "2.5.1", "numpy": "2.1.0"}, "python": "3.12.3 (CPython)"}
-    >>> [str(c) for c in environment_changes(old, new)]
-    ['packages.torch: 2.4.0 → 2.5.1']
+    >>> for change in environment_changes(old, new):
+    ...     print(change)
+    packages.torch: 2.4.0 → 2.5.1
 """
 
 from __future__ import annotations
