@@ -441,7 +441,15 @@ _PROBE = """addEventListener("load", function () {
 @pytest.mark.browser
 @needs_chromium
 def test_html_report_in_headless_chromium(tmp_path: Path) -> None:
-    paths = write_reports(report_cases(tmp_path, evil=True), tmp_path / "out")
+    from imagerepainter.bench.environment import EnvironmentChange, EnvironmentSection
+
+    environment = EnvironmentSection(  # what a backend or an API returned is text too
+        manifest={"backends": {"t2i:x": {"model": EVIL}}, "mllm": {EVIL: [{"model": EVIL}]}},
+        changes=[EnvironmentChange(field=EVIL, old=EVIL, new=EVIL, run=2)],
+    )
+    paths = write_reports(report_cases(tmp_path, evil=True), tmp_path / "out", environment=environment)
+    page = paths["html"].read_text(encoding="utf-8")
+    assert "<script>document" not in page and page.count(html_escape(EVIL)) >= 5
     found = browser.probe(paths["html"], script=_PROBE)
     assert found.get("data-probe") == "done"
     assert found["data-images-loaded"] == "18/18"  # every embedded thumbnail decoded

@@ -282,6 +282,7 @@ class Workbench:
                 load_metric()
         self._engines: dict[str, ModelEngine] = {}
         self._broken: dict[str, Exception] = {}
+        self._placed: dict[str, dict[str, Any]] = {}  # per model, what environment() describes once
         self._lock = threading.Lock()
 
     def engine(self, model: str) -> ModelEngine:
@@ -328,12 +329,17 @@ class Workbench:
 
     def environment(self, model: str) -> dict[str, Any]:
         """What this worker computes ``model``'s cases with: its backend, the loop scorer and the metrics
-        (device, dtype), torch's runtime, and who answered the MLLM so far."""
-        from .environment import worker_environment
+        (device, dtype; described once per loaded model), torch's runtime, and who answered the MLLM so far."""
+        from .environment import merge_environment, worker_environment
 
         engine = self._engines.get(model)
-        t2i = {model: engine.t2i} if engine is not None else {}
-        return worker_environment(t2i=t2i, scorer=self.scorer, metrics=self.metrics, mllm=self.mllm)
+        placed = self._placed.get(model)
+        if placed is None:
+            t2i = {model: engine.t2i} if engine is not None else {}
+            placed = worker_environment(t2i=t2i, scorer=self.scorer, metrics=self.metrics)
+            if engine is not None:  # a loaded backend keeps its device and dtype
+                self._placed[model] = placed
+        return merge_environment(dict(placed), worker_environment(mllm=self.mllm))
 
     def _run_case(self, job: CaseJob, image: Image.Image, description: Description) -> CaseOutcome:
         start = time.perf_counter()
