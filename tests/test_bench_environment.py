@@ -231,6 +231,8 @@ def test_verify_reports_the_environment_diff_and_what_it_could_not_check(
 
 def test_verify_skips_the_judge_without_an_mllm(tmp_path: Path) -> None:
     report = _evaluate(_scenes(tmp_path / "refs", 1), tmp_path / "out", metrics=["sandbox", "judge"], modes=["single"])
+    placed = ResultsStore(report.out).get_meta("environments")[-1]["manifest"]["backends"]
+    assert placed["metric:judge"] == {"class": "judge", "name": "sandbox"}  # the judge's MLLM is recorded
     result = verify(report.out)
     assert result.ok and result.metrics == ["sandbox"] and "--mllm" in result.skipped_metrics["judge"]
     assert verify(report.out, mllm="sandbox").metrics[:2] == ["sandbox", "judge"]  # asked: scored again

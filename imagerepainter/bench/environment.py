@@ -177,16 +177,26 @@ def worker_environment(
     if scorer is not None:
         backends["scorer"] = _described(scorer)
     for metric in metrics:
-        describe = getattr(metric, "describe", None)
-        record = describe() if callable(describe) else {}
         if not getattr(metric, "part", ""):  # a part shares its whole's models
-            backends[f"metric:{metric.name}"] = _placement(record.get("scorer") or {"class": "judge"})
+            backends[f"metric:{metric.name}"] = _metric_placement(metric)
     out: dict[str, Any] = {"backends": backends} if backends else {}
     if (runtime := torch_runtime()) is not None:
         out["torch_runtime"] = runtime
     if served := _served(mllm):
         out["mllm"] = served
     return _scrub(out)
+
+
+def _metric_placement(metric: Any) -> dict[str, Any]:
+    """A metric's scorer placement, or the judge's MLLM (describing must never break an evaluation)."""
+    try:
+        record = metric.describe() if callable(getattr(metric, "describe", None)) else {}
+    except Exception:
+        return {"class": type(metric).__name__}
+    if isinstance(record.get("scorer"), Mapping):
+        return _placement(record["scorer"]) or {"name": str(getattr(metric, "spec", metric.name))}
+    judge = record.get("judge")
+    return {"class": "judge", **({"name": judge["mllm"]} if isinstance(judge, Mapping) and judge.get("mllm") else {})}
 
 
 def _served(mllm: Any) -> dict[str, list[dict[str, Any]]]:
