@@ -431,13 +431,63 @@ _PROBE = browser.chart_probe("leaderboard-chart", chartMeans="circle.pt-mean", c
 @pytest.mark.browser
 @needs_chromium
 def test_html_report_in_headless_chromium(tmp_path: Path) -> None:
-    paths = write_reports(report_cases(tmp_path, evil=True), tmp_path / "out")
+    from imagerepainter.bench.environment import EnvironmentChange, EnvironmentSection
+
+    environment = EnvironmentSection(  # what a backend or an API returned is text too
+        manifest={"backends": {"t2i:x": {"model": EVIL}}, "mllm": {EVIL: [{"model": EVIL}]}},
+        changes=[EnvironmentChange(field=EVIL, old=EVIL, new=EVIL, run=2)],
+    )
+    paths = write_reports(report_cases(tmp_path, evil=True), tmp_path / "out", environment=environment)
+    page = paths["html"].read_text(encoding="utf-8")
+    assert "<script>document" not in page and page.count(html_escape(EVIL)) >= 5
     found = browser.probe(paths["html"], script=_PROBE)
     assert found.get("data-probe") == "done"
     assert found["data-images-loaded"] == "18/18"  # every embedded thumbnail decoded
     assert found["data-chart-means"] == "4" and found["data-chart-whiskers"] == "4"
     assert int(found["data-chart-width"]) > 300
     assert "data-pwned" not in found  # model-written text never ran
+
+
+_ENVIRONMENT_PROBE = """addEventListener("load", function () {
+  var section = document.getElementById("environment"), d = document.body.dataset;
+  var box = section.getBoundingClientRect(), wider = 0;
+  section.querySelectorAll("dd, dt, li").forEach(function (e) {
+    var r = e.getBoundingClientRect();
+    if (r.right > box.right + 1 || r.left < box.left - 1) wider += 1;
+  });
+  d.envFacts = String(section.querySelectorAll("dd").length);
+  d.envChanges = String(section.querySelectorAll("#environment-changes li").length);
+  d.envWider = String(wider);
+});"""
+
+
+def _long_environment() -> Any:
+    """An environment as a real GPU evaluation records it: long model ids, a fingerprint, two changes."""
+    from imagerepainter.bench.environment import EnvironmentChange, EnvironmentSection, collect_environment
+
+    manifest = collect_environment(
+        {
+            "torch_runtime": {"cuda": "12.4", "cudnn": "90100", "devices": ["NVIDIA H100 80GB HBM3"] * 2},
+            "backends": {
+                f"t2i:{name}": {"class": "DiffusersT2I", "model": name, "device": "cuda:0", "dtype": "bfloat16"}
+                for name in REAL_NAMES
+            },
+            "mllm": {"openai:gpt-4o": [{"model": "gpt-4o-2024-08-06", "system_fingerprint": "fp_a7d06e42a7"}]},
+        }
+    )
+    changes = [
+        EnvironmentChange(field="packages.diffusers", old="0.31.0", new="0.32.2", run=2),
+        EnvironmentChange(
+            field=f"backends.t2i:{REAL_NAMES[0]}.dtype", old="float16", new="bfloat16-with-a-long-suffix", run=3
+        ),
+    ]
+    return EnvironmentSection(manifest=manifest, recorded_at="2026-01-02T03:04:05Z", runs=3, changes=changes)
+
+
+def _long_environment_facts() -> int:
+    from imagerepainter.bench.environment import manifest_groups
+
+    return sum(len(facts) for facts in manifest_groups(_long_environment().manifest).values())
 
 
 REAL_NAMES = ("stabilityai/stable-diffusion-xl-base-1.0", "FLUX.1-schnell-bf16-cuda", "sdxl-turbo", "gpt-image-2")
@@ -455,11 +505,13 @@ def test_leaderboard_is_readable_on_a_phone_and_a_desktop(tmp_path: Path, width:
                 make_case(name, mode, ref, 0.5 + index / 20 + ref / 100, extra_metrics={"ssim": 0.4, "psnr": 21.5})
                 for ref in range(4)
             ]
-    page = write_reports(cases, tmp_path / "out")["html"]
-    found = browser.probe(page, window=(width, 2000), script=browser.LAYOUT_JS)
+    page = write_reports(cases, tmp_path / "out", environment=_long_environment())["html"]
+    found = browser.probe(page, window=(width, 2000), script=browser.LAYOUT_JS + _ENVIRONMENT_PROBE)
     assert found.get("data-probe") == "done"
     assert found["data-broken-words"] == "0", found["data-broken-example"]  # no name cut one letter per line
     assert found["data-overflow-x"] == "false"  # wide tables scroll inside their box, the page does not
+    assert found["data-env-facts"] == str(_long_environment_facts())  # every fact of the manifest is shown
+    assert found["data-env-changes"] == "2" and found["data-env-wider"] == "0"  # nothing sticks out of its box
     assert float(found["data-chart-text-min-height"]) >= 12  # about 10 px type or more, as drawn
     assert found["data-chart-text-overlaps"] == "0", found["data-overlap-example"]
     assert found["data-chart-text-outside"] == "0", found["data-outside-example"]

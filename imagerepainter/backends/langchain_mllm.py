@@ -387,6 +387,7 @@ class ChatModelMLLM:
         self._worked: set[StructuredMethod] = set()  # every method that has returned a valid answer
         self._lock = threading.Lock()
         self._runnables: dict[tuple[StructuredMethod, type[BaseModel], int], Any] = {}
+        self._served: dict[tuple[str, str | None], None] = {}  # (model, system fingerprint), in order seen
         register_model_keys(model)  # masked in every message, whatever its shape
 
     @property
@@ -420,6 +421,27 @@ class ChatModelMLLM:
 
     def __repr__(self) -> str:
         return f"ChatModelMLLM(name={self.name!r}, methods={self.methods!r})"
+
+    def served_by(self) -> list[dict[str, str | None]]:
+        """Who answered so far, as the API said in each reply's metadata: every distinct returned
+        ``model`` name (e.g. ``gpt-4o-2024-08-06`` for ``gpt-4o``) with its ``system_fingerprint``
+        (``None`` where the server gives none), in the order first seen.
+
+        LangChain keeps both in an answer's ``response_metadata``; the benchmark records them in its
+        environment manifest, so a silently updated hosted model shows up as a change.
+        """
+        with self._lock:
+            return [{"model": model, "system_fingerprint": fp} for model, fp in self._served]
+
+    def _note_served(self, message: Any) -> None:
+        if isinstance(message, dict):
+            message = message.get("raw")
+        meta = getattr(message, "response_metadata", None) or {}
+        model = meta.get("model_name") or meta.get("model")
+        if model:
+            fingerprint = meta.get("system_fingerprint")
+            with self._lock:
+                self._served.setdefault((str(model), None if fingerprint is None else str(fingerprint)), None)
 
     @property
     def method(self) -> StructuredMethod | None:
@@ -472,6 +494,7 @@ class ChatModelMLLM:
                 spent.requests = requests
                 usage += self._usage(message)
                 spent.usage = usage
+                self._note_served(message)
                 raw_text, value, problem = self._parse(method, message, schema)
                 if value is not None:
                     with self._lock:

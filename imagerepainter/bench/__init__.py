@@ -36,10 +36,12 @@ __all__ = [
     "ProgressEvent",
     "Reference",
     "ResultsStore",
+    "VerifyReport",
     "build_leaderboard",
     "evaluate",
     "load_dataset",
     "load_prices",
+    "verify",
     "write_reports",
 ]
 
@@ -62,6 +64,8 @@ _WHERE = {
     "CostSection": "costs",
     "Prices": "prices",
     "load_prices": "prices",
+    "VerifyReport": "verification",
+    "verify": "verification",
 }
 
 

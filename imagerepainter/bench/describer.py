@@ -124,6 +124,11 @@ class Describer:
                 )
             return self._repainter
 
+    @property
+    def described_with(self) -> Any:
+        """The resolved MLLM that described references in this process, or ``None`` when none was needed."""
+        return None if self._repainter is None else self._repainter.mllm
+
     def close(self) -> None:
         """Release the describing Repainter's worker threads."""
         if self._repainter is not None:

@@ -19,6 +19,7 @@ The modes differ only in per-run settings of the same Repainter:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -90,6 +91,9 @@ class CaseOutcome:
     model_failure: bool = True
     """A failure that says something about the model (not an unreadable reference, not the MLLM): the
     only kind the model's circuit breaker counts."""
+    environment: dict[str, Any] | None = None
+    """What the worker computed the case with (devices, dtypes, who answered the MLLM; see
+    :func:`~imagerepainter.bench.environment.worker_environment`), for the evaluation's manifest."""
 
 
 @dataclass(frozen=True)
@@ -286,6 +290,7 @@ class Workbench:
                 load_metric()
         self._engines: dict[str, ModelEngine] = {}
         self._broken: dict[str, Exception] = {}
+        self._placed: dict[str, dict[str, Any]] = {}  # per model, what environment() describes once
         self._lock = threading.Lock()
 
     def engine(self, model: str) -> ModelEngine:
@@ -327,7 +332,22 @@ class Workbench:
         Never raises for a failure of the case itself: it is returned as a failed record.
         """
         with scoring_cases(self.metrics), self.loop_scorer.case() if self.loop_scorer is not None else nullcontext():
-            return self._run_case(job, image, description)
+            outcome = self._run_case(job, image, description)
+        return dataclasses.replace(outcome, environment=self.environment(job.model))
+
+    def environment(self, model: str) -> dict[str, Any]:
+        """What this worker computes ``model``'s cases with: its backend, the loop scorer and the metrics
+        (device, dtype; described once per loaded model), torch's runtime, and who answered the MLLM so far."""
+        from .environment import merge_environment, worker_environment
+
+        engine = self._engines.get(model)
+        placed = self._placed.get(model)
+        if placed is None:
+            t2i = {model: engine.t2i} if engine is not None else {}
+            placed = worker_environment(t2i=t2i, scorer=self.scorer, metrics=self.metrics)
+            if engine is not None:  # a loaded backend keeps its device and dtype
+                self._placed[model] = placed
+        return merge_environment(dict(placed), worker_environment(mllm=self.mllm))
 
     def _run_case(self, job: CaseJob, image: Image.Image, description: Description) -> CaseOutcome:
         start = time.perf_counter()

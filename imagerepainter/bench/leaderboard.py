@@ -75,6 +75,7 @@ from ..errors import ConfigurationError
 from . import stats
 from .costs import CostSection, cost_section
 from .element_board import ElementBoard, build_element_board
+from .environment import EnvironmentSection
 from .prices import Prices
 from .records import GROUP_ALL, CaseResult, Group, GroupText, as_group
 
@@ -265,6 +266,9 @@ class Leaderboard(_Record):
     (the ``elements`` metric; :mod:`~imagerepainter.bench.element_board`); None otherwise."""
     costs: CostSection | None = None
     """What the cases used and, with prices, cost (:mod:`~imagerepainter.bench.costs`); None without a ledger."""
+    environment: EnvironmentSection | None = None
+    """What computed the numbers and what changed between evaluation calls (see :mod:`.environment`);
+    ``None`` when the evaluation recorded no manifest."""
 
     def row(self, model: str, mode: str, group: Group | str = GROUP_ALL) -> LeaderboardRow | None:
         """The row of ``model`` in ``mode`` over ``group`` (a :class:`Group` or its text), if any."""
@@ -623,6 +627,7 @@ def write_reports(
     title: str = "Image Regeneration leaderboard",
     prices: Prices | None = None,
     budget_stop: Mapping[str, float] | None = None,
+    environment: EnvironmentSection | None = None,
 ) -> dict[str, Path]:
     """Build the leaderboard of ``cases`` and write every report into ``out_dir``; return their paths.
 
@@ -631,13 +636,15 @@ def write_reports(
 
     Writes ``leaderboard.csv``, ``leaderboard.md``, ``leaderboard.html`` and ``leaderboard.json``
     (keys ``"csv"``, ``"md"``, ``"html"``, ``"json"``), each atomically: a reader never sees half
-    a file, and the reports can be rebuilt at any time from the same records.
+    a file, and the reports can be rebuilt at any time from the same records. ``environment``
+    (:func:`~imagerepainter.bench.environment.environment_section` of the results database) adds
+    the environment section to every report but the CSV.
     """
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     board = build_leaderboard(cases, primary_metric=primary_metric)
     costs = cost_section(cases, gains=board.gains, prices=prices, budget_stop=budget_stop)
-    board = board.model_copy(update={"costs": costs})
+    board = board.model_copy(update={"costs": costs} | ({"environment": environment} if environment else {}))
     return {
         "csv": atomic_write(folder / REPORT_FILES["csv"], write_csv(board)),
         "md": atomic_write(folder / REPORT_FILES["md"], render_markdown(board)),

@@ -433,6 +433,38 @@ def _missing(board: Leaderboard) -> str:
     )
 
 
+def _environment(board: Leaderboard) -> str:
+    """What computed the numbers (see :mod:`~imagerepainter.bench.environment`), as compact groups of facts
+    that wrap at any width, and the changes between evaluation calls."""
+    from .environment import manifest_groups
+
+    section = board.environment
+    if section is None:
+        return ""
+    when = f" on {escape_text(section.recorded_at)}" if section.recorded_at else ""
+    groups = "".join(
+        f'<h3>{escape_text(group)}</h3><dl class="facts">'
+        + "".join(f"<div><dt>{escape_text(k)}</dt><dd>{escape_text(v or '-')}</dd></div>" for k, v in facts.items())
+        + "</dl>"
+        for group, facts in manifest_groups(section.manifest).items()
+    )
+    changes = "".join(
+        f"<li>call {c.run or '?'}: <b>{escape_text(c.field)}</b> {escape_text(c.old or '-')} → "
+        f"{escape_text(c.new or '-')}</li>"
+        for c in section.changes
+    )
+    if changes:
+        changes = (
+            f'<h3>Changes between calls ({len(section.changes)})</h3><p class="muted">The cases computed after a '
+            f'change may differ because of it.</p><ul id="environment-changes">{changes}</ul>'
+        )
+    return (
+        f'<section id="environment"><h2>Environment</h2><p class="muted">What computed these numbers: the latest '
+        f"of {section.runs} recorded evaluation call(s){when}. <code>imagerepainter verify</code> scores stored "
+        f"images again in today's environment.</p>{groups}{changes}</section>"
+    )
+
+
 def render_leaderboard_html(
     board: Leaderboard,
     cases: Sequence[CaseResult],
@@ -477,7 +509,7 @@ def render_leaderboard_html(
         f"{tables}</section>"
         f"{_gains(board)}{_comparisons(board)}{element_html(board.elements)}{cost_html(board.costs)}"
         f"{_grid(board, cases, out_dir, thumbs, max_grid_references)}"
-        f"{_failed(board)}{_missing(board)}"
+        f"{_failed(board)}{_missing(board)}{_environment(board)}"
         "<footer>Automatic similarity only partly agrees with people; see the metrics guide for each metric's "
         "caveats. Intervals and tests use a fixed random seed: the same records give the same report.</footer>"
         "</main></body></html>\n"

@@ -282,8 +282,28 @@ def _problem_tables(board: Leaderboard) -> list[str]:
     return lines
 
 
+def _environment_tables(board: Leaderboard) -> list[str]:
+    """The environment manifest and its changes between evaluation calls (none when not recorded)."""
+    from .environment import flatten_manifest
+
+    section = board.environment
+    if section is None:
+        return []
+    lines = ["## Environment", "", f"The latest of {section.runs} recorded evaluation call(s).", ""]
+    lines += _md_table(
+        ["field", "value"], ([k, "-" if v is None else v] for k, v in flatten_manifest(section.manifest).items())
+    )
+    if section.changes:
+        lines += ["", f"### Changes between calls ({len(section.changes)})", ""]
+        lines += _md_table(
+            ["call", "field", "old", "new"], ([c.run, c.field, c.old or "-", c.new or "-"] for c in section.changes)
+        )
+    return [*lines, ""]
+
+
 def render_markdown(board: Leaderboard) -> str:
-    """The leaderboard as Markdown: the ranking per mode and group, gains, pairwise tests, costs, failures,
-    missing values."""
+    """The leaderboard as Markdown: the ranking per mode and group, gains, pairwise tests, element fidelity,
+    costs, failures, missing values, and the environment."""
     lines = _header(board) + _board_tables(board) + _gain_table(board) + _comparison_table(board)
-    return "\n".join(lines + element_markdown(board.elements) + cost_markdown(board.costs) + _problem_tables(board))
+    lines += element_markdown(board.elements) + cost_markdown(board.costs)
+    return "\n".join(lines + _problem_tables(board) + _environment_tables(board))

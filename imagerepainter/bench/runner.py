@@ -54,6 +54,7 @@ from ..loop.prompts import PROMPT_VERSION
 from .datasets import Dataset, load_dataset
 from .describer import Describer
 from .engine import MODE_SETTINGS, CaseJob, CaseOutcome, WorkerSpec
+from .environment import EnvironmentChange, EnvironmentLog, environment_section
 from .executors import Executor, LocalExecutor
 from .prices import Prices, load_prices, mllm_key
 from .records import CaseResult, Mode
@@ -115,13 +116,21 @@ class EvaluationReport(BaseModel):
     """Cases the budget kept from starting: the next call computes them."""
     budget_stop: dict[str, float] | None = None
     """When the budget stopped the call: ``limit`` and ``spent`` (dollars) and ``not_started`` (cases)."""
+    environment_changes: list[EnvironmentChange] = []
+    """How this call's environment differs from the last call that computed cases (see
+    :mod:`~imagerepainter.bench.environment`); empty on a first call."""
 
     def write_reports(self) -> dict[str, Path]:
         """Write the leaderboard files into :attr:`out` (see :mod:`imagerepainter.bench.leaderboard`)."""
         from .leaderboard import write_reports
 
         return write_reports(
-            self.cases, self.out, primary_metric=self.primary_metric, prices=self.prices, budget_stop=self.budget_stop
+            self.cases,
+            self.out,
+            primary_metric=self.primary_metric,
+            prices=self.prices,
+            budget_stop=self.budget_stop,
+            environment=environment_section(ResultsStore(self.out)),
         )
 
 
@@ -199,8 +208,7 @@ def evaluate(
                                budget=budget)  # fmt: skip
     plan = _plan(dataset, checked, mllm=mllm, models=models, seed=seed, limit=limit, categories=categories,
                  per_category=per_category, device_slots=device_slots)  # fmt: skip
-    store = ResultsStore(out)
-    store.set_meta("primary_metric", primary_metric(plan.metrics))
+    store, environment = _open_store(out, plan)
     status = store.case_status(job.case_id for job in plan.jobs)
     redo = {None, "skipped", *(["failed"] if retry_failed else [])}
     todo = [j for j in plan.jobs if status.get(j.case_id) in redo]
@@ -210,7 +218,7 @@ def evaluate(
     ran = _Ran()
     if todo:
         ran = _run(todo, plan, store, executor=_executor(executor, max_concurrency), on_progress=on_progress,
-                   skipped=skipped, budget=budget, prices=checked.prices)  # fmt: skip
+                   skipped=skipped, budget=budget, prices=checked.prices, environment=environment)  # fmt: skip
     stop = _budget_stop(ran.spend, not_started := len(todo) - ran.done)
     store.set_meta("budget_stop", stop)  # the reports say it until a call leaves nothing undone
     return EvaluationReport(
@@ -234,6 +242,7 @@ def evaluate(
         prices=checked.prices,
         not_started=not_started,
         budget_stop=stop,
+        environment_changes=environment.finish(cases=ran.done, mllm=ran.described_with),
     )
 
 
@@ -249,18 +258,19 @@ class _Ran:
     reused: int = 0
     start_seconds: float = 0.0
     spend: Any = None
+    described_with: Any = None
 
 
 def _run(todo: list[CaseJob], plan: _Plan, store: ResultsStore, *, executor: Executor,
          on_progress: Callable[[ProgressEvent], None] | None, skipped: int, budget: float | None,
-         prices: Prices | None) -> _Ran:  # fmt: skip
+         prices: Prices | None, environment: EnvironmentLog) -> _Ran:  # fmt: skip
     """Run ``todo`` on ``executor``, saving each case as it ends; stop starting cases at ``budget``."""
     ran = _Ran()
     describer = Describer(mllm=plan.mllm, mllm_key=plan.mllm_key, config=plan.config, store=store)
     ran.spend = _budget(budget, prices, describer, plan.mllm)
     try:
         for outcome in executor(todo, plan.worker, describer, **({"budget": ran.spend} if ran.spend else {})):
-            case = _save(store, outcome)
+            case = _save(store, outcome, environment)
             ran.done += 1
             ran.failed, ran.cut_off = ran.failed + (case.status == "failed"), ran.cut_off + (case.status == "skipped")
             if case.status == "skipped":
@@ -270,6 +280,7 @@ def _run(todo: list[CaseJob], plan: _Plan, store: ResultsStore, *, executor: Exe
     finally:
         describer.close()
     ran.described, ran.reused = describer.computed, describer.reused
+    ran.described_with = describer.described_with
     ran.start_seconds = float(getattr(executor, "start_seconds", 0.0))
     return ran
 
@@ -531,8 +542,21 @@ def _executor(executor: Any, max_concurrency: int) -> Executor:
     raise ConfigurationError(f"executor must be 'local', 'ray' or an executor object, not {executor!r}.")
 
 
-def _save(store: ResultsStore, outcome: CaseOutcome) -> CaseResult:
-    """Write the best image (atomically), then the case's row: a row never names a missing image."""
+def _open_store(out: str | os.PathLike[str], plan: _Plan) -> tuple[ResultsStore, EnvironmentLog]:
+    """The results database, remembering the evaluation's metrics, and this call's environment log
+    (compared with the last call's as it opens: a warning names what changed)."""
+    store = ResultsStore(out)
+    store.set_meta("primary_metric", primary_metric(plan.metrics))
+    store.set_meta("metrics", list(plan.metrics))  # the specs, for `verify` to compute them again
+    environment = EnvironmentLog(store)
+    environment.start()
+    return store, environment
+
+
+def _save(store: ResultsStore, outcome: CaseOutcome, environment: EnvironmentLog) -> CaseResult:
+    """Write the best image (atomically), then the case's row: a row never names a missing image; keep
+    what the worker reported of its environment for the call's manifest."""
+    environment.add(outcome.environment)
     case = outcome.case
     if outcome.best_png is not None:
         rel = Path("images") / _safe(case.model) / case.mode / f"{_safe(case.reference_id)}-{case.case_id[:10]}.png"

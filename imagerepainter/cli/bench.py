@@ -1,6 +1,6 @@
-"""The benchmark's commands: ``imagerepainter eval`` and ``imagerepainter leaderboard``.
+"""The benchmark's commands: ``imagerepainter eval``, ``imagerepainter leaderboard`` and ``imagerepainter verify``.
 
-:func:`add_commands` adds both to the main parser and returns their handlers; errors
+:func:`add_commands` adds them to the main parser and returns their handlers; errors
 follow the other commands (one line on stderr; exit 2 for bad input or configuration).
 ``eval`` checks every argument (names, specs and their options, metrics, settings, prices and
 budget) before it loads the dataset or touches ``--out``; it exits with 3 when ``--budget``
@@ -55,6 +55,11 @@ EVAL_EXAMPLES = """examples:
 LEADERBOARD_EXAMPLES = """examples:
   imagerepainter leaderboard eval-out      after eval-out/results.sqlite gained cases or models
   imagerepainter leaderboard eval-out --prices prices.toml      with dollars, at today's prices"""
+
+VERIFY_EXAMPLES = """examples:
+  imagerepainter verify eval-out                         16 stored best images, default tolerances
+  imagerepainter verify eval-out --sample 100 --seed 1 --tolerance paper=0.005,ssim=0
+  imagerepainter verify eval-out --mllm openai:gpt-4o    the judge too (paid MLLM calls)"""
 
 
 def add_commands(subparsers: Any) -> dict[str, Handler]:
@@ -116,7 +121,31 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
     )
     lb.add_argument("folder", metavar="DIR", help="the evaluation's --out folder")
     lb.add_argument("--prices", metavar="FILE", help=_PRICES_HELP)
-    return {"eval": _cmd_eval, "leaderboard": _cmd_leaderboard}
+    _add_verify(subparsers)
+    return {"eval": _cmd_eval, "leaderboard": _cmd_leaderboard, "verify": _cmd_verify}
+
+
+def _add_verify(subparsers: Any) -> None:
+    vf = subparsers.add_parser(
+        "verify",
+        formatter_class=help_formatter,
+        help="score a sample of an evaluation's stored images again and report metrics that drifted",
+        description="Score a deterministic sample of EVAL_DIR's stored best images again with the metrics the "
+        "evaluation used, in this environment, and list every metric value that moved by more than its "
+        "tolerance, with how the environment differs from the one recorded. Exit 0: no drift; 1: a metric "
+        "drifted; 2: bad input.",
+        epilog=VERIFY_EXAMPLES,
+    )
+    vf.add_argument("folder", metavar="EVAL_DIR", help="the evaluation's --out folder")
+    vf.add_argument("--sample", type=int, default=16, help="finished cases to score again (default: %(default)s)")
+    vf.add_argument("--seed", type=int, default=0, help="seed of the sample (default: %(default)s)")
+    vf.add_argument(
+        "--tolerance",
+        metavar="T",
+        help="largest absolute difference that is not a drift: one number, or NAME=VALUE,... per metric "
+        "(default: per metric kind, see docs/benchmark.md)",
+    )
+    vf.add_argument("--mllm", help="MLLM spec to score the judge metric again with (skipped without it)")
 
 
 _PRICES_HELP = (
@@ -146,6 +175,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from ..bench.datasets import load_dataset
+    from ..bench.environment import describe_changes
     from ..bench.runner import check_evaluation, evaluate
 
     if args.ray_address and args.executor != "ray":
@@ -201,6 +231,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(f"stopped {model}: {reason}; the next run tries it again.", file=sys.stderr)
     if report.start_seconds:
         print(f"the executor took {report.start_seconds:.1f} s to start.", file=sys.stderr)
+    if report.environment_changes:
+        print(
+            "the environment changed since this folder's last evaluation (the leaderboard lists it):", file=sys.stderr
+        )
+        print(describe_changes(report.environment_changes), file=sys.stderr)
     paths = _write_reports(report.out, report.prices)
     for kind, path in paths.items():
         print(f"{kind}: {path}")
@@ -227,7 +262,16 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from ..bench.verification import format_verify_report, verify
+
+    report = verify(args.folder, sample=args.sample, seed=args.seed, tolerance=args.tolerance, mllm=args.mllm)
+    print(format_verify_report(report))
+    return 0 if report.ok else 1
+
+
 def _write_reports(folder: Path, prices: Prices | None) -> dict[str, Path]:
+    from ..bench.environment import environment_section
     from ..bench.leaderboard import write_reports
     from ..bench.store import ResultsStore
 
@@ -237,7 +281,16 @@ def _write_reports(folder: Path, prices: Prices | None) -> dict[str, Path]:
         raise ConfigurationError(f"{str(store.path)!r} holds no case yet; nothing to report.")
     primary = store.get_meta("primary_metric", default=cases[0].primary_metric)
     stop = store.get_meta("budget_stop")
-    return dict(write_reports(cases, folder, primary_metric=primary, prices=prices, budget_stop=stop))
+    return dict(
+        write_reports(
+            cases,
+            folder,
+            primary_metric=primary,
+            prices=prices,
+            budget_stop=stop,
+            environment=environment_section(store),
+        )
+    )
 
 
 def _print_ranking(paths: dict[str, Path]) -> None:
