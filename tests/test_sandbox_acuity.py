@@ -33,7 +33,7 @@ def test_full_acuity_describes_exactly_as_before():
     image = _reference(3)
     plain = Repainter(mllm=SandboxMLLM(), t2i="sandbox", scorer="sandbox").describe(image)
     sharp = Repainter(mllm="sandbox?acuity=1", t2i="sandbox", scorer="sandbox").describe(image)
-    assert sharp.model_dump() == plain.model_dump()
+    assert sharp.model_dump(exclude={"calls"}) == plain.model_dump(exclude={"calls"})  # calls: in finishing order
     assert blurred(perceive(image), 1.0) is perceive(image)
 
 
