@@ -38,7 +38,7 @@ from .batching import DEFAULT_WINDOW, RenderBatcher, ScoreBatcher
 from .breaker import is_permanent
 from .datasets import Reference
 from .metrics import compute_metrics, metric_details, scoring_cases
-from .records import CaseResult, Metric, Mode
+from .records import DEFAULT_DESCRIBER, CaseResult, Metric, Mode
 
 __all__ = [
     "MODE_SETTINGS",
@@ -70,6 +70,8 @@ class CaseJob:
     mode: Mode
     seed: int
     primary_metric: str
+    describer: str = DEFAULT_DESCRIBER
+    """The MLLM that describes the reference and critiques (its name; see :attr:`WorkerSpec.describers`)."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,14 @@ class WorkerSpec:
     (see :mod:`~imagerepainter.bench.batching`)."""
     metric_objects: Sequence[Metric] | None = field(default=None, compare=False)
     """Metrics already resolved (used as they are instead of resolving ``metrics``)."""
+    describers: Mapping[str, Any] = field(default_factory=dict)
+    """The MLLM of each describer by name (``--mllm NAME=SPEC``); empty: :attr:`mllm` is the one
+    describer, :data:`~imagerepainter.bench.records.DEFAULT_DESCRIBER`. ``mllm`` is then the first
+    describer's, the one a judge metric asks."""
+
+    def describer_specs(self) -> dict[str, Any]:
+        """Each describer's MLLM by name."""
+        return dict(self.describers) or {DEFAULT_DESCRIBER: self.mllm}
 
 
 def failed_case(
@@ -139,6 +149,7 @@ def _base(job: CaseJob, **fields: Any) -> CaseResult:
         style=ref.style,
         model=job.model,
         model_spec=job.model_spec,
+        describer=job.describer,
         mode=job.mode,
         seed=job.seed,
         primary_metric=job.primary_metric,
@@ -190,10 +201,13 @@ class CaseImages:
 
 
 class ModelEngine:
-    """One model's backend, loaded once, and the Repainter all of its cases share.
+    """One model's backend, loaded once, and the Repainters all of its cases share: one per describer
+    (its MLLM critiques the cases it described), every one rendering through the same backend.
 
     The backend sits behind a :class:`~imagerepainter.bench.batching.RenderBatcher`: at most
     ``device_slots`` renders at once, and the renders of concurrent cases merged into batches.
+    ``mllm`` is the MLLM of :data:`~imagerepainter.bench.records.DEFAULT_DESCRIBER`, ``describers``
+    the resolved MLLM of each named describer instead.
 
     Raises:
         ModelLoadError: the backend could not be built or loaded (a missing package is raised as it is).
@@ -209,6 +223,7 @@ class ModelEngine:
         config: RepainterConfig,
         device_slots: int = 1,
         batch_window: float = DEFAULT_WINDOW,
+        describers: Mapping[str, Any] | None = None,
     ) -> None:
         from ..repainter import Repainter
 
@@ -216,16 +231,28 @@ class ModelEngine:
         self.t2i = load_model(name, t2i)
         self.store = CaseImages()
         self.renderer = RenderBatcher(self.t2i, slots=device_slots, window=batch_window)
-        self.repainter = Repainter(mllm=mllm, t2i=self.renderer, scorer=scorer, config=config, store=self.store)
+        self.repainters = {
+            describer: Repainter(mllm=each, t2i=self.renderer, scorer=scorer, config=config, store=self.store)
+            for describer, each in (describers or {DEFAULT_DESCRIBER: mllm}).items()
+        }
+        self.repainter = next(iter(self.repainters.values()))
+        """The first describer's Repainter."""
 
-    def regenerate(self, image: Image.Image, description: Description, mode: Mode, seed: int) -> Any:
-        """Run ``mode`` on ``image`` from ``description``; the one place that starts the loop."""
+    def regenerate(
+        self, image: Image.Image, description: Description, mode: Mode, seed: int, describer: str = DEFAULT_DESCRIBER
+    ) -> Any:
+        """Run ``mode`` on ``image`` from ``description`` with ``describer`` as the critic; the one
+        place that starts the loop."""
+        repainter = self.repainters.get(describer)
+        if repainter is None:
+            raise ConfigurationError(f"Model {self.name!r} has no describer {describer!r}: {sorted(self.repainters)}.")
         with self.renderer.case():
-            return self.repainter.run(image, description=description, seed=seed, progress=False, **MODE_SETTINGS[mode])
+            return repainter.run(image, description=description, seed=seed, progress=False, **MODE_SETTINGS[mode])
 
     def close(self) -> None:
         self.renderer.close()
-        self.repainter.close()
+        for repainter in self.repainters.values():
+            repainter.close()
 
 
 def load_model(name: str, spec: Any) -> Any:
@@ -256,7 +283,9 @@ class Workbench:
 
         self.spec = spec
         self.config = RepainterConfig.validated(dict(spec.config))
-        self.mllm = resolve_mllm(spec.mllm)
+        self.mllms = {name: resolve_mllm(each) for name, each in spec.describer_specs().items()}
+        """Each describer's MLLM, resolved once."""
+        self.mllm = next(iter(self.mllms.values()))
         self.scorer = resolve_scorer(spec.scorer)
         load = getattr(self.scorer, "load", None)
         if callable(load):  # load once, before cases run in parallel
@@ -306,6 +335,7 @@ class Workbench:
                     config=self.config,
                     device_slots=self.spec.device_slots,
                     batch_window=self.spec.batch_window,
+                    describers=self.mllms,
                 )
             except Exception as exc:
                 self._broken[model] = exc if isinstance(exc, ModelLoadError) else _load_error(model, exc)
@@ -325,7 +355,7 @@ class Workbench:
         start = time.perf_counter()
         try:
             engine = self.engine(job.model)
-            result = engine.regenerate(image, description, job.mode, job.seed)
+            result = engine.regenerate(image, description, job.mode, job.seed, job.describer)
         except Exception as exc:
             partial = getattr(exc, "partial_result", None)
             if partial is not None and job.model in self._engines:

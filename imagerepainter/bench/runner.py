@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import time
@@ -49,10 +50,11 @@ from ..config import RepainterConfig
 from ..errors import ConfigurationError
 from ..prompts import PROMPT_VERSION
 from .datasets import Dataset, load_dataset
-from .describer import Describer
+from .describer import Describer, Describers
+from .describer_specs import check_describer_specs, describer_specs
 from .engine import MODE_SETTINGS, CaseJob, CaseOutcome, WorkerSpec
 from .executors import Executor, LocalExecutor
-from .records import CaseResult, Mode
+from .records import DEFAULT_DESCRIBER, CaseResult, Mode
 from .store import ResultsStore, case_key, stable_hash
 
 __all__ = ["EvaluationReport", "ProgressEvent", "check_evaluation", "evaluate", "spec_text"]
@@ -85,6 +87,8 @@ class EvaluationReport(BaseModel):
     database: Path
     dataset: str
     models: list[str]
+    describers: list[str] = [DEFAULT_DESCRIBER]
+    """The describers' names (``--mllm NAME=SPEC``); one unnamed MLLM is :data:`~imagerepainter.bench.records.DEFAULT_DESCRIBER`."""
     modes: list[Mode]
     metrics: list[str]
     primary_metric: str
@@ -149,7 +153,11 @@ def evaluate(
     Args:
         dataset: A :class:`Dataset`, or what :func:`~imagerepainter.bench.datasets.load_dataset`
             takes (a folder, a JSONL manifest, ``"evalref-100"``).
-        mllm: The MLLM that describes (once per reference) and critiques: a spec or an object.
+        mllm: The MLLM that describes (once per reference) and critiques: a spec or an object; or
+            several, by name (``{"gpt4o": "openai:gpt-4o", "qwen": ...}``): each describes every
+            reference once, every (model, mode) case runs from each describer's description with
+            that describer as its critic, and the leaderboard ranks the describers (see
+            :mod:`~imagerepainter.bench.describer_specs`). A judge metric asks the first.
         models: The text-to-image models by name (``{"sdxl": "diffusers:stabilityai/sdxl-turbo"}``):
             specs, or objects (used as they are).
         out: The output folder (created; reused to resume).
@@ -178,7 +186,7 @@ def evaluate(
     checked = _check_arguments(mllm=mllm, models=models, modes=modes, metrics=metrics, scorer=scorer, preset=preset,
                                settings=settings, seed=seed, max_concurrency=max_concurrency,
                                device_slots=device_slots, executor=executor)  # fmt: skip
-    plan = _plan(dataset, checked, mllm=mllm, models=models, seed=seed, limit=limit, categories=categories,
+    plan = _plan(dataset, checked, models=models, seed=seed, limit=limit, categories=categories,
                  per_category=per_category, device_slots=device_slots)  # fmt: skip
     store = ResultsStore(out)
     store.set_meta("primary_metric", primary_metric(plan.metrics))
@@ -192,7 +200,10 @@ def evaluate(
     describer = run = None
     if todo:
         run = _executor(executor, max_concurrency)
-        describer = Describer(mllm=plan.mllm, mllm_key=plan.mllm_key, config=plan.config, store=store)
+        describer = Describers(
+            {name: Describer(mllm=spec, mllm_key=spec_text(spec), config=plan.config, store=store, name=name)
+             for name, spec in plan.describers.items()}
+        )  # fmt: skip
         try:
             for outcome in run(todo, plan.worker, describer):
                 case = _save(store, outcome)
@@ -209,6 +220,7 @@ def evaluate(
         database=store.path,
         dataset=plan.dataset.name,
         models=list(plan.worker.models),
+        describers=list(plan.describers),
         modes=list(plan.modes),
         metrics=list(plan.metrics),
         primary_metric=primary_metric(plan.metrics),
@@ -233,8 +245,7 @@ class _Plan:
     dataset: Dataset
     modes: tuple[Mode, ...]
     metrics: tuple[str, ...]
-    mllm: Any
-    mllm_key: str
+    describers: dict[str, Any]
     config: RepainterConfig
     worker: WorkerSpec
     jobs: list[CaseJob]
@@ -246,6 +257,7 @@ class _Checked:
     metrics: tuple[str, ...]
     scorer: Any
     config: RepainterConfig
+    describers: dict[str, Any]
 
 
 def check_evaluation(*, mllm: Any, models: Mapping[str, Any], modes: Sequence[Mode] = ("single", "repaint"),
@@ -257,7 +269,8 @@ def check_evaluation(*, mllm: Any, models: Mapping[str, Any], modes: Sequence[Mo
     :func:`evaluate` runs the same checks first; call this before an expensive step of your own
     (the command line calls it before it loads or downloads the dataset). In order: model names,
     every spec (models, MLLM, metrics, scorer; a typo is named with the closest names), modes,
-    settings, then the packages of what is really used (every missing extra in one error). A
+    settings, then the packages of what is really used (every missing extra in one error). Named
+    describers (``mllm={"a": spec, ...}``) are checked by name first. A
     ``device`` in a spec is checked against this machine only with the local executor.
 
     Raises:
@@ -293,9 +306,12 @@ def _check_arguments(*, mllm: Any, models: Mapping[str, Any], modes: Sequence[Mo
             raise ConfigurationError(
                 f"Model name {name!r} is not usable; use letters, digits and . _ + - (up to 64, e.g. 'sdxl-turbo')."
             )
-    _refuse_credentials(mllm, models, scorer)
+    describers = describer_specs(mllm)
+    mllm = next(iter(describers.values()))  # the judge's
+    for each in describers.values():
+        _refuse_credentials(each, models, scorer)
     _check_model_specs(models, device_here=here)
-    check_spec("mllm", mllm)
+    check_describer_specs(describers)
     metrics = tuple(dict.fromkeys(str(m) for m in metrics))
     if not metrics:
         raise ConfigurationError("metrics is empty; give at least one, e.g. ['paper'].")
@@ -312,57 +328,57 @@ def _check_arguments(*, mllm: Any, models: Mapping[str, Any], modes: Sequence[Mo
         raise ConfigurationError("Give the seed as evaluate(seed=...), not in settings.")
     config = RepainterConfig.from_preset(preset).with_overrides(**dict(settings or {}))
     if scorer is None:
-        scorer = _default_scorer(metrics[0], mllm, models)
-    _check_installed(mllm, models, scorer, metrics)
-    return _Checked(modes, metrics, scorer, config)
+        scorer = _default_scorer(metrics[0], describers, models)
+    _check_installed(describers, models, scorer, metrics)
+    return _Checked(modes, metrics, scorer, config, describers)
 
 
-def _plan(dataset: Any, checked: _Checked, *, mllm: Any, models: Mapping[str, Any], seed: int, limit: int | None,
+def _plan(dataset: Any, checked: _Checked, *, models: Mapping[str, Any], seed: int, limit: int | None,
           categories: Sequence[str] | None, per_category: int | None, device_slots: int) -> _Plan:  # fmt: skip
-    """List the cases of the checked arguments, before any model is loaded or called."""
+    """List the cases of the checked arguments, before any model is loaded or called: one per
+    reference, model, mode and describer."""
     modes, metrics, scorer, config = checked.modes, checked.metrics, checked.scorer, checked.config
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
     data = data.select(categories=categories, per_category=per_category, limit=limit)
-    mllm_key = spec_text(mllm)
+    describers = checked.describers
     worker = WorkerSpec(
-        mllm=mllm,
+        mllm=next(iter(describers.values())),
         models=dict(models),
         scorer=scorer,
         metrics=metrics,
         config=config.model_dump(mode="json"),
         device_slots=device_slots,
+        describers=describers,
     )
     jobs = []
-    for mode in modes:
+    for mode, (describer, mllm) in itertools.product(modes, describers.items()):
         mode_config = config.with_overrides(**MODE_SETTINGS[mode])
         config_hash = stable_hash(
-            {"config": mode_config.model_dump(mode="json"), "mllm": mllm_key, "scorer": spec_text(scorer),
+            {"config": mode_config.model_dump(mode="json"), "mllm": spec_text(mllm), "scorer": spec_text(scorer),
              "prompt_version": PROMPT_VERSION}
         )  # fmt: skip
+        named = None if describer == DEFAULT_DESCRIBER else describer  # one unnamed MLLM: keys as before
         for name, spec in models.items():
             for ref in data:
-                key = case_key(
-                    reference_sha256=ref.sha256,
-                    model=name,
-                    model_spec=spec_text(spec),
-                    mode=mode,
-                    metrics=metrics,
-                    seed=seed,
-                    config_hash=config_hash,
-                )
-                jobs.append(CaseJob(key, data.name, ref, name, spec_text(spec), mode, seed, primary_metric(metrics)))
-    jobs.sort(key=lambda j: (j.reference.id, modes.index(j.mode), list(models).index(j.model)))  # interleaved
-    return _Plan(data, modes, metrics, mllm, mllm_key, config, worker, jobs)
+                key = case_key(reference_sha256=ref.sha256, model=name, model_spec=spec_text(spec), mode=mode,
+                               metrics=metrics, seed=seed, config_hash=config_hash, describer=named)  # fmt: skip
+                jobs.append(CaseJob(key, data.name, ref, name, spec_text(spec), mode, seed, primary_metric(metrics),
+                                    describer))  # fmt: skip
+    order = list(describers)
+    jobs.sort(key=lambda j: (j.reference.id, modes.index(j.mode), list(models).index(j.model), order.index(j.describer)))
+    return _Plan(data, modes, metrics, describers, config, worker, jobs)
 
 
-def _check_installed(mllm: Any, models: Mapping[str, Any], scorer: Any, metrics: Sequence[str]) -> None:
-    """Name every missing extra of the MLLM, the models, the scorer and the scorer-spec metrics in one error,
+def _check_installed(describers: Mapping[str, Any], models: Mapping[str, Any], scorer: Any,
+                     metrics: Sequence[str]) -> None:  # fmt: skip
+    """Name every missing extra of the MLLMs, the models, the scorer and the scorer-spec metrics in one error,
     before anything is loaded or downloaded (the registry's one check)."""
     from ..backends.registry import check_installed
 
-    specs: list[tuple[Any, Any]] = [("t2i", spec) for spec in models.values()]
+    first, *others = describers.values()
+    specs: list[tuple[Any, Any]] = [("mllm", spec) for spec in others] + [("t2i", spec) for spec in models.values()]
     specs += [("scorer", scorer), *(("scorer", _scorer_spec(metric)) for metric in metrics)]
-    check_installed(mllm=mllm, specs=specs)
+    check_installed(mllm=first, specs=specs)
 
 
 def _check_model_specs(models: Mapping[str, Any], *, device_here: bool) -> None:
@@ -400,14 +416,15 @@ def primary_metric(metrics: Sequence[str]) -> str:
     return head.split("=", 1)[0].strip() if "=" in head else head.strip()
 
 
-def _default_scorer(metric: str, mllm: Any, models: Mapping[str, Any]) -> str:
+def _default_scorer(metric: str, describers: Mapping[str, Any], models: Mapping[str, Any]) -> str:
     """The loop's scorer when none is given: the first metric when it is a scorer spec, else the
-    backends' default (``sandbox`` when the MLLM and every model are sandbox specs, else ``paper``)."""
+    backends' default (``sandbox`` when every MLLM and every model are sandbox specs, else ``paper``)."""
     from ..backends.registry import default_scorer
 
     if spec := _scorer_spec(metric):
         return spec
-    return "sandbox" if all(default_scorer(mllm, spec) == "sandbox" for spec in models.values()) else "paper"
+    pairs = itertools.product(describers.values(), models.values())
+    return "sandbox" if all(default_scorer(mllm, spec) == "sandbox" for mllm, spec in pairs) else "paper"
 
 
 def _scorer_spec(metric: str) -> str | None:
