@@ -13,7 +13,11 @@ into a typed :class:`Leaderboard`:
   a Wilcoxon signed-rank test, the rank-biserial effect size and a win rate
   (:mod:`imagerepainter.bench.stats`);
 * **failed**: every failed case with its error; **missing**: every finished case's metric
-  value that is missing or not finite (NaN, ±inf).
+  value that is missing or not finite (NaN, ±inf);
+* **describers**: with several describers (``--mllm NAME=SPEC``), their rows per model, their
+  ranking per model with paired tests, and whether the best model depends on the describer
+  (:mod:`~imagerepainter.bench.describer_board`); the main rows then count each reference once,
+  its value the mean over the describers.
 
 Which cases a row counts, for every column alike: the finished cases whose **primary** value is
 a finite number. Their references are the row's ``n``; every metric column is the mean over
@@ -73,6 +77,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .._files import atomic_write
 from ..errors import ConfigurationError
 from . import stats
+from .describer_board import DescriberBoard, build_describer_board
 from .records import GROUP_ALL, CaseResult, Group, GroupText, as_group
 
 __all__ = [
@@ -253,6 +258,9 @@ class Leaderboard(_Record):
     missing: list[MissingValue] = Field(default_factory=list)
     families: dict[str, int] = Field(default_factory=dict)
     """Each family of tests adjusted together, and how many tests it holds."""
+    describers: DescriberBoard | None = None
+    """With several describers (``--mllm NAME=SPEC``): their rows, rankings per model and the interaction
+    (:mod:`~imagerepainter.bench.describer_board`); None with one."""
     confidence: float = stats.DEFAULT_CONFIDENCE
     n_resamples: int = stats.DEFAULT_RESAMPLES
     seed: int = stats.DEFAULT_SEED
@@ -484,6 +492,7 @@ def build_leaderboard(
         ],
         missing=sorted(tally.missing, key=lambda m: (m.model, _mode_order(m.mode), m.reference_id, m.case_id)),
         families=dict(Counter(t.family for t in [*comparisons, *gains])),
+        describers=build_describer_board(unique, primary=primary, higher=higher, **options),
         **options,
     )
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from ..errors import RepainterError
 from ..images import load_image
 from ..report import PAGE_CSP, escape_text, image_data_url, nice_ticks
+from .describer_report import html_section
 from .records import GROUP_ALL, CaseResult
 
 if TYPE_CHECKING:  # a view of the leaderboard, which imports this module to write its page
@@ -456,7 +457,9 @@ def render_leaderboard_html(
         "mean of every metric over the same references (↑ higher is better, ↓ lower is better); and, for rows "
         "of few references, what they can support.</p>"
         f"{tables}</section>"
-        f"{_gains(board)}{_comparisons(board)}{_grid(board, cases, out_dir, thumbs, max_grid_references)}"
+        f"{_gains(board)}{_comparisons(board)}"
+        f"{html_section(board.describers, board.confidence) if board.describers else ''}"
+        f"{_grid(board, cases, out_dir, thumbs, max_grid_references)}"
         f"{_failed(board)}{_missing(board)}"
         "<footer>Automatic similarity only partly agrees with people; see the metrics guide for each metric's "
         "caveats. Intervals and tests use a fixed random seed: the same records give the same report.</footer>"

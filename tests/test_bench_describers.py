@@ -1,0 +1,186 @@
+"""The describer axis of ``imagerepainter eval``: several named MLLMs, one description per (reference,
+describer), describers ranked per model with paired tests, in every report; one unnamed MLLM as before."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections import Counter
+
+import pytest
+
+from imagerepainter.bench.describer import description_key
+from imagerepainter.bench.describer_specs import describer_specs, describers_from_flags, split_named
+from imagerepainter.bench.leaderboard import Leaderboard
+from imagerepainter.bench.records import DEFAULT_DESCRIBER, CaseResult
+from imagerepainter.bench.runner import check_evaluation, evaluate
+from imagerepainter.bench.store import ResultsStore, case_key
+from imagerepainter.cli import main
+from imagerepainter.config import RepainterConfig
+from imagerepainter.errors import ConfigurationError, UnknownBackendError
+from imagerepainter.sandbox import SandboxMLLM, random_scene, render_scene
+
+SETTINGS = {"max_rounds": 2, "variants": 2}
+
+
+class CountingMLLM(SandboxMLLM):
+    """The sandbox MLLM, counting the descriptions it was asked for (its ObjectList calls)."""
+
+    name = "counting"
+
+    def __init__(self, **options) -> None:
+        super().__init__(**options)
+        self.calls: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def structured(self, messages, schema):
+        with self._lock:
+            self.calls[schema.__name__] += 1
+        return super().structured(messages, schema)
+
+
+@pytest.fixture
+def scenes(tmp_path):
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    for i in range(3):
+        render_scene(random_scene(1000 + i), 96, 96).save(folder / f"scene_{i}.png")
+    return folder
+
+
+# ----------------------------------------------------------------------------- naming
+
+
+def test_flags_name_describers_or_keep_one_unnamed_spec():
+    assert split_named("qwen=openai:qwen2.5-vl?base_url=http://127.0.0.1:8000/v1") == (
+        "qwen",
+        "openai:qwen2.5-vl?base_url=http://127.0.0.1:8000/v1",
+    )
+    assert split_named("openai:gpt-4o?temperature=0") == (None, "openai:gpt-4o?temperature=0")
+    assert describers_from_flags(["sandbox?acuity=0.3"]) == "sandbox?acuity=0.3"
+    assert describers_from_flags(["a=sandbox", "b=sandbox?acuity=0.5"]) == {"a": "sandbox", "b": "sandbox?acuity=0.5"}
+    assert describer_specs("sandbox") == {DEFAULT_DESCRIBER: "sandbox"}
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["a=sandbox", "a=sandbox?acuity=0.5"], "'a' is given twice"),
+        (["a=sandbox", "sandbox?acuity=0.5"], "has no name beside other --mllm flags"),
+        (["sandbox", "sandbox?acuity=0.5"], "has no name beside other --mllm flags"),
+        (["a=", "b=sandbox"], "--mllm takes NAME=SPEC"),
+    ],
+)
+def test_bad_describer_flags_are_refused_before_out_is_touched(scenes, tmp_path, capsys, flags, message):
+    out = tmp_path / "never"
+    args = ["eval", str(scenes), "--t2i", "m=sandbox", "--metrics", "sandbox", "--out", str(out)]
+    for flag in flags:
+        args += ["--mllm", flag]
+    assert main(args) != 0
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("mllm", "error", "message"),
+    [
+        ({}, ConfigurationError, "empty mapping"),
+        ({"two words": "sandbox"}, ConfigurationError, "Describer name 'two words' is not usable"),
+        ({"Sharp": "sandbox", "sharp": "sandbox"}, ConfigurationError, "differ only in case"),
+        ({"a": "sandbox", "b": "sandbx"}, UnknownBackendError, "Describer 'b': Unknown MLLM 'sandbx'. Did you mean 'sandbox'"),
+        ({"a": "sandbox", "b": "sandbox?acuity=2"}, ConfigurationError, r"Describer 'b': .*acuity must be in"),
+        ({"a": "sandbox", "openai": "gpt-4o"}, UnknownBackendError, "Did you mean the spec 'openai:gpt-4o'"),
+    ],
+)
+def test_bad_describers_are_refused_before_anything_is_called(mllm, error, message):
+    with pytest.raises(error, match=message):
+        check_evaluation(mllm=mllm, models={"m": "sandbox"}, metrics=["sandbox"])
+
+
+# ----------------------------------------------------------------------------- compatibility
+
+
+def test_one_unnamed_describer_keeps_the_keys_it_always_had():
+    """Pinned from the keys of result folders written before describers had names: they must resume."""
+    key = case_key(reference_sha256="ab" * 32, model="m", model_spec="sandbox", mode="single",
+                   metrics=["sandbox"], seed=0, config_hash="c" * 64)  # fmt: skip
+    assert key == "23ba35b91b3a0fac025b468c1220d93e"
+    assert description_key("ab" * 32, "sandbox", RepainterConfig()) == "d3dba1af029a7944c0c09c2cd2ba79b2"
+    assert case_key(reference_sha256="ab" * 32, model="m", model_spec="sandbox", mode="single",
+                    metrics=["sandbox"], seed=0, config_hash="c" * 64, describer="a") != key  # fmt: skip
+    old = CaseResult(case_id="c", dataset="d", reference_id="r", reference_sha256="0" * 64, model="m",
+                     model_spec="sandbox", mode="single", seed=0, status="ok").model_dump()  # fmt: skip
+    del old["describer"]  # a record written before the field existed
+    assert CaseResult.model_validate(old).describer == DEFAULT_DESCRIBER
+
+
+def test_an_existing_folder_resumes_under_the_default_name_and_a_new_name_computes_anew(scenes, tmp_path):
+    out = tmp_path / "eval"
+    first = evaluate(scenes, mllm="sandbox", models={"m": "sandbox"}, out=out, metrics=["sandbox"], settings=SETTINGS)
+    assert first.computed == 6 and {c.describer for c in first.cases} == {DEFAULT_DESCRIBER}
+    same = evaluate(scenes, mllm={DEFAULT_DESCRIBER: "sandbox"}, models={"m": "sandbox"}, out=out,
+                    metrics=["sandbox"], settings=SETTINGS)  # fmt: skip
+    assert (same.computed, same.skipped, same.descriptions_computed) == (0, 6, 0)
+    named = evaluate(scenes, mllm={"a": "sandbox"}, models={"m": "sandbox"}, out=out, metrics=["sandbox"],
+                     settings=SETTINGS)  # fmt: skip
+    assert (named.computed, named.descriptions_computed) == (6, 3)  # a named describer is its own
+
+
+# ----------------------------------------------------------------------------- the grid
+
+
+def test_one_description_per_reference_and_describer_and_each_critiques_its_cases(scenes, tmp_path):
+    sharp, dull = CountingMLLM(), CountingMLLM(acuity=0.3)
+    report = evaluate(scenes, mllm={"sharp": sharp, "dull": dull}, models={"m1": "sandbox", "m2": "sandbox?noise=4"},
+                      out=tmp_path / "eval", metrics=["sandbox"], settings=SETTINGS)  # fmt: skip
+    assert report.describers == ["sharp", "dull"] and report.failed == 0
+    assert report.computed == 3 * 2 * 2 * 2  # references x models x modes x describers
+    assert report.descriptions_computed == 3 * 2 == ResultsStore(report.out).description_count()
+    assert sharp.calls["ObjectList"] == dull.calls["ObjectList"] == 3  # one description per reference each
+    repaints = Counter(c.describer for c in report.cases if c.mode == "repaint")
+    critiques = {"sharp": sharp.calls["CritiqueAndRevision"], "dull": dull.calls["CritiqueAndRevision"]}
+    assert repaints == Counter(sharp=6, dull=6) and all(n >= 6 for n in critiques.values())  # each critiqued its own
+    again = evaluate(scenes, mllm={"sharp": sharp, "dull": dull}, models={"m1": "sandbox", "m2": "sandbox?noise=4"},
+                     out=report.out, metrics=["sandbox"], settings=SETTINGS)  # fmt: skip
+    assert (again.computed, again.descriptions_computed) == (0, 0)
+
+
+def test_sharp_describer_ranks_first_with_a_significant_test_in_every_report(tmp_path, monkeypatch, capsys):
+    """The issue's check: two sandbox describers of different acuity, one model, generated scenes."""
+    monkeypatch.setenv("IMAGEREPAINTER_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "eval"
+    args = ["eval", "sandbox-scenes", "--mllm", "sharp=sandbox", "--mllm", "dull=sandbox?acuity=0.3",
+            "--t2i", "exact=sandbox", "--metrics", "sandbox", "--max-rounds", "3", "--quiet", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "24 descriptions computed" in captured.err  # 12 scenes x 2 describers
+    with sqlite3.connect(out / "results.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM descriptions").fetchone()[0] == 24
+    board = Leaderboard.model_validate_json((out / "leaderboard.json").read_text())
+    section = board.describers
+    assert section is not None and section.describers == ["dull", "sharp"]
+    for mode in ("single", "repaint"):
+        assert section.ranking("exact", mode) == ["sharp", "dull"]
+    test = next(c for c in section.comparisons if c.mode == "repaint")
+    assert (test.describer_a, test.describer_b, test.family) == ("sharp", "dull", "describers:repaint:exact")
+    assert test.p_adjusted is not None and test.p_adjusted < 0.01 and test.wins >= 11
+    assert all(i.same_best for i in section.interactions)  # one model: it is every describer's best
+
+    rows = [line.split(",") for line in (out / "leaderboard.csv").read_text().splitlines()]
+    assert rows[0][-1] == "describer" and {r[-1] for r in rows[1:]} == {"*", "sharp", "dull"}
+    markdown, page = (out / "leaderboard.md").read_text(), (out / "leaderboard.html").read_text()
+    assert "## Describers" in markdown and 'id="describers"' in page
+    for text in (markdown, page, captured.out):
+        assert "sharp" in text and "dull" in text
+    ranking = captured.out[captured.out.index("Describers per model") :].splitlines()
+    assert ranking[2].split()[:3] == ["1", "sharp", "exact"] and ranking[3].split()[:2] == ["2", "dull"]
+
+
+def test_one_describer_adds_nothing_to_the_reports(scenes, tmp_path):
+    report = evaluate(scenes, mllm="sandbox", models={"m": "sandbox"}, out=tmp_path / "eval", metrics=["sandbox"],
+                      settings=SETTINGS)  # fmt: skip
+    paths = report.write_reports()
+    assert json.loads(paths["json"].read_text())["describers"] is None
+    assert "describer" not in paths["csv"].read_text().splitlines()[0]
+    assert "Describers" not in paths["md"].read_text() and 'id="describers"' not in paths["html"].read_text()
