@@ -59,6 +59,7 @@ def test_flags_name_describers_or_keep_one_unnamed_spec():
     )
     assert split_named("openai:gpt-4o?temperature=0") == (None, "openai:gpt-4o?temperature=0")
     assert describers_from_flags(["sandbox?acuity=0.3"]) == "sandbox?acuity=0.3"
+    assert describers_from_flags(["sandbox", "sandbox?acuity=0.3"]) == "sandbox?acuity=0.3"  # a later flag overrides
     assert describers_from_flags(["a=sandbox", "b=sandbox?acuity=0.5"]) == {"a": "sandbox", "b": "sandbox?acuity=0.5"}
     assert describer_specs("sandbox") == {DEFAULT_DESCRIBER: "sandbox"}
 
@@ -68,7 +69,6 @@ def test_flags_name_describers_or_keep_one_unnamed_spec():
     [
         (["a=sandbox", "a=sandbox?acuity=0.5"], "'a' is given twice"),
         (["a=sandbox", "sandbox?acuity=0.5"], "has no name beside other --mllm flags"),
-        (["sandbox", "sandbox?acuity=0.5"], "has no name beside other --mllm flags"),
         (["a=", "b=sandbox"], "--mllm takes NAME=SPEC"),
     ],
 )
@@ -88,7 +88,11 @@ def test_bad_describer_flags_are_refused_before_out_is_touched(scenes, tmp_path,
         ({}, ConfigurationError, "empty mapping"),
         ({"two words": "sandbox"}, ConfigurationError, "Describer name 'two words' is not usable"),
         ({"Sharp": "sandbox", "sharp": "sandbox"}, ConfigurationError, "differ only in case"),
-        ({"a": "sandbox", "b": "sandbx"}, UnknownBackendError, "Describer 'b': Unknown MLLM 'sandbx'. Did you mean 'sandbox'"),
+        (
+            {"a": "sandbox", "b": "sandbx"},
+            UnknownBackendError,
+            "Describer 'b': Unknown MLLM 'sandbx'. Did you mean 'sandbox'",
+        ),
         ({"a": "sandbox", "b": "sandbox?acuity=2"}, ConfigurationError, r"Describer 'b': .*acuity must be in"),
         ({"a": "sandbox", "openai": "gpt-4o"}, UnknownBackendError, "Did you mean the spec 'openai:gpt-4o'"),
     ],
@@ -150,8 +154,8 @@ def test_sharp_describer_ranks_first_with_a_significant_test_in_every_report(tmp
     """The issue's check: two sandbox describers of different acuity, one model, generated scenes."""
     monkeypatch.setenv("IMAGEREPAINTER_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "eval"
-    args = ["eval", "sandbox-scenes", "--mllm", "sharp=sandbox", "--mllm", "dull=sandbox?acuity=0.3",
-            "--t2i", "exact=sandbox", "--metrics", "sandbox", "--max-rounds", "3", "--quiet", "--out", str(out)]  # fmt: skip
+    args = ["eval", "sandbox-scenes", "--mllm", "sharp=sandbox", "--mllm", "dull=sandbox?acuity=0.3", "--t2i",
+            "exact=sandbox", "--metrics", "sandbox", "--max-rounds", "3", "--quiet", "--out", str(out)]  # fmt: skip
     assert main(args) == 0
     captured = capsys.readouterr()
     assert "24 descriptions computed" in captured.err  # 12 scenes x 2 describers

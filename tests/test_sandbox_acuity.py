@@ -55,7 +55,9 @@ def test_the_first_description_of_a_duller_describer_regenerates_worse():
     for acuity in (1.0, 0.5, 0.3):
         rp = Repainter(mllm=f"sandbox?acuity={acuity}", t2i="sandbox", scorer="sandbox")
         scores = [
-            rp.run(_reference(seed), max_rounds=1, variants=1, include_current_prompt="always", progress=False).best.score
+            rp.run(
+                _reference(seed), max_rounds=1, variants=1, include_current_prompt="always", progress=False
+            ).best.score
             for seed in range(12)
         ]
         means[acuity] = float(np.mean(scores))

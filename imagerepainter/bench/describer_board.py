@@ -166,7 +166,7 @@ def _tally(cases: Sequence[CaseResult], primary: str) -> tuple[dict[Key, dict[Re
     failed: Counter[Key] = Counter()
     for case in cases:
         key = (case.describer, case.model, str(case.mode))
-        found[key]  # noqa: B018 - a key with no counted case still gets its row
+        found[key]
         value = case.metrics.get(primary)
         if case.status != "ok":
             failed[key] += 1
@@ -284,7 +284,9 @@ def _with_intervals(
     """Every interval in one :func:`~imagerepainter.bench.stats.mean_intervals` call (shared resample draws)."""
     samples: list[Sequence[float] | np.ndarray] = [list(values[(r.describer, r.model, r.mode)].values()) for r in rows]
     samples += [
-        stats.paired_differences(*_pair(values[(c.describer_a, c.model, c.mode)], values[(c.describer_b, c.model, c.mode)]))
+        stats.paired_differences(
+            *_pair(values[(c.describer_a, c.model, c.mode)], values[(c.describer_b, c.model, c.mode)])
+        )
         for c in comparisons
     ]
     found = iter(stats.mean_intervals(samples, **options))

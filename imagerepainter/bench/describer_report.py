@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 
 from ..report import escape_text
-from .describer_board import DescriberBoard, DescriberInteraction
+from .describer_board import DescriberBoard, DescriberComparison, DescriberInteraction, DescriberRow
 
 __all__ = ["ALL_DESCRIBERS", "csv_rows", "html_section", "markdown_section", "ranking_lines"]
 
@@ -72,6 +72,51 @@ def _says(item: DescriberInteraction) -> str:
     return f"{item.mode}: best model per describer: {best}; {verdict}."
 
 
+_ROW_HEADER = (
+    "mode",
+    "model",
+    "describer",
+    "rank",
+    "n",
+    "mean",
+    "{pct}% CI",
+    "shared n",
+    "model rank",
+    "failed",
+    "note",
+)
+_TEST_HEADER = (
+    "mode",
+    "model",
+    "A",
+    "B",
+    "n",
+    "A − B",
+    "{pct}% CI",
+    "A wins",
+    "B wins",
+    "ties",
+    "p",
+    "p (BH)",
+    "effect",
+)
+
+
+def _row_cells(r: DescriberRow) -> list[object]:
+    shared = r.shared_n if r.rank is not None else ""
+    head = [r.mode, r.model, r.describer, r.rank or "-", r.n, _f(r.mean), _span(r.ci_low, r.ci_high), shared]
+    return [*head, r.model_rank or "-", r.failed, r.caution or ""]
+
+
+def _test_cells(c: DescriberComparison) -> list[object]:
+    head = [c.mode, c.model, c.describer_a, c.describer_b, c.n, _f(c.mean_diff), _span(c.ci_low, c.ci_high)]
+    return [*head, c.wins, c.losses, c.ties, _pv(c.p_value), _pv(c.p_adjusted), _f(c.effect_size, 3)]
+
+
+def _header(names: Sequence[str], pct: int) -> list[str]:
+    return [name.format(pct=pct) for name in names]
+
+
 def markdown_section(section: DescriberBoard, confidence: float, table: Table) -> list[str]:
     """The *Describers* section of ``leaderboard.md``, its tables drawn by ``table``."""
     pct = round(confidence * 100)
@@ -82,64 +127,45 @@ def markdown_section(section: DescriberBoard, confidence: float, table: Table) -
         "once and critiqued its own `repaint` cases. Rank: the describer's rank for the model and mode (by the "
         "mean over the references every describer finished); model rank: the model's rank among that describer's.",
         "",
+        *table(_header(_ROW_HEADER, pct), (_row_cells(r) for r in section.rows)),
+        "",
+        "Describer A against B (A ranks better), paired on the references both finished; p (BH): adjusted "
+        "within the family named (`describers:<mode>:<model>`).",
+        "",
+        *table(_header(_TEST_HEADER, pct), (_test_cells(c) for c in section.comparisons)),
+        "",
+        "Does the best model depend on the describer?",
+        "",
     ]
-    lines += table(
-        ["mode", "model", "rank", "describer", "n", "mean", f"{pct}% CI", "shared n", "model rank", "failed", "note"],
-        (
-            [r.mode, r.model, r.rank or "", r.describer, r.n, _f(r.mean), _span(r.ci_low, r.ci_high)]
-            + [r.shared_n if r.rank is not None else "", r.model_rank or "", r.failed, r.caution or ""]
-            for r in section.rows
-        ),
+    return [*lines, *(f"- {_says(i)}" for i in section.interactions), ""]
+
+
+def _html_table(header: Sequence[str], rows: Iterable[Sequence[object]], *, text: int) -> str:
+    """A table whose first ``text`` columns are text (left-aligned), the rest numbers."""
+
+    def cells(values: Iterable[object], tag: str) -> str:
+        return "".join(
+            f'<{tag} class="t">{escape_text(str(v))}</{tag}>' if i < text else f"<{tag}>{escape_text(str(v))}</{tag}>"
+            for i, v in enumerate(values)
+        )
+
+    body = "".join(f"<tr>{cells(row, 'td')}</tr>" for row in rows)
+    return (
+        f'<div class="scroll"><table><thead><tr>{cells(header, "th")}</tr></thead><tbody>{body}</tbody></table></div>'
     )
-    lines += ["", "Describer A against B (A ranks better), paired on the references both finished; p (BH): "
-              "adjusted within the family named (`describers:<mode>:<model>`).", ""]  # fmt: skip
-    lines += table(
-        ["mode", "model", "A", "B", "n", "A − B", f"{pct}% CI", "A wins", "B wins", "ties", "p", "p (BH)", "effect"],
-        (
-            [c.mode, c.model, c.describer_a, c.describer_b, c.n, _f(c.mean_diff), _span(c.ci_low, c.ci_high)]
-            + [c.wins, c.losses, c.ties, _pv(c.p_value), _pv(c.p_adjusted), _f(c.effect_size, 3)]
-            for c in section.comparisons
-        ),
-    )
-    return [*lines, "", "Does the best model depend on the describer?", "", *(f"- {_says(i)}" for i in section.interactions), ""]
 
 
 def html_section(section: DescriberBoard, confidence: float) -> str:
     """The *Describers* section of ``leaderboard.html``."""
     pct = round(confidence * 100)
-
-    def row(cells: Iterable[object], text: int = 4) -> str:
-        return "<tr>" + "".join(
-            f'<td class="t">{escape_text(str(c))}</td>' if i < text else f"<td>{escape_text(str(c))}</td>"
-            for i, c in enumerate(cells)
-        ) + "</tr>"  # fmt: skip
-
-    def head(cells: Iterable[str], text: int = 4) -> str:
-        return "<tr>" + "".join(f'<th class="t">{c}</th>' if i < text else f"<th>{c}</th>" for i, c in enumerate(cells)) + "</tr>"
-
-    rows = "".join(
-        row([r.mode, r.model, r.describer, r.rank or "-", r.n, _f(r.mean), _span(r.ci_low, r.ci_high),
-             r.model_rank or "-", r.failed])
-        for r in section.rows
-    )  # fmt: skip
-    tests = "".join(
-        row([c.mode, c.model, c.describer_a, c.describer_b, c.n, _f(c.mean_diff), _span(c.ci_low, c.ci_high),
-             f"{c.wins} / {c.losses} / {c.ties}", _pv(c.p_value), _pv(c.p_adjusted), _f(c.effect_size, 3)])
-        for c in section.comparisons
-    )  # fmt: skip
+    rows = _html_table(_header(_ROW_HEADER, pct), (_row_cells(r) for r in section.rows), text=3)
+    tests = _html_table(_header(_TEST_HEADER, pct), (_test_cells(c) for c in section.comparisons), text=4)
     says = "".join(f"<li>{escape_text(_says(i))}</li>" for i in section.interactions)
     return (
         '<section id="describers"><h2>Describers</h2><p class="muted">Each describer described every reference '
         "once and critiqued its own repaint cases. Rank: the describer's rank for the model and mode; model rank: "
         "the model's rank among that describer's. Tests: describer A (the better-ranked) against B, paired on the "
-        "references both finished; p (BH) adjusted per model and mode.</p>"
-        '<div class="scroll"><table><thead>'
-        + head(["mode", "model", "describer", "rank", "n", "mean", f"{pct}% interval", "model rank", "failed"], 3)
-        + f"</thead><tbody>{rows}</tbody></table></div>"
-        '<div class="scroll"><table><thead>'
-        + head(["mode", "model", "A", "B", "n", "A − B", f"{pct}% interval", "A wins / B wins / ties", "p",
-                "p (BH)", "effect"])  # fmt: skip
-        + f"</thead><tbody>{tests}</tbody></table></div>"
+        f"references both finished; p (BH) adjusted per model and mode.</p>{rows}{tests}"
         f"<h3>Does the best model depend on the describer?</h3><ul>{says}</ul></section>"
     )
 
@@ -156,8 +182,15 @@ def ranking_lines(section: DescriberBoard) -> list[str]:
     lines = [header]
     for r in section.rows:
         p = against_best.get((r.model, r.mode, r.describer))
-        lines.append(("-" if r.rank is None else str(r.rank), r.describer, r.model, r.mode, _f(r.mean), str(r.n), _pv(p)))
+        lines.append(
+            ("-" if r.rank is None else str(r.rank), r.describer, r.model, r.mode, _f(r.mean), str(r.n), _pv(p))
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    text = ["  ".join(c.rjust(w) if i in (0, 5) else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True))).rstrip() for line in lines]
+    text = [
+        "  ".join(
+            c.rjust(w) if i in (0, 5) else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True))
+        ).rstrip()
+        for line in lines
+    ]
     return ["Describers per model (p vs best: the paired test against the best describer, BH-adjusted):", *text,
             *(_says(i) for i in section.interactions)]  # fmt: skip

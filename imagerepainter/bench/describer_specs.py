@@ -59,15 +59,15 @@ def describers_from_flags(items: Sequence[str]) -> str | dict[str, str]:
     it is, named ones as ``{name: spec}``.
 
     Raises:
-        ConfigurationError: named and unnamed mixed, several unnamed, a name given twice, or an
-            empty name or spec (before anything is loaded or paid for).
+        ConfigurationError: named and unnamed mixed, a name given twice, or an empty name or spec
+            (before anything is loaded or paid for). Several unnamed: the last one counts, as always.
     """
     pairs = [split_named(item) for item in items]
     if not pairs:
         raise ConfigurationError(f"--mllm is missing; give one MLLM spec, or {_HOW}.")
     unnamed = [spec for name, spec in pairs if name is None]
-    if unnamed and len(pairs) == 1:
-        return unnamed[0]
+    if len(unnamed) == len(pairs):
+        return unnamed[-1]  # the last one, as a repeated --mllm always meant (a later flag overrides)
     if unnamed:
         raise ConfigurationError(f"--mllm {unnamed[0]!r} has no name beside other --mllm flags; {_HOW}.")
     describers: dict[str, str] = {}

@@ -24,7 +24,18 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidat
 
 from ..errors import ConfigurationError
 
-__all__ = ["DEFAULT_DESCRIBER", "GROUP_ALL", "CaseResult", "CaseStatus", "Group", "GroupKind", "GroupText", "Metric", "Mode", "as_group"]
+__all__ = [
+    "DEFAULT_DESCRIBER",
+    "GROUP_ALL",
+    "CaseResult",
+    "CaseStatus",
+    "Group",
+    "GroupKind",
+    "GroupText",
+    "Metric",
+    "Mode",
+    "as_group",
+]
 
 GroupKind = Literal["all", "category", "style"]
 """What a leaderboard group gathers: every reference, one category's, or one style's."""

@@ -88,7 +88,8 @@ class EvaluationReport(BaseModel):
     dataset: str
     models: list[str]
     describers: list[str] = [DEFAULT_DESCRIBER]
-    """The describers' names (``--mllm NAME=SPEC``); one unnamed MLLM is :data:`~imagerepainter.bench.records.DEFAULT_DESCRIBER`."""
+    """The describers' names (``--mllm NAME=SPEC``); one unnamed MLLM is
+    :data:`~imagerepainter.bench.records.DEFAULT_DESCRIBER`."""
     modes: list[Mode]
     metrics: list[str]
     primary_metric: str
@@ -200,10 +201,7 @@ def evaluate(
     describer = run = None
     if todo:
         run = _executor(executor, max_concurrency)
-        describer = Describers(
-            {name: Describer(mllm=spec, mllm_key=spec_text(spec), config=plan.config, store=store, name=name)
-             for name, spec in plan.describers.items()}
-        )  # fmt: skip
+        describer = _describers(plan, store)
         try:
             for outcome in run(todo, plan.worker, describer):
                 case = _save(store, outcome)
@@ -365,7 +363,9 @@ def _plan(dataset: Any, checked: _Checked, *, models: Mapping[str, Any], seed: i
                 jobs.append(CaseJob(key, data.name, ref, name, spec_text(spec), mode, seed, primary_metric(metrics),
                                     describer))  # fmt: skip
     order = list(describers)
-    jobs.sort(key=lambda j: (j.reference.id, modes.index(j.mode), list(models).index(j.model), order.index(j.describer)))
+    jobs.sort(
+        key=lambda j: (j.reference.id, modes.index(j.mode), list(models).index(j.model), order.index(j.describer))
+    )
     return _Plan(data, modes, metrics, describers, config, worker, jobs)
 
 
@@ -438,6 +438,14 @@ def _scorer_spec(metric: str) -> str | None:
 
 
 # ----------------------------------------------------------------------------- executing
+
+
+def _describers(plan: _Plan, store: ResultsStore) -> Describers:
+    """One :class:`~imagerepainter.bench.describer.Describer` per describer of the plan, storing into ``store``."""
+    return Describers(
+        {name: Describer(mllm=spec, mllm_key=spec_text(spec), config=plan.config, store=store, name=name)
+         for name, spec in plan.describers.items()}
+    )  # fmt: skip
 
 
 def _executor(executor: Any, max_concurrency: int) -> Executor:

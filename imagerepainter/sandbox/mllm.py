@@ -86,11 +86,11 @@ from pydantic import BaseModel
 from .. import schemas
 from ..backends.base import MLLMCapabilities, MLLMMessage, MLLMReply, TokenUsage
 from ..errors import MLLMError, StructuredOutputError
+from .acuity import blurred, check_acuity
 from .colors import basic_name
 from .critic import MAX_EDITS, review
 from .describe import coarse_shape, fine_shape, is_photo, noticed, object_name, position_words
 from .edits import apply_edits, is_natural, prompt_variants, split_edits
-from .acuity import blurred, check_acuity
 from .judge import rate
 from .perception import Blob, Perception, perceive
 from .scene import SIZE_WORDS, Scene, format_size, parse_prompt, with_article
