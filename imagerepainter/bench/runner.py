@@ -154,11 +154,8 @@ def evaluate(
     Args:
         dataset: A :class:`Dataset`, or what :func:`~imagerepainter.bench.datasets.load_dataset`
             takes (a folder, a JSONL manifest, ``"evalref-100"``).
-        mllm: The MLLM that describes (once per reference) and critiques: a spec or an object; or
-            several, by name (``{"gpt4o": "openai:gpt-4o", "qwen": ...}``): each describes every
-            reference once, every (model, mode) case runs from each describer's description with
-            that describer as its critic, and the leaderboard ranks the describers (see
-            :mod:`~imagerepainter.bench.describer_specs`). A judge metric asks the first.
+        mllm: The MLLM that describes (once per reference) and critiques: a spec or an object; or several
+            by name, to rank them (``{"gpt4o": spec, ...}``; see :mod:`~imagerepainter.bench.describer_specs`).
         models: The text-to-image models by name (``{"sdxl": "diffusers:stabilityai/sdxl-turbo"}``):
             specs, or objects (used as they are).
         out: The output folder (created; reused to resume).
@@ -198,10 +195,8 @@ def evaluate(
     stopped: dict[str, str] = {}
     if on_progress is not None:
         on_progress(ProgressEvent(done=0, total=len(todo), skipped=skipped, failed=0))
-    describer = run = None
-    if todo:
-        run = _executor(executor, max_concurrency)
-        describer = _describers(plan, store)
+    run, describer = (_executor(executor, max_concurrency), _describers(plan, store)) if todo else (None, None)
+    if run is not None and describer is not None:
         try:
             for outcome in run(todo, plan.worker, describer):
                 case = _save(store, outcome)
