@@ -24,20 +24,18 @@ from imagerepainter.sandbox import SandboxMLLM, random_scene, render_scene
 SETTINGS = {"max_rounds": 2, "variants": 2}
 
 
-class CountingMLLM(SandboxMLLM):
-    """The sandbox MLLM, counting the descriptions it was asked for (its ObjectList calls)."""
+class Tally:
+    """An MLLM wrapped to count the requests it answers, by schema (thread-safe)."""
 
-    name = "counting"
-
-    def __init__(self, **options) -> None:
-        super().__init__(**options)
+    def __init__(self, inner: SandboxMLLM) -> None:
+        self.inner, self.name, self.capabilities = inner, f"tally-{inner.acuity}", inner.capabilities
         self.calls: Counter[str] = Counter()
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
 
     def structured(self, messages, schema):
-        with self._lock:
+        with self.lock:
             self.calls[schema.__name__] += 1
-        return super().structured(messages, schema)
+        return self.inner.structured(messages, schema)
 
 
 @pytest.fixture
@@ -135,7 +133,7 @@ def test_an_existing_folder_resumes_under_the_default_name_and_a_new_name_comput
 
 
 def test_one_description_per_reference_and_describer_and_each_critiques_its_cases(scenes, tmp_path):
-    sharp, dull = CountingMLLM(), CountingMLLM(acuity=0.3)
+    sharp, dull = Tally(SandboxMLLM()), Tally(SandboxMLLM(acuity=0.3))
     report = evaluate(scenes, mllm={"sharp": sharp, "dull": dull}, models={"m1": "sandbox", "m2": "sandbox?noise=4"},
                       out=tmp_path / "eval", metrics=["sandbox"], settings=SETTINGS)  # fmt: skip
     assert report.describers == ["sharp", "dull"] and report.failed == 0
