@@ -4,22 +4,22 @@ A real benchmark of describers (``imagerepainter eval --mllm a=... --mllm b=...`
 by how well the images drawn from their descriptions match the references. To check that such
 a ranking comes out right offline, the sandbox MLLM takes ``acuity`` (``sandbox?acuity=0.5``),
 from 1 (the default: it sees what :func:`~imagerepainter.sandbox.perception.perceive` measures,
-exactly as before) down towards 0. Below 1, :func:`blurred` degrades what it sees, before
-anything is put into words, for describing, critiquing and rating alike:
+exactly as before) down towards 0. With ``d = 1 - acuity``, :func:`blurred` degrades what it
+sees before anything is put into words, for describing, critiquing and rating alike:
 
-* **misses small objects**: shapes smaller than ``0.3 * (1 - acuity)`` of the frame are not seen
-  at all, and of the rest only the ``ceil(acuity * n)`` largest are (counts are rounded down
-  with the detail);
-* **blurs colours**: each colour loses ``1 - acuity`` of its distance from the
-  grey of the same lightness, so its name drifts to a duller, coarser one (navy to grey-blue,
-  then grey);
-* **rounds positions and sizes**: centres snap to the middle of a grid of
-  ``max(1, round(10 * acuity**2))`` cells a side (one cell: everything at the centre), sizes to
-  steps of ``0.3 * (1 - acuity)``.
+* **misses small objects**: shapes smaller than ``0.2 d`` of the frame are not seen at all;
+* **misjudges colours**: each shape's colour moves ``150 d`` RGB levels in a random direction,
+  the background's ``250 d`` (clipped to 0-255), so its colour names drift to wrong ones;
+* **misplaces shapes**: each centre moves by a random offset of ``0.1 d`` of the frame (standard
+  deviation, each axis; kept inside the frame).
 
-It is a pure function of the measurements and the acuity: the same image and acuity always
-give the same description, and a lower acuity never sees more (the monotonicity that lets
-graded describers rank in their true order).
+The directions are drawn from what is seen (a shape's colour and place; the background's
+colour), never from the acuity: the same image and acuity always give the same description, and
+a lower acuity misjudges the same way by more, case by case (each colour channel's error and
+each offset grows with ``d``). They are random *directions*, not pulls towards typical values:
+a describer that washes colours out to grey, centres everything or drops shapes draws images
+that score *higher* against a reference that the coarse first description already misses (as
+with the graded renderers of :mod:`~imagerepainter.sandbox.fidelity`).
 
 Example:
     >>> from imagerepainter.sandbox.perception import Blob, Perception
@@ -28,14 +28,18 @@ Example:
     >>> blurred(seen, 1.0) is seen
     True
     >>> dull = blurred(seen, 0.3)
-    >>> [(b.kind, b.color, b.x, b.y) for b in dull.blobs]  # the small star is missed, the circle dulled and centred
-    [('circle', (32, 37, 94), 0.5, 0.5)]
+    >>> [b.kind for b in dull.blobs], dull.background != seen.background  # the small star is missed
+    (['circle'], True)
+    >>> blurred(seen, 0.3) == dull  # deterministic
+    True
 """
 
 from __future__ import annotations
 
-import math
+import hashlib
 from dataclasses import replace
+
+import numpy as np
 
 from ..errors import ConfigurationError
 from .colors import RGB
@@ -70,36 +74,31 @@ def blurred(seen: Perception, acuity: float) -> Perception:
     if acuity == 1.0:
         return seen
     loss = 1.0 - acuity
-    visible = [b for b in seen.blobs if b.size >= 0.3 * loss]  # blobs come largest first
-    visible = visible[: math.ceil(acuity * len(visible))]
-    cells = max(1, round(10 * acuity**2))
-    return replace(
-        seen,
-        background=_dulled(seen.background, loss),
-        blobs=tuple(_blurred_blob(b, loss, cells) for b in visible),
-    )
+    visible = [b for b in seen.blobs if b.size >= 0.2 * loss]
+    background = _shifted(seen.background, 250 * loss, ("background", seen.background))
+    return replace(seen, background=background, blobs=tuple(_misjudged(b, loss) for b in visible))
 
 
-def _blurred_blob(blob: Blob, loss: float, cells: int) -> Blob:
-    step = 0.3 * loss
+def _draw(*key: object) -> np.random.Generator:
+    """A generator seeded by ``key`` (what is seen, never the acuity): the same errors' directions at every acuity."""
+    digest = hashlib.blake2b(repr(key).encode(), digest_size=8).digest()
+    return np.random.default_rng(int.from_bytes(digest, "little"))
+
+
+def _misjudged(blob: Blob, loss: float) -> Blob:
+    key = (blob.color, round(blob.x, 3), round(blob.y, 3))
+    dx, dy = _draw("place", key).normal(size=2) * 0.1 * loss
     return replace(
         blob,
-        color=_dulled(blob.color, loss),
-        x=_snap(blob.x, cells),
-        y=_snap(blob.y, cells),
-        size=round(max(step, round(blob.size / step) * step), 4),
+        color=_shifted(blob.color, 150 * loss, key),
+        x=float(np.clip(blob.x + dx, 0.02, 0.98)),
+        y=float(np.clip(blob.y + dy, 0.02, 0.98)),
     )
 
 
-def _snap(value: float, cells: int) -> float:
-    """The centre of the grid cell (``cells`` a side) that ``value`` (a fraction of the frame) falls in."""
-    cell = min(cells - 1, max(0, math.floor(value * cells)))
-    return round((cell + 0.5) / cells, 4)
-
-
-def _dulled(color: RGB, loss: float) -> RGB:
-    """``color`` moved ``loss`` of the way to the grey of its lightness (Rec. 601 luma)."""
-    r, g, b = color
-    grey = 0.299 * r + 0.587 * g + 0.114 * b
-    k = loss
-    return (round(r + (grey - r) * k), round(g + (grey - g) * k), round(b + (grey - b) * k))
+def _shifted(color: RGB, amount: float, key: object) -> RGB:
+    """``color`` moved ``amount`` RGB levels in the random direction of ``key``, clipped to 0-255."""
+    direction = _draw("colour", key).normal(size=3)
+    direction /= np.linalg.norm(direction)
+    r, g, b = (int(np.clip(round(c + amount * v), 0, 255)) for c, v in zip(color, direction, strict=True))
+    return (r, g, b)
