@@ -12,7 +12,7 @@ import pytest
 
 from imagerepainter.bench.describer import description_key
 from imagerepainter.bench.describer_specs import describer_specs, describers_from_flags, split_named
-from imagerepainter.bench.leaderboard import Leaderboard
+from imagerepainter.bench.leaderboard import Leaderboard, build_leaderboard
 from imagerepainter.bench.records import DEFAULT_DESCRIBER, CaseResult
 from imagerepainter.bench.runner import check_evaluation, evaluate
 from imagerepainter.bench.store import ResultsStore, case_key
@@ -173,6 +173,7 @@ def test_sharp_describer_ranks_first_with_a_significant_test_in_every_report(tmp
     assert rows[0][-1] == "describer" and {r[-1] for r in rows[1:]} == {"*", "sharp", "dull"}
     markdown, page = (out / "leaderboard.md").read_text(), (out / "leaderboard.html").read_text()
     assert "## Describers" in markdown and 'id="describers"' in page
+    assert all(f"{mode} · {d}" in page for mode in ("single", "repaint") for d in ("sharp", "dull"))  # image grid
     for text in (markdown, page, captured.out):
         assert "sharp" in text and "dull" in text
     ranking = captured.out[captured.out.index("Describers per model") :].splitlines()
@@ -186,3 +187,37 @@ def test_one_describer_adds_nothing_to_the_reports(scenes, tmp_path):
     assert json.loads(paths["json"].read_text())["describers"] is None
     assert "describer" not in paths["csv"].read_text().splitlines()[0]
     assert "Describers" not in paths["md"].read_text() and 'id="describers"' not in paths["html"].read_text()
+
+
+def _case(describer: str, model: str, ref: int, value: float, mode: str = "single") -> CaseResult:
+    return CaseResult(case_id=f"{describer}-{model}-{ref}-{mode}", dataset="d", reference_id=str(ref),
+                      reference_sha256=f"{ref:064d}", model=model, model_spec="sandbox", describer=describer,
+                      mode=mode, seed=0, status="ok", metrics={"sandbox": value}, higher_is_better={"sandbox": True},
+                      primary_metric="sandbox")  # fmt: skip
+
+
+def test_the_interaction_says_when_the_best_model_depends_on_the_describer():
+    """With describer x, model a leads b; with y, b leads a: the best model depends on the describer."""
+    cases = [_case("x", "a", r, 0.8 + r / 100) for r in range(12)] + [
+        _case("x", "b", r, 0.6 + r / 90) for r in range(12)
+    ]
+    cases += [_case("y", "a", r, 0.5 + r / 80) for r in range(12)] + [
+        _case("y", "b", r, 0.7 + r / 70) for r in range(12)
+    ]
+    section = build_leaderboard(cases).describers
+    assert section is not None
+    (interaction,) = section.interactions
+    assert interaction.best_model == {"x": "a", "y": "b"} and not interaction.same_best and not interaction.same_order
+    (contrast,) = interaction.contrasts
+    assert (contrast.model_a, contrast.model_b, contrast.describer_x, contrast.describer_y) == ("a", "b", "x", "y")
+    assert (
+        contrast.gap_x > 0 > contrast.gap_y and contrast.p_adjusted < 0.01 and contrast.family == "interaction:single"
+    )
+    assert section.families == {"describers:single:a": 1, "describers:single:b": 1, "interaction:single": 1}
+    assert section.ranking("a", "single") == ["x", "y"] and section.ranking("b", "single") == ["y", "x"]
+
+    agreeing = [c for c in cases if c.describer == "x"] + [
+        c.model_copy(update={"describer": "y", "case_id": c.case_id + "y"}) for c in cases if c.describer == "x"
+    ]
+    (same,) = build_leaderboard(agreeing).describers.interactions
+    assert same.same_best and same.same_order and same.contrasts[0].p_value == 1.0  # identical gaps: nothing to test

@@ -51,7 +51,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from . import stats
 from .records import CaseResult
 
-__all__ = ["DescriberBoard", "DescriberComparison", "DescriberInteraction", "DescriberRow", "build_describer_board"]
+__all__ = [
+    "DescriberBoard",
+    "DescriberComparison",
+    "DescriberInteraction",
+    "DescriberRow",
+    "InteractionContrast",
+    "build_describer_board",
+]
 
 Key = tuple[str, str, str]
 """(describer, model, mode)."""
@@ -119,6 +126,29 @@ class DescriberComparison(_Record):
     caution: str | None = None
 
 
+class InteractionContrast(_Record):
+    """Does the gap between two models change with the describer? Model A's lead over B with describer X
+    against the same lead with describer Y, paired on the references all four finished."""
+
+    model_a: str
+    model_b: str
+    describer_x: str
+    describer_y: str
+    n: int
+    gap_x: float | None
+    """Mean of ``A - B`` over the references, with describer X."""
+    gap_y: float | None
+    """The same with describer Y."""
+    difference: float | None
+    """``gap_x - gap_y``: how much more A leads with X than with Y (0: the describer does not matter)."""
+    p_value: float | None
+    """Two-sided Wilcoxon signed-rank test of the per-reference ``(A - B with X) - (A - B with Y)``."""
+    p_adjusted: float | None = None
+    """Benjamini-Hochberg adjusted within :attr:`family`."""
+    family: str
+    """``interaction:<mode>``: every contrast of the mode."""
+
+
 class DescriberInteraction(_Record):
     """Does the best model depend on the describer? One mode's answer."""
 
@@ -131,6 +161,8 @@ class DescriberInteraction(_Record):
     """Every describer ranks the same model first."""
     same_order: bool
     """Every describer ranks the models in the same order."""
+    contrasts: list[InteractionContrast] = Field(default_factory=list)
+    """Each pair of models against each pair of describers (none with one model)."""
 
 
 class DescriberBoard(_Record):
@@ -216,12 +248,13 @@ def build_describer_board(
     rows = _ranked(rows, values, higher)
     comparisons = _comparisons(rows, values, higher, options)
     rows, comparisons = _with_intervals(rows, comparisons, values, options)
+    interactions = _interactions(rows, values, higher, options)
     return DescriberBoard(
         describers=describers,
         rows=rows,
         comparisons=comparisons,
-        interactions=_interactions(rows),
-        families=dict(Counter(c.family for c in comparisons)),
+        interactions=interactions,
+        families=dict(Counter(c.family for c in [*comparisons, *(t for i in interactions for t in i.contrasts)])),
     )
 
 
@@ -298,8 +331,10 @@ def _with_intervals(
     return [update(r) for r in rows], [update(c) for c in comparisons]
 
 
-def _interactions(rows: Sequence[DescriberRow]) -> list[DescriberInteraction]:
-    """Per mode: each describer's order of the models, and whether it is the same for all."""
+def _interactions(
+    rows: Sequence[DescriberRow], values: dict[Key, dict[Ref, float]], higher: bool, options: dict[str, Any]
+) -> list[DescriberInteraction]:
+    """Per mode: each describer's order of the models, whether it is the same for all, and the contrasts."""
     out = []
     for mode in dict.fromkeys(r.mode for r in rows):
         orders: dict[str, list[str]] = {}
@@ -314,6 +349,36 @@ def _interactions(rows: Sequence[DescriberRow]) -> list[DescriberInteraction]:
                 model_order=orders,
                 same_best=len(set(best.values())) == 1,
                 same_order=len({tuple(o) for o in orders.values()}) == 1,
+                contrasts=_contrasts(
+                    mode, sorted({r.model for r in rows if r.mode == mode}), list(orders), values, higher, options
+                ),
             )
         )
     return out
+
+
+def _contrasts(
+    mode: str,
+    models: Sequence[str],
+    describers: Sequence[str],
+    values: dict[Key, dict[Ref, float]],
+    higher: bool,
+    options: dict[str, Any],
+) -> list[InteractionContrast]:
+    """Every (pair of models, pair of describers) of a mode: does A's lead over B change with the describer?"""
+    found = []
+    for (a, b), (x, y) in itertools.product(itertools.combinations(models, 2), itertools.combinations(describers, 2)):
+        cells = [values.get((d, m, mode), {}) for d, m in ((x, a), (x, b), (y, a), (y, b))]
+        refs = sorted(set.intersection(*(set(c) for c in cells)))
+        if not refs:
+            continue
+        with_x = [cells[0][r] - cells[1][r] for r in refs]
+        with_y = [cells[2][r] - cells[3][r] for r in refs]
+        test = stats.paired_comparison(with_x, with_y, higher_is_better=higher, interval=False, **options)
+        found.append(((a, b, x, y), test))
+    adjusted = stats.adjust_p_values([t.p_value for _, t in found])
+    return [
+        InteractionContrast(model_a=a, model_b=b, describer_x=x, describer_y=y, n=t.n, gap_x=t.mean_a, gap_y=t.mean_b,
+                            difference=t.mean_diff, p_value=t.p_value, p_adjusted=q, family=f"interaction:{mode}")
+        for ((a, b, x, y), t), q in zip(found, adjusted, strict=True)
+    ]  # fmt: skip

@@ -69,7 +69,13 @@ def _says(item: DescriberInteraction) -> str:
         verdict = "the best model is the same, the order below it depends on the describer"
     else:
         verdict = "the best model depends on the describer"
-    return f"{item.mode}: best model per describer: {best}; {verdict}."
+    said = f"{item.mode}: best model per describer: {best}; {verdict}."
+    for c in item.contrasts:  # does a model's lead over another change with the describer?
+        said += (
+            f" {c.model_a} − {c.model_b}: {_f(c.gap_x)} with {c.describer_x}, {_f(c.gap_y)} with {c.describer_y}"
+            f" (p (BH) {_pv(c.p_adjusted)})."
+        )
+    return said
 
 
 _ROW_HEADER = (

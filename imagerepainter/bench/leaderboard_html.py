@@ -293,13 +293,14 @@ def _comparisons(board: Leaderboard) -> str:
 
 
 def _grid(board: Leaderboard, cases: Sequence[CaseResult], out_dir: Path, thumbs: _Thumbs, max_references: int) -> str:
-    """Reference | every (mode, model)'s best image, one row per reference."""
-    columns = [(mode, model) for mode in board.modes for model in board.ranking(mode) if model]
-    by_ref: dict[tuple[str, str], dict[tuple[str, str], CaseResult]] = {}
+    """Reference | every (mode, model)'s best image (and describer's, with several), one row per reference."""
+    describers = board.describers.describers if board.describers else [None]
+    columns = [(mode, model, d) for mode in board.modes for model in board.ranking(mode) if model for d in describers]
+    by_ref: dict[tuple[str, str], dict[tuple[str, str, str | None], CaseResult]] = {}
     reference_paths: dict[tuple[str, str], Path | None] = {}
     for case in cases:
         key = (case.reference_id, case.reference_sha256)
-        by_ref.setdefault(key, {})[(case.mode, case.model)] = case
+        by_ref.setdefault(key, {})[(case.mode, case.model, case.describer if board.describers else None)] = case
         path = case.extra.get("reference_path")
         if isinstance(path, str) and path and reference_paths.get(key) is None:
             reference_paths[key] = Path(path)
@@ -309,8 +310,9 @@ def _grid(board: Leaderboard, cases: Sequence[CaseResult], out_dir: Path, thumbs
     refs = sorted(by_ref)
     shown = refs[:max_references]
     head = '<tr><th class="t">reference</th>' + "".join(
-        f'<th class="model">{escape_text(model)}<br><span class="muted">{escape_text(mode)}</span></th>'
-        for mode, model in columns
+        f'<th class="model">{escape_text(model)}<br><span class="muted">{escape_text(mode)}'
+        f"{escape_text(f' · {d}') if d else ''}</span></th>"
+        for mode, model, d in columns
     )
     body: list[str] = []
     for key in shown:
@@ -319,8 +321,8 @@ def _grid(board: Leaderboard, cases: Sequence[CaseResult], out_dir: Path, thumbs
             f"<td><figure>{thumbs.tag(reference_paths.get(key), f'reference {reference_id}')}"
             f"<figcaption>{escape_text(reference_id)}</figcaption></figure></td>"
         ]
-        for mode, model in columns:
-            found = by_ref[key].get((mode, model))
+        for mode, model, d in columns:
+            found = by_ref[key].get((mode, model, d))
             if found is None:
                 cells.append('<td><div class="missing">not run</div></td>')
             elif found.status != "ok":
