@@ -254,7 +254,9 @@ def build_describer_board(
         rows=rows,
         comparisons=comparisons,
         interactions=interactions,
-        families=dict(Counter(c.family for c in [*comparisons, *(t for i in interactions for t in i.contrasts)])),
+        families=dict(
+            Counter([*(c.family for c in comparisons), *(t.family for i in interactions for t in i.contrasts)])
+        ),
     )
 
 
