@@ -61,7 +61,8 @@ def csv_rows(section: DescriberBoard, metrics: Sequence[str], width: int) -> lis
     return out
 
 
-def _says(item: DescriberInteraction) -> str:
+def _says(item: DescriberInteraction) -> list[str]:
+    """The mode's answer in words: its verdict, then one line per contrast (a pair of models, a pair of describers)."""
     best = ", ".join(f"{d} → {m or '-'}" for d, m in item.best_model.items())
     if item.same_order:
         verdict = "every describer orders the models the same way"
@@ -69,13 +70,12 @@ def _says(item: DescriberInteraction) -> str:
         verdict = "the best model is the same, the order below it depends on the describer"
     else:
         verdict = "the best model depends on the describer"
-    said = f"{item.mode}: best model per describer: {best}; {verdict}."
-    for c in item.contrasts:  # does a model's lead over another change with the describer?
-        said += (
-            f" {c.model_a} − {c.model_b}: {_f(c.gap_x)} with {c.describer_x}, {_f(c.gap_y)} with {c.describer_y}"
-            f" (p (BH) {_pv(c.p_adjusted)})."
-        )
-    return said
+    contrasts = [
+        f"{c.model_a} − {c.model_b}: {_f(c.gap_x)} with {c.describer_x}, {_f(c.gap_y)} with {c.describer_y} "
+        f"(p (BH) {_pv(c.p_adjusted)})"
+        for c in item.contrasts
+    ]
+    return [f"{item.mode}: best model per describer: {best}; {verdict}.", *contrasts]
 
 
 _ROW_HEADER = (
@@ -143,7 +143,10 @@ def markdown_section(section: DescriberBoard, confidence: float, table: Table) -
         "Does the best model depend on the describer?",
         "",
     ]
-    return [*lines, *(f"- {_says(i)}" for i in section.interactions), ""]
+    for item in section.interactions:
+        verdict, *contrasts = _says(item)
+        lines += [f"- {verdict}", *(f"  - {c}" for c in contrasts)]
+    return [*lines, ""]
 
 
 def _html_table(header: Sequence[str], rows: Iterable[Sequence[object]], *, text: int) -> str:
@@ -166,7 +169,7 @@ def html_section(section: DescriberBoard, confidence: float) -> str:
     pct = round(confidence * 100)
     rows = _html_table(_header(_ROW_HEADER, pct), (_row_cells(r) for r in section.rows), text=3)
     tests = _html_table(_header(_TEST_HEADER, pct), (_test_cells(c) for c in section.comparisons), text=4)
-    says = "".join(f"<li>{escape_text(_says(i))}</li>" for i in section.interactions)
+    says = "".join(f"<li>{'<br>'.join(escape_text(line) for line in _says(i))}</li>" for i in section.interactions)
     return (
         '<section id="describers"><h2>Describers</h2><p class="muted">Each describer described every reference '
         "once and critiqued its own repaint cases. Rank: the describer's rank for the model and mode; model rank: "
@@ -198,5 +201,5 @@ def ranking_lines(section: DescriberBoard) -> list[str]:
         ).rstrip()
         for line in lines
     ]
-    return ["Describers per model (p vs best: the paired test against the best describer, BH-adjusted):", *text,
-            *(_says(i) for i in section.interactions)]  # fmt: skip
+    said = [line if k == 0 else f"  {line}" for i in section.interactions for k, line in enumerate(_says(i))]
+    return ["Describers per model (p vs best: the paired test against the best describer, BH-adjusted):", *text, *said]
