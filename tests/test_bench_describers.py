@@ -93,11 +93,13 @@ def test_bad_describer_flags_are_refused_before_out_is_touched(scenes, tmp_path,
         ),
         ({"a": "sandbox", "b": "sandbox?acuity=2"}, ConfigurationError, r"Describer 'b': .*acuity must be in"),
         ({"a": "sandbox", "openai": "gpt-4o"}, UnknownBackendError, "Did you mean the spec 'openai:gpt-4o'"),
+        ({"a": "sandbox", "b": "openai:gpt-4o?api_key=sk-abc123456789"}, ConfigurationError, "The 'b' MLLM spec holds"),
     ],
 )
 def test_bad_describers_are_refused_before_anything_is_called(mllm, error, message):
-    with pytest.raises(error, match=message):
+    with pytest.raises(error, match=message) as caught:
         check_evaluation(mllm=mllm, models={"m": "sandbox"}, metrics=["sandbox"])
+    assert "sk-abc" not in str(caught.value)
 
 
 # ----------------------------------------------------------------------------- compatibility

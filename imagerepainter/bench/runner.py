@@ -301,8 +301,8 @@ def _check_arguments(*, mllm: Any, models: Mapping[str, Any], modes: Sequence[Mo
             )
     describers = describer_specs(mllm)
     mllm = next(iter(describers.values()))  # the judge's
-    for each in describers.values():
-        _refuse_credentials(each, models, scorer)
+    for name, each in describers.items():
+        _refuse_credentials(each, models, scorer, mllm_label="MLLM" if name == DEFAULT_DESCRIBER else f"{name!r} MLLM")
     _check_model_specs(models, device_here=here)
     check_describer_specs(describers)
     metrics = tuple(dict.fromkeys(str(m) for m in metrics))
@@ -390,13 +390,17 @@ def _check_model_specs(models: Mapping[str, Any], *, device_here: bool) -> None:
             raise ConfigurationError(f"Model {name!r}: {exc}") from None
 
 
-def _refuse_credentials(mllm: Any, models: Mapping[str, Any], scorer: Any) -> None:
+def _refuse_credentials(mllm: Any, models: Mapping[str, Any], scorer: Any, *, mllm_label: str = "MLLM") -> None:
     """Refuse specs holding a credential (the package's one rule): results.sqlite records them."""
     from .._secrets import refuse_credentials
 
     texts = [spec if isinstance(spec, str) else "sandbox" for spec in (mllm, scorer or "paper")]
     for spec in models.values():
-        labelled = {"MLLM": texts[0], "text-to-image": spec if isinstance(spec, str) else "sandbox", "scorer": texts[1]}
+        labelled = {
+            mllm_label: texts[0],
+            "text-to-image": spec if isinstance(spec, str) else "sandbox",
+            "scorer": texts[1],
+        }
         refuse_credentials(labelled, recorded_in="The benchmark records specs in results.sqlite")
 
 
