@@ -12,7 +12,11 @@ LOCAL = "base_url=http://127.0.0.1:9/v1"  # nothing listens there: resolving a s
 
 
 UNKNOWN_OPTIONS = [  # the message names the option, the accepted ones and the closest
-    (resolve_mllm, "sandbox?x=1", r"Unknown option 'x' in the 'sandbox' MLLM spec\. Accepted options: max_edits\."),
+    (
+        resolve_mllm,
+        "sandbox?x=1",
+        r"Unknown option 'x' in the 'sandbox' MLLM spec\. Accepted options: acuity, max_edits\.",
+    ),
     (resolve_t2i, "sandbox?default_sise=64", r"Did you mean 'default_size'\? Accepted options: default_size, "),
     (resolve_t2i, "diffusers:/no/such/folder?foo=1", r"Unknown option 'foo' .*Accepted options: batch_size, "),
     (resolve_t2i, "openai:gpt-image-1?sise=1024x1024", r"Did you mean 'size'\?"),

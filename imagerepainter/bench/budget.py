@@ -58,8 +58,9 @@ class Budget:
     Args:
         limit: Dollars.
         prices: The evaluation's prices.
-        describer: The evaluation's describer: the descriptions it computes count.
-        mllm: The describing MLLM's key in ``prices``.
+        describer: The evaluation's describer, or its describers by name
+            (:class:`~imagerepainter.bench.describer.Describers`): the descriptions they compute count.
+        mllm: The describing MLLM's key in ``prices`` (one describer; several name their own).
     """
 
     def __init__(self, limit: float, prices: Prices, *, describer: Any = None, mllm: str = "") -> None:
@@ -76,10 +77,18 @@ class Budget:
     @property
     def spent(self) -> float:
         """Dollars spent by this call: its cases' and the descriptions it computed."""
-        described = list(getattr(self.describer, "described", None) or [])
-        descriptions = sum(mllm_dollars(self.prices, {self.mllm: description_cost(d, self.mllm)}) for d in described)
+        descriptions = sum(mllm_dollars(self.prices, {key: description_cost(d, key)}) for key, d in self._described())
         with self._lock:
             return self._cases + descriptions
+
+    def _described(self) -> list[tuple[str, Any]]:
+        """(prices key, description) of each description this call computed."""
+        from .prices import mllm_key
+
+        panel = getattr(self.describer, "describers", None)
+        if panel is None:
+            return [(self.mllm, d) for d in list(getattr(self.describer, "described", None) or [])]
+        return [(mllm_key(each.mllm), d) for each in panel.values() for d in list(each.described)]
 
     @property
     def reached(self) -> bool:

@@ -21,17 +21,19 @@ from PIL import Image
 from ..config import RepainterConfig
 from ..loop.prompts import PROMPT_VERSION
 from ..results import Description
+from .records import DEFAULT_DESCRIBER
 from .store import ResultsStore, stable_hash
 
-__all__ = ["DESCRIPTION_SETTINGS", "Describer", "description_key"]
+__all__ = ["DESCRIPTION_SETTINGS", "Describer", "Describers", "description_key"]
 
 DESCRIPTION_SETTINGS = ("preset", "max_objects", "prompt_style", "mllm_image_max_side", "mllm_image_format")
 """The settings that change what the MLLM is asked when it describes a reference."""
 
 
-def description_key(reference_sha256: str, mllm: str, config: RepainterConfig) -> str:
+def description_key(reference_sha256: str, mllm: str, config: RepainterConfig, describer: str | None = None) -> str:
     """The key a description is stored under: the reference, the MLLM, the prompt version and
-    the settings of :data:`DESCRIPTION_SETTINGS`.
+    the settings of :data:`DESCRIPTION_SETTINGS`; and a named describer's name (two describers
+    with one spec describe separately); ``None``, one unnamed MLLM, keys as it always did.
 
     Example:
         >>> a = description_key("0" * 64, "sandbox", RepainterConfig())
@@ -41,7 +43,9 @@ def description_key(reference_sha256: str, mllm: str, config: RepainterConfig) -
         False
     """
     settings = {name: getattr(config, name) for name in DESCRIPTION_SETTINGS}
-    return stable_hash({"reference": reference_sha256, "mllm": mllm, "prompt_version": PROMPT_VERSION, **settings})[:32]
+    named = {} if describer is None else {"describer": describer}
+    fields = {"reference": reference_sha256, "mllm": mllm, "prompt_version": PROMPT_VERSION, **settings, **named}
+    return stable_hash(fields)[:32]
 
 
 class Describer:
@@ -52,10 +56,14 @@ class Describer:
         mllm_key: How the MLLM is named in keys (its spec).
         config: The evaluation's settings (only :data:`DESCRIPTION_SETTINGS` matter).
         store: The results database.
+        name: The describer's name (``--mllm NAME=SPEC``); part of the key unless it is
+            :data:`~imagerepainter.bench.records.DEFAULT_DESCRIBER`.
     """
 
-    def __init__(self, *, mllm: Any, mllm_key: str, config: RepainterConfig, store: ResultsStore) -> None:
-        self.mllm, self.mllm_key, self.config, self.store = mllm, mllm_key, config, store
+    def __init__(
+        self, *, mllm: Any, mllm_key: str, config: RepainterConfig, store: ResultsStore, name: str = DEFAULT_DESCRIBER
+    ) -> None:
+        self.mllm, self.mllm_key, self.config, self.store, self.name = mllm, mllm_key, config, store, name
         self.computed = 0
         """Descriptions computed (paid for) by this describer."""
         self.reused = 0
@@ -68,7 +76,8 @@ class Describer:
 
     def key(self, reference_sha256: str) -> str:
         """The storage key of a reference's description."""
-        return description_key(reference_sha256, self.mllm_key, self.config)
+        named = None if self.name == DEFAULT_DESCRIBER else self.name
+        return description_key(reference_sha256, self.mllm_key, self.config, named)
 
     def get(self, reference_sha256: str, image: Image.Image) -> Description:
         """The description of the reference: stored, in flight, or computed now.
@@ -133,3 +142,47 @@ class Describer:
         """Release the describing Repainter's worker threads."""
         if self._repainter is not None:
             self._repainter.close()
+
+
+class Describers:
+    """The describers of an evaluation by name (one per ``--mllm NAME=SPEC``), each describing
+    every reference once; what the executors ask for a case's description.
+
+    Args:
+        describers: Each describer by its name.
+    """
+
+    def __init__(self, describers: dict[str, Describer]) -> None:
+        self.describers = describers
+
+    @classmethod
+    def of(cls, source: Describer | Describers) -> Describers:
+        """``source`` as describers: a single :class:`Describer` is the panel of its one name."""
+        return source if isinstance(source, Describers) else cls({source.name: source})
+
+    def get(self, reference_sha256: str, image: Image.Image, describer: str = DEFAULT_DESCRIBER) -> Description:
+        """The description of the reference by ``describer`` (see :meth:`Describer.get`)."""
+        found = self.describers.get(describer)
+        if found is None:
+            raise KeyError(f"No describer {describer!r} in this evaluation; it has {sorted(self.describers)}.")
+        return found.get(reference_sha256, image)
+
+    @property
+    def computed(self) -> int:
+        """Descriptions computed (paid for), over every describer."""
+        return sum(d.computed for d in self.describers.values())
+
+    @property
+    def reused(self) -> int:
+        """Descriptions read back from the database, over every describer."""
+        return sum(d.reused for d in self.describers.values())
+
+    @property
+    def described_with(self) -> list[Any]:
+        """The resolved MLLMs that described references in this process (see :attr:`Describer.described_with`)."""
+        return [d.described_with for d in self.describers.values() if d.described_with is not None]
+
+    def close(self) -> None:
+        """Release every describer's worker threads."""
+        for describer in self.describers.values():
+            describer.close()

@@ -41,7 +41,7 @@ from .costs import DescriptionCost, MLLMUsage, case_cost, description_cost
 from .datasets import Reference
 from .metrics import compute_metrics, metric_details, scoring_cases
 from .prices import mllm_key
-from .records import CaseResult, Metric, Mode
+from .records import DEFAULT_DESCRIBER, CaseResult, Metric, Mode
 
 __all__ = [
     "MODE_SETTINGS",
@@ -73,6 +73,8 @@ class CaseJob:
     mode: Mode
     seed: int
     primary_metric: str
+    describer: str = DEFAULT_DESCRIBER
+    """The MLLM that describes the reference and critiques (its name; see :attr:`WorkerSpec.describers`)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,14 @@ class WorkerSpec:
     (see :mod:`~imagerepainter.bench.batching`)."""
     metric_objects: Sequence[Metric] | None = field(default=None, compare=False)
     """Metrics already resolved (used as they are instead of resolving ``metrics``)."""
+    describers: Mapping[str, Any] = field(default_factory=dict)
+    """The MLLM of each describer by name (``--mllm NAME=SPEC``); empty: :attr:`mllm` is the one
+    describer, :data:`~imagerepainter.bench.records.DEFAULT_DESCRIBER`. ``mllm`` is then the first
+    describer's, the one a judge metric asks."""
+
+    def describer_specs(self) -> dict[str, Any]:
+        """Each describer's MLLM by name."""
+        return dict(self.describers) or {DEFAULT_DESCRIBER: self.mllm}
 
 
 def failed_case(
@@ -149,6 +159,7 @@ def _base(job: CaseJob, **fields: Any) -> CaseResult:
         style=ref.style,
         model=job.model,
         model_spec=job.model_spec,
+        describer=job.describer,
         mode=job.mode,
         seed=job.seed,
         primary_metric=job.primary_metric,
@@ -200,10 +211,13 @@ class CaseImages:
 
 
 class ModelEngine:
-    """One model's backend, loaded once, and the Repainter all of its cases share.
+    """One model's backend, loaded once, and the Repainters all of its cases share: one per describer
+    (its MLLM critiques the cases it described), every one rendering through the same backend.
 
     The backend sits behind a :class:`~imagerepainter.bench.batching.RenderBatcher`: at most
     ``device_slots`` renders at once, and the renders of concurrent cases merged into batches.
+    ``mllm`` is the MLLM of :data:`~imagerepainter.bench.records.DEFAULT_DESCRIBER`, ``describers``
+    the resolved MLLM of each named describer instead.
 
     Raises:
         ModelLoadError: the backend could not be built or loaded (a missing package is raised as it is).
@@ -219,6 +233,7 @@ class ModelEngine:
         config: RepainterConfig,
         device_slots: int = 1,
         batch_window: float = DEFAULT_WINDOW,
+        describers: Mapping[str, Any] | None = None,
     ) -> None:
         from ..repainter import Repainter
 
@@ -226,16 +241,28 @@ class ModelEngine:
         self.t2i = load_model(name, t2i)
         self.store = CaseImages()
         self.renderer = RenderBatcher(self.t2i, slots=device_slots, window=batch_window)
-        self.repainter = Repainter(mllm=mllm, t2i=self.renderer, scorer=scorer, config=config, store=self.store)
+        self.repainters = {
+            describer: Repainter(mllm=each, t2i=self.renderer, scorer=scorer, config=config, store=self.store)
+            for describer, each in (describers or {DEFAULT_DESCRIBER: mllm}).items()
+        }
+        self.repainter = next(iter(self.repainters.values()))
+        """The first describer's Repainter."""
 
-    def regenerate(self, image: Image.Image, description: Description, mode: Mode, seed: int) -> Any:
-        """Run ``mode`` on ``image`` from ``description``; the one place that starts the loop."""
+    def regenerate(
+        self, image: Image.Image, description: Description, mode: Mode, seed: int, describer: str = DEFAULT_DESCRIBER
+    ) -> Any:
+        """Run ``mode`` on ``image`` from ``description`` with ``describer`` as the critic; the one
+        place that starts the loop."""
+        repainter = self.repainters.get(describer)
+        if repainter is None:
+            raise ConfigurationError(f"Model {self.name!r} has no describer {describer!r}: {sorted(self.repainters)}.")
         with self.renderer.case():
-            return self.repainter.run(image, description=description, seed=seed, progress=False, **MODE_SETTINGS[mode])
+            return repainter.run(image, description=description, seed=seed, progress=False, **MODE_SETTINGS[mode])
 
     def close(self) -> None:
         self.renderer.close()
-        self.repainter.close()
+        for repainter in self.repainters.values():
+            repainter.close()
 
 
 def load_model(name: str, spec: Any) -> Any:
@@ -266,9 +293,11 @@ class Workbench:
 
         self.spec = spec
         self.config = RepainterConfig.validated(dict(spec.config))
-        self.mllm = resolve_mllm(spec.mllm)
-        self.mllm_key = mllm_key(spec.mllm)
-        """How the MLLM is named in the cost ledger and in prices."""
+        self.mllms = {name: resolve_mllm(each) for name, each in spec.describer_specs().items()}
+        """Each describer's MLLM, resolved once."""
+        self.mllm = next(iter(self.mllms.values()))
+        self.mllm_keys = {name: mllm_key(each) for name, each in spec.describer_specs().items()}
+        """How each describer's MLLM is named in the cost ledger and in prices."""
         self.scorer = resolve_scorer(spec.scorer)
         load = getattr(self.scorer, "load", None)
         if callable(load):  # load once, before cases run in parallel
@@ -319,6 +348,7 @@ class Workbench:
                     config=self.config,
                     device_slots=self.spec.device_slots,
                     batch_window=self.spec.batch_window,
+                    describers=self.mllms,
                 )
             except Exception as exc:
                 self._broken[model] = exc if isinstance(exc, ModelLoadError) else _load_error(model, exc)
@@ -351,17 +381,18 @@ class Workbench:
 
     def _run_case(self, job: CaseJob, image: Image.Image, description: Description) -> CaseOutcome:
         start = time.perf_counter()
-        described = description_cost(description, self.mllm_key)
+        key = self.mllm_keys[job.describer]
+        described = description_cost(description, key)
         try:
             engine = self.engine(job.model)
-            result = engine.regenerate(image, description, job.mode, job.seed)
+            result = engine.regenerate(image, description, job.mode, job.seed, job.describer)
         except Exception as exc:
             partial = getattr(exc, "partial_result", None)
             if partial is not None and job.model in self._engines:
                 self._engines[job.model].store.release(_refs_of(partial))
             seconds = time.perf_counter() - start
             case = failed_case(job, exc, seconds=seconds, spent=partial)
-            case = case.model_copy(update={"cost": case_cost(partial, mllm=self.mllm_key, description=described)})
+            case = case.model_copy(update={"cost": case_cost(partial, mllm=key, description=described)})
             return CaseOutcome(
                 case,
                 permanent=is_permanent(exc),
@@ -384,7 +415,8 @@ class Workbench:
         tree: Any = None,
     ) -> CaseOutcome:
         # a case that fails after its run still spent what the run did
-        spent = {"cost": case_cost(result, mllm=self.mllm_key, description=described)}
+        key = self.mllm_keys[job.describer]
+        spent = {"cost": case_cost(result, mllm=key, description=described)}
         best = result.best
         if best is None:
             return CaseOutcome(
@@ -402,8 +434,8 @@ class Workbench:
         judged = [d for d in details.values() if isinstance(d, dict) and ("ratings" in d or "checks" in d)]
         higher = {m.name: bool(m.higher_is_better) for m in self.metrics}
         # the loop's calls plus a judge's and an element check's (model calls of this case too)
-        cost = case_cost(result, mllm=self.mllm_key, description=described, judged=judged)
-        own = cost.mllm.get(self.mllm_key, MLLMUsage())
+        cost = case_cost(result, mllm=key, description=described, judged=judged)
+        own = cost.mllm.get(key, MLLMUsage())
         case = _base(
             job,
             status="ok",

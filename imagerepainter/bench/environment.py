@@ -200,9 +200,13 @@ def _metric_placement(metric: Any) -> dict[str, Any]:
 
 
 def _served(mllm: Any) -> dict[str, list[dict[str, Any]]]:
-    served_by = getattr(mllm, "served_by", None)
-    answered = served_by() if callable(served_by) else []
-    return {str(mllm.name): list(answered)} if answered else {}
+    """Who answered each MLLM's calls (``mllm``: one resolved MLLM, or a list of them)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for each in mllm if isinstance(mllm, list | tuple) else [mllm]:
+        served_by = getattr(each, "served_by", None)
+        if answered := (served_by() if callable(served_by) else []):
+            out[str(each.name)] = list(answered)
+    return out
 
 
 def collect_environment(*parts: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,26 +15,27 @@ from typing import Any
 from ..errors import ModelLoadError
 from ..images import load_image
 from .breaker import BREAKER_THRESHOLD, CircuitBreaker
-from .describer import Describer
+from .describer import Describer, Describers
 from .engine import CaseJob, CaseOutcome, Workbench, WorkerSpec, failed_case
 from .scheduler import schedule
 
 __all__ = ["Executor", "LocalExecutor", "prepare_case"]
 
-Executor = Callable[[Sequence[CaseJob], WorkerSpec, Describer], Iterator[CaseOutcome]]
+Executor = Callable[[Sequence[CaseJob], WorkerSpec, Describers], Iterator[CaseOutcome]]
 """Runs jobs and yields their outcomes in any order (in the calling thread). An executor that takes a
 ``budget`` keyword (a :class:`~imagerepainter.bench.budget.Budget`) can run a budgeted evaluation: it
 passes it to :func:`~imagerepainter.bench.scheduler.schedule`."""
 
 
-def prepare_case(job: CaseJob, describer: Describer) -> tuple[Any, Any] | CaseOutcome:
-    """Read the job's reference and get its shared description, or the failed outcome saying why."""
+def prepare_case(job: CaseJob, describer: Describer | Describers) -> tuple[Any, Any] | CaseOutcome:
+    """Read the job's reference and get its shared description by the job's describer, or the
+    failed outcome saying why."""
     ref = job.reference
     if ref.problem:
         return CaseOutcome(failed_case(job, ref.problem), model_failure=False)
     try:
         image = load_image(ref.path)
-        return image, describer.get(ref.sha256, image)
+        return image, Describers.of(describer).get(ref.sha256, image, job.describer)
     except Exception as exc:  # the reference or the MLLM, not the model: its breaker does not count it
         return CaseOutcome(failed_case(job, exc), model_failure=False)
 
@@ -52,7 +53,7 @@ class LocalExecutor:
         self.breaker_threshold = breaker_threshold
 
     def __call__(
-        self, jobs: Sequence[CaseJob], worker: WorkerSpec, describer: Describer, budget: Any = None
+        self, jobs: Sequence[CaseJob], worker: WorkerSpec, describer: Describers, budget: Any = None
     ) -> Iterator[CaseOutcome]:
         bench = Workbench(worker)
         for model in dict.fromkeys(j.model for j in jobs):  # load every model first, not in a case's time

@@ -13,7 +13,11 @@ into a typed :class:`Leaderboard`:
   a Wilcoxon signed-rank test, the rank-biserial effect size and a win rate
   (:mod:`imagerepainter.bench.stats`);
 * **failed**: every failed case with its error; **missing**: every finished case's metric
-  value that is missing or not finite (NaN, ±inf).
+  value that is missing or not finite (NaN, ±inf);
+* **describers**: with several describers (``--mllm NAME=SPEC``), their rows per model, their
+  ranking per model with paired tests, and whether the best model depends on the describer
+  (:mod:`~imagerepainter.bench.describer_board`); the main rows then count each reference once,
+  its value the mean over the describers.
 
 Which cases a row counts, for every column alike: the finished cases whose **primary** value is
 a finite number. Their references are the row's ``n``; every metric column is the mean over
@@ -74,6 +78,7 @@ from .._files import atomic_write
 from ..errors import ConfigurationError
 from . import stats
 from .costs import CostSection, cost_section
+from .describer_board import DescriberBoard, build_describer_board
 from .element_board import ElementBoard, build_element_board
 from .environment import EnvironmentSection
 from .prices import Prices
@@ -257,6 +262,9 @@ class Leaderboard(_Record):
     missing: list[MissingValue] = Field(default_factory=list)
     families: dict[str, int] = Field(default_factory=dict)
     """Each family of tests adjusted together, and how many tests it holds."""
+    describers: DescriberBoard | None = None
+    """With several describers (``--mllm NAME=SPEC``): their rows, rankings per model and the interaction
+    (:mod:`~imagerepainter.bench.describer_board`); None with one."""
     confidence: float = stats.DEFAULT_CONFIDENCE
     n_resamples: int = stats.DEFAULT_RESAMPLES
     seed: int = stats.DEFAULT_SEED
@@ -489,6 +497,7 @@ def build_leaderboard(
         missing=sorted(tally.missing, key=lambda m: (m.model, _mode_order(m.mode), m.reference_id, m.case_id)),
         families=dict(Counter(t.family for t in [*comparisons, *gains])),
         elements=build_element_board(unique, **options),
+        describers=build_describer_board(unique, primary=primary, higher=higher, **options),
         **options,
     )
 

@@ -23,6 +23,7 @@ from ..errors import RepainterError
 from ..html import PAGE_CSP, escape_text, image_data_url, nice_ticks
 from ..images import load_image
 from .cost_reports import cost_html
+from .describer_report import html_section
 from .element_views import ELEMENT_CSS, case_checklist_html, element_html
 from .records import GROUP_ALL, CaseResult
 
@@ -310,13 +311,14 @@ def _paired_section(title: str, about: str, head: str, body: str) -> str:
 
 
 def _grid(board: Leaderboard, cases: Sequence[CaseResult], out_dir: Path, thumbs: _Thumbs, max_references: int) -> str:
-    """Reference | every (mode, model)'s best image, one row per reference."""
-    columns = [(mode, model) for mode in board.modes for model in board.ranking(mode) if model]
-    by_ref: dict[tuple[str, str], dict[tuple[str, str], CaseResult]] = {}
+    """Reference | every (mode, model)'s best image (and describer's, with several), one row per reference."""
+    describers = board.describers.describers if board.describers else [None]
+    columns = [(mode, model, d) for mode in board.modes for model in board.ranking(mode) if model for d in describers]
+    by_ref: dict[tuple[str, str], dict[tuple[str, str, str | None], CaseResult]] = {}
     reference_paths: dict[tuple[str, str], Path | None] = {}
     for case in cases:
         key = (case.reference_id, case.reference_sha256)
-        by_ref.setdefault(key, {})[(case.mode, case.model)] = case
+        by_ref.setdefault(key, {})[(case.mode, case.model, case.describer if board.describers else None)] = case
         path = case.extra.get("reference_path")
         if isinstance(path, str) and path and reference_paths.get(key) is None:
             reference_paths[key] = Path(path)
@@ -326,8 +328,9 @@ def _grid(board: Leaderboard, cases: Sequence[CaseResult], out_dir: Path, thumbs
     refs = sorted(by_ref)
     shown = refs[:max_references]
     head = '<tr><th class="t">reference</th>' + "".join(
-        f'<th class="model">{escape_text(model)}<br><span class="muted">{escape_text(mode)}</span></th>'
-        for mode, model in columns
+        f'<th class="model">{escape_text(model)}<br><span class="muted">{escape_text(mode)}'
+        f"{escape_text(f' · {d}') if d else ''}</span></th>"
+        for mode, model, d in columns
     )
     body: list[str] = []
     for key in shown:
@@ -336,8 +339,8 @@ def _grid(board: Leaderboard, cases: Sequence[CaseResult], out_dir: Path, thumbs
             f"<td><figure>{thumbs.tag(reference_paths.get(key), f'reference {reference_id}')}"
             f"<figcaption>{escape_text(reference_id)}</figcaption></figure></td>"
         ]
-        for mode, model in columns:
-            found = by_ref[key].get((mode, model))
+        for mode, model, d in columns:
+            found = by_ref[key].get((mode, model, d))
             if found is None:
                 cells.append('<td><div class="missing">not run</div></td>')
             elif found.status != "ok":
@@ -507,7 +510,9 @@ def render_leaderboard_html(
         "mean of every metric over the same references (↑ higher is better, ↓ lower is better); and, for rows "
         "of few references, what they can support.</p>"
         f"{tables}</section>"
-        f"{_gains(board)}{_comparisons(board)}{element_html(board.elements)}{cost_html(board.costs)}"
+        f"{_gains(board)}{_comparisons(board)}"
+        f"{html_section(board.describers, board.confidence) if board.describers else ''}"
+        f"{element_html(board.elements)}{cost_html(board.costs)}"
         f"{_grid(board, cases, out_dir, thumbs, max_grid_references)}"
         f"{_failed(board)}{_missing(board)}{_environment(board)}"
         "<footer>Automatic similarity only partly agrees with people; see the metrics guide for each metric's "

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from .cost_reports import cost_markdown
+from .describer_report import ALL_DESCRIBERS, csv_rows, markdown_section
 from .element_views import element_markdown
 from .records import GROUP_ALL
 from .stats import SMALL_N
@@ -76,7 +77,9 @@ def write_csv(board: Leaderboard) -> str:
     """The rows as CSV: :data:`CSV_COLUMNS`, then ``mean_<metric>`` for each metric."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*CSV_COLUMNS, *(f"mean_{name}" for name in board.metrics)])
+    header = [*CSV_COLUMNS, *(f"mean_{name}" for name in board.metrics)]
+    describer = [ALL_DESCRIBERS] if board.describers else []  # several describers: a last column names each
+    writer.writerow(header + (["describer"] if describer else []))
     for r in board.rows:
         writer.writerow(
             [_csv_text(r.model), r.mode, _csv_text(str(r.group)), r.n]
@@ -84,7 +87,10 @@ def write_csv(board: Leaderboard) -> str:
             + [r.rank if r.rank is not None else "", r.failed, r.missing, r.shared_n, _float(r.shared_mean)]
             + [r.ci_method or "", int(r.small_n), r.caution or ""]
             + [_float(r.metrics.get(name)) for name in board.metrics]
+            + describer
         )
+    if board.describers:
+        writer.writerows(csv_rows(board.describers, board.metrics, len(header) + 1))
     return buffer.getvalue()
 
 
@@ -305,5 +311,7 @@ def render_markdown(board: Leaderboard) -> str:
     """The leaderboard as Markdown: the ranking per mode and group, gains, pairwise tests, element fidelity,
     costs, failures, missing values, and the environment."""
     lines = _header(board) + _board_tables(board) + _gain_table(board) + _comparison_table(board)
+    if board.describers:
+        lines += markdown_section(board.describers, board.confidence, _md_table)
     lines += element_markdown(board.elements) + cost_markdown(board.costs)
     return "\n".join(lines + _problem_tables(board) + _environment_tables(board))

@@ -35,7 +35,7 @@ from .._imports import require
 from ..images import encode_png
 from ..results import Description
 from .breaker import BREAKER_THRESHOLD, CircuitBreaker
-from .describer import Describer
+from .describer import Describers
 from .engine import CaseJob, CaseOutcome, Workbench, WorkerSpec, failed_case
 from .executors import prepare_case
 from .scheduler import schedule
@@ -103,7 +103,7 @@ class RayExecutor:
         """Seconds spent starting Ray (when started here) and building the actors."""
 
     def __call__(
-        self, jobs: Sequence[CaseJob], worker: WorkerSpec, describer: Describer, budget: Any = None
+        self, jobs: Sequence[CaseJob], worker: WorkerSpec, describer: Describers, budget: Any = None
     ) -> Iterator[CaseOutcome]:
         start = time.perf_counter()
         imported = sys.modules.get("ray")

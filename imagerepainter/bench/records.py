@@ -25,7 +25,18 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidat
 from ..errors import ConfigurationError
 from .costs import CaseCost
 
-__all__ = ["GROUP_ALL", "CaseResult", "CaseStatus", "Group", "GroupKind", "GroupText", "Metric", "Mode", "as_group"]
+__all__ = [
+    "DEFAULT_DESCRIBER",
+    "GROUP_ALL",
+    "CaseResult",
+    "CaseStatus",
+    "Group",
+    "GroupKind",
+    "GroupText",
+    "Metric",
+    "Mode",
+    "as_group",
+]
 
 GroupKind = Literal["all", "category", "style"]
 """What a leaderboard group gathers: every reference, one category's, or one style's."""
@@ -111,6 +122,12 @@ GroupText = Annotated[
 ]
 """A :class:`Group` field of a pydantic model: written and read as its text form."""
 
+DEFAULT_DESCRIBER = "mllm"
+"""The describer name of an evaluation with one unnamed MLLM (``--mllm SPEC``, ``evaluate(mllm=spec)``).
+
+Its cases and descriptions are keyed exactly as before describers had names, so result folders
+written before resume as they are; naming the one MLLM ``mllm`` (``--mllm mllm=SPEC``) is the same."""
+
 Mode = Literal["single", "repaint"]
 """``single``: describe once, generate once (the paper's one-shot regeneration);
 ``repaint``: the full ImageRepainter loop starting from the same description."""
@@ -139,6 +156,9 @@ class CaseResult(BaseModel):
     model: str
     """The name the user gave the model (``--t2i NAME=SPEC``)."""
     model_spec: str
+    describer: str = DEFAULT_DESCRIBER
+    """The MLLM that described the reference and, in ``repaint``, critiqued: its name (``--mllm NAME=SPEC``),
+    :data:`DEFAULT_DESCRIBER` for one unnamed MLLM (and in records written before describers had names)."""
     mode: Mode
     seed: int
     status: CaseStatus

@@ -37,6 +37,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import time
@@ -52,12 +53,13 @@ from ..config import RepainterConfig
 from ..errors import ConfigurationError
 from ..loop.prompts import PROMPT_VERSION
 from .datasets import Dataset, load_dataset
-from .describer import Describer
+from .describer import Describer, Describers
+from .describer_specs import check_describer_specs, describer_specs
 from .engine import MODE_SETTINGS, CaseJob, CaseOutcome, WorkerSpec
 from .environment import EnvironmentChange, EnvironmentLog, environment_section
 from .executors import Executor, LocalExecutor
 from .prices import Prices, load_prices, mllm_key
-from .records import CaseResult, Mode
+from .records import DEFAULT_DESCRIBER, CaseResult, Mode
 from .store import ResultsStore, case_key, stable_hash
 
 __all__ = ["EvaluationReport", "ProgressEvent", "check_evaluation", "evaluate", "spec_text"]
@@ -90,6 +92,9 @@ class EvaluationReport(BaseModel):
     database: Path
     dataset: str
     models: list[str]
+    describers: list[str] = [DEFAULT_DESCRIBER]
+    """The describers' names (``--mllm NAME=SPEC``); one unnamed MLLM is
+    :data:`~imagerepainter.bench.records.DEFAULT_DESCRIBER`."""
     modes: list[Mode]
     metrics: list[str]
     primary_metric: str
@@ -172,7 +177,8 @@ def evaluate(
     Args:
         dataset: A :class:`Dataset`, or what :func:`~imagerepainter.bench.datasets.load_dataset`
             takes (a folder, a JSONL manifest, ``"evalref-100"``).
-        mllm: The MLLM that describes (once per reference) and critiques: a spec or an object.
+        mllm: The MLLM that describes (once per reference) and critiques: a spec or an object; or several
+            by name, to rank them (``{"gpt4o": spec, ...}``; see :mod:`~imagerepainter.bench.describer_specs`).
         models: The text-to-image models by name (``{"sdxl": "diffusers:stabilityai/sdxl-turbo"}``):
             specs, or objects (used as they are).
         out: The output folder (created; reused to resume).
@@ -206,12 +212,10 @@ def evaluate(
                                settings=settings, seed=seed, max_concurrency=max_concurrency,
                                device_slots=device_slots, executor=executor, prices=prices,
                                budget=budget)  # fmt: skip
-    plan = _plan(dataset, checked, mllm=mllm, models=models, seed=seed, limit=limit, categories=categories,
+    plan = _plan(dataset, checked, models=models, seed=seed, limit=limit, categories=categories,
                  per_category=per_category, device_slots=device_slots)  # fmt: skip
     store, environment = _open_store(out, plan)
-    status = store.case_status(job.case_id for job in plan.jobs)
-    redo = {None, "skipped", *(["failed"] if retry_failed else [])}
-    todo = [j for j in plan.jobs if status.get(j.case_id) in redo]
+    todo = _todo(plan, store, retry_failed=retry_failed)
     skipped = len(plan.jobs) - len(todo)
     if on_progress is not None:
         on_progress(ProgressEvent(done=0, total=len(todo), skipped=skipped, failed=0))
@@ -226,6 +230,7 @@ def evaluate(
         database=store.path,
         dataset=plan.dataset.name,
         models=list(plan.worker.models),
+        describers=list(plan.describers),
         modes=list(plan.modes),
         metrics=list(plan.metrics),
         primary_metric=primary_metric(plan.metrics),
@@ -244,6 +249,13 @@ def evaluate(
         budget_stop=stop,
         environment_changes=environment.finish(cases=ran.done, mllm=ran.described_with),
     )
+
+
+def _todo(plan: _Plan, store: ResultsStore, *, retry_failed: bool) -> list[CaseJob]:
+    """The planned cases this call computes: those not recorded, skipped by a breaker, or (``retry_failed``) failed."""
+    status = store.case_status(job.case_id for job in plan.jobs)
+    redo = {None, "skipped", *(["failed"] if retry_failed else [])}
+    return [j for j in plan.jobs if status.get(j.case_id) in redo]
 
 
 @dataclass
@@ -266,8 +278,8 @@ def _run(todo: list[CaseJob], plan: _Plan, store: ResultsStore, *, executor: Exe
          prices: Prices | None, environment: EnvironmentLog) -> _Ran:  # fmt: skip
     """Run ``todo`` on ``executor``, saving each case as it ends; stop starting cases at ``budget``."""
     ran = _Ran()
-    describer = Describer(mllm=plan.mllm, mllm_key=plan.mllm_key, config=plan.config, store=store)
-    ran.spend = _budget(budget, prices, describer, plan.mllm)
+    describer = _describers(plan, store)
+    ran.spend = _budget(budget, prices, describer)
     try:
         for outcome in executor(todo, plan.worker, describer, **({"budget": ran.spend} if ran.spend else {})):
             case = _save(store, outcome, environment)
@@ -285,13 +297,13 @@ def _run(todo: list[CaseJob], plan: _Plan, store: ResultsStore, *, executor: Exe
     return ran
 
 
-def _budget(budget: float | None, prices: Prices | None, describer: Describer, mllm: Any) -> Any:
+def _budget(budget: float | None, prices: Prices | None, describers: Describers) -> Any:
     """The call's :class:`~imagerepainter.bench.budget.Budget`, or None without one."""
     if budget is None or prices is None:
         return None
     from .budget import Budget
 
-    return Budget(budget, prices, describer=describer, mllm=mllm_key(mllm))
+    return Budget(budget, prices, describer=describers)
 
 
 def _budget_stop(spend: Any, not_started: int) -> dict[str, float] | None:
@@ -309,8 +321,7 @@ class _Plan:
     dataset: Dataset
     modes: tuple[Mode, ...]
     metrics: tuple[str, ...]
-    mllm: Any
-    mllm_key: str
+    describers: dict[str, Any]
     config: RepainterConfig
     worker: WorkerSpec
     jobs: list[CaseJob]
@@ -322,6 +333,7 @@ class _Checked:
     metrics: tuple[str, ...]
     scorer: Any
     config: RepainterConfig
+    describers: dict[str, Any]
     prices: Prices | None = None
 
 
@@ -336,7 +348,8 @@ def check_evaluation(*, mllm: Any, models: Mapping[str, Any], modes: Sequence[Mo
     (the command line calls it before it loads or downloads the dataset). In order: model names,
     every spec (models, MLLM, metrics, scorer; a typo is named with the closest names), modes,
     settings, then the packages of what is really used (every missing extra in one error), then
-    the prices (readable, one for every model and the MLLM) and the budget. A
+    the prices (readable, one for every model and every describer's MLLM) and the budget. Named
+    describers (``mllm={"a": spec, ...}``) are checked by name first. A
     ``device`` in a spec is checked against this machine only with the local executor.
 
     Raises:
@@ -373,9 +386,12 @@ def _check_arguments(*, mllm: Any, models: Mapping[str, Any], modes: Sequence[Mo
             raise ConfigurationError(
                 f"Model name {name!r} is not usable; use letters, digits and . _ + - (up to 64, e.g. 'sdxl-turbo')."
             )
-    _refuse_credentials(mllm, models, scorer)
+    describers = describer_specs(mllm)
+    mllm = next(iter(describers.values()))  # the judge's
+    for name, each in describers.items():
+        _refuse_credentials(each, models, scorer, mllm_label="MLLM" if name == DEFAULT_DESCRIBER else f"{name!r} MLLM")
     _check_model_specs(models, device_here=here)
-    check_spec("mllm", mllm)
+    check_describer_specs(describers)
     metrics = tuple(dict.fromkeys(str(m) for m in metrics))
     if not metrics:
         raise ConfigurationError("metrics is empty; give at least one, e.g. ['paper'].")
@@ -392,12 +408,15 @@ def _check_arguments(*, mllm: Any, models: Mapping[str, Any], modes: Sequence[Mo
         raise ConfigurationError("Give the seed as evaluate(seed=...), not in settings.")
     config = RepainterConfig.from_preset(preset).with_overrides(**dict(settings or {}))
     if scorer is None:
-        scorer = _default_scorer(metrics[0], mllm, models)
-    _check_installed(mllm, models, scorer, metrics)
-    return _Checked(modes, metrics, scorer, config, _check_prices(prices, budget, mllm, models, executor))
+        scorer = _default_scorer(metrics[0], describers, models)
+    _check_installed(describers, models, scorer, metrics)
+    return _Checked(
+        modes, metrics, scorer, config, describers, _check_prices(prices, budget, describers, models, executor)
+    )
 
 
-def _check_prices(prices: Any, budget: float | None, mllm: Any, models: Mapping[str, Any], executor: Any) -> Any:
+def _check_prices(prices: Any, budget: float | None, describers: Mapping[str, Any], models: Mapping[str, Any],
+                  executor: Any) -> Any:  # fmt: skip
     """The prices loaded and covering the run, and a budget that can be kept."""
     from .budget import check_budget
 
@@ -405,7 +424,7 @@ def _check_prices(prices: Any, budget: float | None, mllm: Any, models: Mapping[
     if prices is None:
         return None
     loaded = load_prices(prices)
-    loaded.check_covers(mllm=[mllm_key(mllm)], models=models)
+    loaded.check_covers(mllm=[mllm_key(each) for each in describers.values()], models=models)
     if budget is not None and executor not in ("local", "ray") and not _takes_budget(executor):
         raise ConfigurationError(
             f"The executor {type(executor).__name__} takes no budget= keyword, so it cannot stop at a budget; "
@@ -424,52 +443,54 @@ def _takes_budget(executor: Any) -> bool:
     return any(p.name == "budget" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
-def _plan(dataset: Any, checked: _Checked, *, mllm: Any, models: Mapping[str, Any], seed: int, limit: int | None,
+def _plan(dataset: Any, checked: _Checked, *, models: Mapping[str, Any], seed: int, limit: int | None,
           categories: Sequence[str] | None, per_category: int | None, device_slots: int) -> _Plan:  # fmt: skip
-    """List the cases of the checked arguments, before any model is loaded or called."""
+    """List the cases of the checked arguments, before any model is loaded or called: one per
+    reference, model, mode and describer."""
     modes, metrics, scorer, config = checked.modes, checked.metrics, checked.scorer, checked.config
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
     data = data.select(categories=categories, per_category=per_category, limit=limit)
-    mllm_key = spec_text(mllm)
+    describers = checked.describers
     worker = WorkerSpec(
-        mllm=mllm,
+        mllm=next(iter(describers.values())),
         models=dict(models),
         scorer=scorer,
         metrics=metrics,
         config=config.model_dump(mode="json"),
         device_slots=device_slots,
+        describers=describers,
     )
     jobs = []
-    for mode in modes:
+    for mode, (describer, mllm) in itertools.product(modes, describers.items()):
         mode_config = config.with_overrides(**MODE_SETTINGS[mode])
         config_hash = stable_hash(
-            {"config": mode_config.model_dump(mode="json"), "mllm": mllm_key, "scorer": spec_text(scorer),
+            {"config": mode_config.model_dump(mode="json"), "mllm": spec_text(mllm), "scorer": spec_text(scorer),
              "prompt_version": PROMPT_VERSION}
         )  # fmt: skip
+        named = None if describer == DEFAULT_DESCRIBER else describer  # one unnamed MLLM: keys as before
         for name, spec in models.items():
             for ref in data:
-                key = case_key(
-                    reference_sha256=ref.sha256,
-                    model=name,
-                    model_spec=spec_text(spec),
-                    mode=mode,
-                    metrics=metrics,
-                    seed=seed,
-                    config_hash=config_hash,
-                )
-                jobs.append(CaseJob(key, data.name, ref, name, spec_text(spec), mode, seed, primary_metric(metrics)))
-    jobs.sort(key=lambda j: (j.reference.id, modes.index(j.mode), list(models).index(j.model)))  # interleaved
-    return _Plan(data, modes, metrics, mllm, mllm_key, config, worker, jobs)
+                key = case_key(reference_sha256=ref.sha256, model=name, model_spec=spec_text(spec), mode=mode,
+                               metrics=metrics, seed=seed, config_hash=config_hash, describer=named)  # fmt: skip
+                jobs.append(CaseJob(key, data.name, ref, name, spec_text(spec), mode, seed, primary_metric(metrics),
+                                    describer))  # fmt: skip
+    order = list(describers)
+    jobs.sort(
+        key=lambda j: (j.reference.id, modes.index(j.mode), list(models).index(j.model), order.index(j.describer))
+    )
+    return _Plan(data, modes, metrics, describers, config, worker, jobs)
 
 
-def _check_installed(mllm: Any, models: Mapping[str, Any], scorer: Any, metrics: Sequence[str]) -> None:
-    """Name every missing extra of the MLLM, the models, the scorer and the scorer-spec metrics in one error,
+def _check_installed(describers: Mapping[str, Any], models: Mapping[str, Any], scorer: Any,
+                     metrics: Sequence[str]) -> None:  # fmt: skip
+    """Name every missing extra of the MLLMs, the models, the scorer and the scorer-spec metrics in one error,
     before anything is loaded or downloaded (the registry's one check)."""
     from ..backends.registry import check_installed
 
-    specs: list[tuple[Any, Any]] = [("t2i", spec) for spec in models.values()]
+    first, *others = describers.values()
+    specs: list[tuple[Any, Any]] = [("mllm", spec) for spec in others] + [("t2i", spec) for spec in models.values()]
     specs += [("scorer", scorer), *(("scorer", _scorer_spec(metric)) for metric in metrics)]
-    check_installed(mllm=mllm, specs=specs)
+    check_installed(mllm=first, specs=specs)
 
 
 def _check_model_specs(models: Mapping[str, Any], *, device_here: bool) -> None:
@@ -486,13 +507,17 @@ def _check_model_specs(models: Mapping[str, Any], *, device_here: bool) -> None:
             raise ConfigurationError(f"Model {name!r}: {exc}") from None
 
 
-def _refuse_credentials(mllm: Any, models: Mapping[str, Any], scorer: Any) -> None:
+def _refuse_credentials(mllm: Any, models: Mapping[str, Any], scorer: Any, *, mllm_label: str = "MLLM") -> None:
     """Refuse specs holding a credential (the package's one rule): results.sqlite records them."""
     from .._secrets import refuse_credentials
 
     texts = [spec if isinstance(spec, str) else "sandbox" for spec in (mllm, scorer or "paper")]
     for spec in models.values():
-        labelled = {"MLLM": texts[0], "text-to-image": spec if isinstance(spec, str) else "sandbox", "scorer": texts[1]}
+        labelled = {
+            mllm_label: texts[0],
+            "text-to-image": spec if isinstance(spec, str) else "sandbox",
+            "scorer": texts[1],
+        }
         refuse_credentials(labelled, recorded_in="The benchmark records specs in results.sqlite")
 
 
@@ -507,14 +532,15 @@ def primary_metric(metrics: Sequence[str]) -> str:
     return head.split("=", 1)[0].strip() if "=" in head else head.strip()
 
 
-def _default_scorer(metric: str, mllm: Any, models: Mapping[str, Any]) -> str:
+def _default_scorer(metric: str, describers: Mapping[str, Any], models: Mapping[str, Any]) -> str:
     """The loop's scorer when none is given: the first metric when it is a scorer spec, else the
-    backends' default (``sandbox`` when the MLLM and every model are sandbox specs, else ``paper``)."""
+    backends' default (``sandbox`` when every MLLM and every model are sandbox specs, else ``paper``)."""
     from ..backends.registry import default_scorer
 
     if spec := _scorer_spec(metric):
         return spec
-    return "sandbox" if all(default_scorer(mllm, spec) == "sandbox" for spec in models.values()) else "paper"
+    pairs = itertools.product(describers.values(), models.values())
+    return "sandbox" if all(default_scorer(mllm, spec) == "sandbox" for mllm, spec in pairs) else "paper"
 
 
 def _scorer_spec(metric: str) -> str | None:
@@ -528,6 +554,14 @@ def _scorer_spec(metric: str) -> str | None:
 
 
 # ----------------------------------------------------------------------------- executing
+
+
+def _describers(plan: _Plan, store: ResultsStore) -> Describers:
+    """One :class:`~imagerepainter.bench.describer.Describer` per describer of the plan, storing into ``store``."""
+    return Describers(
+        {name: Describer(mllm=spec, mllm_key=spec_text(spec), config=plan.config, store=store, name=name)
+         for name, spec in plan.describers.items()}
+    )  # fmt: skip
 
 
 def _executor(executor: Any, max_concurrency: int) -> Executor:

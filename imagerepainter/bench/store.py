@@ -90,24 +90,28 @@ def case_key(
     metrics: Sequence[str],
     seed: int,
     config_hash: str,
+    describer: str | None = None,
 ) -> str:
     """The ``case_id`` of a case: a hash of everything that decides its result.
 
     The model's name and spec (with its options), the mode, the metric set, the seed and a
     hash of the settings (loop config, MLLM, scorer, prompt version) are part of it; the other
     models of the evaluation are not, so adding a model leaves every existing case as it is.
+    A named describer (``--mllm NAME=SPEC``) is part of it too; ``None`` (one unnamed MLLM, the
+    :data:`~imagerepainter.bench.records.DEFAULT_DESCRIBER`) leaves the key as it always was.
     """
-    return stable_hash(
-        {
-            "reference": reference_sha256,
-            "model": model,
-            "spec": model_spec,
-            "mode": mode,
-            "metrics": sorted(metrics),
-            "seed": seed,
-            "config": config_hash,
-        }
-    )[:32]
+    fields: dict[str, Any] = {
+        "reference": reference_sha256,
+        "model": model,
+        "spec": model_spec,
+        "mode": mode,
+        "metrics": sorted(metrics),
+        "seed": seed,
+        "config": config_hash,
+    }
+    if describer is not None:
+        fields["describer"] = describer
+    return stable_hash(fields)[:32]
 
 
 class ResultsStore:

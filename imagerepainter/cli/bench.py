@@ -39,6 +39,9 @@ EVAL_EXAMPLES = """examples:
   offline, on generated scenes whose truth is known (no key, no GPU, no download):
     imagerepainter eval sandbox-scenes --mllm sandbox --t2i exact=sandbox \\
         --t2i loose="sandbox?fidelity=0.6" --metrics sandbox,ssim --out eval-demo
+  rank two describers offline (one description per reference and describer; each critiques its cases):
+    imagerepainter eval sandbox-scenes --mllm sharp=sandbox --mllm dull="sandbox?acuity=0.3" \
+        --t2i exact=sandbox --metrics sandbox --out eval-describers
   the paper's content-diverse set with real models (fetched once, hashes checked):
     imagerepainter eval evalref-100 --mllm openai:gpt-4o --metrics paper,ssim,psnr,judge \\
         --t2i sdxl-turbo="diffusers:stabilityai/sdxl-turbo?device=cuda&torch_dtype=float16" \\
@@ -75,7 +78,14 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
         epilog=EVAL_EXAMPLES,
     )
     ev.add_argument("dataset", help="a folder of images, a JSONL manifest, or a named set (evalref-100)")
-    ev.add_argument("--mllm", required=True, help="MLLM spec that describes and critiques (e.g. openai:gpt-4o)")
+    ev.add_argument(
+        "--mllm",
+        action="append",
+        required=True,
+        metavar="[NAME=]SPEC",
+        help="the MLLM that describes and critiques (e.g. openai:gpt-4o); or several named describers to rank "
+        "(repeat: --mllm gpt4o=openai:gpt-4o --mllm qwen=openai:qwen2.5-vl?base_url=...)",
+    )
     ev.add_argument(
         "--t2i",
         action="append",
@@ -175,13 +185,14 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from ..bench.datasets import load_dataset
+    from ..bench.describer_specs import describers_from_flags
     from ..bench.environment import describe_changes
     from ..bench.runner import check_evaluation, evaluate
 
     if args.ray_address and args.executor != "ray":
         raise ConfigurationError("--ray-address needs --executor ray.")
     arguments: dict[str, Any] = {
-        "mllm": args.mllm,
+        "mllm": describers_from_flags(args.mllm),
         "models": _models(args.t2i),
         "modes": [m.strip() for m in args.mode.split(",") if m.strip()],
         "metrics": [m.strip() for m in args.metrics.split(",") if m.strip()],
@@ -351,6 +362,10 @@ def ranking_table(board: Leaderboard) -> str:
         for line in lines
     ]
     title = f"Ranking by {board.primary_metric} ({direction} is better), {board.ok} of {board.cases} cases finished:"
+    if board.describers:  # several describers: their ranking per model follows
+        from ..bench.describer_report import ranking_lines
+
+        text += ["", *ranking_lines(board.describers)]
     return "\n".join([title, *text])
 
 

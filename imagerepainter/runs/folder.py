@@ -64,12 +64,12 @@ from .._sqlite import check_database
 from ..backends.registry import check_backends, check_installed
 from ..config import RepainterConfig
 from ..errors import ConfigurationError, RepainterError, ThreadInUseError
-from ..loop.graph import ROUND_CLOSING_NODE
 from ..images import DirectoryImageStore, ImageInput, image_sha256
+from ..loop.graph import ROUND_CLOSING_NODE
+from ..loop.sizing import check_run_inputs
 from ..repainter import Repainter, RepaintEvent
 from ..results import RepaintResult
 from .record import RunRecord, RunStatus
-from ..loop.sizing import check_run_inputs
 
 __all__ = ["BackendSpecs", "RUN_FILE", "RunFolder", "RunRecord", "RunStatus"]
 

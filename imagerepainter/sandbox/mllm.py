@@ -87,6 +87,7 @@ from pydantic import BaseModel
 from ..backends.base import MLLMCapabilities, MLLMMessage, MLLMReply, TokenUsage
 from ..errors import MLLMError, StructuredOutputError
 from ..loop import schemas
+from .acuity import blurred, check_acuity
 from .colors import basic_name
 from .critic import MAX_EDITS, review
 from .describe import coarse_shape, fine_shape, is_photo, noticed, object_name, position_words
@@ -315,8 +316,10 @@ def _styled(scene: Scene, natural: bool) -> str:
     return scene.to_prompt("natural" if natural else "sd")
 
 
-def _critique(request: _Request, images: Sequence[Image.Image], *, combined: bool, max_edits: int) -> dict[str, Any]:
-    reference, candidate = perceive(images[0]), perceive(images[1])
+def _critique(
+    request: _Request, images: Sequence[Image.Image], *, combined: bool, max_edits: int, acuity: float = 1.0
+) -> dict[str, Any]:
+    reference, candidate = blurred(perceive(images[0]), acuity), blurred(perceive(images[1]), acuity)
     prompt = request.prompt()
     if prompt:
         scene = parse_prompt(prompt)
@@ -369,6 +372,7 @@ def answer(
     *,
     task: Mapping[str, Any] | None = None,
     max_edits: int = MAX_EDITS,
+    acuity: float = 1.0,
 ) -> dict[str, Any]:
     """Answer one request, transport-neutrally: the dict validates against ``schemas.<schema_name>``.
 
@@ -379,6 +383,8 @@ def answer(
         json_schema: The JSON schema sent on the wire; unused (the name decides), accepted for servers.
         task: The request's facts (``MLLMMessage.task``); what it holds is read from it, not from ``text``.
         max_edits: Most edits a critique proposes.
+        acuity: How sharply the images are seen, in (0, 1]; 1 sees every detail (see
+            :mod:`~imagerepainter.sandbox.acuity`).
 
     Raises:
         StructuredOutputError: ``schema_name`` is not a schema the sandbox knows.
@@ -411,12 +417,13 @@ def answer(
         prompt = request.prompt() or ""
         return {"prompt": _styled(apply_edits(parse_prompt(prompt), request.edits()), is_natural(prompt))}
     if schema_name == "SimilarityRating":
-        return rate(perceive(images[0]), perceive(images[1]))
+        return rate(blurred(perceive(images[0]), acuity), blurred(perceive(images[1]), acuity))
     if schema_name == "ElementVerdicts":
-        return check_elements(perceive(images[0]), read_checklist(text, task))
+        return check_elements(blurred(perceive(images[0]), acuity), read_checklist(text, task))
     if schema_name in ("Critique", "CritiqueAndRevision"):
-        return _critique(request, images, combined=schema_name == "CritiqueAndRevision", max_edits=max_edits)
-    seen = perceive(images[0])
+        combined = schema_name == "CritiqueAndRevision"
+        return _critique(request, images, combined=combined, max_edits=max_edits, acuity=acuity)
+    seen = blurred(perceive(images[0]), acuity)
     n = request.max_objects()
     if schema_name == "GlobalDescription":
         return {"description": _global_description(seen, n)}
@@ -440,23 +447,32 @@ class SandboxMLLM:
 
     Args:
         max_edits: Most edits one critique proposes (fewer edits make the loop need more rounds).
+        acuity: How sharply it sees, in (0, 1]: 1 (the default) sees every detail it measures; as it
+            falls it misses small objects, dulls colours to coarser names and rounds positions,
+            sizes and counts, deterministically per (image, acuity) (see
+            :mod:`~imagerepainter.sandbox.acuity`). Describers of graded acuity are describers of
+            known, graded strength, for checking a benchmark of describers (``sandbox?acuity=0.5``).
+
+    Raises:
+        ConfigurationError: ``acuity`` is outside (0, 1].
     """
 
     name = "sandbox"
     capabilities = MLLMCapabilities(max_images_per_call=2, accepts_images=True)
 
-    def __init__(self, *, max_edits: int = MAX_EDITS) -> None:
+    def __init__(self, *, max_edits: int = MAX_EDITS, acuity: float = 1.0) -> None:
         self.max_edits = max_edits
+        self.acuity = check_acuity(acuity)
 
     def __repr__(self) -> str:
-        return f"SandboxMLLM(max_edits={self.max_edits})"
+        return f"SandboxMLLM(max_edits={self.max_edits}, acuity={self.acuity})"
 
     def structured(self, messages: Sequence[MLLMMessage], schema: type[SchemaT]) -> MLLMReply[SchemaT]:
         """Answer ``messages`` with an instance of ``schema`` (chosen by the schema's class name)."""
         text = "\n\n".join(m.text for m in messages)
         images = [image for m in messages for image in m.images]
         task = next((m.task for m in reversed(messages) if m.task is not None), None)
-        data = answer(schema.__name__, text, images, task=task, max_edits=self.max_edits)
+        data = answer(schema.__name__, text, images, task=task, max_edits=self.max_edits, acuity=self.acuity)
         value = schema.model_validate(data)
         usage = TokenUsage(
             input_tokens=_words(text) + _IMAGE_TOKENS * len(images),
