@@ -81,6 +81,8 @@ def fake_answer(schema: type[BaseModel], text: str = "", task: Mapping[str, Any]
             values[name] = False
         elif ann is int:  # e.g. a 1-5 rating: the middle of the scale
             values[name] = 3
+        elif get_origin(ann) is list and _is_model(item := get_args(ann)[0]):  # e.g. a verdict per element
+            values[name] = [fake_answer(item, text, task).model_dump() for _ in range(2)]
         elif get_origin(ann) is list:
             values[name] = [f"fake {name} {i + 1}" for i in range(2)]
         elif get_origin(ann) is Literal:
@@ -88,6 +90,10 @@ def fake_answer(schema: type[BaseModel], text: str = "", task: Mapping[str, Any]
         else:
             values[name] = f"fake {name}"
     return schema.model_validate(values)
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
 @dataclass(frozen=True)
