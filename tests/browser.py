@@ -24,7 +24,20 @@ import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
-__all__ = ["FLAGS", "LAYOUT_JS", "PROBE_JS", "chart_probe", "chromium_binary", "dump_dom", "probe", "screenshot"]
+__all__ = [
+    "FLAGS",
+    "HEADLESS_MIN_WIDTH",
+    "LAYOUT_JS",
+    "PROBE_JS",
+    "chart_probe",
+    "chromium_binary",
+    "dump_dom",
+    "probe",
+    "screenshot",
+]
+
+HEADLESS_MIN_WIDTH = 500
+"""Headless Chromium never makes its window narrower (px): :func:`probe` emulates a narrower phone's viewport."""
 
 _NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 FLAGS = (
@@ -206,7 +219,9 @@ def probe(
     and return ``<body>``'s attributes after ``load``.
 
     The copy sits next to ``page`` (so relative image links resolve the same) and is removed
-    afterwards. Keys are as in the DOM, e.g. ``data-images-loaded``.
+    afterwards. Keys are as in the DOM, e.g. ``data-images-loaded``. A window narrower than
+    :data:`HEADLESS_MIN_WIDTH` (a phone) is emulated over the DevTools protocol, so the page
+    really lays out at that width.
     """
     source = page.read_text(encoding="utf-8")
     digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
@@ -219,6 +234,8 @@ def probe(
     copy = page.with_name(f".probe-{page.name}")
     copy.write_text(source, encoding="utf-8")
     try:
+        if window[0] < HEADLESS_MIN_WIDTH:
+            return _live_body_attrs(copy, window=window, timeout=timeout)
         parser = _BodyAttrs()
         parser.feed(dump_dom(copy, window=window, timeout=timeout))
     finally:
@@ -226,3 +243,15 @@ def probe(
     if parser.attrs is None:
         raise AssertionError("no <body> in Chromium's DOM dump")
     return parser.attrs
+
+
+def _live_body_attrs(page: Path, *, window: tuple[int, int], timeout: float) -> dict[str, str]:
+    """``<body>``'s attributes once the probe script has written ``data-probe``, in a page whose
+    viewport :class:`~tests.browser_cdp.LivePage` emulates at ``window``'s size."""
+    from tests.browser_cdp import LivePage  # it builds on this module
+
+    with LivePage(window=window, timeout=timeout) as live:
+        live.open(page.resolve().as_uri())
+        live.wait_for("document.body !== null && document.body.dataset.probe === 'done'")
+        found = live.evaluate("Array.from(document.body.attributes, function (a) { return [a.name, a.value]; })")
+    return {str(name): str(value) for name, value in found}

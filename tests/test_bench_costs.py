@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -89,6 +91,42 @@ def test_without_prices_no_report_shows_a_dollar_figure(
     texts = [(tmp_path / f"leaderboard.{ext}").read_text() for ext in ("json", "md", "html", "csv")]
     for text in [*texts, terminal.out, terminal.err]:
         assert "dollar" not in text.lower() and "USD" not in text and "$" not in text
+
+
+def test_the_csv_appends_each_model_and_modes_cost_per_reference_and_dollars_only_when_priced(
+    priced: Any, tmp_path: Path
+) -> None:
+    from imagerepainter.bench.leaderboard import write_reports
+    from imagerepainter.bench.leaderboard_text import CSV_COLUMNS, CSV_COST_FIELDS, CSV_DOLLAR_FIELDS
+
+    report, _ = priced
+    refs = sorted({c.reference_id for c in report.cases})  # two categories: rows per category besides "all"
+    cases = [c.model_copy(update={"category": f"kind {refs.index(c.reference_id) % 2}"}) for c in report.cases]
+    files = {
+        "priced": write_reports(cases, tmp_path / "priced", prices=load_prices(PRICES)),
+        "unpriced": write_reports(cases, tmp_path / "unpriced"),
+    }
+    tables = {k: list(csv.reader(io.StringIO(f["csv"].read_text()))) for k, f in files.items()}
+    fields = [*CSV_COST_FIELDS, *CSV_DOLLAR_FIELDS]
+    header = tables["priced"][0]
+    assert header[: len(CSV_COLUMNS)] == list(CSV_COLUMNS) and header[len(CSV_COLUMNS)] == "mean_sandbox"
+    assert header[-len(fields) :] == [f"cost_{f}" for f in fields]  # appended after the metrics
+    assert tables["unpriced"][0] == header[: -len(CSV_DOLLAR_FIELDS)]  # unpriced: no dollar column
+    assert "dollar" not in files["unpriced"]["csv"].read_text()
+    for kind, table in tables.items():
+        costs = {(r["model"], r["mode"]): r for r in json.loads(files[kind]["json"].read_text())["costs"]["rows"]}
+        names = [f for f in fields if f"cost_{f}" in table[0]]
+        rows = [dict(zip(table[0], row, strict=True)) for row in table[1:]]
+        assert {r["group"] for r in rows} > {"all"}  # categories too: their cost cells stay empty
+        for row in rows:
+            cells = [row[f"cost_{f}"] for f in names]
+            if row["group"] == "all":
+                cost = costs[(row["model"], row["mode"])]
+                assert [float(c) for c in cells] == [cost[f] for f in names]  # to the last digit, as in the JSON
+            else:
+                assert set(cells) == {""}
+    total = sum(float(r[-1]) for r in tables["priced"][1:] if r[2] == "all")
+    assert total == pytest.approx(json.loads(files["priced"]["json"].read_text())["costs"]["total_dollars"])
 
 
 def test_token_counts_flow_from_the_wire_into_the_ledger(scenes: Path, tmp_path: Path) -> None:

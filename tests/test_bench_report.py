@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from imagerepainter.bench.costs import CaseCost, DescriptionCost, MLLMUsage
 from imagerepainter.bench.leaderboard import Leaderboard, build_leaderboard, render_markdown, write_reports
+from imagerepainter.bench.prices import load_prices
 from imagerepainter.bench.records import GROUP_ALL, CaseResult, Group
 from imagerepainter.errors import ConfigurationError
 from tests import browser
@@ -491,22 +493,111 @@ def _long_environment_facts() -> int:
 
 
 REAL_NAMES = ("stabilityai/stable-diffusion-xl-base-1.0", "FLUX.1-schnell-bf16-cuda", "sdxl-turbo", "gpt-image-2")
+CHECKS = (
+    ("e01", "object", "medium pink square at center is present", "a square stands there"),
+    ("e02", "color", "medium pink square at center — color: pink", "the square is grey, not pink"),
+    ("e03", "position", "small yellow square at upper left — position: upper left", "it sits at the lower right"),
+    ("e04", "relation", "the small yellow square is above and left of the brown triangle", "they swapped places"),
+)
+
+SPACED_EVIL = "<script> var d = document.body; d.dataset.pwned = 3 </script>"
+"""Markup in a reason, in words short enough to wrap as a reason does."""
+
+
+def with_elements_and_costs(cases: list[CaseResult]) -> list[CaseResult]:
+    """Every case with its cost ledger (one shared description per reference), every finished case
+    with its element checklist; models fail different elements, and one reason carries markup."""
+    out = []
+    for case in cases:
+        repaint = case.mode == "repaint"
+        description = DescriptionCost(id=f"d-{case.reference_id}", mllm="sandbox", calls=4, input_tokens=5200,
+                                      output_tokens=900, seconds=3.5)  # fmt: skip
+        usage = MLLMUsage(calls=4 if repaint else 1, input_tokens=12000 if repaint else 800, output_tokens=700)
+        cost = CaseCost(mllm={"sandbox": usage}, images=6 if repaint else 1, t2i_seconds=9.5 if repaint else 1.5,
+                        description=description)  # fmt: skip
+        update: dict[str, Any] = {"cost": cost, "seconds": 30.0 if repaint else 6.0}
+        if case.status == "ok":
+            failing = ord(case.model[-1]) % len(CHECKS)  # which element this model loses
+            checks = [
+                {"id": i, "kind": kind, "text": text, "verdict": "no" if n == failing else "yes",
+                 "reason": f"{reason} {SPACED_EVIL}" if n == failing and kind == "color" else reason}
+                for n, (i, kind, text, reason) in enumerate(CHECKS)
+            ]  # fmt: skip
+            kinds = {c["kind"]: 0.0 if c["verdict"] == "no" else 1.0 for c in checks}
+            details = {
+                **case.extra.get("metric_details", {}),
+                "elements": {"kinds": kinds, "checks": checks, "calls": 1},
+            }
+            update["extra"] = {**case.extra, "metric_details": details}
+        out.append(case.model_copy(update=update))
+    return out
+
+
+SECTIONS_JS = """  // The elements and cost sections: every checklist opened before the layout is measured.
+  var details = Array.prototype.slice.call(document.querySelectorAll("details.checklist"));
+  details.forEach(function (x) { x.open = true; });
+  d.checklists = String(details.length);
+  var items = Array.prototype.slice.call(document.querySelectorAll("details.checklist li"));
+  function least(measure) { return String(Math.min.apply(null, items.map(measure))); }
+  d.checklistMinFont = least(function (li) { return parseFloat(getComputedStyle(li).fontSize); });
+  d.checklistMinWidth = least(function (li) { return li.getBoundingClientRect().width; });
+  d.checklistShowsScript = String(items.some(function (li) { return li.textContent.indexOf("<script>") >= 0; }));
+  var tables = document.querySelectorAll("#elements table, table#costs, table#cost-gains");
+  tables = Array.prototype.slice.call(tables);
+  var unboxed = [], scrolling = 0, narrowest = Infinity, example = "";
+  d.sectionTables = String(tables.length);
+  tables.forEach(function (t) {
+    var box = t.parentElement, name = t.id || t.className || t.tHead.textContent;
+    if (!box.classList.contains("scroll") || getComputedStyle(box).overflowX !== "auto" ||
+        box.getBoundingClientRect().right > innerWidth) unboxed.push(name);
+    if (box.scrollWidth > box.clientWidth + 1) scrolling++;
+    Array.prototype.forEach.call(t.querySelectorAll("td"), function (td) {  // a cell whose text wraps: how wide?
+      if (td.querySelector("br")) return;  // lines by design
+      var range = document.createRange();
+      range.selectNodeContents(td);
+      var style = getComputedStyle(td), em = parseFloat(style.fontSize);
+      if (range.getBoundingClientRect().height < 2 * em * 1.5 - 2) return;
+      var wide = (td.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight)) / em;
+      if (wide < narrowest) { narrowest = wide; example = name + ": " + td.textContent.slice(0, 60); }
+    });
+  });
+  d.unboxedTables = unboxed.join(" | ");
+  d.scrollingTables = String(scrolling);
+  d.narrowestWrappedEm = String(narrowest === Infinity ? 99 : Math.round(narrowest * 10) / 10);
+  d.narrowestExample = example;"""
+SECTIONS_PROBE = browser.chart_probe("leaderboard-chart", more=SECTIONS_JS) + "\n" + browser.LAYOUT_JS
+"""Opens the checklists and measures the new sections, then :data:`tests.browser.LAYOUT_JS` measures the page."""
 
 
 @pytest.mark.browser
 @needs_chromium
+@pytest.mark.parametrize("priced", [False, True], ids=["unpriced", "priced"])
 @pytest.mark.parametrize("width", [480, 1280], ids=["phone", "desktop"])
-def test_leaderboard_is_readable_on_a_phone_and_a_desktop(tmp_path: Path, width: int) -> None:
-    """Model names stay whole, the chart's labels keep a readable size and never collide, nothing widens the page."""
+def test_leaderboard_is_readable_on_a_phone_and_a_desktop(tmp_path: Path, width: int, priced: bool) -> None:
+    """Model names stay whole, the chart's labels keep a readable size and never collide, nothing widens the page;
+    the elements and cost sections' tables keep readable columns and scroll in their own box, every checklist
+    opens with readable, escaped text, and an unpriced board shows no dollar."""
     cases = report_cases(tmp_path)
     for index, name in enumerate(REAL_NAMES):
         for mode in ("single", "repaint"):
             cases += [
                 make_case(name, mode, ref, 0.5 + index / 20 + ref / 100, extra_metrics={"ssim": 0.4, "psnr": 21.5})
-                for ref in range(4)
+                for ref in range(8)  # enough references for the element tests to find differences
             ]
-    page = write_reports(cases, tmp_path / "out", environment=_long_environment())["html"]
-    found = browser.probe(page, window=(width, 2000), script=browser.LAYOUT_JS + _ENVIRONMENT_PROBE)
+    cases = with_elements_and_costs(cases)
+    models = {c.model for c in cases}
+    prices = {"mllm": {"sandbox": {"input_per_million": 1.0, "output_per_million": 2.0}},
+              "t2i": {m: {"per_image": 0.01} for m in models}}  # fmt: skip
+    page = write_reports(
+        cases, tmp_path / "out", prices=load_prices(prices) if priced else None, environment=_long_environment()
+    )["html"]
+    text = page.read_text(encoding="utf-8")
+    assert 'id="elements"' in text and 'id="costs"' in text
+    if priced:
+        assert "USD total" in text
+    else:
+        assert "$" not in text and "USD" not in text and "dollar" not in text.lower()
+    found = browser.probe(page, window=(width, 2000), script=SECTIONS_PROBE + _ENVIRONMENT_PROBE)
     assert found.get("data-probe") == "done"
     assert found["data-broken-words"] == "0", found["data-broken-example"]  # no name cut one letter per line
     assert found["data-overflow-x"] == "false"  # wide tables scroll inside their box, the page does not
@@ -516,6 +607,15 @@ def test_leaderboard_is_readable_on_a_phone_and_a_desktop(tmp_path: Path, width:
     assert found["data-chart-text-overlaps"] == "0", found["data-overlap-example"]
     assert found["data-chart-text-outside"] == "0", found["data-outside-example"]
     assert int(found["data-chart-width"]) > 0.8 * width
+    # the new sections: kinds, tests and lost elements per mode, and the two cost tables
+    assert int(found["data-section-tables"]) >= 2 * 3 + 2 and found["data-unboxed-tables"] == ""
+    # a cell whose text wraps keeps a readable measure: no column squeezed to a few letters a line
+    assert float(found["data-narrowest-wrapped-em"]) >= 12, found["data-narrowest-example"]
+    if width < 600:
+        assert int(found["data-scrolling-tables"]) >= 3  # too wide for a phone: they scroll in their own box
+    assert found["data-checklists"] == str(sum(c.status == "ok" for c in cases))
+    assert float(found["data-checklist-min-font"]) >= 11 and float(found["data-checklist-min-width"]) >= 120
+    assert found["data-checklist-shows-script"] == "true" and "data-pwned" not in found  # shown as text, never run
 
 
 def test_markdown_reports_tiny_p_values_readably(board: Leaderboard) -> None:

@@ -103,11 +103,17 @@ def cost_markdown(section: CostSection | None) -> list[str]:
     return lines + [f"- {_md_cell(fact)}" for fact in _facts(section)] + [""]
 
 
+_CELL_CLASS = (' class="t model"', ' class="t"')
+"""The first columns' classes (model, then mode): text, the model's name kept on one line."""
+
+
 def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]], table_id: str) -> str:
-    head = "".join(f"<th{' class=t' if i < 2 else ''}>{escape_text(h)}</th>" for i, h in enumerate(header))
+    def cls(i: int) -> str:
+        return _CELL_CLASS[i] if i < len(_CELL_CLASS) else ""
+
+    head = "".join(f"<th{cls(i)}>{escape_text(h)}</th>" for i, h in enumerate(header))
     body = "".join(
-        "<tr>" + "".join(f"<td{' class=t' if i < 2 else ''}>{escape_text(c)}</td>" for i, c in enumerate(row)) + "</tr>"
-        for row in rows
+        "<tr>" + "".join(f"<td{cls(i)}>{escape_text(c)}</td>" for i, c in enumerate(row)) + "</tr>" for row in rows
     )
     return (
         f'<div class="scroll"><table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'

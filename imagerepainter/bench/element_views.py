@@ -20,6 +20,7 @@ ELEMENT_CSS = (
     ".checklist summary{cursor:pointer;color:var(--muted)}"
     ".checklist ul{margin:4px 0 0;padding:0 0 0 1em}.checklist li{overflow-wrap:anywhere}"
     ".v-no{color:var(--bad)}.v-partly{color:var(--warn)}.v-yes{color:var(--good)}"
+    "#elements td.prose{min-width:16em}#elements .scroll+.scroll{margin-top:14px}"
 )
 """Styles of the checklists and the section (added to the leaderboard page's CSS)."""
 
@@ -72,8 +73,8 @@ def _html_mode(board: ElementBoard, mode: str) -> str:
     )
     lost = "".join(
         f'<tr><td class="t model">{escape_text(x.model)}</td><td class="t">{escape_text(x.reference_id)}</td>'
-        f'<td class="t">{escape_text(x.kind)}</td><td class="t">{escape_text(x.text)}</td>'
-        f'<td class="t v-{escape_text(x.verdict)}">{escape_text(x.verdict)}: {escape_text(x.reason)}</td>'
+        f'<td class="t">{escape_text(x.kind)}</td><td class="t prose">{escape_text(x.text)}</td>'
+        f'<td class="t prose v-{escape_text(x.verdict)}">{escape_text(x.verdict)}: {escape_text(x.reason)}</td>'
         f"<td>{_num(x.others_best)}</td></tr>"
         for x in board.lost
         if x.mode == mode

@@ -28,7 +28,7 @@ from .stats import SMALL_N
 if TYPE_CHECKING:  # a view of the leaderboard, which imports this module to write its files
     from .leaderboard import Leaderboard
 
-__all__ = ["CSV_COLUMNS", "render_markdown", "write_csv"]
+__all__ = ["CSV_COLUMNS", "CSV_COST_FIELDS", "CSV_DOLLAR_FIELDS", "render_markdown", "write_csv"]
 
 CSV_COLUMNS = (
     "model",
@@ -49,6 +49,21 @@ CSV_COLUMNS = (
     "caution",
 )
 """The CSV's first columns, in order; ``mean_<metric>`` for every metric follow."""
+
+CSV_COST_FIELDS = (
+    "cases",
+    "mllm_calls",
+    "input_tokens",
+    "output_tokens",
+    "images",
+    "mllm_seconds",
+    "t2i_seconds",
+    "seconds",
+)
+"""The cost section's per-reference figures (:class:`~imagerepainter.bench.costs.CostRow`) the CSV
+appends as ``cost_<field>`` after the metrics, when the board has a cost section."""
+CSV_DOLLAR_FIELDS = ("dollars", "description_dollars", "total_dollars")
+"""Appended as ``cost_<field>`` after :data:`CSV_COST_FIELDS` only when the board is priced."""
 
 
 def _num(value: float | None, digits: int = 4) -> str:
@@ -74,19 +89,30 @@ def _float(value: float | None) -> str:
 
 
 def write_csv(board: Leaderboard) -> str:
-    """The rows as CSV: :data:`CSV_COLUMNS`, then ``mean_<metric>`` for each metric."""
+    """The rows as CSV: :data:`CSV_COLUMNS`, then ``mean_<metric>`` for each metric, then the cost columns.
+
+    With a cost section, ``cost_<field>`` for each of :data:`CSV_COST_FIELDS` (and, priced, of
+    :data:`CSV_DOLLAR_FIELDS`) follow: what the row's model and mode used per reference, over all
+    references, so they are filled on the ``all`` rows and empty on a category's or style's.
+    """
+    costs = board.costs
+    fields = [*CSV_COST_FIELDS, *(CSV_DOLLAR_FIELDS if costs is not None and costs.priced else ())]
+    fields = fields if costs is not None else []
+    by_key = {(r.model, r.mode): r for r in costs.rows} if costs is not None else {}
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    header = [*CSV_COLUMNS, *(f"mean_{name}" for name in board.metrics)]
+    header = [*CSV_COLUMNS, *(f"mean_{name}" for name in board.metrics), *(f"cost_{f}" for f in fields)]
     describer = [ALL_DESCRIBERS] if board.describers else []  # several describers: a last column names each
     writer.writerow(header + (["describer"] if describer else []))
     for r in board.rows:
+        used = by_key.get((r.model, r.mode)) if r.group == GROUP_ALL else None
         writer.writerow(
             [_csv_text(r.model), r.mode, _csv_text(str(r.group)), r.n]
             + [_float(v) for v in (r.mean, r.std, r.ci_low, r.ci_high)]
             + [r.rank if r.rank is not None else "", r.failed, r.missing, r.shared_n, _float(r.shared_mean)]
             + [r.ci_method or "", int(r.small_n), r.caution or ""]
             + [_float(r.metrics.get(name)) for name in board.metrics]
+            + [_float(getattr(used, f)) if used is not None else "" for f in fields]
             + describer
         )
     if board.describers:
