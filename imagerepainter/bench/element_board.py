@@ -198,7 +198,7 @@ class _Values:
 def _rows(values: _Values, options: Mapping[str, Any]) -> list[ElementKindRow]:
     order = sorted(values.values, key=lambda k: (k[0], _mode_key(k[1]), ELEMENT_KINDS.index(k[2])))
     samples = [sorted(values.values[key].values()) for key in order]
-    intervals = stats.mean_intervals(samples, **options)
+    intervals = stats.mean_intervals(samples, bounds=(0.0, 1.0), **options)  # a fidelity is in [0, 1]
     rows = []
     for (model, mode, kind), sample, found in zip(order, samples, intervals, strict=True):
         low, high, method = found or (None, None, None)
@@ -252,7 +252,7 @@ def _comparisons(values: _Values, options: Mapping[str, Any]) -> list[ElementCom
             pairs = [(first, second) for i, first in enumerate(models) for second in models[i + 1 :]]
             found += [f for first, second in pairs if (f := _compare(values, mode, kind, first, second, options))]
         adjusted = stats.adjust_p_values([c.p_value for _, c, _ in found])
-        intervals = stats.mean_intervals([d for _, _, d in found], **options)
+        intervals = stats.mean_intervals([d for _, _, d in found], bounds=(-1.0, 1.0), **options)
         for (fields, _, _), q, interval in zip(found, adjusted, intervals, strict=True):
             low, high, method = interval or (None, None, None)
             out.append(ElementComparison(**fields, p_adjusted=q, ci_low=low, ci_high=high, ci_method=method))

@@ -267,6 +267,7 @@ def mean_interval(
     confidence: float = DEFAULT_CONFIDENCE,
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = DEFAULT_SEED,
+    bounds: tuple[float, float] | None = None,
 ) -> tuple[float, float, IntervalMethod] | None:
     """The interval of the mean the reports use, and how it was made; None below 2 values.
 
@@ -280,7 +281,7 @@ def mean_interval(
         >>> mean_interval([0.1, 0.3])[2], mean_interval([0.1, 0.3, 0.2, 0.6])[2]
         ('student-t', 'bootstrap-t')
     """
-    (found,) = mean_intervals([values], confidence=confidence, n_resamples=n_resamples, seed=seed)
+    (found,) = mean_intervals([values], confidence=confidence, n_resamples=n_resamples, seed=seed, bounds=bounds)
     return found
 
 
@@ -290,8 +291,12 @@ def mean_intervals(
     confidence: float = DEFAULT_CONFIDENCE,
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = DEFAULT_SEED,
+    bounds: tuple[float, float] | None = None,
 ) -> list[tuple[float, float, IntervalMethod] | None]:
     """:func:`mean_interval` of each sample, with one draw of the resample indices per sample size.
+
+    ``bounds``: where every value lies (a fidelity in [0, 1]); the mean lies there too, so each
+    interval is clipped to it (with few values bootstrap-t and Student-t can reach past it).
 
     The same seed gives samples of one size the same indices, so drawing them once for all of
     those samples (as a leaderboard's rows over one group of references) changes no digit and
@@ -301,6 +306,8 @@ def mean_intervals(
         >>> a, b = [0.1, 0.4, 0.35, 0.8], [0.5, 0.5]
         >>> mean_intervals([a, b]) == [mean_interval(a), mean_interval(b)]
         True
+        >>> mean_intervals([[0.0, 1.0, 1.0]])[0][1] > 1, mean_intervals([[0.0, 1.0, 1.0]], bounds=(0, 1))[0][1]
+        (True, 1.0)
     """
     level = _check_confidence(confidence)
     xs = [np.sort(_values(sample)) for sample in samples]
@@ -320,7 +327,16 @@ def mean_intervals(
         if out[i] is None and x.size >= 2:
             low, high = student_t_interval(x, confidence=level) or (math.nan, math.nan)
             out[i] = (low, high, "student-t")
-    return out
+    return out if bounds is None else [_clipped(found, bounds) for found in out]
+
+
+def _clipped(
+    found: tuple[float, float, IntervalMethod] | None, bounds: tuple[float, float]
+) -> tuple[float, float, IntervalMethod] | None:
+    if found is None:
+        return None
+    low, high, method = found
+    return max(low, float(bounds[0])), min(high, float(bounds[1])), method
 
 
 def bootstrap_interval(
