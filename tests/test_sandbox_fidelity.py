@@ -100,7 +100,7 @@ def test_fidelity_is_a_typed_spec_option() -> None:
     assert isinstance(t2i, SandboxT2I) and t2i.describe()["fidelity"] == 0.6
     exact = resolve_t2i("sandbox")
     assert isinstance(exact, SandboxT2I) and exact.describe()["fidelity"] == 1.0
-    with pytest.raises(ConfigurationError, match="between 0 and 1"):
+    with pytest.raises(ConfigurationError, match=r"fidelity must be in \[0, 1\] \(1 follows the prompt exactly\)"):
         resolve_t2i("sandbox?fidelity=1.5")
     with pytest.raises(ConfigurationError, match="must be a number"):
         resolve_t2i("sandbox?fidelity=high")

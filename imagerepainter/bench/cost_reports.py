@@ -14,11 +14,11 @@ Example:
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 
 from ..report import escape_text
 from .costs import CostSection
+from .tables import markdown_cell, markdown_table
 
 __all__ = ["cost_html", "cost_markdown", "cost_summary"]
 
@@ -84,23 +84,14 @@ def _facts(section: CostSection) -> list[str]:
     return facts
 
 
-def _md_cell(value: str) -> str:
-    return html.escape(value, quote=False).replace("|", "\\|").replace("_", "\\_").replace("*", "\\*")
-
-
-def _md_rows(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(_md_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
-
-
 def cost_markdown(section: CostSection | None) -> list[str]:
     """The cost section as Markdown lines (none without a section)."""
     if section is None:
         return []
-    lines = ["## Cost per reference", "", _note(section), "", *_md_rows(*_usage_table(section)), ""]
+    lines = ["## Cost per reference", "", _note(section), "", *markdown_table(*_usage_table(section)), ""]
     if section.gains:
-        lines += ["### What repaint buys over single", "", *_md_rows(*_gain_table(section)), ""]
-    return lines + [f"- {_md_cell(fact)}" for fact in _facts(section)] + [""]
+        lines += ["### What repaint buys over single", "", *markdown_table(*_gain_table(section)), ""]
+    return lines + [f"- {markdown_cell(fact)}" for fact in _facts(section)] + [""]
 
 
 _CELL_CLASS = (' class="t model"', ' class="t"')

@@ -46,15 +46,17 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from . import stats
 from .records import CaseResult
+from .section_records import PairedDifference, Record
 
 __all__ = [
     "DescriberBoard",
     "DescriberComparison",
     "DescriberInteraction",
+    "DescriberPair",
     "DescriberRow",
     "InteractionContrast",
     "build_describer_board",
@@ -66,11 +68,7 @@ Ref = tuple[str, str]
 """A reference: its id and sha256."""
 
 
-class _Record(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class DescriberRow(_Record):
+class DescriberRow(Record):
     """One describer with one model in one mode, over every reference."""
 
     describer: str
@@ -95,24 +93,19 @@ class DescriberRow(_Record):
     caution: str | None = None
 
 
-class DescriberComparison(_Record):
-    """Describer A against describer B for one model and mode, on the references both finished; A ranks better."""
+class DescriberPair(Record):
+    """Which two describers a :class:`DescriberComparison` compares, for which model and mode."""
 
     model: str
     mode: str
     describer_a: str
+    """The better-ranked describer."""
     describer_b: str
-    n: int
-    mean_a: float | None
-    mean_b: float | None
-    mean_diff: float | None
-    """Mean of ``A - B`` in the metric's units."""
-    ci_low: float | None = None
-    ci_high: float | None = None
-    ci_method: stats.IntervalMethod | None = None
-    wins: int
-    losses: int
-    ties: int
+
+
+class DescriberComparison(PairedDifference, DescriberPair):
+    """Describer A against describer B for one model and mode, on the references both finished; A ranks better."""
+
     win_rate: float | None
     statistic: float | None
     p_value: float | None
@@ -126,7 +119,7 @@ class DescriberComparison(_Record):
     caution: str | None = None
 
 
-class InteractionContrast(_Record):
+class InteractionContrast(Record):
     """Does the gap between two models change with the describer? Model A's lead over B with describer X
     against the same lead with describer Y, paired on the references all four finished."""
 
@@ -149,7 +142,7 @@ class InteractionContrast(_Record):
     """``interaction:<mode>``: every contrast of the mode."""
 
 
-class DescriberInteraction(_Record):
+class DescriberInteraction(Record):
     """Does the best model depend on the describer? One mode's answer."""
 
     mode: str
@@ -165,7 +158,7 @@ class DescriberInteraction(_Record):
     """Each pair of models against each pair of describers (none with one model)."""
 
 
-class DescriberBoard(_Record):
+class DescriberBoard(Record):
     """The describer section of a leaderboard (see the module docstring)."""
 
     describers: list[str]
@@ -301,10 +294,10 @@ def _comparisons(
         for (a, b, c), q in zip(found, adjusted, strict=True):
             out.append(
                 DescriberComparison(
-                    model=model, mode=mode, describer_a=a, describer_b=b, n=c.n, mean_a=c.mean_a, mean_b=c.mean_b,
-                    mean_diff=c.mean_diff, wins=c.wins, losses=c.losses, ties=c.ties, win_rate=c.win_rate,
-                    statistic=c.statistic, p_value=c.p_value, p_adjusted=q, family=f"describers:{mode}:{model}",
-                    effect_size=c.effect_size, small_n=0 < c.n < stats.SMALL_N, caution=stats.small_sample_note(c.n),
+                    model=model, mode=mode, describer_a=a, describer_b=b, **PairedDifference.fields_of(c),
+                    win_rate=c.win_rate, statistic=c.statistic, p_value=c.p_value, p_adjusted=q,
+                    family=f"describers:{mode}:{model}", effect_size=c.effect_size,
+                    small_n=0 < c.n < stats.SMALL_N, caution=stats.small_sample_note(c.n),
                 )
             )  # fmt: skip
     return out

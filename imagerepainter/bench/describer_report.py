@@ -15,18 +15,16 @@ always were:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from ..report import escape_text
 from .describer_board import DescriberBoard, DescriberComparison, DescriberInteraction, DescriberRow
+from .tables import markdown_table
 
 __all__ = ["ALL_DESCRIBERS", "csv_rows", "html_section", "markdown_section", "ranking_lines"]
 
 ALL_DESCRIBERS = "*"
 """The ``describer`` cell of the CSV's main rows (every describer's cases counted)."""
-
-Table = Callable[[Sequence[str], Iterable[Sequence[object]]], list[str]]
-"""How the Markdown writer draws a table (header, rows) as lines, its cells escaped."""
 
 
 def _f(value: float | None, digits: int = 4) -> str:
@@ -123,8 +121,8 @@ def _header(names: Sequence[str], pct: int) -> list[str]:
     return [name.format(pct=pct) for name in names]
 
 
-def markdown_section(section: DescriberBoard, confidence: float, table: Table) -> list[str]:
-    """The *Describers* section of ``leaderboard.md``, its tables drawn by ``table``."""
+def markdown_section(section: DescriberBoard, confidence: float) -> list[str]:
+    """The *Describers* section of ``leaderboard.md``."""
     pct = round(confidence * 100)
     lines = [
         "## Describers",
@@ -133,12 +131,12 @@ def markdown_section(section: DescriberBoard, confidence: float, table: Table) -
         "once and critiqued its own `repaint` cases. Rank: the describer's rank for the model and mode (by the "
         "mean over the references every describer finished); model rank: the model's rank among that describer's.",
         "",
-        *table(_header(_ROW_HEADER, pct), (_row_cells(r) for r in section.rows)),
+        *markdown_table(_header(_ROW_HEADER, pct), (_row_cells(r) for r in section.rows)),
         "",
         "Describer A against B (A ranks better), paired on the references both finished; p (BH): adjusted "
         "within the family named (`describers:<mode>:<model>`).",
         "",
-        *table(_header(_TEST_HEADER, pct), (_test_cells(c) for c in section.comparisons)),
+        *markdown_table(_header(_TEST_HEADER, pct), (_test_cells(c) for c in section.comparisons)),
         "",
         "Does the best model depend on the describer?",
         "",

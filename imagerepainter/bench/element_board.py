@@ -43,11 +43,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ..loop.elements import ELEMENT_KINDS, VERDICT_SCORES
 from . import stats
 from .records import CaseResult
+from .section_records import PairedDifference, Record
 
 __all__ = [
     "LOST_PER_MODEL",
@@ -55,6 +56,7 @@ __all__ = [
     "ElementComparison",
     "ElementKindRow",
     "ElementLoss",
+    "ElementPair",
     "build_element_board",
     "element_details",
 ]
@@ -66,11 +68,7 @@ _MODES = ("single", "repaint")
 _RefKey = tuple[str, str]
 
 
-class _Base(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ElementKindRow(_Base):
+class ElementKindRow(Record):
     """One model's fidelity on one kind of element, in one mode, over every reference with such elements."""
 
     model: str
@@ -91,25 +89,20 @@ class ElementKindRow(_Base):
     """Fewer than :data:`~imagerepainter.bench.stats.SMALL_N` references."""
 
 
-class ElementComparison(_Base):
-    """Two models on one kind of element in one mode, paired on the references both were checked on."""
+class ElementPair(Record):
+    """Which two models an :class:`ElementComparison` compares, on which kind of element and in which mode."""
 
     mode: str
     kind: str
     model_a: str
     """The model with the higher mean fidelity on this kind (by name on a tie)."""
     model_b: str
-    n: int
-    mean_a: float | None
-    mean_b: float | None
-    mean_diff: float | None
-    """Mean of ``A - B`` (fidelity points)."""
-    ci_low: float | None = None
-    ci_high: float | None = None
-    ci_method: stats.IntervalMethod | None = None
-    wins: int
-    losses: int
-    ties: int
+
+
+class ElementComparison(PairedDifference, ElementPair):
+    """Two models on one kind of element in one mode, paired on the references both were checked on
+    (the mean difference is in fidelity points)."""
+
     p_value: float | None
     """Two-sided Wilcoxon signed-rank p-value."""
     p_adjusted: float | None = None
@@ -120,7 +113,7 @@ class ElementComparison(_Base):
     """Matched-pairs rank-biserial correlation (+1: A better on every reference)."""
 
 
-class ElementLoss(_Base):
+class ElementLoss(Record):
     """One element a model did not pass on one reference."""
 
     model: str
@@ -136,7 +129,7 @@ class ElementLoss(_Base):
     """The best score another model of the mode got on this element (None when no other was checked)."""
 
 
-class ElementBoard(_Base):
+class ElementBoard(Record):
     """The ``elements`` section of a leaderboard (see the module docstring)."""
 
     scoring: dict[str, float] = Field(default_factory=lambda: dict(VERDICT_SCORES))
@@ -236,9 +229,8 @@ def _compare(
     x, y = (x, y) if a == first else (y, x)
     c = stats.paired_comparison(x, y, interval=False, **options)
     fields: dict[str, Any] = {
-        "mode": mode, "kind": kind, "model_a": a, "model_b": b, "n": c.n, "mean_a": c.mean_a, "mean_b": c.mean_b,
-        "mean_diff": c.mean_diff, "wins": c.wins, "losses": c.losses, "ties": c.ties, "p_value": c.p_value,
-        "effect_size": c.effect_size, "family": f"elements:{mode}",
+        "mode": mode, "kind": kind, "model_a": a, "model_b": b, **PairedDifference.fields_of(c),
+        "p_value": c.p_value, "effect_size": c.effect_size, "family": f"elements:{mode}",
     }  # fmt: skip
     return fields, c, stats.paired_differences(x, y)
 

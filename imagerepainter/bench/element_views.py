@@ -12,6 +12,7 @@ from __future__ import annotations
 from ..report import escape_text
 from .element_board import ElementBoard, ElementComparison, element_details
 from .records import CaseResult
+from .tables import markdown_table
 
 __all__ = ["ELEMENT_CSS", "case_checklist_html", "element_html", "element_markdown"]
 
@@ -132,33 +133,26 @@ def case_checklist_html(case: CaseResult) -> str:
     )
 
 
-def _md(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+def _md_kind_row(board: ElementBoard, models: list[str], mode: str, kind: str) -> list[object]:
+    """One kind's Markdown row: each model's fidelity, its interval in brackets."""
+    cells = (_cell(board, m, mode, kind) for m in models)
+    return [kind, *(f"{v} ({i})" if i else v for v, i in cells)]
 
 
 def _md_mode(board: ElementBoard, mode: str) -> list[str]:
     models = _models(board, mode)
-    lines = [f"### Elements, mode {mode}", "", "| kind | " + " | ".join(_md(m) for m in models) + " |"]
-    lines.append("|---|" + "---:|" * len(models))
-    for kind in board.kinds:
-        cells = [_cell(board, m, mode, kind) for m in models]
-        lines.append(f"| {kind} | " + " | ".join(f"{v} ({i})" if i else v for v, i in cells) + " |")
+    rows: list[list[object]] = [_md_kind_row(board, models, mode, kind) for kind in board.kinds]
+    lines = [f"### Elements, mode {mode}", "", *markdown_table(["kind", *models], rows, text=1)]
     tests = _significant(board, mode)
     if tests:
-        lines += ["", "| kind | A | B | n | A − B | p | p (BH) |", "|---|---|---|---:|---:|---:|---:|"]
-        lines += [
-            f"| {c.kind} | {_md(c.model_a)} | {_md(c.model_b)} | {c.n} | {_num(c.mean_diff)} | {_p(c.p_value)} | "
-            f"{_p(c.p_adjusted)} |"
-            for c in tests
-        ]
+        rows = [[c.kind, c.model_a, c.model_b, c.n, _num(c.mean_diff), _p(c.p_value), _p(c.p_adjusted)] for c in tests]
+        lines += ["", *markdown_table(["kind", "A", "B", "n", "A − B", "p", "p (BH)"], rows, text=3)]
     lost = [x for x in board.lost if x.mode == mode]
     if lost:
-        lines += ["", "| model | reference | kind | element | verdict | best other |", "|---|---|---|---|---|---:|"]
-        lines += [
-            f"| {_md(x.model)} | {_md(x.reference_id)} | {x.kind} | {_md(x.text)} | {x.verdict}: {_md(x.reason)} "
-            f"| {_num(x.others_best)} |"
-            for x in lost
-        ]
+        header = ["model", "reference", "kind", "element", "verdict", "best other"]
+        rows = [[x.model, x.reference_id, x.kind, x.text, f"{x.verdict}: {x.reason}", _num(x.others_best)]
+                for x in lost]  # fmt: skip
+        lines += ["", *markdown_table(header, rows, text=5)]
     return [*lines, ""]
 
 

@@ -146,23 +146,20 @@ def failed_case(
     )
 
 
+_JOB_FIELDS = ("case_id", "dataset", "model", "model_spec", "describer", "mode", "seed", "primary_metric")
+"""The fields of a :class:`CaseJob` that its :class:`CaseResult` records under the same names."""
+
+
 def _base(job: CaseJob, **fields: Any) -> CaseResult:
     ref = job.reference
     # where the reports find the reference image (the leaderboard's image grid)
     fields["extra"] = {"reference_path": str(Path(ref.path).resolve())} | fields.get("extra", {})
     return CaseResult(
-        case_id=job.case_id,
-        dataset=job.dataset,
+        **{name: getattr(job, name) for name in _JOB_FIELDS},
         reference_id=ref.id,
         reference_sha256=ref.sha256,
         category=ref.category,
         style=ref.style,
-        model=job.model,
-        model_spec=job.model_spec,
-        describer=job.describer,
-        mode=job.mode,
-        seed=job.seed,
-        primary_metric=job.primary_metric,
         **fields,
     )
 

@@ -242,40 +242,29 @@ def _board_row(row: LeaderboardRow, metrics: Sequence[str]) -> str:
 
 
 def _gains(board: Leaderboard) -> str:
-    if not board.gains:
-        return ""
-    head = (
-        '<tr><th class="t">model</th><th class="t">group</th><th>n</th><th>single</th><th>repaint</th><th>gain</th>'
-        f'{_paired_head(board, "wins / losses / ties")}<th>effect</th><th class="t">note</th></tr>'
-    )
-    body = "".join(
+    lead = '<th class="t">model</th><th class="t">group</th><th>n</th><th>single</th><th>repaint</th><th>gain</th>'
+    rows = [
         f'<tr><td class="t model">{escape_text(g.model)}</td><td class="t">{escape_text(str(g.group))}</td>'
-        f"<td>{g.n}</td><td>{_num(g.single)}</td><td>{_num(g.repaint)}</td>{_paired_cells(g, g.gain)}"
-        f'<td>{_num(g.effect_size, 3)}</td><td class="t">{escape_text(g.caution or "")}</td></tr>'
+        f"<td>{g.n}</td><td>{_num(g.single)}</td><td>{_num(g.repaint)}</td>{_paired_cells(g, g.gain)}</tr>"
         for g in board.gains
-    )
+    ]
     about = (
         "Per model, paired on the same references: the loop's mean improvement of the primary metric, how often it "
         "helped (win rate, ties counted half), a two-sided Wilcoxon signed-rank p-value, its Benjamini-Hochberg "
         "adjustment within the family <code>gains</code> (every gain of this table) and the rank-biserial effect size."
     )
-    return _paired_section("Gain of repaint over single", about, head, body)
+    head = _paired_head(board, lead, "wins / losses / ties")
+    return _paired_section("Gain of repaint over single", about, head, rows)
 
 
 def _comparisons(board: Leaderboard) -> str:
-    if not board.comparisons:
-        return ""
-    head = (
-        '<tr><th class="t">mode</th><th class="t">A</th><th class="t">B</th><th>n</th><th>A − B</th>'
-        f"{_paired_head(board, 'A wins / B wins / ties')}<th>family</th><th>effect</th><th class='t'>note</th></tr>"
-    )
-    body = "".join(
+    lead = '<th class="t">mode</th><th class="t">A</th><th class="t">B</th><th>n</th><th>A − B</th>'
+    rows = [
         f'<tr><td class="t">{escape_text(c.mode)}</td><td class="t model">{escape_text(c.model_a)}</td>'
-        f'<td class="t model">{escape_text(c.model_b)}</td><td>{c.n}</td>{_paired_cells(c, c.mean_diff)}'
-        f"<td>{escape_text(c.family)}</td><td>{_num(c.effect_size, 3)}</td>"
-        f'<td class="t">{escape_text(c.caution or "")}</td></tr>'
+        f'<td class="t model">{escape_text(c.model_b)}</td><td>{c.n}</td>'
+        f"{_paired_cells(c, c.mean_diff, family=f'<td>{escape_text(c.family)}</td>')}</tr>"
         for c in board.comparisons
-    )
+    ]
     about = (
         "Every pair of models in each mode, on the references both finished; A is the better-ranked. p: two-sided "
         "Wilcoxon signed-rank test; p (BH): Benjamini-Hochberg adjusted within the family named "
@@ -283,30 +272,39 @@ def _comparisons(board: Leaderboard) -> str:
         "effect: matched-pairs rank-biserial correlation, +1 when A is better on every reference. Values below "
         "0.05 are in green."
     )
-    return _paired_section("Pairwise comparisons", about, head, body)
+    head = _paired_head(board, lead, "A wins / B wins / ties", family="<th>family</th>")
+    return _paired_section("Pairwise comparisons", about, head, rows)
 
 
-def _paired_head(board: Leaderboard, tally: str) -> str:
-    """The headings of :func:`_paired_cells` after the difference's: the interval, ``tally`` (how the wins,
-    losses and ties are named), the win rate and both p-values."""
+def _paired_head(board: Leaderboard, lead: str, tally: str, *, family: str = "") -> str:
+    """The heading row of a table of paired tests: ``lead`` (the headings up to the difference's), then
+    those of :func:`_paired_cells`: the interval, ``tally`` (how the wins, losses and ties are named), the win
+    rate, both p-values, ``family`` (the family's heading, where the table shows it), the effect and the note."""
     pct = round(board.confidence * 100)
-    return f"<th>{pct}% interval</th><th>{tally}</th><th>win rate</th><th>p</th><th>p (BH)</th>"
-
-
-def _paired_cells(paired: Gain | Comparison, difference: float | None) -> str:
-    """The cells every paired test shows, from its difference of means (in bold) to its adjusted p-value."""
     return (
-        f"<td><b>{_num(difference)}</b></td><td>{_interval(paired.ci_low, paired.ci_high)}</td>"
-        f"<td>{paired.wins} / {paired.losses} / {paired.ties}</td><td>{_num(paired.win_rate, 3)}</td>"
-        f"<td>{_p(paired.p_value)}</td><td>{_p(paired.p_adjusted)}</td>"
+        f"<tr>{lead}<th>{pct}% interval</th><th>{tally}</th><th>win rate</th><th>p</th><th>p (BH)</th>{family}"
+        '<th>effect</th><th class="t">note</th></tr>'
     )
 
 
-def _paired_section(title: str, about: str, head: str, body: str) -> str:
-    """A titled section with a muted explanation and a scrolling table of paired tests."""
+def _paired_cells(paired: Gain | Comparison, difference: float | None, *, family: str = "") -> str:
+    """The cells every paired test shows, from its difference of means (in bold) to its note; ``family``
+    (the family's cell, where the table shows it) stands after the adjusted p-value."""
+    return (
+        f"<td><b>{_num(difference)}</b></td><td>{_interval(paired.ci_low, paired.ci_high)}</td>"
+        f"<td>{paired.wins} / {paired.losses} / {paired.ties}</td><td>{_num(paired.win_rate, 3)}</td>"
+        f"<td>{_p(paired.p_value)}</td><td>{_p(paired.p_adjusted)}</td>{family}"
+        f'<td>{_num(paired.effect_size, 3)}</td><td class="t">{escape_text(paired.caution or "")}</td>'
+    )
+
+
+def _paired_section(title: str, about: str, head: str, rows: Sequence[str]) -> str:
+    """A titled section with a muted explanation and a scrolling table of paired tests; none without rows."""
+    if not rows:
+        return ""
     return (
         f'<section><h2>{title}</h2><p class="muted">{about}</p>'
-        f'<div class="scroll"><table><thead>{head}</thead><tbody>{body}</tbody></table></div></section>'
+        f'<div class="scroll"><table><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table></div></section>'
     )
 
 

@@ -12,10 +12,8 @@ Example:
 from __future__ import annotations
 
 import csv
-import html
 import io
 import math
-import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -24,6 +22,7 @@ from .describer_report import ALL_DESCRIBERS, csv_rows, markdown_section
 from .element_views import element_markdown
 from .records import GROUP_ALL
 from .stats import SMALL_N
+from .tables import markdown_cell, markdown_table
 
 if TYPE_CHECKING:  # a view of the leaderboard, which imports this module to write its files
     from .leaderboard import Leaderboard
@@ -120,25 +119,9 @@ def write_csv(board: Leaderboard) -> str:
     return buffer.getvalue()
 
 
-_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_|"})
-
-
-def _md(value: object) -> str:
-    """A Markdown table cell: HTML escaped, emphasis, code and pipes backslashed, no link syntax, one line."""
-    text = html.escape(str(value), quote=False).translate(_MD_SPECIAL).replace("](", "]\\(")
-    text = re.sub(r"&lt;(?=[\d\s.])", "<", text)  # "<1e-4" starts no tag: keep it readable
-    return " ".join(text.split())
-
-
-def _md_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
-    lines = ["| " + " | ".join(_md(h) for h in header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
-    return lines
-
-
 def _md_section(title: str, about: str | None, header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
     """A ``##`` section: the title, what the table says (when ``about`` is given), the table, a blank line."""
-    return [f"## {title}", "", *([about, ""] if about else []), *_md_table(header, rows), ""]
+    return [f"## {title}", "", *([about, ""] if about else []), *markdown_table(header, rows), ""]
 
 
 def _direction(higher: bool) -> str:
@@ -154,7 +137,7 @@ def _header(board: Leaderboard) -> list[str]:
     return [
         "# Image Regeneration leaderboard",
         "",
-        f"Primary metric: **{_md(board.primary_metric)}** ({_direction(board.higher_is_better)}). "
+        f"Primary metric: **{markdown_cell(board.primary_metric)}** ({_direction(board.higher_is_better)}). "
         f"{board.ok} of {board.cases} cases finished; {len(board.failed)} failed (counted, not averaged); "
         f"{sum(r.missing for r in board.rows if r.group == GROUP_ALL)} finished without a finite primary value "
         "(listed, not averaged).",
@@ -172,8 +155,8 @@ def _board_tables(board: Leaderboard) -> list[str]:
     others = [m for m in board.metrics if m != board.primary_metric]  # the primary is the mean column
     lines: list[str] = []
     for mode in board.modes:
-        lines += [f"## Mode `{_md(mode)}`", ""]
-        lines += _md_table(
+        lines += [f"## Mode `{markdown_cell(mode)}`", ""]
+        lines += markdown_table(
             ["rank", "model", "group", "failed", "missing", "n", "mean", f"{pct}% CI", "std", "shared n", "shared mean"]
             + [f"{m} ({'↑' if board.directions.get(m, True) else '↓'})" for m in others]
             + ["note"],
@@ -322,12 +305,12 @@ def _environment_tables(board: Leaderboard) -> list[str]:
     if section is None:
         return []
     lines = ["## Environment", "", f"The latest of {section.runs} recorded evaluation call(s).", ""]
-    lines += _md_table(
+    lines += markdown_table(
         ["field", "value"], ([k, "-" if v is None else v] for k, v in flatten_manifest(section.manifest).items())
     )
     if section.changes:
         lines += ["", f"### Changes between calls ({len(section.changes)})", ""]
-        lines += _md_table(
+        lines += markdown_table(
             ["call", "field", "old", "new"], ([c.run, c.field, c.old or "-", c.new or "-"] for c in section.changes)
         )
     return [*lines, ""]
@@ -338,6 +321,6 @@ def render_markdown(board: Leaderboard) -> str:
     costs, failures, missing values, and the environment."""
     lines = _header(board) + _board_tables(board) + _gain_table(board) + _comparison_table(board)
     if board.describers:
-        lines += markdown_section(board.describers, board.confidence, _md_table)
+        lines += markdown_section(board.describers, board.confidence)
     lines += element_markdown(board.elements) + cost_markdown(board.costs)
     return "\n".join(lines + _problem_tables(board) + _environment_tables(board))

@@ -423,7 +423,29 @@ def _needs_images(mllm: MLLM, what: str, images: int) -> None:
         )
 
 
-class _JudgePass(_Pass):
+class _AskingPass(_Pass):
+    """A pass that asks an MLLM about each image (the judge, the element check), shrunk to ``max_side``."""
+
+    mllm: MLLM
+    temperature: float | None
+    max_side: int
+
+    def _asking(self, key: str, scale: str, instruction: str, **settings: Any) -> dict[str, Any]:
+        """What :meth:`describe` records under ``key``: the MLLM, ``settings``, its temperature and image size,
+        the scale of the values and a fingerprint of ``instruction`` (another wording, another fingerprint)."""
+        return {
+            key: {
+                "mllm": self.mllm.name,
+                **settings,
+                "temperature": self.temperature,
+                "max_side": self.max_side,
+                "scale": scale,
+                "instruction_sha256": hashlib.sha256(instruction.encode()).hexdigest()[:16],
+            }
+        }
+
+
+class _JudgePass(_AskingPass):
     """Asks an MLLM for a :class:`~imagerepainter.loop.schemas.SimilarityRating` of each image, ``repeats`` times."""
 
     def __init__(self, name: str, spec: str, mllm: MLLM, *, repeats: int = 1, max_side: int = 768) -> None:
@@ -445,16 +467,8 @@ class _JudgePass(_Pass):
         return judge_parts(self.repeats)
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "judge": {
-                "mllm": self.mllm.name,
-                "repeats": self.repeats,
-                "temperature": self.temperature,
-                "max_side": self.max_side,
-                "scale": "1-5 (mean of aesthetic and semantic, averaged over repeats)",
-                "instruction_sha256": hashlib.sha256(JUDGE_INSTRUCTION.encode()).hexdigest()[:16],
-            }
-        }
+        scale = "1-5 (mean of aesthetic and semantic, averaged over repeats)"
+        return self._asking("judge", scale, JUDGE_INSTRUCTION, repeats=self.repeats)
 
     def _compute(self, reference: Image.Image, images: Sequence[Image.Image]) -> _PassResult:
         from ..loop.schemas import SimilarityRating
@@ -518,7 +532,7 @@ def repeat_agreement(dimensions: Sequence[Sequence[float]]) -> tuple[float, floa
 # ----------------------------------------------------------------------------- elements
 
 
-class _ElementsPass(_Pass):
+class _ElementsPass(_AskingPass):
     """Checks every element of the reference's tree on each image: one
     :class:`~imagerepainter.loop.schemas.ElementVerdicts` request per image
     (see :mod:`imagerepainter.loop.elements`)."""
@@ -536,15 +550,8 @@ class _ElementsPass(_Pass):
     def describe(self) -> dict[str, Any]:
         from ..loop.elements import ELEMENTS_INSTRUCTION, VERDICT_SCORES
 
-        return {
-            "elements": {
-                "mllm": self.mllm.name,
-                "temperature": self.temperature,
-                "max_side": self.max_side,
-                "scale": f"0-1: mean verdict score over the reference's elements ({VERDICT_SCORES})",
-                "instruction_sha256": hashlib.sha256(ELEMENTS_INSTRUCTION.encode()).hexdigest()[:16],
-            }
-        }
+        scale = f"0-1: mean verdict score over the reference's elements ({VERDICT_SCORES})"
+        return self._asking("elements", scale, ELEMENTS_INSTRUCTION)
 
     def _compute(self, reference: Image.Image, images: Sequence[Image.Image]) -> _PassResult:
         raise ConfigurationError(

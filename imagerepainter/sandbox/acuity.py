@@ -41,31 +41,22 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..errors import ConfigurationError
 from .colors import RGB
+from .options import check_share
 from .perception import Blob, Perception
 
 __all__ = ["blurred", "check_acuity"]
 
 
 def check_acuity(acuity: float) -> float:
-    """``acuity`` as a float, or a :class:`ConfigurationError` saying what is accepted.
+    """``acuity`` as a float, or a :class:`ConfigurationError` saying what is accepted (0 is not: a describer
+    that sees nothing; see :func:`~imagerepainter.sandbox.options.check_share`).
 
     Example:
-        >>> check_acuity(1)
-        1.0
-        >>> try:
-        ...     check_acuity(0)
-        ... except ConfigurationError as exc:
-        ...     print(exc)
-        The sandbox MLLM's acuity must be in (0, 1] (1 sees every detail; e.g. sandbox?acuity=0.5), got 0.
+        >>> check_acuity(1), check_acuity(0.25)
+        (1.0, 0.25)
     """
-    value = float(acuity)
-    if not 0.0 < value <= 1.0:
-        raise ConfigurationError(
-            f"The sandbox MLLM's acuity must be in (0, 1] (1 sees every detail; e.g. sandbox?acuity=0.5), got {acuity}."
-        )
-    return value
+    return check_share(acuity, what="MLLM's acuity", hint="1 sees every detail; e.g. sandbox?acuity=0.5", open_low=True)
 
 
 def blurred(seen: Perception, acuity: float) -> Perception:

@@ -44,8 +44,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..errors import ConfigurationError
 from .colors import PALETTE, RGB
+from .options import check_share
 from .scene import KINDS, Scene, Shape
 
 __all__ = ["check_fidelity", "misread"]
@@ -61,23 +61,14 @@ _PALETTE = list(PALETTE.values())
 
 
 def check_fidelity(fidelity: float) -> float:
-    """Return ``fidelity`` as a float, or raise ConfigurationError when it is not in [0, 1].
+    """Return ``fidelity`` as a float, or raise ConfigurationError when it is not in [0, 1]
+    (see :func:`~imagerepainter.sandbox.options.check_share`).
 
     Example:
-        >>> check_fidelity(1)
-        1.0
-        >>> try:
-        ...     check_fidelity(1.5)
-        ... except ConfigurationError as exc:
-        ...     print(str(exc).split(" (")[0])
-        The sandbox fidelity must be between 0 and 1
+        >>> check_fidelity(1), check_fidelity(0)
+        (1.0, 0.0)
     """
-    value = float(fidelity)
-    if not 0.0 <= value <= 1.0 or math.isnan(value):
-        raise ConfigurationError(
-            f"The sandbox fidelity must be between 0 and 1 (1 follows the prompt exactly), got {fidelity!r}."
-        )
-    return value
+    return check_share(fidelity, what="fidelity", hint="1 follows the prompt exactly")
 
 
 def _rng(prompt: str, seed: int | None) -> np.random.Generator:
