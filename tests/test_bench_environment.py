@@ -285,3 +285,12 @@ def test_a_torch_evaluation_records_devices_dtypes_and_verifies_its_embedding_me
     assert "cuda" in manifest["torch_runtime"]  # torch was loaded by the backends: its runtime is recorded
     result = verify(report.out)
     assert result.ok and result.checked == 2 and result.metrics[:3] == ["paper", "paper.clip", "paper.dinov2"]
+
+
+def test_verify_keeps_the_element_verdicts_and_scores_the_image_metrics_again(tmp_path: Path) -> None:
+    report = _evaluate(
+        _scenes(tmp_path / "refs", 1), tmp_path / "out", metrics=["sandbox", "elements"], modes=["single"]
+    )
+    for mllm in (None, "sandbox"):  # with or without an MLLM: the verdicts are the record
+        result = verify(report.out, mllm=mllm)
+        assert result.ok and result.metrics == ["sandbox"] and "verdicts stand" in result.skipped_metrics["elements"]

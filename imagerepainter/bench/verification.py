@@ -104,7 +104,7 @@ class VerifyReport(BaseModel):
     """The metrics scored again."""
     drifts: list[MetricDrift] = Field(default_factory=list)
     skipped_metrics: dict[str, str] = Field(default_factory=dict)
-    """Metrics not scored again, and why (the judge without an MLLM)."""
+    """Metrics not scored again, and why (the judge without an MLLM; the element check)."""
     unchecked: dict[str, str] = Field(default_factory=dict)
     """Sampled cases that could not be scored again (a missing image, a changed reference), by case id."""
     environment_changes: list[EnvironmentChange] = Field(default_factory=list)
@@ -245,6 +245,8 @@ def _specs(store: ResultsStore, cases: Sequence[CaseResult], *, judged: bool) ->
         base = parse_metric_names([spec])[0].base_name
         if base == "judge" and not judged:
             skipped[spec] = "asks an MLLM; give --mllm to score it again"
+        elif base == "elements":  # its verdicts are the record: asking again is a new, paid judgment
+            skipped[spec] = "asks an MLLM about each element of the reference's description; its stored verdicts stand"
         else:
             specs.append(spec)
     return specs, skipped
