@@ -17,14 +17,15 @@ Example:
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
+from ..html import escape_text
 from .figures import interval_text, metric_rows
 
 __all__ = ["CSP", "render_html"]
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+"""Stricter than :data:`imagerepainter.html.PAGE_CSP`: this page links no image files."""
 """The page's Content-Security-Policy: no script, nothing remote."""
 
 _CSS = """
@@ -50,10 +51,6 @@ svg text{fill:var(--muted);font-size:12px}svg .label{text-anchor:end;fill:var(--
 """
 
 
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
 def _cell(estimate: dict[str, Any] | None) -> str:
     return f"<td>{interval_text(estimate)}</td>"
 
@@ -77,7 +74,7 @@ def _chart(report: dict[str, Any]) -> str:
     parts += [f'<text x="{x(t / 4):.1f}" y="{height - 4}" text-anchor="middle">{25 * t}%</text>' for t in range(5)]
     for k, (name, est) in enumerate(rows):
         y = 20 + step * k
-        parts.append(f'<text class="label" x="{left - 8}" y="{y + 4}">{_e(name)}</text>')
+        parts.append(f'<text class="label" x="{left - 8}" y="{y + 4}">{escape_text(name)}</text>')
         parts.append(f'<line class="ci" x1="{x(est["low"]):.1f}" y1="{y}" x2="{x(est["high"]):.1f}" y2="{y}"/>')
         parts.append(f'<circle class="pt" cx="{x(est["value"]):.1f}" cy="{y}" r="5"/>')
     inter = report["ceiling"]["inter_rater"].get("value")
@@ -85,9 +82,8 @@ def _chart(report: dict[str, Any]) -> str:
         parts.append(f'<line class="human" x1="{x(inter):.1f}" y1="8" x2="{x(inter):.1f}" y2="{height - 18}"/>')
     title = "Agreement of each metric with the raters; dashed: raters with each other"
     return (
-        f'<svg id="agreement-chart" viewBox="0 0 {left + width + 20} {height}" role="img" aria-label="{_e(title)}">'
-        + "".join(parts)
-        + "</svg>"
+        f'<svg id="agreement-chart" viewBox="0 0 {left + width + 20} {height}" role="img" '
+        f'aria-label="{escape_text(title)}">' + "".join(parts) + "</svg>"
     )
 
 
@@ -99,7 +95,8 @@ def _metrics_table(report: dict[str, Any]) -> str:
     for name, agreement, majority, tau in metric_rows(report):
         by_pair = f"{_cell(majority)}<td>{majority['n']}</td>" if majority else "<td></td><td></td>"
         body.append(
-            f"<tr><td class=t>{_e(name)}</td>{_cell(agreement)}<td>{agreement['n']}</td>{by_pair}<td>{tau}</td></tr>"
+            f"<tr><td class=t>{escape_text(name)}</td>{_cell(agreement)}<td>{agreement['n']}</td>"
+            f"{by_pair}<td>{tau}</td></tr>"
         )
     return f'<div class="scroll"><table id="metrics">{head}{"".join(body)}</table></div>'
 
@@ -120,7 +117,7 @@ def _bradley_terry(report: dict[str, Any]) -> str:
     if not report["bradley_terry"]:
         return ""
     rows = "".join(
-        f"<tr><td class=t>{_e(b['system'])}</td><td>{b['strength']:+.3f}</td><td>{b['games']}</td></tr>"
+        f"<tr><td class=t>{escape_text(b['system'])}</td><td>{b['strength']:+.3f}</td><td>{b['games']}</td></tr>"
         for b in report["bradley_terry"]
     )
     return (
@@ -134,15 +131,19 @@ def _groups(report: dict[str, Any]) -> str:
     out = []
     for key, groups in report["groups"].items():
         head = (
-            f"<tr><th class=t>{_e(key)}</th><th>judgments</th>" + "".join(f"<th>{_e(n)}</th>" for n in names) + "</tr>"
+            f"<tr><th class=t>{escape_text(key)}</th><th>judgments</th>"
+            + "".join(f"<th>{escape_text(n)}</th>" for n in names)
+            + "</tr>"
         )
         rows = "".join(
-            f"<tr><td class=t>{_e(value)}</td><td>{g['judgments']}</td>"
+            f"<tr><td class=t>{escape_text(value)}</td><td>{g['judgments']}</td>"
             + "".join(_cell(g["metrics"].get(n)) for n in names)
             + "</tr>"
             for value, g in groups.items()
         )
-        out.append(f'<section><h2>By {_e(key)}</h2><div class="scroll"><table>{head}{rows}</table></div></section>')
+        out.append(
+            f'<section><h2>By {escape_text(key)}</h2><div class="scroll"><table>{head}{rows}</table></div></section>'
+        )
     return "".join(out)
 
 
@@ -153,13 +154,13 @@ def render_html(report: dict[str, Any]) -> str:
         f"{report['references']} references by {len(report['raters'])} raters. Source: {report['source']['kind']} "
         f"{report['source']['path']}. Intervals: 95% bootstrap over references."
     )
-    quotes = "".join(f"<blockquote>{_e(m['sentence'])}</blockquote>" for m in report["metrics"])
+    quotes = "".join(f"<blockquote>{escape_text(m['sentence'])}</blockquote>" for m in report["metrics"])
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         f"<title>Agreement with people</title><style>{_CSS}</style></head><body><main>"
-        f'<header><h1>Agreement with people</h1><p class="muted">{_e(facts)}</p>{quotes}</header>'
+        f'<header><h1>Agreement with people</h1><p class="muted">{escape_text(facts)}</p>{quotes}</header>'
         f"<section><h2>Metrics</h2>{_chart(report)}{_metrics_table(report)}</section>"
         f"{_ceiling(report)}{_bradley_terry(report)}{_groups(report)}"
         "<footer class=muted>Written by imagerepainter agreement.</footer></main></body></html>\n"
