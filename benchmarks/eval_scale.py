@@ -1,6 +1,6 @@
 """Evaluation at scale (issue 22): models busy at once, batched renders and scoring, a dead model cut off.
 
-    python benchmarks/eval_scale.py [--refs 12] [--json eval_scale.json] [--short]
+    python benchmarks/eval_scale.py [--refs 12] [--size 512] [--json eval_scale.json] [--short]
 
 Every model is a stand-in pipeline (:class:`imagerepainter.testing.standin.StandInT2I`) whose
 call costs ``a + b * batch`` seconds (a fixed cost per pipeline call plus a cost per image, the
@@ -54,11 +54,11 @@ from imagerepainter.sandbox import random_scene, render_scene
 from imagerepainter.testing.standin import DelayedMLLM, StandInT2I, busy_seconds
 
 
-def references(folder: Path, count: int) -> Path:
-    """``count`` sandbox scenes, 64 px, in ``folder``."""
+def references(folder: Path, count: int, size: int) -> Path:
+    """``count`` sandbox scenes of ``size`` px in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(count):
-        render_scene(random_scene(i), 64, 64).save(folder / f"scene_{i:03d}.png")
+        render_scene(random_scene(i), size, size).save(folder / f"scene_{i:03d}.png")
     return folder
 
 
@@ -70,7 +70,8 @@ def run(data: Path, models: dict[str, StandInT2I], args: argparse.Namespace, **k
         if event.case is not None:
             last[event.case.model] = time.perf_counter()
 
-    kw.setdefault("settings", {"max_rounds": 2, "variants": 2, "height": 48, "width": 48, "patience": None})
+    size = args.size
+    kw.setdefault("settings", {"max_rounds": 2, "variants": 2, "height": size, "width": size, "patience": None})
     start = time.perf_counter()
     report = evaluate(data, mllm=DelayedMLLM(args.mllm_delay), models=models, metrics=["sandbox"],
                       out=tempfile.mkdtemp(prefix="eval-scale-"), on_progress=progress, **kw)  # fmt: skip
@@ -180,12 +181,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dead-seconds", type=float, default=1.0, help="seconds each call of the dead model takes")
     parser.add_argument("--repeats", type=int, default=5, help="runs with and without the dead model, alternated")
     parser.add_argument("--short", action="store_true", help="a quick run (fewer references, shorter costs)")
+    parser.add_argument("--size", type=int, default=512, help="side of the references and renders, in pixels")
     parser.add_argument("--json", type=Path, help="where to write the JSON")
     args = parser.parse_args(argv)
     if args.short:
-        args.refs, args.single_refs, args.a, args.b, args.dead_seconds = 4, 12, 0.05, 0.01, 0.2
+        args.refs, args.single_refs, args.a, args.b, args.dead_seconds, args.size = 4, 12, 0.05, 0.01, 0.2, 64
     root = Path(tempfile.mkdtemp(prefix="eval-scale-refs-"))
-    data, single_data = references(root / "refs", args.refs), references(root / "single", args.single_refs)
+    data = references(root / "refs", args.refs, args.size)
+    single_data = references(root / "single", args.single_refs, args.size)
     figures = {
         "busy": busy_figure(data, args),
         "single": single_figure(single_data, args),

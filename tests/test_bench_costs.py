@@ -263,3 +263,24 @@ def test_a_case_that_fails_mid_run_keeps_what_it_spent(scenes: Path, tmp_path: P
     tokens = case.cost.mllm["sandbox"]
     assert own == pytest.approx(0.5 + (tokens.input_tokens * 3.0 + tokens.output_tokens * 15.0) / 1e6)
     assert share > 0
+
+
+def test_a_budget_counts_each_describers_descriptions_at_its_own_prices() -> None:
+    from types import SimpleNamespace
+
+    from imagerepainter.bench.budget import Budget
+    from imagerepainter.bench.prices import load_prices
+    from imagerepainter.results import Description
+
+    prices = load_prices(
+        {"mllm": {"cheap": {"input_per_million": 1, "output_per_million": 1},
+                  "dear": {"input_per_million": 100, "output_per_million": 100}}, "t2i": {}}
+    )  # fmt: skip
+    used = {"mllm_calls": 1, "input_tokens": 10_000, "output_tokens": 0}
+    described = [Description(prompt=f"p{i}", understanding=None, usage=used) for i in range(2)]
+    panel = SimpleNamespace(describers={
+        "a": SimpleNamespace(mllm="cheap?temperature=0", described=described[:1]),
+        "b": SimpleNamespace(mllm="dear", described=described[1:]),
+    })  # fmt: skip
+    # 10,000 tokens at $1 and at $100 per million: each describer's description at its own price
+    assert Budget(5.0, prices, describer=panel).spent == pytest.approx(0.01 + 1.0)

@@ -282,7 +282,7 @@ def _room(module: str, modules: dict[str, Path]) -> str:
         return parts[1]
     path = modules[module]
     if ALIAS in path.read_text(encoding="utf-8"):
-        (target,) = {t for t, _ in _imported(module, modules, lazy=False)} - {"typing", "sys"}
+        (target,) = {t for t, _ in _imported(module, modules, lazy=False)}  # the one package module it aliases
         return _room(target, modules)
     return "front" if parts[1] in FRONT else "foundation"
 

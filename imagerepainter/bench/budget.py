@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
 from .costs import case_dollars, description_cost, mllm_dollars
+from .prices import mllm_key
 
 if TYPE_CHECKING:
     from .prices import Prices
@@ -83,8 +84,6 @@ class Budget:
 
     def _described(self) -> list[tuple[str, Any]]:
         """(prices key, description) of each description this call computed."""
-        from .prices import mllm_key
-
         panel = getattr(self.describer, "describers", None)
         if panel is None:
             return [(self.mllm, d) for d in list(getattr(self.describer, "described", None) or [])]
