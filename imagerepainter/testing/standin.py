@@ -86,18 +86,25 @@ class StandInT2I:
         return batch / seconds if seconds > 0 else float("inf")
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GeneratedImage]:
-        """Sleep ``a + b * len(requests)`` seconds, then render the requests (or fail)."""
+        """Render the requests (or fail) in ``a + b * len(requests)`` seconds.
+
+        The images are made *within* the call's cost, as a pipeline's are: the call sleeps
+        whatever of its cost the rendering left (a render slower than the cost makes the call
+        longer). A failing call costs its time and renders nothing.
+        """
         start = time.perf_counter()
-        time.sleep(self.cost(len(requests)))
+        with self._lock:
+            self.batch_sizes.append(len(requests))
+            failing = self.fail is not None and len(self.batch_sizes) > self.fail_after
+        images = [] if failing else self._sandbox.generate(requests)
+        time.sleep(max(0.0, start + self.cost(len(requests)) - time.perf_counter()))
         with self._lock:
             self.intervals.append((start, time.perf_counter()))
-            self.batch_sizes.append(len(requests))
-            calls = len(self.batch_sizes)
-        if self.fail is not None and calls > self.fail_after:
+        if failing:
             error = GenerationError(f"{self.name}: {self.fail}", backend=self.name)
             error.status_code = self.status  # type: ignore[attr-defined]
             raise error
-        return self._sandbox.generate(requests)
+        return images
 
     @property
     def images(self) -> int:
