@@ -109,6 +109,49 @@ def test_merged_renders_give_each_case_the_images_it_would_get_alone():
     assert [h for i in range(3) for h in got[i]] == alone
 
 
+def test_the_stand_in_renders_within_the_cost_of_its_call():
+    """A call costs ``a + b * batch`` seconds with its images made inside it, as a pipeline's are:
+    the time recorded as busy is all the call takes."""
+    model = StandInT2I(a=0.2, b=0.05, max_batch_size=4)
+    prompt = "a red circle, a blue square"
+    requests = [GenerationRequest(prompt=prompt, seed=i, width=512, height=512) for i in range(4)]
+    before = time.perf_counter()
+    images = model.generate(requests)
+    took = time.perf_counter() - before
+    ((start, end),) = model.intervals
+    assert len(images) == 4 and images[0].image.size == (512, 512)
+    assert end - start >= model.cost(4)
+    assert took - (end - start) < 0.05  # rendering four 512 px images outside the call took about 0.1 s
+
+
+def test_a_request_handed_in_during_a_call_does_not_wait_a_window_after_it():
+    """The window is counted from when a request was handed in: one that waited through a call
+    goes next at once, where a window counted from the device's freeing would idle it again."""
+    model = StandInT2I(a=1.2, b=0.0, max_batch_size=4)
+    batcher = RenderBatcher(model, window=1.0)
+
+    def case(seed: int) -> None:
+        with batcher.case():
+            batcher.generate(_requests([seed]))
+
+    with batcher.case():  # a case that never hands a render in: only the window closes a batch
+        handed_in = time.perf_counter()
+        first = threading.Thread(target=case, args=(1,))
+        first.start()
+        deadline = time.monotonic() + 30
+        while not model.batch_sizes and time.monotonic() < deadline:  # the first call has started
+            time.sleep(0.01)
+        second = threading.Thread(target=case, args=(2,))
+        second.start()
+        first.join()
+        second.join()
+    batcher.close()
+    (start_1, end_1), (start_2, _) = sorted(model.intervals)
+    assert model.batch_sizes == [1, 1]
+    assert start_1 - handed_in >= 0.9  # alone and not full: the first request waited its window
+    assert start_2 - end_1 < 0.5  # the second had waited 1.2 s during the call: no second window
+
+
 def test_a_failed_merged_call_fails_every_case_in_it_with_its_own_error():
     batcher = RenderBatcher(StandInT2I(a=0.0, b=0.0, fail="HTTP 500"), window=0.5)
     errors: list[BaseException] = []

@@ -15,8 +15,11 @@ landed in: the sandbox renders identical pixels, a diffusers pipeline equal ones
 float rounding of batched kernels (see ``docs/performance.md`` for the measured difference).
 
 At most ``slots`` calls run at once (1 protects a GPU). A batch waits for more requests only
-while the device is free, and never longer than ``window`` seconds, nor once every case of
-the model in flight (:meth:`RenderBatcher.case`) has handed its requests in. When a merged
+while the device is free, nor once every case of the model in flight
+(:meth:`RenderBatcher.case`) has handed its requests in, and no request waits for companions
+longer than ``window`` seconds after it was handed in (like a serving batcher's queue delay):
+a request handed in while the device was busy has been waiting during the call, so a device
+that frees with requests waiting does not idle a whole window before the next call. When a merged
 call fails, every case in it gets the error (each its own copy).
 
 :class:`ScoreBatcher` does the same for the metrics: the final scoring of concurrent cases'
@@ -49,7 +52,7 @@ from ..errors import ConfigurationError, GenerationError
 __all__ = ["DEFAULT_WINDOW", "CompositeScoreBatcher", "MergeBatcher", "RenderBatcher", "ScoreBatcher"]
 
 DEFAULT_WINDOW = 0.01
-"""Seconds a free device waits for more cases' requests before it renders a batch that is not full."""
+"""Most seconds a request waits, from when it was handed in, for more cases' requests to fill its batch."""
 
 _IDLE_SECONDS = 5.0
 """Seconds a worker thread waits for work before it ends (a batcher nobody closes leaves no thread behind)."""
@@ -61,6 +64,8 @@ class _Ticket:
 
     items: list[Any]
     size: int
+    arrived: float = field(default_factory=time.monotonic)
+    """When the case handed it in: the merge window runs from here."""
     done: threading.Event = field(default_factory=threading.Event)
     results: list[Any] = field(default_factory=list)
     error: BaseException | None = None
@@ -72,7 +77,7 @@ class MergeBatcher:
     The generic part of :class:`RenderBatcher` and :class:`ScoreBatcher`: a case hands in a
     list of items (:meth:`submit`) and waits; a worker thread takes the oldest calls that fit
     ``max_batch_size`` (counted by :meth:`_size`) once the batch is full, every case in flight
-    (:meth:`case`) is waiting, or ``window`` seconds passed, makes one :meth:`_call` for all of
+    (:meth:`case`) is waiting, or the oldest has waited ``window`` seconds, makes one :meth:`_call` for all of
     their items, and hands each case its own slice of the results. A failed call fails every
     case in it, each with its own copy of the error. Subclasses define :meth:`_call` and
     :meth:`_closed_error` (and :meth:`_size` when an item is more than one unit of work).
@@ -80,7 +85,8 @@ class MergeBatcher:
     Args:
         name: Named in errors and thread names.
         slots: Calls that may run at once (1 protects a GPU).
-        window: Most seconds a free device waits to fill a batch (:data:`DEFAULT_WINDOW`).
+        window: Most seconds a request waits for others to fill its batch, from when it was
+            handed in (:data:`DEFAULT_WINDOW`).
         max_batch_size: Most units of work per call.
     """
 
@@ -181,8 +187,8 @@ class MergeBatcher:
 
     def _fill(self) -> None:
         """Wait (holding the condition) until a batch is full, every case in flight is waiting,
-        or the window is over."""
-        deadline = time.monotonic() + self.window
+        or the oldest request has waited its window."""
+        deadline = self._pending[0].arrived + self.window
         while not self._closed:
             waiting = sum(t.size for t in self._pending)
             if waiting >= self.max_batch_size or len(self._pending) >= self._cases:
@@ -226,7 +232,7 @@ class RenderBatcher(MergeBatcher):
     Args:
         t2i: The model's backend (resolved).
         slots: Pipeline calls that may run at once.
-        window: Most seconds a free device waits to fill a batch (:data:`DEFAULT_WINDOW`).
+        window: Most seconds a request waits for others to fill its batch (:data:`DEFAULT_WINDOW`).
         max_batch_size: Most images per call; default the backend's ``capabilities.max_batch_size``.
 
     Example:
@@ -290,7 +296,7 @@ class ScoreBatcher(MergeBatcher):
     Args:
         scorer: The scorer (resolved); :meth:`prepare` is its own, not merged (once per reference).
         slots: Scorer calls that may run at once.
-        window: Most seconds a free device waits to fill a batch (:data:`DEFAULT_WINDOW`).
+        window: Most seconds a request waits for others to fill its batch (:data:`DEFAULT_WINDOW`).
         max_batch_size: Most candidates per call; default 64.
 
     Example:

@@ -109,8 +109,8 @@ class WorkerSpec:
     config: dict[str, Any]
     device_slots: int = 1
     batch_window: float = DEFAULT_WINDOW
-    """Seconds a free device waits to merge more cases' renders into one call
-    (see :mod:`~imagerepainter.bench.batching`)."""
+    """Most seconds a render request waits, from when its case handed it in, for more cases'
+    renders to merge into one call (see :mod:`~imagerepainter.bench.batching`)."""
     metric_objects: Sequence[Metric] | None = field(default=None, compare=False)
     """Metrics already resolved (used as they are instead of resolving ``metrics``)."""
     describers: Mapping[str, Any] = field(default_factory=dict)
