@@ -155,6 +155,7 @@ def test_token_counts_flow_from_the_wire_into_the_ledger(scenes: Path, tmp_path:
 def test_a_budget_stops_starting_cases_and_the_next_call_finishes_them(scenes: Path, tmp_path: Path) -> None:
     first = _evaluate(scenes, tmp_path, prices=PRICES, budget=1e-6, max_concurrency=2)
     assert first.computed == 2 and first.not_started == 10  # the two cases in flight finished and were kept
+    assert first.descriptions_computed == 1  # both were the first reference's: nothing described ahead under a budget
     assert first.budget_stop is not None and first.budget_stop["spent"] >= 1e-6
     note = json.loads(first.write_reports()["json"].read_text())["costs"]["budget_note"]
     assert "did not start" in note and "10 cases" in note

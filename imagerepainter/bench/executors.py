@@ -17,9 +17,10 @@ from ..images import load_image
 from .breaker import BREAKER_THRESHOLD, CircuitBreaker
 from .describer import Describer, Describers
 from .engine import CaseJob, CaseOutcome, Workbench, WorkerSpec, failed_case
+from .lookahead import DEFAULT_AHEAD, DescribeAhead
 from .scheduler import schedule
 
-__all__ = ["Executor", "LocalExecutor", "prepare_case"]
+__all__ = ["Executor", "LocalExecutor", "describe_ahead", "prepare_case"]
 
 Executor = Callable[[Sequence[CaseJob], WorkerSpec, Describers], Iterator[CaseOutcome]]
 """Runs jobs and yields their outcomes in any order (in the calling thread). An executor that takes a
@@ -38,6 +39,13 @@ def prepare_case(job: CaseJob, describer: Describer | Describers) -> tuple[Any, 
         return image, Describers.of(describer).get(ref.sha256, image, job.describer)
     except Exception as exc:  # the reference or the MLLM, not the model: its breaker does not count it
         return CaseOutcome(failed_case(job, exc), model_failure=False)
+
+
+def describe_ahead(jobs: Sequence[CaseJob], describer: Describer | Describers, budget: Any = None) -> DescribeAhead:
+    """The executor's :class:`~imagerepainter.bench.lookahead.DescribeAhead` for ``jobs``: the next
+    references described while cases render; none ahead under a ``budget`` (it pays only for
+    what started cases need)."""
+    return DescribeAhead(jobs, Describers.of(describer), ahead=0 if budget is not None else DEFAULT_AHEAD)
 
 
 class LocalExecutor:
@@ -60,7 +68,10 @@ class LocalExecutor:
             with contextlib.suppress(ModelLoadError):  # kept by the workbench: the model's cases fail with it
                 bench.engine(model)
 
+        ahead = describe_ahead(jobs, describer, budget)
+
         def task(job: CaseJob) -> CaseOutcome:
+            ahead.started(job)
             prepared = prepare_case(job, describer)
             if isinstance(prepared, CaseOutcome):
                 return prepared
@@ -70,4 +81,5 @@ class LocalExecutor:
         try:
             yield from schedule(task, jobs, max_concurrency=self.max_concurrency, breaker=breaker, budget=budget)
         finally:
+            ahead.close()
             bench.close()

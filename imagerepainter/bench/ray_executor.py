@@ -37,7 +37,7 @@ from ..results import Description
 from .breaker import BREAKER_THRESHOLD, CircuitBreaker
 from .describer import Describers
 from .engine import CaseJob, CaseOutcome, Workbench, WorkerSpec, failed_case
-from .executors import prepare_case
+from .executors import describe_ahead, prepare_case
 from .scheduler import schedule
 
 __all__ = ["RayExecutor"]
@@ -121,7 +121,10 @@ class RayExecutor:
                 ray.get([actor.ready.remote() for actor in actors])
                 self.start_seconds = time.perf_counter() - start
 
+                ahead = describe_ahead(jobs, describer, budget)
+
                 def task(job: CaseJob) -> CaseOutcome:
+                    ahead.started(job)
                     prepared = prepare_case(job, describer)  # description and reference read here, on the driver
                     if isinstance(prepared, CaseOutcome):
                         return prepared
@@ -141,6 +144,7 @@ class RayExecutor:
                         task, jobs, max_concurrency=self.max_concurrency, breaker=breaker, budget=budget
                     )
                 finally:
+                    ahead.close()
                     for actor in actors:
                         ray.kill(actor)
             finally:

@@ -2,7 +2,8 @@
 
 An evaluation's cases form one *lane* per model (the model's cases in reference order, modes
 of a reference together, so every model asks for the same references at about the same time
-and each shared description is computed once while the others wait for it). ``max_concurrency``
+and each shared description is computed once; the executors describe the next references ahead,
+:mod:`~imagerepainter.bench.lookahead`). ``max_concurrency``
 threads take cases; a free thread takes the next case of the model with the **fewest cases in
 flight** (ties: the model served least recently). So with ``M`` models and at least ``2 M``
 threads, each model always has two or more cases running: while one case of a model renders,
