@@ -255,7 +255,7 @@ def test_a_model_keeps_no_image_once_its_cases_are_done(scenes, tmp_path):
         for mode in ("single", "repaint"):
             job = CaseJob(f"{ref.id}-{mode}", "d", ref, "m", "sandbox", mode, 0, "sandbox")
             outcomes.append(bench.run_case(job, *prepare_case(job, describer)))
-    assert all(o.case.status == "ok" and o.best_png for o in outcomes)
+    assert all(o.case.status == "ok" and o.png() for o in outcomes)
     assert len(bench.engine("m").store) == 0 and len(describer._describing_repainter().store) == 0
 
 

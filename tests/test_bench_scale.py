@@ -348,3 +348,37 @@ def test_tiny_diffusers_renders_merged_across_cases_equal_the_unbatched_ones(tin
     assert batcher.calls < 4  # merged
     merged = [image for i in range(4) for image in got[i]]
     assert max(int(np.abs(a - b).max()) for a, b in zip(alone, merged, strict=True)) <= BATCH_TOLERANCE
+
+
+def test_best_images_are_encoded_where_they_are_stored_not_on_the_cases_threads(tmp_path, monkeypatch):
+    import imagerepainter.bench.engine as engine
+    from imagerepainter.images import load_image
+
+    threads: list[str] = []
+    encode = engine.encode_png
+
+    def recording(image, **kw):
+        threads.append(threading.current_thread().name)
+        return encode(image, **kw)
+
+    monkeypatch.setattr(engine, "encode_png", recording)
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    for i in range(2):
+        render_scene(random_scene(i), 64, 64).save(scenes / f"scene_{i}.png")
+    report = _run(scenes, tmp_path / "out", {"m": "sandbox"}, modes=["single", "repaint"], max_concurrency=2)
+    assert report.computed == 4 and threads == [threading.main_thread().name] * 4  # the thread that stores them
+    case = report.cases[0]
+    stored = load_image(report.out / case.best_image)
+    assert stored.size == (SETTINGS["width"], SETTINGS["height"])  # the best image, written before its row
+
+
+def test_an_outcome_sent_from_a_worker_carries_its_best_image_encoded() -> None:
+    image = render_scene(random_scene(3), 48, 48)
+    outcome = CaseOutcome(failed_case(_job("m", 1), "n/a"), best_image=image)
+    sent = outcome.encoded()
+    assert sent.best_image is None and sent.best_png == outcome.png()
+    from imagerepainter.images import load_image
+
+    assert image_sha256(load_image(sent.best_png)) == image_sha256(image)  # lossless
+    assert sent.encoded() is sent and CaseOutcome(sent.case).png() is None

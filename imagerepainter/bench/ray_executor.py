@@ -56,7 +56,7 @@ class _CaseActor:
     def run_case(self, job: CaseJob, png: bytes, description: dict[str, Any]) -> CaseOutcome:
         from ..images import load_image
 
-        return self.bench.run_case(job, load_image(png), Description.model_validate(description))
+        return self.bench.run_case(job, load_image(png), Description.model_validate(description)).encoded()
 
 
 class RayExecutor:

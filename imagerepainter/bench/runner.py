@@ -592,11 +592,12 @@ def _save(store: ResultsStore, outcome: CaseOutcome, environment: EnvironmentLog
     what the worker reported of its environment for the call's manifest."""
     environment.add(outcome.environment)
     case = outcome.case
-    if outcome.best_png is not None:
+    png = outcome.png()
+    if png is not None:
         rel = Path("images") / _safe(case.model) / case.mode / f"{_safe(case.reference_id)}-{case.case_id[:10]}.png"
         target = store.out / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(target, outcome.best_png)
+        atomic_write(target, png)
         case = case.model_copy(update={"best_image": rel.as_posix()})
     store.put_case(case)
     return case
