@@ -39,6 +39,7 @@ from dataclasses import replace
 
 from ..errors import ConfigurationError
 from .colors import PALETTE, basic_name, delta_e
+from .describe import SMALLEST_NOTICED
 from .scene import GRID, SIZE_WORDS, Scene, Shape, grid_anchor
 
 __all__ = ["ALSO_LOST", "DROP_KINDS", "check_drop", "drop"]
@@ -85,17 +86,52 @@ def _pass_colors_round(scene: Scene) -> list[Shape]:
     ]
 
 
-def _next_cell(v: float) -> float:
+def _next_cell(v: float, size: float) -> float:
+    """``v`` one grid cell on (the last wraps to the first), keeping its place in the cell; a shape
+    that fitted in the frame is kept inside it (drawn against the edge rather than cut by it)."""
     i = GRID.index(grid_anchor(v))
-    return v - GRID[i] + GRID[(i + 1) % 3]
+    moved = v - GRID[i] + GRID[(i + 1) % 3]
+    half = size / 2
+    if half <= v <= 1 - half:
+        moved = min(1 - half, max(half, moved))
+    return moved
 
 
-def _resize(shape: Shape) -> Shape:
-    words = list(SIZE_WORDS)
-    word = min(words[1:], key=lambda w: abs(SIZE_WORDS[w] - shape.size))
-    index = words.index(word)
-    target = words[index + 2] if index <= 2 else words[index - 2]
-    return replace(shape, size=SIZE_WORDS[target])
+_NAMED_SIZES = [w for w in SIZE_WORDS if SIZE_WORDS[w] >= SMALLEST_NOTICED]
+"""The size words a shape is drawn at: ``tiny`` shapes go unnoticed, and losing sizes must not lose shapes."""
+
+
+def _gap(a: Shape, b: Shape) -> float:
+    """How far apart two shapes are, edge to edge (negative when they overlap), as :func:`random_scene` measures."""
+    return math.dist((a.x, a.y), (b.x, b.y)) - 0.5 * (a.size + b.size)
+
+
+def _fits(shape: Shape, before: Shape, others: list[Shape]) -> bool:
+    """Whether ``shape`` (``before``, resized) overlaps no shape and leaves the frame no more than ``before`` did."""
+    inside = all(shape.size / 2 <= v <= 1 - shape.size / 2 for v in (shape.x, shape.y))
+    was_inside = all(before.size / 2 <= v <= 1 - before.size / 2 for v in (before.x, before.y))
+    return (inside or not was_inside) and all(_gap(shape, o) >= min(0.0, _gap(before, o)) for o in others)
+
+
+def _resize(shape: Shape, others: list[Shape]) -> Shape:
+    """``shape`` two size words larger or smaller (as far as the words go), whichever overlaps no other shape."""
+    word = min(_NAMED_SIZES, key=lambda w: abs(SIZE_WORDS[w] - shape.size))
+    i = _NAMED_SIZES.index(word)
+    up, down = _NAMED_SIZES[min(i + 2, len(_NAMED_SIZES) - 1)], _NAMED_SIZES[max(i - 2, 0)]
+    options = [w for w in ((up, down) if i < 2 else (down, up)) if w != word]
+    for target in options:
+        resized = replace(shape, size=SIZE_WORDS[target])
+        if _fits(resized, shape, others):
+            return resized
+    return replace(shape, size=SIZE_WORDS[options[0]])
+
+
+def _resize_all(shapes: tuple[Shape, ...]) -> list[Shape]:
+    """Every shape resized by :func:`_resize`, each against the others as drawn so far."""
+    out = list(shapes)
+    for i, shape in enumerate(shapes):
+        out[i] = _resize(shape, out[:i] + out[i + 1 :])
+    return out
 
 
 def _extra_copy(scene: Scene) -> Scene:
@@ -117,9 +153,9 @@ def drop(scene: Scene, kind: str) -> Scene:
     if kind == "color":
         shapes = _pass_colors_round(scene)
     elif kind == "position":
-        shapes = [replace(s, x=_next_cell(s.x), y=_next_cell(s.y)) for s in scene.shapes]
+        shapes = [replace(s, x=_next_cell(s.x, s.size), y=_next_cell(s.y, s.size)) for s in scene.shapes]
     elif kind == "size":
-        shapes = [_resize(s) for s in scene.shapes]
+        shapes = _resize_all(scene.shapes)
     else:
         shapes = [replace(s, kind=_OTHER_KIND.get(s.kind, "square")) for s in scene.shapes]
     return replace(scene, shapes=tuple(shapes))
