@@ -148,9 +148,9 @@ DROPPED = {f"no{kind}": kind for kind in ("color", "position", "size", "count", 
 MODELS = {"exact": "sandbox", **{model: f"sandbox?drop={kind}" for model, kind in DROPPED.items()}}
 CLOSE = 0.1
 """How far from the exact model's fidelity every kind a model does not drop stays, in both modes."""
-CLOSE_RELATION = {"single": 0.1, "repaint": 0.2}
+CLOSE_RELATION = {"single": 0.1, "repaint": 0.15}
 """The same for relations: in ``repaint`` they hang on the fine places the loop refines, and a model that
-loses another kind lets the loop refine fewer of them in its rounds (0.16 under drop=size on these scenes)."""
+loses another kind leaves the loop fewer edits for them (0.12 under drop=size on these scenes)."""
 
 
 def _scenes(folder: Path, n: int = 12) -> Path:

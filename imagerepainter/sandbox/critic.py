@@ -137,8 +137,8 @@ def _shape_cues(a: Blob, b: Shape) -> Cues:
 
 def _by_shape(cues: Cues) -> float:
     """The cost of a pair, its colour term stopped at :data:`MAX_COLOR_COST` when both are of one kind:
-    a shape of the right kind and size in its place, in any other colour, is nearer than one of the
-    right colour a cell away. Shapes that differ in kind too keep the whole colour term."""
+    a shape of the right kind in its place, in any other colour, is nearer than one of the right colour
+    a cell away. Shapes that differ in kind too keep the whole colour term."""
     place, color, size, kind = cues
     return place + (color if kind else min(color, MAX_COLOR_COST)) + size + kind
 
@@ -162,16 +162,20 @@ def _match_shapes(
     one kind near each other (:func:`_same_kind`); shapes of one kind and size wherever they are
     (:func:`_moved`, at most :data:`MAX_MOVED`): the same shape, moved; then any shapes near each
     other (:func:`_by_shape`)."""
+    passes: tuple[tuple[Callable[[Cues], float], float], ...] = (
+        (_same_kind, max_cost),
+        (_moved, MAX_MOVED),
+        (_by_shape, max_cost),
+    )
     matched: dict[int, int] = {}
-    for cost, limit in ((_same_kind, max_cost), (_moved, MAX_MOVED), (_by_shape, max_cost)):
+    for cost, limit in passes:
         rest_left = [i for i in range(len(left)) if i not in matched]
         rest_right = [j for j in range(len(right)) if j not in matched.values()]
-        found = _greedy_match(
-            [left[i] for i in rest_left],
-            [right[j] for j in rest_right],
-            lambda a, b, cost=cost: cost(cues(a, b)),
-            limit,
-        )
+
+        def pair_cost(a: A, b: B, cost: Callable[[Cues], float] = cost) -> float:
+            return cost(cues(a, b))
+
+        found = _greedy_match([left[i] for i in rest_left], [right[j] for j in rest_right], pair_cost, limit)
         matched |= {rest_left[i]: rest_right[j] for i, j in found.items()}
     return matched
 

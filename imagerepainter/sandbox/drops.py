@@ -106,31 +106,34 @@ def _gap(a: Shape, b: Shape) -> float:
     return math.dist((a.x, a.y), (b.x, b.y)) - 0.5 * (a.size + b.size)
 
 
-def _fits(shape: Shape, before: Shape, others: list[Shape]) -> bool:
-    """Whether ``shape`` (``before``, resized) overlaps no shape and leaves the frame no more than ``before`` did."""
+def _overlap_added(shape: Shape, before: Shape, others: list[Shape]) -> float:
+    """How much more ``shape`` (``before``, resized) overlaps another shape than ``before`` did (0 when no
+    more), or 1 when it leaves the frame and ``before`` did not."""
     inside = all(shape.size / 2 <= v <= 1 - shape.size / 2 for v in (shape.x, shape.y))
     was_inside = all(before.size / 2 <= v <= 1 - before.size / 2 for v in (before.x, before.y))
-    return (inside or not was_inside) and all(_gap(shape, o) >= min(0.0, _gap(before, o)) for o in others)
+    worse = max((min(0.0, _gap(before, o)) - _gap(shape, o) for o in others), default=0.0)
+    return (1.0 if was_inside and not inside else 0.0) + max(0.0, worse)
 
 
-def _resize(shape: Shape, others: list[Shape]) -> Shape:
-    """``shape`` two size words larger or smaller (as far as the words go), whichever overlaps no other shape."""
+def _size_options(shape: Shape) -> list[float]:
+    """The sizes ``shape`` may take, preferred first: two size words larger for small and medium shapes,
+    smaller for large and huge ones; two words the other way (as far as the words go); then one word."""
     word = min(_NAMED_SIZES, key=lambda w: abs(SIZE_WORDS[w] - shape.size))
-    i = _NAMED_SIZES.index(word)
-    up, down = _NAMED_SIZES[min(i + 2, len(_NAMED_SIZES) - 1)], _NAMED_SIZES[max(i - 2, 0)]
-    options = [w for w in ((up, down) if i < 2 else (down, up)) if w != word]
-    for target in options:
-        resized = replace(shape, size=SIZE_WORDS[target])
-        if _fits(resized, shape, others):
-            return resized
-    return replace(shape, size=SIZE_WORDS[options[0]])
+    i, last = _NAMED_SIZES.index(word), len(_NAMED_SIZES) - 1
+    steps = (2, -2, 1, -1) if i < 2 else (-2, 2, -1, 1)
+    words = dict.fromkeys(_NAMED_SIZES[min(max(i + step, 0), last)] for step in steps)
+    return [SIZE_WORDS[w] for w in words if w != word]
 
 
 def _resize_all(shapes: tuple[Shape, ...]) -> list[Shape]:
-    """Every shape resized by :func:`_resize`, each against the others as drawn so far."""
+    """Each shape at its first size of :func:`_size_options` that adds no overlap with another shape
+    (drawn as resized so far; one still to come at the smallest size it may take) and stays in the
+    frame; the one that adds least when none can."""
     out = list(shapes)
     for i, shape in enumerate(shapes):
-        out[i] = _resize(shape, out[:i] + out[i + 1 :])
+        others = out[:i] + [replace(s, size=min(_size_options(s))) for s in shapes[i + 1 :]]
+        size = min(_size_options(shape), key=lambda v: _overlap_added(replace(shape, size=v), shape, others))
+        out[i] = replace(shape, size=size)
     return out
 
 
