@@ -482,13 +482,13 @@ def test_the_critic_recolours_a_shape_drawn_in_another_colour_instead_of_adding_
 
 
 def test_the_critic_moves_a_shape_drawn_a_cell_away_instead_of_adding_one() -> None:
-    """drop=position draws every shape a grid cell off: the edits move shapes, never add or remove them."""
-    moves = 0
-    for seed in range(2000, 2012):
-        edits = _critique_of_a_drop(seed, "position")
-        assert not [e for e in edits if e.startswith(("add ", "remove "))], (seed, edits)
-        moves += sum(e.startswith("move ") for e in edits)
-    assert moves >= sum(len(random_scene(seed).shapes) for seed in range(2000, 2012)) - 4
+    """drop=position draws every shape a grid cell off: the edits move shapes. A shape drawn onto the place
+    of another of its kind can pass for that one recoloured (2 of the 46 shapes here): then one is added
+    and one removed."""
+    edits = [e for seed in range(2000, 2012) for e in _critique_of_a_drop(seed, "position")]
+    shapes = sum(len(random_scene(seed).shapes) for seed in range(2000, 2012))
+    assert sum(e.startswith("move ") for e in edits) >= shapes - 6
+    assert len([e for e in edits if e.startswith(("add ", "remove "))]) <= 4
 
 
 def test_drop_size_moves_every_shape_two_words_without_new_overlaps() -> None:

@@ -29,11 +29,11 @@ import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Literal, NamedTuple, TypeVar
 
 import numpy as np
 
-from .colors import RGB, delta_e, format_color, rgb_to_lab
+from .colors import RGB, basic_name, delta_e, format_color, rgb_to_lab
 from .describe import direction_words, fine_color, fine_shape
 from .edits import (
     add_edit,
@@ -119,12 +119,30 @@ def _greedy_match(
     return matched
 
 
-Cues = tuple[float, float, float, float]
-"""How unlike two shapes are in place, colour, size and kind: the four terms of a match's cost."""
+class Cues(NamedTuple):
+    """How unlike two shapes are: the four terms of a match's cost, and whether their colours differ in name."""
+
+    place: float
+    color: float
+    size: float
+    kind: float
+    other_term: bool
+    """The two colours have different basic colour terms (a red and a blue; not a crimson and a red)."""
+
+    @property
+    def cost(self) -> float:
+        """The whole cost: every term in full."""
+        return self.place + self.color + self.size + self.kind
 
 
 def _cues(x1: float, y1: float, c1: RGB, s1: float, k1: str, x2: float, y2: float, c2: RGB, s2: float, k2: str) -> Cues:
-    return math.dist((x1, y1), (x2, y2)), 0.004 * delta_e(c1, c2), 0.5 * abs(s1 - s2), 0.05 if k1 != k2 else 0.0
+    return Cues(
+        place=math.dist((x1, y1), (x2, y2)),
+        color=0.004 * delta_e(c1, c2),
+        size=0.5 * abs(s1 - s2),
+        kind=0.05 if k1 != k2 else 0.0,
+        other_term=basic_name(c1) != basic_name(c2),
+    )
 
 
 def _blob_cues(a: Blob, b: Blob) -> Cues:
@@ -139,20 +157,20 @@ def _by_shape(cues: Cues) -> float:
     """The cost of a pair, its colour term stopped at :data:`MAX_COLOR_COST` when both are of one kind:
     a shape of the right kind in its place, in any other colour, is nearer than one of the right colour
     a cell away. Shapes that differ in kind too keep the whole colour term."""
-    place, color, size, kind = cues
-    return place + (color if kind else min(color, MAX_COLOR_COST)) + size + kind
+    color = cues.color if cues.kind else min(cues.color, MAX_COLOR_COST)
+    return cues.place + color + cues.size + cues.kind
 
 
 def _same_kind(cues: Cues) -> float:
     """:func:`_by_shape` for two shapes of one kind; no pair (infinite) for two kinds."""
-    return math.inf if cues[3] else _by_shape(cues)
+    return math.inf if cues.kind else _by_shape(cues)
 
 
 def _moved(cues: Cues) -> float:
-    """The cost of two shapes of one kind wherever they are, colour stopped at :data:`MAX_COLOR_COST`:
-    small for one shape drawn a cell away, maybe in another shade; no pair (infinite) for two kinds."""
-    _, color, size, kind = cues
-    return math.inf if kind else min(color, MAX_COLOR_COST) + size
+    """The cost of two shapes of one kind and colour term wherever they are, the colour stopped at
+    :data:`MAX_COLOR_COST`: small for one shape drawn a cell away, maybe in another shade of its
+    colour; no pair (infinite) for two kinds or two colour terms (two shapes, not one moved)."""
+    return math.inf if cues.kind or cues.other_term else min(cues.color, MAX_COLOR_COST) + cues.size
 
 
 def _match_shapes(
@@ -207,11 +225,11 @@ def match_blobs(
     """
     if by_shape:
         return _match_shapes(reference, candidate, _blob_cues, max_cost)
-    return _greedy_match(reference, candidate, lambda a, b: sum(_blob_cues(a, b)), max_cost)
+    return _greedy_match(reference, candidate, lambda a, b: _blob_cues(a, b).cost, max_cost)
 
 
 def _shape_cost(a: Blob, b: Shape) -> float:
-    return sum(_shape_cues(a, b))
+    return _shape_cues(a, b).cost
 
 
 def _tone(want: RGB, have: RGB) -> str:

@@ -32,9 +32,9 @@ Measured on 12 generated scenes (``tests/test_bench_elements.py``), in ``single`
 mode alike: the dropped kind has the lowest fidelity, far below the exact model's, and every other
 kind stays within 0.1 of the exact model's (relations in ``repaint`` within 0.15: they hang on the
 fine places the loop refines, and a model that loses another kind leaves it fewer edits for them).
-In ``repaint`` the sandbox critic tells a recoloured, moved or resized shape to change, never to be
-added or removed (:func:`~imagerepainter.sandbox.critic.match_blobs`), so the best round carries no
-extra shapes.
+In ``repaint`` the sandbox critic tells a recoloured, moved or resized shape to change rather than
+adding one and removing another (:func:`~imagerepainter.sandbox.critic.match_blobs`), so the best
+round carries no extra shapes.
 
 Example:
     >>> from imagerepainter.sandbox.scene import parse_prompt
