@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
@@ -452,3 +453,67 @@ def test_on_photographs_no_round_repeats_a_prompt_or_a_shape(photo: str, evalref
         shapes = [p.strip() for p in prompt.split(",") if " at " in p]
         assert len(set(shapes)) == len(shapes), prompt
         assert " a indigo" not in prompt and " a orange" not in prompt
+
+
+# ----------------------------------------------------------------------------- drops, as the critic sees them
+
+
+def _first_prompt(seed: int) -> Scene:
+    """What the sandbox MLLM's first description of a generated scene asks for."""
+    from imagerepainter.sandbox.describe import coarse_scene
+
+    return coarse_scene(perceive(render_scene(random_scene(seed), 128, 128)))
+
+
+def _critique_of_a_drop(seed: int, kind: str) -> tuple[str, ...]:
+    """The edits for a render of a generated scene's own prompt that dropped ``kind``, against its exact render."""
+    prompt = random_scene(seed)
+    reference = perceive(render_scene(prompt, 128, 128))
+    dropped = SandboxT2I(drop=kind).render(GenerationRequest(prompt=prompt.to_prompt(), seed=1, height=128, width=128))
+    return review(reference, perceive(dropped), prompt, max_edits=10).edits
+
+
+def test_the_critic_recolours_a_shape_drawn_in_another_colour_instead_of_adding_one() -> None:
+    """drop=color draws each shape in its place in another colour: the edits recolour, never add or remove."""
+    edits = [e for seed in range(2000, 2012) for e in _critique_of_a_drop(seed, "color")]
+    shapes = sum(len(random_scene(seed).shapes) for seed in range(2000, 2012))
+    assert sum(e.startswith("change the color of") for e in edits) >= shapes - 2
+    assert not [e for e in edits if e.startswith(("add ", "remove "))]
+
+
+def test_the_critic_moves_a_shape_drawn_a_cell_away_instead_of_adding_one() -> None:
+    """drop=position draws every shape a grid cell off: the edits move shapes. A shape drawn onto the place
+    of another of its kind can pass for that one recoloured (2 of the 46 shapes here): then one is added
+    and one removed."""
+    edits = [e for seed in range(2000, 2012) for e in _critique_of_a_drop(seed, "position")]
+    shapes = sum(len(random_scene(seed).shapes) for seed in range(2000, 2012))
+    assert sum(e.startswith("move ") for e in edits) >= shapes - 6
+    assert len([e for e in edits if e.startswith(("add ", "remove "))]) <= 4
+
+
+def test_drop_size_moves_every_shape_two_words_without_new_overlaps() -> None:
+    from imagerepainter.sandbox.describe import SMALLEST_NOTICED, noticed
+    from imagerepainter.sandbox.drops import drop
+    from imagerepainter.sandbox.scene import SIZE_WORDS
+
+    words = [w for w in SIZE_WORDS if SIZE_WORDS[w] >= SMALLEST_NOTICED]
+
+    def gap(a: Shape, b: Shape) -> float:
+        return math.dist((a.x, a.y), (b.x, b.y)) - (a.size + b.size) / 2
+
+    checked = 0
+    for seed in range(2000, 2040):
+        prompt = _first_prompt(seed)
+        resized = drop(prompt, "size").shapes
+        for before, after in zip(prompt.shapes, resized, strict=True):
+            i, j = (words.index(next(w for w in words if SIZE_WORDS[w] == s.size)) for s in (before, after))
+            assert abs(i - j) in (1, 2), (seed, before, after)  # two words, one where two would overlap
+        pairs = zip(itertools.combinations(prompt.shapes, 2), itertools.combinations(resized, 2), strict=True)
+        for (a, b), (c, d) in pairs:
+            assert gap(a, b) < 0 or gap(c, d) >= 0, (seed, c, d)  # shapes apart stay apart
+        request = GenerationRequest(prompt=prompt.to_prompt(), seed=1)
+        exact, dropped = (perceive(SandboxT2I(drop=kind).render(request)) for kind in ("", "size"))
+        if all(gap(a, b) >= 0 for a, b in itertools.combinations(prompt.shapes, 2)):  # shapes told apart stay so
+            assert len(noticed(dropped)) == len(noticed(exact)), seed
+            checked += 1
+    assert checked >= 30

@@ -29,11 +29,11 @@ import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Literal, NamedTuple, TypeVar
 
 import numpy as np
 
-from .colors import RGB, delta_e, format_color, rgb_to_lab
+from .colors import RGB, basic_name, delta_e, format_color, rgb_to_lab
 from .describe import direction_words, fine_color, fine_shape
 from .edits import (
     add_edit,
@@ -48,10 +48,19 @@ from .edits import (
 from .perception import Blob, Perception
 from .scene import Scene, Shape
 
-__all__ = ["MAX_EDITS", "Finding", "Review", "match_blobs", "review"]
+__all__ = ["FAR_OFF", "MAX_COLOR_COST", "MAX_EDITS", "MAX_MOVED", "Finding", "Review", "match_blobs", "review"]
 
 MAX_EDITS = 3
 """Edits proposed per critique, weightiest first."""
+
+FAR_OFF = 0.25
+"""How far from the prompt's place a renderer may draw a shape for a move to make up for it (see :func:`review`)."""
+
+MAX_COLOR_COST = 0.1
+"""The most a difference in colour adds to the cost of pairing two shapes of one kind (see :func:`match_blobs`)."""
+
+MAX_MOVED = 0.15
+"""How alike in kind, size and colour two shapes far apart must be to be one shape, moved (see :func:`match_blobs`)."""
 
 Aspect = Literal["style", "composition", "content"]
 A = TypeVar("A")
@@ -110,27 +119,117 @@ def _greedy_match(
     return matched
 
 
-def _cost(
-    x1: float, y1: float, c1: RGB, s1: float, k1: str, x2: float, y2: float, c2: RGB, s2: float, k2: str
-) -> float:
-    return math.dist((x1, y1), (x2, y2)) + 0.004 * delta_e(c1, c2) + 0.5 * abs(s1 - s2) + (0.05 if k1 != k2 else 0.0)
+class Cues(NamedTuple):
+    """How unlike two shapes are: the four terms of a match's cost, and whether their colours differ in name."""
+
+    place: float
+    color: float
+    size: float
+    kind: float
+    other_term: bool
+    """The two colours have different basic colour terms (a red and a blue; not a crimson and a red)."""
+
+    @property
+    def cost(self) -> float:
+        """The whole cost: every term in full."""
+        return self.place + self.color + self.size + self.kind
 
 
-def _blob_cost(a: Blob, b: Blob) -> float:
-    return _cost(a.x, a.y, a.color, a.size, a.kind, b.x, b.y, b.color, b.size, b.kind)
+def _cues(x1: float, y1: float, c1: RGB, s1: float, k1: str, x2: float, y2: float, c2: RGB, s2: float, k2: str) -> Cues:
+    return Cues(
+        place=math.dist((x1, y1), (x2, y2)),
+        color=0.004 * delta_e(c1, c2),
+        size=0.5 * abs(s1 - s2),
+        kind=0.05 if k1 != k2 else 0.0,
+        other_term=basic_name(c1) != basic_name(c2),
+    )
 
 
-def match_blobs(reference: Sequence[Blob], candidate: Sequence[Blob], *, max_cost: float = 0.45) -> dict[int, int]:
+def _blob_cues(a: Blob, b: Blob) -> Cues:
+    return _cues(a.x, a.y, a.color, a.size, a.kind, b.x, b.y, b.color, b.size, b.kind)
+
+
+def _shape_cues(a: Blob, b: Shape) -> Cues:
+    return _cues(a.x, a.y, a.color, a.size, a.kind, b.x, b.y, b.color, b.size, b.kind)
+
+
+def _by_shape(cues: Cues) -> float:
+    """The cost of a pair, its colour term stopped at :data:`MAX_COLOR_COST` when both are of one kind:
+    a shape of the right kind in its place, in any other colour, is nearer than one of the right colour
+    a cell away. Shapes that differ in kind too keep the whole colour term."""
+    color = cues.color if cues.kind else min(cues.color, MAX_COLOR_COST)
+    return cues.place + color + cues.size + cues.kind
+
+
+def _same_kind(cues: Cues) -> float:
+    """:func:`_by_shape` for two shapes of one kind; no pair (infinite) for two kinds."""
+    return math.inf if cues.kind else _by_shape(cues)
+
+
+def _moved(cues: Cues) -> float:
+    """The cost of two shapes of one kind and colour term wherever they are, the colour stopped at
+    :data:`MAX_COLOR_COST`: small for one shape drawn a cell away, maybe in another shade of its
+    colour; no pair (infinite) for two kinds or two colour terms (two shapes, not one moved)."""
+    return math.inf if cues.kind or cues.other_term else min(cues.color, MAX_COLOR_COST) + cues.size
+
+
+def _match_shapes(
+    left: Sequence[A], right: Sequence[B], cues: Callable[[A, B], Cues], max_cost: float
+) -> dict[int, int]:
+    """Greedy pairs in three passes, each over the shapes the passes before left unpaired: shapes of
+    one kind near each other (:func:`_same_kind`); shapes of one kind and size wherever they are
+    (:func:`_moved`, at most :data:`MAX_MOVED`): the same shape, moved; then any shapes near each
+    other (:func:`_by_shape`)."""
+    passes: tuple[tuple[Callable[[Cues], float], float], ...] = (
+        (_same_kind, max_cost),
+        (_moved, MAX_MOVED),
+        (_by_shape, max_cost),
+    )
+    matched: dict[int, int] = {}
+    for cost, limit in passes:
+        rest_left = [i for i in range(len(left)) if i not in matched]
+        rest_right = [j for j in range(len(right)) if j not in matched.values()]
+
+        def pair_cost(a: A, b: B, cost: Callable[[Cues], float] = cost) -> float:
+            return cost(cues(a, b))
+
+        found = _greedy_match([left[i] for i in rest_left], [right[j] for j in rest_right], pair_cost, limit)
+        matched |= {rest_left[i]: rest_right[j] for i, j in found.items()}
+    return matched
+
+
+def match_blobs(
+    reference: Sequence[Blob], candidate: Sequence[Blob], *, max_cost: float = 0.45, by_shape: bool = False
+) -> dict[int, int]:
     """Pair each reference blob with the candidate blob most like it (position, colour, size, kind), greedily.
 
     Returns ``{reference index: candidate index}``; a blob with no partner closer than
     ``max_cost`` stays unpaired (missing from, or extra in, the candidate).
+
+    ``by_shape=True`` pairs as a critic names differences (:func:`review`): colour adds at most
+    :data:`MAX_COLOR_COST`, so a blue circle where the reference has a red one is that circle in
+    the wrong colour, not a missing red circle and an extra blue one; and blobs still unpaired
+    are paired when they differ in place alone, so a shape drawn a cell away is that shape moved.
+
+    Example:
+        >>> from imagerepainter.sandbox.perception import perceive
+        >>> from imagerepainter.sandbox.renderer import render_scene
+        >>> from imagerepainter.sandbox.scene import parse_prompt
+        >>> def seen(prompt):
+        ...     return perceive(render_scene(parse_prompt(prompt + ", white background"))).blobs
+        >>> red, blue = seen("a large red circle at center"), seen("a large blue circle at center")
+        >>> match_blobs(red, blue), match_blobs(red, blue, by_shape=True)
+        ({}, {0: 0})
+        >>> match_blobs(red, seen("a large red circle at bottom right"), by_shape=True)
+        {0: 0}
     """
-    return _greedy_match(reference, candidate, _blob_cost, max_cost)
+    if by_shape:
+        return _match_shapes(reference, candidate, _blob_cues, max_cost)
+    return _greedy_match(reference, candidate, lambda a, b: _blob_cues(a, b).cost, max_cost)
 
 
 def _shape_cost(a: Blob, b: Shape) -> float:
-    return _cost(a.x, a.y, a.color, a.size, a.kind, b.x, b.y, b.color, b.size, b.kind)
+    return _shape_cues(a, b).cost
 
 
 def _tone(want: RGB, have: RGB) -> str:
@@ -157,6 +256,27 @@ def _color_finding(
     return [Finding("style", note, edit(target), area * min(de, 60) / 60)]
 
 
+def _move_target(r: Blob, c: Blob, p: Shape) -> tuple[float, float]:
+    """Where a move puts the prompt's shape ``p``: as far from where the prompt has it as the
+    candidate's shape ``c`` is from the reference's ``r``, so the renderer's own small offsets cancel
+    out. Where the renderer drew the shape far from the prompt's place (more than :data:`FAR_OFF`: not an
+    offset a prompt can make up for) or that move leaves the frame: where the reference has it.
+
+    Example:
+        >>> from imagerepainter.sandbox.scene import Shape
+        >>> def blob(x, y):
+        ...     return Blob("circle", (0, 0, 0), x, y, 0.2, 0.03)
+        >>> _move_target(blob(0.3, 0.3), blob(0.52, 0.5), Shape("circle", (0, 0, 0), 0.2, 0.5, 0.5))
+        (0.28, 0.3)
+        >>> _move_target(blob(0.3, 0.3), blob(0.8, 0.8), Shape("circle", (0, 0, 0), 0.2, 0.5, 0.5))
+        (0.3, 0.3)
+    """
+    x, y = p.x + r.x - c.x, p.y + r.y - c.y
+    if math.dist((c.x, c.y), (p.x, p.y)) > FAR_OFF or not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+        x, y = r.x, r.y
+    return round(x, 2), round(y, 2)
+
+
 def _shape_findings(r: Blob, c: Blob, p: Shape) -> list[Finding]:
     """What differs between a shape seen in the reference (``r``) and in the candidate (``c``), drawn
     by the prompt's shape ``p``: its colour, kind, place and size."""
@@ -170,8 +290,7 @@ def _shape_findings(r: Blob, c: Blob, p: Shape) -> list[Finding]:
     dx, dy = r.x - c.x, r.y - c.y
     d = math.hypot(dx, dy)
     if d > 0.012:
-        x = round(min(1.0, max(0.0, p.x + dx)), 2)
-        y = round(min(1.0, max(0.0, p.y + dy)), 2)
+        x, y = _move_target(r, c, p)
         findings.append(
             Finding(
                 "composition",
@@ -221,8 +340,8 @@ def review(
         min_de=4,
     )
     shapes = list(prompt.shapes)
-    ref_to_cand = match_blobs(reference.blobs, candidate.blobs)
-    cand_to_prompt = _greedy_match(candidate.blobs, shapes, _shape_cost, 0.35)
+    ref_to_cand = match_blobs(reference.blobs, candidate.blobs, by_shape=True)
+    cand_to_prompt = _match_shapes(candidate.blobs, shapes, _shape_cues, 0.35)
     # -- shapes seen in both
     for ri, ci in ref_to_cand.items():
         r, c = reference.blobs[ri], candidate.blobs[ci]

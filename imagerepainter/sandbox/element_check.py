@@ -17,7 +17,9 @@ kind             verdict
 ``size``         yes for the same size word; partly one word off; else no
 ``count``        yes when as many shapes are noticed; else no
 ``relation``     ``"the A is <left of|right of|above|below> the B"``, checked on A's and B's
-                 matched shapes; no when either is missing or the text says something else
+                 matched shapes: yes when that is the main direction from A to B; partly when
+                 it holds but the other axis is the main one (A left of and farther above B);
+                 no when either is missing or the text says something else
 ``style``,       yes when the text's look (photograph or flat art) is the image's; else no
 ``lighting``
 ``palette``      half for the background's colour term, half for the share of the listed
@@ -77,11 +79,13 @@ def _shape_of(phrase: str) -> Shape | None:
 
 def _cost(shape: Shape, blob: Blob) -> float:
     """How unlike ``blob`` is to ``shape``: at most one point per cue (kind, place, size; colour 0.8, the
-    cue a render gets wrong most), so a shape wrong in one way is still closer than another that differs in two."""
+    cue a render gets wrong most), so a shape wrong in one way is still closer than another that differs in two.
+    A name places its object in a grid cell, so any place in that cell agrees with it."""
+    same_cell = _cell(shape.x, shape.y) == _cell(blob.x, blob.y)
     return (
         (0.0 if shape.kind == blob.kind else 1.0)
         + min(0.8, delta_e(shape.color, blob.color) / 25)
-        + min(1.0, (abs(shape.x - blob.x) + abs(shape.y - blob.y)) / 0.3)
+        + (0.0 if same_cell else min(1.0, (abs(shape.x - blob.x) + abs(shape.y - blob.y)) / 0.3))
         + min(1.0, abs(shape.size - blob.size) / 0.15)
     )
 
@@ -143,7 +147,9 @@ def _relation(text: str, found: Mapping[str, Blob | None]) -> tuple[str, str]:
         return "no", "one of them is missing"
     dx, dy = b.x - a.x, b.y - a.y
     seen = ("left of" if dx > 0 else "right of") if abs(dx) >= abs(dy) else ("above" if dy > 0 else "below")
-    return ("yes" if seen == match["rel"].lower() else "no"), f"the first is {seen} the second"
+    said = match["rel"].lower()
+    holds = {"left of": dx > 0, "right of": dx < 0, "above": dy > 0, "below": dy < 0}[said]
+    return _graded(seen == said, holds), f"the first is {seen} the second"
 
 
 def _palette(value: str, seen: Perception) -> tuple[str, str]:
