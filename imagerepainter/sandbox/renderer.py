@@ -8,6 +8,10 @@ closer image.
 ``SandboxT2I(fidelity=...)`` (spec ``sandbox?fidelity=0.6``) is a weaker model of known
 strength: it follows positions, sizes and colours less faithfully by degree and sometimes
 drops an object (:mod:`imagerepainter.sandbox.fidelity`), deterministically per (prompt, seed).
+
+Like a real model given "a green square on a green background", it keeps every shape off its
+ground: a shape asked in (nearly) the background's colour is drawn a shade lighter or darker
+(:func:`off_the_ground`), so a prompt never draws a shape into the background.
 ``SandboxT2I(drop="color")`` (spec ``sandbox?drop=color``) is wrong in one way only, on every
 shape: it loses the colours (or positions, sizes, the count, the objects themselves; see
 :mod:`imagerepainter.sandbox.drops`), for checking element-level fidelity.
@@ -33,11 +37,15 @@ from PIL import Image, ImageDraw
 from ..backends.base import GeneratedImage, GenerationRequest, T2ICapabilities
 from ..config import GenerationConfig
 from ..errors import ConfigurationError
+from .colors import RGB, delta_e
 from .drops import check_drop, drop
 from .fidelity import check_fidelity, misread
 from .scene import Scene, Shape, parse_prompt
 
-__all__ = ["SandboxT2I", "render_scene", "shape_polygon"]
+__all__ = ["GROUND_CONTRAST", "SandboxT2I", "off_the_ground", "render_scene", "shape_polygon"]
+
+GROUND_CONTRAST = 20.0
+"""A shape asked in a colour closer than this (CIELAB ΔE) to its background is drawn apart from it."""
 
 _SUPERSAMPLE = 3
 MIN_SIZE = 8
@@ -152,6 +160,35 @@ def render_scene(
     return image
 
 
+def _shade(color: RGB, toward: int, share: float) -> RGB:
+    r, g, b = (round(c + (toward - c) * share) for c in color)
+    return (r, g, b)
+
+
+def off_the_ground(scene: Scene) -> Scene:
+    """``scene`` with every shape at least :data:`GROUND_CONTRAST` from the background: a shape
+    closer is drawn lighter or darker, whichever stands out more, by the least shade that does.
+
+    Example:
+        >>> scene = parse_prompt("a large green circle at center, a red square, on a green background")
+        >>> [delta_e(s.color, scene.background) >= GROUND_CONTRAST for s in off_the_ground(scene).shapes]
+        [True, True]
+        >>> off_the_ground(scene).shapes[1] == scene.shapes[1]  # a shape that stands out is left as asked
+        True
+    """
+    shapes = []
+    for shape in scene.shapes:
+        if delta_e(shape.color, scene.background) < GROUND_CONTRAST:
+            for share in (0.25, 0.4, 0.55, 0.7):  # the least change that stands out
+                lighter, darker = _shade(shape.color, 255, share), _shade(shape.color, 0, share)
+                color = max((lighter, darker), key=lambda c: delta_e(c, scene.background))
+                if delta_e(color, scene.background) >= GROUND_CONTRAST:
+                    break
+            shape = replace(shape, color=color)
+        shapes.append(shape)
+    return replace(scene, shapes=tuple(shapes))
+
+
 class SandboxT2I:
     """The sandbox text-to-image backend (:class:`~imagerepainter.backends.base.TextToImage`).
 
@@ -253,7 +290,7 @@ class SandboxT2I:
         scene = parse_prompt(request.prompt)
         if self.fidelity < 1.0:
             scene = misread(scene, self.fidelity, prompt=request.prompt, seed=request.seed)
-        scene = drop(scene, self.drop)
+        scene = off_the_ground(drop(scene, self.drop))
         return render_scene(
             scene,
             request.width or self.default_size,
