@@ -48,7 +48,7 @@ from .edits import (
 from .perception import Blob, Perception
 from .scene import Scene, Shape
 
-__all__ = ["FAR_OFF", "MAX_COLOR_COST", "MAX_EDITS", "MAX_MOVED", "Finding", "Review", "match_blobs", "review"]
+__all__ = ["FAR_OFF", "MAX_COLOR_COST", "MAX_EDITS", "MAX_MOVED", "NEAR", "Finding", "Review", "match_blobs", "review"]
 
 MAX_EDITS = 3
 """Edits proposed per critique, weightiest first."""
@@ -58,6 +58,9 @@ FAR_OFF = 0.25
 
 MAX_COLOR_COST = 0.1
 """The most a difference in colour adds to the cost of pairing two shapes of one kind (see :func:`match_blobs`)."""
+
+NEAR = 0.15
+"""How close two shapes of one kind must be for a difference in colour alone to pair them (see :func:`match_blobs`)."""
 
 MAX_MOVED = 0.15
 """How alike in kind, size and colour two shapes far apart must be to be one shape, moved (see :func:`match_blobs`)."""
@@ -162,8 +165,10 @@ def _by_shape(cues: Cues) -> float:
 
 
 def _same_kind(cues: Cues) -> float:
-    """:func:`_by_shape` for two shapes of one kind; no pair (infinite) for two kinds."""
-    return math.inf if cues.kind else _by_shape(cues)
+    """:func:`_by_shape` for two shapes of one kind in nearly one place (within :data:`NEAR`); no
+    pair (infinite) for two kinds, or two places: a shape of the kind a cell away may be another
+    shape, drawn as the wrong kind."""
+    return math.inf if cues.kind or cues.place > NEAR else _by_shape(cues)
 
 
 def _moved(cues: Cues) -> float:
@@ -177,7 +182,7 @@ def _match_shapes(
     left: Sequence[A], right: Sequence[B], cues: Callable[[A, B], Cues], max_cost: float
 ) -> dict[int, int]:
     """Greedy pairs in three passes, each over the shapes the passes before left unpaired: shapes of
-    one kind near each other (:func:`_same_kind`); shapes of one kind and size wherever they are
+    one kind in nearly one place (:func:`_same_kind`); shapes of one kind and size wherever they are
     (:func:`_moved`, at most :data:`MAX_MOVED`): the same shape, moved; then any shapes near each
     other (:func:`_by_shape`)."""
     passes: tuple[tuple[Callable[[Cues], float], float], ...] = (
@@ -206,7 +211,8 @@ def match_blobs(
     Returns ``{reference index: candidate index}``; a blob with no partner closer than
     ``max_cost`` stays unpaired (missing from, or extra in, the candidate).
 
-    ``by_shape=True`` pairs as a critic names differences (:func:`review`): colour adds at most
+    ``by_shape=True`` pairs as a critic names differences (:func:`review`): between shapes of one
+    kind in nearly one place (:data:`NEAR`), colour adds at most
     :data:`MAX_COLOR_COST`, so a blue circle where the reference has a red one is that circle in
     the wrong colour, not a missing red circle and an extra blue one; and blobs still unpaired
     are paired when they differ in place alone, so a shape drawn a cell away is that shape moved.
