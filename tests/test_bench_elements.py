@@ -146,11 +146,10 @@ def test_the_metric_needs_the_tree_and_stores_every_verdict() -> None:
 
 DROPPED = {f"no{kind}": kind for kind in ("color", "position", "size", "count", "object")}
 MODELS = {"exact": "sandbox", **{model: f"sandbox?drop={kind}" for model, kind in DROPPED.items()}}
-CLOSE = 0.1
-"""How far from the exact model's fidelity every kind a model does not drop stays, in both modes."""
-CLOSE_RELATION = {"single": 0.1, "repaint": 0.15}
-"""The same for relations: in ``repaint`` they hang on the fine places the loop refines, and a model that
-loses another kind leaves the loop fewer edits for them (0.12 under drop=size on these scenes)."""
+CLOSE = {"single": 0.1, "repaint": 0.15}
+"""How far from the exact model's fidelity every kind a model does not drop stays. In ``repaint`` the
+loop answers the model's fault (it asks again for the colour, moves the shape back), and what it
+does then moves the other kinds a little more: up to 0.13 over six sets of generated scenes."""
 
 
 def _scenes(folder: Path, n: int = 12) -> Path:
@@ -183,8 +182,7 @@ def test_a_model_that_drops_one_kind_is_singled_out_by_the_elements_section(tmp_
             assert test["mean_diff"] > 0.5 and test["p_value"] < 0.05 and test["n"] == 12, test
             others = set(own) - {kind, *ALSO_LOST.get(kind, ())}
             off = {k: round(own[k] - exact[k], 2) for k in others}
-            close = {k: CLOSE_RELATION[mode] if k == "relation" else CLOSE for k in others}
-            assert all(abs(off[k]) <= close[k] for k in others), (model, mode, off)
+            assert all(abs(off[k]) <= CLOSE[mode] for k in others), (model, mode, off)
         lost = [x for x in board["lost"] if x["model"] == "nocolor" and x["mode"] == mode]
         assert lost and lost[0]["kind"] == "color" and lost[0]["verdict"] == "no" and lost[0]["others_best"] == 1.0
     page = report.out / "leaderboard.html"

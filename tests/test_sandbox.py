@@ -491,6 +491,27 @@ def test_the_critic_moves_a_shape_drawn_a_cell_away_instead_of_adding_one() -> N
     assert len([e for e in edits if e.startswith(("add ", "remove "))]) <= 4
 
 
+def test_the_critic_takes_a_shape_drawn_as_another_kind_for_itself_not_for_a_neighbour_of_that_kind() -> None:
+    """drop=object draws each shape in its place as another kind, which may be a neighbour's kind: a
+    shape of the neighbour's kind a cell away is not that neighbour recoloured (40 scenes: no add or remove)."""
+    edits = [e for seed in range(2000, 2040) for e in _critique_of_a_drop(seed, "object")]
+    assert edits and not [e for e in edits if e.startswith(("add ", "remove "))]
+
+
+def test_a_shape_asked_in_its_backgrounds_colour_is_drawn_apart_from_it() -> None:
+    """Like a real model given "a green circle on a green background", the sandbox keeps the shape visible."""
+    from imagerepainter.sandbox.renderer import GROUND_CONTRAST, off_the_ground
+
+    prompt = "a large green circle at center, a small red square at top left, on a green background"
+    image = SandboxT2I(noise=0).render(GenerationRequest(prompt=prompt, seed=1, height=128, width=128))
+    blobs = perceive(image).blobs
+    assert len(blobs) == 2 and {b.kind for b in blobs} == {"circle", "square"}
+    scene = parse_prompt(prompt)
+    kept = off_the_ground(scene)
+    assert kept.shapes[1] == scene.shapes[1]  # the red square stood out already: drawn as asked
+    assert GROUND_CONTRAST <= delta_e(kept.shapes[0].color, scene.background) < 45  # the least shade that does
+
+
 def test_drop_size_moves_every_shape_two_words_without_new_overlaps() -> None:
     from imagerepainter.sandbox.describe import SMALLEST_NOTICED, noticed
     from imagerepainter.sandbox.drops import drop

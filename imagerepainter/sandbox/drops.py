@@ -62,11 +62,14 @@ __all__ = ["ALSO_LOST", "DROP_KINDS", "check_drop", "drop"]
 DROP_KINDS: tuple[str, ...] = ("color", "position", "size", "count", "object")
 """The kinds a sandbox model can be made to lose (``sandbox?drop=KIND``)."""
 
-ALSO_LOST: dict[str, tuple[str, ...]] = {"position": ("relation",)}
-"""Element kinds that a drop takes along because they are made of the kind dropped: a relation
-("the circle is left of the star") is a relation between places. No map that moves every shape to
+ALSO_LOST: dict[str, tuple[str, ...]] = {"position": ("relation",), "color": ("palette",)}
+"""Element kinds that a drop takes along because they are made of the kind dropped. A relation
+("the circle is left of the star") is a relation between places: no map that moves every shape to
 another grid row *and* column can keep every pairwise direction once the shapes use all three
-columns (or rows), so ``drop=position`` loses relations too. Every other kind stays."""
+columns (or rows), so ``drop=position`` loses relations too. A palette ("blue background; red,
+yellow") is the picture's colours: passing the colours round keeps them, but a shape left with
+its own colour term (a single shape, two of one colour) takes another, so ``drop=color`` loses
+part of the palette (0.1-0.15 below the exact model's). Every other kind stays."""
 
 _OTHER_KIND = {"circle": "square", "square": "circle", "rectangle": "triangle", "triangle": "diamond",
                "diamond": "star", "star": "circle", "ring": "triangle", "blob": "square"}  # fmt: skip
